@@ -1,0 +1,212 @@
+//! Bit sets for the checkers: one bit per chunk, so memory grows with the
+//! device, never with the number of records.
+
+use std::collections::HashSet;
+
+/// A fixed-size bit set over `0..len`.
+#[derive(Debug, Clone)]
+pub struct DenseBitmap {
+    words: Vec<u64>,
+    len: u64,
+}
+
+impl DenseBitmap {
+    /// An all-clear set of `len` bits.
+    pub fn new(len: u64) -> Self {
+        DenseBitmap {
+            words: vec![0; len.div_ceil(64) as usize],
+            len,
+        }
+    }
+
+    /// Number of bits.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the set has no bits at all.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether bit `i` is set (false past the end).
+    #[inline]
+    pub fn get(&self, i: u64) -> bool {
+        i < self.len && self.words[(i / 64) as usize] & (1 << (i % 64)) != 0
+    }
+
+    /// Sets bit `i` and returns whether it was already set. `i` must be in range.
+    #[inline]
+    pub fn test_and_set(&mut self, i: u64) -> bool {
+        let word = &mut self.words[(i / 64) as usize];
+        let mask = 1 << (i % 64);
+        let was = *word & mask != 0;
+        *word |= mask;
+        was
+    }
+
+    /// Clears bit `i`. `i` must be in range.
+    #[inline]
+    pub fn clear(&mut self, i: u64) {
+        self.words[(i / 64) as usize] &= !(1 << (i % 64));
+    }
+
+    /// Number of set bits.
+    pub fn count_ones(&self) -> u64 {
+        self.words.iter().map(|w| u64::from(w.count_ones())).sum()
+    }
+
+    /// The maximal runs `[start, end)` of clear bits inside `from..to`.
+    pub fn clear_runs(&self, from: u64, to: u64) -> Vec<(u64, u64)> {
+        self.runs(from, to.min(self.len), false)
+    }
+
+    /// The maximal runs `[start, end)` of set bits inside `from..to`.
+    pub fn set_runs(&self, from: u64, to: u64) -> Vec<(u64, u64)> {
+        self.runs(from, to.min(self.len), true)
+    }
+
+    fn runs(&self, from: u64, to: u64, value: bool) -> Vec<(u64, u64)> {
+        let mut runs = Vec::new();
+        let mut i = from;
+        while i < to {
+            // Skip whole words that hold no bit of the wanted value.
+            if i % 64 == 0 && i + 64 <= to {
+                let word = self.words[(i / 64) as usize];
+                let unwanted = if value { 0 } else { u64::MAX };
+                if word == unwanted {
+                    i += 64;
+                    continue;
+                }
+            }
+            if self.get(i) != value {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < to {
+                if i % 64 == 0 && i + 64 <= to {
+                    let wanted = if value { u64::MAX } else { 0 };
+                    if self.words[(i / 64) as usize] == wanted {
+                        i += 64;
+                        continue;
+                    }
+                }
+                if self.get(i) != value {
+                    break;
+                }
+                i += 1;
+            }
+            runs.push((start, i));
+        }
+        runs
+    }
+}
+
+/// Bits per page of a [`SparseBitmap`].
+const PAGE_BITS: u64 = 1 << 15;
+/// Pages addressed directly; chunks beyond go to a hash set.
+const DIRECT_PAGES: u64 = 1 << 20;
+
+/// A bit set over all of `u64` for numbers read from disk (origin chunks):
+/// pages of 32768 bits are allocated on first use, so memory is one bit per
+/// chunk of the range actually touched; numbers too large for the page table
+/// (absurd values from damaged records) are kept in a hash set.
+#[derive(Debug, Default)]
+pub struct SparseBitmap {
+    pages: Vec<Option<Box<[u64]>>>,
+    far: HashSet<u64>,
+}
+
+impl SparseBitmap {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets bit `i` and returns whether it was already set.
+    #[inline]
+    pub fn test_and_set(&mut self, i: u64) -> bool {
+        let page = i / PAGE_BITS;
+        if page >= DIRECT_PAGES {
+            return !self.far.insert(i);
+        }
+        let page = page as usize;
+        if page >= self.pages.len() {
+            self.pages.resize_with(page + 1, || None);
+        }
+        let words = self.pages[page]
+            .get_or_insert_with(|| vec![0u64; (PAGE_BITS / 64) as usize].into_boxed_slice());
+        let bit = i % PAGE_BITS;
+        let word = &mut words[(bit / 64) as usize];
+        let mask = 1 << (bit % 64);
+        let was = *word & mask != 0;
+        *word |= mask;
+        was
+    }
+
+    /// Whether bit `i` is set.
+    pub fn get(&self, i: u64) -> bool {
+        let page = i / PAGE_BITS;
+        if page >= DIRECT_PAGES {
+            return self.far.contains(&i);
+        }
+        let bit = i % PAGE_BITS;
+        self.pages
+            .get(page as usize)
+            .and_then(|p| p.as_ref())
+            .is_some_and(|words| words[(bit / 64) as usize] & (1 << (bit % 64)) != 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn dense_basics() {
+        let mut bits = DenseBitmap::new(130);
+        assert!(!bits.test_and_set(0));
+        assert!(bits.test_and_set(0));
+        assert!(!bits.test_and_set(129));
+        assert!(bits.get(129));
+        assert!(!bits.get(500));
+        assert_eq!(bits.count_ones(), 2);
+        bits.clear(0);
+        assert_eq!(bits.clear_runs(0, 130), vec![(0, 129)]);
+        assert_eq!(bits.set_runs(0, 130), vec![(129, 130)]);
+    }
+
+    #[test]
+    fn sparse_far_values() {
+        let mut bits = SparseBitmap::new();
+        assert!(!bits.test_and_set(u64::MAX));
+        assert!(bits.test_and_set(u64::MAX));
+        assert!(!bits.test_and_set(5));
+        assert!(bits.get(5));
+        assert!(!bits.get(6));
+    }
+
+    proptest! {
+        #[test]
+        fn runs_match_a_naive_scan(set in proptest::collection::vec(0u64..300, 0..200), from in 0u64..300, to in 0u64..300) {
+            let mut bits = DenseBitmap::new(300);
+            for &i in &set { bits.test_and_set(i); }
+            let naive = |value: bool| {
+                let mut runs = Vec::new();
+                let mut i = from;
+                while i < to {
+                    if bits.get(i) == value {
+                        let s = i;
+                        while i < to && bits.get(i) == value { i += 1; }
+                        runs.push((s, i));
+                    } else { i += 1; }
+                }
+                runs
+            };
+            prop_assert_eq!(bits.clear_runs(from, to), naive(false));
+            prop_assert_eq!(bits.set_runs(from, to), naive(true));
+        }
+    }
+}

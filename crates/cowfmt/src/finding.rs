@@ -1,0 +1,304 @@
+//! Findings: what a checker reports about a store, one problem each.
+//!
+//! A finding has a severity, a stable machine code, the place it is at and one
+//! sentence for people. Codes never change meaning once released; the list with
+//! their meaning is in docs/cowcheck.md.
+
+use serde::{Deserialize, Serialize};
+
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Harmless to the kernel today, but a sign of damage or a hazard (a leak, a
+    /// hole left by a crash, garbage after a terminator). Non-fatal.
+    Warning,
+    /// The kernel would misread the store or lose data. Fatal.
+    Error,
+}
+
+/// The stable code of a finding. Serialized in kebab-case (`new-chunk-past-end`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingCode {
+    /// The header magic is not the store's magic.
+    BadMagic,
+    /// The header version is not 1.
+    BadVersion,
+    /// The header chunk size is zero, not a power of two, too large, or does not fit.
+    BadChunkSize,
+    /// The header's valid field is 0: the kernel will refuse every I/O to the snapshot.
+    Invalidated,
+    /// The header's valid field is neither 0 nor 1 (the kernel treats it as valid).
+    ValidFlagUnusual,
+    /// The device is too small for a header and the first metadata area.
+    DeviceTooSmall,
+    /// Bytes after the 16-byte header in chunk 0 are not zero.
+    HeaderTrailingGarbage,
+    /// An area the kernel must read lies past the end of the device.
+    AreaPastEnd,
+    /// A metadata area's records are all implausible: it was overwritten.
+    AreaGarbage,
+    /// Non-zero bytes after the terminator of the last area.
+    GarbageAfterTerminator,
+    /// A record's new_chunk lies past the end of the COW device.
+    NewChunkPastEnd,
+    /// A record's new_chunk is the header or a metadata area.
+    NewChunkIsMetadata,
+    /// Two records use the same new_chunk.
+    NewChunkDuplicate,
+    /// Two records map the same old_chunk.
+    OldChunkDuplicate,
+    /// A record's old_chunk lies past the end of the origin.
+    OldChunkPastOrigin,
+    /// Records are not in the kernel's allocation order (ascending new_chunk).
+    AllocationOutOfOrder,
+    /// Data chunks below the allocation point that no record uses (a crash hole).
+    AllocationHole,
+    /// A chunk number does not fit the 32 bits of the pre-2.6.29 code.
+    LegacyChunkTooLarge,
+    /// Under a pre-2.6.29 kernel the next allocation would land on a metadata chunk.
+    LegacyNextOnMetadata,
+    /// More findings of one code than the report keeps; the rest are counted.
+    FindingsSuppressed,
+}
+
+impl FindingCode {
+    /// The code as it appears in JSON and text output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingCode::BadMagic => "bad-magic",
+            FindingCode::BadVersion => "bad-version",
+            FindingCode::BadChunkSize => "bad-chunk-size",
+            FindingCode::Invalidated => "invalidated",
+            FindingCode::ValidFlagUnusual => "valid-flag-unusual",
+            FindingCode::DeviceTooSmall => "device-too-small",
+            FindingCode::HeaderTrailingGarbage => "header-trailing-garbage",
+            FindingCode::AreaPastEnd => "area-past-end",
+            FindingCode::AreaGarbage => "area-garbage",
+            FindingCode::GarbageAfterTerminator => "garbage-after-terminator",
+            FindingCode::NewChunkPastEnd => "new-chunk-past-end",
+            FindingCode::NewChunkIsMetadata => "new-chunk-is-metadata",
+            FindingCode::NewChunkDuplicate => "new-chunk-duplicate",
+            FindingCode::OldChunkDuplicate => "old-chunk-duplicate",
+            FindingCode::OldChunkPastOrigin => "old-chunk-past-origin",
+            FindingCode::AllocationOutOfOrder => "allocation-out-of-order",
+            FindingCode::AllocationHole => "allocation-hole",
+            FindingCode::LegacyChunkTooLarge => "legacy-chunk-too-large",
+            FindingCode::LegacyNextOnMetadata => "legacy-next-on-metadata",
+            FindingCode::FindingsSuppressed => "findings-suppressed",
+        }
+    }
+}
+
+impl std::fmt::Display for FindingCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a finding is. Every field is optional; those that are set are
+/// serialized next to the finding's code and message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    /// The COW chunk the problem is in (a metadata area, the header, a node...).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub chunk: Option<u64>,
+    /// The metadata area index (persistent stores).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub area: Option<u64>,
+    /// The record index inside its area or leaf.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub record: Option<u64>,
+    /// The record's origin chunk.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub old_chunk: Option<u64>,
+    /// The record's COW chunk.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub new_chunk: Option<u64>,
+    /// The byte offset on the device, where one is meaningful.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub offset: Option<u64>,
+}
+
+impl Location {
+    /// A location in a metadata area of a persistent store.
+    pub fn area(area: u64, chunk: u64) -> Self {
+        Location {
+            area: Some(area),
+            chunk: Some(chunk),
+            ..Location::default()
+        }
+    }
+
+    /// A location at one record of a metadata area.
+    pub fn record(area: u64, chunk: u64, record: u64, old_chunk: u64, new_chunk: u64) -> Self {
+        Location {
+            area: Some(area),
+            chunk: Some(chunk),
+            record: Some(record),
+            old_chunk: Some(old_chunk),
+            new_chunk: Some(new_chunk),
+            offset: None,
+        }
+    }
+
+    /// A location at a chunk.
+    pub fn chunk(chunk: u64) -> Self {
+        Location {
+            chunk: Some(chunk),
+            ..Location::default()
+        }
+    }
+}
+
+/// One problem found in a store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Fatal or not.
+    pub severity: Severity,
+    /// The stable code.
+    pub code: FindingCode,
+    /// One sentence for people, starting with the place, e.g. "area 3 (chunk 772)
+    /// record 17: new_chunk 99999 is past the end of the device (2048 chunks)".
+    pub message: String,
+    /// Where the problem is.
+    #[serde(flatten)]
+    pub location: Location,
+}
+
+impl Finding {
+    /// A fatal finding.
+    pub fn error(code: FindingCode, location: Location, message: String) -> Self {
+        Finding {
+            severity: Severity::Error,
+            code,
+            message,
+            location,
+        }
+    }
+
+    /// A non-fatal finding.
+    pub fn warning(code: FindingCode, location: Location, message: String) -> Self {
+        Finding {
+            severity: Severity::Warning,
+            code,
+            message,
+            location,
+        }
+    }
+}
+
+/// Collects findings, keeping at most `limit` of each code and counting the rest,
+/// so a badly damaged store cannot make a report grow with the device.
+#[derive(Debug)]
+pub struct FindingSink {
+    findings: Vec<Finding>,
+    per_code: std::collections::BTreeMap<FindingCode, (u64, Severity)>,
+    limit: u64,
+}
+
+impl FindingSink {
+    /// A sink keeping up to `limit` findings per code.
+    pub fn new(limit: u64) -> Self {
+        FindingSink {
+            findings: Vec::new(),
+            per_code: Default::default(),
+            limit,
+        }
+    }
+
+    /// Records a finding (or only counts it, past the limit for its code).
+    pub fn push(&mut self, finding: Finding) {
+        let entry = self
+            .per_code
+            .entry(finding.code)
+            .or_insert((0, finding.severity));
+        entry.0 += 1;
+        entry.1 = entry.1.max(finding.severity);
+        if entry.0 <= self.limit {
+            self.findings.push(finding);
+        }
+    }
+
+    /// Whether any finding of `code` was pushed.
+    pub fn has(&self, code: FindingCode) -> bool {
+        self.per_code.contains_key(&code)
+    }
+
+    /// The findings kept, followed by one `findings-suppressed` finding per code
+    /// that went past the limit.
+    pub fn finish(mut self) -> Vec<Finding> {
+        for (code, (count, severity)) in &self.per_code {
+            if *count > self.limit {
+                let hidden = count - self.limit;
+                self.findings.push(Finding {
+                    severity: *severity,
+                    code: FindingCode::FindingsSuppressed,
+                    message: format!(
+                        "{hidden} more {code} findings were not listed ({count} in all)"
+                    ),
+                    location: Location::default(),
+                });
+            }
+        }
+        self.findings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_serialize_as_documented() {
+        for code in [
+            FindingCode::BadMagic,
+            FindingCode::NewChunkPastEnd,
+            FindingCode::LegacyNextOnMetadata,
+            FindingCode::AreaGarbage,
+            FindingCode::FindingsSuppressed,
+        ] {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+
+    #[test]
+    fn location_is_flattened_and_sparse() {
+        let finding = Finding::error(
+            FindingCode::NewChunkPastEnd,
+            Location::record(3, 772, 17, 5, 99999),
+            "x".into(),
+        );
+        let json = serde_json::to_value(&finding).unwrap();
+        assert_eq!(json["severity"], "error");
+        assert_eq!(json["code"], "new-chunk-past-end");
+        assert_eq!(json["area"], 3);
+        assert_eq!(json["record"], 17);
+        assert!(json.get("offset").is_none());
+    }
+
+    #[test]
+    fn sink_limits_per_code() {
+        let mut sink = FindingSink::new(2);
+        for i in 0..5 {
+            sink.push(Finding::error(
+                FindingCode::NewChunkPastEnd,
+                Location::chunk(i),
+                format!("f{i}"),
+            ));
+        }
+        sink.push(Finding::warning(
+            FindingCode::AllocationHole,
+            Location::chunk(9),
+            "hole".into(),
+        ));
+        let findings = sink.finish();
+        assert_eq!(findings.len(), 4);
+        let last = findings.last().unwrap();
+        assert_eq!(last.code, FindingCode::FindingsSuppressed);
+        assert!(last.message.starts_with("3 more new-chunk-past-end"));
+        assert_eq!(last.severity, Severity::Error);
+    }
+}

@@ -1,0 +1,93 @@
+//! Store kinds, and recognising a store by the magic in its first bytes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::FormatError;
+
+/// Magic of the persistent ("SnAp") store, little-endian at offset 0.
+pub const PERSISTENT_MAGIC: u32 = 0x7041_6e53;
+/// Magic of the shared store, little-endian at offset 0.
+pub const SHARED_MAGIC: u32 = 0x5537_8008;
+
+/// The kinds of COW store the tools know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// The kernel's "SnAp" v1 store, as current kernels read and write it.
+    Persistent,
+    /// The same bytes, held to the limits of the pre-2.6.29 code.
+    Legacy,
+    /// The multi-snapshot store of seed 000.
+    Shared,
+    /// dm-snapshot's in-memory store: nothing on disk.
+    Transient,
+    /// dm-clone hydration metadata.
+    Clone,
+}
+
+impl StoreKind {
+    /// The kind's name as the CLI and dumps spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Persistent => "persistent",
+            StoreKind::Legacy => "legacy",
+            StoreKind::Shared => "shared",
+            StoreKind::Transient => "transient",
+            StoreKind::Clone => "clone",
+        }
+    }
+
+    /// Whether the kind's on-disk bytes are the "SnAp" v1 format.
+    pub fn is_snap_v1(self) -> bool {
+        matches!(self, StoreKind::Persistent | StoreKind::Legacy)
+    }
+}
+
+impl std::fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Recognises a store by the little-endian magic in its first four bytes.
+/// Persistent and legacy stores share their bytes, so this answers `Persistent`
+/// for both.
+pub fn detect(first_bytes: &[u8]) -> Result<StoreKind, FormatError> {
+    let Some(magic) = first_bytes.get(..4) else {
+        return Err(FormatError::ShortBuffer {
+            what: "a store header",
+            needed: 4,
+            got: first_bytes.len(),
+        });
+    };
+    match u32::from_le_bytes(magic.try_into().expect("four bytes")) {
+        0 => Err(FormatError::Unformatted),
+        PERSISTENT_MAGIC => Ok(StoreKind::Persistent),
+        SHARED_MAGIC => Ok(StoreKind::Shared),
+        found => Err(FormatError::UnknownMagic {
+            found,
+            persistent: PERSISTENT_MAGIC,
+            shared: SHARED_MAGIC,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_by_magic() {
+        assert_eq!(detect(b"SnAp\x01\0\0\0"), Ok(StoreKind::Persistent));
+        assert_eq!(
+            detect(&SHARED_MAGIC.to_le_bytes()),
+            Ok(StoreKind::Shared)
+        );
+        assert_eq!(detect(&[0; 16]), Err(FormatError::Unformatted));
+        assert!(matches!(
+            detect(b"JUNK"),
+            Err(FormatError::UnknownMagic { .. })
+        ));
+        assert!(matches!(detect(b"Sn"), Err(FormatError::ShortBuffer { .. })));
+    }
+}

@@ -1,0 +1,542 @@
+//! Checks every invariant of a persistent (or legacy) store and returns typed
+//! findings. The metadata is streamed area by area; memory is one bit per COW
+//! chunk plus one bit per origin chunk touched.
+
+use serde::{Deserialize, Serialize};
+
+use super::area::area_records;
+use super::header::{validate_chunk_size, Header, HEADER_BYTES};
+use super::layout::{Geometry, HEADER_CHUNKS};
+use super::record::RECORD_BYTES;
+use super::scan::{AreaScanner, ScanItem, ScanMode};
+use super::state::{LoadState, LoadStateBuilder, Usage};
+use super::LEGACY_CHUNK_LIMIT;
+use crate::bitset::{DenseBitmap, SparseBitmap};
+use crate::device::Device;
+use crate::error::{Error, FormatError, Result};
+use crate::finding::{Finding, FindingCode, FindingSink, Location};
+use crate::kind::{StoreKind, PERSISTENT_MAGIC};
+
+/// Findings of one code kept in a report before the rest are only counted.
+pub const FINDINGS_PER_CODE: u64 = 1000;
+
+/// What to check and how.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// `Persistent`, or `Legacy` to hold the store to the pre-2.6.29 limits.
+    pub kind: StoreKind,
+    /// Whether the caller insisted on the kind (`--kind`): then a wrong magic is
+    /// reported as damage instead of "not a store".
+    pub kind_forced: bool,
+    /// The origin size in chunks of the store's chunk size, when known.
+    pub origin_bytes: Option<u64>,
+    /// Only the header.
+    pub header_only: bool,
+    /// Chunk size (sectors) to read with when the header's is unusable.
+    pub chunk_size_fallback: Option<u32>,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            kind: StoreKind::Persistent,
+            kind_forced: false,
+            origin_bytes: None,
+            header_only: false,
+            chunk_size_fallback: None,
+        }
+    }
+}
+
+/// Figures gathered while checking, for the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckSummary {
+    /// The chunk size used to read the store, in sectors.
+    pub chunk_size: Option<u32>,
+    /// Whole chunks on the device.
+    pub device_chunks: Option<u64>,
+    /// Areas read.
+    pub areas_read: u64,
+    /// Records read.
+    pub records: u64,
+    /// The kernel's state after a load, when the areas could all be read.
+    pub state: Option<LoadState>,
+    /// The status line `dmsetup status` would show.
+    pub status: Option<String>,
+}
+
+/// The result of a check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckReport {
+    /// The kind checked.
+    pub kind: StoreKind,
+    /// The header as stored, when it could be read.
+    pub header: Option<Header>,
+    /// Every finding, in the order found.
+    pub findings: Vec<Finding>,
+    /// Figures.
+    pub summary: CheckSummary,
+}
+
+impl CheckReport {
+    /// True when nothing at all was found.
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    /// True when some finding is an error (fatal).
+    pub fn has_errors(&self) -> bool {
+        self.findings
+            .iter()
+            .any(|f| f.severity == crate::finding::Severity::Error)
+    }
+}
+
+/// Checks the store on `device`. Returns `Err` only when the check cannot run
+/// (I/O errors, or no store at all when the kind was not insisted on).
+pub fn check(device: &Device, options: &CheckOptions) -> Result<CheckReport> {
+    let mut sink = FindingSink::new(FINDINGS_PER_CODE);
+    let mut summary = CheckSummary::default();
+    let header = read_header_chunk_start(device)?;
+    let geometry = match check_header(device, &header, options, &mut sink)? {
+        Some(geometry) => geometry,
+        None => {
+            return Ok(CheckReport {
+                kind: options.kind,
+                header: Some(header),
+                findings: sink.finish(),
+                summary,
+            })
+        }
+    };
+    summary.chunk_size = Some(geometry.chunk_sectors());
+    summary.device_chunks = Some(geometry.device_chunks());
+    check_header_chunk_tail(device, &geometry, &mut sink)?;
+    if options.header_only {
+        return Ok(CheckReport {
+            kind: options.kind,
+            header: Some(header),
+            findings: sink.finish(),
+            summary,
+        });
+    }
+    let origin_chunks = options
+        .origin_bytes
+        .map(|bytes| bytes / geometry.chunk_bytes() as u64);
+    let mut walk = RecordChecker::new(geometry, origin_chunks, options.kind);
+    let state = walk.run(device, &mut sink)?;
+    summary.areas_read = walk.areas_read;
+    summary.records = walk.records;
+    if let Some(state) = state {
+        walk.report_holes(&state, &mut sink);
+        if options.kind == StoreKind::Legacy {
+            report_legacy_next(&geometry, &state, &mut sink);
+        }
+        summary.status = Some(Usage::of(&state, &geometry).status_text(header.is_valid()));
+        summary.state = Some(state);
+    }
+    Ok(CheckReport {
+        kind: options.kind,
+        header: Some(header),
+        findings: sink.finish(),
+        summary,
+    })
+}
+
+fn read_header_chunk_start(device: &Device) -> Result<Header> {
+    let mut bytes = [0u8; HEADER_BYTES];
+    device.read_at(&mut bytes, 0, || "the store header".to_string())?;
+    Header::decode(&bytes).map_err(|e| Error::format(device.path(), e))
+}
+
+/// Checks the header fields; returns the geometry to read the areas with, or
+/// `None` when no usable chunk size is known.
+fn check_header(
+    device: &Device,
+    header: &Header,
+    options: &CheckOptions,
+    sink: &mut FindingSink,
+) -> Result<Option<Geometry>> {
+    let at_header = Location {
+        chunk: Some(0),
+        offset: Some(0),
+        ..Location::default()
+    };
+    if header.magic != PERSISTENT_MAGIC {
+        if !options.kind_forced {
+            return Err(Error::format(
+                device.path(),
+                crate::kind::detect(&header.magic.to_le_bytes())
+                    .err()
+                    .unwrap_or(FormatError::WrongMagic {
+                        kind: "persistent",
+                        found: header.magic,
+                        expected: PERSISTENT_MAGIC,
+                    }),
+            ));
+        }
+        let what = if header.magic == 0 {
+            "0 (an unformatted device)".to_string()
+        } else {
+            format!("{:#010x}", header.magic)
+        };
+        sink.push(Finding::error(
+            FindingCode::BadMagic,
+            at_header.clone(),
+            format!(
+                "header (chunk 0): magic is {what}, expected {PERSISTENT_MAGIC:#010x} (\"SnAp\"); the kernel refuses the store"
+            ),
+        ));
+    }
+    if header.version != super::header::DISK_VERSION {
+        sink.push(Finding::error(
+            FindingCode::BadVersion,
+            Location {
+                offset: Some(8),
+                ..at_header.clone()
+            },
+            format!(
+                "header (chunk 0): version is {}, expected 1; the kernel refuses the store",
+                header.version
+            ),
+        ));
+    }
+    match header.valid {
+        0 => sink.push(Finding::warning(
+            FindingCode::Invalidated,
+            Location {
+                offset: Some(4),
+                ..at_header.clone()
+            },
+            "header (chunk 0): the store is marked invalid (valid=0); the kernel loads it as Invalid and fails every I/O to the snapshot".to_string(),
+        )),
+        1 => {}
+        other => sink.push(Finding::warning(
+            FindingCode::ValidFlagUnusual,
+            Location {
+                offset: Some(4),
+                ..at_header.clone()
+            },
+            format!("header (chunk 0): valid is {other}, expected 0 or 1; the kernel treats it as valid"),
+        )),
+    }
+    let chunk_sectors = match validate_chunk_size(u64::from(header.chunk_size)) {
+        Ok(()) => header.chunk_size,
+        Err(FormatError::BadChunkSize { why, .. }) => {
+            let fallback = options.chunk_size_fallback;
+            let then = match fallback {
+                Some(sectors) => format!("; reading with the given {sectors} sectors"),
+                None => "; the areas cannot be located (give the chunk size to read them)".to_string(),
+            };
+            sink.push(Finding::error(
+                FindingCode::BadChunkSize,
+                Location {
+                    offset: Some(12),
+                    ..at_header.clone()
+                },
+                format!(
+                    "header (chunk 0): chunk size {} sectors {why}{then}",
+                    header.chunk_size
+                ),
+            ));
+            match fallback {
+                Some(sectors) => sectors,
+                None => return Ok(None),
+            }
+        }
+        Err(other) => return Err(Error::format(device.path(), other)),
+    };
+    let geometry = Geometry::new(chunk_sectors, device.size_bytes())
+        .map_err(|e| Error::format(device.path(), e))?;
+    if !geometry.holds_first_area() {
+        sink.push(Finding::error(
+            FindingCode::DeviceTooSmall,
+            at_header,
+            format!(
+                "the device has {} bytes, too small for the header and area 0 with {}-byte chunks ({} bytes)",
+                device.size_bytes(),
+                geometry.chunk_bytes(),
+                2 * geometry.chunk_bytes()
+            ),
+        ));
+        return Ok(None);
+    }
+    if options.kind == StoreKind::Legacy && geometry.device_chunks() > LEGACY_CHUNK_LIMIT {
+        sink.push(Finding::error(
+            FindingCode::LegacyChunkTooLarge,
+            Location::default(),
+            format!(
+                "the device has {} chunks; the pre-2.6.29 code counts chunks in 32 bits (at most {LEGACY_CHUNK_LIMIT})",
+                geometry.device_chunks()
+            ),
+        ));
+    }
+    Ok(Some(geometry))
+}
+
+fn check_header_chunk_tail(device: &Device, geometry: &Geometry, sink: &mut FindingSink) -> Result<()> {
+    let mut chunk = vec![0u8; geometry.chunk_bytes()];
+    device.read_chunk(0, &mut chunk)?;
+    if let Some(pos) = chunk[HEADER_BYTES..].iter().position(|&b| b != 0) {
+        let offset = (HEADER_BYTES + pos) as u64;
+        sink.push(Finding::warning(
+            FindingCode::HeaderTrailingGarbage,
+            Location {
+                chunk: Some(0),
+                offset: Some(offset),
+                ..Location::default()
+            },
+            format!(
+                "header (chunk 0): byte {offset} is not zero; the kernel writes the header chunk as 16 bytes then zeros"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Why one record is not credible.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RecordFault {
+    None,
+    Fatal,
+}
+
+struct RecordChecker {
+    geometry: Geometry,
+    origin_chunks: Option<u64>,
+    legacy: bool,
+    used: DenseBitmap,
+    mapped: SparseBitmap,
+    previous_new: u64,
+    areas_read: u64,
+    records: u64,
+    pending: Vec<Finding>,
+}
+
+impl RecordChecker {
+    fn new(geometry: Geometry, origin_chunks: Option<u64>, kind: StoreKind) -> Self {
+        RecordChecker {
+            geometry,
+            origin_chunks,
+            legacy: kind == StoreKind::Legacy,
+            used: DenseBitmap::new(geometry.device_chunks()),
+            mapped: SparseBitmap::new(),
+            previous_new: 0,
+            areas_read: 0,
+            records: 0,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Walks the areas; returns the kernel's load state, or `None` when the kernel
+    /// could not load the store (an area it needs is past the end).
+    fn run(&mut self, device: &Device, sink: &mut FindingSink) -> Result<Option<LoadState>> {
+        let mut scanner = AreaScanner::new(device, self.geometry, ScanMode::Kernel);
+        let mut builder = LoadStateBuilder::default();
+        let mut previous_full = false;
+        while let Some(item) = scanner.next_area()? {
+            match item {
+                ScanItem::Area(view) => {
+                    self.areas_read += 1;
+                    let mut faults = 0usize;
+                    self.pending.clear();
+                    for (index, record) in area_records(view.bytes, view.parse.entries).enumerate() {
+                        builder.record(&record);
+                        self.records += 1;
+                        if self.check_record(view.index, view.chunk, index as u64, record.old_chunk, record.new_chunk)
+                            == RecordFault::Fatal
+                        {
+                            faults += 1;
+                        }
+                    }
+                    let entries = view.parse.entries;
+                    if entries > 0 && faults == entries && (view.index > 0 || previous_full) && entries > 1 {
+                        sink.push(Finding::error(
+                            FindingCode::AreaGarbage,
+                            Location::area(view.index, view.chunk),
+                            format!(
+                                "area {} (chunk {}): none of its {entries} records is plausible; the area was overwritten (the kernel zeroes an area before the previous one fills)",
+                                view.index, view.chunk
+                            ),
+                        ));
+                    } else {
+                        for finding in self.pending.drain(..) {
+                            sink.push(finding);
+                        }
+                    }
+                    if let Some(at) = view.parse.garbage_at {
+                        let record = (at / RECORD_BYTES) as u64;
+                        sink.push(Finding::warning(
+                            FindingCode::GarbageAfterTerminator,
+                            Location {
+                                offset: Some(view.chunk * self.geometry.chunk_bytes() as u64 + at as u64),
+                                record: Some(record),
+                                ..Location::area(view.index, view.chunk)
+                            },
+                            format!(
+                                "area {} (chunk {}) record {record}: non-zero bytes after the terminator (record {}); the kernel ignores them, but it always writes zeros there",
+                                view.index, view.chunk, entries
+                            ),
+                        ));
+                    }
+                    previous_full = view.parse.full;
+                    builder.area(view.index, &view.parse);
+                }
+                ScanItem::PastEnd { index, chunk } => {
+                    sink.push(Finding::error(
+                        FindingCode::AreaPastEnd,
+                        Location::area(index, chunk),
+                        format!(
+                            "area {index} (chunk {chunk}) lies past the end of the device ({} chunks) but area {} is full, so the kernel must read it; the store cannot be loaded",
+                            self.geometry.device_chunks(),
+                            index - 1
+                        ),
+                    ));
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(builder.finish(&self.geometry)))
+    }
+
+    #[inline]
+    fn check_record(&mut self, area: u64, chunk: u64, index: u64, old: u64, new: u64) -> RecordFault {
+        let device_chunks = self.geometry.device_chunks();
+        let mut fault = RecordFault::None;
+        let place = || format!("area {area} (chunk {chunk}) record {index}");
+        let location = || Location::record(area, chunk, index, old, new);
+        if new >= device_chunks {
+            self.pending.push(Finding::error(
+                FindingCode::NewChunkPastEnd,
+                location(),
+                format!(
+                    "{}: new_chunk {new} is past the end of the device ({device_chunks} chunks)",
+                    place()
+                ),
+            ));
+            fault = RecordFault::Fatal;
+        } else if self.geometry.is_metadata_chunk(new) {
+            let what = if new < HEADER_CHUNKS {
+                "the header".to_string()
+            } else {
+                format!("metadata area {}", (new - HEADER_CHUNKS) / self.geometry.stride())
+            };
+            self.pending.push(Finding::error(
+                FindingCode::NewChunkIsMetadata,
+                location(),
+                format!("{}: new_chunk {new} is {what}, not a data chunk", place()),
+            ));
+            fault = RecordFault::Fatal;
+        } else if self.used.test_and_set(new) {
+            self.pending.push(Finding::error(
+                FindingCode::NewChunkDuplicate,
+                location(),
+                format!(
+                    "{}: new_chunk {new} is already used by an earlier record; two origin chunks would share one copy",
+                    place()
+                ),
+            ));
+            fault = RecordFault::Fatal;
+        } else {
+            if new <= self.previous_new {
+                self.pending.push(Finding::warning(
+                    FindingCode::AllocationOutOfOrder,
+                    location(),
+                    format!(
+                        "{}: new_chunk {new} follows new_chunk {}; the kernel commits records in ascending allocation order",
+                        place(),
+                        self.previous_new
+                    ),
+                ));
+            }
+            self.previous_new = new;
+        }
+        if let Some(origin_chunks) = self.origin_chunks {
+            if old >= origin_chunks {
+                self.pending.push(Finding::error(
+                    FindingCode::OldChunkPastOrigin,
+                    location(),
+                    format!(
+                        "{}: old_chunk {old} is past the end of the origin ({origin_chunks} chunks)",
+                        place()
+                    ),
+                ));
+                fault = RecordFault::Fatal;
+            }
+        }
+        if self.mapped.test_and_set(old) {
+            self.pending.push(Finding::error(
+                FindingCode::OldChunkDuplicate,
+                location(),
+                format!(
+                    "{}: old_chunk {old} is already mapped by an earlier record; the snapshot would see two versions of it",
+                    place()
+                ),
+            ));
+        }
+        if self.legacy && (old >= LEGACY_CHUNK_LIMIT || new >= LEGACY_CHUNK_LIMIT) {
+            let (field, value) = if old >= LEGACY_CHUNK_LIMIT {
+                ("old_chunk", old)
+            } else {
+                ("new_chunk", new)
+            };
+            self.pending.push(Finding::error(
+                FindingCode::LegacyChunkTooLarge,
+                location(),
+                format!(
+                    "{}: {field} {value} does not fit the 32 bits of the pre-2.6.29 code",
+                    place()
+                ),
+            ));
+        }
+        fault
+    }
+
+    /// Data chunks below the allocation point that no record uses.
+    fn report_holes(&self, state: &LoadState, sink: &mut FindingSink) {
+        let end = state.legacy_next_free.min(self.geometry.device_chunks());
+        let first_data = HEADER_CHUNKS + 1;
+        for (start, stop) in self.used.clear_runs(first_data, end) {
+            // Split the clear run at metadata chunks, which are never used.
+            let mut chunk = start;
+            while chunk < stop {
+                if self.geometry.is_metadata_chunk(chunk) {
+                    chunk += 1;
+                    continue;
+                }
+                let run_start = chunk;
+                while chunk < stop && !self.geometry.is_metadata_chunk(chunk) {
+                    chunk += 1;
+                }
+                let count = chunk - run_start;
+                let range = if count == 1 {
+                    format!("data chunk {run_start} is")
+                } else {
+                    format!("data chunks {run_start}..{} ({count} chunks) are", chunk - 1)
+                };
+                sink.push(Finding::warning(
+                    FindingCode::AllocationHole,
+                    Location::chunk(run_start),
+                    format!(
+                        "{range} below the allocation point ({}) but no record uses them: allocated and never committed, as after a crash; the space is lost until the snapshot is recreated",
+                        state.next_free
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+fn report_legacy_next(geometry: &Geometry, state: &LoadState, sink: &mut FindingSink) {
+    let next = state.legacy_next_free;
+    if state.records > 0 && geometry.is_metadata_chunk(next) && next < geometry.device_chunks() {
+        let area = (next - HEADER_CHUNKS) / geometry.stride();
+        sink.push(Finding::error(
+            FindingCode::LegacyNextOnMetadata,
+            Location::area(area, next),
+            format!(
+                "a pre-2.6.29 kernel would store the next exception in chunk {next}, which is metadata area {area}, and corrupt the store (it does not skip metadata chunks after a reload); convert with cowmigrate --to legacy to move the last chunk"
+            ),
+        ));
+    }
+}

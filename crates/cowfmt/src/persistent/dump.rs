@@ -1,0 +1,173 @@
+//! The dump model of a persistent store, shared by the YAML and JSON output of
+//! `cowdump` and the input of `mkcow --from-dump`.
+//!
+//! A dump is a head (header and geometry), the exceptions in on-disk order, and
+//! a tail (areas, kernel state, usage). The head and tail are small serde
+//! structs; the exceptions are streamed between them so that dumping a store of
+//! any size takes constant memory. [`PersistentDump`] is the whole document in
+//! memory, for restore and tests.
+
+use serde::{Deserialize, Serialize};
+
+use super::area::area_records;
+use super::header::Header;
+use super::record::ExceptionRecord;
+use super::runs::{Run, RunBuilder};
+use super::scan::{ScanItem, ScanMode};
+use super::state::{LoadState, LoadStateBuilder, Usage};
+use super::store::{AreaSummary, PersistentStore};
+use crate::error::{Error, Result};
+use crate::kind::StoreKind;
+
+/// The version of the dump schema; bumped on any incompatible change.
+pub const DUMP_FORMAT_VERSION: u32 = 1;
+
+/// Header and geometry: everything known before the records are read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DumpHead {
+    /// [`DUMP_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// `persistent` or `legacy`.
+    pub kind: StoreKind,
+    /// The header magic, as hex (`0x70416e53`).
+    pub magic: String,
+    /// Chunk size in sectors.
+    pub chunk_size: u32,
+    /// Whether the header says valid.
+    pub valid: bool,
+    /// The raw valid field (the kernel treats any non-zero value as valid).
+    #[serde(default = "one")]
+    pub valid_raw: u32,
+    /// The header version.
+    pub version: u32,
+    /// COW device size in sectors.
+    pub device_sectors: u64,
+    /// Whole chunks on the COW device.
+    pub device_chunks: u64,
+    /// Records per metadata area.
+    pub exceptions_per_area: u64,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Everything known once the records are read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DumpTail {
+    /// Areas the kernel reads.
+    pub areas_in_use: u64,
+    /// Those areas.
+    pub areas: Vec<AreaSummary>,
+    /// The kernel's state after a load.
+    pub state: LoadState,
+    /// The `dmsetup status` figures.
+    pub usage: Usage,
+    /// The `dmsetup status` text: `allocated/total metadata` or `Invalid`.
+    pub status: String,
+    /// The kernel's in-memory runs, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs: Option<Vec<Run>>,
+    /// Why the kernel could not load the store, if it could not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+/// A whole dump in memory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersistentDump {
+    /// Header and geometry.
+    #[serde(flatten)]
+    pub head: DumpHead,
+    /// Every record, in on-disk order.
+    pub exceptions: Vec<ExceptionRecord>,
+    /// Areas, state and usage.
+    #[serde(flatten)]
+    pub tail: DumpTail,
+}
+
+/// The head of a dump of `store`, labelled as `kind`.
+pub fn head_of(store: &PersistentStore, kind: StoreKind) -> DumpHead {
+    let header: &Header = store.header();
+    let geometry = store.geometry();
+    DumpHead {
+        format_version: DUMP_FORMAT_VERSION,
+        kind,
+        magic: format!("{:#010x}", header.magic),
+        chunk_size: geometry.chunk_sectors(),
+        valid: header.is_valid(),
+        valid_raw: header.valid,
+        version: header.version,
+        device_sectors: geometry.device_sectors(),
+        device_chunks: geometry.device_chunks(),
+        exceptions_per_area: geometry.exceptions_per_area(),
+    }
+}
+
+/// Reads the records the kernel reads, handing each to `on_record` in on-disk
+/// order, and returns the tail. An area the kernel needs that lies past the end
+/// of the device ends the walk and is listed in `problems`. Errors from
+/// `on_record` are returned as they are, wrapped in [`Error::Output`].
+pub fn stream_records(
+    store: &PersistentStore,
+    with_runs: bool,
+    mut on_record: impl FnMut(&ExceptionRecord) -> std::io::Result<()>,
+) -> Result<DumpTail> {
+    let geometry = store.geometry();
+    let mut scanner = store.scan(ScanMode::Kernel);
+    let mut builder = LoadStateBuilder::default();
+    let mut areas = Vec::new();
+    let mut runs = with_runs.then(RunBuilder::new);
+    let mut problems = Vec::new();
+    while let Some(item) = scanner.next_area()? {
+        match item {
+            ScanItem::Area(view) => {
+                for record in area_records(view.bytes, view.parse.entries) {
+                    builder.record(&record);
+                    if let Some(runs) = runs.as_mut() {
+                        runs.insert(&record);
+                    }
+                    on_record(&record).map_err(Error::Output)?;
+                }
+                builder.area(view.index, &view.parse);
+                areas.push(AreaSummary {
+                    index: view.index,
+                    chunk: view.chunk,
+                    entries: view.parse.entries as u64,
+                    full: view.parse.full,
+                });
+            }
+            ScanItem::PastEnd { index, chunk } => problems.push(format!(
+                "area {index} (chunk {chunk}) lies past the end of the device ({} chunks) although area {} is full; the kernel cannot load this store",
+                geometry.device_chunks(),
+                index - 1
+            )),
+        }
+    }
+    let state = builder.finish(&geometry);
+    let usage = Usage::of(&state, &geometry);
+    Ok(DumpTail {
+        areas_in_use: areas.len() as u64,
+        areas,
+        state,
+        status: usage.status_text(store.header().is_valid()),
+        usage,
+        runs: runs.map(RunBuilder::finish),
+        problems,
+    })
+}
+
+/// The whole dump of `store` in memory.
+pub fn dump(store: &PersistentStore, kind: StoreKind, with_runs: bool) -> Result<PersistentDump> {
+    let head = head_of(store, kind);
+    let mut exceptions = Vec::new();
+    let tail = stream_records(store, with_runs, |record| {
+        exceptions.push(*record);
+        Ok(())
+    })?;
+    Ok(PersistentDump {
+        head,
+        exceptions,
+        tail,
+    })
+}

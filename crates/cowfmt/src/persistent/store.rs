@@ -1,0 +1,195 @@
+//! Opening a persistent store and reading its metadata the way the kernel does.
+
+use serde::{Deserialize, Serialize};
+
+use super::area::area_records;
+use super::header::{validate_chunk_size, Header, HEADER_BYTES};
+use super::layout::Geometry;
+use super::record::ExceptionRecord;
+use super::scan::{AreaScanner, ScanItem, ScanMode};
+use super::state::{LoadState, LoadStateBuilder, Usage};
+use crate::device::Device;
+use crate::error::{Error, FormatError, Result};
+
+/// A record with the place it was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlacedRecord {
+    /// The area index.
+    pub area: u64,
+    /// The index inside the area.
+    pub index: u64,
+    /// The record.
+    pub record: ExceptionRecord,
+}
+
+/// A summary of one area as the kernel read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AreaSummary {
+    /// The area index.
+    pub index: u64,
+    /// The chunk holding it.
+    pub chunk: u64,
+    /// Records in it.
+    pub entries: u64,
+    /// Whether it was full (no terminator).
+    pub full: bool,
+}
+
+/// Everything the kernel would load from a store, held in memory.
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    /// The header as stored.
+    pub header: Header,
+    /// The geometry used to read it.
+    pub geometry: Geometry,
+    /// The areas read, in order.
+    pub areas: Vec<AreaSummary>,
+    /// Every record, in on-disk order.
+    pub records: Vec<PlacedRecord>,
+    /// The kernel's state after the load.
+    pub state: LoadState,
+}
+
+impl Metadata {
+    /// The usage figures `dmsetup status` would print.
+    pub fn usage(&self) -> Usage {
+        Usage::of(&self.state, &self.geometry)
+    }
+}
+
+/// An open persistent store: its device, header and geometry.
+#[derive(Debug)]
+pub struct PersistentStore {
+    device: Device,
+    header: Header,
+    geometry: Geometry,
+}
+
+/// Reads and decodes the 16 header bytes of a device.
+pub fn read_header(device: &Device) -> Result<Header> {
+    let mut bytes = [0u8; HEADER_BYTES];
+    device.read_at(&mut bytes, 0, || "the store header".to_string())?;
+    Header::decode(&bytes).map_err(|e| Error::format(device.path(), e))
+}
+
+impl PersistentStore {
+    /// Opens a store: the magic must be SnAp and the version 1. The header's
+    /// chunk size is used, as the kernel does; `chunk_size_override` replaces it
+    /// only when the header's own value is unusable (for salvage).
+    pub fn open(device: Device, chunk_size_override: Option<u32>) -> Result<Self> {
+        let header = read_header(&device)?;
+        header
+            .validate_identity()
+            .map_err(|e| Error::format(device.path(), e))?;
+        let chunk_sectors = match validate_chunk_size(u64::from(header.chunk_size)) {
+            Ok(()) => header.chunk_size,
+            Err(e) => match chunk_size_override {
+                Some(sectors) => sectors,
+                None => return Err(Error::format(device.path(), e)),
+            },
+        };
+        Self::with_chunk_size(device, header, chunk_sectors)
+    }
+
+    /// Opens a store whose header may be damaged, reading it with the given
+    /// chunk size whatever the header says.
+    pub fn open_with_chunk_size(device: Device, chunk_sectors: u32) -> Result<Self> {
+        let header = read_header(&device)?;
+        Self::with_chunk_size(device, header, chunk_sectors)
+    }
+
+    fn with_chunk_size(device: Device, header: Header, chunk_sectors: u32) -> Result<Self> {
+        let geometry = Geometry::new(chunk_sectors, device.size_bytes())
+            .map_err(|e| Error::format(device.path(), e))?;
+        if !geometry.holds_first_area() {
+            return Err(Error::format(
+                device.path(),
+                FormatError::TooSmall {
+                    what: format!(
+                        "a persistent store with {}-byte chunks needs a header and an area",
+                        geometry.chunk_bytes()
+                    ),
+                    device_bytes: device.size_bytes(),
+                    needed_bytes: 2 * geometry.chunk_bytes() as u64,
+                },
+            ));
+        }
+        Ok(PersistentStore {
+            device,
+            header,
+            geometry,
+        })
+    }
+
+    /// The device.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Gives the device back.
+    pub fn into_device(self) -> Device {
+        self.device
+    }
+
+    /// The header as stored.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The geometry.
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    /// A streaming walk over the areas.
+    pub fn scan(&self, mode: ScanMode) -> AreaScanner<'_> {
+        AreaScanner::new(&self.device, self.geometry, mode)
+    }
+
+    /// Reads every area the kernel reads and returns the records in memory. An
+    /// area the kernel needs that lies past the end of the device is an error, as
+    /// it is for the kernel. Records are read even from an invalidated store
+    /// (the kernel skips them, but they are still on disk).
+    pub fn load(&self) -> Result<Metadata> {
+        let mut scanner = self.scan(ScanMode::Kernel);
+        let mut builder = LoadStateBuilder::default();
+        let mut areas = Vec::new();
+        let mut records = Vec::new();
+        while let Some(item) = scanner.next_area()? {
+            match item {
+                ScanItem::Area(view) => {
+                    for (index, record) in area_records(view.bytes, view.parse.entries).enumerate() {
+                        builder.record(&record);
+                        records.push(PlacedRecord {
+                            area: view.index,
+                            index: index as u64,
+                            record,
+                        });
+                    }
+                    builder.area(view.index, &view.parse);
+                    areas.push(AreaSummary {
+                        index: view.index,
+                        chunk: view.chunk,
+                        entries: view.parse.entries as u64,
+                        full: view.parse.full,
+                    });
+                }
+                ScanItem::PastEnd { index, chunk } => {
+                    return Err(Error::Invalid(format!(
+                        "{}: area {index} (chunk {chunk}) lies past the end of the device ({} chunks) although area {} is full; the kernel cannot load this store",
+                        self.device.path().display(),
+                        self.geometry.device_chunks(),
+                        index - 1
+                    )));
+                }
+            }
+        }
+        Ok(Metadata {
+            header: self.header,
+            geometry: self.geometry,
+            areas,
+            records,
+            state: builder.finish(&self.geometry),
+        })
+    }
+}
