@@ -1,1 +1,14 @@
-//! Shared plumbing of the cowtools binaries.
+//! Shared plumbing of the five cowtools binaries: exit codes and error
+//! rendering ([`exit`]), common arguments ([`args`]), output destinations and
+//! formats ([`output`]), progress bars ([`progress`]), hex dumps ([`hexdump`])
+//! and opening a store of the right kind ([`open`]).
+//!
+//! Each binary in `src/bin/` parses its arguments with clap, calls `cowfmt`, and
+//! renders what it gets back with these helpers; none of them holds format logic.
+
+pub mod args;
+pub mod exit;
+pub mod hexdump;
+pub mod open;
+pub mod output;
+pub mod progress;
