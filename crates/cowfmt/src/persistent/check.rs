@@ -128,7 +128,7 @@ pub fn check(device: &Device, options: &CheckOptions) -> Result<CheckReport> {
     summary.areas_read = walk.areas_read;
     summary.records = walk.records;
     if let Some(state) = state {
-        walk.report_holes(&state, &mut sink);
+        walk.report_holes(&mut sink);
         if options.kind == StoreKind::Legacy {
             report_legacy_next(&geometry, &state, &mut sink);
         }
@@ -308,6 +308,7 @@ struct RecordChecker {
     used: DenseBitmap,
     mapped: SparseBitmap,
     previous_new: u64,
+    highest_credible_new: u64,
     areas_read: u64,
     records: u64,
     pending: Vec<Finding>,
@@ -322,6 +323,7 @@ impl RecordChecker {
             used: DenseBitmap::new(geometry.device_chunks()),
             mapped: SparseBitmap::new(),
             previous_new: 0,
+            highest_credible_new: 0,
             areas_read: 0,
             records: 0,
             pending: Vec::new(),
@@ -449,7 +451,8 @@ impl RecordChecker {
                     ),
                 ));
             }
-            self.previous_new = new;
+            self.previous_new = self.previous_new.max(new);
+            self.highest_credible_new = self.highest_credible_new.max(new);
         }
         if let Some(origin_chunks) = self.origin_chunks {
             if old >= origin_chunks {
@@ -492,9 +495,11 @@ impl RecordChecker {
         fault
     }
 
-    /// Data chunks below the allocation point that no record uses.
-    fn report_holes(&self, state: &LoadState, sink: &mut FindingSink) {
-        let end = state.legacy_next_free.min(self.geometry.device_chunks());
+    /// Data chunks below the highest credible new_chunk that no record uses.
+    /// Records already reported as impossible do not move the bound, so one
+    /// wild new_chunk does not turn the rest of the device into a "hole".
+    fn report_holes(&self, sink: &mut FindingSink) {
+        let end = (self.highest_credible_new + 1).min(self.geometry.device_chunks());
         let first_data = HEADER_CHUNKS + 1;
         for (start, stop) in self.used.clear_runs(first_data, end) {
             // Split the clear run at metadata chunks, which are never used.
@@ -509,17 +514,20 @@ impl RecordChecker {
                     chunk += 1;
                 }
                 let count = chunk - run_start;
-                let range = if count == 1 {
-                    format!("data chunk {run_start} is")
+                let (range, pronoun) = if count == 1 {
+                    (format!("data chunk {run_start} is"), "it")
                 } else {
-                    format!("data chunks {run_start}..{} ({count} chunks) are", chunk - 1)
+                    (
+                        format!("data chunks {run_start}..{} ({count} chunks) are", chunk - 1),
+                        "them",
+                    )
                 };
                 sink.push(Finding::warning(
                     FindingCode::AllocationHole,
                     Location::chunk(run_start),
                     format!(
-                        "{range} below the allocation point ({}) but no record uses them: allocated and never committed, as after a crash; the space is lost until the snapshot is recreated",
-                        state.next_free
+                        "{range} below the highest data chunk in use ({}) but no record uses {pronoun}: allocated and never committed, as after a crash; the space is lost until the snapshot is recreated",
+                        end - 1
                     ),
                 ));
             }
