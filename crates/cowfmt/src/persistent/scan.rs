@@ -88,10 +88,10 @@ impl<'d> AreaScanner<'d> {
             });
         }
         self.hint(index);
-        self.device.read_chunk(chunk, &mut self.buffer).map_err(|e| {
+        if let Err(e) = self.device.read_chunk(chunk, &mut self.buffer) {
             self.finished = true;
-            e
-        })?;
+            return Err(e);
+        }
         let parse = parse_area(&self.buffer);
         self.next += 1;
         if self.mode == ScanMode::Kernel && !parse.full {
