@@ -20,3 +20,20 @@ pub fn bar(total: u64, what: &str, quiet: bool) -> ProgressBar {
     bar.set_message(what.to_string());
     bar
 }
+
+/// A counter of `unit`s with no known total, labelled `what`, hidden when stderr
+/// is not a terminal or `quiet` is set. Advance it with `set_position`.
+pub fn counter(what: &str, unit: &str, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    let template =
+        format!("{{msg:>12}} {{spinner}} {{human_pos}} {unit} ({{per_sec}}, {{elapsed}})");
+    bar.set_style(
+        ProgressStyle::with_template(&template)
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(what.to_string());
+    bar
+}

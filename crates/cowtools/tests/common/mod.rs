@@ -1,0 +1,163 @@
+//! Fixtures shared by the CLI tests: stores built with cowfmt, damaged headers,
+//! golden images written by the kernel, and checks on how a tool fails.
+
+#![allow(dead_code)]
+
+use std::fs::{File, OpenOptions};
+use std::io::BufReader;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use cowfmt::device::{Access, Device};
+use cowfmt::persistent::dump::{dump, PersistentDump};
+use cowfmt::persistent::{ExceptionRecord, PersistentStore, StoreWriter};
+use cowfmt::StoreKind;
+use tempfile::TempDir;
+
+/// A fresh temporary directory.
+pub fn tempdir() -> TempDir {
+    tempfile::tempdir().expect("a temporary directory")
+}
+
+/// A command running one of the cowtools binaries.
+pub fn tool(name: &str) -> Command {
+    Command::cargo_bin(name).expect("the binary is built")
+}
+
+/// The origin chunk of the `i`-th record written by [`build_store`]: scattered,
+/// never repeated.
+pub fn scattered_old_chunk(i: u64) -> u64 {
+    (i * 7919) % 1_000_003
+}
+
+/// Formats `path` (created with `chunks` chunks of `chunk_sectors`) and commits
+/// `records` exceptions as the kernel would, returning the path.
+pub fn build_store(
+    dir: &TempDir,
+    name: &str,
+    chunk_sectors: u32,
+    chunks: u64,
+    records: u64,
+) -> PathBuf {
+    let path = dir.path().join(name);
+    let bytes = chunks * u64::from(chunk_sectors) * 512;
+    let device = Device::create_or_extend(&path, bytes).expect("image created");
+    let mut writer = StoreWriter::format(device, chunk_sectors).expect("formatted");
+    for i in 0..records {
+        let new_chunk = writer.allocate().expect("room for the record");
+        writer
+            .commit(ExceptionRecord {
+                old_chunk: scattered_old_chunk(i),
+                new_chunk,
+            })
+            .expect("committed");
+    }
+    writer.finish().expect("flushed");
+    path
+}
+
+/// A blank (all-zero, sparse) image of `bytes`.
+pub fn blank_image(dir: &TempDir, name: &str, bytes: u64) -> PathBuf {
+    let path = dir.path().join(name);
+    File::create(&path)
+        .and_then(|f| f.set_len(bytes))
+        .expect("blank image");
+    path
+}
+
+/// Writes `bytes` at `offset` of the file at `path`.
+pub fn poke(path: &Path, offset: u64, bytes: &[u8]) {
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.write_all_at(bytes, offset))
+        .expect("poked");
+}
+
+/// Overwrites the 16 header bytes with the given fields.
+pub fn write_header(path: &Path, magic: u32, valid: u32, version: u32, chunk_size: u32) {
+    let mut bytes = Vec::with_capacity(16);
+    for field in [magic, valid, version, chunk_size] {
+        bytes.extend_from_slice(&field.to_le_bytes());
+    }
+    poke(path, 0, &bytes);
+}
+
+/// Overwrites record `index` of area 0 of a store with 4 KiB chunks.
+pub fn write_area0_record(path: &Path, index: u64, old_chunk: u64, new_chunk: u64) {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&old_chunk.to_le_bytes());
+    bytes[8..].copy_from_slice(&new_chunk.to_le_bytes());
+    poke(path, 4096 + index * 16, &bytes);
+}
+
+/// The whole dump of the store at `path`, read with cowfmt.
+pub fn library_dump(path: &Path, kind: StoreKind, with_runs: bool) -> PersistentDump {
+    let device = Device::open(path, Access::ReadOnly).expect("opened");
+    let store = PersistentStore::open(device, None).expect("a store");
+    dump(&store, kind, with_runs).expect("dumped")
+}
+
+/// The folder of golden image `name` (`a`, `b2`, `c`, `c2`...).
+pub fn golden_folder(name: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/golden");
+    let prefix = format!("{name}-");
+    std::fs::read_dir(&root)
+        .expect("testdata/golden")
+        .map(|entry| entry.expect("a folder entry").path())
+        .find(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix))
+        })
+        .unwrap_or_else(|| panic!("no golden image {name}"))
+}
+
+/// Decompresses the COW image of golden image `name` into `dir`.
+pub fn golden_cow(dir: &TempDir, name: &str) -> PathBuf {
+    let xz = golden_folder(name).join("cow.img.xz");
+    let mut input = BufReader::new(File::open(&xz).expect("cow.img.xz"));
+    let mut bytes = Vec::new();
+    lzma_rs::xz_decompress(&mut input, &mut bytes).expect("valid xz");
+    let path = dir.path().join(format!("{name}.img"));
+    std::fs::write(&path, bytes).expect("image written");
+    path
+}
+
+/// The `expected` section of golden image `name`'s manifest.
+pub fn golden_expected(name: &str) -> serde_yaml::Value {
+    let text =
+        std::fs::read_to_string(golden_folder(name).join("manifest.yaml")).expect("manifest");
+    let manifest: serde_yaml::Value = serde_yaml::from_str(&text).expect("manifest is YAML");
+    manifest["expected"].clone()
+}
+
+/// Stdout as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("UTF-8 stdout")
+}
+
+/// Stderr as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).expect("UTF-8 stderr")
+}
+
+/// Asserts that a tool failed with `code`, explaining itself in one line on
+/// stderr that names `file`, without a panic or backtrace.
+pub fn assert_one_line_error(output: &Output, code: i32, file: &str) -> String {
+    let text = stderr(output);
+    assert_eq!(output.status.code(), Some(code), "stderr: {text}");
+    assert!(!text.contains("panicked"), "{text}");
+    assert!(!text.contains("RUST_BACKTRACE"), "{text}");
+    assert_eq!(text.lines().count(), 1, "one line expected: {text}");
+    assert!(text.contains(file), "the error should name {file}: {text}");
+    text
+}
+
+/// Asserts that no output mentions a panic.
+pub fn assert_no_panic(output: &Output) {
+    let text = stderr(output);
+    assert!(!text.contains("panicked"), "{text}");
+}
