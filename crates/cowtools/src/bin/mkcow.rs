@@ -1,0 +1,482 @@
+//! mkcow: formats a persistent or legacy COW store exactly as the kernel does on
+//! first activation, or restores one from a cowdump dump (metadata only).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use cowfmt::bitset::{DenseBitmap, SparseBitmap};
+use cowfmt::device::{Access, Backing, Device};
+use cowfmt::kind::{PERSISTENT_MAGIC, SHARED_MAGIC};
+use cowfmt::persistent::dump::{PersistentDump, DUMP_FORMAT_VERSION};
+use cowfmt::persistent::header::{validate_chunk_size, DISK_VERSION};
+use cowfmt::persistent::layout::HEADER_CHUNKS;
+use cowfmt::persistent::table::{snapshot_table_line, TableDevices};
+use cowfmt::persistent::writer::write_all_areas;
+use cowfmt::persistent::{ExceptionRecord, Geometry, Header, StoreWriter, LEGACY_CHUNK_LIMIT};
+use cowfmt::units::human_bytes;
+use cowfmt::StoreKind;
+use cowtools::args::{self, KindArg};
+use cowtools::{exit, open};
+
+const TOOL: &str = "mkcow";
+
+/// The kernel's default chunk size for a new store here: 4 KiB.
+const DEFAULT_CHUNK_SECTORS: u32 = 8;
+
+const EXAMPLES: &str = "\
+EXAMPLES:
+  Create a 64 MiB sparse image and format it with 4 KiB chunks:
+    mkcow --size 64M cow.img
+  Format a logical volume with 64 KiB chunks, for origin /dev/vg/data:
+    mkcow --chunk-size 64k --origin /dev/vg/data /dev/vg/data-cow
+  Format for the pre-2.6.29 kernels (deprecated table syntax, 32-bit chunks):
+    mkcow --kind legacy cow.img
+  Restore the metadata of a store from a dump (data chunks are left alone):
+    cowdump -o cow.yaml cow.img && mkcow --force --from-dump cow.yaml cow.img
+
+The target must exist unless --size is given. mkcow refuses a target whose first
+chunk is not all zero (an existing store, a file system...) unless --force is given.
+On success it prints the dmsetup table line that activates the store; with -q it
+prints only that line.";
+
+/// Command line of mkcow.
+#[derive(Debug, Parser)]
+#[command(name = "mkcow", version, about = "Format a dm-snapshot COW store, or restore one from a dump", after_help = EXAMPLES)]
+struct Cli {
+    /// The image file or block device to format.
+    #[arg(value_name = "TARGET")]
+    target: PathBuf,
+
+    /// Store kind to write [default: persistent; with --from-dump: the dump's kind].
+    #[arg(long, value_enum)]
+    kind: Option<KindArg>,
+
+    /// Chunk size: a power of two of at least 512 bytes (4k, 64k, 8s...) [default: 4k].
+    #[arg(long, value_name = "SIZE", value_parser = args::parse_chunk_size, conflicts_with = "from_dump")]
+    chunk_size: Option<u32>,
+
+    /// Create the image file, or extend it (sparse), to this size (64M, 1G...).
+    #[arg(long, value_name = "SIZE", value_parser = args::parse_size)]
+    size: Option<u64>,
+
+    /// Overwrite a target whose first chunk is not all zero.
+    #[arg(short, long)]
+    force: bool,
+
+    /// The origin device, to fill in its path and size in the table line.
+    #[arg(long, value_name = "DEV")]
+    origin: Option<PathBuf>,
+
+    /// Restore the metadata from a cowdump YAML or JSON dump ('-' for stdin).
+    #[arg(long, value_name = "FILE")]
+    from_dump: Option<PathBuf>,
+
+    /// Print nothing but the table line.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    exit::run(TOOL, || run(&cli))
+}
+
+fn run(cli: &Cli) -> anyhow::Result<u8> {
+    match &cli.from_dump {
+        Some(dump) => restore(cli, dump),
+        None => format(cli),
+    }
+}
+
+fn format(cli: &Cli) -> anyhow::Result<u8> {
+    let kind = snap_kind(
+        cli.kind.map_or(StoreKind::Persistent, StoreKind::from),
+        &cli.target,
+    )?;
+    let chunk_sectors = cli.chunk_size.unwrap_or(DEFAULT_CHUNK_SECTORS);
+    let size = plan_target(&cli.target, cli.size, chunk_sectors, cli.force)?;
+    let geometry = plan_geometry(&cli.target, chunk_sectors, size, kind)?;
+    let origin = origin_sectors(cli.origin.as_deref())?;
+    let device = open_for_write(&cli.target, cli.size)?;
+    StoreWriter::format(device, chunk_sectors)?.finish()?;
+    if !cli.quiet {
+        println!(
+            "{}: formatted a {kind} store: chunk size {chunk_sectors} sectors ({}), {} chunks ({}), room for {} exceptions",
+            cli.target.display(),
+            human_bytes(geometry.chunk_bytes() as u64),
+            geometry.device_chunks(),
+            human_bytes(geometry.device_bytes()),
+            geometry.data_capacity()
+        );
+    }
+    print_table(cli, kind, chunk_sectors, origin);
+    Ok(exit::EXIT_OK)
+}
+
+fn restore(cli: &Cli, dump_path: &Path) -> anyhow::Result<u8> {
+    let dump = read_dump(dump_path)?;
+    let kind = snap_kind(
+        cli.kind.map_or(dump.head.kind, StoreKind::from),
+        &cli.target,
+    )?;
+    let header = header_from_dump(&dump, dump_path)?;
+    let chunk_sectors = header.chunk_size;
+    let size = plan_target(&cli.target, cli.size, chunk_sectors, cli.force)?;
+    let geometry = plan_geometry(&cli.target, chunk_sectors, size, kind)?;
+    validate_records(&dump.exceptions, &geometry, kind, dump_path, &cli.target)?;
+    let origin = origin_sectors(cli.origin.as_deref())?;
+    let device = open_for_write(&cli.target, cli.size)?;
+    write_all_areas(&device, &geometry, &header, &dump.exceptions)?;
+    if !cli.quiet {
+        report_restore(cli, dump_path, &dump, &geometry, kind);
+    }
+    print_table(cli, kind, chunk_sectors, origin);
+    Ok(exit::EXIT_OK)
+}
+
+/// Only the SnAp v1 kinds are written by this version.
+fn snap_kind(kind: StoreKind, target: &Path) -> anyhow::Result<StoreKind> {
+    if kind.is_snap_v1() {
+        Ok(kind)
+    } else {
+        Err(open::unsupported(kind, target, TOOL))
+    }
+}
+
+/// Looks at the target without changing it: refuses to overwrite a non-zero
+/// first chunk unless forced, and returns its size once --size is applied.
+fn plan_target(
+    target: &Path,
+    size: Option<u64>,
+    chunk_sectors: u32,
+    force: bool,
+) -> anyhow::Result<u64> {
+    let device = match std::fs::symlink_metadata(target) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let Some(size) = size else {
+                bail!(
+                    "{}: does not exist; give --size to create an image file of that size",
+                    target.display()
+                );
+            };
+            return Ok(size);
+        }
+        _ => Device::open(target, Access::ReadOnly)?,
+    };
+    if !force {
+        refuse_non_zero(&device, chunk_sectors)?;
+    }
+    let current = device.size_bytes();
+    Ok(match (device.backing(), size) {
+        (Backing::File, Some(size)) => current.max(size),
+        _ => current,
+    })
+}
+
+/// Fails when the first chunk of `device` holds anything but zeros.
+fn refuse_non_zero(device: &Device, chunk_sectors: u32) -> anyhow::Result<()> {
+    let chunk_bytes = u64::from(chunk_sectors) * cowfmt::SECTOR_BYTES;
+    let len = chunk_bytes.min(device.size_bytes()) as usize;
+    let mut bytes = vec![0u8; len];
+    device.read_at(&mut bytes, 0, || "chunk 0".to_string())?;
+    match describe_first_chunk(&bytes) {
+        Some(what) => bail!(
+            "{}: {what}; use --force to overwrite it",
+            device.path().display()
+        ),
+        None => Ok(()),
+    }
+}
+
+/// What a non-zero first chunk holds, in words; `None` when it is all zero.
+fn describe_first_chunk(bytes: &[u8]) -> Option<String> {
+    let first = bytes.iter().position(|&b| b != 0)?;
+    if let Ok(header) = Header::decode(bytes) {
+        match header.magic {
+            PERSISTENT_MAGIC => {
+                let state = if header.is_valid() {
+                    ""
+                } else {
+                    ", marked invalid"
+                };
+                return Some(format!(
+                    "already holds a persistent store (SnAp, chunk size {}{state})",
+                    header.chunk_size
+                ));
+            }
+            SHARED_MAGIC => return Some("already holds a shared store".to_string()),
+            _ => {}
+        }
+    }
+    Some(format!(
+        "chunk 0 is not all zero (first non-zero byte at offset {first})"
+    ))
+}
+
+/// The geometry of the store to write, refused when the device cannot hold it.
+fn plan_geometry(
+    target: &Path,
+    chunk_sectors: u32,
+    size: u64,
+    kind: StoreKind,
+) -> anyhow::Result<Geometry> {
+    let geometry =
+        Geometry::new(chunk_sectors, size).map_err(|e| cowfmt::Error::format(target, e))?;
+    if !geometry.holds_first_area() {
+        bail!(
+            "{}: {size} bytes is too small for a store with {}-byte chunks: the header and metadata area 0 need {} bytes",
+            target.display(),
+            geometry.chunk_bytes(),
+            2 * geometry.chunk_bytes()
+        );
+    }
+    if kind == StoreKind::Legacy && geometry.device_chunks() >= LEGACY_CHUNK_LIMIT {
+        bail!(
+            "{}: {} chunks of {} bytes; a legacy store must have fewer than 2^32 chunks (the pre-2.6.29 code counts chunks in 32 bits): use a larger chunk size or --kind persistent",
+            target.display(),
+            geometry.device_chunks(),
+            geometry.chunk_bytes()
+        );
+    }
+    Ok(geometry)
+}
+
+fn open_for_write(target: &Path, size: Option<u64>) -> anyhow::Result<Device> {
+    Ok(match size {
+        Some(size) => Device::create_or_extend(target, size)?,
+        None => Device::open(target, Access::ReadWrite)?,
+    })
+}
+
+fn origin_sectors(origin: Option<&Path>) -> anyhow::Result<Option<u64>> {
+    origin
+        .map(|path| Ok(Device::open(path, Access::ReadOnly)?.size_sectors()))
+        .transpose()
+}
+
+fn print_table(cli: &Cli, kind: StoreKind, chunk_sectors: u32, origin_sectors: Option<u64>) {
+    let cow = cli.target.display().to_string();
+    let origin = cli.origin.as_ref().map(|p| p.display().to_string());
+    let devices = TableDevices {
+        origin: origin.as_deref(),
+        origin_sectors,
+        cow: &cow,
+    };
+    let line = snapshot_table_line(&devices, chunk_sectors, kind);
+    if !cli.quiet {
+        println!("Activate it with this dmsetup table line (attach an image file with losetup first and use the loop device in its place):");
+        if kind == StoreKind::Legacy {
+            println!("note: 'P' is the only store type mainline kernels accept, old and new; the long name 'persistent' never was");
+        }
+    }
+    println!("{line}");
+}
+
+/// Reads a dump: JSON or YAML by extension, otherwise JSON then YAML.
+fn read_dump(path: &Path) -> anyhow::Result<PersistentDump> {
+    let text = read_text(path)?;
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let parsed = match extension.as_deref() {
+        Some("json") => serde_json::from_str(&text).map_err(|e| e.to_string()),
+        Some("yaml" | "yml") => serde_yaml::from_str(&text).map_err(|e| e.to_string()),
+        _ => parse_either(&text),
+    };
+    let dump: PersistentDump = parsed
+        .map_err(|e| anyhow::anyhow!("{}: not a usable cowdump dump: {e}", path.display()))?;
+    if dump.head.format_version != DUMP_FORMAT_VERSION {
+        bail!(
+            "{}: dump format_version {} is not supported (this mkcow reads version {DUMP_FORMAT_VERSION})",
+            path.display(),
+            dump.head.format_version
+        );
+    }
+    Ok(dump)
+}
+
+fn read_text(path: &Path) -> anyhow::Result<String> {
+    let mut text = String::new();
+    if path == Path::new("-") {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("stdin: cannot read the dump")?;
+    } else {
+        if path.is_dir() {
+            bail!("{}: is a directory, not a dump file", path.display());
+        }
+        text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read the dump", path.display()))?;
+    }
+    Ok(text)
+}
+
+/// Tries JSON, then YAML; reports the error of the syntax the text looks like.
+fn parse_either(text: &str) -> Result<PersistentDump, String> {
+    match serde_json::from_str(text) {
+        Ok(dump) => Ok(dump),
+        Err(json) => serde_yaml::from_str(text).map_err(|yaml| {
+            if text.trim_start().starts_with('{') {
+                json.to_string()
+            } else {
+                yaml.to_string()
+            }
+        }),
+    }
+}
+
+/// The header to write: the dump's chunk size and valid flag.
+fn header_from_dump(dump: &PersistentDump, path: &Path) -> anyhow::Result<Header> {
+    let head = &dump.head;
+    if let Err(e) = validate_chunk_size(u64::from(head.chunk_size)) {
+        bail!("{}: chunk_size: {e}", path.display());
+    }
+    if head.version != DISK_VERSION {
+        bail!(
+            "{}: version {} is not the only on-disk version the kernel reads ({DISK_VERSION})",
+            path.display(),
+            head.version
+        );
+    }
+    let mut header = Header::new(head.chunk_size);
+    header.valid = match (head.valid, head.valid_raw) {
+        (false, _) => 0,
+        (true, 0) => 1,
+        (true, raw) => raw,
+    };
+    Ok(header)
+}
+
+/// Checks every record against the target's geometry before anything is written.
+fn validate_records(
+    records: &[ExceptionRecord],
+    geometry: &Geometry,
+    kind: StoreKind,
+    dump_path: &Path,
+    target: &Path,
+) -> anyhow::Result<()> {
+    let areas_needed = records.len() as u64 / geometry.exceptions_per_area() + 1;
+    if !geometry.area_fits(areas_needed - 1) {
+        bail!(
+            "{}: {} exceptions need {areas_needed} metadata areas, but area {} (chunk {}) lies past the end of {} ({} chunks)",
+            dump_path.display(),
+            records.len(),
+            areas_needed - 1,
+            geometry.area_location(areas_needed - 1),
+            target.display(),
+            geometry.device_chunks()
+        );
+    }
+    let mut checker = RecordValidator::new(geometry, kind, target);
+    let mut first = None;
+    let mut bad = 0u64;
+    for (index, record) in records.iter().enumerate() {
+        if let Some(problem) = checker.problem(record) {
+            bad += 1;
+            first.get_or_insert_with(|| {
+                format!(
+                    "exception {index} (old_chunk {}, new_chunk {}): {problem}",
+                    record.old_chunk, record.new_chunk
+                )
+            });
+        }
+    }
+    match first {
+        None => Ok(()),
+        Some(first) => {
+            let more = if bad > 1 {
+                format!(" ({} more exceptions are unusable)", bad - 1)
+            } else {
+                String::new()
+            };
+            bail!("{}: {first}{more}", dump_path.display())
+        }
+    }
+}
+
+/// Tells what is wrong with one restored record, remembering the chunks used.
+struct RecordValidator<'a> {
+    geometry: &'a Geometry,
+    legacy: bool,
+    target: String,
+    used: DenseBitmap,
+    mapped: SparseBitmap,
+}
+
+impl<'a> RecordValidator<'a> {
+    fn new(geometry: &'a Geometry, kind: StoreKind, target: &Path) -> Self {
+        RecordValidator {
+            geometry,
+            legacy: kind == StoreKind::Legacy,
+            target: target.display().to_string(),
+            used: DenseBitmap::new(geometry.device_chunks()),
+            mapped: SparseBitmap::new(),
+        }
+    }
+
+    fn problem(&mut self, record: &ExceptionRecord) -> Option<String> {
+        let (old, new) = (record.old_chunk, record.new_chunk);
+        let chunks = self.geometry.device_chunks();
+        if new >= chunks {
+            return Some(format!(
+                "new_chunk is past the end of {} ({chunks} chunks)",
+                self.target
+            ));
+        }
+        if self.geometry.is_metadata_chunk(new) {
+            let what = if new < HEADER_CHUNKS {
+                "the header".to_string()
+            } else {
+                format!(
+                    "metadata area {}",
+                    (new - HEADER_CHUNKS) / self.geometry.stride()
+                )
+            };
+            return Some(format!(
+                "new_chunk is {what} of {}, not a data chunk",
+                self.target
+            ));
+        }
+        if self.legacy && (old >= LEGACY_CHUNK_LIMIT || new >= LEGACY_CHUNK_LIMIT) {
+            return Some("does not fit the 32 bits of a legacy store".to_string());
+        }
+        if self.used.test_and_set(new) {
+            return Some("new_chunk is already used by an earlier exception".to_string());
+        }
+        if self.mapped.test_and_set(old) {
+            return Some("old_chunk is already mapped by an earlier exception".to_string());
+        }
+        None
+    }
+}
+
+fn report_restore(
+    cli: &Cli,
+    dump_path: &Path,
+    dump: &PersistentDump,
+    geometry: &Geometry,
+    kind: StoreKind,
+) {
+    let areas = dump.exceptions.len() as u64 / geometry.exceptions_per_area() + 1;
+    println!(
+        "{}: restored {} exceptions in {areas} area{} from {} ({kind}, chunk size {} sectors, {}); data chunks were not touched",
+        cli.target.display(),
+        dump.exceptions.len(),
+        if areas == 1 { "" } else { "s" },
+        dump_path.display(),
+        geometry.chunk_sectors(),
+        if dump.head.valid { "valid" } else { "marked invalid" }
+    );
+    if dump.head.device_chunks != geometry.device_chunks() {
+        println!(
+            "note: the dump describes a device of {} chunks; {} has {}",
+            dump.head.device_chunks,
+            cli.target.display(),
+            geometry.device_chunks()
+        );
+    }
+}
