@@ -278,6 +278,16 @@ fn an_area_past_the_end_is_a_warning_in_the_dump() {
     let dump: PersistentDump = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(dump.exceptions.len(), 256);
     assert_eq!(dump.tail.problems.len(), 1);
+    let expected = library_dump(&path, StoreKind::Persistent, true);
+    for format in ["json", "yaml"] {
+        let output = tool("cowdump")
+            .args(["-q", "--runs", "--format", format])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let parsed: PersistentDump = serde_yaml::from_slice(&output.stdout).unwrap();
+        assert_eq!(parsed, expected, "{format}");
+    }
     let quiet = tool("cowdump")
         .args(["-q", "--format", "json"])
         .arg(&path)

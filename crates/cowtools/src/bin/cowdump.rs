@@ -16,6 +16,7 @@ use cowfmt::persistent::{ExceptionRecord, PersistentStore};
 use cowfmt::units::human_bytes;
 use cowtools::args::KindArg;
 use cowtools::{exit, hexdump, open, output, progress};
+use serde::Serialize;
 
 const TOOL: &str = "cowdump";
 
@@ -220,10 +221,7 @@ fn write_json(
     runs: bool,
     progress: &Progress,
 ) -> anyhow::Result<DumpTail> {
-    let head_text = serde_json::to_string_pretty(head)?;
-    let open = head_text.strip_suffix("\n}").unwrap_or(&head_text);
-    out.write_all(open.as_bytes())?;
-    out.write_all(b",\n  \"exceptions\": [")?;
+    write!(out, "{{{},\n  \"exceptions\": [", json_fields(head)?)?;
     let mut batch = Batch::new(out);
     let tail = stream_records(store, runs, |record| {
         batch.text(if batch.count == 0 {
@@ -240,22 +238,57 @@ fn write_json(
     })?;
     batch.text(if batch.count == 0 { b"]" } else { b"\n  ]" });
     batch.drain()?;
-    let (rest, runs) = without_runs(tail);
-    let tail_text = serde_json::to_string_pretty(&rest)?;
-    let fields = tail_text.strip_prefix('{').unwrap_or(&tail_text);
-    let fields = fields.strip_suffix("\n}").unwrap_or(fields);
-    write!(out, ",{fields}")?;
-    if let Some(runs) = &runs {
+    let parts = TailParts::split(tail);
+    write!(out, ",{}", json_fields(&parts.rest)?)?;
+    if let Some(runs) = &parts.runs {
         write_json_runs(out, runs)?;
     }
+    if !parts.problems.problems.is_empty() {
+        write!(out, ",{}", json_fields(&parts.problems)?)?;
+    }
     writeln!(out, "\n}}")?;
-    Ok(DumpTail { runs, ..rest })
+    Ok(parts.join())
 }
 
-/// The tail without its runs, which are written as one line each.
-fn without_runs(mut tail: DumpTail) -> (DumpTail, Option<Vec<Run>>) {
-    let runs = tail.runs.take();
-    (tail, runs)
+/// The fields of a JSON object, pretty-printed without the braces around them.
+fn json_fields(value: &impl Serialize) -> serde_json::Result<String> {
+    let text = serde_json::to_string_pretty(value)?;
+    let inner = text.strip_prefix('{').unwrap_or(&text);
+    Ok(inner.strip_suffix("\n}").unwrap_or(inner).to_string())
+}
+
+/// The problems of a dump, serialized after the runs as the schema orders them.
+#[derive(Serialize)]
+struct Problems {
+    problems: Vec<String>,
+}
+
+/// A dump tail split for writing: the small fields, the runs (one line each),
+/// then the problems.
+struct TailParts {
+    rest: DumpTail,
+    runs: Option<Vec<Run>>,
+    problems: Problems,
+}
+
+impl TailParts {
+    fn split(mut tail: DumpTail) -> Self {
+        TailParts {
+            runs: tail.runs.take(),
+            problems: Problems {
+                problems: std::mem::take(&mut tail.problems),
+            },
+            rest: tail,
+        }
+    }
+
+    fn join(self) -> DumpTail {
+        DumpTail {
+            runs: self.runs,
+            problems: self.problems.problems,
+            ..self.rest
+        }
+    }
 }
 
 fn write_json_runs(out: &mut dyn Write, runs: &[Run]) -> io::Result<()> {
@@ -300,12 +333,15 @@ fn write_yaml(
     })?;
     batch.text(if batch.count == 0 { b" []\n" } else { b"\n" });
     batch.drain()?;
-    let (rest, runs) = without_runs(tail);
-    out.write_all(serde_yaml::to_string(&rest)?.as_bytes())?;
-    if let Some(runs) = &runs {
+    let parts = TailParts::split(tail);
+    out.write_all(serde_yaml::to_string(&parts.rest)?.as_bytes())?;
+    if let Some(runs) = &parts.runs {
         write_yaml_runs(out, runs)?;
     }
-    Ok(DumpTail { runs, ..rest })
+    if !parts.problems.problems.is_empty() {
+        out.write_all(serde_yaml::to_string(&parts.problems)?.as_bytes())?;
+    }
+    Ok(parts.join())
 }
 
 fn write_yaml_runs(out: &mut dyn Write, runs: &[Run]) -> io::Result<()> {
