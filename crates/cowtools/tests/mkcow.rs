@@ -512,3 +512,38 @@ fn restore_refuses_a_target_too_small_for_the_areas() {
     assert!(text.contains("past the end"), "{text}");
     assert!(std::fs::read(&target).unwrap().iter().all(|&b| b == 0));
 }
+
+#[test]
+fn restore_needs_only_chunk_size_valid_and_exceptions() {
+    let dir = tempdir();
+    let dump_path = dir.path().join("hand.yaml");
+    std::fs::write(
+        &dump_path,
+        "chunk_size: 16\nvalid: true\nexceptions:\n- {old_chunk: 7, new_chunk: 2}\n- {old_chunk: 3, new_chunk: 3}\n",
+    )
+    .unwrap();
+    let target = dir.path().join("cow.img");
+    tool("mkcow")
+        .args(["-q", "--size", "1M", "--from-dump"])
+        .arg(&dump_path)
+        .arg(&target)
+        .assert()
+        .success();
+    let dump = library_dump(&target, StoreKind::Persistent, false);
+    assert_eq!(dump.head.chunk_size, 16);
+    let records: Vec<(u64, u64)> = dump
+        .exceptions
+        .iter()
+        .map(|r| (r.old_chunk, r.new_chunk))
+        .collect();
+    assert_eq!(records, [(7, 2), (3, 3)]);
+    assert_eq!(dump.tail.status, "64/2048 32");
+}
+
+#[test]
+fn restore_refuses_another_dump_format_version() {
+    assert_restore_refused(
+        |d| d.head.format_version = 2,
+        "format_version 2 is not supported",
+    );
+}

@@ -10,7 +10,7 @@ use clap::Parser;
 use cowfmt::bitset::{DenseBitmap, SparseBitmap};
 use cowfmt::device::{Access, Backing, Device};
 use cowfmt::kind::{PERSISTENT_MAGIC, SHARED_MAGIC};
-use cowfmt::persistent::dump::{PersistentDump, DUMP_FORMAT_VERSION};
+use cowfmt::persistent::dump::DUMP_FORMAT_VERSION;
 use cowfmt::persistent::header::{validate_chunk_size, DISK_VERSION};
 use cowfmt::persistent::layout::HEADER_CHUNKS;
 use cowfmt::persistent::table::{snapshot_table_line, TableDevices};
@@ -20,6 +20,7 @@ use cowfmt::units::human_bytes;
 use cowfmt::StoreKind;
 use cowtools::args::{self, KindArg};
 use cowtools::{exit, open};
+use serde::Deserialize;
 
 const TOOL: &str = "mkcow";
 
@@ -119,7 +120,8 @@ fn format(cli: &Cli) -> anyhow::Result<u8> {
 fn restore(cli: &Cli, dump_path: &Path) -> anyhow::Result<u8> {
     let dump = read_dump(dump_path)?;
     let kind = snap_kind(
-        cli.kind.map_or(dump.head.kind, StoreKind::from),
+        cli.kind
+            .map_or(dump.kind.unwrap_or(StoreKind::Persistent), StoreKind::from),
         &cli.target,
     )?;
     let header = header_from_dump(&dump, dump_path)?;
@@ -275,8 +277,36 @@ fn print_table(cli: &Cli, kind: StoreKind, chunk_sectors: u32, origin_sectors: O
     println!("{line}");
 }
 
+/// The fields of a cowdump dump that a restore uses; every other field is derived
+/// again from the target (docs/dump-schema.md), so a hand-written dump needs only
+/// `chunk_size`, `valid` and `exceptions`.
+#[derive(Debug, Deserialize)]
+struct RestoreDump {
+    /// Refused unless 1, when present.
+    #[serde(default)]
+    format_version: Option<u32>,
+    /// The kind to restore as, unless --kind is given.
+    #[serde(default)]
+    kind: Option<StoreKind>,
+    /// Chunk size in sectors.
+    chunk_size: u32,
+    /// The header's valid flag.
+    valid: bool,
+    /// The raw valid field, kept when it is an unusual non-zero value.
+    #[serde(default)]
+    valid_raw: Option<u32>,
+    /// The header version; refused unless 1, when present.
+    #[serde(default)]
+    version: Option<u32>,
+    /// Chunks of the device dumped, to note a different target size.
+    #[serde(default)]
+    device_chunks: Option<u64>,
+    /// Every record, in on-disk order.
+    exceptions: Vec<ExceptionRecord>,
+}
+
 /// Reads a dump: JSON or YAML by extension, otherwise JSON then YAML.
-fn read_dump(path: &Path) -> anyhow::Result<PersistentDump> {
+fn read_dump(path: &Path) -> anyhow::Result<RestoreDump> {
     let text = read_text(path)?;
     let extension = path
         .extension()
@@ -287,13 +317,13 @@ fn read_dump(path: &Path) -> anyhow::Result<PersistentDump> {
         Some("yaml" | "yml") => serde_yaml::from_str(&text).map_err(|e| e.to_string()),
         _ => parse_either(&text),
     };
-    let dump: PersistentDump = parsed
+    let dump: RestoreDump = parsed
         .map_err(|e| anyhow::anyhow!("{}: not a usable cowdump dump: {e}", path.display()))?;
-    if dump.head.format_version != DUMP_FORMAT_VERSION {
+    if let Some(version) = dump.format_version.filter(|&v| v != DUMP_FORMAT_VERSION) {
         bail!(
             "{}: dump format_version {} is not supported (this mkcow reads version {DUMP_FORMAT_VERSION})",
             path.display(),
-            dump.head.format_version
+            version
         );
     }
     Ok(dump)
@@ -316,7 +346,7 @@ fn read_text(path: &Path) -> anyhow::Result<String> {
 }
 
 /// Tries JSON, then YAML; reports the error of the syntax the text looks like.
-fn parse_either(text: &str) -> Result<PersistentDump, String> {
+fn parse_either(text: &str) -> Result<RestoreDump, String> {
     match serde_json::from_str(text) {
         Ok(dump) => Ok(dump),
         Err(json) => serde_yaml::from_str(text).map_err(|yaml| {
@@ -330,23 +360,21 @@ fn parse_either(text: &str) -> Result<PersistentDump, String> {
 }
 
 /// The header to write: the dump's chunk size and valid flag.
-fn header_from_dump(dump: &PersistentDump, path: &Path) -> anyhow::Result<Header> {
-    let head = &dump.head;
+fn header_from_dump(head: &RestoreDump, path: &Path) -> anyhow::Result<Header> {
     if let Err(e) = validate_chunk_size(u64::from(head.chunk_size)) {
         bail!("{}: chunk_size: {e}", path.display());
     }
-    if head.version != DISK_VERSION {
+    if let Some(version) = head.version.filter(|&v| v != DISK_VERSION) {
         bail!(
-            "{}: version {} is not the only on-disk version the kernel reads ({DISK_VERSION})",
-            path.display(),
-            head.version
+            "{}: version {version} is not the only on-disk version the kernel reads ({DISK_VERSION})",
+            path.display()
         );
     }
     let mut header = Header::new(head.chunk_size);
     header.valid = match (head.valid, head.valid_raw) {
         (false, _) => 0,
-        (true, 0) => 1,
-        (true, raw) => raw,
+        (true, Some(raw)) if raw != 0 => raw,
+        (true, _) => 1,
     };
     Ok(header)
 }
@@ -457,7 +485,7 @@ impl<'a> RecordValidator<'a> {
 fn report_restore(
     cli: &Cli,
     dump_path: &Path,
-    dump: &PersistentDump,
+    dump: &RestoreDump,
     geometry: &Geometry,
     kind: StoreKind,
 ) {
@@ -469,12 +497,12 @@ fn report_restore(
         if areas == 1 { "" } else { "s" },
         dump_path.display(),
         geometry.chunk_sectors(),
-        if dump.head.valid { "valid" } else { "marked invalid" }
+        if dump.valid { "valid" } else { "marked invalid" }
     );
-    if dump.head.device_chunks != geometry.device_chunks() {
+    let dumped_chunks = dump.device_chunks.unwrap_or(geometry.device_chunks());
+    if dumped_chunks != geometry.device_chunks() {
         println!(
-            "note: the dump describes a device of {} chunks; {} has {}",
-            dump.head.device_chunks,
+            "note: the dump describes a device of {dumped_chunks} chunks; {} has {}",
             cli.target.display(),
             geometry.device_chunks()
         );
