@@ -1,10 +1,16 @@
 //! `cargo xtask`: the workspace's developer tasks.
 //!
-//! - `gen-store`: build a realistic persistent or legacy store of any size, sparse.
+//! - `gen-store`: build a realistic persistent or legacy store of any size, sparse;
+//! - `demo`: the main job on file-backed images, with the real release binaries;
+//! - `bench`: throughput and peak memory of `cowcheck` and `cowdump` on large stores.
 
+mod bench;
+mod demo;
 mod gen_store;
+mod measure;
 mod pattern;
 mod prng;
+mod tools;
 
 use std::process::ExitCode;
 
@@ -25,12 +31,18 @@ struct Cli {
 enum Task {
     /// Build a persistent (or legacy) store of any size as sparse image files.
     GenStore(gen_store::GenStoreArgs),
+    /// Build the tools and run them on a file-backed origin and COW store.
+    Demo(demo::DemoArgs),
+    /// Measure cowcheck and cowdump on large generated stores.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Task::GenStore(args) => gen_store::run(args),
+        Task::Demo(args) => demo::run(args),
+        Task::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

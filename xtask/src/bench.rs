@@ -1,0 +1,367 @@
+//! `cargo xtask bench`: throughput and peak memory of the release `cowcheck`
+//! and `cowdump --format json` on large generated persistent stores, against
+//! the project's targets. A benchmark, never a timed test: it reports figures
+//! and PASS/FAIL, and writes them to target/bench/results.json.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde::Serialize;
+
+use crate::gen_store::{self, parse_count, GenKind, GenStoreArgs, GenSummary, Pattern};
+use crate::measure::{self, Measured};
+use crate::tools::{target_dir, Tools};
+
+/// cowcheck must read at least this many records per second (at 16M records).
+const CHECK_RECORDS_PER_SECOND: f64 = 30_000_000.0;
+/// cowdump must write JSON for at least this many records per second.
+const DUMP_RECORDS_PER_SECOND: f64 = 15_000_000.0;
+/// cowcheck's memory allowance before its bitmaps (one bit per COW chunk and
+/// one per origin chunk).
+const CHECK_BASE_MEMORY: u64 = 64 << 20;
+/// Version of the results.json schema.
+const RESULTS_FORMAT_VERSION: u32 = 1;
+
+/// Arguments of `cargo xtask bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Store sizes in records, comma-separated; k/M/G multiply by powers of
+    /// 1024 [default: 4M,16M; with --quick: 1M].
+    #[arg(long, value_name = "N,...", value_delimiter = ',', value_parser = parse_count)]
+    pub records: Vec<u64>,
+    /// A quick look: 1M records and one run per tool unless told otherwise.
+    #[arg(long)]
+    pub quick: bool,
+    /// Runs per tool and size; the median wall time is reported [default: 3;
+    /// with --quick: 1].
+    #[arg(long, value_name = "N")]
+    pub runs: Option<u32>,
+    /// Keep the generated images under target/bench/ (they are sparse, but the
+    /// metadata of 16M records is 256 MiB).
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// A tool run on a store of one size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Job {
+    Check,
+    DumpJson,
+}
+
+impl Job {
+    fn name(self) -> &'static str {
+        match self {
+            Job::Check => "cowcheck",
+            Job::DumpJson => "cowdump --format json",
+        }
+    }
+
+    fn binary(self) -> &'static str {
+        match self {
+            Job::Check => "cowcheck",
+            Job::DumpJson => "cowdump",
+        }
+    }
+
+    fn command(self, tools: &Tools, store: &Store) -> Command {
+        let mut command = tools.command(self.binary());
+        match self {
+            Job::Check => command.arg("--origin").arg(&store.origin).arg(&store.cow),
+            Job::DumpJson => command
+                .args(["--format", "json", "-o"])
+                .arg(store.dir.join("dump.json"))
+                .arg(&store.cow),
+        };
+        command
+    }
+
+    fn target_rate(self) -> f64 {
+        match self {
+            Job::Check => CHECK_RECORDS_PER_SECOND,
+            Job::DumpJson => DUMP_RECORDS_PER_SECOND,
+        }
+    }
+
+    fn memory_budget(self, store: &GenSummary) -> Option<u64> {
+        match self {
+            Job::Check => Some(
+                CHECK_BASE_MEMORY + store.cow_chunks.div_ceil(8) + store.origin_chunks.div_ceil(8),
+            ),
+            Job::DumpJson => None,
+        }
+    }
+}
+
+/// A generated store in its own directory.
+struct Store {
+    dir: PathBuf,
+    cow: PathBuf,
+    origin: PathBuf,
+    summary: GenSummary,
+}
+
+/// One line of the results.
+#[derive(Debug, Clone, Serialize)]
+struct BenchResult {
+    tool: &'static str,
+    records: u64,
+    chunk_bytes: u64,
+    cow_chunks: u64,
+    origin_chunks: u64,
+    runs: Vec<f64>,
+    wall_seconds: Option<f64>,
+    records_per_second: Option<f64>,
+    peak_rss_bytes: Option<u64>,
+    target_records_per_second: f64,
+    memory_budget_bytes: Option<u64>,
+    pass: bool,
+    note: Option<String>,
+}
+
+/// The results file.
+#[derive(Debug, Serialize)]
+struct Results<'a> {
+    format_version: u32,
+    generated_by: &'static str,
+    cpus: usize,
+    page_cache: &'static str,
+    wall_time: &'static str,
+    results: &'a [BenchResult],
+}
+
+/// Runs the benchmarks; fails when a target is missed or a tool is missing.
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let sizes = if !args.records.is_empty() {
+        args.records.clone()
+    } else if args.quick {
+        vec![1 << 20]
+    } else {
+        vec![4 << 20, 16 << 20]
+    };
+    let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
+    let tools = Tools::build_release(&[])?;
+    let bench_dir = target_dir().join("bench");
+    let mut results = Vec::new();
+    for &records in &sizes {
+        let store = generate(&bench_dir, records)?;
+        for job in [Job::Check, Job::DumpJson] {
+            results.push(bench_job(&tools, &store, job, runs)?);
+        }
+        if !args.keep {
+            fs::remove_dir_all(&store.dir)
+                .with_context(|| format!("{}: cannot remove", store.dir.display()))?;
+        }
+    }
+    print_table(&results);
+    let path = write_results(&bench_dir, &results)?;
+    println!("\nresults: {}", path.display());
+    let failed = results.iter().filter(|r| !r.pass).count();
+    if failed > 0 {
+        bail!(
+            "{failed} of {} benchmarks missed their target or could not run",
+            results.len()
+        );
+    }
+    Ok(())
+}
+
+fn label(records: u64) -> String {
+    match records {
+        r if r >= 1 << 20 && r % (1 << 20) == 0 => format!("{}M", r >> 20),
+        r if r >= 1 << 10 && r % (1 << 10) == 0 => format!("{}k", r >> 10),
+        r => r.to_string(),
+    }
+}
+
+fn generate(bench_dir: &Path, records: u64) -> Result<Store> {
+    let dir = bench_dir.join(format!("store-{}", label(records)));
+    println!(
+        "\n=== {} records: generating the store in {}",
+        label(records),
+        dir.display()
+    );
+    let args = GenStoreArgs {
+        kind: GenKind::Persistent,
+        cow: dir.join("cow.img"),
+        origin: dir.join("origin.img"),
+        chunk_size: 8,
+        records,
+        origin_size: None,
+        cow_size: None,
+        pattern: Pattern::Random,
+        seed: 1,
+        with_data: false,
+        force: true,
+    };
+    let summary = gen_store::generate(&args)?;
+    gen_store::print_summary(&args, &summary);
+    Ok(Store {
+        cow: args.cow,
+        origin: args.origin,
+        dir,
+        summary,
+    })
+}
+
+fn bench_job(tools: &Tools, store: &Store, job: Job, runs: u32) -> Result<BenchResult> {
+    let summary = &store.summary;
+    let mut result = BenchResult {
+        tool: job.name(),
+        records: summary.records,
+        chunk_bytes: u64::from(summary.chunk_sectors) * cowfmt::SECTOR_BYTES,
+        cow_chunks: summary.cow_chunks,
+        origin_chunks: summary.origin_chunks,
+        runs: Vec::new(),
+        wall_seconds: None,
+        records_per_second: None,
+        peak_rss_bytes: None,
+        target_records_per_second: job.target_rate(),
+        memory_budget_bytes: job.memory_budget(summary),
+        pass: false,
+        note: None,
+    };
+    if !tools.exists(job.binary()) {
+        result.note = Some(format!(
+            "{} is not built (not written yet?)",
+            tools.path(job.binary()).display()
+        ));
+        println!(
+            "{}: skipped: {}",
+            job.name(),
+            result.note.as_deref().unwrap_or_default()
+        );
+        return Ok(result);
+    }
+    let mut measured = Vec::new();
+    for run in 1..=runs {
+        let one = run_once(tools, store, job)?;
+        println!(
+            "{} run {run}/{runs}: {:.3} s, peak {:.1} MiB",
+            job.name(),
+            one.wall.as_secs_f64(),
+            mib(one.peak_rss_bytes)
+        );
+        measured.push(one);
+    }
+    fill_figures(&mut result, &measured);
+    Ok(result)
+}
+
+fn run_once(tools: &Tools, store: &Store, job: Job) -> Result<Measured> {
+    let stdout = store.dir.join(format!("{}.stdout", job.binary()));
+    let stderr = store.dir.join(format!("{}.stderr", job.binary()));
+    let mut command = job.command(tools, store);
+    command
+        .stdin(Stdio::null())
+        .stdout(File::create(&stdout)?)
+        .stderr(File::create(&stderr)?);
+    let measured = measure::run(&mut command)?;
+    if measured.exit_code != Some(0) {
+        let text = fs::read_to_string(&stderr).unwrap_or_default();
+        bail!(
+            "{} ended with {:?} on a clean store: {}",
+            crate::tools::shown(&command),
+            measured.exit_code,
+            text.trim()
+        );
+    }
+    let _ = fs::remove_file(store.dir.join("dump.json"));
+    Ok(measured)
+}
+
+fn fill_figures(result: &mut BenchResult, measured: &[Measured]) {
+    let mut walls: Vec<f64> = measured.iter().map(|m| m.wall.as_secs_f64()).collect();
+    result.runs = walls.clone();
+    walls.sort_by(f64::total_cmp);
+    let median = walls[walls.len() / 2];
+    let rate = result.records as f64 / median;
+    let peak = measured.iter().map(|m| m.peak_rss_bytes).max().unwrap_or(0);
+    result.wall_seconds = Some(median);
+    result.records_per_second = Some(rate);
+    result.peak_rss_bytes = Some(peak);
+    let fast_enough = rate >= result.target_records_per_second;
+    let small_enough = result
+        .memory_budget_bytes
+        .is_none_or(|budget| peak < budget);
+    result.pass = fast_enough && small_enough;
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / f64::from(1u32 << 20)
+}
+
+fn target_text(result: &BenchResult) -> String {
+    let rate = format!(">= {:.0}M rec/s", result.target_records_per_second / 1e6);
+    match result.memory_budget_bytes {
+        Some(budget) => format!("{rate}, < {:.1} MiB", mib(budget)),
+        None => rate,
+    }
+}
+
+fn print_table(results: &[BenchResult]) {
+    println!(
+        "\nwarm page cache (the images were just written); wall time is the median of the runs"
+    );
+    println!(
+        "{:>9}  {:<22} {:>9} {:>14} {:>10}  {:<28} result",
+        "records", "tool", "seconds", "records/s", "peak MiB", "target"
+    );
+    for result in results {
+        let (seconds, rate, peak) = match (
+            result.wall_seconds,
+            result.records_per_second,
+            result.peak_rss_bytes,
+        ) {
+            (Some(s), Some(r), Some(p)) => (
+                format!("{s:.3}"),
+                format!("{:.1}M", r / 1e6),
+                format!("{:.1}", mib(p)),
+            ),
+            _ => ("-".into(), "-".into(), "-".into()),
+        };
+        let verdict = match (&result.note, result.pass) {
+            (Some(note), _) => format!("FAIL ({note})"),
+            (None, true) => "PASS".to_string(),
+            (None, false) => "FAIL".to_string(),
+        };
+        println!(
+            "{:>9}  {:<22} {seconds:>9} {rate:>14} {peak:>10}  {:<28} {verdict}",
+            label(result.records),
+            result.tool,
+            target_text(result)
+        );
+    }
+    println!("(targets are set at 16M records; smaller sizes are shown against the same figures)");
+}
+
+fn write_results(bench_dir: &Path, results: &[BenchResult]) -> Result<PathBuf> {
+    fs::create_dir_all(bench_dir)?;
+    let path = bench_dir.join("results.json");
+    let document = Results {
+        format_version: RESULTS_FORMAT_VERSION,
+        generated_by: "cargo xtask bench",
+        cpus: std::thread::available_parallelism().map_or(1, usize::from),
+        page_cache: "warm: the images were written just before the runs",
+        wall_time: "median of the runs, spawn to exit",
+        results,
+    };
+    let text = serde_json::to_string_pretty(&document)?;
+    fs::write(&path, text + "\n").with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels() {
+        assert_eq!(label(16 << 20), "16M");
+        assert_eq!(label(512 << 10), "512k");
+        assert_eq!(label(1000), "1000");
+    }
+}
