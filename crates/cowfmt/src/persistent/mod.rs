@@ -11,12 +11,15 @@ pub mod check;
 pub mod dump;
 pub mod header;
 pub mod layout;
+pub mod migrate;
 pub mod record;
+pub mod repair;
 pub mod runs;
 pub mod scan;
 pub mod state;
 pub mod store;
 pub mod table;
+pub mod view;
 pub mod writer;
 
 pub use header::Header;
