@@ -22,6 +22,10 @@ use crate::kind::StoreKind;
 /// The version of the dump schema; bumped on any incompatible change.
 pub const DUMP_FORMAT_VERSION: u32 = 1;
 
+/// The `status` of a store the kernel cannot load: there is no status line,
+/// because the table load fails.
+pub const UNLOADABLE_STATUS: &str = "none (the table load fails)";
+
 /// Header and geometry: everything known before the records are read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DumpHead {
@@ -146,11 +150,16 @@ pub fn stream_records(
     }
     let state = builder.finish(&geometry);
     let usage = Usage::of(&state, &geometry);
+    let status = if problems.is_empty() {
+        usage.status_text(store.header().is_valid())
+    } else {
+        UNLOADABLE_STATUS.to_string()
+    };
     Ok(DumpTail {
         areas_in_use: areas.len() as u64,
         areas,
         state,
-        status: usage.status_text(store.header().is_valid()),
+        status,
         usage,
         runs: runs.map(RunBuilder::finish),
         problems,
