@@ -540,6 +540,14 @@ fn choose_chunk_size(
     }
     let identity_sound = header.magic == PERSISTENT_MAGIC && header.version == DISK_VERSION;
     if identity_sound && field_usable {
+        if score_area_zero(input, header.chunk_size).0 == 0 {
+            if let Some(other) = infer_chunk_size(input, None)? {
+                report.notes.push(format!(
+                    "area 0 is empty under the header's chunk size of {} sectors, but looks plausible under {other} sectors; if the chunk size field is damaged, give {other} sectors explicitly",
+                    header.chunk_size
+                ));
+            }
+        }
         return Ok(header.chunk_size);
     }
     let preferred = field_usable.then_some(header.chunk_size);
