@@ -919,3 +919,89 @@ proptest! {
         prop_assert!(store_image(&origin, &cow) == store_image(&origin, &out));
     }
 }
+
+/// One piece of random damage: 8 bytes in the header (place 0) or in area
+/// 0..3 (places 1..4), either a small number (a plausible-looking chunk) or
+/// anything.
+fn damage_strategy() -> impl Strategy<Value = (u64, u64, bool)> {
+    (0u64..5, 0u64..505, any::<u64>(), any::<bool>()).prop_map(|(place, at, value, small)| {
+        let chunk = if place == 0 { 0 } else { 1 + (place - 1) * 33 };
+        (chunk * 512 + at, value, small)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn repair_of_randomly_damaged_stores_always_checks_clean(
+        count in 0u64..110,
+        damage in proptest::collection::vec(damage_strategy(), 1..12),
+        legacy in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let olds: Vec<u64> = (0..count).map(|i| (i * 13 + seed % 7) % 150).collect();
+        let cow = build_store(&dir, "cow.img", 1, 160, &olds, seed);
+        let origin = origin_image(&dir, 150 * 512, seed);
+        for (offset, value, small) in damage {
+            let value = if small { value % 200 } else { value };
+            poke(&cow, offset, &value.to_le_bytes());
+        }
+        let options = RepairOptions {
+            kind: if legacy { StoreKind::Legacy } else { StoreKind::Persistent },
+            origin_bytes: Some(150 * 512),
+            ..RepairOptions::default()
+        };
+        let source = open(&cow);
+        let salvage = match repair::analyze(&source, &options, &mut |_, _| {}) {
+            Ok(salvage) => salvage,
+            Err(JobError::Damage(_)) => return Ok(()),
+            Err(other) => panic!("{other}"),
+        };
+        let kept: Vec<_> = salvage.kept_records().iter().map(|p| p.record).collect();
+        let out = dir.path().join("fixed.img");
+        let size = salvage.needed_bytes().max(source.size_bytes());
+        let output = Device::create_or_extend(&out, size).unwrap();
+        match salvage.write(&source, output, true, &mut |_, _| {}) {
+            Ok(report) => {
+                prop_assert_eq!(report.kept, kept.len() as u64);
+                let kind = options.kind;
+                let errors: Vec<_> = check_report(&out, kind).findings.into_iter().filter(|f| f.severity == Severity::Error).collect();
+                prop_assert!(errors.is_empty(), "{:#?}", errors);
+                assert_survivors_identical(&origin, &cow, &out, &kept);
+            }
+            Err(JobError::Damage(_)) => prop_assert!(kept.is_empty()),
+            Err(other) => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn repair_never_panics_on_random_bytes(
+        bytes in proptest::collection::vec(any::<u8>(), 0..6000),
+        header in proptest::option::of((any::<u32>(), 0u32..4, 0u32..3, 0u32..70)),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("random.img");
+        let mut bytes = bytes;
+        if let Some((valid, version, shift, chunk)) = header {
+            if bytes.len() >= 16 {
+                bytes[..4].copy_from_slice(b"SnAp");
+                bytes[4..8].copy_from_slice(&valid.to_le_bytes());
+                bytes[8..12].copy_from_slice(&version.to_le_bytes());
+                let chunk = if shift == 0 { chunk } else { 1 << (chunk % 4) };
+                bytes[12..16].copy_from_slice(&chunk.to_le_bytes());
+            }
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let source = open(&path);
+        if let Ok(salvage) = repair::analyze(&source, &RepairOptions::default(), &mut |_, _| {}) {
+            let out = dir.path().join("out.img");
+            let size = salvage.needed_bytes().max(source.size_bytes());
+            let output = Device::create_or_extend(&out, size).unwrap();
+            if salvage.write(&source, output, true, &mut |_, _| {}).is_ok() {
+                prop_assert!(!check_report(&out, StoreKind::Persistent).has_errors());
+            }
+        }
+    }
+}

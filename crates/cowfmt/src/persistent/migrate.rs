@@ -865,7 +865,7 @@ fn merge(
     let total = groups.len() as u64;
     for (done, &group) in groups.iter().enumerate() {
         let first = group * factor;
-        read_origin_range(origin, &mut buffer, first * from_bytes as u64)?;
+        read_origin_range(origin, &mut buffer, first.saturating_mul(from_bytes as u64))?;
         for (j, piece) in buffer.chunks_exact_mut(from_bytes).enumerate() {
             match map.get(&(first + j as u64)) {
                 Some(&new_chunk) => input.read_chunk(new_chunk, piece)?,

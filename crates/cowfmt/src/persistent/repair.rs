@@ -495,7 +495,7 @@ fn header_problems(header: &Header) -> Vec<String> {
     let mut problems = Vec::new();
     match header.magic {
         PERSISTENT_MAGIC => {}
-        0 => problems.push("magic is 0 (the header was wiped)".to_string()),
+        0 => problems.push("magic is 0: the header was wiped".to_string()),
         other => problems.push(format!(
             "magic is {other:#010x}, expected {PERSISTENT_MAGIC:#010x} (\"SnAp\")"
         )),
@@ -573,6 +573,12 @@ fn choose_chunk_size(
             ));
             Ok(header.chunk_size)
         }
+        None if report.header_problems.is_empty() => Err(JobError::Damage(format!(
+            "{}: the device has {} bytes, too small for a header and area 0 with the header's chunk size of {} sectors; nothing to salvage",
+            input.path().display(),
+            input.size_bytes(),
+            header.chunk_size
+        ))),
         None => Err(JobError::Damage(format!(
             "{}: the header is unusable ({}) and no plausible area 0 was found at any chunk size; nothing to salvage unless the chunk size is given",
             input.path().display(),

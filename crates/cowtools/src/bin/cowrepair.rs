@@ -270,7 +270,12 @@ fn in_place(cli: &Cli, options: &RepairOptions, input: Device) -> anyhow::Result
             salvage.needed_bytes()
         );
     }
-    let report = write(cli, salvage, &backup, output, false)?;
+    let mut report = write(cli, salvage, &backup, output, false)?;
+    report.notes.push(format!(
+        "the records and data were read from the verified backup {}",
+        backup_path.display()
+    ));
+    report.input = cli.input.display().to_string();
     finish(cli, &report, &cli.input)
 }
 
