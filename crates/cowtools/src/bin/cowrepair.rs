@@ -15,9 +15,9 @@ use cowfmt::persistent::repair::{self, JobError, RepairOptions, RepairReport, Sa
 use cowfmt::persistent::table::{snapshot_table_line, TableDevices};
 use cowfmt::units::human_bytes;
 use cowfmt::{Severity, StoreKind};
-use cowtools::args::{self, KindArg};
+use cowtools::args;
 use cowtools::exit::{self, StoreProblems};
-use cowtools::{open, progress};
+use cowtools::progress;
 
 const TOOL: &str = "cowrepair";
 
@@ -40,6 +40,15 @@ Every area location on the device is scanned, so records after a zeroed or
 overwritten area, or after a premature terminator, are recovered when credible.
 Exit codes: 0 the output was written (the report lists any record dropped),
 1 nothing could be salvaged or the damage stopped the job, 2 usage or I/O error.";
+
+/// The kinds cowrepair salvages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RepairKind {
+    /// The kernel's "SnAp" v1 store (dm-snapshot `P`).
+    Persistent,
+    /// The same bytes, held to the pre-2.6.29 limits and made safe to reload there.
+    Legacy,
+}
 
 /// Report formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -94,7 +103,7 @@ struct Cli {
 
     /// persistent, or legacy to also hold the output to the pre-2.6.29 limits.
     #[arg(long, value_enum)]
-    kind: Option<KindArg>,
+    kind: Option<RepairKind>,
 
     /// Mark the output valid even if the input was invalidated (its data may be incomplete).
     #[arg(long)]
@@ -170,10 +179,9 @@ fn validate(cli: &Cli) -> anyhow::Result<()> {
 }
 
 fn options(cli: &Cli) -> anyhow::Result<RepairOptions> {
-    let kind = match cli.kind.map(StoreKind::from) {
-        Some(kind) if !kind.is_snap_v1() => return Err(open::unsupported(kind, &cli.input, TOOL)),
-        Some(kind) => kind,
-        None => StoreKind::Persistent,
+    let kind = match cli.kind {
+        Some(RepairKind::Legacy) => StoreKind::Legacy,
+        Some(RepairKind::Persistent) | None => StoreKind::Persistent,
     };
     let origin_bytes = match &cli.origin {
         Some(origin) => Some(Device::open(origin, Access::ReadOnly)?.size_bytes()),
