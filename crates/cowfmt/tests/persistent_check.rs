@@ -138,6 +138,12 @@ fn old_chunk_past_the_origin() {
         .findings
         .iter()
         .all(|f| f.code == FindingCode::OldChunkPastOrigin));
+    // A partial last chunk (190 chunks and one sector) still counts as a chunk.
+    let report = fixture.check_with(CheckOptions {
+        origin_bytes: Some(190 * CHUNK + 512),
+        ..CheckOptions::default()
+    });
+    assert!(report.is_clean(), "{:#?}", report.findings);
 }
 
 #[test]

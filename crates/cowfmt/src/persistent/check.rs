@@ -28,7 +28,7 @@ pub struct CheckOptions {
     /// Whether the caller insisted on the kind (`--kind`): then a wrong magic is
     /// reported as damage instead of "not a store".
     pub kind_forced: bool,
-    /// The origin size in chunks of the store's chunk size, when known.
+    /// The origin size in bytes, when known.
     pub origin_bytes: Option<u64>,
     /// Only the header.
     pub header_only: bool,
@@ -120,9 +120,10 @@ pub fn check(device: &Device, options: &CheckOptions) -> Result<CheckReport> {
             summary,
         });
     }
+    // A partial last origin chunk is still a chunk the kernel copies whole.
     let origin_chunks = options
         .origin_bytes
-        .map(|bytes| bytes / geometry.chunk_bytes() as u64);
+        .map(|bytes| bytes.div_ceil(geometry.chunk_bytes() as u64));
     let mut walk = RecordChecker::new(geometry, origin_chunks, options.kind);
     let state = walk.run(device, &mut sink)?;
     summary.areas_read = walk.areas_read;
