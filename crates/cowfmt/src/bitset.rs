@@ -145,6 +145,24 @@ impl SparseBitmap {
         was
     }
 
+    /// Makes sure the page holding bit `i` exists and asks the CPU to start
+    /// loading the word, so that a later [`SparseBitmap::test_and_set`] of many
+    /// random bits overlaps their cache misses instead of paying them one by one.
+    #[inline]
+    pub fn prefetch(&mut self, i: u64) {
+        let page = i / PAGE_BITS;
+        if page >= DIRECT_PAGES {
+            return;
+        }
+        let page = page as usize;
+        if page >= self.pages.len() {
+            self.pages.resize_with(page + 1, || None);
+        }
+        let words = self.pages[page]
+            .get_or_insert_with(|| vec![0u64; (PAGE_BITS / 64) as usize].into_boxed_slice());
+        prefetch_word(&words[((i % PAGE_BITS) / 64) as usize]);
+    }
+
     /// Whether bit `i` is set.
     pub fn get(&self, i: u64) -> bool {
         let page = i / PAGE_BITS;
@@ -157,6 +175,18 @@ impl SparseBitmap {
             .and_then(|p| p.as_ref())
             .is_some_and(|words| words[(bit / 64) as usize] & (1 << (bit % 64)) != 0)
     }
+}
+
+#[inline(always)]
+fn prefetch_word(word: &u64) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint; the pointer comes from a live reference.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(word as *const u64 as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = word;
 }
 
 #[cfg(test)]
@@ -176,6 +206,16 @@ mod tests {
         bits.clear(0);
         assert_eq!(bits.clear_runs(0, 130), vec![(0, 129)]);
         assert_eq!(bits.set_runs(0, 130), vec![(129, 130)]);
+    }
+
+    #[test]
+    fn prefetch_changes_nothing() {
+        let mut bits = SparseBitmap::new();
+        bits.prefetch(1 << 40);
+        bits.prefetch(77);
+        assert!(!bits.get(77));
+        assert!(!bits.test_and_set(77));
+        assert!(bits.get(77));
     }
 
     #[test]

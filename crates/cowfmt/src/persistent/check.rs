@@ -343,6 +343,9 @@ impl RecordChecker {
                     self.areas_read += 1;
                     let mut faults = 0usize;
                     self.pending.clear();
+                    for record in area_records(view.bytes, view.parse.entries) {
+                        self.mapped.prefetch(record.old_chunk);
+                    }
                     for (index, record) in area_records(view.bytes, view.parse.entries).enumerate() {
                         builder.record(&record);
                         self.records += 1;
