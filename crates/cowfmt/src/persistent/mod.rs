@@ -4,7 +4,9 @@
 //! Split as every store kind is: on-disk structs ([`header`], [`record`],
 //! [`area`]), layout arithmetic ([`layout`]), reading ([`scan`], [`store`],
 //! [`state`]), writing ([`writer`]), checking ([`check`]), the dump model
-//! ([`dump`]), in-memory runs ([`runs`]) and table lines ([`table`]).
+//! ([`dump`]), in-memory runs ([`runs`]) and table lines ([`table`]). Damaged
+//! stores are salvaged by [`repair`] and re-chunked or converted by
+//! [`migrate`], both writing through [`rebuild`].
 
 pub mod area;
 pub mod check;
@@ -12,6 +14,7 @@ pub mod dump;
 pub mod header;
 pub mod layout;
 pub mod migrate;
+pub mod rebuild;
 pub mod record;
 pub mod repair;
 pub mod runs;

@@ -1,0 +1,104 @@
+//! Reading a damaged store, never writing to it, and deciding what to keep.
+
+use super::chunk_size::choose_chunk_size;
+use super::credibility::Scan;
+use super::header::{check_header_tail, decide_validity, header_problems};
+use super::options::RepairOptions;
+use super::report::{ChunkSizeSource, RepairReport, REPAIR_FORMAT_VERSION};
+use super::salvage::Salvage;
+use crate::device::Device;
+use crate::error::{Error, FormatError};
+use crate::kind::{PERSISTENT_MAGIC, SHARED_MAGIC};
+use crate::persistent::header::{Header, HEADER_BYTES};
+use crate::persistent::layout::Geometry;
+use crate::persistent::rebuild::JobError;
+
+/// Reads the damaged store on `input` (never writing to it) and decides what
+/// to keep. `progress` gets (areas scanned, areas on the device).
+pub fn analyze(
+    input: &Device,
+    options: &RepairOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> std::result::Result<Salvage, JobError> {
+    if !options.kind.is_snap_v1() {
+        return Err(Error::Invalid(format!(
+            "{}: repair handles persistent and legacy stores, not {}",
+            input.path().display(),
+            options.kind
+        ))
+        .into());
+    }
+    let mut raw = [0u8; HEADER_BYTES];
+    input.read_at(&mut raw, 0, || "the store header".to_string())?;
+    let header = Header::decode(&raw).map_err(|e| Error::format(input.path(), e))?;
+    if header.magic == SHARED_MAGIC {
+        return Err(Error::format(
+            input.path(),
+            FormatError::WrongMagic {
+                kind: "persistent",
+                found: header.magic,
+                expected: PERSISTENT_MAGIC,
+            },
+        )
+        .into());
+    }
+    let mut report = RepairReport {
+        format_version: REPAIR_FORMAT_VERSION,
+        kind: options.kind,
+        input: input.path().display().to_string(),
+        output: None,
+        chunk_size: 0,
+        chunk_size_source: ChunkSizeSource::Header,
+        inferred_chunk_size: None,
+        header_repaired: false,
+        header_problems: header_problems(&header),
+        input_valid: (header.magic == PERSISTENT_MAGIC).then_some(header.is_valid()),
+        output_valid: true,
+        device_chunks: 0,
+        areas_scanned: 0,
+        kernel_records: 0,
+        kept: 0,
+        recovered_beyond_kernel: 0,
+        dropped_total: 0,
+        dropped: Vec::new(),
+        dropped_unlisted: 0,
+        damaged_areas: Vec::new(),
+        skipped_areas: 0,
+        unreadable_areas: Vec::new(),
+        relocation: None,
+        stale_areas_zeroed: 0,
+        usage_after: None,
+        status_after: None,
+        notes: Vec::new(),
+    };
+    let chunk_sectors = choose_chunk_size(input, &header, options, &mut report)?;
+    let geometry = Geometry::new(chunk_sectors, input.size_bytes())
+        .map_err(|e| Error::format(input.path(), e))?;
+    if !geometry.holds_first_area() {
+        return Err(JobError::Damage(format!(
+            "{}: the device has {} bytes, too small for a header and area 0 with {}-byte chunks; nothing to salvage",
+            input.path().display(),
+            input.size_bytes(),
+            geometry.chunk_bytes()
+        )));
+    }
+    report.chunk_size = chunk_sectors;
+    report.device_chunks = geometry.device_chunks();
+    check_header_tail(input, &geometry, &mut report)?;
+    report.header_repaired = !report.header_problems.is_empty();
+    decide_validity(options, &mut report);
+    let kept = Scan::new(geometry, options).run(input, &mut report, progress)?;
+    report.kept = kept.len() as u64;
+    if report.recovered_beyond_kernel > 0 {
+        report.notes.push(format!(
+            "{} record{} were recovered from areas the kernel does not read; they are credible, but if this device held an earlier snapshot they may be stale",
+            report.recovered_beyond_kernel,
+            if report.recovered_beyond_kernel == 1 { "" } else { "s" }
+        ));
+    }
+    Ok(Salvage {
+        report,
+        geometry,
+        kept,
+    })
+}

@@ -1,0 +1,192 @@
+//! The repair report: what was kept, what was dropped and why (serialized as
+//! JSON).
+
+use serde::Serialize;
+
+use crate::kind::StoreKind;
+use crate::persistent::rebuild::Relocation;
+use crate::persistent::state::Usage;
+use crate::persistent::store::PlacedRecord;
+
+/// The version of the repair report schema.
+pub const REPAIR_FORMAT_VERSION: u32 = 1;
+
+/// Dropped records (and damaged areas) listed one by one; the rest are counted.
+pub const LISTED_MAX: usize = 10_000;
+
+/// Where the chunk size used came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChunkSizeSource {
+    /// The header's own field.
+    Header,
+    /// The caller's.
+    Option,
+    /// Inferred from where area 0 looks plausible.
+    Inferred,
+}
+
+/// Why a record was dropped. Serialized in kebab-case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DropReason {
+    /// `new_chunk` lies past the end of the device.
+    NewChunkPastEnd,
+    /// `new_chunk` is the header or a metadata area.
+    NewChunkIsMetadata,
+    /// `new_chunk` lies before (or on) the record's own area.
+    NewChunkBeforeArea,
+    /// An earlier kept record uses the same `new_chunk`.
+    NewChunkDuplicate,
+    /// An earlier kept record maps the same `old_chunk`.
+    OldChunkDuplicate,
+    /// `old_chunk` lies past the end of the origin.
+    OldChunkPastOrigin,
+    /// A chunk number does not fit the 32 bits of a legacy store.
+    LegacyChunkTooLarge,
+    /// The data chunk could not be read.
+    DataUnreadable,
+}
+
+impl DropReason {
+    /// The reason as it appears in JSON and text output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::NewChunkPastEnd => "new-chunk-past-end",
+            DropReason::NewChunkIsMetadata => "new-chunk-is-metadata",
+            DropReason::NewChunkBeforeArea => "new-chunk-before-area",
+            DropReason::NewChunkDuplicate => "new-chunk-duplicate",
+            DropReason::OldChunkDuplicate => "old-chunk-duplicate",
+            DropReason::OldChunkPastOrigin => "old-chunk-past-origin",
+            DropReason::LegacyChunkTooLarge => "legacy-chunk-too-large",
+            DropReason::DataUnreadable => "data-unreadable",
+        }
+    }
+}
+
+impl std::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One record that was not carried over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DroppedRecord {
+    /// The area it was read from.
+    pub area: u64,
+    /// Its index in that area.
+    pub index: u64,
+    /// Its origin chunk.
+    pub old_chunk: u64,
+    /// Its COW chunk.
+    pub new_chunk: u64,
+    /// Why it was dropped.
+    pub reason: DropReason,
+    /// One sentence for people, starting with the place.
+    pub message: String,
+}
+
+/// An area the kernel reads whose records are nearly all implausible: it was
+/// overwritten. Its records are dropped together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DamagedArea {
+    /// The area index.
+    pub area: u64,
+    /// The chunk holding it.
+    pub chunk: u64,
+    /// Non-empty record slots in it (all dropped).
+    pub records: u64,
+    /// How many of them looked plausible on their own.
+    pub plausible: u64,
+    /// One sentence for people.
+    pub message: String,
+}
+
+/// What a repair found and did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RepairReport {
+    /// [`REPAIR_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// `persistent` or `legacy`.
+    pub kind: StoreKind,
+    /// The damaged input.
+    pub input: String,
+    /// The output, once written.
+    pub output: Option<String>,
+    /// The chunk size used, in sectors.
+    pub chunk_size: u32,
+    /// Where it came from.
+    pub chunk_size_source: ChunkSizeSource,
+    /// The chunk size inferred from the areas, when it was inferred.
+    pub inferred_chunk_size: Option<u32>,
+    /// Whether the header needed repair (the output's header is always fresh).
+    pub header_repaired: bool,
+    /// What was wrong with the header.
+    pub header_problems: Vec<String>,
+    /// The input's valid flag, when its header could be trusted.
+    pub input_valid: Option<bool>,
+    /// Whether the output is marked valid.
+    pub output_valid: bool,
+    /// Whole chunks on the input device.
+    pub device_chunks: u64,
+    /// Area locations read.
+    pub areas_scanned: u64,
+    /// Records the kernel would read from the input.
+    pub kernel_records: u64,
+    /// Records carried over.
+    pub kept: u64,
+    /// Of those, records found outside the areas the kernel reads.
+    pub recovered_beyond_kernel: u64,
+    /// Records dropped, listed or not (damaged areas included).
+    pub dropped_total: u64,
+    /// The dropped records, in on-disk order (at most [`LISTED_MAX`]).
+    pub dropped: Vec<DroppedRecord>,
+    /// Dropped records not listed.
+    pub dropped_unlisted: u64,
+    /// Overwritten areas the kernel reads, dropped whole.
+    pub damaged_areas: Vec<DamagedArea>,
+    /// Area locations outside the kernel's view skipped as unused space
+    /// (stale or junk bytes).
+    pub skipped_areas: u64,
+    /// Area locations that could not be read.
+    pub unreadable_areas: Vec<u64>,
+    /// The data chunk moved for the pre-2.6.29 reload hazard (legacy output).
+    pub relocation: Option<Relocation>,
+    /// Stale area locations zeroed on a reused output device.
+    pub stale_areas_zeroed: u64,
+    /// The output's usage, as `dmsetup status` would print it.
+    pub usage_after: Option<Usage>,
+    /// The output's status text.
+    pub status_after: Option<String>,
+    /// Things worth saying that are not drops.
+    pub notes: Vec<String>,
+}
+
+impl RepairReport {
+    /// True when records were lost and none could be kept.
+    pub fn nothing_salvaged(&self) -> bool {
+        self.kept == 0 && self.dropped_total > 0
+    }
+
+    pub(super) fn drop_record(
+        &mut self,
+        placed: PlacedRecord,
+        reason: DropReason,
+        message: String,
+    ) {
+        self.dropped_total += 1;
+        if self.dropped.len() < LISTED_MAX {
+            self.dropped.push(DroppedRecord {
+                area: placed.area,
+                index: placed.index,
+                old_chunk: placed.record.old_chunk,
+                new_chunk: placed.record.new_chunk,
+                reason,
+                message,
+            });
+        } else {
+            self.dropped_unlisted += 1;
+        }
+    }
+}
