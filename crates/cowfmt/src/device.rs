@@ -188,7 +188,12 @@ impl Device {
 
     /// Reads exactly `buf.len()` bytes at `offset`. A read past the end fails with
     /// [`Error::Truncated`], naming `what` was being read.
-    pub fn read_at(&self, buf: &mut [u8], offset: u64, what: impl FnOnce() -> String) -> Result<()> {
+    pub fn read_at(
+        &self,
+        buf: &mut [u8],
+        offset: u64,
+        what: impl FnOnce() -> String,
+    ) -> Result<()> {
         let end = offset.checked_add(buf.len() as u64);
         if end.is_none_or(|end| end > self.size) {
             return Err(Error::Truncated {

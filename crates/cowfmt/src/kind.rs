@@ -79,15 +79,15 @@ mod tests {
     #[test]
     fn detects_by_magic() {
         assert_eq!(detect(b"SnAp\x01\0\0\0"), Ok(StoreKind::Persistent));
-        assert_eq!(
-            detect(&SHARED_MAGIC.to_le_bytes()),
-            Ok(StoreKind::Shared)
-        );
+        assert_eq!(detect(&SHARED_MAGIC.to_le_bytes()), Ok(StoreKind::Shared));
         assert_eq!(detect(&[0; 16]), Err(FormatError::Unformatted));
         assert!(matches!(
             detect(b"JUNK"),
             Err(FormatError::UnknownMagic { .. })
         ));
-        assert!(matches!(detect(b"Sn"), Err(FormatError::ShortBuffer { .. })));
+        assert!(matches!(
+            detect(b"Sn"),
+            Err(FormatError::ShortBuffer { .. })
+        ));
     }
 }

@@ -33,7 +33,10 @@ impl Fixture {
 
     fn poke(&self, offset: u64, bytes: &[u8]) {
         use std::os::unix::fs::FileExt;
-        let file = std::fs::OpenOptions::new().write(true).open(&self.path).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .unwrap();
         file.write_all_at(bytes, offset).unwrap();
     }
 
@@ -82,7 +85,9 @@ fn new_chunk_past_the_end() {
         codes(&report),
         vec![FindingCode::NewChunkPastEnd, FindingCode::AllocationHole]
     );
-    assert!(report.findings[1].message.starts_with("data chunk 19 is below"));
+    assert!(report.findings[1]
+        .message
+        .starts_with("data chunk 19 is below"));
     let finding = report.findings[0].clone();
     assert_eq!(finding.severity, Severity::Error);
     assert_eq!(
@@ -99,7 +104,11 @@ fn new_chunk_on_metadata() {
     fixture.set_record(1, 19, 190, 258);
     let report = fixture.check();
     let finding = only(&report, FindingCode::NewChunkIsMetadata);
-    assert!(finding.message.contains("metadata area 1"), "{}", finding.message);
+    assert!(
+        finding.message.contains("metadata area 1"),
+        "{}",
+        finding.message
+    );
 }
 
 #[test]
@@ -109,10 +118,7 @@ fn new_chunk_used_twice() {
     let report = fixture.check();
     assert_eq!(
         codes(&report),
-        vec![
-            FindingCode::NewChunkDuplicate,
-            FindingCode::AllocationHole
-        ]
+        vec![FindingCode::NewChunkDuplicate, FindingCode::AllocationHole]
     );
     assert!(report.findings[1].message.starts_with("data chunk 7 is"));
 }
@@ -163,7 +169,9 @@ fn a_crash_hole() {
     let report = fixture.check();
     let finding = only(&report, FindingCode::AllocationHole);
     assert!(
-        finding.message.starts_with("data chunks 11..19 (9 chunks) are"),
+        finding
+            .message
+            .starts_with("data chunks 11..19 (9 chunks) are"),
         "{}",
         finding.message
     );
@@ -191,7 +199,9 @@ fn the_terminator_itself_overwritten() {
 fn an_area_overwritten_by_data() {
     // Area 1 (chunk 258) follows a full area 0 and is overwritten by a pattern.
     let fixture = Fixture::new(2048, 300);
-    let junk: Vec<u8> = (0..CHUNK).map(|i| b"JUNK 0000000102\n"[(i % 16) as usize]).collect();
+    let junk: Vec<u8> = (0..CHUNK)
+        .map(|i| b"JUNK 0000000102\n"[(i % 16) as usize])
+        .collect();
     fixture.poke(258 * CHUNK, &junk);
     let report = fixture.check();
     assert_eq!(report.findings[0].code, FindingCode::AreaGarbage);
@@ -267,12 +277,18 @@ fn legacy_limits() {
         ..CheckOptions::default()
     };
     assert!(fixture.check().is_clean());
-    only(&fixture.check_with(legacy.clone()), FindingCode::LegacyNextOnMetadata);
+    only(
+        &fixture.check_with(legacy.clone()),
+        FindingCode::LegacyNextOnMetadata,
+    );
 
     let fixture = Fixture::new(1024, 3);
     fixture.set_record(1, 1, 1 << 33, 3);
     assert!(fixture.check().is_clean());
-    only(&fixture.check_with(legacy), FindingCode::LegacyChunkTooLarge);
+    only(
+        &fixture.check_with(legacy),
+        FindingCode::LegacyChunkTooLarge,
+    );
 }
 
 #[test]

@@ -121,5 +121,8 @@ fn fresh_store_is_byte_exact_with_the_kernel_format() {
     let bytes = std::fs::read(dir.path().join("cow.img")).unwrap();
     assert_eq!(&bytes[..16], b"SnAp\x01\0\0\0\x01\0\0\0\x08\0\0\0");
     assert!(bytes[16..2 * 4096].iter().all(|&b| b == 0));
-    assert!(bytes[2 * 4096..].iter().all(|&b| b == 0xa5), "data chunks untouched");
+    assert!(
+        bytes[2 * 4096..].iter().all(|&b| b == 0xa5),
+        "data chunks untouched"
+    );
 }

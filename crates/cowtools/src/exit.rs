@@ -61,12 +61,12 @@ pub fn run(tool: &str, body: impl FnOnce() -> anyhow::Result<u8>) -> ExitCode {
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
-        let io = cause
-            .downcast_ref::<std::io::Error>()
-            .or_else(|| match cause.downcast_ref::<cowfmt::Error>() {
+        let io = cause.downcast_ref::<std::io::Error>().or_else(|| {
+            match cause.downcast_ref::<cowfmt::Error>() {
                 Some(cowfmt::Error::Output(io)) => Some(io),
                 _ => None,
-            });
+            }
+        });
         io.is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }

@@ -29,7 +29,13 @@ pub fn write_hex(out: &mut dyn Write, base: u64, bytes: &[u8]) -> io::Result<()>
         }
         let ascii: String = line
             .iter()
-            .map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '.' })
+            .map(|&b| {
+                if (0x20..0x7f).contains(&b) {
+                    b as char
+                } else {
+                    '.'
+                }
+            })
             .collect();
         writeln!(out, "{offset:012x}  {hex:<49} |{ascii}|")?;
     }

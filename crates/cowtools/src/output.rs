@@ -28,7 +28,10 @@ pub fn open_output(path: Option<&Path>) -> anyhow::Result<Box<dyn Write>> {
                 .with_context(|| format!("{}: cannot create the output file", path.display()))?;
             Ok(Box::new(BufWriter::with_capacity(1 << 20, file)))
         }
-        _ => Ok(Box::new(BufWriter::with_capacity(1 << 20, io::stdout().lock()))),
+        _ => Ok(Box::new(BufWriter::with_capacity(
+            1 << 20,
+            io::stdout().lock(),
+        ))),
     }
 }
 

@@ -278,7 +278,10 @@ fn an_area_past_the_end_is_a_warning_in_the_dump() {
     let dump: PersistentDump = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(dump.exceptions.len(), 256);
     assert_eq!(dump.tail.problems.len(), 1);
-    assert_eq!(dump.tail.status, cowfmt::persistent::dump::UNLOADABLE_STATUS);
+    assert_eq!(
+        dump.tail.status,
+        cowfmt::persistent::dump::UNLOADABLE_STATUS
+    );
     let expected = library_dump(&path, StoreKind::Persistent, true);
     for format in ["json", "yaml"] {
         let output = tool("cowdump")

@@ -227,7 +227,9 @@ fn check_header(
             let fallback = options.chunk_size_fallback;
             let then = match fallback {
                 Some(sectors) => format!("; reading with the given {sectors} sectors"),
-                None => "; the areas cannot be located (give the chunk size to read them)".to_string(),
+                None => {
+                    "; the areas cannot be located (give the chunk size to read them)".to_string()
+                }
             };
             sink.push(Finding::error(
                 FindingCode::BadChunkSize,
@@ -275,7 +277,11 @@ fn check_header(
     Ok(Some(geometry))
 }
 
-fn check_header_chunk_tail(device: &Device, geometry: &Geometry, sink: &mut FindingSink) -> Result<()> {
+fn check_header_chunk_tail(
+    device: &Device,
+    geometry: &Geometry,
+    sink: &mut FindingSink,
+) -> Result<()> {
     let mut chunk = vec![0u8; geometry.chunk_bytes()];
     device.read_chunk(0, &mut chunk)?;
     if let Some(pos) = chunk[HEADER_BYTES..].iter().position(|&b| b != 0) {
@@ -346,17 +352,27 @@ impl RecordChecker {
                     for record in area_records(view.bytes, view.parse.entries) {
                         self.mapped.prefetch(record.old_chunk);
                     }
-                    for (index, record) in area_records(view.bytes, view.parse.entries).enumerate() {
+                    for (index, record) in area_records(view.bytes, view.parse.entries).enumerate()
+                    {
                         builder.record(&record);
                         self.records += 1;
-                        if self.check_record(view.index, view.chunk, index as u64, record.old_chunk, record.new_chunk)
-                            == RecordFault::Fatal
+                        if self.check_record(
+                            view.index,
+                            view.chunk,
+                            index as u64,
+                            record.old_chunk,
+                            record.new_chunk,
+                        ) == RecordFault::Fatal
                         {
                             faults += 1;
                         }
                     }
                     let entries = view.parse.entries;
-                    if entries > 0 && faults == entries && (view.index > 0 || previous_full) && entries > 1 {
+                    if entries > 0
+                        && faults == entries
+                        && (view.index > 0 || previous_full)
+                        && entries > 1
+                    {
                         sink.push(Finding::error(
                             FindingCode::AreaGarbage,
                             Location::area(view.index, view.chunk),
@@ -406,7 +422,14 @@ impl RecordChecker {
     }
 
     #[inline]
-    fn check_record(&mut self, area: u64, chunk: u64, index: u64, old: u64, new: u64) -> RecordFault {
+    fn check_record(
+        &mut self,
+        area: u64,
+        chunk: u64,
+        index: u64,
+        old: u64,
+        new: u64,
+    ) -> RecordFault {
         let device_chunks = self.geometry.device_chunks();
         let mut fault = RecordFault::None;
         let place = || format!("area {area} (chunk {chunk}) record {index}");
@@ -425,7 +448,10 @@ impl RecordChecker {
             let what = if new < HEADER_CHUNKS {
                 "the header".to_string()
             } else {
-                format!("metadata area {}", (new - HEADER_CHUNKS) / self.geometry.stride())
+                format!(
+                    "metadata area {}",
+                    (new - HEADER_CHUNKS) / self.geometry.stride()
+                )
             };
             self.pending.push(Finding::error(
                 FindingCode::NewChunkIsMetadata,
@@ -522,7 +548,10 @@ impl RecordChecker {
                     (format!("data chunk {run_start} is"), "it")
                 } else {
                     (
-                        format!("data chunks {run_start}..{} ({count} chunks) are", chunk - 1),
+                        format!(
+                            "data chunks {run_start}..{} ({count} chunks) are",
+                            chunk - 1
+                        ),
                         "them",
                     )
                 };

@@ -142,7 +142,11 @@ mod tests {
     fn short_buffer() {
         assert!(matches!(
             Header::decode(&[0; 15]),
-            Err(FormatError::ShortBuffer { needed: 16, got: 15, .. })
+            Err(FormatError::ShortBuffer {
+                needed: 16,
+                got: 15,
+                ..
+            })
         ));
     }
 

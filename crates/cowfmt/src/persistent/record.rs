@@ -60,7 +60,15 @@ mod tests {
 
     #[test]
     fn terminator_is_new_chunk_zero_only() {
-        assert!(ExceptionRecord { old_chunk: 5, new_chunk: 0 }.is_terminator());
-        assert!(!ExceptionRecord { old_chunk: 0, new_chunk: 5 }.is_terminator());
+        assert!(ExceptionRecord {
+            old_chunk: 5,
+            new_chunk: 0
+        }
+        .is_terminator());
+        assert!(!ExceptionRecord {
+            old_chunk: 0,
+            new_chunk: 5
+        }
+        .is_terminator());
     }
 }

@@ -52,7 +52,9 @@ impl RunBuilder {
                 run.count += 1;
                 return;
             }
-            if old.checked_add(1) == Some(run.old_chunk) && new.checked_add(1) == Some(run.new_chunk) {
+            if old.checked_add(1) == Some(run.old_chunk)
+                && new.checked_add(1) == Some(run.new_chunk)
+            {
                 run.old_chunk = old;
                 run.new_chunk = new;
                 run.count += 1;

@@ -158,7 +158,8 @@ impl PersistentStore {
         while let Some(item) = scanner.next_area()? {
             match item {
                 ScanItem::Area(view) => {
-                    for (index, record) in area_records(view.bytes, view.parse.entries).enumerate() {
+                    for (index, record) in area_records(view.bytes, view.parse.entries).enumerate()
+                    {
                         builder.record(&record);
                         records.push(PlacedRecord {
                             area: view.index,

@@ -17,7 +17,11 @@ pub struct TableDevices<'a> {
 /// every version accept only the one-letter store type: `P` for both
 /// `persistent` and `legacy` (the seed's `persistent 2 <cow>` form was never
 /// merged). Unknown values are shown as `<origin-sectors>` / `<origin>`.
-pub fn snapshot_table_line(devices: &TableDevices<'_>, chunk_sectors: u32, kind: StoreKind) -> String {
+pub fn snapshot_table_line(
+    devices: &TableDevices<'_>,
+    chunk_sectors: u32,
+    kind: StoreKind,
+) -> String {
     debug_assert!(kind.is_snap_v1());
     let length = devices
         .origin_sectors
@@ -32,7 +36,10 @@ pub fn snapshot_table_line(devices: &TableDevices<'_>, chunk_sectors: u32, kind:
 /// The `snapshot-origin` table line that goes with a snapshot of `origin`.
 pub fn origin_table_line(origin: Option<&str>, origin_sectors: Option<u64>) -> String {
     let length = origin_sectors.map_or_else(|| "<origin-sectors>".to_string(), |s| s.to_string());
-    format!("0 {length} snapshot-origin {}", origin.unwrap_or("<origin>"))
+    format!(
+        "0 {length} snapshot-origin {}",
+        origin.unwrap_or("<origin>")
+    )
 }
 
 #[cfg(test)]

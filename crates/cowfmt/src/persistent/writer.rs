@@ -89,7 +89,10 @@ impl StoreWriter {
             )));
         }
         let mut area = vec![0u8; geometry.chunk_bytes()];
-        device.read_chunk(geometry.area_location(metadata.state.current_area), &mut area)?;
+        device.read_chunk(
+            geometry.area_location(metadata.state.current_area),
+            &mut area,
+        )?;
         let committed = metadata.state.current_committed as usize;
         // Whatever follows the last record is not ours: write a clean terminator.
         area[committed * RECORD_BYTES..].fill(0);
@@ -143,7 +146,10 @@ impl StoreWriter {
     /// it fails when the chunk after it would not fit the device.
     pub fn allocate(&mut self) -> Result<u64> {
         let chunk_sectors = u64::from(self.geometry.chunk_sectors());
-        let needed = self.next_free.saturating_add(1).saturating_mul(chunk_sectors);
+        let needed = self
+            .next_free
+            .saturating_add(1)
+            .saturating_mul(chunk_sectors);
         if self.geometry.device_sectors() < needed {
             return Err(Error::NoSpace {
                 path: self.device.path().to_path_buf(),
@@ -293,13 +299,23 @@ mod tests {
         for old in 0..255 {
             let new = writer.allocate().unwrap();
             assert_eq!(
-                writer.commit(ExceptionRecord { old_chunk: old, new_chunk: new }).unwrap(),
+                writer
+                    .commit(ExceptionRecord {
+                        old_chunk: old,
+                        new_chunk: new
+                    })
+                    .unwrap(),
                 CommitOutcome::Committed
             );
         }
         let new = writer.allocate().unwrap();
         assert_eq!(
-            writer.commit(ExceptionRecord { old_chunk: 999, new_chunk: new }).unwrap(),
+            writer
+                .commit(ExceptionRecord {
+                    old_chunk: 999,
+                    new_chunk: new
+                })
+                .unwrap(),
             CommitOutcome::Invalidated
         );
         assert!(!writer.is_valid());
@@ -316,6 +332,9 @@ mod tests {
         for _ in 0..62 {
             writer.allocate().unwrap();
         }
-        assert!(matches!(writer.allocate(), Err(Error::NoSpace { next_free: 64, .. })));
+        assert!(matches!(
+            writer.allocate(),
+            Err(Error::NoSpace { next_free: 64, .. })
+        ));
     }
 }
