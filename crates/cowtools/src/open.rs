@@ -33,6 +33,20 @@ pub fn open_persistent(device: Device) -> anyhow::Result<PersistentStore> {
     Ok(PersistentStore::open(device, None)?)
 }
 
+/// Opens `path` as a SnAp (persistent or legacy) store for `tool`, honouring
+/// `--kind`; other kinds are refused with [`unsupported`].
+pub fn open_snap_store(
+    path: &Path,
+    wanted: Option<StoreKind>,
+    tool: &str,
+) -> anyhow::Result<(PersistentStore, StoreKind)> {
+    let (device, kind) = detect_kind(path, wanted)?;
+    if !kind.is_snap_v1() {
+        return Err(unsupported(kind, path, tool));
+    }
+    Ok((open_persistent(device)?, kind))
+}
+
 /// Fails with a clear message for kinds this build cannot handle yet.
 pub fn unsupported(kind: StoreKind, path: &Path, tool: &str) -> anyhow::Error {
     anyhow::anyhow!(

@@ -84,11 +84,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<u8> {
-    let (device, kind) = open::detect_kind(&cli.target, cli.kind.map(Into::into))?;
-    if !kind.is_snap_v1() {
-        return Err(open::unsupported(kind, &cli.target, TOOL));
-    }
-    let store = open::open_persistent(device)?;
+    let (store, kind) = open::open_snap_store(&cli.target, cli.kind.map(Into::into), TOOL)?;
     if let Some(chunk) = cli.hex {
         return hex_chunk(cli, &store, chunk);
     }

@@ -116,11 +116,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<u8> {
-    let (device, kind) = open::detect_kind(&cli.input, cli.kind.map(StoreKind::from))?;
-    if !kind.is_snap_v1() {
-        return Err(open::unsupported(kind, &cli.input, TOOL));
-    }
-    let store = open::open_persistent(device)?;
+    let (store, kind) = open::open_snap_store(&cli.input, cli.kind.map(StoreKind::from), TOOL)?;
     let origin = match &cli.origin {
         Some(path) => Some(Device::open(path, Access::ReadOnly)?),
         None => None,
