@@ -4,45 +4,18 @@
 mod common;
 
 use std::fs::File;
-use std::io::BufReader;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use common::*;
 use cowfmt::device::{Access, Device};
 use cowfmt::persistent::check::{check, CheckOptions};
-use cowfmt::persistent::view::SnapshotView;
-use cowfmt::persistent::PersistentStore;
 use cowfmt::StoreKind;
-use tempfile::TempDir;
 
 fn migrate(args: &[&str]) -> Output {
     let output = tool("cowmigrate").args(args).output().unwrap();
     assert_no_panic(&output);
     output
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn golden_origin(dir: &TempDir, name: &str) -> PathBuf {
-    let xz = golden_folder(name).join("origin.img.xz");
-    let mut input = BufReader::new(File::open(xz).unwrap());
-    let mut bytes = Vec::new();
-    lzma_rs::xz_decompress(&mut input, &mut bytes).unwrap();
-    let path = dir.path().join(format!("{name}-origin.img"));
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
-
-fn snapshot_image(origin: &Path, cow: &Path) -> Vec<u8> {
-    let origin = Device::open(origin, Access::ReadOnly).unwrap();
-    let store = PersistentStore::open(Device::open(cow, Access::ReadOnly).unwrap(), None).unwrap();
-    let view = SnapshotView::of_store(&origin, &store).unwrap();
-    let mut bytes = vec![0u8; view.size_bytes() as usize];
-    view.read_at(&mut bytes, 0).unwrap();
-    bytes
 }
 
 fn errors(path: &Path, kind: StoreKind) -> usize {

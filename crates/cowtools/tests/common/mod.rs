@@ -12,6 +12,7 @@ use std::process::Output;
 use assert_cmd::Command;
 use cowfmt::device::{Access, Device};
 use cowfmt::persistent::dump::{dump, PersistentDump};
+use cowfmt::persistent::view::SnapshotView;
 use cowfmt::persistent::{ExceptionRecord, PersistentStore, StoreWriter};
 use cowfmt::StoreKind;
 use tempfile::TempDir;
@@ -115,15 +116,41 @@ pub fn golden_folder(name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("no golden image {name}"))
 }
 
-/// Decompresses the COW image of golden image `name` into `dir`.
-pub fn golden_cow(dir: &TempDir, name: &str) -> PathBuf {
-    let xz = golden_folder(name).join("cow.img.xz");
-    let mut input = BufReader::new(File::open(&xz).expect("cow.img.xz"));
+/// Decompresses `file` (`cow.img.xz`, `origin.img.xz`) of golden image `name`
+/// into `dir` as `<name><suffix>.img`.
+fn golden_image(dir: &TempDir, name: &str, file: &str, suffix: &str) -> PathBuf {
+    let xz = golden_folder(name).join(file);
+    let mut input = BufReader::new(File::open(&xz).expect("golden xz image"));
     let mut bytes = Vec::new();
     lzma_rs::xz_decompress(&mut input, &mut bytes).expect("valid xz");
-    let path = dir.path().join(format!("{name}.img"));
+    let path = dir.path().join(format!("{name}{suffix}.img"));
     std::fs::write(&path, bytes).expect("image written");
     path
+}
+
+/// Decompresses the COW image of golden image `name` into `dir`.
+pub fn golden_cow(dir: &TempDir, name: &str) -> PathBuf {
+    golden_image(dir, name, "cow.img.xz", "")
+}
+
+/// Decompresses the origin image of golden image `name` into `dir`.
+pub fn golden_origin(dir: &TempDir, name: &str) -> PathBuf {
+    golden_image(dir, name, "origin.img.xz", "-origin")
+}
+
+/// The whole logical image of the snapshot of `origin` kept in store `cow`.
+pub fn snapshot_image(origin: &Path, cow: &Path) -> Vec<u8> {
+    let origin = Device::open(origin, Access::ReadOnly).unwrap();
+    let store = PersistentStore::open(Device::open(cow, Access::ReadOnly).unwrap(), None).unwrap();
+    let view = SnapshotView::of_store(&origin, &store).unwrap();
+    let mut bytes = vec![0u8; view.size_bytes() as usize];
+    view.read_at(&mut bytes, 0).unwrap();
+    bytes
+}
+
+/// A path as an argument string.
+pub fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
 }
 
 /// The `expected` section of golden image `name`'s manifest.
