@@ -9,14 +9,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::area::area_records;
 use super::header::Header;
 use super::record::ExceptionRecord;
 use super::runs::{Run, RunBuilder};
-use super::scan::{ScanItem, ScanMode};
-use super::state::{LoadState, LoadStateBuilder, Usage};
+use super::state::{LoadState, Usage};
 use super::store::{AreaSummary, PersistentStore};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::kind::StoreKind;
 
 /// The version of the dump schema; bumped on any incompatible change.
@@ -118,37 +116,23 @@ pub fn stream_records(
     mut on_record: impl FnMut(&ExceptionRecord) -> std::io::Result<()>,
 ) -> Result<DumpTail> {
     let geometry = store.geometry();
-    let mut scanner = store.scan(ScanMode::Kernel);
-    let mut builder = LoadStateBuilder::default();
-    let mut areas = Vec::new();
     let mut runs = with_runs.then(RunBuilder::new);
-    let mut problems = Vec::new();
-    while let Some(item) = scanner.next_area()? {
-        match item {
-            ScanItem::Area(view) => {
-                for record in area_records(view.bytes, view.parse.entries) {
-                    builder.record(&record);
-                    if let Some(runs) = runs.as_mut() {
-                        runs.insert(&record);
-                    }
-                    on_record(&record).map_err(Error::Output)?;
-                }
-                builder.area(view.index, &view.parse);
-                areas.push(AreaSummary {
-                    index: view.index,
-                    chunk: view.chunk,
-                    entries: view.parse.entries as u64,
-                    full: view.parse.full,
-                });
-            }
-            ScanItem::PastEnd { index, chunk } => problems.push(format!(
-                "area {index} (chunk {chunk}) lies past the end of the device ({} chunks) although area {} is full; the kernel cannot load this store",
-                geometry.device_chunks(),
-                index - 1
-            )),
+    let walk = store.walk(|placed| {
+        if let Some(runs) = runs.as_mut() {
+            runs.insert(&placed.record);
         }
-    }
-    let state = builder.finish(&geometry);
+        on_record(&placed.record)
+    })?;
+    let problems: Vec<String> = walk
+        .past_end
+        .map(|(index, chunk)| format!(
+            "area {index} (chunk {chunk}) lies past the end of the device ({} chunks) although area {} is full; the kernel cannot load this store",
+            geometry.device_chunks(),
+            index - 1
+        ))
+        .into_iter()
+        .collect();
+    let (areas, state) = (walk.areas, walk.state);
     let usage = Usage::of(&state, &geometry);
     let status = if problems.is_empty() {
         usage.status_text(store.header().is_valid())

@@ -151,21 +151,51 @@ impl PersistentStore {
     /// it is for the kernel. Records are read even from an invalidated store
     /// (the kernel skips them, but they are still on disk).
     pub fn load(&self) -> Result<Metadata> {
+        let mut records = Vec::new();
+        let walk = self.walk(|placed| {
+            records.push(placed);
+            Ok(())
+        })?;
+        if let Some((index, chunk)) = walk.past_end {
+            return Err(Error::Invalid(format!(
+                "{}: area {index} (chunk {chunk}) lies past the end of the device ({} chunks) although area {} is full; the kernel cannot load this store",
+                self.device.path().display(),
+                self.geometry.device_chunks(),
+                index - 1
+            )));
+        }
+        Ok(Metadata {
+            header: self.header,
+            geometry: self.geometry,
+            areas: walk.areas,
+            records,
+            state: walk.state,
+        })
+    }
+
+    /// Reads every area the kernel reads, handing each record to `on_record` in
+    /// on-disk order, and returns what the walk learned. Errors from
+    /// `on_record` are returned wrapped in [`Error::Output`].
+    pub fn walk(
+        &self,
+        mut on_record: impl FnMut(PlacedRecord) -> std::io::Result<()>,
+    ) -> Result<Walk> {
         let mut scanner = self.scan(ScanMode::Kernel);
         let mut builder = LoadStateBuilder::default();
         let mut areas = Vec::new();
-        let mut records = Vec::new();
+        let mut past_end = None;
         while let Some(item) = scanner.next_area()? {
             match item {
                 ScanItem::Area(view) => {
                     for (index, record) in area_records(view.bytes, view.parse.entries).enumerate()
                     {
                         builder.record(&record);
-                        records.push(PlacedRecord {
+                        on_record(PlacedRecord {
                             area: view.index,
                             index: index as u64,
                             record,
-                        });
+                        })
+                        .map_err(Error::Output)?;
                     }
                     builder.area(view.index, &view.parse);
                     areas.push(AreaSummary {
@@ -175,22 +205,25 @@ impl PersistentStore {
                         full: view.parse.full,
                     });
                 }
-                ScanItem::PastEnd { index, chunk } => {
-                    return Err(Error::Invalid(format!(
-                        "{}: area {index} (chunk {chunk}) lies past the end of the device ({} chunks) although area {} is full; the kernel cannot load this store",
-                        self.device.path().display(),
-                        self.geometry.device_chunks(),
-                        index - 1
-                    )));
-                }
+                ScanItem::PastEnd { index, chunk } => past_end = Some((index, chunk)),
             }
         }
-        Ok(Metadata {
-            header: self.header,
-            geometry: self.geometry,
+        Ok(Walk {
             areas,
-            records,
             state: builder.finish(&self.geometry),
+            past_end,
         })
     }
+}
+
+/// What a walk over the kernel's areas learned, besides the records.
+#[derive(Debug, Clone)]
+pub struct Walk {
+    /// The areas read, in order.
+    pub areas: Vec<AreaSummary>,
+    /// The kernel's state after reading them.
+    pub state: LoadState,
+    /// The area (index, chunk) the kernel needed that lies past the end of the
+    /// device, if any: the load would fail there.
+    pub past_end: Option<(u64, u64)>,
 }
