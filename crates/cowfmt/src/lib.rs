@@ -18,6 +18,7 @@ pub mod error;
 pub mod finding;
 pub mod kind;
 pub mod persistent;
+pub mod shared;
 pub mod units;
 
 pub use device::{Access, Device};

@@ -1,0 +1,25 @@
+//! The shared exception store: one COW device for up to 64 snapshots of one
+//! origin, with an allocation bitmap and a B-tree of exceptions whose share
+//! masks say which snapshots see each copied chunk. The format is specified in
+//! docs/format-shared.md.
+//!
+//! Modules, from the bytes up:
+//! - [`header`], [`geometry`], [`bitmap`], [`node`], [`leaf`]: on-disk structs and layout;
+//! - [`alloc`]: the chunk allocator;
+//! - [`walk`]: a damage-tolerant read-only tree walk (check, dump, repair);
+//! - [`format`]: writing a fresh store.
+
+pub mod alloc;
+pub mod bitmap;
+pub mod format;
+pub mod geometry;
+pub mod header;
+pub mod leaf;
+pub mod mask;
+pub mod node;
+pub mod walk;
+
+pub use geometry::Geometry;
+pub use header::SharedHeader;
+pub use leaf::{Exception, Leaf};
+pub use node::{Node, NodeEntry};
