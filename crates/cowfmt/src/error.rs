@@ -156,6 +156,26 @@ pub enum Error {
         /// Chunks on the device.
         device_chunks: u64,
     },
+    /// A shared store has too few free chunks for the operation; nothing was changed.
+    #[error("{path}: the store is full: {needed} free chunks are needed, {free} are left")]
+    StoreFull {
+        /// The path of the COW device.
+        path: PathBuf,
+        /// Free chunks left in the data range.
+        free: u64,
+        /// Free chunks the operation needs.
+        needed: u64,
+    },
+    /// A metadata block the operation needs does not decode; cowcheck tells more.
+    #[error("{path}: chunk {chunk}: {detail}")]
+    Corrupt {
+        /// The path of the COW device.
+        path: PathBuf,
+        /// The chunk of the damaged block.
+        chunk: u64,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// The store is marked invalid and the operation needs a valid one.
     #[error("{path}: the store is marked invalid (header valid=0)")]
     Invalidated {

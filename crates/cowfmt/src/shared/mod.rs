@@ -7,19 +7,25 @@
 //! - [`header`], [`geometry`], [`bitmap`], [`node`], [`leaf`]: on-disk structs and layout;
 //! - [`alloc`]: the chunk allocator;
 //! - [`walk`]: a damage-tolerant read-only tree walk (check, dump, repair);
-//! - [`format`]: writing a fresh store.
+//! - [`format`]: writing a fresh store;
+//! - [`cache`], [`btree`]: decoded blocks and the tree operations on them;
+//! - [`store`]: the engine (snapshots, origin and snapshot I/O, commit).
 
 pub mod alloc;
 pub mod bitmap;
+pub mod btree;
+pub mod cache;
 pub mod format;
 pub mod geometry;
 pub mod header;
 pub mod leaf;
 pub mod mask;
 pub mod node;
+pub mod store;
 pub mod walk;
 
 pub use geometry::Geometry;
 pub use header::SharedHeader;
 pub use leaf::{Exception, Leaf};
 pub use node::{Node, NodeEntry};
+pub use store::{CopyData, CreateOptions, SharedStore};

@@ -1,0 +1,392 @@
+//! The exception B-tree: lookup, insert with leaf and node splits and root
+//! growth, removal of a snapshot across the whole tree with merging and level
+//! collapse, and an in-order walk. Blocks live in a [`BlockCache`]; chunks come
+//! from and go back to the [`Allocator`].
+
+use crate::error::{Error, Result};
+
+use super::alloc::Allocator;
+use super::cache::BlockCache;
+use super::leaf::{Exception, Leaf, LEAF_HEADER_BYTES, MAP_ENTRY_BYTES, RECORD_BYTES};
+use super::node::{node_capacity, Node, NodeEntry};
+
+/// The tree of one store: its blocks, its allocator, its root and depth.
+#[derive(Debug)]
+pub struct Tree {
+    /// Decoded blocks.
+    pub cache: BlockCache,
+    /// The chunk allocator (shared with data chunks).
+    pub alloc: Allocator,
+    /// Chunk of the root node.
+    pub root: u64,
+    /// Node levels above the leaves.
+    pub levels: u32,
+}
+
+/// The path from the root to a leaf: `(node chunk, child index)` per level, root
+/// first, and the leaf chunk.
+#[derive(Debug, Clone)]
+struct Path {
+    steps: Vec<(u64, usize)>,
+    leaf: u64,
+}
+
+impl Tree {
+    /// Free chunks needed to be sure an insert can split every level and grow
+    /// the root, plus one data chunk.
+    pub fn insert_reserve(&self) -> u64 {
+        u64::from(self.levels) + 3
+    }
+
+    fn descend(&mut self, origin: u64) -> Result<Path> {
+        let mut steps = Vec::with_capacity(self.levels as usize);
+        let mut chunk = self.root;
+        for _ in 0..self.levels {
+            let node = self.cache.node(chunk)?;
+            let i = node.child_for(origin);
+            steps.push((chunk, i));
+            chunk = node.entries[i].chunk;
+        }
+        Ok(Path { steps, leaf: chunk })
+    }
+
+    /// The leaf that covers `origin` (its chunk).
+    pub fn leaf_for(&mut self, origin: u64) -> Result<u64> {
+        Ok(self.descend(origin)?.leaf)
+    }
+
+    /// The records of origin chunk `origin` (empty when it has none).
+    pub fn lookup(&mut self, origin: u64) -> Result<Vec<Exception>> {
+        let leaf_chunk = self.leaf_for(origin)?;
+        let leaf = self.cache.leaf(leaf_chunk)?;
+        Ok(match leaf.find(origin) {
+            Ok(i) => leaf.records_of(i).to_vec(),
+            Err(_) => Vec::new(),
+        })
+    }
+
+    /// Makes room for one more record of `origin` (a new map entry if it has none)
+    /// and returns the leaf that will hold it. Splits leaves and nodes as needed;
+    /// each split first checks that the whole worst case still fits, so running
+    /// out of space leaves a consistent tree.
+    pub fn prepare_insert(&mut self, origin: u64) -> Result<u64> {
+        let chunk_bytes = self.cache.chunk_bytes();
+        let device_path = self.cache.device().path().to_path_buf();
+        for _ in 0..4 {
+            let path = self.descend(origin)?;
+            let leaf = self.cache.leaf(path.leaf)?;
+            let (needed, split_at) = match leaf.find(origin) {
+                Ok(i) => (RECORD_BYTES, median_or(leaf, i)),
+                Err(i) => (
+                    MAP_ENTRY_BYTES + RECORD_BYTES,
+                    split_for_new(leaf, origin, i),
+                ),
+            };
+            let rchunk_fits = origin
+                .checked_sub(leaf.base_chunk)
+                .is_some_and(|r| r <= u64::from(u32::MAX));
+            if leaf.bytes_used() + needed <= chunk_bytes && rchunk_fits {
+                return Ok(path.leaf);
+            }
+            let (at, key) = if rchunk_fits {
+                match split_at {
+                    Some(split) => split,
+                    None => {
+                        return Err(Error::Invalid(format!(
+                            "{}: origin chunk {origin} already has {} records, the most a leaf of {chunk_bytes} bytes holds",
+                            device_path.display(),
+                            leaf.find(origin).map_or(0, |i| leaf.records_of(i).len())
+                        )))
+                    }
+                }
+            } else if origin < leaf.base_chunk || leaf.count() == 0 {
+                self.rebase_leaf(path.leaf, origin)?;
+                continue;
+            } else {
+                (leaf.find(origin).unwrap_or_else(|i| i), origin)
+            };
+            self.ensure_free(self.insert_reserve())?;
+            self.split_leaf(&path, at, key)?;
+        }
+        Err(Error::Corrupt {
+            path: self.cache.device().path().to_path_buf(),
+            chunk: self.root,
+            detail: format!("no leaf can take a record for origin chunk {origin}"),
+        })
+    }
+
+    /// Gives a leaf whose base lies above `origin` a new base, when all its
+    /// entries can be expressed from there.
+    fn rebase_leaf(&mut self, leaf_chunk: u64, origin: u64) -> Result<()> {
+        let device_path = self.cache.device().path().to_path_buf();
+        let leaf = self.cache.leaf_mut(leaf_chunk)?;
+        let mut target = Leaf::new(origin);
+        let moved = std::mem::take(leaf);
+        if !target.can_absorb(&moved) {
+            *leaf = moved;
+            return Err(Error::Invalid(format!(
+                "{}: leaf at chunk {leaf_chunk} cannot take origin chunk {origin}: its base_chunk {} is above it",
+                device_path.display(),
+                leaf.base_chunk
+            )));
+        }
+        target.append(moved);
+        *leaf = target;
+        Ok(())
+    }
+
+    fn ensure_free(&self, needed: u64) -> Result<()> {
+        let free = self.alloc.free_chunks();
+        if free < needed {
+            return Err(Error::StoreFull {
+                path: self.cache.device().path().to_path_buf(),
+                free,
+                needed,
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes a chunk from the allocator.
+    pub fn alloc_chunk(&mut self) -> Result<u64> {
+        self.alloc.alloc().ok_or_else(|| Error::StoreFull {
+            path: self.cache.device().path().to_path_buf(),
+            free: 0,
+            needed: 1,
+        })
+    }
+
+    /// Splits the leaf at the end of `path`: entries from `at` on move to a new
+    /// leaf based at `key`, and the parent gets `{key, new leaf}`.
+    fn split_leaf(&mut self, path: &Path, at: usize, key: u64) -> Result<()> {
+        let new_chunk = self.alloc_chunk()?;
+        let upper = self.cache.leaf_mut(path.leaf)?.split_off(at, key);
+        self.cache.put_leaf(new_chunk, upper);
+        self.insert_into_parent(
+            &path.steps,
+            NodeEntry {
+                key,
+                chunk: new_chunk,
+            },
+        )
+    }
+
+    /// Inserts `entry` after the child taken at the last step of `steps`,
+    /// splitting nodes upward and growing the root when needed.
+    fn insert_into_parent(&mut self, steps: &[(u64, usize)], entry: NodeEntry) -> Result<()> {
+        let capacity = node_capacity(self.cache.chunk_bytes());
+        let mut entry = entry;
+        for depth in (0..steps.len()).rev() {
+            let (chunk, i) = steps[depth];
+            let node = self.cache.node_mut(chunk)?;
+            node.entries.insert(i + 1, entry);
+            if node.entries.len() <= capacity {
+                return Ok(());
+            }
+            let mid = node.entries.len() / 2;
+            let upper = Node {
+                entries: node.entries.split_off(mid),
+                unused: 0,
+            };
+            let key = upper.entries[0].key;
+            let new_chunk = self.alloc_chunk()?;
+            self.cache.put_node(new_chunk, upper);
+            entry = NodeEntry {
+                key,
+                chunk: new_chunk,
+            };
+        }
+        let new_root = self.alloc_chunk()?;
+        self.cache.put_node(
+            new_root,
+            Node {
+                entries: vec![
+                    NodeEntry {
+                        key: 0,
+                        chunk: self.root,
+                    },
+                    entry,
+                ],
+                unused: 0,
+            },
+        );
+        self.root = new_root;
+        self.levels += 1;
+        Ok(())
+    }
+
+    /// Removes snapshot bit `bit` from every record; records left with no
+    /// snapshot are removed and their data chunks freed, then leaves and nodes
+    /// that fit into their left neighbour are merged and the root collapses while
+    /// it has one child. Returns the data chunks freed.
+    pub fn remove_snapshot(&mut self, bit: u64) -> Result<u64> {
+        let mut freed = 0;
+        self.remove_in(self.root, self.levels, bit, &mut freed)?;
+        while self.levels > 1 {
+            let root = self.cache.node(self.root)?;
+            if root.entries.len() != 1 {
+                break;
+            }
+            let child = root.entries[0].chunk;
+            self.cache.forget(self.root);
+            self.alloc.free(self.root);
+            self.root = child;
+            self.levels -= 1;
+        }
+        Ok(freed)
+    }
+
+    fn remove_in(&mut self, chunk: u64, level: u32, bit: u64, freed: &mut u64) -> Result<()> {
+        if level == 0 {
+            let leaf = self.cache.leaf(chunk)?;
+            if leaf.using_mask() & bit == 0 {
+                return Ok(());
+            }
+            let leaf = self.cache.leaf_mut(chunk)?;
+            let mut dropped = Vec::new();
+            let mut r = 0;
+            while r < leaf.records.len() {
+                leaf.records[r].share &= !bit;
+                if leaf.records[r].share == 0 {
+                    dropped.push(leaf.records[r].chunk);
+                    leaf.remove_record(r);
+                } else {
+                    r += 1;
+                }
+            }
+            for c in dropped {
+                self.alloc.free(c);
+                *freed += 1;
+            }
+            return Ok(());
+        }
+        let children: Vec<u64> = self
+            .cache
+            .node(chunk)?
+            .entries
+            .iter()
+            .map(|e| e.chunk)
+            .collect();
+        for child in children {
+            self.remove_in(child, level - 1, bit, freed)?;
+        }
+        self.merge_children(chunk, level)
+    }
+
+    /// Merges each child of the node at `chunk` into its left neighbour when its
+    /// payload fits there. Two nodes merged bring children of different parents
+    /// side by side, so those are merged in turn.
+    fn merge_children(&mut self, chunk: u64, level: u32) -> Result<()> {
+        let chunk_bytes = self.cache.chunk_bytes();
+        let capacity = node_capacity(chunk_bytes);
+        let mut entries = self.cache.node(chunk)?.entries.clone();
+        let mut i = 1;
+        let mut changed = false;
+        let mut joined = Vec::new();
+        while i < entries.len() {
+            let (left, right) = (entries[i - 1].chunk, entries[i].chunk);
+            let merged = if level == 1 {
+                let r = self.cache.leaf(right)?;
+                let payload = r.bytes_used() - LEAF_HEADER_BYTES - MAP_ENTRY_BYTES;
+                let r = r.clone();
+                let l = self.cache.leaf(left)?;
+                if payload <= l.free_bytes(chunk_bytes) && l.can_absorb(&r) {
+                    self.cache.take_leaf(right)?;
+                    self.cache.leaf_mut(left)?.append(r);
+                    true
+                } else {
+                    false
+                }
+            } else {
+                let r_len = self.cache.node(right)?.entries.len();
+                let l_len = self.cache.node(left)?.entries.len();
+                if l_len + r_len <= capacity {
+                    let mut r = self.cache.take_node(right)?;
+                    r.entries[0].key = entries[i].key;
+                    self.cache.node_mut(left)?.entries.extend(r.entries);
+                    if joined.last() != Some(&left) {
+                        joined.push(left);
+                    }
+                    true
+                } else {
+                    false
+                }
+            };
+            if merged {
+                self.alloc.free(right);
+                entries.remove(i);
+                changed = true;
+            } else {
+                i += 1;
+            }
+        }
+        if changed {
+            self.cache.node_mut(chunk)?.entries = entries;
+        }
+        for child in joined {
+            self.merge_children(child, level - 1)?;
+        }
+        Ok(())
+    }
+
+    /// Sets bit `to` in every record that has bit `from` (a snapshot of a snapshot).
+    pub fn copy_bit(&mut self, from: u64, to: u64) -> Result<()> {
+        let leaves = self.leaf_chunks()?;
+        for chunk in leaves {
+            if self.cache.leaf(chunk)?.using_mask() & from == 0 {
+                continue;
+            }
+            for r in &mut self.cache.leaf_mut(chunk)?.records {
+                if r.share & from != 0 {
+                    r.share |= to;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The chunks of every leaf, in key order.
+    pub fn leaf_chunks(&mut self) -> Result<Vec<u64>> {
+        let mut level_chunks = vec![self.root];
+        for _ in 0..self.levels {
+            let mut next = Vec::new();
+            for c in level_chunks {
+                next.extend(self.cache.node(c)?.entries.iter().map(|e| e.chunk));
+            }
+            level_chunks = next;
+        }
+        Ok(level_chunks)
+    }
+
+    /// Calls `f(origin chunk, records)` for every map entry, in key order.
+    pub fn for_each(&mut self, mut f: impl FnMut(u64, &[Exception])) -> Result<()> {
+        for chunk in self.leaf_chunks()? {
+            for (origin, records) in self.cache.leaf(chunk)?.entries() {
+                f(origin, records);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The median split of a leaf that cannot take one more record of entry `i`;
+/// `None` when the leaf has a single entry (nothing to split off).
+fn median_or(leaf: &Leaf, _i: usize) -> Option<(usize, u64)> {
+    if leaf.count() < 2 {
+        return None;
+    }
+    let nhead = leaf.count().div_ceil(2);
+    Some((nhead, leaf.origin_of(nhead)))
+}
+
+/// Where to split a leaf that cannot take a new entry for `origin` at index `i`:
+/// the median when there are two entries or more; otherwise between the lone
+/// entry and the new one.
+fn split_for_new(leaf: &Leaf, origin: u64, i: usize) -> Option<(usize, u64)> {
+    match leaf.count() {
+        0 => None,
+        1 if i == 0 => Some((0, leaf.origin_of(0))),
+        1 => Some((1, origin)),
+        _ => median_or(leaf, i),
+    }
+}
