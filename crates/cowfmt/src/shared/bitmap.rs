@@ -33,7 +33,10 @@ impl ChunkBitmap {
         let mut bitmap = ChunkBitmap::empty(geometry);
         bitmap.dirty.fill(false);
         device.read_at(&mut bitmap.bytes, geometry.chunk_bytes, || {
-            format!("the allocation bitmap ({} chunks)", geometry.nr_bitmap_chunks)
+            format!(
+                "the allocation bitmap ({} chunks)",
+                geometry.nr_bitmap_chunks
+            )
         })?;
         Ok(bitmap)
     }
@@ -230,7 +233,12 @@ mod tests {
         b.set(10, true);
         assert_eq!(
             b.runs(),
-            vec![(0, 3, true), (3, 10, false), (10, 11, true), (11, 5000, false)]
+            vec![
+                (0, 3, true),
+                (3, 10, false),
+                (10, 11, true),
+                (11, 5000, false)
+            ]
         );
     }
 }

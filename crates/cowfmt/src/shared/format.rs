@@ -16,11 +16,17 @@ const ZERO_BATCH_BYTES: usize = 1 << 20;
 
 /// The layout a fresh store will have, or why it cannot be formatted on a device
 /// of `device_bytes`.
-pub fn plan(device_bytes: u64, chunk_sectors: u64, nr_journal_chunks: u64) -> Result<Geometry, FormatError> {
+pub fn plan(
+    device_bytes: u64,
+    chunk_sectors: u64,
+    nr_journal_chunks: u64,
+) -> Result<Geometry, FormatError> {
     validate_chunk_size(chunk_sectors)?;
     if nr_journal_chunks > u64::from(u32::MAX) {
         return Err(FormatError::TooSmall {
-            what: format!("a journal of {nr_journal_chunks} chunks (the header holds at most 2^32-1)"),
+            what: format!(
+                "a journal of {nr_journal_chunks} chunks (the header holds at most 2^32-1)"
+            ),
             device_bytes,
             needed_bytes: u64::MAX,
         });
@@ -42,7 +48,11 @@ pub fn plan(device_bytes: u64, chunk_sectors: u64, nr_journal_chunks: u64) -> Re
 
 /// Formats `device` as an empty shared store with no snapshots and returns its
 /// header. The header is written last, after everything it points at is synced.
-pub fn format_store(device: &Device, chunk_sectors: u64, nr_journal_chunks: u64) -> Result<SharedHeader> {
+pub fn format_store(
+    device: &Device,
+    chunk_sectors: u64,
+    nr_journal_chunks: u64,
+) -> Result<SharedHeader> {
     let geometry = plan(device.size_bytes(), chunk_sectors, nr_journal_chunks)
         .map_err(|e| Error::format(device.path(), e))?;
     let chunk_bytes = geometry.chunk_bytes as usize;
@@ -65,7 +75,11 @@ pub fn format_store(device: &Device, chunk_sectors: u64, nr_journal_chunks: u64)
     .encode(&mut buf);
     device.write_chunk(root_chunk, &buf)?;
     bitmap.write_dirty(device)?;
-    zero_range(device, geometry.journal_start() * geometry.chunk_bytes, nr_journal_chunks * geometry.chunk_bytes)?;
+    zero_range(
+        device,
+        geometry.journal_start() * geometry.chunk_bytes,
+        nr_journal_chunks * geometry.chunk_bytes,
+    )?;
     device.sync()?;
 
     let header = SharedHeader {

@@ -146,7 +146,10 @@ mod tests {
         let mut h = sample();
         assert!(h.validate_identity().is_ok());
         h.version = 2;
-        assert!(matches!(h.validate_identity(), Err(FormatError::BadVersion { .. })));
+        assert!(matches!(
+            h.validate_identity(),
+            Err(FormatError::BadVersion { .. })
+        ));
         h.magic = 0;
         assert_eq!(h.validate_identity(), Err(FormatError::Unformatted));
     }

@@ -244,7 +244,9 @@ impl Leaf {
 
     /// Bytes the encoded leaf takes: header, map with sentinel, records.
     pub fn bytes_used(&self) -> usize {
-        LEAF_HEADER_BYTES + MAP_ENTRY_BYTES * (self.map.len() + 1) + RECORD_BYTES * self.records.len()
+        LEAF_HEADER_BYTES
+            + MAP_ENTRY_BYTES * (self.map.len() + 1)
+            + RECORD_BYTES * self.records.len()
     }
 
     /// Whether the leaf fits in a chunk of `chunk_bytes`.
@@ -488,13 +490,22 @@ mod tests {
         sample().encode(&mut chunk);
         let mut bad = chunk.clone();
         LittleEndian::write_u32(&mut bad[4..8], 100);
-        assert!(matches!(Leaf::decode(&bad), Err(LeafError::CountTooLarge { .. })));
+        assert!(matches!(
+            Leaf::decode(&bad),
+            Err(LeafError::CountTooLarge { .. })
+        ));
         let mut bad = chunk.clone();
         LittleEndian::write_u32(&mut bad[24..28], 20);
-        assert!(matches!(Leaf::decode(&bad), Err(LeafError::BadOffset { entry: 0, .. })));
+        assert!(matches!(
+            Leaf::decode(&bad),
+            Err(LeafError::BadOffset { entry: 0, .. })
+        ));
         let mut bad = chunk.clone();
         LittleEndian::write_u32(&mut bad[24..28], 513);
-        assert!(matches!(Leaf::decode(&bad), Err(LeafError::BadOffset { .. })));
+        assert!(matches!(
+            Leaf::decode(&bad),
+            Err(LeafError::BadOffset { .. })
+        ));
         let mut bad = chunk.clone();
         LittleEndian::write_u32(&mut bad[32..36], 512 - 80);
         assert!(matches!(
@@ -503,12 +514,21 @@ mod tests {
         ));
         let mut bad = chunk.clone();
         LittleEndian::write_u32(&mut bad[48..52], 496);
-        assert!(matches!(Leaf::decode(&bad), Err(LeafError::BadSentinel { .. })));
+        assert!(matches!(
+            Leaf::decode(&bad),
+            Err(LeafError::BadSentinel { .. })
+        ));
         let mut bad = chunk.clone();
         bad[0] = 0;
-        assert!(matches!(Leaf::decode(&bad), Err(LeafError::BadMagic { .. })));
+        assert!(matches!(
+            Leaf::decode(&bad),
+            Err(LeafError::BadMagic { .. })
+        ));
         let mut bad = chunk;
         bad[2] = 1;
-        assert!(matches!(Leaf::decode(&bad), Err(LeafError::BadVersion { found: 1 })));
+        assert!(matches!(
+            Leaf::decode(&bad),
+            Err(LeafError::BadVersion { found: 1 })
+        ));
     }
 }
