@@ -14,7 +14,9 @@
 pub mod alloc;
 pub mod bitmap;
 pub mod btree;
+pub mod build;
 pub mod cache;
+pub mod dump;
 pub mod format;
 pub mod geometry;
 pub mod header;
