@@ -1,0 +1,31 @@
+//! The dump model of a shared store, for `cowdump`: a head (header, geometry,
+//! snapshots, chunk counts), one streamed list, and a tail (tree totals and the
+//! blocks that could not be read).
+//!
+//! The list is one of four views, each streamed while the tree is walked so that
+//! memory grows with the device, never with the number of records:
+//! - [`records::stream_exceptions`]: every record in origin-chunk order, or only
+//!   those one snapshot sees;
+//! - [`tree::stream_tree`]: every node and leaf in walk order;
+//! - [`chunks::stream_chunk_runs`]: the device as runs of chunks of one class.
+//!
+//! [`source::SharedSource`] opens a store for this: it refuses only a header it
+//! cannot use; damage below the header is dumped and reported. [`documents`]
+//! holds each view whole in memory, for tests and readers.
+
+pub mod chunks;
+pub mod documents;
+pub mod model;
+pub mod records;
+pub mod source;
+pub mod tree;
+mod walker;
+
+pub use documents::{BitmapDump, SharedDump, SnapshotDump, TreeDump};
+pub use model::{
+    BlockParent, BlockProblem, ChunkClass, ChunkRange, ChunkRun, ClassTotals, NodeChild, ShareMask,
+    SharedDumpHead, SharedDumpTail, SharedGeometry, SharedRecord, SnapshotRecord, TreeBlock,
+    TreeBody,
+};
+pub use source::SharedSource;
+pub use walker::MAX_WALK_LEVELS;

@@ -1,0 +1,144 @@
+//! The walk under every view: tree totals, damaged blocks turned into dump
+//! problems, and a guard against a `tree_level` no real tree can have.
+
+use crate::error::Result;
+use crate::shared::geometry::Geometry;
+use crate::shared::leaf::Leaf;
+use crate::shared::node::Node;
+use crate::shared::walk::{walk_tree, BlockAt, TreeVisitor, WalkProblem};
+
+use super::model::{placement, BlockProblem, SharedDumpTail};
+use super::source::SharedSource;
+
+/// The deepest tree the dump walks. Nodes hold at least 31 entries, so 64 levels
+/// are far more than any device can fill; a deeper `tree_level` is damage, and
+/// following it could recurse once per chunk of the device.
+pub const MAX_WALK_LEVELS: u32 = 64;
+
+/// What a view does with each block of the walk.
+pub(crate) trait DumpVisitor {
+    /// A node decoded at `at`.
+    fn node(&mut self, at: &BlockAt, node: &Node) -> Result<()>;
+    /// A leaf decoded at `at`.
+    fn leaf(&mut self, at: &BlockAt, leaf: &Leaf) -> Result<()>;
+    /// A block that could not be read, described for the dump.
+    fn damaged(&mut self, at: &BlockAt, problem: BlockProblem) -> Result<()>;
+}
+
+/// Walks the tree of `source` in key order for `visitor`. A `tree_level` above
+/// [`MAX_WALK_LEVELS`] is reported as a damaged root and nothing is walked.
+pub(crate) fn walk(source: &SharedSource, visitor: &mut impl DumpVisitor) -> Result<()> {
+    let header = source.header();
+    let geometry = source.geometry();
+    if header.tree_level > MAX_WALK_LEVELS {
+        let at = BlockAt {
+            chunk: header.root_tree_chunk,
+            level: header.tree_level,
+            lo: 0,
+            hi: u64::MAX,
+            parent: None,
+        };
+        let text = format!(
+            "tree_level {} is deeper than any tree can be (at most {MAX_WALK_LEVELS}); the tree is not walked",
+            header.tree_level
+        );
+        return visitor.damaged(&at, block_problem(&at, text));
+    }
+    let mut adapter = Adapter { geometry, visitor };
+    walk_tree(
+        source.device(),
+        geometry,
+        header.root_tree_chunk,
+        header.tree_level,
+        &mut adapter,
+    )
+    .map(drop)
+}
+
+struct Adapter<'a, V> {
+    geometry: &'a Geometry,
+    visitor: &'a mut V,
+}
+
+impl<V: DumpVisitor> TreeVisitor for Adapter<'_, V> {
+    fn node(&mut self, at: &BlockAt, node: &Node) -> Result<()> {
+        self.visitor.node(at, node)
+    }
+
+    fn leaf(&mut self, at: &BlockAt, leaf: &Leaf) -> Result<()> {
+        self.visitor.leaf(at, leaf)
+    }
+
+    fn problem(&mut self, at: &BlockAt, problem: &WalkProblem) -> Result<()> {
+        let text = describe(self.geometry, problem);
+        self.visitor.damaged(at, block_problem(at, text))
+    }
+}
+
+fn block_problem(at: &BlockAt, problem: String) -> BlockProblem {
+    let (hi, parent) = placement(at);
+    BlockProblem {
+        chunk: at.chunk,
+        level: at.level,
+        lo: at.lo,
+        hi,
+        parent,
+        problem,
+    }
+}
+
+/// A walk problem as one phrase.
+pub(crate) fn describe(geometry: &Geometry, problem: &WalkProblem) -> String {
+    match problem {
+        WalkProblem::OutOfRange { role } => {
+            let what = match *role {
+                "past the end" => "past the end of the device",
+                "header" => "the header",
+                "bitmap" => "a bitmap chunk",
+                "journal" => "a journal chunk",
+                other => other,
+            };
+            format!(
+                "the chunk is {what}, outside the data range (chunks {}..{})",
+                geometry.data_start(),
+                geometry.nr_chunks
+            )
+        }
+        WalkProblem::Revisited => {
+            "the chunk was already reached from another node entry (shared block or cycle)"
+                .to_string()
+        }
+        WalkProblem::BadNode(e) => format!("not a node: {e}"),
+        WalkProblem::BadLeaf(e) => format!("not a leaf: {e}"),
+    }
+}
+
+/// The totals and problems of a walk, turned into the tail at the end.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    tail: SharedDumpTail,
+}
+
+impl Tally {
+    /// Counts a node.
+    pub(crate) fn node(&mut self) {
+        self.tail.nodes += 1;
+    }
+
+    /// Counts a leaf, its entries and its records.
+    pub(crate) fn leaf(&mut self, leaf: &Leaf) {
+        self.tail.leaves += 1;
+        self.tail.origin_chunks += leaf.count() as u64;
+        self.tail.records += leaf.records.len() as u64;
+    }
+
+    /// Keeps a block the walk could not read.
+    pub(crate) fn problem(&mut self, problem: BlockProblem) {
+        self.tail.problems.push(problem);
+    }
+
+    /// The tail.
+    pub(crate) fn finish(self) -> SharedDumpTail {
+        self.tail
+    }
+}
