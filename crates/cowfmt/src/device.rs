@@ -290,6 +290,38 @@ impl Device {
         }
     }
 
+    /// Makes `len` bytes at `offset` read as zeros: image files get a hole punched
+    /// (no space used), block devices and file systems without hole punching get
+    /// zeros written.
+    pub fn zero_range(&self, offset: u64, len: u64) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        if self.backing == Backing::File && self.access == Access::ReadWrite {
+            // SAFETY: fallocate only reads its integer arguments; the descriptor is
+            // owned by `self.file` and open for the duration of the call.
+            let rc = unsafe {
+                libc::fallocate(
+                    self.file.as_raw_fd(),
+                    libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                    offset as libc::off_t,
+                    len as libc::off_t,
+                )
+            };
+            if rc == 0 {
+                return Ok(());
+            }
+        }
+        let zeros = vec![0u8; len.min(1 << 20) as usize];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(zeros.len() as u64) as usize;
+            self.write_at(&zeros[..n], offset + done)?;
+            done += n as u64;
+        }
+        Ok(())
+    }
+
     /// Flushes written data to stable storage.
     pub fn sync(&self) -> Result<()> {
         self.file.sync_data().map_err(|source| Error::Io {

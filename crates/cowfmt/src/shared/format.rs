@@ -11,9 +11,6 @@ use super::header::{SharedHeader, SHARED_VERSION};
 use super::leaf::Leaf;
 use super::node::{Node, NodeEntry};
 
-/// Bytes written per call while zeroing the journal.
-const ZERO_BATCH_BYTES: usize = 1 << 20;
-
 /// The layout a fresh store will have, or why it cannot be formatted on a device
 /// of `device_bytes`.
 pub fn plan(
@@ -97,14 +94,7 @@ pub fn format_store(
     Ok(header)
 }
 
-/// Writes zeros over `len` bytes at `offset`.
+/// Makes `len` bytes at `offset` read as zeros.
 pub fn zero_range(device: &Device, offset: u64, len: u64) -> Result<()> {
-    let zeros = vec![0u8; ZERO_BATCH_BYTES.min(len as usize)];
-    let mut done = 0;
-    while done < len {
-        let n = (len - done).min(zeros.len() as u64) as usize;
-        device.write_at(&zeros[..n], offset + done)?;
-        done += n as u64;
-    }
-    Ok(())
+    device.zero_range(offset, len)
 }

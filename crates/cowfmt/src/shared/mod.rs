@@ -16,6 +16,7 @@ pub mod bitmap;
 pub mod btree;
 pub mod build;
 pub mod cache;
+pub mod check;
 pub mod dump;
 pub mod format;
 pub mod geometry;
@@ -31,3 +32,20 @@ pub use header::SharedHeader;
 pub use leaf::{Exception, Leaf};
 pub use node::{Node, NodeEntry};
 pub use store::{CopyData, CreateOptions, SharedStore};
+
+/// The table line the seed's shared exception store takes for snapshot `id`:
+/// `0 <origin-sectors> snapshot <origin> shared 3 <cow> <chunk-sectors> <id>`.
+/// Mainline kernels have no shared store; cowrt serves these stores.
+pub fn table_line(
+    origin: Option<&str>,
+    origin_sectors: Option<u64>,
+    cow: &str,
+    chunk_sectors: u32,
+    id: u32,
+) -> String {
+    let length = origin_sectors.map_or_else(|| "<origin-sectors>".to_string(), |s| s.to_string());
+    format!(
+        "0 {length} snapshot {} shared 3 {cow} {chunk_sectors} {id}",
+        origin.unwrap_or("<origin>")
+    )
+}

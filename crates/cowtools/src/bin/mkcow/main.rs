@@ -1,5 +1,8 @@
 //! mkcow: formats a persistent or legacy COW store exactly as the kernel does on
-//! first activation, or restores one from a cowdump dump (metadata only).
+//! first activation, or a shared store; or restores one from a cowdump dump
+//! (metadata only).
+
+mod shared;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -25,7 +28,7 @@ use serde::Deserialize;
 const TOOL: &str = "mkcow";
 
 /// The kernel's default chunk size for a new store here: 4 KiB.
-const DEFAULT_CHUNK_SECTORS: u32 = 8;
+pub(crate) const DEFAULT_CHUNK_SECTORS: u32 = 8;
 
 const EXAMPLES: &str = "\
 EXAMPLES:
@@ -35,6 +38,8 @@ EXAMPLES:
     mkcow --chunk-size 64k --origin /dev/vg/data /dev/vg/data-cow
   Format for the pre-2.6.29 kernels (deprecated table syntax, 32-bit chunks):
     mkcow --kind legacy cow.img
+  A shared store for up to 64 snapshots, with a 16 MiB journal and 4 snapshots:
+    mkcow --kind shared --size 1G --journal-size 16M --snapshots 4 shared.img
   Restore the metadata of a store from a dump (data chunks are left alone):
     cowdump -o cow.yaml cow.img && mkcow --force --from-dump cow.yaml cow.img
 
@@ -71,6 +76,14 @@ struct Cli {
     #[arg(long, value_name = "DEV")]
     origin: Option<PathBuf>,
 
+    /// Shared stores: the journal size (16M, 0...) [default: 128 MiB, at most 1/8 of the device].
+    #[arg(long, value_name = "SIZE", value_parser = args::parse_size, conflicts_with = "from_dump")]
+    journal_size: Option<u64>,
+
+    /// Shared stores: create snapshots 0..N-1 right away (at most 64).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=64), conflicts_with = "from_dump")]
+    snapshots: Option<u32>,
+
     /// Restore the metadata from a cowdump YAML or JSON dump ('-' for stdin).
     #[arg(long, value_name = "FILE")]
     from_dump: Option<PathBuf>,
@@ -93,6 +106,12 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
 }
 
 fn format(cli: &Cli) -> anyhow::Result<u8> {
+    if cli.kind == Some(KindArg::Shared) {
+        return shared::format(cli);
+    }
+    if cli.journal_size.is_some() || cli.snapshots.is_some() {
+        bail!("--journal-size and --snapshots apply to shared stores only (--kind shared)");
+    }
     let kind = snap_kind(
         cli.kind.map_or(StoreKind::Persistent, StoreKind::from),
         &cli.target,
@@ -118,7 +137,21 @@ fn format(cli: &Cli) -> anyhow::Result<u8> {
 }
 
 fn restore(cli: &Cli, dump_path: &Path) -> anyhow::Result<u8> {
-    let dump = read_dump(dump_path)?;
+    let text = read_text(dump_path)?;
+    let dumped_kind = parse_dump::<KindProbe>(&text, dump_path)?.kind;
+    let kind = cli.kind.map(StoreKind::from).or(dumped_kind);
+    if kind == Some(StoreKind::Shared) {
+        if dumped_kind.is_some_and(|k| k != StoreKind::Shared) {
+            bail!(
+                "{}: the dump is of a {} store; --kind shared cannot restore it",
+                dump_path.display(),
+                dumped_kind.unwrap_or(StoreKind::Persistent)
+            );
+        }
+        return shared::restore(cli, dump_path, &text);
+    }
+    let dump: RestoreDump = parse_dump(&text, dump_path)?;
+    check_dump_version(dump.format_version, dump_path)?;
     let kind = snap_kind(
         cli.kind
             .map_or(dump.kind.unwrap_or(StoreKind::Persistent), StoreKind::from),
@@ -305,28 +338,38 @@ struct RestoreDump {
     exceptions: Vec<ExceptionRecord>,
 }
 
-/// Reads a dump: JSON or YAML by extension, otherwise JSON then YAML.
-fn read_dump(path: &Path) -> anyhow::Result<RestoreDump> {
-    let text = read_text(path)?;
+/// Just the kind of a dump, to pick the restore path.
+#[derive(Debug, Deserialize)]
+struct KindProbe {
+    #[serde(default)]
+    kind: Option<StoreKind>,
+}
+
+/// Parses a dump's text: JSON or YAML by the file's extension, otherwise JSON
+/// then YAML.
+fn parse_dump<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> anyhow::Result<T> {
     let extension = path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
     let parsed = match extension.as_deref() {
-        Some("json") => serde_json::from_str(&text).map_err(|e| e.to_string()),
-        Some("yaml" | "yml") => serde_yaml::from_str(&text).map_err(|e| e.to_string()),
-        _ => parse_either(&text),
+        Some("json") => serde_json::from_str(text).map_err(|e| e.to_string()),
+        Some("yaml" | "yml") => serde_yaml::from_str(text).map_err(|e| e.to_string()),
+        _ => parse_either(text),
     };
-    let dump: RestoreDump = parsed
-        .map_err(|e| anyhow::anyhow!("{}: not a usable cowdump dump: {e}", path.display()))?;
-    if let Some(version) = dump.format_version.filter(|&v| v != DUMP_FORMAT_VERSION) {
+    parsed.map_err(|e| anyhow::anyhow!("{}: not a usable cowdump dump: {e}", path.display()))
+}
+
+/// Refuses a dump of another format version.
+fn check_dump_version(version: Option<u32>, path: &Path) -> anyhow::Result<()> {
+    if let Some(version) = version.filter(|&v| v != DUMP_FORMAT_VERSION) {
         bail!(
             "{}: dump format_version {} is not supported (this mkcow reads version {DUMP_FORMAT_VERSION})",
             path.display(),
             version
         );
     }
-    Ok(dump)
+    Ok(())
 }
 
 fn read_text(path: &Path) -> anyhow::Result<String> {
@@ -346,7 +389,7 @@ fn read_text(path: &Path) -> anyhow::Result<String> {
 }
 
 /// Tries JSON, then YAML; reports the error of the syntax the text looks like.
-fn parse_either(text: &str) -> Result<RestoreDump, String> {
+fn parse_either<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
     match serde_json::from_str(text) {
         Ok(dump) => Ok(dump),
         Err(json) => serde_yaml::from_str(text).map_err(|yaml| {
