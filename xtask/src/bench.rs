@@ -199,6 +199,8 @@ fn generate(bench_dir: &Path, records: u64) -> Result<Store> {
         seed: 1,
         with_data: false,
         force: true,
+        snapshots: None,
+        writes: None,
     };
     let summary = gen_store::generate(&args)?;
     gen_store::print_summary(&args, &summary);

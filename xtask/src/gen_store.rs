@@ -28,13 +28,15 @@ use cowfmt::{Device, StoreKind, SECTOR_BYTES};
 use crate::pattern::{self, NEW1, ORIG};
 use crate::prng::{Permutation, SplitMix64};
 
-/// Store kinds gen-store writes (the shared kind comes with its own issue).
+/// Store kinds gen-store writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum GenKind {
     /// The kernel's "SnAp" v1 store.
     Persistent,
     /// The same bytes, held to the pre-2.6.29 32-bit chunk limit.
     Legacy,
+    /// The multi-snapshot shared store, built through the engine.
+    Shared,
 }
 
 impl From<GenKind> for StoreKind {
@@ -42,6 +44,7 @@ impl From<GenKind> for StoreKind {
         match kind {
             GenKind::Persistent => StoreKind::Persistent,
             GenKind::Legacy => StoreKind::Legacy,
+            GenKind::Shared => StoreKind::Shared,
         }
     }
 }
@@ -76,8 +79,16 @@ pub struct GenStoreArgs {
     #[arg(long, value_name = "SIZE", default_value = "4k", value_parser = parse_chunk_size)]
     pub chunk_size: u32,
     /// Exception records to write; k/M/G multiply by 1024, 1024^2, 1024^3.
+    /// For a shared store: write until it holds this many records.
     #[arg(long, value_name = "N", default_value = "1000", value_parser = parse_count)]
     pub records: u64,
+    /// Shared stores: snapshots to take, evenly spread over the writes [default: 64].
+    #[arg(long, value_name = "N")]
+    pub snapshots: Option<u32>,
+    /// Shared stores: make exactly this many origin chunk writes instead of
+    /// writing until --records records exist.
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub writes: Option<u64>,
     /// Origin size [default: what the pattern needs for the records].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub origin_size: Option<u64>,
@@ -112,13 +123,14 @@ pub struct GenSummary {
     pub cow_bytes: u64,
     /// Whole chunks on the COW.
     pub cow_chunks: u64,
-    /// Metadata areas in use.
+    /// Metadata areas in use (shared stores: leaves).
     pub areas: u64,
     /// Origin image size.
     pub origin_bytes: u64,
     /// Whole chunks on the origin.
     pub origin_chunks: u64,
-    /// The `dmsetup status` text the store would show once loaded.
+    /// The `dmsetup status` text the store would show once loaded (shared
+    /// stores: snapshots and tree figures).
     pub status: String,
     /// The table line that activates it.
     pub table: String,
@@ -152,6 +164,13 @@ struct Plan {
 
 /// Builds the store the arguments describe.
 pub fn generate(args: &GenStoreArgs) -> Result<GenSummary> {
+    if args.kind == GenKind::Shared {
+        return crate::gen_shared::generate(args);
+    }
+    ensure!(
+        args.snapshots.is_none() && args.writes.is_none(),
+        "--snapshots and --writes apply to shared stores only (--kind shared)"
+    );
     let started = Instant::now();
     let plan = plan(args)?;
     let origin = prepare_image(&args.origin, plan.origin_bytes, args.force)?;
@@ -295,7 +314,7 @@ fn smallest_cow_chunks(chunk_sectors: u32, records: u64) -> Result<u64> {
 
 /// Creates an empty sparse image of `size` bytes, replacing an existing file
 /// only when forced. Block devices are refused: gen-store writes images only.
-fn prepare_image(path: &Path, size: u64, force: bool) -> Result<Device> {
+pub(crate) fn prepare_image(path: &Path, size: u64, force: bool) -> Result<Device> {
     match fs::symlink_metadata(path) {
         Ok(meta) if !meta.is_file() => bail!(
             "{}: not a regular file; gen-store writes image files only",
@@ -367,13 +386,18 @@ pub fn print_summary(args: &GenStoreArgs, summary: &GenSummary) {
         args.seed,
         summary.elapsed.as_secs_f64()
     );
-    println!(
-        "  cow     {}: {} ({} chunks, {} metadata areas in use), {content}",
-        args.cow.display(),
-        human_bytes(summary.cow_bytes),
-        summary.cow_chunks,
-        summary.areas
-    );
+    let cow = if summary.kind == StoreKind::Shared {
+        crate::gen_shared::describe_cow(&args.cow, summary)
+    } else {
+        format!(
+            "{}: {} ({} chunks, {} metadata areas in use)",
+            args.cow.display(),
+            human_bytes(summary.cow_bytes),
+            summary.cow_chunks,
+            summary.areas
+        )
+    };
+    println!("  cow     {cow}, {content}");
     println!(
         "  origin  {}: {} ({} chunks), {}",
         args.origin.display(),
@@ -385,10 +409,14 @@ pub fn print_summary(args: &GenStoreArgs, summary: &GenSummary) {
             "sparse (zeros)"
         }
     );
-    println!(
-        "  status  {} (what dmsetup status shows once loaded)",
-        summary.status
-    );
+    if summary.kind == StoreKind::Shared {
+        println!("  store   {}", summary.status);
+    } else {
+        println!(
+            "  status  {} (what dmsetup status shows once loaded)",
+            summary.status
+        );
+    }
     println!("  table   {}", summary.table);
 }
 
@@ -559,6 +587,8 @@ mod tests {
             seed: 3,
             with_data: false,
             force: false,
+            snapshots: None,
+            writes: None,
         }
     }
 

@@ -1,11 +1,12 @@
 //! `cargo xtask`: the workspace's developer tasks.
 //!
-//! - `gen-store`: build a realistic persistent or legacy store of any size, sparse;
+//! - `gen-store`: build a realistic persistent, legacy or shared store of any size, sparse;
 //! - `demo`: the main job on file-backed images, with the real release binaries;
 //! - `bench`: throughput and peak memory of `cowcheck` and `cowdump` on large stores.
 
 mod bench;
 mod demo;
+mod gen_shared;
 mod gen_store;
 mod measure;
 mod pattern;
@@ -29,7 +30,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Build a persistent (or legacy) store of any size as sparse image files.
+    /// Build a persistent, legacy or shared store of any size as sparse image files.
     GenStore(gen_store::GenStoreArgs),
     /// Build the tools and run them on a file-backed origin and COW store.
     Demo(demo::DemoArgs),

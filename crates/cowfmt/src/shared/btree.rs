@@ -361,9 +361,11 @@ impl Tree {
     /// Calls `f(origin chunk, records)` for every map entry, in key order.
     pub fn for_each(&mut self, mut f: impl FnMut(u64, &[Exception])) -> Result<()> {
         for chunk in self.leaf_chunks()? {
-            for (origin, records) in self.cache.leaf(chunk)?.entries() {
-                f(origin, records);
-            }
+            self.cache.with_leaf(chunk, |leaf| {
+                for (origin, records) in leaf.entries() {
+                    f(origin, records);
+                }
+            })?;
         }
         Ok(())
     }

@@ -109,6 +109,25 @@ impl BlockCache {
         }
     }
 
+    /// Calls `f` with the leaf at `chunk`, without keeping it in the cache when it
+    /// was not there (for walks over the whole tree).
+    pub fn with_leaf<T>(&mut self, chunk: u64, f: impl FnOnce(&Leaf) -> T) -> Result<T> {
+        if let Some(Cached {
+            block: Block::Leaf(leaf),
+            ..
+        }) = self.blocks.get(&chunk)
+        {
+            return Ok(f(leaf));
+        }
+        if self.blocks.contains_key(&chunk) {
+            return Err(corrupt(&self.device, chunk, "expected a leaf, found a node"));
+        }
+        self.device.read_chunk(chunk, &mut self.buf)?;
+        let leaf = Leaf::decode(&self.buf)
+            .map_err(|err| corrupt(&self.device, chunk, format!("expected a leaf: {err}")))?;
+        Ok(f(&leaf))
+    }
+
     /// Puts a new node at `chunk` (dirty).
     pub fn put_node(&mut self, chunk: u64, node: Node) {
         self.blocks.insert(

@@ -223,6 +223,17 @@ impl SharedStore {
         Ok(out)
     }
 
+    /// Calls `f(origin chunk, records)` for every origin chunk with records, in
+    /// origin order, without collecting them.
+    pub fn for_each_exception(&mut self, f: impl FnMut(u64, &[Exception])) -> Result<()> {
+        self.tree.for_each(f)
+    }
+
+    /// Node levels above the leaves now (committed or not).
+    pub fn tree_level(&self) -> u32 {
+        self.tree.levels
+    }
+
     /// Before origin chunk `origin` changes, copies it out for every snapshot
     /// that still sees the origin there. Returns whether a record was added.
     pub fn copy_out(&mut self, origin: u64, data: CopyData) -> Result<bool> {
