@@ -1,7 +1,9 @@
 //! `cargo xtask bench`: throughput and peak memory of the release `cowcheck`
-//! and `cowdump --format json` on large generated persistent stores, against
-//! the project's targets. A benchmark, never a timed test: it reports figures
-//! and PASS/FAIL, and writes them to target/bench/results.json.
+//! and `cowdump --format json` on large generated persistent and shared stores
+//! (64 snapshots), against the project's targets, and the shared engine's
+//! origin-write throughput with 1, 8 and 64 snapshots. A benchmark, never a
+//! timed test: it reports figures and PASS/FAIL, and writes them to
+//! target/bench/results.json.
 //!
 //! The dump goes to /dev/null, so the figure is the tool's and not the disk's
 //! write-back of a file of several hundred MiB.
@@ -14,6 +16,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Serialize;
 
+use crate::engine_bench;
 use crate::gen_store::{self, parse_count, GenKind, GenStoreArgs, GenSummary, Pattern};
 use crate::measure::{self, Measured};
 use crate::tools::{target_dir, Tools};
@@ -46,6 +49,33 @@ pub struct BenchArgs {
     /// metadata of 16M records is 256 MiB).
     #[arg(long)]
     pub keep: bool,
+    /// Which store kinds to measure.
+    #[arg(long, value_enum, default_value_t = BenchKind::All)]
+    pub kind: BenchKind,
+    /// Origin chunk writes per engine measurement [default: 256k; with --quick: 32k].
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub engine_writes: Option<u64>,
+}
+
+/// The store kinds a bench run covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchKind {
+    /// Persistent stores only.
+    Persistent,
+    /// Shared stores (64 snapshots) and the engine only.
+    Shared,
+    /// Both.
+    All,
+}
+
+impl BenchKind {
+    fn kinds(self) -> Vec<GenKind> {
+        match self {
+            BenchKind::Persistent => vec![GenKind::Persistent],
+            BenchKind::Shared => vec![GenKind::Shared],
+            BenchKind::All => vec![GenKind::Persistent, GenKind::Shared],
+        }
+    }
 }
 
 /// A tool run on a store of one size.
@@ -90,6 +120,11 @@ impl Job {
 
     fn memory_budget(self, store: &GenSummary) -> Option<u64> {
         match self {
+            // Persistent: one bit per COW chunk and per origin chunk. Shared: the
+            // on-disk bitmap and the referenced set, a bit per COW chunk each.
+            Job::Check if store.kind == cowfmt::StoreKind::Shared => {
+                Some(CHECK_BASE_MEMORY + 2 * store.cow_chunks.div_ceil(8))
+            }
             Job::Check => Some(
                 CHECK_BASE_MEMORY + store.cow_chunks.div_ceil(8) + store.origin_chunks.div_ceil(8),
             ),
@@ -108,20 +143,37 @@ struct Store {
 
 /// One line of the results.
 #[derive(Debug, Clone, Serialize)]
-struct BenchResult {
-    tool: &'static str,
-    records: u64,
-    chunk_bytes: u64,
-    cow_chunks: u64,
-    origin_chunks: u64,
-    runs: Vec<f64>,
-    wall_seconds: Option<f64>,
-    records_per_second: Option<f64>,
-    peak_rss_bytes: Option<u64>,
-    target_records_per_second: f64,
-    memory_budget_bytes: Option<u64>,
-    pass: bool,
-    note: Option<String>,
+pub struct BenchResult {
+    /// The store kind measured.
+    pub kind: &'static str,
+    /// What was run.
+    pub tool: String,
+    /// What `records` counts: "records" (tools) or "chunks" (engine writes).
+    pub unit: &'static str,
+    /// See the results schema.
+    pub records: u64,
+    /// See the results schema.
+    pub chunk_bytes: u64,
+    /// See the results schema.
+    pub cow_chunks: u64,
+    /// See the results schema.
+    pub origin_chunks: u64,
+    /// See the results schema.
+    pub runs: Vec<f64>,
+    /// See the results schema.
+    pub wall_seconds: Option<f64>,
+    /// See the results schema.
+    pub records_per_second: Option<f64>,
+    /// See the results schema.
+    pub peak_rss_bytes: Option<u64>,
+    /// See the results schema.
+    pub target_records_per_second: f64,
+    /// See the results schema.
+    pub memory_budget_bytes: Option<u64>,
+    /// See the results schema.
+    pub pass: bool,
+    /// See the results schema.
+    pub note: Option<String>,
 }
 
 /// The results file.
@@ -149,14 +201,24 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let tools = Tools::build_release(&[])?;
     let bench_dir = target_dir().join("bench");
     let mut results = Vec::new();
-    for &records in &sizes {
-        let store = generate(&bench_dir, records)?;
-        for job in [Job::Check, Job::DumpJson] {
-            results.push(bench_job(&tools, &store, job, runs)?);
+    for kind in args.kind.kinds() {
+        for &records in &sizes {
+            let store = generate(&bench_dir, kind, records)?;
+            for job in [Job::Check, Job::DumpJson] {
+                results.push(bench_job(&tools, &store, job, runs)?);
+            }
+            if !args.keep {
+                fs::remove_dir_all(&store.dir)
+                    .with_context(|| format!("{}: cannot remove", store.dir.display()))?;
+            }
         }
-        if !args.keep {
-            fs::remove_dir_all(&store.dir)
-                .with_context(|| format!("{}: cannot remove", store.dir.display()))?;
+    }
+    if args.kind != BenchKind::Persistent {
+        let writes = args
+            .engine_writes
+            .unwrap_or(if args.quick { 32 << 10 } else { 256 << 10 });
+        for snapshots in [1, 8, 64] {
+            results.push(engine_bench::run(&bench_dir, snapshots, writes)?);
         }
     }
     print_table(&results);
@@ -180,15 +242,16 @@ fn label(records: u64) -> String {
     }
 }
 
-fn generate(bench_dir: &Path, records: u64) -> Result<Store> {
-    let dir = bench_dir.join(format!("store-{}", label(records)));
+fn generate(bench_dir: &Path, kind: GenKind, records: u64) -> Result<Store> {
+    let kind_name = cowfmt::StoreKind::from(kind).as_str();
+    let dir = bench_dir.join(format!("{kind_name}-{}", label(records)));
     println!(
-        "\n=== {} records: generating the store in {}",
+        "\n=== {kind_name} store, {} records: generating it in {}",
         label(records),
         dir.display()
     );
     let args = GenStoreArgs {
-        kind: GenKind::Persistent,
+        kind,
         cow: dir.join("cow.img"),
         origin: dir.join("origin.img"),
         chunk_size: 8,
@@ -199,7 +262,7 @@ fn generate(bench_dir: &Path, records: u64) -> Result<Store> {
         seed: 1,
         with_data: false,
         force: true,
-        snapshots: None,
+        snapshots: (kind == GenKind::Shared).then_some(64),
         writes: None,
     };
     let summary = gen_store::generate(&args)?;
@@ -215,7 +278,9 @@ fn generate(bench_dir: &Path, records: u64) -> Result<Store> {
 fn bench_job(tools: &Tools, store: &Store, job: Job, runs: u32) -> Result<BenchResult> {
     let summary = &store.summary;
     let mut result = BenchResult {
-        tool: job.name(),
+        kind: summary.kind.as_str(),
+        tool: job.name().to_string(),
+        unit: "records",
         records: summary.records,
         chunk_bytes: u64::from(summary.chunk_sectors) * cowfmt::SECTOR_BYTES,
         cow_chunks: summary.cow_chunks,
@@ -277,7 +342,8 @@ fn run_once(tools: &Tools, store: &Store, job: Job) -> Result<Measured> {
     Ok(measured)
 }
 
-fn fill_figures(result: &mut BenchResult, measured: &[Measured]) {
+/// Fills in the median wall time, rate, peak memory and verdict of `measured` runs.
+pub fn fill_figures(result: &mut BenchResult, measured: &[Measured]) {
     let mut walls: Vec<f64> = measured.iter().map(|m| m.wall.as_secs_f64()).collect();
     result.runs = walls.clone();
     walls.sort_by(f64::total_cmp);
@@ -299,6 +365,9 @@ fn mib(bytes: u64) -> f64 {
 }
 
 fn target_text(result: &BenchResult) -> String {
+    if result.target_records_per_second == 0.0 {
+        return "(figure only)".to_string();
+    }
     let rate = format!(">= {:.0}M rec/s", result.target_records_per_second / 1e6);
     match result.memory_budget_bytes {
         Some(budget) => format!("{rate}, < {:.1} MiB", mib(budget)),
@@ -312,8 +381,8 @@ fn print_table(results: &[BenchResult]) {
     );
     println!("the dump is written to /dev/null: the figure is the tool's, not the disk's");
     println!(
-        "{:>9}  {:<22} {:>9} {:>14} {:>10}  {:<28} result",
-        "records", "tool", "seconds", "records/s", "peak MiB", "target"
+        "{:<10} {:>9}  {:<32} {:>9} {:>14} {:>10}  {:<28} result",
+        "kind", "size", "tool", "seconds", "per second", "peak MiB", "target"
     );
     for result in results {
         let (seconds, rate, peak) = match (
@@ -321,10 +390,10 @@ fn print_table(results: &[BenchResult]) {
             result.records_per_second,
             result.peak_rss_bytes,
         ) {
-            (Some(s), Some(r), Some(p)) => (
+            (Some(s), Some(r), p) => (
                 format!("{s:.3}"),
-                format!("{:.1}M", r / 1e6),
-                format!("{:.1}", mib(p)),
+                format!("{:.2}M {}", r / 1e6, result.unit),
+                p.map_or("-".into(), |p| format!("{:.1}", mib(p))),
             ),
             _ => ("-".into(), "-".into(), "-".into()),
         };
@@ -334,7 +403,8 @@ fn print_table(results: &[BenchResult]) {
             (None, false) => "FAIL".to_string(),
         };
         println!(
-            "{:>9}  {:<22} {seconds:>9} {rate:>14} {peak:>10}  {:<28} {verdict}",
+            "{:<10} {:>9}  {:<32} {seconds:>9} {rate:>14} {peak:>10}  {:<28} {verdict}",
+            result.kind,
             label(result.records),
             result.tool,
             target_text(result)
