@@ -1,212 +1,34 @@
-//! cowdump: dumps the metadata of a persistent or legacy COW store (header,
-//! geometry, every exception in on-disk order, usage) as YAML, JSON or tables,
-//! or one raw chunk in hex.
+//! The dump of a persistent or legacy store: head, the exceptions in on-disk
+//! order, tail (areas, state, usage), as JSON, YAML or tables.
 
-use std::io::{self, IsTerminal, Write};
-use std::path::PathBuf;
-use std::process::ExitCode;
+use std::io::{self, Write};
 
-use anyhow::bail;
-use clap::{Parser, ValueEnum};
 use comfy_table::Table;
 use cowfmt::persistent::dump::{head_of, stream_records, DumpHead, DumpTail};
 use cowfmt::persistent::runs::Run;
 use cowfmt::persistent::store::AreaSummary;
 use cowfmt::persistent::{ExceptionRecord, PersistentStore};
 use cowfmt::units::human_bytes;
-use cowtools::args::KindArg;
-use cowtools::{exit, hexdump, open, output, progress};
+use cowfmt::StoreKind;
 use serde::Serialize;
 
-const TOOL: &str = "cowdump";
+use crate::batch::{json_fields, new_table, plural, two_columns, Batch, Progress};
+use crate::DumpFormat;
 
-const EXAMPLES: &str = "\
-EXAMPLES:
-  Dump a store as YAML:
-    cowdump cow.img
-  Dump as JSON into a file, with the kernel's in-memory runs:
-    cowdump --format json --runs -o cow.json cow.img
-  Human-readable tables:
-    cowdump --format table /dev/vg/snap-cow
-  Show metadata area 0 (chunk 1) in hex:
-    cowdump --hex 1 cow.img
-
-The YAML and JSON dumps are one document (format_version 1) that mkcow --from-dump
-restores.";
-
-/// Output formats of a dump.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum DumpFormat {
-    /// YAML, one exception per line.
-    Yaml,
-    /// JSON, one exception per line.
-    Json,
-    /// Tables for people.
-    Table,
-}
-
-/// Command line of cowdump.
-#[derive(Debug, Parser)]
-#[command(name = "cowdump", version, about = "Dump the metadata of a dm-snapshot COW store", after_help = EXAMPLES)]
-struct Cli {
-    /// The image file or block device to read.
-    #[arg(value_name = "TARGET")]
-    target: PathBuf,
-
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = DumpFormat::Yaml)]
+/// Writes the dump of `store` in `format` and returns its tail.
+pub fn write(
+    out: &mut dyn Write,
+    store: &PersistentStore,
+    kind: StoreKind,
     format: DumpFormat,
-
-    /// Write the output to FILE instead of stdout.
-    #[arg(short, long, value_name = "FILE")]
-    output: Option<PathBuf>,
-
-    /// Insist on a store kind (legacy labels a SnAp store as legacy).
-    #[arg(long, value_enum)]
-    kind: Option<KindArg>,
-
-    /// Add the kernel's in-memory runs of consecutive chunks.
-    #[arg(long)]
     runs: bool,
-
-    /// Print chunk CHUNK of the device in hex, and nothing else.
-    #[arg(long, value_name = "CHUNK", conflicts_with_all = ["format", "runs"])]
-    hex: Option<u64>,
-
-    /// No warnings and no progress on stderr.
-    #[arg(short, long)]
-    quiet: bool,
-}
-
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    exit::run(TOOL, || run(&cli))
-}
-
-fn run(cli: &Cli) -> anyhow::Result<u8> {
-    let (store, kind) = open::open_snap_store(&cli.target, cli.kind.map(Into::into), TOOL)?;
-    if let Some(chunk) = cli.hex {
-        return hex_chunk(cli, &store, chunk);
-    }
-    let head = head_of(&store, kind);
-    let mut out = output::open_output(cli.output.as_deref())?;
-    let progress = Progress::new(cli);
-    let tail = match cli.format {
-        DumpFormat::Json => write_json(&mut out, &store, &head, cli.runs, &progress)?,
-        DumpFormat::Yaml => write_yaml(&mut out, &store, &head, cli.runs, &progress)?,
-        DumpFormat::Table => write_tables(&mut out, &store, &head, cli.runs, &progress)?,
-    };
-    out.flush()?;
-    progress.finish();
-    if !cli.quiet {
-        for problem in &tail.problems {
-            eprintln!("{TOOL}: warning: {}: {problem}", cli.target.display());
-        }
-    }
-    Ok(exit::EXIT_OK)
-}
-
-fn hex_chunk(cli: &Cli, store: &PersistentStore, chunk: u64) -> anyhow::Result<u8> {
-    let geometry = store.geometry();
-    if chunk >= geometry.device_chunks() {
-        bail!(
-            "{}: chunk {chunk} is past the end of the device ({} chunks of {} bytes)",
-            cli.target.display(),
-            geometry.device_chunks(),
-            geometry.chunk_bytes()
-        );
-    }
-    let mut bytes = vec![0u8; geometry.chunk_bytes()];
-    store.device().read_chunk(chunk, &mut bytes)?;
-    let mut out = output::open_output(cli.output.as_deref())?;
-    hexdump::write_hex(&mut out, chunk * geometry.chunk_bytes() as u64, &bytes)?;
-    out.flush()?;
-    Ok(exit::EXIT_OK)
-}
-
-/// A record counter on stderr, shown only when the dump does not go to the terminal.
-struct Progress {
-    bar: indicatif::ProgressBar,
-}
-
-/// Records between two progress updates.
-const PROGRESS_STEP: u64 = 1 << 16;
-
-impl Progress {
-    fn new(cli: &Cli) -> Self {
-        let to_terminal = cli.output.is_none() && io::stdout().is_terminal();
-        Progress {
-            bar: progress::counter("dumping", "records", cli.quiet || to_terminal),
-        }
-    }
-
-    #[inline]
-    fn tick(&self, count: u64) {
-        if count % PROGRESS_STEP == 0 {
-            self.bar.set_position(count);
-        }
-    }
-
-    fn finish(&self) {
-        self.bar.finish_and_clear();
-    }
-}
-
-/// Exception lines gathered in a buffer and written to the output in large blocks.
-struct Batch<'a> {
-    out: &'a mut dyn Write,
-    buf: Vec<u8>,
-    count: u64,
-    number: itoa::Buffer,
-}
-
-/// Bytes gathered before a write to the output.
-const BATCH_BYTES: usize = 1 << 18;
-
-impl<'a> Batch<'a> {
-    fn new(out: &'a mut dyn Write) -> Self {
-        Batch {
-            out,
-            buf: Vec::with_capacity(BATCH_BYTES + 256),
-            count: 0,
-            number: itoa::Buffer::new(),
-        }
-    }
-
-    #[inline]
-    fn text(&mut self, text: &[u8]) {
-        self.buf.extend_from_slice(text);
-    }
-
-    #[inline]
-    fn number(&mut self, value: u64) {
-        self.buf
-            .extend_from_slice(self.number.format(value).as_bytes());
-    }
-
-    /// Right-aligns `value` in `width` columns.
-    #[inline]
-    fn padded(&mut self, value: u64, width: usize) {
-        let digits = self.number.format(value).as_bytes();
-        let pad = width.saturating_sub(digits.len());
-        self.buf.resize(self.buf.len() + pad, b' ');
-        self.buf.extend_from_slice(digits);
-    }
-
-    /// Ends one record: counts it and writes the buffer out when it is full.
-    #[inline]
-    fn end_record(&mut self) -> io::Result<()> {
-        self.count += 1;
-        if self.buf.len() >= BATCH_BYTES {
-            self.drain()?;
-        }
-        Ok(())
-    }
-
-    fn drain(&mut self) -> io::Result<()> {
-        self.out.write_all(&self.buf)?;
-        self.buf.clear();
-        Ok(())
+    progress: &Progress,
+) -> anyhow::Result<DumpTail> {
+    let head = head_of(store, kind);
+    match format {
+        DumpFormat::Json => write_json(out, store, &head, runs, progress),
+        DumpFormat::Yaml => write_yaml(out, store, &head, runs, progress),
+        DumpFormat::Table => write_tables(out, store, &head, runs, progress),
     }
 }
 
@@ -244,13 +66,6 @@ fn write_json(
     }
     writeln!(out, "\n}}")?;
     Ok(parts.join())
-}
-
-/// The fields of a JSON object, pretty-printed without the braces around them.
-fn json_fields(value: &impl Serialize) -> serde_json::Result<String> {
-    let text = serde_json::to_string_pretty(value)?;
-    let inner = text.strip_prefix('{').unwrap_or(&text);
-    Ok(inner.strip_suffix("\n}").unwrap_or(inner).to_string())
 }
 
 /// The problems of a dump, serialized after the runs as the schema orders them.
@@ -453,29 +268,6 @@ fn write_runs(out: &mut dyn Write, runs: &[Run], widths: &ColumnWidths) -> io::R
     }
     batch.drain()?;
     writeln!(out, "({} run{})", runs.len(), plural(runs.len() as u64))
-}
-
-fn plural(count: u64) -> &'static str {
-    if count == 1 {
-        ""
-    } else {
-        "s"
-    }
-}
-
-fn new_table() -> Table {
-    let mut table = Table::new();
-    table.load_preset(comfy_table::presets::ASCII_FULL_CONDENSED);
-    table
-}
-
-fn two_columns(rows: Vec<(&str, String)>) -> Table {
-    let mut table = new_table();
-    table.set_header(vec!["field", "value"]);
-    for (field, value) in rows {
-        table.add_row(vec![field.to_string(), value]);
-    }
-    table
 }
 
 fn header_table(head: &DumpHead) -> Table {
