@@ -1,7 +1,8 @@
 //! `cargo xtask demo`: the main job on a file-backed default. Builds the tools,
 //! makes a 64 MiB origin and a COW with `mkcow`, simulates origin writes under a
 //! snapshot (copy-out, commit, then write), then inspects and checks the store
-//! with the real binaries and prints the table line that activates it.
+//! with the real binaries and prints the table line that activates it; then
+//! does the same for a shared store with four snapshots (demo_shared).
 
 use std::collections::HashSet;
 use std::fs;
@@ -115,10 +116,12 @@ pub fn run(args: &DemoArgs) -> Result<()> {
 
     step("7. activating it (as root, with loop devices)");
     print_activation(&origin, &cow)?;
-    Ok(())
+
+    crate::demo_shared::run(&tools, &dir, 8)
 }
 
-fn step(title: &str) {
+/// Prints a step's title.
+pub(crate) fn step(title: &str) {
     println!("\n=== {title}");
 }
 
@@ -126,7 +129,8 @@ fn tag_name(tag: Tag) -> String {
     String::from_utf8_lossy(&tag.0).into_owned()
 }
 
-fn remove_if_present(path: &Path) -> Result<()> {
+/// Removes `path` if it exists.
+pub(crate) fn remove_if_present(path: &Path) -> Result<()> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(e).with_context(|| format!("{}: cannot remove", path.display()))
@@ -135,7 +139,8 @@ fn remove_if_present(path: &Path) -> Result<()> {
     }
 }
 
-fn expect_exit(command: &mut std::process::Command, expected: i32) -> Result<()> {
+/// Runs `command` echoed and requires exit code `expected`.
+pub(crate) fn expect_exit(command: &mut std::process::Command, expected: i32) -> Result<()> {
     let code = run_echoed(command)?;
     if code != expected {
         bail!(
@@ -146,7 +151,8 @@ fn expect_exit(command: &mut std::process::Command, expected: i32) -> Result<()>
     Ok(())
 }
 
-fn write_pattern_image(path: &Path, size: u64) -> Result<()> {
+/// Writes an image of `size` bytes filled with the ORIG pattern.
+pub(crate) fn write_pattern_image(path: &Path, size: u64) -> Result<()> {
     let device = Device::create_or_extend(path, size)?;
     let mut buffer = vec![0u8; 1 << 20];
     for offset in (0..size).step_by(buffer.len()) {

@@ -29,7 +29,10 @@ pub fn generate(args: &GenStoreArgs) -> Result<GenSummary> {
     let started = Instant::now();
     let chunk_bytes = u64::from(args.chunk_size) * SECTOR_BYTES;
     let snapshots = args.snapshots.unwrap_or(64);
-    ensure!((1..=64).contains(&snapshots), "--snapshots must be 1 to 64 for a shared store");
+    ensure!(
+        (1..=64).contains(&snapshots),
+        "--snapshots must be 1 to 64 for a shared store"
+    );
     let goal = args.writes.unwrap_or(args.records);
     let origin_chunks = match args.origin_size {
         Some(bytes) => bytes / chunk_bytes,
@@ -56,7 +59,11 @@ pub fn generate(args: &GenStoreArgs) -> Result<GenSummary> {
     let (mut records, mut writes) = (0u64, 0u64);
     let mut created = 0u32;
     while (args.writes.is_some() && writes < goal) || (args.writes.is_none() && records < goal) {
-        let progress = if args.writes.is_some() { writes } else { records };
+        let progress = if args.writes.is_some() {
+            writes
+        } else {
+            records
+        };
         if created < snapshots && progress >= goal * u64::from(created) / u64::from(snapshots) {
             store.create_snapshot(None)?;
             created += 1;
@@ -86,7 +93,13 @@ pub fn generate(args: &GenStoreArgs) -> Result<GenSummary> {
 
     let cow = Device::open(&args.cow, Access::ReadOnly)?;
     let mut count = Count::default();
-    walk_tree(&cow, &geometry, header.root_tree_chunk, header.tree_level, &mut count)?;
+    walk_tree(
+        &cow,
+        &geometry,
+        header.root_tree_chunk,
+        header.tree_level,
+        &mut count,
+    )?;
     ensure!(
         count.problems.is_empty() && count.records == records,
         "{}: read back {} records instead of {records} ({})",
@@ -220,7 +233,8 @@ impl TreeVisitor for Count {
     }
 
     fn problem(&mut self, at: &BlockAt, problem: &WalkProblem) -> cowfmt::Result<()> {
-        self.problems.push(format!("chunk {}: {problem:?}", at.chunk));
+        self.problems
+            .push(format!("chunk {}: {problem:?}", at.chunk));
         Ok(())
     }
 }

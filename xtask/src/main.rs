@@ -6,6 +6,7 @@
 
 mod bench;
 mod demo;
+mod demo_shared;
 mod engine_bench;
 mod gen_shared;
 mod gen_store;
