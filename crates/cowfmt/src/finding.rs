@@ -61,6 +61,66 @@ pub enum FindingCode {
     LegacyNextOnMetadata,
     /// More findings of one code than the report keeps; the rest are counted.
     FindingsSuppressed,
+    /// Shared: the journal the header asks for leaves no room for the tree.
+    JournalTooLarge,
+    /// Shared: the header's root_tree_chunk is outside the data range.
+    RootOutOfRange,
+    /// Shared: the header's tree_level is 0 or impossibly large.
+    BadTreeLevel,
+    /// Shared: a node's count is 0 or more than a chunk holds.
+    NodeBadCount,
+    /// Shared: a node's keys do not strictly increase.
+    NodeKeysOutOfOrder,
+    /// Shared: a node key lies outside the range its parent gives the node.
+    NodeKeyOutOfRange,
+    /// Shared: a node points at a chunk outside the data range.
+    TreeChunkOutOfRange,
+    /// Shared: a tree block is reached from two places (or from itself).
+    TreeChunkReused,
+    /// Shared: a node or leaf is not marked in use in the bitmap.
+    TreeChunkNotMarked,
+    /// Shared: a leaf where a node belongs, or a node where a leaf belongs.
+    TreeDepthMismatch,
+    /// Shared: a chunk where a leaf belongs does not start with 0x1eaf.
+    LeafBadMagic,
+    /// Shared: a leaf's version is not 0.
+    LeafBadVersion,
+    /// Shared: a leaf's count is more than a chunk holds.
+    LeafBadCount,
+    /// Shared: a leaf's record offsets are outside the record area or go down.
+    LeafBadOffsets,
+    /// Shared: a leaf's sentinel offset is not the chunk size.
+    LeafBadSentinel,
+    /// Shared: a leaf's sentinel rchunk is not 0.
+    LeafSentinelRchunk,
+    /// Shared: a leaf's map is not sorted by strictly increasing rchunk.
+    LeafMapOutOfOrder,
+    /// Shared: a leaf's map entry has no record.
+    LeafEmptyEntry,
+    /// Shared: a leaf's origin chunk lies outside the range its parent gives it.
+    LeafEntryOutOfRange,
+    /// Shared: a leaf's non-zero using_mask is not the OR of its share masks.
+    UsingMaskMismatch,
+    /// Shared: a record's share mask is 0.
+    ShareMaskEmpty,
+    /// Shared: a record's share mask names a snapshot not in snapmask.
+    ShareMaskOutsideSnapmask,
+    /// Shared: two records of one origin chunk share a snapshot bit.
+    ShareMasksOverlap,
+    /// Shared: a record's COW chunk is outside the data range.
+    CowChunkOutOfRange,
+    /// Shared: two records use the same COW chunk.
+    CowChunkDuplicate,
+    /// Shared: a record's COW chunk is a node or leaf of the tree.
+    CowChunkIsTree,
+    /// Shared: a record's COW chunk is not marked in use in the bitmap.
+    CowChunkNotMarked,
+    /// Shared: chunks marked in use that nothing references.
+    ChunkLeaked,
+    /// Shared: a header, bitmap or journal chunk is not marked in use.
+    ReservedChunkNotMarked,
+    /// Shared: bitmap bits set at or past the device's last chunk.
+    BitmapBitsPastEnd,
 }
 
 impl FindingCode {
@@ -87,6 +147,36 @@ impl FindingCode {
             FindingCode::LegacyChunkTooLarge => "legacy-chunk-too-large",
             FindingCode::LegacyNextOnMetadata => "legacy-next-on-metadata",
             FindingCode::FindingsSuppressed => "findings-suppressed",
+            FindingCode::JournalTooLarge => "journal-too-large",
+            FindingCode::RootOutOfRange => "root-out-of-range",
+            FindingCode::BadTreeLevel => "bad-tree-level",
+            FindingCode::NodeBadCount => "node-bad-count",
+            FindingCode::NodeKeysOutOfOrder => "node-keys-out-of-order",
+            FindingCode::NodeKeyOutOfRange => "node-key-out-of-range",
+            FindingCode::TreeChunkOutOfRange => "tree-chunk-out-of-range",
+            FindingCode::TreeChunkReused => "tree-chunk-reused",
+            FindingCode::TreeChunkNotMarked => "tree-chunk-not-marked",
+            FindingCode::TreeDepthMismatch => "tree-depth-mismatch",
+            FindingCode::LeafBadMagic => "leaf-bad-magic",
+            FindingCode::LeafBadVersion => "leaf-bad-version",
+            FindingCode::LeafBadCount => "leaf-bad-count",
+            FindingCode::LeafBadOffsets => "leaf-bad-offsets",
+            FindingCode::LeafBadSentinel => "leaf-bad-sentinel",
+            FindingCode::LeafSentinelRchunk => "leaf-sentinel-rchunk",
+            FindingCode::LeafMapOutOfOrder => "leaf-map-out-of-order",
+            FindingCode::LeafEmptyEntry => "leaf-empty-entry",
+            FindingCode::LeafEntryOutOfRange => "leaf-entry-out-of-range",
+            FindingCode::UsingMaskMismatch => "using-mask-mismatch",
+            FindingCode::ShareMaskEmpty => "share-mask-empty",
+            FindingCode::ShareMaskOutsideSnapmask => "share-mask-outside-snapmask",
+            FindingCode::ShareMasksOverlap => "share-masks-overlap",
+            FindingCode::CowChunkOutOfRange => "cow-chunk-out-of-range",
+            FindingCode::CowChunkDuplicate => "cow-chunk-duplicate",
+            FindingCode::CowChunkIsTree => "cow-chunk-is-tree",
+            FindingCode::CowChunkNotMarked => "cow-chunk-not-marked",
+            FindingCode::ChunkLeaked => "chunk-leaked",
+            FindingCode::ReservedChunkNotMarked => "reserved-chunk-not-marked",
+            FindingCode::BitmapBitsPastEnd => "bitmap-bits-past-end",
         }
     }
 }
@@ -119,6 +209,27 @@ pub struct Location {
     /// The byte offset on the device, where one is meaningful.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub offset: Option<u64>,
+    /// The tree level of the block (0 = leaf; shared stores).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub level: Option<u32>,
+    /// Lowest origin chunk of the key range the damage affects (shared stores).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub key_lo: Option<u64>,
+    /// One past the highest origin chunk of that range; absent when unbounded.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub key_hi: Option<u64>,
+    /// The node that points at the block (shared stores).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub parent: Option<u64>,
+    /// The entry index inside a node or a leaf's map (shared stores).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub entry: Option<u64>,
+    /// The record's share mask (shared stores).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mask: Option<u64>,
+    /// The number of chunks of a run starting at `chunk`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub count: Option<u64>,
 }
 
 impl Location {
@@ -139,7 +250,7 @@ impl Location {
             record: Some(record),
             old_chunk: Some(old_chunk),
             new_chunk: Some(new_chunk),
-            offset: None,
+            ..Location::default()
         }
     }
 
@@ -147,6 +258,15 @@ impl Location {
     pub fn chunk(chunk: u64) -> Self {
         Location {
             chunk: Some(chunk),
+            ..Location::default()
+        }
+    }
+
+    /// A location at a run of `count` chunks starting at `start`.
+    pub fn run(start: u64, count: u64) -> Self {
+        Location {
+            chunk: Some(start),
+            count: Some(count),
             ..Location::default()
         }
     }

@@ -1,0 +1,262 @@
+//! The header in chunk 0: identity, flags, chunk size, and whether the geometry,
+//! the journal and the root it describes fit the device.
+
+use super::CheckOptions;
+use crate::device::Device;
+use crate::error::{Error, FormatError, Result};
+use crate::finding::{Finding, FindingCode, FindingSink, Location};
+use crate::kind::SHARED_MAGIC;
+use crate::shared::geometry::{validate_chunk_size, Geometry};
+use crate::shared::header::{SharedHeader, HEADER_BYTES, SHARED_VERSION};
+
+/// The deepest tree the checker accepts: every level needs at least a chunk of
+/// its own, and with at least two children per node 64 levels already address
+/// more than 2^64 origin chunks.
+pub const MAX_TREE_LEVEL: u32 = 64;
+
+/// Chunks a store needs besides the header and bitmap: a leaf and the root.
+const TREE_MIN_CHUNKS: u64 = 2;
+
+/// What the header allows the rest of the check to read.
+pub(super) struct Layout {
+    /// Where everything lives.
+    pub geometry: Geometry,
+    /// Whether root_tree_chunk and tree_level describe a tree that can be walked.
+    pub tree_readable: bool,
+}
+
+/// Reads the 40 header bytes.
+pub(super) fn read(device: &Device) -> Result<SharedHeader> {
+    let mut bytes = [0u8; HEADER_BYTES];
+    device.read_at(&mut bytes, 0, || "the shared store header".to_string())?;
+    SharedHeader::decode(&bytes).map_err(|e| Error::format(device.path(), e))
+}
+
+fn field(offset: u64) -> Location {
+    Location {
+        chunk: Some(0),
+        offset: Some(offset),
+        ..Location::default()
+    }
+}
+
+/// Checks the header fields; returns the layout to read the rest with, or
+/// `None` when no usable geometry is known.
+pub(super) fn check(
+    device: &Device,
+    header: &SharedHeader,
+    options: &CheckOptions,
+    sink: &mut FindingSink,
+) -> Result<Option<Layout>> {
+    check_identity(device, header, options, sink)?;
+    let Some(chunk_sectors) = chunk_size(device, header, options, sink)? else {
+        return Ok(None);
+    };
+    let geometry = Geometry::new(
+        device.size_bytes(),
+        chunk_sectors,
+        u64::from(header.nr_journal_chunks),
+    );
+    if !fits(device, &geometry, sink) {
+        return Ok(None);
+    }
+    let root_ok = check_root(header, &geometry, sink);
+    let level_ok = check_level(header, sink);
+    Ok(Some(Layout {
+        geometry,
+        tree_readable: root_ok && level_ok,
+    }))
+}
+
+fn check_identity(
+    device: &Device,
+    header: &SharedHeader,
+    options: &CheckOptions,
+    sink: &mut FindingSink,
+) -> Result<()> {
+    if header.magic != SHARED_MAGIC {
+        if !options.kind_forced {
+            return Err(Error::format(
+                device.path(),
+                crate::kind::detect(&header.magic.to_le_bytes())
+                    .err()
+                    .unwrap_or(FormatError::WrongMagic {
+                        kind: "shared",
+                        found: header.magic,
+                        expected: SHARED_MAGIC,
+                    }),
+            ));
+        }
+        let what = if header.magic == 0 {
+            "0 (an unformatted device)".to_string()
+        } else {
+            format!("{:#010x}", header.magic)
+        };
+        sink.push(Finding::error(
+            FindingCode::BadMagic,
+            field(0),
+            format!("header (chunk 0): magic is {what}, expected {SHARED_MAGIC:#010x}; no reader accepts the store"),
+        ));
+    }
+    if header.version != SHARED_VERSION {
+        sink.push(Finding::error(
+            FindingCode::BadVersion,
+            field(8),
+            format!(
+                "header (chunk 0): version is {}, expected {SHARED_VERSION}; readers refuse the store",
+                header.version
+            ),
+        ));
+    }
+    match header.valid {
+        0 => sink.push(Finding::warning(
+            FindingCode::Invalidated,
+            field(4),
+            "header (chunk 0): the store is marked invalid (valid=0); its snapshots cannot be used"
+                .to_string(),
+        )),
+        1 => {}
+        other => sink.push(Finding::warning(
+            FindingCode::ValidFlagUnusual,
+            field(4),
+            format!(
+                "header (chunk 0): valid is {other}, expected 0 or 1; readers treat it as valid"
+            ),
+        )),
+    }
+    Ok(())
+}
+
+/// The chunk size to read with: the header's, else the fallback; `None` when
+/// neither is usable.
+fn chunk_size(
+    device: &Device,
+    header: &SharedHeader,
+    options: &CheckOptions,
+    sink: &mut FindingSink,
+) -> Result<Option<u32>> {
+    let why = match validate_chunk_size(u64::from(header.chunk_size)) {
+        Ok(()) => return Ok(Some(header.chunk_size)),
+        Err(FormatError::BadChunkSize { why, .. }) => why,
+        Err(other) => return Err(Error::format(device.path(), other)),
+    };
+    let then = match options.chunk_size_fallback {
+        Some(sectors) => format!("; reading with the given {sectors} sectors"),
+        None => "; nothing else can be located (give the chunk size to read the rest)".to_string(),
+    };
+    sink.push(Finding::error(
+        FindingCode::BadChunkSize,
+        field(12),
+        format!(
+            "header (chunk 0): chunk size {} sectors {why}{then}",
+            header.chunk_size
+        ),
+    ));
+    match options.chunk_size_fallback {
+        Some(sectors) => {
+            validate_chunk_size(u64::from(sectors)).map_err(|e| Error::format(device.path(), e))?;
+            Ok(Some(sectors))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Whether the header, bitmap, journal and a minimal tree fit the device.
+fn fits(device: &Device, geometry: &Geometry, sink: &mut FindingSink) -> bool {
+    let bare = 1 + geometry.nr_bitmap_chunks + TREE_MIN_CHUNKS;
+    if geometry.nr_chunks < bare {
+        sink.push(Finding::error(
+            FindingCode::DeviceTooSmall,
+            Location::chunk(0),
+            format!(
+                "the device has {} bytes, too small for a shared store of {}-byte chunks: the header, {} bitmap chunk(s), a leaf and a root need {} bytes",
+                device.size_bytes(),
+                geometry.chunk_bytes,
+                geometry.nr_bitmap_chunks,
+                bare * geometry.chunk_bytes
+            ),
+        ));
+        return false;
+    }
+    if geometry.nr_chunks - bare < geometry.nr_journal_chunks {
+        sink.push(Finding::error(
+            FindingCode::JournalTooLarge,
+            field(36),
+            format!(
+                "header (chunk 0): nr_journal_chunks {} does not fit: the header, {} bitmap chunk(s), the journal, a leaf and a root need {} chunks, the device has {}; nothing past the journal can be located",
+                geometry.nr_journal_chunks,
+                geometry.nr_bitmap_chunks,
+                u128::from(bare) + u128::from(geometry.nr_journal_chunks),
+                geometry.nr_chunks
+            ),
+        ));
+        return false;
+    }
+    true
+}
+
+fn check_root(header: &SharedHeader, geometry: &Geometry, sink: &mut FindingSink) -> bool {
+    let root = header.root_tree_chunk;
+    if geometry.in_data_range(root) {
+        return true;
+    }
+    sink.push(Finding::error(
+        FindingCode::RootOutOfRange,
+        Location {
+            chunk: Some(0),
+            offset: Some(16),
+            new_chunk: Some(root),
+            ..Location::default()
+        },
+        format!(
+            "header (chunk 0): root_tree_chunk {root} is {}, not in the data range {}..{}; the tree cannot be read",
+            super::place::outside(geometry, root),
+            geometry.data_start(),
+            geometry.nr_chunks
+        ),
+    ));
+    false
+}
+
+fn check_level(header: &SharedHeader, sink: &mut FindingSink) -> bool {
+    let level = header.tree_level;
+    let why = if level == 0 {
+        "is 0, but the root is always a node"
+    } else if level > MAX_TREE_LEVEL {
+        "is impossibly deep"
+    } else {
+        return true;
+    };
+    sink.push(Finding::error(
+        FindingCode::BadTreeLevel,
+        Location {
+            level: Some(level),
+            ..field(32)
+        },
+        format!(
+            "header (chunk 0): tree_level {level} {why} (1..={MAX_TREE_LEVEL}); the tree cannot be read"
+        ),
+    ));
+    false
+}
+
+/// Bytes after the 40 header bytes in chunk 0 must be zero.
+pub(super) fn check_tail(
+    device: &Device,
+    geometry: &Geometry,
+    sink: &mut FindingSink,
+) -> Result<()> {
+    let mut chunk = vec![0u8; geometry.chunk_bytes as usize];
+    device.read_chunk(0, &mut chunk)?;
+    if let Some(pos) = chunk[HEADER_BYTES..].iter().position(|&b| b != 0) {
+        let offset = (HEADER_BYTES + pos) as u64;
+        sink.push(Finding::warning(
+            FindingCode::HeaderTrailingGarbage,
+            field(offset),
+            format!(
+                "header (chunk 0): byte {offset} is not zero; the header chunk is 40 bytes then zeros"
+            ),
+        ));
+    }
+    Ok(())
+}
