@@ -322,6 +322,48 @@ impl Device {
         Ok(())
     }
 
+    /// The parts of `offset..offset+len` that may hold data: for an image file
+    /// the ranges that are not holes (`SEEK_DATA`/`SEEK_HOLE`), for a block
+    /// device (or a file system that cannot tell) the whole range. Copies of
+    /// sparse images read and write only these.
+    pub fn data_ranges(&self, offset: u64, len: u64) -> Vec<(u64, u64)> {
+        let end = offset.saturating_add(len).min(self.size);
+        if offset >= end {
+            return Vec::new();
+        }
+        if self.backing != Backing::File {
+            return vec![(offset, end)];
+        }
+        let fd = self.file.as_raw_fd();
+        let mut ranges = Vec::new();
+        let mut at = offset;
+        while at < end {
+            // SAFETY: lseek only reads its integer arguments on a descriptor owned
+            // by `self.file`; the file position is not used by positioned I/O.
+            let data = unsafe { libc::lseek(fd, at as libc::off_t, libc::SEEK_DATA) };
+            if data < 0 {
+                if io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO) {
+                    break;
+                }
+                return vec![(offset, end)];
+            }
+            let data = data as u64;
+            if data >= end {
+                break;
+            }
+            // SAFETY: as above.
+            let hole = unsafe { libc::lseek(fd, data as libc::off_t, libc::SEEK_HOLE) };
+            let hole = if hole < 0 {
+                end
+            } else {
+                (hole as u64).min(end)
+            };
+            ranges.push((data, hole));
+            at = hole;
+        }
+        ranges
+    }
+
     /// Flushes written data to stable storage.
     pub fn sync(&self) -> Result<()> {
         self.file.sync_data().map_err(|source| Error::Io {
@@ -405,5 +447,22 @@ mod tests {
         assert!(dev.write_chunk(2, &[0u8; 4096]).is_err());
         let ro = Device::open(&path, Access::ReadOnly).unwrap();
         assert!(ro.write_chunk(0, &[0u8; 4096]).is_err());
+    }
+
+    #[test]
+    fn data_ranges_skip_holes_and_zero_range_makes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = Device::create_or_extend(dir.path().join("sparse.img"), 64 << 20).unwrap();
+        assert!(device.data_ranges(0, 64 << 20).is_empty());
+        device.write_at(&[1u8; 4096], 8 << 20).unwrap();
+        let ranges = device.data_ranges(0, 64 << 20);
+        assert_eq!(ranges.len(), 1);
+        let (start, end) = ranges[0];
+        assert!(start <= 8 << 20 && end >= (8 << 20) + 4096 && end - start <= 1 << 20);
+        assert_eq!(device.data_ranges(9 << 20, 1 << 20), vec![]);
+        device.zero_range(8 << 20, 4096).unwrap();
+        let mut buf = [9u8; 4096];
+        device.read_at(&mut buf, 8 << 20, String::new).unwrap();
+        assert_eq!(buf, [0u8; 4096]);
     }
 }
