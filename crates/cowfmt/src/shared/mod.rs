@@ -23,6 +23,7 @@ pub mod geometry;
 pub mod header;
 pub mod leaf;
 pub mod mask;
+pub mod migrate;
 pub mod node;
 pub mod store;
 pub mod walk;

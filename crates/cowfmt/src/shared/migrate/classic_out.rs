@@ -1,0 +1,47 @@
+//! A [`Sink`] that writes one snapshot as a classic (persistent or legacy)
+//! store: every output chunk has exactly one content, written in allocation
+//! order by the [`RebuildWriter`] that repair and persistent migration use.
+
+use crate::device::Device;
+use crate::error::Error;
+use crate::persistent::rebuild::{JobError, RebuildWriter};
+
+use super::dedup::ChunkGroups;
+use super::pipeline::Sink;
+
+/// Writes one record per output chunk.
+#[derive(Debug)]
+pub(super) struct ClassicWriter {
+    writer: RebuildWriter,
+}
+
+impl ClassicWriter {
+    /// Formats `output` as a fresh store of `chunk_sectors`.
+    pub(super) fn new(output: Device, chunk_sectors: u32) -> Result<Self, JobError> {
+        Ok(ClassicWriter {
+            writer: RebuildWriter::format(output, chunk_sectors)?,
+        })
+    }
+
+    /// Writes what is queued and gives the device back.
+    pub(super) fn finish(self) -> Result<Device, JobError> {
+        Ok(self.writer.finish(true)?)
+    }
+}
+
+impl Sink for ClassicWriter {
+    fn chunk(&mut self, origin: u64, groups: &ChunkGroups) -> Result<(), JobError> {
+        let mut contents = groups.iter();
+        match (contents.next(), contents.next()) {
+            (Some((_, content)), None) => {
+                self.writer.push(origin, content)?;
+                Ok(())
+            }
+            _ => Err(Error::Invalid(format!(
+                "origin chunk {origin} has {} contents, but a classic store holds one snapshot",
+                groups.len()
+            ))
+            .into()),
+        }
+    }
+}
