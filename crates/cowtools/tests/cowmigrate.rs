@@ -1,16 +1,19 @@
 //! CLI tests of cowmigrate: re-chunking and kind conversion keep the snapshot
-//! byte-identical; table lines and usage are printed; bad requests fail clearly.
+//! byte-identical; imports into shared stores, exports of their snapshots and
+//! shared re-chunking keep every snapshot byte-identical; table lines and the
+//! space used are printed; bad requests fail clearly.
 
 mod common;
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::*;
 use cowfmt::device::{Access, Device};
 use cowfmt::persistent::check::{check, CheckOptions};
 use cowfmt::StoreKind;
+use tempfile::TempDir;
 
 fn migrate(args: &[&str]) -> Output {
     let output = tool("cowmigrate").args(args).output().unwrap();
@@ -233,4 +236,342 @@ fn an_invalidated_store_stays_invalid() {
     let bytes = std::fs::read(&out).unwrap();
     assert_eq!(&bytes[4..8], &[0, 0, 0, 0]);
     assert!(snapshot_image(&origin, &cow) == snapshot_image(&origin, &out));
+}
+
+/// Deterministic bytes: a xorshift stream seeded by `seed`.
+fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// An origin of 96 chunks of 4 KiB and a shared store of `snapshots`
+/// snapshots built through the engine, with origin writes between creations
+/// and a few snapshot writes.
+fn engine_shared_store(dir: &TempDir, snapshots: u32) -> (PathBuf, PathBuf) {
+    use cowfmt::shared::{CreateOptions, SharedStore};
+    let origin = dir.path().join("shared-origin.img");
+    std::fs::write(&origin, random_bytes(96 * 4096, 1)).unwrap();
+    let cow = dir.path().join("shared.img");
+    Device::create_or_extend(&cow, 8 << 20).unwrap();
+    let options = CreateOptions {
+        chunk_sectors: 8,
+        journal_chunks: 2,
+    };
+    let mut store = SharedStore::create(
+        Device::open(&cow, Access::ReadWrite).unwrap(),
+        Device::open(&origin, Access::ReadWrite).unwrap(),
+        &options,
+    )
+    .unwrap();
+    let mut seed = 7u64;
+    for id in 0..snapshots {
+        store.create_snapshot(Some(id)).unwrap();
+        for _ in 0..5 {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let chunk = (seed >> 33) % 96;
+            store
+                .origin_write(chunk * 4096, &random_bytes(4096, seed))
+                .unwrap();
+        }
+        if id % 4 == 1 {
+            store
+                .snapshot_write(id, u64::from(id) * 1000, &random_bytes(700, u64::from(id)))
+                .unwrap();
+        }
+    }
+    store.commit().unwrap();
+    (cow, origin)
+}
+
+/// Every snapshot of the shared store at `cow`, read whole through the engine.
+fn shared_images(cow: &Path, origin: &Path) -> Vec<(u32, Vec<u8>)> {
+    let origin = Device::open(origin, Access::ReadOnly).unwrap();
+    let size = origin.size_bytes() as usize;
+    let mut store =
+        cowfmt::shared::SharedStore::open(Device::open(cow, Access::ReadOnly).unwrap(), origin)
+            .unwrap();
+    cowfmt::shared::mask::id_list(store.snapmask())
+        .into_iter()
+        .map(|id| {
+            let mut image = vec![0u8; size];
+            store.snapshot_read(id, 0, &mut image).unwrap();
+            (id, image)
+        })
+        .collect()
+}
+
+#[test]
+fn classic_stores_import_into_a_shared_store_and_export_back() {
+    let dir = tempdir();
+    let cow = golden_cow(&dir, "a");
+    let origin = golden_origin(&dir, "a");
+    let before = snapshot_image(&origin, &cow);
+    let twin = dir.path().join("twin.img");
+    std::fs::copy(&cow, &twin).unwrap();
+    let shared = dir.path().join("shared.img");
+    let output = migrate(&[
+        "-i",
+        s(&cow),
+        s(&twin),
+        "-o",
+        s(&shared),
+        "--to",
+        "shared",
+        "--ids",
+        "3,7",
+        "--origin",
+        s(&origin),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("snapshot 3 <- "), "{text}");
+    assert!(
+        text.contains("106 chunk copies stored as 53 data chunks (53 identical copies shared)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("space used: before 440 KiB in 2 stores, after 260 KiB (65 of 65 chunks"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "table for snapshot 7: 0 32768 snapshot {} shared 3 {} 8 7",
+            s(&origin),
+            s(&shared)
+        )),
+        "{text}"
+    );
+    assert_eq!(std::fs::metadata(&shared).unwrap().len(), 65 * 4096);
+    for (id, image) in shared_images(&shared, &origin) {
+        assert!(image == before, "snapshot {id}");
+    }
+
+    for (id, to, table) in [("3", "persistent", "P 8"), ("7", "legacy", "P 8")] {
+        let out = dir.path().join(format!("export{id}.img"));
+        let output = migrate(&[
+            "-i",
+            s(&shared),
+            "-o",
+            s(&out),
+            "--to",
+            to,
+            "--snapshot",
+            id,
+            "--origin",
+            s(&origin),
+        ]);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let text = stdout(&output);
+        assert!(
+            text.contains(&format!("exported snapshot {id} of ")),
+            "{text}"
+        );
+        assert!(text.contains("space used: before 260 KiB"), "{text}");
+        assert!(
+            text.contains(", after 440/520 16 (220 KiB of 260 KiB)"),
+            "{text}"
+        );
+        assert!(text.contains(table), "{text}");
+        let kind = if to == "legacy" {
+            StoreKind::Legacy
+        } else {
+            StoreKind::Persistent
+        };
+        assert_eq!(errors(&out, kind), 0);
+        assert!(snapshot_image(&origin, &out) == before, "export {id}");
+    }
+}
+
+#[test]
+fn shared_stores_rechunk_and_compact_with_every_snapshot_byte_identical() {
+    let dir = tempdir();
+    let (shared, origin) = engine_shared_store(&dir, 24);
+    let before = shared_images(&shared, &origin);
+    assert_eq!(before.len(), 24);
+    let cases = [
+        (
+            vec!["--chunk-size", "16k"],
+            "every 4 chunks merged into one",
+            32,
+        ),
+        (vec!["--chunk-size", "1k"], "each chunk split into 4", 2),
+        (vec!["--to", "shared"], "compacted", 8),
+    ];
+    for (i, (target, how, chunk)) in cases.into_iter().enumerate() {
+        let out = dir.path().join(format!("out{i}.img"));
+        let mut args = vec!["-i", s(&shared), "-o", s(&out), "--origin", s(&origin)];
+        args.extend(target);
+        let output = migrate(&args);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let text = stdout(&output);
+        assert!(text.contains(how), "{text}");
+        assert!(text.contains("space used: before "), "{text}");
+        assert!(
+            text.contains(&format!(
+                "now shared store, chunk {chunk} sectors, snapshots 0-23"
+            )),
+            "{text}"
+        );
+        assert!(shared_images(&out, &origin) == before, "case {i}");
+    }
+}
+
+#[test]
+fn json_report_of_an_import() {
+    let dir = tempdir();
+    let cow = golden_cow(&dir, "a");
+    let shared = dir.path().join("shared.img");
+    let output = migrate(&[
+        "-i",
+        s(&cow),
+        "-o",
+        s(&shared),
+        "--to",
+        "shared",
+        "--size",
+        "1M",
+        "--journal-size",
+        "0",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["format_version"], 1);
+    assert_eq!(json["job"], "import");
+    assert_eq!(json["inputs"][0]["snapshot"], 0);
+    assert_eq!(json["inputs"][0]["shape"]["status"], "440/16384 16");
+    assert_eq!(json["copies"], 53);
+    assert_eq!(json["stored"], 53);
+    assert_eq!(json["to"]["journal_chunks"], 0);
+    assert_eq!(json["to"]["device_bytes"], 1 << 20);
+    assert_eq!(json["space_before"], 440 * 512);
+    assert_eq!(json["space_after"], json["to"]["used_bytes"]);
+    assert_eq!(json["tables"][0]["snapshot"], 0);
+    assert_eq!(
+        json["tables"][0]["table"],
+        format!(
+            "0 <origin-sectors> snapshot <origin> shared 3 {} 8 0",
+            s(&shared)
+        )
+    );
+}
+
+#[test]
+fn bad_shared_migrations_fail_in_one_line() {
+    let dir = tempdir();
+    let cow = golden_cow(&dir, "a");
+    let out = dir.path().join("out.img");
+    let small = build_store(&dir, "small.img", 4, 64, 10);
+
+    let text = assert_one_line_error(
+        &migrate(&["-i", s(&cow), s(&small), "-o", s(&out), "--to", "shared"]),
+        2,
+        "small.img",
+    );
+    assert!(text.contains("chunk size"), "{text}");
+    let text = assert_one_line_error(
+        &migrate(&[
+            "-i",
+            s(&cow),
+            "-o",
+            s(&out),
+            "--to",
+            "shared",
+            "--ids",
+            "1,2",
+        ]),
+        2,
+        "cowmigrate",
+    );
+    assert!(
+        text.contains("2 snapshot ids were given for 1 input"),
+        "{text}"
+    );
+    assert_one_line_error(
+        &migrate(&["-i", s(&cow), s(&small), "-o", s(&out), "--to", "legacy"]),
+        2,
+        "--to shared",
+    );
+    assert!(!out.exists());
+
+    let invalid = golden_cow(&dir, "c");
+    let text = assert_one_line_error(
+        &migrate(&["-i", s(&invalid), "-o", s(&out), "--to", "shared"]),
+        1,
+        "c.img",
+    );
+    assert!(text.contains("invalid"), "{text}");
+
+    let (shared, origin) = engine_shared_store(&dir, 3);
+    let text = assert_one_line_error(
+        &migrate(&["-i", s(&shared), "-o", s(&out), "--to", "persistent"]),
+        2,
+        "shared.img",
+    );
+    assert!(text.contains("--snapshot ID (snapshots: 0-2)"), "{text}");
+    assert_one_line_error(
+        &migrate(&[
+            "-i",
+            s(&shared),
+            "-o",
+            s(&out),
+            "--to",
+            "legacy",
+            "--snapshot",
+            "9",
+        ]),
+        2,
+        "snapshot 9 does not exist",
+    );
+    let text = assert_one_line_error(
+        &migrate(&["-i", s(&shared), "-o", s(&out), "--chunk-size", "64k"]),
+        2,
+        "--origin",
+    );
+    assert!(text.contains("8 -> 128 sectors"), "{text}");
+    assert_one_line_error(
+        &migrate(&["-i", s(&shared), s(&cow), "-o", s(&out), "--to", "shared"]),
+        2,
+        "shared.img",
+    );
+    let text = assert_one_line_error(
+        &migrate(&[
+            "-i",
+            s(&shared),
+            "-o",
+            s(&out),
+            "--to",
+            "shared",
+            "--size",
+            "64k",
+            "--origin",
+            s(&origin),
+        ]),
+        2,
+        "out.img",
+    );
+    assert!(text.contains("give a larger --size"), "{text}");
+    assert!(!out.exists());
+
+    // A leaf pointer aimed at the header: the store is damaged (exit 1).
+    let damaged = dir.path().join("damaged.img");
+    std::fs::copy(&shared, &damaged).unwrap();
+    let header = std::fs::read(&damaged).unwrap();
+    let root = u64::from_le_bytes(header[16..24].try_into().unwrap());
+    poke(&damaged, root * 4096 + 16, &0u64.to_le_bytes());
+    let text = assert_one_line_error(
+        &migrate(&["-i", s(&damaged), "-o", s(&out), "--to", "shared"]),
+        1,
+        "damaged.img",
+    );
+    assert!(text.contains("damaged"), "{text}");
 }

@@ -1,20 +1,27 @@
 //! cowmigrate: re-chunks a persistent or legacy COW store, or converts it
-//! between the persistent and legacy kinds, so that the snapshot reads back
+//! between the persistent and legacy kinds; imports classic stores into one
+//! shared store, exports a snapshot of a shared store as a classic one, and
+//! re-chunks or compacts shared stores. Every snapshot reads back
 //! byte-identical.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::{ArgGroup, Parser, ValueEnum};
 use cowfmt::device::{Access, Device};
 use cowfmt::persistent::check::{check, CheckOptions};
-use cowfmt::persistent::migrate::{
-    self, MigrateMode, MigrateOptions, MigratePlan, MigrateReport, StoreShape,
-};
+use cowfmt::persistent::migrate::{self, MigrateMode, MigrateOptions, MigrateReport, StoreShape};
 use cowfmt::persistent::repair::JobError;
 use cowfmt::persistent::table::{snapshot_table_line, TableDevices};
+use cowfmt::persistent::PersistentStore;
+use cowfmt::shared::mask;
+use cowfmt::shared::migrate::{
+    self as shared_migrate, ExportOptions, ImportOptions, JournalSize, RechunkOptions, SharedInput,
+    SharedJob, SharedMigrateReport, SharedPlan, SharedShape, Side,
+};
 use cowfmt::units::human_bytes;
 use cowfmt::{Severity, StoreKind, SECTOR_BYTES};
 use cowtools::args;
@@ -33,8 +40,17 @@ EXAMPLES:
     cowmigrate -i cow.img -o cow-legacy.img --to legacy --origin /dev/vg/data
   The migrated store needs more room than the input:
     cowmigrate -i cow.img -o big.img --chunk-size 64k --origin /dev/sdb --size 1G
+  Three snapshots of one origin into one shared store (snapshots 0, 1, 2):
+    cowmigrate -i mon.img tue.img wed.img -o shared.img --to shared
+  The same, as snapshots 5, 6 and 9, with room to grow:
+    cowmigrate -i mon.img tue.img wed.img --ids 5,6,9 -o shared.img --to shared --size 4G
+  Snapshot 6 of a shared store as a classic store the kernel can activate:
+    cowmigrate -i shared.img -o tue.img --to persistent --snapshot 6 --origin /dev/vg/data
+  A shared store with 16 KiB chunks, or compacted (fresh tree, contiguous data):
+    cowmigrate -i shared.img -o shared-16k.img --chunk-size 16k --origin /dev/vg/data
+    cowmigrate -i shared.img -o compact.img --to shared
 
-The input is only read and must be undamaged (repair it with cowrepair first).
+The inputs are only read and must be undamaged (repair them with cowrepair first).
 Exit codes: 0 migrated, 1 the input has problems, 2 usage or I/O error.";
 
 /// The kinds a store can be converted to.
@@ -44,6 +60,8 @@ enum ToKind {
     Persistent,
     /// The same bytes, held to the pre-2.6.29 limits and made safe to reload there.
     Legacy,
+    /// One store for up to 64 snapshots, each copied chunk stored once.
+    Shared,
 }
 
 impl From<ToKind> for StoreKind {
@@ -51,6 +69,7 @@ impl From<ToKind> for StoreKind {
         match kind {
             ToKind::Persistent => StoreKind::Persistent,
             ToKind::Legacy => StoreKind::Legacy,
+            ToKind::Shared => StoreKind::Shared,
         }
     }
 }
@@ -70,8 +89,9 @@ enum ReportFormat {
 #[command(group(ArgGroup::new("target").required(true).multiple(true).args(["chunk_size", "to"])))]
 struct Cli {
     /// The store to migrate (image file or block device); opened read-only.
-    #[arg(short, long, value_name = "IN")]
-    input: PathBuf,
+    /// Several classic stores of one origin with --to shared.
+    #[arg(short, long, value_name = "IN", num_args = 1.., action = clap::ArgAction::Append, required = true)]
+    input: Vec<PathBuf>,
 
     /// The new store: an image file (created sparse) or an empty block device.
     #[arg(short, long, value_name = "OUT")]
@@ -89,11 +109,25 @@ struct Cli {
     #[arg(long, value_name = "DEV")]
     origin: Option<PathBuf>,
 
-    /// The kind the input is (persistent by default; legacy only changes labels).
+    /// The kind the input is (found from its magic; legacy only changes labels).
     #[arg(long, value_enum)]
     kind: Option<ToKind>,
 
-    /// Size of a new output image (4k, 64M, 1G, 8s...); the input's size by default.
+    /// The snapshot of a shared input to export with --to persistent|legacy.
+    #[arg(long, value_name = "ID", value_parser = clap::value_parser!(u32).range(0..64))]
+    snapshot: Option<u32>,
+
+    /// With --to shared: the snapshot id of each input, in order (5,6,9); 0,1,2... by default.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    ids: Option<Vec<u32>>,
+
+    /// A new shared store's journal (16M, 0...) [default: an import takes 128 MiB,
+    /// at most 1/8 of the device; a re-chunk keeps the input's].
+    #[arg(long, value_name = "SIZE", value_parser = args::parse_size)]
+    journal_size: Option<u64>,
+
+    /// Size of a new output image (4k, 64M, 1G, 8s...) [default: the input's size;
+    /// for --to shared from classic stores, the size the shared store needs].
     #[arg(short, long, value_name = "SIZE", value_parser = args::parse_size)]
     size: Option<u64>,
 
@@ -116,7 +150,44 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<u8> {
-    let (store, kind) = open::open_snap_store(&cli.input, cli.kind.map(StoreKind::from), TOOL)?;
+    let wanted = cli.kind.map(StoreKind::from);
+    let mut inputs = Vec::with_capacity(cli.input.len());
+    for path in &cli.input {
+        inputs.push(open::detect_kind(path, wanted)?);
+    }
+    let shared_input = inputs
+        .iter()
+        .position(|(_, kind)| *kind == StoreKind::Shared);
+    if let Some(i) = shared_input {
+        if inputs.len() > 1 {
+            bail!(
+                "{}: is a shared store, which is migrated on its own (an import with --to shared takes persistent or legacy stores)",
+                cli.input[i].display()
+            );
+        }
+        let (device, _) = inputs.remove(0);
+        return run_shared_input(cli, device);
+    }
+    if cli.to == Some(ToKind::Shared) {
+        return run_import(cli, inputs);
+    }
+    if inputs.len() > 1 {
+        bail!(
+            "{} input stores were given: several inputs are only for an import into one shared store (--to shared)",
+            inputs.len()
+        );
+    }
+    refuse_shared_options(
+        cli,
+        "it applies to shared stores (an import with --to shared, or a shared input)",
+    )?;
+    let (device, kind) = inputs.remove(0);
+    run_persistent(cli, open::open_persistent(device)?, kind)
+}
+
+/// The classic migration: one persistent or legacy store into another.
+fn run_persistent(cli: &Cli, store: PersistentStore, kind: StoreKind) -> anyhow::Result<u8> {
+    let input = &cli.input[0];
     let origin = match &cli.origin {
         Some(path) => Some(Device::open(path, Access::ReadOnly)?),
         None => None,
@@ -131,7 +202,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     if plan.needs_origin && origin.is_none() {
         bail!(
             "{}: a larger chunk size ({} -> {} sectors) needs --origin DEV: the pieces of each new chunk that never changed are read from the origin",
-            cli.input.display(),
+            input.display(),
             plan.from().chunk_size,
             plan.to_chunk_size
         );
@@ -151,7 +222,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         size,
         size_given: cli.size.is_some(),
         force: cli.force,
-        inputs: &[&cli.input],
+        inputs: &[input.as_path()],
     })?;
     if prepared.device.size_bytes() < plan.needed_bytes {
         bail!(
@@ -172,16 +243,16 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     );
     bar.finish_and_clear();
     let report = result.map_err(job_error)?;
-    verify(cli, &plan)?;
+    verify(cli, plan.to_kind)?;
     render(cli, &report, origin.as_ref())?;
     Ok(exit::EXIT_OK)
 }
 
-/// Checks the output as its kind; a migration never leaves an error behind.
-fn verify(cli: &Cli, plan: &MigratePlan) -> anyhow::Result<()> {
+/// Checks a classic output as its kind; a migration never leaves an error behind.
+fn verify(cli: &Cli, kind: StoreKind) -> anyhow::Result<()> {
     let device = Device::open(&cli.output, Access::ReadOnly)?;
     let options = CheckOptions {
-        kind: plan.to_kind,
+        kind,
         ..CheckOptions::default()
     };
     let report = check(&device, &options)?;
@@ -309,4 +380,439 @@ fn space(shape: &StoreShape) -> String {
         human_bytes(shape.usage.sectors_allocated * SECTOR_BYTES),
         human_bytes(shape.usage.total_sectors * SECTOR_BYTES)
     )
+}
+
+/// Refuses the options that only shared migrations take, saying `why` not.
+fn refuse_shared_options(cli: &Cli, why: &str) -> anyhow::Result<()> {
+    let given = [
+        ("--snapshot", cli.snapshot.is_some()),
+        ("--ids", cli.ids.is_some()),
+        ("--journal-size", cli.journal_size.is_some()),
+    ];
+    if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
+        bail!("{flag} does not apply here: {why}");
+    }
+    Ok(())
+}
+
+fn open_origin(cli: &Cli) -> anyhow::Result<Option<Device>> {
+    Ok(match &cli.origin {
+        Some(path) => Some(Device::open(path, Access::ReadOnly)?),
+        None => None,
+    })
+}
+
+fn journal(cli: &Cli) -> Option<JournalSize> {
+    cli.journal_size.map(JournalSize::Bytes)
+}
+
+/// Classic stores into one new shared store.
+fn run_import(cli: &Cli, inputs: Vec<(Device, StoreKind)>) -> anyhow::Result<u8> {
+    if cli.snapshot.is_some() {
+        bail!("--snapshot does not apply to an import: each input becomes a snapshot (choose their ids with --ids)");
+    }
+    let kind = inputs
+        .first()
+        .map_or(StoreKind::Persistent, |(_, kind)| *kind);
+    let mut stores = Vec::with_capacity(inputs.len());
+    for (device, _) in inputs {
+        stores.push(open::open_persistent(device)?);
+    }
+    let origin = open_origin(cli)?;
+    let options = ImportOptions {
+        kind,
+        ids: cli.ids.clone(),
+        chunk_size: cli.chunk_size,
+        journal: journal(cli).unwrap_or(JournalSize::Default),
+    };
+    let plan =
+        shared_migrate::plan_import(stores, &options, origin.as_ref().map(Device::size_bytes))
+            .map_err(job_error)?;
+    run_shared_plan(cli, plan, origin, None)
+}
+
+/// A shared store: one snapshot exported, or the store re-chunked or compacted.
+fn run_shared_input(cli: &Cli, device: Device) -> anyhow::Result<u8> {
+    if cli.ids.is_some() {
+        bail!("--ids does not apply here: the input is a shared store, whose snapshots keep their ids");
+    }
+    let input_size = device.size_bytes();
+    let input = SharedInput::open(device).map_err(job_error)?;
+    let origin = open_origin(cli)?;
+    let origin_bytes = origin.as_ref().map(Device::size_bytes);
+    let plan = match cli.to {
+        Some(to @ (ToKind::Persistent | ToKind::Legacy)) => {
+            if cli.journal_size.is_some() {
+                bail!(
+                    "--journal-size does not apply to an export: a {} store has no journal",
+                    StoreKind::from(to)
+                );
+            }
+            let Some(snapshot) = cli.snapshot else {
+                bail!(
+                    "{}: --to {} exports one snapshot: say which with --snapshot ID (snapshots: {})",
+                    cli.input[0].display(),
+                    StoreKind::from(to),
+                    mask::describe(input.header().snapmask)
+                );
+            };
+            let options = ExportOptions {
+                snapshot,
+                kind: to.into(),
+                chunk_size: cli.chunk_size,
+            };
+            shared_migrate::plan_export(input, &options, origin_bytes).map_err(job_error)?
+        }
+        _ => {
+            if cli.snapshot.is_some() {
+                bail!("--snapshot applies to an export (--to persistent or --to legacy); a shared store is re-chunked or compacted whole");
+            }
+            let options = RechunkOptions {
+                chunk_size: cli.chunk_size,
+                journal: journal(cli),
+            };
+            shared_migrate::plan_rechunk(input, &options, origin_bytes).map_err(job_error)?
+        }
+    };
+    run_shared_plan(cli, plan, origin, Some(input_size))
+}
+
+/// Sizes, opens and writes the output of a shared migration, then reports.
+/// Without `--size` a new image gets `default_size` (the input's size), or the
+/// size the store needs when that is larger or there is no default.
+fn run_shared_plan(
+    cli: &Cli,
+    mut plan: SharedPlan,
+    origin: Option<Device>,
+    default_size: Option<u64>,
+) -> anyhow::Result<u8> {
+    if plan.needs_origin() && origin.is_none() {
+        bail!(
+            "{}: a larger chunk size ({} -> {} sectors) needs --origin DEV: the pieces of each new chunk that never changed are read from the origin",
+            cli.input[0].display(),
+            plan.from_chunk_size(),
+            plan.to_chunk_size()
+        );
+    }
+    let is_block_device =
+        std::fs::metadata(&cli.output).is_ok_and(|meta| meta.file_type().is_block_device());
+    let size = match (cli.size, default_size) {
+        _ if is_block_device => 0,
+        (Some(size), _) => {
+            ensure_fits(cli, &mut plan, origin.as_ref(), size, false)?;
+            size
+        }
+        (None, Some(size)) if fits_counted(cli, &mut plan, origin.as_ref(), size)? => size,
+        (None, _) => {
+            count(cli, &mut plan, origin.as_ref())?;
+            plan.needed_bytes()?
+        }
+    };
+    let mut protected: Vec<&Path> = cli.input.iter().map(PathBuf::as_path).collect();
+    protected.extend(cli.origin.as_deref());
+    let prepared = migrate::open_output(&migrate::OutputRequest {
+        path: &cli.output,
+        size,
+        size_given: cli.size.is_some(),
+        force: cli.force,
+        inputs: &protected,
+    })?;
+    ensure_fits(
+        cli,
+        &mut plan,
+        origin.as_ref(),
+        prepared.device.size_bytes(),
+        true,
+    )?;
+    let bar = progress::bar(plan.steps(), "copying", cli.quiet);
+    let result = shared_migrate::migrate(
+        &plan,
+        origin.as_ref(),
+        prepared.device,
+        prepared.zeroed,
+        &mut |done, _| bar.set_position(done),
+    );
+    bar.finish_and_clear();
+    let report = result.map_err(job_error)?;
+    if plan.to_kind().is_snap_v1() {
+        verify(cli, plan.to_kind())?;
+    }
+    render_shared(cli, &report, origin.as_ref())?;
+    Ok(exit::EXIT_OK)
+}
+
+/// Reads every content once so that the space a shared output needs is exact.
+fn count(cli: &Cli, plan: &mut SharedPlan, origin: Option<&Device>) -> anyhow::Result<()> {
+    if plan.is_exact() {
+        return Ok(());
+    }
+    let bar = progress::bar(plan.steps(), "counting", cli.quiet);
+    let result = plan.count(origin, &mut |done, _| bar.set_position(done));
+    bar.finish_and_clear();
+    result.map_err(job_error)
+}
+
+/// Whether an output of `size` bytes holds the migrated store, counting the
+/// contents first when the estimate says no.
+fn fits_counted(
+    cli: &Cli,
+    plan: &mut SharedPlan,
+    origin: Option<&Device>,
+    size: u64,
+) -> anyhow::Result<bool> {
+    if plan.fits(size)? {
+        return Ok(true);
+    }
+    count(cli, plan, origin)?;
+    Ok(plan.fits(size)?)
+}
+
+/// Fails unless an output of `size` bytes holds the migrated store; before
+/// refusing, the contents are counted, since sharing may need less than the
+/// first estimate. `device` says the size is that of an opened device.
+fn ensure_fits(
+    cli: &Cli,
+    plan: &mut SharedPlan,
+    origin: Option<&Device>,
+    size: u64,
+    device: bool,
+) -> anyhow::Result<()> {
+    if fits_counted(cli, plan, origin, size)? {
+        return Ok(());
+    }
+    let needed = plan.needed_bytes()?;
+    if device {
+        bail!(
+            "{}: the device has {size} bytes, but the migrated store needs at least {needed} ({})",
+            cli.output.display(),
+            human_bytes(needed)
+        );
+    }
+    bail!(
+        "{}: the migrated store needs at least {needed} bytes ({}), but the output would have {size}; give a larger --size, e.g. --size {needed}",
+        cli.output.display(),
+        human_bytes(needed)
+    )
+}
+
+/// A table line for the output, with the snapshot it activates (none for a
+/// classic store).
+#[derive(serde::Serialize)]
+struct TableLine {
+    snapshot: Option<u32>,
+    table: String,
+}
+
+/// The JSON document of a shared migration: the library's report plus the
+/// output's table lines.
+#[derive(serde::Serialize)]
+struct SharedJsonReport<'a> {
+    #[serde(flatten)]
+    report: &'a SharedMigrateReport,
+    tables: Vec<TableLine>,
+}
+
+fn table_lines(cli: &Cli, report: &SharedMigrateReport, origin: Option<&Device>) -> Vec<TableLine> {
+    let origin_path = cli.origin.as_ref().map(|p| p.display().to_string());
+    let origin_sectors = origin.map(|d| d.size_bytes() / SECTOR_BYTES);
+    match &report.to {
+        Side::Classic(shape) => {
+            let devices = TableDevices {
+                origin: origin_path.as_deref(),
+                origin_sectors,
+                cow: &report.output,
+            };
+            vec![TableLine {
+                snapshot: None,
+                table: snapshot_table_line(&devices, shape.chunk_size, shape.kind),
+            }]
+        }
+        Side::Shared(shape) => shape
+            .snapshots
+            .iter()
+            .map(|&id| TableLine {
+                snapshot: Some(id),
+                table: cowfmt::shared::table_line(
+                    origin_path.as_deref(),
+                    origin_sectors,
+                    &report.output,
+                    shape.chunk_size,
+                    id,
+                ),
+            })
+            .collect(),
+    }
+}
+
+fn render_shared(
+    cli: &Cli,
+    report: &SharedMigrateReport,
+    origin: Option<&Device>,
+) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    let tables = table_lines(cli, report, origin);
+    match cli.format {
+        ReportFormat::Json => {
+            let json = SharedJsonReport { report, tables };
+            writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
+        }
+        ReportFormat::Text if cli.quiet => {}
+        ReportFormat::Text => write_shared_text(&mut out, report, &tables)?,
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn write_shared_text(
+    out: &mut dyn Write,
+    report: &SharedMigrateReport,
+    tables: &[TableLine],
+) -> io::Result<()> {
+    let name = &report.output;
+    let how = match report.mode {
+        MigrateMode::Copy if report.job == SharedJob::Rechunk => "compacted".to_string(),
+        MigrateMode::Copy => "same chunk size".to_string(),
+        MigrateMode::Split => format!("each chunk split into {}", report.factor),
+        MigrateMode::Merge => format!("every {} chunks merged into one", report.factor),
+    };
+    match report.job {
+        SharedJob::Import => {
+            let n = report.inputs.len();
+            writeln!(
+                out,
+                "{name}: imported {n} store{} into a shared store: {how}",
+                if n == 1 { "" } else { "s" }
+            )?;
+            for input in &report.inputs {
+                writeln!(
+                    out,
+                    "{name}: snapshot {} <- {} ({})",
+                    input.snapshot.unwrap_or(0),
+                    input.path,
+                    side(&input.shape)
+                )?;
+            }
+        }
+        SharedJob::Export => writeln!(
+            out,
+            "{name}: exported snapshot {} of {} ({}): {how}",
+            report.snapshot.unwrap_or(0),
+            report.inputs[0].path,
+            side(&report.inputs[0].shape)
+        )?,
+        SharedJob::Rechunk => writeln!(
+            out,
+            "{name}: migrated from {} ({}): {how}",
+            report.inputs[0].path,
+            side(&report.inputs[0].shape)
+        )?,
+    }
+    writeln!(out, "{name}: now {}", side(&report.to))?;
+    if report.job != SharedJob::Export {
+        writeln!(
+            out,
+            "{name}: {} chunk copies stored as {} data chunks ({} identical copies shared)",
+            report.copies,
+            report.stored,
+            report.copies - report.stored
+        )?;
+    }
+    if report.pieces_from_origin > 0 {
+        writeln!(
+            out,
+            "{name}: {} unchanged pieces read from the origin",
+            report.pieces_from_origin
+        )?;
+    }
+    if report.pieces_past_origin > 0 {
+        writeln!(
+            out,
+            "{name}: {} pieces past the end of the origin left out",
+            report.pieces_past_origin
+        )?;
+    }
+    if let Some(relocation) = &report.relocation {
+        writeln!(
+            out,
+            "{name}: moved data chunk {} to {} (area {} record {}), so that a pre-2.6.29 kernel's next allocation does not land on metadata chunk {}",
+            relocation.from_chunk,
+            relocation.to_chunk,
+            relocation.area,
+            relocation.index,
+            relocation.metadata_chunk
+        )?;
+    }
+    if report.stale_areas_zeroed > 0 {
+        writeln!(
+            out,
+            "{name}: zeroed {} stale area locations",
+            report.stale_areas_zeroed
+        )?;
+    }
+    let before = match report.inputs.as_slice() {
+        [one] => side_space(&one.shape),
+        many => format!(
+            "{} in {} stores",
+            human_bytes(report.space_before),
+            many.len()
+        ),
+    };
+    writeln!(
+        out,
+        "{name}: space used: before {before}, after {}",
+        side_space(&report.to)
+    )?;
+    if let Side::Shared(shape) = &report.to {
+        if shape.free_chunks == 0 {
+            writeln!(
+                out,
+                "{name}: the store has no free chunk left; give a larger --size to leave room for new copies"
+            )?;
+        }
+    }
+    for line in tables {
+        match line.snapshot {
+            Some(id) => writeln!(out, "{name}: table for snapshot {id}: {}", line.table)?,
+            None => writeln!(out, "{name}: table: {}", line.table)?,
+        }
+    }
+    Ok(())
+}
+
+fn side(side: &Side) -> String {
+    match side {
+        Side::Classic(shape) => self::shape(shape),
+        Side::Shared(shape) => shared_shape(shape),
+    }
+}
+
+fn shared_shape(shape: &SharedShape) -> String {
+    let ids = shape
+        .snapshots
+        .iter()
+        .fold(0u64, |m, &id| m | mask::bit(id));
+    format!(
+        "shared store, chunk {} sectors, snapshots {}, {} record{} ({} shared)",
+        shape.chunk_size,
+        mask::describe(ids),
+        shape.records,
+        if shape.records == 1 { "" } else { "s" },
+        shape.shared_records
+    )
+}
+
+fn side_space(side: &Side) -> String {
+    match side {
+        Side::Classic(shape) => space(shape),
+        Side::Shared(shape) => format!(
+            "{} ({} of {} chunks: {} data, {} tree, {} header, bitmap and journal; {} free)",
+            human_bytes(shape.used_bytes),
+            shape.used_chunks,
+            shape.device_chunks,
+            shape.records,
+            shape.tree_chunks,
+            shape.reserved_chunks,
+            shape.free_chunks
+        ),
+    }
 }
