@@ -25,6 +25,7 @@ pub mod leaf;
 pub mod mask;
 pub mod migrate;
 pub mod node;
+pub mod repair;
 pub mod store;
 pub mod walk;
 

@@ -1,0 +1,145 @@
+//! Judging the input header field by field: which values can be trusted, and
+//! what was wrong with the others (said in the report; the output's header is
+//! always written fresh).
+
+use crate::kind::SHARED_MAGIC;
+use crate::shared::geometry::{validate_chunk_size, Geometry};
+use crate::shared::header::{SharedHeader, SHARED_VERSION};
+
+/// The most node levels a tree can have (64-bit keys, at least two per node).
+pub(super) const MAX_LEVELS: u32 = 64;
+
+/// What the input header can be trusted for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct HeaderVerdict {
+    /// Magic and version are right: the other fields were written by a shared
+    /// store and are taken as they are when they fit the device.
+    pub identity: bool,
+    /// The chunk size field, when it is a valid chunk size.
+    pub chunk_size: Option<u32>,
+    /// What is wrong, one phrase each.
+    pub problems: Vec<String>,
+}
+
+/// Judges magic, version, chunk size and the valid flag.
+pub(super) fn judge(header: &SharedHeader) -> HeaderVerdict {
+    let mut problems = Vec::new();
+    match header.magic {
+        SHARED_MAGIC => {}
+        0 => problems.push("magic is 0 (the header is wiped)".to_string()),
+        found => problems.push(format!(
+            "magic {found:#010x} is not the shared store magic {SHARED_MAGIC:#010x}"
+        )),
+    }
+    let identity_magic = header.magic == SHARED_MAGIC;
+    if identity_magic && header.version != SHARED_VERSION {
+        problems.push(format!(
+            "version {} is not {SHARED_VERSION}",
+            header.version
+        ));
+    }
+    let chunk_size = match validate_chunk_size(u64::from(header.chunk_size)) {
+        Ok(()) => Some(header.chunk_size),
+        Err(e) => {
+            if identity_magic {
+                problems.push(format!("chunk size field: {e}"));
+            }
+            None
+        }
+    };
+    let identity = identity_magic && header.version == SHARED_VERSION;
+    if identity && header.valid > 1 {
+        problems.push(format!("valid flag is {}, neither 0 nor 1", header.valid));
+    }
+    HeaderVerdict {
+        identity,
+        chunk_size,
+        problems,
+    }
+}
+
+/// Why the header's root cannot be walked from under `geometry`, if it cannot.
+pub(super) fn root_problem(header: &SharedHeader, geometry: &Geometry) -> Option<String> {
+    if header.tree_level == 0 || header.tree_level > MAX_LEVELS {
+        return Some(format!(
+            "tree_level {} is not between 1 and {MAX_LEVELS}",
+            header.tree_level
+        ));
+    }
+    if !geometry.in_data_range(header.root_tree_chunk) {
+        return Some(format!(
+            "root_tree_chunk {} is outside the data range {}..{}",
+            header.root_tree_chunk,
+            geometry.data_start(),
+            geometry.nr_chunks
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn good() -> SharedHeader {
+        SharedHeader {
+            magic: SHARED_MAGIC,
+            valid: 1,
+            version: 1,
+            chunk_size: 8,
+            root_tree_chunk: 20,
+            snapmask: 1,
+            tree_level: 1,
+            nr_journal_chunks: 4,
+        }
+    }
+
+    #[test]
+    fn a_sound_header_has_no_problem() {
+        let v = judge(&good());
+        assert!(v.identity && v.problems.is_empty());
+        assert_eq!(v.chunk_size, Some(8));
+        let g = Geometry::new(4096 * 100, 8, 4);
+        assert_eq!(root_problem(&good(), &g), None);
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let wiped = SharedHeader {
+            magic: 0,
+            valid: 0,
+            version: 0,
+            chunk_size: 0,
+            root_tree_chunk: 0,
+            snapmask: 0,
+            tree_level: 0,
+            nr_journal_chunks: 0,
+        };
+        let v = judge(&wiped);
+        assert!(!v.identity);
+        assert_eq!(v.chunk_size, None);
+        assert_eq!(v.problems, vec!["magic is 0 (the header is wiped)"]);
+        let v = judge(&SharedHeader {
+            version: 2,
+            chunk_size: 3,
+            ..good()
+        });
+        assert!(!v.identity);
+        assert_eq!(v.problems.len(), 2);
+        let g = Geometry::new(4096 * 100, 8, 4);
+        let bad_root = SharedHeader {
+            root_tree_chunk: 3,
+            ..good()
+        };
+        assert!(root_problem(&bad_root, &g)
+            .unwrap()
+            .contains("outside the data range"));
+        let bad_level = SharedHeader {
+            tree_level: 0,
+            ..good()
+        };
+        assert!(root_problem(&bad_level, &g)
+            .unwrap()
+            .contains("tree_level 0"));
+    }
+}

@@ -1,0 +1,328 @@
+//! The shared-store repair report: where the geometry came from, what the tree
+//! walk and the leaf scan found, every record kept or dropped per snapshot, and
+//! the origin ranges whose records could not be read (serialized as JSON).
+
+use serde::Serialize;
+
+use crate::kind::StoreKind;
+
+/// The version of the shared repair report schema.
+pub const REPAIR_FORMAT_VERSION: u32 = 1;
+
+/// Dropped records and lost ranges listed one by one; the rest are counted.
+pub const LISTED_MAX: usize = 10_000;
+
+/// Where a header value used for the output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// The input header's own field.
+    Header,
+    /// The caller's.
+    Option,
+    /// Inferred from what the device shows.
+    Inferred,
+    /// The header's, with what the records prove missing added back.
+    Repaired,
+}
+
+impl Source {
+    /// The source as the report spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Header => "header",
+            Source::Option => "option",
+            Source::Inferred => "inferred",
+            Source::Repaired => "repaired",
+        }
+    }
+}
+
+/// Why a record was dropped. Serialized in kebab-case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DropReason {
+    /// The origin chunk lies past the end of the origin.
+    OriginPastEnd,
+    /// The COW chunk is the header, bitmap or journal, or past the device.
+    ChunkOutsideDataRange,
+    /// The COW chunk is a node or leaf of the salvaged tree.
+    ChunkIsTreeBlock,
+    /// The share mask is zero: no snapshot sees the record.
+    MaskEmpty,
+    /// The share mask names a snapshot that does not exist.
+    MaskOutsideSnapmask,
+    /// Every snapshot of the mask already reads an earlier record of the same
+    /// origin chunk (the one the engine reads).
+    MaskOverlap,
+    /// An earlier kept record uses the same COW chunk.
+    ChunkUsedTwice,
+}
+
+impl DropReason {
+    /// Every reason, in the order the rules apply.
+    pub const ALL: [DropReason; 7] = [
+        DropReason::OriginPastEnd,
+        DropReason::ChunkOutsideDataRange,
+        DropReason::ChunkIsTreeBlock,
+        DropReason::MaskEmpty,
+        DropReason::MaskOutsideSnapmask,
+        DropReason::MaskOverlap,
+        DropReason::ChunkUsedTwice,
+    ];
+
+    /// The reason as it appears in JSON and text output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::OriginPastEnd => "origin-past-end",
+            DropReason::ChunkOutsideDataRange => "chunk-outside-data-range",
+            DropReason::ChunkIsTreeBlock => "chunk-is-tree-block",
+            DropReason::MaskEmpty => "mask-empty",
+            DropReason::MaskOutsideSnapmask => "mask-outside-snapmask",
+            DropReason::MaskOverlap => "mask-overlap",
+            DropReason::ChunkUsedTwice => "chunk-used-twice",
+        }
+    }
+}
+
+impl std::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One record that was not carried over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DroppedRecord {
+    /// The input leaf it was read from.
+    pub leaf: u64,
+    /// Its origin chunk.
+    pub origin: u64,
+    /// Its share mask.
+    pub share: u64,
+    /// Its COW chunk.
+    pub chunk: u64,
+    /// Why it was dropped.
+    pub reason: DropReason,
+    /// One sentence for people, starting with the place.
+    pub message: String,
+}
+
+/// How many records were dropped for one reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ReasonCount {
+    /// The reason.
+    pub reason: DropReason,
+    /// Records dropped for it.
+    pub count: u64,
+}
+
+/// A range of origin chunks `lo..hi` (`hi` null: no upper bound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct OriginRange {
+    /// First origin chunk.
+    pub lo: u64,
+    /// One past the last, or `None` for "to the end".
+    pub hi: Option<u64>,
+}
+
+impl OriginRange {
+    /// The range of `lo..hi`, `u64::MAX` meaning no bound.
+    pub fn new(lo: u64, hi: u64) -> Self {
+        OriginRange {
+            lo,
+            hi: (hi != u64::MAX).then_some(hi),
+        }
+    }
+
+    /// As people read it: "origin chunks 100..200" or "origin chunks 100..".
+    pub fn text(&self) -> String {
+        match self.hi {
+            Some(hi) => format!("origin chunks {}..{hi}", self.lo),
+            None => format!("origin chunks {}..", self.lo),
+        }
+    }
+}
+
+/// The key range of a tree block that could not be used: its records are not
+/// known from the tree; the scan may have recovered leaves inside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LostRange {
+    /// The range its parent gave it.
+    pub range: OriginRange,
+    /// The block's chunk (`None` when the header names no usable root).
+    pub block: Option<u64>,
+    /// Its level as the parent saw it (0 = leaf).
+    pub level: u32,
+    /// What was wrong with it.
+    pub problem: String,
+    /// Leaves the scan recovered inside the range.
+    pub recovered_leaves: u64,
+    /// Records in those leaves (before the record rules).
+    pub recovered_records: u64,
+    /// The parts no recovered leaf covers: any records there are lost.
+    pub unresolved: Vec<OriginRange>,
+}
+
+/// Records kept and lost for one snapshot of the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SnapshotTally {
+    /// The snapshot id.
+    pub id: u32,
+    /// Records it sees in the output.
+    pub kept: u64,
+    /// Records it saw in readable leaves that were dropped (it reads the origin
+    /// there now).
+    pub lost: u64,
+    /// Whether it may also have lost records in unreadable ranges (not counted).
+    pub lost_unknown: bool,
+}
+
+/// Which chunks the leaf scan read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScanMode {
+    /// Chunks the bitmap marks in use that nothing reachable references.
+    Used,
+    /// Every chunk of the data range that nothing reachable references.
+    All,
+}
+
+/// What the leaf scan found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ScanSummary {
+    /// Which chunks were read.
+    pub mode: ScanMode,
+    /// Chunks read.
+    pub chunks_scanned: u64,
+    /// Chunks that decode as leaves.
+    pub leaves_found: u64,
+    /// Leaves used to rebuild lost ranges.
+    pub leaves_used: u64,
+    /// Leaves overlapping a more credible leaf (stale copies), ignored.
+    pub leaves_overlapping: u64,
+    /// Leaves whose records mostly point at chunks free, out of range or
+    /// already used, ignored.
+    pub leaves_implausible: u64,
+    /// Leaves entirely outside every lost range, ignored.
+    pub leaves_outside_damage: u64,
+    /// Empty leaves found.
+    pub leaves_empty: u64,
+    /// Chunks that look like interior nodes (counted as old tree blocks).
+    pub nodes_found: u64,
+}
+
+/// Where the input's chunks in use went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub struct ChunkAccounting {
+    /// Data-range chunks the input bitmap marks in use.
+    pub used_before: u64,
+    /// Data chunks of kept records (the output keeps their numbers).
+    pub data_kept: u64,
+    /// Of those, chunks the input bitmap marked free.
+    pub kept_but_marked_free: u64,
+    /// Old nodes and leaves (the output has a new tree).
+    pub old_tree_blocks: u64,
+    /// Chunks of dropped records that no kept record uses.
+    pub dropped_record_chunks: u64,
+    /// Chunks marked in use that nothing found references: freed.
+    pub leaked_freed: u64,
+}
+
+/// What a shared-store repair found and did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RepairReport {
+    /// [`REPAIR_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// Always `shared`.
+    pub kind: StoreKind,
+    /// The damaged input.
+    pub input: String,
+    /// The output, once written.
+    pub output: Option<String>,
+    /// Chunk size used, in sectors.
+    pub chunk_size: u32,
+    /// Where it came from.
+    pub chunk_size_source: Source,
+    /// Journal chunks of the output.
+    pub journal_chunks: u64,
+    /// Where that came from.
+    pub journal_source: Source,
+    /// The output's snapmask.
+    pub snapmask: u64,
+    /// Where that came from.
+    pub snapmask_source: Source,
+    /// The output's snapshot ids.
+    pub snapshots: Vec<u32>,
+    /// Whether the header needed repair (the output's header is always fresh).
+    pub header_repaired: bool,
+    /// What was wrong with the header.
+    pub header_problems: Vec<String>,
+    /// The input's valid flag, when its header could be trusted.
+    pub input_valid: Option<bool>,
+    /// Whether the output is marked valid.
+    pub output_valid: bool,
+    /// Whole chunks on the input device.
+    pub device_chunks: u64,
+    /// First chunk of the data range.
+    pub data_start: u64,
+    /// Whether the input bitmap agreed with the tree well enough to guide the scan.
+    pub bitmap_credible: bool,
+    /// Interior nodes read from the root.
+    pub nodes_reached: u64,
+    /// Leaves reached from the root and kept.
+    pub leaves_reached: u64,
+    /// Tree blocks that could not be used, with their ranges.
+    pub lost_ranges: Vec<LostRange>,
+    /// Lost ranges not listed.
+    pub lost_ranges_unlisted: u64,
+    /// The leaf scan, when the tree was damaged.
+    pub scan: Option<ScanSummary>,
+    /// Records carried over.
+    pub kept: u64,
+    /// Distinct origin chunks carried over.
+    pub kept_origin_chunks: u64,
+    /// Kept records whose mask lost bits an earlier record of the same origin
+    /// chunk already had (those snapshots still read that earlier record).
+    pub masks_trimmed: u64,
+    /// Records read and dropped.
+    pub dropped_total: u64,
+    /// Dropped records per reason (reasons with none left out).
+    pub dropped_by_reason: Vec<ReasonCount>,
+    /// The dropped records, in origin order (at most [`LISTED_MAX`]).
+    pub dropped: Vec<DroppedRecord>,
+    /// Dropped records not listed.
+    pub dropped_unlisted: u64,
+    /// Whether records in unreadable ranges were lost (their number is unknown).
+    pub records_unknown: bool,
+    /// An upper bound on those records, when the bitmap is credible: the chunks
+    /// marked in use that no kept record or tree block accounts for.
+    pub unknown_records_at_most: Option<u64>,
+    /// Kept and lost records per snapshot of the output.
+    pub per_snapshot: Vec<SnapshotTally>,
+    /// Where the input's chunks went.
+    pub chunks: ChunkAccounting,
+    /// Leaves of the output tree, once written.
+    pub leaves_after: Option<u64>,
+    /// Node levels of the output tree, once written.
+    pub tree_level_after: Option<u32>,
+    /// Data chunks copied into the output (holes of sparse images skipped).
+    pub data_chunks_copied: Option<u64>,
+    /// Things worth saying that are not drops.
+    pub notes: Vec<String>,
+}
+
+impl RepairReport {
+    /// True when nothing could be salvaged from a store that held something.
+    pub fn nothing_salvaged(&self) -> bool {
+        self.kept == 0 && (self.dropped_total > 0 || self.records_unknown)
+    }
+
+    /// Records dropped for `reason`.
+    pub fn dropped_for(&self, reason: DropReason) -> u64 {
+        self.dropped_by_reason
+            .iter()
+            .find(|r| r.reason == reason)
+            .map_or(0, |r| r.count)
+    }
+}

@@ -1,0 +1,206 @@
+//! Settling the output's snapmask: the caller's; else the header's, with the
+//! snapshots the records prove it lost added back; else inferred from the masks
+//! found.
+//!
+//! A snapshot is *proven* by the records when a leaf whose stored `using_mask`
+//! agrees with its masks carries it (the engine writes that field, and a
+//! corrupted record mask breaks the agreement), or when records in at least two
+//! leaves carry it. To infer a snapmask from nothing, a bit needs a confirming
+//! leaf or at least two records: a single corrupted mask names no snapshot.
+
+use super::report::Source;
+use super::shape::mask_facts;
+use crate::shared::leaf::Leaf;
+use crate::shared::mask;
+
+/// Which snapshot bits the salvaged leaves carry, and how strongly.
+#[derive(Debug, Clone)]
+pub(super) struct MaskEvidence {
+    leaves: [u32; 64],
+    records: [u64; 64],
+    confirmed: u64,
+}
+
+impl Default for MaskEvidence {
+    fn default() -> Self {
+        MaskEvidence {
+            leaves: [0; 64],
+            records: [0; 64],
+            confirmed: 0,
+        }
+    }
+}
+
+impl MaskEvidence {
+    /// Adds the masks of one salvaged leaf.
+    pub(super) fn add_leaf(&mut self, leaf: &Leaf) {
+        let (or, confirmed) = mask_facts(leaf);
+        if confirmed {
+            self.confirmed |= or;
+        }
+        for id in mask::ids(or) {
+            self.leaves[id as usize] += 1;
+        }
+        for r in &leaf.records {
+            for id in mask::ids(r.share) {
+                self.records[id as usize] += 1;
+            }
+        }
+    }
+
+    /// Adds another set of evidence.
+    pub(super) fn merge(&mut self, other: &MaskEvidence) {
+        self.confirmed |= other.confirmed;
+        for id in 0..64 {
+            self.leaves[id] += other.leaves[id];
+            self.records[id] += other.records[id];
+        }
+    }
+
+    /// Bits that a confirming leaf, or records in two leaves, carry.
+    fn proven(&self) -> u64 {
+        (0..64u32)
+            .filter(|&id| self.leaves[id as usize] >= 2)
+            .fold(self.confirmed, |m, id| m | mask::bit(id))
+    }
+
+    /// Bits that a confirming leaf, or at least two records, carry.
+    fn plausible(&self) -> u64 {
+        (0..64u32)
+            .filter(|&id| self.records[id as usize] >= 2)
+            .fold(self.confirmed, |m, id| m | mask::bit(id))
+    }
+
+    /// Bits any record carries.
+    fn union(&self) -> u64 {
+        (0..64u32)
+            .filter(|&id| self.records[id as usize] > 0)
+            .fold(0, |m, id| m | mask::bit(id))
+    }
+}
+
+/// The snapmask decided, where it came from, and what was wrong with the header's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct SnapmaskChoice {
+    pub mask: u64,
+    pub source: Source,
+    pub problems: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+/// Settles the snapmask from the caller's, the header's (`None` when the
+/// header cannot be trusted) and the evidence of the salvaged leaves.
+pub(super) fn settle(
+    option: Option<u64>,
+    header: Option<u64>,
+    evidence: &MaskEvidence,
+) -> SnapmaskChoice {
+    let mut choice = SnapmaskChoice {
+        mask: 0,
+        source: Source::Option,
+        problems: Vec::new(),
+        notes: Vec::new(),
+    };
+    if let Some(given) = option {
+        choice.mask = given;
+        if let Some(stored) = header.filter(|&h| h != given) {
+            choice.notes.push(format!(
+                "the header's snapmask names snapshots {}; snapshots {} were given and used",
+                mask::describe(stored),
+                mask::describe(given)
+            ));
+        }
+        return choice;
+    }
+    if let Some(stored) = header {
+        let missing = evidence.proven() & !stored;
+        choice.mask = stored | missing;
+        choice.source = if missing == 0 {
+            Source::Header
+        } else {
+            Source::Repaired
+        };
+        if missing != 0 {
+            choice.problems.push(format!(
+                "snapmask {stored:#x} lacks snapshots {} that the records prove exist",
+                mask::describe(missing)
+            ));
+        }
+        return choice;
+    }
+    choice.mask = evidence.plausible();
+    choice.source = Source::Inferred;
+    let weak = evidence.union() & !choice.mask;
+    choice.notes.push(format!(
+        "the snapshots were inferred from the share masks found ({}); snapshots with no record cannot be seen this way, give --snapshots if there are more",
+        mask::describe(choice.mask)
+    ));
+    if weak != 0 {
+        choice.notes.push(format!(
+            "bits {} appear in a single record each and were not taken as snapshots",
+            mask::describe(weak)
+        ));
+    }
+    choice
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shared::leaf::Exception;
+
+    fn leaf(masks: &[u64], stored_using: bool) -> Leaf {
+        let mut l = Leaf::new(0);
+        for (i, &share) in masks.iter().enumerate() {
+            l.insert_entry(
+                i,
+                i as u32,
+                Exception {
+                    share,
+                    chunk: 100 + i as u64,
+                },
+            );
+        }
+        if stored_using {
+            l.stored_using_mask = l.using_mask();
+        }
+        l
+    }
+
+    #[test]
+    fn option_wins() {
+        let e = MaskEvidence::default();
+        let c = settle(Some(0b101), Some(0b1), &e);
+        assert_eq!((c.mask, c.source), (0b101, Source::Option));
+        assert_eq!(c.notes.len(), 1);
+    }
+
+    #[test]
+    fn header_bits_are_restored_only_when_proven() {
+        let mut e = MaskEvidence::default();
+        e.add_leaf(&leaf(&[0b1, 0b100], true));
+        let c = settle(None, Some(0b1), &e);
+        assert_eq!((c.mask, c.source), (0b101, Source::Repaired));
+
+        let mut e = MaskEvidence::default();
+        e.add_leaf(&leaf(&[0b1, 0b100, 0b100], false));
+        let c = settle(None, Some(0b1), &e);
+        assert_eq!((c.mask, c.source), (0b1, Source::Header));
+        let mut other = MaskEvidence::default();
+        other.add_leaf(&leaf(&[0b100], false));
+        e.merge(&other);
+        assert_eq!(settle(None, Some(0b1), &e).mask, 0b101);
+    }
+
+    #[test]
+    fn inferred_needs_two_records_or_a_confirming_leaf() {
+        let mut e = MaskEvidence::default();
+        e.add_leaf(&leaf(&[0b11, 0b1, 0xf000], false));
+        let c = settle(None, None, &e);
+        assert_eq!((c.mask, c.source), (0b1, Source::Inferred));
+        assert_eq!(c.notes.len(), 2);
+        let mut e = MaskEvidence::default();
+        e.add_leaf(&leaf(&[0b11, 0b1], true));
+        assert_eq!(settle(None, None, &e).mask, 0b11);
+    }
+}

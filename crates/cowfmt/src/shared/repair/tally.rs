@@ -1,0 +1,151 @@
+//! Counting what the record rules keep and drop, per snapshot and per reason,
+//! and which COW chunks the output keeps. Reached leaves are taken first, in
+//! origin order, then scanned ones, most credible first: that is the order in
+//! which records claim their COW chunks.
+
+use std::collections::HashSet;
+
+use crate::bitset::DenseBitmap;
+use crate::device::Device;
+use crate::error::Result;
+use crate::shared::mask;
+
+use super::filter::{Dropped, RecordRules};
+use super::reachable::{FoundLeaf, LeafSource};
+use super::report::{DropReason, DroppedRecord, LISTED_MAX};
+use super::reread::for_each_leaf;
+
+/// What the rules keep and drop.
+#[derive(Debug)]
+pub(super) struct Tally {
+    /// COW chunks of kept records.
+    pub kept_chunks: DenseBitmap,
+    /// COW chunks of dropped records (inside the device).
+    pub dropped_chunks: DenseBitmap,
+    /// Records (leaf chunk, index in the leaf) that lost their COW chunk to an
+    /// earlier record, for the writer to replay.
+    pub chunk_losers: HashSet<(u64, u32)>,
+    pub kept: u64,
+    pub kept_origins: u64,
+    pub trimmed: u64,
+    pub kept_per_snapshot: [u64; 64],
+    pub lost_per_snapshot: [u64; 64],
+    pub by_reason: [u64; DropReason::ALL.len()],
+    pub dropped_total: u64,
+    /// Dropped records, at most [`LISTED_MAX`].
+    pub listed: Vec<DroppedRecord>,
+    /// Lowest and highest kept COW chunk.
+    pub kept_bounds: Option<(u64, u64)>,
+    /// The most records one origin chunk keeps.
+    pub largest_entry: usize,
+}
+
+/// Applies `rules` to every record of `leaves` (sorted by origin chunk).
+pub(super) fn tally(
+    input: &Device,
+    rules: &RecordRules<'_>,
+    leaves: &[FoundLeaf],
+) -> Result<Tally> {
+    let n = rules.geometry.nr_chunks;
+    let mut t = Tally {
+        kept_chunks: DenseBitmap::new(n),
+        dropped_chunks: DenseBitmap::new(n),
+        chunk_losers: HashSet::new(),
+        kept: 0,
+        kept_origins: 0,
+        trimmed: 0,
+        kept_per_snapshot: [0; 64],
+        lost_per_snapshot: [0; 64],
+        by_reason: [0; DropReason::ALL.len()],
+        dropped_total: 0,
+        listed: Vec::new(),
+        kept_bounds: None,
+        largest_entry: 0,
+    };
+    let mut claimed = DenseBitmap::new(n);
+    let chunk_bytes = rules.geometry.chunk_bytes as usize;
+    let mut order: Vec<&FoundLeaf> = leaves.iter().collect();
+    order.sort_by_key(|l| (l.source == LeafSource::Scan, l.rank));
+    let mut kept = Vec::new();
+    let mut dropped = Vec::new();
+    let mut losers = HashSet::new();
+    for_each_leaf(input, chunk_bytes, &order, &mut |found, leaf| {
+        for i in 0..leaf.count() {
+            let origin = leaf.origin_of(i);
+            let range = leaf.record_range(i);
+            dropped.clear();
+            let mut claim = |chunk: u64, index: u32| {
+                let free = !claimed.test_and_set(chunk);
+                if !free {
+                    losers.insert((found.chunk, index));
+                }
+                free
+            };
+            t.trimmed += rules.filter(
+                &mut claim,
+                origin,
+                &leaf.records[range.clone()],
+                range.start as u32,
+                &mut kept,
+                &mut |d| dropped.push(d),
+            );
+            t.count_entry(rules, origin, found.chunk, &kept, &dropped);
+        }
+        Ok(())
+    })?;
+    t.chunk_losers = losers;
+    Ok(t)
+}
+
+impl Tally {
+    fn count_entry(
+        &mut self,
+        rules: &RecordRules<'_>,
+        origin: u64,
+        leaf: u64,
+        kept: &[crate::shared::Exception],
+        dropped: &[Dropped],
+    ) {
+        let mut seen = 0u64;
+        for r in kept {
+            seen |= r.share;
+            self.kept_chunks.test_and_set(r.chunk);
+            self.kept_bounds = Some(match self.kept_bounds {
+                Some((lo, hi)) => (lo.min(r.chunk), hi.max(r.chunk)),
+                None => (r.chunk, r.chunk),
+            });
+            for id in mask::ids(r.share) {
+                self.kept_per_snapshot[id as usize] += 1;
+            }
+        }
+        if !kept.is_empty() {
+            self.kept += kept.len() as u64;
+            self.kept_origins += 1;
+            self.largest_entry = self.largest_entry.max(kept.len());
+        }
+        for d in dropped {
+            self.dropped_total += 1;
+            let reason_index = DropReason::ALL
+                .iter()
+                .position(|&r| r == d.reason)
+                .unwrap_or(0);
+            self.by_reason[reason_index] += 1;
+            if d.record.chunk < self.dropped_chunks.len() {
+                self.dropped_chunks.test_and_set(d.record.chunk);
+            }
+            for id in mask::ids(d.record.share & rules.snapmask & !seen) {
+                self.lost_per_snapshot[id as usize] += 1;
+            }
+            if self.listed.len() < LISTED_MAX {
+                self.listed.push(DroppedRecord {
+                    leaf,
+                    origin,
+                    share: d.record.share,
+                    chunk: d.record.chunk,
+                    reason: d.reason,
+                    message: d.message(rules, origin, leaf),
+                });
+            }
+        }
+    }
+}
