@@ -327,3 +327,280 @@ fn legacy_output_moves_the_chunk_before_a_metadata_area() {
     ]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+/// A shared store (512-byte chunks, 4000 of them, 4 journal chunks) for an
+/// origin of 600 chunks, with snapshots 0 and 1 and every origin chunk copied
+/// out at least once, committed by the engine: about 900 records in some 60
+/// leaves. Returns the COW path, the origin path and the leaves (chunk and
+/// records) in key order.
+fn build_shared(
+    dir: &tempfile::TempDir,
+) -> (std::path::PathBuf, std::path::PathBuf, Vec<(u64, u64)>) {
+    use cowfmt::shared::walk::{walk_tree, BlockAt, TreeVisitor, WalkProblem};
+    use cowfmt::shared::{CreateOptions, Leaf, Node, SharedStore};
+    let path = dir.path().join("shared.img");
+    let origin_path = dir.path().join("shared-origin.img");
+    let cow = Device::create_or_extend(&path, 4000 * 512).unwrap();
+    let origin = Device::create_or_extend(&origin_path, 600 * 512).unwrap();
+    let options = CreateOptions {
+        chunk_sectors: 1,
+        journal_chunks: 4,
+    };
+    let mut store = SharedStore::create(cow, origin, &options).unwrap();
+    store.create_snapshot(None).unwrap();
+    for chunk in 0..600u64 {
+        store.origin_write(chunk * 512, &[1; 512]).unwrap();
+    }
+    store.create_snapshot(None).unwrap();
+    for chunk in (0..600u64).step_by(2) {
+        store.origin_write(chunk * 512, &[2; 512]).unwrap();
+    }
+    store.commit().unwrap();
+    struct Leaves(Vec<(u64, u64)>);
+    impl TreeVisitor for Leaves {
+        fn node(&mut self, _: &BlockAt, _: &Node) -> cowfmt::Result<()> {
+            Ok(())
+        }
+        fn leaf(&mut self, at: &BlockAt, leaf: &Leaf) -> cowfmt::Result<()> {
+            self.0.push((at.chunk, leaf.records.len() as u64));
+            Ok(())
+        }
+        fn problem(&mut self, _: &BlockAt, p: &WalkProblem) -> cowfmt::Result<()> {
+            panic!("{p:?}")
+        }
+    }
+    let mut leaves = Leaves(Vec::new());
+    let cow = Device::open(&path, Access::ReadOnly).unwrap();
+    let h = store.header();
+    walk_tree(
+        &cow,
+        store.geometry(),
+        h.root_tree_chunk,
+        h.tree_level,
+        &mut leaves,
+    )
+    .unwrap();
+    (path, origin_path, leaves.0)
+}
+
+fn zero_shared_chunk(path: &Path, chunk: u64) {
+    poke(path, chunk * 512, &[0u8; 512]);
+}
+
+fn assert_shared_checks_clean(path: &Path) {
+    use cowfmt::shared::check::{check, CheckOptions};
+    let device = Device::open(path, Access::ReadOnly).unwrap();
+    let report = check(&device, &CheckOptions::default()).unwrap();
+    assert!(report.is_clean(), "{:#?}", report.findings);
+}
+
+#[test]
+fn a_shared_store_with_a_zeroed_leaf_says_what_was_lost() {
+    let dir = tempdir();
+    let (cow, origin, leaves) = build_shared(&dir);
+    let (leaf, lost) = leaves[leaves.len() / 2];
+    zero_shared_chunk(&cow, leaf);
+    let before = std::fs::read(&cow).unwrap();
+    let out = dir.path().join("fixed.img");
+    let output = repair(&["-i", s(&cow), "-o", s(&out), "--origin", s(&origin)]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        std::fs::read(&cow).unwrap(),
+        before,
+        "the input is only read"
+    );
+    let text = stdout(&output);
+    let name = s(&cow);
+    assert!(
+        text.contains(&format!("{name}: lost: origin chunks ")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "(leaf at chunk {leaf}): leaf: leaf magic is 0x0000"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("no leaf found for origin chunks"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "records in unreadable ranges: unknown, at most {lost}"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "chunk size 1 sectors (header), journal 4 chunks (header), snapshots 0-1 (header)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{name}: snapshot 0: kept ")),
+        "{text}"
+    );
+    assert!(
+        text.contains("(and an unknown number in unreadable ranges)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{}: table: 0 600 snapshot {} shared 3 {} 1 1",
+            s(&out),
+            s(&origin),
+            s(&out)
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{}: written: shared store, valid", s(&out))),
+        "{text}"
+    );
+    assert_shared_checks_clean(&out);
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().len(),
+        std::fs::metadata(&cow).unwrap().len()
+    );
+}
+
+#[test]
+fn a_shared_report_in_json_counts_per_snapshot() {
+    let dir = tempdir();
+    let (cow, _, leaves) = build_shared(&dir);
+    let total: u64 = leaves.iter().map(|l| l.1).sum();
+    let (leaf, lost) = leaves[3];
+    zero_shared_chunk(&cow, leaf);
+    let out = dir.path().join("fixed.img");
+    let output = repair(&["-i", s(&cow), "-o", s(&out), "--format", "json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["format_version"], 1);
+    assert_eq!(json["kind"], "shared");
+    assert_eq!(json["kept"], total - lost);
+    assert_eq!(json["dropped_total"], 0);
+    assert_eq!(json["records_unknown"], true);
+    assert_eq!(json["unknown_records_at_most"], lost);
+    assert_eq!(json["snapmask"], 3);
+    assert_eq!(json["snapmask_source"], "header");
+    assert_eq!(json["output"], s(&out));
+    let ranges = json["lost_ranges"].as_array().unwrap();
+    assert_eq!(ranges.len(), 1);
+    assert_eq!(ranges[0]["block"], leaf);
+    assert_eq!(ranges[0]["level"], 0);
+    let per = json["per_snapshot"].as_array().unwrap();
+    assert_eq!(per.len(), 2);
+    let kept: u64 = per.iter().map(|t| t["kept"].as_u64().unwrap()).sum();
+    assert!(kept >= total - lost);
+    assert!(per
+        .iter()
+        .all(|t| t["lost_unknown"] == true && t["lost"] == 0));
+    assert_shared_checks_clean(&out);
+}
+
+#[test]
+fn a_shared_store_is_never_written_in_place_without_a_backup() {
+    let dir = tempdir();
+    let (cow, _, leaves) = build_shared(&dir);
+    zero_shared_chunk(&cow, leaves[1].0);
+    let before = std::fs::read(&cow).unwrap();
+    let output = repair(&["-i", s(&cow), "-o", s(&cow), "--force"]);
+    let text = assert_one_line_error(&output, 2, s(&cow));
+    assert!(text.contains("same file as the input"), "{text}");
+    let output = repair(&["-i", s(&cow), "--in-place"]);
+    assert_one_line_error(&output, 2, "--backup");
+    assert_eq!(std::fs::read(&cow).unwrap(), before);
+
+    let backup = dir.path().join("shared.bak");
+    let output = repair(&["-i", s(&cow), "--in-place", "--backup", s(&backup)]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(std::fs::read(&backup).unwrap(), before);
+    assert_shared_checks_clean(&cow);
+    assert!(
+        stdout(&output).contains("verified backup"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn a_shared_store_with_a_wiped_header_is_recognised_and_rebuilt() {
+    let dir = tempdir();
+    let (cow, _, leaves) = build_shared(&dir);
+    let total: u64 = leaves.iter().map(|l| l.1).sum();
+    zero_shared_chunk(&cow, 0);
+    let out = dir.path().join("fixed.img");
+    let output = repair(&["-i", s(&cow), "-o", s(&out)]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("repaired as one"), "{text}");
+    assert!(
+        text.contains("chunk size 1 sectors (inferred), journal 4 chunks (inferred), snapshots 0-1 (inferred)"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("kept {total} records")), "{text}");
+    assert!(text.contains("header repaired: magic is 0"), "{text}");
+    assert_shared_checks_clean(&out);
+
+    let given = dir.path().join("given.img");
+    let output = repair(&[
+        "-i",
+        s(&cow),
+        "-o",
+        s(&given),
+        "--kind",
+        "shared",
+        "--snapshots",
+        "0-1,5",
+        "--chunk-size",
+        "512",
+        "--journal-chunks",
+        "4",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["snapmask"], 0b100011);
+    assert_eq!(json["snapmask_source"], "option");
+    assert_eq!(json["chunk_size_source"], "option");
+    assert_eq!(json["journal_source"], "option");
+    assert_eq!(json["kept"], total);
+    assert_shared_checks_clean(&given);
+}
+
+#[test]
+fn a_shared_dry_run_writes_nothing_and_sizes_must_fit() {
+    let dir = tempdir();
+    let (cow, _, leaves) = build_shared(&dir);
+    zero_shared_chunk(&cow, leaves[2].0);
+    let output = repair(&["-i", s(&cow), "--dry-run", "--format", "table"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("nothing written (dry run)"), "{text}");
+    assert!(text.contains("lost in unreadable ranges"), "{text}");
+
+    let out = dir.path().join("small.img");
+    let output = repair(&["-i", s(&cow), "-o", s(&out), "-s", "64k"]);
+    let text = assert_one_line_error(&output, 2, "small.img");
+    assert!(text.contains("--size"), "{text}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn kind_and_shared_flags_must_match_the_store() {
+    let dir = tempdir();
+    let (cow, _, _) = build_shared(&dir);
+    let out = dir.path().join("x.img");
+    let output = repair(&["-i", s(&cow), "-o", s(&out), "--kind", "persistent"]);
+    let text = assert_one_line_error(&output, 2, s(&cow));
+    assert!(text.contains("shared store"), "{text}");
+    let output = repair(&["-i", s(&cow), "-o", s(&out), "--kernel-areas-only"]);
+    assert_one_line_error(&output, 2, "--kernel-areas-only");
+
+    let persistent = build_store(&dir, "cow.img", 8, 64, 10);
+    let output = repair(&["-i", s(&persistent), "-o", s(&out), "--snapshots", "0"]);
+    let text = assert_one_line_error(&output, 2, "--snapshots");
+    assert!(text.contains("shared stores only"), "{text}");
+    let output = repair(&["-i", s(&cow), "--dry-run", "--snapshots", "64"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(!out.exists());
+}

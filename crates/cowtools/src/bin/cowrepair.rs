@@ -1,5 +1,7 @@
-//! cowrepair: salvages a damaged persistent or legacy COW store into a new,
-//! consistent one, and reports every record it dropped and why.
+//! cowrepair: salvages a damaged persistent, legacy or shared COW store into a
+//! new, consistent one, and reports every record it dropped and why (for shared
+//! stores, also the origin ranges whose leaves could not be read, and what each
+//! snapshot kept and lost).
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -9,10 +11,14 @@ use anyhow::{anyhow, bail};
 use clap::{Parser, ValueEnum};
 use comfy_table::{presets::UTF8_FULL, Table};
 use cowfmt::device::{Access, Device};
+use cowfmt::kind::{PERSISTENT_MAGIC, SHARED_MAGIC};
 use cowfmt::persistent::check::{check, CheckOptions};
 use cowfmt::persistent::migrate::{open_output, OutputRequest};
 use cowfmt::persistent::repair::{self, JobError, RepairOptions, RepairReport, Salvage};
 use cowfmt::persistent::table::{snapshot_table_line, TableDevices};
+use cowfmt::shared::check as shared_check;
+use cowfmt::shared::mask;
+use cowfmt::shared::repair as shared_repair;
 use cowfmt::units::human_bytes;
 use cowfmt::{Severity, StoreKind};
 use cowtools::args;
@@ -35,9 +41,15 @@ EXAMPLES:
     cowrepair -i /dev/vg/data-cow --in-place --backup /srv/data-cow.bak
   Machine-readable report:
     cowrepair -i cow.img -o fixed.img --format json
+  A shared store whose header was wiped, with snapshots 0-3 and 5:
+    cowrepair -i shared.img -o fixed.img --kind shared --snapshots 0-3,5
 
-Every area location on the device is scanned, so records after a zeroed or
-overwritten area, or after a premature terminator, are recovered when credible.
+Persistent stores: every area location on the device is scanned, so records
+after a zeroed or overwritten area, or after a premature terminator, are
+recovered when credible. Shared stores: the tree is walked from the root; when
+a block is damaged, the chunks nothing reachable accounts for are scanned for
+leaves, and the report names every lost origin range and what each snapshot
+kept and lost. The kind comes from the header's magic (or --kind).
 Exit codes: 0 the output was written (the report lists any record dropped),
 1 nothing could be salvaged or the damage stopped the job, 2 usage or I/O error.";
 
@@ -48,14 +60,16 @@ enum RepairKind {
     Persistent,
     /// The same bytes, held to the pre-2.6.29 limits and made safe to reload there.
     Legacy,
+    /// The multi-snapshot shared store.
+    Shared,
 }
 
 /// Report formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ReportFormat {
-    /// Plain lines: one per dropped record, then a summary.
+    /// Plain lines: one per dropped record (and lost range), then a summary.
     Text,
-    /// The dropped records as a table, then the summary.
+    /// The dropped records (and per-snapshot counts) as tables, then the summary.
     Table,
     /// One JSON document (format_version 1).
     Json,
@@ -101,9 +115,27 @@ struct Cli {
     #[arg(long, value_name = "SIZE", value_parser = args::parse_size)]
     origin_size: Option<u64>,
 
-    /// persistent, or legacy to also hold the output to the pre-2.6.29 limits.
+    /// persistent, legacy (also hold the output to the pre-2.6.29 limits), or
+    /// shared; by default the header's magic decides.
     #[arg(long, value_enum)]
     kind: Option<RepairKind>,
+
+    /// Shared stores: journal chunks, overriding the header's.
+    #[arg(long, value_name = "N")]
+    journal_chunks: Option<u64>,
+
+    /// Shared stores: the snapshot ids that exist (0,3-5,63), overriding the header's.
+    #[arg(long, value_name = "IDS", value_parser = parse_snapshot_ids, conflicts_with = "snapmask")]
+    snapshots: Option<u64>,
+
+    /// Shared stores: the snapmask (bit s = snapshot s; 0x... or decimal), overriding the header's.
+    #[arg(long, value_name = "MASK", value_parser = parse_mask)]
+    snapmask: Option<u64>,
+
+    /// Shared stores: when the tree is damaged, also look for leaves in chunks
+    /// the bitmap marks free (stale leaves the engine freed look like this too).
+    #[arg(long)]
+    full_scan: bool,
 
     /// Mark the output valid even if the input was invalidated (its data may be incomplete).
     #[arg(long)]
@@ -134,8 +166,13 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> anyhow::Result<u8> {
     validate(cli)?;
-    let options = options(cli)?;
     let input = Device::open(&cli.input, Access::ReadOnly)?;
+    if let Some(probed) = shared_kind(cli, &input)? {
+        validate_shared(cli)?;
+        return run_shared(cli, input, probed);
+    }
+    validate_persistent(cli)?;
+    let options = options(cli)?;
     if cli.in_place {
         return in_place(cli, &options, input);
     }
@@ -178,19 +215,79 @@ fn validate(cli: &Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn validate_persistent(cli: &Cli) -> anyhow::Result<()> {
+    let shared_only = [
+        (cli.journal_chunks.is_some(), "--journal-chunks"),
+        (cli.snapshots.is_some(), "--snapshots"),
+        (cli.snapmask.is_some(), "--snapmask"),
+        (cli.full_scan, "--full-scan"),
+    ];
+    if let Some((_, flag)) = shared_only.iter().find(|(given, _)| *given) {
+        bail!(
+            "{}: {flag} applies to shared stores only, and this is not one (give --kind shared if its header is wiped)",
+            cli.input.display()
+        );
+    }
+    Ok(())
+}
+
+fn validate_shared(cli: &Cli) -> anyhow::Result<()> {
+    if cli.kernel_areas_only {
+        bail!(
+            "{}: --kernel-areas-only applies to persistent stores only, and this is a shared store",
+            cli.input.display()
+        );
+    }
+    Ok(())
+}
+
+/// Whether the input is to be repaired as a shared store: by `--kind`, else by
+/// its magic, else (no store's magic at all) when leaves and a bitmap of a
+/// shared store are found. `Some(true)` when it was found that way.
+fn shared_kind(cli: &Cli, input: &Device) -> anyhow::Result<Option<bool>> {
+    let mut magic = [0u8; 4];
+    let magic = match input.read_at(&mut magic, 0, || "the store magic".to_string()) {
+        Ok(()) => Some(u32::from_le_bytes(magic)),
+        Err(_) => None,
+    };
+    match (cli.kind, magic) {
+        (Some(RepairKind::Shared), Some(PERSISTENT_MAGIC)) => bail!(
+            "{}: --kind shared was given, but the header says this is a persistent store",
+            cli.input.display()
+        ),
+        (Some(RepairKind::Shared), _) => Ok(Some(false)),
+        (Some(_), Some(SHARED_MAGIC)) => bail!(
+            "{}: --kind {} was given, but the header says this is a shared store",
+            cli.input.display(),
+            if cli.kind == Some(RepairKind::Legacy) {
+                "legacy"
+            } else {
+                "persistent"
+            }
+        ),
+        (Some(_), _) => Ok(None),
+        (None, Some(SHARED_MAGIC)) => Ok(Some(false)),
+        (None, Some(PERSISTENT_MAGIC)) | (None, None) => Ok(None),
+        (None, Some(_)) => Ok(shared_repair::probe_wiped_header(input)?.map(|_| true)),
+    }
+}
+
+fn origin_bytes(cli: &Cli) -> anyhow::Result<Option<u64>> {
+    Ok(match &cli.origin {
+        Some(origin) => Some(Device::open(origin, Access::ReadOnly)?.size_bytes()),
+        None => cli.origin_size,
+    })
+}
+
 fn options(cli: &Cli) -> anyhow::Result<RepairOptions> {
     let kind = match cli.kind {
         Some(RepairKind::Legacy) => StoreKind::Legacy,
-        Some(RepairKind::Persistent) | None => StoreKind::Persistent,
-    };
-    let origin_bytes = match &cli.origin {
-        Some(origin) => Some(Device::open(origin, Access::ReadOnly)?.size_bytes()),
-        None => cli.origin_size,
+        Some(RepairKind::Persistent) | Some(RepairKind::Shared) | None => StoreKind::Persistent,
     };
     Ok(RepairOptions {
         kind,
         chunk_size: cli.chunk_size,
-        origin_bytes,
+        origin_bytes: origin_bytes(cli)?,
         mark_valid: cli.mark_valid,
         kernel_areas_only: cli.kernel_areas_only,
     })
@@ -236,6 +333,29 @@ fn refuse_if_nothing_salvaged(cli: &Cli, salvage: &Salvage) -> anyhow::Result<()
 /// Copies the input to the backup, verifies the copy, then rebuilds the input
 /// from the backup.
 fn in_place(cli: &Cli, options: &RepairOptions, input: Device) -> anyhow::Result<u8> {
+    let backup = back_up(cli, input)?;
+    let salvage = analyze(cli, &backup, options)?;
+    refuse_if_nothing_salvaged(cli, &salvage)?;
+    let output = Device::open(&cli.input, Access::ReadWrite)?;
+    if output.size_bytes() < salvage.needed_bytes() {
+        bail!(
+            "{}: the salvaged store needs at least {} bytes, more than the device holds",
+            cli.input.display(),
+            salvage.needed_bytes()
+        );
+    }
+    let mut report = write(cli, salvage, &backup, output, false)?;
+    report.notes.push(format!(
+        "the records and data were read from the verified backup {}",
+        cli.backup.as_deref().unwrap_or(Path::new("")).display()
+    ));
+    report.input = cli.input.display().to_string();
+    finish(cli, &report, &cli.input)
+}
+
+/// Copies the input to `--backup` and verifies the copy; returns the backup,
+/// opened read-only. The input is closed.
+fn back_up(cli: &Cli, input: Device) -> anyhow::Result<Device> {
     let backup_path = cli
         .backup
         .as_deref()
@@ -267,24 +387,7 @@ fn in_place(cli: &Cli, options: &RepairOptions, input: Device) -> anyhow::Result
     let bar = progress::bar(total, "verifying", cli.quiet);
     repair::verify_copy(&input, &backup, &mut |done, _| bar.set_position(done))?;
     bar.finish_and_clear();
-    drop(input);
-    let salvage = analyze(cli, &backup, options)?;
-    refuse_if_nothing_salvaged(cli, &salvage)?;
-    let output = Device::open(&cli.input, Access::ReadWrite)?;
-    if output.size_bytes() < salvage.needed_bytes() {
-        bail!(
-            "{}: the salvaged store needs at least {} bytes, more than the device holds",
-            cli.input.display(),
-            salvage.needed_bytes()
-        );
-    }
-    let mut report = write(cli, salvage, &backup, output, false)?;
-    report.notes.push(format!(
-        "the records and data were read from the verified backup {}",
-        backup_path.display()
-    ));
-    report.input = cli.input.display().to_string();
-    finish(cli, &report, &cli.input)
+    Ok(backup)
 }
 
 /// Checks the output, renders the report and picks the exit code.
@@ -485,5 +588,438 @@ fn plural(count: u64) -> &'static str {
         ""
     } else {
         "s"
+    }
+}
+
+/// Parses snapshot ids as people write them ("0,3-5,63") into a snapmask.
+fn parse_snapshot_ids(text: &str) -> Result<u64, String> {
+    let mut mask = 0u64;
+    for part in text.split(',').map(str::trim) {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        let id = |t: &str| -> Result<u32, String> {
+            let id: u32 = t
+                .trim()
+                .parse()
+                .map_err(|_| format!("{t:?} is not a snapshot id (0-63)"))?;
+            if id >= mask::MAX_SNAPSHOTS {
+                return Err(format!("snapshot id {id} is out of range (0-63)"));
+            }
+            Ok(id)
+        };
+        let (lo, hi) = (id(lo)?, id(hi)?);
+        if lo > hi {
+            return Err(format!(
+                "{part:?} is not an ascending range of snapshot ids"
+            ));
+        }
+        for s in lo..=hi {
+            mask |= mask::bit(s);
+        }
+    }
+    Ok(mask)
+}
+
+/// Parses a snapmask: `0x...` hexadecimal or decimal.
+fn parse_mask(text: &str) -> Result<u64, String> {
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse(),
+    };
+    parsed.map_err(|_| format!("{text:?} is not a snapmask (0x... or decimal)"))
+}
+
+fn shared_options(cli: &Cli) -> anyhow::Result<shared_repair::RepairOptions> {
+    Ok(shared_repair::RepairOptions {
+        chunk_size: cli.chunk_size,
+        journal_chunks: cli.journal_chunks,
+        snapmask: cli.snapshots.or(cli.snapmask),
+        origin_bytes: origin_bytes(cli)?,
+        mark_valid: cli.mark_valid,
+        full_scan: cli.full_scan,
+    })
+}
+
+/// Repairs a shared store: into `-o`, in place, or not at all (`--dry-run`).
+fn run_shared(cli: &Cli, input: Device, probed: bool) -> anyhow::Result<u8> {
+    let options = shared_options(cli)?;
+    if cli.in_place {
+        return shared_in_place(cli, &options, input, probed);
+    }
+    let salvage = shared_analyze(cli, &input, &options, probed)?;
+    let Some(output_path) = cli.output.as_deref() else {
+        render_shared(cli, salvage.report(), None)?;
+        return Ok(shared_exit_code(salvage.report()));
+    };
+    shared_refuse_if_nothing_salvaged(cli, &salvage)?;
+    let size = cli.size.unwrap_or(input.size_bytes());
+    if let Some(problem) = salvage.output_problem(size) {
+        bail!("{}: {problem}; give another --size", output_path.display());
+    }
+    let prepared = open_output(&OutputRequest {
+        path: output_path,
+        size,
+        size_given: cli.size.is_some(),
+        force: cli.force,
+        inputs: &[&cli.input],
+    })?;
+    let how = shared_repair::WriteOptions {
+        output_zeroed: prepared.zeroed,
+        data_in_place: false,
+    };
+    let report = shared_write(cli, salvage, &input, prepared.device, how)?;
+    shared_finish(cli, &report, output_path)
+}
+
+fn shared_analyze(
+    cli: &Cli,
+    input: &Device,
+    options: &shared_repair::RepairOptions,
+    probed: bool,
+) -> anyhow::Result<shared_repair::Salvage> {
+    let bar = progress::bar(0, "scanning", cli.quiet);
+    let result = shared_repair::analyze(input, options, &mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    let mut salvage = result.map_err(job_error)?;
+    if probed {
+        salvage.note(
+            "the header holds no store magic; leaves and a bitmap of a shared store were found, so it was repaired as one"
+                .to_string(),
+        );
+    }
+    Ok(salvage)
+}
+
+fn shared_write(
+    cli: &Cli,
+    salvage: shared_repair::Salvage,
+    input: &Device,
+    output: Device,
+    how: shared_repair::WriteOptions,
+) -> anyhow::Result<shared_repair::RepairReport> {
+    let bar = progress::bar(salvage.kept_data_chunks(), "copying", cli.quiet);
+    let result = salvage.write(input, output, how, &mut |done, _| bar.set_position(done));
+    bar.finish_and_clear();
+    result.map_err(job_error)
+}
+
+fn shared_refuse_if_nothing_salvaged(
+    cli: &Cli,
+    salvage: &shared_repair::Salvage,
+) -> anyhow::Result<()> {
+    let report = salvage.report();
+    if report.nothing_salvaged() {
+        render_shared(cli, report, None)?;
+        return Err(StoreProblems(format!(
+            "{}: nothing could be salvaged ({} record{} dropped{}); no output written",
+            cli.input.display(),
+            report.dropped_total,
+            plural(report.dropped_total),
+            if report.records_unknown {
+                ", the rest unreadable"
+            } else {
+                ""
+            }
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Copies the input to the backup, verifies the copy, then rebuilds the input
+/// from the backup (the data chunks stay where they are).
+fn shared_in_place(
+    cli: &Cli,
+    options: &shared_repair::RepairOptions,
+    input: Device,
+    probed: bool,
+) -> anyhow::Result<u8> {
+    let backup = back_up(cli, input)?;
+    let salvage = shared_analyze(cli, &backup, options, probed)?;
+    shared_refuse_if_nothing_salvaged(cli, &salvage)?;
+    let output = Device::open(&cli.input, Access::ReadWrite)?;
+    if let Some(problem) = salvage.output_problem(output.size_bytes()) {
+        bail!("{}: {problem}", cli.input.display());
+    }
+    let how = shared_repair::WriteOptions {
+        output_zeroed: false,
+        data_in_place: true,
+    };
+    let mut report = shared_write(cli, salvage, &backup, output, how)?;
+    report.notes.push(format!(
+        "the records were read from the verified backup {}",
+        cli.backup.as_deref().unwrap_or(Path::new("")).display()
+    ));
+    report.input = cli.input.display().to_string();
+    shared_finish(cli, &report, &cli.input)
+}
+
+/// Checks the output with the shared checker, renders the report and picks
+/// the exit code.
+fn shared_finish(
+    cli: &Cli,
+    report: &shared_repair::RepairReport,
+    output: &Path,
+) -> anyhow::Result<u8> {
+    let device = Device::open(output, Access::ReadOnly)?;
+    let checked = shared_check::check(
+        &device,
+        &shared_check::CheckOptions {
+            origin_bytes: origin_bytes(cli)?,
+            ..shared_check::CheckOptions::default()
+        },
+    )?;
+    let errors: Vec<_> = checked
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
+    render_shared(cli, report, Some(output))?;
+    if let Some(first) = errors.first() {
+        return Err(StoreProblems(format!(
+            "{}: the repaired store still has {} problem{}: {}",
+            output.display(),
+            errors.len(),
+            plural(errors.len() as u64),
+            first.message
+        ))
+        .into());
+    }
+    Ok(shared_exit_code(report))
+}
+
+fn shared_exit_code(report: &shared_repair::RepairReport) -> u8 {
+    if report.nothing_salvaged() {
+        exit::EXIT_PROBLEMS
+    } else {
+        exit::EXIT_OK
+    }
+}
+
+fn render_shared(
+    cli: &Cli,
+    report: &shared_repair::RepairReport,
+    output: Option<&Path>,
+) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    match cli.format {
+        ReportFormat::Json => {
+            writeln!(out, "{}", serde_json::to_string_pretty(report)?)?;
+        }
+        _ if cli.quiet => {}
+        format => write_shared_text(&mut out, cli, report, output, format == ReportFormat::Table)?,
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn write_shared_text(
+    out: &mut dyn Write,
+    cli: &Cli,
+    report: &shared_repair::RepairReport,
+    output: Option<&Path>,
+    as_table: bool,
+) -> io::Result<()> {
+    let name = &report.input;
+    if as_table && !report.dropped.is_empty() {
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL);
+        table.set_header(["origin", "share", "chunk", "leaf", "reason"]);
+        for d in &report.dropped {
+            table.add_row([
+                d.origin.to_string(),
+                mask::describe(d.share),
+                d.chunk.to_string(),
+                d.leaf.to_string(),
+                d.reason.to_string(),
+            ]);
+        }
+        writeln!(out, "{table}")?;
+    } else {
+        for d in &report.dropped {
+            writeln!(out, "{name}: dropped: {}: {}", d.reason, d.message)?;
+        }
+    }
+    if report.dropped_unlisted > 0 {
+        writeln!(
+            out,
+            "{name}: {} more dropped records not listed",
+            report.dropped_unlisted
+        )?;
+    }
+    for lost in &report.lost_ranges {
+        writeln!(out, "{name}: lost: {}", lost_range_text(lost))?;
+    }
+    if report.lost_ranges_unlisted > 0 {
+        writeln!(
+            out,
+            "{name}: {} more lost ranges not listed",
+            report.lost_ranges_unlisted
+        )?;
+    }
+    writeln!(
+        out,
+        "{name}: chunk size {} sectors ({}), journal {} chunks ({}), snapshots {} ({})",
+        report.chunk_size,
+        report.chunk_size_source.as_str(),
+        report.journal_chunks,
+        report.journal_source.as_str(),
+        mask::describe(report.snapmask),
+        report.snapmask_source.as_str()
+    )?;
+    if report.header_repaired {
+        writeln!(
+            out,
+            "{name}: header repaired: {}",
+            report.header_problems.join("; ")
+        )?;
+    }
+    if let Some(scan) = &report.scan {
+        writeln!(
+            out,
+            "{name}: scan: read {} chunk{} ({}); {} leaves found: {} used, {} overlapping a better leaf, {} implausible, {} outside the damage",
+            scan.chunks_scanned,
+            plural(scan.chunks_scanned),
+            match scan.mode {
+                shared_repair::ScanMode::Used => "marked in use, not referenced",
+                shared_repair::ScanMode::All => "every unreferenced chunk",
+            },
+            scan.leaves_found,
+            scan.leaves_used,
+            scan.leaves_overlapping,
+            scan.leaves_implausible,
+            scan.leaves_outside_damage
+        )?;
+    }
+    for note in &report.notes {
+        writeln!(out, "{name}: note: {note}")?;
+    }
+    write_snapshot_counts(out, name, report, as_table)?;
+    let reasons: Vec<String> = report
+        .dropped_by_reason
+        .iter()
+        .map(|r| format!("{} {}", r.count, r.reason))
+        .collect();
+    writeln!(
+        out,
+        "{name}: kept {} record{} of {} origin chunk{}, dropped {}{}; {}",
+        report.kept,
+        plural(report.kept),
+        report.kept_origin_chunks,
+        plural(report.kept_origin_chunks),
+        report.dropped_total,
+        if reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", reasons.join(", "))
+        },
+        unknown_text(report)
+    )?;
+    let c = &report.chunks;
+    writeln!(
+        out,
+        "{name}: chunks in use: {} data kept, {} old tree blocks, {} of dropped records, {} leaked: all but the data freed",
+        c.data_kept, c.old_tree_blocks, c.dropped_record_chunks, c.leaked_freed
+    )?;
+    let Some(output) = output else {
+        return writeln!(out, "{name}: nothing written (dry run)");
+    };
+    let cow = output.display().to_string();
+    let origin = cli.origin.as_ref().map(|p| p.display().to_string());
+    for &id in &report.snapshots {
+        writeln!(
+            out,
+            "{cow}: table: {}",
+            cowfmt::shared::table_line(
+                origin.as_deref(),
+                report_origin_sectors(cli),
+                &cow,
+                report.chunk_size,
+                id
+            )
+        )?;
+    }
+    writeln!(
+        out,
+        "{cow}: written: shared store, {}, {} leaves (tree level {}), {} data chunk{} copied",
+        if report.output_valid {
+            "valid"
+        } else {
+            "invalid"
+        },
+        report.leaves_after.unwrap_or(0),
+        report.tree_level_after.unwrap_or(0),
+        report.data_chunks_copied.unwrap_or(0),
+        plural(report.data_chunks_copied.unwrap_or(0))
+    )
+}
+
+fn write_snapshot_counts(
+    out: &mut dyn Write,
+    name: &str,
+    report: &shared_repair::RepairReport,
+    as_table: bool,
+) -> io::Result<()> {
+    if as_table && !report.per_snapshot.is_empty() {
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL);
+        table.set_header(["snapshot", "kept", "lost", "lost in unreadable ranges"]);
+        for t in &report.per_snapshot {
+            table.add_row([
+                t.id.to_string(),
+                t.kept.to_string(),
+                t.lost.to_string(),
+                if t.lost_unknown { "unknown" } else { "none" }.to_string(),
+            ]);
+        }
+        return writeln!(out, "{table}");
+    }
+    for t in &report.per_snapshot {
+        writeln!(
+            out,
+            "{name}: snapshot {}: kept {} record{}, lost {}{}",
+            t.id,
+            t.kept,
+            plural(t.kept),
+            t.lost,
+            if t.lost_unknown {
+                " (and an unknown number in unreadable ranges)"
+            } else {
+                ""
+            }
+        )?;
+    }
+    Ok(())
+}
+
+fn lost_range_text(lost: &shared_repair::LostRange) -> String {
+    let place = match lost.block {
+        Some(chunk) if lost.level == 0 => format!("leaf at chunk {chunk}"),
+        Some(chunk) => format!("level-{} node at chunk {chunk}", lost.level),
+        None => "the whole tree".to_string(),
+    };
+    let mut text = format!("{} ({place}): {}", lost.range.text(), lost.problem);
+    if lost.recovered_leaves > 0 {
+        text.push_str(&format!(
+            "; the scan recovered {} leaves with {} records",
+            lost.recovered_leaves, lost.recovered_records
+        ));
+    }
+    if !lost.unresolved.is_empty() {
+        let ranges: Vec<String> = lost.unresolved.iter().map(|r| r.text()).collect();
+        text.push_str(&format!("; no leaf found for {}", ranges.join(", ")));
+    }
+    text
+}
+
+fn unknown_text(report: &shared_repair::RepairReport) -> String {
+    match (report.records_unknown, report.unknown_records_at_most) {
+        (false, _) => "no records lost in unreadable ranges".to_string(),
+        (true, Some(n)) => format!(
+            "records in unreadable ranges: unknown, at most {n} (the chunks in use that nothing found references)"
+        ),
+        (true, None) => "records in unreadable ranges: unknown".to_string(),
     }
 }

@@ -35,6 +35,11 @@ impl Salvage {
         &self.report
     }
 
+    /// Adds a note for the report (what the caller knows about the input).
+    pub fn note(&mut self, text: String) {
+        self.report.notes.push(text);
+    }
+
     /// The chunk size in sectors.
     pub fn chunk_sectors(&self) -> u32 {
         self.chunk_sectors
