@@ -14,10 +14,13 @@ pub struct Batch<'a> {
     /// Records ended so far.
     pub count: u64,
     number: itoa::Buffer,
+    id_lists: IdLists,
 }
 
-/// Bytes gathered before a write to the output.
-const BATCH_BYTES: usize = 1 << 18;
+/// Bytes gathered before a write to the output: at least the output's buffer
+/// (1 MiB, `output::open_output`), so that a `BufWriter` passes each block
+/// straight through instead of copying it into its own buffer first.
+const BATCH_BYTES: usize = 1 << 20;
 
 impl<'a> Batch<'a> {
     pub fn new(out: &'a mut dyn Write) -> Self {
@@ -26,6 +29,7 @@ impl<'a> Batch<'a> {
             buf: Vec::with_capacity(BATCH_BYTES + 256),
             count: 0,
             number: itoa::Buffer::new(),
+            id_lists: IdLists::default(),
         }
     }
 
@@ -49,20 +53,11 @@ impl<'a> Batch<'a> {
         self.buf.extend_from_slice(digits);
     }
 
-    /// A share mask as a flow list of snapshot ids, `[0,3]`, with `separator`
-    /// between the ids.
+    /// A share mask as a flow list of snapshot ids: `[0,3]` in JSON, `[0, 3]`
+    /// in YAML.
     #[inline]
-    pub fn id_list(&mut self, mask: u64, separator: &[u8]) {
-        self.text(b"[");
-        let mut rest = mask;
-        while rest != 0 {
-            self.number(u64::from(rest.trailing_zeros()));
-            rest &= rest - 1;
-            if rest != 0 {
-                self.text(separator);
-            }
-        }
-        self.text(b"]");
+    pub fn id_list(&mut self, mask: u64, style: IdStyle) {
+        self.id_lists.write(mask, style, &mut self.buf);
     }
 
     /// A share mask as people read it: `0,3-5`, or `none`.
@@ -107,6 +102,86 @@ impl<'a> Batch<'a> {
         self.out.write_all(&self.buf)?;
         self.buf.clear();
         Ok(())
+    }
+}
+
+/// How an id list is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdStyle {
+    /// `[0,3]`.
+    Json,
+    /// `[0, 3]`.
+    Yaml,
+}
+
+/// Every id from 0 to 63 in one line, `0,1,2,...,63` (or `0, 1, 2, ..., 63`),
+/// with where each id starts and ends in it: the ids of a run of consecutive
+/// bits are one slice of the line, so a share mask (usually one or two runs) is
+/// written with a copy per run instead of a number per id.
+struct IdLine {
+    text: Vec<u8>,
+    start: [usize; 64],
+    end: [usize; 64],
+    separator: &'static [u8],
+}
+
+impl IdLine {
+    fn new(separator: &'static [u8]) -> Self {
+        let mut line = IdLine {
+            text: Vec::with_capacity(64 * 4),
+            start: [0; 64],
+            end: [0; 64],
+            separator,
+        };
+        for id in 0..64 {
+            if id > 0 {
+                line.text.extend_from_slice(separator);
+            }
+            line.start[id] = line.text.len();
+            line.text.extend_from_slice(id.to_string().as_bytes());
+            line.end[id] = line.text.len();
+        }
+        line
+    }
+
+    /// Appends the ids of `mask` to `out`, without brackets.
+    #[inline]
+    fn write(&self, mask: u64, out: &mut Vec<u8>) {
+        let mut rest = mask;
+        while rest != 0 {
+            let first = rest.trailing_zeros() as usize;
+            let len = (rest >> first).trailing_ones() as usize;
+            let last = first + len - 1;
+            out.extend_from_slice(&self.text[self.start[first]..self.end[last]]);
+            rest = if last == 63 {
+                0
+            } else {
+                rest & (u64::MAX << (last + 1))
+            };
+            if rest != 0 {
+                out.extend_from_slice(self.separator);
+            }
+        }
+    }
+}
+
+/// The id lines of both styles, made on first use.
+#[derive(Default)]
+struct IdLists {
+    json: Option<IdLine>,
+    yaml: Option<IdLine>,
+}
+
+impl IdLists {
+    #[inline]
+    fn write(&mut self, mask: u64, style: IdStyle, out: &mut Vec<u8>) {
+        let line = match style {
+            IdStyle::Json => self.json.get_or_insert_with(|| IdLine::new(b",")),
+            IdStyle::Yaml => self.yaml.get_or_insert_with(|| IdLine::new(b", ")),
+        };
+        out.push(b'[');
+        line.write(mask, out);
+        out.push(b']');
     }
 }
 
@@ -201,9 +276,19 @@ mod tests {
     }
 
     #[test]
-    fn id_lists_use_the_separator() {
-        assert_eq!(text(|b| b.id_list(0, b",")), "[]");
-        assert_eq!(text(|b| b.id_list(0b101, b", ")), "[0, 2]");
-        assert_eq!(text(|b| b.id_list(1 << 63 | 2, b",")), "[1,63]");
+    fn id_lists_in_each_style() {
+        assert_eq!(text(|b| b.id_list(0, IdStyle::Json)), "[]");
+        assert_eq!(text(|b| b.id_list(0b101, IdStyle::Yaml)), "[0, 2]");
+        assert_eq!(text(|b| b.id_list(1 << 63 | 2, IdStyle::Json)), "[1,63]");
+        assert_eq!(
+            text(|b| {
+                b.id_list(0b101, IdStyle::Json);
+                b.id_list(0b101, IdStyle::Yaml);
+                b.id_list(0b101, IdStyle::Json);
+                b.id_list(0b11, IdStyle::Json);
+            }),
+            "[0,2][0, 2][0,2][0,1]",
+            "a cached list is kept per style"
+        );
     }
 }

@@ -11,7 +11,7 @@ use cowfmt::shared::dump::{
     BlockProblem, ChunkRun, ShareMask, SharedDumpTail, SharedRecord, SharedSource, TreeBlock,
 };
 
-use crate::batch::{json_fields, Batch, Progress};
+use crate::batch::{json_fields, Batch, IdStyle, Progress};
 use crate::{shared_table, yaml_tree, DumpFormat};
 
 /// What list a shared dump holds.
@@ -184,7 +184,10 @@ pub fn record(batch: &mut Batch<'_>, json: bool, r: &SharedRecord, with_snapshot
         } else {
             b", snapshots: "
         });
-        batch.id_list(r.snapshots.0, if json { b"," } else { b", " });
+        batch.id_list(
+            r.snapshots.0,
+            if json { IdStyle::Json } else { IdStyle::Yaml },
+        );
     }
     batch.text(b"}");
 }

@@ -6,7 +6,7 @@ use std::io;
 
 use cowfmt::shared::dump::{TreeBlock, TreeBody};
 
-use crate::batch::Batch;
+use crate::batch::{Batch, IdStyle};
 use crate::shared::record;
 
 /// Writes `block` as one item of a top-level YAML sequence, starting on a new line.
@@ -68,7 +68,7 @@ pub fn write_block(batch: &mut Batch<'_>, block: &TreeBlock) -> io::Result<()> {
             batch.text(b"\n  base_chunk: ");
             batch.number(*base_chunk);
             batch.text(b"\n  using_mask: ");
-            batch.id_list(using_mask.0, b", ");
+            batch.id_list(using_mask.0, IdStyle::Yaml);
             batch.text(b"\n  exceptions:");
             for r in exceptions {
                 batch.text(b"\n  - ");
