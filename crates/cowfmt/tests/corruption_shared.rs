@@ -507,6 +507,8 @@ fn the_generated_store_is_clean_and_deep() {
     let repair = case.assert_repair_default(&all());
     assert_eq!(repair.dropped_total, 0);
     assert!(!repair.header_repaired);
+    assert!(repair.scan.is_none(), "no damage, no scan");
+    assert!(repair.lost_ranges.is_empty());
 }
 
 // ---------------------------------------------------------------- header
@@ -877,6 +879,7 @@ fn node_count() {
         // The leaves under the node are found by the scan.
         let repair = case.assert_repair_default(&all());
         assert_eq!(repair.lost_ranges.len(), 1);
+        assert_all_recovered(&repair, &case.name);
     }
 }
 
@@ -1002,6 +1005,7 @@ fn a_zeroed_node_and_a_zeroed_root() {
         let repair = case.assert_repair_default(&all());
         let recovered: u64 = repair.lost_ranges.iter().map(|l| l.recovered_records).sum();
         assert_eq!(recovered, below, "{name}");
+        assert_all_recovered(&repair, name);
     }
 }
 
@@ -1044,7 +1048,8 @@ fn leaf_header_fields() {
             block_location(&leaf.at),
             "{name}"
         );
-        case.assert_repair_default(&all_but(&leaf.records));
+        let repair = case.assert_repair_default(&all_but(&leaf.records));
+        assert_leaf_lost(&repair, leaf, name);
     }
 }
 
@@ -1058,9 +1063,41 @@ fn a_zeroed_leaf() {
     assert_eq!(report.findings[0].location, block_location(&leaf.at));
     // Exactly that leaf's records are lost, and nothing else.
     let repair = case.assert_repair_default(&all_but(&leaf.records));
-    assert!(repair.records_unknown);
-    let lost: Vec<_> = repair.lost_ranges.iter().map(|l| l.range).collect();
-    assert_eq!(lost, vec![repair::OriginRange::new(leaf.at.lo, leaf.at.hi)]);
+    assert_leaf_lost(&repair, leaf, "zeroed leaf");
+}
+
+/// A repair that lost exactly `leaf` says so: one lost range, the leaf's
+/// own, unresolved, and the bitmap bound on the unknown records is exactly
+/// its record count (docs/cowrepair.md, "What was lost").
+fn assert_leaf_lost(repair: &RepairReport, leaf: &LeafBlock, name: &str) {
+    let range = repair::OriginRange::new(leaf.at.lo, leaf.at.hi);
+    assert!(repair.records_unknown, "{name}");
+    assert_eq!(
+        repair.lost_ranges.len(),
+        1,
+        "{name}: {:#?}",
+        repair.lost_ranges
+    );
+    assert_eq!(repair.lost_ranges[0].range, range, "{name}");
+    assert_eq!(repair.lost_ranges[0].block, Some(leaf.at.chunk), "{name}");
+    assert_eq!(repair.lost_ranges[0].unresolved, vec![range], "{name}");
+    assert_eq!(
+        repair.unknown_records_at_most,
+        Some(leaf.records.len() as u64),
+        "{name}"
+    );
+}
+
+/// A repair whose lost blocks were all rebuilt from scanned leaves says that
+/// nothing is unresolved and that no record can be missing.
+fn assert_all_recovered(repair: &RepairReport, name: &str) {
+    assert!(!repair.lost_ranges.is_empty(), "{name}");
+    assert!(
+        repair.lost_ranges.iter().all(|l| l.unresolved.is_empty()),
+        "{name}: {:#?}",
+        repair.lost_ranges
+    );
+    assert_eq!(repair.unknown_records_at_most, Some(0), "{name}");
 }
 
 /// The map entry of record `index` of `leaf`.
@@ -1115,6 +1152,12 @@ fn share_masks_empty_or_outside_snapmask() {
         // read it; the other records of its origin chunk stay.
         let repair = case.assert_repair_default(&all_but(&[leaf.records[1]]));
         assert_eq!(repair.dropped.len(), 1, "{name}");
+        // Each snapshot its mask names on disk loses it (a zeroed mask names
+        // none, so no snapshot is counted as losing it).
+        for tally in &repair.per_snapshot {
+            let saw = share & mask::bit(tally.id) != 0;
+            assert_eq!(tally.lost, u64::from(saw), "{name}: snapshot {}", tally.id);
+        }
         assert_eq!(
             (repair.dropped[0].origin, repair.dropped[0].chunk),
             (leaf.records[1].0, record.chunk)
