@@ -794,3 +794,25 @@ fn bad_shared_headers_and_truncated_images_are_one_line_errors() {
     assert_eq!(output.status.code(), Some(0));
     assert!(stderr(&output).contains("tree_level 4294967295 is deeper than any tree can be"));
 }
+
+#[test]
+fn shared_dump_restores_with_mkcow_to_the_same_records() {
+    let dir = tempdir();
+    let path = build_shared(&dir, "shared.img");
+    for format in ["json", "yaml"] {
+        let dump = dir.path().join(format!("dump.{format}"));
+        dump_output(&["--format", format, "-o", s(&dump)], &path);
+        let restored = blank_image(&dir, &format!("restored-{format}.img"), 8192 * SHARED_CHUNK);
+        let output = tool("mkcow")
+            .args(["-q", "--from-dump", s(&dump)])
+            .arg(&restored)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let before = SharedDump::of(&shared_source(&path)).unwrap();
+        let after = SharedDump::of(&shared_source(&restored)).unwrap();
+        assert_eq!(after.exceptions, before.exceptions, "{format}");
+        assert_eq!(after.head.snapshots, before.head.snapshots);
+        assert_eq!(after.tail.records, before.tail.records);
+    }
+}

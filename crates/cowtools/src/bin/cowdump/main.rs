@@ -8,7 +8,7 @@ mod batch;
 mod persistent;
 mod shared;
 mod shared_table;
-mod yaml_tree;
+mod tree_items;
 
 use std::io::Write;
 use std::path::PathBuf;

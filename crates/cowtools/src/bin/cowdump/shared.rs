@@ -1,6 +1,6 @@
 //! The dump of a shared store as one JSON or YAML document: the head, one
-//! streamed list (`exceptions`, `tree` or `bitmap`), then the tail. Exception
-//! and run lines are formatted by hand for speed; tree blocks go through serde.
+//! streamed list (`exceptions`, `tree` or `bitmap`), then the tail. The list
+//! items are formatted by hand for speed; head and tail go through serde.
 
 use std::io::Write;
 
@@ -12,7 +12,7 @@ use cowfmt::shared::dump::{
 };
 
 use crate::batch::{json_fields, Batch, IdStyle, Progress};
-use crate::{shared_table, yaml_tree, DumpFormat};
+use crate::{shared_table, tree_items, DumpFormat};
 
 /// What list a shared dump holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,10 +144,9 @@ impl List<'_> {
     fn block(&mut self, block: &TreeBlock) -> std::io::Result<()> {
         if self.json {
             self.item();
-            serde_json::to_writer(self.batch.buffer(), block)?;
-            Ok(())
+            tree_items::json_block(&mut self.batch, block)
         } else {
-            yaml_tree::write_block(&mut self.batch, block)
+            tree_items::yaml_block(&mut self.batch, block)
         }
     }
 
