@@ -45,6 +45,21 @@ impl DenseBitmap {
         was
     }
 
+    /// The 64 bits `64 * index .. 64 * index + 64`, bit 0 first (0 past the end).
+    #[inline]
+    pub fn word(&self, index: u64) -> u64 {
+        self.words.get(index as usize).copied().unwrap_or(0)
+    }
+
+    /// Asks the CPU to start loading the word of bit `i` (nothing past the end),
+    /// so that testing many random bits overlaps their cache misses.
+    #[inline]
+    pub fn prefetch(&self, i: u64) {
+        if let Some(word) = self.words.get((i / 64) as usize) {
+            prefetch_word(word);
+        }
+    }
+
     /// Clears bit `i`. `i` must be in range.
     #[inline]
     pub fn clear(&mut self, i: u64) {

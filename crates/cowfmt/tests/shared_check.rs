@@ -1188,6 +1188,32 @@ fn leaks_are_warnings_one_per_run() {
 }
 
 #[test]
+fn long_leaked_runs_are_one_finding() {
+    // 4000 chunks: whole 64-chunk words of leaks, a run across word boundaries
+    // and one ending at the last chunk.
+    let leaves = (0..2).map(sample_leaf).collect();
+    let store = build(SECTORS, 4000, JOURNAL, 1, leaves, SNAPMASK);
+    let mut bitmap = ChunkBitmap::load(&store.device, &store.geometry).unwrap();
+    bitmap.set_range(250, 1000);
+    bitmap.set_range(3990, 4000);
+    bitmap.write_dirty(&store.device).unwrap();
+    let report = store.check();
+    assert_eq!(
+        codes(&report),
+        vec![FindingCode::ChunkLeaked; 2],
+        "{:#?}",
+        report.findings
+    );
+    assert_eq!(report.findings[0].location, Location::run(250, 750));
+    assert_eq!(report.findings[1].location, Location::run(3990, 10));
+    assert_eq!(report.summary.leaked_chunks, Some(760));
+    assert_eq!(
+        report.summary.free_chunks,
+        Some(4000 - DATA_START - 3 - 6 - 760)
+    );
+}
+
+#[test]
 fn reserved_chunks_must_be_marked() {
     let store = sample(1);
     store.mark(0, false);

@@ -5,12 +5,16 @@
 //!
 //! - [`header`](self::header): chunk 0 and the geometry it implies;
 //! - [`tree`](self::tree): nodes, leaves and records;
-//! - [`space`](self::space): the bitmap (reserved chunks, leaks, bits past the end).
+//! - [`space`](self::space): the bitmap (reserved chunks, leaks, bits past the end);
+//! - [`unmarked`](self::unmarked): tree blocks and records whose chunk the
+//!   bitmap does not mark.
 
 mod header;
+mod misread;
 mod place;
 mod space;
 mod tree;
+mod unmarked;
 
 use serde::{Deserialize, Serialize};
 
@@ -129,14 +133,14 @@ pub fn check(device: &Device, options: &CheckOptions) -> Result<CheckReport> {
     let origin_chunks = options
         .origin_bytes
         .map(|bytes| bytes.div_ceil(geometry.chunk_bytes));
+    let context = tree::Context {
+        device,
+        geometry,
+        bitmap: &bitmap,
+        snapmask: header.snapmask,
+        origin_chunks,
+    };
     let tree = if layout.tree_readable {
-        let context = tree::Context {
-            device,
-            geometry,
-            bitmap: &bitmap,
-            snapmask: header.snapmask,
-            origin_chunks,
-        };
         let outcome = tree::check_tree(&context, &header, &mut sink)?;
         summary.nodes = outcome.nodes;
         summary.leaves = outcome.leaves;
@@ -151,5 +155,9 @@ pub fn check(device: &Device, options: &CheckOptions) -> Result<CheckReport> {
     summary.used_chunks = Some(space.used);
     summary.free_chunks = Some(space.free);
     summary.leaked_chunks = space.leaked;
+    if space.unmarked > 0 {
+        drop(tree);
+        unmarked::report_unmarked(&context, &header, &mut sink)?;
+    }
     Ok(report(sink, summary))
 }

@@ -3,6 +3,7 @@
 
 use crate::finding::Location;
 use crate::shared::geometry::Geometry;
+use crate::shared::leaf::Exception;
 use crate::shared::walk::BlockAt;
 
 /// "leaf at chunk 1234 (level 0, origin chunks 5000..6000)".
@@ -68,5 +69,36 @@ pub(super) fn run(start: u64, end: u64) -> String {
         format!("chunk {start} is")
     } else {
         format!("chunks {start}..{end} ({} chunks) are", end - start)
+    }
+}
+
+/// "leaf at chunk 7 (...): entry 1 (origin chunk 150) record 2".
+pub(super) fn record_place(
+    at: &BlockAt,
+    entry: usize,
+    index: usize,
+    origin: Option<u64>,
+) -> String {
+    let origin = origin.map_or_else(|| "overflows".to_string(), |o| o.to_string());
+    format!(
+        "{}: entry {entry} (origin chunk {origin}) record {index}",
+        block(at)
+    )
+}
+
+/// The location of record `index` (of entry `entry`) in the leaf at `at`.
+pub(super) fn record_location(
+    at: &BlockAt,
+    entry: usize,
+    index: usize,
+    origin: Option<u64>,
+    record: Exception,
+) -> Location {
+    Location {
+        record: Some(index as u64),
+        old_chunk: origin,
+        new_chunk: Some(record.chunk),
+        mask: Some(record.share),
+        ..entry_location(at, entry)
     }
 }

@@ -17,6 +17,9 @@ pub(super) struct Space {
     /// Marked data-range chunks nothing references; `None` when the tree was
     /// not read whole.
     pub leaked: Option<u64>,
+    /// Chunks the tree references (blocks or records' COW chunks) that are not
+    /// marked in use.
+    pub unmarked: u64,
 }
 
 /// Checks the bitmap; `tree` is `None` when the tree could not be walked.
@@ -27,36 +30,102 @@ pub(super) fn check_space(
     sink: &mut FindingSink,
 ) -> Space {
     check_reserved(geometry, bitmap, sink);
-    let complete = tree.filter(|t| t.complete);
-    let mut free = 0;
-    let mut leaked = 0;
-    let mut leak_start = None;
-    for c in geometry.data_start()..geometry.nr_chunks {
-        let is_leak = if !bitmap.is_used(c) {
-            free += 1;
-            false
+    let complete = tree.is_some_and(|t| t.complete);
+    let mut scan = DataScan {
+        sink,
+        report_leaks: complete,
+        leak_start: None,
+        free: 0,
+        leaked: 0,
+        unmarked: 0,
+    };
+    let referenced = |c: u64| tree.is_some_and(|t| t.referenced.get(c));
+    let mut c = geometry.data_start();
+    while c < geometry.nr_chunks {
+        if c % 64 == 0 && c + 64 <= geometry.nr_chunks {
+            let used = bitmap_word(geometry, bitmap, c);
+            let refs = tree.map_or(0, |t| t.referenced.word(c / 64));
+            scan.word(c, used, refs);
+            c += 64;
         } else {
-            complete.is_some_and(|t| !t.referenced.get(c))
-        };
-        match (is_leak, leak_start) {
-            (true, None) => leak_start = Some(c),
-            (false, Some(start)) => {
-                leak_start = None;
-                leaked += c - start;
-                report_leak(start, c, sink);
-            }
-            _ => {}
+            scan.bit(c, bitmap.is_used(c), referenced(c));
+            c += 1;
         }
     }
-    if let Some(start) = leak_start {
-        leaked += geometry.nr_chunks - start;
-        report_leak(start, geometry.nr_chunks, sink);
-    }
+    scan.close(geometry.nr_chunks);
+    let (free, leaked, unmarked) = (scan.free, scan.leaked, scan.unmarked);
     check_past_end(geometry, bitmap, sink);
     Space {
         used: bitmap.count_used(),
         free,
-        leaked: complete.map(|_| leaked),
+        leaked: complete.then_some(leaked),
+        unmarked,
+    }
+}
+
+/// The bitmap bits of chunks `c..c + 64` (`c` a multiple of 64, inside the device).
+fn bitmap_word(geometry: &Geometry, bitmap: &ChunkBitmap, c: u64) -> u64 {
+    let per_chunk = geometry.bits_per_bitmap();
+    let at = ((c % per_chunk) / 8) as usize;
+    let bytes = &bitmap.chunk((c / per_chunk) as usize)[at..at + 8];
+    u64::from_le_bytes(bytes.try_into().expect("eight bytes"))
+}
+
+/// The data range, chunk by chunk or 64 at a time: free chunks, leaked runs,
+/// and referenced chunks that are not marked.
+struct DataScan<'s> {
+    sink: &'s mut FindingSink,
+    report_leaks: bool,
+    leak_start: Option<u64>,
+    free: u64,
+    leaked: u64,
+    unmarked: u64,
+}
+
+impl DataScan<'_> {
+    fn bit(&mut self, c: u64, used: bool, referenced: bool) {
+        if !used {
+            self.free += 1;
+            self.unmarked += u64::from(referenced);
+        }
+        if self.report_leaks && used && !referenced {
+            self.leak_start.get_or_insert(c);
+        } else {
+            self.close(c);
+        }
+    }
+
+    fn word(&mut self, c: u64, used: u64, referenced: u64) {
+        self.free += u64::from((!used).count_ones());
+        self.unmarked += u64::from((!used & referenced).count_ones());
+        let leaks = if self.report_leaks {
+            used & !referenced
+        } else {
+            0
+        };
+        match leaks {
+            0 => self.close(c),
+            u64::MAX => {
+                self.leak_start.get_or_insert(c);
+            }
+            _ => {
+                for bit in 0..64 {
+                    if leaks & (1 << bit) != 0 {
+                        self.leak_start.get_or_insert(c + bit);
+                    } else {
+                        self.close(c + bit);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends the open leak run, if any, before chunk `end`.
+    fn close(&mut self, end: u64) {
+        if let Some(start) = self.leak_start.take() {
+            self.leaked += end - start;
+            report_leak(start, end, self.sink);
+        }
     }
 }
 

@@ -1,7 +1,10 @@
 //! The B-tree: every node and leaf reached from the root in key order, and every
 //! record of every leaf, checked in one walk that reads one chunk at a time.
 
-use super::place::{block, block_location, entry_location, outside, referrer};
+use super::misread::{Misread, LEAF_HEAD_AS_COUNT};
+use super::place::{
+    block, block_location, entry_location, outside, record_location, record_place, referrer,
+};
 use crate::bitset::DenseBitmap;
 use crate::device::Device;
 use crate::error::Result;
@@ -9,13 +12,14 @@ use crate::finding::{Finding, FindingCode, FindingSink, Location};
 use crate::shared::bitmap::ChunkBitmap;
 use crate::shared::geometry::Geometry;
 use crate::shared::header::SharedHeader;
-use crate::shared::leaf::{Exception, Leaf, LeafError, LEAF_MAGIC, LEAF_VERSION};
+use crate::shared::leaf::{Exception, Leaf, LeafError};
 use crate::shared::mask;
 use crate::shared::node::{Node, NodeError};
 use crate::shared::walk::{walk_tree, BlockAt, TreeVisitor, WalkProblem};
 
-/// A leaf's first four bytes (magic, version 0) read as a node count.
-const LEAF_HEAD_AS_COUNT: u32 = LEAF_MAGIC as u32 | (LEAF_VERSION as u32) << 16;
+/// How many records ahead the words of the referenced set are requested, so
+/// that the random memory accesses of a leaf's records overlap.
+const PREFETCH_AHEAD: usize = 32;
 
 /// What the tree check reads from.
 pub(super) struct Context<'a> {
@@ -35,6 +39,8 @@ pub(super) struct Context<'a> {
 pub(super) struct TreeOutcome {
     /// Every chunk the tree references: its blocks and the records' COW chunks.
     pub referenced: DenseBitmap,
+    /// The chunks of the tree's blocks.
+    pub tree: DenseBitmap,
     /// False when part of the tree could not be read.
     pub complete: bool,
     /// Nodes read.
@@ -60,11 +66,10 @@ pub(super) fn check_tree(
         cx,
         sink,
         levels: header.tree_level,
-        tree: DenseBitmap::new(chunks),
-        skip_below: None,
-        scratch: Vec::new(),
+        misread: Misread::new(),
         outcome: TreeOutcome {
             referenced: DenseBitmap::new(chunks),
+            tree: DenseBitmap::new(chunks),
             complete: true,
             nodes: 0,
             leaves: 0,
@@ -87,33 +92,32 @@ struct TreeChecker<'c, 's> {
     cx: &'c Context<'c>,
     sink: &'s mut FindingSink,
     levels: u32,
-    /// Tree blocks seen so far (the walk's own set is not visible until it ends).
-    tree: DenseBitmap,
-    /// Set while the walk is below a block that turned out to be a leaf posing
-    /// as a node: everything under it is made of misread bytes.
-    skip_below: Option<u32>,
-    scratch: Vec<u8>,
+    misread: Misread,
     outcome: TreeOutcome,
 }
 
 impl TreeVisitor for TreeChecker<'_, '_> {
     fn node(&mut self, at: &BlockAt, node: &Node) -> Result<()> {
-        if self.skipping(at) {
+        if self.misread.skipping(at) {
             return Ok(());
         }
         self.claim(at);
-        if node.entries.len() == LEAF_HEAD_AS_COUNT as usize && self.holds_leaf(at.chunk)? {
+        if self
+            .misread
+            .node_is_leaf(self.cx.device, &self.cx.geometry, at, node)?
+        {
             self.leaf_for_node(at);
-            self.skip_below = Some(at.level);
+            self.misread.skip_under(at);
             return Ok(());
         }
         self.outcome.nodes += 1;
         self.check_keys(at, node);
+        self.prefetch_children(node);
         Ok(())
     }
 
     fn leaf(&mut self, at: &BlockAt, leaf: &Leaf) -> Result<()> {
-        if self.skipping(at) {
+        if self.misread.skipping(at) {
             return Ok(());
         }
         self.claim(at);
@@ -125,7 +129,7 @@ impl TreeVisitor for TreeChecker<'_, '_> {
     }
 
     fn problem(&mut self, at: &BlockAt, problem: &WalkProblem) -> Result<()> {
-        if self.skipping(at) {
+        if self.misread.skipping(at) {
             return Ok(());
         }
         match problem {
@@ -160,7 +164,11 @@ impl TreeVisitor for TreeChecker<'_, '_> {
                 self.claim(at);
                 self.outcome.complete = false;
                 let leaf_like = matches!(error, NodeError::CountTooLarge { count, .. } if *count == LEAF_HEAD_AS_COUNT);
-                if leaf_like && self.holds_leaf(at.chunk)? {
+                if leaf_like
+                    && self
+                        .misread
+                        .holds_leaf(self.cx.device, &self.cx.geometry, at.chunk)?
+                {
                     self.leaf_for_node(at);
                 } else {
                     self.sink.push(Finding::error(
@@ -174,7 +182,11 @@ impl TreeVisitor for TreeChecker<'_, '_> {
                 self.claim(at);
                 self.outcome.complete = false;
                 let code = match error {
-                    LeafError::BadMagic { .. } if self.holds_node(at.chunk)? => {
+                    LeafError::BadMagic { .. }
+                        if self
+                            .misread
+                            .holds_node(self.cx.device, &self.cx.geometry, at.chunk)? =>
+                    {
                         self.node_for_leaf(at);
                         return Ok(());
                     }
@@ -198,23 +210,11 @@ impl TreeVisitor for TreeChecker<'_, '_> {
 }
 
 impl TreeChecker<'_, '_> {
-    /// Whether `at` lies under a block whose subtree is being ignored.
-    fn skipping(&mut self, at: &BlockAt) -> bool {
-        match self.skip_below {
-            Some(level) if at.level < level => true,
-            Some(_) => {
-                self.skip_below = None;
-                false
-            }
-            None => false,
-        }
-    }
-
-    /// Records `at` as a tree block: it must not also be a record's COW chunk,
-    /// and it must be marked in use.
+    /// Records `at` as a tree block: it must not also be a record's COW chunk.
+    /// Whether it is marked in use is left to the bitmap pass (see `unmarked`).
     fn claim(&mut self, at: &BlockAt) {
         let chunk = at.chunk;
-        self.tree.test_and_set(chunk);
+        self.outcome.tree.test_and_set(chunk);
         if self.outcome.referenced.test_and_set(chunk) {
             self.sink.push(Finding::error(
                 FindingCode::CowChunkIsTree,
@@ -225,35 +225,14 @@ impl TreeChecker<'_, '_> {
                 ),
             ));
         }
-        if !self.cx.bitmap.is_used(chunk) {
-            self.sink.push(Finding::error(
-                FindingCode::TreeChunkNotMarked,
-                block_location(at),
-                format!(
-                    "{}: the chunk is not marked in use in the bitmap; the allocator would hand it out and overwrite it",
-                    block(at)
-                ),
-            ));
+    }
+
+    /// Starts loading the words the children of a node will be claimed in.
+    fn prefetch_children(&self, node: &Node) {
+        for entry in &node.entries {
+            self.outcome.tree.prefetch(entry.chunk);
+            self.outcome.referenced.prefetch(entry.chunk);
         }
-    }
-
-    fn read_scratch(&mut self, chunk: u64) -> Result<&[u8]> {
-        self.scratch
-            .resize(self.cx.geometry.chunk_bytes as usize, 0);
-        self.cx.device.read_chunk(chunk, &mut self.scratch)?;
-        Ok(&self.scratch)
-    }
-
-    /// Whether the chunk decodes as a leaf.
-    fn holds_leaf(&mut self, chunk: u64) -> Result<bool> {
-        Ok(Leaf::decode(self.read_scratch(chunk)?).is_ok())
-    }
-
-    /// Whether the chunk decodes as a node whose children all lie in the data range.
-    fn holds_node(&mut self, chunk: u64) -> Result<bool> {
-        let geometry = self.cx.geometry;
-        Ok(Node::decode(self.read_scratch(chunk)?)
-            .is_ok_and(|node| node.entries.iter().all(|e| geometry.in_data_range(e.chunk))))
     }
 
     fn leaf_for_node(&mut self, at: &BlockAt) {
@@ -322,6 +301,10 @@ impl TreeChecker<'_, '_> {
         }
     }
 
+    /// Every map entry and record of a leaf. The loop only evaluates the
+    /// invariants; a broken one sends the entry or record to a cold reporting
+    /// function, so that a clean record costs a few instructions and one random
+    /// memory access (the referenced set).
     fn check_leaf(&mut self, at: &BlockAt, leaf: &Leaf) {
         if leaf.stored_sentinel_rchunk != 0 {
             self.sink.push(Finding::warning(
@@ -335,17 +318,50 @@ impl TreeChecker<'_, '_> {
                 ),
             ));
         }
+        for record in leaf.records.iter().take(PREFETCH_AHEAD) {
+            self.outcome.referenced.prefetch(record.chunk);
+        }
+        let snapmask = self.cx.snapmask;
+        let origin_limit = self.cx.origin_chunks.unwrap_or(u64::MAX);
         let mut using = 0u64;
         let mut previous: Option<u32> = None;
         for (i, entry) in leaf.map.iter().enumerate() {
             let origin = leaf.base_chunk.checked_add(u64::from(entry.rchunk));
-            self.check_entry(at, leaf, i, origin, previous);
+            let records = leaf.record_range(i);
+            let entry_ok = previous.is_none_or(|p| entry.rchunk > p)
+                && origin.is_some_and(|o| o >= at.lo && o < at.hi && o < origin_limit)
+                && !records.is_empty();
+            if !entry_ok {
+                self.report_entry(at, leaf, i, origin, previous);
+            }
             previous = Some(entry.rchunk);
             let mut seen = 0u64;
-            for r in leaf.record_range(i) {
+            for r in records {
+                if let Some(ahead) = leaf.records.get(r + PREFETCH_AHEAD) {
+                    self.outcome.referenced.prefetch(ahead.chunk);
+                }
                 let record = leaf.records[r];
-                using |= record.share;
-                self.check_record(at, i, r, origin, record, &mut seen);
+                let share = record.share;
+                using |= share;
+                let share_ok = share != 0 && share & !snapmask == 0 && share & seen == 0;
+                let chunk = if !self.cx.geometry.in_data_range(record.chunk) {
+                    ChunkUse::OutOfRange
+                } else if self.outcome.referenced.test_and_set(record.chunk) {
+                    ChunkUse::Repeated
+                } else {
+                    self.outcome.data_chunks += 1;
+                    ChunkUse::First
+                };
+                if !share_ok || chunk != ChunkUse::First {
+                    let record_at = RecordAt {
+                        entry: i,
+                        index: r,
+                        origin,
+                        record,
+                    };
+                    self.report_record(at, &record_at, seen, chunk);
+                }
+                seen |= share;
             }
         }
         let stored = leaf.stored_using_mask;
@@ -364,8 +380,11 @@ impl TreeChecker<'_, '_> {
         }
     }
 
-    /// One map entry: order, key range, origin size, at least one record.
-    fn check_entry(
+    /// Reports what is wrong with map entry `i`: order, key range, origin size,
+    /// no record.
+    #[cold]
+    #[inline(never)]
+    fn report_entry(
         &mut self,
         at: &BlockAt,
         leaf: &Leaf,
@@ -427,35 +446,27 @@ impl TreeChecker<'_, '_> {
         }
     }
 
-    /// One record: its share mask against snapmask and its siblings, its COW
-    /// chunk against the data range, every other reference and the bitmap.
-    #[inline]
-    fn check_record(
+    /// Reports what is wrong with a record: its share mask against snapmask and
+    /// the masks `seen` before it in its entry, and how its COW chunk is used.
+    #[cold]
+    #[inline(never)]
+    fn report_record(
         &mut self,
         at: &BlockAt,
-        entry: usize,
-        index: usize,
-        origin: Option<u64>,
-        record: Exception,
-        seen: &mut u64,
+        record_at: &RecordAt,
+        seen: u64,
+        chunk_use: ChunkUse,
     ) {
+        let RecordAt {
+            entry,
+            index,
+            origin,
+            record,
+        } = *record_at;
         let Exception { share, chunk } = record;
         let snapmask = self.cx.snapmask;
-        let place = || {
-            let origin = origin.map_or_else(|| "overflows".to_string(), |o| o.to_string());
-            format!(
-                "{}: entry {entry} (origin chunk {origin}) record {index}",
-                block(at)
-            )
-        };
-        let location = || Location {
-            entry: Some(entry as u64),
-            record: Some(index as u64),
-            old_chunk: origin,
-            new_chunk: Some(chunk),
-            mask: Some(share),
-            ..entry_location(at, entry)
-        };
+        let place = || record_place(at, entry, index, origin);
+        let location = || record_location(at, entry, index, origin, record);
         if share == 0 {
             self.sink.push(Finding::error(
                 FindingCode::ShareMaskEmpty,
@@ -476,20 +487,20 @@ impl TreeChecker<'_, '_> {
                 ),
             ));
         }
-        if share & *seen != 0 {
+        if share & seen != 0 {
             self.sink.push(Finding::error(
                 FindingCode::ShareMasksOverlap,
                 location(),
                 format!(
                     "{}: share mask {share:#x} overlaps an earlier record of the same origin chunk in snapshot(s) {}; those snapshots see two versions",
                     place(),
-                    mask::describe(share & *seen)
+                    mask::describe(share & seen)
                 ),
             ));
         }
-        *seen |= share;
-        if !self.cx.geometry.in_data_range(chunk) {
-            self.sink.push(Finding::error(
+        match chunk_use {
+            ChunkUse::First => {}
+            ChunkUse::OutOfRange => self.sink.push(Finding::error(
                 FindingCode::CowChunkOutOfRange,
                 location(),
                 format!(
@@ -497,33 +508,42 @@ impl TreeChecker<'_, '_> {
                     place(),
                     outside(&self.cx.geometry, chunk)
                 ),
-            ));
-        } else if self.outcome.referenced.test_and_set(chunk) {
-            let (code, what) = if self.tree.get(chunk) {
-                (FindingCode::CowChunkIsTree, "a node or leaf of the tree; the snapshot data and the tree block overwrite each other")
-            } else {
-                (
-                    FindingCode::CowChunkDuplicate,
-                    "already used by another record; two copies share one chunk",
-                )
-            };
-            self.sink.push(Finding::error(
-                code,
-                location(),
-                format!("{}: COW chunk {chunk} is {what}", place()),
-            ));
-        } else {
-            self.outcome.data_chunks += 1;
-            if !self.cx.bitmap.is_used(chunk) {
+            )),
+            ChunkUse::Repeated => {
+                let (code, what) = if self.outcome.tree.get(chunk) {
+                    (FindingCode::CowChunkIsTree, "a node or leaf of the tree; the snapshot data and the tree block overwrite each other")
+                } else {
+                    (
+                        FindingCode::CowChunkDuplicate,
+                        "already used by another record; two copies share one chunk",
+                    )
+                };
                 self.sink.push(Finding::error(
-                    FindingCode::CowChunkNotMarked,
+                    code,
                     location(),
-                    format!(
-                        "{}: COW chunk {chunk} is not marked in use in the bitmap; the allocator would hand it out again and overwrite the copy",
-                        place()
-                    ),
+                    format!("{}: COW chunk {chunk} is {what}", place()),
                 ));
             }
         }
     }
+}
+
+/// How a record's COW chunk is used, as found by the walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChunkUse {
+    /// In the data range and referenced here first.
+    First,
+    /// The header, bitmap or journal, or past the end.
+    OutOfRange,
+    /// Already referenced by a tree block or an earlier record.
+    Repeated,
+}
+
+/// A record and where it sits in its leaf.
+#[derive(Debug, Clone, Copy)]
+struct RecordAt {
+    entry: usize,
+    index: usize,
+    origin: Option<u64>,
+    record: Exception,
 }
