@@ -651,3 +651,54 @@ fn share_masks_read_back_and_refuse_ids_past_63() {
         .to_string();
     assert!(error.contains("snapshot id 64 is not in 0..=63"), "{error}");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+    /// Random bytes over the tree blocks and the header's tree fields never make
+    /// a view fail or panic, and the tree view accounts for every block.
+    #[test]
+    fn random_damage_is_dumped_never_a_panic(
+        pokes in proptest::collection::vec((10u64..38, 0usize..512, proptest::prelude::any::<u64>()), 1..12),
+        root in proptest::option::of(0u64..300),
+        level in proptest::option::of(0u32..70),
+    ) {
+        let built = Built::new();
+        for (chunk, offset, value) in pokes {
+            let bytes = value.to_le_bytes();
+            let len = bytes.len().min(512 - offset);
+            built.poke(chunk * 512 + offset as u64, &bytes[..len]);
+        }
+        built.write_header(|h| {
+            h.root_tree_chunk = root.unwrap_or(h.root_tree_chunk);
+            h.tree_level = level.unwrap_or(h.tree_level);
+        });
+        let source = built.source();
+        let dump = SharedDump::of(&source).unwrap();
+        proptest::prop_assert_eq!(dump.exceptions.len() as u64, dump.tail.records);
+        let tree = TreeDump::of(&source).unwrap();
+        proptest::prop_assert_eq!(
+            tree.tree.len() as u64,
+            tree.tail.nodes + tree.tail.leaves + tree.tail.problems.len() as u64
+        );
+        let bitmap = BitmapDump::of(&source).unwrap();
+        proptest::prop_assert_eq!(bitmap.bitmap.iter().map(|r| r.end - r.start).sum::<u64>(), CHUNKS);
+        for id in 0..3 {
+            SnapshotDump::of(&source, id).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_leaf_base_near_the_top_of_u64_does_not_overflow() {
+    let built = Built::new();
+    built.poke(LEAF_A * 512 + 8, &(u64::MAX - 2).to_le_bytes());
+    let source = built.source();
+    let dump = SharedDump::of(&source).unwrap();
+    assert_eq!(dump.exceptions.len(), 8);
+    assert_eq!(
+        dump.exceptions[0].origin_chunk, 2,
+        "u64::MAX - 2 + 5 wraps to 2"
+    );
+    TreeDump::of(&source).unwrap();
+}

@@ -46,19 +46,14 @@ impl<F: FnMut(&SharedRecord) -> io::Result<()>> DumpVisitor for RecordVisitor<F>
 
     fn leaf(&mut self, _at: &BlockAt, leaf: &Leaf) -> Result<()> {
         self.tally.leaf(leaf);
-        for (origin_chunk, records) in leaf.entries() {
-            for r in records {
-                let snapshots = ShareMask(r.share);
-                if self.snapshot.is_some_and(|id| !snapshots.contains(id)) {
-                    continue;
-                }
-                (self.on_record)(&SharedRecord {
-                    origin_chunk,
-                    cow_chunk: r.chunk,
-                    snapshots,
-                })
-                .map_err(Error::Output)?;
+        for record in leaf_records(leaf) {
+            if self
+                .snapshot
+                .is_some_and(|id| !record.snapshots.contains(id))
+            {
+                continue;
             }
+            (self.on_record)(&record).map_err(Error::Output)?;
         }
         Ok(())
     }
@@ -67,4 +62,17 @@ impl<F: FnMut(&SharedRecord) -> io::Result<()>> DumpVisitor for RecordVisitor<F>
         self.tally.problem(problem);
         Ok(())
     }
+}
+
+/// The records of `leaf` in leaf order, with their origin chunks. A damaged
+/// `base_chunk` near the top of the u64 range wraps instead of overflowing.
+pub(crate) fn leaf_records(leaf: &Leaf) -> impl Iterator<Item = SharedRecord> + '_ {
+    (0..leaf.count()).flat_map(move |i| {
+        let origin_chunk = leaf.base_chunk.wrapping_add(u64::from(leaf.map[i].rchunk));
+        leaf.records_of(i).iter().map(move |r| SharedRecord {
+            origin_chunk,
+            cow_chunk: r.chunk,
+            snapshots: ShareMask(r.share),
+        })
+    })
 }

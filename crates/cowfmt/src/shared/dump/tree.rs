@@ -9,9 +9,10 @@ use crate::shared::node::{Node, NODE_ENTRY_BYTES, NODE_HEADER_BYTES};
 use crate::shared::walk::BlockAt;
 
 use super::model::{
-    fill_percent, placement, BlockProblem, NodeChild, ShareMask, SharedDumpTail, SharedRecord,
-    TreeBlock, TreeBody,
+    fill_percent, placement, BlockProblem, NodeChild, ShareMask, SharedDumpTail, TreeBlock,
+    TreeBody,
 };
+use super::records::leaf_records;
 use super::source::SharedSource;
 use super::walker::{walk, DumpVisitor, Tally};
 
@@ -76,16 +77,7 @@ impl<F: FnMut(&TreeBlock) -> io::Result<()>> DumpVisitor for BlockVisitor<F> {
     fn leaf(&mut self, at: &BlockAt, leaf: &Leaf) -> Result<()> {
         self.tally.leaf(leaf);
         let bytes_used = leaf.bytes_used() as u64;
-        let exceptions = leaf
-            .entries()
-            .flat_map(|(origin_chunk, records)| {
-                records.iter().map(move |r| SharedRecord {
-                    origin_chunk,
-                    cow_chunk: r.chunk,
-                    snapshots: ShareMask(r.share),
-                })
-            })
-            .collect();
+        let exceptions = leaf_records(leaf).collect();
         let body = TreeBody::Leaf {
             entries: leaf.count() as u64,
             records: leaf.records.len() as u64,
