@@ -59,6 +59,9 @@ pub enum FindingCode {
     LegacyChunkTooLarge,
     /// Under a pre-2.6.29 kernel the next allocation would land on a metadata chunk.
     LegacyNextOnMetadata,
+    /// The area after the last one the kernel reads holds credible records: an
+    /// area before it was lost.
+    RecordsPastLastArea,
     /// More findings of one code than the report keeps; the rest are counted.
     FindingsSuppressed,
     /// Shared: the journal the header asks for leaves no room for the tree.
@@ -146,6 +149,7 @@ impl FindingCode {
             FindingCode::AllocationHole => "allocation-hole",
             FindingCode::LegacyChunkTooLarge => "legacy-chunk-too-large",
             FindingCode::LegacyNextOnMetadata => "legacy-next-on-metadata",
+            FindingCode::RecordsPastLastArea => "records-past-last-area",
             FindingCode::FindingsSuppressed => "findings-suppressed",
             FindingCode::JournalTooLarge => "journal-too-large",
             FindingCode::RootOutOfRange => "root-out-of-range",

@@ -743,9 +743,14 @@ fn a_premature_terminator() {
         );
         let report = g.check();
         let case = "premature terminator";
+        // The records after the terminator, and the areas after area 0 that
+        // the kernel no longer reads, are both reported.
         assert_codes(
             &report.findings,
-            &[FindingCode::GarbageAfterTerminator],
+            &[
+                FindingCode::GarbageAfterTerminator,
+                FindingCode::RecordsPastLastArea,
+            ],
             case,
         );
         let location = &report.findings[0].location;

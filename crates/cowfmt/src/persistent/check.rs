@@ -4,9 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::area::area_records;
+use super::area::{area_records, parse_area};
 use super::header::{validate_chunk_size, Header, HEADER_BYTES};
 use super::layout::{Geometry, HEADER_CHUNKS};
+use super::record::ExceptionRecord;
 use super::record::RECORD_BYTES;
 use super::scan::{AreaScanner, ScanItem, ScanMode};
 use super::state::{LoadState, LoadStateBuilder, Usage};
@@ -342,7 +343,7 @@ impl RecordChecker {
     fn run(&mut self, device: &Device, sink: &mut FindingSink) -> Result<Option<LoadState>> {
         let mut scanner = AreaScanner::new(device, self.geometry, ScanMode::Kernel);
         let mut builder = LoadStateBuilder::default();
-        let mut previous_full = false;
+        let mut last_area = None;
         while let Some(item) = scanner.next_area()? {
             match item {
                 ScanItem::Area(view) => {
@@ -368,11 +369,7 @@ impl RecordChecker {
                         }
                     }
                     let entries = view.parse.entries;
-                    if entries > 0
-                        && faults == entries
-                        && (view.index > 0 || previous_full)
-                        && entries > 1
-                    {
+                    if faults == entries && entries > 1 {
                         sink.push(Finding::error(
                             FindingCode::AreaGarbage,
                             Location::area(view.index, view.chunk),
@@ -401,7 +398,7 @@ impl RecordChecker {
                             ),
                         ));
                     }
-                    previous_full = view.parse.full;
+                    last_area = Some(view.index);
                     builder.area(view.index, &view.parse);
                 }
                 ScanItem::PastEnd { index, chunk } => {
@@ -418,7 +415,52 @@ impl RecordChecker {
                 }
             }
         }
+        if let Some(last) = last_area {
+            self.look_past_the_last_area(device, last + 1, sink)?;
+        }
         Ok(Some(builder.finish(&self.geometry)))
+    }
+
+    /// Looks at the area after the last one the kernel reads. The kernel zeroes
+    /// it before the last area can fill, so records there that are all credible
+    /// (inside the device, on data chunks, not used or mapped by the areas read)
+    /// mean an area before it was lost, usually zeroed: the kernel no longer sees
+    /// them. A warning, because a device reused from an older store can hold such
+    /// an area too; cowrepair recovers them either way.
+    fn look_past_the_last_area(
+        &mut self,
+        device: &Device,
+        area: u64,
+        sink: &mut FindingSink,
+    ) -> Result<()> {
+        if !self.geometry.area_fits(area) {
+            return Ok(());
+        }
+        let chunk = self.geometry.area_location(area);
+        let mut bytes = vec![0u8; self.geometry.chunk_bytes()];
+        device.read_chunk(chunk, &mut bytes)?;
+        let parse = parse_area(&bytes);
+        let records: Vec<_> = area_records(&bytes, parse.entries).collect();
+        let credible = |r: &ExceptionRecord| {
+            r.new_chunk < self.geometry.device_chunks()
+                && !self.geometry.is_metadata_chunk(r.new_chunk)
+                && !self.used.get(r.new_chunk)
+                && !self.mapped.get(r.old_chunk)
+                && self.origin_chunks.is_none_or(|n| r.old_chunk < n)
+        };
+        if records.is_empty() || !records.iter().all(credible) {
+            return Ok(());
+        }
+        sink.push(Finding::warning(
+            FindingCode::RecordsPastLastArea,
+            Location::area(area, chunk),
+            format!(
+                "area {area} (chunk {chunk}), after the last area the kernel reads, holds {} credible record{}; an area before it was probably lost (zeroed), and the kernel no longer sees them (cowrepair recovers them)",
+                records.len(),
+                if records.len() == 1 { "" } else { "s" }
+            ),
+        ));
+        Ok(())
     }
 
     #[inline]
