@@ -1,6 +1,6 @@
-//! cowcheck: verifies every invariant of a persistent or legacy COW store and
-//! reports each problem with its location; the exit code says whether any was
-//! found.
+//! cowcheck: verifies every invariant of a persistent, legacy or shared COW
+//! store and reports each problem with its location; the exit code says whether
+//! any was found.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -10,6 +10,8 @@ use clap::{Parser, ValueEnum};
 use cowfmt::device::{Access, Device};
 use cowfmt::persistent::check::{check, CheckOptions, CheckReport, CheckSummary};
 use cowfmt::persistent::Header;
+use cowfmt::shared::check as shared_check;
+use cowfmt::shared::SharedHeader;
 use cowfmt::{Finding, Severity, StoreKind};
 use cowtools::args::{self, KindArg};
 use cowtools::{exit, open};
@@ -32,6 +34,8 @@ EXAMPLES:
     cowcheck -q --ignore-non-fatal cow.img
   Hold a store to the pre-2.6.29 limits:
     cowcheck --kind legacy cow.img
+  A shared store (found by its magic; --kind shared insists on it):
+    cowcheck --origin /dev/vg/data shared.img
 
 Findings are printed one per line as 'FILE: error|warning: CODE: message', then a
 one-line summary. With --kind, a header whose magic is wrong is reported as a
@@ -94,8 +98,10 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> anyhow::Result<u8> {
     let device = Device::open(&cli.target, Access::ReadOnly)?;
-    let options = options(cli, &device)?;
-    let report = check(&device, &options)?;
+    let report = match plan(cli, &device)? {
+        Plan::Snap(options) => Report::Snap(check(&device, &options)?),
+        Plan::Shared(options) => Report::Shared(shared_check::check(&device, &options)?),
+    };
     if !cli.quiet {
         let mut out = io::stdout().lock();
         match cli.format {
@@ -107,10 +113,20 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     Ok(exit_code(&report, cli.ignore_non_fatal))
 }
 
-/// The check options; refuses kinds this version cannot check.
-fn options(cli: &Cli, device: &Device) -> anyhow::Result<CheckOptions> {
+/// Which checker runs, with its options.
+enum Plan {
+    /// persistent::check for a SnAp store (persistent or legacy).
+    Snap(CheckOptions),
+    /// shared::check for a shared store.
+    Shared(shared_check::CheckOptions),
+}
+
+/// The checker and its options; refuses kinds this version cannot check.
+fn plan(cli: &Cli, device: &Device) -> anyhow::Result<Plan> {
     let kind = match cli.kind.map(StoreKind::from) {
-        Some(kind) if !kind.is_snap_v1() => return Err(open::unsupported(kind, &cli.target, TOOL)),
+        Some(kind) if !kind.is_snap_v1() && kind != StoreKind::Shared => {
+            return Err(open::unsupported(kind, &cli.target, TOOL))
+        }
         Some(kind) => kind,
         None => detected_kind(device)?,
     };
@@ -118,21 +134,34 @@ fn options(cli: &Cli, device: &Device) -> anyhow::Result<CheckOptions> {
         Some(origin) => Some(Device::open(origin, Access::ReadOnly)?.size_bytes()),
         None => cli.origin_size,
     };
-    Ok(CheckOptions {
+    let kind_forced = cli.kind.is_some();
+    if kind == StoreKind::Shared {
+        return Ok(Plan::Shared(shared_check::CheckOptions {
+            kind_forced,
+            origin_bytes,
+            header_only: cli.super_block_only,
+            chunk_size_fallback: cli.chunk_size,
+        }));
+    }
+    Ok(Plan::Snap(CheckOptions {
         kind,
-        kind_forced: cli.kind.is_some(),
+        kind_forced,
         origin_bytes,
         header_only: cli.super_block_only,
         chunk_size_fallback: cli.chunk_size,
-    })
+    }))
 }
 
-/// The kind by magic when it is one this version cannot check; `Persistent`
-/// otherwise, leaving every other header problem to the checker.
+/// The kind by magic: `Shared` for a shared store, an error for kinds this
+/// version cannot check, `Persistent` otherwise, leaving every other header
+/// problem to the checker.
 fn detected_kind(device: &Device) -> anyhow::Result<StoreKind> {
     let mut magic = [0u8; 4];
     if device.read_at(&mut magic, 0, String::new).is_ok() {
         if let Ok(kind) = cowfmt::kind::detect(&magic) {
+            if kind == StoreKind::Shared {
+                return Ok(kind);
+            }
             if !kind.is_snap_v1() {
                 return Err(open::unsupported(kind, device.path(), TOOL));
             }
@@ -141,7 +170,39 @@ fn detected_kind(device: &Device) -> anyhow::Result<StoreKind> {
     Ok(StoreKind::Persistent)
 }
 
-fn exit_code(report: &CheckReport, ignore_non_fatal: bool) -> u8 {
+/// A report of either checker; text and JSON are rendered from it alike.
+enum Report {
+    Snap(CheckReport),
+    Shared(shared_check::CheckReport),
+}
+
+impl Report {
+    fn kind(&self) -> StoreKind {
+        match self {
+            Report::Snap(report) => report.kind,
+            Report::Shared(report) => report.kind,
+        }
+    }
+
+    fn findings(&self) -> &[Finding] {
+        match self {
+            Report::Snap(report) => &report.findings,
+            Report::Shared(report) => &report.findings,
+        }
+    }
+
+    fn is_clean(&self) -> bool {
+        self.findings().is_empty()
+    }
+
+    fn has_errors(&self) -> bool {
+        self.findings()
+            .iter()
+            .any(|f| f.severity == Severity::Error)
+    }
+}
+
+fn exit_code(report: &Report, ignore_non_fatal: bool) -> u8 {
     let fails = if ignore_non_fatal {
         report.has_errors()
     } else {
@@ -157,11 +218,11 @@ fn exit_code(report: &CheckReport, ignore_non_fatal: bool) -> u8 {
 fn write_text(
     out: &mut dyn Write,
     file: &Path,
-    report: &CheckReport,
+    report: &Report,
     header_only: bool,
 ) -> io::Result<()> {
     let name = file.display();
-    for finding in &report.findings {
+    for finding in report.findings() {
         let severity = match finding.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
@@ -180,8 +241,16 @@ fn write_text(
     )
 }
 
-/// What was checked: kind, chunk size, records and areas, status.
-fn describe(report: &CheckReport, header_only: bool) -> String {
+/// What was checked, by kind.
+fn describe(report: &Report, header_only: bool) -> String {
+    match report {
+        Report::Snap(report) => describe_snap(report, header_only),
+        Report::Shared(report) => describe_shared(report, header_only),
+    }
+}
+
+/// Kind, chunk size, records and areas, status.
+fn describe_snap(report: &CheckReport, header_only: bool) -> String {
     let summary = &report.summary;
     let mut parts = vec![format!("{} store", report.kind)];
     match summary.chunk_size {
@@ -205,9 +274,45 @@ fn describe(report: &CheckReport, header_only: bool) -> String {
     parts.join(", ")
 }
 
+/// Chunk size, snapshots, records, tree and space.
+fn describe_shared(report: &shared_check::CheckReport, header_only: bool) -> String {
+    let s = &report.summary;
+    let mut parts = vec![format!("{} store", report.kind)];
+    if let Some(chunk) = s.chunk_size {
+        parts.push(format!("chunk {chunk} sectors"));
+    }
+    parts.push(format!(
+        "{} snapshot{}",
+        s.snapshots,
+        plural(u64::from(s.snapshots))
+    ));
+    if header_only {
+        parts.push("header only".to_string());
+    } else if s.nodes + s.leaves == 0 {
+        parts.push("tree not read".to_string());
+    } else {
+        parts.push(format!(
+            "{} record{} of {} origin chunk{} in {} lea{} and {} node{} (tree level {})",
+            s.records,
+            plural(s.records),
+            s.origin_chunks,
+            plural(s.origin_chunks),
+            s.leaves,
+            if s.leaves == 1 { "f" } else { "ves" },
+            s.nodes,
+            plural(s.nodes),
+            s.tree_level
+        ));
+    }
+    if let (Some(used), Some(chunks)) = (s.used_chunks, s.device_chunks) {
+        parts.push(format!("{used}/{chunks} chunks used"));
+    }
+    parts.join(", ")
+}
+
 /// `clean`, or the counts of errors and warnings.
-fn verdict(report: &CheckReport) -> String {
-    let (errors, warnings) = counts(&report.findings);
+fn verdict(report: &Report) -> String {
+    let (errors, warnings) = counts(report.findings());
     if errors + warnings == 0 {
         return "clean".to_string();
     }
@@ -251,16 +356,29 @@ struct JsonReport<'a> {
 
 /// The header fields as stored, the magic in hex as cowdump shows it.
 #[derive(Serialize)]
-struct JsonHeader {
-    magic: String,
-    valid: u32,
-    version: u32,
-    chunk_size: u32,
+#[serde(untagged)]
+enum JsonHeader {
+    Snap {
+        magic: String,
+        valid: u32,
+        version: u32,
+        chunk_size: u32,
+    },
+    Shared {
+        magic: String,
+        valid: u32,
+        version: u32,
+        chunk_size: u32,
+        root_tree_chunk: u64,
+        snapmask: u64,
+        tree_level: u32,
+        nr_journal_chunks: u32,
+    },
 }
 
 impl From<&Header> for JsonHeader {
     fn from(header: &Header) -> Self {
-        JsonHeader {
+        JsonHeader::Snap {
             magic: format!("{:#010x}", header.magic),
             valid: header.valid,
             version: header.version,
@@ -269,26 +387,59 @@ impl From<&Header> for JsonHeader {
     }
 }
 
+impl From<&SharedHeader> for JsonHeader {
+    fn from(header: &SharedHeader) -> Self {
+        JsonHeader::Shared {
+            magic: format!("{:#010x}", header.magic),
+            valid: header.valid,
+            version: header.version,
+            chunk_size: header.chunk_size,
+            root_tree_chunk: header.root_tree_chunk,
+            snapmask: header.snapmask,
+            tree_level: header.tree_level,
+            nr_journal_chunks: header.nr_journal_chunks,
+        }
+    }
+}
+
+/// The checker's figures, by kind.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Figures<'a> {
+    Snap(&'a CheckSummary),
+    Shared(&'a shared_check::CheckSummary),
+}
+
 /// The checker's figures with the finding counts.
 #[derive(Serialize)]
 struct JsonSummary<'a> {
     #[serde(flatten)]
-    figures: &'a CheckSummary,
+    figures: Figures<'a>,
     errors: u64,
     warnings: u64,
 }
 
-fn write_json(out: &mut dyn Write, file: &Path, report: &CheckReport) -> anyhow::Result<()> {
-    let (errors, warnings) = counts(&report.findings);
+fn write_json(out: &mut dyn Write, file: &Path, report: &Report) -> anyhow::Result<()> {
+    let (errors, warnings) = counts(report.findings());
+    let (header, figures) = match report {
+        Report::Snap(r) => (
+            r.header.as_ref().map(JsonHeader::from),
+            Figures::Snap(&r.summary),
+        ),
+        Report::Shared(r) => (
+            Some(JsonHeader::from(&r.header)),
+            Figures::Shared(&r.summary),
+        ),
+    };
     let json = JsonReport {
         format_version: REPORT_FORMAT_VERSION,
         file: file.display().to_string(),
-        kind: report.kind,
+        kind: report.kind(),
         clean: report.is_clean(),
-        header: report.header.as_ref().map(JsonHeader::from),
-        findings: &report.findings,
+        header,
+        findings: report.findings(),
         summary: JsonSummary {
-            figures: &report.summary,
+            figures,
             errors,
             warnings,
         },

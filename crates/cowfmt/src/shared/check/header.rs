@@ -221,9 +221,9 @@ fn check_root(header: &SharedHeader, geometry: &Geometry, sink: &mut FindingSink
 fn check_level(header: &SharedHeader, sink: &mut FindingSink) -> bool {
     let level = header.tree_level;
     let why = if level == 0 {
-        "is 0, but the root is always a node"
+        "the root is always a node, so it is at least 1".to_string()
     } else if level > MAX_TREE_LEVEL {
-        "is impossibly deep"
+        format!("no tree is deeper than {MAX_TREE_LEVEL} levels")
     } else {
         return true;
     };
@@ -233,9 +233,7 @@ fn check_level(header: &SharedHeader, sink: &mut FindingSink) -> bool {
             level: Some(level),
             ..field(32)
         },
-        format!(
-            "header (chunk 0): tree_level {level} {why} (1..={MAX_TREE_LEVEL}); the tree cannot be read"
-        ),
+        format!("header (chunk 0): tree_level is {level}: {why}; the tree cannot be read"),
     ));
     false
 }

@@ -161,8 +161,9 @@ fn check_reserved(geometry: &Geometry, bitmap: &ChunkBitmap, sink: &mut FindingS
                 FindingCode::ReservedChunkNotMarked,
                 Location::run(start, end - start),
                 format!(
-                    "{} ({role}) not marked in use in the bitmap; the allocator could hand out {role} and overwrite it",
-                    run(start, end)
+                    "{role}: {} not marked in use in the bitmap; the allocator could hand {} out and overwrite {role}",
+                    run(start, end),
+                    if end - start == 1 { "it" } else { "them" }
                 ),
             ));
             },
