@@ -274,9 +274,10 @@ impl Leaf {
         &self.records[self.record_range(i)]
     }
 
-    /// The origin chunk of entry `i`.
+    /// The origin chunk of entry `i`. A damaged `base_chunk` near 2^64 wraps
+    /// instead of overflowing; the checker reports the entry out of its range.
     pub fn origin_of(&self, i: usize) -> u64 {
-        self.base_chunk + u64::from(self.map[i].rchunk)
+        self.base_chunk.wrapping_add(u64::from(self.map[i].rchunk))
     }
 
     /// The entry for origin chunk `origin`: `Ok(index)` if present, else
@@ -343,7 +344,10 @@ impl Leaf {
             .split_off(at)
             .into_iter()
             .map(|e| MapEntry {
-                rchunk: (self.base_chunk + u64::from(e.rchunk) - new_base) as u32,
+                rchunk: self
+                    .base_chunk
+                    .wrapping_add(u64::from(e.rchunk))
+                    .wrapping_sub(new_base) as u32,
                 first: e.first - first_moved as u32,
             })
             .collect();
@@ -362,7 +366,10 @@ impl Leaf {
         let shift = self.records.len() as u32;
         for e in other.map {
             self.map.push(MapEntry {
-                rchunk: (other.base_chunk + u64::from(e.rchunk) - self.base_chunk) as u32,
+                rchunk: other
+                    .base_chunk
+                    .wrapping_add(u64::from(e.rchunk))
+                    .wrapping_sub(self.base_chunk) as u32,
                 first: e.first + shift,
             });
         }
@@ -373,8 +380,10 @@ impl Leaf {
     /// leaf's base.
     pub fn can_absorb(&self, other: &Leaf) -> bool {
         other.map.iter().all(|e| {
-            (other.base_chunk + u64::from(e.rchunk))
-                .checked_sub(self.base_chunk)
+            other
+                .base_chunk
+                .checked_add(u64::from(e.rchunk))
+                .and_then(|origin| origin.checked_sub(self.base_chunk))
                 .is_some_and(|r| r <= u64::from(u32::MAX))
         })
     }
