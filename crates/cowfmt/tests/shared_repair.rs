@@ -478,6 +478,26 @@ fn a_cow_chunk_used_twice_stays_with_the_first_record() {
 }
 
 #[test]
+fn a_record_pointing_at_a_leaf_is_dropped_and_the_leaf_kept() {
+    let b = built();
+    let (leaf, recs) = &b.blocks.leaves[5];
+    let victim = recs[0];
+    let other_leaf = b.blocks.leaves[9].0;
+    poke(
+        &b.fx.cow_path(),
+        record_offset(&b.fx, *leaf, 0) + 8,
+        &other_leaf.to_le_bytes(),
+    );
+    let report = repair(&b.fx, &RepairOptions::default());
+    assert_eq!(report.dropped_total, 1);
+    assert_eq!(report.dropped[0].reason, DropReason::ChunkIsTreeBlock);
+    assert_eq!(report.dropped[0].chunk, other_leaf);
+    assert_eq!(report.chunks.leaked_freed, 1, "the victim's own chunk");
+    let lost: BTreeSet<Rec> = [victim].into_iter().collect();
+    assert_survivors(&b, &report, &lost);
+}
+
+#[test]
 fn a_mask_outside_the_snapmask_drops_its_record() {
     let b = built();
     let (leaf, recs) = &b.blocks.leaves[3];

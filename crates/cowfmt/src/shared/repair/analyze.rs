@@ -255,9 +255,8 @@ fn analyze_at(
         geometry: &geometry,
         snapmask: snap.mask,
         origin_chunks,
-        tree_blocks: &tree_blocks,
     };
-    let mut tally = tally(input, &rules, &leaves)?;
+    let mut tally = tally(input, &rules, &leaves, &tree_blocks)?;
     report.chunks = account(
         &bitmap,
         &geometry,
@@ -304,7 +303,6 @@ fn analyze_at(
         snapmask: snap.mask,
         origin_chunks,
         leaves,
-        tree_blocks,
         chunk_losers: std::mem::take(&mut tally.chunk_losers),
         kept_chunks: tally.kept_chunks,
         kept_bounds: tally.kept_bounds,

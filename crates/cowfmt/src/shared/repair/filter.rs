@@ -2,21 +2,21 @@
 //!
 //! 1. the origin chunk lies inside the origin (when its size is known);
 //! 2. the COW chunk lies in the data range;
-//! 3. the COW chunk is not a node or leaf of the salvaged tree;
-//! 4. the share mask is not zero;
-//! 5. the share mask stays inside the snapmask;
-//! 6. bits an earlier kept record of the same origin chunk has are cleared (the
+//! 3. the share mask is not zero;
+//! 4. the share mask stays inside the snapmask;
+//! 5. bits an earlier kept record of the same origin chunk has are cleared (the
 //!    engine reads the first record with a snapshot's bit, so every snapshot
 //!    keeps reading what it read before); a record left with no bit goes;
-//! 7. the COW chunk is not used by an earlier kept record: the tally takes the
-//!    leaves reached from the root first, in origin order, then the scanned
-//!    leaves, most credible first, and remembers which records lost their
-//!    chunk; the writer, which reads the leaves in origin order, replays that.
+//! 6. the COW chunk is neither a node or leaf of the salvaged tree nor used by
+//!    an earlier kept record: the tally takes the leaves reached from the root
+//!    first, in origin order, then the scanned leaves, most credible first, and
+//!    remembers which records lost their chunk; the writer, which reads the
+//!    leaves in origin order, replays that.
 //!
-//! Rules 1 to 6 depend only on the record and the records before it in its
-//! entry, so the tally and the writer keep exactly the same records.
+//! Rules 1 to 5 depend only on the record and the records before it in its
+//! entry, so the tally and the writer keep exactly the same records. Rule 6 is
+//! one bitmap test per record in the tally and none in the writer.
 
-use crate::bitset::DenseBitmap;
 use crate::shared::geometry::Geometry;
 use crate::shared::leaf::Exception;
 use crate::shared::mask;
@@ -28,8 +28,6 @@ pub(super) struct RecordRules<'a> {
     pub geometry: &'a Geometry,
     pub snapmask: u64,
     pub origin_chunks: Option<u64>,
-    /// Nodes and leaves of the salvaged tree (reached and scanned).
-    pub tree_blocks: &'a DenseBitmap,
 }
 
 /// A record the rules dropped, with what a message needs.
@@ -82,17 +80,22 @@ impl RecordRules<'_> {
     /// Applies the rules to the records of `origin`, the first of which is
     /// record `first` of its leaf: kept records (masks possibly trimmed) go to
     /// `kept`, in order; every other record to `dropped`. `claim(chunk,
-    /// index)` answers rule 7 for a record that passed the others. Returns the
-    /// number of trimmed masks.
-    pub(super) fn filter(
+    /// index)` answers rule 6 for a record that passed the others: `None` when
+    /// the record takes its chunk, else why it cannot. Returns the number of
+    /// trimmed masks.
+    pub(super) fn filter<C, D>(
         &self,
-        claim: &mut dyn FnMut(u64, u32) -> bool,
+        claim: &mut C,
         origin: u64,
         records: &[Exception],
         first: u32,
         kept: &mut Vec<Exception>,
-        dropped: &mut dyn FnMut(Dropped),
-    ) -> u64 {
+        dropped: &mut D,
+    ) -> u64
+    where
+        C: FnMut(u64, u32) -> Option<DropReason>,
+        D: FnMut(Dropped),
+    {
         kept.clear();
         let mut seen = 0u64;
         let mut trimmed = 0;
@@ -112,10 +115,6 @@ impl RecordRules<'_> {
                 reject(DropReason::ChunkOutsideDataRange, 0);
                 continue;
             }
-            if self.tree_blocks.get(record.chunk) {
-                reject(DropReason::ChunkIsTreeBlock, 0);
-                continue;
-            }
             if record.share == 0 {
                 reject(DropReason::MaskEmpty, 0);
                 continue;
@@ -130,8 +129,8 @@ impl RecordRules<'_> {
                 reject(DropReason::MaskOverlap, record.share);
                 continue;
             }
-            if !claim(record.chunk, first + i as u32) {
-                reject(DropReason::ChunkUsedTwice, 0);
+            if let Some(reason) = claim(record.chunk, first + i as u32) {
+                reject(reason, 0);
                 continue;
             }
             if share != record.share {
@@ -150,6 +149,7 @@ impl RecordRules<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bitset::DenseBitmap;
 
     fn rec(share: u64, chunk: u64) -> Exception {
         Exception { share, chunk }
@@ -158,19 +158,21 @@ mod tests {
     #[test]
     fn each_rule_drops_with_its_reason() {
         let geometry = Geometry::new(512 * 100, 1, 2);
-        let mut tree_blocks = DenseBitmap::new(100);
-        tree_blocks.test_and_set(50);
         let rules = RecordRules {
             geometry: &geometry,
             snapmask: 0b111,
             origin_chunks: Some(1000),
-            tree_blocks: &tree_blocks,
         };
         let mut claimed = DenseBitmap::new(100);
+        claimed.test_and_set(50);
         let mut asked = Vec::new();
         let mut claim = |chunk: u64, index: u32| {
             asked.push(index);
-            !claimed.test_and_set(chunk)
+            match (chunk, claimed.test_and_set(chunk)) {
+                (_, false) => None,
+                (50, true) => Some(DropReason::ChunkIsTreeBlock),
+                (_, true) => Some(DropReason::ChunkUsedTwice),
+            }
         };
         let mut kept = Vec::new();
         let mut reasons = Vec::new();
@@ -202,9 +204,9 @@ mod tests {
                 DropReason::ChunkUsedTwice,
             ]
         );
-        assert_eq!(asked, vec![20, 27, 28]);
+        assert_eq!(asked, vec![20, 23, 27, 28]);
         let mut none = |_: Dropped| {};
-        let mut yes = |_: u64, _: u32| true;
+        let mut yes = |_: u64, _: u32| None;
         rules.filter(&mut yes, 1000, &[rec(1, 20)], 0, &mut kept, &mut none);
         assert!(kept.is_empty());
     }
@@ -212,12 +214,10 @@ mod tests {
     #[test]
     fn messages_name_the_place_and_the_cause() {
         let geometry = Geometry::new(512 * 100, 1, 2);
-        let tree_blocks = DenseBitmap::new(100);
         let rules = RecordRules {
             geometry: &geometry,
             snapmask: 0b1,
             origin_chunks: None,
-            tree_blocks: &tree_blocks,
         };
         let d = Dropped {
             record: rec(0b101, 3),

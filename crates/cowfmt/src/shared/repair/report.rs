@@ -46,8 +46,6 @@ pub enum DropReason {
     OriginPastEnd,
     /// The COW chunk is the header, bitmap or journal, or past the device.
     ChunkOutsideDataRange,
-    /// The COW chunk is a node or leaf of the salvaged tree.
-    ChunkIsTreeBlock,
     /// The share mask is zero: no snapshot sees the record.
     MaskEmpty,
     /// The share mask names a snapshot that does not exist.
@@ -55,6 +53,8 @@ pub enum DropReason {
     /// Every snapshot of the mask already reads an earlier record of the same
     /// origin chunk (the one the engine reads).
     MaskOverlap,
+    /// The COW chunk is a node or leaf of the salvaged tree.
+    ChunkIsTreeBlock,
     /// An earlier kept record uses the same COW chunk.
     ChunkUsedTwice,
 }
@@ -64,10 +64,10 @@ impl DropReason {
     pub const ALL: [DropReason; 7] = [
         DropReason::OriginPastEnd,
         DropReason::ChunkOutsideDataRange,
-        DropReason::ChunkIsTreeBlock,
         DropReason::MaskEmpty,
         DropReason::MaskOutsideSnapmask,
         DropReason::MaskOverlap,
+        DropReason::ChunkIsTreeBlock,
         DropReason::ChunkUsedTwice,
     ];
 

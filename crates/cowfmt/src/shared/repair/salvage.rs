@@ -21,7 +21,6 @@ pub struct Salvage {
     pub(super) origin_chunks: Option<u64>,
     /// The salvaged leaves, in origin order.
     pub(super) leaves: Vec<FoundLeaf>,
-    pub(super) tree_blocks: DenseBitmap,
     pub(super) chunk_losers: HashSet<(u64, u32)>,
     pub(super) kept_chunks: DenseBitmap,
     pub(super) kept_bounds: Option<(u64, u64)>,

@@ -40,15 +40,17 @@ pub(super) struct Tally {
     pub largest_entry: usize,
 }
 
-/// Applies `rules` to every record of `leaves` (sorted by origin chunk).
+/// Applies `rules` to every record of `leaves` (sorted by origin chunk);
+/// `tree_blocks` are the nodes and leaves of the salvaged tree.
 pub(super) fn tally(
     input: &Device,
     rules: &RecordRules<'_>,
     leaves: &[FoundLeaf],
+    tree_blocks: &DenseBitmap,
 ) -> Result<Tally> {
     let n = rules.geometry.nr_chunks;
     let mut t = Tally {
-        kept_chunks: DenseBitmap::new(n),
+        kept_chunks: DenseBitmap::new(0),
         dropped_chunks: DenseBitmap::new(n),
         chunk_losers: HashSet::new(),
         kept: 0,
@@ -62,7 +64,7 @@ pub(super) fn tally(
         kept_bounds: None,
         largest_entry: 0,
     };
-    let mut claimed = DenseBitmap::new(n);
+    let mut claimed = tree_blocks.clone();
     let chunk_bytes = rules.geometry.chunk_bytes as usize;
     let mut order: Vec<&FoundLeaf> = leaves.iter().collect();
     order.sort_by_key(|l| (l.source == LeafSource::Scan, l.rank));
@@ -75,11 +77,15 @@ pub(super) fn tally(
             let range = leaf.record_range(i);
             dropped.clear();
             let mut claim = |chunk: u64, index: u32| {
-                let free = !claimed.test_and_set(chunk);
-                if !free {
-                    losers.insert((found.chunk, index));
+                if !claimed.test_and_set(chunk) {
+                    return None;
                 }
-                free
+                losers.insert((found.chunk, index));
+                Some(if tree_blocks.get(chunk) {
+                    DropReason::ChunkIsTreeBlock
+                } else {
+                    DropReason::ChunkUsedTwice
+                })
             };
             t.trimmed += rules.filter(
                 &mut claim,
@@ -94,6 +100,12 @@ pub(super) fn tally(
         Ok(())
     })?;
     t.chunk_losers = losers;
+    for (a, b) in tree_blocks.set_runs(0, n) {
+        for c in a..b {
+            claimed.clear(c);
+        }
+    }
+    t.kept_chunks = claimed;
     Ok(t)
 }
 
@@ -109,7 +121,6 @@ impl Tally {
         let mut seen = 0u64;
         for r in kept {
             seen |= r.share;
-            self.kept_chunks.test_and_set(r.chunk);
             self.kept_bounds = Some(match self.kept_bounds {
                 Some((lo, hi)) => (lo.min(r.chunk), hi.max(r.chunk)),
                 None => (r.chunk, r.chunk),

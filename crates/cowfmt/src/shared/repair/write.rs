@@ -10,6 +10,7 @@ use crate::shared::header::SharedHeader;
 
 use super::batch::{for_each_stretch, Stretch};
 use super::filter::RecordRules;
+use super::report::DropReason;
 use super::report::RepairReport;
 use super::reread::for_each_leaf;
 use super::salvage::Salvage;
@@ -67,7 +68,6 @@ impl Salvage {
             geometry: &self.geometry,
             snapmask: self.snapmask,
             origin_chunks: self.origin_chunks,
-            tree_blocks: &self.tree_blocks,
         };
         let losers = &self.chunk_losers;
         let leaves: Vec<_> = self.leaves.iter().collect();
@@ -75,7 +75,10 @@ impl Salvage {
         for_each_leaf(input, cb as usize, &leaves, &mut |found, leaf| {
             for i in 0..leaf.count() {
                 let range = leaf.record_range(i);
-                let mut claim = |_: u64, index: u32| !losers.contains(&(found.chunk, index));
+                let mut claim = |_: u64, index: u32| {
+                    (!losers.is_empty() && losers.contains(&(found.chunk, index)))
+                        .then_some(DropReason::ChunkUsedTwice)
+                };
                 rules.filter(
                     &mut claim,
                     leaf.origin_of(i),
