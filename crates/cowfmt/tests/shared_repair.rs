@@ -581,7 +581,34 @@ fn leaked_chunks_are_freed() {
     }
     let report = repair(&b.fx, &RepairOptions::default());
     assert_eq!(report.chunks.leaked_freed, 10);
-    assert!(report.scan.is_none(), "leaks alone need no scan");
+    let scan = report.scan.expect("leaked chunks are looked at for leaves");
+    assert_eq!((scan.chunks_scanned, scan.leaves_found), (10, 0));
+    assert!(report.lost_ranges.is_empty());
+    assert_survivors(&b, &report, &BTreeSet::new());
+}
+
+#[test]
+fn a_live_leaf_no_node_points_at_is_found_by_its_bitmap_bit() {
+    let b = built();
+    // A commit cut short can leave a node that no longer points at a leaf the
+    // bitmap still marks in use; the walk sees nothing wrong.
+    let &(node, _) = b.blocks.nodes.iter().find(|n| n.1 == 1).unwrap();
+    let path = b.fx.cow_path();
+    let bytes = std::fs::read(&path).unwrap();
+    let at = (node * b.fx.chunk_bytes) as usize;
+    let mut chunk = bytes[at..at + b.fx.chunk_bytes as usize].to_vec();
+    let mut decoded = Node::decode(&chunk).unwrap();
+    assert!(decoded.entries.len() > 2);
+    let orphan = decoded.entries.remove(1).chunk;
+    decoded.encode(&mut chunk);
+    poke(&path, node * b.fx.chunk_bytes, &chunk);
+    let report = repair(&b.fx, &RepairOptions::default());
+    assert!(report.lost_ranges.is_empty());
+    let scan = report.scan.unwrap();
+    assert_eq!(scan.leaves_used, 1);
+    assert!(!report.records_unknown);
+    assert_eq!(report.chunks.leaked_freed, 0);
+    assert!(b.blocks.leaves.iter().any(|l| l.0 == orphan));
     assert_survivors(&b, &report, &BTreeSet::new());
 }
 

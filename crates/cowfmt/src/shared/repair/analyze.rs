@@ -156,18 +156,23 @@ fn analyze_at(
     report.bitmap_credible = credible;
     let mut old_tree = reached.visited.clone();
     let mut selection = Selection::default();
-    if !reached.lost.is_empty() {
-        if let Some(why) = why {
+    let damaged = !reached.lost.is_empty();
+    let mode = if damaged && (options.full_scan || !credible) {
+        ScanMode::All
+    } else {
+        ScanMode::Used
+    };
+    let runs = if damaged || credible {
+        scan_runs(&provisional, &bitmap, &reached, mode)
+    } else {
+        Vec::new()
+    };
+    if damaged || !runs.is_empty() {
+        if let (ScanMode::All, Some(why)) = (mode, why) {
             report.notes.push(format!(
                 "{why}; the scan reads every chunk of the data range"
             ));
         }
-        let mode = if options.full_scan || !credible {
-            ScanMode::All
-        } else {
-            ScanMode::Used
-        };
-        let runs = scan_runs(&provisional, &bitmap, &reached, mode);
         let context = ScanContext {
             geometry: &provisional,
             bitmap: &bitmap,

@@ -9,11 +9,12 @@
 //! 2. the walk from the root (`reachable`): every node and leaf that decodes
 //!    and fits its parent's key range is kept; every other block is a lost
 //!    range;
-//! 3. when the walk found damage, the leaf scan (`scan`) reads the chunks
+//! 3. when the walk found damage, or the bitmap marks chunks in use that
+//!    nothing reachable references, the leaf scan (`scan`) reads the chunks
 //!    nothing reachable accounts for (those the bitmap marks in use, or every
-//!    one when the bitmap is not credible or a full scan is asked for), and
-//!    `select` picks the credible leaves that rebuild the lost ranges, never
-//!    a stale copy overlapping a better leaf;
+//!    one when the tree is damaged and the bitmap is not credible or a full
+//!    scan is asked for), and `select` picks the credible leaves that rebuild
+//!    the lost ranges, never a stale copy overlapping a better leaf;
 //! 4. every record of the salvaged leaves goes through the rules of
 //!    `filter`, counted per snapshot and per reason by `tally`.
 //!

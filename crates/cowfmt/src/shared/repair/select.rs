@@ -1,9 +1,11 @@
 //! Choosing which scanned leaves rebuild the lost ranges.
 //!
 //! Leaves reached from the root always stay. A scanned leaf is considered only
-//! if its origin chunks reach into a lost range, and only if at least half of
-//! its records are plausible (see [`Candidate::good`]): a stale leaf the engine
-//! freed points at chunks since freed or now used by live records. The rest are
+//! if its origin chunks reach into a lost range, or if the (credible) bitmap
+//! marks its chunk in use: a live leaf nothing reachable points at, as a
+//! commit cut short leaves behind. And only if at least half of its records
+//! are plausible (see [`Candidate::good`]): a stale leaf the engine freed
+//! points at chunks since freed or now used by live records. The rest are
 //! taken most credible first: a leaf in a chunk the bitmap marks in use, then
 //! the larger share of plausible records, then a using_mask that agrees with the
 //! masks, then more records, then the lower chunk. A leaf whose origin chunks
@@ -47,7 +49,7 @@ pub(super) fn select(
             selection.empty.push(c.chunk);
             continue;
         };
-        if !touches_lost(lost, first, last) {
+        if !(touches_lost(lost, first, last) || (bitmap_credible && c.bitmap_used)) {
             selection.outside += 1;
         } else if c.records == 0 || u64::from(c.good) * 2 < u64::from(c.records) {
             selection.implausible += 1;
@@ -161,15 +163,16 @@ mod tests {
                 candidate(60, (120, 180), 10, true),
                 candidate(70, (190, 199), 4, true),
                 candidate(80, (90, 120), 10, true),
-                candidate(90, (300, 310), 10, true),
+                candidate(90, (300, 310), 10, false),
                 candidate(95, (181, 185), 10, true),
+                candidate(97, (400, 410), 10, true),
             ],
             &reached,
             &[lost(100, 200)],
             true,
         );
         let chosen: Vec<(u64, u32)> = s.chosen.iter().map(|l| (l.chunk, l.rank)).collect();
-        assert_eq!(chosen, vec![(60, 0), (95, 1)]);
+        assert_eq!(chosen, vec![(60, 0), (95, 1), (97, 2)]);
         assert_eq!(s.overlapping, 2);
         assert_eq!(s.implausible, 1);
         assert_eq!(s.outside, 1);
