@@ -17,7 +17,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::engine_bench;
-use crate::gen_store::{self, parse_count, GenKind, GenStoreArgs, GenSummary, Pattern};
+use crate::gen_store::{parse_count, GenKind, GenStoreArgs, GenSummary, Pattern};
 use crate::measure::{self, Measured};
 use crate::tools::{target_dir, Tools};
 
@@ -264,9 +264,23 @@ fn generate(bench_dir: &Path, kind: GenKind, records: u64) -> Result<Store> {
         force: true,
         snapshots: (kind == GenKind::Shared).then_some(64),
         writes: None,
+        summary_json: Some(dir.join("summary.json")),
     };
-    let summary = gen_store::generate(&args)?;
-    gen_store::print_summary(&args, &summary);
+    fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    // In a child process: the kernel carries a process's peak memory over an
+    // exec into its children's figures, so this process must stay small.
+    let status = Command::new(std::env::current_exe()?)
+        .args(args.to_cli_args())
+        .status()
+        .context("cannot run gen-store")?;
+    if !status.success() {
+        bail!("gen-store failed ({status})");
+    }
+    let summary_path = dir.join("summary.json");
+    let summary: GenSummary = serde_json::from_str(
+        &fs::read_to_string(&summary_path)
+            .with_context(|| format!("{}: cannot read", summary_path.display()))?,
+    )?;
     Ok(Store {
         cow: args.cow,
         origin: args.origin,

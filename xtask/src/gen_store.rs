@@ -108,10 +108,54 @@ pub struct GenStoreArgs {
     /// Replace existing image files.
     #[arg(long)]
     pub force: bool,
+    /// Also write the summary as JSON to this file (for `cargo xtask bench`,
+    /// which generates in a child process so that its own memory does not
+    /// count in the figures of the tools it measures).
+    #[arg(long, value_name = "PATH", hide = true)]
+    pub summary_json: Option<PathBuf>,
+}
+
+impl GenStoreArgs {
+    /// The command-line arguments that ask for the same store.
+    pub fn to_cli_args(&self) -> Vec<std::ffi::OsString> {
+        let mut out: Vec<std::ffi::OsString> = vec!["gen-store".into(), "--kind".into()];
+        out.push(StoreKind::from(self.kind).as_str().into());
+        out.extend(["--cow".into(), self.cow.clone().into_os_string()]);
+        out.extend(["--origin".into(), self.origin.clone().into_os_string()]);
+        out.extend(["--chunk-size".into(), format!("{}s", self.chunk_size).into()]);
+        out.extend(["--records".into(), self.records.to_string().into()]);
+        let pattern = match self.pattern {
+            Pattern::Random => "random",
+            Pattern::Sequential => "sequential",
+            Pattern::Runs => "runs",
+        };
+        out.extend(["--pattern".into(), pattern.into()]);
+        out.extend(["--seed".into(), self.seed.to_string().into()]);
+        for (flag, value) in [
+            ("--origin-size", self.origin_size),
+            ("--cow-size", self.cow_size),
+            ("--writes", self.writes),
+            ("--snapshots", self.snapshots.map(u64::from)),
+        ] {
+            if let Some(value) = value {
+                out.extend([flag.into(), value.to_string().into()]);
+            }
+        }
+        if self.with_data {
+            out.push("--with-data".into());
+        }
+        if self.force {
+            out.push("--force".into());
+        }
+        if let Some(path) = &self.summary_json {
+            out.extend(["--summary-json".into(), path.clone().into_os_string()]);
+        }
+        out
+    }
 }
 
 /// What gen-store made.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct GenSummary {
     /// The kind written.
     pub kind: StoreKind,
@@ -150,6 +194,10 @@ pub fn parse_count(text: &str) -> Result<u64, String> {
 pub fn run(args: &GenStoreArgs) -> Result<()> {
     let summary = generate(args)?;
     print_summary(args, &summary);
+    if let Some(path) = &args.summary_json {
+        fs::write(path, serde_json::to_string(&summary)?)
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+    }
     Ok(())
 }
 
@@ -589,6 +637,7 @@ mod tests {
             force: false,
             snapshots: None,
             writes: None,
+            summary_json: None,
         }
     }
 
