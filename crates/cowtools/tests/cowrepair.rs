@@ -421,7 +421,7 @@ fn a_shared_store_with_a_zeroed_leaf_says_what_was_lost() {
         )),
         "{text}"
     );
-    assert!(text.contains("no leaf found for origin chunks"), "{text}");
+    assert!(text.contains("no leaf found in it: its records are lost"), "{text}");
     assert!(
         text.contains(&format!(
             "records in unreadable ranges: unknown, at most {lost}"

@@ -1007,7 +1007,9 @@ fn lost_range_text(lost: &shared_repair::LostRange) -> String {
             lost.recovered_leaves, lost.recovered_records
         ));
     }
-    if !lost.unresolved.is_empty() {
+    if lost.unresolved == [lost.range] {
+        text.push_str("; no leaf found in it: its records are lost");
+    } else if !lost.unresolved.is_empty() {
         let ranges: Vec<String> = lost.unresolved.iter().map(|r| r.text()).collect();
         text.push_str(&format!("; no leaf found for {}", ranges.join(", ")));
     }
