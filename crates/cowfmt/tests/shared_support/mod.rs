@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 
 use cowfmt::shared::bitmap::ChunkBitmap;
+use cowfmt::shared::check::{check, CheckOptions};
 use cowfmt::shared::walk::{walk_tree, BlockAt, TreeVisitor, WalkProblem};
 use cowfmt::shared::{CreateOptions, Leaf, Node, SharedStore};
 use cowfmt::{Access, Device};
@@ -153,11 +154,22 @@ impl TreeVisitor for Collect {
     }
 }
 
-/// Checks a committed store from its bytes: the tree's structure, masks inside
-/// snapmask and disjoint, every chunk referenced once, and the bitmap marking
-/// exactly the reserved, tree and data chunks.
+/// Checks a committed store from its bytes, twice: with cowfmt's checker (which
+/// must find nothing), and independently here: the tree's structure, masks
+/// inside snapmask and disjoint, every chunk referenced once, and the bitmap
+/// marking exactly the reserved, tree and data chunks.
 pub fn assert_consistent(fx: &Fixture, store: &mut SharedStore) {
     let cow = Device::open(fx.cow_path(), Access::ReadOnly).unwrap();
+    let options = CheckOptions {
+        origin_bytes: Some(store.origin_chunks() * store.geometry().chunk_bytes),
+        ..CheckOptions::default()
+    };
+    let report = check(&cow, &options).unwrap();
+    assert!(
+        report.is_clean(),
+        "cowcheck findings: {:#?}",
+        report.findings
+    );
     let header = store.header();
     let geometry = *store.geometry();
     let mut collect = Collect::default();
