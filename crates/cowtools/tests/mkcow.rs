@@ -264,19 +264,6 @@ fn a_target_too_small_for_header_and_area_is_refused() {
 }
 
 #[test]
-fn shared_stores_are_not_handled_yet() {
-    let dir = tempdir();
-    let path = dir.path().join("cow.img");
-    let output = tool("mkcow")
-        .args(["--kind", "shared", "--size", "1M"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let text = assert_one_line_error(&output, 2, "cow.img");
-    assert!(text.contains("does not handle shared stores"), "{text}");
-}
-
-#[test]
 fn help_has_examples_and_version_works() {
     let output = tool("mkcow").arg("--help").output().unwrap();
     assert_eq!(output.status.code(), Some(0));
