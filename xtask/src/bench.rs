@@ -25,6 +25,10 @@ use crate::tools::{target_dir, Tools};
 const CHECK_RECORDS_PER_SECOND: f64 = 30_000_000.0;
 /// cowdump must write JSON for at least this many records per second.
 const DUMP_RECORDS_PER_SECOND: f64 = 15_000_000.0;
+/// cowrepair must rebuild a shared store of 16M records in under 10 s.
+const REPAIR_RECORDS_PER_SECOND: f64 = (16u64 << 20) as f64 / 10.0;
+/// The fraction of leaves the damaged repair benchmark zeroes (one in this many).
+const ZEROED_LEAF_EVERY: u64 = 100;
 /// cowcheck's memory allowance before its bitmaps (one bit per COW chunk and
 /// one per origin chunk).
 const CHECK_BASE_MEMORY: u64 = 64 << 20;
@@ -83,6 +87,10 @@ impl BenchKind {
 enum Job {
     Check,
     DumpJson,
+    /// cowrepair of the intact store into a new image.
+    Repair,
+    /// cowrepair after 1% of the leaves were zeroed.
+    RepairDamaged,
 }
 
 impl Job {
@@ -90,6 +98,8 @@ impl Job {
         match self {
             Job::Check => "cowcheck",
             Job::DumpJson => "cowdump --format json",
+            Job::Repair => "cowrepair (intact)",
+            Job::RepairDamaged => "cowrepair (1% leaves zeroed)",
         }
     }
 
@@ -97,6 +107,7 @@ impl Job {
         match self {
             Job::Check => "cowcheck",
             Job::DumpJson => "cowdump",
+            Job::Repair | Job::RepairDamaged => "cowrepair",
         }
     }
 
@@ -107,6 +118,11 @@ impl Job {
             Job::DumpJson => command
                 .args(["--format", "json", "-o", "/dev/null"])
                 .arg(&store.cow),
+            Job::Repair | Job::RepairDamaged => command
+                .args(["-q", "-i"])
+                .arg(&store.cow)
+                .arg("-o")
+                .arg(store.dir.join("repaired.img")),
         };
         command
     }
@@ -115,6 +131,7 @@ impl Job {
         match self {
             Job::Check => CHECK_RECORDS_PER_SECOND,
             Job::DumpJson => DUMP_RECORDS_PER_SECOND,
+            Job::Repair | Job::RepairDamaged => REPAIR_RECORDS_PER_SECOND,
         }
     }
 
@@ -128,7 +145,7 @@ impl Job {
             Job::Check => Some(
                 CHECK_BASE_MEMORY + store.cow_chunks.div_ceil(8) + store.origin_chunks.div_ceil(8),
             ),
-            Job::DumpJson => None,
+            Job::DumpJson | Job::Repair | Job::RepairDamaged => None,
         }
     }
 }
@@ -206,6 +223,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             let store = generate(&bench_dir, kind, records)?;
             for job in [Job::Check, Job::DumpJson] {
                 results.push(bench_job(&tools, &store, job, runs)?);
+            }
+            if kind == GenKind::Shared {
+                results.push(bench_job(&tools, &store, Job::Repair, runs)?);
+                let zeroed = crate::damage::zero_leaves(&store.cow, ZEROED_LEAF_EVERY)?;
+                println!("zeroed {zeroed} leaves (one in {ZEROED_LEAF_EVERY})");
+                results.push(bench_job(&tools, &store, Job::RepairDamaged, runs)?);
             }
             if !args.keep {
                 fs::remove_dir_all(&store.dir)
@@ -336,6 +359,9 @@ fn bench_job(tools: &Tools, store: &Store, job: Job, runs: u32) -> Result<BenchR
 }
 
 fn run_once(tools: &Tools, store: &Store, job: Job) -> Result<Measured> {
+    if matches!(job, Job::Repair | Job::RepairDamaged) {
+        let _ = fs::remove_file(store.dir.join("repaired.img"));
+    }
     let stdout = store.dir.join(format!("{}.stdout", job.binary()));
     let stderr = store.dir.join(format!("{}.stderr", job.binary()));
     let mut command = job.command(tools, store);

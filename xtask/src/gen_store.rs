@@ -122,7 +122,10 @@ impl GenStoreArgs {
         out.push(StoreKind::from(self.kind).as_str().into());
         out.extend(["--cow".into(), self.cow.clone().into_os_string()]);
         out.extend(["--origin".into(), self.origin.clone().into_os_string()]);
-        out.extend(["--chunk-size".into(), format!("{}s", self.chunk_size).into()]);
+        out.extend([
+            "--chunk-size".into(),
+            format!("{}s", self.chunk_size).into(),
+        ]);
         out.extend(["--records".into(), self.records.to_string().into()]);
         let pattern = match self.pattern {
             Pattern::Random => "random",

@@ -5,6 +5,7 @@
 //! - `bench`: throughput and peak memory of `cowcheck` and `cowdump` on large stores.
 
 mod bench;
+mod damage;
 mod demo;
 mod demo_shared;
 mod engine_bench;
