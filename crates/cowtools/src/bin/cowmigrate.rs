@@ -13,7 +13,9 @@ use anyhow::bail;
 use clap::{ArgGroup, Parser, ValueEnum};
 use cowfmt::device::{Access, Device};
 use cowfmt::persistent::check::{check, CheckOptions};
-use cowfmt::persistent::migrate::{self, MigrateMode, MigrateOptions, MigrateReport, StoreShape};
+use cowfmt::persistent::migrate::{
+    self, MigrateMode, MigrateOptions, MigrateReport, Relocation, StoreShape,
+};
 use cowfmt::persistent::repair::JobError;
 use cowfmt::persistent::table::{snapshot_table_line, TableDevices};
 use cowfmt::persistent::PersistentStore;
@@ -321,21 +323,50 @@ fn write_text(out: &mut dyn Write, report: &MigrateReport, table: &str) -> io::R
         shape(&report.from)
     )?;
     writeln!(out, "{name}: now {}", shape(&report.to))?;
-    if report.pieces_from_origin > 0 {
+    write_classic_notes(
+        out,
+        name,
+        ClassicNotes {
+            pieces_from_origin: report.pieces_from_origin,
+            pieces_past_origin: report.pieces_past_origin,
+            relocation: report.relocation.as_ref(),
+            stale_areas_zeroed: report.stale_areas_zeroed,
+        },
+    )?;
+    writeln!(
+        out,
+        "{name}: space used: before {}, after {}",
+        space(&report.from),
+        space(&report.to)
+    )?;
+    writeln!(out, "{name}: table: {table}")
+}
+
+/// What a migration to a classic store did besides copying records: the
+/// lines both the persistent and the shared reports print.
+struct ClassicNotes<'a> {
+    pieces_from_origin: u64,
+    pieces_past_origin: u64,
+    relocation: Option<&'a Relocation>,
+    stale_areas_zeroed: u64,
+}
+
+fn write_classic_notes(out: &mut dyn Write, name: &str, notes: ClassicNotes<'_>) -> io::Result<()> {
+    if notes.pieces_from_origin > 0 {
         writeln!(
             out,
             "{name}: {} unchanged pieces read from the origin",
-            report.pieces_from_origin
+            notes.pieces_from_origin
         )?;
     }
-    if report.pieces_past_origin > 0 {
+    if notes.pieces_past_origin > 0 {
         writeln!(
             out,
             "{name}: {} pieces past the end of the origin left out",
-            report.pieces_past_origin
+            notes.pieces_past_origin
         )?;
     }
-    if let Some(relocation) = &report.relocation {
+    if let Some(relocation) = notes.relocation {
         writeln!(
             out,
             "{name}: moved data chunk {} to {} (area {} record {}), so that a pre-2.6.29 kernel's next allocation does not land on metadata chunk {}",
@@ -346,20 +377,14 @@ fn write_text(out: &mut dyn Write, report: &MigrateReport, table: &str) -> io::R
             relocation.metadata_chunk
         )?;
     }
-    if report.stale_areas_zeroed > 0 {
+    if notes.stale_areas_zeroed > 0 {
         writeln!(
             out,
             "{name}: zeroed {} stale area locations",
-            report.stale_areas_zeroed
+            notes.stale_areas_zeroed
         )?;
     }
-    writeln!(
-        out,
-        "{name}: space used: before {}, after {}",
-        space(&report.from),
-        space(&report.to)
-    )?;
-    writeln!(out, "{name}: table: {table}")
+    Ok(())
 }
 
 fn shape(shape: &StoreShape) -> String {
@@ -717,38 +742,16 @@ fn write_shared_text(
             report.copies - report.stored
         )?;
     }
-    if report.pieces_from_origin > 0 {
-        writeln!(
-            out,
-            "{name}: {} unchanged pieces read from the origin",
-            report.pieces_from_origin
-        )?;
-    }
-    if report.pieces_past_origin > 0 {
-        writeln!(
-            out,
-            "{name}: {} pieces past the end of the origin left out",
-            report.pieces_past_origin
-        )?;
-    }
-    if let Some(relocation) = &report.relocation {
-        writeln!(
-            out,
-            "{name}: moved data chunk {} to {} (area {} record {}), so that a pre-2.6.29 kernel's next allocation does not land on metadata chunk {}",
-            relocation.from_chunk,
-            relocation.to_chunk,
-            relocation.area,
-            relocation.index,
-            relocation.metadata_chunk
-        )?;
-    }
-    if report.stale_areas_zeroed > 0 {
-        writeln!(
-            out,
-            "{name}: zeroed {} stale area locations",
-            report.stale_areas_zeroed
-        )?;
-    }
+    write_classic_notes(
+        out,
+        name,
+        ClassicNotes {
+            pieces_from_origin: report.pieces_from_origin,
+            pieces_past_origin: report.pieces_past_origin,
+            relocation: report.relocation.as_ref(),
+            stale_areas_zeroed: report.stale_areas_zeroed,
+        },
+    )?;
     let before = match report.inputs.as_slice() {
         [one] => side_space(&one.shape),
         many => format!(

@@ -20,7 +20,7 @@ use cowfmt::shared::check as shared_check;
 use cowfmt::shared::mask;
 use cowfmt::shared::repair as shared_repair;
 use cowfmt::units::human_bytes;
-use cowfmt::{Severity, StoreKind};
+use cowfmt::{Finding, Severity, StoreKind};
 use cowtools::args;
 use cowtools::exit::{self, StoreProblems};
 use cowtools::progress;
@@ -390,6 +390,23 @@ fn back_up(cli: &Cli, input: Device) -> anyhow::Result<Device> {
     Ok(backup)
 }
 
+/// The errors the check of a freshly written output still finds, as one
+/// report naming the first; `None` when the output is clean.
+fn remaining_problems(findings: &[Finding], output: &Path) -> Option<StoreProblems> {
+    let errors: Vec<_> = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
+    let first = errors.first()?;
+    Some(StoreProblems(format!(
+        "{}: the repaired store still has {} problem{}: {}",
+        output.display(),
+        errors.len(),
+        plural(errors.len() as u64),
+        first.message
+    )))
+}
+
 /// Checks the output, renders the report and picks the exit code.
 fn finish(cli: &Cli, report: &RepairReport, output: &Path) -> anyhow::Result<u8> {
     let device = Device::open(output, Access::ReadOnly)?;
@@ -400,21 +417,10 @@ fn finish(cli: &Cli, report: &RepairReport, output: &Path) -> anyhow::Result<u8>
             ..CheckOptions::default()
         },
     )?;
-    let errors: Vec<_> = checked
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .collect();
+    let problems = remaining_problems(&checked.findings, output);
     render(cli, report, Some(output))?;
-    if let Some(first) = errors.first() {
-        return Err(StoreProblems(format!(
-            "{}: the repaired store still has {} problem{}: {}",
-            output.display(),
-            errors.len(),
-            plural(errors.len() as u64),
-            first.message
-        ))
-        .into());
+    if let Some(problems) = problems {
+        return Err(problems.into());
     }
     Ok(exit_code(report))
 }
@@ -771,21 +777,10 @@ fn shared_finish(
             ..shared_check::CheckOptions::default()
         },
     )?;
-    let errors: Vec<_> = checked
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .collect();
+    let problems = remaining_problems(&checked.findings, output);
     render_shared(cli, report, Some(output))?;
-    if let Some(first) = errors.first() {
-        return Err(StoreProblems(format!(
-            "{}: the repaired store still has {} problem{}: {}",
-            output.display(),
-            errors.len(),
-            plural(errors.len() as u64),
-            first.message
-        ))
-        .into());
+    if let Some(problems) = problems {
+        return Err(problems.into());
     }
     Ok(shared_exit_code(report))
 }
