@@ -575,3 +575,31 @@ fn bad_shared_migrations_fail_in_one_line() {
     );
     assert!(text.contains("damaged"), "{text}");
 }
+
+#[test]
+fn the_origin_is_never_the_output_even_with_force() {
+    let dir = tempdir();
+    let cow = golden_cow(&dir, "a");
+    let origin = golden_origin(&dir, "a");
+    let before = std::fs::read(&origin).unwrap();
+    for target in [vec!["--chunk-size", "8k"], vec!["--to", "shared"]] {
+        let mut args = vec![
+            "-i",
+            s(&cow),
+            "-o",
+            s(&origin),
+            "--origin",
+            s(&origin),
+            "-f",
+        ];
+        args.extend(target);
+        let output = migrate(&args);
+        let text = assert_one_line_error(&output, 2, "origin.img");
+        assert!(text.contains("same file as"), "{text}");
+        assert_eq!(
+            std::fs::read(&origin).unwrap(),
+            before,
+            "the origin changed"
+        );
+    }
+}

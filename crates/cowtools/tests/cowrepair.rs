@@ -141,7 +141,7 @@ fn the_input_is_never_the_output() {
     let before = std::fs::read(&cow).unwrap();
     let output = repair(&["-i", s(&cow), "-o", s(&cow), "--force"]);
     let text = assert_one_line_error(&output, 2, s(&cow));
-    assert!(text.contains("same file as the input"), "{text}");
+    assert!(text.contains("same file as"), "{text}");
     assert_eq!(std::fs::read(&cow).unwrap(), before);
 }
 
@@ -421,7 +421,10 @@ fn a_shared_store_with_a_zeroed_leaf_says_what_was_lost() {
         )),
         "{text}"
     );
-    assert!(text.contains("no leaf found in it: its records are lost"), "{text}");
+    assert!(
+        text.contains("no leaf found in it: its records are lost"),
+        "{text}"
+    );
     assert!(
         text.contains(&format!(
             "records in unreadable ranges: unknown, at most {lost}"
@@ -504,7 +507,7 @@ fn a_shared_store_is_never_written_in_place_without_a_backup() {
     let before = std::fs::read(&cow).unwrap();
     let output = repair(&["-i", s(&cow), "-o", s(&cow), "--force"]);
     let text = assert_one_line_error(&output, 2, s(&cow));
-    assert!(text.contains("same file as the input"), "{text}");
+    assert!(text.contains("same file as"), "{text}");
     let output = repair(&["-i", s(&cow), "--in-place"]);
     assert_one_line_error(&output, 2, "--backup");
     assert_eq!(std::fs::read(&cow).unwrap(), before);
@@ -602,5 +605,62 @@ fn kind_and_shared_flags_must_match_the_store() {
     assert!(text.contains("shared stores only"), "{text}");
     let output = repair(&["-i", s(&cow), "--dry-run", "--snapshots", "64"]);
     assert_eq!(output.status.code(), Some(2));
+    assert!(!out.exists());
+}
+
+#[test]
+fn the_origin_is_never_the_output_nor_the_backup() {
+    let dir = tempdir();
+    let cow = golden_cow(&dir, "a");
+    let origin = golden_origin(&dir, "a");
+    let before = std::fs::read(&origin).unwrap();
+    let cases = [
+        vec![
+            "-i",
+            s(&cow),
+            "-o",
+            s(&origin),
+            "--origin",
+            s(&origin),
+            "-f",
+        ],
+        vec![
+            "-i",
+            s(&cow),
+            "--in-place",
+            "--backup",
+            s(&origin),
+            "--origin",
+            s(&origin),
+            "-f",
+        ],
+    ];
+    for args in cases {
+        let output = tool("cowrepair").args(&args).output().unwrap();
+        assert_no_panic(&output);
+        let text = assert_one_line_error(&output, 2, "origin.img");
+        assert!(text.contains("same file as"), "{text}");
+        assert_eq!(
+            std::fs::read(&origin).unwrap(),
+            before,
+            "the origin changed"
+        );
+    }
+}
+
+#[test]
+fn a_refusal_without_dry_run_does_not_claim_a_dry_run() {
+    let dir = tempdir();
+    let path = blank_image(&dir, "lost.img", 1 << 20);
+    write_header(&path, 0x7041_6e53, 1, 1, 8);
+    write_area0_record(&path, 0, 5, 99_999);
+    let out = dir.path().join("out.img");
+    let output = tool("cowrepair")
+        .args(["-i", s(&path), "-o", s(&out)])
+        .output()
+        .unwrap();
+    let text = assert_one_line_error(&output, 1, "lost.img");
+    assert!(text.contains("nothing could be salvaged"), "{text}");
+    assert!(!stdout(&output).contains("dry run"), "{}", stdout(&output));
     assert!(!out.exists());
 }

@@ -19,6 +19,7 @@ use cowfmt::persistent::migrate::{
 use cowfmt::persistent::repair::JobError;
 use cowfmt::persistent::table::{snapshot_table_line, TableDevices};
 use cowfmt::persistent::PersistentStore;
+use cowfmt::shared::check as shared_check;
 use cowfmt::shared::mask;
 use cowfmt::shared::migrate::{
     self as shared_migrate, ExportOptions, ImportOptions, JournalSize, RechunkOptions, SharedInput,
@@ -224,7 +225,7 @@ fn run_persistent(cli: &Cli, store: PersistentStore, kind: StoreKind) -> anyhow:
         size,
         size_given: cli.size.is_some(),
         force: cli.force,
-        inputs: &[input.as_path()],
+        inputs: &read_paths(cli),
     })?;
     if prepared.device.size_bytes() < plan.needed_bytes {
         bail!(
@@ -250,19 +251,19 @@ fn run_persistent(cli: &Cli, store: PersistentStore, kind: StoreKind) -> anyhow:
     Ok(exit::EXIT_OK)
 }
 
-/// Checks a classic output as its kind; a migration never leaves an error behind.
+/// Checks the output as its kind; a migration never leaves an error behind.
 fn verify(cli: &Cli, kind: StoreKind) -> anyhow::Result<()> {
     let device = Device::open(&cli.output, Access::ReadOnly)?;
-    let options = CheckOptions {
-        kind,
-        ..CheckOptions::default()
+    let findings = if kind == StoreKind::Shared {
+        shared_check::check(&device, &shared_check::CheckOptions::default())?.findings
+    } else {
+        let options = CheckOptions {
+            kind,
+            ..CheckOptions::default()
+        };
+        check(&device, &options)?.findings
     };
-    let report = check(&device, &options)?;
-    match report
-        .findings
-        .iter()
-        .find(|f| f.severity == Severity::Error)
-    {
+    match findings.iter().find(|f| f.severity == Severity::Error) {
         Some(first) => Err(StoreProblems(format!(
             "{}: the migrated store has a problem: {}",
             cli.output.display(),
@@ -408,6 +409,16 @@ fn space(shape: &StoreShape) -> String {
 }
 
 /// Refuses the options that only shared migrations take, saying `why` not.
+/// Every file the job reads (the inputs and the origin), none of which may be
+/// the output.
+fn read_paths(cli: &Cli) -> Vec<&Path> {
+    cli.input
+        .iter()
+        .map(PathBuf::as_path)
+        .chain(cli.origin.as_deref())
+        .collect()
+}
+
 fn refuse_shared_options(cli: &Cli, why: &str) -> anyhow::Result<()> {
     let given = [
         ("--snapshot", cli.snapshot.is_some()),
@@ -533,14 +544,12 @@ fn run_shared_plan(
             plan.needed_bytes()?
         }
     };
-    let mut protected: Vec<&Path> = cli.input.iter().map(PathBuf::as_path).collect();
-    protected.extend(cli.origin.as_deref());
     let prepared = migrate::open_output(&migrate::OutputRequest {
         path: &cli.output,
         size,
         size_given: cli.size.is_some(),
         force: cli.force,
-        inputs: &protected,
+        inputs: &read_paths(cli),
     })?;
     ensure_fits(
         cli,
@@ -559,9 +568,7 @@ fn run_shared_plan(
     );
     bar.finish_and_clear();
     let report = result.map_err(job_error)?;
-    if plan.to_kind().is_snap_v1() {
-        verify(cli, plan.to_kind())?;
-    }
+    verify(cli, plan.to_kind())?;
     render_shared(cli, &report, origin.as_ref())?;
     Ok(exit::EXIT_OK)
 }

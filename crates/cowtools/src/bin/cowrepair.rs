@@ -196,10 +196,17 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         size,
         size_given: cli.size.is_some(),
         force: cli.force,
-        inputs: &[&cli.input],
+        inputs: &read_paths(cli),
     })?;
     let report = write(cli, salvage, &input, prepared.device, prepared.zeroed)?;
     finish(cli, &report, output_path)
+}
+
+/// Every file the job reads, none of which may be the output or the backup.
+fn read_paths(cli: &Cli) -> Vec<&Path> {
+    std::iter::once(cli.input.as_path())
+        .chain(cli.origin.as_deref())
+        .collect()
 }
 
 fn validate(cli: &Cli) -> anyhow::Result<()> {
@@ -365,7 +372,7 @@ fn back_up(cli: &Cli, input: Device) -> anyhow::Result<Device> {
         size: input.size_bytes(),
         size_given: false,
         force: cli.force,
-        inputs: &[&cli.input],
+        inputs: &read_paths(cli),
     })?;
     if prepared.device.size_bytes() < input.size_bytes() {
         bail!(
@@ -431,6 +438,15 @@ fn exit_code(report: &RepairReport) -> u8 {
     } else {
         exit::EXIT_OK
     }
+}
+
+/// The closing line of a report with no output: said only for `--dry-run`,
+/// since a refusal closes with its own error.
+fn nothing_written(out: &mut dyn Write, cli: &Cli, name: &str) -> io::Result<()> {
+    if cli.dry_run {
+        writeln!(out, "{name}: nothing written (dry run)")?;
+    }
+    Ok(())
 }
 
 fn job_error(error: JobError) -> anyhow::Error {
@@ -532,7 +548,7 @@ fn write_text(
         plural(report.skipped_areas)
     )?;
     let Some(output) = output else {
-        return writeln!(out, "{name}: nothing written (dry run)");
+        return nothing_written(out, cli, name);
     };
     if let Some(relocation) = &report.relocation {
         writeln!(
@@ -666,7 +682,7 @@ fn run_shared(cli: &Cli, input: Device, probed: bool) -> anyhow::Result<u8> {
         size,
         size_given: cli.size.is_some(),
         force: cli.force,
-        inputs: &[&cli.input],
+        inputs: &read_paths(cli),
     })?;
     let how = shared_repair::WriteOptions {
         output_zeroed: prepared.zeroed,
@@ -919,7 +935,7 @@ fn write_shared_text(
         c.data_kept, c.old_tree_blocks, c.dropped_record_chunks, c.leaked_freed
     )?;
     let Some(output) = output else {
-        return writeln!(out, "{name}: nothing written (dry run)");
+        return nothing_written(out, cli, name);
     };
     let cow = output.display().to_string();
     let origin = cli.origin.as_ref().map(|p| p.display().to_string());

@@ -23,7 +23,8 @@ pub struct OutputRequest<'a> {
     pub size_given: bool,
     /// Overwrite an existing non-empty file or a device that holds data.
     pub force: bool,
-    /// Paths that must not be the output (the inputs).
+    /// Paths that must not be the output: every file the job reads (the
+    /// inputs and the origin).
     pub inputs: &'a [&'a Path],
 }
 
@@ -56,7 +57,7 @@ pub fn open_output(request: &OutputRequest<'_>) -> Result<PreparedOutput> {
         for input in request.inputs {
             if same_file(meta, input) {
                 return Err(Error::Invalid(format!(
-                    "{}: the output is the same file as the input {}",
+                    "{}: the output is the same file as {}, which this job reads",
                     path.display(),
                     input.display()
                 )));
