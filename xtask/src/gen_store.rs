@@ -66,7 +66,7 @@ pub enum Pattern {
 /// Arguments of `cargo xtask gen-store`.
 #[derive(Debug, Clone, Args)]
 pub struct GenStoreArgs {
-    /// Store kind: persistent or legacy.
+    /// Store kind: persistent, legacy or shared.
     #[arg(long, value_enum, default_value_t = GenKind::Persistent)]
     pub kind: GenKind,
     /// The COW image file to write.

@@ -2,7 +2,8 @@
 //!
 //! - `gen-store`: build a realistic persistent, legacy or shared store of any size, sparse;
 //! - `demo`: the main job on file-backed images, with the real release binaries;
-//! - `bench`: throughput and peak memory of `cowcheck` and `cowdump` on large stores.
+//! - `bench`: throughput and peak memory of the tools on large stores;
+//! - `vm-test`: classic stores through a shared store and back, checked by a real kernel in qemu.
 
 mod bench;
 mod damage;
@@ -15,6 +16,7 @@ mod measure;
 mod pattern;
 mod prng;
 mod tools;
+mod vm_test;
 
 use std::process::ExitCode;
 
@@ -39,6 +41,9 @@ enum Task {
     Demo(demo::DemoArgs),
     /// Measure cowcheck and cowdump on large generated stores.
     Bench(bench::BenchArgs),
+    /// Round-trip kernel-written snapshot stores through a shared store and
+    /// check the exports with a real Linux kernel under qemu.
+    VmTest(vm_test::VmTestArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +52,7 @@ fn main() -> ExitCode {
         Task::GenStore(args) => gen_store::run(args),
         Task::Demo(args) => demo::run(args),
         Task::Bench(args) => bench::run(args),
+        Task::VmTest(args) => vm_test::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

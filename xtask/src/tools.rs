@@ -61,6 +61,11 @@ impl Tools {
         Ok(tools)
     }
 
+    /// The folder the binaries are in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The path of binary `name`.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)

@@ -1,0 +1,409 @@
+#!/usr/bin/env bash
+# End-to-end check, with a real Linux kernel under qemu, that classic
+# dm-snapshot COW stores survive a round trip through the shared store:
+#
+#   boot 1   the kernel (dm-snapshot) writes three persistent COW stores of one
+#            origin: snap1, snap2, snap3 taken at different moments, origin
+#            writes between them, snapshot-side writes through snap2; it
+#            records the sha256 of every snapshot.
+#   host     cowcheck the three stores; cowmigrate them into ONE shared store;
+#            cowcheck it; export every snapshot back with --to persistent and
+#            --to legacy; cowcheck each export.
+#   boot 2   the kernel activates every exported store (and copies of its own
+#            stores as a control) over the final origin and records the
+#            sha256 of each snapshot.
+#   compare  every export must show exactly what the kernel's snapshot showed.
+#
+# Usage: ./run.sh [all|fetch|prepare|boot1|host|boot2|compare]   (default: all)
+#   fetch    download the Debian packages into cache/debs (only missing ones)
+#   prepare  fetch + extract + build the initramfs (no VM)
+#   boot1, host, boot2, compare: the single steps; they expect the earlier ones.
+#
+# Normally run through `cargo xtask vm-test`, which builds the release tools
+# first. Needs root (apt-get download) and Debian's package mirror.
+#
+# Environment:
+#   VM_DIR       where downloads, the VM build, disk images and logs go
+#                (default: target/vm of the workspace)
+#   TOOLS_SRC    where to copy the tools under test from, once per run
+#                (default: target/release of the workspace)
+#   VM_WAIT_CMD  shell command polled (every 15 s) until it succeeds before a VM
+#                boots, e.g. '! pgrep -f "xtask bench"'
+#   VM_TIMEOUT   seconds one boot may take (default 1200)
+#
+# Layout (the guest scripts beside this file; everything else under VM_DIR):
+#   bin/         the tools under test (copied at the start of a run)
+#   cache/debs/  downloaded .deb files (kept between runs)
+#   build/       extracted packages, initramfs images (regenerated)
+#   guest/       init, lib.sh, boot1.sh, boot2.sh (the guest side)
+#   work/        disk images of the current run (recreated by boot1)
+#   logs/        serial logs, guest results, tool outputs, summary.txt
+#
+# Exit status: 0 when every export matches, 1 when a check failed, 2 on a
+# setup problem.
+
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+WORKSPACE=$(cd "$HERE/../.." && pwd)
+TOP=${VM_DIR:-$WORKSPACE/target/vm}
+mkdir -p "$TOP"
+TOP=$(cd "$TOP" && pwd)
+BIN=$TOP/bin
+CACHE=$TOP/cache/debs
+BUILD=$TOP/build
+ROOT=$BUILD/root
+GUEST=$HERE/guest
+WORK=$TOP/work
+LOGS=$TOP/logs
+TOOLS_SRC=${TOOLS_SRC:-$WORKSPACE/target/release}
+VM_TIMEOUT=${VM_TIMEOUT:-1200}
+
+# Scenario sizes: origin 32 MiB, each classic COW 16 MiB, chunk 8 sectors.
+ORIGIN_MIB=32
+COW_MIB=16
+TOOLS=(mkcow cowdump cowcheck cowrepair cowmigrate)
+
+# Debian bookworm packages (docs/live-tests.md). The qemu
+# libraries listed are those a stock bookworm host of this kind lacks.
+KERNEL_META=linux-image-6.12-amd64
+PKGS=(busybox-static dmsetup libdevmapper1.02.1
+      qemu-system-x86 qemu-system-common qemu-system-data seabios
+      libcapstone4 libfdt1 libibverbs1 libpmem1 librdmacm1 libslirp0 libvdeplug2
+      libnl-3-200 libnl-route-3-200 libdaxctl1 libndctl6 libexecs0)
+
+say() { printf '[run.sh %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { say "ERROR: $*"; exit 2; }
+
+# ---------------------------------------------------------------- setup -----
+
+# Copy the tools under test at the start of a run, so that a rebuild elsewhere
+# cannot change them halfway through.
+setup_tools() {
+    rm -rf "$BIN"
+    mkdir -p "$BIN"
+    local t
+    for t in "${TOOLS[@]}"; do
+        [[ -x $TOOLS_SRC/$t ]] || die "no $t in $TOOLS_SRC (cargo build --release -p cowtools)"
+        cp -p "$TOOLS_SRC/$t" "$BIN/$t"
+    done
+    say "tools under test copied from $TOOLS_SRC"
+}
+
+# The kernel package: the cached one, else the one the metapackage names.
+kernel_pkg() {
+    local f
+    f=$(ls "$CACHE"/linux-image-6.12.*-amd64_*.deb 2>/dev/null | head -n1 || true)
+    if [[ -n $f ]]; then
+        basename "$f" | cut -d_ -f1
+    else
+        apt-cache depends "$KERNEL_META" | awk '/Depends: linux-image-/ {print $2; exit}'
+    fi
+}
+
+fetch() {
+    mkdir -p "$CACHE"
+    local kpkg missing=() p
+    kpkg=$(kernel_pkg)
+    if [[ -z $kpkg ]]; then
+        say "apt-cache does not know $KERNEL_META: running apt-get update"
+        apt-get update -qq
+        kpkg=$(kernel_pkg)
+        [[ -n $kpkg ]] || die "cannot resolve $KERNEL_META"
+    fi
+    for p in "$kpkg" "${PKGS[@]}"; do
+        compgen -G "$CACHE/${p}_*.deb" >/dev/null || missing+=("$p")
+    done
+    if ((${#missing[@]})); then
+        say "downloading: ${missing[*]}"
+        (cd "$CACHE" && apt-get download "${missing[@]}")
+    else
+        say "all packages cached in $CACHE"
+    fi
+}
+
+# Extract every cached package into build/root (redone when the set changes).
+extract() {
+    local stamp=$BUILD/root.stamp want d
+    want=$(cd "$CACHE" && ls -1 *.deb | sort)
+    if [[ -f $stamp && $(cat "$stamp") == "$want" && -d $ROOT ]]; then
+        return
+    fi
+    say "extracting packages into $ROOT"
+    rm -rf "$ROOT"
+    mkdir -p "$ROOT"
+    for d in "$CACHE"/*.deb; do dpkg -x "$d" "$ROOT"; done
+    printf '%s\n' "$want" > "$stamp"
+}
+
+KVER=
+QEMU=
+qemu_env() {
+    KVER=$(basename "$(ls -d "$ROOT"/lib/modules/*/ | head -n1)")
+    [[ -n $KVER && -f $ROOT/boot/vmlinuz-$KVER ]] || die "no kernel in $ROOT"
+    QEMU=$ROOT/usr/bin/qemu-system-x86_64
+    export LD_LIBRARY_PATH=$ROOT/usr/lib/x86_64-linux-gnu:$ROOT/lib/x86_64-linux-gnu
+    # accel-tcg-x86_64.so (qemu-system-common) is a loadable module in Debian.
+    export QEMU_MODULE_DIR=$ROOT/usr/lib/x86_64-linux-gnu/qemu
+    "$QEMU" --version >/dev/null || die "extracted qemu does not run"
+}
+
+# Base initramfs: busybox, the modules (decompressed), dmsetup and the
+# libraries it needs, /init and /lib.sh. Each boot appends its /scenario.sh.
+build_initramfs() {
+    qemu_env
+    local ir=$BUILD/initramfs-root m f lib
+    rm -rf "$ir"
+    mkdir -p "$ir"/{bin,sbin,dev,proc,sys,tmp,out,lib/modules,lib64,lib/x86_64-linux-gnu}
+    cp "$ROOT/bin/busybox" "$ir/bin/busybox"
+    for m in $("$ir/bin/busybox" --list); do
+        [[ -e $ir/bin/$m ]] || ln -s busybox "$ir/bin/$m"
+    done
+    for m in drivers/block/virtio_blk drivers/md/dm-mod drivers/md/dm-bufio \
+             drivers/md/dm-snapshot; do
+        f=$ROOT/lib/modules/$KVER/kernel/$m.ko.xz
+        xz -dc "$f" > "$ir/lib/modules/$(basename "$m").ko"
+    done
+    cp "$ROOT/sbin/dmsetup" "$ir/sbin/dmsetup"
+    # dmsetup's libraries: libdevmapper from the package, the rest from the host.
+    for lib in $(LD_LIBRARY_PATH=$ROOT/lib/x86_64-linux-gnu ldd "$ROOT/sbin/dmsetup" \
+                 | awk '/=>/ {print $3} /ld-linux/ {print $1}'); do
+        cp -L "$lib" "$ir/lib/x86_64-linux-gnu/"
+    done
+    cp -L /lib64/ld-linux-x86-64.so.2 "$ir/lib64/"
+    install -m 755 "$GUEST/init" "$ir/init"
+    install -m 644 "$GUEST/lib.sh" "$ir/lib.sh"
+    (cd "$ir" && find . | LC_ALL=C sort | "$ir/bin/busybox" cpio -o -H newc 2>/dev/null) \
+        | gzip -9 > "$BUILD/initramfs-base.cpio.gz"
+    say "initramfs: $(du -h "$BUILD/initramfs-base.cpio.gz" | cut -f1) (kernel $KVER)"
+}
+
+prepare() {
+    setup_tools
+    fetch
+    extract
+    build_initramfs
+}
+
+# ------------------------------------------------------------------ VM ------
+
+wait_for_vm_slot() {
+    [[ -n ${VM_WAIT_CMD:-} ]] || return 0
+    until sh -c "$VM_WAIT_CMD"; do
+        say "waiting for: $VM_WAIT_CMD"
+        sleep 15
+    done
+}
+
+# run_vm NAME SCENARIO SERIAL=IMAGE[:ro]...
+# Boots the kernel with /scenario.sh = SCENARIO and the given disks (plus an
+# "out" disk), then unpacks the guest's /out into logs/NAME/.
+run_vm() {
+    local name=$1 scenario=$2
+    shift 2
+    local ov=$BUILD/overlay-$name out=$WORK/$name-out.img log=$LOGS/$name-serial.log
+    local args=() n=0 spec serial img ro t0 t1 rc
+    rm -rf "$ov" "$LOGS/$name"
+    mkdir -p "$ov" "$LOGS/$name"
+    install -m 644 "$scenario" "$ov/scenario.sh"
+    (cd "$ov" && find . | LC_ALL=C sort | "$ROOT/bin/busybox" cpio -o -H newc 2>/dev/null) \
+        | gzip -9 > "$BUILD/overlay-$name.cpio.gz"
+    cat "$BUILD/initramfs-base.cpio.gz" "$BUILD/overlay-$name.cpio.gz" > "$BUILD/initramfs-$name.img"
+
+    rm -f "$out"
+    truncate -s 8M "$out"
+    for spec in "$@" "out=$out"; do
+        serial=${spec%%=*}
+        img=${spec#*=}
+        ro=
+        if [[ $img == *:ro ]]; then img=${img%:ro}; ro=,readonly=on; fi
+        args+=(-drive "file=$img,format=raw,if=none,id=d$n$ro"
+               -device "virtio-blk-pci,drive=d$n,serial=$serial")
+        n=$((n + 1))
+    done
+
+    wait_for_vm_slot
+    say "booting $name with $n disks (serial log: $log)"
+    t0=$(date +%s.%N)
+    rc=0
+    timeout "$VM_TIMEOUT" "$QEMU" -accel tcg -M q35 -m 1024 -smp 1 -nodefaults \
+        -display none -no-reboot -L "$ROOT/usr/share/seabios" -L "$ROOT/usr/share/qemu" \
+        -serial "file:$log" -kernel "$ROOT/boot/vmlinuz-$KVER" \
+        -initrd "$BUILD/initramfs-$name.img" \
+        -append "console=ttyS0 panic=-1 loglevel=4 VMTEST_DISKS=$n" \
+        "${args[@]}" || rc=$?
+    t1=$(date +%s.%N)
+    awk -v n="$name" -v a="$t0" -v b="$t1" -v rc="$rc" 'BEGIN {printf "%s wall %.1f s, qemu exit %s\n", n, b - a, rc}' \
+        | tee "$LOGS/$name/wall.txt" >&2
+    ((rc == 0)) || say "qemu for $name exited with $rc"
+    tar -xf "$out" -C "$LOGS/$name" 2>/dev/null || say "no results on the out disk of $name"
+    [[ -f $LOGS/$name/rc && $(cat "$LOGS/$name/rc") == 0 ]] \
+        || { say "guest scenario $name failed (see $log)"; return 1; }
+}
+
+# Origin pattern: each 4 KiB block holds "ORIGIN blk=N " repeated.
+make_origin() {
+    perl -e 'for my $b (0 .. $ARGV[0] * 256 - 1) {
+                 my $l = sprintf("ORIGIN blk=%d ", $b);
+                 print substr($l x (4096 / length($l) + 1), 0, 4096);
+             }' "$ORIGIN_MIB" > "$1"
+}
+
+boot1() {
+    qemu_env
+    rm -rf "$WORK"
+    mkdir -p "$WORK" "$LOGS"
+    make_origin "$WORK/origin.img"
+    sha256sum "$WORK/origin.img" > "$LOGS/origin-initial.sha256"
+    local n
+    for n in 1 2 3; do truncate -s "${COW_MIB}M" "$WORK/cow$n.img"; done
+    run_vm boot1 "$GUEST/boot1.sh" \
+        origin="$WORK/origin.img" cow1="$WORK/cow1.img" cow2="$WORK/cow2.img" cow3="$WORK/cow3.img"
+}
+
+# ---------------------------------------------------------------- host ------
+
+HOSTLOG=$LOGS/host.log
+FAILS=0
+
+# step WHAT CMD...: run a tool, log command, output and exit status.
+step() {
+    local what=$1 rc=0
+    shift
+    {
+        echo "=== $what"
+        echo "\$ $*"
+    } >> "$HOSTLOG"
+    "$@" >> "$HOSTLOG" 2>&1 || rc=$?
+    echo "--- exit $rc" >> "$HOSTLOG"
+    if ((rc != 0)); then
+        say "FAILED ($rc): $what: $*"
+        FAILS=$((FAILS + 1))
+    fi
+    return 0
+}
+
+host() {
+    local W=$WORK n k out
+    : > "$HOSTLOG"
+    sha256sum "$W"/origin.img "$W"/cow{1,2,3}.img > "$LOGS/after-boot1.sha256"
+    for n in 1 2 3; do
+        step "cowcheck kernel store cow$n" "$BIN/cowcheck" --origin "$W/origin.img" "$W/cow$n.img"
+        "$BIN/cowdump" --format table "$W/cow$n.img" > "$LOGS/cowdump-cow$n.txt" 2>&1 || true
+    done
+    step "import cow1..3 into one shared store (ids 1,2,3)" \
+        "$BIN/cowmigrate" -i "$W/cow1.img" "$W/cow2.img" "$W/cow3.img" --ids 1,2,3 \
+        -o "$W/shared.img" --to shared --origin "$W/origin.img" -f
+    # The same import again as JSON, for the figures; it must give the same bytes.
+    "$BIN/cowmigrate" -i "$W/cow1.img" "$W/cow2.img" "$W/cow3.img" --ids 1,2,3 \
+        -o "$W/shared-again.img" --to shared --origin "$W/origin.img" -f \
+        --format json -q > "$LOGS/import.json" 2>>"$HOSTLOG" || true
+    if cmp -s "$W/shared.img" "$W/shared-again.img"; then
+        echo "=== repeated import: byte-identical" >> "$HOSTLOG"
+    else
+        echo "=== repeated import: DIFFERENT bytes" >> "$HOSTLOG"
+    fi
+    rm -f "$W/shared-again.img"
+    step "cowcheck shared store" "$BIN/cowcheck" --origin "$W/origin.img" "$W/shared.img"
+    "$BIN/cowdump" --format table "$W/shared.img" > "$LOGS/cowdump-shared.txt" 2>&1 || true
+    for n in 1 2 3; do
+        for k in persistent legacy; do
+            out=$W/exp$n${k:0:1}.img
+            step "export snapshot $n --to $k" "$BIN/cowmigrate" -i "$W/shared.img" -o "$out" \
+                --to "$k" --snapshot "$n" --origin "$W/origin.img" -f
+            step "cowcheck export $n $k" "$BIN/cowcheck" --kind "$k" --origin "$W/origin.img" "$out"
+        done
+        cp "$W/cow$n.img" "$W/ctl$n.img"   # control for boot 2: the kernel's own store
+    done
+    sha256sum "$W"/exp*.img "$W"/ctl*.img "$W"/origin.img > "$LOGS/before-boot2.sha256"
+    say "host steps done: $FAILS failed (log: $HOSTLOG)"
+    ((FAILS == 0))
+}
+
+boot2() {
+    qemu_env
+    local W=$WORK n k
+    local disks=(origin="$W/origin.img:ro")
+    for n in 1 2 3; do disks+=(ctl$n="$W/ctl$n.img"); done
+    for n in 1 2 3; do for k in p l; do
+        [[ -f $W/exp$n$k.img ]] && disks+=(exp$n$k="$W/exp$n$k.img")
+    done; done
+    run_vm boot2 "$GUEST/boot2.sh" "${disks[@]}"
+    sha256sum "$W"/exp*.img "$W"/ctl*.img "$W"/origin.img > "$LOGS/after-boot2.sha256"
+}
+
+# ------------------------------------------------------------- compare ------
+
+compare() {
+    local r1=$LOGS/boot1/results.txt r2=$LOGS/boot2/results.txt sum=$LOGS/summary.txt
+    local bad=0 line name n want got verdict
+    [[ -f $r1 && -f $r2 ]] || die "missing guest results ($r1, $r2)"
+    {
+        echo "== kernel snapshots (boot 1)"
+        grep -E '^sha256 (snap[123]|org) final ' "$r1"
+        grep -E '^status snap[123] final ' "$r1"
+        echo "== host checks"
+        awk '/^=== / {w = substr($0, 5)} /^=== repeated/ {print "      " w} /^--- exit/ {printf "exit %s  %s\n", $3, w}' "$HOSTLOG"
+        echo "== cowmigrate import report"
+        sed -n '/^=== import/,/^--- exit/p' "$HOSTLOG"
+        echo "== boot 2: every store vs. the kernel's snapshot"
+        while read -r _ name _ got; do
+            n=${name//[!0-9]/}
+            want=$(awk -v s="snap$n" '$1 == "sha256" && $2 == s && $3 == "final" {print $4}' "$r1")
+            if [[ -n $want && $got == "$want" ]]; then verdict=PASS; else verdict=FAIL; bad=1; fi
+            line=$(awk -v s="$name" '$1 == "status" && $2 == s {$1 = $2 = $3 = ""; print}' "$r2")
+            printf '%-4s %-9s snap%s sha256 %s  status:%s\n' "$verdict" "${name#v_}" "$n" "$got" "$line"
+        done < <(grep -E '^sha256 v_[a-z0-9]+ final ' "$r2")
+        echo "== origin (guest views vs. host files)"
+        grep -E '^sha256 (org|vd[a-z]+) ' "$r1" "$r2" | sed "s|$LOGS/||"
+        # snap1 was taken before any write: it must show the initial origin;
+        # the origin the guests saw must be the host's file before/after.
+        local h0 h1 g0 g1 s1
+        h0=$(cut -d' ' -f1 "$LOGS/origin-initial.sha256")
+        h1=$(grep origin.img "$LOGS/after-boot1.sha256" | cut -d' ' -f1)
+        g0=$(awk '$1 == "sha256" && $2 == "org" && $3 == "initial" {print $4}' "$r1")
+        g1=$(awk '$1 == "sha256" && $2 == "org" && $3 == "final" {print $4}' "$r1")
+        s1=$(awk '$1 == "sha256" && $2 == "snap1" && $3 == "final" {print $4}' "$r1")
+        for line in "host initial = guest initial:$h0:$g0" \
+                    "host initial = snap1 final:$h0:$s1" \
+                    "host after boot 1 = guest final:$h1:$g1" \
+                    "boot 2 origin unchanged:$h1:$(awk '$1 == "sha256" && $3 == "disk-end" {print $4}' "$r2")"; do
+            IFS=: read -r what want got <<< "$line"
+            if [[ -n $want && $want == "$got" ]]; then verdict=PASS; else verdict=FAIL; bad=1; fi
+            echo "$verdict $what"
+        done
+        echo "== wall times"
+        cat "$LOGS"/boot1/wall.txt "$LOGS"/boot2/wall.txt
+        echo "== images changed by boot 2 (should be none)"
+        diff <(sort "$LOGS/before-boot2.sha256") <(sort "$LOGS/after-boot2.sha256") || true
+    } > "$sum"
+    grep -q "^--- exit [1-9]" "$HOSTLOG" && bad=1
+    cat "$sum"
+    if ((bad)); then say "RESULT: FAIL"; return 1; fi
+    say "RESULT: PASS"
+}
+
+# ---------------------------------------------------------------- main ------
+
+main() {
+    local what=${1:-all}
+    mkdir -p "$LOGS"
+    case $what in
+        fetch) setup_tools; fetch ;;
+        prepare) prepare ;;
+        boot1) boot1 ;;
+        host) host ;;
+        boot2) boot2 ;;
+        compare) compare ;;
+        all)
+            prepare
+            boot1 || die "boot 1 failed"
+            host || say "host steps had failures; booting the exports that exist"
+            boot2 || say "boot 2 scenario failed"
+            compare
+            ;;
+        *) die "unknown step '$what' (all|fetch|prepare|boot1|host|boot2|compare)" ;;
+    esac
+}
+
+main "$@"
