@@ -605,6 +605,15 @@ fn kind_and_shared_flags_must_match_the_store() {
     assert!(text.contains("shared stores only"), "{text}");
     let output = repair(&["-i", s(&cow), "--dry-run", "--snapshots", "64"]);
     assert_eq!(output.status.code(), Some(2));
+    for (flag, value, expected) in [
+        ("--snapshots", "1,0-2", "names snapshot 1 again"),
+        ("--snapmask", "0", "names no snapshot"),
+        ("--snapmask", "0xzz", "is not a snapmask"),
+    ] {
+        let output = repair(&["-i", s(&cow), "--dry-run", flag, value]);
+        assert_eq!(output.status.code(), Some(2), "{flag} {value}");
+        assert!(stderr(&output).contains(expected), "{}", stderr(&output));
+    }
     assert!(!out.exists());
 }
 

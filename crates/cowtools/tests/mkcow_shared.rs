@@ -206,6 +206,18 @@ fn restore_refuses_bad_records() {
             r#"[{"origin_chunk":3,"cow_chunk":40,"snapshots":[]}]"#,
             "no snapshot",
         ),
+        (
+            r#"[{"origin_chunk":18446744073709551615,"cow_chunk":40,"snapshots":[0]}]"#,
+            "past the largest origin",
+        ),
+        (
+            r#"[{"origin_chunk":36028797018963968,"cow_chunk":40,"snapshots":[0]}]"#,
+            "past the largest origin",
+        ),
+        (
+            r#"[{"origin_chunk":3,"cow_chunk":40,"snapshots":[64]}]"#,
+            "snapshot id 64 is out of range",
+        ),
     ];
     for (i, (records, expected)) in cases.iter().enumerate() {
         let dump = dir.path().join(format!("d{i}.json"));
@@ -221,7 +233,9 @@ fn restore_refuses_bad_records() {
             .arg(dir.path().join(format!("o{i}.img")))
             .output()
             .unwrap();
-        let msg = assert_one_line_error(&out, 2, &format!("d{i}.json"));
+        let name = format!("d{i}.json");
+        let msg = assert_one_line_error(&out, 2, &name);
         assert!(msg.contains(expected), "case {i}: {msg}");
+        assert_eq!(msg.matches(name.as_str()).count(), 1, "case {i}: {msg}");
     }
 }

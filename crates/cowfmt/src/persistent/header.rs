@@ -105,13 +105,13 @@ pub fn validate_chunk_size(sectors: u64) -> Result<(), FormatError> {
     if sectors == 0 {
         return Err(FormatError::BadChunkSize {
             sectors,
-            why: "is zero",
+            why: "is zero; the kernel needs a power of two of at least 1 sector",
         });
     }
     if !sectors.is_power_of_two() {
         return Err(FormatError::BadChunkSize {
             sectors,
-            why: "is not a power of two",
+            why: "is not a power of two; the kernel needs a power of two of at least 1 sector",
         });
     }
     if sectors > MAX_CHUNK_SECTORS {

@@ -18,9 +18,9 @@ pub const DEFAULT_JOURNAL_DEVICE_FRACTION: u64 = 8;
 /// Checks a chunk size in sectors: a power of two from 512 bytes to 1 MiB.
 pub fn validate_chunk_size(sectors: u64) -> Result<(), FormatError> {
     let why = if sectors == 0 {
-        "is zero"
+        "is zero; a shared store's chunk size is a power of two from 1 to 2048 sectors"
     } else if !sectors.is_power_of_two() {
-        "is not a power of two"
+        "is not a power of two; a shared store's chunk size is a power of two from 1 to 2048 sectors"
     } else if sectors > u64::from(MAX_CHUNK_SECTORS) {
         "is larger than the shared store's limit of 2048 sectors (1 MiB)"
     } else {

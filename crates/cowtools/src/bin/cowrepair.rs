@@ -634,9 +634,14 @@ fn parse_snapshot_ids(text: &str) -> Result<u64, String> {
                 "{part:?} is not an ascending range of snapshot ids"
             ));
         }
-        for s in lo..=hi {
-            mask |= mask::bit(s);
+        let range = (lo..=hi).fold(0u64, |m, s| m | mask::bit(s));
+        if mask & range != 0 {
+            return Err(format!(
+                "{part:?} names snapshot {} again",
+                mask::describe(mask & range)
+            ));
         }
+        mask |= range;
     }
     Ok(mask)
 }
@@ -647,7 +652,11 @@ fn parse_mask(text: &str) -> Result<u64, String> {
         Some(hex) => u64::from_str_radix(hex, 16),
         None => text.parse(),
     };
-    parsed.map_err(|_| format!("{text:?} is not a snapmask (0x... or decimal)"))
+    match parsed {
+        Ok(0) => Err("a snapmask of 0 names no snapshot; a shared store has at least one".into()),
+        Ok(mask) => Ok(mask),
+        Err(_) => Err(format!("{text:?} is not a snapmask (0x... or decimal)")),
+    }
 }
 
 fn shared_options(cli: &Cli) -> anyhow::Result<shared_repair::RepairOptions> {

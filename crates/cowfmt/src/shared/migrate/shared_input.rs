@@ -8,15 +8,13 @@ use crate::bitset::DenseBitmap;
 use crate::device::Device;
 use crate::error::{Error, FormatError};
 use crate::persistent::rebuild::JobError;
+use crate::shared::check::MAX_TREE_LEVEL;
 use crate::shared::geometry::{validate_chunk_size, Geometry};
 use crate::shared::header::{SharedHeader, HEADER_BYTES};
 use crate::shared::leaf::Leaf;
 use crate::shared::node::Node;
 
 use super::source::{EntrySource, InEntry, InRecord};
-
-/// More node levels than any store of 2^64 chunks can have.
-const MAX_TREE_LEVELS: u32 = 64;
 
 /// An undamaged shared store opened read-only for a migration.
 #[derive(Debug)]
@@ -73,17 +71,20 @@ impl SharedInput {
                 geometry.nr_chunks
             )));
         }
-        if !geometry.in_data_range(header.root_tree_chunk)
-            || header.tree_level == 0
-            || header.tree_level > MAX_TREE_LEVELS
-        {
+        if !geometry.in_data_range(header.root_tree_chunk) {
             return Err(JobError::Damage(format!(
-                "{}: root_tree_chunk {} with tree_level {} does not describe a tree in the data range {}..{}",
+                "{}: header root_tree_chunk {} (offset 16) lies outside the data range {}..{}",
                 path.display(),
                 header.root_tree_chunk,
-                header.tree_level,
                 geometry.data_start(),
                 geometry.nr_chunks
+            )));
+        }
+        if header.tree_level == 0 || header.tree_level > MAX_TREE_LEVEL {
+            return Err(JobError::Damage(format!(
+                "{}: header tree_level {} (offset 32) is not a tree depth from 1 to {MAX_TREE_LEVEL}",
+                path.display(),
+                header.tree_level
             )));
         }
         Ok(SharedInput {

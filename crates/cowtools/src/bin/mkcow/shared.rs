@@ -119,14 +119,18 @@ pub fn restore(cli: &Cli, dump_path: &Path, text: &str) -> anyhow::Result<u8> {
             dump_path.display()
         );
     }
-    let snapmask = mask_of(&dump.snapshots, dump_path, "snapshots")?;
+    let snapmask = mask_of(
+        &dump.snapshots,
+        &format!("{}: snapshots", dump_path.display()),
+    )?;
     let chunk_sectors = dump.chunk_size;
     let size = plan_target(&cli.target, cli.size, chunk_sectors, cli.force)?;
     let journal = dump
         .journal_chunks
         .unwrap_or_else(|| default_journal_chunks(size, u64::from(chunk_sectors) * SECTOR_BYTES));
     plan(size, u64::from(chunk_sectors), journal).map_err(|e| Error::format(&cli.target, e))?;
-    let grouped = group_records(&dump, snapmask, dump_path)?;
+    let chunk_bytes = u64::from(chunk_sectors) * SECTOR_BYTES;
+    let grouped = group_records(&dump, snapmask, chunk_bytes, dump_path)?;
     let origin = origin_sectors(cli.origin.as_deref())?;
     let device = open_for_write(&cli.target, cli.size)?;
     let mut builder = StoreBuilder::new(&device, u64::from(chunk_sectors), journal)?;
@@ -166,15 +170,13 @@ pub fn restore(cli: &Cli, dump_path: &Path, text: &str) -> anyhow::Result<u8> {
     Ok(exit::EXIT_OK)
 }
 
-/// The mask of a list of snapshot ids; refuses ids out of range.
-fn mask_of(ids: &[u32], dump_path: &Path, what: &str) -> anyhow::Result<u64> {
+/// The mask of a list of snapshot ids; refuses ids out of range. `place`
+/// names the file and the list.
+fn mask_of(ids: &[u32], place: &str) -> anyhow::Result<u64> {
     let mut m = 0u64;
     for &id in ids {
         if id >= MAX_SNAPSHOTS {
-            bail!(
-                "{}: {what}: snapshot id {id} is out of range (0-63)",
-                dump_path.display()
-            );
+            bail!("{place}: snapshot id {id} is out of range (0-63)");
         }
         m |= mask::bit(id);
     }
@@ -182,12 +184,15 @@ fn mask_of(ids: &[u32], dump_path: &Path, what: &str) -> anyhow::Result<u64> {
 }
 
 /// The dump's records grouped by origin chunk, in the dump's order, checked:
-/// origin chunks ascend, masks are non-empty, inside `snapmask` and disjoint.
+/// origin chunks ascend and address bytes a device can have, masks are
+/// non-empty, inside `snapmask` and disjoint.
 fn group_records(
     dump: &SharedDump,
     snapmask: u64,
+    chunk_bytes: u64,
     dump_path: &Path,
 ) -> anyhow::Result<Vec<(u64, Vec<Exception>)>> {
+    let origin_chunks = u64::MAX / chunk_bytes;
     let mut grouped: Vec<(u64, Vec<Exception>)> = Vec::new();
     for (index, r) in dump.exceptions.iter().enumerate() {
         let place = format!(
@@ -196,7 +201,13 @@ fn group_records(
             r.origin_chunk,
             r.cow_chunk
         );
-        let share = mask_of(&r.snapshots, dump_path, &place)?;
+        if r.origin_chunk >= origin_chunks {
+            bail!(
+                "{place}: origin chunk {} lies past the largest origin {chunk_bytes}-byte chunks can address ({origin_chunks} chunks)",
+                r.origin_chunk
+            );
+        }
+        let share = mask_of(&r.snapshots, &place)?;
         if share == 0 {
             bail!("{place}: lists no snapshot");
         }
