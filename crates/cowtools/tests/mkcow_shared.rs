@@ -10,7 +10,13 @@ use cowfmt::shared::{Geometry, Node, SharedHeader, SharedStore};
 use cowfmt::{Access, Device};
 
 fn header_of(path: &std::path::Path) -> SharedHeader {
-    SharedHeader::decode(&std::fs::read(path).unwrap()[..40]).unwrap()
+    use std::io::Read;
+    let mut bytes = [0u8; 40];
+    std::fs::File::open(path)
+        .unwrap()
+        .read_exact(&mut bytes)
+        .unwrap();
+    SharedHeader::decode(&bytes).unwrap()
 }
 
 #[test]
