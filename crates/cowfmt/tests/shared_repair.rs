@@ -438,43 +438,67 @@ fn leaf_with_shared_origin(b: &Built) -> (u64, usize, Rec, Rec) {
     panic!("no origin chunk with two records");
 }
 
-#[test]
-fn a_cow_chunk_used_twice_stays_with_the_first_record() {
-    let b = built();
-    let middle = b.blocks.leaves.len() / 2;
-    let first = b.blocks.leaves[middle].1[0];
-    let (victim_leaf, victim_recs) = &b.blocks.leaves[middle + 1];
-    let (victim_leaf, victim) = (*victim_leaf, victim_recs[1]);
+/// Asserts that each snapshot lost one record per mask of `masks` naming it.
+fn assert_lost_per_snapshot(report: &RepairReport, masks: &[u64]) {
+    for t in &report.per_snapshot {
+        let lost = masks.iter().filter(|&&m| m & (1 << t.id) != 0).count() as u64;
+        assert_eq!(t.lost, lost, "snapshot {}", t.id);
+    }
+}
+
+/// Two records of different leaves claim one data chunk after `damaged`'s
+/// chunk field was overwritten with `owner`'s chunk: nothing tells which one
+/// the chunk belongs to, so both go, and each snapshot of either loses it.
+fn assert_both_claimants_dropped(b: &Built, damaged: (u64, usize, Rec), owner: Rec) {
+    let (leaf, index, victim) = damaged;
     poke(
         &b.fx.cow_path(),
-        record_offset(&b.fx, victim_leaf, 1) + 8,
-        &first.2.to_le_bytes(),
+        record_offset(&b.fx, leaf, index) + 8,
+        &owner.2.to_le_bytes(),
     );
     let report = repair(&b.fx, &RepairOptions::default());
-    assert_eq!(report.dropped_total, 1);
-    let d = &report.dropped[0];
-    assert_eq!(d.reason, DropReason::ChunkUsedTwice);
-    assert_eq!((d.origin, d.share, d.chunk), (victim.0, victim.1, first.2));
-    assert_eq!(d.leaf, victim_leaf);
-    assert!(d.message.contains("already used"), "{}", d.message);
-    // The victim's own data chunk is now referenced by nothing: freed.
-    assert_eq!(report.chunks.leaked_freed, 1);
-    let lost: BTreeSet<Rec> = [victim].into_iter().collect();
-    let mut store = install(&b.fx);
-    let survivors: BTreeSet<Rec> = b.records.difference(&lost).copied().collect();
-    assert_eq!(records(&mut store), survivors);
-    assert_eq!(
-        views(&b.fx, &mut store),
-        expected_views(&b.fx, &b.views, &lost)
+    assert_eq!(report.dropped_total, 2);
+    assert_eq!(report.dropped_for(DropReason::ChunkUsedTwice), 2);
+    let dropped: BTreeSet<Rec> = report
+        .dropped
+        .iter()
+        .map(|d| (d.origin, d.share, d.chunk))
+        .collect();
+    let expected: BTreeSet<Rec> = [(victim.0, victim.1, owner.2), owner].into_iter().collect();
+    assert_eq!(dropped, expected);
+    let d = report.dropped.iter().find(|d| d.leaf == leaf).unwrap();
+    assert!(
+        d.message.contains("claimed by another record"),
+        "{}",
+        d.message
     );
-    for t in &report.per_snapshot {
-        assert_eq!(
-            t.lost,
-            u64::from(victim.1 & (1 << t.id) != 0),
-            "snapshot {}",
-            t.id
-        );
-    }
+    // The victim's own data chunk is referenced by nothing now: freed; the
+    // contested one is a dropped record's.
+    assert_eq!(report.chunks.leaked_freed, 1);
+    assert_eq!(report.chunks.dropped_record_chunks, 1);
+    assert_lost_per_snapshot(&report, &[victim.1, owner.1]);
+    let lost: BTreeSet<Rec> = [victim, owner].into_iter().collect();
+    assert_survivors(b, &report, &lost);
+}
+
+#[test]
+fn a_cow_chunk_claimed_by_a_later_record_drops_both_claimants() {
+    let b = built();
+    let middle = b.blocks.leaves.len() / 2;
+    let owner = b.blocks.leaves[middle].1[0];
+    let (victim_leaf, victim_recs) = &b.blocks.leaves[middle + 1];
+    assert_both_claimants_dropped(&b, (*victim_leaf, 1, victim_recs[1]), owner);
+}
+
+#[test]
+fn a_cow_chunk_claimed_by_an_earlier_record_drops_both_claimants() {
+    // The damaged record comes first in origin order: it must not win the
+    // chunk and hand its snapshots another origin chunk's data.
+    let b = built();
+    let middle = b.blocks.leaves.len() / 2;
+    let (victim_leaf, victim_recs) = &b.blocks.leaves[middle];
+    let owner = b.blocks.leaves[middle + 5].1[0];
+    assert_both_claimants_dropped(&b, (*victim_leaf, 0, victim_recs[0]), owner);
 }
 
 #[test]
@@ -528,22 +552,29 @@ fn a_mask_outside_the_snapmask_drops_its_record() {
 }
 
 #[test]
-fn a_mask_overlapping_an_earlier_record_is_trimmed_back() {
+fn bits_a_later_record_shares_with_an_earlier_one_are_removed_from_both() {
     let b = built();
     let (leaf, i, earlier, later) = leaf_with_shared_origin(&b);
+    assert_eq!(earlier.1 & later.1, 0);
     poke(
         &b.fx.cow_path(),
         record_offset(&b.fx, leaf, i),
         &(later.1 | earlier.1).to_le_bytes(),
     );
     let report = repair(&b.fx, &RepairOptions::default());
+    // The earlier record's snapshots cannot tell which copy they read: the
+    // earlier record has no bit left and goes; the later keeps its own bits.
     assert_eq!(report.masks_trimmed, 1);
-    assert_eq!(report.dropped_total, 0);
-    assert_survivors(&b, &report, &BTreeSet::new());
+    assert_eq!(report.dropped_total, 1);
+    assert_eq!(report.dropped_for(DropReason::MaskOverlap), 1);
+    assert_eq!(report.dropped[0].chunk, earlier.2);
+    assert_lost_per_snapshot(&report, &[earlier.1]);
+    let lost: BTreeSet<Rec> = [earlier].into_iter().collect();
+    assert_survivors(&b, &report, &lost);
 }
 
 #[test]
-fn a_mask_entirely_inside_an_earlier_record_drops_its_record() {
+fn a_mask_equal_to_an_earlier_record_drops_both_records() {
     let b = built();
     let (leaf, i, earlier, later) = leaf_with_shared_origin(&b);
     poke(
@@ -552,10 +583,13 @@ fn a_mask_entirely_inside_an_earlier_record_drops_its_record() {
         &earlier.1.to_le_bytes(),
     );
     let report = repair(&b.fx, &RepairOptions::default());
-    assert_eq!(report.dropped_for(DropReason::MaskOverlap), 1);
-    assert_eq!(report.dropped_total, 1);
-    assert_eq!(report.chunks.dropped_record_chunks, 1);
-    let lost: BTreeSet<Rec> = [later].into_iter().collect();
+    assert_eq!(report.dropped_for(DropReason::MaskOverlap), 2);
+    assert_eq!(report.dropped_total, 2);
+    assert_eq!(report.masks_trimmed, 0);
+    assert_eq!(report.chunks.dropped_record_chunks, 2);
+    // The later record's own snapshots are not named on disk any more.
+    assert_lost_per_snapshot(&report, &[earlier.1]);
+    let lost: BTreeSet<Rec> = [earlier, later].into_iter().collect();
     assert_survivors(&b, &report, &lost);
 }
 

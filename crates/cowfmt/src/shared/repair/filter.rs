@@ -1,21 +1,24 @@
-//! The record rules, applied to each origin chunk's records in leaf order:
+//! The record rules, applied to each origin chunk's records:
 //!
 //! 1. the origin chunk lies inside the origin (when its size is known);
 //! 2. the COW chunk lies in the data range;
 //! 3. the share mask is not zero;
 //! 4. the share mask stays inside the snapmask;
-//! 5. bits an earlier kept record of the same origin chunk has are cleared (the
-//!    engine reads the first record with a snapshot's bit, so every snapshot
-//!    keeps reading what it read before); a record left with no bit goes;
-//! 6. the COW chunk is neither a node or leaf of the salvaged tree nor used by
-//!    an earlier kept record: the tally takes the leaves reached from the root
-//!    first, in origin order, then the scanned leaves, most credible first, and
-//!    remembers which records lost their chunk; the writer, which reads the
-//!    leaves in origin order, replays that.
+//! 5. a snapshot bit that two or more records of the origin chunk carry (after
+//!    rules 1 to 4) is uncertain: nothing tells which copy the snapshot read,
+//!    so the bit is removed from every one of them, and a record left with no
+//!    bit goes;
+//! 6. the COW chunk is neither a node or leaf of the salvaged tree nor claimed
+//!    by any other record: when two or more records claim one data chunk,
+//!    nothing tells which one it belongs to, so all of them go (a repaired
+//!    store must never serve one snapshot another chunk's data). The tally
+//!    finds the contested chunks, then counts again with them known, and
+//!    remembers which records lost their chunk; the writer replays that.
 //!
-//! Rules 1 to 5 depend only on the record and the records before it in its
-//! entry, so the tally and the writer keep exactly the same records. Rule 6 is
-//! one bitmap test per record in the tally and none in the writer.
+//! Rules 1 to 5 depend only on the records of one origin chunk, so the tally
+//! and the writer keep exactly the same records, whatever the order in which
+//! leaves are read. Rule 6 is one bitmap test per record in the tally and none
+//! in the writer.
 
 use crate::shared::geometry::Geometry;
 use crate::shared::leaf::Exception;
@@ -62,12 +65,12 @@ impl Dropped {
                 mask::describe(self.bits)
             ),
             DropReason::MaskOverlap => format!(
-                "snapshots {} already read an earlier record of this origin chunk",
+                "snapshots {} are named by another record of this origin chunk too, so which copy they read is uncertain",
                 mask::describe(self.bits)
             ),
-            DropReason::ChunkUsedTwice => {
-                format!("COW chunk {c} is already used by an earlier record")
-            }
+            DropReason::ChunkUsedTwice => format!(
+                "COW chunk {c} is claimed by another record too; which one it belongs to is uncertain, so neither keeps it"
+            ),
         };
         format!(
             "origin chunk {origin} (leaf at chunk {leaf}): record {{share {:#x}, chunk {c}}}: {what}",
@@ -82,7 +85,7 @@ impl RecordRules<'_> {
     /// `kept`, in order; every other record to `dropped`. `claim(chunk,
     /// index)` answers rule 6 for a record that passed the others: `None` when
     /// the record takes its chunk, else why it cannot. Returns the number of
-    /// trimmed masks.
+    /// kept records whose mask was trimmed.
     pub(super) fn filter<C, D>(
         &self,
         claim: &mut C,
@@ -97,7 +100,7 @@ impl RecordRules<'_> {
         D: FnMut(Dropped),
     {
         kept.clear();
-        let mut seen = 0u64;
+        let uncertain = self.uncertain_bits(origin, records);
         let mut trimmed = 0;
         for (i, &record) in records.iter().enumerate() {
             let mut reject = |reason, bits| {
@@ -107,24 +110,11 @@ impl RecordRules<'_> {
                     bits,
                 })
             };
-            if self.origin_chunks.is_some_and(|n| origin >= n) {
-                reject(DropReason::OriginPastEnd, 0);
+            if let Some((reason, bits)) = self.fault(origin, record) {
+                reject(reason, bits);
                 continue;
             }
-            if !self.geometry.in_data_range(record.chunk) {
-                reject(DropReason::ChunkOutsideDataRange, 0);
-                continue;
-            }
-            if record.share == 0 {
-                reject(DropReason::MaskEmpty, 0);
-                continue;
-            }
-            let outside = record.share & !self.snapmask;
-            if outside != 0 {
-                reject(DropReason::MaskOutsideSnapmask, outside);
-                continue;
-            }
-            let share = record.share & !seen;
+            let share = record.share & !uncertain;
             if share == 0 {
                 reject(DropReason::MaskOverlap, record.share);
                 continue;
@@ -136,7 +126,6 @@ impl RecordRules<'_> {
             if share != record.share {
                 trimmed += 1;
             }
-            seen |= share;
             kept.push(Exception {
                 share,
                 chunk: record.chunk,
@@ -144,54 +133,90 @@ impl RecordRules<'_> {
         }
         trimmed
     }
+
+    /// Why rules 1 to 4 drop `record` of `origin`, with the offending bits.
+    fn fault(&self, origin: u64, record: Exception) -> Option<(DropReason, u64)> {
+        if self.origin_chunks.is_some_and(|n| origin >= n) {
+            return Some((DropReason::OriginPastEnd, 0));
+        }
+        if !self.geometry.in_data_range(record.chunk) {
+            return Some((DropReason::ChunkOutsideDataRange, 0));
+        }
+        if record.share == 0 {
+            return Some((DropReason::MaskEmpty, 0));
+        }
+        let outside = record.share & !self.snapmask;
+        (outside != 0).then_some((DropReason::MaskOutsideSnapmask, outside))
+    }
+
+    /// The snapshot bits two or more of `records` carry once rules 1 to 4
+    /// have dropped theirs (rule 5).
+    pub(super) fn uncertain_bits(&self, origin: u64, records: &[Exception]) -> u64 {
+        let (mut seen, mut twice) = (0u64, 0u64);
+        for r in records.iter().filter(|&&r| self.fault(origin, r).is_none()) {
+            twice |= seen & r.share;
+            seen |= r.share;
+        }
+        twice
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bitset::DenseBitmap;
 
     fn rec(share: u64, chunk: u64) -> Exception {
         Exception { share, chunk }
     }
 
-    #[test]
-    fn each_rule_drops_with_its_reason() {
-        let geometry = Geometry::new(512 * 100, 1, 2);
-        let rules = RecordRules {
-            geometry: &geometry,
-            snapmask: 0b111,
+    fn rules(geometry: &Geometry) -> RecordRules<'_> {
+        RecordRules {
+            geometry,
+            snapmask: 0b1_1111,
             origin_chunks: Some(1000),
-        };
-        let mut claimed = DenseBitmap::new(100);
-        claimed.test_and_set(50);
+        }
+    }
+
+    /// Runs the rules over `records` of origin chunk 7 with `claimed` chunks
+    /// taken already: the kept records, the reasons of the dropped ones, the
+    /// trimmed count and the indexes the claim was asked about.
+    fn run(
+        rules: &RecordRules<'_>,
+        records: &[Exception],
+        claimed: &[u64],
+    ) -> (Vec<Exception>, Vec<DropReason>, u64, Vec<u32>) {
         let mut asked = Vec::new();
         let mut claim = |chunk: u64, index: u32| {
             asked.push(index);
-            match (chunk, claimed.test_and_set(chunk)) {
-                (_, false) => None,
-                (50, true) => Some(DropReason::ChunkIsTreeBlock),
-                (_, true) => Some(DropReason::ChunkUsedTwice),
+            match claimed.contains(&chunk) {
+                false => None,
+                true if chunk == 50 => Some(DropReason::ChunkIsTreeBlock),
+                true => Some(DropReason::ChunkUsedTwice),
             }
         };
         let mut kept = Vec::new();
         let mut reasons = Vec::new();
-        let records = [
-            rec(0b1, 10),
-            rec(0b1, 2),
-            rec(0b1, 500),
-            rec(0b10, 50),
-            rec(0, 11),
-            rec(0b1000, 12),
-            rec(0b1, 13),
-            rec(0b11, 14),
-            rec(0b100, 10),
-        ];
-        let trimmed = rules.filter(&mut claim, 7, &records, 20, &mut kept, &mut |d| {
+        let trimmed = rules.filter(&mut claim, 7, records, 20, &mut kept, &mut |d| {
             reasons.push(d.reason)
         });
-        assert_eq!(kept, vec![rec(0b1, 10), rec(0b10, 14)]);
-        assert_eq!(trimmed, 1);
+        (kept, reasons, trimmed, asked)
+    }
+
+    #[test]
+    fn each_rule_drops_with_its_reason() {
+        let geometry = Geometry::new(512 * 100, 1, 2);
+        let records = [
+            rec(0b1, 10),
+            rec(0b10, 2),
+            rec(0b10, 500),
+            rec(0b100, 50),
+            rec(0, 11),
+            rec(0b100_0000, 12),
+            rec(0b1000, 13),
+        ];
+        let (kept, reasons, trimmed, asked) = run(&rules(&geometry), &records, &[50, 13]);
+        assert_eq!(kept, vec![rec(0b1, 10)]);
+        assert_eq!(trimmed, 0);
         assert_eq!(
             reasons,
             vec![
@@ -200,15 +225,50 @@ mod tests {
                 DropReason::ChunkIsTreeBlock,
                 DropReason::MaskEmpty,
                 DropReason::MaskOutsideSnapmask,
-                DropReason::MaskOverlap,
                 DropReason::ChunkUsedTwice,
             ]
         );
-        assert_eq!(asked, vec![20, 23, 27, 28]);
-        let mut none = |_: Dropped| {};
-        let mut yes = |_: u64, _: u32| None;
-        rules.filter(&mut yes, 1000, &[rec(1, 20)], 0, &mut kept, &mut none);
+        assert_eq!(asked, vec![20, 23, 26]);
+        let past_end = RecordRules {
+            origin_chunks: Some(7),
+            ..rules(&geometry)
+        };
+        let (kept, reasons, _, _) = run(&past_end, &[rec(1, 20)], &[]);
         assert!(kept.is_empty());
+        assert_eq!(reasons, vec![DropReason::OriginPastEnd]);
+    }
+
+    #[test]
+    fn overlapping_bits_are_removed_from_every_record_that_has_them() {
+        let geometry = Geometry::new(512 * 100, 1, 2);
+        // 0x8, 0x4, 0x10 with the middle one damaged to 0x18: snapshots 3 and
+        // 4 cannot tell which copy they read; snapshot 2's bit is gone.
+        let (kept, reasons, trimmed, asked) = run(
+            &rules(&geometry),
+            &[rec(0b1000, 10), rec(0b1_1000, 11), rec(0b1_0000, 12)],
+            &[],
+        );
+        assert!(kept.is_empty());
+        assert_eq!(reasons, vec![DropReason::MaskOverlap; 3]);
+        assert_eq!(trimmed, 0);
+        assert!(asked.is_empty());
+        // Records that keep a bit no other record has stay, trimmed.
+        let (kept, reasons, trimmed, _) = run(
+            &rules(&geometry),
+            &[rec(0b101, 10), rec(0b110, 11), rec(0b1000, 12)],
+            &[],
+        );
+        assert_eq!(kept, vec![rec(0b1, 10), rec(0b10, 11), rec(0b1000, 12)]);
+        assert!(reasons.is_empty());
+        assert_eq!(trimmed, 2);
+        // A record dropped by an earlier rule does not make bits uncertain.
+        let (kept, _, trimmed, _) = run(
+            &rules(&geometry),
+            &[rec(0b1, 2), rec(0b1, 10), rec(0b100_0001, 11)],
+            &[],
+        );
+        assert_eq!(kept, vec![rec(0b1, 10)]);
+        assert_eq!(trimmed, 0);
     }
 
     #[test]

@@ -50,12 +50,14 @@ pub enum DropReason {
     MaskEmpty,
     /// The share mask names a snapshot that does not exist.
     MaskOutsideSnapmask,
-    /// Every snapshot of the mask already reads an earlier record of the same
-    /// origin chunk (the one the engine reads).
+    /// Every snapshot of the mask is named by another record of the same
+    /// origin chunk too: which copy it read is uncertain, so its bit was
+    /// removed from every such record, and this one had none left.
     MaskOverlap,
     /// The COW chunk is a node or leaf of the salvaged tree.
     ChunkIsTreeBlock,
-    /// An earlier kept record uses the same COW chunk.
+    /// Another record claims the same COW chunk: which one it belongs to is
+    /// uncertain, so every claimant is dropped.
     ChunkUsedTwice,
 }
 
@@ -282,8 +284,9 @@ pub struct RepairReport {
     pub kept: u64,
     /// Distinct origin chunks carried over.
     pub kept_origin_chunks: u64,
-    /// Kept records whose mask lost bits an earlier record of the same origin
-    /// chunk already had (those snapshots still read that earlier record).
+    /// Kept records whose mask lost bits that another record of the same
+    /// origin chunk carried too (those snapshots read the origin there now,
+    /// and the loss is counted in `per_snapshot`).
     pub masks_trimmed: u64,
     /// Records read and dropped.
     pub dropped_total: u64,

@@ -1,13 +1,15 @@
 //! Counting what the record rules keep and drop, per snapshot and per reason,
-//! and which COW chunks the output keeps. Reached leaves are taken first, in
-//! origin order, then scanned ones, most credible first: that is the order in
-//! which records claim their COW chunks.
+//! and which COW chunks the output keeps. A first count finds the data chunks
+//! two or more records claim; when there are any, the count is made again with
+//! them known, so that every claimant of a contested chunk is dropped (the
+//! first reader of a chunk is no likelier to be right than the last).
 
 use std::collections::HashSet;
 
 use crate::bitset::DenseBitmap;
 use crate::device::Device;
 use crate::error::Result;
+use crate::shared::leaf::Exception;
 use crate::shared::mask;
 
 use super::filter::{Dropped, RecordRules};
@@ -48,22 +50,27 @@ pub(super) fn tally(
     leaves: &[FoundLeaf],
     tree_blocks: &DenseBitmap,
 ) -> Result<Tally> {
+    let mut contested = HashSet::new();
+    loop {
+        let (t, found) = tally_once(input, rules, leaves, tree_blocks, &contested)?;
+        if found.is_empty() {
+            return Ok(t);
+        }
+        contested.extend(found);
+    }
+}
+
+/// One count, with the `contested` chunks dropped from every record that
+/// claims them. Returns the tally and the chunks found contested besides.
+fn tally_once(
+    input: &Device,
+    rules: &RecordRules<'_>,
+    leaves: &[FoundLeaf],
+    tree_blocks: &DenseBitmap,
+    contested: &HashSet<u64>,
+) -> Result<(Tally, HashSet<u64>)> {
     let n = rules.geometry.nr_chunks;
-    let mut t = Tally {
-        kept_chunks: DenseBitmap::new(0),
-        dropped_chunks: DenseBitmap::new(n),
-        chunk_losers: HashSet::new(),
-        kept: 0,
-        kept_origins: 0,
-        trimmed: 0,
-        kept_per_snapshot: [0; 64],
-        lost_per_snapshot: [0; 64],
-        by_reason: [0; DropReason::ALL.len()],
-        dropped_total: 0,
-        listed: Vec::new(),
-        kept_bounds: None,
-        largest_entry: 0,
-    };
+    let mut t = Tally::new(n);
     let mut claimed = tree_blocks.clone();
     let chunk_bytes = rules.geometry.chunk_bytes as usize;
     let mut order: Vec<&FoundLeaf> = leaves.iter().collect();
@@ -71,31 +78,36 @@ pub(super) fn tally(
     let mut kept = Vec::new();
     let mut dropped = Vec::new();
     let mut losers = HashSet::new();
+    let mut found_contested = HashSet::new();
     for_each_leaf(input, chunk_bytes, &order, &mut |found, leaf| {
         for i in 0..leaf.count() {
             let origin = leaf.origin_of(i);
             let range = leaf.record_range(i);
             dropped.clear();
             let mut claim = |chunk: u64, index: u32| {
-                if !claimed.test_and_set(chunk) {
+                let reason = if !contested.is_empty() && contested.contains(&chunk) {
+                    DropReason::ChunkUsedTwice
+                } else if !claimed.test_and_set(chunk) {
                     return None;
-                }
-                losers.insert((found.chunk, index));
-                Some(if tree_blocks.get(chunk) {
+                } else if tree_blocks.get(chunk) {
                     DropReason::ChunkIsTreeBlock
                 } else {
+                    found_contested.insert(chunk);
                     DropReason::ChunkUsedTwice
-                })
+                };
+                losers.insert((found.chunk, index));
+                Some(reason)
             };
+            let records = &leaf.records[range.clone()];
             t.trimmed += rules.filter(
                 &mut claim,
                 origin,
-                &leaf.records[range.clone()],
+                records,
                 range.start as u32,
                 &mut kept,
                 &mut |d| dropped.push(d),
             );
-            t.count_entry(rules, origin, found.chunk, &kept, &dropped);
+            t.count_entry(rules, origin, found.chunk, records, &kept, &dropped);
         }
         Ok(())
     })?;
@@ -106,16 +118,38 @@ pub(super) fn tally(
         }
     }
     t.kept_chunks = claimed;
-    Ok(t)
+    Ok((t, found_contested))
 }
 
 impl Tally {
+    fn new(nr_chunks: u64) -> Self {
+        Tally {
+            kept_chunks: DenseBitmap::new(0),
+            dropped_chunks: DenseBitmap::new(nr_chunks),
+            chunk_losers: HashSet::new(),
+            kept: 0,
+            kept_origins: 0,
+            trimmed: 0,
+            kept_per_snapshot: [0; 64],
+            lost_per_snapshot: [0; 64],
+            by_reason: [0; DropReason::ALL.len()],
+            dropped_total: 0,
+            listed: Vec::new(),
+            kept_bounds: None,
+            largest_entry: 0,
+        }
+    }
+
+    /// Counts one origin chunk: `records` as read, `kept` and `dropped` as the
+    /// rules decided. A snapshot loses the origin chunk when a record of it
+    /// carried the snapshot's bit and no kept record does.
     fn count_entry(
         &mut self,
         rules: &RecordRules<'_>,
         origin: u64,
         leaf: u64,
-        kept: &[crate::shared::Exception],
+        records: &[Exception],
+        kept: &[Exception],
         dropped: &[Dropped],
     ) {
         let mut seen = 0u64;
@@ -134,6 +168,10 @@ impl Tally {
             self.kept_origins += 1;
             self.largest_entry = self.largest_entry.max(kept.len());
         }
+        let read = records.iter().fold(0, |m, r| m | r.share);
+        for id in mask::ids(read & rules.snapmask & !seen) {
+            self.lost_per_snapshot[id as usize] += 1;
+        }
         for d in dropped {
             self.dropped_total += 1;
             let reason_index = DropReason::ALL
@@ -143,9 +181,6 @@ impl Tally {
             self.by_reason[reason_index] += 1;
             if d.record.chunk < self.dropped_chunks.len() {
                 self.dropped_chunks.test_and_set(d.record.chunk);
-            }
-            for id in mask::ids(d.record.share & rules.snapmask & !seen) {
-                self.lost_per_snapshot[id as usize] += 1;
             }
             if self.listed.len() < LISTED_MAX {
                 self.listed.push(DroppedRecord {
