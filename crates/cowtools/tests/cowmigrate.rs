@@ -603,3 +603,25 @@ fn the_origin_is_never_the_output_even_with_force() {
         );
     }
 }
+
+#[test]
+fn an_origin_shorter_than_the_records_is_blamed_not_the_store() {
+    let dir = tempdir();
+    let cow = golden_cow(&dir, "a");
+    let short = blank_image(&dir, "short-origin.img", 8192);
+    let out = dir.path().join("shared.img");
+    let output = migrate(&[
+        "-i",
+        s(&cow),
+        "-o",
+        s(&out),
+        "--to",
+        "shared",
+        "--origin",
+        s(&short),
+    ]);
+    let text = assert_one_line_error(&output, 1, s(&cow));
+    assert!(text.contains("past the end of the origin"), "{text}");
+    assert!(text.contains("is --origin the device"), "{text}");
+    assert!(!text.contains("cowrepair"), "{text}");
+}

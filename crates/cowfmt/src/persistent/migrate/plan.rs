@@ -7,12 +7,11 @@ use serde::Serialize;
 
 use super::report::StoreShape;
 use crate::error::Error;
-use crate::finding::Severity;
 use crate::kind::StoreKind;
-use crate::persistent::check::{check, CheckOptions};
+use crate::persistent::check::CheckOptions;
 use crate::persistent::header::validate_chunk_size;
 use crate::persistent::layout::Geometry;
-use crate::persistent::rebuild::{chunks_needed, JobError};
+use crate::persistent::rebuild::{chunks_needed, refuse_damaged, JobError};
 use crate::persistent::store::{Metadata, PersistentStore};
 use crate::persistent::LEGACY_CHUNK_LIMIT;
 use crate::SECTOR_BYTES;
@@ -81,7 +80,7 @@ pub fn plan(
     origin_bytes: Option<u64>,
 ) -> std::result::Result<MigratePlan, JobError> {
     let path = store.device().path().to_path_buf();
-    refuse_damaged(store)?;
+    refuse_damaged(store, &CheckOptions::default())?;
     let metadata = store.load()?;
     let from_cs = metadata.geometry.chunk_sectors();
     let to_cs = options.chunk_size.unwrap_or(from_cs);
@@ -197,25 +196,6 @@ pub fn plan(
         copy_steps,
         origin_bytes,
     })
-}
-
-fn refuse_damaged(store: &PersistentStore) -> std::result::Result<(), JobError> {
-    let report = check(store.device(), &CheckOptions::default())?;
-    let errors: Vec<_> = report
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .collect();
-    match errors.first() {
-        None => Ok(()),
-        Some(first) => Err(JobError::Damage(format!(
-            "{}: the store has {} problem{} ({}); repair it with cowrepair first",
-            store.device().path().display(),
-            errors.len(),
-            if errors.len() == 1 { "" } else { "s" },
-            first.message
-        ))),
-    }
 }
 
 /// Chunks a same-chunk-size copy needs: every data chunk and area in place, and

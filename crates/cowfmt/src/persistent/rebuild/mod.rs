@@ -1,13 +1,14 @@
 //! The pieces repair and migration share to write a new store: opening the
 //! output ([`open_output`]), sizing it ([`chunks_needed`], [`bytes_needed`]),
 //! writing it in allocation order ([`RebuildWriter`]), settling it afterwards
-//! ([`zero_stale_areas`], [`fix_legacy_reload_hazard`]) and the error both jobs
-//! stop with ([`JobError`]).
+//! ([`zero_stale_areas`], [`fix_legacy_reload_hazard`]), the input check of a
+//! migration, and the error both jobs stop with ([`JobError`]).
 
 mod error;
 mod output;
 mod settle;
 mod size;
+mod sound;
 mod writer;
 
 pub use error::JobError;
@@ -16,5 +17,6 @@ pub use settle::{fix_legacy_reload_hazard, zero_stale_areas, Relocation};
 pub(crate) use settle::{settle_output, Settled};
 pub(crate) use size::check_output;
 pub use size::{bytes_needed, chunks_needed};
+pub(crate) use sound::refuse_damaged;
 pub use writer::RebuildWriter;
 pub(crate) use writer::BATCH_BYTES;

@@ -5,11 +5,10 @@
 
 use crate::device::Device;
 use crate::error::Error;
-use crate::finding::Severity;
 use crate::kind::StoreKind;
-use crate::persistent::check::{check, CheckOptions};
+use crate::persistent::check::CheckOptions;
 use crate::persistent::migrate::StoreShape;
-use crate::persistent::rebuild::JobError;
+use crate::persistent::rebuild::{refuse_damaged, JobError};
 use crate::persistent::PersistentStore;
 use crate::shared::mask;
 
@@ -50,7 +49,12 @@ impl ClassicInputs {
         let mut shapes = Vec::with_capacity(stores.len());
         let mut chunk_sectors = None;
         for (input, store) in stores.into_iter().enumerate() {
-            refuse_damaged(&store, kind, origin_bytes)?;
+            let options = CheckOptions {
+                kind,
+                origin_bytes,
+                ..CheckOptions::default()
+            };
+            refuse_damaged(&store, &options)?;
             let metadata = store.load()?;
             let path = store.device().path().to_path_buf();
             if !metadata.header.is_valid() {
@@ -102,35 +106,6 @@ impl ClassicInputs {
             inputs: self,
             next: 0,
         }
-    }
-}
-
-/// Refuses a store the checker finds errors in: a migration needs a sound input.
-fn refuse_damaged(
-    store: &PersistentStore,
-    kind: StoreKind,
-    origin_bytes: Option<u64>,
-) -> Result<(), JobError> {
-    let options = CheckOptions {
-        kind,
-        origin_bytes,
-        ..CheckOptions::default()
-    };
-    let report = check(store.device(), &options)?;
-    let errors: Vec<_> = report
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .collect();
-    match errors.first() {
-        None => Ok(()),
-        Some(first) => Err(JobError::Damage(format!(
-            "{}: the store has {} problem{} ({}); repair it with cowrepair first",
-            store.device().path().display(),
-            errors.len(),
-            if errors.len() == 1 { "" } else { "s" },
-            first.message
-        ))),
     }
 }
 
