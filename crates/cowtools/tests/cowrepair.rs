@@ -673,3 +673,26 @@ fn a_refusal_without_dry_run_does_not_claim_a_dry_run() {
     assert!(!stdout(&output).contains("dry run"), "{}", stdout(&output));
     assert!(!out.exists());
 }
+
+#[test]
+fn an_overlapping_mask_is_reported_in_the_text_report() {
+    let dir = tempdir();
+    let (cow, _, leaves) = build_shared(&dir);
+    // The leftmost leaf starts with origin chunk 0, which has the records of
+    // snapshot 1 (newest, first) and snapshot 0; widen the first to both.
+    let leaf = leaves[0].0 * 512;
+    let bytes = std::fs::read(&cow).unwrap();
+    let at = u32::from_le_bytes(bytes[leaf as usize + 24..][..4].try_into().unwrap());
+    poke(&cow, leaf + u64::from(at), &3u64.to_le_bytes());
+    let out = dir.path().join("fixed.img");
+    let output = repair(&["-i", s(&cow), "-o", s(&out)]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains(
+            "1 kept record lost snapshot bits another record of the same origin chunk also had"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("1 mask-overlap"), "{text}");
+}

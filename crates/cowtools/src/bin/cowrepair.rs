@@ -899,7 +899,7 @@ fn write_shared_text(
     if let Some(scan) = &report.scan {
         writeln!(
             out,
-            "{name}: scan: read {} chunk{} ({}); {} leaves found: {} used, {} overlapping a better leaf, {} implausible, {} outside the damage",
+            "{name}: scan: read {} chunk{} ({}); {} lea{} found: {} used, {} overlapping a better leaf, {} implausible, {} outside the damage",
             scan.chunks_scanned,
             plural(scan.chunks_scanned),
             match scan.mode {
@@ -907,6 +907,7 @@ fn write_shared_text(
                 shared_repair::ScanMode::All => "every unreferenced chunk",
             },
             scan.leaves_found,
+            if scan.leaves_found == 1 { "f" } else { "ves" },
             scan.leaves_used,
             scan.leaves_overlapping,
             scan.leaves_implausible,
@@ -937,6 +938,14 @@ fn write_shared_text(
         },
         unknown_text(report)
     )?;
+    if report.masks_trimmed > 0 {
+        writeln!(
+            out,
+            "{name}: {} kept record{} lost snapshot bits another record of the same origin chunk also had; those snapshots read the origin there (counted as lost above)",
+            report.masks_trimmed,
+            plural(report.masks_trimmed)
+        )?;
+    }
     let c = &report.chunks;
     writeln!(
         out,
