@@ -12,7 +12,8 @@ use cowfmt::shared::bitmap::ChunkBitmap;
 use cowfmt::shared::check::{check, CheckOptions};
 use cowfmt::shared::geometry::Geometry;
 use cowfmt::shared::repair::{
-    analyze, DropReason, JobError, RepairOptions, RepairReport, Source, WriteOptions,
+    analyze, probe_wiped_header, DropReason, JobError, RepairOptions, RepairReport, Source,
+    WriteOptions,
 };
 use cowfmt::shared::walk::{walk_tree, BlockAt, TreeVisitor, WalkProblem};
 use cowfmt::shared::{Leaf, Node, SharedStore};
@@ -347,6 +348,126 @@ fn a_wrong_chunk_size_field_is_corrected_from_the_leaves() {
         .iter()
         .any(|p| p.contains("chunk size field says 8")));
     assert_survivors(&b, &report, &BTreeSet::new());
+}
+
+#[test]
+fn a_wiped_header_and_first_bitmap_chunk_are_recognised_by_the_leaves_alone() {
+    let b = built();
+    // 512-byte chunks: the first KiB is the header and bitmap chunk 1.
+    poke(&b.fx.cow_path(), 0, &[0u8; 1024]);
+    let input = Device::open(b.fx.cow_path(), Access::ReadOnly).unwrap();
+    assert_eq!(probe_wiped_header(&input).unwrap(), Some(1));
+    drop(input);
+    let report = repair(&b.fx, &RepairOptions::default());
+    assert!(!report.bitmap_credible);
+    assert_eq!(report.chunk_size_source, Source::Inferred);
+    assert_eq!(report.journal_chunks, 4);
+    assert_eq!(report.snapmask, 0b1111);
+    assert_survivors(&b, &report, &BTreeSet::new());
+}
+
+#[test]
+fn a_store_with_few_leaves_is_recognised_by_its_bitmap() {
+    let fx = Fixture::new(8, 64, 512, 4);
+    let mut store = fx.create();
+    store.create_snapshot(None).unwrap();
+    for c in 0..10 {
+        store.origin_write(c * fx.chunk_bytes, &[1; 4]).unwrap();
+    }
+    store.commit().unwrap();
+    drop(store);
+    let probe = || {
+        let input = Device::open(fx.cow_path(), Access::ReadOnly).unwrap();
+        probe_wiped_header(&input).unwrap()
+    };
+    zero_chunk(&fx, 0);
+    assert_eq!(probe(), Some(8));
+    // One leaf with no bitmap to back it is too little to tell.
+    zero_chunk(&fx, 1);
+    assert_eq!(probe(), None);
+}
+
+#[test]
+fn a_chunk_size_too_large_for_the_device_is_corrected_from_the_leaves() {
+    // 4 KiB chunks on a 2 MiB device; 1 MiB chunks leave no room for a store.
+    let fx = Fixture::new(8, 256, 512, 4);
+    let mut store = fx.create();
+    for id in 0..2u64 {
+        store.create_snapshot(None).unwrap();
+        for c in (id..fx.origin_chunks).step_by(3) {
+            store.origin_write(c * fx.chunk_bytes, &[7; 5]).unwrap();
+        }
+    }
+    store.commit().unwrap();
+    let before = records(&mut store);
+    drop(store);
+    poke(&fx.cow_path(), 12, &2048u32.to_le_bytes());
+    let report = repair(&fx, &RepairOptions::default());
+    assert_eq!(
+        (report.chunk_size, report.chunk_size_source),
+        (8, Source::Inferred)
+    );
+    assert!(
+        report
+            .header_problems
+            .iter()
+            .any(|p| p.contains("2048 sectors, too large for a device of 2097152 bytes")),
+        "{:?}",
+        report.header_problems
+    );
+    assert_eq!(report.kept, before.len() as u64);
+    let mut store = install(&fx);
+    assert_eq!(records(&mut store), before);
+}
+
+#[test]
+fn a_wiped_header_over_a_store_without_records_asks_for_the_snapshots() {
+    // As `mkcow --kind shared --size 8M --snapshots 3 --journal-size 64k`.
+    let fx = Fixture::new(8, 64, 2048, 16);
+    let mut store = fx.create();
+    for _ in 0..3 {
+        store.create_snapshot(None).unwrap();
+    }
+    store.commit().unwrap();
+    assert_eq!(store.geometry().data_start(), 18);
+    drop(store);
+    zero_chunk(&fx, 0);
+    let err = try_repair(&fx, &RepairOptions::default()).unwrap_err();
+    assert!(matches!(err, JobError::Damage(_)), "{err}");
+    assert!(err.to_string().contains("--snapshots"), "{err}");
+    let given = RepairOptions {
+        snapmask: Some(0b111),
+        ..RepairOptions::default()
+    };
+    let report = repair(&fx, &given);
+    // The empty leaf the store was made with lies right after the journal.
+    assert_eq!(
+        (report.journal_chunks, report.journal_source),
+        (16, Source::Inferred)
+    );
+    assert_eq!(report.snapshots, vec![0, 1, 2]);
+    assert_eq!(report.kept, 0);
+    assert!(!report.records_unknown);
+    let mut store = install(&fx);
+    assert_eq!(store.snapmask(), 0b111);
+    assert_eq!(store.geometry().nr_journal_chunks, 16);
+    assert!(records(&mut store).is_empty());
+}
+
+#[test]
+fn a_snapmask_of_zero_is_refused_as_a_bad_request() {
+    let fx = fixture();
+    drop(populate(&fx));
+    let zero = RepairOptions {
+        snapmask: Some(0),
+        ..RepairOptions::default()
+    };
+    let err = try_repair(&fx, &zero).unwrap_err();
+    assert!(
+        matches!(err, JobError::Failed(cowfmt::Error::Invalid(_))),
+        "{err}"
+    );
+    assert!(err.to_string().contains("snapmask of 0"), "{err}");
 }
 
 #[test]

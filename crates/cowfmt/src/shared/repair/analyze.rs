@@ -15,7 +15,7 @@ use crate::shared::mask;
 use super::chunk_size::count_votes;
 use super::filter::RecordRules;
 use super::header::{judge, root_problem, HeaderVerdict};
-use super::journal;
+use super::journal::{self, JournalClues};
 use super::lost;
 use super::options::RepairOptions;
 use super::reachable::{walk, FoundLeaf, Reached};
@@ -28,7 +28,7 @@ use super::scan::{scan, ScanContext, Scanned};
 use super::select::{select, Selection};
 use super::snapmask;
 use super::space::{account, bitmap_credible};
-use super::tally::tally;
+use super::tally::{tally, Tally};
 use crate::kind::StoreKind;
 
 /// The chunk size to read with, where it came from, and what it says about
@@ -47,6 +47,31 @@ pub fn analyze(
     options: &RepairOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Salvage, JobError> {
+    options.validate()?;
+    let header = read_header(input)?;
+    let verdict = judge(&header);
+    let choice = choose_chunk_size(input, &verdict, options)?;
+    let fits = has_room(input.size_bytes(), choice.sectors);
+    let first = if fits || choice.source != Source::Header {
+        Some(analyze_at(
+            input, options, &header, &verdict, &choice, progress,
+        )?)
+    } else {
+        None
+    };
+    if choice.source == Source::Header && first.as_ref().is_none_or(|s| s.found_no_leaf) {
+        if let Some(retry) = voted_instead(input, &choice, fits)? {
+            return analyze_at(input, options, &header, &verdict, &retry, progress);
+        }
+    }
+    match first {
+        Some(salvage) => Ok(salvage),
+        None => Err(too_small(input, choice.sectors)),
+    }
+}
+
+/// The input's header, refused when it is a persistent store's.
+fn read_header(input: &Device) -> Result<SharedHeader, JobError> {
     let mut raw = [0u8; HEADER_BYTES];
     input.read_at(&mut raw, 0, || "the shared store header".to_string())?;
     let header = SharedHeader::decode(&raw).map_err(|e| Error::format(input.path(), e))?;
@@ -61,26 +86,53 @@ pub fn analyze(
         )
         .into());
     }
-    let verdict = judge(&header);
-    let choice = choose_chunk_size(input, &verdict, options)?;
-    let salvage = analyze_at(input, options, &header, &verdict, &choice, progress)?;
-    if salvage.found_no_leaf && choice.source == Source::Header {
-        if let Some(other) = count_votes(input, None)?
-            .winner(None)
-            .filter(|&s| s != choice.sectors)
-        {
-            let retry = ChunkChoice {
-                sectors: other,
-                source: Source::Inferred,
-                problem: Some(format!(
-                    "chunk size field says {} sectors, but the leaves on the device are {other}-sector chunks",
-                    choice.sectors
-                )),
-            };
-            return analyze_at(input, options, &header, &verdict, &retry, progress);
-        }
-    }
-    Ok(salvage)
+    Ok(header)
+}
+
+/// The chunk size the leaves on the device vote for, when it is not the
+/// header's: the header's found no leaf, or (`fits` false) leaves no room for
+/// a store on the device.
+fn voted_instead(
+    input: &Device,
+    header_choice: &ChunkChoice,
+    fits: bool,
+) -> Result<Option<ChunkChoice>, JobError> {
+    let said = header_choice.sectors;
+    let Some(other) = count_votes(input, None)?
+        .winner(None)
+        .filter(|&s| s != said)
+    else {
+        return Ok(None);
+    };
+    let why = if fits {
+        String::new()
+    } else {
+        format!(", too large for a device of {} bytes", input.size_bytes())
+    };
+    Ok(Some(ChunkChoice {
+        sectors: other,
+        source: Source::Inferred,
+        problem: Some(format!(
+            "chunk size field says {said} sectors{why}, but the leaves on the device are {other}-sector chunks"
+        )),
+    }))
+}
+
+/// Whether a device of `device_bytes` holds a shared store of
+/// `chunk_sectors`-sector chunks: the header, the bitmap and two data chunks.
+fn has_room(device_bytes: u64, chunk_sectors: u32) -> bool {
+    let g = Geometry::new(device_bytes, chunk_sectors, 0);
+    g.nr_chunks >= g.data_start() + 2
+}
+
+/// The error for a device too small for `chunk_sectors`-sector chunks.
+fn too_small(input: &Device, chunk_sectors: u32) -> JobError {
+    JobError::Damage(format!(
+        "{}: the device has {} bytes, too small for a shared store with {}-byte chunks; nothing to salvage",
+        input.path().display(),
+        input.size_bytes(),
+        u64::from(chunk_sectors) * crate::SECTOR_BYTES
+    ))
 }
 
 /// The caller's chunk size, else the header's when the header is sound, else
@@ -139,11 +191,7 @@ fn analyze_at(
     let journal_known = known_journal(device_bytes, header, verdict, options, cs, &mut report)?;
     let provisional = Geometry::new(device_bytes, cs, journal_known.map_or(0, |j| j.0));
     if provisional.nr_chunks < provisional.data_start() + 2 {
-        return Err(JobError::Damage(format!(
-            "{}: the device has {device_bytes} bytes, too small for a shared store with {}-byte chunks; nothing to salvage",
-            input.path().display(),
-            provisional.chunk_bytes
-        )));
+        return Err(too_small(input, cs));
     }
     let reached = walk_from_header(input, header, verdict, cs, &provisional, &mut report)?;
     let bitmap = ChunkBitmap::load(input, &provisional)?;
@@ -154,58 +202,21 @@ fn analyze_at(
     };
     let (credible, why) = bitmap_credible(&bitmap, &provisional, reserved_end, &reached);
     report.bitmap_credible = credible;
-    let mut old_tree = reached.visited.clone();
-    let mut selection = Selection::default();
-    let damaged = !reached.lost.is_empty();
-    let mode = if damaged && (options.full_scan || !credible) {
-        ScanMode::All
-    } else {
-        ScanMode::Used
+    let view = BitmapView {
+        bitmap: &bitmap,
+        credible,
+        why,
     };
-    let runs = if damaged || credible {
-        scan_runs(&provisional, &bitmap, &reached, mode)
-    } else {
-        Vec::new()
-    };
-    if damaged || !runs.is_empty() {
-        if let (ScanMode::All, Some(why)) = (mode, why) {
-            report.notes.push(format!(
-                "{why}; the scan reads every chunk of the data range"
-            ));
-        }
-        let context = ScanContext {
-            geometry: &provisional,
-            bitmap: &bitmap,
-            bitmap_credible: credible,
-            tree_blocks: &reached.tree_blocks,
-            record_chunks: &reached.record_chunks,
-        };
-        let Scanned {
-            candidates,
-            chunks_scanned,
-            node_like,
-        } = scan(input, &context, &runs, progress)?;
-        for c in candidates
-            .iter()
-            .map(|c| c.chunk)
-            .chain(node_like.iter().copied())
-        {
-            old_tree.test_and_set(c);
-        }
-        let found = candidates.len() as u64;
-        selection = select(candidates, &reached.leaves, &reached.lost, credible);
-        report.scan = Some(ScanSummary {
-            mode,
-            chunks_scanned,
-            leaves_found: found,
-            leaves_used: selection.chosen.len() as u64,
-            leaves_overlapping: selection.overlapping,
-            leaves_implausible: selection.implausible,
-            leaves_outside_damage: selection.outside,
-            leaves_empty: selection.empty.len() as u64,
-            nodes_found: node_like.len() as u64,
-        });
-    }
+    let looked = look_for_leaves(
+        input,
+        options,
+        &provisional,
+        &view,
+        &reached,
+        &mut report,
+        progress,
+    )?;
+    let selection = &looked.selection;
     let found_no_leaf =
         reached.leaves.is_empty() && selection.chosen.is_empty() && selection.empty.is_empty();
     let mut leaves: Vec<FoundLeaf> = reached
@@ -218,17 +229,10 @@ fn analyze_at(
     leaves.sort_unstable_by_key(|l| l.span.map_or(0, |s| s.0));
 
     let (journal, journal_source) = journal_known.unwrap_or_else(|| {
-        let lowest = [
-            lowest_reached(&reached, &provisional),
-            selection.lowest_used,
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        (
-            journal::infer(device_bytes, &provisional, lowest),
-            Source::Inferred,
-        )
+        let clues = journal_clues(&provisional, &reached, &looked, &bitmap, credible);
+        let (journal, how) = journal::infer(device_bytes, &provisional, &clues);
+        report.notes.push(how);
+        (journal, Source::Inferred)
     });
     let geometry = Geometry::new(device_bytes, cs, journal);
     report.journal_chunks = journal;
@@ -238,16 +242,7 @@ fn analyze_at(
 
     let mut evidence = reached.evidence.clone();
     evidence.merge(&selection.evidence);
-    let snap = snapmask::settle(
-        options.snapmask,
-        verdict.identity.then_some(header.snapmask),
-        &evidence,
-    );
-    report.snapmask = snap.mask;
-    report.snapmask_source = snap.source;
-    report.snapshots = mask::id_list(snap.mask);
-    report.header_problems.extend(snap.problems);
-    report.notes.extend(snap.notes);
+    let snapmask = settle_snapmask(input, options, header, verdict, &evidence, &mut report)?;
 
     let mut tree_blocks = reached.tree_blocks.clone();
     for l in &selection.chosen {
@@ -258,7 +253,7 @@ fn analyze_at(
         .map(|b| b.div_ceil(geometry.chunk_bytes));
     let rules = RecordRules {
         geometry: &geometry,
-        snapmask: snap.mask,
+        snapmask,
         origin_chunks,
     };
     let mut tally = tally(input, &rules, &leaves, &tree_blocks)?;
@@ -266,7 +261,7 @@ fn analyze_at(
         &bitmap,
         &geometry,
         &tally.kept_chunks,
-        &old_tree,
+        &looked.old_tree,
         &tally.dropped_chunks,
     );
     report.nodes_reached = reached.nodes;
@@ -278,6 +273,174 @@ fn analyze_at(
         ));
     }
     settle_lost(&mut report, &reached, &leaves, credible);
+    fill_counts(&mut report, &mut tally, snapmask);
+    decide_validity(header, verdict, options, &mut report);
+    report.header_repaired = !report.header_problems.is_empty();
+    Ok(Salvage {
+        report,
+        geometry,
+        chunk_sectors: cs,
+        snapmask,
+        origin_chunks,
+        leaves,
+        chunk_losers: std::mem::take(&mut tally.chunk_losers),
+        kept_chunks: tally.kept_chunks,
+        kept_bounds: tally.kept_bounds,
+        largest_entry: tally.largest_entry,
+        found_no_leaf,
+    })
+}
+
+/// What the scan for leaves found (nothing when it did not run).
+struct Looked {
+    selection: Selection,
+    /// Every chunk read as a tree block, by the walk or the scan.
+    old_tree: DenseBitmap,
+    /// The lowest chunk the scan found holding a leaf or a node, used or not.
+    lowest_block: Option<u64>,
+}
+
+/// The input bitmap and whether it is credible (when not, why).
+struct BitmapView<'a> {
+    bitmap: &'a ChunkBitmap,
+    credible: bool,
+    why: Option<String>,
+}
+
+/// Runs the leaf scan when the walk found damage or the (credible) bitmap
+/// marks chunks in use that nothing reached accounts for, and picks the
+/// leaves that rebuild the lost ranges.
+fn look_for_leaves(
+    input: &Device,
+    options: &RepairOptions,
+    geometry: &Geometry,
+    view: &BitmapView<'_>,
+    reached: &Reached,
+    report: &mut RepairReport,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Looked, JobError> {
+    let mut looked = Looked {
+        selection: Selection::default(),
+        old_tree: reached.visited.clone(),
+        lowest_block: None,
+    };
+    let (bitmap, credible) = (view.bitmap, view.credible);
+    let damaged = !reached.lost.is_empty();
+    let mode = if damaged && (options.full_scan || !credible) {
+        ScanMode::All
+    } else {
+        ScanMode::Used
+    };
+    let runs = if damaged || credible {
+        scan_runs(geometry, bitmap, reached, mode)
+    } else {
+        Vec::new()
+    };
+    if !damaged && runs.is_empty() {
+        return Ok(looked);
+    }
+    if let (ScanMode::All, Some(why)) = (mode, &view.why) {
+        report.notes.push(format!(
+            "{why}; the scan reads every chunk of the data range"
+        ));
+    }
+    let context = ScanContext {
+        geometry,
+        bitmap,
+        bitmap_credible: credible,
+        tree_blocks: &reached.tree_blocks,
+        record_chunks: &reached.record_chunks,
+    };
+    let Scanned {
+        candidates,
+        chunks_scanned,
+        node_like,
+    } = scan(input, &context, &runs, progress)?;
+    for c in candidates
+        .iter()
+        .map(|c| c.chunk)
+        .chain(node_like.iter().copied())
+    {
+        looked.old_tree.test_and_set(c);
+        looked.lowest_block = Some(looked.lowest_block.map_or(c, |l| l.min(c)));
+    }
+    let found = candidates.len() as u64;
+    let selection = select(candidates, &reached.leaves, &reached.lost, credible);
+    report.scan = Some(ScanSummary {
+        mode,
+        chunks_scanned,
+        leaves_found: found,
+        leaves_used: selection.chosen.len() as u64,
+        leaves_overlapping: selection.overlapping,
+        leaves_implausible: selection.implausible,
+        leaves_outside_damage: selection.outside,
+        leaves_empty: selection.empty.len() as u64,
+        nodes_found: node_like.len() as u64,
+    });
+    looked.selection = selection;
+    Ok(looked)
+}
+
+/// Where the journal may have ended, from the tree blocks and records found
+/// and the bitmap (when credible: the journal is always marked in use).
+fn journal_clues(
+    geometry: &Geometry,
+    reached: &Reached,
+    looked: &Looked,
+    bitmap: &ChunkBitmap,
+    bitmap_credible: bool,
+) -> JournalClues {
+    let start = geometry.journal_start();
+    let first = |b: &DenseBitmap| b.set_runs(start, geometry.nr_chunks).first().map(|r| r.0);
+    let lowest_used = [
+        first(&reached.tree_blocks),
+        first(&reached.record_chunks),
+        looked.selection.lowest_used,
+    ];
+    JournalClues {
+        lowest_used: lowest_used.into_iter().flatten().min(),
+        lowest_tree_block: [first(&reached.tree_blocks), looked.lowest_block]
+            .into_iter()
+            .flatten()
+            .min(),
+        first_free: bitmap_credible
+            .then(|| bitmap.next_free(start, geometry.nr_chunks))
+            .flatten(),
+    }
+}
+
+/// Settles the snapmask and says where it came from. A snapmask inferred as 0
+/// (the header is lost and no record names a snapshot) is refused: the
+/// output would have no snapshot, which is seldom what the store held.
+fn settle_snapmask(
+    input: &Device,
+    options: &RepairOptions,
+    header: &SharedHeader,
+    verdict: &HeaderVerdict,
+    evidence: &snapmask::MaskEvidence,
+    report: &mut RepairReport,
+) -> Result<u64, JobError> {
+    let snap = snapmask::settle(
+        options.snapmask,
+        verdict.identity.then_some(header.snapmask),
+        evidence,
+    );
+    if snap.mask == 0 && snap.source == Source::Inferred {
+        return Err(JobError::Damage(format!(
+            "{}: the header is lost and no record names a snapshot, so which snapshots exist cannot be told; give them with --snapshots (or --snapmask)",
+            input.path().display()
+        )));
+    }
+    report.snapmask = snap.mask;
+    report.snapmask_source = snap.source;
+    report.snapshots = mask::id_list(snap.mask);
+    report.header_problems.extend(snap.problems);
+    report.notes.extend(snap.notes);
+    Ok(snap.mask)
+}
+
+/// Copies the tally's counts into the report.
+fn fill_counts(report: &mut RepairReport, tally: &mut Tally, snapmask: u64) {
     report.kept = tally.kept;
     report.kept_origin_chunks = tally.kept_origins;
     report.masks_trimmed = tally.trimmed;
@@ -291,7 +454,7 @@ fn analyze_at(
     tally.listed.sort_by_key(|d| d.origin);
     report.dropped_unlisted = tally.dropped_total - tally.listed.len() as u64;
     report.dropped = std::mem::take(&mut tally.listed);
-    report.per_snapshot = mask::ids(snap.mask)
+    report.per_snapshot = mask::ids(snapmask)
         .map(|id| SnapshotTally {
             id,
             kept: tally.kept_per_snapshot[id as usize],
@@ -299,21 +462,6 @@ fn analyze_at(
             lost_unknown: report.records_unknown,
         })
         .collect();
-    decide_validity(header, verdict, options, &mut report);
-    report.header_repaired = !report.header_problems.is_empty();
-    Ok(Salvage {
-        report,
-        geometry,
-        chunk_sectors: cs,
-        snapmask: snap.mask,
-        origin_chunks,
-        leaves,
-        chunk_losers: std::mem::take(&mut tally.chunk_losers),
-        kept_chunks: tally.kept_chunks,
-        kept_bounds: tally.kept_bounds,
-        largest_entry: tally.largest_entry,
-        found_no_leaf,
-    })
 }
 
 fn new_report(input: &Device, verdict: &HeaderVerdict, choice: &ChunkChoice) -> RepairReport {
@@ -464,19 +612,6 @@ fn scan_runs(
         runs.push((s, geometry.nr_chunks));
     }
     runs
-}
-
-/// The lowest chunk at or after the journal's start that the walk found used.
-fn lowest_reached(reached: &Reached, geometry: &Geometry) -> Option<u64> {
-    let first = |b: &DenseBitmap| {
-        b.set_runs(geometry.journal_start(), geometry.nr_chunks)
-            .first()
-            .map(|r| r.0)
-    };
-    [first(&reached.tree_blocks), first(&reached.record_chunks)]
-        .into_iter()
-        .flatten()
-        .min()
 }
 
 /// Lists the lost ranges and says how much could have been lost in them.

@@ -23,23 +23,38 @@ const SIZES: usize = (MAX_CHUNK_SECTORS.trailing_zeros() + 1) as usize;
 /// Data bytes a probe reads at most.
 const PROBE_BUDGET: u64 = 512 << 20;
 
+/// Leaves voting for one chunk size that are enough, alone, to tell a shared
+/// store whose header and bitmap are both damaged.
+const STRONG_VOTES: u64 = 16;
+
 /// Whether a device whose first bytes are no store's header holds a shared
-/// store: leaves in its first 512 MiB of data vote for a chunk size, and under
-/// that size the bitmap marks the header and the first bitmap chunk in use.
-/// Returns that chunk size in sectors.
+/// store: leaves in its first 512 MiB of data vote for a chunk size, and
+/// either at least [`STRONG_VOTES`] of them agree, or under that size the
+/// bitmap marks the header and the first bitmap chunk in use (a store with
+/// few leaves). Returns that chunk size in sectors.
 pub fn probe_wiped_header(input: &Device) -> Result<Option<u32>> {
-    let Some(sectors) = count_votes(input, Some(PROBE_BUDGET))?.winner(None) else {
+    let votes = count_votes(input, Some(PROBE_BUDGET))?;
+    let Some(sectors) = votes.winner(None) else {
         return Ok(None);
     };
+    if votes.best() >= STRONG_VOTES {
+        return Ok(Some(sectors));
+    }
+    Ok(bitmap_marks_reserved(input, sectors)?.then_some(sectors))
+}
+
+/// Whether, with `sectors`-sector chunks, the first bitmap byte marks the
+/// header and the first bitmap chunk in use.
+fn bitmap_marks_reserved(input: &Device, sectors: u32) -> Result<bool> {
     let chunk_bytes = u64::from(sectors) * SECTOR_BYTES;
     if input.size_bytes() < 2 * chunk_bytes {
-        return Ok(None);
+        return Ok(false);
     }
     let mut first = [0u8; 1];
     input.read_at(&mut first, chunk_bytes, || {
         "the first bitmap byte".to_string()
     })?;
-    Ok((first[0] & 0b11 == 0b11).then_some(sectors))
+    Ok(first[0] & 0b11 == 0b11)
 }
 
 /// Votes per candidate chunk size.

@@ -4,8 +4,8 @@
 //! [`analyze`] reads the damaged store and never writes to it:
 //! 1. the geometry: chunk size, journal and snapmask from the caller, else the
 //!    header when it is sound, else inferred from the device (`chunk_size`:
-//!    the leaves' own geometry; `journal`: where the salvaged tree starts;
-//!    `snapmask`: the masks found);
+//!    the leaves' own geometry; `journal`: where the lowest tree block lies;
+//!    `snapmask`: the masks found, and an error when they name none);
 //! 2. the walk from the root (`reachable`): every node and leaf that decodes
 //!    and fits its parent's key range is kept; every other block is a lost
 //!    range;
@@ -16,7 +16,9 @@
 //!    scan is asked for), and `select` picks the credible leaves that rebuild
 //!    the lost ranges, never a stale copy overlapping a better leaf;
 //! 4. every record of the salvaged leaves goes through the rules of
-//!    `filter`, counted per snapshot and per reason by `tally`.
+//!    `filter`, counted per snapshot and per reason by `tally`: a snapshot
+//!    bit two records of one origin chunk carry, or a data chunk two records
+//!    claim, is uncertain, and no record keeps it.
 //!
 //! [`Salvage::write`] then writes the output: the kept data chunks stay at
 //! their numbers and are copied in large batches, the bitmap is rebuilt from
