@@ -3,6 +3,8 @@
 //! collapse, and an in-order walk. Blocks live in a [`BlockCache`]; chunks come
 //! from and go back to the [`Allocator`].
 
+use std::collections::HashSet;
+
 use crate::error::{Error, Result};
 
 use super::alloc::Allocator;
@@ -220,6 +222,7 @@ impl Tree {
     /// that fit into their left neighbour are merged and the root collapses while
     /// it has one child. Returns the data chunks freed.
     pub fn remove_snapshot(&mut self, bit: u64) -> Result<u64> {
+        self.load_every_leaf()?;
         let mut freed = 0;
         self.remove_in(self.root, self.levels, bit, &mut freed)?;
         while self.levels > 1 {
@@ -331,8 +334,7 @@ impl Tree {
 
     /// Sets bit `to` in every record that has bit `from` (a snapshot of a snapshot).
     pub fn copy_bit(&mut self, from: u64, to: u64) -> Result<()> {
-        let leaves = self.leaf_chunks()?;
-        for chunk in leaves {
+        for chunk in self.load_every_leaf()? {
             if self.cache.leaf(chunk)?.using_mask() & from == 0 {
                 continue;
             }
@@ -345,13 +347,36 @@ impl Tree {
         Ok(())
     }
 
-    /// The chunks of every leaf, in key order.
+    /// Reads (and so checks) every block of the tree into the cache, so that an
+    /// operation over the whole tree finds any damage before it changes
+    /// anything. Returns the leaf chunks in key order.
+    fn load_every_leaf(&mut self) -> Result<Vec<u64>> {
+        let leaves = self.leaf_chunks()?;
+        for &chunk in &leaves {
+            self.cache.leaf(chunk)?;
+        }
+        Ok(leaves)
+    }
+
+    /// The chunks of every leaf, in key order. A chunk reached twice (from two
+    /// parents, or a cycle) is an error.
     pub fn leaf_chunks(&mut self) -> Result<Vec<u64>> {
+        let mut seen = HashSet::from([self.root]);
         let mut level_chunks = vec![self.root];
         for _ in 0..self.levels {
             let mut next = Vec::new();
             for c in level_chunks {
+                let start = next.len();
                 next.extend(self.cache.node(c)?.entries.iter().map(|e| e.chunk));
+                if let Some(&twice) = next[start..].iter().find(|&&child| !seen.insert(child)) {
+                    return Err(Error::Corrupt {
+                        path: self.cache.device().path().to_path_buf(),
+                        chunk: c,
+                        detail: format!(
+                            "node points at chunk {twice}, which the tree reaches twice"
+                        ),
+                    });
+                }
             }
             level_chunks = next;
         }

@@ -1,11 +1,15 @@
 //! The engine's cache of decoded tree blocks: read on first use, changed in
-//! memory, written back together at commit.
+//! memory, written back together at commit. A block read from disk is checked
+//! before it is cached: every chunk it names (a node's children, a leaf's data
+//! chunks) must lie in the data range, so the engine never reads or writes
+//! the header, bitmap or journal through a damaged pointer.
 
 use std::collections::HashMap;
 
 use crate::device::Device;
 use crate::error::{Error, Result};
 
+use super::geometry::Geometry;
 use super::leaf::Leaf;
 use super::node::Node;
 
@@ -28,104 +32,122 @@ struct Cached {
 /// Decoded nodes and leaves of one COW device, keyed by chunk.
 #[derive(Debug)]
 pub struct BlockCache {
-    device: Device,
-    chunk_bytes: usize,
+    disk: Disk,
     blocks: HashMap<u64, Cached>,
+}
+
+/// Reads and checks tree blocks.
+#[derive(Debug)]
+struct Disk {
+    device: Device,
+    geometry: Geometry,
     buf: Vec<u8>,
 }
 
+/// Which kind of block the tree expects at a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Node,
+    Leaf,
+}
+
 impl BlockCache {
-    /// An empty cache over `device` with chunks of `chunk_bytes`.
-    pub fn new(device: Device, chunk_bytes: usize) -> Self {
+    /// An empty cache over `device`, laid out as `geometry` says.
+    pub fn new(device: Device, geometry: &Geometry) -> Self {
         BlockCache {
-            device,
-            chunk_bytes,
+            disk: Disk {
+                device,
+                geometry: *geometry,
+                buf: vec![0; geometry.chunk_bytes as usize],
+            },
             blocks: HashMap::new(),
-            buf: vec![0; chunk_bytes],
         }
     }
 
     /// The COW device.
     pub fn device(&self) -> &Device {
-        &self.device
+        &self.disk.device
     }
 
     /// Bytes per chunk.
     pub fn chunk_bytes(&self) -> usize {
-        self.chunk_bytes
+        self.disk.buf.len()
+    }
+
+    /// Whether the block at `chunk` is in the cache (a tree block the engine
+    /// has read or written since the cache was last emptied).
+    pub fn contains(&self, chunk: u64) -> bool {
+        self.blocks.contains_key(&chunk)
     }
 
     /// The node at `chunk`.
     pub fn node(&mut self, chunk: u64) -> Result<&Node> {
-        let cached = load(&mut self.blocks, &self.device, &mut self.buf, chunk, false)?;
-        match &cached.block {
+        match &self.load(chunk, Kind::Node)?.block {
             Block::Node(n) => Ok(n),
-            Block::Leaf(_) => Err(corrupt(
-                &self.device,
-                chunk,
-                "expected a node, found a leaf",
-            )),
+            Block::Leaf(_) => unreachable!("load checks the kind"),
         }
     }
 
     /// The node at `chunk`, to change (marked dirty).
     pub fn node_mut(&mut self, chunk: u64) -> Result<&mut Node> {
-        let cached = load(&mut self.blocks, &self.device, &mut self.buf, chunk, false)?;
+        let cached = self.load(chunk, Kind::Node)?;
         cached.dirty = true;
         match &mut cached.block {
             Block::Node(n) => Ok(n),
-            Block::Leaf(_) => Err(corrupt(
-                &self.device,
-                chunk,
-                "expected a node, found a leaf",
-            )),
+            Block::Leaf(_) => unreachable!("load checks the kind"),
         }
     }
 
     /// The leaf at `chunk`.
     pub fn leaf(&mut self, chunk: u64) -> Result<&Leaf> {
-        let cached = load(&mut self.blocks, &self.device, &mut self.buf, chunk, true)?;
-        match &cached.block {
+        match &self.load(chunk, Kind::Leaf)?.block {
             Block::Leaf(l) => Ok(l),
-            Block::Node(_) => Err(corrupt(
-                &self.device,
-                chunk,
-                "expected a leaf, found a node",
-            )),
+            Block::Node(_) => unreachable!("load checks the kind"),
         }
     }
 
     /// The leaf at `chunk`, to change (marked dirty).
     pub fn leaf_mut(&mut self, chunk: u64) -> Result<&mut Leaf> {
-        let cached = load(&mut self.blocks, &self.device, &mut self.buf, chunk, true)?;
+        let cached = self.load(chunk, Kind::Leaf)?;
         cached.dirty = true;
         match &mut cached.block {
             Block::Leaf(l) => Ok(l),
-            Block::Node(_) => Err(corrupt(
-                &self.device,
-                chunk,
-                "expected a leaf, found a node",
-            )),
+            Block::Node(_) => unreachable!("load checks the kind"),
+        }
+    }
+
+    /// The cached block at `chunk`, read and checked on a miss; an error when
+    /// it is not of `kind`.
+    fn load(&mut self, chunk: u64, kind: Kind) -> Result<&mut Cached> {
+        use std::collections::hash_map::Entry;
+        let BlockCache { disk, blocks } = self;
+        match blocks.entry(chunk) {
+            Entry::Occupied(e) if e.get().kind() != kind => Err(disk.kind_mismatch(chunk, kind)),
+            Entry::Occupied(e) => Ok(e.into_mut()),
+            Entry::Vacant(e) => {
+                let block = disk.read(chunk, kind)?;
+                Ok(e.insert(Cached {
+                    block,
+                    dirty: false,
+                }))
+            }
         }
     }
 
     /// Calls `f` with the leaf at `chunk`, without keeping it in the cache when it
     /// was not there (for walks over the whole tree).
     pub fn with_leaf<T>(&mut self, chunk: u64, f: impl FnOnce(&Leaf) -> T) -> Result<T> {
-        if let Some(Cached {
-            block: Block::Leaf(leaf),
-            ..
-        }) = self.blocks.get(&chunk)
-        {
-            return Ok(f(leaf));
+        match self.blocks.get(&chunk) {
+            Some(Cached {
+                block: Block::Leaf(leaf),
+                ..
+            }) => Ok(f(leaf)),
+            Some(_) => Err(self.disk.kind_mismatch(chunk, Kind::Leaf)),
+            None => match self.disk.read(chunk, Kind::Leaf)? {
+                Block::Leaf(leaf) => Ok(f(&leaf)),
+                Block::Node(_) => unreachable!("read as a leaf"),
+            },
         }
-        if self.blocks.contains_key(&chunk) {
-            return Err(corrupt(&self.device, chunk, "expected a leaf, found a node"));
-        }
-        self.device.read_chunk(chunk, &mut self.buf)?;
-        let leaf = Leaf::decode(&self.buf)
-            .map_err(|err| corrupt(&self.device, chunk, format!("expected a leaf: {err}")))?;
-        Ok(f(&leaf))
     }
 
     /// Puts a new node at `chunk` (dirty).
@@ -183,14 +205,15 @@ impl BlockCache {
             .map(|(&k, _)| k)
             .collect();
         dirty.sort_unstable();
+        let disk = &mut self.disk;
         for chunk in dirty {
             let cached = self.blocks.get_mut(&chunk).expect("listed above");
             match &cached.block {
-                Block::Node(n) => n.encode(&mut self.buf),
-                Block::Leaf(l) => l.encode(&mut self.buf),
+                Block::Node(n) => n.encode(&mut disk.buf),
+                Block::Leaf(l) => l.encode(&mut disk.buf),
             }
             cached.dirty = false;
-            self.device.write_chunk(chunk, &self.buf)?;
+            disk.device.write_chunk(chunk, &disk.buf)?;
         }
         if self.blocks.len() > CLEAN_BLOCKS_KEPT {
             self.blocks.clear();
@@ -204,40 +227,114 @@ impl BlockCache {
     }
 }
 
-fn corrupt(device: &Device, chunk: u64, detail: impl Into<String>) -> Error {
-    Error::Corrupt {
-        path: device.path().to_path_buf(),
-        chunk,
-        detail: detail.into(),
+impl Cached {
+    fn kind(&self) -> Kind {
+        match self.block {
+            Block::Node(_) => Kind::Node,
+            Block::Leaf(_) => Kind::Leaf,
+        }
     }
 }
 
-/// The cached block at `chunk`, read and decoded (as a leaf or a node) on a miss.
-fn load<'a>(
-    blocks: &'a mut HashMap<u64, Cached>,
-    device: &Device,
-    buf: &mut [u8],
-    chunk: u64,
-    leaf: bool,
-) -> Result<&'a mut Cached> {
-    use std::collections::hash_map::Entry;
-    match blocks.entry(chunk) {
-        Entry::Occupied(e) => Ok(e.into_mut()),
-        Entry::Vacant(e) => {
-            device.read_chunk(chunk, buf)?;
-            let block = if leaf {
-                Leaf::decode(buf)
-                    .map(Block::Leaf)
-                    .map_err(|err| corrupt(device, chunk, format!("expected a leaf: {err}")))?
-            } else {
-                Node::decode(buf)
-                    .map(Block::Node)
-                    .map_err(|err| corrupt(device, chunk, format!("expected a node: {err}")))?
-            };
-            Ok(e.insert(Cached {
-                block,
-                dirty: false,
-            }))
+impl Disk {
+    /// Reads the block at `chunk` as `kind` and checks every chunk it names.
+    fn read(&mut self, chunk: u64, kind: Kind) -> Result<Block> {
+        self.device.read_chunk(chunk, &mut self.buf)?;
+        match kind {
+            Kind::Node => {
+                let node = Node::decode(&self.buf).map_err(|err| {
+                    if Leaf::decode(&self.buf).is_ok() {
+                        return self.kind_mismatch(chunk, Kind::Node);
+                    }
+                    self.corrupt(chunk, format!("expected a node: {err}"))
+                })?;
+                self.check_children(chunk, &node)?;
+                Ok(Block::Node(node))
+            }
+            Kind::Leaf => {
+                let leaf = Leaf::decode(&self.buf)
+                    .map_err(|err| self.corrupt(chunk, format!("expected a leaf: {err}")))?;
+                self.check_records(chunk, &leaf)?;
+                Ok(Block::Leaf(leaf))
+            }
+        }
+    }
+
+    /// Every child of the node at `chunk` lies in the data range. A leaf
+    /// misread as a node (chunks of 128 KiB and more hold 0x1eaf entries) is
+    /// named as such.
+    fn check_children(&self, chunk: u64, node: &Node) -> Result<()> {
+        let Some((i, child)) = node
+            .entries
+            .iter()
+            .enumerate()
+            .find(|(_, e)| !self.geometry.in_data_range(e.chunk))
+        else {
+            return Ok(());
+        };
+        if Leaf::decode(&self.buf).is_ok() {
+            return Err(self.kind_mismatch(chunk, Kind::Node));
+        }
+        Err(self.corrupt(
+            chunk,
+            format!(
+                "node entry {i} points at chunk {}, {}",
+                child.chunk,
+                self.outside(child.chunk)
+            ),
+        ))
+    }
+
+    /// Every record of the leaf at `chunk` names a data chunk in the data range.
+    fn check_records(&self, chunk: u64, leaf: &Leaf) -> Result<()> {
+        for (origin, records) in leaf.entries() {
+            if let Some(r) = records
+                .iter()
+                .find(|r| !self.geometry.in_data_range(r.chunk))
+            {
+                return Err(self.corrupt(
+                    chunk,
+                    format!(
+                        "a record of origin chunk {origin} names COW chunk {}, {}",
+                        r.chunk,
+                        self.outside(r.chunk)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Where chunk `c`, outside the data range, lies.
+    fn outside(&self, c: u64) -> String {
+        let place = match self.geometry.reserved_role(c) {
+            Some("header") => "the header",
+            Some("bitmap") => "a bitmap chunk",
+            Some("journal") => "a journal chunk",
+            _ => "past the end of the device",
+        };
+        format!(
+            "which is {place}, outside the data range {}..{}",
+            self.geometry.data_start(),
+            self.geometry.nr_chunks
+        )
+    }
+
+    fn kind_mismatch(&self, chunk: u64, expected: Kind) -> Error {
+        self.corrupt(
+            chunk,
+            match expected {
+                Kind::Node => "expected a node, found a leaf",
+                Kind::Leaf => "expected a leaf, found a node",
+            },
+        )
+    }
+
+    fn corrupt(&self, chunk: u64, detail: impl Into<String>) -> Error {
+        Error::Corrupt {
+            path: self.device.path().to_path_buf(),
+            chunk,
+            detail: detail.into(),
         }
     }
 }

@@ -109,7 +109,7 @@ pub struct Leaf {
 
 /// The most map entries (without the sentinel) that fit in a chunk.
 pub fn max_leaf_count(chunk_bytes: usize) -> u32 {
-    ((chunk_bytes - LEAF_HEADER_BYTES) / MAP_ENTRY_BYTES).saturating_sub(1) as u32
+    (chunk_bytes.saturating_sub(LEAF_HEADER_BYTES) / MAP_ENTRY_BYTES).saturating_sub(1) as u32
 }
 
 impl Leaf {
@@ -122,18 +122,19 @@ impl Leaf {
     }
 
     /// Decodes a leaf chunk. The count and every offset are checked against the
-    /// chunk before anything is read through them.
+    /// chunk before anything is read through them; bytes a chunk too short for
+    /// the header lacks read as zero.
     pub fn decode(chunk: &[u8]) -> Result<Self, LeafError> {
         let chunk_bytes = chunk.len();
-        let magic = LittleEndian::read_u16(&chunk[0..2]);
+        let magic = u16_at(chunk, 0);
         if magic != LEAF_MAGIC {
             return Err(LeafError::BadMagic { found: magic });
         }
-        let version = LittleEndian::read_u16(&chunk[2..4]);
+        let version = u16_at(chunk, 2);
         if version != LEAF_VERSION {
             return Err(LeafError::BadVersion { found: version });
         }
-        let count = LittleEndian::read_u32(&chunk[4..8]);
+        let count = u32_at(chunk, 4);
         let max = max_leaf_count(chunk_bytes);
         if count > max {
             return Err(LeafError::CountTooLarge { count, max });
@@ -141,10 +142,7 @@ impl Leaf {
         let map_end = LEAF_HEADER_BYTES + MAP_ENTRY_BYTES * (count as usize + 1);
         let entry_at = |i: usize| {
             let at = LEAF_HEADER_BYTES + MAP_ENTRY_BYTES * i;
-            (
-                LittleEndian::read_u32(&chunk[at..at + 4]),
-                LittleEndian::read_u32(&chunk[at + 4..at + 8]),
-            )
+            (u32_at(chunk, at), u32_at(chunk, at + 4))
         };
         let mut offsets = Vec::with_capacity(count as usize + 1);
         let mut previous = 0u32;
@@ -392,6 +390,26 @@ impl Leaf {
     pub fn entries(&self) -> impl Iterator<Item = (u64, &[Exception])> {
         (0..self.map.len()).map(|i| (self.origin_of(i), self.records_of(i)))
     }
+}
+
+/// The little-endian `u16` at `at`, with bytes past the end read as zero.
+fn u16_at(bytes: &[u8], at: usize) -> u16 {
+    let mut le = [0u8; 2];
+    copy_padded(bytes, at, &mut le);
+    u16::from_le_bytes(le)
+}
+
+/// The little-endian `u32` at `at`, with bytes past the end read as zero.
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    let mut le = [0u8; 4];
+    copy_padded(bytes, at, &mut le);
+    u32::from_le_bytes(le)
+}
+
+fn copy_padded(bytes: &[u8], at: usize, out: &mut [u8]) {
+    let have = bytes.get(at..).unwrap_or_default();
+    let n = have.len().min(out.len());
+    out[..n].copy_from_slice(&have[..n]);
 }
 
 #[cfg(test)]

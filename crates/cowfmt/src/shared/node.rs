@@ -10,7 +10,7 @@ pub const NODE_ENTRY_BYTES: usize = 16;
 
 /// Entries a node of `chunk_bytes` holds.
 pub fn node_capacity(chunk_bytes: usize) -> usize {
-    (chunk_bytes - NODE_HEADER_BYTES) / NODE_ENTRY_BYTES
+    chunk_bytes.saturating_sub(NODE_HEADER_BYTES) / NODE_ENTRY_BYTES
 }
 
 /// One child of a node: the lowest origin chunk it covers (ignored for entry 0)
@@ -51,8 +51,9 @@ pub struct Node {
 impl Node {
     /// Decodes a node chunk. The count is checked against the chunk size before
     /// any entry is read; keys are not checked here (that is the checker's job).
+    /// A chunk too short for the count reads as count 0.
     pub fn decode(chunk: &[u8]) -> Result<Self, NodeError> {
-        let count = LittleEndian::read_u32(&chunk[0..4]);
+        let count = chunk.get(0..4).map_or(0, LittleEndian::read_u32);
         let capacity = node_capacity(chunk.len());
         if count == 0 {
             return Err(NodeError::Empty);

@@ -12,6 +12,7 @@ use super::alloc::Allocator;
 use super::bitmap::ChunkBitmap;
 use super::btree::Tree;
 use super::cache::BlockCache;
+use super::check::MAX_TREE_LEVEL;
 use super::format::format_store;
 use super::geometry::{validate_chunk_size, Geometry};
 use super::header::SharedHeader;
@@ -46,6 +47,25 @@ pub struct SharedStore {
     origin_chunks: u64,
     tree: Tree,
     buf: Vec<u8>,
+}
+
+/// The root and depth in the header must describe a tree the engine can walk:
+/// the root in the data range, 1 to [`MAX_TREE_LEVEL`] node levels.
+fn check_tree_fields(cow: &Device, header: &SharedHeader, geometry: &Geometry) -> Result<()> {
+    let level = header.tree_level;
+    if geometry.in_data_range(header.root_tree_chunk) && (1..=MAX_TREE_LEVEL).contains(&level) {
+        return Ok(());
+    }
+    Err(Error::Corrupt {
+        path: cow.path().to_path_buf(),
+        chunk: 0,
+        detail: format!(
+            "root_tree_chunk {} with tree_level {level} does not describe a tree in the data range {}..{} of 1 to {MAX_TREE_LEVEL} levels",
+            header.root_tree_chunk,
+            geometry.data_start(),
+            geometry.nr_chunks
+        ),
+    })
 }
 
 impl SharedStore {
@@ -87,25 +107,13 @@ impl SharedStore {
                 },
             ));
         }
-        if !geometry.in_data_range(header.root_tree_chunk) || header.tree_level == 0 {
-            return Err(Error::Corrupt {
-                path: cow.path().to_path_buf(),
-                chunk: 0,
-                detail: format!(
-                    "root_tree_chunk {} with tree_level {} does not describe a tree in the data range {}..{}",
-                    header.root_tree_chunk,
-                    header.tree_level,
-                    geometry.data_start(),
-                    geometry.nr_chunks
-                ),
-            });
-        }
+        check_tree_fields(&cow, &header, &geometry)?;
         let bitmap = ChunkBitmap::load(&cow, &geometry)?;
         let chunk_bytes = geometry.chunk_bytes as usize;
         let origin_chunks = origin.size_bytes().div_ceil(geometry.chunk_bytes);
         Ok(SharedStore {
             tree: Tree {
-                cache: BlockCache::new(cow, chunk_bytes),
+                cache: BlockCache::new(cow, &geometry),
                 alloc: Allocator::new(&geometry, bitmap),
                 root: header.root_tree_chunk,
                 levels: header.tree_level,
@@ -278,11 +286,12 @@ impl SharedStore {
                 .iter()
                 .find(|r| r.share & bit != 0)
             {
-                Some(r) => self.tree.cache.device().read_at(
-                    out,
-                    r.chunk * self.geometry.chunk_bytes + within,
-                    || format!("COW chunk {} of origin chunk {origin}", r.chunk),
-                )?,
+                Some(r) => {
+                    let at = self.cow_offset(r.chunk, within)?;
+                    self.tree.cache.device().read_at(out, at, || {
+                        format!("COW chunk {} of origin chunk {origin}", r.chunk)
+                    })?
+                }
                 None => {
                     self.origin
                         .read_at(out, origin * self.geometry.chunk_bytes + within, || {
@@ -304,13 +313,53 @@ impl SharedStore {
         let mut done = 0;
         for (origin, within, len) in self.chunk_spans(offset, data.len()) {
             let own = self.own_chunk(origin, bit)?;
-            self.tree.cache.device().write_at(
-                &data[done..done + len],
-                own * self.geometry.chunk_bytes + within,
-            )?;
+            let at = self.cow_offset(own, within)?;
+            self.tree
+                .cache
+                .device()
+                .write_at(&data[done..done + len], at)?;
             done += len;
         }
         Ok(())
+    }
+
+    /// The byte offset of `within` in COW chunk `chunk`, a data chunk.
+    fn cow_offset(&self, chunk: u64, within: u64) -> Result<u64> {
+        chunk
+            .checked_mul(self.geometry.chunk_bytes)
+            .and_then(|start| start.checked_add(within))
+            .filter(|_| self.geometry.in_data_range(chunk))
+            .ok_or_else(|| Error::Corrupt {
+                path: self.path().to_path_buf(),
+                chunk,
+                detail: format!(
+                    "COW chunk {chunk} is outside the data range {}..{}",
+                    self.geometry.data_start(),
+                    self.geometry.nr_chunks
+                ),
+            })
+    }
+
+    /// Checks that `chunk`, a snapshot's own record of `origin`, can be written
+    /// in place: marked in use, and not a tree block in the cache (a damaged
+    /// record could name either).
+    fn check_in_place(&mut self, origin: u64, chunk: u64) -> Result<()> {
+        let unmarked = !self.tree.alloc.bitmap().is_used(chunk);
+        if !unmarked && !self.tree.cache.contains(chunk) {
+            return Ok(());
+        }
+        let what = if unmarked {
+            "is free in the bitmap"
+        } else {
+            "is a tree block"
+        };
+        Err(Error::Corrupt {
+            path: self.path().to_path_buf(),
+            chunk: self.tree.leaf_for(origin)?,
+            detail: format!(
+                "the record of origin chunk {origin} names COW chunk {chunk}, which {what}"
+            ),
+        })
     }
 
     /// The COW chunk snapshot `bit` alone owns for `origin`, unsharing or copying
@@ -320,6 +369,7 @@ impl SharedStore {
         let current = records.iter().find(|r| r.share & bit != 0).copied();
         if let Some(r) = current {
             if r.share == bit {
+                self.check_in_place(origin, r.chunk)?;
                 return Ok(r.chunk);
             }
         }
