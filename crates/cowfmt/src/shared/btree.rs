@@ -72,43 +72,18 @@ impl Tree {
     /// each split first checks that the whole worst case still fits, so running
     /// out of space leaves a consistent tree.
     pub fn prepare_insert(&mut self, origin: u64) -> Result<u64> {
-        let chunk_bytes = self.cache.chunk_bytes();
-        let device_path = self.cache.device().path().to_path_buf();
         for _ in 0..4 {
             let path = self.descend(origin)?;
-            let leaf = self.cache.leaf(path.leaf)?;
-            let (needed, split_at) = match leaf.find(origin) {
-                Ok(i) => (RECORD_BYTES, median_or(leaf, i)),
-                Err(i) => (
-                    MAP_ENTRY_BYTES + RECORD_BYTES,
-                    split_for_new(leaf, origin, i),
-                ),
-            };
-            let rchunk_fits = origin
-                .checked_sub(leaf.base_chunk)
-                .is_some_and(|r| r <= u64::from(u32::MAX));
-            if leaf.bytes_used() + needed <= chunk_bytes && rchunk_fits {
-                return Ok(path.leaf);
-            }
-            let (at, key) = if rchunk_fits {
-                match split_at {
-                    Some(split) => split,
-                    None => {
-                        return Err(Error::Invalid(format!(
-                            "{}: origin chunk {origin} already has {} records, the most a leaf of {chunk_bytes} bytes holds",
-                            device_path.display(),
-                            leaf.find(origin).map_or(0, |i| leaf.records_of(i).len())
-                        )))
-                    }
+            let chunk_bytes = self.cache.chunk_bytes();
+            match next_step(self.cache.leaf(path.leaf)?, origin, chunk_bytes) {
+                Step::Ready => return Ok(path.leaf),
+                Step::Rebase => self.rebase_leaf(path.leaf, origin)?,
+                Step::Split { at, key } => {
+                    self.ensure_free(self.insert_reserve())?;
+                    self.split_leaf(&path, at, key)?;
                 }
-            } else if origin < leaf.base_chunk || leaf.count() == 0 {
-                self.rebase_leaf(path.leaf, origin)?;
-                continue;
-            } else {
-                (leaf.find(origin).unwrap_or_else(|i| i), origin)
-            };
-            self.ensure_free(self.insert_reserve())?;
-            self.split_leaf(&path, at, key)?;
+                Step::Full { records } => return Err(self.record_limit(origin, records)),
+            }
         }
         Err(Error::Corrupt {
             path: self.cache.device().path().to_path_buf(),
@@ -117,22 +92,19 @@ impl Tree {
         })
     }
 
-    /// Gives a leaf whose base lies above `origin` a new base, when all its
-    /// entries can be expressed from there.
+    fn record_limit(&self, origin: u64, records: usize) -> Error {
+        let chunk_bytes = self.cache.chunk_bytes();
+        Error::Invalid(format!(
+            "{}: origin chunk {origin} already has {records} records, the most a leaf of {chunk_bytes} bytes holds",
+            self.cache.device().path().display()
+        ))
+    }
+
+    /// Gives the leaf at `leaf_chunk` the base `origin` (see [`Step::Rebase`]).
     fn rebase_leaf(&mut self, leaf_chunk: u64, origin: u64) -> Result<()> {
-        let device_path = self.cache.device().path().to_path_buf();
         let leaf = self.cache.leaf_mut(leaf_chunk)?;
         let mut target = Leaf::new(origin);
-        let moved = std::mem::take(leaf);
-        if !target.can_absorb(&moved) {
-            *leaf = moved;
-            return Err(Error::Invalid(format!(
-                "{}: leaf at chunk {leaf_chunk} cannot take origin chunk {origin}: its base_chunk {} is above it",
-                device_path.display(),
-                leaf.base_chunk
-            )));
-        }
-        target.append(moved);
+        target.append(std::mem::take(leaf));
         *leaf = target;
         Ok(())
     }
@@ -394,6 +366,64 @@ impl Tree {
         }
         Ok(())
     }
+}
+
+/// What a leaf must go through before it takes one more record of `origin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// The record fits as it is.
+    Ready,
+    /// The leaf's base is above `origin` or too far below it, and every entry
+    /// (if any) can be expressed from `origin`: the leaf is based at `origin`.
+    Rebase,
+    /// Entries from `at` on move to a new leaf keyed (and based) at `key`.
+    Split { at: usize, key: u64 },
+    /// The origin chunk already has the most records a leaf holds.
+    Full { records: usize },
+}
+
+/// The next step for `leaf` to take a record of `origin`. An rchunk that
+/// does not fit 32 bits rebases the leaf when it can; else `origin` gets a leaf
+/// of its own: a new empty leaf keyed at `origin` after this leaf's entries,
+/// or, when `origin` lies below the base, this leaf, emptied by moving every
+/// entry to a new leaf keyed at the base.
+fn next_step(leaf: &Leaf, origin: u64, chunk_bytes: usize) -> Step {
+    let found = leaf.find(origin);
+    let rchunk_fits = origin
+        .checked_sub(leaf.base_chunk)
+        .is_some_and(|r| r <= u64::from(u32::MAX));
+    if !rchunk_fits {
+        return if Leaf::new(origin).can_absorb(leaf) {
+            Step::Rebase
+        } else if origin < leaf.base_chunk {
+            Step::Split {
+                at: 0,
+                key: leaf.base_chunk,
+            }
+        } else {
+            Step::Split {
+                at: leaf.count(),
+                key: origin,
+            }
+        };
+    }
+    let needed = match found {
+        Ok(_) => RECORD_BYTES,
+        Err(_) => MAP_ENTRY_BYTES + RECORD_BYTES,
+    };
+    if leaf.bytes_used() + needed <= chunk_bytes {
+        return Step::Ready;
+    }
+    let split = match found {
+        Ok(i) => median_or(leaf, i),
+        Err(i) => split_for_new(leaf, origin, i),
+    };
+    split.map_or(
+        Step::Full {
+            records: found.map_or(0, |i| leaf.records_of(i).len()),
+        },
+        |(at, key)| Step::Split { at, key },
+    )
 }
 
 /// The median split of a leaf that cannot take one more record of entry `i`;
