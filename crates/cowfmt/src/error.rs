@@ -176,6 +176,20 @@ pub enum Error {
         /// What is wrong with it.
         detail: String,
     },
+    /// A shared store's chunk size bounds how many snapshots it serves: the
+    /// records of one origin chunk (one per snapshot at most) must fit one leaf.
+    /// Nothing was changed.
+    #[error("{path}: {detail}: a store of {chunk_bytes}-byte chunks serves at most {max} snapshots (the records of one origin chunk must fit one leaf)")]
+    SnapshotLimit {
+        /// The path of the COW device.
+        path: PathBuf,
+        /// Bytes per chunk of the store.
+        chunk_bytes: u64,
+        /// The most live snapshots the store serves.
+        max: u32,
+        /// What was refused.
+        detail: String,
+    },
     /// The store is marked invalid and the operation needs a valid one.
     #[error("{path}: the store is marked invalid (header valid=0)")]
     Invalidated {

@@ -9,7 +9,10 @@ use crate::error::{Error, Result};
 
 use super::alloc::Allocator;
 use super::cache::BlockCache;
-use super::leaf::{Exception, Leaf, LEAF_HEADER_BYTES, MAP_ENTRY_BYTES, RECORD_BYTES};
+use super::leaf::{
+    max_records_per_origin, max_snapshots, Exception, Leaf, LEAF_HEADER_BYTES, MAP_ENTRY_BYTES,
+    RECORD_BYTES,
+};
 use super::node::{node_capacity, Node, NodeEntry};
 
 /// The tree of one store: its blocks, its allocator, its root and depth.
@@ -70,7 +73,8 @@ impl Tree {
     /// Makes room for one more record of `origin` (a new map entry if it has none)
     /// and returns the leaf that will hold it. Splits leaves and nodes as needed;
     /// each split first checks that the whole worst case still fits, so running
-    /// out of space leaves a consistent tree.
+    /// out of space leaves a consistent tree. An origin chunk whose records
+    /// already fill a leaf is refused before anything changes.
     pub fn prepare_insert(&mut self, origin: u64) -> Result<u64> {
         for _ in 0..4 {
             let path = self.descend(origin)?;
@@ -94,10 +98,14 @@ impl Tree {
 
     fn record_limit(&self, origin: u64, records: usize) -> Error {
         let chunk_bytes = self.cache.chunk_bytes();
-        Error::Invalid(format!(
-            "{}: origin chunk {origin} already has {records} records, the most a leaf of {chunk_bytes} bytes holds",
-            self.cache.device().path().display()
-        ))
+        Error::SnapshotLimit {
+            path: self.cache.device().path().to_path_buf(),
+            chunk_bytes: chunk_bytes as u64,
+            max: max_snapshots(chunk_bytes as u64),
+            detail: format!(
+                "origin chunk {origin} already has {records} records, the most a leaf holds"
+            ),
+        }
     }
 
     /// Gives the leaf at `leaf_chunk` the base `origin` (see [`Step::Rebase`]).
@@ -389,6 +397,12 @@ enum Step {
 /// entry to a new leaf keyed at the base.
 fn next_step(leaf: &Leaf, origin: u64, chunk_bytes: usize) -> Step {
     let found = leaf.find(origin);
+    if let Ok(i) = found {
+        let records = leaf.records_of(i).len();
+        if records >= max_records_per_origin(chunk_bytes) {
+            return Step::Full { records };
+        }
+    }
     let rchunk_fits = origin
         .checked_sub(leaf.base_chunk)
         .is_some_and(|r| r <= u64::from(u32::MAX));

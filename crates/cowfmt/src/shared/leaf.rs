@@ -7,6 +7,8 @@
 
 use byteorder::{ByteOrder, LittleEndian};
 
+use super::mask::MAX_SNAPSHOTS;
+
 /// Leaf magic at offset 0.
 pub const LEAF_MAGIC: u16 = 0x1eaf;
 /// The only leaf version.
@@ -110,6 +112,20 @@ pub struct Leaf {
 /// The most map entries (without the sentinel) that fit in a chunk.
 pub fn max_leaf_count(chunk_bytes: usize) -> u32 {
     (chunk_bytes.saturating_sub(LEAF_HEADER_BYTES) / MAP_ENTRY_BYTES).saturating_sub(1) as u32
+}
+
+/// The most records one origin chunk can have: a leaf holding that chunk's
+/// entry alone is full.
+pub fn max_records_per_origin(chunk_bytes: usize) -> usize {
+    chunk_bytes.saturating_sub(LEAF_HEADER_BYTES + 2 * MAP_ENTRY_BYTES) / RECORD_BYTES
+}
+
+/// The most live snapshots a store of `chunk_bytes`-byte chunks serves: 29 at
+/// 512 bytes, 61 at 1 KiB, 64 from 2 KiB on. The records of one origin chunk
+/// (one per snapshot at most, their masks being disjoint) must fit one leaf.
+pub fn max_snapshots(chunk_bytes: u64) -> u32 {
+    let records = usize::try_from(chunk_bytes).map_or(usize::MAX, max_records_per_origin);
+    records.min(MAX_SNAPSHOTS as usize) as u32
 }
 
 impl Leaf {

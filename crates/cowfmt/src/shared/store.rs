@@ -16,6 +16,7 @@ use super::check::MAX_TREE_LEVEL;
 use super::format::format_store;
 use super::geometry::{validate_chunk_size, Geometry};
 use super::header::SharedHeader;
+pub use super::leaf::max_snapshots;
 use super::leaf::Exception;
 use super::mask::{self, MAX_SNAPSHOTS};
 
@@ -161,7 +162,8 @@ impl SharedStore {
     }
 
     /// Creates snapshot `id`, or the lowest free id, and returns it. It sees the
-    /// origin as it is now.
+    /// origin as it is now. Refused with [`Error::SnapshotLimit`] when the
+    /// store already serves [`max_snapshots`] snapshots.
     pub fn create_snapshot(&mut self, id: Option<u32>) -> Result<u32> {
         let id = self.free_id(id)?;
         self.header.snapmask |= mask::bit(id);
@@ -169,7 +171,8 @@ impl SharedStore {
     }
 
     /// Creates a snapshot (the lowest free id) that sees what snapshot `parent`
-    /// sees now, and returns it.
+    /// sees now, and returns it. Refused like [`SharedStore::create_snapshot`]
+    /// at the snapshot limit.
     pub fn create_snapshot_of(&mut self, parent: u32) -> Result<u32> {
         self.require(parent)?;
         let id = self.free_id(None)?;
@@ -187,24 +190,41 @@ impl SharedStore {
         Ok(freed)
     }
 
+    /// The id a new snapshot gets: `wanted`, or the lowest free one.
     fn free_id(&self, wanted: Option<u32>) -> Result<u32> {
         let taken = self.header.snapmask;
         match wanted {
-            Some(id) if id >= MAX_SNAPSHOTS => Err(Error::Invalid(format!(
-                "{}: snapshot id {id} is out of range (0-63)",
-                self.path().display()
-            ))),
-            Some(id) if taken & mask::bit(id) != 0 => Err(Error::Invalid(format!(
-                "{}: snapshot {id} already exists",
-                self.path().display()
-            ))),
-            Some(id) => Ok(id),
-            None if taken == u64::MAX => Err(Error::Invalid(format!(
-                "{}: all 64 snapshot ids are in use",
-                self.path().display()
-            ))),
-            None => Ok((!taken).trailing_zeros()),
+            Some(id) if id >= MAX_SNAPSHOTS => {
+                return Err(Error::Invalid(format!(
+                    "{}: snapshot id {id} is out of range (0-63)",
+                    self.path().display()
+                )))
+            }
+            Some(id) if taken & mask::bit(id) != 0 => {
+                return Err(Error::Invalid(format!(
+                    "{}: snapshot {id} already exists",
+                    self.path().display()
+                )))
+            }
+            _ => {}
         }
+        self.check_snapshot_limit()?;
+        Ok(wanted.unwrap_or_else(|| (!taken).trailing_zeros()))
+    }
+
+    /// One more snapshot must stay within [`max_snapshots`].
+    fn check_snapshot_limit(&self) -> Result<()> {
+        let live = self.header.snapmask.count_ones();
+        let max = max_snapshots(self.geometry.chunk_bytes);
+        if live < max {
+            return Ok(());
+        }
+        Err(Error::SnapshotLimit {
+            path: self.path().to_path_buf(),
+            chunk_bytes: self.geometry.chunk_bytes,
+            max,
+            detail: format!("cannot create a snapshot: {live} snapshots exist"),
+        })
     }
 
     fn require(&self, id: u32) -> Result<()> {
