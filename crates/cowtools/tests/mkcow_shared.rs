@@ -138,6 +138,35 @@ fn refusals_are_one_line_errors() {
         .output()
         .unwrap();
     assert_eq!(too_many.status.code(), Some(2));
+
+    for (chunk, max) in [("512", 29u32), ("1k", 61)] {
+        let name = format!("limit-{chunk}.img");
+        let path = dir.path().join(&name);
+        let over = tool("mkcow")
+            .args(["--kind", "shared", "--size", "1M", "--chunk-size", chunk])
+            .args(["--snapshots", &(max + 1).to_string()])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let msg = assert_one_line_error(&over, 2, &name);
+        assert!(msg.contains(&format!("serves ({max}")), "{msg}");
+        assert!(!path.exists(), "nothing is written before the refusal");
+        tool("mkcow")
+            .args([
+                "-q",
+                "--kind",
+                "shared",
+                "--size",
+                "1M",
+                "--chunk-size",
+                chunk,
+            ])
+            .args(["--snapshots", &max.to_string()])
+            .arg(&path)
+            .assert()
+            .success();
+        assert_eq!(header_of(&path).snapmask.count_ones(), max);
+    }
 }
 
 #[test]

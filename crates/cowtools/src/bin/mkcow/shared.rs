@@ -9,6 +9,7 @@ use cowfmt::shared::format::{format_store, plan};
 use cowfmt::shared::geometry::default_journal_chunks;
 use cowfmt::shared::header::SHARED_VERSION;
 use cowfmt::shared::mask::{self, MAX_SNAPSHOTS};
+use cowfmt::shared::store::max_snapshots;
 use cowfmt::shared::{Exception, Geometry};
 use cowfmt::units::human_bytes;
 use cowfmt::{Error, SECTOR_BYTES};
@@ -23,6 +24,8 @@ use super::{
 /// Formats a shared store as `cli` asks.
 pub fn format(cli: &Cli) -> anyhow::Result<u8> {
     let chunk_sectors = cli.chunk_size.unwrap_or(DEFAULT_CHUNK_SECTORS);
+    let snapshots = cli.snapshots.unwrap_or(0);
+    refuse_too_many_snapshots(snapshots, chunk_sectors, &cli.target.display().to_string())?;
     let size = plan_target(&cli.target, cli.size, chunk_sectors, cli.force)?;
     let journal = journal_chunks(cli, size, chunk_sectors)?;
     let geometry =
@@ -30,7 +33,6 @@ pub fn format(cli: &Cli) -> anyhow::Result<u8> {
     let origin = origin_sectors(cli.origin.as_deref())?;
     let device = open_for_write(&cli.target, cli.size)?;
     let mut header = format_store(&device, u64::from(chunk_sectors), journal)?;
-    let snapshots = cli.snapshots.unwrap_or(0);
     if snapshots > 0 {
         header.snapmask = if snapshots == MAX_SNAPSHOTS {
             u64::MAX
@@ -125,6 +127,11 @@ pub fn restore(cli: &Cli, dump_path: &Path, text: &str) -> anyhow::Result<u8> {
     )?;
     let chunk_sectors = dump.chunk_size;
     let size = plan_target(&cli.target, cli.size, chunk_sectors, cli.force)?;
+    refuse_too_many_snapshots(
+        snapmask.count_ones(),
+        chunk_sectors,
+        &format!("{}: snapshots", dump_path.display()),
+    )?;
     let journal = dump
         .journal_chunks
         .unwrap_or_else(|| default_journal_chunks(size, u64::from(chunk_sectors) * SECTOR_BYTES));
@@ -168,6 +175,24 @@ pub fn restore(cli: &Cli, dump_path: &Path, text: &str) -> anyhow::Result<u8> {
     }
     print_table_lines(cli, chunk_sectors, origin, snapmask);
     Ok(exit::EXIT_OK)
+}
+
+/// Refuses more snapshots than a store of `chunk_sectors`-sector chunks
+/// serves: the records of one origin chunk (one per snapshot at most) must fit
+/// one leaf. `place` names what asked for them.
+fn refuse_too_many_snapshots(
+    snapshots: u32,
+    chunk_sectors: u32,
+    place: &str,
+) -> anyhow::Result<()> {
+    let chunk_bytes = u64::from(chunk_sectors) * SECTOR_BYTES;
+    let max = max_snapshots(chunk_bytes);
+    if snapshots > max {
+        bail!(
+            "{place}: {snapshots} snapshots are more than a store of {chunk_bytes}-byte chunks serves ({max}: the records of one origin chunk must fit one leaf); use a chunk size of 2 KiB or more for up to 64"
+        );
+    }
+    Ok(())
 }
 
 /// The mask of a list of snapshot ids; refuses ids out of range. `place`
