@@ -129,6 +129,16 @@ pub fn max_snapshots(chunk_bytes: u64) -> u32 {
 }
 
 impl Leaf {
+    /// Decodes a buffer shorter than a leaf header and its sentinel (no chunk
+    /// is): the missing bytes read as zero. Kept off the hot path of
+    /// [`Leaf::decode`].
+    #[cold]
+    fn decode_short(chunk: &[u8]) -> Result<Self, LeafError> {
+        let mut padded = [0u8; LEAF_HEADER_BYTES + MAP_ENTRY_BYTES];
+        padded[..chunk.len()].copy_from_slice(chunk);
+        Self::decode(&padded)
+    }
+
     /// An empty leaf whose rchunks count from `base_chunk`.
     pub fn new(base_chunk: u64) -> Self {
         Leaf {
@@ -138,19 +148,22 @@ impl Leaf {
     }
 
     /// Decodes a leaf chunk. The count and every offset are checked against the
-    /// chunk before anything is read through them; bytes a chunk too short for
-    /// the header lacks read as zero.
+    /// chunk before anything is read through them; a buffer too short for the
+    /// header and the sentinel is decoded as if zeros followed it.
     pub fn decode(chunk: &[u8]) -> Result<Self, LeafError> {
+        if chunk.len() < LEAF_HEADER_BYTES + MAP_ENTRY_BYTES {
+            return Self::decode_short(chunk);
+        }
         let chunk_bytes = chunk.len();
-        let magic = u16_at(chunk, 0);
+        let magic = LittleEndian::read_u16(&chunk[0..2]);
         if magic != LEAF_MAGIC {
             return Err(LeafError::BadMagic { found: magic });
         }
-        let version = u16_at(chunk, 2);
+        let version = LittleEndian::read_u16(&chunk[2..4]);
         if version != LEAF_VERSION {
             return Err(LeafError::BadVersion { found: version });
         }
-        let count = u32_at(chunk, 4);
+        let count = LittleEndian::read_u32(&chunk[4..8]);
         let max = max_leaf_count(chunk_bytes);
         if count > max {
             return Err(LeafError::CountTooLarge { count, max });
@@ -158,7 +171,10 @@ impl Leaf {
         let map_end = LEAF_HEADER_BYTES + MAP_ENTRY_BYTES * (count as usize + 1);
         let entry_at = |i: usize| {
             let at = LEAF_HEADER_BYTES + MAP_ENTRY_BYTES * i;
-            (u32_at(chunk, at), u32_at(chunk, at + 4))
+            (
+                LittleEndian::read_u32(&chunk[at..at + 4]),
+                LittleEndian::read_u32(&chunk[at + 4..at + 8]),
+            )
         };
         let mut offsets = Vec::with_capacity(count as usize + 1);
         let mut previous = 0u32;
@@ -406,26 +422,6 @@ impl Leaf {
     pub fn entries(&self) -> impl Iterator<Item = (u64, &[Exception])> {
         (0..self.map.len()).map(|i| (self.origin_of(i), self.records_of(i)))
     }
-}
-
-/// The little-endian `u16` at `at`, with bytes past the end read as zero.
-fn u16_at(bytes: &[u8], at: usize) -> u16 {
-    let mut le = [0u8; 2];
-    copy_padded(bytes, at, &mut le);
-    u16::from_le_bytes(le)
-}
-
-/// The little-endian `u32` at `at`, with bytes past the end read as zero.
-fn u32_at(bytes: &[u8], at: usize) -> u32 {
-    let mut le = [0u8; 4];
-    copy_padded(bytes, at, &mut le);
-    u32::from_le_bytes(le)
-}
-
-fn copy_padded(bytes: &[u8], at: usize, out: &mut [u8]) {
-    let have = bytes.get(at..).unwrap_or_default();
-    let n = have.len().min(out.len());
-    out[..n].copy_from_slice(&have[..n]);
 }
 
 #[cfg(test)]
