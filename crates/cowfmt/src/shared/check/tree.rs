@@ -15,7 +15,7 @@ use crate::shared::header::SharedHeader;
 use crate::shared::leaf::{Exception, Leaf, LeafError};
 use crate::shared::mask;
 use crate::shared::node::{Node, NodeError};
-use crate::shared::walk::{walk_tree, BlockAt, TreeVisitor, WalkProblem};
+use crate::shared::walk::{walk_tree_ahead, BlockAt, TreeVisitor, WalkProblem};
 
 /// How many records ahead the words of the referenced set are requested, so
 /// that the random memory accesses of a leaf's records overlap.
@@ -78,7 +78,7 @@ pub(super) fn check_tree(
             data_chunks: 0,
         },
     };
-    walk_tree(
+    walk_tree_ahead(
         cx.device,
         &cx.geometry,
         header.root_tree_chunk,

@@ -1,13 +1,11 @@
 //! The walk under every view: tree totals, damaged blocks turned into dump
 //! problems, and a guard against a `tree_level` no real tree can have.
 
-use std::sync::mpsc;
-
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::shared::geometry::Geometry;
 use crate::shared::leaf::Leaf;
 use crate::shared::node::Node;
-use crate::shared::walk::{walk_tree, BlockAt, TreeVisitor, WalkProblem};
+use crate::shared::walk::{walk_tree_ahead, BlockAt, TreeVisitor, WalkProblem};
 
 use super::model::{placement, BlockProblem, SharedDumpTail};
 use super::source::SharedSource;
@@ -27,74 +25,12 @@ pub(crate) trait DumpVisitor {
     fn damaged(&mut self, at: &BlockAt, problem: BlockProblem) -> Result<()>;
 }
 
-/// Blocks read ahead of the visitor by [`walk`].
-const READ_AHEAD_BLOCKS: usize = 64;
-
 /// Walks the tree of `source` in key order for `visitor`. A `tree_level` above
 /// [`MAX_WALK_LEVELS`] is reported as a damaged root and nothing is walked.
 ///
-/// The blocks are read and decoded on a second thread, at most
-/// [`READ_AHEAD_BLOCKS`] ahead, while `visitor` runs on this one: reading and
-/// writing the dump overlap. The first error of either side ends both.
+/// The leaves are read on a second thread ahead of `visitor`
+/// ([`walk_tree_ahead`]): reading the tree and writing the dump overlap.
 pub(crate) fn walk(source: &SharedSource, visitor: &mut impl DumpVisitor) -> Result<()> {
-    std::thread::scope(|scope| {
-        let (sender, receiver) = mpsc::sync_channel(READ_AHEAD_BLOCKS);
-        let reader = std::thread::Builder::new()
-            .name("cowdump-walk".to_string())
-            .spawn_scoped(scope, move || walk_inline(source, &mut Forward { sender }));
-        let Ok(reader) = reader else {
-            return walk_inline(source, visitor);
-        };
-        let visited = receiver.iter().try_for_each(|block| match block {
-            Block::Node(at, node) => visitor.node(&at, &node),
-            Block::Leaf(at, leaf) => visitor.leaf(&at, &leaf),
-            Block::Damaged(at, problem) => visitor.damaged(&at, problem),
-        });
-        drop(receiver);
-        let read = reader
-            .join()
-            .unwrap_or_else(|_| Err(Error::Invalid("the tree walk stopped unexpectedly".into())));
-        // A visitor error stops the reader (its sends fail): report the visitor's.
-        visited.and(read)
-    })
-}
-
-/// One block of the walk, sent from the reading thread.
-enum Block {
-    Node(BlockAt, Node),
-    Leaf(BlockAt, Leaf),
-    Damaged(BlockAt, BlockProblem),
-}
-
-/// Sends each block to the visiting thread; fails once that thread has stopped.
-struct Forward {
-    sender: mpsc::SyncSender<Block>,
-}
-
-impl Forward {
-    fn send(&self, block: Block) -> Result<()> {
-        self.sender
-            .send(block)
-            .map_err(|_| Error::Invalid("the dump stopped reading the tree".into()))
-    }
-}
-
-impl DumpVisitor for Forward {
-    fn node(&mut self, at: &BlockAt, node: &Node) -> Result<()> {
-        self.send(Block::Node(*at, node.clone()))
-    }
-
-    fn leaf(&mut self, at: &BlockAt, leaf: &Leaf) -> Result<()> {
-        self.send(Block::Leaf(*at, leaf.clone()))
-    }
-
-    fn damaged(&mut self, at: &BlockAt, problem: BlockProblem) -> Result<()> {
-        self.send(Block::Damaged(*at, problem))
-    }
-}
-
-/// [`walk`] on the calling thread alone.
-fn walk_inline(source: &SharedSource, visitor: &mut impl DumpVisitor) -> Result<()> {
     let header = source.header();
     let geometry = source.geometry();
     if header.tree_level > MAX_WALK_LEVELS {
@@ -112,7 +48,7 @@ fn walk_inline(source: &SharedSource, visitor: &mut impl DumpVisitor) -> Result<
         return visitor.damaged(&at, block_problem(&at, text));
     }
     let mut adapter = Adapter { geometry, visitor };
-    walk_tree(
+    walk_tree_ahead(
         source.device(),
         geometry,
         header.root_tree_chunk,
