@@ -139,6 +139,45 @@ fn refusals_are_one_line_errors() {
         .unwrap();
     assert_eq!(too_many.status.code(), Some(2));
 
+    let zero = dir.path().join("zero.json");
+    std::fs::write(
+        &zero,
+        r#"{"format_version":1,"kind":"shared","chunk_size":0,"valid":true,"snapshots":[0],"exceptions":[]}"#,
+    )
+    .unwrap();
+    let out = tool("mkcow")
+        .args(["--kind", "shared", "--size", "1M", "--from-dump"])
+        .arg(&zero)
+        .arg(dir.path().join("z.img"))
+        .output()
+        .unwrap();
+    let msg = assert_one_line_error(&out, 2, "zero.json");
+    assert!(
+        msg.contains("chunk_size: chunk size 0 sectors is zero"),
+        "{msg}"
+    );
+    let out = tool("mkcow")
+        .args([
+            "--kind",
+            "shared",
+            "--size",
+            "1M",
+            "--chunk-size",
+            "0",
+            "--snapshots",
+            "2",
+        ])
+        .arg(dir.path().join("z.img"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        !stderr(&out).contains("snapshots are more"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("z.img").exists());
+
     for (chunk, max) in [("512", 29u32), ("1k", 61)] {
         let name = format!("limit-{chunk}.img");
         let path = dir.path().join(&name);

@@ -114,9 +114,12 @@ pub fn bitmap_chunks_for(nr_chunks: u64, chunk_bytes: u64) -> u64 {
 }
 
 /// The default journal for a new store: 128 MiB, but at most an eighth of the
-/// device's chunks so that small devices keep most of their space for data.
+/// device's chunks so that small devices keep most of their space for data
+/// (0 for a chunk size of 0, which no store has).
 pub fn default_journal_chunks(device_bytes: u64, chunk_bytes: u64) -> u64 {
-    let nr_chunks = device_bytes / chunk_bytes;
+    let Some(nr_chunks) = device_bytes.checked_div(chunk_bytes) else {
+        return 0;
+    };
     (DEFAULT_JOURNAL_BYTES / chunk_bytes).min(nr_chunks / DEFAULT_JOURNAL_DEVICE_FRACTION)
 }
 

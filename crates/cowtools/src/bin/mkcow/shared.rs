@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::bail;
 use cowfmt::shared::build::StoreBuilder;
 use cowfmt::shared::format::{format_store, plan};
-use cowfmt::shared::geometry::default_journal_chunks;
+use cowfmt::shared::geometry::{default_journal_chunks, validate_chunk_size};
 use cowfmt::shared::header::SHARED_VERSION;
 use cowfmt::shared::mask::{self, MAX_SNAPSHOTS};
 use cowfmt::shared::store::max_snapshots;
@@ -24,6 +24,8 @@ use super::{
 /// Formats a shared store as `cli` asks.
 pub fn format(cli: &Cli) -> anyhow::Result<u8> {
     let chunk_sectors = cli.chunk_size.unwrap_or(DEFAULT_CHUNK_SECTORS);
+    validate_chunk_size(u64::from(chunk_sectors))
+        .map_err(|e| anyhow::anyhow!("{}: --chunk-size: {e}", cli.target.display()))?;
     let snapshots = cli.snapshots.unwrap_or(0);
     refuse_too_many_snapshots(snapshots, chunk_sectors, &cli.target.display().to_string())?;
     let size = plan_target(&cli.target, cli.size, chunk_sectors, cli.force)?;
@@ -126,6 +128,8 @@ pub fn restore(cli: &Cli, dump_path: &Path, text: &str) -> anyhow::Result<u8> {
         &format!("{}: snapshots", dump_path.display()),
     )?;
     let chunk_sectors = dump.chunk_size;
+    validate_chunk_size(u64::from(chunk_sectors))
+        .map_err(|e| anyhow::anyhow!("{}: chunk_size: {e}", dump_path.display()))?;
     let size = plan_target(&cli.target, cli.size, chunk_sectors, cli.force)?;
     refuse_too_many_snapshots(
         snapmask.count_ones(),
