@@ -753,3 +753,22 @@ fn a_damaged_shared_store_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_chunk_size_too_small_for_the_snapshots_is_refused() {
+    let fx = engine_store(40, 9);
+    let plan_for = |chunk_size| {
+        let input = SharedInput::open(ro(&fx.cow_path())).unwrap();
+        let options = RechunkOptions {
+            chunk_size: Some(chunk_size),
+            journal: None,
+        };
+        plan_rechunk(input, &options, Some(ro(&fx.origin_path()).size_bytes()))
+    };
+    let err = plan_for(1).unwrap_err().to_string();
+    assert!(
+        err.contains("40 snapshots are more than a shared store of 512-byte chunks serves (29"),
+        "{err}"
+    );
+    assert!(plan_for(2).is_ok(), "1 KiB chunks serve 61 snapshots");
+}

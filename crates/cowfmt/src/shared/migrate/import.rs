@@ -14,7 +14,7 @@ use crate::SECTOR_BYTES;
 
 use super::assemble::Rechunk;
 use super::classic_input::ClassicInputs;
-use super::plan::{Inputs, SharedPlan, Target};
+use super::plan::{refuse_snapshot_limit, Inputs, SharedPlan, Target};
 use super::report::{InputReport, SharedJob, Side};
 use super::size::JournalSize;
 use super::survey::survey;
@@ -52,6 +52,8 @@ pub fn plan_import(
         };
         Error::Invalid(format!("the shared store's {e}{hint}"))
     })?;
+    let snapmask = ids.iter().fold(0, |m, &id| m | mask::bit(id));
+    refuse_snapshot_limit(snapmask, to_cs)?;
     let rechunk = Rechunk {
         in_bytes: u64::from(from_cs) * SECTOR_BYTES,
         out_bytes: u64::from(to_cs) * SECTOR_BYTES,
@@ -75,7 +77,7 @@ pub fn plan_import(
         reports,
         rechunk,
         target: Target::Shared {
-            snapmask: ids.iter().fold(0, |m, &id| m | mask::bit(id)),
+            snapmask,
             journal: options.journal,
         },
         to_chunk_size: to_cs,

@@ -8,7 +8,7 @@ use crate::shared::geometry::validate_chunk_size;
 use crate::SECTOR_BYTES;
 
 use super::assemble::Rechunk;
-use super::plan::{Inputs, SharedPlan, Target};
+use super::plan::{refuse_snapshot_limit, Inputs, SharedPlan, Target};
 use super::report::{shared_shape, InputReport, SharedJob, Side};
 use super::shared_input::SharedInput;
 use super::size::JournalSize;
@@ -43,6 +43,7 @@ pub fn plan_rechunk(
         input.geometry().nr_journal_chunks * rechunk.in_bytes,
     ));
     let snapmask = input.header().snapmask;
+    refuse_snapshot_limit(snapmask, to_cs)?;
     let (survey, stats) = {
         let mut entries = input.entries(u64::MAX)?;
         let survey = survey(&mut entries, rechunk)?;
