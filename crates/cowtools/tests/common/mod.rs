@@ -188,3 +188,11 @@ pub fn assert_no_panic(output: &Output) {
     let text = stderr(output);
     assert!(!text.contains("panicked"), "{text}");
 }
+
+/// Asserts that a job refused to write over its origin: one clear error
+/// (exit 2) and the origin's bytes as they were.
+pub fn assert_origin_untouched(output: &Output, origin: &Path, before: &[u8]) {
+    let text = assert_one_line_error(output, 2, "origin.img");
+    assert!(text.contains("same file as"), "{text}");
+    assert_eq!(std::fs::read(origin).unwrap(), before, "the origin changed");
+}
