@@ -5,6 +5,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::FormatError;
 use crate::kind::SHARED_MAGIC;
+use crate::shared::geometry::Geometry;
+
+/// The deepest tree any tool accepts: every level needs at least a chunk of
+/// its own, and with at least two children per node 64 levels already address
+/// more than 2^64 origin chunks.
+pub const MAX_TREE_LEVEL: u32 = 64;
 
 /// Bytes of the header proper.
 pub const HEADER_BYTES: usize = 40;
@@ -94,6 +100,27 @@ impl SharedHeader {
             });
         }
         Ok(())
+    }
+
+    /// Why the root this header names cannot be walked under `geometry`, if
+    /// it cannot: a `tree_level` outside 1 to [`MAX_TREE_LEVEL`], or a
+    /// `root_tree_chunk` outside the data range. One phrase, naming the field.
+    pub fn root_problem(&self, geometry: &Geometry) -> Option<String> {
+        if self.tree_level == 0 || self.tree_level > MAX_TREE_LEVEL {
+            return Some(format!(
+                "tree_level {} (offset 32) is not between 1 and {MAX_TREE_LEVEL}",
+                self.tree_level
+            ));
+        }
+        if !geometry.in_data_range(self.root_tree_chunk) {
+            return Some(format!(
+                "root_tree_chunk {} (offset 16) is outside the data range {}..{}",
+                self.root_tree_chunk,
+                geometry.data_start(),
+                geometry.nr_chunks
+            ));
+        }
+        None
     }
 }
 

@@ -12,7 +12,6 @@ use super::alloc::Allocator;
 use super::bitmap::ChunkBitmap;
 use super::btree::Tree;
 use super::cache::BlockCache;
-use super::check::MAX_TREE_LEVEL;
 use super::format::format_store;
 use super::geometry::{validate_chunk_size, Geometry};
 use super::header::SharedHeader;
@@ -48,25 +47,6 @@ pub struct SharedStore {
     origin_chunks: u64,
     tree: Tree,
     buf: Vec<u8>,
-}
-
-/// The root and depth in the header must describe a tree the engine can walk:
-/// the root in the data range, 1 to [`MAX_TREE_LEVEL`] node levels.
-fn check_tree_fields(cow: &Device, header: &SharedHeader, geometry: &Geometry) -> Result<()> {
-    let level = header.tree_level;
-    if geometry.in_data_range(header.root_tree_chunk) && (1..=MAX_TREE_LEVEL).contains(&level) {
-        return Ok(());
-    }
-    Err(Error::Corrupt {
-        path: cow.path().to_path_buf(),
-        chunk: 0,
-        detail: format!(
-            "root_tree_chunk {} with tree_level {level} does not describe a tree in the data range {}..{} of 1 to {MAX_TREE_LEVEL} levels",
-            header.root_tree_chunk,
-            geometry.data_start(),
-            geometry.nr_chunks
-        ),
-    })
 }
 
 impl SharedStore {
@@ -108,7 +88,13 @@ impl SharedStore {
                 },
             ));
         }
-        check_tree_fields(&cow, &header, &geometry)?;
+        if let Some(problem) = header.root_problem(&geometry) {
+            return Err(Error::Corrupt {
+                path: cow.path().to_path_buf(),
+                chunk: 0,
+                detail: format!("header {problem}"),
+            });
+        }
         let bitmap = ChunkBitmap::load(&cow, &geometry)?;
         let chunk_bytes = geometry.chunk_bytes as usize;
         let origin_chunks = origin.size_bytes().div_ceil(geometry.chunk_bytes);

@@ -7,12 +7,8 @@ use crate::error::{Error, FormatError, Result};
 use crate::finding::{Finding, FindingCode, FindingSink, Location};
 use crate::kind::SHARED_MAGIC;
 use crate::shared::geometry::{validate_chunk_size, Geometry};
+pub use crate::shared::header::MAX_TREE_LEVEL;
 use crate::shared::header::{SharedHeader, HEADER_BYTES, SHARED_VERSION};
-
-/// The deepest tree the checker accepts: every level needs at least a chunk of
-/// its own, and with at least two children per node 64 levels already address
-/// more than 2^64 origin chunks.
-pub const MAX_TREE_LEVEL: u32 = 64;
 
 /// Chunks a store needs besides the header and bitmap: a leaf and the root.
 const TREE_MIN_CHUNKS: u64 = 2;

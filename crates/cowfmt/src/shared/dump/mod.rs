@@ -28,4 +28,3 @@ pub use model::{
     TreeBody,
 };
 pub use source::SharedSource;
-pub use walker::MAX_WALK_LEVELS;

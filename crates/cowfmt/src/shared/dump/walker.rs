@@ -3,17 +3,13 @@
 
 use crate::error::Result;
 use crate::shared::geometry::Geometry;
+use crate::shared::header::MAX_TREE_LEVEL;
 use crate::shared::leaf::Leaf;
 use crate::shared::node::Node;
 use crate::shared::walk::{walk_tree_ahead, BlockAt, TreeVisitor, WalkProblem};
 
 use super::model::{placement, BlockProblem, SharedDumpTail};
 use super::source::SharedSource;
-
-/// The deepest tree the dump walks. Nodes hold at least 31 entries, so 64 levels
-/// are far more than any device can fill; a deeper `tree_level` is damage, and
-/// following it could recurse once per chunk of the device.
-pub const MAX_WALK_LEVELS: u32 = 64;
 
 /// What a view does with each block of the walk.
 pub(crate) trait DumpVisitor {
@@ -26,14 +22,14 @@ pub(crate) trait DumpVisitor {
 }
 
 /// Walks the tree of `source` in key order for `visitor`. A `tree_level` above
-/// [`MAX_WALK_LEVELS`] is reported as a damaged root and nothing is walked.
+/// [`MAX_TREE_LEVEL`] is reported as a damaged root and nothing is walked.
 ///
 /// The leaves are read on a second thread ahead of `visitor`
 /// ([`walk_tree_ahead`]): reading the tree and writing the dump overlap.
 pub(crate) fn walk(source: &SharedSource, visitor: &mut impl DumpVisitor) -> Result<()> {
     let header = source.header();
     let geometry = source.geometry();
-    if header.tree_level > MAX_WALK_LEVELS {
+    if header.tree_level > MAX_TREE_LEVEL {
         let at = BlockAt {
             chunk: header.root_tree_chunk,
             level: header.tree_level,
@@ -42,7 +38,7 @@ pub(crate) fn walk(source: &SharedSource, visitor: &mut impl DumpVisitor) -> Res
             parent: None,
         };
         let text = format!(
-            "tree_level {} is deeper than any tree can be (at most {MAX_WALK_LEVELS}); the tree is not walked",
+            "tree_level {} is deeper than any tree can be (at most {MAX_TREE_LEVEL}); the tree is not walked",
             header.tree_level
         );
         return visitor.damaged(&at, block_problem(&at, text));

@@ -8,7 +8,6 @@ use crate::bitset::DenseBitmap;
 use crate::device::Device;
 use crate::error::{Error, FormatError};
 use crate::persistent::rebuild::JobError;
-use crate::shared::check::MAX_TREE_LEVEL;
 use crate::shared::geometry::{validate_chunk_size, Geometry};
 use crate::shared::header::{SharedHeader, HEADER_BYTES};
 use crate::shared::leaf::Leaf;
@@ -71,20 +70,10 @@ impl SharedInput {
                 geometry.nr_chunks
             )));
         }
-        if !geometry.in_data_range(header.root_tree_chunk) {
+        if let Some(problem) = header.root_problem(&geometry) {
             return Err(JobError::Damage(format!(
-                "{}: header root_tree_chunk {} (offset 16) lies outside the data range {}..{}",
-                path.display(),
-                header.root_tree_chunk,
-                geometry.data_start(),
-                geometry.nr_chunks
-            )));
-        }
-        if header.tree_level == 0 || header.tree_level > MAX_TREE_LEVEL {
-            return Err(JobError::Damage(format!(
-                "{}: header tree_level {} (offset 32) is not a tree depth from 1 to {MAX_TREE_LEVEL}",
-                path.display(),
-                header.tree_level
+                "{}: header {problem}",
+                path.display()
             )));
         }
         Ok(SharedInput {

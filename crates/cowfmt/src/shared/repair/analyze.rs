@@ -14,7 +14,7 @@ use crate::shared::mask;
 
 use super::chunk_size::count_votes;
 use super::filter::RecordRules;
-use super::header::{judge, root_problem, HeaderVerdict};
+use super::header::{judge, HeaderVerdict};
 use super::journal::{self, JournalClues};
 use super::lost;
 use super::options::RepairOptions;
@@ -568,7 +568,7 @@ fn walk_from_header(
             "the header cannot be trusted, so its root is not used".to_string(),
         ));
     }
-    match root_problem(header, geometry) {
+    match header.root_problem(geometry) {
         None => Ok(walk(
             input,
             geometry,

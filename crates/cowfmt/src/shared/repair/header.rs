@@ -3,11 +3,8 @@
 //! always written fresh).
 
 use crate::kind::SHARED_MAGIC;
-use crate::shared::geometry::{validate_chunk_size, Geometry};
+use crate::shared::geometry::validate_chunk_size;
 use crate::shared::header::{SharedHeader, SHARED_VERSION};
-
-/// The most node levels a tree can have (64-bit keys, at least two per node).
-pub(super) const MAX_LEVELS: u32 = 64;
 
 /// What the input header can be trusted for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,28 +55,10 @@ pub(super) fn judge(header: &SharedHeader) -> HeaderVerdict {
     }
 }
 
-/// Why the header's root cannot be walked from under `geometry`, if it cannot.
-pub(super) fn root_problem(header: &SharedHeader, geometry: &Geometry) -> Option<String> {
-    if header.tree_level == 0 || header.tree_level > MAX_LEVELS {
-        return Some(format!(
-            "tree_level {} is not between 1 and {MAX_LEVELS}",
-            header.tree_level
-        ));
-    }
-    if !geometry.in_data_range(header.root_tree_chunk) {
-        return Some(format!(
-            "root_tree_chunk {} is outside the data range {}..{}",
-            header.root_tree_chunk,
-            geometry.data_start(),
-            geometry.nr_chunks
-        ));
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shared::geometry::Geometry;
 
     fn good() -> SharedHeader {
         SharedHeader {
@@ -100,7 +79,7 @@ mod tests {
         assert!(v.identity && v.problems.is_empty());
         assert_eq!(v.chunk_size, Some(8));
         let g = Geometry::new(4096 * 100, 8, 4);
-        assert_eq!(root_problem(&good(), &g), None);
+        assert_eq!(good().root_problem(&g), None);
     }
 
     #[test]
@@ -131,15 +110,17 @@ mod tests {
             root_tree_chunk: 3,
             ..good()
         };
-        assert!(root_problem(&bad_root, &g)
+        assert!(bad_root
+            .root_problem(&g)
             .unwrap()
-            .contains("outside the data range"));
+            .contains("root_tree_chunk 3 (offset 16) is outside the data range"));
         let bad_level = SharedHeader {
             tree_level: 0,
             ..good()
         };
-        assert!(root_problem(&bad_level, &g)
+        assert!(bad_level
+            .root_problem(&g)
             .unwrap()
-            .contains("tree_level 0"));
+            .contains("tree_level 0 (offset 32)"));
     }
 }
