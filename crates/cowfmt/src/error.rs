@@ -49,6 +49,16 @@ pub enum FormatError {
         /// Why it is refused, e.g. "is not a power of two".
         why: &'static str,
     },
+    /// More live snapshots than a shared store of this chunk size serves.
+    #[error("{snapshots} snapshots are more than a shared store of {chunk_bytes}-byte chunks serves ({max}: the records of one origin chunk must fit one leaf); use a chunk size of 2 KiB or more for up to 64")]
+    TooManySnapshots {
+        /// The snapshots asked for.
+        snapshots: u32,
+        /// The chunk size, in bytes.
+        chunk_bytes: u64,
+        /// The most it serves.
+        max: u32,
+    },
     /// The device is too small for the structure asked of it.
     #[error("{what}: the device has {device_bytes} bytes, at least {needed_bytes} are needed")]
     TooSmall {

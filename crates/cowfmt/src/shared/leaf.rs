@@ -8,6 +8,7 @@
 use byteorder::{ByteOrder, LittleEndian};
 
 use super::mask::MAX_SNAPSHOTS;
+use crate::error::FormatError;
 
 /// Leaf magic at offset 0.
 pub const LEAF_MAGIC: u16 = 0x1eaf;
@@ -126,6 +127,20 @@ pub fn max_records_per_origin(chunk_bytes: usize) -> usize {
 pub fn max_snapshots(chunk_bytes: u64) -> u32 {
     let records = usize::try_from(chunk_bytes).map_or(usize::MAX, max_records_per_origin);
     records.min(MAX_SNAPSHOTS as usize) as u32
+}
+
+/// Refuses `snapshots` live snapshots on a store of `chunk_bytes`-byte chunks
+/// when that is more than [`max_snapshots`].
+pub fn check_snapshot_count(snapshots: u32, chunk_bytes: u64) -> Result<(), FormatError> {
+    let max = max_snapshots(chunk_bytes);
+    if snapshots > max {
+        return Err(FormatError::TooManySnapshots {
+            snapshots,
+            chunk_bytes,
+            max,
+        });
+    }
+    Ok(())
 }
 
 impl Leaf {

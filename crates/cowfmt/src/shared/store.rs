@@ -15,8 +15,8 @@ use super::cache::BlockCache;
 use super::format::format_store;
 use super::geometry::{validate_chunk_size, Geometry};
 use super::header::SharedHeader;
-pub use super::leaf::max_snapshots;
 use super::leaf::Exception;
+pub use super::leaf::{check_snapshot_count, max_snapshots};
 use super::mask::{self, MAX_SNAPSHOTS};
 
 /// How to format a new store.

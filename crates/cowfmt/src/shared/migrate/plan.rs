@@ -9,6 +9,7 @@ use crate::kind::StoreKind;
 use crate::persistent::layout::Geometry as ClassicGeometry;
 use crate::persistent::migrate::MigrateMode;
 use crate::persistent::rebuild::{chunks_needed, JobError};
+use crate::shared::store::check_snapshot_count;
 use crate::SECTOR_BYTES;
 
 use super::assemble::Rechunk;
@@ -218,17 +219,12 @@ impl SharedPlan {
 }
 
 /// Refuses a shared target of `chunk_sectors`-sector chunks for the snapshots
-/// of `snapmask` when that chunk size serves fewer: the records of one origin
-/// chunk must fit one leaf (format-shared.md, decision 8).
+/// of `snapmask` when that chunk size serves fewer (format-shared.md,
+/// decision 8).
 pub(super) fn refuse_snapshot_limit(snapmask: u64, chunk_sectors: u32) -> Result<(), JobError> {
-    let chunk_bytes = u64::from(chunk_sectors) * SECTOR_BYTES;
-    let snapshots = snapmask.count_ones();
-    let max = crate::shared::store::max_snapshots(chunk_bytes);
-    if snapshots > max {
-        return Err(Error::Invalid(format!(
-            "{snapshots} snapshots are more than a shared store of {chunk_bytes}-byte chunks serves ({max}: the records of one origin chunk must fit one leaf); give a chunk size of 2 KiB or more"
-        ))
-        .into());
-    }
-    Ok(())
+    check_snapshot_count(
+        snapmask.count_ones(),
+        u64::from(chunk_sectors) * SECTOR_BYTES,
+    )
+    .map_err(|e| Error::Invalid(e.to_string()).into())
 }

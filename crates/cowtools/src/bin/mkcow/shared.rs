@@ -9,7 +9,7 @@ use cowfmt::shared::format::{format_store, plan};
 use cowfmt::shared::geometry::{default_journal_chunks, validate_chunk_size};
 use cowfmt::shared::header::SHARED_VERSION;
 use cowfmt::shared::mask::{self, MAX_SNAPSHOTS};
-use cowfmt::shared::store::max_snapshots;
+use cowfmt::shared::store::check_snapshot_count;
 use cowfmt::shared::{Exception, Geometry};
 use cowfmt::units::human_bytes;
 use cowfmt::{Error, SECTOR_BYTES};
@@ -182,21 +182,15 @@ pub fn restore(cli: &Cli, dump_path: &Path, text: &str) -> anyhow::Result<u8> {
 }
 
 /// Refuses more snapshots than a store of `chunk_sectors`-sector chunks
-/// serves: the records of one origin chunk (one per snapshot at most) must fit
-/// one leaf. `place` names what asked for them.
+/// serves (`shared::store::check_snapshot_count`). `place` names what asked
+/// for them.
 fn refuse_too_many_snapshots(
     snapshots: u32,
     chunk_sectors: u32,
     place: &str,
 ) -> anyhow::Result<()> {
-    let chunk_bytes = u64::from(chunk_sectors) * SECTOR_BYTES;
-    let max = max_snapshots(chunk_bytes);
-    if snapshots > max {
-        bail!(
-            "{place}: {snapshots} snapshots are more than a store of {chunk_bytes}-byte chunks serves ({max}: the records of one origin chunk must fit one leaf); use a chunk size of 2 KiB or more for up to 64"
-        );
-    }
-    Ok(())
+    check_snapshot_count(snapshots, u64::from(chunk_sectors) * SECTOR_BYTES)
+        .map_err(|e| anyhow::anyhow!("{place}: {e}"))
 }
 
 /// The mask of a list of snapshot ids; refuses ids out of range. `place`
