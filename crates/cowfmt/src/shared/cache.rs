@@ -307,14 +307,9 @@ impl Disk {
 
     /// Where chunk `c`, outside the data range, lies.
     fn outside(&self, c: u64) -> String {
-        let place = match self.geometry.reserved_role(c) {
-            Some("header") => "the header",
-            Some("bitmap") => "a bitmap chunk",
-            Some("journal") => "a journal chunk",
-            _ => "past the end of the device",
-        };
         format!(
-            "which is {place}, outside the data range {}..{}",
+            "which is {}, outside the data range {}..{}",
+            self.geometry.where_outside(c),
             self.geometry.data_start(),
             self.geometry.nr_chunks
         )

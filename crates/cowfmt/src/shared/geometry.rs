@@ -106,6 +106,18 @@ impl Geometry {
             None
         }
     }
+
+    /// Where chunk `c`, outside the data range, lies, as a phrase that follows
+    /// "is": "the header", "in the allocation bitmap", "in the journal" or
+    /// "past the end of the device (N chunks)".
+    pub fn where_outside(&self, c: u64) -> String {
+        match self.reserved_role(c) {
+            Some("header") => "the header".to_string(),
+            Some("bitmap") => "in the allocation bitmap".to_string(),
+            Some("journal") => "in the journal".to_string(),
+            _ => format!("past the end of the device ({} chunks)", self.nr_chunks),
+        }
+    }
 }
 
 /// Bitmap chunks needed for `nr_chunks` chunks of `chunk_bytes`.

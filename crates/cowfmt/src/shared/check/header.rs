@@ -206,7 +206,7 @@ fn check_root(header: &SharedHeader, geometry: &Geometry, sink: &mut FindingSink
         },
         format!(
             "header (chunk 0): root_tree_chunk {root} is {}, not in the data range {}..{}; the tree cannot be read",
-            super::place::outside(geometry, root),
+            geometry.where_outside(root),
             geometry.data_start(),
             geometry.nr_chunks
         ),

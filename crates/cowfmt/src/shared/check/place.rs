@@ -2,7 +2,6 @@
 //! entry that points at them, and what a chunk outside the data range is.
 
 use crate::finding::Location;
-use crate::shared::geometry::Geometry;
 use crate::shared::leaf::Exception;
 use crate::shared::walk::BlockAt;
 
@@ -48,17 +47,6 @@ pub(super) fn entry_location(at: &BlockAt, entry: usize) -> Location {
         key_hi: (at.hi != u64::MAX).then_some(at.hi),
         entry: Some(entry as u64),
         ..Location::default()
-    }
-}
-
-/// What chunk `c` outside the data range is, e.g. "the journal" or "past the
-/// end of the device (2048 chunks)".
-pub(super) fn outside(geometry: &Geometry, c: u64) -> String {
-    match geometry.reserved_role(c) {
-        Some("header") => "the header".to_string(),
-        Some("bitmap") => "in the allocation bitmap".to_string(),
-        Some("journal") => "in the journal".to_string(),
-        _ => format!("past the end of the device ({} chunks)", geometry.nr_chunks),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::misread::{Misread, LEAF_HEAD_AS_COUNT};
 use super::place::{
-    block, block_location, entry_location, outside, record_location, record_place, referrer,
+    block, block_location, entry_location, record_location, record_place, referrer,
 };
 use crate::bitset::DenseBitmap;
 use crate::device::Device;
@@ -142,7 +142,7 @@ impl TreeVisitor for TreeChecker<'_, '_> {
                         "{} points at chunk {}, which is {}, for the {} of {} (level {}); that part of the tree cannot be read",
                         referrer(at),
                         at.chunk,
-                        outside(&self.cx.geometry, at.chunk),
+                        self.cx.geometry.where_outside(at.chunk),
                         if at.level == 0 { "leaf" } else { "node" },
                         at.range_text(),
                         at.level
@@ -506,7 +506,7 @@ impl TreeChecker<'_, '_> {
                 format!(
                     "{}: COW chunk {chunk} is {}, not a data chunk",
                     place(),
-                    outside(&self.cx.geometry, chunk)
+                    self.cx.geometry.where_outside(chunk)
                 ),
             )),
             ChunkUse::Repeated => {
