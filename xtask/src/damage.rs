@@ -4,27 +4,20 @@
 use std::path::Path;
 
 use anyhow::Result;
-use cowfmt::shared::header::SharedHeader;
+use cowfmt::shared::dump::SharedSource;
 use cowfmt::shared::walk::{walk_tree, BlockAt, TreeVisitor, WalkProblem};
-use cowfmt::shared::{Geometry, Leaf, Node};
+use cowfmt::shared::{Leaf, Node};
 use cowfmt::{Access, Device};
 
 /// Zeroes every `every`-th leaf (in key order) of the shared store at `path`;
 /// returns how many.
 pub fn zero_leaves(path: &Path, every: u64) -> Result<u64> {
-    let device = Device::open(path, Access::ReadWrite)?;
-    let mut first = [0u8; 40];
-    device.read_at(&mut first, 0, || "the header".to_string())?;
-    let header = SharedHeader::decode(&first)?;
-    let geometry = Geometry::new(
-        device.size_bytes(),
-        header.chunk_size,
-        u64::from(header.nr_journal_chunks),
-    );
+    let source = SharedSource::open(Device::open(path, Access::ReadWrite)?)?;
+    let (device, geometry, header) = (source.device(), source.geometry(), source.header());
     let mut leaves = Leaves::default();
     walk_tree(
-        &device,
-        &geometry,
+        device,
+        geometry,
         header.root_tree_chunk,
         header.tree_level,
         &mut leaves,

@@ -5,8 +5,9 @@
 
 mod shared_support;
 
+use cowfmt::shared::dump::SharedSource;
 use cowfmt::shared::walk::{walk_tree, walk_tree_ahead, BlockAt, TreeVisitor, WalkProblem};
-use cowfmt::shared::{Geometry, Leaf, Node, SharedHeader};
+use cowfmt::shared::{Geometry, Leaf, Node};
 use cowfmt::{Access, Device, Error};
 use shared_support::Fixture;
 
@@ -25,10 +26,11 @@ fn store() -> Fixture {
     fx
 }
 
-/// Everything a walk shows, as text, in order.
+/// Everything a walk shows, as text, in order, and the chunks of the leaves.
 #[derive(Default)]
 struct Events {
     seen: Vec<String>,
+    leaves: Vec<u64>,
     stop_after: Option<usize>,
 }
 
@@ -48,6 +50,7 @@ impl TreeVisitor for Events {
     }
 
     fn leaf(&mut self, at: &BlockAt, leaf: &Leaf) -> cowfmt::Result<()> {
+        self.leaves.push(at.chunk);
         self.push(format!("leaf {at:?} {leaf:?}"))
     }
 
@@ -64,41 +67,23 @@ type Walk = fn(
     &mut dyn TreeVisitor,
 ) -> cowfmt::Result<cowfmt::bitset::DenseBitmap>;
 
-fn run(fx: &Fixture, walk: Walk, stop_after: Option<usize>) -> (Vec<String>, cowfmt::Result<u64>) {
+fn run(fx: &Fixture, walk: Walk, stop_after: Option<usize>) -> (Events, cowfmt::Result<u64>) {
     let device = Device::open(fx.cow_path(), Access::ReadOnly).unwrap();
-    let mut bytes = [0u8; 40];
-    device.read_at(&mut bytes, 0, || "header".into()).unwrap();
-    let header = SharedHeader::decode(&bytes).unwrap();
-    let geometry = Geometry::new(
-        device.size_bytes(),
-        header.chunk_size,
-        u64::from(header.nr_journal_chunks),
-    );
+    let source = SharedSource::open(device).unwrap();
+    let header = source.header();
     let mut events = Events {
         stop_after,
         ..Events::default()
     };
     let result = walk(
-        &device,
-        &geometry,
+        source.device(),
+        source.geometry(),
         header.root_tree_chunk,
         header.tree_level,
         &mut events,
     )
     .map(|visited| visited.count_ones());
-    (events.seen, result)
-}
-
-fn leaf_chunks(fx: &Fixture) -> Vec<u64> {
-    let (events, _) = run(fx, walk_tree, None);
-    events
-        .iter()
-        .filter(|e| e.starts_with("leaf"))
-        .map(|e| {
-            let at = e.split("chunk: ").nth(1).unwrap();
-            at.split(',').next().unwrap().parse().unwrap()
-        })
-        .collect()
+    (events, result)
 }
 
 fn poke(fx: &Fixture, offset: u64, bytes: &[u8]) {
@@ -109,8 +94,8 @@ fn poke(fx: &Fixture, offset: u64, bytes: &[u8]) {
 fn assert_same_walks(fx: &Fixture) {
     let (inline, inline_result) = run(fx, walk_tree, None);
     let (ahead, ahead_result) = run(fx, walk_tree_ahead, None);
-    assert!(inline.len() > 10);
-    assert_eq!(inline, ahead);
+    assert!(inline.seen.len() > 10);
+    assert_eq!(inline.seen, ahead.seen);
     assert_eq!(inline_result.unwrap(), ahead_result.unwrap());
 }
 
@@ -122,26 +107,25 @@ fn an_intact_tree_reads_the_same_ahead() {
 #[test]
 fn a_damaged_tree_reads_the_same_ahead() {
     let fx = store();
-    let leaves = leaf_chunks(&fx);
+    let leaves = run(&fx, walk_tree, None).0.leaves;
     // A zeroed leaf, a leaf with an impossible count, and a leaf whose magic
     // is gone: three problem events among the leaves.
     poke(&fx, leaves[1] * fx.chunk_bytes, &[0u8; 512]);
     poke(&fx, leaves[3] * fx.chunk_bytes + 4, &u32::MAX.to_le_bytes());
     poke(&fx, leaves[5] * fx.chunk_bytes, &[0xff; 2]);
     let (events, _) = run(&fx, walk_tree, None);
-    assert_eq!(
-        events.iter().filter(|e| e.starts_with("problem")).count(),
-        3
-    );
+    let problems = events.seen.iter().filter(|e| e.starts_with("problem"));
+    assert_eq!(problems.count(), 3);
     assert_same_walks(&fx);
 }
 
 #[test]
 fn a_visitor_error_stops_the_walk_ahead() {
     let fx = store();
-    let (all, _) = run(&fx, walk_tree, None);
+    let all = run(&fx, walk_tree, None).0.seen;
     for stop in [1, 2, 7, all.len() / 2, all.len()] {
-        let (seen, result) = run(&fx, walk_tree_ahead, Some(stop));
+        let (events, result) = run(&fx, walk_tree_ahead, Some(stop));
+        let seen = events.seen;
         assert_eq!(seen.len(), stop);
         assert_eq!(seen[..], all[..stop]);
         let error = result.unwrap_err().to_string();
