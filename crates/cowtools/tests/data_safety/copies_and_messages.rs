@@ -1,0 +1,1 @@
+//! Data-safety cases: copies_and_messages.

@@ -1,0 +1,1 @@
+//! Data-safety cases: guard.
