@@ -30,21 +30,29 @@ const MAX_SIGNATURES: usize = 256;
 
 type Probe = *mut c_void;
 
+type NewProbe = unsafe extern "C" fn(*const c_char) -> Probe;
+type FreeProbe = unsafe extern "C" fn(Probe);
+type SetFlag = unsafe extern "C" fn(Probe, c_int) -> c_int;
+type Step = unsafe extern "C" fn(Probe) -> c_int;
+type LookupValue =
+    unsafe extern "C" fn(Probe, *const c_char, *mut *const c_char, *mut usize) -> c_int;
+type GetSize = unsafe extern "C" fn(Probe) -> i64;
+type HideRange = unsafe extern "C" fn(Probe, u64, u64) -> c_int;
+
 /// The entry points used, resolved once.
 struct Library {
-    new_probe_from_filename: unsafe extern "C" fn(*const c_char) -> Probe,
-    free_probe: unsafe extern "C" fn(Probe),
-    enable_superblocks: unsafe extern "C" fn(Probe, c_int) -> c_int,
-    set_superblocks_flags: unsafe extern "C" fn(Probe, c_int) -> c_int,
-    enable_partitions: unsafe extern "C" fn(Probe, c_int) -> c_int,
-    set_partitions_flags: unsafe extern "C" fn(Probe, c_int) -> c_int,
-    do_probe: unsafe extern "C" fn(Probe) -> c_int,
-    lookup_value:
-        unsafe extern "C" fn(Probe, *const c_char, *mut *const c_char, *mut usize) -> c_int,
-    get_size: unsafe extern "C" fn(Probe) -> i64,
+    new_probe_from_filename: NewProbe,
+    free_probe: FreeProbe,
+    enable_superblocks: SetFlag,
+    set_superblocks_flags: SetFlag,
+    enable_partitions: SetFlag,
+    set_partitions_flags: SetFlag,
+    do_probe: Step,
+    lookup_value: LookupValue,
+    get_size: GetSize,
     /// Since util-linux 2.31; without it only the first magic of each prober is listed.
-    hide_range: Option<unsafe extern "C" fn(Probe, u64, u64) -> c_int>,
-    step_back: Option<unsafe extern "C" fn(Probe) -> c_int>,
+    hide_range: Option<HideRange>,
+    step_back: Option<Step>,
 }
 
 fn library() -> Result<&'static Library, Unavailable> {
@@ -74,33 +82,29 @@ fn load() -> Result<Library, String> {
     // signature (blkid.h) is the one it is cast to.
     unsafe {
         Ok(Library {
-            new_probe_from_filename: std::mem::transmute::<*mut c_void, _>(required(
-                "blkid_new_probe_from_filename",
-            )?),
-            free_probe: std::mem::transmute::<*mut c_void, _>(required("blkid_free_probe")?),
-            enable_superblocks: std::mem::transmute::<*mut c_void, _>(required(
-                "blkid_probe_enable_superblocks",
-            )?),
-            set_superblocks_flags: std::mem::transmute::<*mut c_void, _>(required(
-                "blkid_probe_set_superblocks_flags",
-            )?),
-            enable_partitions: std::mem::transmute::<*mut c_void, _>(required(
-                "blkid_probe_enable_partitions",
-            )?),
-            set_partitions_flags: std::mem::transmute::<*mut c_void, _>(required(
-                "blkid_probe_set_partitions_flags",
-            )?),
-            do_probe: std::mem::transmute::<*mut c_void, _>(required("blkid_do_probe")?),
-            lookup_value: std::mem::transmute::<*mut c_void, _>(required(
-                "blkid_probe_lookup_value",
-            )?),
-            get_size: std::mem::transmute::<*mut c_void, _>(required("blkid_probe_get_size")?),
-            hide_range: symbol("blkid_probe_hide_range")
-                .map(|f| std::mem::transmute::<*mut c_void, _>(f)),
-            step_back: symbol("blkid_probe_step_back")
-                .map(|f| std::mem::transmute::<*mut c_void, _>(f)),
+            new_probe_from_filename: cast(required("blkid_new_probe_from_filename")?),
+            free_probe: cast(required("blkid_free_probe")?),
+            enable_superblocks: cast(required("blkid_probe_enable_superblocks")?),
+            set_superblocks_flags: cast(required("blkid_probe_set_superblocks_flags")?),
+            enable_partitions: cast(required("blkid_probe_enable_partitions")?),
+            set_partitions_flags: cast(required("blkid_probe_set_partitions_flags")?),
+            do_probe: cast(required("blkid_do_probe")?),
+            lookup_value: cast(required("blkid_probe_lookup_value")?),
+            get_size: cast(required("blkid_probe_get_size")?),
+            hide_range: symbol("blkid_probe_hide_range").map(|f| cast(f)),
+            step_back: symbol("blkid_probe_step_back").map(|f| cast(f)),
         })
     }
+}
+
+/// A resolved symbol as the function pointer type `F`.
+///
+/// # Safety
+/// `F` must be the function's real signature.
+unsafe fn cast<F: Copy>(symbol: *mut c_void) -> F {
+    assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<*mut c_void>());
+    // SAFETY: same size (checked); the caller vouches for the signature.
+    unsafe { std::mem::transmute_copy(&symbol) }
 }
 
 fn dl_error() -> String {

@@ -309,6 +309,58 @@ fn article(word: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device::Access;
+    use crate::persistent::header::Header;
+
+    /// A 1 MiB image holding a SnAp header, and its folder.
+    fn snap_image() -> (tempfile::TempDir, Device) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cow.img");
+        let mut bytes = vec![0u8; 1 << 20];
+        Header::new(8).encode(&mut bytes);
+        std::fs::write(&path, bytes).unwrap();
+        let device = Device::open(&path, Access::ReadOnly).unwrap();
+        (dir, device)
+    }
+
+    #[test]
+    fn every_backend_finds_the_store_once_and_says_it_ran() {
+        let (_dir, device) = snap_image();
+        for (backends, coverage) in [
+            (&[Backend::Libblkid][..], Coverage::Libblkid),
+            (&[Backend::Wipefs][..], Coverage::Wipefs),
+        ] {
+            let found = probe_with(&device, backends).unwrap();
+            assert_eq!(found.coverage, coverage, "{backends:?}");
+            assert_eq!(found.describe(), "a persistent store (SnAp, chunk size 8)");
+            assert!(found.signatures[0].is_cow_store());
+        }
+        let own = probe_with(&device, &[]).unwrap();
+        assert!(matches!(own.coverage, Coverage::OwnKindsOnly(_)));
+        assert_eq!(own.signatures.len(), 1);
+    }
+
+    #[test]
+    fn survey_tells_signatures_from_stray_bytes_and_nothing() {
+        let (dir, device) = snap_image();
+        assert!(matches!(
+            survey(&device, 4096).unwrap().occupant,
+            Occupant::Signatures(_)
+        ));
+        let path = dir.path().join("blank.img");
+        let mut bytes = vec![0u8; 1 << 20];
+        std::fs::write(&path, &bytes).unwrap();
+        let blank = Device::open(&path, Access::ReadOnly).unwrap();
+        assert_eq!(survey(&blank, 4096).unwrap().occupant, Occupant::Nothing);
+        bytes[5000] = 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let stray = Device::open(&path, Access::ReadOnly).unwrap();
+        assert_eq!(survey(&stray, 4096).unwrap().occupant, Occupant::Nothing);
+        assert_eq!(
+            survey(&stray, 8192).unwrap().occupant,
+            Occupant::StrayData(5000)
+        );
+    }
 
     fn signature(name: &str, offset: u64, source: Source) -> Signature {
         Signature {

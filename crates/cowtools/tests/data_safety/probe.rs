@@ -51,48 +51,56 @@ fn same_bytes(a: &Path, b: &Path) -> bool {
         .success()
 }
 
-/// A sparse image of `bytes` for a tool to format.
-fn image(dir: &tempfile::TempDir, name: &str, bytes: u64) -> PathBuf {
-    blank_image(dir, name, bytes)
+/// Makes one signature family's image in a folder.
+type MakeImage = fn(&tempfile::TempDir) -> PathBuf;
+
+/// A sparse image of `bytes` formatted by `program` (from `package`) with
+/// `args` and the image's path.
+fn formatted(
+    dir: &tempfile::TempDir,
+    name: &str,
+    bytes: u64,
+    (program, package): (&str, &str),
+    args: &[&str],
+) -> PathBuf {
+    let path = blank_image(dir, name, bytes);
+    let mut args = args.to_vec();
+    args.push(s(&path));
+    run(program, package, &args);
+    path
 }
 
 fn ext4(dir: &tempfile::TempDir) -> PathBuf {
-    let path = image(dir, "ext4.img", 64 << 20);
-    run("mkfs.ext4", "e2fsprogs", &["-q", "-F", s(&path)]);
-    path
+    let tool = ("mkfs.ext4", "e2fsprogs");
+    formatted(dir, "ext4.img", 64 << 20, tool, &["-q", "-F"])
 }
 
 fn btrfs(dir: &tempfile::TempDir) -> PathBuf {
-    let path = image(dir, "btrfs.img", 128 << 20);
-    run("mkfs.btrfs", "btrfs-progs", &["-q", "-f", s(&path)]);
-    path
+    let tool = ("mkfs.btrfs", "btrfs-progs");
+    formatted(dir, "btrfs.img", 128 << 20, tool, &["-q", "-f"])
 }
 
 fn xfs(dir: &tempfile::TempDir) -> PathBuf {
-    let path = image(dir, "xfs.img", 300 << 20);
-    run("mkfs.xfs", "xfsprogs", &["-q", "-f", s(&path)]);
-    path
+    let tool = ("mkfs.xfs", "xfsprogs");
+    formatted(dir, "xfs.img", 300 << 20, tool, &["-q", "-f"])
 }
 
 fn swap(dir: &tempfile::TempDir) -> PathBuf {
-    let path = image(dir, "swap.img", 16 << 20);
-    run("mkswap", "util-linux", &["-q", s(&path)]);
-    path
+    formatted(dir, "swap.img", 16 << 20, ("mkswap", "util-linux"), &["-q"])
 }
 
 fn vfat(dir: &tempfile::TempDir) -> PathBuf {
-    let path = image(dir, "vfat.img", 16 << 20);
-    run("mkfs.vfat", "dosfstools", &[s(&path)]);
-    path
+    formatted(dir, "vfat.img", 16 << 20, ("mkfs.vfat", "dosfstools"), &[])
 }
 
 fn luks(dir: &tempfile::TempDir) -> PathBuf {
-    let path = image(dir, "luks.img", 32 << 20);
     let key = dir.path().join("key");
     std::fs::write(&key, b"not a secret").unwrap();
-    run(
-        "cryptsetup",
-        "cryptsetup-bin",
+    formatted(
+        dir,
+        "luks.img",
+        32 << 20,
+        ("cryptsetup", "cryptsetup-bin"),
         &[
             "luksFormat",
             "-q",
@@ -104,16 +112,14 @@ fn luks(dir: &tempfile::TempDir) -> PathBuf {
             "1000",
             "--key-file",
             s(&key),
-            s(&path),
         ],
-    );
-    path
+    )
 }
 
 /// A GPT made by sgdisk whose primary header (LBA 1) was then wiped, so only
 /// the protective MBR and the backup header in the last sector remain.
 fn backup_gpt(dir: &tempfile::TempDir) -> PathBuf {
-    let path = image(dir, "gpt.img", 16 << 20);
+    let path = blank_image(dir, "gpt.img", 16 << 20);
     run("sgdisk", "gdisk", &["-o", "-n", "1:2048:0", s(&path)]);
     poke(&path, 512, &[0u8; 512]);
     path
@@ -139,7 +145,7 @@ fn lvm_crc(bytes: &[u8]) -> u32 {
 /// An LVM2 physical volume label in sector 1, as pvcreate writes it
 /// (pvcreate refuses plain files, so it is crafted).
 fn lvm_pv(dir: &tempfile::TempDir) -> PathBuf {
-    let path = image(dir, "pv.img", 16 << 20);
+    let path = blank_image(dir, "pv.img", 16 << 20);
     let mut sector = [0u8; 512];
     sector[..8].copy_from_slice(b"LABELONE");
     sector[8..16].copy_from_slice(&1u64.to_le_bytes());
@@ -156,7 +162,7 @@ fn lvm_pv(dir: &tempfile::TempDir) -> PathBuf {
 /// An md RAID v1.2 superblock at 4 KiB, as mdadm writes it (mdadm refuses
 /// plain files, so it is crafted, checksum included).
 fn md_member(dir: &tempfile::TempDir) -> PathBuf {
-    let path = image(dir, "md.img", 16 << 20);
+    let path = blank_image(dir, "md.img", 16 << 20);
     let mut sb = [0u8; 256];
     sb[0..4].copy_from_slice(&0xa92b_4efc_u32.to_le_bytes());
     sb[4..8].copy_from_slice(&1u32.to_le_bytes());
@@ -180,7 +186,7 @@ fn md_member(dir: &tempfile::TempDir) -> PathBuf {
 /// A persistent-data superblock (dm-thin, dm-cache, dm-era): its own block
 /// number 0 at byte 8 and the 64-bit magic at byte 32.
 fn persistent_data(dir: &tempfile::TempDir, name: &str, magic: u64) -> PathBuf {
-    let path = image(dir, name, 4 << 20);
+    let path = blank_image(dir, name, 4 << 20);
     poke(&path, 0, &0x0bad_c5c5_u32.to_le_bytes());
     poke(&path, 32, &magic.to_le_bytes());
     poke(&path, 40, &2u32.to_le_bytes());
@@ -261,7 +267,7 @@ fn case2_ext4_is_refused_by_a_shared_format_with_512_byte_chunks() {
 #[test]
 fn every_family_made_by_its_tool_is_refused() {
     let dir = tempdir();
-    let families: [(fn(&tempfile::TempDir) -> PathBuf, &str); 5] = [
+    let families: [(MakeImage, &str); 5] = [
         (xfs, "an XFS file system (superblock at byte 0)"),
         (swap, "swap space (signature at byte 4086)"),
         (vfat, "a FAT file system (superblock at byte 0"),
