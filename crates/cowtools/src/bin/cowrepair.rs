@@ -49,7 +49,9 @@ after a zeroed or overwritten area, or after a premature terminator, are
 recovered when credible. Shared stores: the tree is walked from the root; when
 a block is damaged, the chunks nothing reachable accounts for are scanned for
 leaves, and the report names every lost origin range and what each snapshot
-kept and lost. The kind comes from the header's magic (or --kind).
+kept and lost. The kind comes from the header's magic (or --kind). An input
+without a store's magic that holds another kind (dm-clone or dm-thin metadata,
+a file system...) is refused unless --kind and --force are both given.
 Exit codes: 0 the output was written (the report lists any record dropped),
 1 nothing could be salvaged or the damage stopped the job, 2 usage or I/O error.";
 
@@ -146,7 +148,8 @@ struct Cli {
     #[arg(long)]
     kernel_areas_only: bool,
 
-    /// Overwrite an existing output (or backup) file, or a device holding data.
+    /// Overwrite an existing output (or backup) file, or a device holding data;
+    /// with --kind, also repair an input that holds another kind's signature.
     #[arg(short, long)]
     force: bool,
 

@@ -42,8 +42,10 @@ EXAMPLES:
   Restore the metadata of a store from a dump (data chunks are left alone):
     cowdump -o cow.yaml cow.img && mkcow --force --from-dump cow.yaml cow.img
 
-The target must exist unless --size is given. mkcow refuses a target whose first
-chunk is not all zero (an existing store, a file system...) unless --force is given.
+The target must exist unless --size is given. mkcow refuses a target that holds
+any signature libblkid knows (a file system, LVM, md, LUKS, swap, a partition
+table, a backup GPT at the end), a store or dm metadata, or whose first chunk is
+not all zero, unless --force is given; it then says what it overwrites.
 On success it prints the dmsetup table line that activates the store; with -q it
 prints only that line.";
 
@@ -67,7 +69,7 @@ struct Cli {
     #[arg(long, value_name = "SIZE", value_parser = args::parse_size)]
     size: Option<u64>,
 
-    /// Overwrite a target whose first chunk is not all zero.
+    /// Overwrite a target that holds a signature or a non-zero first chunk (mkcow says what).
     #[arg(short, long)]
     force: bool,
 
