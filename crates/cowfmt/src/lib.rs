@@ -10,6 +10,7 @@
 //! - [`persistent`]: the kernel's "SnAp" v1 store (also used for `legacy`);
 //! - [`finding`]: the finding model shared by every checker;
 //! - [`kind`]: store kinds and detection by magic;
+//! - [`probe`]: every signature a device holds (libblkid and our own kinds);
 //! - [`units`]: size parsing (`4k`, `64M`, `8s`).
 
 pub mod bitset;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod finding;
 pub mod kind;
 pub mod persistent;
+pub mod probe;
 pub mod shared;
 pub mod units;
 

@@ -1,7 +1,8 @@
 //! Shared plumbing of the five cowtools binaries: exit codes and error
 //! rendering ([`exit`]), common arguments ([`args`]), output destinations and
 //! formats ([`output`]), progress bars ([`progress`]), hex dumps ([`hexdump`])
-//! and opening a store of the right kind ([`open`]).
+//! opening a store of the right kind ([`open`]) and what a device already
+//! holds before it is written over ([`signatures`]).
 //!
 //! Each binary in `src/bin/` parses its arguments with clap, calls `cowfmt`, and
 //! renders what it gets back with these helpers; none of them holds format logic.
@@ -12,3 +13,4 @@ pub mod hexdump;
 pub mod open;
 pub mod output;
 pub mod progress;
+pub mod signatures;

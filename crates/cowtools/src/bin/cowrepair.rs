@@ -23,7 +23,7 @@ use cowfmt::units::human_bytes;
 use cowfmt::{Finding, Severity, StoreKind};
 use cowtools::args;
 use cowtools::exit::{self, StoreProblems};
-use cowtools::progress;
+use cowtools::{progress, signatures};
 
 const TOOL: &str = "cowrepair";
 
@@ -49,7 +49,9 @@ after a zeroed or overwritten area, or after a premature terminator, are
 recovered when credible. Shared stores: the tree is walked from the root; when
 a block is damaged, the chunks nothing reachable accounts for are scanned for
 leaves, and the report names every lost origin range and what each snapshot
-kept and lost. The kind comes from the header's magic (or --kind).
+kept and lost. The kind comes from the header's magic (or --kind). An input
+without a store's magic that holds another kind (dm-clone or dm-thin metadata,
+a file system...) is refused unless --kind and --force are both given.
 Exit codes: 0 the output was written (the report lists any record dropped),
 1 nothing could be salvaged or the damage stopped the job, 2 usage or I/O error.";
 
@@ -146,7 +148,8 @@ struct Cli {
     #[arg(long)]
     kernel_areas_only: bool,
 
-    /// Overwrite an existing output (or backup) file, or a device holding data.
+    /// Overwrite an existing output (or backup) file, or a device holding data;
+    /// with --kind, also repair an input that holds another kind's signature.
     #[arg(short, long)]
     force: bool,
 
@@ -167,6 +170,7 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> anyhow::Result<u8> {
     validate(cli)?;
     let input = Device::open(&cli.input, Access::ReadOnly)?;
+    refuse_foreign_input(cli, &input)?;
     if let Some(probed) = shared_kind(cli, &input)? {
         validate_shared(cli)?;
         return run_shared(cli, input, probed);
@@ -248,6 +252,45 @@ fn validate_shared(cli: &Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses an input whose magic is no COW store's and that carries another
+/// kind's signature (dm-clone or dm-thin metadata, a file system, a partition
+/// table...) before anything is read as a store or written; `--kind` and
+/// `--force` together insist, and the tool then says what it treats as a store.
+fn refuse_foreign_input(cli: &Cli, input: &Device) -> anyhow::Result<()> {
+    let mut magic = [0u8; 4];
+    let readable = input.read_at(&mut magic, 0, || "the store magic".to_string());
+    if readable.is_ok() && matches!(u32::from_le_bytes(magic), PERSISTENT_MAGIC | SHARED_MAGIC) {
+        return Ok(());
+    }
+    let Some(found) = signatures::foreign(TOOL, input)? else {
+        return Ok(());
+    };
+    let path = cli.input.display();
+    let what = found.describe();
+    let Some(kind) = cli.kind else {
+        bail!("{path}: holds {what}, not a COW store; nothing was written (give --kind and --force to repair it as a store anyway)");
+    };
+    let kind = kind_name(kind);
+    if !cli.force {
+        bail!("{path}: holds {what}; --kind {kind} insists on a {kind} store, but a foreign signature also needs --force");
+    }
+    let in_place = if cli.in_place {
+        ", and rewriting it in place,"
+    } else {
+        ""
+    };
+    eprintln!("{TOOL}: {path}: treating {what} as a {kind} store{in_place} because --kind and --force were given");
+    Ok(())
+}
+
+fn kind_name(kind: RepairKind) -> &'static str {
+    match kind {
+        RepairKind::Persistent => "persistent",
+        RepairKind::Legacy => "legacy",
+        RepairKind::Shared => "shared",
+    }
+}
+
 /// Whether the input is to be repaired as a shared store: by `--kind`, else by
 /// its magic, else (no store's magic at all) when leaves and a bitmap of a
 /// shared store are found. `Some(true)` when it was found that way.
@@ -263,14 +306,10 @@ fn shared_kind(cli: &Cli, input: &Device) -> anyhow::Result<Option<bool>> {
             cli.input.display()
         ),
         (Some(RepairKind::Shared), _) => Ok(Some(false)),
-        (Some(_), Some(SHARED_MAGIC)) => bail!(
+        (Some(kind), Some(SHARED_MAGIC)) => bail!(
             "{}: --kind {} was given, but the header says this is a shared store",
             cli.input.display(),
-            if cli.kind == Some(RepairKind::Legacy) {
-                "legacy"
-            } else {
-                "persistent"
-            }
+            kind_name(kind)
         ),
         (Some(_), _) => Ok(None),
         (None, Some(SHARED_MAGIC)) => Ok(Some(false)),

@@ -196,3 +196,9 @@ pub fn assert_origin_untouched(output: &Output, origin: &Path, before: &[u8]) {
     assert!(text.contains("same file as"), "{text}");
     assert_eq!(std::fs::read(origin).unwrap(), before, "the origin changed");
 }
+
+/// Decompresses the dm-clone metadata of golden image `d` (written by the
+/// kernel's dm-clone) into `dir` as `d-meta.img`.
+pub fn golden_clone_metadata(dir: &TempDir) -> PathBuf {
+    golden_image(dir, "d", "meta.img.xz", "-meta")
+}

@@ -12,7 +12,6 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use cowfmt::bitset::{DenseBitmap, SparseBitmap};
 use cowfmt::device::{Access, Backing, Device};
-use cowfmt::kind::{PERSISTENT_MAGIC, SHARED_MAGIC};
 use cowfmt::persistent::dump::DUMP_FORMAT_VERSION;
 use cowfmt::persistent::header::{validate_chunk_size, DISK_VERSION};
 use cowfmt::persistent::layout::HEADER_CHUNKS;
@@ -22,7 +21,7 @@ use cowfmt::persistent::{ExceptionRecord, Geometry, Header, StoreWriter, LEGACY_
 use cowfmt::units::human_bytes;
 use cowfmt::StoreKind;
 use cowtools::args::{self, KindArg};
-use cowtools::{exit, open};
+use cowtools::{exit, open, signatures};
 use serde::Deserialize;
 
 const TOOL: &str = "mkcow";
@@ -43,8 +42,10 @@ EXAMPLES:
   Restore the metadata of a store from a dump (data chunks are left alone):
     cowdump -o cow.yaml cow.img && mkcow --force --from-dump cow.yaml cow.img
 
-The target must exist unless --size is given. mkcow refuses a target whose first
-chunk is not all zero (an existing store, a file system...) unless --force is given.
+The target must exist unless --size is given. mkcow refuses a target that holds
+any signature libblkid knows (a file system, LVM, md, LUKS, swap, a partition
+table, a backup GPT at the end), a store or dm metadata, or whose first chunk is
+not all zero, unless --force is given; it then says what it overwrites.
 On success it prints the dmsetup table line that activates the store; with -q it
 prints only that line.";
 
@@ -68,7 +69,7 @@ struct Cli {
     #[arg(long, value_name = "SIZE", value_parser = args::parse_size)]
     size: Option<u64>,
 
-    /// Overwrite a target whose first chunk is not all zero.
+    /// Overwrite a target that holds a signature or a non-zero first chunk (mkcow says what).
     #[arg(short, long)]
     force: bool,
 
@@ -181,8 +182,9 @@ fn snap_kind(kind: StoreKind, target: &Path) -> anyhow::Result<StoreKind> {
     }
 }
 
-/// Looks at the target without changing it: refuses to overwrite a non-zero
-/// first chunk unless forced, and returns its size once --size is applied.
+/// Looks at the target without changing it: refuses to overwrite any
+/// signature or a non-zero first chunk unless forced (then says what is
+/// overwritten), and returns its size once --size is applied.
 fn plan_target(
     target: &Path,
     size: Option<u64>,
@@ -201,54 +203,17 @@ fn plan_target(
         }
         _ => Device::open(target, Access::ReadOnly)?,
     };
-    if !force {
-        refuse_non_zero(&device, chunk_sectors)?;
-    }
+    signatures::guard_overwrite(
+        TOOL,
+        &device,
+        u64::from(chunk_sectors) * cowfmt::SECTOR_BYTES,
+        force,
+    )?;
     let current = device.size_bytes();
     Ok(match (device.backing(), size) {
         (Backing::File, Some(size)) => current.max(size),
         _ => current,
     })
-}
-
-/// Fails when the first chunk of `device` holds anything but zeros.
-fn refuse_non_zero(device: &Device, chunk_sectors: u32) -> anyhow::Result<()> {
-    let chunk_bytes = u64::from(chunk_sectors) * cowfmt::SECTOR_BYTES;
-    let len = chunk_bytes.min(device.size_bytes()) as usize;
-    let mut bytes = vec![0u8; len];
-    device.read_at(&mut bytes, 0, || "chunk 0".to_string())?;
-    match describe_first_chunk(&bytes) {
-        Some(what) => bail!(
-            "{}: {what}; use --force to overwrite it",
-            device.path().display()
-        ),
-        None => Ok(()),
-    }
-}
-
-/// What a non-zero first chunk holds, in words; `None` when it is all zero.
-fn describe_first_chunk(bytes: &[u8]) -> Option<String> {
-    let first = bytes.iter().position(|&b| b != 0)?;
-    if let Ok(header) = Header::decode(bytes) {
-        match header.magic {
-            PERSISTENT_MAGIC => {
-                let state = if header.is_valid() {
-                    ""
-                } else {
-                    ", marked invalid"
-                };
-                return Some(format!(
-                    "already holds a persistent store (SnAp, chunk size {}{state})",
-                    header.chunk_size
-                ));
-            }
-            SHARED_MAGIC => return Some("already holds a shared store".to_string()),
-            _ => {}
-        }
-    }
-    Some(format!(
-        "chunk 0 is not all zero (first non-zero byte at offset {first})"
-    ))
 }
 
 /// The geometry of the store to write, refused when the device cannot hold it.
