@@ -5,21 +5,23 @@
 
 use std::collections::HashSet;
 
-use crate::error::{Error, Result};
-
-use super::alloc::Allocator;
-use super::cache::BlockCache;
-use super::leaf::{
+use cowfmt::blockdev::BlockDev;
+use cowfmt::device::Device;
+use cowfmt::error::{Error, Result};
+use cowfmt::shared::leaf::{
     max_records_per_origin, max_snapshots, Exception, Leaf, LEAF_HEADER_BYTES, MAP_ENTRY_BYTES,
     RECORD_BYTES,
 };
-use super::node::{node_capacity, Node, NodeEntry};
+use cowfmt::shared::node::{node_capacity, Node, NodeEntry};
+
+use crate::alloc::Allocator;
+use crate::cache::BlockCache;
 
 /// The tree of one store: its blocks, its allocator, its root and depth.
 #[derive(Debug)]
-pub struct Tree {
+pub struct Tree<D: BlockDev = Device> {
     /// Decoded blocks.
-    pub cache: BlockCache,
+    pub cache: BlockCache<D>,
     /// The chunk allocator (shared with data chunks).
     pub alloc: Allocator,
     /// Chunk of the root node.
@@ -36,7 +38,7 @@ struct Path {
     leaf: u64,
 }
 
-impl Tree {
+impl<D: BlockDev> Tree<D> {
     /// Free chunks needed to be sure an insert can split every level and grow
     /// the root, plus one data chunk.
     pub fn insert_reserve(&self) -> u64 {

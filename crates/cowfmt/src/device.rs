@@ -10,6 +10,7 @@ use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use crate::blockdev::chunk_offset;
 use crate::error::{Error, Result};
 
 /// How a device is opened.
@@ -372,10 +373,6 @@ impl Device {
             source,
         })
     }
-}
-
-fn chunk_offset(chunk: u64, chunk_bytes: usize) -> u64 {
-    chunk.saturating_mul(chunk_bytes as u64)
 }
 
 fn block_device_size(file: &File) -> io::Result<u64> {
