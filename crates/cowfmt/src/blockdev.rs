@@ -49,15 +49,20 @@ pub trait BlockDev: Debug + Send + Sync {
     /// Makes `len` bytes at `offset` read as zeros (written as zeros unless the
     /// device has a cheaper way).
     fn zero_range(&self, offset: u64, len: u64) -> Result<()> {
-        let zeros = vec![0u8; len.min(1 << 20) as usize];
-        let mut done = 0;
-        while done < len {
-            let n = (len - done).min(zeros.len() as u64) as usize;
-            self.write_at(&zeros[..n], offset + done)?;
-            done += n as u64;
-        }
-        Ok(())
+        write_zeros(self, offset, len)
     }
+}
+
+/// Writes `len` zero bytes at `offset`, at most 1 MiB per write.
+pub(crate) fn write_zeros<D: BlockDev + ?Sized>(device: &D, offset: u64, len: u64) -> Result<()> {
+    let zeros = vec![0u8; len.min(1 << 20) as usize];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(zeros.len() as u64) as usize;
+        device.write_at(&zeros[..n], offset + done)?;
+        done += n as u64;
+    }
+    Ok(())
 }
 
 /// The byte offset of chunk `chunk` of `chunk_bytes`, saturating (a read there
