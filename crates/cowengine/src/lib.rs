@@ -10,11 +10,22 @@
 //! Modules:
 //! - [`alloc`]: the chunk allocator over the bitmap;
 //! - [`cache`], [`btree`]: decoded blocks and the tree operations on them;
-//! - [`store`]: the engine (snapshots, origin and snapshot I/O, commit).
+//! - [`store`]: the engine (snapshots, origin and snapshot I/O, commit), one
+//!   caller at a time (`&mut self`);
+//! - [`engine`]: the store behind `&self` for several I/O threads, with
+//!   [`locks`] (per-origin-chunk locks) and [`errno`] (what a block device
+//!   reports for each error).
+//!
+//! Every device is a [`cowfmt::BlockDev`]: image files and block devices,
+//! memory, or a recording crash device.
 
 pub mod alloc;
 pub mod btree;
 pub mod cache;
+pub mod engine;
+pub mod errno;
+pub mod locks;
 pub mod store;
 
+pub use engine::Engine;
 pub use store::{CopyData, CreateOptions, SharedStore};

@@ -262,12 +262,38 @@ impl<D: BlockDev> SharedStore<D> {
     /// Before origin chunk `origin` changes, copies it out for every snapshot
     /// that still sees the origin there. Returns whether a record was added.
     pub fn copy_out(&mut self, origin: u64, data: CopyData) -> Result<bool> {
+        Ok(self.copy_out_to(origin, data)?.is_some())
+    }
+
+    /// Records the copy-out of origin chunk `origin` for every snapshot that
+    /// still sees the origin there, without moving data, and returns the COW
+    /// chunk the caller must copy the origin chunk to before the record is
+    /// committed; `None` when no snapshot needs a copy.
+    pub fn plan_copy_out(&mut self, origin: u64) -> Result<Option<u64>> {
+        self.copy_out_to(origin, CopyData::No)
+    }
+
+    /// Where snapshot `id` reads origin chunk `origin` from: `Some(COW chunk)`,
+    /// or `None` for the origin itself.
+    pub fn resolve(&mut self, id: u32, origin: u64) -> Result<Option<u64>> {
+        self.require(id)?;
+        self.check_origin_chunk(origin)?;
+        let bit = mask::bit(id);
+        let records = self.tree.lookup(origin)?;
+        match records.iter().find(|r| r.share & bit != 0) {
+            Some(r) => self.cow_offset(r.chunk, 0).map(|_| Some(r.chunk)),
+            None => Ok(None),
+        }
+    }
+
+    /// The copy-out of [`SharedStore::copy_out`], returning the chunk it recorded.
+    fn copy_out_to(&mut self, origin: u64, data: CopyData) -> Result<Option<u64>> {
         self.check_origin_chunk(origin)?;
         let records = self.tree.lookup(origin)?;
         let covered = records.iter().fold(0, |m, r| m | r.share);
         let need = self.header.snapmask & !covered;
         if need == 0 {
-            return Ok(false);
+            return Ok(None);
         }
         let leaf = self.tree.prepare_insert(origin)?;
         let chunk = self.tree.alloc_chunk()?;
@@ -276,7 +302,7 @@ impl<D: BlockDev> SharedStore<D> {
             self.tree.cache.device().write_chunk(chunk, &self.buf)?;
         }
         self.add_record(leaf, origin, Exception { share: need, chunk })?;
-        Ok(true)
+        Ok(Some(chunk))
     }
 
     /// Writes `data` to the origin at byte `offset`, copying out first every

@@ -71,6 +71,34 @@ pub(crate) fn chunk_offset(chunk: u64, chunk_bytes: usize) -> u64 {
     chunk.saturating_mul(chunk_bytes as u64)
 }
 
+/// A shared device: the thread-safe engine keeps one handle for metadata and
+/// one for data I/O outside its lock.
+impl<T: BlockDev + ?Sized> BlockDev for std::sync::Arc<T> {
+    fn path(&self) -> &Path {
+        (**self).path()
+    }
+
+    fn size(&self) -> u64 {
+        (**self).size()
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64, what: &dyn Fn() -> String) -> Result<()> {
+        (**self).read_at(buf, offset, what)
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        (**self).write_at(buf, offset)
+    }
+
+    fn sync(&self) -> Result<()> {
+        (**self).sync()
+    }
+
+    fn zero_range(&self, offset: u64, len: u64) -> Result<()> {
+        (**self).zero_range(offset, len)
+    }
+}
+
 impl BlockDev for Device {
     fn path(&self) -> &Path {
         Device::path(self)
