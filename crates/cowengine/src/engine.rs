@@ -23,11 +23,11 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
 use cowfmt::blockdev::BlockDev;
-use cowfmt::error::{Error, Result};
+use cowfmt::error::Result;
 use cowfmt::shared::header::SharedHeader;
 
 use crate::locks::{ChunkLocks, LockMode};
-use crate::store::{CreateOptions, SharedStore};
+use crate::store::{check_origin_span, CreateOptions, SharedStore};
 
 /// Stripes of the chunk lock table.
 const LOCK_STRIPES: usize = 4096;
@@ -281,14 +281,7 @@ impl<D: BlockDev> Engine<D> {
     }
 
     fn check_span(&self, offset: u64, len: usize) -> Result<()> {
-        let size = self.origin.size();
-        if offset.checked_add(len as u64).is_none_or(|end| end > size) {
-            return Err(Error::Invalid(format!(
-                "{}: {len} bytes at offset {offset} pass the end of the origin ({size} bytes)",
-                self.origin.path().display()
-            )));
-        }
-        Ok(())
+        check_origin_span(&*self.origin, offset, len)
     }
 
     fn take_scratch(&self) -> Scratch {

@@ -483,14 +483,7 @@ impl<D: BlockDev> SharedStore<D> {
     }
 
     fn check_span(&self, offset: u64, len: usize) -> Result<()> {
-        let size = self.origin.size();
-        if offset.checked_add(len as u64).is_none_or(|end| end > size) {
-            return Err(Error::Invalid(format!(
-                "{}: {len} bytes at offset {offset} pass the end of the origin ({size} bytes)",
-                self.origin.path().display()
-            )));
-        }
-        Ok(())
+        check_origin_span(&self.origin, offset, len)
     }
 
     /// `(origin chunk, offset within it, length)` of each chunk `len` bytes at
@@ -526,4 +519,16 @@ impl<D: BlockDev> SharedStore<D> {
         self.header = header;
         self.origin.sync()
     }
+}
+
+/// Refuses `len` bytes at `offset` that pass the end of `origin`.
+pub(crate) fn check_origin_span<D: BlockDev>(origin: &D, offset: u64, len: usize) -> Result<()> {
+    let size = origin.size();
+    if offset.checked_add(len as u64).is_none_or(|end| end > size) {
+        return Err(Error::Invalid(format!(
+            "{}: {len} bytes at offset {offset} pass the end of the origin ({size} bytes)",
+            origin.path().display()
+        )));
+    }
+    Ok(())
 }
