@@ -57,18 +57,30 @@ impl<D: BlockDev> Tree<D> {
         Ok(Path { steps, leaf: chunk })
     }
 
-    /// The leaf that covers `origin` (its chunk).
+    /// The leaf that covers `origin` (its chunk); allocates nothing once the
+    /// blocks on the way are cached.
     pub fn leaf_for(&mut self, origin: u64) -> Result<u64> {
-        Ok(self.descend(origin)?.leaf)
+        let mut chunk = self.root;
+        for _ in 0..self.levels {
+            let node = self.cache.node(chunk)?;
+            chunk = node.entries[node.child_for(origin)].chunk;
+        }
+        Ok(chunk)
     }
 
     /// The records of origin chunk `origin` (empty when it has none).
     pub fn lookup(&mut self, origin: u64) -> Result<Vec<Exception>> {
+        self.with_records(origin, <[Exception]>::to_vec)
+    }
+
+    /// `f` of the records of origin chunk `origin` (empty when it has none),
+    /// without copying them.
+    pub fn with_records<R>(&mut self, origin: u64, f: impl FnOnce(&[Exception]) -> R) -> Result<R> {
         let leaf_chunk = self.leaf_for(origin)?;
         let leaf = self.cache.leaf(leaf_chunk)?;
         Ok(match leaf.find(origin) {
-            Ok(i) => leaf.records_of(i).to_vec(),
-            Err(_) => Vec::new(),
+            Ok(i) => f(leaf.records_of(i)),
+            Err(_) => f(&[]),
         })
     }
 

@@ -279,9 +279,11 @@ impl<D: BlockDev> SharedStore<D> {
         self.require(id)?;
         self.check_origin_chunk(origin)?;
         let bit = mask::bit(id);
-        let records = self.tree.lookup(origin)?;
-        match records.iter().find(|r| r.share & bit != 0) {
-            Some(r) => self.cow_offset(r.chunk, 0).map(|_| Some(r.chunk)),
+        let found = self.tree.with_records(origin, |records| {
+            records.iter().find(|r| r.share & bit != 0).map(|r| r.chunk)
+        })?;
+        match found {
+            Some(chunk) => self.cow_offset(chunk, 0).map(|_| Some(chunk)),
             None => Ok(None),
         }
     }
@@ -289,8 +291,9 @@ impl<D: BlockDev> SharedStore<D> {
     /// The copy-out of [`SharedStore::copy_out`], returning the chunk it recorded.
     fn copy_out_to(&mut self, origin: u64, data: CopyData) -> Result<Option<u64>> {
         self.check_origin_chunk(origin)?;
-        let records = self.tree.lookup(origin)?;
-        let covered = records.iter().fold(0, |m, r| m | r.share);
+        let covered = self
+            .tree
+            .with_records(origin, |records| records.iter().fold(0, |m, r| m | r.share))?;
         let need = self.header.snapmask & !covered;
         if need == 0 {
             return Ok(None);
