@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use anyhow::{ensure, Result};
-use cowfmt::shared::SharedStore;
+use cowengine::SharedStore;
 use cowfmt::{Access, Device};
 
 use crate::demo::{expect_exit, remove_if_present, step, write_pattern_image};

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use cowengine::{CreateOptions, SharedStore};
 use cowfmt::shared::geometry::default_journal_chunks;
-use cowfmt::shared::{CreateOptions, SharedStore};
 use cowfmt::Device;
 
 use crate::bench::BenchResult;

@@ -9,9 +9,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
+use cowengine::{CopyData, CreateOptions, SharedStore};
 use cowfmt::shared::geometry::{bitmap_chunks_for, default_journal_chunks};
 use cowfmt::shared::walk::{walk_tree, BlockAt, TreeVisitor, WalkProblem};
-use cowfmt::shared::{mask, CopyData, CreateOptions, Leaf, Node, SharedStore};
+use cowfmt::shared::{mask, Leaf, Node};
 use cowfmt::units::human_bytes;
 use cowfmt::{Access, Device, StoreKind, SECTOR_BYTES};
 

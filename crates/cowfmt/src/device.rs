@@ -10,6 +10,7 @@ use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use crate::blockdev::{chunk_offset, write_zeros};
 use crate::error::{Error, Result};
 
 /// How a device is opened.
@@ -312,14 +313,7 @@ impl Device {
                 return Ok(());
             }
         }
-        let zeros = vec![0u8; len.min(1 << 20) as usize];
-        let mut done = 0;
-        while done < len {
-            let n = (len - done).min(zeros.len() as u64) as usize;
-            self.write_at(&zeros[..n], offset + done)?;
-            done += n as u64;
-        }
-        Ok(())
+        write_zeros(self, offset, len)
     }
 
     /// The parts of `offset..offset+len` that may hold data: for an image file
@@ -372,10 +366,6 @@ impl Device {
             source,
         })
     }
-}
-
-fn chunk_offset(chunk: u64, chunk_bytes: usize) -> u64 {
-    chunk.saturating_mul(chunk_bytes as u64)
 }
 
 fn block_device_size(file: &File) -> io::Result<u64> {

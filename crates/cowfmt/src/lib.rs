@@ -7,6 +7,9 @@
 //!
 //! Modules:
 //! - [`device`]: image files and block devices, read and written in chunks;
+//! - [`blockdev`]: the I/O trait the shared-store engine runs over, with
+//!   [`memdev`] (a device in memory) and [`crashdev`] (a recording device that
+//!   builds the images a power cut would leave);
 //! - [`persistent`]: the kernel's "SnAp" v1 store (also used for `legacy`);
 //! - [`finding`]: the finding model shared by every checker;
 //! - [`kind`]: store kinds and detection by magic;
@@ -14,19 +17,25 @@
 //! - [`units`]: size parsing (`4k`, `64M`, `8s`).
 
 pub mod bitset;
+pub mod blockdev;
+pub mod crashdev;
 pub mod device;
 pub mod error;
 pub mod finding;
 pub mod kind;
+pub mod memdev;
 pub mod persistent;
 pub mod probe;
 pub mod shared;
 pub mod units;
 
+pub use blockdev::BlockDev;
+pub use crashdev::{CrashDev, CrashEvent, CrashLog};
 pub use device::{Access, Device};
 pub use error::{Error, FormatError, Result};
 pub use finding::{Finding, FindingCode, Location, Severity};
 pub use kind::StoreKind;
+pub use memdev::MemDev;
 
 /// Bytes in a sector, the unit of every chunk size on disk.
 pub const SECTOR_BYTES: u64 = 512;

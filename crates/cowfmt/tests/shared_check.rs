@@ -7,9 +7,7 @@ use cowfmt::shared::check::{check, CheckOptions, CheckReport};
 use cowfmt::shared::format::format_store;
 use cowfmt::shared::geometry::Geometry;
 use cowfmt::shared::leaf::MapEntry;
-use cowfmt::shared::{
-    CopyData, CreateOptions, Exception, Leaf, Node, NodeEntry, SharedHeader, SharedStore,
-};
+use cowfmt::shared::{Exception, Leaf, Node, NodeEntry, SharedHeader};
 use cowfmt::{Device, Error, Finding, FindingCode, Severity};
 
 /// Chunk size of the hand-built stores: 512 bytes, so nodes hold 31 entries.
@@ -293,78 +291,6 @@ fn hand_built_trees_are_clean_with_their_figures() {
             Some(DATA_START + 2 * leaves - 1 + 3 * leaves)
         );
     }
-}
-
-#[test]
-fn an_engine_store_with_many_snapshots_and_a_deep_tree_is_clean() {
-    let dir = tempfile::tempdir().unwrap();
-    let origin_chunks = 3000u64;
-    let origin =
-        Device::create_or_extend(dir.path().join("origin.img"), origin_chunks * CHUNK).unwrap();
-    let cow = Device::create_or_extend(dir.path().join("cow.img"), 40_000 * CHUNK).unwrap();
-    let options = CreateOptions {
-        chunk_sectors: SECTORS,
-        journal_chunks: 8,
-    };
-    let mut store = SharedStore::create(cow, origin, &options).unwrap();
-    let first = store.create_snapshot(None).unwrap();
-    for i in 0..origin_chunks / 2 {
-        store
-            .origin_write(((i * 7) % origin_chunks) * CHUNK, &[i as u8; 100])
-            .unwrap();
-    }
-    let second = store.create_snapshot(None).unwrap();
-    for i in 0..origin_chunks {
-        store
-            .copy_out((i * 13) % origin_chunks, CopyData::No)
-            .unwrap();
-    }
-    let child = store.create_snapshot_of(first).unwrap();
-    for i in 0..200 {
-        store
-            .snapshot_write(child, i * 11 * CHUNK, &[7; 512])
-            .unwrap();
-        store
-            .snapshot_write(second, i * 5 * CHUNK + 3, &[9; 64])
-            .unwrap();
-    }
-    let extra = store.create_snapshot(Some(40)).unwrap();
-    store
-        .origin_write(0, &vec![1; 64 * CHUNK as usize])
-        .unwrap();
-    store.commit().unwrap();
-    let header = store.header();
-    assert!(
-        header.tree_level >= 2,
-        "the tree should have grown: {header:?}"
-    );
-    drop(store);
-
-    let check_path = |options: &CheckOptions| {
-        let device = Device::open(dir.path().join("cow.img"), cowfmt::Access::ReadOnly).unwrap();
-        check(&device, options).unwrap()
-    };
-    let options = CheckOptions {
-        origin_bytes: Some(origin_chunks * CHUNK),
-        ..CheckOptions::default()
-    };
-    let report = check_path(&options);
-    assert!(report.is_clean(), "{:#?}", report.findings);
-    assert_eq!(report.summary.snapshots, 4);
-    assert_eq!(report.summary.origin_chunks, origin_chunks);
-    assert!(report.summary.records > origin_chunks);
-    assert_eq!(report.summary.data_chunks, report.summary.records);
-
-    let cow = Device::open(dir.path().join("cow.img"), cowfmt::Access::ReadWrite).unwrap();
-    let origin = Device::open(dir.path().join("origin.img"), cowfmt::Access::ReadWrite).unwrap();
-    let mut store = SharedStore::open(cow, origin).unwrap();
-    store.delete_snapshot(first).unwrap();
-    store.delete_snapshot(extra).unwrap();
-    store.commit().unwrap();
-    drop(store);
-    let report = check_path(&options);
-    assert!(report.is_clean(), "after deletes: {:#?}", report.findings);
-    assert_eq!(report.summary.snapshots, 2);
 }
 
 // ---------------------------------------------------------------- header

@@ -1,6 +1,6 @@
 //! The shared store dump model: a hand-built two-level tree dumped in each view,
-//! damaged stores dumped as far as they can be read, and a store written by the
-//! engine dumped exactly as the engine sees it.
+//! and damaged stores dumped as far as they can be read. (A store written by the
+//! engine is dumped in cowengine's offline_reads_engine_stores test.)
 
 use cowfmt::kind::SHARED_MAGIC;
 use cowfmt::shared::bitmap::ChunkBitmap;
@@ -13,7 +13,7 @@ use cowfmt::shared::dump::{
 use cowfmt::shared::format::format_store;
 use cowfmt::shared::header::SharedHeader;
 use cowfmt::shared::leaf::MapEntry;
-use cowfmt::shared::{CreateOptions, Exception, Geometry, Leaf, Node, NodeEntry, SharedStore};
+use cowfmt::shared::{Exception, Geometry, Leaf, Node, NodeEntry};
 use cowfmt::{Access, Device, Error};
 use serde_json::json;
 
@@ -564,81 +564,6 @@ fn unusable_headers_are_refused_in_one_sentence() {
         text.contains("truncated") && text.contains("the shared store header"),
         "{text}"
     );
-}
-
-#[test]
-fn a_store_written_by_the_engine_dumps_as_the_engine_reads_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let chunk_bytes = 512u64;
-    let origin_chunks = 2000u64;
-    let origin_path = dir.path().join("origin.img");
-    let cow_path = dir.path().join("cow.img");
-    std::fs::write(
-        &origin_path,
-        vec![7u8; (origin_chunks * chunk_bytes) as usize],
-    )
-    .unwrap();
-    let cow = Device::create_or_extend(&cow_path, 8192 * chunk_bytes).unwrap();
-    let origin = Device::open(&origin_path, Access::ReadWrite).unwrap();
-    let options = CreateOptions {
-        chunk_sectors: 1,
-        journal_chunks: 4,
-    };
-    let mut store = SharedStore::create(cow, origin, &options).unwrap();
-    let data = vec![1u8; chunk_bytes as usize];
-    let first = store.create_snapshot(None).unwrap();
-    for c in (0..origin_chunks).step_by(3) {
-        store.origin_write(c * chunk_bytes, &data).unwrap();
-    }
-    let second = store.create_snapshot(None).unwrap();
-    for c in (0..origin_chunks).step_by(2) {
-        store.origin_write(c * chunk_bytes, &data).unwrap();
-    }
-    store.snapshot_write(first, 9 * chunk_bytes, &data).unwrap();
-    store.commit().unwrap();
-    let expected: Vec<(u64, u64, u64)> = store
-        .exceptions()
-        .unwrap()
-        .into_iter()
-        .flat_map(|(origin, records)| records.into_iter().map(move |r| (origin, r.chunk, r.share)))
-        .collect();
-    let header = store.header();
-    drop(store);
-    assert!(
-        header.tree_level >= 2,
-        "the test wants a tree with node levels"
-    );
-    let source = SharedSource::open(Device::open(&cow_path, Access::ReadOnly).unwrap()).unwrap();
-    let dump = SharedDump::of(&source).unwrap();
-    let dumped: Vec<(u64, u64, u64)> = dump
-        .exceptions
-        .iter()
-        .map(|r| (r.origin_chunk, r.cow_chunk, r.snapshots.0))
-        .collect();
-    assert_eq!(dumped, expected);
-    assert!(dumped.windows(2).all(|w| w[0].0 <= w[1].0), "origin order");
-    assert_eq!(dump.head.snapshots.ids(), [first, second]);
-    assert!(dump.tail.problems.is_empty());
-    let bitmap = BitmapDump::of(&source).unwrap();
-    let totals = bitmap.tail.classes.unwrap();
-    assert_eq!((totals.leaked, totals.unmarked), (0, 0), "{totals:?}");
-    assert_eq!(totals.data, expected.len() as u64);
-    assert_eq!(
-        bitmap.head.used_chunks,
-        totals.header + totals.bitmap + totals.journal + totals.node + totals.leaf + totals.data
-    );
-    let seen_by_second = SnapshotDump::of(&source, second).unwrap();
-    let want: Vec<(u64, u64)> = expected
-        .iter()
-        .filter(|r| r.2 & (1 << second) != 0)
-        .map(|r| (r.0, r.1))
-        .collect();
-    let got: Vec<(u64, u64)> = seen_by_second
-        .exceptions
-        .iter()
-        .map(|r| (r.origin_chunk, r.cow_chunk))
-        .collect();
-    assert_eq!(got, want);
 }
 
 #[test]

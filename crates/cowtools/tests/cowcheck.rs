@@ -258,7 +258,7 @@ fn a_truncated_store_is_a_finding() {
 /// origin, with snapshots 0 and 1 and five origin chunks written, committed by
 /// the engine: 5 records. Returns the COW path and the chunk of its only leaf.
 fn build_shared(dir: &tempfile::TempDir, name: &str) -> (std::path::PathBuf, u64) {
-    use cowfmt::shared::{CreateOptions, SharedStore};
+    use cowengine::{CreateOptions, SharedStore};
     let path = dir.path().join(name);
     let cow = cowfmt::Device::create_or_extend(&path, 1024 * 4096).unwrap();
     let origin =

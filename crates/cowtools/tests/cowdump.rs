@@ -4,11 +4,11 @@
 mod common;
 
 use common::*;
+use cowengine::{CreateOptions, SharedStore};
 use cowfmt::persistent::dump::PersistentDump;
 use cowfmt::shared::dump::{
     BitmapDump, ChunkClass, SharedDump, SharedSource, SnapshotDump, TreeBody, TreeDump,
 };
-use cowfmt::shared::{CreateOptions, SharedStore};
 use cowfmt::{Access, Device, StoreKind};
 
 fn dump_output(args: &[&str], path: &std::path::Path) -> std::process::Output {

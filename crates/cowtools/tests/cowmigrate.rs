@@ -256,7 +256,7 @@ fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
 /// snapshots built through the engine, with origin writes between creations
 /// and a few snapshot writes.
 fn engine_shared_store(dir: &TempDir, snapshots: u32) -> (PathBuf, PathBuf) {
-    use cowfmt::shared::{CreateOptions, SharedStore};
+    use cowengine::{CreateOptions, SharedStore};
     let origin = dir.path().join("shared-origin.img");
     std::fs::write(&origin, random_bytes(96 * 4096, 1)).unwrap();
     let cow = dir.path().join("shared.img");
@@ -296,8 +296,7 @@ fn shared_images(cow: &Path, origin: &Path) -> Vec<(u32, Vec<u8>)> {
     let origin = Device::open(origin, Access::ReadOnly).unwrap();
     let size = origin.size_bytes() as usize;
     let mut store =
-        cowfmt::shared::SharedStore::open(Device::open(cow, Access::ReadOnly).unwrap(), origin)
-            .unwrap();
+        cowengine::SharedStore::open(Device::open(cow, Access::ReadOnly).unwrap(), origin).unwrap();
     cowfmt::shared::mask::id_list(store.snapmask())
         .into_iter()
         .map(|id| {

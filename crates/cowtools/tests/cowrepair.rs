@@ -336,8 +336,9 @@ fn legacy_output_moves_the_chunk_before_a_metadata_area() {
 fn build_shared(
     dir: &tempfile::TempDir,
 ) -> (std::path::PathBuf, std::path::PathBuf, Vec<(u64, u64)>) {
+    use cowengine::{CreateOptions, SharedStore};
     use cowfmt::shared::walk::{walk_tree, BlockAt, TreeVisitor, WalkProblem};
-    use cowfmt::shared::{CreateOptions, Leaf, Node, SharedStore};
+    use cowfmt::shared::{Leaf, Node};
     let path = dir.path().join("shared.img");
     let origin_path = dir.path().join("shared-origin.img");
     let cow = Device::create_or_extend(&path, 4000 * 512).unwrap();

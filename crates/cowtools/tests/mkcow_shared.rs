@@ -4,9 +4,10 @@
 mod common;
 
 use common::*;
+use cowengine::SharedStore;
 use cowfmt::shared::bitmap::ChunkBitmap;
 use cowfmt::shared::leaf::Leaf;
-use cowfmt::shared::{Geometry, Node, SharedHeader, SharedStore};
+use cowfmt::shared::{Geometry, Node, SharedHeader};
 use cowfmt::{Access, Device};
 
 fn header_of(path: &std::path::Path) -> SharedHeader {

@@ -1,7 +1,7 @@
 //! The allocation bitmap: one bit per chunk of the COW device, 1 = in use, in
 //! ext2 bit order (chunk c is bit `c % 8` of byte `c / 8`, counted from bit 0).
 
-use crate::device::Device;
+use crate::blockdev::BlockDev;
 use crate::error::Result;
 
 use super::geometry::Geometry;
@@ -29,10 +29,10 @@ impl ChunkBitmap {
     }
 
     /// Reads every bitmap chunk of `geometry` from `device` in one sequential read.
-    pub fn load(device: &Device, geometry: &Geometry) -> Result<Self> {
+    pub fn load<D: BlockDev + ?Sized>(device: &D, geometry: &Geometry) -> Result<Self> {
         let mut bitmap = ChunkBitmap::empty(geometry);
         bitmap.dirty.fill(false);
-        device.read_at(&mut bitmap.bytes, geometry.chunk_bytes, || {
+        device.read_at(&mut bitmap.bytes, geometry.chunk_bytes, &|| {
             format!(
                 "the allocation bitmap ({} chunks)",
                 geometry.nr_bitmap_chunks
@@ -151,7 +151,7 @@ impl ChunkBitmap {
     }
 
     /// Writes the changed bitmap chunks to `device`.
-    pub fn write_dirty(&mut self, device: &Device) -> Result<()> {
+    pub fn write_dirty<D: BlockDev + ?Sized>(&mut self, device: &D) -> Result<()> {
         for i in self.take_dirty() {
             device.write_chunk(1 + i as u64, self.chunk(i))?;
         }

@@ -1,7 +1,7 @@
 //! Writing a fresh shared store: header, bitmap, an empty journal, one empty
 //! leaf and the root node above it.
 
-use crate::device::Device;
+use crate::blockdev::BlockDev;
 use crate::error::{Error, FormatError, Result};
 use crate::kind::SHARED_MAGIC;
 
@@ -45,12 +45,12 @@ pub fn plan(
 
 /// Formats `device` as an empty shared store with no snapshots and returns its
 /// header. The header is written last, after everything it points at is synced.
-pub fn format_store(
-    device: &Device,
+pub fn format_store<D: BlockDev + ?Sized>(
+    device: &D,
     chunk_sectors: u64,
     nr_journal_chunks: u64,
 ) -> Result<SharedHeader> {
-    let geometry = plan(device.size_bytes(), chunk_sectors, nr_journal_chunks)
+    let geometry = plan(device.size(), chunk_sectors, nr_journal_chunks)
         .map_err(|e| Error::format(device.path(), e))?;
     let chunk_bytes = geometry.chunk_bytes as usize;
     let leaf_chunk = geometry.data_start();
@@ -95,6 +95,6 @@ pub fn format_store(
 }
 
 /// Makes `len` bytes at `offset` read as zeros.
-pub fn zero_range(device: &Device, offset: u64, len: u64) -> Result<()> {
+pub fn zero_range<D: BlockDev + ?Sized>(device: &D, offset: u64, len: u64) -> Result<()> {
     device.zero_range(offset, len)
 }

@@ -5,17 +5,15 @@
 //!
 //! Modules, from the bytes up:
 //! - [`header`], [`geometry`], [`bitmap`], [`node`], [`leaf`]: on-disk structs and layout;
-//! - [`alloc`]: the chunk allocator;
 //! - [`walk`]: a damage-tolerant read-only tree walk (check, dump, repair);
-//! - [`format`]: writing a fresh store;
-//! - [`cache`], [`btree`]: decoded blocks and the tree operations on them;
-//! - [`store`]: the engine (snapshots, origin and snapshot I/O, commit).
+//! - [`format`]: writing a fresh store; [`build`]: bulk-loading a whole store;
+//! - [`check`], [`dump`], [`repair`], [`migrate`]: the offline jobs.
+//!
+//! The live engine (snapshots, origin and snapshot I/O, commit) is the
+//! `cowengine` crate, which stands on these modules (docs/architecture.md).
 
-pub mod alloc;
 pub mod bitmap;
-pub mod btree;
 pub mod build;
-pub mod cache;
 pub mod check;
 pub mod dump;
 pub mod format;
@@ -26,14 +24,12 @@ pub mod mask;
 pub mod migrate;
 pub mod node;
 pub mod repair;
-pub mod store;
 pub mod walk;
 
 pub use geometry::Geometry;
 pub use header::SharedHeader;
 pub use leaf::{Exception, Leaf};
 pub use node::{Node, NodeEntry};
-pub use store::{CopyData, CreateOptions, SharedStore};
 
 /// The table line the seed's shared exception store takes for snapshot `id`:
 /// `0 <origin-sectors> snapshot <origin> shared 3 <cow> <chunk-sectors> <id>`.

@@ -9,7 +9,7 @@ use crate::kind::StoreKind;
 use crate::persistent::layout::Geometry as ClassicGeometry;
 use crate::persistent::migrate::MigrateMode;
 use crate::persistent::rebuild::{chunks_needed, JobError};
-use crate::shared::store::check_snapshot_count;
+use crate::shared::leaf::check_snapshot_count;
 use crate::SECTOR_BYTES;
 
 use super::assemble::Rechunk;

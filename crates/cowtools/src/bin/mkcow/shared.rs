@@ -8,8 +8,8 @@ use cowfmt::shared::build::StoreBuilder;
 use cowfmt::shared::format::{format_store, plan};
 use cowfmt::shared::geometry::{default_journal_chunks, validate_chunk_size};
 use cowfmt::shared::header::SHARED_VERSION;
+use cowfmt::shared::leaf::check_snapshot_count;
 use cowfmt::shared::mask::{self, MAX_SNAPSHOTS};
-use cowfmt::shared::store::check_snapshot_count;
 use cowfmt::shared::{Exception, Geometry};
 use cowfmt::units::human_bytes;
 use cowfmt::{Error, SECTOR_BYTES};
@@ -182,7 +182,7 @@ pub fn restore(cli: &Cli, dump_path: &Path, text: &str) -> anyhow::Result<u8> {
 }
 
 /// Refuses more snapshots than a store of `chunk_sectors`-sector chunks
-/// serves (`shared::store::check_snapshot_count`). `place` names what asked
+/// serves (`shared::leaf::check_snapshot_count`). `place` names what asked
 /// for them.
 fn refuse_too_many_snapshots(
     snapshots: u32,

@@ -6,12 +6,13 @@
 
 use std::collections::HashMap;
 
-use crate::device::Device;
-use crate::error::{Error, Result};
+use cowfmt::blockdev::BlockDev;
+use cowfmt::device::Device;
+use cowfmt::error::{Error, Result};
 
-use super::geometry::Geometry;
-use super::leaf::Leaf;
-use super::node::Node;
+use cowfmt::shared::geometry::Geometry;
+use cowfmt::shared::leaf::Leaf;
+use cowfmt::shared::node::Node;
 
 /// Clean blocks kept after a commit before the cache is emptied.
 const CLEAN_BLOCKS_KEPT: usize = 1 << 16;
@@ -31,15 +32,15 @@ struct Cached {
 
 /// Decoded nodes and leaves of one COW device, keyed by chunk.
 #[derive(Debug)]
-pub struct BlockCache {
-    disk: Disk,
+pub struct BlockCache<D: BlockDev = Device> {
+    disk: Disk<D>,
     blocks: HashMap<u64, Cached>,
 }
 
 /// Reads and checks tree blocks.
 #[derive(Debug)]
-struct Disk {
-    device: Device,
+struct Disk<D: BlockDev> {
+    device: D,
     geometry: Geometry,
     buf: Vec<u8>,
 }
@@ -51,9 +52,9 @@ enum Kind {
     Leaf,
 }
 
-impl BlockCache {
+impl<D: BlockDev> BlockCache<D> {
     /// An empty cache over `device`, laid out as `geometry` says.
-    pub fn new(device: Device, geometry: &Geometry) -> Self {
+    pub fn new(device: D, geometry: &Geometry) -> Self {
         BlockCache {
             disk: Disk {
                 device,
@@ -65,7 +66,7 @@ impl BlockCache {
     }
 
     /// The COW device.
-    pub fn device(&self) -> &Device {
+    pub fn device(&self) -> &D {
         &self.disk.device
     }
 
@@ -236,7 +237,7 @@ impl Cached {
     }
 }
 
-impl Disk {
+impl<D: BlockDev> Disk<D> {
     /// Reads the block at `chunk` as `kind` and checks every chunk it names.
     fn read(&mut self, chunk: u64, kind: Kind) -> Result<Block> {
         self.device.read_chunk(chunk, &mut self.buf)?;

@@ -5,19 +5,19 @@
 
 use std::path::Path;
 
-use crate::device::Device;
-use crate::error::{Error, FormatError, Result};
+use cowfmt::blockdev::BlockDev;
+use cowfmt::device::Device;
+use cowfmt::error::{Error, FormatError, Result};
+use cowfmt::shared::bitmap::ChunkBitmap;
+use cowfmt::shared::format::format_store;
+use cowfmt::shared::geometry::{validate_chunk_size, Geometry};
+use cowfmt::shared::header::{SharedHeader, HEADER_BYTES};
+use cowfmt::shared::leaf::{max_snapshots, Exception};
+use cowfmt::shared::mask::{self, MAX_SNAPSHOTS};
 
-use super::alloc::Allocator;
-use super::bitmap::ChunkBitmap;
-use super::btree::Tree;
-use super::cache::BlockCache;
-use super::format::format_store;
-use super::geometry::{validate_chunk_size, Geometry};
-use super::header::SharedHeader;
-use super::leaf::Exception;
-pub use super::leaf::{check_snapshot_count, max_snapshots};
-use super::mask::{self, MAX_SNAPSHOTS};
+use crate::alloc::Allocator;
+use crate::btree::Tree;
+use crate::cache::BlockCache;
 
 /// How to format a new store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,28 +38,29 @@ pub enum CopyData {
     No,
 }
 
-/// An open shared store and its origin.
+/// An open shared store and its origin, both on devices of type `D` (image
+/// files and block devices by default; any [`BlockDev`]).
 #[derive(Debug)]
-pub struct SharedStore {
+pub struct SharedStore<D: BlockDev = Device> {
     header: SharedHeader,
     geometry: Geometry,
-    origin: Device,
+    origin: D,
     origin_chunks: u64,
-    tree: Tree,
+    tree: Tree<D>,
     buf: Vec<u8>,
 }
 
-impl SharedStore {
+impl<D: BlockDev> SharedStore<D> {
     /// Formats `cow` as an empty shared store for `origin` and opens it.
-    pub fn create(cow: Device, origin: Device, options: &CreateOptions) -> Result<Self> {
+    pub fn create(cow: D, origin: D, options: &CreateOptions) -> Result<Self> {
         format_store(&cow, options.chunk_sectors, options.journal_chunks)?;
         SharedStore::open(cow, origin)
     }
 
     /// Opens the shared store on `cow` for `origin`.
-    pub fn open(cow: Device, origin: Device) -> Result<Self> {
-        let mut first = [0u8; super::header::HEADER_BYTES];
-        cow.read_at(&mut first, 0, || "the shared store header".to_string())?;
+    pub fn open(cow: D, origin: D) -> Result<Self> {
+        let mut first = [0u8; HEADER_BYTES];
+        cow.read_at(&mut first, 0, &|| "the shared store header".to_string())?;
         let header = SharedHeader::decode(&first).map_err(|e| Error::format(cow.path(), e))?;
         header
             .validate_identity()
@@ -71,7 +72,7 @@ impl SharedStore {
             });
         }
         let geometry = Geometry::new(
-            cow.size_bytes(),
+            cow.size(),
             header.chunk_size,
             u64::from(header.nr_journal_chunks),
         );
@@ -83,7 +84,7 @@ impl SharedStore {
                         "the header's {} bitmap and {} journal chunks",
                         geometry.nr_bitmap_chunks, geometry.nr_journal_chunks
                     ),
-                    device_bytes: cow.size_bytes(),
+                    device_bytes: cow.size(),
                     needed_bytes: geometry.data_start() * geometry.chunk_bytes,
                 },
             ));
@@ -97,7 +98,7 @@ impl SharedStore {
         }
         let bitmap = ChunkBitmap::load(&cow, &geometry)?;
         let chunk_bytes = geometry.chunk_bytes as usize;
-        let origin_chunks = origin.size_bytes().div_ceil(geometry.chunk_bytes);
+        let origin_chunks = origin.size().div_ceil(geometry.chunk_bytes);
         Ok(SharedStore {
             tree: Tree {
                 cache: BlockCache::new(cow, &geometry),
@@ -140,6 +141,16 @@ impl SharedStore {
     /// Chunks of the origin (a partial last chunk counts).
     pub fn origin_chunks(&self) -> u64 {
         self.origin_chunks
+    }
+
+    /// The COW device.
+    pub fn cow_device(&self) -> &D {
+        self.tree.cache.device()
+    }
+
+    /// The origin device.
+    pub fn origin_device(&self) -> &D {
+        &self.origin
     }
 
     /// The COW device's path.
@@ -251,12 +262,41 @@ impl SharedStore {
     /// Before origin chunk `origin` changes, copies it out for every snapshot
     /// that still sees the origin there. Returns whether a record was added.
     pub fn copy_out(&mut self, origin: u64, data: CopyData) -> Result<bool> {
+        Ok(self.copy_out_to(origin, data)?.is_some())
+    }
+
+    /// Records the copy-out of origin chunk `origin` for every snapshot that
+    /// still sees the origin there, without moving data, and returns the COW
+    /// chunk the caller must copy the origin chunk to before the record is
+    /// committed; `None` when no snapshot needs a copy.
+    pub fn plan_copy_out(&mut self, origin: u64) -> Result<Option<u64>> {
+        self.copy_out_to(origin, CopyData::No)
+    }
+
+    /// Where snapshot `id` reads origin chunk `origin` from: `Some(COW chunk)`,
+    /// or `None` for the origin itself.
+    pub fn resolve(&mut self, id: u32, origin: u64) -> Result<Option<u64>> {
+        self.require(id)?;
         self.check_origin_chunk(origin)?;
-        let records = self.tree.lookup(origin)?;
-        let covered = records.iter().fold(0, |m, r| m | r.share);
+        let bit = mask::bit(id);
+        let found = self.tree.with_records(origin, |records| {
+            records.iter().find(|r| r.share & bit != 0).map(|r| r.chunk)
+        })?;
+        match found {
+            Some(chunk) => self.cow_offset(chunk, 0).map(|_| Some(chunk)),
+            None => Ok(None),
+        }
+    }
+
+    /// The copy-out of [`SharedStore::copy_out`], returning the chunk it recorded.
+    fn copy_out_to(&mut self, origin: u64, data: CopyData) -> Result<Option<u64>> {
+        self.check_origin_chunk(origin)?;
+        let covered = self
+            .tree
+            .with_records(origin, |records| records.iter().fold(0, |m, r| m | r.share))?;
         let need = self.header.snapmask & !covered;
         if need == 0 {
-            return Ok(false);
+            return Ok(None);
         }
         let leaf = self.tree.prepare_insert(origin)?;
         let chunk = self.tree.alloc_chunk()?;
@@ -265,7 +305,7 @@ impl SharedStore {
             self.tree.cache.device().write_chunk(chunk, &self.buf)?;
         }
         self.add_record(leaf, origin, Exception { share: need, chunk })?;
-        Ok(true)
+        Ok(Some(chunk))
     }
 
     /// Writes `data` to the origin at byte `offset`, copying out first every
@@ -294,16 +334,15 @@ impl SharedStore {
             {
                 Some(r) => {
                     let at = self.cow_offset(r.chunk, within)?;
-                    self.tree.cache.device().read_at(out, at, || {
+                    self.tree.cache.device().read_at(out, at, &|| {
                         format!("COW chunk {} of origin chunk {origin}", r.chunk)
                     })?
                 }
-                None => {
-                    self.origin
-                        .read_at(out, origin * self.geometry.chunk_bytes + within, || {
-                            format!("origin chunk {origin}")
-                        })?
-                }
+                None => self.origin.read_at(
+                    out,
+                    origin * self.geometry.chunk_bytes + within,
+                    &|| format!("origin chunk {origin}"),
+                )?,
             }
             done += len;
         }
@@ -428,9 +467,9 @@ impl SharedStore {
     /// Reads origin chunk `origin` into the buffer, zero-padding a partial last chunk.
     fn read_origin_chunk(&mut self, origin: u64) -> Result<()> {
         let start = origin * self.geometry.chunk_bytes;
-        let len = (self.origin.size_bytes() - start).min(self.geometry.chunk_bytes) as usize;
+        let len = (self.origin.size() - start).min(self.geometry.chunk_bytes) as usize;
         self.buf[len..].fill(0);
-        self.origin.read_at(&mut self.buf[..len], start, || {
+        self.origin.read_at(&mut self.buf[..len], start, &|| {
             format!("origin chunk {origin}")
         })
     }
@@ -447,14 +486,7 @@ impl SharedStore {
     }
 
     fn check_span(&self, offset: u64, len: usize) -> Result<()> {
-        let size = self.origin.size_bytes();
-        if offset.checked_add(len as u64).is_none_or(|end| end > size) {
-            return Err(Error::Invalid(format!(
-                "{}: {len} bytes at offset {offset} pass the end of the origin ({size} bytes)",
-                self.origin.path().display()
-            )));
-        }
-        Ok(())
+        check_origin_span(&self.origin, offset, len)
     }
 
     /// `(origin chunk, offset within it, length)` of each chunk `len` bytes at
@@ -490,4 +522,16 @@ impl SharedStore {
         self.header = header;
         self.origin.sync()
     }
+}
+
+/// Refuses `len` bytes at `offset` that pass the end of `origin`.
+pub(crate) fn check_origin_span<D: BlockDev>(origin: &D, offset: u64, len: usize) -> Result<()> {
+    let size = origin.size();
+    if offset.checked_add(len as u64).is_none_or(|end| end > size) {
+        return Err(Error::Invalid(format!(
+            "{}: {len} bytes at offset {offset} pass the end of the origin ({size} bytes)",
+            origin.path().display()
+        )));
+    }
+    Ok(())
 }

@@ -18,9 +18,9 @@ mod shared_support;
 use std::collections::BTreeMap;
 use std::ops::Range;
 
+use cowengine::{CopyData, SharedStore};
 use cowfmt::shared::check::{check, CheckOptions};
-use cowfmt::shared::store::max_snapshots;
-use cowfmt::shared::{CopyData, SharedStore};
+use cowfmt::shared::leaf::max_snapshots;
 use cowfmt::{Access, Device, Error};
 use proptest::prelude::*;
 use shared_support::{assert_consistent, Fixture};

@@ -6,6 +6,7 @@
 //! holds exactly the records the damage did not touch, each snapshot reading
 //! them back as before.
 
+#[path = "../../cowfmt/tests/corruption_support/mod.rs"]
 mod corruption_support;
 mod shared_support;
 
@@ -14,12 +15,13 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use corruption_support::{assert_codes, first, Rng};
+use cowengine::SharedStore;
 use cowfmt::shared::bitmap::ChunkBitmap;
 use cowfmt::shared::check::{check, CheckOptions, CheckReport};
 use cowfmt::shared::mask;
 use cowfmt::shared::repair::{self, RepairOptions, RepairReport, WriteOptions};
 use cowfmt::shared::walk::{walk_tree, BlockAt, TreeVisitor, WalkProblem};
-use cowfmt::shared::{Exception, Geometry, Leaf, Node, SharedHeader, SharedStore};
+use cowfmt::shared::{Exception, Geometry, Leaf, Node, SharedHeader};
 use cowfmt::{Access, Device, FindingCode, Location, Severity};
 use shared_support::Fixture;
 

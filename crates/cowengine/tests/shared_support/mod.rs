@@ -5,10 +5,11 @@
 
 use std::collections::HashSet;
 
+use cowengine::{CreateOptions, SharedStore};
 use cowfmt::shared::bitmap::ChunkBitmap;
 use cowfmt::shared::check::{check, CheckOptions};
 use cowfmt::shared::walk::{walk_tree, BlockAt, TreeVisitor, WalkProblem};
-use cowfmt::shared::{CreateOptions, Leaf, Node, SharedStore};
+use cowfmt::shared::{Leaf, Node};
 use cowfmt::{Access, Device};
 
 /// An origin image filled with a seeded pattern and a COW image.

@@ -5,21 +5,23 @@
 
 use std::collections::HashSet;
 
-use crate::error::{Error, Result};
-
-use super::alloc::Allocator;
-use super::cache::BlockCache;
-use super::leaf::{
+use cowfmt::blockdev::BlockDev;
+use cowfmt::device::Device;
+use cowfmt::error::{Error, Result};
+use cowfmt::shared::leaf::{
     max_records_per_origin, max_snapshots, Exception, Leaf, LEAF_HEADER_BYTES, MAP_ENTRY_BYTES,
     RECORD_BYTES,
 };
-use super::node::{node_capacity, Node, NodeEntry};
+use cowfmt::shared::node::{node_capacity, Node, NodeEntry};
+
+use crate::alloc::Allocator;
+use crate::cache::BlockCache;
 
 /// The tree of one store: its blocks, its allocator, its root and depth.
 #[derive(Debug)]
-pub struct Tree {
+pub struct Tree<D: BlockDev = Device> {
     /// Decoded blocks.
-    pub cache: BlockCache,
+    pub cache: BlockCache<D>,
     /// The chunk allocator (shared with data chunks).
     pub alloc: Allocator,
     /// Chunk of the root node.
@@ -36,7 +38,7 @@ struct Path {
     leaf: u64,
 }
 
-impl Tree {
+impl<D: BlockDev> Tree<D> {
     /// Free chunks needed to be sure an insert can split every level and grow
     /// the root, plus one data chunk.
     pub fn insert_reserve(&self) -> u64 {
@@ -55,18 +57,30 @@ impl Tree {
         Ok(Path { steps, leaf: chunk })
     }
 
-    /// The leaf that covers `origin` (its chunk).
+    /// The leaf that covers `origin` (its chunk); allocates nothing once the
+    /// blocks on the way are cached.
     pub fn leaf_for(&mut self, origin: u64) -> Result<u64> {
-        Ok(self.descend(origin)?.leaf)
+        let mut chunk = self.root;
+        for _ in 0..self.levels {
+            let node = self.cache.node(chunk)?;
+            chunk = node.entries[node.child_for(origin)].chunk;
+        }
+        Ok(chunk)
     }
 
     /// The records of origin chunk `origin` (empty when it has none).
     pub fn lookup(&mut self, origin: u64) -> Result<Vec<Exception>> {
+        self.with_records(origin, <[Exception]>::to_vec)
+    }
+
+    /// `f` of the records of origin chunk `origin` (empty when it has none),
+    /// without copying them.
+    pub fn with_records<R>(&mut self, origin: u64, f: impl FnOnce(&[Exception]) -> R) -> Result<R> {
         let leaf_chunk = self.leaf_for(origin)?;
         let leaf = self.cache.leaf(leaf_chunk)?;
         Ok(match leaf.find(origin) {
-            Ok(i) => leaf.records_of(i).to_vec(),
-            Err(_) => Vec::new(),
+            Ok(i) => f(leaf.records_of(i)),
+            Err(_) => f(&[]),
         })
     }
 

@@ -4,9 +4,10 @@
 
 mod shared_support;
 
+use cowengine::{CopyData, CreateOptions, SharedStore};
 use cowfmt::shared::build::StoreBuilder;
 use cowfmt::shared::walk::{walk_tree, BlockAt, TreeVisitor, WalkProblem};
-use cowfmt::shared::{CopyData, CreateOptions, Exception, Leaf, Node, SharedStore};
+use cowfmt::shared::{Exception, Leaf, Node};
 use cowfmt::{Access, Device};
 use shared_support::{assert_consistent, Fixture};
 

@@ -1,7 +1,7 @@
 //! The chunk allocator: next-fit over the whole bitmap, inside the data range.
 
-use super::bitmap::ChunkBitmap;
-use super::geometry::Geometry;
+use cowfmt::shared::bitmap::ChunkBitmap;
+use cowfmt::shared::geometry::Geometry;
 
 /// Hands out and takes back chunks of the data range, keeping the bitmap and a
 /// free count in step. It searches forward from the last chunk it handed out and

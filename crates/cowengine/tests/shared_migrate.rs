@@ -12,6 +12,7 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
+use cowengine::{CopyData, SharedStore};
 use cowfmt::finding::Severity;
 use cowfmt::persistent::check::{check, CheckOptions};
 use cowfmt::persistent::migrate::MigrateMode;
@@ -22,7 +23,6 @@ use cowfmt::shared::migrate::{
     self, plan_export, plan_import, plan_rechunk, ExportOptions, ImportOptions, JournalSize,
     RechunkOptions, SharedInput, SharedMigrateReport, SharedPlan, Side,
 };
-use cowfmt::shared::{CopyData, SharedStore};
 use cowfmt::{Access, Device, StoreKind};
 use shared_support::{assert_consistent, Fixture};
 use tempfile::TempDir;

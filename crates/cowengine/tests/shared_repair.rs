@@ -8,6 +8,7 @@ mod shared_support;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use cowengine::SharedStore;
 use cowfmt::shared::bitmap::ChunkBitmap;
 use cowfmt::shared::check::{check, CheckOptions};
 use cowfmt::shared::geometry::Geometry;
@@ -16,7 +17,7 @@ use cowfmt::shared::repair::{
     WriteOptions,
 };
 use cowfmt::shared::walk::{walk_tree, BlockAt, TreeVisitor, WalkProblem};
-use cowfmt::shared::{Leaf, Node, SharedStore};
+use cowfmt::shared::{Leaf, Node};
 use cowfmt::{Access, Device};
 use proptest::prelude::*;
 use shared_support::{assert_consistent, Fixture};

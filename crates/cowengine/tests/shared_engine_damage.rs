@@ -7,8 +7,9 @@
 mod shared_support;
 
 use byteorder::{ByteOrder, LittleEndian};
+use cowengine::SharedStore;
 use cowfmt::shared::walk::{walk_tree, BlockAt, TreeVisitor, WalkProblem};
-use cowfmt::shared::{Leaf, Node, SharedHeader, SharedStore};
+use cowfmt::shared::{Leaf, Node, SharedHeader};
 use cowfmt::{Access, Device, Error};
 use proptest::prelude::*;
 use shared_support::Fixture;

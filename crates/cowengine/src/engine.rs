@@ -1,0 +1,301 @@
+//! The shared store behind `&self`, for several I/O threads at once
+//! (docs/architecture.md, runtime.md 4.3): the metadata ([`SharedStore`]) sits
+//! behind one lock, data is copied outside it, and per-origin-chunk locks
+//! ([`ChunkLocks`]) order the I/O that touches one chunk:
+//!
+//! - an origin write holds its chunks exclusively; under the metadata lock it
+//!   records the copy-outs the snapshots need, copies the chunks outside it
+//!   (consecutive chunks in one read and one write), commits, and only then
+//!   writes the origin, so the old data and its record are durable first;
+//! - a snapshot read holds its chunks shared, so a read that resolves to the
+//!   origin never races an origin overwrite, and one that resolves to a COW
+//!   chunk still being copied waits for the copy;
+//! - a snapshot write holds its chunks exclusively and runs under the lock;
+//! - creating or deleting a snapshot closes a gate that new origin writes wait
+//!   at and lets the ones in flight drain, so none copies out for the old set
+//!   of snapshots and writes the origin under the new one;
+//! - a commit waits, under the metadata lock, until no copy is in flight, so it
+//!   never makes a record durable before the data it names.
+//!
+//! Origin reads take no lock. Buffers come from a pool, so the I/O path does
+//! not allocate once warm.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+
+use cowfmt::blockdev::BlockDev;
+use cowfmt::error::Result;
+use cowfmt::shared::header::SharedHeader;
+
+use crate::locks::{ChunkLocks, LockMode};
+use crate::store::{check_origin_span, CreateOptions, SharedStore};
+
+/// Stripes of the chunk lock table.
+const LOCK_STRIPES: usize = 4096;
+
+/// A shared store served to several threads.
+#[derive(Debug)]
+pub struct Engine<D: BlockDev> {
+    store: Mutex<SharedStore<Arc<D>>>,
+    cow: Arc<D>,
+    origin: Arc<D>,
+    chunk_bytes: u64,
+    locks: ChunkLocks,
+    gate: RwLock<()>,
+    copies: Mutex<u64>,
+    copies_done: Condvar,
+    scratch: Mutex<Vec<Scratch>>,
+}
+
+/// Reusable buffers of one origin write.
+#[derive(Debug, Default)]
+struct Scratch {
+    data: Vec<u8>,
+    plans: Vec<(u64, u64)>,
+}
+
+impl<D: BlockDev> Engine<D> {
+    /// Formats `cow` as an empty shared store for `origin` and serves it.
+    pub fn create(cow: D, origin: D, options: &CreateOptions) -> Result<Self> {
+        let (cow, origin) = (Arc::new(cow), Arc::new(origin));
+        let store = SharedStore::create(Arc::clone(&cow), Arc::clone(&origin), options)?;
+        Ok(Engine::serve(store, cow, origin))
+    }
+
+    /// Serves the shared store on `cow` for `origin`.
+    pub fn open(cow: D, origin: D) -> Result<Self> {
+        let (cow, origin) = (Arc::new(cow), Arc::new(origin));
+        let store = SharedStore::open(Arc::clone(&cow), Arc::clone(&origin))?;
+        Ok(Engine::serve(store, cow, origin))
+    }
+
+    fn serve(store: SharedStore<Arc<D>>, cow: Arc<D>, origin: Arc<D>) -> Self {
+        Engine {
+            chunk_bytes: store.geometry().chunk_bytes,
+            store: Mutex::new(store),
+            cow,
+            origin,
+            locks: ChunkLocks::new(LOCK_STRIPES),
+            gate: RwLock::new(()),
+            copies: Mutex::new(0),
+            copies_done: Condvar::new(),
+            scratch: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn store(&self) -> MutexGuard<'_, SharedStore<Arc<D>>> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The COW device.
+    pub fn cow_device(&self) -> &D {
+        &self.cow
+    }
+
+    /// The origin device.
+    pub fn origin_device(&self) -> &D {
+        &self.origin
+    }
+
+    /// The header as the next commit will write it.
+    pub fn header(&self) -> SharedHeader {
+        self.store().header()
+    }
+
+    /// Bit s set: snapshot s exists.
+    pub fn snapmask(&self) -> u64 {
+        self.store().snapmask()
+    }
+
+    /// Creates snapshot `id`, or the lowest free id, seeing the origin as it is
+    /// once the origin writes in flight have landed.
+    pub fn create_snapshot(&self, id: Option<u32>) -> Result<u32> {
+        let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        self.store().create_snapshot(id)
+    }
+
+    /// Creates a snapshot that sees what snapshot `parent` sees now.
+    pub fn create_snapshot_of(&self, parent: u32) -> Result<u32> {
+        let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        self.store().create_snapshot_of(parent)
+    }
+
+    /// Deletes snapshot `id`; returns the data chunks freed.
+    pub fn delete_snapshot(&self, id: u32) -> Result<u64> {
+        let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        self.store().delete_snapshot(id)
+    }
+
+    /// Writes every metadata change since the last commit, once no copy-out is
+    /// in flight.
+    pub fn commit(&self) -> Result<()> {
+        let mut store = self.store();
+        let mut copies = self.copies.lock().unwrap_or_else(|e| e.into_inner());
+        while *copies > 0 {
+            copies = self
+                .copies_done
+                .wait(copies)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        drop(copies);
+        store.commit()
+    }
+
+    /// Reads the origin at byte `offset`; no lock is taken.
+    pub fn origin_read(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.check_span(offset, buf.len())?;
+        let len = buf.len();
+        self.origin
+            .read_at(buf, offset, &|| format!("{len} bytes of the origin"))
+    }
+
+    /// Writes `data` to the origin at byte `offset` once every chunk it touches
+    /// is copied out for the snapshots that still see it, and committed.
+    pub fn origin_write(&self, offset: u64, data: &[u8]) -> Result<()> {
+        self.check_span(offset, data.len())?;
+        let Some((first, count)) = self.chunk_range(offset, data.len()) else {
+            return Ok(());
+        };
+        let _gate = self.gate.read().unwrap_or_else(|e| e.into_inner());
+        let _chunks = self.locks.lock(first, count, LockMode::Exclusive);
+        let mut scratch = self.take_scratch();
+        let planned = self.plan_copy_outs(first, count, &mut scratch.plans);
+        let copied = if scratch.plans.is_empty() {
+            Ok(())
+        } else {
+            self.copy_runs(&mut scratch)
+        };
+        self.end_copy();
+        let any = !scratch.plans.is_empty();
+        self.give_back(scratch);
+        planned?;
+        copied?;
+        if any {
+            self.commit()?;
+        }
+        self.origin.write_at(data, offset)
+    }
+
+    /// Records the copy-outs of chunks `first..first + count` under the
+    /// metadata lock, counting one copy in flight (ended by [`Engine::end_copy`]
+    /// whatever happens). Plans made before an error are kept, so that their
+    /// data is still copied before any commit can name it.
+    fn plan_copy_outs(&self, first: u64, count: u64, plans: &mut Vec<(u64, u64)>) -> Result<()> {
+        plans.clear();
+        let mut store = self.store();
+        *self.copies.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        for chunk in first..first + count {
+            if let Some(cow) = store.plan_copy_out(chunk)? {
+                plans.push((chunk, cow));
+            }
+        }
+        Ok(())
+    }
+
+    fn end_copy(&self) {
+        let mut copies = self.copies.lock().unwrap_or_else(|e| e.into_inner());
+        *copies -= 1;
+        if *copies == 0 {
+            self.copies_done.notify_all();
+        }
+    }
+
+    /// Copies each planned origin chunk to its COW chunk, a run of chunks
+    /// consecutive on both devices in one read and one write.
+    fn copy_runs(&self, scratch: &mut Scratch) -> Result<()> {
+        let cb = self.chunk_bytes;
+        let origin_bytes = self.origin.size();
+        let mut i = 0;
+        while i < scratch.plans.len() {
+            let (origin, cow) = scratch.plans[i];
+            let mut n = 1;
+            while scratch
+                .plans
+                .get(i + n)
+                .is_some_and(|&(o, c)| o == origin + n as u64 && c == cow + n as u64)
+            {
+                n += 1;
+            }
+            let len = n * cb as usize;
+            scratch.data.clear();
+            scratch.data.resize(len, 0);
+            let start = origin * cb;
+            let present = (origin_bytes - start).min(len as u64) as usize;
+            self.origin
+                .read_at(&mut scratch.data[..present], start, &|| {
+                    format!("origin chunks {origin}..{}", origin + n as u64)
+                })?;
+            self.cow.write_at(&scratch.data, cow * cb)?;
+            i += n;
+        }
+        Ok(())
+    }
+
+    /// Reads snapshot `id`'s view at byte `offset` into `buf`.
+    pub fn snapshot_read(&self, id: u32, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.check_span(offset, buf.len())?;
+        let Some((first, count)) = self.chunk_range(offset, buf.len()) else {
+            return Ok(());
+        };
+        let _chunks = self.locks.lock(first, count, LockMode::Shared);
+        let cb = self.chunk_bytes;
+        let mut at = offset;
+        let mut done = 0;
+        while done < buf.len() {
+            let origin = at / cb;
+            let within = at % cb;
+            let len = ((cb - within) as usize).min(buf.len() - done);
+            let out = &mut buf[done..done + len];
+            match self.store().resolve(id, origin)? {
+                Some(chunk) => self.cow.read_at(out, chunk * cb + within, &|| {
+                    format!("COW chunk {chunk} of origin chunk {origin}")
+                })?,
+                None => self
+                    .origin
+                    .read_at(out, at, &|| format!("origin chunk {origin}"))?,
+            }
+            done += len;
+            at += len as u64;
+        }
+        Ok(())
+    }
+
+    /// Writes `data` into snapshot `id`'s view at byte `offset`; the records it
+    /// makes ride the next commit.
+    pub fn snapshot_write(&self, id: u32, offset: u64, data: &[u8]) -> Result<()> {
+        self.check_span(offset, data.len())?;
+        let Some((first, count)) = self.chunk_range(offset, data.len()) else {
+            return Ok(());
+        };
+        let _chunks = self.locks.lock(first, count, LockMode::Exclusive);
+        self.store().snapshot_write(id, offset, data)
+    }
+
+    /// The origin chunks `len` bytes at `offset` touch, as (first, count).
+    fn chunk_range(&self, offset: u64, len: usize) -> Option<(u64, u64)> {
+        if len == 0 {
+            return None;
+        }
+        let first = offset / self.chunk_bytes;
+        let last = (offset + len as u64 - 1) / self.chunk_bytes;
+        Some((first, last - first + 1))
+    }
+
+    fn check_span(&self, offset: u64, len: usize) -> Result<()> {
+        check_origin_span(&*self.origin, offset, len)
+    }
+
+    fn take_scratch(&self) -> Scratch {
+        self.scratch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default()
+    }
+
+    fn give_back(&self, scratch: Scratch) {
+        self.scratch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(scratch);
+    }
+}

@@ -1,0 +1,31 @@
+//! `cowengine`: the live engine of the shared exception store.
+//!
+//! It opens a shared store formatted by `cowfmt`, creates and deletes
+//! snapshots, copies origin chunks out before they are overwritten, reads and
+//! writes each snapshot's view, and commits its metadata. The on-disk structs
+//! (header, geometry, bitmap, node, leaf), the checker and the offline jobs stay
+//! in `cowfmt`; this crate stands on them and nothing in `cowfmt` or `cowtools`
+//! depends on it (docs/architecture.md).
+//!
+//! Modules:
+//! - [`alloc`]: the chunk allocator over the bitmap;
+//! - [`cache`], [`btree`]: decoded blocks and the tree operations on them;
+//! - [`store`]: the engine (snapshots, origin and snapshot I/O, commit), one
+//!   caller at a time (`&mut self`);
+//! - [`engine`]: the store behind `&self` for several I/O threads, with
+//!   [`locks`] (per-origin-chunk locks) and [`errno`] (what a block device
+//!   reports for each error).
+//!
+//! Every device is a [`cowfmt::BlockDev`]: image files and block devices,
+//! memory, or a recording crash device.
+
+pub mod alloc;
+pub mod btree;
+pub mod cache;
+pub mod engine;
+pub mod errno;
+pub mod locks;
+pub mod store;
+
+pub use engine::Engine;
+pub use store::{CopyData, CreateOptions, SharedStore};
