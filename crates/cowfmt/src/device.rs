@@ -161,6 +161,26 @@ impl Device {
         })
     }
 
+    /// Wraps an image file already open for reading and writing, as the
+    /// output guard opens a new or claimed output file.
+    pub(crate) fn from_open_file(file: File, path: &Path) -> Result<Self> {
+        let size = file
+            .metadata()
+            .map_err(|source| Error::Io {
+                path: path.to_path_buf(),
+                action: "cannot stat",
+                source,
+            })?
+            .len();
+        Ok(Device {
+            file,
+            path: path.to_path_buf(),
+            size,
+            backing: Backing::File,
+            access: Access::ReadWrite,
+        })
+    }
+
     /// The path the device was opened from.
     pub fn path(&self) -> &Path {
         &self.path

@@ -10,6 +10,7 @@
 //! - [`persistent`]: the kernel's "SnAp" v1 store (also used for `legacy`);
 //! - [`finding`]: the finding model shared by every checker;
 //! - [`kind`]: store kinds and detection by magic;
+//! - [`output`]: the output guard every writing job goes through;
 //! - [`units`]: size parsing (`4k`, `64M`, `8s`).
 
 pub mod bitset;
@@ -17,6 +18,7 @@ pub mod device;
 pub mod error;
 pub mod finding;
 pub mod kind;
+pub mod output;
 pub mod persistent;
 pub mod shared;
 pub mod units;
