@@ -50,10 +50,17 @@ mod tests {
         let soft = dir.path().join("soft.img");
         std::os::unix::fs::symlink(&input, &soft).unwrap();
         let open = std::fs::File::open(&input).unwrap();
-        let fd = format!("/proc/self/fd/{}", std::os::unix::io::AsRawFd::as_raw_fd(&open));
+        let fd = format!(
+            "/proc/self/fd/{}",
+            std::os::unix::io::AsRawFd::as_raw_fd(&open)
+        );
         for alias in [hard.as_path(), soft.as_path(), Path::new(&fd)] {
             let meta = std::fs::metadata(alias).unwrap();
-            assert!(refuse_alias(alias, &meta, &[&input]).is_err(), "{}", alias.display());
+            assert!(
+                refuse_alias(alias, &meta, &[&input]).is_err(),
+                "{}",
+                alias.display()
+            );
         }
         let other = dir.path().join("other.img");
         std::fs::write(&other, b"y").unwrap();

@@ -17,11 +17,9 @@ pub fn holds_data(device: &Device, span: u64) -> Result<Option<String>> {
     let Some(first) = bytes.iter().position(|&b| b != 0) else {
         return Ok(None);
     };
-    Ok(Some(
-        describe_store(&bytes).unwrap_or_else(|| {
-            format!("chunk 0 is not all zero (first non-zero byte at offset {first})")
-        }),
-    ))
+    Ok(Some(describe_store(&bytes).unwrap_or_else(|| {
+        format!("chunk 0 is not all zero (first non-zero byte at offset {first})")
+    })))
 }
 
 /// The store (or unfinished output) the first bytes belong to, by magic.
@@ -32,7 +30,11 @@ fn describe_store(bytes: &[u8]) -> Option<String> {
     let field = |at: usize| Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
     match field(0)? {
         PERSISTENT_MAGIC => {
-            let state = if field(4)? == 0 { ", marked invalid" } else { "" };
+            let state = if field(4)? == 0 {
+                ", marked invalid"
+            } else {
+                ""
+            };
             Some(format!(
                 "already holds a persistent store (SnAp, chunk size {}{state})",
                 field(12)?
@@ -56,9 +58,14 @@ mod tests {
         assert_eq!(holds_data(&device, 4096).unwrap(), None);
         let found = holds_data(&device, 8192).unwrap().unwrap();
         assert!(found.contains("offset 5000"), "{found}");
-        device.write_at(b"SnAp\x01\0\0\0\x01\0\0\0\x08\0\0\0", 0).unwrap();
+        device
+            .write_at(b"SnAp\x01\0\0\0\x01\0\0\0\x08\0\0\0", 0)
+            .unwrap();
         let found = holds_data(&device, 4096).unwrap().unwrap();
-        assert!(found.contains("persistent store (SnAp, chunk size 8)"), "{found}");
+        assert!(
+            found.contains("persistent store (SnAp, chunk size 8)"),
+            "{found}"
+        );
         Marker::Writing.write(&device).unwrap();
         let found = holds_data(&device, 4096).unwrap().unwrap();
         assert!(found.contains("incomplete output"), "{found}");

@@ -19,5 +19,7 @@ mod text;
 pub use alias::{refuse_alias, same_file};
 pub use contents::holds_data;
 pub use marker::{fingerprint, InRepair, Marker, MARKER_BYTES, MARKER_MAGIC};
-pub use target::{claim_in_place, open_output, OutputClaim, OutputRequest, PreparedOutput, OUTPUT_PROBE_BYTES};
+pub use target::{
+    claim_in_place, open_output, OutputClaim, OutputRequest, PreparedOutput, OUTPUT_PROBE_BYTES,
+};
 pub use text::TextOutput;

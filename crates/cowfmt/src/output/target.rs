@@ -295,7 +295,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.img");
         let prepared = open_output(&request(&path, &[], false)).unwrap();
-        assert_eq!(Marker::read(&prepared.device).unwrap(), Some(Marker::Writing));
+        assert_eq!(
+            Marker::read(&prepared.device).unwrap(),
+            Some(Marker::Writing)
+        );
         drop(prepared);
         assert!(!path.exists());
         let prepared = open_output(&request(&path, &[], false)).unwrap();

@@ -12,8 +12,8 @@ use clap::{Parser, ValueEnum};
 use comfy_table::{presets::UTF8_FULL, Table};
 use cowfmt::device::{Access, Device};
 use cowfmt::kind::{PERSISTENT_MAGIC, SHARED_MAGIC};
-use cowfmt::persistent::check::{check, CheckOptions};
 use cowfmt::output::{self, InRepair, Marker, OutputClaim, OutputRequest};
+use cowfmt::persistent::check::{check, CheckOptions};
 use cowfmt::persistent::repair::{self, JobError, RepairOptions, RepairReport, Salvage};
 use cowfmt::persistent::table::{snapshot_table_line, TableDevices};
 use cowfmt::shared::check as shared_check;
@@ -39,6 +39,7 @@ EXAMPLES:
     cowrepair -i cow.img -o fixed.img --chunk-size 8k
   Rewrite the store in place, after copying it to a verified backup:
     cowrepair -i /dev/vg/data-cow --in-place --backup /srv/data-cow.bak
+  (interrupted? run the same command again: it finishes from that backup)
   Machine-readable report:
     cowrepair -i cow.img -o fixed.img --format json
   A shared store whose header was wiped, with snapshots 0-3 and 5:
@@ -91,7 +92,8 @@ struct Cli {
     #[arg(long)]
     in_place: bool,
 
-    /// Where --in-place copies the input first (must be new or empty).
+    /// Where --in-place copies the input first (must be new or empty); to
+    /// finish an interrupted --in-place repair, the backup it made.
     #[arg(long, value_name = "FILE")]
     backup: Option<PathBuf>,
 
@@ -449,11 +451,7 @@ impl InPlace {
 /// Copies the input to `backup_path` and verifies the copy; returns the
 /// backup, opened read-only, and the claim that removes it if the job stops
 /// before the input is touched. The input is closed.
-fn back_up(
-    cli: &Cli,
-    input: Device,
-    backup_path: &Path,
-) -> anyhow::Result<(Device, OutputClaim)> {
+fn back_up(cli: &Cli, input: Device, backup_path: &Path) -> anyhow::Result<(Device, OutputClaim)> {
     let prepared = output::open_output(&OutputRequest {
         path: backup_path,
         size: input.size_bytes(),

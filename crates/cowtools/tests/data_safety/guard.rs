@@ -25,7 +25,12 @@ fn records(path: &Path) -> Vec<ExceptionRecord> {
 
 /// Whether cowcheck calls the store at `path` clean (exit 0).
 fn checks_clean(path: &Path) -> bool {
-    tool("cowcheck").arg(path).output().unwrap().status.success()
+    tool("cowcheck")
+        .arg(path)
+        .output()
+        .unwrap()
+        .status
+        .success()
 }
 
 /// A persistent store of `records` records with 512-byte chunks, large enough
@@ -44,7 +49,10 @@ fn damaged_store(dir: &tempfile::TempDir, name: &str, records: u64) -> PathBuf {
             })
             .unwrap();
         if i % 64 == 0 {
-            writer.device().write_at(&[i as u8 | 1; 512], new_chunk * 512).unwrap();
+            writer
+                .device()
+                .write_at(&[i as u8 | 1; 512], new_chunk * 512)
+                .unwrap();
         }
     }
     writer.finish().unwrap();
@@ -91,7 +99,12 @@ fn run_killed_after(
 fn timed(program: &Path, args: &[&str]) -> Duration {
     let start = Instant::now();
     let output = StdCommand::new(program).args(args).output().unwrap();
-    assert!(output.status.success(), "{} {args:?}: {}", program.display(), stderr(&output));
+    assert!(
+        output.status.success(),
+        "{} {args:?}: {}",
+        program.display(),
+        stderr(&output)
+    );
     start.elapsed()
 }
 
@@ -104,7 +117,10 @@ fn kill_points(total: Duration, count: u32) -> impl Iterator<Item = Duration> {
 fn case_1_cowdump_never_writes_over_its_input_nor_an_existing_file() {
     let dir = tempdir();
     let cow = dir.path().join("cow.img");
-    tool("mkcow").args(["-q", "--size", "64M", s(&cow)]).assert().success();
+    tool("mkcow")
+        .args(["-q", "--size", "64M", s(&cow)])
+        .assert()
+        .success();
     let before = std::fs::read(&cow).unwrap();
     let hard = dir.path().join("hard.img");
     std::fs::hard_link(&cow, &hard).unwrap();
@@ -123,8 +139,17 @@ fn case_1_cowdump_never_writes_over_its_input_nor_an_existing_file() {
                 .output()
                 .unwrap();
             assert_one_line_error(&output, 2, s(alias));
-            assert!(stderr(&output).contains("which this job reads"), "{}", stderr(&output));
-            assert_eq!(std::fs::read(&cow).unwrap(), before, "{args:?} -o {}", alias.display());
+            assert!(
+                stderr(&output).contains("which this job reads"),
+                "{}",
+                stderr(&output)
+            );
+            assert_eq!(
+                std::fs::read(&cow).unwrap(),
+                before,
+                "{args:?} -o {}",
+                alias.display()
+            );
         }
     }
     let script = format!(
@@ -133,13 +158,19 @@ fn case_1_cowdump_never_writes_over_its_input_nor_an_existing_file() {
         s(&bin("cowdump")),
         s(&cow)
     );
-    let output = StdCommand::new("sh").args(["-c", &script]).output().unwrap();
+    let output = StdCommand::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert_eq!(std::fs::read(&cow).unwrap(), before, "/proc/self/fd alias");
 
     let other = dir.path().join("other.txt");
     std::fs::write(&other, b"precious").unwrap();
-    let output = tool("cowdump").args(["-o", s(&other), s(&cow)]).output().unwrap();
+    let output = tool("cowdump")
+        .args(["-o", s(&other), s(&cow)])
+        .output()
+        .unwrap();
     assert_one_line_error(&output, 2, s(&other));
     assert!(stderr(&output).contains("--force"), "{}", stderr(&output));
     assert_eq!(std::fs::read(&other).unwrap(), b"precious");
@@ -147,7 +178,9 @@ fn case_1_cowdump_never_writes_over_its_input_nor_an_existing_file() {
         .args(["--force", "-o", s(&other), s(&cow)])
         .assert()
         .success();
-    assert!(std::fs::read_to_string(&other).unwrap().contains("exceptions"));
+    assert!(std::fs::read_to_string(&other)
+        .unwrap()
+        .contains("exceptions"));
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(names.len(), 4, "no temporary file is left: {names:?}");
 }
@@ -164,14 +197,47 @@ fn case_1_no_writer_takes_an_alias_of_its_input_or_origin_even_with_force() {
     std::os::unix::fs::symlink(&origin, &soft).unwrap();
     let runs: Vec<Vec<&str>> = vec![
         vec!["cowrepair", "-i", s(&cow), "-o", s(&hard), "--force"],
-        vec!["cowrepair", "-i", s(&cow), "--in-place", "--backup", s(&hard), "--force"],
-        vec!["cowmigrate", "-i", s(&cow), "-o", s(&hard), "--force", "--chunk-size", "8k", "--origin", s(&origin)],
+        vec![
+            "cowrepair",
+            "-i",
+            s(&cow),
+            "--in-place",
+            "--backup",
+            s(&hard),
+            "--force",
+        ],
+        vec![
+            "cowmigrate",
+            "-i",
+            s(&cow),
+            "-o",
+            s(&hard),
+            "--force",
+            "--chunk-size",
+            "8k",
+            "--origin",
+            s(&origin),
+        ],
         vec!["mkcow", "--force", "--origin", s(&cow), s(&hard)],
-        vec!["cowrepair", "-i", s(&cow), "-o", s(&soft), "--force", "--origin", s(&origin)],
+        vec![
+            "cowrepair",
+            "-i",
+            s(&cow),
+            "-o",
+            s(&soft),
+            "--force",
+            "--origin",
+            s(&origin),
+        ],
     ];
     for run in runs {
         let output = tool(run[0]).args(&run[1..]).output().unwrap();
-        assert_eq!(output.status.code(), Some(2), "{run:?}: {}", stderr(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{run:?}: {}",
+            stderr(&output)
+        );
         assert_no_panic(&output);
         assert_eq!(std::fs::read(&cow).unwrap(), before, "{run:?}");
         let origin_device = Device::open(&origin, Access::ReadOnly).unwrap();
@@ -197,7 +263,10 @@ fn case_8_a_busy_in_place_input_is_refused_before_any_backup() {
         .unwrap()
         .success()
     {
-        assert!(held.elapsed() < Duration::from_secs(10), "the lock was never taken");
+        assert!(
+            held.elapsed() < Duration::from_secs(10),
+            "the lock was never taken"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let output = tool("cowrepair")
@@ -207,7 +276,10 @@ fn case_8_a_busy_in_place_input_is_refused_before_any_backup() {
     holder.kill().unwrap();
     holder.wait().unwrap();
     assert_one_line_error(&output, 2, s(&cow));
-    assert!(!backup.exists(), "no backup is made of an input that cannot be written");
+    assert!(
+        !backup.exists(),
+        "no backup is made of an input that cannot be written"
+    );
     assert_eq!(std::fs::read(&cow).unwrap(), before);
 }
 
@@ -237,7 +309,10 @@ fn case_8_a_read_only_in_place_input_is_refused_before_any_backup() {
     };
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains(s(&cow)), "{}", stderr(&output));
-    assert!(!backup.exists(), "no backup is made of an input that cannot be written");
+    assert!(
+        !backup.exists(),
+        "no backup is made of an input that cannot be written"
+    );
     assert_eq!(std::fs::read(&cow).unwrap(), before);
 }
 
@@ -248,13 +323,13 @@ fn case_11_a_killed_job_never_leaves_an_output_that_checks_clean() {
     let origin = blank_image(&dir, "origin.img", 1 << 30);
     let out = dir.path().join("out.img");
     let dump_file = dir.path().join("dump.json");
-    tool("cowdump")
-        .args(["--format", "json", "-o", s(&dump_file), s(&input)])
-        .assert()
-        .success();
     let repaired = dir.path().join("repaired.img");
     tool("cowrepair")
         .args(["-q", "-i", s(&input), "-o", s(&repaired)])
+        .assert()
+        .success();
+    tool("cowdump")
+        .args(["--format", "json", "-o", s(&dump_file), s(&repaired)])
         .assert()
         .success();
     let jobs: Vec<(&str, Vec<&str>)> = vec![
@@ -262,12 +337,27 @@ fn case_11_a_killed_job_never_leaves_an_output_that_checks_clean() {
         (
             "cowmigrate",
             vec![
-                "-q", "-i", s(&repaired), "-o", s(&out), "--chunk-size", "4k", "--origin", s(&origin),
-                "--size", "160M",
+                "-q",
+                "-i",
+                s(&repaired),
+                "-o",
+                s(&out),
+                "--chunk-size",
+                "4k",
+                "--origin",
+                s(&origin),
+                "--size",
+                "160M",
             ],
         ),
-        ("cowmigrate", vec!["-q", "-i", s(&repaired), "-o", s(&out), "--to", "shared"]),
-        ("mkcow", vec!["-q", "--from-dump", s(&dump_file), "--size", "64M", s(&out)]),
+        (
+            "cowmigrate",
+            vec!["-q", "-i", s(&repaired), "-o", s(&out), "--to", "shared"],
+        ),
+        (
+            "mkcow",
+            vec!["-q", "--from-dump", s(&dump_file), "--size", "64M", s(&out)],
+        ),
     ];
     for (program, args) in jobs {
         let total = timed(&bin(program), &args);
@@ -322,7 +412,11 @@ fn case_12_two_jobs_on_one_new_output_never_both_succeed_nor_mix() {
         assert!(!(won[0] && won[1]), "round {round}: both jobs exited 0");
         if let Some(winner) = won.iter().position(|&w| w) {
             assert!(checks_clean(&out), "round {round}");
-            assert_eq!(records(&out), wants[winner], "round {round}: the output is a mix");
+            assert_eq!(
+                records(&out),
+                wants[winner],
+                "round {round}: the output is a mix"
+            );
         }
         let _ = std::fs::remove_file(&out);
     }
@@ -331,7 +425,12 @@ fn case_12_two_jobs_on_one_new_output_never_both_succeed_nor_mix() {
 /// The in-place repair killed at many points: the input never checks clean
 /// with part of its records, and a rerun with the same backup always ends
 /// with every record the uninterrupted repair keeps.
-fn in_place_survives_kills(input: &Path, dir: &tempfile::TempDir, points: u32, want: &dyn Fn(&Path)) {
+fn in_place_survives_kills(
+    input: &Path,
+    dir: &tempfile::TempDir,
+    points: u32,
+    want: &dyn Fn(&Path),
+) {
     let original = std::fs::read(input).unwrap();
     let backup = dir.path().join("in.bak");
     let args = ["-q", "-i", s(input), "--in-place", "--backup", s(&backup)];
@@ -366,10 +465,18 @@ fn in_place_survives_kills(input: &Path, dir: &tempfile::TempDir, points: u32, w
             assert!(stdout(&check).contains("in repair") || stderr(&check).contains("in repair"));
         }
         let rerun = tool("cowrepair").args(args).output().unwrap();
-        assert_eq!(rerun.status.code(), Some(0), "after {delay:?}: {}", stderr(&rerun));
+        assert_eq!(
+            rerun.status.code(),
+            Some(0),
+            "after {delay:?}: {}",
+            stderr(&rerun)
+        );
         want(input);
     }
-    assert!(resumed >= 3, "only {resumed} kills landed after the input was marked");
+    assert!(
+        resumed >= 3,
+        "only {resumed} kills landed after the input was marked"
+    );
 }
 
 #[test]
@@ -404,8 +511,13 @@ fn in_place_rerun_refuses_another_backup() {
         )
         .unwrap(),
     );
-    marker.write(&Device::open(&input, Access::ReadWrite).unwrap()).unwrap();
-    let output = tool("cowrepair").args(["-i", s(&input), "-o", s(&dir.path().join("x.img"))]).output().unwrap();
+    marker
+        .write(&Device::open(&input, Access::ReadWrite).unwrap())
+        .unwrap();
+    let output = tool("cowrepair")
+        .args(["-i", s(&input), "-o", s(&dir.path().join("x.img"))])
+        .output()
+        .unwrap();
     assert_one_line_error(&output, 2, s(&input));
     assert!(stderr(&output).contains("in repair"), "{}", stderr(&output));
     let other = dir.path().join("other.bak");
@@ -417,7 +529,11 @@ fn in_place_rerun_refuses_another_backup() {
         .output()
         .unwrap();
     assert_one_line_error(&output, 2, s(&other));
-    assert!(stderr(&output).contains("is not the backup"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("is not the backup"),
+        "{}",
+        stderr(&output)
+    );
     tool("cowrepair")
         .args(["-q", "-i", s(&input), "--in-place", "--backup", s(&backup)])
         .assert()
@@ -451,7 +567,10 @@ fn shared_store(dir: &tempfile::TempDir) -> PathBuf {
 
 /// The records of the shared store at `path`, as cowdump's JSON lists them.
 fn shared_records(path: &Path) -> serde_json::Value {
-    let output = tool("cowdump").args(["--format", "json", s(path)]).output().unwrap();
+    let output = tool("cowdump")
+        .args(["--format", "json", s(path)])
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     let dump: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     dump["exceptions"].clone()
