@@ -137,14 +137,7 @@ impl Device {
                 path: path.to_path_buf(),
                 source,
             })?;
-        let current = file
-            .metadata()
-            .map_err(|source| Error::Io {
-                path: path.to_path_buf(),
-                action: "cannot stat",
-                source,
-            })?
-            .len();
+        let current = file_len(&file, path)?;
         if current < size {
             file.set_len(size).map_err(|source| Error::Io {
                 path: path.to_path_buf(),
@@ -164,14 +157,7 @@ impl Device {
     /// Wraps an image file already open for reading and writing, as the
     /// output guard opens a new or claimed output file.
     pub(crate) fn from_open_file(file: File, path: &Path) -> Result<Self> {
-        let size = file
-            .metadata()
-            .map_err(|source| Error::Io {
-                path: path.to_path_buf(),
-                action: "cannot stat",
-                source,
-            })?
-            .len();
+        let size = file_len(&file, path)?;
         Ok(Device {
             file,
             path: path.to_path_buf(),
@@ -392,6 +378,17 @@ impl Device {
             source,
         })
     }
+}
+
+fn file_len(file: &File, path: &Path) -> Result<u64> {
+    Ok(file
+        .metadata()
+        .map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            action: "cannot stat",
+            source,
+        })?
+        .len())
 }
 
 fn chunk_offset(chunk: u64, chunk_bytes: usize) -> u64 {

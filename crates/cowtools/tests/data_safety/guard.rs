@@ -245,13 +245,29 @@ fn case_1_no_writer_takes_an_alias_of_its_input_or_origin_even_with_force() {
     }
 }
 
-#[test]
-fn case_8_a_busy_in_place_input_is_refused_before_any_backup() {
+/// A small damaged store for an in-place repair: the directory, the store,
+/// its bytes and the backup path (not created).
+fn in_place_input() -> (tempfile::TempDir, PathBuf, Vec<u8>, PathBuf) {
     let dir = tempdir();
     let cow = build_store(&dir, "cow.img", 8, 64, 10);
     write_area0_record(&cow, 3, 5, 9999);
     let before = std::fs::read(&cow).unwrap();
     let backup = dir.path().join("cow.bak");
+    (dir, cow, before, backup)
+}
+
+/// The input is as it was, and no backup was made of it.
+fn assert_refused_before_backup(cow: &Path, before: &[u8], backup: &Path) {
+    assert!(
+        !backup.exists(),
+        "no backup is made of an input that cannot be written"
+    );
+    assert_eq!(std::fs::read(cow).unwrap(), before);
+}
+
+#[test]
+fn case_8_a_busy_in_place_input_is_refused_before_any_backup() {
+    let (dir, cow, before, backup) = in_place_input();
     let mut holder = StdCommand::new("flock")
         .args(["-x", s(&cow), "sleep", "30"])
         .spawn()
@@ -276,20 +292,12 @@ fn case_8_a_busy_in_place_input_is_refused_before_any_backup() {
     holder.kill().unwrap();
     holder.wait().unwrap();
     assert_one_line_error(&output, 2, s(&cow));
-    assert!(
-        !backup.exists(),
-        "no backup is made of an input that cannot be written"
-    );
-    assert_eq!(std::fs::read(&cow).unwrap(), before);
+    assert_refused_before_backup(&cow, &before, &backup);
 }
 
 #[test]
 fn case_8_a_read_only_in_place_input_is_refused_before_any_backup() {
-    let dir = tempdir();
-    let cow = build_store(&dir, "cow.img", 8, 64, 10);
-    write_area0_record(&cow, 3, 5, 9999);
-    let before = std::fs::read(&cow).unwrap();
-    let backup = dir.path().join("cow.bak");
+    let (dir, cow, before, backup) = in_place_input();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     std::fs::set_permissions(&cow, std::fs::Permissions::from_mode(0o444)).unwrap();
@@ -309,11 +317,7 @@ fn case_8_a_read_only_in_place_input_is_refused_before_any_backup() {
     };
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains(s(&cow)), "{}", stderr(&output));
-    assert!(
-        !backup.exists(),
-        "no backup is made of an input that cannot be written"
-    );
-    assert_eq!(std::fs::read(&cow).unwrap(), before);
+    assert_refused_before_backup(&cow, &before, &backup);
 }
 
 #[test]
