@@ -238,6 +238,11 @@ fn case_1_no_writer_takes_an_alias_of_its_input_or_origin_even_with_force() {
             "{run:?}: {}",
             stderr(&output)
         );
+        let refusal = stderr(&output);
+        assert!(
+            refusal.contains("which this job reads"),
+            "{run:?}: {refusal}"
+        );
         assert_no_panic(&output);
         assert_eq!(std::fs::read(&cow).unwrap(), before, "{run:?}");
         let origin_device = Device::open(&origin, Access::ReadOnly).unwrap();
@@ -396,10 +401,26 @@ fn case_12_two_jobs_on_one_new_output_never_both_succeed_nor_mix() {
             .success();
     }
     let wants = [records(&expected_first), records(&expected_second)];
-    let out = dir.path().join("out.img");
+    race(&["cowrepair"], [&first, &second], &wants, &dir);
+    let migrate = ["cowmigrate", "--chunk-size", "512"];
+    race(&migrate, [&expected_first, &expected_second], &wants, &dir);
+}
+
+/// Starts `command` on each of `inputs` with one new `-o`, a few times in
+/// either order: exactly one run exits 0, and the output holds exactly the
+/// records `wants` says its input gives.
+fn race(
+    command: &[&str],
+    inputs: [&Path; 2],
+    wants: &[Vec<ExceptionRecord>; 2],
+    dir: &tempfile::TempDir,
+) {
+    let out = dir.path().join("race.img");
+    let program = command[0];
     for round in 0..8 {
         let spawn = |input: &Path| {
-            StdCommand::new(bin("cowrepair"))
+            StdCommand::new(bin(program))
+                .args(&command[1..])
                 .args(["-q", "-i", s(input), "-o", s(&out), "--size", "24M"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -407,21 +428,26 @@ fn case_12_two_jobs_on_one_new_output_never_both_succeed_nor_mix() {
                 .unwrap()
         };
         let (mut a, mut b) = if round % 2 == 0 {
-            (spawn(&first), spawn(&second))
+            (spawn(inputs[0]), spawn(inputs[1]))
         } else {
-            let b = spawn(&second);
-            (spawn(&first), b)
+            let b = spawn(inputs[1]);
+            (spawn(inputs[0]), b)
         };
         let won = [a.wait().unwrap().success(), b.wait().unwrap().success()];
-        assert!(!(won[0] && won[1]), "round {round}: both jobs exited 0");
-        if let Some(winner) = won.iter().position(|&w| w) {
-            assert!(checks_clean(&out), "round {round}");
-            assert_eq!(
-                records(&out),
-                wants[winner],
-                "round {round}: the output is a mix"
-            );
-        }
+        assert!(
+            !(won[0] && won[1]),
+            "{program} round {round}: both jobs exited 0"
+        );
+        let winner = won
+            .iter()
+            .position(|&w| w)
+            .unwrap_or_else(|| panic!("{program} round {round}: both jobs were refused"));
+        assert!(checks_clean(&out), "{program} round {round}");
+        assert_eq!(
+            records(&out),
+            wants[winner],
+            "{program} round {round}: the output is a mix"
+        );
         let _ = std::fs::remove_file(&out);
     }
 }
