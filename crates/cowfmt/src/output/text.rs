@@ -55,7 +55,7 @@ impl TextOutput {
             .create_new(true)
             .open(&temp)
             .map_err(|source| Error::Open {
-                path: temp.clone(),
+                path: path.to_path_buf(),
                 source,
             })?;
         Ok(TextOutput {

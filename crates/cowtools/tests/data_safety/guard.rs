@@ -272,7 +272,7 @@ fn assert_refused_before_backup(cow: &Path, before: &[u8], backup: &Path) {
 
 #[test]
 fn case_8_a_busy_in_place_input_is_refused_before_any_backup() {
-    let (dir, cow, before, backup) = in_place_input();
+    let (_dir, cow, before, backup) = in_place_input();
     let mut holder = StdCommand::new("flock")
         .args(["-x", s(&cow), "sleep", "30"])
         .spawn()
