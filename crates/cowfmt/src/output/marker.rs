@@ -157,7 +157,7 @@ impl Marker {
         match self {
             Marker::Writing => "an incomplete output: a cowtools job writing it was cut short (killed, out of space or failed) before its last write; it holds no usable store".to_string(),
             Marker::InRepair(repair) => format!(
-                "in repair: an in-place cowrepair from the backup {} ({} bytes) was interrupted; the kernel refuses it until `cowrepair --in-place --backup {}` is run again to finish the repair",
+                "a store in repair: an in-place cowrepair from the backup {} ({} bytes) was interrupted; the kernel refuses it until `cowrepair --in-place --backup {}` is run again to finish the repair",
                 repair.backup_path, repair.backup_bytes, repair.backup_path
             ),
         }
