@@ -138,14 +138,7 @@ impl Device {
                 path: path.to_path_buf(),
                 source,
             })?;
-        let current = file
-            .metadata()
-            .map_err(|source| Error::Io {
-                path: path.to_path_buf(),
-                action: "cannot stat",
-                source,
-            })?
-            .len();
+        let current = file_len(&file, path)?;
         if current < size {
             file.set_len(size).map_err(|source| Error::Io {
                 path: path.to_path_buf(),
@@ -157,6 +150,19 @@ impl Device {
             file,
             path: path.to_path_buf(),
             size: current.max(size),
+            backing: Backing::File,
+            access: Access::ReadWrite,
+        })
+    }
+
+    /// Wraps an image file already open for reading and writing, as the
+    /// output guard opens a new or claimed output file.
+    pub(crate) fn from_open_file(file: File, path: &Path) -> Result<Self> {
+        let size = file_len(&file, path)?;
+        Ok(Device {
+            file,
+            path: path.to_path_buf(),
+            size,
             backing: Backing::File,
             access: Access::ReadWrite,
         })
@@ -366,6 +372,17 @@ impl Device {
             source,
         })
     }
+}
+
+fn file_len(file: &File, path: &Path) -> Result<u64> {
+    Ok(file
+        .metadata()
+        .map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            action: "cannot stat",
+            source,
+        })?
+        .len())
 }
 
 fn block_device_size(file: &File) -> io::Result<u64> {

@@ -13,6 +13,10 @@ pub enum FormatError {
     /// The first chunk holds magic 0: the kernel would format it on activation.
     #[error("not formatted (magic is 0 at offset 0)")]
     Unformatted,
+    /// The first sector holds the output guard's marker: a job writing this
+    /// store (or repairing it in place) did not finish.
+    #[error("not a usable store: a cowtools job writing it did not finish (marker \"CoWp\" at offset 0); cowcheck tells more")]
+    Unfinished,
     /// The magic matches no store kind this crate knows.
     #[error("not a COW store: magic {found:#010x} at offset 0 is neither SnAp ({persistent:#010x}) nor shared ({shared:#010x})")]
     UnknownMagic {

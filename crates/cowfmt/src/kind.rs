@@ -64,6 +64,7 @@ pub fn detect(first_bytes: &[u8]) -> Result<StoreKind, FormatError> {
         0 => Err(FormatError::Unformatted),
         PERSISTENT_MAGIC => Ok(StoreKind::Persistent),
         SHARED_MAGIC => Ok(StoreKind::Shared),
+        crate::output::MARKER_MAGIC => Err(FormatError::Unfinished),
         found => Err(FormatError::UnknownMagic {
             found,
             persistent: PERSISTENT_MAGIC,

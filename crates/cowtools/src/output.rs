@@ -1,11 +1,10 @@
 //! Where output goes (`-o FILE` or stdout) and in which format.
 
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use clap::ValueEnum;
+use cowfmt::output::TextOutput;
 
 /// Machine and human output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -20,15 +19,57 @@ pub enum Format {
     Yaml,
 }
 
-/// Opens the output: the file at `path`, or stdout for `None` or `-`. Buffered.
-pub fn open_output(path: Option<&Path>) -> anyhow::Result<Box<dyn Write>> {
+/// Where a tool's text goes: a file (through the output guard's
+/// [`TextOutput`], put in place only by [`Output::finish`]) or stdout.
+pub enum Output {
+    /// `-o FILE`.
+    File(BufWriter<TextOutput>),
+    /// stdout (`-o -` or no `-o`).
+    Stdout(BufWriter<io::StdoutLock<'static>>),
+}
+
+impl Output {
+    /// Flushes the text and, for a file, puts it in place; an output dropped
+    /// without this leaves nothing behind.
+    pub fn finish(self) -> anyhow::Result<()> {
+        match self {
+            Output::File(writer) => {
+                let text = writer
+                    .into_inner()
+                    .map_err(|e| anyhow::Error::new(e.into_error()))?;
+                Ok(text.commit()?)
+            }
+            Output::Stdout(mut writer) => Ok(writer.flush()?),
+        }
+    }
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Output::File(writer) => writer.write(buf),
+            Output::Stdout(writer) => writer.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Output::File(writer) => writer.flush(),
+            Output::Stdout(writer) => writer.flush(),
+        }
+    }
+}
+
+/// Opens the output: the file at `path` (refused when it is one of `inputs`
+/// or exists, non-empty, without `force`; checked before anything is
+/// written), or stdout for `None` or `-`. Buffered.
+pub fn open_output(path: Option<&Path>, force: bool, inputs: &[&Path]) -> anyhow::Result<Output> {
     match path {
         Some(path) if path != Path::new("-") => {
-            let file = File::create(path)
-                .with_context(|| format!("{}: cannot create the output file", path.display()))?;
-            Ok(Box::new(BufWriter::with_capacity(1 << 20, file)))
+            let file = TextOutput::create(path, force, inputs)?;
+            Ok(Output::File(BufWriter::with_capacity(1 << 20, file)))
         }
-        _ => Ok(Box::new(BufWriter::with_capacity(
+        _ => Ok(Output::Stdout(BufWriter::with_capacity(
             1 << 20,
             io::stdout().lock(),
         ))),

@@ -33,12 +33,24 @@ pub struct StoreWriter {
     area: Vec<u8>,
     next_free: u64,
     dirty: bool,
+    header_pending: bool,
 }
 
 impl StoreWriter {
-    /// Formats `device` as the kernel does on first activation: the header chunk
-    /// (16 bytes then zeros) and a zeroed area 0.
+    /// Formats `device` as the kernel does on first activation: a zeroed area
+    /// 0, then (after a sync) the header chunk (16 bytes then zeros).
     pub fn format(device: Device, chunk_sectors: u32) -> Result<Self> {
+        let mut writer = StoreWriter::begin(device, chunk_sectors)?;
+        writer.write_header()?;
+        Ok(writer)
+    }
+
+    /// Starts a new store on `device` without its header: area 0 is zeroed,
+    /// and the header chunk is written by [`StoreWriter::finish`] as the last
+    /// write, after a sync. Until then the device keeps whatever its first
+    /// sector holds (the output guard's incomplete marker), so a job cut short
+    /// never leaves a store that reads as complete.
+    pub fn begin(device: Device, chunk_sectors: u32) -> Result<Self> {
         let geometry = Geometry::new(chunk_sectors, device.size_bytes())
             .map_err(|e| Error::format(device.path(), e))?;
         if !geometry.holds_first_area() {
@@ -54,19 +66,19 @@ impl StoreWriter {
                 },
             ));
         }
-        let header = Header::new(chunk_sectors);
-        device.write_chunk(0, &header.to_chunk(geometry.chunk_bytes()))?;
         let area = vec![0u8; geometry.chunk_bytes()];
         device.write_chunk(geometry.area_location(0), &area)?;
+        device.sync()?;
         Ok(StoreWriter {
             device,
             geometry,
-            header,
+            header: Header::new(chunk_sectors),
             current_area: 0,
             committed: 0,
             area,
             next_free: LoadState::fresh().next_free,
             dirty: false,
+            header_pending: true,
         })
     }
 
@@ -106,6 +118,7 @@ impl StoreWriter {
             area,
             next_free: metadata.state.next_free,
             dirty: false,
+            header_pending: false,
         })
     }
 
@@ -214,22 +227,32 @@ impl StoreWriter {
     /// chunk is rewritten with valid = 0. There is no way back.
     pub fn invalidate(&mut self) -> Result<()> {
         self.header.valid = 0;
-        self.device
-            .write_chunk(0, &self.header.to_chunk(self.geometry.chunk_bytes()))?;
-        self.device.sync()
+        self.write_header()
     }
 
-    /// Flushes and gives the device back.
+    /// Flushes, writes the header if [`StoreWriter::begin`] left it for last,
+    /// and gives the device back.
     pub fn finish(mut self) -> Result<Device> {
         self.flush()?;
+        if self.header_pending {
+            self.write_header()?;
+        }
         Ok(self.device)
+    }
+
+    fn write_header(&mut self) -> Result<()> {
+        self.device
+            .write_chunk(0, &self.header.to_chunk(self.geometry.chunk_bytes()))?;
+        self.header_pending = false;
+        self.device.sync()
     }
 }
 
 /// Writes a complete set of records as a fresh store in one pass: every area is
 /// encoded whole and written once, with the area after the last full one zeroed.
 /// Used by restore, repair and migration; the records' `new_chunk`s are taken
-/// as given.
+/// as given. The header goes last, after the areas are synced, so a cut job
+/// leaves the first sector as it was (the output guard's incomplete marker).
 pub fn write_all_areas(
     device: &Device,
     geometry: &Geometry,
@@ -249,7 +272,6 @@ pub fn write_all_areas(
             geometry.device_chunks()
         )));
     }
-    device.write_chunk(0, &header.to_chunk(geometry.chunk_bytes()))?;
     let mut area = vec![0u8; geometry.chunk_bytes()];
     for index in 0..areas_needed {
         let start = index * epa;
@@ -257,6 +279,8 @@ pub fn write_all_areas(
         encode_area(&records[start.min(end)..end], &mut area);
         device.write_chunk(geometry.area_location(index as u64), &area)?;
     }
+    device.sync()?;
+    device.write_chunk(0, &header.to_chunk(geometry.chunk_bytes()))?;
     device.sync()
 }
 

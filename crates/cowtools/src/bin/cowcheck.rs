@@ -8,12 +8,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use cowfmt::device::{Access, Device};
+use cowfmt::output::Marker;
 use cowfmt::persistent::check::{check, CheckOptions, CheckReport, CheckSummary};
 use cowfmt::persistent::Header;
 use cowfmt::shared::check as shared_check;
 use cowfmt::shared::SharedHeader;
 use cowfmt::{Finding, Severity, StoreKind};
 use cowtools::args::{self, KindArg};
+use cowtools::exit::StoreProblems;
 use cowtools::{exit, open};
 use serde::Serialize;
 
@@ -121,8 +123,14 @@ enum Plan {
     Shared(shared_check::CheckOptions),
 }
 
-/// The checker and its options; refuses kinds this version cannot check.
+/// The checker and its options; refuses kinds this version cannot check,
+/// and an unfinished output (exit 1, saying whether a job was cut short or
+/// an in-place repair must be run again).
 fn plan(cli: &Cli, device: &Device) -> anyhow::Result<Plan> {
+    if let Some(marker) = Marker::read(device)? {
+        let text = format!("{}: {}", device.path().display(), marker.describe());
+        return Err(StoreProblems(text).into());
+    }
     let kind = match cli.kind.map(StoreKind::from) {
         Some(kind) if !kind.is_snap_v1() && kind != StoreKind::Shared => {
             return Err(open::unsupported(kind, &cli.target, TOOL))

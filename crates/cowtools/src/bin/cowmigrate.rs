@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::{ArgGroup, Parser, ValueEnum};
 use cowfmt::device::{Access, Device};
+use cowfmt::output;
 use cowfmt::persistent::check::{check, CheckOptions};
 use cowfmt::persistent::migrate::{
     self, MigrateMode, MigrateOptions, MigrateReport, Relocation, StoreShape,
@@ -220,7 +221,7 @@ fn run_persistent(cli: &Cli, store: PersistentStore, kind: StoreKind) -> anyhow:
             plan.needed_bytes
         );
     }
-    let prepared = migrate::open_output(&migrate::OutputRequest {
+    let prepared = output::open_output(&output::OutputRequest {
         path: &cli.output,
         size,
         size_given: cli.size.is_some(),
@@ -246,6 +247,7 @@ fn run_persistent(cli: &Cli, store: PersistentStore, kind: StoreKind) -> anyhow:
     );
     bar.finish_and_clear();
     let report = result.map_err(job_error)?;
+    prepared.claim.keep();
     verify(cli, plan.to_kind)?;
     render(cli, &report, origin.as_ref())?;
     Ok(exit::EXIT_OK)
@@ -544,7 +546,7 @@ fn run_shared_plan(
             plan.needed_bytes()?
         }
     };
-    let prepared = migrate::open_output(&migrate::OutputRequest {
+    let prepared = output::open_output(&output::OutputRequest {
         path: &cli.output,
         size,
         size_given: cli.size.is_some(),
@@ -568,6 +570,7 @@ fn run_shared_plan(
     );
     bar.finish_and_clear();
     let report = result.map_err(job_error)?;
+    prepared.claim.keep();
     verify(cli, plan.to_kind())?;
     render_shared(cli, &report, origin.as_ref())?;
     Ok(exit::EXIT_OK)

@@ -12,8 +12,8 @@ use clap::{Parser, ValueEnum};
 use comfy_table::{presets::UTF8_FULL, Table};
 use cowfmt::device::{Access, Device};
 use cowfmt::kind::{PERSISTENT_MAGIC, SHARED_MAGIC};
+use cowfmt::output::{self, InRepair, Marker, OutputClaim, OutputRequest};
 use cowfmt::persistent::check::{check, CheckOptions};
-use cowfmt::persistent::migrate::{open_output, OutputRequest};
 use cowfmt::persistent::repair::{self, JobError, RepairOptions, RepairReport, Salvage};
 use cowfmt::persistent::table::{snapshot_table_line, TableDevices};
 use cowfmt::shared::check as shared_check;
@@ -39,6 +39,7 @@ EXAMPLES:
     cowrepair -i cow.img -o fixed.img --chunk-size 8k
   Rewrite the store in place, after copying it to a verified backup:
     cowrepair -i /dev/vg/data-cow --in-place --backup /srv/data-cow.bak
+  (interrupted? run the same command again: it finishes from that backup)
   Machine-readable report:
     cowrepair -i cow.img -o fixed.img --format json
   A shared store whose header was wiped, with snapshots 0-3 and 5:
@@ -93,7 +94,8 @@ struct Cli {
     #[arg(long)]
     in_place: bool,
 
-    /// Where --in-place copies the input first (must be new or empty).
+    /// Where --in-place copies the input first (must be new or empty); to
+    /// finish an interrupted --in-place repair, the backup it made.
     #[arg(long, value_name = "FILE")]
     backup: Option<PathBuf>,
 
@@ -169,7 +171,7 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> anyhow::Result<u8> {
     validate(cli)?;
-    let input = Device::open(&cli.input, Access::ReadOnly)?;
+    let input = kind_source(cli, Device::open(&cli.input, Access::ReadOnly)?)?;
     refuse_foreign_input(cli, &input)?;
     if let Some(probed) = shared_kind(cli, &input)? {
         validate_shared(cli)?;
@@ -195,7 +197,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
             human_bytes(salvage.needed_bytes())
         );
     }
-    let prepared = open_output(&OutputRequest {
+    let prepared = output::open_output(&OutputRequest {
         path: output_path,
         size,
         size_given: cli.size.is_some(),
@@ -203,7 +205,26 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         inputs: &read_paths(cli),
     })?;
     let report = write(cli, salvage, &input, prepared.device, prepared.zeroed)?;
+    prepared.claim.keep();
     finish(cli, &report, output_path)
+}
+
+/// The device whose magic says which kind to repair: the input, or for an
+/// input an interrupted `--in-place` repair left marked, its backup (the
+/// input's own first sector holds the marker, and its metadata is half
+/// rewritten).
+fn kind_source(cli: &Cli, input: Device) -> anyhow::Result<Device> {
+    let Some(Marker::InRepair(marker)) = Marker::read(&input)? else {
+        return Ok(input);
+    };
+    let Some(backup) = cli.backup.as_deref().filter(|_| cli.in_place) else {
+        bail!(
+            "{}: {}",
+            cli.input.display(),
+            Marker::InRepair(marker).describe()
+        );
+    };
+    Ok(Device::open(backup, Access::ReadOnly)?)
 }
 
 /// Every file the job reads, none of which may be the output or the backup.
@@ -377,19 +398,19 @@ fn refuse_if_nothing_salvaged(cli: &Cli, salvage: &Salvage) -> anyhow::Result<()
 }
 
 /// Copies the input to the backup, verifies the copy, then rebuilds the input
-/// from the backup.
+/// from the backup (or finishes an interrupted rebuild from it).
 fn in_place(cli: &Cli, options: &RepairOptions, input: Device) -> anyhow::Result<u8> {
-    let backup = back_up(cli, input)?;
-    let salvage = analyze(cli, &backup, options)?;
+    let job = InPlace::prepare(cli, input)?;
+    let salvage = analyze(cli, &job.backup, options)?;
     refuse_if_nothing_salvaged(cli, &salvage)?;
-    let output = Device::open(&cli.input, Access::ReadWrite)?;
-    if output.size_bytes() < salvage.needed_bytes() {
+    if job.target.size_bytes() < salvage.needed_bytes() {
         bail!(
             "{}: the salvaged store needs at least {} bytes, more than the device holds",
             cli.input.display(),
             salvage.needed_bytes()
         );
     }
+    let (output, backup, _claim) = job.mark()?;
     let mut report = write(cli, salvage, &backup, output, false)?;
     report.notes.push(format!(
         "the records and data were read from the verified backup {}",
@@ -399,14 +420,78 @@ fn in_place(cli: &Cli, options: &RepairOptions, input: Device) -> anyhow::Result
     finish(cli, &report, &cli.input)
 }
 
-/// Copies the input to `--backup` and verifies the copy; returns the backup,
-/// opened read-only. The input is closed.
-fn back_up(cli: &Cli, input: Device) -> anyhow::Result<Device> {
-    let backup_path = cli
-        .backup
-        .as_deref()
-        .ok_or_else(|| anyhow!("--in-place needs --backup FILE"))?;
-    let prepared = open_output(&OutputRequest {
+/// An in-place repair about to write: the input, claimed for writing before
+/// anything else happened, and the verified backup to rebuild it from.
+struct InPlace {
+    target: Device,
+    target_claim: OutputClaim,
+    backup: Device,
+    backup_claim: Option<OutputClaim>,
+    marker: InRepair,
+}
+
+impl InPlace {
+    /// Claims the input for writing (refused here when it is busy or
+    /// read-only, before any backup is made), then either finds it marked
+    /// in repair and checks that `--backup` is the backup recorded there, or
+    /// copies it to `--backup` and verifies the copy.
+    fn prepare(cli: &Cli, input: Device) -> anyhow::Result<Self> {
+        let (target, target_claim) = output::claim_in_place(&cli.input)?;
+        let backup_path = cli
+            .backup
+            .as_deref()
+            .ok_or_else(|| anyhow!("--in-place needs --backup FILE"))?;
+        if let Some(Marker::InRepair(marker)) = Marker::read(&target)? {
+            let backup = Device::open(backup_path, Access::ReadOnly)?;
+            if output::same_file(&std::fs::metadata(backup_path)?, &cli.input) {
+                bail!(
+                    "{}: the backup is the input itself; give the backup the interrupted repair made ({})",
+                    backup_path.display(),
+                    marker.backup_path
+                );
+            }
+            marker.verify(&backup, &cli.input)?;
+            return Ok(InPlace {
+                target,
+                target_claim,
+                backup,
+                backup_claim: None,
+                marker,
+            });
+        }
+        let mut magic = [0u8; 4];
+        target.read_at(&mut magic, 0, || "the store magic".to_string())?;
+        let (backup, backup_claim) = back_up(cli, input, backup_path)?;
+        let marker = InRepair::of_backup(
+            &backup,
+            u32::from_le_bytes(magic),
+            &backup_path.display().to_string(),
+        )?;
+        Ok(InPlace {
+            target,
+            target_claim,
+            backup,
+            backup_claim: Some(backup_claim),
+            marker,
+        })
+    }
+
+    /// Marks the input in repair (on disk, before its first metadata write)
+    /// and keeps the backup from then on, whatever happens next.
+    fn mark(self) -> anyhow::Result<(Device, Device, OutputClaim)> {
+        Marker::InRepair(self.marker).write(&self.target)?;
+        if let Some(claim) = self.backup_claim {
+            claim.keep();
+        }
+        Ok((self.target, self.backup, self.target_claim))
+    }
+}
+
+/// Copies the input to `backup_path` and verifies the copy; returns the
+/// backup, opened read-only, and the claim that removes it if the job stops
+/// before the input is touched. The input is closed.
+fn back_up(cli: &Cli, input: Device, backup_path: &Path) -> anyhow::Result<(Device, OutputClaim)> {
+    let prepared = output::open_output(&OutputRequest {
         path: backup_path,
         size: input.size_bytes(),
         size_given: false,
@@ -428,12 +513,13 @@ fn back_up(cli: &Cli, input: Device) -> anyhow::Result<Device> {
         bar.set_position(done)
     })?;
     bar.finish_and_clear();
-    drop(prepared);
+    let claim = prepared.claim;
+    drop(prepared.device);
     let backup = Device::open(backup_path, Access::ReadOnly)?;
     let bar = progress::bar(total, "verifying", cli.quiet);
     repair::verify_copy(&input, &backup, &mut |done, _| bar.set_position(done))?;
     bar.finish_and_clear();
-    Ok(backup)
+    Ok((backup, claim))
 }
 
 /// The errors the check of a freshly written output still finds, as one
@@ -725,7 +811,7 @@ fn run_shared(cli: &Cli, input: Device, probed: bool) -> anyhow::Result<u8> {
     if let Some(problem) = salvage.output_problem(size) {
         bail!("{}: {problem}; give another --size", output_path.display());
     }
-    let prepared = open_output(&OutputRequest {
+    let prepared = output::open_output(&OutputRequest {
         path: output_path,
         size,
         size_given: cli.size.is_some(),
@@ -737,6 +823,7 @@ fn run_shared(cli: &Cli, input: Device, probed: bool) -> anyhow::Result<u8> {
         data_in_place: false,
     };
     let report = shared_write(cli, salvage, &input, prepared.device, how)?;
+    prepared.claim.keep();
     shared_finish(cli, &report, output_path)
 }
 
@@ -806,13 +893,13 @@ fn shared_in_place(
     input: Device,
     probed: bool,
 ) -> anyhow::Result<u8> {
-    let backup = back_up(cli, input)?;
-    let salvage = shared_analyze(cli, &backup, options, probed)?;
+    let job = InPlace::prepare(cli, input)?;
+    let salvage = shared_analyze(cli, &job.backup, options, probed)?;
     shared_refuse_if_nothing_salvaged(cli, &salvage)?;
-    let output = Device::open(&cli.input, Access::ReadWrite)?;
-    if let Some(problem) = salvage.output_problem(output.size_bytes()) {
+    if let Some(problem) = salvage.output_problem(job.target.size_bytes()) {
         bail!("{}: {problem}", cli.input.display());
     }
+    let (output, backup, _claim) = job.mark()?;
     let how = shared_repair::WriteOptions {
         output_zeroed: false,
         data_in_place: true,

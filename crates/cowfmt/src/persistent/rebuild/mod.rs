@@ -1,18 +1,17 @@
 //! The pieces repair and migration share to write a new store: opening the
-//! output ([`open_output`]), sizing it ([`chunks_needed`], [`bytes_needed`]),
+//! output (the guard's [`open_output`], re-exported), sizing it ([`chunks_needed`], [`bytes_needed`]),
 //! writing it in allocation order ([`RebuildWriter`]), settling it afterwards
 //! ([`zero_stale_areas`], [`fix_legacy_reload_hazard`]), the input check of a
 //! migration, and the error both jobs stop with ([`JobError`]).
 
 mod error;
-mod output;
 mod settle;
 mod size;
 mod sound;
 mod writer;
 
+pub use crate::output::{open_output, OutputRequest, PreparedOutput};
 pub use error::JobError;
-pub use output::{open_output, OutputRequest, PreparedOutput};
 pub use settle::{fix_legacy_reload_hazard, zero_stale_areas, Relocation};
 pub(crate) use settle::{settle_output, Settled};
 pub(crate) use size::check_output;

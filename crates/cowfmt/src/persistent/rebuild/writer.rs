@@ -22,9 +22,10 @@ pub struct RebuildWriter {
 }
 
 impl RebuildWriter {
-    /// Formats `output` as a fresh store of `chunk_sectors` chunks.
+    /// Starts a fresh store of `chunk_sectors` chunks on `output`; its header
+    /// is written last, by [`RebuildWriter::finish`].
     pub fn format(output: Device, chunk_sectors: u32) -> Result<Self> {
-        let writer = StoreWriter::format(output, chunk_sectors)?;
+        let writer = StoreWriter::begin(output, chunk_sectors)?;
         let chunk_bytes = writer.geometry().chunk_bytes();
         Ok(RebuildWriter {
             writer,
@@ -80,8 +81,8 @@ impl RebuildWriter {
         Ok(())
     }
 
-    /// Writes what is queued, marks the store invalid unless `valid`, and gives
-    /// the device back.
+    /// Writes what is queued, then (after a sync) the header, valid unless
+    /// `!valid`, and gives the device back.
     pub fn finish(mut self, valid: bool) -> Result<Device> {
         self.flush_batch()?;
         self.writer.flush()?;

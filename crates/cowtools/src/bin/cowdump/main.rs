@@ -10,7 +10,6 @@ mod shared;
 mod shared_table;
 mod tree_items;
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -71,6 +70,10 @@ struct Cli {
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
 
+    /// Overwrite an existing, non-empty output file.
+    #[arg(short, long, requires = "output")]
+    force: bool,
+
     /// Insist on a store kind (legacy labels a SnAp store as legacy).
     #[arg(long, value_enum)]
     kind: Option<KindArg>,
@@ -111,6 +114,12 @@ impl Cli {
         } else {
             None
         }
+    }
+
+    /// Opens `-o FILE` (never the target, never an existing file without
+    /// `--force`) or stdout.
+    fn open_output(&self) -> anyhow::Result<output::Output> {
+        output::open_output(self.output.as_deref(), self.force, &[&self.target])
     }
 
     fn progress(&self) -> Progress {
@@ -156,10 +165,10 @@ fn run_persistent(cli: &Cli, device: Device, kind: StoreKind) -> anyhow::Result<
             chunk,
         );
     }
-    let mut out = output::open_output(cli.output.as_deref())?;
+    let mut out = cli.open_output()?;
     let progress = cli.progress();
     let tail = persistent::write(&mut out, &store, kind, cli.format, cli.runs, &progress)?;
-    out.flush()?;
+    out.finish()?;
     progress.finish();
     for problem in &tail.problems {
         cli.warn(problem);
@@ -189,10 +198,10 @@ fn run_shared(cli: &Cli, device: Device) -> anyhow::Result<u8> {
     if let View::Snapshot(id) = view {
         source.require_snapshot(id)?;
     }
-    let mut out = output::open_output(cli.output.as_deref())?;
+    let mut out = cli.open_output()?;
     let progress = cli.progress();
     let tail = shared::write(&mut out, &source, view, cli.format, &progress)?;
-    out.flush()?;
+    out.finish()?;
     progress.finish();
     for problem in &tail.problems {
         cli.warn(&shared::problem_text(problem));
@@ -215,8 +224,8 @@ fn hex_chunk(
     }
     let mut bytes = vec![0u8; chunk_bytes as usize];
     device.read_chunk(chunk, &mut bytes)?;
-    let mut out = output::open_output(cli.output.as_deref())?;
+    let mut out = cli.open_output()?;
     hexdump::write_hex(&mut out, chunk * chunk_bytes, &bytes)?;
-    out.flush()?;
+    out.finish()?;
     Ok(exit::EXIT_OK)
 }

@@ -12,6 +12,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use cowfmt::bitset::{DenseBitmap, SparseBitmap};
 use cowfmt::device::{Access, Backing, Device};
+use cowfmt::output::{self, Marker, OutputClaim, OutputRequest};
 use cowfmt::persistent::dump::DUMP_FORMAT_VERSION;
 use cowfmt::persistent::header::{validate_chunk_size, DISK_VERSION};
 use cowfmt::persistent::layout::HEADER_CHUNKS;
@@ -121,8 +122,9 @@ fn format(cli: &Cli) -> anyhow::Result<u8> {
     let size = plan_target(&cli.target, cli.size, chunk_sectors, cli.force)?;
     let geometry = plan_geometry(&cli.target, chunk_sectors, size, kind)?;
     let origin = origin_sectors(cli.origin.as_deref())?;
-    let device = open_for_write(&cli.target, cli.size)?;
+    let (device, claim) = open_for_write(cli)?;
     StoreWriter::format(device, chunk_sectors)?.finish()?;
+    claim.keep();
     if !cli.quiet {
         println!(
             "{}: formatted a {kind} store: chunk size {chunk_sectors} sectors ({}), {} chunks ({}), room for {} exceptions",
@@ -164,8 +166,9 @@ fn restore(cli: &Cli, dump_path: &Path) -> anyhow::Result<u8> {
     let geometry = plan_geometry(&cli.target, chunk_sectors, size, kind)?;
     validate_records(&dump.exceptions, &geometry, kind, dump_path, &cli.target)?;
     let origin = origin_sectors(cli.origin.as_deref())?;
-    let device = open_for_write(&cli.target, cli.size)?;
+    let (device, claim) = open_for_write(cli)?;
     write_all_areas(&device, &geometry, &header, &dump.exceptions)?;
+    claim.keep();
     if !cli.quiet {
         report_restore(cli, dump_path, &dump, &geometry, kind);
     }
@@ -244,11 +247,42 @@ fn plan_geometry(
     Ok(geometry)
 }
 
-fn open_for_write(target: &Path, size: Option<u64>) -> anyhow::Result<Device> {
-    Ok(match size {
-        Some(size) => Device::create_or_extend(target, size)?,
-        None => Device::open(target, Access::ReadWrite)?,
-    })
+/// Opens the target through the output guard, never the origin or the dump:
+/// a missing image file is created exclusively (and removed again if the job
+/// fails); an existing target is extended to `--size` and locked for the job.
+/// It carries the incomplete marker until the store's header is written last.
+pub(crate) fn open_for_write(cli: &Cli) -> anyhow::Result<(Device, OutputClaim)> {
+    let target = cli.target.as_path();
+    let inputs: Vec<&Path> = cli
+        .origin
+        .iter()
+        .chain(cli.from_dump.iter().filter(|dump| dump.as_os_str() != "-"))
+        .map(PathBuf::as_path)
+        .collect();
+    let existing = match std::fs::metadata(target) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        other => Some(other.map_err(|source| cowfmt::Error::Open {
+            path: target.to_path_buf(),
+            source,
+        })?),
+    };
+    let Some(meta) = existing else {
+        let prepared = output::open_output(&OutputRequest {
+            path: target,
+            size: cli.size.unwrap_or(0),
+            size_given: true,
+            force: cli.force,
+            inputs: &inputs,
+        })?;
+        return Ok((prepared.device, prepared.claim));
+    };
+    output::refuse_alias(target, &meta, &inputs)?;
+    if let Some(size) = cli.size {
+        Device::create_or_extend(target, size)?;
+    }
+    let (device, claim) = output::claim_in_place(target)?;
+    Marker::Writing.write(&device)?;
+    Ok((device, claim))
 }
 
 fn origin_sectors(origin: Option<&Path>) -> anyhow::Result<Option<u64>> {

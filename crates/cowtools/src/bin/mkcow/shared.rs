@@ -33,7 +33,7 @@ pub fn format(cli: &Cli) -> anyhow::Result<u8> {
     let geometry =
         plan(size, u64::from(chunk_sectors), journal).map_err(|e| Error::format(&cli.target, e))?;
     let origin = origin_sectors(cli.origin.as_deref())?;
-    let device = open_for_write(&cli.target, cli.size)?;
+    let (device, claim) = open_for_write(cli)?;
     let mut header = format_store(&device, u64::from(chunk_sectors), journal)?;
     if snapshots > 0 {
         header.snapmask = if snapshots == MAX_SNAPSHOTS {
@@ -44,6 +44,7 @@ pub fn format(cli: &Cli) -> anyhow::Result<u8> {
         device.write_chunk(0, &header.to_chunk(geometry.chunk_bytes as usize))?;
         device.sync()?;
     }
+    claim.keep();
     if !cli.quiet {
         println!(
             "{}: formatted a shared store: chunk size {chunk_sectors} sectors ({}), {} chunks ({}): {} bitmap, {} journal ({}), {} for the tree and data; snapshots: {}",
@@ -143,7 +144,7 @@ pub fn restore(cli: &Cli, dump_path: &Path, text: &str) -> anyhow::Result<u8> {
     let chunk_bytes = u64::from(chunk_sectors) * SECTOR_BYTES;
     let grouped = group_records(&dump, snapmask, chunk_bytes, dump_path)?;
     let origin = origin_sectors(cli.origin.as_deref())?;
-    let device = open_for_write(&cli.target, cli.size)?;
+    let (device, claim) = open_for_write(cli)?;
     let mut builder = StoreBuilder::new(&device, u64::from(chunk_sectors), journal)?;
     for (index, (_, records)) in grouped.iter().enumerate() {
         for r in records {
@@ -163,6 +164,7 @@ pub fn restore(cli: &Cli, dump_path: &Path, text: &str) -> anyhow::Result<u8> {
         device.write_chunk(0, &header.to_chunk(u64::from(chunk_sectors) as usize * 512))?;
         device.sync()?;
     }
+    claim.keep();
     if !cli.quiet {
         let geometry = Geometry::new(size, chunk_sectors, journal);
         println!(

@@ -1,0 +1,81 @@
+//! The one decision "does this target hold data?", made before anything is
+//! written to a target that exists: every tool that writes asks it here.
+
+use crate::device::Device;
+use crate::error::Result;
+use crate::kind::{PERSISTENT_MAGIC, SHARED_MAGIC};
+use crate::output::marker::Marker;
+use crate::probe::probe;
+
+/// What `device` holds, in words (`already holds a persistent store (SnAp,
+/// chunk size 8)`, `already holds an ext4 file system (superblock at byte
+/// 1080)`, `chunk 0 is not all zero (first non-zero byte at offset 1000)`):
+/// a store or unfinished output at its start, any signature [`probe`] finds
+/// anywhere, or data in its first `span` bytes. `None` when there is none of
+/// these and the target may be written without `--force`.
+pub fn holds_data(device: &Device, span: u64) -> Result<Option<String>> {
+    let len = span.min(device.size_bytes()) as usize;
+    let mut bytes = vec![0u8; len];
+    device.read_at(&mut bytes, 0, || format!("the first {len} bytes"))?;
+    if let Some(store) = describe_store(&bytes) {
+        return Ok(Some(store));
+    }
+    let found = probe(device)?;
+    if !found.signatures.is_empty() {
+        return Ok(Some(format!("already holds {}", found.describe())));
+    }
+    Ok(bytes
+        .iter()
+        .position(|&b| b != 0)
+        .map(|first| format!("chunk 0 is not all zero (first non-zero byte at offset {first})")))
+}
+
+/// The store (or unfinished output) the first bytes belong to, by magic.
+fn describe_store(bytes: &[u8]) -> Option<String> {
+    if let Some(marker) = Marker::decode(bytes) {
+        return Some(format!("holds {}", marker.describe()));
+    }
+    let field = |at: usize| Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
+    match field(0)? {
+        PERSISTENT_MAGIC => {
+            let state = if field(4)? == 0 {
+                ", marked invalid"
+            } else {
+                ""
+            };
+            Some(format!(
+                "already holds a persistent store (SnAp, chunk size {}{state})",
+                field(12)?
+            ))
+        }
+        SHARED_MAGIC => Some("already holds a shared store".to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zeros_hold_nothing_and_anything_else_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = Device::create_or_extend(dir.path().join("t.img"), 1 << 20).unwrap();
+        assert_eq!(holds_data(&device, 4096).unwrap(), None);
+        device.write_at(&[1], 5000).unwrap();
+        assert_eq!(holds_data(&device, 4096).unwrap(), None);
+        let found = holds_data(&device, 8192).unwrap().unwrap();
+        assert!(found.contains("offset 5000"), "{found}");
+        device
+            .write_at(b"SnAp\x01\0\0\0\x01\0\0\0\x08\0\0\0", 0)
+            .unwrap();
+        let found = holds_data(&device, 4096).unwrap().unwrap();
+        assert!(
+            found.contains("persistent store (SnAp, chunk size 8)"),
+            "{found}"
+        );
+        Marker::Writing.write(&device).unwrap();
+        let found = holds_data(&device, 4096).unwrap().unwrap();
+        assert!(found.contains("incomplete output"), "{found}");
+    }
+}

@@ -1,0 +1,166 @@
+//! A text output (a dump, a hex dump) written under a temporary name beside
+//! its target and renamed into place only when complete, so that a cut job
+//! never leaves a truncated dump that parses as a shorter one.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::output::alias::refuse_alias;
+
+/// A text output file being written: refused before anything is written
+/// when it is one of the inputs or exists (non-empty) without `force`;
+/// written to `.NAME.PID.partial` in the same directory; put in place by
+/// [`TextOutput::commit`]; removed if dropped uncommitted.
+#[derive(Debug)]
+pub struct TextOutput {
+    file: Option<File>,
+    temp: PathBuf,
+    path: PathBuf,
+    replace: bool,
+}
+
+impl TextOutput {
+    /// Checks `path` and opens its temporary file.
+    pub fn create(path: &Path, force: bool, inputs: &[&Path]) -> Result<Self> {
+        let replace = match std::fs::metadata(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(source) => {
+                return Err(Error::Open {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+            Ok(meta) => {
+                refuse_alias(path, &meta, inputs)?;
+                if !meta.is_file() {
+                    return Err(Error::Invalid(format!(
+                        "{}: is not a regular file; give a new file name for the output",
+                        path.display()
+                    )));
+                }
+                if meta.len() > 0 && !force {
+                    return Err(Error::Invalid(format!(
+                        "{}: already exists and is not empty; refusing to overwrite it without --force",
+                        path.display()
+                    )));
+                }
+                true
+            }
+        };
+        let temp = temp_name(path);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(|source| Error::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(TextOutput {
+            file: Some(file),
+            temp,
+            path: path.to_path_buf(),
+            replace,
+        })
+    }
+
+    /// Flushes the text to stable storage and puts it in place: renamed over
+    /// the target when it existed (and was allowed to be replaced), otherwise
+    /// linked in only if the name is still free, so two jobs writing one new
+    /// output never both succeed.
+    pub fn commit(mut self) -> Result<()> {
+        let file = self.file.take().expect("committed once");
+        file.sync_all().map_err(|source| Error::Io {
+            path: self.temp.clone(),
+            action: "cannot flush to stable storage",
+            source,
+        })?;
+        drop(file);
+        let placed = if self.replace {
+            std::fs::rename(&self.temp, &self.path)
+        } else {
+            std::fs::hard_link(&self.temp, &self.path)
+        };
+        placed.map_err(|source| match source.kind() {
+            io::ErrorKind::AlreadyExists => Error::Invalid(format!(
+                "{}: was created by someone else while this job wrote it; refusing to overwrite it",
+                self.path.display()
+            )),
+            _ => Error::Io {
+                path: self.path.clone(),
+                action: "cannot put the output in place",
+                source,
+            },
+        })?;
+        let _ = std::fs::remove_file(&self.temp);
+        Ok(())
+    }
+
+    fn file(&mut self) -> io::Result<&mut File> {
+        self.file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("the output was already committed"))
+    }
+}
+
+impl Write for TextOutput {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file()?.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file()?.flush()
+    }
+}
+
+impl Drop for TextOutput {
+    fn drop(&mut self) {
+        if self.file.is_some() || self.temp.exists() {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+fn temp_name(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.{}.partial", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_text_appears_only_when_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dump.yaml");
+        let mut out = TextOutput::create(&path, false, &[]).unwrap();
+        out.write_all(b"records: []\n").unwrap();
+        assert!(!path.exists());
+        out.commit().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"records: []\n");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        let err = TextOutput::create(&path, false, &[]).unwrap_err();
+        assert!(err.to_string().contains("not empty"), "{err}");
+        let mut out = TextOutput::create(&path, true, &[]).unwrap();
+        out.write_all(b"x").unwrap();
+        drop(out);
+        assert_eq!(std::fs::read(&path).unwrap(), b"records: []\n");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_name_taken_meanwhile_is_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dump.yaml");
+        let mut out = TextOutput::create(&path, false, &[]).unwrap();
+        out.write_all(b"mine").unwrap();
+        std::fs::write(&path, b"theirs").unwrap();
+        assert!(out.commit().is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"theirs");
+    }
+}
