@@ -17,6 +17,7 @@ pub mod device;
 pub mod error;
 pub mod finding;
 pub mod kind;
+pub mod origin_range;
 pub mod persistent;
 pub mod shared;
 pub mod units;

@@ -10,6 +10,7 @@
 
 pub mod area;
 pub mod check;
+pub mod chunk_evidence;
 pub mod dump;
 pub mod header;
 pub mod layout;

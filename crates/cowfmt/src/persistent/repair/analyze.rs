@@ -2,7 +2,7 @@
 
 use super::chunk_size::choose_chunk_size;
 use super::credibility::Scan;
-use super::header::{check_header_tail, decide_validity, header_problems};
+use super::header::{check_header_tail, decide_validity, header_problems, invalidate_on_loss};
 use super::options::RepairOptions;
 use super::report::{ChunkSizeSource, RepairReport, REPAIR_FORMAT_VERSION};
 use super::salvage::Salvage;
@@ -50,6 +50,7 @@ pub fn analyze(
         chunk_size: 0,
         chunk_size_source: ChunkSizeSource::Header,
         inferred_chunk_size: None,
+        chunk_size_evidence: Vec::new(),
         header_repaired: false,
         header_problems: header_problems(&header),
         input_valid: (header.magic == PERSISTENT_MAGIC).then_some(header.is_valid()),
@@ -69,7 +70,14 @@ pub fn analyze(
         stale_areas_zeroed: 0,
         usage_after: None,
         status_after: None,
+        missing_records: 0,
+        records_lost: false,
+        read_through: Vec::new(),
+        read_through_complete: true,
+        read_through_unknown: false,
         notes: Vec::new(),
+        lost_old_chunks: Vec::new(),
+        lost_old_chunks_overflow: false,
     };
     let chunk_sectors = choose_chunk_size(input, &header, options, &mut report)?;
     let geometry = Geometry::new(chunk_sectors, input.size_bytes())
@@ -96,9 +104,12 @@ pub fn analyze(
             if report.recovered_beyond_kernel == 1 { "" } else { "s" }
         ));
     }
+    report.settle_losses();
+    invalidate_on_loss(options.invalidate_on_loss, &mut report);
     Ok(Salvage {
         report,
         geometry,
         kept,
+        invalidate_on_loss: options.invalidate_on_loss,
     })
 }
