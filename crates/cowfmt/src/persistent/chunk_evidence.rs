@@ -192,10 +192,16 @@ mod tests {
         let device = Device::open(&path, crate::device::Access::ReadOnly).unwrap();
         let truth = weigh(&device, 8).unwrap();
         assert_eq!(
-            (truth.credible_records, truth.credible_areas, truth.junk_areas),
+            (
+                truth.credible_records,
+                truth.credible_areas,
+                truth.junk_areas
+            ),
             (600, 3, 0)
         );
-        assert!(truth.text().starts_with("600 records in 3 of the first 4 areas"));
+        assert!(truth
+            .text()
+            .starts_with("600 records in 3 of the first 4 areas"));
         assert_eq!(plausible_others(&device, 8), vec![]);
         let others: Vec<u32> = plausible_others(&device, 1)
             .iter()
@@ -213,7 +219,11 @@ mod tests {
         let device = Device::open(&path, crate::device::Access::ReadOnly).unwrap();
         let evidence = weigh(&device, 8).unwrap();
         assert_eq!(
-            (evidence.credible_records, evidence.credible_areas, evidence.junk_areas),
+            (
+                evidence.credible_records,
+                evidence.credible_areas,
+                evidence.junk_areas
+            ),
             (344, 2, 1)
         );
         assert!(evidence.is_plausible());

@@ -52,7 +52,7 @@ fn shared_leaves(path: &Path) -> Vec<u64> {
         }
     }
     let device = Device::open(path, Access::ReadOnly).unwrap();
-    let origin = Device::open(&path.with_extension("origin"), Access::ReadOnly).unwrap();
+    let origin = Device::open(path.with_extension("origin"), Access::ReadOnly).unwrap();
     let store = SharedStore::open(device, origin).unwrap();
     let mut leaves = Leaves(Vec::new());
     let cow = Device::open(path, Access::ReadOnly).unwrap();
@@ -74,7 +74,7 @@ fn shared_leaves(path: &Path) -> Vec<u64> {
 fn build_shared(dir: &TempDir, snapshots: u32) -> PathBuf {
     let path = dir.path().join("shared.img");
     let cow = Device::create_or_extend(&path, 8000 * 512).unwrap();
-    let origin = Device::create_or_extend(&path.with_extension("origin"), 1000 * 512).unwrap();
+    let origin = Device::create_or_extend(path.with_extension("origin"), 1000 * 512).unwrap();
     let options = CreateOptions {
         chunk_sectors: 1,
         journal_chunks: 4,
@@ -116,7 +116,10 @@ fn case_4_an_intact_header_snapmask_wins_over_damaged_records() {
     assert_eq!(report["snapmask"], 0xffff);
     assert_eq!(report["snapmask_source"], "header");
     assert_eq!(report["bits_outside_snapmask"], !0xffffu64);
-    assert_eq!(report["dropped_by_reason"][0]["reason"], "mask-outside-snapmask");
+    assert_eq!(
+        report["dropped_by_reason"][0]["reason"],
+        "mask-outside-snapmask"
+    );
     assert_eq!(report["dropped_by_reason"][0]["count"], 2);
     assert!(
         report["notes"]
@@ -128,7 +131,10 @@ fn case_4_an_intact_header_snapmask_wins_over_damaged_records() {
     );
     assert_eq!(header_field(&out, 24), 0xffff, "the output's snapmask");
     assert_eq!(header_field(&out, 28), 0, "the snapmask's high half");
-    let check = tool("cowcheck").args(["--kind", "shared", s(&out)]).output().unwrap();
+    let check = tool("cowcheck")
+        .args(["--kind", "shared", s(&out)])
+        .output()
+        .unwrap();
     assert_eq!(check.status.code(), Some(0), "{}", stdout(&check));
 }
 
@@ -212,7 +218,10 @@ fn case_5_dropped_shared_records_name_each_snapshots_lost_ranges() {
     assert_eq!(first["lost"], 33);
     assert_eq!(first["read_through_complete"], true);
     let second = &report["per_snapshot"][1];
-    assert_eq!(second["read_through"], serde_json::json!([{"lo": 30, "hi": 63}]));
+    assert_eq!(
+        second["read_through"],
+        serde_json::json!([{"lo": 30, "hi": 63}])
+    );
     assert_eq!(second["lost"], 33);
 }
 
@@ -244,7 +253,10 @@ fn case_5_persistent_losses_exit_3_and_name_the_origin_ranges() {
     let report = json(&output);
     assert_eq!(report["records_lost"], true);
     assert_eq!(report["dropped_total"], 1);
-    assert_eq!(report["read_through"], serde_json::json!([{"lo": 777, "hi": 778}]));
+    assert_eq!(
+        report["read_through"],
+        serde_json::json!([{"lo": 777, "hi": 778}])
+    );
     assert_eq!(report["read_through_complete"], true);
     assert_eq!(report["read_through_unknown"], false);
     assert_eq!(report["output_valid"], true);
@@ -265,7 +277,10 @@ fn case_5_persistent_losses_exit_3_and_name_the_origin_ranges() {
     assert_eq!(output.status.code(), Some(LOSSY), "{}", stderr(&output));
     assert_eq!(header_field(&invalid, 4), 0, "valid=0 in the header");
     assert!(
-        stdout(&output).contains(&format!("{}: written: persistent store, invalid", s(&invalid))),
+        stdout(&output).contains(&format!(
+            "{}: written: persistent store, invalid",
+            s(&invalid)
+        )),
         "{}",
         stdout(&output)
     );
@@ -307,8 +322,14 @@ fn case_13_two_plausible_chunk_sizes_stop_the_repair() {
     let output = repair(&["-i", s(&cow), "-o", s(&out)]);
     let text = assert_one_line_error(&output, 1, s(&cow));
     assert!(text.contains("--chunk-size"), "{text}");
-    assert!(text.contains("1 sectors (31 records in 1 of the first 4 areas"), "{text}");
-    assert!(text.contains("8 sectors (344 records in 2 of the first 4 areas"), "{text}");
+    assert!(
+        text.contains("1 sectors (31 records in 1 of the first 4 areas"),
+        "{text}"
+    );
+    assert!(
+        text.contains("8 sectors (344 records in 2 of the first 4 areas"),
+        "{text}"
+    );
     assert!(!out.exists(), "nothing is written");
 
     let output = repair(&[
@@ -324,7 +345,11 @@ fn case_13_two_plausible_chunk_sizes_stop_the_repair() {
     assert_eq!(output.status.code(), Some(LOSSY), "{}", stderr(&output));
     let report = json(&output);
     assert_eq!(report["kept"], 344);
-    let expected = library_dump(&build_store(&dir, "intact.img", 8, 2048, 600), cowfmt::StoreKind::Persistent, false);
+    let expected = library_dump(
+        &build_store(&dir, "intact.img", 8, 2048, 600),
+        cowfmt::StoreKind::Persistent,
+        false,
+    );
     let repaired = library_dump(&out, cowfmt::StoreKind::Persistent, false);
     let olds = |d: &cowfmt::persistent::dump::PersistentDump| -> Vec<u64> {
         d.exceptions.iter().map(|e| e.old_chunk).collect()
@@ -365,7 +390,12 @@ fn case_14_a_header_chunk_size_that_reads_nothing_is_caught() {
             .args(["--format", "json", s(&cow)])
             .output()
             .unwrap();
-        assert_eq!(check.status.code(), Some(1), "chunk size {wrong}: {}", stdout(&check));
+        assert_eq!(
+            check.status.code(),
+            Some(1),
+            "chunk size {wrong}: {}",
+            stdout(&check)
+        );
         let findings = json(&check)["findings"].clone();
         let finding = findings
             .as_array()
@@ -386,7 +416,16 @@ fn case_14_a_header_chunk_size_that_reads_nothing_is_caught() {
         assert!(text.contains("--chunk-size 8s"), "{text}");
         assert!(!out.exists(), "no empty store is written");
 
-        let output = repair(&["-i", s(&cow), "-o", s(&out), "--chunk-size", "8s", "--format", "json"]);
+        let output = repair(&[
+            "-i",
+            s(&cow),
+            "-o",
+            s(&out),
+            "--chunk-size",
+            "8s",
+            "--format",
+            "json",
+        ]);
         assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
         assert_eq!(json(&output)["kept"], 600);
     }

@@ -119,7 +119,11 @@ pub(super) fn settle(
         choice.source = Source::Header;
         choice.outside = evidence.union() & !stored;
         if choice.outside != 0 {
-            choice.notes.push(outside_note(stored, choice.outside, evidence.proven() & !stored));
+            choice.notes.push(outside_note(
+                stored,
+                choice.outside,
+                evidence.proven() & !stored,
+            ));
         }
         return choice;
     }
@@ -193,7 +197,11 @@ mod tests {
         e.add_leaf(&leaf(&[0b1, 0b100], true));
         let c = settle(None, Some(0b1), &e);
         assert_eq!((c.mask, c.source, c.outside), (0b1, Source::Header, 0b100));
-        assert!(c.notes[0].contains("repair again with snapmask 0x5"), "{:?}", c.notes);
+        assert!(
+            c.notes[0].contains("repair again with snapmask 0x5"),
+            "{:?}",
+            c.notes
+        );
 
         let mut e = MaskEvidence::default();
         e.add_leaf(&leaf(&[0b1, u64::MAX], false));
@@ -203,7 +211,11 @@ mod tests {
         let c = settle(None, Some(0xffff), &e);
         assert_eq!((c.mask, c.source), (0xffff, Source::Header));
         assert_eq!(c.outside, !0xffffu64);
-        assert!(c.notes[0].contains("snapshots 16-63 outside"), "{:?}", c.notes);
+        assert!(
+            c.notes[0].contains("snapshots 16-63 outside"),
+            "{:?}",
+            c.notes
+        );
 
         let mut e = MaskEvidence::default();
         e.add_leaf(&leaf(&[0b1], true));
