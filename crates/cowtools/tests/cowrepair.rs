@@ -338,8 +338,7 @@ fn legacy_output_moves_the_chunk_before_a_metadata_area() {
 fn build_shared(
     dir: &tempfile::TempDir,
 ) -> (std::path::PathBuf, std::path::PathBuf, Vec<(u64, u64)>) {
-    use cowfmt::shared::walk::{walk_tree, BlockAt, TreeVisitor, WalkProblem};
-    use cowfmt::shared::{CreateOptions, Leaf, Node, SharedStore};
+    use cowfmt::shared::{CreateOptions, SharedStore};
     let path = dir.path().join("shared.img");
     let origin_path = dir.path().join("shared-origin.img");
     let cow = Device::create_or_extend(&path, 4000 * 512).unwrap();
@@ -358,31 +357,9 @@ fn build_shared(
         store.origin_write(chunk * 512, &[2; 512]).unwrap();
     }
     store.commit().unwrap();
-    struct Leaves(Vec<(u64, u64)>);
-    impl TreeVisitor for Leaves {
-        fn node(&mut self, _: &BlockAt, _: &Node) -> cowfmt::Result<()> {
-            Ok(())
-        }
-        fn leaf(&mut self, at: &BlockAt, leaf: &Leaf) -> cowfmt::Result<()> {
-            self.0.push((at.chunk, leaf.records.len() as u64));
-            Ok(())
-        }
-        fn problem(&mut self, _: &BlockAt, p: &WalkProblem) -> cowfmt::Result<()> {
-            panic!("{p:?}")
-        }
-    }
-    let mut leaves = Leaves(Vec::new());
-    let cow = Device::open(&path, Access::ReadOnly).unwrap();
-    let h = store.header();
-    walk_tree(
-        &cow,
-        store.geometry(),
-        h.root_tree_chunk,
-        h.tree_level,
-        &mut leaves,
-    )
-    .unwrap();
-    (path, origin_path, leaves.0)
+    drop(store);
+    let leaves = shared_leaves(&path);
+    (path, origin_path, leaves)
 }
 
 fn zero_shared_chunk(path: &Path, chunk: u64) {

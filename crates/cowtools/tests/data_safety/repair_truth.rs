@@ -5,10 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use cowfmt::device::{Access, Device};
+use cowfmt::device::Device;
 use cowfmt::kind::PERSISTENT_MAGIC;
-use cowfmt::shared::walk::{walk_tree, BlockAt, TreeVisitor, WalkProblem};
-use cowfmt::shared::{CreateOptions, Leaf, Node, SharedStore};
+use cowfmt::shared::{CreateOptions, SharedStore};
 use tempfile::TempDir;
 
 use crate::common::*;
@@ -18,6 +17,16 @@ const LOSSY: i32 = 3;
 
 fn repair(args: &[&str]) -> Output {
     tool("cowrepair").args(args).output().unwrap()
+}
+
+/// Repairs `input` into `output` with a JSON report and `extra` arguments,
+/// requires exit `code`, and returns the report.
+fn repair_report(input: &Path, output: &Path, extra: &[&str], code: i32) -> serde_json::Value {
+    let mut args = vec!["-i", s(input), "-o", s(output), "--format", "json"];
+    args.extend_from_slice(extra);
+    let run = repair(&args);
+    assert_eq!(run.status.code(), Some(code), "{}", stderr(&run));
+    json(&run)
 }
 
 fn json(output: &Output) -> serde_json::Value {
@@ -36,36 +45,12 @@ fn header_field(path: &Path, offset: usize) -> u32 {
     u32::from_le_bytes(bytes[offset..offset + 4].try_into().unwrap())
 }
 
-/// The leaves (chunk) of the shared store at `path`, in key order.
-fn shared_leaves(path: &Path) -> Vec<u64> {
-    struct Leaves(Vec<u64>);
-    impl TreeVisitor for Leaves {
-        fn node(&mut self, _: &BlockAt, _: &Node) -> cowfmt::Result<()> {
-            Ok(())
-        }
-        fn leaf(&mut self, at: &BlockAt, _: &Leaf) -> cowfmt::Result<()> {
-            self.0.push(at.chunk);
-            Ok(())
-        }
-        fn problem(&mut self, _: &BlockAt, p: &WalkProblem) -> cowfmt::Result<()> {
-            panic!("{p:?}")
-        }
-    }
-    let device = Device::open(path, Access::ReadOnly).unwrap();
-    let origin = Device::open(path.with_extension("origin"), Access::ReadOnly).unwrap();
-    let store = SharedStore::open(device, origin).unwrap();
-    let mut leaves = Leaves(Vec::new());
-    let cow = Device::open(path, Access::ReadOnly).unwrap();
-    let h = store.header();
-    walk_tree(
-        &cow,
-        store.geometry(),
-        h.root_tree_chunk,
-        h.tree_level,
-        &mut leaves,
-    )
-    .unwrap();
-    leaves.0
+/// The leaf chunks of the shared store at `path`, in key order.
+fn leaf_chunks(path: &Path) -> Vec<u64> {
+    shared_leaves(path)
+        .into_iter()
+        .map(|(chunk, _)| chunk)
+        .collect()
 }
 
 /// A shared store of 512-byte chunks with `snapshots` snapshots, each taken
@@ -95,7 +80,7 @@ fn case_4_an_intact_header_snapmask_wins_over_damaged_records() {
     let dir = tempdir();
     let cow = build_shared(&dir, 16);
     assert_eq!(header_field(&cow, 24), 0xffff, "16 snapshots");
-    let leaves = shared_leaves(&cow);
+    let leaves = leaf_chunks(&cow);
     assert!(leaves.len() >= 4, "{leaves:?}");
     for &leaf in &leaves[1..3] {
         // The last record of a leaf fills the end of its chunk: its share mask
@@ -103,9 +88,7 @@ fn case_4_an_intact_header_snapmask_wins_over_damaged_records() {
         poke(&cow, (leaf + 1) * 512 - 16, &[0xff; 8]);
     }
     let out = dir.path().join("fixed.img");
-    let output = repair(&["-i", s(&cow), "-o", s(&out), "--format", "json"]);
-    assert_eq!(output.status.code(), Some(LOSSY), "{}", stderr(&output));
-    let report = json(&output);
+    let report = repair_report(&cow, &out, &[], LOSSY);
     let snapshots: Vec<u64> = report["snapshots"]
         .as_array()
         .unwrap()
@@ -142,13 +125,11 @@ fn case_4_an_intact_header_snapmask_wins_over_damaged_records() {
 fn case_5_a_lost_shared_leaf_is_a_loud_loss() {
     let dir = tempdir();
     let cow = build_shared(&dir, 2);
-    let leaves = shared_leaves(&cow);
+    let leaves = leaf_chunks(&cow);
     let leaf = leaves[leaves.len() / 2];
     poke(&cow, leaf * 512, &[0u8; 512]);
     let out = dir.path().join("fixed.img");
-    let output = repair(&["-i", s(&cow), "-o", s(&out), "--format", "json"]);
-    assert_eq!(output.status.code(), Some(LOSSY), "{}", stderr(&output));
-    let report = json(&output);
+    let report = repair_report(&cow, &out, &[], LOSSY);
     assert_eq!(report["records_lost"], true);
     assert_eq!(report["dropped_total"], 0);
     let unknown = report["read_through_unknown"].as_array().unwrap();
@@ -174,17 +155,8 @@ fn case_5_a_lost_shared_leaf_is_a_loud_loss() {
     );
 
     let invalid = dir.path().join("invalid.img");
-    let output = repair(&[
-        "-i",
-        s(&cow),
-        "-o",
-        s(&invalid),
-        "--invalidate-on-loss",
-        "--format",
-        "json",
-    ]);
-    assert_eq!(output.status.code(), Some(LOSSY), "{}", stderr(&output));
-    assert_eq!(json(&output)["output_valid"], false);
+    let report = repair_report(&cow, &invalid, &["--invalidate-on-loss"], LOSSY);
+    assert_eq!(report["output_valid"], false);
     assert_eq!(header_field(&invalid, 4), 0, "valid=0 in the header");
 }
 
@@ -194,18 +166,7 @@ fn case_5_dropped_shared_records_name_each_snapshots_lost_ranges() {
     let cow = build_shared(&dir, 2);
     let out = dir.path().join("fixed.img");
     // An origin of 30 chunks: every record past it is dropped.
-    let output = repair(&[
-        "-i",
-        s(&cow),
-        "-o",
-        s(&out),
-        "--origin-size",
-        "15360",
-        "--format",
-        "json",
-    ]);
-    assert_eq!(output.status.code(), Some(LOSSY), "{}", stderr(&output));
-    let report = json(&output);
+    let report = repair_report(&cow, &out, &["--origin-size", "15360"], LOSSY);
     assert!(report["dropped_total"].as_u64().unwrap() > 0);
     let first = &report["per_snapshot"][0];
     assert_eq!(first["id"], 0);
@@ -235,9 +196,8 @@ fn a_lossless_repair_still_exits_0() {
     assert_eq!(header_field(&out, 4), 1);
     let shared = build_shared(&dir, 2);
     let out = dir.path().join("fixed-shared.img");
-    let output = repair(&["-i", s(&shared), "-o", s(&out), "--format", "json"]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert_eq!(json(&output)["records_lost"], false);
+    let report = repair_report(&shared, &out, &[], 0);
+    assert_eq!(report["records_lost"], false);
 }
 
 #[test]
@@ -248,9 +208,7 @@ fn case_5_persistent_losses_exit_3_and_name_the_origin_ranges() {
     // chunk 777 reads through to the origin.
     write_area0_record(&cow, 5, 777, 1 << 40);
     let out = dir.path().join("fixed.img");
-    let output = repair(&["-i", s(&cow), "-o", s(&out), "--format", "json"]);
-    assert_eq!(output.status.code(), Some(LOSSY), "{}", stderr(&output));
-    let report = json(&output);
+    let report = repair_report(&cow, &out, &[], LOSSY);
     assert_eq!(report["records_lost"], true);
     assert_eq!(report["dropped_total"], 1);
     assert_eq!(
@@ -293,9 +251,7 @@ fn case_5_a_zeroed_persistent_area_is_a_loss_of_unknown_records() {
     // Area 1 (chunk 258) zeroed: the kernel stops there; area 2 is recovered.
     poke(&cow, 258 * 4096, &[0u8; 4096]);
     let out = dir.path().join("fixed.img");
-    let output = repair(&["-i", s(&cow), "-o", s(&out), "--format", "json"]);
-    assert_eq!(output.status.code(), Some(LOSSY), "{}", stderr(&output));
-    let report = json(&output);
+    let report = repair_report(&cow, &out, &[], LOSSY);
     assert_eq!(report["kept"], 600 - 256);
     assert_eq!(report["dropped_total"], 0);
     assert_eq!(report["missing_records"], 256);
@@ -332,18 +288,7 @@ fn case_13_two_plausible_chunk_sizes_stop_the_repair() {
     );
     assert!(!out.exists(), "nothing is written");
 
-    let output = repair(&[
-        "-i",
-        s(&cow),
-        "-o",
-        s(&out),
-        "--chunk-size",
-        "4k",
-        "--format",
-        "json",
-    ]);
-    assert_eq!(output.status.code(), Some(LOSSY), "{}", stderr(&output));
-    let report = json(&output);
+    let report = repair_report(&cow, &out, &["--chunk-size", "4k"], LOSSY);
     assert_eq!(report["kept"], 344);
     let expected = library_dump(
         &build_store(&dir, "intact.img", 8, 2048, 600),
@@ -363,9 +308,7 @@ fn an_inferred_chunk_size_is_reported_with_its_evidence() {
     let cow = build_store(&dir, "cow.img", 8, 2048, 600);
     write_header(&cow, 0, 0, 0, 0);
     let out = dir.path().join("fixed.img");
-    let output = repair(&["-i", s(&cow), "-o", s(&out), "--format", "json"]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let report = json(&output);
+    let report = repair_report(&cow, &out, &[], 0);
     assert_eq!(report["chunk_size"], 8);
     assert_eq!(report["chunk_size_source"], "inferred");
     assert_eq!(report["kept"], 600);
@@ -416,18 +359,8 @@ fn case_14_a_header_chunk_size_that_reads_nothing_is_caught() {
         assert!(text.contains("--chunk-size 8s"), "{text}");
         assert!(!out.exists(), "no empty store is written");
 
-        let output = repair(&[
-            "-i",
-            s(&cow),
-            "-o",
-            s(&out),
-            "--chunk-size",
-            "8s",
-            "--format",
-            "json",
-        ]);
-        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-        assert_eq!(json(&output)["kept"], 600);
+        let report = repair_report(&cow, &out, &["--chunk-size", "8s"], 0);
+        assert_eq!(report["kept"], 600);
     }
 }
 
