@@ -10,6 +10,7 @@
 //! - [`persistent`]: the kernel's "SnAp" v1 store (also used for `legacy`);
 //! - [`finding`]: the finding model shared by every checker;
 //! - [`kind`]: store kinds and detection by magic;
+//! - [`origin_range`]: ranges of origin chunks, as repairs name what was lost;
 //! - [`units`]: size parsing (`4k`, `64M`, `8s`).
 
 pub mod bitset;

@@ -42,6 +42,8 @@ EXAMPLES:
     cowrepair -i /dev/vg/data-cow --in-place --backup /srv/data-cow.bak
   Machine-readable report:
     cowrepair -i cow.img -o fixed.img --format json
+  Rather no snapshot than one that reads the origin where records were lost:
+    cowrepair -i cow.img -o fixed.img --invalidate-on-loss
   A shared store whose header was wiped, with snapshots 0-3 and 5:
     cowrepair -i shared.img -o fixed.img --kind shared --snapshots 0-3,5
 
