@@ -90,7 +90,7 @@ pub(super) fn choose_chunk_size(
     }
 }
 
-/// Refuses a sound header whose chunk size leaves the areas empty while
+/// Refuses a sound header whose chunk size reads no credible record while
 /// another chunk size reads credible records: repairing with it would write an
 /// empty store, and repairing with another would overrule an intact header.
 fn refuse_if_header_size_reads_nothing(input: &Device, sectors: u32) -> Result<(), JobError> {
@@ -102,7 +102,7 @@ fn refuse_if_header_size_reads_nothing(input: &Device, sectors: u32) -> Result<(
         return Ok(());
     };
     Err(JobError::Damage(format!(
-        "{}: the header's chunk size of {sectors} sectors leaves the areas empty, but under {}; the chunk size field looks damaged: give --chunk-size {}s to salvage those records (--chunk-size {sectors}s writes an empty store)",
+        "{}: the header's chunk size of {sectors} sectors reads no credible record in the first areas, but under {}; the chunk size field looks damaged: give --chunk-size {}s to salvage those records (--chunk-size {sectors}s keeps the header's, which salvages nothing)",
         input.path().display(),
         describe_all(others.iter()),
         best.chunk_size
