@@ -113,3 +113,51 @@ pub fn analyze(
         invalidate_on_loss: options.invalidate_on_loss,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+
+    use super::*;
+    use crate::device::Access;
+    use crate::origin_range::OriginRange;
+    use crate::persistent::record::ExceptionRecord;
+    use crate::persistent::writer::StoreWriter;
+
+    #[test]
+    fn only_origin_chunks_no_kept_record_maps_read_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cow.img");
+        let device = Device::create_or_extend(&path, 256 * 4096).unwrap();
+        let mut writer = StoreWriter::format(device, 8).unwrap();
+        for i in 0..10 {
+            let new_chunk = writer.allocate().unwrap();
+            writer
+                .commit(ExceptionRecord {
+                    old_chunk: 100 + i,
+                    new_chunk,
+                })
+                .unwrap();
+        }
+        writer.finish().unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let record = |old: u64, new: u64| [old.to_le_bytes(), new.to_le_bytes()].concat();
+        // Record 3 takes record 2's data chunk: dropped, origin chunk 999 lost.
+        file.write_all_at(&record(999, 4), 4096 + 3 * 16).unwrap();
+        // Record 4 maps record 0's origin chunk again: dropped, but 100 is kept.
+        file.write_all_at(&record(100, 6), 4096 + 4 * 16).unwrap();
+        let input = Device::open(&path, Access::ReadOnly).unwrap();
+        let options = RepairOptions {
+            invalidate_on_loss: true,
+            ..RepairOptions::default()
+        };
+        let salvage = analyze(&input, &options, &mut |_, _| {}).unwrap();
+        let report = salvage.report();
+        assert_eq!(report.dropped_total, 2);
+        assert_eq!(report.read_through, vec![OriginRange::new(999, 1000)]);
+        assert!(report.read_through_complete);
+        assert!(!report.read_through_unknown);
+        assert!(report.records_lost);
+        assert!(!report.output_valid, "invalid on loss, as asked");
+    }
+}

@@ -138,3 +138,82 @@ fn describe_all<'a>(evidence: impl Iterator<Item = &'a ChunkSizeEvidence>) -> St
         .collect::<Vec<_>>()
         .join(", and ")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+
+    use super::super::analyze;
+    use super::*;
+    use crate::device::Access;
+    use crate::persistent::record::ExceptionRecord;
+    use crate::persistent::writer::StoreWriter;
+
+    /// A 600-record store of 8-sector chunks whose area 0 is zeroed and whose
+    /// header chunk holds 31 records that read as area 0 of 1-sector chunks;
+    /// the header's 16 bytes are `header`.
+    fn two_plausible_sizes(dir: &tempfile::TempDir, header: [u32; 4]) -> Device {
+        let path = dir.path().join("cow.img");
+        let device = Device::create_or_extend(&path, 2048 * 4096).unwrap();
+        let mut writer = StoreWriter::format(device, 8).unwrap();
+        for i in 0..600 {
+            let new_chunk = writer.allocate().unwrap();
+            writer
+                .commit(ExceptionRecord {
+                    old_chunk: i * 5,
+                    new_chunk,
+                })
+                .unwrap();
+        }
+        writer.finish().unwrap();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let mut records = vec![0u8; 31 * 16];
+        file.read_exact_at(&mut records, 4096).unwrap();
+        file.write_all_at(&records, 512).unwrap();
+        file.write_all_at(&[0u8; 4096], 4096).unwrap();
+        let fields: Vec<u8> = header.iter().flat_map(|f| f.to_le_bytes()).collect();
+        file.write_all_at(&fields, 0).unwrap();
+        Device::open(&path, Access::ReadOnly).unwrap()
+    }
+
+    #[test]
+    fn two_plausible_sizes_stop_the_repair_unless_the_field_names_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let wiped = two_plausible_sizes(&dir, [0, 0, 0, 0]);
+        match analyze(&wiped, &RepairOptions::default(), &mut |_, _| {}) {
+            Err(JobError::Damage(message)) => {
+                assert!(message.contains("2 chunk sizes are plausible"), "{message}");
+                assert!(
+                    message.contains("give the right one with --chunk-size"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(wiped);
+        let field_kept = two_plausible_sizes(&dir, [0, 0, 0, 8]);
+        let salvage = analyze(&field_kept, &RepairOptions::default(), &mut |_, _| {}).unwrap();
+        let report = salvage.report();
+        assert_eq!(report.chunk_size, 8);
+        assert_eq!(report.chunk_size_source, ChunkSizeSource::Inferred);
+        assert_eq!(report.kept, 344);
+        assert_eq!(report.missing_records, 256);
+        assert!(report.records_lost);
+        let sizes: Vec<u32> = report
+            .chunk_size_evidence
+            .iter()
+            .map(|e| e.chunk_size)
+            .collect();
+        assert_eq!(sizes, vec![1, 8]);
+        assert!(
+            report.notes.iter().any(|n| n
+                .contains("the header's chunk size field agrees, although 1 sectors (31 records")),
+            "{:?}",
+            report.notes
+        );
+    }
+}
