@@ -166,22 +166,11 @@ fn weigh_area(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::persistent::writer::StoreWriter;
+    use crate::persistent::test_store::committed_store;
 
     fn store(dir: &tempfile::TempDir, records: u64) -> std::path::PathBuf {
         let path = dir.path().join("cow.img");
-        let device = Device::create_or_extend(&path, 2048 * 4096).unwrap();
-        let mut writer = StoreWriter::format(device, 8).unwrap();
-        for i in 0..records {
-            let new_chunk = writer.allocate().unwrap();
-            writer
-                .commit(ExceptionRecord {
-                    old_chunk: i * 3,
-                    new_chunk,
-                })
-                .unwrap();
-        }
-        writer.finish().unwrap();
+        committed_store(&path, 2048, records, |i| i * 3);
         path
     }
 

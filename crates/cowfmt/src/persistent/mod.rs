@@ -23,6 +23,8 @@ pub mod scan;
 pub mod state;
 pub mod store;
 pub mod table;
+#[cfg(test)]
+pub(crate) mod test_store;
 pub mod view;
 pub mod writer;
 

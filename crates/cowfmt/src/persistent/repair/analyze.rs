@@ -121,25 +121,13 @@ mod tests {
     use super::*;
     use crate::device::Access;
     use crate::origin_range::OriginRange;
-    use crate::persistent::record::ExceptionRecord;
-    use crate::persistent::writer::StoreWriter;
+    use crate::persistent::test_store::committed_store;
 
     #[test]
     fn only_origin_chunks_no_kept_record_maps_read_through() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cow.img");
-        let device = Device::create_or_extend(&path, 256 * 4096).unwrap();
-        let mut writer = StoreWriter::format(device, 8).unwrap();
-        for i in 0..10 {
-            let new_chunk = writer.allocate().unwrap();
-            writer
-                .commit(ExceptionRecord {
-                    old_chunk: 100 + i,
-                    new_chunk,
-                })
-                .unwrap();
-        }
-        writer.finish().unwrap();
+        committed_store(&path, 256, 10, |i| 100 + i);
         let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         let record = |old: u64, new: u64| [old.to_le_bytes(), new.to_le_bytes()].concat();
         // Record 3 takes record 2's data chunk: dropped, origin chunk 999 lost.

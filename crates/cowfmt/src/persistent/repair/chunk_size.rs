@@ -146,26 +146,14 @@ mod tests {
     use super::super::analyze;
     use super::*;
     use crate::device::Access;
-    use crate::persistent::record::ExceptionRecord;
-    use crate::persistent::writer::StoreWriter;
+    use crate::persistent::test_store::committed_store;
 
     /// A 600-record store of 8-sector chunks whose area 0 is zeroed and whose
     /// header chunk holds 31 records that read as area 0 of 1-sector chunks;
     /// the header's 16 bytes are `header`.
     fn two_plausible_sizes(dir: &tempfile::TempDir, header: [u32; 4]) -> Device {
         let path = dir.path().join("cow.img");
-        let device = Device::create_or_extend(&path, 2048 * 4096).unwrap();
-        let mut writer = StoreWriter::format(device, 8).unwrap();
-        for i in 0..600 {
-            let new_chunk = writer.allocate().unwrap();
-            writer
-                .commit(ExceptionRecord {
-                    old_chunk: i * 5,
-                    new_chunk,
-                })
-                .unwrap();
-        }
-        writer.finish().unwrap();
+        committed_store(&path, 2048, 600, |i| i * 5);
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
