@@ -638,9 +638,29 @@ fn header_snapmask_missing_a_snapshot() {
     assert_eq!(finding.location.old_chunk, Some(origin));
     assert_eq!(finding.location.new_chunk, Some(record.chunk));
     assert_eq!(finding.location.mask, Some(record.share));
-    // The records prove snapshot 2 (docs/cowrepair.md): it is added back.
-    let repair = case.assert_repair_default(&all());
-    assert_eq!(repair.snapmask_source, repair::Source::Repaired);
+    // The intact header wins (docs/cowrepair.md): snapshot 2 is not added
+    // back; its records are dropped and the note gives the snapmask that
+    // keeps them.
+    let (repair, _) = case.repair_with(&RepairOptions::default());
+    assert_eq!(repair.snapmask_source, repair::Source::Header);
+    assert_eq!(repair.snapmask, t.header.snapmask & !(1 << 2));
+    assert_eq!(repair.bits_outside_snapmask, 1 << 2);
+    assert_eq!(
+        repair.dropped_for(repair::DropReason::MaskOutsideSnapmask),
+        with_bit.len() as u64
+    );
+    assert!(repair.records_lost);
+    let keep = format!("repair again with snapmask {:#x}", t.header.snapmask);
+    assert!(
+        repair.notes.iter().any(|n| n.contains(&keep)),
+        "{:?}",
+        repair.notes
+    );
+    let given = RepairOptions {
+        snapmask: Some(t.header.snapmask),
+        ..RepairOptions::default()
+    };
+    case.assert_repair(&given, &all());
 }
 
 #[test]

@@ -493,15 +493,35 @@ fn options_override_a_wiped_header() {
 }
 
 #[test]
-fn a_snapmask_missing_snapshots_is_repaired_from_the_records() {
+fn a_snapmask_missing_snapshots_is_never_widened() {
     let b = built();
     poke(&b.fx.cow_path(), 24, &0b0101u64.to_le_bytes());
     let report = repair(&b.fx, &RepairOptions::default());
-    assert_eq!(report.snapmask, 0b1111);
-    assert_eq!(report.snapmask_source, Source::Repaired);
-    assert!(report.header_repaired);
-    assert_eq!(report.dropped_total, 0);
-    assert_survivors(&b, &report, &BTreeSet::new());
+    assert_eq!(report.snapmask, 0b0101);
+    assert_eq!(report.snapmask_source, Source::Header);
+    assert_eq!(report.bits_outside_snapmask, 0b1010);
+    assert!(!report.header_repaired);
+    let outside: BTreeSet<Rec> = b
+        .records
+        .iter()
+        .filter(|r| r.1 & 0b1010 != 0)
+        .copied()
+        .collect();
+    assert!(!outside.is_empty());
+    assert_eq!(report.dropped_total, outside.len() as u64);
+    assert!(report.records_lost);
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("repair again with snapmask 0xf")),
+        "{:?}",
+        report.notes
+    );
+    let survivors: BTreeSet<Rec> = b.records.difference(&outside).copied().collect();
+    let mut store = install(&b.fx);
+    assert_eq!(records(&mut store), survivors);
+    assert_eq!(store.snapmask(), 0b0101);
 }
 
 #[test]

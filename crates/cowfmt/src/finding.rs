@@ -64,6 +64,9 @@ pub enum FindingCode {
     RecordsPastLastArea,
     /// More findings of one code than the report keeps; the rest are counted.
     FindingsSuppressed,
+    /// The header's chunk size leaves the areas empty, while another chunk
+    /// size reads credible records: the chunk size field is damaged.
+    ChunkSizeReadsNothing,
     /// Shared: the journal the header asks for leaves no room for the tree.
     JournalTooLarge,
     /// Shared: the header's root_tree_chunk is outside the data range.
@@ -151,6 +154,7 @@ impl FindingCode {
             FindingCode::LegacyNextOnMetadata => "legacy-next-on-metadata",
             FindingCode::RecordsPastLastArea => "records-past-last-area",
             FindingCode::FindingsSuppressed => "findings-suppressed",
+            FindingCode::ChunkSizeReadsNothing => "chunk-size-reads-nothing",
             FindingCode::JournalTooLarge => "journal-too-large",
             FindingCode::RootOutOfRange => "root-out-of-range",
             FindingCode::BadTreeLevel => "bad-tree-level",

@@ -13,6 +13,7 @@
 //! - [`persistent`]: the kernel's "SnAp" v1 store (also used for `legacy`);
 //! - [`finding`]: the finding model shared by every checker;
 //! - [`kind`]: store kinds and detection by magic;
+//! - [`origin_range`]: ranges of origin chunks, as repairs name what was lost;
 //! - [`output`]: the output guard every writing job goes through;
 //! - [`probe`]: every signature a device holds (libblkid and our own kinds);
 //! - [`units`]: size parsing (`4k`, `64M`, `8s`).
@@ -25,6 +26,7 @@ pub mod error;
 pub mod finding;
 pub mod kind;
 pub mod memdev;
+pub mod origin_range;
 pub mod output;
 pub mod persistent;
 pub mod probe;

@@ -5,6 +5,7 @@
 //! | 0 | clean, or the job is done |
 //! | 1 | the store has problems (check), or the job could not complete because of them |
 //! | 2 | usage error, I/O error, not a store |
+//! | 3 | cowrepair: the output was written (or, with `--dry-run`, would be) but records were lost |
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -15,6 +16,9 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_PROBLEMS: u8 = 1;
 /// Usage or I/O error, or not a store.
 pub const EXIT_FAILURE: u8 = 2;
+/// A repair that was done but lost records: dropped, or in unreadable ranges
+/// (the report names the origin ranges that now read through to the origin).
+pub const EXIT_LOSSY: u8 = 3;
 
 /// An error that means "the store has problems" (exit 1) rather than "could not
 /// run" (exit 2). Wrap it in `anyhow` and return it.

@@ -68,7 +68,8 @@ fn dropped_records_are_reported_in_json_and_the_input_is_never_written() {
     let before = std::fs::read(&cow).unwrap();
     let out = dir.path().join("fixed.img");
     let output = repair(&["-i", s(&cow), "-o", s(&out), "--format", "json"]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    // Records were lost: the repair is done, and says so with exit 3.
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     assert_eq!(std::fs::read(&cow).unwrap(), before);
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(json["format_version"], 1);
@@ -164,7 +165,8 @@ fn in_place_backs_up_verifies_and_rebuilds() {
     let before = std::fs::read(&cow).unwrap();
     let backup = dir.path().join("cow.bak");
     let output = repair(&["-i", s(&cow), "--in-place", "--backup", s(&backup)]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    // Records were lost: the repair is done, and says so with exit 3.
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     assert_eq!(std::fs::read(&backup).unwrap(), before);
     assert_checks_clean(&cow, StoreKind::Persistent);
     assert_eq!(
@@ -337,8 +339,6 @@ fn build_shared(
     dir: &tempfile::TempDir,
 ) -> (std::path::PathBuf, std::path::PathBuf, Vec<(u64, u64)>) {
     use cowengine::{CreateOptions, SharedStore};
-    use cowfmt::shared::walk::{walk_tree, BlockAt, TreeVisitor, WalkProblem};
-    use cowfmt::shared::{Leaf, Node};
     let path = dir.path().join("shared.img");
     let origin_path = dir.path().join("shared-origin.img");
     let cow = Device::create_or_extend(&path, 4000 * 512).unwrap();
@@ -357,31 +357,9 @@ fn build_shared(
         store.origin_write(chunk * 512, &[2; 512]).unwrap();
     }
     store.commit().unwrap();
-    struct Leaves(Vec<(u64, u64)>);
-    impl TreeVisitor for Leaves {
-        fn node(&mut self, _: &BlockAt, _: &Node) -> cowfmt::Result<()> {
-            Ok(())
-        }
-        fn leaf(&mut self, at: &BlockAt, leaf: &Leaf) -> cowfmt::Result<()> {
-            self.0.push((at.chunk, leaf.records.len() as u64));
-            Ok(())
-        }
-        fn problem(&mut self, _: &BlockAt, p: &WalkProblem) -> cowfmt::Result<()> {
-            panic!("{p:?}")
-        }
-    }
-    let mut leaves = Leaves(Vec::new());
-    let cow = Device::open(&path, Access::ReadOnly).unwrap();
-    let h = store.header();
-    walk_tree(
-        &cow,
-        store.geometry(),
-        h.root_tree_chunk,
-        h.tree_level,
-        &mut leaves,
-    )
-    .unwrap();
-    (path, origin_path, leaves.0)
+    drop(store);
+    let leaves = shared_leaves(&path);
+    (path, origin_path, leaves)
 }
 
 fn zero_shared_chunk(path: &Path, chunk: u64) {
@@ -404,7 +382,8 @@ fn a_shared_store_with_a_zeroed_leaf_says_what_was_lost() {
     let before = std::fs::read(&cow).unwrap();
     let out = dir.path().join("fixed.img");
     let output = repair(&["-i", s(&cow), "-o", s(&out), "--origin", s(&origin)]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    // Records were lost: the repair is done, and says so with exit 3.
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     assert_eq!(
         std::fs::read(&cow).unwrap(),
         before,
@@ -475,7 +454,8 @@ fn a_shared_report_in_json_counts_per_snapshot() {
     zero_shared_chunk(&cow, leaf);
     let out = dir.path().join("fixed.img");
     let output = repair(&["-i", s(&cow), "-o", s(&out), "--format", "json"]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    // Records were lost: the repair is done, and says so with exit 3.
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(json["format_version"], 1);
     assert_eq!(json["kind"], "shared");
@@ -515,7 +495,8 @@ fn a_shared_store_is_never_written_in_place_without_a_backup() {
 
     let backup = dir.path().join("shared.bak");
     let output = repair(&["-i", s(&cow), "--in-place", "--backup", s(&backup)]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    // Records were lost: the repair is done, and says so with exit 3.
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     assert_eq!(std::fs::read(&backup).unwrap(), before);
     assert_shared_checks_clean(&cow);
     assert!(
@@ -577,7 +558,8 @@ fn a_shared_dry_run_writes_nothing_and_sizes_must_fit() {
     let (cow, _, leaves) = build_shared(&dir);
     zero_shared_chunk(&cow, leaves[2].0);
     let output = repair(&["-i", s(&cow), "--dry-run", "--format", "table"]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    // Records were lost: the repair is done, and says so with exit 3.
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(text.contains("nothing written (dry run)"), "{text}");
     assert!(text.contains("lost in unreadable ranges"), "{text}");
@@ -680,7 +662,8 @@ fn an_overlapping_mask_is_reported_in_the_text_report() {
     poke(&cow, leaf + u64::from(at), &3u64.to_le_bytes());
     let out = dir.path().join("fixed.img");
     let output = repair(&["-i", s(&cow), "-o", s(&out)]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    // Records were lost: the repair is done, and says so with exit 3.
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(
         text.contains(

@@ -129,6 +129,9 @@ pub fn check(device: &Device, options: &CheckOptions) -> Result<CheckReport> {
     let state = walk.run(device, &mut sink)?;
     summary.areas_read = walk.areas_read;
     summary.records = walk.records;
+    if walk.records == 0 && geometry.chunk_sectors() == header.chunk_size {
+        report_chunk_size_reads_nothing(device, header.chunk_size, &mut sink);
+    }
     if let Some(state) = state {
         walk.report_holes(&mut sink);
         if options.kind == StoreKind::Legacy {
@@ -143,6 +146,29 @@ pub fn check(device: &Device, options: &CheckOptions) -> Result<CheckReport> {
         findings: sink.finish(),
         summary,
     })
+}
+
+/// Reports a header chunk size that leaves the areas empty while another
+/// chunk size reads credible records (the kernel would load an empty store).
+fn report_chunk_size_reads_nothing(device: &Device, sectors: u32, sink: &mut FindingSink) {
+    let others = super::chunk_evidence::plausible_others(device, sectors);
+    let Some(best) = others.iter().max_by_key(|e| e.credible_records) else {
+        return;
+    };
+    sink.push(Finding::error(
+        FindingCode::ChunkSizeReadsNothing,
+        Location {
+            chunk: Some(0),
+            offset: Some(12),
+            ..Location::default()
+        },
+        format!(
+            "header (chunk 0): chunk size {sectors} sectors leaves the areas empty, but under {} sectors {}; the chunk size field looks damaged and the kernel would load an empty store (cowrepair --chunk-size {}s)",
+            best.chunk_size,
+            best.text(),
+            best.chunk_size
+        ),
+    ));
 }
 
 fn read_header_chunk_start(device: &Device) -> Result<Header> {

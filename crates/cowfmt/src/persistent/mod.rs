@@ -10,6 +10,7 @@
 
 pub mod area;
 pub mod check;
+pub mod chunk_evidence;
 pub mod dump;
 pub mod header;
 pub mod layout;
@@ -22,6 +23,8 @@ pub mod scan;
 pub mod state;
 pub mod store;
 pub mod table;
+#[cfg(test)]
+pub(crate) mod test_store;
 pub mod view;
 pub mod writer;
 

@@ -12,6 +12,7 @@ use clap::{Parser, ValueEnum};
 use comfy_table::{presets::UTF8_FULL, Table};
 use cowfmt::device::{Access, Device};
 use cowfmt::kind::{PERSISTENT_MAGIC, SHARED_MAGIC};
+use cowfmt::origin_range::OriginRange;
 use cowfmt::output::{self, InRepair, Marker, OutputClaim, OutputRequest};
 use cowfmt::persistent::check::{check, CheckOptions};
 use cowfmt::persistent::repair::{self, JobError, RepairOptions, RepairReport, Salvage};
@@ -42,6 +43,8 @@ EXAMPLES:
   (interrupted? run the same command again: it finishes from that backup)
   Machine-readable report:
     cowrepair -i cow.img -o fixed.img --format json
+  Rather no snapshot than one that reads the origin where records were lost:
+    cowrepair -i cow.img -o fixed.img --invalidate-on-loss
   A shared store whose header was wiped, with snapshots 0-3 and 5:
     cowrepair -i shared.img -o fixed.img --kind shared --snapshots 0-3,5
 
@@ -53,8 +56,11 @@ leaves, and the report names every lost origin range and what each snapshot
 kept and lost. The kind comes from the header's magic (or --kind). An input
 without a store's magic that holds another kind (dm-clone or dm-thin metadata,
 a file system...) is refused unless --kind and --force are both given.
-Exit codes: 0 the output was written (the report lists any record dropped),
-1 nothing could be salvaged or the damage stopped the job, 2 usage or I/O error.";
+Exit codes: 0 the output was written and no record was lost, 3 the output was
+written but records were lost (dropped, or in unreadable ranges: the report
+names the origin ranges that now read through to the origin; --dry-run exits
+the same way), 1 nothing could be salvaged or the damage stopped the job (or
+the chunk size must be given with --chunk-size), 2 usage or I/O error.";
 
 /// The kinds cowrepair salvages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -142,8 +148,14 @@ struct Cli {
     full_scan: bool,
 
     /// Mark the output valid even if the input was invalidated (its data may be incomplete).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "invalidate_on_loss")]
     mark_valid: bool,
+
+    /// When records are lost, write the output marked invalid (valid=0): the
+    /// kernel (or engine) then refuses the snapshot instead of reading the
+    /// origin where the records were. No data rather than wrong data.
+    #[arg(long)]
+    invalidate_on_loss: bool,
 
     /// Salvage only the areas the kernel reads (leave out records beyond them,
     /// e.g. when the device held an earlier snapshot).
@@ -357,6 +369,7 @@ fn options(cli: &Cli) -> anyhow::Result<RepairOptions> {
         origin_bytes: origin_bytes(cli)?,
         mark_valid: cli.mark_valid,
         kernel_areas_only: cli.kernel_areas_only,
+        invalidate_on_loss: cli.invalidate_on_loss,
     })
 }
 
@@ -558,11 +571,37 @@ fn finish(cli: &Cli, report: &RepairReport, output: &Path) -> anyhow::Result<u8>
 }
 
 fn exit_code(report: &RepairReport) -> u8 {
-    if report.nothing_salvaged() {
+    repair_exit_code(report.nothing_salvaged(), report.records_lost)
+}
+
+/// 1 when nothing could be salvaged, 3 when records were lost, else 0.
+fn repair_exit_code(nothing_salvaged: bool, records_lost: bool) -> u8 {
+    if nothing_salvaged {
         exit::EXIT_PROBLEMS
+    } else if records_lost {
+        exit::EXIT_LOSSY
     } else {
         exit::EXIT_OK
     }
+}
+
+/// At most this many ranges are named in text; JSON lists them all.
+const RANGES_IN_TEXT: usize = 20;
+
+/// "origin chunks 5..7, origin chunks 9..10" (and how many more, if any).
+fn ranges_text(ranges: &[OriginRange], complete: bool) -> String {
+    let mut text = cowfmt::origin_range::ranges_text(&ranges[..ranges.len().min(RANGES_IN_TEXT)]);
+    if ranges.len() > RANGES_IN_TEXT {
+        text.push_str(&format!(
+            " and {} more range{}",
+            ranges.len() - RANGES_IN_TEXT,
+            plural((ranges.len() - RANGES_IN_TEXT) as u64)
+        ));
+    }
+    if !complete {
+        text.push_str(" (more not listed)");
+    }
+    text
 }
 
 /// The closing line of a report with no output: said only for `--dry-run`,
@@ -672,6 +711,27 @@ fn write_text(
         report.skipped_areas,
         plural(report.skipped_areas)
     )?;
+    if !report.read_through.is_empty() {
+        writeln!(
+            out,
+            "{name}: lost: the snapshot reads the origin now at {}",
+            ranges_text(&report.read_through, report.read_through_complete)
+        )?;
+    }
+    if report.missing_records > 0 {
+        writeln!(
+            out,
+            "{name}: lost: {} record slot{} empty in areas before the last one holding records (the kernel fills every area before its last)",
+            report.missing_records,
+            plural(report.missing_records)
+        )?;
+    }
+    if report.read_through_unknown {
+        writeln!(
+            out,
+            "{name}: lost: records in overwritten, zeroed or unreadable areas; the origin chunks they mapped cannot be told, and the snapshot reads the origin there now"
+        )?;
+    }
     let Some(output) = output else {
         return nothing_written(out, cli, name);
     };
@@ -792,6 +852,7 @@ fn shared_options(cli: &Cli) -> anyhow::Result<shared_repair::RepairOptions> {
         origin_bytes: origin_bytes(cli)?,
         mark_valid: cli.mark_valid,
         full_scan: cli.full_scan,
+        invalidate_on_loss: cli.invalidate_on_loss,
     })
 }
 
@@ -937,11 +998,7 @@ fn shared_finish(
 }
 
 fn shared_exit_code(report: &shared_repair::RepairReport) -> u8 {
-    if report.nothing_salvaged() {
-        exit::EXIT_PROBLEMS
-    } else {
-        exit::EXIT_OK
-    }
+    repair_exit_code(report.nothing_salvaged(), report.records_lost)
 }
 
 fn render_shared(
@@ -1120,21 +1177,29 @@ fn write_snapshot_counts(
     if as_table && !report.per_snapshot.is_empty() {
         let mut table = Table::new();
         table.load_preset(UTF8_FULL);
-        table.set_header(["snapshot", "kept", "lost", "lost in unreadable ranges"]);
+        table.set_header([
+            "snapshot",
+            "kept",
+            "lost",
+            "lost in unreadable ranges",
+            "reads the origin now at",
+        ]);
         for t in &report.per_snapshot {
             table.add_row([
                 t.id.to_string(),
                 t.kept.to_string(),
                 t.lost.to_string(),
                 if t.lost_unknown { "unknown" } else { "none" }.to_string(),
+                ranges_text(&t.read_through, t.read_through_complete),
             ]);
         }
-        return writeln!(out, "{table}");
+        writeln!(out, "{table}")?;
+        return write_unknown_read_through(out, name, report);
     }
     for t in &report.per_snapshot {
         writeln!(
             out,
-            "{name}: snapshot {}: kept {} record{}, lost {}{}",
+            "{name}: snapshot {}: kept {} record{}, lost {}{}{}",
             t.id,
             t.kept,
             plural(t.kept),
@@ -1143,7 +1208,32 @@ fn write_snapshot_counts(
                 " (and an unknown number in unreadable ranges)"
             } else {
                 ""
+            },
+            if t.read_through.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; reads the origin now at {}",
+                    ranges_text(&t.read_through, t.read_through_complete)
+                )
             }
+        )?;
+    }
+    write_unknown_read_through(out, name, report)
+}
+
+/// The origin ranges whose records could not be read, where any snapshot may
+/// read the origin now.
+fn write_unknown_read_through(
+    out: &mut dyn Write,
+    name: &str,
+    report: &shared_repair::RepairReport,
+) -> io::Result<()> {
+    if !report.read_through_unknown.is_empty() {
+        writeln!(
+            out,
+            "{name}: lost: every snapshot may read the origin now at {}, where records could not be read",
+            ranges_text(&report.read_through_unknown, true)
         )?;
     }
     Ok(())

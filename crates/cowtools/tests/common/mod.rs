@@ -202,3 +202,35 @@ pub fn assert_origin_untouched(output: &Output, origin: &Path, before: &[u8]) {
 pub fn golden_clone_metadata(dir: &TempDir) -> PathBuf {
     golden_image(dir, "d", "meta.img.xz", "-meta")
 }
+
+/// The leaves of the shared store at `path` as (chunk, records), in key order.
+pub fn shared_leaves(path: &Path) -> Vec<(u64, u64)> {
+    use cowfmt::shared::dump::SharedSource;
+    use cowfmt::shared::walk::{walk_tree, BlockAt, TreeVisitor, WalkProblem};
+    use cowfmt::shared::{Leaf, Node};
+    struct Leaves(Vec<(u64, u64)>);
+    impl TreeVisitor for Leaves {
+        fn node(&mut self, _: &BlockAt, _: &Node) -> cowfmt::Result<()> {
+            Ok(())
+        }
+        fn leaf(&mut self, at: &BlockAt, leaf: &Leaf) -> cowfmt::Result<()> {
+            self.0.push((at.chunk, leaf.records.len() as u64));
+            Ok(())
+        }
+        fn problem(&mut self, _: &BlockAt, p: &WalkProblem) -> cowfmt::Result<()> {
+            panic!("{p:?}")
+        }
+    }
+    let source = SharedSource::open(Device::open(path, Access::ReadOnly).unwrap()).unwrap();
+    let header = source.header();
+    let mut leaves = Leaves(Vec::new());
+    walk_tree(
+        source.device(),
+        source.geometry(),
+        header.root_tree_chunk,
+        header.tree_level,
+        &mut leaves,
+    )
+    .unwrap();
+    leaves.0
+}

@@ -2,7 +2,7 @@
 
 use super::chunk_size::choose_chunk_size;
 use super::credibility::Scan;
-use super::header::{check_header_tail, decide_validity, header_problems};
+use super::header::{check_header_tail, decide_validity, header_problems, invalidate_on_loss};
 use super::options::RepairOptions;
 use super::report::{ChunkSizeSource, RepairReport, REPAIR_FORMAT_VERSION};
 use super::salvage::Salvage;
@@ -50,6 +50,7 @@ pub fn analyze(
         chunk_size: 0,
         chunk_size_source: ChunkSizeSource::Header,
         inferred_chunk_size: None,
+        chunk_size_evidence: Vec::new(),
         header_repaired: false,
         header_problems: header_problems(&header),
         input_valid: (header.magic == PERSISTENT_MAGIC).then_some(header.is_valid()),
@@ -69,7 +70,14 @@ pub fn analyze(
         stale_areas_zeroed: 0,
         usage_after: None,
         status_after: None,
+        missing_records: 0,
+        records_lost: false,
+        read_through: Vec::new(),
+        read_through_complete: true,
+        read_through_unknown: false,
         notes: Vec::new(),
+        lost_old_chunks: Vec::new(),
+        lost_old_chunks_overflow: false,
     };
     let chunk_sectors = choose_chunk_size(input, &header, options, &mut report)?;
     let geometry = Geometry::new(chunk_sectors, input.size_bytes())
@@ -96,9 +104,48 @@ pub fn analyze(
             if report.recovered_beyond_kernel == 1 { "" } else { "s" }
         ));
     }
+    report.settle_losses();
+    invalidate_on_loss(options.invalidate_on_loss, &mut report);
     Ok(Salvage {
         report,
         geometry,
         kept,
+        invalidate_on_loss: options.invalidate_on_loss,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+
+    use super::*;
+    use crate::device::Access;
+    use crate::origin_range::OriginRange;
+    use crate::persistent::test_store::committed_store;
+
+    #[test]
+    fn only_origin_chunks_no_kept_record_maps_read_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cow.img");
+        committed_store(&path, 256, 10, |i| 100 + i);
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let record = |old: u64, new: u64| [old.to_le_bytes(), new.to_le_bytes()].concat();
+        // Record 3 takes record 2's data chunk: dropped, origin chunk 999 lost.
+        file.write_all_at(&record(999, 4), 4096 + 3 * 16).unwrap();
+        // Record 4 maps record 0's origin chunk again: dropped, but 100 is kept.
+        file.write_all_at(&record(100, 6), 4096 + 4 * 16).unwrap();
+        let input = Device::open(&path, Access::ReadOnly).unwrap();
+        let options = RepairOptions {
+            invalidate_on_loss: true,
+            ..RepairOptions::default()
+        };
+        let salvage = analyze(&input, &options, &mut |_, _| {}).unwrap();
+        let report = salvage.report();
+        assert_eq!(report.dropped_total, 2);
+        assert_eq!(report.read_through, vec![OriginRange::new(999, 1000)]);
+        assert!(report.read_through_complete);
+        assert!(!report.read_through_unknown);
+        assert!(report.records_lost);
+        assert!(!report.output_valid, "invalid on loss, as asked");
+    }
 }

@@ -1,21 +1,19 @@
 //! Settling the chunk size of a damaged store: given, from the header, or
-//! inferred from where area 0 looks plausible.
+//! inferred from the areas' records, and only when exactly one chunk size
+//! reads credible records (or the header's field agrees with one of several).
 
 use super::options::RepairOptions;
 use super::report::{ChunkSizeSource, RepairReport};
 use crate::device::Device;
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::kind::PERSISTENT_MAGIC;
-use crate::persistent::header::{validate_chunk_size, Header, DISK_VERSION, MAX_CHUNK_SECTORS};
-use crate::persistent::layout::Geometry;
+use crate::persistent::chunk_evidence::{plausible_others, weigh, weigh_all, ChunkSizeEvidence};
+use crate::persistent::header::{validate_chunk_size, Header, DISK_VERSION};
 use crate::persistent::rebuild::JobError;
-use crate::persistent::record::{ExceptionRecord, RECORD_BYTES};
-
-/// Bytes read at a time while scoring a candidate chunk size.
-const SCORE_WINDOW: usize = 64 * 1024;
 
 /// Settles the chunk size: the caller's, else the header's when the header is
-/// sound, else the one under which area 0 looks most plausible.
+/// sound (refused when it reads nothing and another size reads records), else
+/// the one chunk size under which the first areas read credible records.
 pub(super) fn choose_chunk_size(
     input: &Device,
     header: &Header,
@@ -37,35 +35,43 @@ pub(super) fn choose_chunk_size(
     }
     let identity_sound = header.magic == PERSISTENT_MAGIC && header.version == DISK_VERSION;
     if identity_sound && field_usable {
-        if score_area_zero(input, header.chunk_size).0 == 0 {
-            if let Some(other) = infer_chunk_size(input, None)? {
-                report.notes.push(format!(
-                    "area 0 is empty under the header's chunk size of {} sectors, but looks plausible under {other} sectors; if the chunk size field is damaged, give {other} sectors explicitly",
-                    header.chunk_size
-                ));
-            }
-        }
+        refuse_if_header_size_reads_nothing(input, header.chunk_size)?;
         return Ok(header.chunk_size);
     }
     let preferred = field_usable.then_some(header.chunk_size);
-    match infer_chunk_size(input, preferred)? {
-        Some(sectors) => {
+    let plausible: Vec<ChunkSizeEvidence> = weigh_all(input)
+        .into_iter()
+        .filter(ChunkSizeEvidence::is_plausible)
+        .collect();
+    report.chunk_size_evidence = plausible.clone();
+    match pick(input, &plausible, preferred)? {
+        Some(evidence) => {
+            let sectors = evidence.chunk_size;
             report.chunk_size_source = ChunkSizeSource::Inferred;
             report.inferred_chunk_size = Some(sectors);
             if field_usable && header.chunk_size != sectors {
                 report.header_problems.push(format!(
-                    "chunk size field says {} sectors, but area 0 is where a {sectors}-sector chunk puts it",
+                    "chunk size field says {} sectors, but the areas are where a {sectors}-sector chunk puts them",
                     header.chunk_size
                 ));
             }
+            let others = if plausible.len() == 1 {
+                "no other chunk size reads a credible record".to_string()
+            } else {
+                format!(
+                    "the header's chunk size field agrees, although {} also read credible records",
+                    describe_all(plausible.iter().filter(|e| e.chunk_size != sectors))
+                )
+            };
             report.notes.push(format!(
-                "the chunk size was inferred as {sectors} sectors from where area 0 looks plausible"
+                "the chunk size was inferred as {sectors} sectors: {}; {others}",
+                evidence.text()
             ));
             Ok(sectors)
         }
         None if field_usable => {
             report.notes.push(format!(
-                "no plausible area 0 was found at any chunk size; the header's {} sectors were used",
+                "no chunk size reads a credible record in the first areas; the header's {} sectors were used",
                 header.chunk_size
             ));
             Ok(header.chunk_size)
@@ -77,76 +83,125 @@ pub(super) fn choose_chunk_size(
             header.chunk_size
         ))),
         None => Err(JobError::Damage(format!(
-            "{}: the header is unusable ({}) and no plausible area 0 was found at any chunk size; nothing to salvage unless the chunk size is given",
+            "{}: the header is unusable ({}) and no chunk size reads a credible record in the first areas; nothing to salvage unless the chunk size is given with --chunk-size",
             input.path().display(),
             report.header_problems.join("; ")
         ))),
     }
 }
 
-/// Tries every power-of-two chunk size and returns the one under which area 0
-/// holds the longest run of plausible records (ascending new_chunk from 2, on
-/// data chunks of the device); ties go to `preferred`, then to the smallest.
-fn infer_chunk_size(input: &Device, preferred: Option<u32>) -> Result<Option<u32>> {
-    let mut best: Option<(u64, u64, u32)> = None;
-    let mut sectors = 1u64;
-    while sectors <= MAX_CHUNK_SECTORS {
-        let candidate = sectors as u32;
-        let (run, exact) = score_area_zero(input, candidate);
-        let better = match best {
-            None => run > 0,
-            Some((best_run, best_exact, best_sectors)) => {
-                (run, exact) > (best_run, best_exact)
-                    || ((run, exact) == (best_run, best_exact)
-                        && preferred == Some(candidate)
-                        && preferred != Some(best_sectors))
-            }
-        };
-        if better {
-            best = Some((run, exact, candidate));
-        }
-        sectors <<= 1;
+/// Refuses a sound header whose chunk size reads no credible record while
+/// another chunk size reads credible records: repairing with it would write an
+/// empty store, and repairing with another would overrule an intact header.
+fn refuse_if_header_size_reads_nothing(input: &Device, sectors: u32) -> Result<(), JobError> {
+    if weigh(input, sectors).is_some_and(|e| e.is_plausible()) {
+        return Ok(());
     }
-    Ok(best.map(|(_, _, sectors)| sectors))
+    let others = plausible_others(input, sectors);
+    let Some(best) = others.iter().max_by_key(|e| e.credible_records) else {
+        return Ok(());
+    };
+    Err(JobError::Damage(format!(
+        "{}: the header's chunk size of {sectors} sectors reads no credible record in the first areas, but under {}; the chunk size field looks damaged: give --chunk-size {}s to salvage those records (--chunk-size {sectors}s keeps the header's, which salvages nothing)",
+        input.path().display(),
+        describe_all(others.iter()),
+        best.chunk_size
+    )))
 }
 
-/// The plausible run at the start of area 0 under `chunk_sectors`, and how
-/// many of its records sit exactly where the kernel's allocator puts them.
-fn score_area_zero(input: &Device, chunk_sectors: u32) -> (u64, u64) {
-    let Ok(geometry) = Geometry::new(chunk_sectors, input.size_bytes()) else {
-        return (0, 0);
-    };
-    if !geometry.holds_first_area() {
-        return (0, 0);
+/// The one plausible chunk size, or the header's among several; several with
+/// none preferred stop the repair.
+fn pick(
+    input: &Device,
+    plausible: &[ChunkSizeEvidence],
+    preferred: Option<u32>,
+) -> Result<Option<ChunkSizeEvidence>, JobError> {
+    match plausible {
+        [] => Ok(None),
+        [one] => Ok(Some(*one)),
+        many => match many.iter().find(|e| Some(e.chunk_size) == preferred) {
+            Some(agreed) => Ok(Some(*agreed)),
+            None => Err(JobError::Damage(format!(
+                "{}: the header's chunk size is lost and {} chunk sizes are plausible: {}; give the right one with --chunk-size",
+                input.path().display(),
+                many.len(),
+                describe_all(many.iter())
+            ))),
+        },
     }
-    let chunk_bytes = geometry.chunk_bytes();
-    let base = geometry.area_location(0) * chunk_bytes as u64;
-    let window = chunk_bytes.min(SCORE_WINDOW);
-    let mut buffer = vec![0u8; window];
-    let (mut run, mut exact, mut previous) = (0u64, 0u64, 1u64);
-    let mut offset = 0usize;
-    while offset < chunk_bytes {
-        if input
-            .read_at(&mut buffer, base + offset as u64, || "area 0".to_string())
-            .is_err()
-        {
-            break;
-        }
-        for raw in buffer.chunks_exact(RECORD_BYTES) {
-            let new_chunk = ExceptionRecord::decode(raw).new_chunk;
-            if new_chunk <= previous
-                || new_chunk >= geometry.device_chunks()
-                || geometry.is_metadata_chunk(new_chunk)
-            {
-                return (run, exact);
-            }
-            if new_chunk == geometry.nth_data_chunk(run) {
-                exact += 1;
-            }
-            run += 1;
-            previous = new_chunk;
-        }
-        offset += window;
+}
+
+/// "8 sectors (344 records in 2 of the first 4 areas ...)", joined.
+fn describe_all<'a>(evidence: impl Iterator<Item = &'a ChunkSizeEvidence>) -> String {
+    evidence
+        .map(|e| format!("{} sectors ({})", e.chunk_size, e.text()))
+        .collect::<Vec<_>>()
+        .join(", and ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+
+    use super::super::analyze;
+    use super::*;
+    use crate::device::Access;
+    use crate::persistent::test_store::committed_store;
+
+    /// A 600-record store of 8-sector chunks whose area 0 is zeroed and whose
+    /// header chunk holds 31 records that read as area 0 of 1-sector chunks;
+    /// the header's 16 bytes are `header`.
+    fn two_plausible_sizes(dir: &tempfile::TempDir, header: [u32; 4]) -> Device {
+        let path = dir.path().join("cow.img");
+        committed_store(&path, 2048, 600, |i| i * 5);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let mut records = vec![0u8; 31 * 16];
+        file.read_exact_at(&mut records, 4096).unwrap();
+        file.write_all_at(&records, 512).unwrap();
+        file.write_all_at(&[0u8; 4096], 4096).unwrap();
+        let fields: Vec<u8> = header.iter().flat_map(|f| f.to_le_bytes()).collect();
+        file.write_all_at(&fields, 0).unwrap();
+        Device::open(&path, Access::ReadOnly).unwrap()
     }
-    (run, exact)
+
+    #[test]
+    fn two_plausible_sizes_stop_the_repair_unless_the_field_names_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let wiped = two_plausible_sizes(&dir, [0, 0, 0, 0]);
+        match analyze(&wiped, &RepairOptions::default(), &mut |_, _| {}) {
+            Err(JobError::Damage(message)) => {
+                assert!(message.contains("2 chunk sizes are plausible"), "{message}");
+                assert!(
+                    message.contains("give the right one with --chunk-size"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(wiped);
+        let field_kept = two_plausible_sizes(&dir, [0, 0, 0, 8]);
+        let salvage = analyze(&field_kept, &RepairOptions::default(), &mut |_, _| {}).unwrap();
+        let report = salvage.report();
+        assert_eq!(report.chunk_size, 8);
+        assert_eq!(report.chunk_size_source, ChunkSizeSource::Inferred);
+        assert_eq!(report.kept, 344);
+        assert_eq!(report.missing_records, 256);
+        assert!(report.records_lost);
+        let sizes: Vec<u32> = report
+            .chunk_size_evidence
+            .iter()
+            .map(|e| e.chunk_size)
+            .collect();
+        assert_eq!(sizes, vec![1, 8]);
+        assert!(
+            report.notes.iter().any(|n| n
+                .contains("the header's chunk size field agrees, although 1 sectors (31 records")),
+            "{:?}",
+            report.notes
+        );
+    }
 }

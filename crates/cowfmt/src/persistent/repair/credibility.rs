@@ -52,6 +52,9 @@ impl Scan {
         let mut buffer = vec![0u8; geometry.chunk_bytes()];
         let mut kept = Vec::new();
         let mut in_view = true;
+        let epa = geometry.exceptions_per_area();
+        let mut last_kept_area = None;
+        let mut short_areas: Vec<(u64, u64)> = Vec::new();
         for area in 0..areas {
             if self.kernel_areas_only && !in_view {
                 break;
@@ -83,14 +86,29 @@ impl Scan {
             } else {
                 buffer.len() / RECORD_BYTES
             };
-            self.area(area, chunk, &buffer, limit, visible, report, &mut kept);
+            let kept_before = kept.len();
+            let present = self.area(area, chunk, &buffer, limit, visible, report, &mut kept);
+            if kept.len() > kept_before {
+                last_kept_area = Some(area);
+            }
+            short_areas.push((area, epa.saturating_sub(present)));
             in_view = in_view && parse.full;
         }
+        if let Some(last) = last_kept_area {
+            report.missing_records = short_areas
+                .iter()
+                .take_while(|(area, _)| *area < last)
+                .map(|(_, missing)| missing)
+                .sum();
+        }
+        let mapped = &self.mapped;
+        report.lost_old_chunks.retain(|&old| !mapped.get(old));
         Ok(kept)
     }
 
     /// Decides the records in the first `limit` slots of one area; the first
-    /// `visible` of them are in the kernel's view.
+    /// `visible` of them are in the kernel's view. Returns the slots that hold
+    /// a credible record or a dropped one (junk areas hold none).
     #[allow(clippy::too_many_arguments)]
     fn area(
         &mut self,
@@ -101,7 +119,7 @@ impl Scan {
         visible: usize,
         report: &mut RepairReport,
         kept: &mut Vec<PlacedRecord>,
-    ) {
+    ) -> u64 {
         let slots = || {
             bytes
                 .chunks_exact(RECORD_BYTES)
@@ -140,10 +158,10 @@ impl Scan {
                         message,
                     });
                 }
-            } else {
-                report.skipped_areas += 1;
+                return present;
             }
-            return;
+            report.skipped_areas += 1;
+            return 0;
         }
         for (index, record) in slots() {
             let placed = PlacedRecord {
@@ -176,6 +194,7 @@ impl Scan {
                 kept.push(placed);
             }
         }
+        present
     }
 
     fn fault(&self, area: u64, chunk: u64, record: &ExceptionRecord) -> Option<Fault> {

@@ -1,5 +1,6 @@
 //! What is wrong with a damaged store's header, and whether the output is
-//! marked valid.
+//! marked valid (never more valid than the input, and invalid on loss when
+//! asked).
 
 use super::options::RepairOptions;
 use super::report::RepairReport;
@@ -76,4 +77,15 @@ pub(super) fn decide_validity(options: &RepairOptions, report: &mut RepairReport
             true
         }
     };
+}
+
+/// Marks the output invalid when records were lost and the caller prefers no
+/// data to wrong data (the kernel then refuses to serve the snapshot).
+pub(super) fn invalidate_on_loss(asked: bool, report: &mut RepairReport) {
+    if asked && report.records_lost && report.output_valid {
+        report.output_valid = false;
+        report.notes.push(
+            "records were lost, so the output is marked invalid as asked: the kernel refuses to serve the snapshot rather than read the origin where they were".to_string(),
+        );
+    }
 }

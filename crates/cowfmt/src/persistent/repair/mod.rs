@@ -1,12 +1,14 @@
 //! Salvage of a damaged persistent (or legacy) store into a new, consistent one.
 //!
 //! Two steps. [`analyze`] reads the damaged store and never writes to it: it
-//! settles the chunk size (from the header, from the caller, or inferred from
-//! where area 0 looks plausible), scans every area location on the device and
-//! keeps each record that is still credible. [`Salvage::write`] copies the kept
+//! settles the chunk size (from the caller, from a sound header whose chunk
+//! size reads records, or inferred when exactly one chunk size reads credible
+//! records: see [`chunk_evidence`](crate::persistent::chunk_evidence)), scans
+//! every area location on the device and keeps each record that is still
+//! credible. [`Salvage::write`] copies the kept
 //! records' data chunks into a fresh store in order, compacting holes, and
 //! rebuilds the areas. The [`RepairReport`] says what was kept, what was
-//! dropped and why.
+//! dropped and why, and which origin ranges now read through to the origin.
 //!
 //! A record is credible when its `new_chunk` lies on the device, is neither the
 //! header nor a metadata area, lies after its own area (the kernel allocates an

@@ -15,6 +15,8 @@ pub struct RepairOptions {
     pub mark_valid: bool,
     /// Only the areas the kernel reads; records beyond them are ignored.
     pub kernel_areas_only: bool,
+    /// Mark the output invalid when records were lost.
+    pub invalidate_on_loss: bool,
 }
 
 impl Default for RepairOptions {
@@ -25,6 +27,7 @@ impl Default for RepairOptions {
             origin_bytes: None,
             mark_valid: false,
             kernel_areas_only: false,
+            invalidate_on_loss: false,
         }
     }
 }

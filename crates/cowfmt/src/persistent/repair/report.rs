@@ -4,6 +4,8 @@
 use serde::Serialize;
 
 use crate::kind::StoreKind;
+use crate::origin_range::{ranges_of, OriginRange};
+use crate::persistent::chunk_evidence::ChunkSizeEvidence;
 use crate::persistent::rebuild::Relocation;
 use crate::persistent::state::Usage;
 use crate::persistent::store::PlacedRecord;
@@ -14,6 +16,10 @@ pub const REPAIR_FORMAT_VERSION: u32 = 1;
 /// Dropped records (and damaged areas) listed one by one; the rest are counted.
 pub const LISTED_MAX: usize = 10_000;
 
+/// Origin chunks of dropped records remembered to name the lost ranges; past
+/// this many the list of ranges is marked incomplete.
+const LOST_CHUNKS_REMEMBERED: usize = 1 << 20;
+
 /// Where the chunk size used came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -22,7 +28,7 @@ pub enum ChunkSizeSource {
     Header,
     /// The caller's.
     Option,
-    /// Inferred from where area 0 looks plausible.
+    /// Inferred from the records of the first areas.
     Inferred,
 }
 
@@ -120,6 +126,9 @@ pub struct RepairReport {
     pub chunk_size_source: ChunkSizeSource,
     /// The chunk size inferred from the areas, when it was inferred.
     pub inferred_chunk_size: Option<u32>,
+    /// When the chunk size was inferred: what the first areas read under each
+    /// plausible chunk size.
+    pub chunk_size_evidence: Vec<ChunkSizeEvidence>,
     /// Whether the header needed repair (the output's header is always fresh).
     pub header_repaired: bool,
     /// What was wrong with the header.
@@ -159,14 +168,52 @@ pub struct RepairReport {
     pub usage_after: Option<Usage>,
     /// The output's status text.
     pub status_after: Option<String>,
+    /// Empty record slots in areas before the last area holding kept records:
+    /// the kernel fills every area before its last, so records were lost there
+    /// (a zeroed area, a premature terminator).
+    pub missing_records: u64,
+    /// Whether records were lost: dropped, missing from an area that should
+    /// be full, or in areas that could not be read.
+    pub records_lost: bool,
+    /// The origin ranges the snapshot now reads from the origin because their
+    /// records were dropped (at most [`LISTED_MAX`] ranges).
+    pub read_through: Vec<OriginRange>,
+    /// Whether `read_through` names every origin chunk of a dropped record.
+    pub read_through_complete: bool,
+    /// Whether records were lost whose origin chunks cannot be told (areas
+    /// overwritten, zeroed or unreadable): the snapshot reads the origin there too.
+    pub read_through_unknown: bool,
     /// Things worth saying that are not drops.
     pub notes: Vec<String>,
+    /// Origin chunks of dropped records that no kept record maps.
+    #[serde(skip)]
+    pub(super) lost_old_chunks: Vec<u64>,
+    /// Whether more origin chunks were lost than `lost_old_chunks` holds.
+    #[serde(skip)]
+    pub(super) lost_old_chunks_overflow: bool,
 }
 
 impl RepairReport {
     /// True when records were lost and none could be kept.
     pub fn nothing_salvaged(&self) -> bool {
         self.kept == 0 && self.dropped_total > 0
+    }
+
+    /// True when records were dropped, are missing, or could not be read:
+    /// the snapshot reads the origin where they were.
+    pub fn loses_records(&self) -> bool {
+        self.dropped_total > 0 || self.missing_records > 0 || !self.unreadable_areas.is_empty()
+    }
+
+    /// Turns what was lost into `records_lost` and the read-through ranges.
+    pub(super) fn settle_losses(&mut self) {
+        let (ranges, all) = ranges_of(&mut self.lost_old_chunks, LISTED_MAX);
+        self.read_through = ranges;
+        self.read_through_complete = all && !self.lost_old_chunks_overflow;
+        self.read_through_unknown = !self.damaged_areas.is_empty()
+            || !self.unreadable_areas.is_empty()
+            || self.missing_records > 0;
+        self.records_lost = self.loses_records();
     }
 
     pub(super) fn drop_record(
@@ -176,6 +223,11 @@ impl RepairReport {
         message: String,
     ) {
         self.dropped_total += 1;
+        if self.lost_old_chunks.len() < LOST_CHUNKS_REMEMBERED {
+            self.lost_old_chunks.push(placed.record.old_chunk);
+        } else {
+            self.lost_old_chunks_overflow = true;
+        }
         if self.dropped.len() < LISTED_MAX {
             self.dropped.push(DroppedRecord {
                 area: placed.area,

@@ -1,5 +1,6 @@
 //! Writing the kept records of a damaged store into a fresh one.
 
+use super::header::invalidate_on_loss;
 use super::report::{DropReason, RepairReport};
 use crate::device::Device;
 use crate::error::Error;
@@ -16,6 +17,7 @@ pub struct Salvage {
     pub(super) report: RepairReport,
     pub(super) geometry: Geometry,
     pub(super) kept: Vec<PlacedRecord>,
+    pub(super) invalidate_on_loss: bool,
 }
 
 impl Salvage {
@@ -97,6 +99,8 @@ impl Salvage {
             progress(done as u64 + 1, total);
         }
         report.kept = kept;
+        report.settle_losses();
+        invalidate_on_loss(self.invalidate_on_loss, report);
         let device = writer.finish(report.output_valid)?;
         let settled = settle_output(device, output_zeroed, report.kind)?;
         report.stale_areas_zeroed = settled.stale_areas_zeroed;

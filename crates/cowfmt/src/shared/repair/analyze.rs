@@ -20,8 +20,8 @@ use super::lost;
 use super::options::RepairOptions;
 use super::reachable::{walk, FoundLeaf, Reached};
 use super::report::{
-    DropReason, ReasonCount, RepairReport, ScanMode, ScanSummary, SnapshotTally, Source,
-    REPAIR_FORMAT_VERSION,
+    DropReason, OriginRange, ReasonCount, RepairReport, ScanMode, ScanSummary, SnapshotTally,
+    Source, LISTED_MAX, REPAIR_FORMAT_VERSION,
 };
 use super::salvage::Salvage;
 use super::scan::{scan, ScanContext, Scanned};
@@ -30,6 +30,7 @@ use super::snapmask;
 use super::space::{account, bitmap_credible};
 use super::tally::{tally, Tally};
 use crate::kind::StoreKind;
+use crate::origin_range::ranges_of;
 
 /// The chunk size to read with, where it came from, and what it says about
 /// the header.
@@ -275,6 +276,7 @@ fn analyze_at(
     settle_lost(&mut report, &reached, &leaves, credible);
     fill_counts(&mut report, &mut tally, snapmask);
     decide_validity(header, verdict, options, &mut report);
+    settle_losses(&mut report, options.invalidate_on_loss);
     report.header_repaired = !report.header_problems.is_empty();
     Ok(Salvage {
         report,
@@ -434,7 +436,7 @@ fn settle_snapmask(
     report.snapmask = snap.mask;
     report.snapmask_source = snap.source;
     report.snapshots = mask::id_list(snap.mask);
-    report.header_problems.extend(snap.problems);
+    report.bits_outside_snapmask = snap.outside;
     report.notes.extend(snap.notes);
     Ok(snap.mask)
 }
@@ -455,13 +457,41 @@ fn fill_counts(report: &mut RepairReport, tally: &mut Tally, snapmask: u64) {
     report.dropped_unlisted = tally.dropped_total - tally.listed.len() as u64;
     report.dropped = std::mem::take(&mut tally.listed);
     report.per_snapshot = mask::ids(snapmask)
-        .map(|id| SnapshotTally {
-            id,
-            kept: tally.kept_per_snapshot[id as usize],
-            lost: tally.lost_per_snapshot[id as usize],
-            lost_unknown: report.records_unknown,
+        .map(|id| {
+            let lost = tally.lost_per_snapshot[id as usize];
+            let origins = &mut tally.lost_origins[id as usize];
+            let remembered_all = origins.len() as u64 == lost;
+            let (read_through, listed_all) = ranges_of(origins, LISTED_MAX);
+            SnapshotTally {
+                id,
+                kept: tally.kept_per_snapshot[id as usize],
+                lost,
+                lost_unknown: report.records_unknown,
+                read_through,
+                read_through_complete: remembered_all && listed_all,
+            }
         })
         .collect();
+}
+
+/// Says what was lost as a whole, and marks the output invalid on loss when
+/// asked (the engine then refuses the store).
+fn settle_losses(report: &mut RepairReport, invalidate_on_loss: bool) {
+    let mut unknown: Vec<OriginRange> = report
+        .lost_ranges
+        .iter()
+        .flat_map(|r| r.unresolved.iter().copied())
+        .collect();
+    unknown.sort_unstable_by_key(|r| r.lo);
+    unknown.truncate(LISTED_MAX);
+    report.read_through_unknown = unknown;
+    report.records_lost = report.loses_records();
+    if invalidate_on_loss && report.records_lost && report.output_valid {
+        report.output_valid = false;
+        report.notes.push(
+            "records were lost, so the output is marked invalid as asked: the engine refuses the store rather than let snapshots read the origin where they were".to_string(),
+        );
+    }
 }
 
 fn new_report(input: &Device, verdict: &HeaderVerdict, choice: &ChunkChoice) -> RepairReport {
@@ -508,6 +538,9 @@ fn new_report(input: &Device, verdict: &HeaderVerdict, choice: &ChunkChoice) -> 
         records_unknown: false,
         unknown_records_at_most: None,
         per_snapshot: Vec::new(),
+        bits_outside_snapmask: 0,
+        records_lost: false,
+        read_through_unknown: Vec::new(),
         chunks: Default::default(),
         leaves_after: None,
         tree_level_after: None,

@@ -19,6 +19,8 @@ pub struct RepairOptions {
     /// When the tree is damaged, also look for leaves in chunks the bitmap
     /// marks free (stale leaves the engine freed look like this too).
     pub full_scan: bool,
+    /// Mark the output invalid when records were lost.
+    pub invalidate_on_loss: bool,
 }
 
 impl RepairOptions {

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::kind::StoreKind;
+pub use crate::origin_range::OriginRange;
 
 /// The version of the shared repair report schema.
 pub const REPAIR_FORMAT_VERSION: u32 = 1;
@@ -22,8 +23,6 @@ pub enum Source {
     Option,
     /// Inferred from what the device shows.
     Inferred,
-    /// The header's, with what the records prove missing added back.
-    Repaired,
 }
 
 impl Source {
@@ -33,7 +32,6 @@ impl Source {
             Source::Header => "header",
             Source::Option => "option",
             Source::Inferred => "inferred",
-            Source::Repaired => "repaired",
         }
     }
 }
@@ -119,33 +117,6 @@ pub struct ReasonCount {
     pub count: u64,
 }
 
-/// A range of origin chunks `lo..hi` (`hi` null: no upper bound).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct OriginRange {
-    /// First origin chunk.
-    pub lo: u64,
-    /// One past the last, or `None` for "to the end".
-    pub hi: Option<u64>,
-}
-
-impl OriginRange {
-    /// The range of `lo..hi`, `u64::MAX` meaning no bound.
-    pub fn new(lo: u64, hi: u64) -> Self {
-        OriginRange {
-            lo,
-            hi: (hi != u64::MAX).then_some(hi),
-        }
-    }
-
-    /// As people read it: "origin chunks 100..200" or "origin chunks 100..".
-    pub fn text(&self) -> String {
-        match self.hi {
-            Some(hi) => format!("origin chunks {}..{hi}", self.lo),
-            None => format!("origin chunks {}..", self.lo),
-        }
-    }
-}
-
 /// The key range of a tree block that could not be used: its records are not
 /// known from the tree; the scan may have recovered leaves inside it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -167,7 +138,7 @@ pub struct LostRange {
 }
 
 /// Records kept and lost for one snapshot of the output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SnapshotTally {
     /// The snapshot id.
     pub id: u32,
@@ -178,6 +149,11 @@ pub struct SnapshotTally {
     pub lost: u64,
     /// Whether it may also have lost records in unreadable ranges (not counted).
     pub lost_unknown: bool,
+    /// The origin ranges it lost: it reads the origin there now (at most
+    /// [`LISTED_MAX`] ranges).
+    pub read_through: Vec<OriginRange>,
+    /// Whether `read_through` names every origin chunk counted in `lost`.
+    pub read_through_complete: bool,
 }
 
 /// Which chunks the leaf scan read.
@@ -303,6 +279,15 @@ pub struct RepairReport {
     pub unknown_records_at_most: Option<u64>,
     /// Kept and lost records per snapshot of the output.
     pub per_snapshot: Vec<SnapshotTally>,
+    /// Snapshot bits records carry outside an intact header's snapmask (their
+    /// records are dropped; the snapmask is not widened).
+    pub bits_outside_snapmask: u64,
+    /// Whether records were lost: dropped, trimmed of a snapshot's bit, or in
+    /// unreadable ranges.
+    pub records_lost: bool,
+    /// The unresolved parts of the lost ranges: any snapshot may read the
+    /// origin there now (at most [`LISTED_MAX`] ranges).
+    pub read_through_unknown: Vec<OriginRange>,
     /// Where the input's chunks went.
     pub chunks: ChunkAccounting,
     /// Leaves of the output tree, once written.
@@ -319,6 +304,14 @@ impl RepairReport {
     /// True when nothing could be salvaged from a store that held something.
     pub fn nothing_salvaged(&self) -> bool {
         self.kept == 0 && (self.dropped_total > 0 || self.records_unknown)
+    }
+
+    /// True when records were dropped, a snapshot lost a record, or records
+    /// may be lost in unreadable ranges.
+    pub fn loses_records(&self) -> bool {
+        self.dropped_total > 0
+            || self.records_unknown
+            || self.per_snapshot.iter().any(|t| t.lost > 0)
     }
 
     /// Records dropped for `reason`.

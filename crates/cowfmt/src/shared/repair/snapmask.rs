@@ -1,12 +1,13 @@
-//! Settling the output's snapmask: the caller's; else the header's, with the
-//! snapshots the records prove it lost added back; else inferred from the masks
-//! found.
+//! Settling the output's snapmask: the caller's; else the intact header's,
+//! never widened (records naming other snapshots are dropped, and the bits
+//! are reported); else inferred from the masks found.
 //!
 //! A snapshot is *proven* by the records when a leaf whose stored `using_mask`
 //! agrees with its masks carries it (the engine writes that field, and a
 //! corrupted record mask breaks the agreement), or when records in at least two
-//! leaves carry it. To infer a snapmask from nothing, a bit needs a confirming
-//! leaf or at least two records: a single corrupted mask names no snapshot.
+//! leaves carry it: the report then suggests the snapmask that keeps them. To
+//! infer a snapmask from nothing, a bit needs a confirming leaf or at least two
+//! records: a single corrupted mask names no snapshot.
 
 use super::report::Source;
 use super::shape::mask_facts;
@@ -79,13 +80,14 @@ impl MaskEvidence {
     }
 }
 
-/// The snapmask decided, where it came from, and what was wrong with the header's.
+/// The snapmask decided, where it came from, and what to say about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct SnapmaskChoice {
     pub mask: u64,
     pub source: Source,
-    pub problems: Vec<String>,
     pub notes: Vec<String>,
+    /// Snapshot bits records carry outside an intact header's snapmask.
+    pub outside: u64,
 }
 
 /// Settles the snapmask from the caller's, the header's (`None` when the
@@ -98,8 +100,8 @@ pub(super) fn settle(
     let mut choice = SnapmaskChoice {
         mask: 0,
         source: Source::Option,
-        problems: Vec::new(),
         notes: Vec::new(),
+        outside: 0,
     };
     if let Some(given) = option {
         choice.mask = given;
@@ -113,17 +115,14 @@ pub(super) fn settle(
         return choice;
     }
     if let Some(stored) = header {
-        let missing = evidence.proven() & !stored;
-        choice.mask = stored | missing;
-        choice.source = if missing == 0 {
-            Source::Header
-        } else {
-            Source::Repaired
-        };
-        if missing != 0 {
-            choice.problems.push(format!(
-                "snapmask {stored:#x} lacks snapshots {} that the records prove exist",
-                mask::describe(missing)
+        choice.mask = stored;
+        choice.source = Source::Header;
+        choice.outside = evidence.union() & !stored;
+        if choice.outside != 0 {
+            choice.notes.push(outside_note(
+                stored,
+                choice.outside,
+                evidence.proven() & !stored,
             ));
         }
         return choice;
@@ -142,6 +141,23 @@ pub(super) fn settle(
         ));
     }
     choice
+}
+
+/// Says which bits records carry outside the header's snapmask, and the
+/// snapmask to give when the records prove the header lost some.
+fn outside_note(stored: u64, outside: u64, proven: u64) -> String {
+    let mut note = format!(
+        "records name snapshots {} outside the header's snapmask {stored:#x}; the intact header wins, so those bits are not snapshots of the output and their records are dropped",
+        mask::describe(outside)
+    );
+    if proven != 0 {
+        note.push_str(&format!(
+            "; snapshots {} appear in several leaves: if the header lost them, repair again with snapmask {:#x}",
+            mask::describe(proven),
+            stored | proven
+        ));
+    }
+    note
 }
 
 #[cfg(test)]
@@ -176,20 +192,35 @@ mod tests {
     }
 
     #[test]
-    fn header_bits_are_restored_only_when_proven() {
+    fn an_intact_header_is_never_widened() {
         let mut e = MaskEvidence::default();
         e.add_leaf(&leaf(&[0b1, 0b100], true));
         let c = settle(None, Some(0b1), &e);
-        assert_eq!((c.mask, c.source), (0b101, Source::Repaired));
+        assert_eq!((c.mask, c.source, c.outside), (0b1, Source::Header, 0b100));
+        assert!(
+            c.notes[0].contains("repair again with snapmask 0x5"),
+            "{:?}",
+            c.notes
+        );
 
         let mut e = MaskEvidence::default();
-        e.add_leaf(&leaf(&[0b1, 0b100, 0b100], false));
-        let c = settle(None, Some(0b1), &e);
-        assert_eq!((c.mask, c.source), (0b1, Source::Header));
+        e.add_leaf(&leaf(&[0b1, u64::MAX], false));
         let mut other = MaskEvidence::default();
-        other.add_leaf(&leaf(&[0b100], false));
+        other.add_leaf(&leaf(&[0b1, u64::MAX], false));
         e.merge(&other);
-        assert_eq!(settle(None, Some(0b1), &e).mask, 0b101);
+        let c = settle(None, Some(0xffff), &e);
+        assert_eq!((c.mask, c.source), (0xffff, Source::Header));
+        assert_eq!(c.outside, !0xffffu64);
+        assert!(
+            c.notes[0].contains("snapshots 16-63 outside"),
+            "{:?}",
+            c.notes
+        );
+
+        let mut e = MaskEvidence::default();
+        e.add_leaf(&leaf(&[0b1], true));
+        let c = settle(None, Some(0b1), &e);
+        assert_eq!((c.outside, c.notes.len()), (0, 0));
     }
 
     #[test]

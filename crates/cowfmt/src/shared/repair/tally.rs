@@ -17,6 +17,9 @@ use super::reachable::{FoundLeaf, LeafSource};
 use super::report::{DropReason, DroppedRecord, LISTED_MAX};
 use super::reread::for_each_leaf;
 
+/// Origin chunks remembered per snapshot to name the ranges it lost.
+pub(super) const LOST_ORIGINS_REMEMBERED: usize = 1 << 18;
+
 /// What the rules keep and drop.
 #[derive(Debug)]
 pub(super) struct Tally {
@@ -32,6 +35,9 @@ pub(super) struct Tally {
     pub trimmed: u64,
     pub kept_per_snapshot: [u64; 64],
     pub lost_per_snapshot: [u64; 64],
+    /// Per snapshot, the origin chunks it lost (at most
+    /// [`LOST_ORIGINS_REMEMBERED`] each; `lost_per_snapshot` counts them all).
+    pub lost_origins: Vec<Vec<u64>>,
     pub by_reason: [u64; DropReason::ALL.len()],
     pub dropped_total: u64,
     /// Dropped records, at most [`LISTED_MAX`].
@@ -132,6 +138,7 @@ impl Tally {
             trimmed: 0,
             kept_per_snapshot: [0; 64],
             lost_per_snapshot: [0; 64],
+            lost_origins: vec![Vec::new(); 64],
             by_reason: [0; DropReason::ALL.len()],
             dropped_total: 0,
             listed: Vec::new(),
@@ -171,6 +178,10 @@ impl Tally {
         let read = records.iter().fold(0, |m, r| m | r.share);
         for id in mask::ids(read & rules.snapmask & !seen) {
             self.lost_per_snapshot[id as usize] += 1;
+            let origins = &mut self.lost_origins[id as usize];
+            if origins.len() < LOST_ORIGINS_REMEMBERED {
+                origins.push(origin);
+            }
         }
         for d in dropped {
             self.dropped_total += 1;
