@@ -6,7 +6,7 @@
 //! the store cannot serve fail with the errno a block device would report.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 
 use cowengine::errno::errno;
@@ -73,6 +73,7 @@ fn race(round: u64) {
     let engine = engine();
     let before = pattern();
     let writing = AtomicBool::new(true);
+    let churned = AtomicU64::new(0);
     let finals: Vec<BTreeMap<u64, u8>> = thread::scope(|s| {
         let readers: Vec<_> = (0..2u64)
             .map(|r| {
@@ -99,22 +100,24 @@ fn race(round: u64) {
             })
             .collect();
         let churn = {
-            let (engine, writing) = (&engine, &writing);
+            let (engine, writing, churned) = (&engine, &writing, &churned);
             s.spawn(move || {
-                let mut cycles = 0u64;
                 while writing.load(Ordering::SeqCst) {
                     let id = engine.create_snapshot(None).unwrap();
                     thread::yield_now();
                     engine.delete_snapshot(id).unwrap();
-                    cycles += 1;
+                    churned.fetch_add(1, Ordering::SeqCst);
                 }
-                cycles
+                churned.load(Ordering::SeqCst)
             })
         };
         let writers: Vec<_> = (0..2u64)
             .map(|t| {
-                let engine = &engine;
+                let (engine, churned) = (&engine, &churned);
                 s.spawn(move || {
+                    while churned.load(Ordering::SeqCst) == 0 {
+                        thread::yield_now();
+                    }
                     let mut rng = Rng(round * 10 + t + 1);
                     let mut last = BTreeMap::new();
                     for i in 0..300u64 {
