@@ -10,6 +10,7 @@
 //! - [`persistent`]: the kernel's "SnAp" v1 store (also used for `legacy`);
 //! - [`finding`]: the finding model shared by every checker;
 //! - [`kind`]: store kinds and detection by magic;
+//! - [`sparse`]: holes of image files, and copies that keep them;
 //! - [`units`]: size parsing (`4k`, `64M`, `8s`).
 
 pub mod bitset;
@@ -19,6 +20,7 @@ pub mod finding;
 pub mod kind;
 pub mod persistent;
 pub mod shared;
+pub mod sparse;
 pub mod units;
 
 pub use device::{Access, Device};

@@ -9,6 +9,7 @@ use crate::persistent::rebuild::{
     bytes_needed, check_output, settle_output, JobError, RebuildWriter,
 };
 use crate::persistent::store::PlacedRecord;
+use crate::sparse::Extents;
 
 /// The result of [`analyze`](super::analyze): the records to keep, ready to be written.
 #[derive(Debug)]
@@ -45,7 +46,8 @@ impl Salvage {
 
     /// Writes the salvaged store into `output`, reading data chunks from
     /// `input` (the device analysed). `output_zeroed` says the output is known
-    /// to hold only zeros, so stale areas need no zeroing. `progress` gets
+    /// to hold only zeros, so stale areas and zero data chunks (holes of a
+    /// sparse input) need no writing. `progress` gets
     /// (records copied, records to copy).
     pub fn write(
         mut self,
@@ -70,7 +72,10 @@ impl Salvage {
             self.geometry.chunk_sectors(),
             report.kind,
         )?;
-        let mut writer = RebuildWriter::format(output, self.geometry.chunk_sectors())?;
+        let mut writer = RebuildWriter::format(output, self.geometry.chunk_sectors())?
+            .with_zeroed_output(output_zeroed);
+        let chunk_bytes = self.geometry.chunk_bytes() as u64;
+        let mut extents = Extents::new(input);
         let mut buffer = vec![0u8; self.geometry.chunk_bytes()];
         let total = self.kept.len() as u64;
         let mut kept = 0u64;
@@ -79,6 +84,12 @@ impl Salvage {
                 hint_ahead(input, &self.geometry, &self.kept[done..]);
             }
             let chunk = placed.record.new_chunk;
+            if extents.is_hole(chunk.saturating_mul(chunk_bytes), chunk_bytes) {
+                writer.push_zeros(placed.record.old_chunk)?;
+                kept += 1;
+                progress(done as u64 + 1, total);
+                continue;
+            }
             match input.read_chunk(chunk, &mut buffer) {
                 Ok(()) => {
                     writer.push(placed.record.old_chunk, &buffer)?;
