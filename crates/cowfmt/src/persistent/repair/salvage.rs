@@ -81,7 +81,7 @@ impl Salvage {
         let mut kept = 0u64;
         for (done, placed) in self.kept.iter().enumerate() {
             if done % HINT_RECORDS == 0 {
-                hint_ahead(input, &self.geometry, &self.kept[done..]);
+                hint_ahead(input, &mut extents, &self.geometry, &self.kept[done..]);
             }
             let chunk = placed.record.new_chunk;
             if extents.is_hole(chunk.saturating_mul(chunk_bytes), chunk_bytes) {
@@ -123,11 +123,21 @@ impl Salvage {
 /// Records whose data chunks are hinted to the kernel at a time.
 const HINT_RECORDS: usize = 256;
 
-fn hint_ahead(input: &Device, geometry: &Geometry, upcoming: &[PlacedRecord]) {
+/// Hints the data chunks of the next records to the kernel, holes left out
+/// (reading ahead a hole only fills the page cache with zeros).
+fn hint_ahead(
+    input: &Device,
+    extents: &mut Extents<'_>,
+    geometry: &Geometry,
+    upcoming: &[PlacedRecord],
+) {
     let chunk_bytes = geometry.chunk_bytes() as u64;
     let mut run: Option<(u64, u64)> = None;
     for placed in upcoming.iter().take(HINT_RECORDS) {
         let chunk = placed.record.new_chunk;
+        if extents.is_hole(chunk.saturating_mul(chunk_bytes), chunk_bytes) {
+            continue;
+        }
         run = match run {
             Some((start, count)) if start + count == chunk => Some((start, count + 1)),
             Some((start, count)) => {
