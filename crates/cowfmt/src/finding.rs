@@ -51,6 +51,9 @@ pub enum FindingCode {
     OldChunkDuplicate,
     /// A record's old_chunk lies past the end of the origin.
     OldChunkPastOrigin,
+    /// A record's old_chunk times the chunk size does not fit 64 bits: no
+    /// origin is that large.
+    OldChunkOverflow,
     /// Records are not in the kernel's allocation order (ascending new_chunk).
     AllocationOutOfOrder,
     /// Data chunks below the allocation point that no record uses (a crash hole).
@@ -145,6 +148,7 @@ impl FindingCode {
             FindingCode::NewChunkDuplicate => "new-chunk-duplicate",
             FindingCode::OldChunkDuplicate => "old-chunk-duplicate",
             FindingCode::OldChunkPastOrigin => "old-chunk-past-origin",
+            FindingCode::OldChunkOverflow => "old-chunk-overflow",
             FindingCode::AllocationOutOfOrder => "allocation-out-of-order",
             FindingCode::AllocationHole => "allocation-hole",
             FindingCode::LegacyChunkTooLarge => "legacy-chunk-too-large",

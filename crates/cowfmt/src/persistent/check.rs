@@ -526,7 +526,22 @@ impl RecordChecker {
             self.previous_new = self.previous_new.max(new);
             self.highest_credible_new = self.highest_credible_new.max(new);
         }
-        if let Some(origin_chunks) = self.origin_chunks {
+        let chunk_bytes = self.geometry.chunk_bytes() as u64;
+        if old
+            .checked_add(1)
+            .and_then(|end| end.checked_mul(chunk_bytes))
+            .is_none()
+        {
+            self.pending.push(Finding::error(
+                FindingCode::OldChunkOverflow,
+                location(),
+                format!(
+                    "{}: old_chunk {old} times the chunk size ({chunk_bytes} bytes) does not fit 64 bits; no origin is that large",
+                    place()
+                ),
+            ));
+            fault = RecordFault::Fatal;
+        } else if let Some(origin_chunks) = self.origin_chunks {
             if old >= origin_chunks {
                 self.pending.push(Finding::error(
                     FindingCode::OldChunkPastOrigin,
