@@ -51,3 +51,79 @@ fn case15_cowmigrate_to_shared_refuses_an_overflowing_record() {
     assert!(text.contains("does not fit 64 bits"), "{text}");
     assert!(!out.exists(), "a refused migration left {}", out.display());
 }
+
+/// A persistent store of `chunks` 4 KiB chunks with every data chunk in use.
+fn full_store(dir: &tempfile::TempDir, name: &str, chunks: u64) -> std::path::PathBuf {
+    use cowfmt::persistent::{ExceptionRecord, StoreWriter};
+    let path = dir.path().join(name);
+    let device = cowfmt::Device::create_or_extend(&path, chunks * 4096).unwrap();
+    let mut writer = StoreWriter::format(device, 8).unwrap();
+    let mut old_chunk = 0;
+    while let Ok(new_chunk) = writer.allocate() {
+        let record = ExceptionRecord {
+            old_chunk,
+            new_chunk,
+        };
+        writer.commit(record).unwrap();
+        old_chunk += 1;
+    }
+    writer.finish().unwrap();
+    path
+}
+
+/// The records of a classic store, (old, new) in on-disk order.
+fn records_of(path: &Path, kind: cowfmt::StoreKind) -> Vec<(u64, u64)> {
+    library_dump(path, kind, false)
+        .exceptions
+        .iter()
+        .map(|r| (r.old_chunk, r.new_chunk))
+        .collect()
+}
+
+#[test]
+fn case9_to_shared_leaves_free_chunks_without_size() {
+    let dir = tempdir();
+    let cow = full_store(&dir, "full.img", 300);
+    let out = dir.path().join("shared.img");
+    let output = tool("cowmigrate")
+        .args(["-i", s(&cow), "-o", s(&out), "--to", "shared"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(!text.contains("no free chunk"), "{text}");
+    let check = tool("cowcheck")
+        .args(["--format", "json", s(&out)])
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(0), "{}", stdout(&check));
+    let json: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    let free = json["summary"]["free_chunks"].as_u64().unwrap();
+    let records = json["summary"]["records"].as_u64().unwrap();
+    assert!(free >= records / 4, "{free} free chunks for {records} records");
+}
+
+#[test]
+fn case9_to_legacy_of_a_full_store_fits_without_size() {
+    let dir = tempdir();
+    let cow = full_store(&dir, "full.img", 600);
+    let before = records_of(&cow, cowfmt::StoreKind::Persistent);
+    assert!(before.len() > 500, "{}", before.len());
+    let out = dir.path().join("legacy.img");
+    let output = tool("cowmigrate")
+        .args(["-q", "-i", s(&cow), "-o", s(&out), "--to", "legacy"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    tool("cowcheck")
+        .args(["--kind", "legacy", s(&out)])
+        .assert()
+        .code(0);
+    let after: Vec<u64> = records_of(&out, cowfmt::StoreKind::Legacy)
+        .iter()
+        .map(|r| r.0)
+        .collect();
+    let expected: Vec<u64> = before.iter().map(|r| r.0).collect();
+    assert_eq!(after, expected);
+    assert!(std::fs::metadata(&out).unwrap().len() > std::fs::metadata(&cow).unwrap().len());
+}
