@@ -411,7 +411,10 @@ fn space(shape: &StoreShape) -> String {
     format!(
         "{} ({} of {})",
         shape.usage.status_text(true),
-        human_bytes(shape.usage.sectors_allocated * SECTOR_BYTES),
+        shape
+            .usage
+            .sectors_allocated
+            .map_or("unknown".to_string(), |s| human_bytes(s * SECTOR_BYTES)),
         human_bytes(shape.usage.total_sectors * SECTOR_BYTES)
     )
 }

@@ -100,7 +100,10 @@ fn case9_to_shared_leaves_free_chunks_without_size() {
     let json: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
     let free = json["summary"]["free_chunks"].as_u64().unwrap();
     let records = json["summary"]["records"].as_u64().unwrap();
-    assert!(free >= records / 4, "{free} free chunks for {records} records");
+    assert!(
+        free >= records / 4,
+        "{free} free chunks for {records} records"
+    );
 }
 
 #[test]

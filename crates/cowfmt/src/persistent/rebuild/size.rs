@@ -46,11 +46,8 @@ pub fn default_output_bytes(
 ) -> u64 {
     let chunk_bytes = chunk_bytes.max(1);
     let room = (needed / GROWTH_DIVISOR).max(GROWTH_MIN_CHUNKS.saturating_mul(chunk_bytes));
-    let size = needed
-        .saturating_add(room)
-        .max(input_bytes.unwrap_or(0))
-        / chunk_bytes
-        * chunk_bytes;
+    let size =
+        needed.saturating_add(room).max(input_bytes.unwrap_or(0)) / chunk_bytes * chunk_bytes;
     let size = size.max(needed);
     if kind == StoreKind::Legacy {
         let limit = (LEGACY_CHUNK_LIMIT - 1).saturating_mul(chunk_bytes);
