@@ -130,3 +130,168 @@ fn case9_to_legacy_of_a_full_store_fits_without_size() {
     assert_eq!(after, expected);
     assert!(std::fs::metadata(&out).unwrap().len() > std::fs::metadata(&cow).unwrap().len());
 }
+
+/// A store of `records` records over a 256 MiB sparse image, with data
+/// written only in every 100th data chunk: the rest are holes.
+fn sparse_store(dir: &tempfile::TempDir, records: u64) -> std::path::PathBuf {
+    let cow = build_store(dir, "sparse.img", 8, 65536, records);
+    for (i, record) in library_dump(&cow, cowfmt::StoreKind::Persistent, false)
+        .exceptions
+        .iter()
+        .enumerate()
+        .step_by(100)
+    {
+        poke(&cow, record.new_chunk * 4096, &[(i % 250 + 1) as u8; 4096]);
+    }
+    cow
+}
+
+/// For each record of the store at `path`, its origin chunk and the bytes of
+/// its data chunk, in on-disk order.
+fn copies_of(path: &Path, chunk_bytes: u64) -> Vec<(u64, Vec<u8>)> {
+    let file = std::fs::File::open(path).unwrap();
+    library_dump(path, cowfmt::StoreKind::Persistent, false)
+        .exceptions
+        .iter()
+        .map(|r| {
+            let mut bytes = vec![0u8; chunk_bytes as usize];
+            std::os::unix::fs::FileExt::read_exact_at(&file, &mut bytes, r.new_chunk * chunk_bytes)
+                .unwrap();
+            (r.old_chunk, bytes)
+        })
+        .collect()
+}
+
+/// The most a sparse output may allocate beyond its input.
+const SLACK: u64 = 256 << 10;
+
+#[test]
+fn case7_repair_of_a_sparse_store_stays_sparse_and_byte_identical() {
+    let dir = tempdir();
+    let cow = sparse_store(&dir, 40_000);
+    let out = dir.path().join("repaired.img");
+    tool("cowrepair")
+        .args(["-q", "-i", s(&cow), "-o", s(&out)])
+        .assert()
+        .code(0);
+    assert!(
+        allocated(&out) <= allocated(&cow) + SLACK,
+        "the repair allocates {} bytes for the input's {}",
+        allocated(&out),
+        allocated(&cow)
+    );
+    assert_eq!(copies_of(&out, 4096), copies_of(&cow, 4096));
+}
+
+#[test]
+fn case7_migrations_of_a_sparse_store_stay_sparse_and_byte_identical() {
+    let dir = tempdir();
+    let cow = sparse_store(&dir, 40_000);
+    let legacy = dir.path().join("legacy.img");
+    tool("cowmigrate")
+        .args(["-q", "-i", s(&cow), "-o", s(&legacy), "--to", "legacy"])
+        .assert()
+        .code(0);
+    assert!(allocated(&legacy) <= allocated(&cow) + SLACK);
+    assert_eq!(copies_of(&legacy, 4096), copies_of(&cow, 4096));
+
+    let small = dir.path().join("2k.img");
+    tool("cowmigrate")
+        .args(["-q", "-i", s(&cow), "-o", s(&small), "--chunk-size", "2k"])
+        .assert()
+        .code(0);
+    // 2 KiB chunks and areas each take a whole 4 KiB block of the file system.
+    assert!(
+        allocated(&small) <= allocated(&cow) * 4 + SLACK,
+        "{} bytes for the input's {}",
+        allocated(&small),
+        allocated(&cow)
+    );
+    let halves: Vec<(u64, Vec<u8>)> = copies_of(&cow, 4096)
+        .into_iter()
+        .flat_map(|(old, bytes)| {
+            let (a, b) = bytes.split_at(2048);
+            [(old * 2, a.to_vec()), (old * 2 + 1, b.to_vec())]
+        })
+        .collect();
+    assert_eq!(copies_of(&small, 2048), halves);
+
+    let shared = dir.path().join("shared.img");
+    tool("cowmigrate")
+        .args(["-q", "-i", s(&cow), "-o", s(&shared), "--to", "shared"])
+        .assert()
+        .code(0);
+    // The shared store adds its bitmap, journal and leaves; a dense copy
+    // would take 160 MB.
+    assert!(
+        allocated(&shared) <= allocated(&cow) * 2 + SLACK,
+        "{} bytes for the input's {}",
+        allocated(&shared),
+        allocated(&cow)
+    );
+    let back = dir.path().join("back.img");
+    tool("cowmigrate")
+        .args([
+            "-q",
+            "-i",
+            s(&shared),
+            "-o",
+            s(&back),
+            "--to",
+            "persistent",
+            "--snapshot",
+            "0",
+        ])
+        .assert()
+        .code(0);
+    assert!(allocated(&back) <= allocated(&cow) + SLACK);
+    let mut exported = copies_of(&back, 4096);
+    let mut original = copies_of(&cow, 4096);
+    exported.sort();
+    original.sort();
+    assert_eq!(exported, original);
+}
+
+#[test]
+fn case7_the_in_place_backup_keeps_holes() {
+    let dir = tempdir();
+    let cow = sparse_store(&dir, 40_000);
+    let before = std::fs::read(&cow).unwrap();
+    let backup = dir.path().join("backup.img");
+    tool("cowrepair")
+        .args(["-q", "-i", s(&cow), "--in-place", "--backup", s(&backup)])
+        .assert()
+        .code(0);
+    assert!(
+        allocated(&backup) <= allocated(&cow) + SLACK,
+        "the backup allocates {} bytes",
+        allocated(&backup)
+    );
+    assert!(
+        std::fs::read(&backup).unwrap() == before,
+        "the backup differs"
+    );
+}
+
+#[test]
+fn case10_a_garbage_area_gives_an_unknown_status_not_a_saturated_one() {
+    let dir = tempdir();
+    let cow = build_store(&dir, "cow.img", 8, 1024, 10);
+    poke(&cow, 4096, &[0xff; 4096]);
+    let check = tool("cowcheck").arg(s(&cow)).output().unwrap();
+    let text = stdout(&check);
+    assert!(!text.contains("18446744073709551615"), "{text}");
+    assert!(text.contains("status unknown/8192 "), "{text}");
+    let dump = tool("cowdump")
+        .args(["--format", "json", s(&cow)])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&dump.stdout).unwrap();
+    assert!(
+        json["usage"]["sectors_allocated"].is_null(),
+        "{}",
+        json["usage"]
+    );
+    let status = json["status"].as_str().unwrap();
+    assert!(status.starts_with("unknown/8192 "), "{status}");
+}
