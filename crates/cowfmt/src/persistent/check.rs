@@ -96,7 +96,7 @@ impl CheckReport {
 /// Checks the store on `device`. Returns `Err` only when the check cannot run
 /// (I/O errors, or no store at all when the kind was not insisted on).
 pub fn check(device: &Device, options: &CheckOptions) -> Result<CheckReport> {
-    let mut sink = FindingSink::new(FINDINGS_PER_CODE);
+    let mut sink = FindingSink::for_store_check(FINDINGS_PER_CODE);
     let mut summary = CheckSummary::default();
     let header = read_header_chunk_start(device)?;
     let geometry = match check_header(device, &header, options, &mut sink)? {
@@ -229,7 +229,7 @@ fn check_header(
             let then = match fallback {
                 Some(sectors) => format!("; reading with the given {sectors} sectors"),
                 None => {
-                    "; the areas cannot be located (give the chunk size to read them)".to_string()
+                    "; the areas cannot be located (give --chunk-size to read them)".to_string()
                 }
             };
             sink.push(Finding::error(
@@ -551,7 +551,8 @@ impl RecordChecker {
                         place()
                     ),
                 ));
-                fault = RecordFault::Fatal;
+                // Not a sign of an overwritten area: a whole area past the
+                // end of the origin says the origin given is the wrong one.
             }
         }
         if self.mapped.test_and_set(old) {

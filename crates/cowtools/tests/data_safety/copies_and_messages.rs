@@ -295,3 +295,31 @@ fn case10_a_garbage_area_gives_an_unknown_status_not_a_saturated_one() {
     let status = json["status"].as_str().unwrap();
     assert!(status.starts_with("unknown/8192 "), "{status}");
 }
+
+#[test]
+fn case10_a_wrong_origin_is_called_out_once() {
+    let dir = tempdir();
+    let cow = build_store(&dir, "cow.img", 8, 4096, 1200);
+    let origin = blank_image(&dir, "origin.img", 4 << 20);
+    let output = tool("cowcheck")
+        .args(["--origin", s(&origin), s(&cow)])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = stdout(&output);
+    let past: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(": old-chunk-past-origin: "))
+        .collect();
+    assert_eq!(past.len(), 1, "{text}");
+    let rest = text
+        .lines()
+        .find(|l| l.contains("findings-suppressed"))
+        .unwrap_or_else(|| panic!("no count in {text}"));
+    assert!(
+        rest.contains("... and ") && rest.contains("more old-chunk-past-origin findings"),
+        "{rest}"
+    );
+    assert!(rest.contains("--origin"), "{rest}");
+    assert!(text.lines().count() < 10, "{text}");
+}

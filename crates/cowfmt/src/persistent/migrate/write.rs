@@ -51,7 +51,7 @@ pub fn migrate(
         MigrateMode::Merge => {
             let origin = origin.ok_or_else(|| {
                 Error::Invalid(format!(
-                    "{}: a larger chunk size needs the origin device, to read the pieces that never changed",
+                    "{}: a larger chunk size needs --origin DEV (the origin device), to read the pieces that never changed",
                     plan.input.display()
                 ))
             })?;

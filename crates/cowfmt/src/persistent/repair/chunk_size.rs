@@ -40,7 +40,7 @@ pub(super) fn choose_chunk_size(
         if score_area_zero(input, header.chunk_size).0 == 0 {
             if let Some(other) = infer_chunk_size(input, None)? {
                 report.notes.push(format!(
-                    "area 0 is empty under the header's chunk size of {} sectors, but looks plausible under {other} sectors; if the chunk size field is damaged, give {other} sectors explicitly",
+                    "area 0 is empty under the header's chunk size of {} sectors, but looks plausible under {other} sectors; if the chunk size field is damaged, give --chunk-size {other}s",
                     header.chunk_size
                 ));
             }
@@ -77,7 +77,7 @@ pub(super) fn choose_chunk_size(
             header.chunk_size
         ))),
         None => Err(JobError::Damage(format!(
-            "{}: the header is unusable ({}) and no plausible area 0 was found at any chunk size; nothing to salvage unless the chunk size is given",
+            "{}: the header is unusable ({}) and no plausible area 0 was found at any chunk size; nothing to salvage unless --chunk-size is given",
             input.path().display(),
             report.header_problems.join("; ")
         ))),

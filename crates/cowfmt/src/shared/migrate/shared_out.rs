@@ -87,7 +87,7 @@ impl Sink for SharedWriter<'_> {
         let most = max_records_per_chunk(self.chunk_bytes);
         if groups.len() as u64 > most {
             return Err(Error::Invalid(format!(
-                "{}: origin chunk {origin} has {} different contents, more than a leaf of {}-byte chunks holds ({most}); choose a larger chunk size",
+                "{}: origin chunk {origin} has {} different contents, more than a leaf of {}-byte chunks holds ({most}); choose a larger --chunk-size",
                 self.device.path().display(),
                 groups.len(),
                 self.chunk_bytes

@@ -30,7 +30,7 @@ pub fn migrate(
     let out_path = output.path().to_path_buf();
     if plan.needs_origin() && origin.is_none() {
         return Err(Error::Invalid(format!(
-            "{}: a larger chunk size needs the origin device, to read the pieces that never changed",
+            "{}: a larger chunk size needs --origin DEV (the origin device), to read the pieces that never changed",
             out_path.display()
         ))
         .into());
