@@ -134,32 +134,26 @@ fn an_output_too_small_suggests_size() {
     let olds: u64 = 32;
     let cow = build_store(&dir, "cow.img", 1, 35, olds);
     let out = dir.path().join("legacy.img");
-    let input_size = "17920";
-    let output = migrate(&[
-        "-i",
-        s(&cow),
-        "-o",
-        s(&out),
-        "--to",
-        "legacy",
-        "--size",
-        input_size,
-    ]);
+    let to_legacy = |size: &str| {
+        migrate(&[
+            "-i",
+            s(&cow),
+            "-o",
+            s(&out),
+            "--to",
+            "legacy",
+            "--size",
+            size,
+        ])
+    };
+    // The input's size: one chunk short of the legacy store with room to move.
+    let output = to_legacy("17920");
     let text = assert_one_line_error(&output, 2, "legacy.img");
     assert!(text.contains("--size"), "{text}");
     assert!(text.contains("18432"), "{text}");
     assert!(!out.exists());
 
-    let output = migrate(&[
-        "-i",
-        s(&cow),
-        "-o",
-        s(&out),
-        "--to",
-        "legacy",
-        "--size",
-        "18432",
-    ]);
+    let output = to_legacy("18432");
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(
         stdout(&output).contains("moved data chunk 33 to 35"),

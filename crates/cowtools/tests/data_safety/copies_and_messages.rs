@@ -174,13 +174,25 @@ fn case7_repair_of_a_sparse_store_stays_sparse_and_byte_identical() {
         .args(["-q", "-i", s(&cow), "-o", s(&out)])
         .assert()
         .code(0);
-    assert!(
-        allocated(&out) <= allocated(&cow) + SLACK,
-        "the repair allocates {} bytes for the input's {}",
-        allocated(&out),
-        allocated(&cow)
-    );
+    assert_sparse(&out, &cow, 1);
     assert_eq!(copies_of(&out, 4096), copies_of(&cow, 4096));
+}
+
+/// Runs cowmigrate quietly with `args`, expecting success.
+fn cowmigrate(args: &[&str]) {
+    tool("cowmigrate").arg("-q").args(args).assert().code(0);
+}
+
+/// Asserts that `output` allocates at most `factor` times what `input` does,
+/// plus [`SLACK`]: its holes were not written.
+fn assert_sparse(output: &Path, input: &Path, factor: u64) {
+    assert!(
+        allocated(output) <= allocated(input) * factor + SLACK,
+        "{} allocates {} bytes for the input's {}",
+        output.display(),
+        allocated(output),
+        allocated(input)
+    );
 }
 
 #[test]
@@ -188,25 +200,14 @@ fn case7_migrations_of_a_sparse_store_stay_sparse_and_byte_identical() {
     let dir = tempdir();
     let cow = sparse_store(&dir, 40_000);
     let legacy = dir.path().join("legacy.img");
-    tool("cowmigrate")
-        .args(["-q", "-i", s(&cow), "-o", s(&legacy), "--to", "legacy"])
-        .assert()
-        .code(0);
-    assert!(allocated(&legacy) <= allocated(&cow) + SLACK);
+    cowmigrate(&["-i", s(&cow), "-o", s(&legacy), "--to", "legacy"]);
+    assert_sparse(&legacy, &cow, 1);
     assert_eq!(copies_of(&legacy, 4096), copies_of(&cow, 4096));
 
     let small = dir.path().join("2k.img");
-    tool("cowmigrate")
-        .args(["-q", "-i", s(&cow), "-o", s(&small), "--chunk-size", "2k"])
-        .assert()
-        .code(0);
+    cowmigrate(&["-i", s(&cow), "-o", s(&small), "--chunk-size", "2k"]);
     // 2 KiB chunks and areas each take a whole 4 KiB block of the file system.
-    assert!(
-        allocated(&small) <= allocated(&cow) * 4 + SLACK,
-        "{} bytes for the input's {}",
-        allocated(&small),
-        allocated(&cow)
-    );
+    assert_sparse(&small, &cow, 4);
     let halves: Vec<(u64, Vec<u8>)> = copies_of(&cow, 4096)
         .into_iter()
         .flat_map(|(old, bytes)| {
@@ -217,34 +218,22 @@ fn case7_migrations_of_a_sparse_store_stay_sparse_and_byte_identical() {
     assert_eq!(copies_of(&small, 2048), halves);
 
     let shared = dir.path().join("shared.img");
-    tool("cowmigrate")
-        .args(["-q", "-i", s(&cow), "-o", s(&shared), "--to", "shared"])
-        .assert()
-        .code(0);
+    cowmigrate(&["-i", s(&cow), "-o", s(&shared), "--to", "shared"]);
     // The shared store adds its bitmap, journal and leaves; a dense copy
     // would take 160 MB.
-    assert!(
-        allocated(&shared) <= allocated(&cow) * 2 + SLACK,
-        "{} bytes for the input's {}",
-        allocated(&shared),
-        allocated(&cow)
-    );
+    assert_sparse(&shared, &cow, 2);
     let back = dir.path().join("back.img");
-    tool("cowmigrate")
-        .args([
-            "-q",
-            "-i",
-            s(&shared),
-            "-o",
-            s(&back),
-            "--to",
-            "persistent",
-            "--snapshot",
-            "0",
-        ])
-        .assert()
-        .code(0);
-    assert!(allocated(&back) <= allocated(&cow) + SLACK);
+    cowmigrate(&[
+        "-i",
+        s(&shared),
+        "-o",
+        s(&back),
+        "--to",
+        "persistent",
+        "--snapshot",
+        "0",
+    ]);
+    assert_sparse(&back, &cow, 1);
     let mut exported = copies_of(&back, 4096);
     let mut original = copies_of(&cow, 4096);
     exported.sort();
@@ -262,11 +251,7 @@ fn case7_the_in_place_backup_keeps_holes() {
         .args(["-q", "-i", s(&cow), "--in-place", "--backup", s(&backup)])
         .assert()
         .code(0);
-    assert!(
-        allocated(&backup) <= allocated(&cow) + SLACK,
-        "the backup allocates {} bytes",
-        allocated(&backup)
-    );
+    assert_sparse(&backup, &cow, 1);
     assert!(
         std::fs::read(&backup).unwrap() == before,
         "the backup differs"
