@@ -15,7 +15,7 @@ pub fn chunks_needed(geometry: &Geometry, data_chunks: u64) -> u64 {
     }
     let epa = geometry.exceptions_per_area();
     let mut chunks = geometry.nth_data_chunk(data_chunks - 1).saturating_add(1);
-    if data_chunks % epa == 0 {
+    if data_chunks.is_multiple_of(epa) {
         chunks = chunks.max(geometry.area_location(data_chunks / epa).saturating_add(1));
     }
     chunks

@@ -40,7 +40,7 @@ impl Salvage {
     pub fn needed_bytes(&self) -> u64 {
         let n = self.kept.len() as u64;
         let epa = self.geometry.exceptions_per_area();
-        let relocation = self.report.kind == StoreKind::Legacy && n > 0 && n % epa == 0;
+        let relocation = self.report.kind == StoreKind::Legacy && n > 0 && n.is_multiple_of(epa);
         bytes_needed(self.geometry.chunk_sectors(), n + u64::from(relocation)).unwrap_or(u64::MAX)
     }
 
