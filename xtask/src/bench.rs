@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: throughput and peak memory of the release `cowcheck`
 //! and `cowdump --format json` on large generated persistent and shared stores
 //! (64 snapshots), against the project's targets, and the shared engine's
-//! origin-write throughput with 1, 8 and 64 snapshots. A benchmark, never a
+//! origin-write throughput with 1, 8 and 64 snapshots; cowrepair of a sparse
+//! persistent store, whose output must stay sparse. A benchmark, never a
 //! timed test: it reports figures and PASS/FAIL, and writes them to
 //! target/bench/results.json.
 //!
@@ -224,6 +225,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             for job in [Job::Check, Job::DumpJson] {
                 results.push(bench_job(&tools, &store, job, runs)?);
             }
+            if kind == GenKind::Persistent {
+                results.push(bench_sparse_repair(&tools, &store, runs)?);
+            }
             if kind == GenKind::Shared {
                 results.push(bench_job(&tools, &store, Job::Repair, runs)?);
                 let zeroed = crate::damage::zero_leaves(&store.cow, ZEROED_LEAF_EVERY)?;
@@ -355,6 +359,43 @@ fn bench_job(tools: &Tools, store: &Store, job: Job, runs: u32) -> Result<BenchR
         measured.push(one);
     }
     fill_figures(&mut result, &measured);
+    Ok(result)
+}
+
+/// cowrepair of the generated (sparse: metadata only) persistent store into a
+/// new image: a figure for the time, and a verdict on the holes, which must
+/// stay holes (the output may allocate at most twice the input's blocks plus
+/// 1 MiB).
+fn bench_sparse_repair(tools: &Tools, store: &Store, runs: u32) -> Result<BenchResult> {
+    use std::os::unix::fs::MetadataExt;
+    let mut result = bench_job(tools, store, Job::Repair, runs)?;
+    result.tool = "cowrepair (intact, sparse)".to_string();
+    result.target_records_per_second = 0.0;
+    if result.wall_seconds.is_none() {
+        return Ok(result);
+    }
+    result.pass = true;
+    let allocated = |path: &Path| -> Result<u64> {
+        Ok(fs::metadata(path)
+            .with_context(|| format!("{}: cannot stat", path.display()))?
+            .blocks()
+            * 512)
+    };
+    let input = allocated(&store.cow)?;
+    let output = allocated(&store.dir.join("repaired.img"))?;
+    println!(
+        "cowrepair (intact, sparse): input allocates {:.1} MiB, output {:.1} MiB",
+        mib(input),
+        mib(output)
+    );
+    if output > 2 * input + (1 << 20) {
+        result.pass = false;
+        result.note = Some(format!(
+            "the output allocates {:.1} MiB for the input's {:.1} MiB: holes were written",
+            mib(output),
+            mib(input)
+        ));
+    }
     Ok(result)
 }
 

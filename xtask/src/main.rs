@@ -13,6 +13,7 @@ mod engine_bench;
 mod gen_shared;
 mod gen_store;
 mod measure;
+mod msrv;
 mod pattern;
 mod prng;
 mod tools;
@@ -44,6 +45,8 @@ enum Task {
     /// Round-trip kernel-written snapshot stores through a shared store and
     /// check the exports with a real Linux kernel under qemu.
     VmTest(vm_test::VmTestArgs),
+    /// Check that no locked dependency needs a newer Rust than rust-version.
+    Msrv,
 }
 
 fn main() -> ExitCode {
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         Task::Demo(args) => demo::run(args),
         Task::Bench(args) => bench::run(args),
         Task::VmTest(args) => vm_test::run(args),
+        Task::Msrv => msrv::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -202,7 +202,7 @@ impl Run {
         self.assert_checker_clean();
         self.assert_touched(touched);
         self.assert_record_views();
-        if self.steps % self.full_every == 0 {
+        if self.steps.is_multiple_of(self.full_every) {
             self.assert_full();
         }
     }

@@ -86,7 +86,7 @@ impl DenseBitmap {
         let mut i = from;
         while i < to {
             // Skip whole words that hold no bit of the wanted value.
-            if i % 64 == 0 && i + 64 <= to {
+            if i.is_multiple_of(64) && i + 64 <= to {
                 let word = self.words[(i / 64) as usize];
                 let unwanted = if value { 0 } else { u64::MAX };
                 if word == unwanted {
@@ -100,7 +100,7 @@ impl DenseBitmap {
             }
             let start = i;
             while i < to {
-                if i % 64 == 0 && i + 64 <= to {
+                if i.is_multiple_of(64) && i + 64 <= to {
                     let wanted = if value { u64::MAX } else { 0 };
                     if self.words[(i / 64) as usize] == wanted {
                         i += 64;

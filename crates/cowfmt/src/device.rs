@@ -325,43 +325,14 @@ impl Device {
     /// The parts of `offset..offset+len` that may hold data: for an image file
     /// the ranges that are not holes (`SEEK_DATA`/`SEEK_HOLE`), for a block
     /// device (or a file system that cannot tell) the whole range. Copies of
-    /// sparse images read and write only these.
+    /// sparse images read and write only these (see [`crate::sparse`]).
     pub fn data_ranges(&self, offset: u64, len: u64) -> Vec<(u64, u64)> {
-        let end = offset.saturating_add(len).min(self.size);
-        if offset >= end {
-            return Vec::new();
-        }
-        if self.backing != Backing::File {
-            return vec![(offset, end)];
-        }
-        let fd = self.file.as_raw_fd();
-        let mut ranges = Vec::new();
-        let mut at = offset;
-        while at < end {
-            // SAFETY: lseek only reads its integer arguments on a descriptor owned
-            // by `self.file`; the file position is not used by positioned I/O.
-            let data = unsafe { libc::lseek(fd, at as libc::off_t, libc::SEEK_DATA) };
-            if data < 0 {
-                if io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO) {
-                    break;
-                }
-                return vec![(offset, end)];
-            }
-            let data = data as u64;
-            if data >= end {
-                break;
-            }
-            // SAFETY: as above.
-            let hole = unsafe { libc::lseek(fd, data as libc::off_t, libc::SEEK_HOLE) };
-            let hole = if hole < 0 {
-                end
-            } else {
-                (hole as u64).min(end)
-            };
-            ranges.push((data, hole));
-            at = hole;
-        }
-        ranges
+        crate::sparse::Extents::new(self).data_ranges(offset, len)
+    }
+
+    /// The open file, for the queries of [`crate::sparse`].
+    pub(crate) fn file(&self) -> &File {
+        &self.file
     }
 
     /// Flushes written data to stable storage.

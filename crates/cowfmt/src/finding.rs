@@ -51,6 +51,9 @@ pub enum FindingCode {
     OldChunkDuplicate,
     /// A record's old_chunk lies past the end of the origin.
     OldChunkPastOrigin,
+    /// A record's old_chunk times the chunk size does not fit 64 bits: no
+    /// origin is that large.
+    OldChunkOverflow,
     /// Records are not in the kernel's allocation order (ascending new_chunk).
     AllocationOutOfOrder,
     /// Data chunks below the allocation point that no record uses (a crash hole).
@@ -148,6 +151,7 @@ impl FindingCode {
             FindingCode::NewChunkDuplicate => "new-chunk-duplicate",
             FindingCode::OldChunkDuplicate => "old-chunk-duplicate",
             FindingCode::OldChunkPastOrigin => "old-chunk-past-origin",
+            FindingCode::OldChunkOverflow => "old-chunk-overflow",
             FindingCode::AllocationOutOfOrder => "allocation-out-of-order",
             FindingCode::AllocationHole => "allocation-hole",
             FindingCode::LegacyChunkTooLarge => "legacy-chunk-too-large",
@@ -235,7 +239,8 @@ pub struct Location {
     /// The record's share mask (shared stores).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub mask: Option<u64>,
-    /// The number of chunks of a run starting at `chunk`.
+    /// The number of chunks of a run starting at `chunk`; for
+    /// `findings-suppressed`, the findings not listed.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub count: Option<u64>,
 }
@@ -324,6 +329,7 @@ pub struct FindingSink {
     findings: Vec<Finding>,
     per_code: std::collections::BTreeMap<FindingCode, (u64, Severity)>,
     limit: u64,
+    code_limits: std::collections::BTreeMap<FindingCode, (u64, &'static str)>,
 }
 
 impl FindingSink {
@@ -333,18 +339,48 @@ impl FindingSink {
             findings: Vec::new(),
             per_code: Default::default(),
             limit,
+            code_limits: Default::default(),
         }
+    }
+
+    /// A sink for a store check: up to `limit` findings per code, and records
+    /// past the end of the origin called out once (one listed, the rest
+    /// counted with a question about `--origin`), since they almost always
+    /// mean the origin given is not this store's.
+    pub fn for_store_check(limit: u64) -> Self {
+        let mut sink = FindingSink::new(limit);
+        sink.limit_code(
+            FindingCode::OldChunkPastOrigin,
+            1,
+            "; is --origin (or --origin-size) the device this store snapshots?",
+        );
+        sink
+    }
+
+    /// Keeps at most `limit` findings of `code` (fewer than the sink's
+    /// limit), and ends the count of the rest with `hint`: for findings that
+    /// share one cause, called out once (`old-chunk-past-origin`: a wrong
+    /// `--origin`).
+    pub fn limit_code(&mut self, code: FindingCode, limit: u64, hint: &'static str) {
+        self.code_limits.insert(code, (limit, hint));
+    }
+
+    fn limit_of(&self, code: FindingCode) -> u64 {
+        self.code_limits
+            .get(&code)
+            .map_or(self.limit, |&(limit, _)| limit.min(self.limit))
     }
 
     /// Records a finding (or only counts it, past the limit for its code).
     pub fn push(&mut self, finding: Finding) {
+        let limit = self.limit_of(finding.code);
         let entry = self
             .per_code
             .entry(finding.code)
             .or_insert((0, finding.severity));
         entry.0 += 1;
         entry.1 = entry.1.max(finding.severity);
-        if entry.0 <= self.limit {
+        if entry.0 <= limit {
             self.findings.push(finding);
         }
     }
@@ -355,18 +391,24 @@ impl FindingSink {
     }
 
     /// The findings kept, followed by one `findings-suppressed` finding per code
-    /// that went past the limit.
+    /// that went past its limit: "... and N more CODE findings (M in all)",
+    /// with N as its `count`.
     pub fn finish(mut self) -> Vec<Finding> {
-        for (code, (count, severity)) in &self.per_code {
-            if *count > self.limit {
-                let hidden = count - self.limit;
+        for (&code, &(count, severity)) in &self.per_code {
+            let limit = self.limit_of(code);
+            if count > limit {
+                let hidden = count - limit;
+                let hint = self.code_limits.get(&code).map_or("", |&(_, hint)| hint);
                 self.findings.push(Finding {
-                    severity: *severity,
+                    severity,
                     code: FindingCode::FindingsSuppressed,
                     message: format!(
-                        "{hidden} more {code} findings were not listed ({count} in all)"
+                        "... and {hidden} more {code} findings ({count} in all){hint}"
                     ),
-                    location: Location::default(),
+                    location: Location {
+                        count: Some(hidden),
+                        ..Location::default()
+                    },
                 });
             }
         }
@@ -426,7 +468,30 @@ mod tests {
         assert_eq!(findings.len(), 4);
         let last = findings.last().unwrap();
         assert_eq!(last.code, FindingCode::FindingsSuppressed);
-        assert!(last.message.starts_with("3 more new-chunk-past-end"));
+        assert!(last
+            .message
+            .starts_with("... and 3 more new-chunk-past-end findings"));
+        assert_eq!(last.location.count, Some(3));
         assert_eq!(last.severity, Severity::Error);
+    }
+
+    #[test]
+    fn a_code_limit_calls_one_cause_out_once() {
+        let mut sink = FindingSink::new(1000);
+        sink.limit_code(FindingCode::OldChunkPastOrigin, 1, "; a wrong origin?");
+        for i in 0..1000 {
+            sink.push(Finding::error(
+                FindingCode::OldChunkPastOrigin,
+                Location::chunk(i),
+                format!("f{i}"),
+            ));
+        }
+        let findings = sink.finish();
+        assert_eq!(findings.len(), 2);
+        assert_eq!(findings[0].message, "f0");
+        assert_eq!(
+            findings[1].message,
+            "... and 999 more old-chunk-past-origin findings (1000 in all); a wrong origin?"
+        );
     }
 }

@@ -16,6 +16,7 @@
 //! - [`origin_range`]: ranges of origin chunks, as repairs name what was lost;
 //! - [`output`]: the output guard every writing job goes through;
 //! - [`probe`]: every signature a device holds (libblkid and our own kinds);
+//! - [`sparse`]: holes of image files, and copies that keep them;
 //! - [`units`]: size parsing (`4k`, `64M`, `8s`).
 
 pub mod bitset;
@@ -31,6 +32,7 @@ pub mod output;
 pub mod persistent;
 pub mod probe;
 pub mod shared;
+pub mod sparse;
 pub mod units;
 
 pub use blockdev::BlockDev;

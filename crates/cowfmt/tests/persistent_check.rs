@@ -138,12 +138,20 @@ fn old_chunk_past_the_origin() {
         ..CheckOptions::default()
     };
     let report = fixture.check_with(options);
-    // old chunks are 0, 10, ..., 190: 100..190 are past an origin of 100 chunks.
-    assert_eq!(report.findings.len(), 10);
-    assert!(report
-        .findings
-        .iter()
-        .all(|f| f.code == FindingCode::OldChunkPastOrigin));
+    // old chunks are 0, 10, ..., 190: 100..190 are past an origin of 100
+    // chunks; a wrong origin is called out once, the rest counted.
+    let codes: Vec<FindingCode> = report.findings.iter().map(|f| f.code).collect();
+    assert_eq!(
+        codes,
+        [
+            FindingCode::OldChunkPastOrigin,
+            FindingCode::FindingsSuppressed
+        ]
+    );
+    assert_eq!(report.findings[0].location.old_chunk, Some(100));
+    let rest = &report.findings[1];
+    assert_eq!(rest.location.count, Some(9));
+    assert!(rest.message.contains("--origin"), "{}", rest.message);
     // A partial last chunk (190 chunks and one sector) still counts as a chunk.
     let report = fixture.check_with(CheckOptions {
         origin_bytes: Some(190 * CHUNK + 512),

@@ -134,22 +134,26 @@ fn an_output_too_small_suggests_size() {
     let olds: u64 = 32;
     let cow = build_store(&dir, "cow.img", 1, 35, olds);
     let out = dir.path().join("legacy.img");
-    let output = migrate(&["-i", s(&cow), "-o", s(&out), "--to", "legacy"]);
+    let to_legacy = |size: &str| {
+        migrate(&[
+            "-i",
+            s(&cow),
+            "-o",
+            s(&out),
+            "--to",
+            "legacy",
+            "--size",
+            size,
+        ])
+    };
+    // The input's size: one chunk short of the legacy store with room to move.
+    let output = to_legacy("17920");
     let text = assert_one_line_error(&output, 2, "legacy.img");
     assert!(text.contains("--size"), "{text}");
     assert!(text.contains("18432"), "{text}");
     assert!(!out.exists());
 
-    let output = migrate(&[
-        "-i",
-        s(&cow),
-        "-o",
-        s(&out),
-        "--to",
-        "legacy",
-        "--size",
-        "18432",
-    ]);
+    let output = to_legacy("18432");
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(
         stdout(&output).contains("moved data chunk 33 to 35"),
@@ -337,7 +341,7 @@ fn classic_stores_import_into_a_shared_store_and_export_back() {
         "{text}"
     );
     assert!(
-        text.contains("space used: before 440 KiB in 2 stores, after 260 KiB (65 of 65 chunks"),
+        text.contains("space used: before 440 KiB in 2 stores, after 292 KiB (73 of 129 chunks"),
         "{text}"
     );
     assert!(
@@ -348,7 +352,7 @@ fn classic_stores_import_into_a_shared_store_and_export_back() {
         )),
         "{text}"
     );
-    assert_eq!(std::fs::metadata(&shared).unwrap().len(), 65 * 4096);
+    assert_eq!(std::fs::metadata(&shared).unwrap().len(), 129 * 4096);
     for (id, image) in shared_images(&shared, &origin) {
         assert!(image == before, "snapshot {id}");
     }
@@ -373,9 +377,9 @@ fn classic_stores_import_into_a_shared_store_and_export_back() {
             text.contains(&format!("exported snapshot {id} of ")),
             "{text}"
         );
-        assert!(text.contains("space used: before 260 KiB"), "{text}");
+        assert!(text.contains("space used: before 292 KiB"), "{text}");
         assert!(
-            text.contains(", after 440/520 16 (220 KiB of 260 KiB)"),
+            text.contains(", after 440/1032 16 (220 KiB of 516 KiB)"),
             "{text}"
         );
         assert!(text.contains(table), "{text}");

@@ -96,7 +96,7 @@ impl CheckReport {
 /// Checks the store on `device`. Returns `Err` only when the check cannot run
 /// (I/O errors, or no store at all when the kind was not insisted on).
 pub fn check(device: &Device, options: &CheckOptions) -> Result<CheckReport> {
-    let mut sink = FindingSink::new(FINDINGS_PER_CODE);
+    let mut sink = FindingSink::for_store_check(FINDINGS_PER_CODE);
     let mut summary = CheckSummary::default();
     let header = read_header_chunk_start(device)?;
     let geometry = match check_header(device, &header, options, &mut sink)? {
@@ -255,7 +255,7 @@ fn check_header(
             let then = match fallback {
                 Some(sectors) => format!("; reading with the given {sectors} sectors"),
                 None => {
-                    "; the areas cannot be located (give the chunk size to read them)".to_string()
+                    "; the areas cannot be located (give --chunk-size to read them)".to_string()
                 }
             };
             sink.push(Finding::error(
@@ -552,7 +552,22 @@ impl RecordChecker {
             self.previous_new = self.previous_new.max(new);
             self.highest_credible_new = self.highest_credible_new.max(new);
         }
-        if let Some(origin_chunks) = self.origin_chunks {
+        let chunk_bytes = self.geometry.chunk_bytes() as u64;
+        if old
+            .checked_add(1)
+            .and_then(|end| end.checked_mul(chunk_bytes))
+            .is_none()
+        {
+            self.pending.push(Finding::error(
+                FindingCode::OldChunkOverflow,
+                location(),
+                format!(
+                    "{}: old_chunk {old} times the chunk size ({chunk_bytes} bytes) does not fit 64 bits; no origin is that large",
+                    place()
+                ),
+            ));
+            fault = RecordFault::Fatal;
+        } else if let Some(origin_chunks) = self.origin_chunks {
             if old >= origin_chunks {
                 self.pending.push(Finding::error(
                     FindingCode::OldChunkPastOrigin,
@@ -562,7 +577,8 @@ impl RecordChecker {
                         place()
                     ),
                 ));
-                fault = RecordFault::Fatal;
+                // Not a sign of an overwritten area: a whole area past the
+                // end of the origin says the origin given is the wrong one.
             }
         }
         if self.mapped.test_and_set(old) {

@@ -76,7 +76,7 @@ impl Geometry {
 
     /// Whether `chunk` holds the header or a metadata area.
     pub fn is_metadata_chunk(&self, chunk: u64) -> bool {
-        chunk < HEADER_CHUNKS || (chunk - HEADER_CHUNKS) % self.stride() == 0
+        chunk < HEADER_CHUNKS || (chunk - HEADER_CHUNKS).is_multiple_of(self.stride())
     }
 
     /// The area whose data stripe (or location) contains `chunk`; the header
@@ -144,7 +144,7 @@ impl Geometry {
         let mut n = self.data_chunks_below(chunks);
         // The kernel needs area k+1 on disk when area k fills.
         let epa = self.exceptions_per_area();
-        if n > 0 && n % epa == 0 && !self.area_fits(n / epa) {
+        if n > 0 && n.is_multiple_of(epa) && !self.area_fits(n / epa) {
             n -= 1;
         }
         n

@@ -86,8 +86,11 @@ impl LoadStateBuilder {
 /// The three numbers of `dmsetup status` for a valid snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
-    /// `next_free * chunk_size`: header, areas and data chunks handed out.
-    pub sectors_allocated: u64,
+    /// `next_free * chunk_size`: header, areas and data chunks handed out;
+    /// `None` (null in a dump) when records point so far past the end of the
+    /// device that the figure would be impossible.
+    #[serde(default)]
+    pub sectors_allocated: Option<u64>,
     /// The COW device size in sectors.
     pub total_sectors: u64,
     /// `(current_area + 2) * chunk_size`: the header and every area up to the current.
@@ -98,23 +101,29 @@ impl Usage {
     /// The usage the kernel would report for `state` on `geometry`.
     pub fn of(state: &LoadState, geometry: &Geometry) -> Self {
         let chunk = u64::from(geometry.chunk_sectors());
+        let total_sectors = geometry.device_sectors();
         Usage {
-            sectors_allocated: state.next_free.saturating_mul(chunk),
-            total_sectors: geometry.device_sectors(),
+            sectors_allocated: state
+                .next_free
+                .checked_mul(chunk)
+                .filter(|&sectors| sectors <= total_sectors),
+            total_sectors,
             metadata_sectors: (state.current_area + 2).saturating_mul(chunk),
         }
     }
 
     /// The status text: `allocated/total metadata`, or `Invalid` for an
-    /// invalidated store.
+    /// invalidated store; an impossible allocated figure reads `unknown`.
     pub fn status_text(&self, valid: bool) -> String {
-        if valid {
-            format!(
-                "{}/{} {}",
-                self.sectors_allocated, self.total_sectors, self.metadata_sectors
-            )
-        } else {
-            "Invalid".to_string()
+        if !valid {
+            return "Invalid".to_string();
+        }
+        match self.sectors_allocated {
+            Some(allocated) => format!(
+                "{allocated}/{} {}",
+                self.total_sectors, self.metadata_sectors
+            ),
+            None => format!("unknown/{} {}", self.total_sectors, self.metadata_sectors),
         }
     }
 }
@@ -165,5 +174,20 @@ mod tests {
         assert_eq!(state.next_free, 259);
         assert_eq!(Usage::of(&state, &g).status_text(true), "2072/4096 24");
         assert_eq!(Usage::of(&state, &g).status_text(false), "Invalid");
+    }
+
+    #[test]
+    fn an_impossible_allocation_is_unknown_not_saturated() {
+        let g = geo(4096 / 8);
+        let mut builder = LoadStateBuilder::default();
+        builder.record(&ExceptionRecord {
+            old_chunk: 1,
+            new_chunk: u64::MAX,
+        });
+        let usage = Usage::of(&builder.finish(&g), &g);
+        assert_eq!(usage.sectors_allocated, None);
+        assert!(usage.status_text(true).starts_with("unknown/4096 "));
+        let json = serde_json::to_value(usage).unwrap();
+        assert!(json["sectors_allocated"].is_null());
     }
 }

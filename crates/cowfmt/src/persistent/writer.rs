@@ -34,6 +34,7 @@ pub struct StoreWriter {
     next_free: u64,
     dirty: bool,
     header_pending: bool,
+    zeroed_ahead: bool,
 }
 
 impl StoreWriter {
@@ -79,6 +80,7 @@ impl StoreWriter {
             next_free: LoadState::fresh().next_free,
             dirty: false,
             header_pending: true,
+            zeroed_ahead: false,
         })
     }
 
@@ -119,6 +121,7 @@ impl StoreWriter {
             next_free: metadata.state.next_free,
             dirty: false,
             header_pending: false,
+            zeroed_ahead: false,
         })
     }
 
@@ -200,10 +203,12 @@ impl StoreWriter {
             self.invalidate()?;
             return Ok(CommitOutcome::Invalidated);
         }
-        let zero = vec![0u8; self.geometry.chunk_bytes()];
-        self.device
-            .write_chunk(self.geometry.area_location(next_area), &zero)?;
-        self.device.sync()?;
+        if !self.zeroed_ahead {
+            let zero = vec![0u8; self.geometry.chunk_bytes()];
+            self.device
+                .write_chunk(self.geometry.area_location(next_area), &zero)?;
+            self.device.sync()?;
+        }
         self.device
             .write_chunk(self.geometry.area_location(self.current_area), &self.area)?;
         self.current_area = next_area;
@@ -211,6 +216,14 @@ impl StoreWriter {
         self.area.fill(0);
         self.dirty = false;
         Ok(CommitOutcome::Committed)
+    }
+
+    /// Says the device reads zeros past what this writer wrote (a new image
+    /// filled in one go): the next area is then already zero, and the write
+    /// and flush that zero it before a full area is written are skipped. The
+    /// final [`StoreWriter::flush`] still makes everything durable.
+    pub fn assume_zeroed_device(&mut self) {
+        self.zeroed_ahead = true;
     }
 
     /// Writes the current (partial) area if it changed.

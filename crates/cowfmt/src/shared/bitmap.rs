@@ -104,7 +104,7 @@ impl ChunkBitmap {
         let mut out = Vec::new();
         let mut c = self.nr_chunks;
         while c < total {
-            if c % 8 == 0 && self.bytes[(c / 8) as usize] == 0 {
+            if c.is_multiple_of(8) && self.bytes[(c / 8) as usize] == 0 {
                 c += 8;
                 continue;
             }
@@ -121,7 +121,7 @@ impl ChunkBitmap {
         let to = to.min(self.nr_chunks);
         let mut c = from;
         while c < to {
-            if c % 64 == 0 && c + 64 <= to {
+            if c.is_multiple_of(64) && c + 64 <= to {
                 let i = (c / 8) as usize;
                 let word = u64::from_le_bytes(self.bytes[i..i + 8].try_into().unwrap());
                 if word == u64::MAX {

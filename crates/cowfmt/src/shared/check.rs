@@ -104,7 +104,7 @@ impl CheckReport {
 /// Checks the shared store on `device`. Returns `Err` only when the check cannot
 /// run (I/O errors, or no shared store at all when the kind was not insisted on).
 pub fn check(device: &Device, options: &CheckOptions) -> Result<CheckReport> {
-    let mut sink = FindingSink::new(FINDINGS_PER_CODE);
+    let mut sink = FindingSink::for_store_check(FINDINGS_PER_CODE);
     let header = header::read(device)?;
     let mut summary = CheckSummary {
         snapshots: header.snapmask.count_ones(),

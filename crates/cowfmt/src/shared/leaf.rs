@@ -196,7 +196,7 @@ impl Leaf {
         for i in 0..=count as usize {
             let (offset, _) = entry_at(i);
             let o = offset as usize;
-            if o < map_end || o > chunk_bytes || (chunk_bytes - o) % RECORD_BYTES != 0 {
+            if o < map_end || o > chunk_bytes || !(chunk_bytes - o).is_multiple_of(RECORD_BYTES) {
                 if i == count as usize && o != chunk_bytes {
                     return Err(LeafError::BadSentinel {
                         entry: count,

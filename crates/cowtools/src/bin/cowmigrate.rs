@@ -130,8 +130,9 @@ struct Cli {
     #[arg(long, value_name = "SIZE", value_parser = args::parse_size)]
     journal_size: Option<u64>,
 
-    /// Size of a new output image (4k, 64M, 1G, 8s...) [default: the input's size;
-    /// for --to shared from classic stores, the size the shared store needs].
+    /// Size of a new output image (4k, 64M, 1G, 8s...) [default: what the store
+    /// needs plus a quarter (at least 64 chunks) to grow, and at least the
+    /// input's size].
     #[arg(short, long, value_name = "SIZE", value_parser = args::parse_size)]
     size: Option<u64>,
 
@@ -211,7 +212,14 @@ fn run_persistent(cli: &Cli, store: PersistentStore, kind: StoreKind) -> anyhow:
             plan.to_chunk_size
         );
     }
-    let size = cli.size.unwrap_or(store.device().size_bytes());
+    let size = cli.size.unwrap_or_else(|| {
+        migrate::default_output_bytes(
+            plan.needed_bytes,
+            Some(store.device().size_bytes()),
+            u64::from(plan.to_chunk_size) * SECTOR_BYTES,
+            plan.to_kind,
+        )
+    });
     if size < plan.needed_bytes {
         bail!(
             "{}: the migrated store needs at least {} bytes ({}), but the output would have {size}; give a larger --size, e.g. --size {}",
@@ -405,7 +413,10 @@ fn space(shape: &StoreShape) -> String {
     format!(
         "{} ({} of {})",
         shape.usage.status_text(true),
-        human_bytes(shape.usage.sectors_allocated * SECTOR_BYTES),
+        shape
+            .usage
+            .sectors_allocated
+            .map_or("unknown".to_string(), |s| human_bytes(s * SECTOR_BYTES)),
         human_bytes(shape.usage.total_sectors * SECTOR_BYTES)
     )
 }
@@ -516,8 +527,8 @@ fn run_shared_input(cli: &Cli, device: Device) -> anyhow::Result<u8> {
 }
 
 /// Sizes, opens and writes the output of a shared migration, then reports.
-/// Without `--size` a new image gets `default_size` (the input's size), or the
-/// size the store needs when that is larger or there is no default.
+/// Without `--size` a new image gets what the store needs plus room to grow,
+/// and at least `default_size` (the input's size).
 fn run_shared_plan(
     cli: &Cli,
     mut plan: SharedPlan,
@@ -540,10 +551,16 @@ fn run_shared_plan(
             ensure_fits(cli, &mut plan, origin.as_ref(), size, false)?;
             size
         }
-        (None, Some(size)) if fits_counted(cli, &mut plan, origin.as_ref(), size)? => size,
-        (None, _) => {
-            count(cli, &mut plan, origin.as_ref())?;
-            plan.needed_bytes()?
+        (None, default_size) => {
+            if !default_size.is_some_and(|size| plan.fits(size).unwrap_or(false)) {
+                count(cli, &mut plan, origin.as_ref())?;
+            }
+            migrate::default_output_bytes(
+                plan.needed_bytes()?,
+                default_size,
+                u64::from(plan.to_chunk_size()) * SECTOR_BYTES,
+                plan.to_kind(),
+            )
         }
     };
     let prepared = output::open_output(&output::OutputRequest {

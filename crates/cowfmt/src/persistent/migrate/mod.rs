@@ -20,8 +20,8 @@ mod report;
 mod write;
 
 pub use super::rebuild::{
-    bytes_needed, chunks_needed, fix_legacy_reload_hazard, open_output, zero_stale_areas,
-    OutputRequest, PreparedOutput, RebuildWriter, Relocation,
+    bytes_needed, chunks_needed, default_output_bytes, fix_legacy_reload_hazard, open_output,
+    zero_stale_areas, OutputRequest, PreparedOutput, RebuildWriter, Relocation,
 };
 pub use plan::{plan, MigrateMode, MigrateOptions, MigratePlan};
 pub use report::{MigrateReport, StoreShape, MIGRATE_FORMAT_VERSION};

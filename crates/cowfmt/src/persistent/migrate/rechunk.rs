@@ -7,6 +7,7 @@ use super::plan::MigratePlan;
 use crate::device::Device;
 use crate::error::Result;
 use crate::persistent::rebuild::RebuildWriter;
+use crate::sparse::Extents;
 
 /// Pieces of a re-chunked store that did not come from a COW chunk.
 #[derive(Debug, Default)]
@@ -16,22 +17,31 @@ pub(super) struct PieceCounts {
 }
 
 /// A smaller chunk size: each record's chunk is read once and written as
-/// `factor` pieces, in record order.
+/// `factor` pieces, in record order; a chunk in a hole of the input is not
+/// read, and zero pieces are not written to a zeroed output.
 pub(super) fn split(
     input: &Device,
     plan: &MigratePlan,
     output: Device,
+    output_zeroed: bool,
     counts: &mut PieceCounts,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Device> {
     let from_bytes = plan.metadata.geometry.chunk_bytes();
     let to_bytes = from_bytes / plan.factor as usize;
-    let mut writer = RebuildWriter::format(output, plan.to_chunk_size)?;
+    let mut writer =
+        RebuildWriter::format(output, plan.to_chunk_size)?.with_zeroed_output(output_zeroed);
+    let mut extents = Extents::new(input);
     let mut buffer = vec![0u8; from_bytes];
     let total = plan.copy_steps;
     for (done, placed) in plan.metadata.records.iter().enumerate() {
         let record = placed.record;
-        input.read_chunk(record.new_chunk, &mut buffer)?;
+        let offset = record.new_chunk.saturating_mul(from_bytes as u64);
+        if extents.is_hole(offset, from_bytes as u64) {
+            buffer.fill(0);
+        } else {
+            input.read_chunk(record.new_chunk, &mut buffer)?;
+        }
         for (j, piece) in buffer.chunks_exact(to_bytes).enumerate() {
             let old_chunk = record.old_chunk * plan.factor + j as u64;
             let past_origin = plan
@@ -50,12 +60,14 @@ pub(super) fn split(
 
 /// A larger chunk size: records are grouped by `old_chunk / factor`, in the
 /// order each group first appears; a group's pieces come from the COW where a
-/// record maps them and from the origin where none does.
+/// record maps them and from the origin where none does. Zero chunks are not
+/// written to a zeroed output.
 pub(super) fn merge(
     input: &Device,
     plan: &MigratePlan,
     origin: &Device,
     output: Device,
+    output_zeroed: bool,
     counts: &mut PieceCounts,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Device> {
@@ -73,7 +85,8 @@ pub(super) fn merge(
         }
     }
     drop(seen);
-    let mut writer = RebuildWriter::format(output, plan.to_chunk_size)?;
+    let mut writer =
+        RebuildWriter::format(output, plan.to_chunk_size)?.with_zeroed_output(output_zeroed);
     let mut buffer = vec![0u8; from_bytes * factor as usize];
     let total = groups.len() as u64;
     for (done, &group) in groups.iter().enumerate() {

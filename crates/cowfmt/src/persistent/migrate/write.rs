@@ -11,7 +11,7 @@ use crate::persistent::store::PersistentStore;
 
 /// Writes the migrated store into `output`. `origin` is needed for a larger
 /// chunk size; `output_zeroed` says the output is known to hold only zeros (a
-/// new image), so stale areas need no zeroing. `progress` gets (done, total)
+/// new image), so stale areas and zero data chunks need no writing. `progress` gets (done, total)
 /// copy steps.
 pub fn migrate(
     store: &PersistentStore,
@@ -37,17 +37,33 @@ pub fn migrate(
             &plan.metadata,
             output,
             &out_geometry,
+            output_zeroed,
             progress,
         )?,
-        MigrateMode::Split => split(store.device(), plan, output, &mut counts, progress)?,
+        MigrateMode::Split => split(
+            store.device(),
+            plan,
+            output,
+            output_zeroed,
+            &mut counts,
+            progress,
+        )?,
         MigrateMode::Merge => {
             let origin = origin.ok_or_else(|| {
                 Error::Invalid(format!(
-                    "{}: a larger chunk size needs the origin device, to read the pieces that never changed",
+                    "{}: a larger chunk size needs --origin DEV (the origin device), to read the pieces that never changed",
                     plan.input.display()
                 ))
             })?;
-            merge(store.device(), plan, origin, output, &mut counts, progress)?
+            merge(
+                store.device(),
+                plan,
+                origin,
+                output,
+                output_zeroed,
+                &mut counts,
+                progress,
+            )?
         }
     };
     let Settled {

@@ -1,5 +1,6 @@
 //! The pieces repair and migration share to write a new store: opening the
-//! output (the guard's [`open_output`], re-exported), sizing it ([`chunks_needed`], [`bytes_needed`]),
+//! output (the guard's [`open_output`], re-exported), sizing it ([`chunks_needed`],
+//! [`bytes_needed`], [`default_output_bytes`]),
 //! writing it in allocation order ([`RebuildWriter`]), settling it afterwards
 //! ([`zero_stale_areas`], [`fix_legacy_reload_hazard`]), the input check of a
 //! migration, and the error both jobs stop with ([`JobError`]).
@@ -15,7 +16,7 @@ pub use error::JobError;
 pub use settle::{fix_legacy_reload_hazard, zero_stale_areas, Relocation};
 pub(crate) use settle::{settle_output, Settled};
 pub(crate) use size::check_output;
-pub use size::{bytes_needed, chunks_needed};
+pub use size::{bytes_needed, chunks_needed, default_output_bytes};
 pub(crate) use sound::refuse_damaged;
 pub use writer::RebuildWriter;
 pub(crate) use writer::BATCH_BYTES;

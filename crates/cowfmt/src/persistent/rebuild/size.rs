@@ -15,7 +15,7 @@ pub fn chunks_needed(geometry: &Geometry, data_chunks: u64) -> u64 {
     }
     let epa = geometry.exceptions_per_area();
     let mut chunks = geometry.nth_data_chunk(data_chunks - 1).saturating_add(1);
-    if data_chunks % epa == 0 {
+    if data_chunks.is_multiple_of(epa) {
         chunks = chunks.max(geometry.area_location(data_chunks / epa).saturating_add(1));
     }
     chunks
@@ -26,6 +26,34 @@ pub fn chunks_needed(geometry: &Geometry, data_chunks: u64) -> u64 {
 pub fn bytes_needed(chunk_sectors: u32, data_chunks: u64) -> Option<u64> {
     let geometry = Geometry::new(chunk_sectors, 0).ok()?;
     chunks_needed(&geometry, data_chunks).checked_mul(geometry.chunk_bytes() as u64)
+}
+
+/// Room to grow a new output gets, as a fraction of what the store needs.
+const GROWTH_DIVISOR: u64 = 4;
+/// The least room to grow, in chunks.
+const GROWTH_MIN_CHUNKS: u64 = 64;
+
+/// The size of a new output image when none is asked for: what the store
+/// needs plus a quarter (at least 64 chunks) of room for new copies, never
+/// less than `input_bytes` (the input's size, for a migration of one store),
+/// in whole chunks of `chunk_bytes`. A legacy store stays below its 32-bit
+/// chunk limit, as long as what it needs does.
+pub fn default_output_bytes(
+    needed: u64,
+    input_bytes: Option<u64>,
+    chunk_bytes: u64,
+    kind: StoreKind,
+) -> u64 {
+    let chunk_bytes = chunk_bytes.max(1);
+    let room = (needed / GROWTH_DIVISOR).max(GROWTH_MIN_CHUNKS.saturating_mul(chunk_bytes));
+    let size =
+        needed.saturating_add(room).max(input_bytes.unwrap_or(0)) / chunk_bytes * chunk_bytes;
+    let size = size.max(needed);
+    if kind == StoreKind::Legacy {
+        let limit = (LEGACY_CHUNK_LIMIT - 1).saturating_mul(chunk_bytes);
+        return size.min(limit).max(needed);
+    }
+    size
 }
 
 /// Checks that `output` has the `needed` bytes `what` (the salvaged or migrated
@@ -75,6 +103,32 @@ mod tests {
         assert_eq!(chunks_needed(&g, 256), 259);
         assert_eq!(chunks_needed(&g, 257), 260);
         assert_eq!(bytes_needed(8, 62), Some(64 * 4096));
+    }
+
+    #[test]
+    fn default_size_leaves_room_to_grow() {
+        let chunk = 4096;
+        let needed = 1000 * chunk;
+        let size = default_output_bytes(needed, None, chunk, StoreKind::Persistent);
+        assert_eq!(size, 1250 * chunk);
+        assert_eq!(
+            default_output_bytes(needed, Some(needed), chunk, StoreKind::Legacy),
+            1250 * chunk
+        );
+        assert_eq!(
+            default_output_bytes(2 * chunk, None, chunk, StoreKind::Shared),
+            66 * chunk
+        );
+        let big_input = 1 << 30;
+        assert_eq!(
+            default_output_bytes(needed, Some(big_input), chunk, StoreKind::Persistent),
+            big_input
+        );
+        let legacy_limit = (LEGACY_CHUNK_LIMIT - 1) * chunk;
+        assert_eq!(
+            default_output_bytes(legacy_limit - chunk, None, chunk, StoreKind::Legacy),
+            legacy_limit
+        );
     }
 
     proptest! {

@@ -24,11 +24,20 @@ pub(crate) fn refuse_damaged(
         return Ok(());
     };
     let path = store.device().path().display();
-    let count = errors.len();
-    let plural = if count == 1 { "" } else { "s" };
-    let past_origin = errors
+    let past_origin = errors.iter().all(|f| {
+        matches!(
+            f.code,
+            FindingCode::OldChunkPastOrigin | FindingCode::FindingsSuppressed
+        )
+    });
+    let count: u64 = errors
         .iter()
-        .all(|f| f.code == FindingCode::OldChunkPastOrigin);
+        .map(|f| match f.code {
+            FindingCode::FindingsSuppressed => f.location.count.unwrap_or(0),
+            _ => 1,
+        })
+        .sum();
+    let plural = if count == 1 { "" } else { "s" };
     Err(JobError::Damage(if past_origin {
         format!(
             "{path}: {count} record{plural} lie past the end of the origin ({}); is --origin the device this store snapshots?",

@@ -5,17 +5,20 @@ use crate::error::{Error, Result};
 use crate::persistent::layout::Geometry;
 use crate::persistent::record::ExceptionRecord;
 use crate::persistent::writer::{CommitOutcome, StoreWriter};
+use crate::sparse::is_zero;
 
 /// Data is written in contiguous runs of at most this many bytes.
 pub(crate) const BATCH_BYTES: usize = 1 << 20;
 
 /// Writes a new store in allocation order: data chunks are gathered into
 /// contiguous writes, and each batch's records are committed only after its
-/// data is written.
+/// data is written. On an output known to read zeros, zero chunks are not
+/// written (the output stays as sparse as the input).
 #[derive(Debug)]
 pub struct RebuildWriter {
     writer: StoreWriter,
     chunk_bytes: usize,
+    output_zeroed: bool,
     batch: Vec<u8>,
     batch_start: u64,
     pending: Vec<ExceptionRecord>,
@@ -30,10 +33,22 @@ impl RebuildWriter {
         Ok(RebuildWriter {
             writer,
             chunk_bytes,
+            output_zeroed: false,
             batch: Vec::with_capacity(BATCH_BYTES.max(chunk_bytes)),
             batch_start: 0,
             pending: Vec::new(),
         })
+    }
+
+    /// Says whether every byte of the output is known to read as zero (a new
+    /// or truncated image): zero chunks are then left unwritten, and so is the
+    /// zeroing of each next area (see [`StoreWriter::assume_zeroed_device`]).
+    pub fn with_zeroed_output(mut self, output_zeroed: bool) -> Self {
+        self.output_zeroed = output_zeroed;
+        if output_zeroed {
+            self.writer.assume_zeroed_device();
+        }
+        self
     }
 
     /// The output geometry.
@@ -45,21 +60,63 @@ impl RebuildWriter {
     /// (one chunk) for it and returns the chunk.
     pub fn push(&mut self, old_chunk: u64, data: &[u8]) -> Result<u64> {
         debug_assert_eq!(data.len(), self.chunk_bytes);
+        if self.output_zeroed && is_zero(data) {
+            return self.push_zeros(old_chunk);
+        }
         let new_chunk = self.writer.allocate()?;
+        self.queue(old_chunk, new_chunk, Some(data))?;
+        Ok(new_chunk)
+    }
+
+    /// Allocates the next data chunk for origin chunk `old_chunk`, whose
+    /// content is all zeros (a hole of the input), and returns the chunk.
+    /// Nothing is written when the output already reads zeros.
+    pub fn push_zeros(&mut self, old_chunk: u64) -> Result<u64> {
+        let new_chunk = self.writer.allocate()?;
+        if self.output_zeroed {
+            self.flush_batch()?;
+            self.commit(ExceptionRecord {
+                old_chunk,
+                new_chunk,
+            })?;
+        } else {
+            self.queue(old_chunk, new_chunk, None)?;
+        }
+        Ok(new_chunk)
+    }
+
+    /// Queues the record and its data (`None`: zeros) after the batch,
+    /// writing the batch first when the chunk does not continue it.
+    fn queue(&mut self, old_chunk: u64, new_chunk: u64, data: Option<&[u8]>) -> Result<()> {
         let contiguous = new_chunk == self.batch_start + self.pending.len() as u64;
-        if !self.pending.is_empty() && (!contiguous || self.batch.len() + data.len() > BATCH_BYTES)
+        if !self.pending.is_empty()
+            && (!contiguous || self.batch.len() + self.chunk_bytes > BATCH_BYTES)
         {
             self.flush_batch()?;
         }
         if self.pending.is_empty() {
             self.batch_start = new_chunk;
         }
-        self.batch.extend_from_slice(data);
+        match data {
+            Some(data) => self.batch.extend_from_slice(data),
+            None => self.batch.resize(self.batch.len() + self.chunk_bytes, 0),
+        }
         self.pending.push(ExceptionRecord {
             old_chunk,
             new_chunk,
         });
-        Ok(new_chunk)
+        Ok(())
+    }
+
+    fn commit(&mut self, record: ExceptionRecord) -> Result<()> {
+        if self.writer.commit(record)? == CommitOutcome::Invalidated {
+            return Err(Error::Invalid(format!(
+                "{}: the metadata area after chunk {} lies past the end of the device; the output is too small",
+                self.writer.device().path().display(),
+                record.new_chunk
+            )));
+        }
+        Ok(())
     }
 
     fn flush_batch(&mut self) -> Result<()> {
@@ -69,13 +126,7 @@ impl RebuildWriter {
         let device = self.writer.device();
         device.write_at(&self.batch, self.batch_start * self.chunk_bytes as u64)?;
         for record in std::mem::take(&mut self.pending) {
-            if self.writer.commit(record)? == CommitOutcome::Invalidated {
-                return Err(Error::Invalid(format!(
-                    "{}: the metadata area after chunk {} lies past the end of the device; the output is too small",
-                    self.writer.device().path().display(),
-                    record.new_chunk
-                )));
-            }
+            self.commit(record)?;
         }
         self.batch.clear();
         Ok(())

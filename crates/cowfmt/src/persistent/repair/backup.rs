@@ -3,13 +3,15 @@
 
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::sparse::{Extents, SparseCopier};
 
-/// Bytes copied at a time when backing up a device.
+/// Bytes compared at a time when verifying a backup.
 const COPY_BLOCK: usize = 1 << 20;
 
 /// Copies every byte of `source` to the start of `backup` (which must be at
-/// least as large), skipping all-zero blocks when `backup_zeroed`. `progress`
-/// gets (bytes copied, bytes to copy).
+/// least as large), keeping holes: holes and all-zero blocks are skipped when
+/// `backup_zeroed`, zeroed otherwise. `progress` gets (bytes copied, bytes to
+/// copy).
 pub fn copy_device(
     source: &Device,
     backup: &Device,
@@ -17,23 +19,14 @@ pub fn copy_device(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<()> {
     let total = source.size_bytes();
-    let mut buffer = vec![0u8; COPY_BLOCK];
-    let mut offset = 0u64;
-    while offset < total {
-        let len = (total - offset).min(COPY_BLOCK as u64) as usize;
-        let block = &mut buffer[..len];
-        source.read_at(block, offset, || format!("bytes at {offset}"))?;
-        if !(backup_zeroed && block.iter().all(|&b| b == 0)) {
-            backup.write_at(block, offset)?;
-        }
-        offset += len as u64;
-        progress(offset, total);
-    }
+    SparseCopier::new(source, backup, backup_zeroed)
+        .copy(0, total, &mut |done| progress(done, total))?;
     backup.sync()
 }
 
-/// Compares `backup` with `source` byte for byte and fails, naming the first
-/// differing offset, unless the backup holds an exact copy.
+/// Compares `backup` with `source` byte for byte (blocks that are holes in
+/// both read as zeros and are not read) and fails, naming the first differing
+/// offset, unless the backup holds an exact copy.
 pub fn verify_copy(
     source: &Device,
     backup: &Device,
@@ -42,9 +35,16 @@ pub fn verify_copy(
     let total = source.size_bytes();
     let mut left = vec![0u8; COPY_BLOCK];
     let mut right = vec![0u8; COPY_BLOCK];
+    let (mut source_extents, mut backup_extents) = (Extents::new(source), Extents::new(backup));
     let mut offset = 0u64;
     while offset < total {
         let len = (total - offset).min(COPY_BLOCK as u64) as usize;
+        if source_extents.is_hole(offset, len as u64) && backup_extents.is_hole(offset, len as u64)
+        {
+            offset += len as u64;
+            progress(offset, total);
+            continue;
+        }
         source.read_at(&mut left[..len], offset, || format!("bytes at {offset}"))?;
         backup.read_at(&mut right[..len], offset, || format!("bytes at {offset}"))?;
         if let Some(at) = left[..len]

@@ -10,6 +10,7 @@ use crate::persistent::rebuild::{
     bytes_needed, check_output, settle_output, JobError, RebuildWriter,
 };
 use crate::persistent::store::PlacedRecord;
+use crate::sparse::Extents;
 
 /// The result of [`analyze`](super::analyze): the records to keep, ready to be written.
 #[derive(Debug)]
@@ -41,13 +42,14 @@ impl Salvage {
     pub fn needed_bytes(&self) -> u64 {
         let n = self.kept.len() as u64;
         let epa = self.geometry.exceptions_per_area();
-        let relocation = self.report.kind == StoreKind::Legacy && n > 0 && n % epa == 0;
+        let relocation = self.report.kind == StoreKind::Legacy && n > 0 && n.is_multiple_of(epa);
         bytes_needed(self.geometry.chunk_sectors(), n + u64::from(relocation)).unwrap_or(u64::MAX)
     }
 
     /// Writes the salvaged store into `output`, reading data chunks from
     /// `input` (the device analysed). `output_zeroed` says the output is known
-    /// to hold only zeros, so stale areas need no zeroing. `progress` gets
+    /// to hold only zeros, so stale areas and zero data chunks (holes of a
+    /// sparse input) need no writing. `progress` gets
     /// (records copied, records to copy).
     pub fn write(
         mut self,
@@ -72,15 +74,24 @@ impl Salvage {
             self.geometry.chunk_sectors(),
             report.kind,
         )?;
-        let mut writer = RebuildWriter::format(output, self.geometry.chunk_sectors())?;
+        let mut writer = RebuildWriter::format(output, self.geometry.chunk_sectors())?
+            .with_zeroed_output(output_zeroed);
+        let chunk_bytes = self.geometry.chunk_bytes() as u64;
+        let mut extents = Extents::new(input);
         let mut buffer = vec![0u8; self.geometry.chunk_bytes()];
         let total = self.kept.len() as u64;
         let mut kept = 0u64;
         for (done, placed) in self.kept.iter().enumerate() {
             if done % HINT_RECORDS == 0 {
-                hint_ahead(input, &self.geometry, &self.kept[done..]);
+                hint_ahead(input, &mut extents, &self.geometry, &self.kept[done..]);
             }
             let chunk = placed.record.new_chunk;
+            if extents.is_hole(chunk.saturating_mul(chunk_bytes), chunk_bytes) {
+                writer.push_zeros(placed.record.old_chunk)?;
+                kept += 1;
+                progress(done as u64 + 1, total);
+                continue;
+            }
             match input.read_chunk(chunk, &mut buffer) {
                 Ok(()) => {
                     writer.push(placed.record.old_chunk, &buffer)?;
@@ -116,11 +127,21 @@ impl Salvage {
 /// Records whose data chunks are hinted to the kernel at a time.
 const HINT_RECORDS: usize = 256;
 
-fn hint_ahead(input: &Device, geometry: &Geometry, upcoming: &[PlacedRecord]) {
+/// Hints the data chunks of the next records to the kernel, holes left out
+/// (reading ahead a hole only fills the page cache with zeros).
+fn hint_ahead(
+    input: &Device,
+    extents: &mut Extents<'_>,
+    geometry: &Geometry,
+    upcoming: &[PlacedRecord],
+) {
     let chunk_bytes = geometry.chunk_bytes() as u64;
     let mut run: Option<(u64, u64)> = None;
     for placed in upcoming.iter().take(HINT_RECORDS) {
         let chunk = placed.record.new_chunk;
+        if extents.is_hole(chunk.saturating_mul(chunk_bytes), chunk_bytes) {
+            continue;
+        }
         run = match run {
             Some((start, count)) if start + count == chunk => Some((start, count + 1)),
             Some((start, count)) => {

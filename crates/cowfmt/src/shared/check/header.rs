@@ -138,7 +138,7 @@ fn chunk_size(
     };
     let then = match options.chunk_size_fallback {
         Some(sectors) => format!("; reading with the given {sectors} sectors"),
-        None => "; nothing else can be located (give the chunk size to read the rest)".to_string(),
+        None => "; nothing else can be located (give --chunk-size to read the rest)".to_string(),
     };
     sink.push(Finding::error(
         FindingCode::BadChunkSize,

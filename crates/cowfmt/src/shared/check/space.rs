@@ -42,7 +42,7 @@ pub(super) fn check_space(
     let referenced = |c: u64| tree.is_some_and(|t| t.referenced.get(c));
     let mut c = geometry.data_start();
     while c < geometry.nr_chunks {
-        if c % 64 == 0 && c + 64 <= geometry.nr_chunks {
+        if c.is_multiple_of(64) && c + 64 <= geometry.nr_chunks {
             let used = bitmap_word(geometry, bitmap, c);
             let refs = tree.map_or(0, |t| t.referenced.word(c / 64));
             scan.word(c, used, refs);

@@ -16,10 +16,15 @@ pub(super) struct ClassicWriter {
 }
 
 impl ClassicWriter {
-    /// Formats `output` as a fresh store of `chunk_sectors`.
-    pub(super) fn new(output: Device, chunk_sectors: u32) -> Result<Self, JobError> {
+    /// Formats `output` as a fresh store of `chunk_sectors`; `output_zeroed`
+    /// says it reads zeros (a new image), so zero chunks are not written.
+    pub(super) fn new(
+        output: Device,
+        chunk_sectors: u32,
+        output_zeroed: bool,
+    ) -> Result<Self, JobError> {
         Ok(ClassicWriter {
-            writer: RebuildWriter::format(output, chunk_sectors)?,
+            writer: RebuildWriter::format(output, chunk_sectors)?.with_zeroed_output(output_zeroed),
         })
     }
 

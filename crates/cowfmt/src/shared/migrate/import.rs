@@ -46,7 +46,7 @@ pub fn plan_import(
     let to_cs = options.chunk_size.unwrap_or(from_cs);
     validate_chunk_size(u64::from(to_cs)).map_err(|e| {
         let hint = if options.chunk_size.is_none() {
-            "; give a smaller chunk size for the shared store"
+            "; give a smaller --chunk-size for the shared store"
         } else {
             ""
         };
@@ -104,7 +104,7 @@ fn check_ids(inputs: usize, ids: Option<&[u32]>) -> Result<Vec<u32>, JobError> {
     };
     if ids.len() != inputs {
         return Err(Error::Invalid(format!(
-            "{} snapshot ids were given for {inputs} input stores; give one id per input",
+            "{} snapshot ids were given for {inputs} input stores; give one --ids entry per input",
             ids.len()
         ))
         .into());

@@ -156,7 +156,7 @@ impl SharedPlan {
         let records = self.survey.copies;
         let relocation = kind == StoreKind::Legacy
             && records > 0
-            && records % geometry.exceptions_per_area() == 0;
+            && records.is_multiple_of(geometry.exceptions_per_area());
         Ok(chunks_needed(&geometry, records + u64::from(relocation)))
     }
 

@@ -76,7 +76,13 @@ impl Side {
     /// areas, data), chunks marked in use in a shared store.
     pub fn used_bytes(&self) -> u64 {
         match self {
-            Side::Classic(shape) => shape.usage.sectors_allocated * SECTOR_BYTES,
+            Side::Classic(shape) => {
+                shape
+                    .usage
+                    .sectors_allocated
+                    .unwrap_or(shape.usage.total_sectors)
+                    * SECTOR_BYTES
+            }
             Side::Shared(shape) => shape.used_bytes,
         }
     }

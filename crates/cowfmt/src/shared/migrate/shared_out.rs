@@ -1,13 +1,14 @@
 //! A [`Sink`] that writes a new shared store: each distinct content gets the
 //! next data chunk (so data lies contiguous from the start of the data range,
-//! written in large batches), its record is kept, and at the end the tree is
-//! bulk-loaded and the header written by [`StoreBuilder`].
+//! written in large batches; zero contents are not written to an output that
+//! reads zeros), its record is kept, and at the end the tree is bulk-loaded and the header written by [`StoreBuilder`].
 
 use crate::device::Device;
 use crate::error::Error;
 use crate::persistent::rebuild::{JobError, BATCH_BYTES};
 use crate::shared::build::{Built, StoreBuilder};
 use crate::shared::leaf::Exception;
+use crate::sparse::is_zero;
 
 use super::dedup::ChunkGroups;
 use super::pipeline::Sink;
@@ -18,6 +19,7 @@ use super::size::max_records_per_chunk;
 pub(super) struct SharedWriter<'a> {
     builder: StoreBuilder<'a>,
     device: &'a Device,
+    output_zeroed: bool,
     chunk_bytes: u64,
     batch: Vec<u8>,
     batch_start: u64,
@@ -25,17 +27,20 @@ pub(super) struct SharedWriter<'a> {
 }
 
 impl<'a> SharedWriter<'a> {
-    /// Starts a store of `chunk_sectors` with `journal_chunks` of journal on `device`.
+    /// Starts a store of `chunk_sectors` with `journal_chunks` of journal on
+    /// `device`; `output_zeroed` says the device reads zeros (a new image).
     pub(super) fn new(
         device: &'a Device,
         chunk_sectors: u32,
         journal_chunks: u64,
+        output_zeroed: bool,
     ) -> Result<Self, JobError> {
         let builder = StoreBuilder::new(device, u64::from(chunk_sectors), journal_chunks)?;
         let chunk_bytes = builder.geometry().chunk_bytes;
         Ok(SharedWriter {
             builder,
             device,
+            output_zeroed,
             chunk_bytes,
             batch: Vec::with_capacity(BATCH_BYTES.max(chunk_bytes as usize)),
             batch_start: 0,
@@ -82,7 +87,7 @@ impl Sink for SharedWriter<'_> {
         let most = max_records_per_chunk(self.chunk_bytes);
         if groups.len() as u64 > most {
             return Err(Error::Invalid(format!(
-                "{}: origin chunk {origin} has {} different contents, more than a leaf of {}-byte chunks holds ({most}); choose a larger chunk size",
+                "{}: origin chunk {origin} has {} different contents, more than a leaf of {}-byte chunks holds ({most}); choose a larger --chunk-size",
                 self.device.path().display(),
                 groups.len(),
                 self.chunk_bytes
@@ -91,6 +96,12 @@ impl Sink for SharedWriter<'_> {
         }
         for (mask, content) in groups.iter() {
             let chunk = self.builder.allocate()?;
+            self.records
+                .push((origin, Exception { share: mask, chunk }));
+            if self.output_zeroed && is_zero(content) {
+                self.flush()?;
+                continue;
+            }
             let contiguous = chunk == self.batch_start + self.batch_chunks();
             if !contiguous || self.batch.len() + content.len() > BATCH_BYTES {
                 self.flush()?;
@@ -99,8 +110,6 @@ impl Sink for SharedWriter<'_> {
                 self.batch_start = chunk;
             }
             self.batch.extend_from_slice(content);
-            self.records
-                .push((origin, Exception { share: mask, chunk }));
         }
         Ok(())
     }

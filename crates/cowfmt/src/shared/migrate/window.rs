@@ -68,7 +68,7 @@ impl Window {
         if !from_origin.is_empty() {
             let origin = origin.ok_or_else(|| {
                 Error::Invalid(
-                    "a larger chunk size needs the origin device, to read the pieces that never changed"
+                    "a larger chunk size needs --origin DEV (the origin device), to read the pieces that never changed"
                         .to_string(),
                 )
             })?;

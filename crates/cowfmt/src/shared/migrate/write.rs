@@ -17,7 +17,8 @@ use super::shared_out::SharedWriter;
 
 /// Writes the migrated store into `output`. `origin` is needed for a larger
 /// chunk size; `output_zeroed` says the output holds only zeros (a new image),
-/// so a classic output needs no stale areas zeroed. `progress` gets (done,
+/// so zero data chunks are not written and a classic output needs no stale
+/// areas zeroed. `progress` gets (done,
 /// total) output chunks.
 pub fn migrate(
     plan: &SharedPlan,
@@ -29,7 +30,7 @@ pub fn migrate(
     let out_path = output.path().to_path_buf();
     if plan.needs_origin() && origin.is_none() {
         return Err(Error::Invalid(format!(
-            "{}: a larger chunk size needs the origin device, to read the pieces that never changed",
+            "{}: a larger chunk size needs --origin DEV (the origin device), to read the pieces that never changed",
             out_path.display()
         ))
         .into());
@@ -50,7 +51,8 @@ pub fn migrate(
             }
             let chunk_bytes = rechunk.out_bytes;
             let journal_chunks = journal.chunks(output.size_bytes() / chunk_bytes, chunk_bytes);
-            let mut writer = SharedWriter::new(&output, plan.to_chunk_size, journal_chunks)?;
+            let mut writer =
+                SharedWriter::new(&output, plan.to_chunk_size, journal_chunks, output_zeroed)?;
             let totals = plan.inputs.with_entries(|source| {
                 pipeline::run(
                     source,
@@ -86,7 +88,7 @@ pub fn migrate(
                 plan.to_chunk_size,
                 kind,
             )?;
-            let mut writer = ClassicWriter::new(output, plan.to_chunk_size)?;
+            let mut writer = ClassicWriter::new(output, plan.to_chunk_size, output_zeroed)?;
             let totals: Totals = plan.inputs.with_entries(|source| {
                 pipeline::run(
                     source,

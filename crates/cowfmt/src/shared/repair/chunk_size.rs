@@ -138,7 +138,7 @@ fn leaf_size_at(block: &[u8], o: usize) -> Option<usize> {
     if !sentinel.is_power_of_two()
         || sentinel < min
         || sentinel as u64 > BLOCK_BYTES
-        || o % sentinel != 0
+        || !o.is_multiple_of(sentinel)
     {
         return None;
     }

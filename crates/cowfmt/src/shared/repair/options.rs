@@ -31,7 +31,7 @@ impl RepairOptions {
     pub fn validate(&self) -> Result<(), Error> {
         if self.snapmask == Some(0) {
             return Err(Error::Invalid(
-                "a snapmask of 0 names no snapshot, so every record would be dropped; give the snapshots that exist (a store with no snapshot holds nothing to salvage: format a new one instead)"
+                "a snapmask of 0 names no snapshot, so every record would be dropped; give the snapshots that exist with --snapshots or --snapmask (a store with no snapshot holds nothing to salvage: format a new one instead)"
                     .to_string(),
             ));
         }

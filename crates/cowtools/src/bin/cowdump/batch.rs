@@ -203,7 +203,7 @@ impl Progress {
 
     #[inline]
     pub fn tick(&self, count: u64) {
-        if count % PROGRESS_STEP == 0 {
+        if count.is_multiple_of(PROGRESS_STEP) {
             self.bar.set_position(count);
         }
     }

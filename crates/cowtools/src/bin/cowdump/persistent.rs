@@ -329,7 +329,9 @@ fn usage_table(tail: &DumpTail) -> Table {
         ("next_free", tail.state.next_free.to_string()),
         (
             "sectors_allocated",
-            tail.usage.sectors_allocated.to_string(),
+            tail.usage
+                .sectors_allocated
+                .map_or("unknown".to_string(), |s| s.to_string()),
         ),
         ("total_sectors", tail.usage.total_sectors.to_string()),
         ("metadata_sectors", tail.usage.metadata_sectors.to_string()),
