@@ -10,10 +10,12 @@
 //! - [`persistent`]: the kernel's "SnAp" v1 store (also used for `legacy`);
 //! - [`finding`]: the finding model shared by every checker;
 //! - [`kind`]: store kinds and detection by magic;
+//! - [`dump_read`]: reading a dump (YAML or JSON) as a stream of records;
 //! - [`units`]: size parsing (`4k`, `64M`, `8s`).
 
 pub mod bitset;
 pub mod device;
+pub mod dump_read;
 pub mod error;
 pub mod finding;
 pub mod kind;

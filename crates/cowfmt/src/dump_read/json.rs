@@ -1,0 +1,132 @@
+//! The JSON reader: serde_json over the input stream, with a visitor that
+//! hands each list element to the callback as soon as it is parsed.
+
+use std::fmt;
+use std::io::BufRead;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+use super::{duplicate, element, DumpFields, DumpReadError, DumpRequest, RecordSink};
+
+/// Reads a JSON dump; see [`super::read_dump`].
+pub(super) fn read<S: RecordSink>(
+    input: impl BufRead,
+    request: DumpRequest<'_, S>,
+) -> Result<DumpFields, DumpReadError> {
+    let mut state = State {
+        request,
+        out: DumpFields::default(),
+        in_list: None,
+    };
+    let mut deserializer = serde_json::Deserializer::from_reader(input);
+    let parsed = Document(&mut state)
+        .deserialize(&mut deserializer)
+        .and_then(|()| deserializer.end());
+    match parsed {
+        Ok(()) => Ok(state.out),
+        Err(e) if e.is_io() => Err(DumpReadError::Io(e.into())),
+        Err(e) => Err(DumpReadError::Syntax(match state.in_list {
+            Some(index) => format!("{}: {e}", element(state.request.list, index)),
+            None => e.to_string(),
+        })),
+    }
+}
+
+struct State<'a, S> {
+    request: DumpRequest<'a, S>,
+    out: DumpFields,
+    /// The index of the element being parsed, while inside the list.
+    in_list: Option<u64>,
+}
+
+/// The top-level object.
+struct Document<'s, 'a, S>(&'s mut State<'a, S>);
+
+impl<'de, S: RecordSink> DeserializeSeed<'de> for Document<'_, '_, S> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, S: RecordSink> Visitor<'de> for Document<'_, '_, S> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a dump: an object of fields")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let state = self.0;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == state.request.list {
+                if state.out.has_list {
+                    return Err(de::Error::custom(duplicate(&key)));
+                }
+                state.out.has_list = true;
+                map.next_value_seed(List(&mut *state))?;
+            } else if state.request.keep.contains(&key.as_str()) {
+                if state.out.fields.contains_key(&key) {
+                    return Err(de::Error::custom(duplicate(&key)));
+                }
+                let value: Value = map.next_value()?;
+                state.out.fields.insert(key, value);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The list field's array.
+struct List<'s, 'a, S>(&'s mut State<'a, S>);
+
+impl<'de, S: RecordSink> DeserializeSeed<'de> for List<'_, '_, S> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, S: RecordSink> Visitor<'de> for List<'_, '_, S> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let state = self.0;
+        loop {
+            state.in_list = Some(state.out.records);
+            let element = Element {
+                fields: &state.out.fields,
+                sink: &mut *state.request.sink,
+            };
+            if seq.next_element_seed(element)?.is_none() {
+                break;
+            }
+            state.out.records += 1;
+        }
+        state.in_list = None;
+        Ok(())
+    }
+}
+
+/// One element, handed to the sink.
+struct Element<'s, S> {
+    fields: &'s Map<String, Value>,
+    sink: &'s mut S,
+}
+
+impl<'de, S: RecordSink> DeserializeSeed<'de> for Element<'_, S> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        self.sink.record(self.fields, deserializer)
+    }
+}
