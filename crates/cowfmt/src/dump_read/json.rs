@@ -2,12 +2,15 @@
 //! hands each list element to the callback as soon as it is parsed.
 
 use std::fmt;
-use std::io::BufRead;
+use std::io::{BufRead, BufReader};
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::{duplicate, element, DumpFields, DumpReadError, DumpRequest, RecordSink};
+
+/// Bytes of the outer buffer.
+const INPUT_BUFFER_BYTES: usize = 1 << 16;
 
 /// Reads a JSON dump; see [`super::read_dump`].
 pub(super) fn read<S: RecordSink>(
@@ -19,6 +22,10 @@ pub(super) fn read<S: RecordSink>(
         out: DumpFields::default(),
         in_list: None,
     };
+    // serde_json reads a byte at a time: an outer `BufReader` of a known type
+    // makes each of those reads a buffer access instead of a call through the
+    // caller's reader.
+    let input = BufReader::with_capacity(INPUT_BUFFER_BYTES, input);
     let mut deserializer = serde_json::Deserializer::from_reader(input);
     let parsed = Document(&mut state)
         .deserialize(&mut deserializer)

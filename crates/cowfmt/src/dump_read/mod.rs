@@ -7,6 +7,7 @@
 
 mod json;
 mod yaml;
+mod yaml_fast;
 
 use std::io::{self, BufRead};
 
@@ -76,6 +77,21 @@ pub trait RecordSink {
         fields: &Map<String, Value>,
         element: D,
     ) -> Result<(), D::Error>;
+
+    /// Forgets every element handed so far: the dump is read again from the
+    /// start.
+    fn restart(&mut self);
+}
+
+/// Where a dump is read from.
+pub struct DumpSource<'a> {
+    /// The text.
+    pub input: Box<dyn BufRead + 'a>,
+    /// Opens the text again from the start (a file), so that a YAML dump can
+    /// take the fast path for `cowdump`'s own layout and fall back to the
+    /// general reader; `None` for a stream (stdin), which takes the general
+    /// reader only.
+    pub reopen: Option<&'a mut dyn FnMut() -> io::Result<Box<dyn BufRead + 'a>>>,
 }
 
 /// Why a dump could not be read.
@@ -125,13 +141,22 @@ pub struct DumpRequest<'a, S> {
 /// sink. Errors name the line (and column, or list index) and the
 /// expectation, never the file: the caller adds it.
 pub fn read_dump<S: RecordSink>(
-    input: impl BufRead + 'static,
+    source: DumpSource<'_>,
     syntax: DumpSyntax,
-    request: DumpRequest<'_, S>,
+    mut request: DumpRequest<'_, S>,
 ) -> Result<DumpFields, DumpReadError> {
-    match syntax {
-        DumpSyntax::Json => json::read(input, request),
-        DumpSyntax::Yaml => yaml::read(input, request),
+    match (syntax, source.reopen) {
+        (DumpSyntax::Json, _) => json::read(source.input, request),
+        (DumpSyntax::Yaml, None) => yaml::read(source.input, request),
+        (DumpSyntax::Yaml, Some(reopen)) => {
+            let mut input = source.input;
+            let mut out = DumpFields::default();
+            if yaml_fast::read(&mut *input, &mut request, &mut out)? {
+                return Ok(out);
+            }
+            request.sink.restart();
+            yaml::read(reopen()?, request)
+        }
     }
 }
 
@@ -179,3 +204,6 @@ fn duplicate(field: &str) -> String {
 fn element(list: &str, index: u64) -> String {
     format!("{list}[{index}]")
 }
+
+#[cfg(test)]
+mod tests;

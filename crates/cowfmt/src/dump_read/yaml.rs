@@ -17,27 +17,21 @@ use super::{duplicate, element, DumpFields, DumpReadError, DumpRequest, RecordSi
 
 /// Reads a YAML dump; see [`super::read_dump`].
 pub(super) fn read<S: RecordSink>(
-    input: impl BufRead + 'static,
-    request: DumpRequest<'_, S>,
-) -> Result<DumpFields, DumpReadError> {
-    let failure = Rc::new(RefCell::new(None));
-    let chars = Utf8Chars {
-        input,
-        failure: Rc::clone(&failure),
-    };
-    let mut events = Events {
-        parser: Parser::new_from_iter(chars),
-        anchors: HashMap::new(),
-        failure,
-    };
-    read_document(&mut events, request)
-}
-
-fn read_document<S: RecordSink>(
-    events: &mut Events<impl Iterator<Item = char>>,
+    input: impl BufRead,
     mut request: DumpRequest<'_, S>,
 ) -> Result<DumpFields, DumpReadError> {
     let mut out = DumpFields::default();
+    let mut events = Events::new(Utf8Chars::new(input, false));
+    read_document(&mut events, &mut request, &mut out)?;
+    Ok(out)
+}
+
+/// Reads one document (a mapping of fields) into `out`.
+pub(super) fn read_document<'a, S: RecordSink>(
+    events: &mut Events<'a, impl Iterator<Item = char> + 'a>,
+    request: &mut DumpRequest<'_, S>,
+    out: &mut DumpFields,
+) -> Result<(), DumpReadError> {
     let (mut event, mut span) = events.next()?;
     while matches!(event, Event::StreamStart | Event::DocumentStart(_)) {
         (event, span) = events.next()?;
@@ -68,7 +62,7 @@ fn read_document<S: RecordSink>(
                 return Err(syntax(&key_span, &duplicate(&key)));
             }
             out.has_list = true;
-            read_list(events, value, &value_span, &mut request, &mut out)?;
+            read_list(events, value, &value_span, request, out)?;
         } else if request.keep.contains(&key.as_str()) {
             if out.fields.contains_key(&key) {
                 return Err(syntax(&key_span, &duplicate(&key)));
@@ -83,7 +77,7 @@ fn read_document<S: RecordSink>(
         let (event, span) = events.next()?;
         match event {
             Event::DocumentEnd => {}
-            Event::StreamEnd => return Ok(out),
+            Event::StreamEnd => return Ok(()),
             _ => {
                 return Err(syntax(
                     &span,
@@ -94,9 +88,9 @@ fn read_document<S: RecordSink>(
     }
 }
 
-fn read_list<S: RecordSink>(
-    events: &mut Events<impl Iterator<Item = char>>,
-    start: Event<'static>,
+fn read_list<'a, S: RecordSink>(
+    events: &mut Events<'a, impl Iterator<Item = char> + 'a>,
+    start: Event<'a>,
     span: &Span,
     request: &mut DumpRequest<'_, S>,
     out: &mut DumpFields,
@@ -129,14 +123,26 @@ fn syntax(span: &Span, what: &str) -> DumpReadError {
 }
 
 /// The parser's events, with the anchored values seen so far for aliases.
-struct Events<I: Iterator<Item = char>> {
-    parser: Parser<'static, BufferedInput<I>>,
+pub(super) struct Events<'a, I: Iterator<Item = char> + 'a> {
+    parser: Parser<'a, BufferedInput<I>>,
     anchors: HashMap<usize, Value>,
     failure: Rc<RefCell<Option<DumpReadError>>>,
 }
 
-impl<I: Iterator<Item = char>> Events<I> {
-    fn next(&mut self) -> Result<(Event<'static>, Span), DumpReadError> {
+impl<'a, R: BufRead + 'a> Events<'a, Utf8Chars<R>> {
+    /// The events of the characters `chars` yields.
+    pub(super) fn new(chars: Utf8Chars<R>) -> Self {
+        let failure = Rc::clone(&chars.failure);
+        Events {
+            parser: Parser::new_from_iter(chars),
+            anchors: HashMap::new(),
+            failure,
+        }
+    }
+}
+
+impl<'a, I: Iterator<Item = char> + 'a> Events<'a, I> {
+    fn next(&mut self) -> Result<(Event<'a>, Span), DumpReadError> {
         let next = self.parser.next_event();
         if let Some(failure) = self.failure.borrow_mut().take() {
             return Err(failure);
@@ -156,7 +162,7 @@ impl<I: Iterator<Item = char>> Events<I> {
     }
 
     /// The value of the node that starts with `event`.
-    fn value(&mut self, event: Event<'static>, span: &Span) -> Result<Value, DumpReadError> {
+    fn value(&mut self, event: Event<'a>, span: &Span) -> Result<Value, DumpReadError> {
         let (value, anchor) = match event {
             Event::Scalar(text, style, anchor, tag) => {
                 let tag = tag.map(|t| t.suffix.clone());
@@ -209,7 +215,7 @@ impl<I: Iterator<Item = char>> Events<I> {
 
     /// Walks past the node that starts with `event`, keeping only anchored
     /// values.
-    fn skip(&mut self, event: Event<'static>, span: &Span) -> Result<(), DumpReadError> {
+    fn skip(&mut self, event: Event<'a>, span: &Span) -> Result<(), DumpReadError> {
         let anchored = match &event {
             Event::Scalar(_, _, anchor, _)
             | Event::SequenceStart(anchor, _)
@@ -298,37 +304,83 @@ fn looks_like_float(text: &str) -> bool {
 }
 
 /// The characters of a UTF-8 byte stream; a read error or bad UTF-8 ends the
-/// stream and is left in `failure`.
-struct Utf8Chars<R> {
+/// stream and is left in `failure`. With `one_entry`, the stream also ends
+/// before a line that starts a top-level field (after the first line), which
+/// is left unread: the characters are those of one field.
+pub(super) struct Utf8Chars<R> {
     input: R,
     failure: Rc<RefCell<Option<DumpReadError>>>,
+    one_entry: bool,
+    line_start: bool,
+    started: bool,
+    ended: bool,
 }
 
 impl<R: BufRead> Utf8Chars<R> {
-    fn fail(&self, error: DumpReadError) -> Option<char> {
+    /// The characters of `input`, or with `one_entry` of its next field.
+    pub(super) fn new(input: R, one_entry: bool) -> Self {
+        Utf8Chars {
+            input,
+            failure: Rc::new(RefCell::new(None)),
+            one_entry,
+            line_start: true,
+            started: false,
+            ended: false,
+        }
+    }
+
+    fn fail(&mut self, error: DumpReadError) -> Option<char> {
         self.failure.borrow_mut().get_or_insert(error);
+        self.ended = true;
         None
     }
 
-    fn byte(&mut self) -> Result<Option<u8>, io::Error> {
-        let buf = self.input.fill_buf()?;
-        let Some(&byte) = buf.first() else {
-            return Ok(None);
-        };
-        self.input.consume(1);
-        Ok(Some(byte))
+    fn peek(&mut self) -> Result<Option<u8>, io::Error> {
+        Ok(self.input.fill_buf()?.first().copied())
     }
+
+    fn byte(&mut self) -> Result<Option<u8>, io::Error> {
+        let byte = self.peek()?;
+        if byte.is_some() {
+            self.input.consume(1);
+        }
+        Ok(byte)
+    }
+}
+
+/// Whether a line starting with `byte` starts a top-level field of a dump
+/// (a plain key at column 0).
+pub(super) fn starts_entry(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'_'
 }
 
 impl<R: BufRead> Iterator for Utf8Chars<R> {
     type Item = char;
 
     fn next(&mut self) -> Option<char> {
+        if self.ended {
+            return None;
+        }
+        if self.one_entry && self.line_start {
+            match self.peek() {
+                Ok(Some(byte)) if self.started && starts_entry(byte) => {
+                    self.ended = true;
+                    return None;
+                }
+                Ok(_) => {}
+                Err(e) => return self.fail(DumpReadError::Io(e)),
+            }
+        }
+        self.started = true;
         let first = match self.byte() {
             Ok(Some(byte)) => byte,
-            Ok(None) => return None,
+            Ok(None) => {
+                self.ended = true;
+                return None;
+            }
             Err(e) => return self.fail(DumpReadError::Io(e)),
         };
+        self.line_start = first == b'\n';
         if first.is_ascii() {
             return Some(char::from(first));
         }

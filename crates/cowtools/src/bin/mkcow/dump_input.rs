@@ -9,8 +9,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use cowfmt::dump_read::{
-    self, peek_first_byte, struct_fields, DumpFields, DumpReadError, DumpRequest, DumpSyntax,
-    RecordSink,
+    self, peek_first_byte, struct_fields, DumpFields, DumpReadError, DumpRequest, DumpSource,
+    DumpSyntax, RecordSink,
 };
 use cowfmt::persistent::dump::RestoreHead;
 use cowfmt::persistent::ExceptionRecord;
@@ -99,6 +99,7 @@ fn read_once(
     quiet: bool,
 ) -> anyhow::Result<(DumpFields, SpoolSink)> {
     let mut input = open(path)?;
+    let mut reopen = || reopen_file(path);
     let by_extension = DumpSyntax::of_extension(path);
     let first = peek_first_byte(&mut input)
         .with_context(|| format!("{}: cannot read the dump", shown(path)))?;
@@ -110,7 +111,11 @@ fn read_once(
         keep: &keep,
         sink: &mut sink,
     };
-    let result = dump_read::read_dump(input, syntax, request);
+    let source = DumpSource {
+        input,
+        reopen: (path != Path::new("-")).then_some(&mut reopen as _),
+    };
+    let result = dump_read::read_dump(source, syntax, request);
     sink.progress.finish_and_clear();
     let result = match result {
         // Without an extension, text that opens like JSON but is not JSON may
@@ -127,7 +132,12 @@ fn read_once(
                 keep: &keep,
                 sink: &mut sink,
             };
-            let yaml = dump_read::read_dump(open(path)?, DumpSyntax::Yaml, request);
+            let mut reopen_again = || reopen_file(path);
+            let source = DumpSource {
+                input: open(path)?,
+                reopen: Some(&mut reopen_again),
+            };
+            let yaml = dump_read::read_dump(source, DumpSyntax::Yaml, request);
             sink.progress.finish_and_clear();
             yaml.map_err(|_| DumpReadError::Syntax(json))
         }
@@ -164,6 +174,13 @@ fn open(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
     let file =
         File::open(path).with_context(|| format!("{}: cannot read the dump", path.display()))?;
     Ok(Box::new(BufReader::with_capacity(READ_BUFFER_BYTES, file)))
+}
+
+fn reopen_file(path: &Path) -> io::Result<Box<dyn BufRead>> {
+    Ok(Box::new(BufReader::with_capacity(
+        READ_BUFFER_BYTES,
+        File::open(path)?,
+    )))
 }
 
 /// The head fields of both restores, and `kind`.
@@ -232,6 +249,12 @@ impl SpoolSink {
 }
 
 impl RecordSink for SpoolSink {
+    fn restart(&mut self) {
+        self.shared = None;
+        self.spool = None;
+        self.progress.set_position(0);
+    }
+
     fn record<'de, D: Deserializer<'de>>(
         &mut self,
         fields: &Map<String, Value>,
