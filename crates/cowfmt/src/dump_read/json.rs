@@ -15,11 +15,22 @@ const INPUT_BUFFER_BYTES: usize = 1 << 16;
 /// Reads a JSON dump; see [`super::read_dump`].
 pub(super) fn read<S: RecordSink>(
     input: impl BufRead,
-    request: DumpRequest<'_, S>,
+    mut request: DumpRequest<'_, S>,
 ) -> Result<DumpFields, DumpReadError> {
+    let mut out = DumpFields::default();
+    read_into(input, &mut request, &mut out)?;
+    Ok(out)
+}
+
+/// Reads one JSON object of fields into `out`.
+pub(super) fn read_into<S: RecordSink>(
+    input: impl BufRead,
+    request: &mut DumpRequest<'_, S>,
+    out: &mut DumpFields,
+) -> Result<(), DumpReadError> {
     let mut state = State {
         request,
-        out: DumpFields::default(),
+        out,
         in_list: None,
     };
     // serde_json reads a byte at a time: an outer `BufReader` of a known type
@@ -31,7 +42,7 @@ pub(super) fn read<S: RecordSink>(
         .deserialize(&mut deserializer)
         .and_then(|()| deserializer.end());
     match parsed {
-        Ok(()) => Ok(state.out),
+        Ok(()) => Ok(()),
         Err(e) if e.is_io() => Err(DumpReadError::Io(e.into())),
         Err(e) => Err(DumpReadError::Syntax(match state.in_list {
             Some(index) => format!("{}: {e}", element(state.request.list, index)),
@@ -40,17 +51,17 @@ pub(super) fn read<S: RecordSink>(
     }
 }
 
-struct State<'a, S> {
-    request: DumpRequest<'a, S>,
-    out: DumpFields,
+struct State<'s, 'a, S> {
+    request: &'s mut DumpRequest<'a, S>,
+    out: &'s mut DumpFields,
     /// The index of the element being parsed, while inside the list.
     in_list: Option<u64>,
 }
 
 /// The top-level object.
-struct Document<'s, 'a, S>(&'s mut State<'a, S>);
+struct Document<'t, 's, 'a, S>(&'t mut State<'s, 'a, S>);
 
-impl<'de, S: RecordSink> DeserializeSeed<'de> for Document<'_, '_, S> {
+impl<'de, S: RecordSink> DeserializeSeed<'de> for Document<'_, '_, '_, S> {
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -58,7 +69,7 @@ impl<'de, S: RecordSink> DeserializeSeed<'de> for Document<'_, '_, S> {
     }
 }
 
-impl<'de, S: RecordSink> Visitor<'de> for Document<'_, '_, S> {
+impl<'de, S: RecordSink> Visitor<'de> for Document<'_, '_, '_, S> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -89,9 +100,9 @@ impl<'de, S: RecordSink> Visitor<'de> for Document<'_, '_, S> {
 }
 
 /// The list field's array.
-struct List<'s, 'a, S>(&'s mut State<'a, S>);
+struct List<'t, 's, 'a, S>(&'t mut State<'s, 'a, S>);
 
-impl<'de, S: RecordSink> DeserializeSeed<'de> for List<'_, '_, S> {
+impl<'de, S: RecordSink> DeserializeSeed<'de> for List<'_, '_, '_, S> {
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -99,7 +110,7 @@ impl<'de, S: RecordSink> DeserializeSeed<'de> for List<'_, '_, S> {
     }
 }
 
-impl<'de, S: RecordSink> Visitor<'de> for List<'_, '_, S> {
+impl<'de, S: RecordSink> Visitor<'de> for List<'_, '_, '_, S> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {

@@ -6,6 +6,8 @@
 //! the caller's (`persistent::dump`, `shared::dump`).
 
 mod json;
+mod json_fast;
+mod record_line;
 mod yaml;
 mod yaml_fast;
 
@@ -87,10 +89,10 @@ pub trait RecordSink {
 pub struct DumpSource<'a> {
     /// The text.
     pub input: Box<dyn BufRead + 'a>,
-    /// Opens the text again from the start (a file), so that a YAML dump can
-    /// take the fast path for `cowdump`'s own layout and fall back to the
-    /// general reader; `None` for a stream (stdin), which takes the general
-    /// reader only.
+    /// Opens the text again from the start (a file), so that a dump can take
+    /// the fast path for `cowdump`'s own layout and fall back to the general
+    /// reader; `None` for a stream (stdin), which takes the general reader
+    /// only.
     pub reopen: Option<&'a mut dyn FnMut() -> io::Result<Box<dyn BufRead + 'a>>>,
 }
 
@@ -145,18 +147,25 @@ pub fn read_dump<S: RecordSink>(
     syntax: DumpSyntax,
     mut request: DumpRequest<'_, S>,
 ) -> Result<DumpFields, DumpReadError> {
-    match (syntax, source.reopen) {
-        (DumpSyntax::Json, _) => json::read(source.input, request),
-        (DumpSyntax::Yaml, None) => yaml::read(source.input, request),
-        (DumpSyntax::Yaml, Some(reopen)) => {
-            let mut input = source.input;
-            let mut out = DumpFields::default();
-            if yaml_fast::read(&mut *input, &mut request, &mut out)? {
-                return Ok(out);
-            }
-            request.sink.restart();
-            yaml::read(reopen()?, request)
-        }
+    let Some(reopen) = source.reopen else {
+        return match syntax {
+            DumpSyntax::Json => json::read(source.input, request),
+            DumpSyntax::Yaml => yaml::read(source.input, request),
+        };
+    };
+    let mut input = source.input;
+    let mut out = DumpFields::default();
+    let done = match syntax {
+        DumpSyntax::Json => json_fast::read(&mut *input, &mut request, &mut out)?,
+        DumpSyntax::Yaml => yaml_fast::read(&mut *input, &mut request, &mut out)?,
+    };
+    if done {
+        return Ok(out);
+    }
+    request.sink.restart();
+    match syntax {
+        DumpSyntax::Json => json::read(reopen()?, request),
+        DumpSyntax::Yaml => yaml::read(reopen()?, request),
     }
 }
 

@@ -312,3 +312,42 @@ fn struct_fields_lists_a_head_struct() {
     }
     assert_eq!(struct_fields::<Head>(), ["chunk_size", "valid"]);
 }
+
+const CANONICAL_JSON: &str = "{\n  \"format_version\": 1,\n  \"kind\": \"persistent\",\n  \"geometry\": {\n    \"chunk_bytes\": 4096\n  },\n  \"chunk_size\": 8,\n  \"exceptions\": [\n    {\"old_chunk\":5,\"new_chunk\":2},\n    {\"old_chunk\":9,\"new_chunk\":3}\n  ],\n  \"status\": \"24/2048 16\"\n}\n";
+
+#[test]
+fn the_json_fast_path_reads_what_the_general_reader_reads() {
+    let variants = [
+        CANONICAL_JSON.to_string(),
+        CANONICAL_JSON.replace("\n    {\"old_chunk\":9", "\n      {\"old_chunk\":9"),
+        CANONICAL_JSON.replace("{\"old_chunk\":9,\"new_chunk\":3}", "{ \"old_chunk\": 9, \"new_chunk\": 3 }"),
+        CANONICAL_JSON.replace("\n  \"status\"", "\n\"status\""),
+        CANONICAL_JSON.replace("\n", ""),
+        CANONICAL_JSON.replace("\"chunk_size\": 8", "\"chunk_size\":\n    8"),
+        CANONICAL_JSON.replace("  ],\n", "  ]\n  ,\n"),
+    ];
+    for text in &variants {
+        let (general, general_sink) = read(text, DumpSyntax::Json, false);
+        let (fast, fast_sink) = read(text, DumpSyntax::Json, true);
+        let general = general.unwrap();
+        let fast = fast.unwrap();
+        assert_eq!(fast_sink.records, general_sink.records, "{text}");
+        assert_eq!(fast.fields, general.fields, "{text}");
+        assert_eq!(fast.records, 2, "{text}");
+        assert_eq!(fast.fields["chunk_size"], json!(8), "{text}");
+    }
+    let (_, sink) = read(CANONICAL_JSON, DumpSyntax::Json, true);
+    assert_eq!(sink.restarts, 0, "cowdump's layout needs no second reading");
+    // Text the fast path must not accept although each line looks right.
+    for broken in [
+        CANONICAL_JSON.replace("{\"old_chunk\":9,\"new_chunk\":3}", "{\"old_chunk\":9,\"new_chunk\":3},"),
+        CANONICAL_JSON.replace("\"status\": \"24/2048 16\"", "\"status\": \"24/2048 16\","),
+        CANONICAL_JSON.replace("  ],\n", "  ]\n"),
+        CANONICAL_JSON.replace("\"kind\": \"persistent\",", "\"kind\": \"persistent\""),
+        format!("{CANONICAL_JSON}x"),
+    ] {
+        for fast in [false, true] {
+            assert!(read(&broken, DumpSyntax::Json, fast).0.is_err(), "fast {fast}: {broken}");
+        }
+    }
+}

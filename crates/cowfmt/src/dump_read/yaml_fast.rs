@@ -10,16 +10,18 @@
 
 use std::io::{BufRead, Read};
 
-use serde::de::value::{Error as ValueError, MapDeserializer, SeqDeserializer};
-use serde::de::{Deserializer, IntoDeserializer, Visitor};
-
+use super::record_line::{LineStyle, RecordLine};
 use super::yaml::{read_document, starts_entry, Events, Utf8Chars};
 use super::{DumpFields, DumpReadError, DumpRequest, RecordSink};
 
-/// Most fields in a record line.
-const MAX_FIELDS: usize = 4;
-/// Most ids in a record line's list (one per snapshot).
-const MAX_IDS: usize = 64;
+/// `- {old_chunk: 7, new_chunk: 2}`, `snapshots: [0, 3]`.
+const YAML_RECORD: LineStyle = LineStyle {
+    open: b"- {",
+    key_quote: b"",
+    colon: b": ",
+    comma: b", ",
+    close: b"}",
+};
 
 /// Reads `input` into `out` if it is in cowdump's layout: `Ok(true)` when
 /// done, `Ok(false)` when the text leaves the layout (the records handed to
@@ -83,7 +85,7 @@ fn read_records<S: RecordSink>(
         line.clear();
         input.read_until(b'\n', line)?;
         let text = line.strip_suffix(b"\n").unwrap_or(line);
-        if !record.parse(text) {
+        if !record.parse(text, &YAML_RECORD) {
             return Ok(false);
         }
         if request.sink.record(&out.fields, record.deserializer()).is_err() {
@@ -94,168 +96,3 @@ fn read_records<S: RecordSink>(
     }
 }
 
-/// One record line, parsed: up to [`MAX_FIELDS`] fields of a number or one
-/// list of numbers.
-struct RecordLine {
-    keys: [(usize, usize); MAX_FIELDS],
-    values: [Field; MAX_FIELDS],
-    len: usize,
-    ids: [u64; MAX_IDS],
-    id_count: usize,
-    text: Vec<u8>,
-}
-
-impl Default for RecordLine {
-    fn default() -> Self {
-        RecordLine {
-            keys: [(0, 0); MAX_FIELDS],
-            values: [Field::Number(0); MAX_FIELDS],
-            len: 0,
-            ids: [0; MAX_IDS],
-            id_count: 0,
-            text: Vec::with_capacity(256),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Field {
-    Number(u64),
-    Ids,
-}
-
-impl RecordLine {
-    /// Parses `- {key: N, key: N, key: [N, N]}` exactly; false for anything else.
-    fn parse(&mut self, line: &[u8]) -> bool {
-        self.len = 0;
-        self.id_count = 0;
-        self.text.clear();
-        self.text.extend_from_slice(line);
-        let Some(body) = line
-            .strip_prefix(b"- {")
-            .and_then(|rest| rest.strip_suffix(b"}"))
-        else {
-            return false;
-        };
-        let base = 3;
-        let mut at = 0;
-        loop {
-            let key_len = body[at..]
-                .iter()
-                .take_while(|b| b.is_ascii_lowercase() || **b == b'_')
-                .count();
-            if key_len == 0 || self.len == MAX_FIELDS || !body[at + key_len..].starts_with(b": ")
-            {
-                return false;
-            }
-            self.keys[self.len] = (base + at, base + at + key_len);
-            at += key_len + 2;
-            let value = if body.get(at) == Some(&b'[') {
-                if self.id_count > 0 {
-                    return false;
-                }
-                at += 1;
-                if body.get(at) == Some(&b']') {
-                    at += 1;
-                } else {
-                    loop {
-                        let Some((id, len)) = number(&body[at..]) else {
-                            return false;
-                        };
-                        if self.id_count == MAX_IDS {
-                            return false;
-                        }
-                        self.ids[self.id_count] = id;
-                        self.id_count += 1;
-                        at += len;
-                        match &body[at..] {
-                            [b']', ..] => {
-                                at += 1;
-                                break;
-                            }
-                            [b',', b' ', ..] => at += 2,
-                            _ => return false,
-                        }
-                    }
-                }
-                Field::Ids
-            } else {
-                let Some((n, len)) = number(&body[at..]) else {
-                    return false;
-                };
-                at += len;
-                Field::Number(n)
-            };
-            self.values[self.len] = value;
-            self.len += 1;
-            match &body[at..] {
-                [] => return true,
-                [b',', b' ', ..] => at += 2,
-                _ => return false,
-            }
-        }
-    }
-
-    fn deserializer<'s>(&'s self) -> impl Deserializer<'s, Error = ValueError> + 's {
-        MapDeserializer::new((0..self.len).map(move |i| {
-            let (start, end) = self.keys[i];
-            let key = std::str::from_utf8(&self.text[start..end]).unwrap_or_default();
-            let value = match self.values[i] {
-                Field::Number(n) => Value::Number(n),
-                Field::Ids => Value::Ids(&self.ids[..self.id_count]),
-            };
-            (key, value)
-        }))
-    }
-}
-
-/// A decimal number without a sign or leading zeros that fits 64 bits, and
-/// its length; what YAML's core schema reads as that integer.
-fn number(text: &[u8]) -> Option<(u64, usize)> {
-    let len = text.iter().take_while(|b| b.is_ascii_digit()).count();
-    if len == 0 || (len > 1 && text[0] == b'0') {
-        return None;
-    }
-    let mut n = 0u64;
-    for &digit in &text[..len] {
-        n = n.checked_mul(10)?.checked_add(u64::from(digit - b'0'))?;
-    }
-    Some((n, len))
-}
-
-/// A value of a record line, for serde.
-#[derive(Debug, Clone, Copy)]
-enum Value<'l> {
-    Number(u64),
-    Ids(&'l [u64]),
-}
-
-impl<'de, 'l> IntoDeserializer<'de, ValueError> for Value<'l> {
-    type Deserializer = Self;
-
-    fn into_deserializer(self) -> Self {
-        self
-    }
-}
-
-impl<'de> Deserializer<'de> for Value<'_> {
-    type Error = ValueError;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
-        match self {
-            Value::Number(n) => visitor.visit_u64(n),
-            Value::Ids(ids) => {
-                let mut seq = SeqDeserializer::new(ids.iter().copied());
-                let value = visitor.visit_seq(&mut seq)?;
-                seq.end()?;
-                Ok(value)
-            }
-        }
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf option unit unit_struct newtype_struct seq tuple
-        tuple_struct map struct enum identifier ignored_any
-    }
-}
