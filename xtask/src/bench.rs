@@ -59,7 +59,29 @@ pub struct BenchArgs {
     /// Origin chunk writes per engine measurement [default: 256k; with --quick: 32k].
     #[arg(long, value_name = "N", value_parser = parse_count)]
     pub engine_writes: Option<u64>,
+    /// Only these measurements, comma-separated [default: all].
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "PART,...")]
+    pub only: Vec<BenchPart>,
 }
+
+/// The measurements a bench run can be limited to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchPart {
+    /// cowcheck.
+    Check,
+    /// cowdump --format json to /dev/null.
+    Dump,
+    /// cowrepair of the shared store, intact and damaged.
+    Repair,
+    /// cowdump to a file and mkcow --from-dump, YAML and JSON (persistent
+    /// stores at every size, shared stores up to 4M records).
+    Restore,
+    /// The shared engine's origin writes.
+    Engine,
+}
+
+/// The largest shared store the restore is measured on.
+const SHARED_RESTORE_RECORDS: u64 = 4 << 20;
 
 /// The store kinds a bench run covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -218,13 +240,33 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let tools = Tools::build_release(&[])?;
     let bench_dir = target_dir().join("bench");
     let mut results = Vec::new();
+    let wanted = |part| args.only.is_empty() || args.only.contains(&part);
     for kind in args.kind.kinds() {
         for &records in &sizes {
-            let store = generate(&bench_dir, kind, records)?;
-            for job in [Job::Check, Job::DumpJson] {
-                results.push(bench_job(&tools, &store, job, runs)?);
+            let restore = wanted(BenchPart::Restore)
+                && (kind != GenKind::Shared || records <= SHARED_RESTORE_RECORDS);
+            let tools_wanted = [BenchPart::Check, BenchPart::Dump, BenchPart::Repair]
+                .into_iter()
+                .any(wanted);
+            if !restore && !tools_wanted {
+                continue;
             }
-            if kind == GenKind::Shared {
+            let store = generate(&bench_dir, kind, records)?;
+            for (job, part) in [(Job::Check, BenchPart::Check), (Job::DumpJson, BenchPart::Dump)] {
+                if wanted(part) {
+                    results.push(bench_job(&tools, &store, job, runs)?);
+                }
+            }
+            if restore {
+                results.extend(crate::restore_bench::run(
+                    &tools,
+                    &store.dir,
+                    &store.cow,
+                    &store.summary,
+                    runs,
+                )?);
+            }
+            if kind == GenKind::Shared && wanted(BenchPart::Repair) {
                 results.push(bench_job(&tools, &store, Job::Repair, runs)?);
                 let zeroed = crate::damage::zero_leaves(&store.cow, ZEROED_LEAF_EVERY)?;
                 println!("zeroed {zeroed} leaves (one in {ZEROED_LEAF_EVERY})");
@@ -236,7 +278,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             }
         }
     }
-    if args.kind != BenchKind::Persistent {
+    if args.kind != BenchKind::Persistent && wanted(BenchPart::Engine) {
         let writes = args
             .engine_writes
             .unwrap_or(if args.quick { 32 << 10 } else { 256 << 10 });

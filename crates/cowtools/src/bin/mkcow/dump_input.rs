@@ -17,7 +17,7 @@ use cowfmt::persistent::ExceptionRecord;
 use cowfmt::shared::dump::{SharedRecord, SharedRestoreHead};
 use cowfmt::StoreKind;
 use indicatif::ProgressBar;
-use serde::de::{Deserialize, Deserializer, Error as _};
+use serde::de::{Deserialize, Deserializer, Error as _, IgnoredAny};
 use serde_json::{Map, Value};
 
 use super::spool::Spool;
@@ -49,9 +49,11 @@ impl ReadDump {
 }
 
 /// Reads the dump at `path` (`-`: stdin). Its records are read as shared
-/// records when `kind` (the command line's) or else the dump's `kind` field,
-/// as far as it was read before the list, says shared. When a `kind` field
-/// after the list contradicts that, a file is read again; stdin is refused.
+/// records when `kind` (the command line's) or else the dump's `kind` field
+/// before the list says shared, as persistent ones when either says another
+/// kind. When neither does, a file's records are skipped and the file read
+/// again once its `kind` field is known; stdin's are read as persistent ones,
+/// and a `kind: shared` after them is refused.
 pub fn read(path: &Path, kind: Option<StoreKind>, quiet: bool) -> anyhow::Result<ReadDump> {
     let mut decided = kind;
     loop {
@@ -63,6 +65,10 @@ pub fn read(path: &Path, kind: Option<StoreKind>, quiet: bool) -> anyhow::Result
             .transpose()
             .map_err(|e| unusable(path, &DumpReadError::Syntax(format!("kind: {e}"))))?;
         let shared = kind.or(dumped_kind) == Some(StoreKind::Shared);
+        if sink.skipped {
+            decided = Some(kind.or(dumped_kind).unwrap_or(StoreKind::Persistent));
+            continue;
+        }
         match sink.shared {
             Some(read_as) if read_as != shared => {
                 if path == Path::new("-") {
@@ -105,7 +111,7 @@ fn read_once(
         .with_context(|| format!("{}: cannot read the dump", shown(path)))?;
     let syntax = by_extension.unwrap_or(DumpSyntax::of_first_byte(first));
     let keep = kept_fields();
-    let mut sink = SpoolSink::new(kind, quiet)?;
+    let mut sink = SpoolSink::new(kind, path != Path::new("-"), quiet)?;
     let request = DumpRequest {
         list: LIST,
         keep: &keep,
@@ -126,7 +132,7 @@ fn read_once(
                 && path != Path::new("-")
                 && sink.io_error.is_none() =>
         {
-            sink = SpoolSink::new(kind, quiet)?;
+            sink = SpoolSink::new(kind, true, quiet)?;
             let request = DumpRequest {
                 list: LIST,
                 keep: &keep,
@@ -150,6 +156,12 @@ fn read_once(
         DumpReadError::Io(e) => {
             anyhow::Error::new(e).context(format!("{}: cannot read the dump", shown(path)))
         }
+        DumpReadError::Syntax(why) if sink.guessed => unusable(
+            path,
+            &DumpReadError::Syntax(format!(
+                "{why} (no kind came before the records, so they were read as persistent ones; give --kind to say otherwise)"
+            )),
+        ),
         syntax => unusable(path, &syntax),
     })?;
     if !fields.has_list {
@@ -212,6 +224,12 @@ struct SpoolSink {
     kind: Option<StoreKind>,
     /// Whether the records are read as shared ones, once the first is read.
     shared: Option<bool>,
+    /// Whether records of an undecided kind are skipped (to read them again).
+    skip_undecided: bool,
+    /// Whether some were.
+    skipped: bool,
+    /// Whether the records were read as persistent ones for want of a kind.
+    guessed: bool,
     /// Made at the first record, as wide as its kind needs.
     spool: Option<Spool>,
     io_error: Option<io::Error>,
@@ -219,10 +237,13 @@ struct SpoolSink {
 }
 
 impl SpoolSink {
-    fn new(kind: Option<StoreKind>, quiet: bool) -> anyhow::Result<Self> {
+    fn new(kind: Option<StoreKind>, skip_undecided: bool, quiet: bool) -> anyhow::Result<Self> {
         Ok(SpoolSink {
             kind,
             shared: None,
+            skip_undecided,
+            skipped: false,
+            guessed: false,
             spool: None,
             io_error: None,
             progress: cowtools::progress::counter("reading", "records", quiet),
@@ -238,19 +259,29 @@ impl SpoolSink {
         Ok(spool.len())
     }
 
-    fn shape(&mut self, fields: &Map<String, Value>) -> bool {
-        *self.shared.get_or_insert_with(|| {
+    /// Whether records are shared ones; `None` to skip them.
+    fn shape(&mut self, fields: &Map<String, Value>) -> Option<bool> {
+        if self.shared.is_none() {
             let named = fields
                 .get("kind")
                 .and_then(|k| StoreKind::deserialize(k).ok());
-            self.kind.or(named) == Some(StoreKind::Shared)
-        })
+            match self.kind.or(named) {
+                None if self.skip_undecided => return None,
+                kind => {
+                    self.guessed = kind.is_none();
+                    self.shared = Some(kind == Some(StoreKind::Shared));
+                }
+            }
+        }
+        self.shared
     }
 }
 
 impl RecordSink for SpoolSink {
     fn restart(&mut self) {
         self.shared = None;
+        self.skipped = false;
+        self.guessed = false;
         self.spool = None;
         self.progress.set_position(0);
     }
@@ -260,12 +291,20 @@ impl RecordSink for SpoolSink {
         fields: &Map<String, Value>,
         element: D,
     ) -> Result<(), D::Error> {
-        let stored = if self.shape(fields) {
-            let r = SharedRecord::deserialize(element)?;
-            self.push(&[r.origin_chunk, r.cow_chunk, r.snapshots.0])
-        } else {
-            let r = ExceptionRecord::deserialize(element)?;
-            self.push(&[r.old_chunk, r.new_chunk])
+        let stored = match self.shape(fields) {
+            None => {
+                IgnoredAny::deserialize(element)?;
+                self.skipped = true;
+                return Ok(());
+            }
+            Some(true) => {
+                let r = SharedRecord::deserialize(element)?;
+                self.push(&[r.origin_chunk, r.cow_chunk, r.snapshots.0])
+            }
+            Some(false) => {
+                let r = ExceptionRecord::deserialize(element)?;
+                self.push(&[r.old_chunk, r.new_chunk])
+            }
         };
         let count = match stored {
             Ok(count) => count,
