@@ -59,6 +59,7 @@ enum Field {
 impl RecordLine {
     /// Parses a line of `style` exactly (`- {key: N, key: [N, N]}`); false
     /// for anything else.
+    #[inline(always)]
     pub(super) fn parse(&mut self, line: &[u8], style: &LineStyle) -> bool {
         self.len = 0;
         self.id_count = 0;
@@ -73,7 +74,7 @@ impl RecordLine {
         let base = style.open.len();
         let mut at = 0;
         loop {
-            if !body[at..].starts_with(style.key_quote) {
+            if !body[at..].starts_with_bytes(style.key_quote) {
                 return false;
             }
             at += style.key_quote.len();
@@ -83,8 +84,8 @@ impl RecordLine {
                 .count();
             if key_len == 0
                 || self.len == MAX_FIELDS
-                || !body[at + key_len..].starts_with(style.key_quote)
-                || !body[at + key_len + style.key_quote.len()..].starts_with(style.colon)
+                || !body[at + key_len..].starts_with_bytes(style.key_quote)
+                || !body[at + key_len + style.key_quote.len()..].starts_with_bytes(style.colon)
             {
                 return false;
             }
@@ -108,11 +109,11 @@ impl RecordLine {
                         self.ids[self.id_count] = id;
                         self.id_count += 1;
                         at += len;
-                        if body[at..].starts_with(b"]") {
+                        if body[at..].starts_with_bytes(b"]") {
                             at += 1;
                             break;
                         }
-                        if !body[at..].starts_with(style.comma) {
+                        if !body[at..].starts_with_bytes(style.comma) {
                             return false;
                         }
                         at += style.comma.len();
@@ -131,7 +132,7 @@ impl RecordLine {
             if at == body.len() {
                 return true;
             }
-            if !body[at..].starts_with(style.comma) {
+            if !body[at..].starts_with_bytes(style.comma) {
                 return false;
             }
             at += style.comma.len();
@@ -152,16 +153,37 @@ impl RecordLine {
     }
 }
 
+/// `starts_with` for the few bytes of a [`LineStyle`]: a byte loop the
+/// compiler unrolls for the constant styles, not a call to `memcmp`.
+trait StartsWithBytes {
+    fn starts_with_bytes(&self, prefix: &[u8]) -> bool;
+}
+
+impl StartsWithBytes for [u8] {
+    #[inline(always)]
+    fn starts_with_bytes(&self, prefix: &[u8]) -> bool {
+        self.len() >= prefix.len() && self.iter().zip(prefix).all(|(a, b)| a == b)
+    }
+}
+
 /// A decimal number without a sign or leading zeros that fits 64 bits, and
 /// its length; what YAML's core schema reads as that integer.
+#[inline(always)]
 fn number(text: &[u8]) -> Option<(u64, usize)> {
-    let len = text.iter().take_while(|b| b.is_ascii_digit()).count();
+    // Up to 19 digits cannot overflow; the 20th is checked.
+    let mut n = 0u64;
+    let mut len = 0;
+    while let Some(&digit) = text.get(len).filter(|b| b.is_ascii_digit()) {
+        let digit = u64::from(digit - b'0');
+        n = if len < 19 {
+            n * 10 + digit
+        } else {
+            n.checked_mul(10)?.checked_add(digit)?
+        };
+        len += 1;
+    }
     if len == 0 || (len > 1 && text[0] == b'0') {
         return None;
-    }
-    let mut n = 0u64;
-    for &digit in &text[..len] {
-        n = n.checked_mul(10)?.checked_add(u64::from(digit - b'0'))?;
     }
     Some((n, len))
 }
@@ -200,5 +222,47 @@ impl<'de> Deserializer<'de> for Value<'_> {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
         bytes byte_buf option unit unit_struct newtype_struct seq tuple
         tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const YAML: LineStyle = LineStyle {
+        open: b"- {",
+        key_quote: b"",
+        colon: b": ",
+        comma: b", ",
+        close: b"}",
+    };
+
+    #[test]
+    fn numbers_are_read_exactly_or_not_at_all() {
+        assert_eq!(number(b"0,"), Some((0, 1)));
+        assert_eq!(number(b"18446744073709551615}"), Some((u64::MAX, 20)));
+        assert_eq!(number(b"18446744073709551616"), None, "past 64 bits");
+        assert_eq!(number(b"007"), None, "leading zeros are left to the general reader");
+        assert_eq!(number(b"x"), None);
+    }
+
+    #[test]
+    fn only_the_exact_spelling_is_a_record_line() {
+        let mut line = RecordLine::default();
+        assert!(line.parse(b"- {origin_chunk: 3, cow_chunk: 40, snapshots: [0, 5]}", &YAML));
+        assert_eq!(line.len, 3);
+        assert_eq!(&line.ids[..line.id_count], [0, 5]);
+        assert!(line.parse(b"- {a: 1, b: []}", &YAML));
+        for other in [
+            &b"- {a: 1,b: 2}"[..],
+            b"- {a: 1, b: 2} ",
+            b"- {a: '1'}",
+            b"- {a: 1, b: [1, 2], c: [3]}",
+            b"-  {a: 1}",
+            b"- {A: 1}",
+            b"- {}",
+        ] {
+            assert!(!line.parse(other, &YAML), "{}", String::from_utf8_lossy(other));
+        }
     }
 }
