@@ -252,7 +252,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 continue;
             }
             let store = generate(&bench_dir, kind, records)?;
-            for (job, part) in [(Job::Check, BenchPart::Check), (Job::DumpJson, BenchPart::Dump)] {
+            for (job, part) in [
+                (Job::Check, BenchPart::Check),
+                (Job::DumpJson, BenchPart::Dump),
+            ] {
                 if wanted(part) {
                     results.push(bench_job(&tools, &store, job, runs)?);
                 }

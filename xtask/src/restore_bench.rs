@@ -34,13 +34,23 @@ pub fn run(
     let mut results = Vec::new();
     for format in ["yaml", "json"] {
         let dump = dir.join(format!("dump.{format}"));
-        let dumped = repeat(runs, dir, &format!("cowdump --format {format} -o FILE"), || {
-            let _ = fs::remove_file(&dump);
-            let mut command = tools.command("cowdump");
-            command.args(["--format", format, "-o"]).arg(&dump).arg(cow);
-            command
-        })?;
-        let mut dump_result = result(summary, format!("cowdump --format {format} -o FILE"), 0.0, None);
+        let dumped = repeat(
+            runs,
+            dir,
+            &format!("cowdump --format {format} -o FILE"),
+            || {
+                let _ = fs::remove_file(&dump);
+                let mut command = tools.command("cowdump");
+                command.args(["--format", format, "-o"]).arg(&dump).arg(cow);
+                command
+            },
+        )?;
+        let mut dump_result = result(
+            summary,
+            format!("cowdump --format {format} -o FILE"),
+            0.0,
+            None,
+        );
         fill_figures(&mut dump_result, &dumped);
         let dump_seconds = dump_result.wall_seconds.unwrap_or(f64::INFINITY);
         let restores = repeat(runs, dir, &format!("mkcow --from-dump {format}"), || {

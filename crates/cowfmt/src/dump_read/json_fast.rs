@@ -110,7 +110,11 @@ fn read_records<S: RecordSink>(
         if expect_more == Some(false) || !record.parse(text, &JSON_RECORD) {
             return Ok(None);
         }
-        if request.sink.record(&out.fields, record.deserializer()).is_err() {
+        if request
+            .sink
+            .record(&out.fields, record.deserializer(text))
+            .is_err()
+        {
             return Ok(None);
         }
         lines.take();
@@ -203,7 +207,9 @@ impl<'l, 'a> FieldText<'l, 'a> {
             FieldState::First | FieldState::Rest => {
                 let first = self.state == FieldState::First;
                 match self.lines.peek()? {
-                    Some(line) if first || !(line.starts_with(b"  \"") || line.starts_with(b"}")) => {
+                    Some(line)
+                        if first || !(line.starts_with(b"  \"") || line.starts_with(b"}")) =>
+                    {
                         self.pending.extend_from_slice(line);
                         self.pending.push(b'\n');
                         if let Some(last) = line.iter().rev().find(|b| !b.is_ascii_whitespace()) {

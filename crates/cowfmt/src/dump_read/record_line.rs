@@ -4,7 +4,7 @@
 //! in JSON). Such a line means the same in both syntaxes and is read
 //! directly; anything else is left to the general readers.
 
-use serde::de::value::{Error as ValueError, MapDeserializer, SeqDeserializer};
+use serde::de::value::{BytesDeserializer, Error as ValueError, MapDeserializer, SeqDeserializer};
 use serde::de::{Deserializer, IntoDeserializer, Visitor};
 
 /// Most fields in a record line.
@@ -34,7 +34,6 @@ pub(super) struct RecordLine {
     len: usize,
     ids: [u64; MAX_IDS],
     id_count: usize,
-    text: Vec<u8>,
 }
 
 impl Default for RecordLine {
@@ -45,7 +44,6 @@ impl Default for RecordLine {
             len: 0,
             ids: [0; MAX_IDS],
             id_count: 0,
-            text: Vec::with_capacity(256),
         }
     }
 }
@@ -63,8 +61,6 @@ impl RecordLine {
     pub(super) fn parse(&mut self, line: &[u8], style: &LineStyle) -> bool {
         self.len = 0;
         self.id_count = 0;
-        self.text.clear();
-        self.text.extend_from_slice(line);
         let Some(body) = line
             .strip_prefix(style.open)
             .and_then(|rest| rest.strip_suffix(style.close))
@@ -139,17 +135,32 @@ impl RecordLine {
         }
     }
 
-    /// The parsed line, for the sink.
-    pub(super) fn deserializer<'s>(&'s self) -> impl Deserializer<'s, Error = ValueError> + 's {
+    /// The line last parsed (`line`), for the sink. Keys go to serde as
+    /// bytes, which derived structs match like strings.
+    pub(super) fn deserializer<'s>(
+        &'s self,
+        line: &'s [u8],
+    ) -> impl Deserializer<'s, Error = ValueError> + 's {
         MapDeserializer::new((0..self.len).map(move |i| {
             let (start, end) = self.keys[i];
-            let key = std::str::from_utf8(&self.text[start..end]).unwrap_or_default();
             let value = match self.values[i] {
                 Field::Number(n) => Value::Number(n),
                 Field::Ids => Value::Ids(&self.ids[..self.id_count]),
             };
-            (key, value)
+            (Key(&line[start..end]), value)
         }))
+    }
+}
+
+/// A field name, handed to serde as bytes.
+#[derive(Debug, Clone, Copy)]
+struct Key<'l>(&'l [u8]);
+
+impl<'de, 'l> IntoDeserializer<'de, ValueError> for Key<'l> {
+    type Deserializer = BytesDeserializer<'l, ValueError>;
+
+    fn into_deserializer(self) -> Self::Deserializer {
+        BytesDeserializer::new(self.0)
     }
 }
 
@@ -242,14 +253,21 @@ mod tests {
         assert_eq!(number(b"0,"), Some((0, 1)));
         assert_eq!(number(b"18446744073709551615}"), Some((u64::MAX, 20)));
         assert_eq!(number(b"18446744073709551616"), None, "past 64 bits");
-        assert_eq!(number(b"007"), None, "leading zeros are left to the general reader");
+        assert_eq!(
+            number(b"007"),
+            None,
+            "leading zeros are left to the general reader"
+        );
         assert_eq!(number(b"x"), None);
     }
 
     #[test]
     fn only_the_exact_spelling_is_a_record_line() {
         let mut line = RecordLine::default();
-        assert!(line.parse(b"- {origin_chunk: 3, cow_chunk: 40, snapshots: [0, 5]}", &YAML));
+        assert!(line.parse(
+            b"- {origin_chunk: 3, cow_chunk: 40, snapshots: [0, 5]}",
+            &YAML
+        ));
         assert_eq!(line.len, 3);
         assert_eq!(&line.ids[..line.id_count], [0, 5]);
         assert!(line.parse(b"- {a: 1, b: []}", &YAML));
@@ -262,7 +280,11 @@ mod tests {
             b"- {A: 1}",
             b"- {}",
         ] {
-            assert!(!line.parse(other, &YAML), "{}", String::from_utf8_lossy(other));
+            assert!(
+                !line.parse(other, &YAML),
+                "{}",
+                String::from_utf8_lossy(other)
+            );
         }
     }
 }

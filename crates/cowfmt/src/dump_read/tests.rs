@@ -51,7 +51,8 @@ impl RecordSink for Collect {
     }
 }
 
-const GENERATED_HEAD: &str = "format_version: 1\nkind: persistent\nchunk_size: 8\nvalid: true\nexceptions:\n";
+const GENERATED_HEAD: &str =
+    "format_version: 1\nkind: persistent\nchunk_size: 8\nvalid: true\nexceptions:\n";
 /// Bytes of each generated record line (numbers padded to 10 digits).
 const LINE_BYTES: u64 = "- {old_chunk: 1000000000, new_chunk: 1000000000}\n".len() as u64;
 
@@ -70,8 +71,9 @@ impl Read for Generated {
                 self.pending.extend_from_slice(GENERATED_HEAD.as_bytes());
             } else if self.next <= self.count {
                 let n = 1_000_000_000 + self.next;
-                self.pending
-                    .extend_from_slice(format!("- {{old_chunk: {n}, new_chunk: {n}}}\n").as_bytes());
+                self.pending.extend_from_slice(
+                    format!("- {{old_chunk: {n}, new_chunk: {n}}}\n").as_bytes(),
+                );
             } else if self.next == self.count + 1 {
                 self.pending.extend_from_slice(b"status: done\n");
             }
@@ -143,7 +145,10 @@ fn records_reach_the_sink_while_the_input_is_read() {
         assert_eq!(sink.records.len(), 200_000);
         assert_eq!(sink.restarts, 0);
         assert_eq!(fields.fields["chunk_size"], json!(8));
-        assert!(!fields.fields.contains_key("status"), "fields not asked for are dropped");
+        assert!(
+            !fields.fields.contains_key("status"),
+            "fields not asked for are dropped"
+        );
     }
 }
 
@@ -228,8 +233,14 @@ fn the_fast_path_reads_what_the_general_reader_reads() {
         CANONICAL.to_string(),
         // Block-style records, a comment, an indented list, quoted numbers:
         // the fast path hands these to the general reader.
-        CANONICAL.replace("- {old_chunk: 9, new_chunk: 3}", "- old_chunk: 9\n  new_chunk: 3"),
-        CANONICAL.replace("- {old_chunk: 9, new_chunk: 3}\n", "- {old_chunk: 9, new_chunk: 3}  # x\n"),
+        CANONICAL.replace(
+            "- {old_chunk: 9, new_chunk: 3}",
+            "- old_chunk: 9\n  new_chunk: 3",
+        ),
+        CANONICAL.replace(
+            "- {old_chunk: 9, new_chunk: 3}\n",
+            "- {old_chunk: 9, new_chunk: 3}  # x\n",
+        ),
         CANONICAL.replace("\n- {", "\n  - {"),
         CANONICAL.replace("chunk_size: 8", "chunk_size: 0x8"),
         CANONICAL.replace("kind: persistent", "kind: &k persistent\nalias: *k"),
@@ -266,12 +277,21 @@ fn yaml_errors_name_the_line_and_the_record() {
             "exceptions[1] at line 6 column 3: old_chunk 666 is refused",
         ),
         (
-            CANONICAL.replace("- {old_chunk: 9, new_chunk: 3}", "- {old_chunk: 9, new_chunk: [3}"),
+            CANONICAL.replace(
+                "- {old_chunk: 9, new_chunk: 3}",
+                "- {old_chunk: 9, new_chunk: [3}",
+            ),
             "line 7 column 1: invalid indentation in flow construct",
         ),
-        (format!("{CANONICAL}chunk_size: 9\n"), "duplicate field `chunk_size`"),
+        (
+            format!("{CANONICAL}chunk_size: 9\n"),
+            "duplicate field `chunk_size`",
+        ),
         (String::new(), "the dump is empty"),
-        ("- 1\n- 2\n".to_string(), "line 1 column 1: expected a mapping of fields"),
+        (
+            "- 1\n- 2\n".to_string(),
+            "line 1 column 1: expected a mapping of fields",
+        ),
     ];
     for (text, expected) in &cases {
         for fast in [false, true] {
@@ -292,12 +312,22 @@ fn json_errors_name_the_line_and_the_record() {
         "{error}"
     );
     let text = "{\"chunk_size\":8,\"exceptions\":[{\"old_chunk\":666,\"new_chunk\":2}]}";
-    let error = read(text, DumpSyntax::Json, false).0.unwrap_err().to_string();
-    assert!(error.starts_with("exceptions[0]: old_chunk 666 is refused at line 1"), "{error}");
-    let error = read("{\"chunk_size\":8,\"chunk_size\":8,\"exceptions\":[]}", DumpSyntax::Json, false)
+    let error = read(text, DumpSyntax::Json, false)
         .0
         .unwrap_err()
         .to_string();
+    assert!(
+        error.starts_with("exceptions[0]: old_chunk 666 is refused at line 1"),
+        "{error}"
+    );
+    let error = read(
+        "{\"chunk_size\":8,\"chunk_size\":8,\"exceptions\":[]}",
+        DumpSyntax::Json,
+        false,
+    )
+    .0
+    .unwrap_err()
+    .to_string();
     assert!(error.contains("duplicate field `chunk_size`"), "{error}");
 }
 
@@ -320,7 +350,10 @@ fn the_json_fast_path_reads_what_the_general_reader_reads() {
     let variants = [
         CANONICAL_JSON.to_string(),
         CANONICAL_JSON.replace("\n    {\"old_chunk\":9", "\n      {\"old_chunk\":9"),
-        CANONICAL_JSON.replace("{\"old_chunk\":9,\"new_chunk\":3}", "{ \"old_chunk\": 9, \"new_chunk\": 3 }"),
+        CANONICAL_JSON.replace(
+            "{\"old_chunk\":9,\"new_chunk\":3}",
+            "{ \"old_chunk\": 9, \"new_chunk\": 3 }",
+        ),
         CANONICAL_JSON.replace("\n  \"status\"", "\n\"status\""),
         CANONICAL_JSON.replace("\n", ""),
         CANONICAL_JSON.replace("\"chunk_size\": 8", "\"chunk_size\":\n    8"),
@@ -340,14 +373,20 @@ fn the_json_fast_path_reads_what_the_general_reader_reads() {
     assert_eq!(sink.restarts, 0, "cowdump's layout needs no second reading");
     // Text the fast path must not accept although each line looks right.
     for broken in [
-        CANONICAL_JSON.replace("{\"old_chunk\":9,\"new_chunk\":3}", "{\"old_chunk\":9,\"new_chunk\":3},"),
+        CANONICAL_JSON.replace(
+            "{\"old_chunk\":9,\"new_chunk\":3}",
+            "{\"old_chunk\":9,\"new_chunk\":3},",
+        ),
         CANONICAL_JSON.replace("\"status\": \"24/2048 16\"", "\"status\": \"24/2048 16\","),
         CANONICAL_JSON.replace("  ],\n", "  ]\n"),
         CANONICAL_JSON.replace("\"kind\": \"persistent\",", "\"kind\": \"persistent\""),
         format!("{CANONICAL_JSON}x"),
     ] {
         for fast in [false, true] {
-            assert!(read(&broken, DumpSyntax::Json, fast).0.is_err(), "fast {fast}: {broken}");
+            assert!(
+                read(&broken, DumpSyntax::Json, fast).0.is_err(),
+                "fast {fast}: {broken}"
+            );
         }
     }
 }

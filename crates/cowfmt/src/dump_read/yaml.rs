@@ -78,12 +78,7 @@ pub(super) fn read_document<'a, S: RecordSink>(
         match event {
             Event::DocumentEnd => {}
             Event::StreamEnd => return Ok(()),
-            _ => {
-                return Err(syntax(
-                    &span,
-                    "a second document; a dump is one document",
-                ))
-            }
+            _ => return Err(syntax(&span, "a second document; a dump is one document")),
         }
     }
 }

@@ -88,11 +88,14 @@ fn read_records<S: RecordSink>(
         if !record.parse(text, &YAML_RECORD) {
             return Ok(false);
         }
-        if request.sink.record(&out.fields, record.deserializer()).is_err() {
+        if request
+            .sink
+            .record(&out.fields, record.deserializer(text))
+            .is_err()
+        {
             return Ok(false);
         }
         out.records += 1;
         any = true;
     }
 }
-

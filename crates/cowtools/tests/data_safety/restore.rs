@@ -55,9 +55,16 @@ fn persistent_dump(dir: &Path, format: &str, records: u64) -> PathBuf {
     let new_chunk = |i: u64| 2 + i + i / 256;
     match format {
         "yaml" => {
-            text.push_str("format_version: 1\nkind: persistent\nchunk_size: 8\nvalid: true\nexceptions:\n");
+            text.push_str(
+                "format_version: 1\nkind: persistent\nchunk_size: 8\nvalid: true\nexceptions:\n",
+            );
             for i in 0..records {
-                let _ = writeln!(text, "- {{old_chunk: {}, new_chunk: {}}}", i * 3 + 1, new_chunk(i));
+                let _ = writeln!(
+                    text,
+                    "- {{old_chunk: {}, new_chunk: {}}}",
+                    i * 3 + 1,
+                    new_chunk(i)
+                );
             }
             text.push_str("status: 1/1 1\n");
         }
@@ -89,7 +96,12 @@ fn a_restore_does_not_hold_the_dump_in_memory() {
         let dump = persistent_dump(dir.path(), format, 600_000);
         let target = dir.path().join(format!("limited-{format}.img"));
         let output = restore_limited(24 << 10, &dump, &target, "3G");
-        assert_eq!(output.status.code(), Some(0), "{format}: {}", stderr(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{format}: {}",
+            stderr(&output)
+        );
         let restored = library_dump(&target, StoreKind::Persistent, false);
         assert_eq!(restored.exceptions.len(), 600_000, "{format}");
         assert_eq!(restored.exceptions[599_999].old_chunk, 599_999 * 3 + 1);
@@ -139,8 +151,20 @@ fn shared_dump(dir: &Path, format: &str, origins: u64) -> PathBuf {
             ids_yaml(&all)
         );
         for i in 0..origins {
-            let _ = writeln!(text, "- {{origin_chunk: {}, cow_chunk: {}, snapshots: [{}]}}", i * 5, 100 + 2 * i, ids_yaml(&early));
-            let _ = writeln!(text, "- {{origin_chunk: {}, cow_chunk: {}, snapshots: [{}]}}", i * 5, 101 + 2 * i, ids_yaml(&late));
+            let _ = writeln!(
+                text,
+                "- {{origin_chunk: {}, cow_chunk: {}, snapshots: [{}]}}",
+                i * 5,
+                100 + 2 * i,
+                ids_yaml(&early)
+            );
+            let _ = writeln!(
+                text,
+                "- {{origin_chunk: {}, cow_chunk: {}, snapshots: [{}]}}",
+                i * 5,
+                101 + 2 * i,
+                ids_yaml(&late)
+            );
         }
         text.push_str("nodes: 1\n");
     } else {
@@ -150,9 +174,21 @@ fn shared_dump(dir: &Path, format: &str, origins: u64) -> PathBuf {
             ids_json(&all)
         );
         for i in 0..origins {
-            let _ = writeln!(text, "    {{\"origin_chunk\":{},\"cow_chunk\":{},\"snapshots\":[{}]}},", i * 5, 100 + 2 * i, ids_json(&early));
+            let _ = writeln!(
+                text,
+                "    {{\"origin_chunk\":{},\"cow_chunk\":{},\"snapshots\":[{}]}},",
+                i * 5,
+                100 + 2 * i,
+                ids_json(&early)
+            );
             let comma = if i + 1 < origins { "," } else { "" };
-            let _ = writeln!(text, "    {{\"origin_chunk\":{},\"cow_chunk\":{},\"snapshots\":[{}]}}{comma}", i * 5, 101 + 2 * i, ids_json(&late));
+            let _ = writeln!(
+                text,
+                "    {{\"origin_chunk\":{},\"cow_chunk\":{},\"snapshots\":[{}]}}{comma}",
+                i * 5,
+                101 + 2 * i,
+                ids_json(&late)
+            );
         }
         text.push_str("  ],\n  \"nodes\": 1\n}\n");
     }
@@ -169,13 +205,15 @@ fn a_large_shared_restore_round_trips_in_both_formats() {
         let output = restore(&dump, &target, &["--size", "256M"]);
         assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
         assert!(
-            stdout(&output).contains("restored a shared store") && stdout(&output).contains("40000 records of 20000 origin chunks"),
+            stdout(&output).contains("restored a shared store")
+                && stdout(&output).contains("40000 records of 20000 origin chunks"),
             "{}",
             stdout(&output)
         );
         let again = dir.path().join(format!("again-{format}.json"));
         cowdump(&target, "json", &again);
-        let again: serde_json::Value = serde_json::from_slice(&std::fs::read(&again).unwrap()).unwrap();
+        let again: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&again).unwrap()).unwrap();
         let records = again["exceptions"].as_array().unwrap();
         assert_eq!(records.len(), 40_000);
         assert_eq!(records[39_999]["origin_chunk"], 19_999 * 5);
@@ -224,7 +262,10 @@ fn yaml_and_json_errors_name_the_file_the_line_and_the_record() {
         for part in expected {
             assert!(message.contains(part), "{name}: {message}");
         }
-        assert!(!target.exists(), "{name}: nothing is created for an unusable dump");
+        assert!(
+            !target.exists(),
+            "{name}: nothing is created for an unusable dump"
+        );
     }
 }
 
@@ -291,7 +332,11 @@ fn a_dump_whose_kind_comes_after_its_records_is_read_again() {
     let target = dir.path().join("late.img");
     let output = restore(&dump, &target, &["--size", "64K"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert!(stdout(&output).contains("1 records of 1 origin chunks"), "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains("1 records of 1 origin chunks"),
+        "{}",
+        stdout(&output)
+    );
     let output = tool("mkcow")
         .args(["--size", "64K", "--from-dump", "-"])
         .arg(dir.path().join("stdin.img"))
@@ -304,7 +349,15 @@ fn a_dump_whose_kind_comes_after_its_records_is_read_again() {
         "{message}"
     );
     let output = tool("mkcow")
-        .args(["-q", "--kind", "shared", "--size", "64K", "--from-dump", "-"])
+        .args([
+            "-q",
+            "--kind",
+            "shared",
+            "--size",
+            "64K",
+            "--from-dump",
+            "-",
+        ])
         .arg(dir.path().join("stdin.img"))
         .write_stdin(std::fs::read(&dump).unwrap())
         .output()

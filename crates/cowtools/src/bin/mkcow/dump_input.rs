@@ -150,7 +150,8 @@ fn read_once(
         other => other,
     };
     if let Some(e) = sink.io_error.take() {
-        return Err(anyhow::Error::new(e).context("cannot keep the records in a temporary file (in $TMPDIR)"));
+        return Err(anyhow::Error::new(e)
+            .context("cannot keep the records in a temporary file (in $TMPDIR)"));
     }
     let fields = result.map_err(|e| match e {
         DumpReadError::Io(e) => {

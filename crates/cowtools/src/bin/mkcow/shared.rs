@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::bail;
 use cowfmt::shared::build::StoreBuilder;
+use cowfmt::shared::dump::SharedRestoreHead;
 use cowfmt::shared::format::{format_store, plan};
 use cowfmt::shared::geometry::{default_journal_chunks, validate_chunk_size};
 use cowfmt::shared::header::SHARED_VERSION;
@@ -14,7 +15,6 @@ use cowfmt::shared::{Exception, Geometry};
 use cowfmt::units::human_bytes;
 use cowfmt::{Error, SECTOR_BYTES};
 use cowtools::exit;
-use cowfmt::shared::dump::SharedRestoreHead;
 
 use super::dump_input::ReadDump;
 use super::spool::{read_back_error, Spool};
