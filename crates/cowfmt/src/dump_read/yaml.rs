@@ -304,6 +304,10 @@ fn looks_like_float(text: &str) -> bool {
 /// is left unread: the characters are those of one field.
 pub(super) struct Utf8Chars<R> {
     input: R,
+    /// Bytes taken from `input`, at most up to the end of a line, so that a
+    /// byte costs no call through the reader.
+    taken: Vec<u8>,
+    at: usize,
     failure: Rc<RefCell<Option<DumpReadError>>>,
     one_entry: bool,
     line_start: bool,
@@ -316,6 +320,8 @@ impl<R: BufRead> Utf8Chars<R> {
     pub(super) fn new(input: R, one_entry: bool) -> Self {
         Utf8Chars {
             input,
+            taken: Vec::new(),
+            at: 0,
             failure: Rc::new(RefCell::new(None)),
             one_entry,
             line_start: true,
@@ -331,14 +337,26 @@ impl<R: BufRead> Utf8Chars<R> {
     }
 
     fn peek(&mut self) -> Result<Option<u8>, io::Error> {
-        Ok(self.input.fill_buf()?.first().copied())
+        match self.taken.get(self.at) {
+            Some(&byte) => Ok(Some(byte)),
+            None => Ok(self.input.fill_buf()?.first().copied()),
+        }
     }
 
     fn byte(&mut self) -> Result<Option<u8>, io::Error> {
-        let byte = self.peek()?;
-        if byte.is_some() {
-            self.input.consume(1);
+        if self.at == self.taken.len() {
+            self.taken.clear();
+            self.at = 0;
+            let available = self.input.fill_buf()?;
+            let len = available
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(available.len(), |i| i + 1);
+            self.taken.extend_from_slice(&available[..len]);
+            self.input.consume(len);
         }
+        let byte = self.taken.get(self.at).copied();
+        self.at += usize::from(byte.is_some());
         Ok(byte)
     }
 }
