@@ -215,6 +215,29 @@ pub struct BenchResult {
     pub note: Option<String>,
 }
 
+impl BenchResult {
+    /// A result of `tool` on the store `summary` describes, not measured yet.
+    pub fn of_tool(summary: &GenSummary, tool: String, target: f64, budget: Option<u64>) -> Self {
+        BenchResult {
+            kind: summary.kind.as_str(),
+            tool,
+            unit: "records",
+            records: summary.records,
+            chunk_bytes: u64::from(summary.chunk_sectors) * cowfmt::SECTOR_BYTES,
+            cow_chunks: summary.cow_chunks,
+            origin_chunks: summary.origin_chunks,
+            runs: Vec::new(),
+            wall_seconds: None,
+            records_per_second: None,
+            peak_rss_bytes: None,
+            target_records_per_second: target,
+            memory_budget_bytes: budget,
+            pass: false,
+            note: None,
+        }
+    }
+}
+
 /// The results file.
 #[derive(Debug, Serialize)]
 struct Results<'a> {
@@ -359,23 +382,12 @@ fn generate(bench_dir: &Path, kind: GenKind, records: u64) -> Result<Store> {
 
 fn bench_job(tools: &Tools, store: &Store, job: Job, runs: u32) -> Result<BenchResult> {
     let summary = &store.summary;
-    let mut result = BenchResult {
-        kind: summary.kind.as_str(),
-        tool: job.name().to_string(),
-        unit: "records",
-        records: summary.records,
-        chunk_bytes: u64::from(summary.chunk_sectors) * cowfmt::SECTOR_BYTES,
-        cow_chunks: summary.cow_chunks,
-        origin_chunks: summary.origin_chunks,
-        runs: Vec::new(),
-        wall_seconds: None,
-        records_per_second: None,
-        peak_rss_bytes: None,
-        target_records_per_second: job.target_rate(),
-        memory_budget_bytes: job.memory_budget(summary),
-        pass: false,
-        note: None,
-    };
+    let mut result = BenchResult::of_tool(
+        summary,
+        job.name().to_string(),
+        job.target_rate(),
+        job.memory_budget(summary),
+    );
     if !tools.exists(job.binary()) {
         result.note = Some(format!(
             "{} is not built (not written yet?)",

@@ -45,7 +45,7 @@ pub fn run(
                 command
             },
         )?;
-        let mut dump_result = result(
+        let mut dump_result = BenchResult::of_tool(
             summary,
             format!("cowdump --format {format} -o FILE"),
             0.0,
@@ -63,7 +63,7 @@ pub fn run(
             command
         })?;
         let target = summary.records as f64 / (RESTORE_TIME_FACTOR * dump_seconds);
-        let mut restore_result = result(
+        let mut restore_result = BenchResult::of_tool(
             summary,
             format!("mkcow --from-dump ({format})"),
             target,
@@ -90,26 +90,6 @@ fn memory_budget(summary: &GenSummary) -> u64 {
     match summary.kind {
         cowfmt::StoreKind::Shared => RESTORE_BASE_MEMORY + cow,
         _ => RESTORE_BASE_MEMORY + cow + summary.origin_chunks.div_ceil(8),
-    }
-}
-
-fn result(summary: &GenSummary, tool: String, target: f64, budget: Option<u64>) -> BenchResult {
-    BenchResult {
-        kind: summary.kind.as_str(),
-        tool,
-        unit: "records",
-        records: summary.records,
-        chunk_bytes: u64::from(summary.chunk_sectors) * cowfmt::SECTOR_BYTES,
-        cow_chunks: summary.cow_chunks,
-        origin_chunks: summary.origin_chunks,
-        runs: Vec::new(),
-        wall_seconds: None,
-        records_per_second: None,
-        peak_rss_bytes: None,
-        target_records_per_second: target,
-        memory_budget_bytes: budget,
-        pass: false,
-        note: None,
     }
 }
 

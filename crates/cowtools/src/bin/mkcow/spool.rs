@@ -27,7 +27,10 @@ const MAX_WIDTH: usize = 4;
 impl Spool {
     /// An empty spool of records of `width` numbers, in `$TMPDIR`.
     pub fn new(width: usize) -> io::Result<Self> {
-        assert!(width <= MAX_WIDTH, "a spool record has at most {MAX_WIDTH} numbers");
+        assert!(
+            width <= MAX_WIDTH,
+            "a spool record has at most {MAX_WIDTH} numbers"
+        );
         Ok(Spool {
             file: BufWriter::with_capacity(BUFFER_BYTES, tempfile::tempfile()?),
             width,
