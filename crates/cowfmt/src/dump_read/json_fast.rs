@@ -23,9 +23,8 @@ const JSON_RECORD: LineStyle = LineStyle {
     close: b"}",
 };
 
-/// Reads `input` into `out` if it is in cowdump's layout: `Ok(true)` when
-/// done, `Ok(false)` when the text leaves the layout (the records handed to
-/// the sink so far are to be forgotten). Only a failure to read is an error.
+/// The JSON side of `yaml_fast::read`, with its contract: `Ok(false)` when
+/// the text leaves cowdump's layout.
 pub(super) fn read<S: RecordSink>(
     input: &mut dyn BufRead,
     request: &mut DumpRequest<'_, S>,
