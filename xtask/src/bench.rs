@@ -60,7 +60,29 @@ pub struct BenchArgs {
     /// Origin chunk writes per engine measurement [default: 256k; with --quick: 32k].
     #[arg(long, value_name = "N", value_parser = parse_count)]
     pub engine_writes: Option<u64>,
+    /// Only these measurements, comma-separated [default: all].
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "PART,...")]
+    pub only: Vec<BenchPart>,
 }
+
+/// The measurements a bench run can be limited to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchPart {
+    /// cowcheck.
+    Check,
+    /// cowdump --format json to /dev/null.
+    Dump,
+    /// cowrepair of the shared store, intact and damaged.
+    Repair,
+    /// cowdump to a file and mkcow --from-dump, YAML and JSON (persistent
+    /// stores at every size, shared stores up to 4M records).
+    Restore,
+    /// The shared engine's origin writes.
+    Engine,
+}
+
+/// The largest shared store the restore is measured on.
+const SHARED_RESTORE_RECORDS: u64 = 4 << 20;
 
 /// The store kinds a bench run covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -194,6 +216,29 @@ pub struct BenchResult {
     pub note: Option<String>,
 }
 
+impl BenchResult {
+    /// A result of `tool` on the store `summary` describes, not measured yet.
+    pub fn of_tool(summary: &GenSummary, tool: String, target: f64, budget: Option<u64>) -> Self {
+        BenchResult {
+            kind: summary.kind.as_str(),
+            tool,
+            unit: "records",
+            records: summary.records,
+            chunk_bytes: u64::from(summary.chunk_sectors) * cowfmt::SECTOR_BYTES,
+            cow_chunks: summary.cow_chunks,
+            origin_chunks: summary.origin_chunks,
+            runs: Vec::new(),
+            wall_seconds: None,
+            records_per_second: None,
+            peak_rss_bytes: None,
+            target_records_per_second: target,
+            memory_budget_bytes: budget,
+            pass: false,
+            note: None,
+        }
+    }
+}
+
 /// The results file.
 #[derive(Debug, Serialize)]
 struct Results<'a> {
@@ -219,16 +264,39 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let tools = Tools::build_release(&[])?;
     let bench_dir = target_dir().join("bench");
     let mut results = Vec::new();
+    let wanted = |part| args.only.is_empty() || args.only.contains(&part);
     for kind in args.kind.kinds() {
         for &records in &sizes {
-            let store = generate(&bench_dir, kind, records)?;
-            for job in [Job::Check, Job::DumpJson] {
-                results.push(bench_job(&tools, &store, job, runs)?);
+            let restore = wanted(BenchPart::Restore)
+                && (kind != GenKind::Shared || records <= SHARED_RESTORE_RECORDS);
+            let tools_wanted = [BenchPart::Check, BenchPart::Dump, BenchPart::Repair]
+                .into_iter()
+                .any(wanted);
+            if !restore && !tools_wanted {
+                continue;
             }
-            if kind == GenKind::Persistent {
+            let store = generate(&bench_dir, kind, records)?;
+            for (job, part) in [
+                (Job::Check, BenchPart::Check),
+                (Job::DumpJson, BenchPart::Dump),
+            ] {
+                if wanted(part) {
+                    results.push(bench_job(&tools, &store, job, runs)?);
+                }
+            }
+            if restore {
+                results.extend(crate::restore_bench::run(
+                    &tools,
+                    &store.dir,
+                    &store.cow,
+                    &store.summary,
+                    runs,
+                )?);
+            }
+            if kind == GenKind::Persistent && wanted(BenchPart::Repair) {
                 results.push(bench_sparse_repair(&tools, &store, runs)?);
             }
-            if kind == GenKind::Shared {
+            if kind == GenKind::Shared && wanted(BenchPart::Repair) {
                 results.push(bench_job(&tools, &store, Job::Repair, runs)?);
                 let zeroed = crate::damage::zero_leaves(&store.cow, ZEROED_LEAF_EVERY)?;
                 println!("zeroed {zeroed} leaves (one in {ZEROED_LEAF_EVERY})");
@@ -240,7 +308,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             }
         }
     }
-    if args.kind != BenchKind::Persistent {
+    if args.kind != BenchKind::Persistent && wanted(BenchPart::Engine) {
         let writes = args
             .engine_writes
             .unwrap_or(if args.quick { 32 << 10 } else { 256 << 10 });
@@ -318,23 +386,12 @@ fn generate(bench_dir: &Path, kind: GenKind, records: u64) -> Result<Store> {
 
 fn bench_job(tools: &Tools, store: &Store, job: Job, runs: u32) -> Result<BenchResult> {
     let summary = &store.summary;
-    let mut result = BenchResult {
-        kind: summary.kind.as_str(),
-        tool: job.name().to_string(),
-        unit: "records",
-        records: summary.records,
-        chunk_bytes: u64::from(summary.chunk_sectors) * cowfmt::SECTOR_BYTES,
-        cow_chunks: summary.cow_chunks,
-        origin_chunks: summary.origin_chunks,
-        runs: Vec::new(),
-        wall_seconds: None,
-        records_per_second: None,
-        peak_rss_bytes: None,
-        target_records_per_second: job.target_rate(),
-        memory_budget_bytes: job.memory_budget(summary),
-        pass: false,
-        note: None,
-    };
+    let mut result = BenchResult::of_tool(
+        summary,
+        job.name().to_string(),
+        job.target_rate(),
+        job.memory_budget(summary),
+    );
     if !tools.exists(job.binary()) {
         result.note = Some(format!(
             "{} is not built (not written yet?)",

@@ -2,7 +2,7 @@
 //!
 //! - `gen-store`: build a realistic persistent, legacy or shared store of any size, sparse;
 //! - `demo`: the main job on file-backed images, with the real release binaries;
-//! - `bench`: throughput and peak memory of the tools on large stores;
+//! - `bench`: throughput and peak memory of the tools on large stores, restores included;
 //! - `vm-test`: classic stores through a shared store and back, checked by a real kernel in qemu.
 
 mod bench;
@@ -16,6 +16,7 @@ mod measure;
 mod msrv;
 mod pattern;
 mod prng;
+mod restore_bench;
 mod tools;
 mod vm_test;
 
@@ -40,7 +41,7 @@ enum Task {
     GenStore(gen_store::GenStoreArgs),
     /// Build the tools and run them on a file-backed origin and COW store.
     Demo(demo::DemoArgs),
-    /// Measure cowcheck and cowdump on large generated stores.
+    /// Measure cowcheck, cowdump, cowrepair and mkcow --from-dump on large generated stores.
     Bench(bench::BenchArgs),
     /// Round-trip kernel-written snapshot stores through a shared store and
     /// check the exports with a real Linux kernel under qemu.

@@ -13,6 +13,7 @@
 //! - [`persistent`]: the kernel's "SnAp" v1 store (also used for `legacy`);
 //! - [`finding`]: the finding model shared by every checker;
 //! - [`kind`]: store kinds and detection by magic;
+//! - [`dump_read`]: reading a dump (YAML or JSON) as a stream of records;
 //! - [`origin_range`]: ranges of origin chunks, as repairs name what was lost;
 //! - [`output`]: the output guard every writing job goes through;
 //! - [`probe`]: every signature a device holds (libblkid and our own kinds);
@@ -23,6 +24,7 @@ pub mod bitset;
 pub mod blockdev;
 pub mod crashdev;
 pub mod device;
+pub mod dump_read;
 pub mod error;
 pub mod finding;
 pub mod kind;

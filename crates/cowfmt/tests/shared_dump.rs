@@ -574,7 +574,10 @@ fn share_masks_read_back_and_refuse_ids_past_63() {
     let error = serde_json::from_value::<SharedDump>(json)
         .unwrap_err()
         .to_string();
-    assert!(error.contains("snapshot id 64 is not in 0..=63"), "{error}");
+    assert!(
+        error.contains("snapshot id 64 is out of range (0-63)"),
+        "{error}"
+    );
 }
 
 proptest::proptest! {

@@ -88,6 +88,32 @@ pub struct PersistentDump {
     pub tail: DumpTail,
 }
 
+/// The head fields of a dump that `mkcow --from-dump` reads; every other field
+/// is derived again from the target (docs/dump-schema.md), so a hand-written
+/// dump needs only `chunk_size`, `valid` and `exceptions`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RestoreHead {
+    /// Refused unless [`DUMP_FORMAT_VERSION`], when present.
+    #[serde(default)]
+    pub format_version: Option<u32>,
+    /// The kind to restore as, unless told otherwise.
+    #[serde(default)]
+    pub kind: Option<StoreKind>,
+    /// Chunk size in sectors.
+    pub chunk_size: u32,
+    /// The header's valid flag.
+    pub valid: bool,
+    /// The raw valid field, kept when it is an unusual non-zero value.
+    #[serde(default)]
+    pub valid_raw: Option<u32>,
+    /// The header version; refused unless 1, when present.
+    #[serde(default)]
+    pub version: Option<u32>,
+    /// Chunks of the device dumped, to note a different target size.
+    #[serde(default)]
+    pub device_chunks: Option<u64>,
+}
+
 /// The head of a dump of `store`, labelled as `kind`.
 pub fn head_of(store: &PersistentStore, kind: StoreKind) -> DumpHead {
     let header: &Header = store.header();

@@ -272,25 +272,51 @@ pub fn write_all_areas(
     header: &Header,
     records: &[ExceptionRecord],
 ) -> Result<()> {
-    let epa = geometry.exceptions_per_area() as usize;
-    let areas_needed = records.len() / epa + 1;
-    if !geometry.area_fits(areas_needed as u64 - 1) {
+    write_areas_streamed(
+        device,
+        geometry,
+        header,
+        records.len() as u64,
+        records.iter().map(|&record| Ok(record)),
+    )
+}
+
+/// [`write_all_areas`] for `count` records that arrive one at a time (a
+/// restore reads them back from a spool): one area is held in memory.
+pub fn write_areas_streamed(
+    device: &Device,
+    geometry: &Geometry,
+    header: &Header,
+    count: u64,
+    mut records: impl Iterator<Item = Result<ExceptionRecord>>,
+) -> Result<()> {
+    let epa = geometry.exceptions_per_area();
+    let areas_needed = count / epa + 1;
+    if !geometry.area_fits(areas_needed - 1) {
         return Err(Error::Invalid(format!(
-            "{}: {} records need {} metadata areas, but area {} (chunk {}) lies past the end of the device ({} chunks)",
+            "{}: {count} records need {areas_needed} metadata areas, but area {} (chunk {}) lies past the end of the device ({} chunks)",
             device.path().display(),
-            records.len(),
-            areas_needed,
             areas_needed - 1,
-            geometry.area_location(areas_needed as u64 - 1),
+            geometry.area_location(areas_needed - 1),
             geometry.device_chunks()
         )));
     }
     let mut area = vec![0u8; geometry.chunk_bytes()];
+    let mut batch = Vec::with_capacity(epa as usize);
     for index in 0..areas_needed {
-        let start = index * epa;
-        let end = records.len().min(start + epa);
-        encode_area(&records[start.min(end)..end], &mut area);
-        device.write_chunk(geometry.area_location(index as u64), &area)?;
+        batch.clear();
+        let in_area = (count - index * epa).min(epa);
+        for _ in 0..in_area {
+            let record = records.next().ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{}: the records ended before the {count} announced",
+                    device.path().display()
+                ))
+            })??;
+            batch.push(record);
+        }
+        encode_area(&batch, &mut area);
+        device.write_chunk(geometry.area_location(index), &area)?;
     }
     device.sync()?;
     device.write_chunk(0, &header.to_chunk(geometry.chunk_bytes()))?;

@@ -24,7 +24,7 @@ mod walker;
 pub use documents::{BitmapDump, SharedDump, SnapshotDump, TreeDump};
 pub use model::{
     BlockParent, BlockProblem, ChunkClass, ChunkRange, ChunkRun, ClassTotals, NodeChild, ShareMask,
-    SharedDumpHead, SharedDumpTail, SharedGeometry, SharedRecord, SnapshotRecord, TreeBlock,
-    TreeBody,
+    SharedDumpHead, SharedDumpTail, SharedGeometry, SharedRecord, SharedRestoreHead,
+    SnapshotRecord, TreeBlock, TreeBody,
 };
 pub use source::SharedSource;

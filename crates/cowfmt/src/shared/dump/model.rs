@@ -32,16 +32,31 @@ impl Serialize for ShareMask {
 
 impl<'de> Deserialize<'de> for ShareMask {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let ids = Vec::<u32>::deserialize(deserializer)?;
-        ids.into_iter().try_fold(ShareMask(0), |m, id| {
-            if id < MAX_SNAPSHOTS {
-                Ok(ShareMask(m.0 | mask::bit(id)))
-            } else {
-                Err(serde::de::Error::custom(format!(
-                    "snapshot id {id} is not in 0..=63"
-                )))
+        deserializer.deserialize_seq(IdListVisitor)
+    }
+}
+
+/// Reads a list of snapshot ids into a mask without collecting them.
+struct IdListVisitor;
+
+impl<'de> serde::de::Visitor<'de> for IdListVisitor {
+    type Value = ShareMask;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of snapshot ids")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<ShareMask, A::Error> {
+        let mut m = 0u64;
+        while let Some(id) = seq.next_element::<u32>()? {
+            if id >= MAX_SNAPSHOTS {
+                return Err(serde::de::Error::custom(format!(
+                    "snapshot id {id} is out of range (0-63)"
+                )));
             }
-        })
+            m |= mask::bit(id);
+        }
+        Ok(ShareMask(m))
     }
 }
 
@@ -106,6 +121,27 @@ pub struct SharedDumpHead {
     pub used_chunks: u64,
     /// Chunks the bitmap marks free.
     pub free_chunks: u64,
+}
+
+/// The head fields of a shared dump that `mkcow --from-dump` reads
+/// (docs/dump-schema.md); the others are derived again from the target.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SharedRestoreHead {
+    /// Refused unless 1, when present.
+    #[serde(default)]
+    pub format_version: Option<u32>,
+    /// Chunk size in sectors.
+    pub chunk_size: u32,
+    /// The header's valid flag.
+    pub valid: bool,
+    /// The header version; refused unless 1, when present.
+    #[serde(default)]
+    pub version: Option<u32>,
+    /// The snapshots that exist, as ids.
+    pub snapshots: Vec<u32>,
+    /// Journal chunks; the default for the target when absent.
+    #[serde(default)]
+    pub journal_chunks: Option<u64>,
 }
 
 /// One exception record: an origin chunk, the COW chunk holding its old data,

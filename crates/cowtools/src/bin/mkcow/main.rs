@@ -2,28 +2,29 @@
 //! first activation, or a shared store; or restores one from a cowdump dump
 //! (metadata only).
 
+mod dump_input;
 mod shared;
+mod spool;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Parser;
 use cowfmt::bitset::{DenseBitmap, SparseBitmap};
 use cowfmt::device::{Access, Backing, Device};
 use cowfmt::output::{self, Marker, OutputClaim, OutputRequest};
-use cowfmt::persistent::dump::DUMP_FORMAT_VERSION;
+use cowfmt::persistent::dump::{RestoreHead, DUMP_FORMAT_VERSION};
 use cowfmt::persistent::header::{validate_chunk_size, DISK_VERSION};
 use cowfmt::persistent::layout::HEADER_CHUNKS;
 use cowfmt::persistent::table::{snapshot_table_line, TableDevices};
-use cowfmt::persistent::writer::write_all_areas;
+use cowfmt::persistent::writer::write_areas_streamed;
 use cowfmt::persistent::{ExceptionRecord, Geometry, Header, StoreWriter, LEGACY_CHUNK_LIMIT};
 use cowfmt::units::human_bytes;
 use cowfmt::StoreKind;
 use cowtools::args::{self, KindArg};
 use cowtools::{exit, open, signatures};
-use serde::Deserialize;
+use spool::Spool;
 
 const TOOL: &str = "mkcow";
 
@@ -140,10 +141,10 @@ fn format(cli: &Cli) -> anyhow::Result<u8> {
 }
 
 fn restore(cli: &Cli, dump_path: &Path) -> anyhow::Result<u8> {
-    let text = read_text(dump_path)?;
-    let dumped_kind = parse_dump::<KindProbe>(&text, dump_path)?.kind;
-    let kind = cli.kind.map(StoreKind::from).or(dumped_kind);
-    if kind == Some(StoreKind::Shared) {
+    let cli_kind = cli.kind.map(StoreKind::from);
+    let mut dump = dump_input::read(dump_path, cli_kind, cli.quiet)?;
+    let dumped_kind = dump.dumped_kind;
+    if cli_kind.or(dumped_kind) == Some(StoreKind::Shared) {
         if dumped_kind.is_some_and(|k| k != StoreKind::Shared) {
             bail!(
                 "{}: the dump is of a {} store; --kind shared cannot restore it",
@@ -151,26 +152,38 @@ fn restore(cli: &Cli, dump_path: &Path) -> anyhow::Result<u8> {
                 dumped_kind.unwrap_or(StoreKind::Persistent)
             );
         }
-        return shared::restore(cli, dump_path, &text);
+        return shared::restore(cli, dump_path, dump);
     }
-    let dump: RestoreDump = parse_dump(&text, dump_path)?;
-    check_dump_version(dump.format_version, dump_path)?;
+    let head: RestoreHead = dump.head(dump_path)?;
+    check_dump_version(head.format_version, dump_path)?;
     let kind = snap_kind(
-        cli.kind
-            .map_or(dump.kind.unwrap_or(StoreKind::Persistent), StoreKind::from),
+        cli_kind.unwrap_or(head.kind.unwrap_or(StoreKind::Persistent)),
         &cli.target,
     )?;
-    let header = header_from_dump(&dump, dump_path)?;
+    let header = header_from_dump(&head, dump_path)?;
     let chunk_sectors = header.chunk_size;
     let size = plan_target(&cli.target, cli.size, chunk_sectors, cli.force)?;
     let geometry = plan_geometry(&cli.target, chunk_sectors, size, kind)?;
-    validate_records(&dump.exceptions, &geometry, kind, dump_path, &cli.target)?;
+    validate_records(&mut dump.spool, &geometry, kind, dump_path, &cli.target)?;
     let origin = origin_sectors(cli.origin.as_deref())?;
     let (device, claim) = open_for_write(cli)?;
-    write_all_areas(&device, &geometry, &header, &dump.exceptions)?;
+    let count = dump.spool.len();
+    let mut records = dump.spool.read().map_err(spool::read_back_error)?;
+    let stream = std::iter::from_fn(|| {
+        let mut r = [0u64; 2];
+        match records.next_into(&mut r) {
+            Ok(true) => Some(Ok(ExceptionRecord {
+                old_chunk: r[0],
+                new_chunk: r[1],
+            })),
+            Ok(false) => None,
+            Err(e) => Some(Err(spool::read_back_error(e))),
+        }
+    });
+    write_areas_streamed(&device, &geometry, &header, count, stream)?;
     claim.keep();
     if !cli.quiet {
-        report_restore(cli, dump_path, &dump, &geometry, kind);
+        report_restore(cli, dump_path, &head, count, &geometry, kind);
     }
     print_table(cli, kind, chunk_sectors, origin);
     Ok(exit::EXIT_OK)
@@ -309,56 +322,6 @@ fn print_table(cli: &Cli, kind: StoreKind, chunk_sectors: u32, origin_sectors: O
     println!("{line}");
 }
 
-/// The fields of a cowdump dump that a restore uses; every other field is derived
-/// again from the target (docs/dump-schema.md), so a hand-written dump needs only
-/// `chunk_size`, `valid` and `exceptions`.
-#[derive(Debug, Deserialize)]
-struct RestoreDump {
-    /// Refused unless 1, when present.
-    #[serde(default)]
-    format_version: Option<u32>,
-    /// The kind to restore as, unless --kind is given.
-    #[serde(default)]
-    kind: Option<StoreKind>,
-    /// Chunk size in sectors.
-    chunk_size: u32,
-    /// The header's valid flag.
-    valid: bool,
-    /// The raw valid field, kept when it is an unusual non-zero value.
-    #[serde(default)]
-    valid_raw: Option<u32>,
-    /// The header version; refused unless 1, when present.
-    #[serde(default)]
-    version: Option<u32>,
-    /// Chunks of the device dumped, to note a different target size.
-    #[serde(default)]
-    device_chunks: Option<u64>,
-    /// Every record, in on-disk order.
-    exceptions: Vec<ExceptionRecord>,
-}
-
-/// Just the kind of a dump, to pick the restore path.
-#[derive(Debug, Deserialize)]
-struct KindProbe {
-    #[serde(default)]
-    kind: Option<StoreKind>,
-}
-
-/// Parses a dump's text: JSON or YAML by the file's extension, otherwise JSON
-/// then YAML.
-fn parse_dump<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> anyhow::Result<T> {
-    let extension = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    let parsed = match extension.as_deref() {
-        Some("json") => serde_json::from_str(text).map_err(|e| e.to_string()),
-        Some("yaml" | "yml") => serde_yaml::from_str(text).map_err(|e| e.to_string()),
-        _ => parse_either(text),
-    };
-    parsed.map_err(|e| anyhow::anyhow!("{}: not a usable cowdump dump: {e}", path.display()))
-}
-
 /// Refuses a dump of another format version.
 fn check_dump_version(version: Option<u32>, path: &Path) -> anyhow::Result<()> {
     if let Some(version) = version.filter(|&v| v != DUMP_FORMAT_VERSION) {
@@ -371,38 +334,8 @@ fn check_dump_version(version: Option<u32>, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_text(path: &Path) -> anyhow::Result<String> {
-    let mut text = String::new();
-    if path == Path::new("-") {
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("stdin: cannot read the dump")?;
-    } else {
-        if path.is_dir() {
-            bail!("{}: is a directory, not a dump file", path.display());
-        }
-        text = std::fs::read_to_string(path)
-            .with_context(|| format!("{}: cannot read the dump", path.display()))?;
-    }
-    Ok(text)
-}
-
-/// Tries JSON, then YAML; reports the error of the syntax the text looks like.
-fn parse_either<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
-    match serde_json::from_str(text) {
-        Ok(dump) => Ok(dump),
-        Err(json) => serde_yaml::from_str(text).map_err(|yaml| {
-            if text.trim_start().starts_with('{') {
-                json.to_string()
-            } else {
-                yaml.to_string()
-            }
-        }),
-    }
-}
-
 /// The header to write: the dump's chunk size and valid flag.
-fn header_from_dump(head: &RestoreDump, path: &Path) -> anyhow::Result<Header> {
+fn header_from_dump(head: &RestoreHead, path: &Path) -> anyhow::Result<Header> {
     if let Err(e) = validate_chunk_size(u64::from(head.chunk_size)) {
         bail!("{}: chunk_size: {e}", path.display());
     }
@@ -423,18 +356,18 @@ fn header_from_dump(head: &RestoreDump, path: &Path) -> anyhow::Result<Header> {
 
 /// Checks every record against the target's geometry before anything is written.
 fn validate_records(
-    records: &[ExceptionRecord],
+    records: &mut Spool,
     geometry: &Geometry,
     kind: StoreKind,
     dump_path: &Path,
     target: &Path,
 ) -> anyhow::Result<()> {
-    let areas_needed = records.len() as u64 / geometry.exceptions_per_area() + 1;
+    let count = records.len();
+    let areas_needed = count / geometry.exceptions_per_area() + 1;
     if !geometry.area_fits(areas_needed - 1) {
         bail!(
-            "{}: {} exceptions need {areas_needed} metadata areas, but area {} (chunk {}) lies past the end of {} ({} chunks)",
+            "{}: {count} exceptions need {areas_needed} metadata areas, but area {} (chunk {}) lies past the end of {} ({} chunks)",
             dump_path.display(),
-            records.len(),
             areas_needed - 1,
             geometry.area_location(areas_needed - 1),
             target.display(),
@@ -444,8 +377,15 @@ fn validate_records(
     let mut checker = RecordValidator::new(geometry, kind, target);
     let mut first = None;
     let mut bad = 0u64;
-    for (index, record) in records.iter().enumerate() {
-        if let Some(problem) = checker.problem(record) {
+    let mut reader = records.read().map_err(spool::read_back_error)?;
+    let mut r = [0u64; 2];
+    let mut index = 0u64;
+    while reader.next_into(&mut r).map_err(spool::read_back_error)? {
+        let record = ExceptionRecord {
+            old_chunk: r[0],
+            new_chunk: r[1],
+        };
+        if let Some(problem) = checker.problem(&record) {
             bad += 1;
             first.get_or_insert_with(|| {
                 format!(
@@ -454,6 +394,7 @@ fn validate_records(
                 )
             });
         }
+        index += 1;
     }
     match first {
         None => Ok(()),
@@ -527,21 +468,21 @@ impl<'a> RecordValidator<'a> {
 fn report_restore(
     cli: &Cli,
     dump_path: &Path,
-    dump: &RestoreDump,
+    head: &RestoreHead,
+    count: u64,
     geometry: &Geometry,
     kind: StoreKind,
 ) {
-    let areas = dump.exceptions.len() as u64 / geometry.exceptions_per_area() + 1;
+    let areas = count / geometry.exceptions_per_area() + 1;
     println!(
-        "{}: restored {} exceptions in {areas} area{} from {} ({kind}, chunk size {} sectors, {}); data chunks were not touched",
+        "{}: restored {count} exceptions in {areas} area{} from {} ({kind}, chunk size {} sectors, {}); data chunks were not touched",
         cli.target.display(),
-        dump.exceptions.len(),
         if areas == 1 { "" } else { "s" },
         dump_path.display(),
         geometry.chunk_sectors(),
-        if dump.valid { "valid" } else { "marked invalid" }
+        if head.valid { "valid" } else { "marked invalid" }
     );
-    let dumped_chunks = dump.device_chunks.unwrap_or(geometry.device_chunks());
+    let dumped_chunks = head.device_chunks.unwrap_or(geometry.device_chunks());
     if dumped_chunks != geometry.device_chunks() {
         println!(
             "note: the dump describes a device of {dumped_chunks} chunks; {} has {}",

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::bail;
 use cowfmt::shared::build::StoreBuilder;
+use cowfmt::shared::dump::SharedRestoreHead;
 use cowfmt::shared::format::{format_store, plan};
 use cowfmt::shared::geometry::{default_journal_chunks, validate_chunk_size};
 use cowfmt::shared::header::SHARED_VERSION;
@@ -14,11 +15,11 @@ use cowfmt::shared::{Exception, Geometry};
 use cowfmt::units::human_bytes;
 use cowfmt::{Error, SECTOR_BYTES};
 use cowtools::exit;
-use serde::Deserialize;
 
+use super::dump_input::ReadDump;
+use super::spool::{read_back_error, Spool};
 use super::{
-    check_dump_version, open_for_write, origin_sectors, parse_dump, plan_target, Cli,
-    DEFAULT_CHUNK_SECTORS,
+    check_dump_version, open_for_write, origin_sectors, plan_target, Cli, DEFAULT_CHUNK_SECTORS,
 };
 
 /// Formats a shared store as `cli` asks.
@@ -90,45 +91,24 @@ fn print_table_lines(cli: &Cli, chunk_sectors: u32, origin_sectors: Option<u64>,
     }
 }
 
-/// The fields of a shared dump that a restore uses (docs/dump-schema.md).
-#[derive(Debug, Deserialize)]
-struct SharedDump {
-    #[serde(default)]
-    format_version: Option<u32>,
-    chunk_size: u32,
-    valid: bool,
-    #[serde(default)]
-    version: Option<u32>,
-    snapshots: Vec<u32>,
-    #[serde(default)]
-    journal_chunks: Option<u64>,
-    exceptions: Vec<SharedRecord>,
-}
-
-/// One record of the dump's logical view.
-#[derive(Debug, Deserialize)]
-struct SharedRecord {
-    origin_chunk: u64,
-    cow_chunk: u64,
-    snapshots: Vec<u32>,
-}
-
 /// Restores a shared store's metadata from a dump: the data chunks stay where
 /// the dump says they are; a fresh tree and bitmap are written around them.
-pub fn restore(cli: &Cli, dump_path: &Path, text: &str) -> anyhow::Result<u8> {
-    let dump: SharedDump = parse_dump(text, dump_path)?;
-    check_dump_version(dump.format_version, dump_path)?;
-    if let Some(version) = dump.version.filter(|&v| v != SHARED_VERSION) {
+/// The records are checked, then read back from the spool twice: once to claim
+/// their data chunks, once to write the tree.
+pub fn restore(cli: &Cli, dump_path: &Path, mut dump: ReadDump) -> anyhow::Result<u8> {
+    let head: SharedRestoreHead = dump.head(dump_path)?;
+    check_dump_version(head.format_version, dump_path)?;
+    if let Some(version) = head.version.filter(|&v| v != SHARED_VERSION) {
         bail!(
             "{}: version {version} is not the shared store version {SHARED_VERSION}",
             dump_path.display()
         );
     }
     let snapmask = mask_of(
-        &dump.snapshots,
+        &head.snapshots,
         &format!("{}: snapshots", dump_path.display()),
     )?;
-    let chunk_sectors = dump.chunk_size;
+    let chunk_sectors = head.chunk_size;
     validate_chunk_size(u64::from(chunk_sectors))
         .map_err(|e| anyhow::anyhow!("{}: chunk_size: {e}", dump_path.display()))?;
     let size = plan_target(&cli.target, cli.size, chunk_sectors, cli.force)?;
@@ -137,28 +117,29 @@ pub fn restore(cli: &Cli, dump_path: &Path, text: &str) -> anyhow::Result<u8> {
         chunk_sectors,
         &format!("{}: snapshots", dump_path.display()),
     )?;
-    let journal = dump
+    let journal = head
         .journal_chunks
         .unwrap_or_else(|| default_journal_chunks(size, u64::from(chunk_sectors) * SECTOR_BYTES));
     plan(size, u64::from(chunk_sectors), journal).map_err(|e| Error::format(&cli.target, e))?;
     let chunk_bytes = u64::from(chunk_sectors) * SECTOR_BYTES;
-    let grouped = group_records(&dump, snapmask, chunk_bytes, dump_path)?;
+    let origin_chunks = check_records(&mut dump.spool, snapmask, chunk_bytes, dump_path)?;
     let origin = origin_sectors(cli.origin.as_deref())?;
     let (device, claim) = open_for_write(cli)?;
     let mut builder = StoreBuilder::new(&device, u64::from(chunk_sectors), journal)?;
-    for (index, (_, records)) in grouped.iter().enumerate() {
+    for_each_origin(&mut dump.spool, |index, _, records| {
         for r in records {
             builder.claim(r.chunk).map_err(|e| {
                 anyhow::anyhow!("{}: origin chunk entry {index}: {e}", dump_path.display())
             })?;
         }
-    }
+        Ok(())
+    })?;
     let mut tree = builder.into_tree();
-    for (origin, records) in &grouped {
-        tree.push(*origin, records)?;
-    }
+    for_each_origin(&mut dump.spool, |_, origin, records| {
+        Ok(tree.push(origin, records)?)
+    })?;
     let built = tree.finish(snapmask)?;
-    if !dump.valid {
+    if !head.valid {
         let mut header = built.header;
         header.valid = 0;
         device.write_chunk(0, &header.to_chunk(u64::from(chunk_sectors) as usize * 512))?;
@@ -168,11 +149,10 @@ pub fn restore(cli: &Cli, dump_path: &Path, text: &str) -> anyhow::Result<u8> {
     if !cli.quiet {
         let geometry = Geometry::new(size, chunk_sectors, journal);
         println!(
-            "{}: restored a shared store from {}: {} records of {} origin chunks in {} leaves, tree_level {}, snapshots {}, chunk size {chunk_sectors} sectors, {} journal chunks; data chunks were not touched",
+            "{}: restored a shared store from {}: {} records of {origin_chunks} origin chunks in {} leaves, tree_level {}, snapshots {}, chunk size {chunk_sectors} sectors, {} journal chunks; data chunks were not touched",
             cli.target.display(),
             dump_path.display(),
             built.records,
-            grouped.len(),
             built.leaves,
             built.header.tree_level,
             mask::describe(snapmask),
@@ -208,57 +188,96 @@ fn mask_of(ids: &[u32], place: &str) -> anyhow::Result<u64> {
     Ok(m)
 }
 
-/// The dump's records grouped by origin chunk, in the dump's order, checked:
-/// origin chunks ascend and address bytes a device can have, masks are
-/// non-empty, inside `snapmask` and disjoint.
-fn group_records(
-    dump: &SharedDump,
+/// Checks the spooled records in the dump's order and returns the number of
+/// origin chunks: origin chunks ascend and address bytes a device can have,
+/// masks are non-empty, inside `snapmask` and disjoint within an origin chunk.
+/// Only the current origin chunk is remembered.
+fn check_records(
+    spool: &mut Spool,
     snapmask: u64,
     chunk_bytes: u64,
     dump_path: &Path,
-) -> anyhow::Result<Vec<(u64, Vec<Exception>)>> {
+) -> anyhow::Result<u64> {
     let origin_chunks = u64::MAX / chunk_bytes;
-    let mut grouped: Vec<(u64, Vec<Exception>)> = Vec::new();
-    for (index, r) in dump.exceptions.iter().enumerate() {
-        let place = format!(
-            "{}: exception {index} (origin_chunk {}, cow_chunk {})",
-            dump_path.display(),
-            r.origin_chunk,
-            r.cow_chunk
-        );
-        if r.origin_chunk >= origin_chunks {
+    let mut reader = spool.read().map_err(read_back_error)?;
+    let mut r = [0u64; 3];
+    let mut current: Option<(u64, u64)> = None;
+    let mut groups = 0u64;
+    let mut index = 0u64;
+    while reader.next_into(&mut r).map_err(read_back_error)? {
+        let [origin_chunk, cow_chunk, share] = r;
+        let place = || {
+            format!(
+                "{}: exception {index} (origin_chunk {origin_chunk}, cow_chunk {cow_chunk})",
+                dump_path.display()
+            )
+        };
+        if origin_chunk >= origin_chunks {
             bail!(
-                "{place}: origin chunk {} lies past the largest origin {chunk_bytes}-byte chunks can address ({origin_chunks} chunks)",
-                r.origin_chunk
+                "{}: origin chunk {origin_chunk} lies past the largest origin {chunk_bytes}-byte chunks can address ({origin_chunks} chunks)",
+                place()
             );
         }
-        let share = mask_of(&r.snapshots, &place)?;
         if share == 0 {
-            bail!("{place}: lists no snapshot");
+            bail!("{}: lists no snapshot", place());
         }
         if share & !snapmask != 0 {
             bail!(
-                "{place}: snapshots {} are not among the dump's snapshots ({})",
+                "{}: snapshots {} are not among the dump's snapshots ({})",
+                place(),
                 mask::describe(share & !snapmask),
                 mask::describe(snapmask)
             );
         }
-        let record = Exception {
-            share,
-            chunk: r.cow_chunk,
-        };
-        match grouped.last_mut() {
-            Some((origin, records)) if *origin == r.origin_chunk => {
-                if records.iter().any(|o| o.share & share != 0) {
-                    bail!("{place}: its snapshots overlap another record of the same origin chunk");
+        current = match current {
+            Some((origin, seen)) if origin == origin_chunk => {
+                if seen & share != 0 {
+                    bail!(
+                        "{}: its snapshots overlap another record of the same origin chunk",
+                        place()
+                    );
                 }
-                records.push(record);
+                Some((origin, seen | share))
             }
-            Some((origin, _)) if *origin > r.origin_chunk => {
-                bail!("{place}: origin chunks must ascend, but it follows origin chunk {origin}");
+            Some((origin, _)) if origin > origin_chunk => {
+                bail!(
+                    "{}: origin chunks must ascend, but it follows origin chunk {origin}",
+                    place()
+                );
             }
-            _ => grouped.push((r.origin_chunk, vec![record])),
-        }
+            _ => {
+                groups += 1;
+                Some((origin_chunk, share))
+            }
+        };
+        index += 1;
     }
-    Ok(grouped)
+    Ok(groups)
+}
+
+/// Hands the spooled records to `each` grouped by origin chunk, with the
+/// group's index, in the dump's order (checked by [`check_records`]).
+fn for_each_origin(
+    spool: &mut Spool,
+    mut each: impl FnMut(u64, u64, &[Exception]) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut reader = spool.read().map_err(read_back_error)?;
+    let mut r = [0u64; 3];
+    let mut group: Vec<Exception> = Vec::new();
+    let mut origin = 0u64;
+    let mut index = 0u64;
+    while reader.next_into(&mut r).map_err(read_back_error)? {
+        let [origin_chunk, chunk, share] = r;
+        if !group.is_empty() && origin_chunk != origin {
+            each(index, origin, &group)?;
+            group.clear();
+            index += 1;
+        }
+        origin = origin_chunk;
+        group.push(Exception { share, chunk });
+    }
+    if !group.is_empty() {
+        each(index, origin, &group)?;
+    }
+    Ok(())
 }

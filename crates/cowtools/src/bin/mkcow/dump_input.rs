@@ -1,0 +1,322 @@
+//! Reading a dump for `--from-dump`: the file or stdin, its syntax (by the
+//! extension, otherwise by the first character), the head fields both
+//! restores use, and every record spooled as it is parsed (`spool`), so that
+//! memory stays flat in the number of records.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use cowfmt::dump_read::{
+    self, peek_first_byte, struct_fields, DumpFields, DumpReadError, DumpRequest, DumpSource,
+    DumpSyntax, RecordSink,
+};
+use cowfmt::persistent::dump::RestoreHead;
+use cowfmt::persistent::ExceptionRecord;
+use cowfmt::shared::dump::{SharedRecord, SharedRestoreHead};
+use cowfmt::StoreKind;
+use indicatif::ProgressBar;
+use serde::de::{Deserialize, Deserializer, Error as _, IgnoredAny};
+use serde_json::{Map, Value};
+
+use super::spool::Spool;
+
+/// The list a restore reads.
+const LIST: &str = "exceptions";
+/// Bytes read from the dump at a time.
+const READ_BUFFER_BYTES: usize = 1 << 20;
+/// Records between two updates of the progress counter.
+const PROGRESS_EVERY: u64 = 1 << 16;
+
+/// A dump read for a restore.
+pub struct ReadDump {
+    /// The head fields, to decode as [`RestoreHead`] or [`SharedRestoreHead`].
+    pub fields: DumpFields,
+    /// The kind the dump names, if it names one.
+    pub dumped_kind: Option<StoreKind>,
+    /// The records: `[old_chunk, new_chunk]`, or for a shared dump
+    /// `[origin_chunk, cow_chunk, share mask]`.
+    pub spool: Spool,
+}
+
+impl ReadDump {
+    /// Decodes the head fields as `T`; a missing or mistyped field is refused
+    /// in one sentence naming the dump.
+    pub fn head<T: serde::de::DeserializeOwned>(&self, path: &Path) -> anyhow::Result<T> {
+        self.fields.decode().map_err(|e| unusable(path, &e))
+    }
+}
+
+/// Reads the dump at `path` (`-`: stdin). Its records are read as shared
+/// records when `kind` (the command line's) or else the dump's `kind` field
+/// before the list says shared, as persistent ones when either says another
+/// kind. When neither does, a file's records are skipped and the file read
+/// again once its `kind` field is known; stdin's are read as persistent ones,
+/// and a `kind: shared` after them is refused.
+pub fn read(path: &Path, kind: Option<StoreKind>, quiet: bool) -> anyhow::Result<ReadDump> {
+    let mut decided = kind;
+    loop {
+        let (fields, mut sink) = read_once(path, decided, quiet)?;
+        let dumped_kind = fields
+            .fields
+            .get("kind")
+            .map(StoreKind::deserialize)
+            .transpose()
+            .map_err(|e| unusable(path, &DumpReadError::Syntax(format!("kind: {e}"))))?;
+        let shared = kind.or(dumped_kind) == Some(StoreKind::Shared);
+        if sink.skipped {
+            decided = Some(kind.or(dumped_kind).unwrap_or(StoreKind::Persistent));
+            continue;
+        }
+        match sink.shared {
+            Some(read_as) if read_as != shared => {
+                if path == Path::new("-") {
+                    bail!(
+                        "{}: the kind field comes after the exceptions and says {}; give --kind {} to read them from stdin",
+                        shown(path),
+                        dumped_kind.unwrap_or(StoreKind::Persistent),
+                        dumped_kind.unwrap_or(StoreKind::Persistent)
+                    );
+                }
+                decided = dumped_kind;
+            }
+            _ => {
+                let spool = match sink.spool.take() {
+                    Some(spool) => spool,
+                    None => Spool::new(if shared { 3 } else { 2 })
+                        .context("cannot create a temporary file (in $TMPDIR) for the records")?,
+                };
+                return Ok(ReadDump {
+                    fields,
+                    dumped_kind,
+                    spool,
+                });
+            }
+        }
+    }
+}
+
+/// One pass over the dump; records are read as shared ones when `kind`, or
+/// else the `kind` field read before the list, says so.
+fn read_once(
+    path: &Path,
+    kind: Option<StoreKind>,
+    quiet: bool,
+) -> anyhow::Result<(DumpFields, SpoolSink)> {
+    let mut input = open(path)?;
+    let mut reopen = || reopen_file(path);
+    let by_extension = DumpSyntax::of_extension(path);
+    let first = peek_first_byte(&mut input)
+        .with_context(|| format!("{}: cannot read the dump", shown(path)))?;
+    let syntax = by_extension.unwrap_or(DumpSyntax::of_first_byte(first));
+    let keep = kept_fields();
+    let mut sink = SpoolSink::new(kind, path != Path::new("-"), quiet)?;
+    let request = DumpRequest {
+        list: LIST,
+        keep: &keep,
+        sink: &mut sink,
+    };
+    let source = DumpSource {
+        input,
+        reopen: (path != Path::new("-")).then_some(&mut reopen as _),
+    };
+    let result = dump_read::read_dump(source, syntax, request);
+    sink.progress.finish_and_clear();
+    let result = match result {
+        // Without an extension, text that opens like JSON but is not JSON may
+        // still be YAML (a flow mapping): a file is read again as YAML.
+        Err(DumpReadError::Syntax(json))
+            if by_extension.is_none()
+                && syntax == DumpSyntax::Json
+                && path != Path::new("-")
+                && sink.io_error.is_none() =>
+        {
+            sink = SpoolSink::new(kind, true, quiet)?;
+            let request = DumpRequest {
+                list: LIST,
+                keep: &keep,
+                sink: &mut sink,
+            };
+            let mut reopen_again = || reopen_file(path);
+            let source = DumpSource {
+                input: open(path)?,
+                reopen: Some(&mut reopen_again),
+            };
+            let yaml = dump_read::read_dump(source, DumpSyntax::Yaml, request);
+            sink.progress.finish_and_clear();
+            yaml.map_err(|_| DumpReadError::Syntax(json))
+        }
+        other => other,
+    };
+    if let Some(e) = sink.io_error.take() {
+        return Err(anyhow::Error::new(e)
+            .context("cannot keep the records in a temporary file (in $TMPDIR)"));
+    }
+    let fields = result.map_err(|e| match e {
+        DumpReadError::Io(e) => {
+            anyhow::Error::new(e).context(format!("{}: cannot read the dump", shown(path)))
+        }
+        DumpReadError::Syntax(why) if sink.guessed => unusable(
+            path,
+            &DumpReadError::Syntax(format!(
+                "{why} (no kind came before the records, so they were read as persistent ones; give --kind to say otherwise)"
+            )),
+        ),
+        syntax => unusable(path, &syntax),
+    })?;
+    if !fields.has_list {
+        bail!(
+            "{}: not a usable cowdump dump: missing field `{LIST}`",
+            shown(path)
+        );
+    }
+    Ok((fields, sink))
+}
+
+fn open(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
+    if path == Path::new("-") {
+        return Ok(Box::new(BufReader::with_capacity(
+            READ_BUFFER_BYTES,
+            io::stdin().lock(),
+        )));
+    }
+    if path.is_dir() {
+        bail!("{}: is a directory, not a dump file", path.display());
+    }
+    let file =
+        File::open(path).with_context(|| format!("{}: cannot read the dump", path.display()))?;
+    Ok(Box::new(BufReader::with_capacity(READ_BUFFER_BYTES, file)))
+}
+
+fn reopen_file(path: &Path) -> io::Result<Box<dyn BufRead>> {
+    Ok(Box::new(BufReader::with_capacity(
+        READ_BUFFER_BYTES,
+        File::open(path)?,
+    )))
+}
+
+/// The head fields of both restores, and `kind`.
+fn kept_fields() -> Vec<&'static str> {
+    let mut keep: Vec<&'static str> = struct_fields::<RestoreHead>().to_vec();
+    for field in struct_fields::<SharedRestoreHead>() {
+        if !keep.contains(field) {
+            keep.push(field);
+        }
+    }
+    keep
+}
+
+fn shown(path: &Path) -> String {
+    if path == Path::new("-") {
+        "stdin".to_string()
+    } else {
+        path.display().to_string()
+    }
+}
+
+fn unusable(path: &Path, e: &DumpReadError) -> anyhow::Error {
+    anyhow::anyhow!("{}: not a usable cowdump dump: {e}", shown(path))
+}
+
+/// Spools each record as the restore of its kind will read it.
+struct SpoolSink {
+    /// The command line's kind, which decides the record shape when given.
+    kind: Option<StoreKind>,
+    /// Whether the records are read as shared ones, once the first is read.
+    shared: Option<bool>,
+    /// Whether records of an undecided kind are skipped (to read them again).
+    skip_undecided: bool,
+    /// Whether some were.
+    skipped: bool,
+    /// Whether the records were read as persistent ones for want of a kind.
+    guessed: bool,
+    /// Made at the first record, as wide as its kind needs.
+    spool: Option<Spool>,
+    io_error: Option<io::Error>,
+    progress: ProgressBar,
+}
+
+impl SpoolSink {
+    fn new(kind: Option<StoreKind>, skip_undecided: bool, quiet: bool) -> anyhow::Result<Self> {
+        Ok(SpoolSink {
+            kind,
+            shared: None,
+            skip_undecided,
+            skipped: false,
+            guessed: false,
+            spool: None,
+            io_error: None,
+            progress: cowtools::progress::counter("reading", "records", quiet),
+        })
+    }
+
+    fn push(&mut self, record: &[u64]) -> io::Result<u64> {
+        let spool = match &mut self.spool {
+            Some(spool) => spool,
+            None => self.spool.insert(Spool::new(record.len())?),
+        };
+        spool.push(record)?;
+        Ok(spool.len())
+    }
+
+    /// Whether records are shared ones; `None` to skip them.
+    fn shape(&mut self, fields: &Map<String, Value>) -> Option<bool> {
+        if self.shared.is_none() {
+            let named = fields
+                .get("kind")
+                .and_then(|k| StoreKind::deserialize(k).ok());
+            match self.kind.or(named) {
+                None if self.skip_undecided => return None,
+                kind => {
+                    self.guessed = kind.is_none();
+                    self.shared = Some(kind == Some(StoreKind::Shared));
+                }
+            }
+        }
+        self.shared
+    }
+}
+
+impl RecordSink for SpoolSink {
+    fn restart(&mut self) {
+        self.shared = None;
+        self.skipped = false;
+        self.guessed = false;
+        self.spool = None;
+        self.progress.set_position(0);
+    }
+
+    fn record<'de, D: Deserializer<'de>>(
+        &mut self,
+        fields: &Map<String, Value>,
+        element: D,
+    ) -> Result<(), D::Error> {
+        let stored = match self.shape(fields) {
+            None => {
+                IgnoredAny::deserialize(element)?;
+                self.skipped = true;
+                return Ok(());
+            }
+            Some(true) => {
+                let r = SharedRecord::deserialize(element)?;
+                self.push(&[r.origin_chunk, r.cow_chunk, r.snapshots.0])
+            }
+            Some(false) => {
+                let r = ExceptionRecord::deserialize(element)?;
+                self.push(&[r.old_chunk, r.new_chunk])
+            }
+        };
+        let count = match stored {
+            Ok(count) => count,
+            Err(e) => {
+                self.io_error = Some(e);
+                return Err(D::Error::custom("cannot keep the record"));
+            }
+        };
+        if count % PROGRESS_EVERY == 0 {
+            self.progress.set_position(count);
+        }
+        Ok(())
+    }
+}
