@@ -34,7 +34,7 @@ fn options() -> CreateOptions {
 
 /// One step of the workload: snapshots made, written, deleted; origin written.
 fn step<D: BlockDev>(store: &mut SharedStore<D>, round: u64) {
-    if round % 3 == 0 {
+    if round.is_multiple_of(3) {
         store.create_snapshot(None).unwrap();
     }
     if round == 4 {
