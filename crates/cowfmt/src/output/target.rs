@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::output::alias::refuse_alias;
 use crate::output::contents::holds_data;
 use crate::output::marker::Marker;
+use crate::probe::{probe, wipe_signatures};
 
 /// Bytes at the start of an existing output device that must hold no data
 /// unless the caller forces the write.
@@ -93,8 +94,8 @@ impl Drop for OutputClaim {
 /// Opens the output of a job that writes a store. A missing file is created
 /// exclusively (`O_EXCL`), sparse at `size` bytes; an existing empty file is
 /// claimed and sized; an existing non-empty file is refused, or with `force`
-/// truncated; a block device is refused when [`holds_data`] finds anything in
-/// its first MiB, unless `force`. The output may never be one of the inputs.
+/// truncated; a block device is refused when [`holds_data`] finds anything,
+/// unless `force` (then the magic of every signature on it is wiped). The output may never be one of the inputs.
 /// Image files are locked (`flock`) for the job, so a second job on the same
 /// output is refused. Every check happens before anything is written; then
 /// the [`Marker::Writing`] marker goes to the first sector.
@@ -226,13 +227,13 @@ fn open_block_device(request: &OutputRequest<'_>) -> Result<PreparedOutput> {
     })?;
     refuse_alias(path, &meta, request.inputs)?;
     let device = Device::open(path, Access::ReadWrite)?;
-    if !request.force {
-        if let Some(what) = holds_data(&device, OUTPUT_PROBE_BYTES)? {
-            return Err(Error::Invalid(format!(
-                "{}: the device {what}; refusing to overwrite it without --force",
-                path.display()
-            )));
-        }
+    if request.force {
+        wipe_signatures(&device, &probe(&device)?)?;
+    } else if let Some(what) = holds_data(&device, OUTPUT_PROBE_BYTES)? {
+        return Err(Error::Invalid(format!(
+            "{}: the device {what}; refusing to overwrite it without --force",
+            path.display()
+        )));
     }
     Ok(PreparedOutput {
         device,

@@ -152,7 +152,11 @@ pub fn check(device: &Device, options: &CheckOptions) -> Result<CheckReport> {
 /// chunk size reads credible records (the kernel would load an empty store).
 fn report_chunk_size_reads_nothing(device: &Device, sectors: u32, sink: &mut FindingSink) {
     let others = super::chunk_evidence::plausible_others(device, sectors);
-    let Some(best) = others.iter().max_by_key(|e| e.credible_records) else {
+    let Some(best) = others
+        .iter()
+        .filter(|e| e.is_compelling())
+        .max_by_key(|e| e.credible_records)
+    else {
         return;
     };
     sink.push(Finding::error(

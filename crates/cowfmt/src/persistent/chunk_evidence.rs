@@ -34,10 +34,21 @@ pub struct ChunkSizeEvidence {
     pub junk_areas: u64,
 }
 
+/// Credible records another chunk size must read before an intact header's
+/// chunk size, which reads none, is called wrong (docs/decisions.md).
+pub const COMPELLING_RECORDS: u64 = 16;
+
 impl ChunkSizeEvidence {
     /// True when some area reads credible records under this chunk size.
     pub fn is_plausible(&self) -> bool {
         self.credible_records > 0
+    }
+
+    /// True when the records are too many to be stale bytes that happen to
+    /// look like records (a device reused from another store or other
+    /// metadata): enough to call an intact header's chunk size wrong.
+    pub fn is_compelling(&self) -> bool {
+        self.credible_records >= COMPELLING_RECORDS
     }
 
     /// The evidence in words: "344 records in 2 of the first 4 areas land on

@@ -11,12 +11,15 @@
 
 pub mod libblkid;
 pub mod own_kinds;
+pub mod wipe;
 pub mod wipefs;
 
 use std::fmt;
 
 use crate::device::Device;
 use crate::error::Result;
+
+pub use wipe::{wipe_old_snap_area, wipe_signatures};
 
 /// Who recognised a signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 
 use crate::common::*;
+use cowfmt::device::{Access, Device};
 
 /// The path of `program` (searched in PATH and the sbin folders); fails the
 /// test, naming the Debian package, when it is missing.
@@ -226,6 +227,19 @@ fn assert_refused_then_forced(target: &Path, args: &[&str], expected: &str) {
         !same_bytes(target, &before),
         "{name}: --force did not format"
     );
+    let device = Device::open(target, Access::ReadOnly).unwrap();
+    let left: Vec<String> = cowfmt::probe::probe(&device)
+        .unwrap()
+        .signatures
+        .iter()
+        .filter(|s| !s.is_cow_store())
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        left.is_empty(),
+        "{name}: --force left {left:?} on the store"
+    );
+    tool("cowcheck").arg(target).assert().success();
 }
 
 #[test]
@@ -320,7 +334,7 @@ fn crafted_md_and_device_mapper_metadata_are_refused() {
 #[test]
 fn force_over_a_store_names_the_store() {
     let dir = tempdir();
-    let path = build_store(&dir, "cow.img", 16, 512, 10);
+    let path = build_store(&dir, "cow.img", 16, 512, 100);
     assert_refused_then_forced(&path, &[], "a persistent store (SnAp, chunk size 16)");
 }
 

@@ -97,7 +97,10 @@ fn refuse_if_header_size_reads_nothing(input: &Device, sectors: u32) -> Result<(
     if weigh(input, sectors).is_some_and(|e| e.is_plausible()) {
         return Ok(());
     }
-    let others = plausible_others(input, sectors);
+    let others: Vec<ChunkSizeEvidence> = plausible_others(input, sectors)
+        .into_iter()
+        .filter(ChunkSizeEvidence::is_compelling)
+        .collect();
     let Some(best) = others.iter().max_by_key(|e| e.credible_records) else {
         return Ok(());
     };

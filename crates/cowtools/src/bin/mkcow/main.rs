@@ -20,6 +20,7 @@ use cowfmt::persistent::layout::HEADER_CHUNKS;
 use cowfmt::persistent::table::{snapshot_table_line, TableDevices};
 use cowfmt::persistent::writer::write_areas_streamed;
 use cowfmt::persistent::{ExceptionRecord, Geometry, Header, StoreWriter, LEGACY_CHUNK_LIMIT};
+use cowfmt::probe;
 use cowfmt::units::human_bytes;
 use cowfmt::StoreKind;
 use cowtools::args::{self, KindArg};
@@ -263,7 +264,10 @@ fn plan_geometry(
 /// Opens the target through the output guard, never the origin or the dump:
 /// a missing image file is created exclusively (and removed again if the job
 /// fails); an existing target is extended to `--size` and locked for the job.
-/// It carries the incomplete marker until the store's header is written last.
+/// It carries the incomplete marker until the store's header is written last;
+/// with `--force`, the magic of every signature still on it is wiped, and so
+/// is area 0 of a persistent store it held (the refusal without `--force` came
+/// before, in [`plan_target`]).
 pub(crate) fn open_for_write(cli: &Cli) -> anyhow::Result<(Device, OutputClaim)> {
     let target = cli.target.as_path();
     let inputs: Vec<&Path> = cli
@@ -294,7 +298,13 @@ pub(crate) fn open_for_write(cli: &Cli) -> anyhow::Result<(Device, OutputClaim)>
         Device::create_or_extend(target, size)?;
     }
     let (device, claim) = output::claim_in_place(target)?;
+    let mut old_start = [0u8; 16];
+    device.read_at(&mut old_start, 0, || "the old header".to_string())?;
     Marker::Writing.write(&device)?;
+    if cli.force {
+        probe::wipe_signatures(&device, &probe::probe(&device)?)?;
+        probe::wipe_old_snap_area(&device, &old_start)?;
+    }
     Ok((device, claim))
 }
 
