@@ -10,12 +10,16 @@ use super::{Signature, Source};
 use crate::device::Device;
 use crate::error::Result;
 use crate::kind::{PERSISTENT_MAGIC, SHARED_MAGIC};
+use crate::output::Marker;
 use crate::persistent::header::Header;
 
 /// The name of a persistent (or legacy) store's signature.
 pub const SNAP: &str = "snap";
 /// The name of a shared store's signature.
 pub const SHARED: &str = "shared";
+/// The name of the output guard's marker on an unfinished output or a store
+/// in repair.
+pub const MARKER: &str = "cowtools-marker";
 
 /// dm-clone's `SUPERBLOCK_MAGIC`.
 pub const CLONE_MAGIC: u64 = 0x8af2_7f64;
@@ -66,6 +70,9 @@ pub fn recognise(bytes: &[u8]) -> Option<Signature> {
         source: Source::Cowfmt,
     };
     let magic = LittleEndian::read_u32(bytes.get(..4)?);
+    if let Some(marker) = Marker::decode(bytes) {
+        return Some(own(MARKER, marker.describe(), "marker", 0));
+    }
     if magic == PERSISTENT_MAGIC {
         let header = Header::decode(bytes).ok()?;
         let state = if header.is_valid() {

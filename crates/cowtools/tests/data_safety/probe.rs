@@ -468,3 +468,13 @@ fn repair_of_a_store_with_its_magic_is_not_probed_away() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(stderr(&output), "");
 }
+
+#[test]
+fn an_unfinished_output_is_named_as_such() {
+    let dir = tempdir();
+    let path = blank_image(&dir, "cut.img", 1 << 20);
+    let device = Device::open(&path, Access::ReadWrite).unwrap();
+    cowfmt::output::Marker::Writing.write(&device).unwrap();
+    drop(device);
+    assert_refused_then_forced(&path, &[], "an incomplete output");
+}

@@ -41,7 +41,10 @@ EXAMPLES:
     cowdump --bitmap --format json shared.img
 
 The YAML and JSON dumps of a persistent store are one document (format_version 1)
-that mkcow --from-dump restores.";
+that mkcow --from-dump restores. -o never writes over the store it dumps (under
+any name) nor, without --force, over an existing file; the file appears only
+once the dump is complete.
+Exit codes: 0 dumped, 2 usage or I/O error, or not a store.";
 
 /// Output formats of a dump.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

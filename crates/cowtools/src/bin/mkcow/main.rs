@@ -50,7 +50,10 @@ any signature libblkid knows (a file system, LVM, md, LUKS, swap, a partition
 table, a backup GPT at the end), a store or dm metadata, or whose first chunk is
 not all zero, unless --force is given; it then says what it overwrites.
 On success it prints the dmsetup table line that activates the store; with -q it
-prints only that line.";
+prints only that line. Until its header is written last, the target carries an
+incomplete marker that the kernel refuses, so a cut job never leaves a store.
+Exit codes: 0 formatted or restored, 2 usage or I/O error, an unusable dump, or
+a target refused (it holds data and --force was not given).";
 
 /// Command line of mkcow.
 #[derive(Debug, Parser)]
