@@ -726,7 +726,18 @@ fn write_text(
             plural(report.missing_records)
         )?;
     }
-    if report.read_through_unknown {
+    if report.dropped_origin_unknown > 0 {
+        writeln!(
+            out,
+            "{name}: lost: {} dropped record{} too damaged to name the origin chunks they mapped; the snapshot reads the origin there now, at origin chunks unknown",
+            report.dropped_origin_unknown,
+            plural(report.dropped_origin_unknown)
+        )?;
+    }
+    if !report.damaged_areas.is_empty()
+        || !report.unreadable_areas.is_empty()
+        || report.missing_records > 0
+    {
         writeln!(
             out,
             "{name}: lost: records in overwritten, zeroed or unreadable areas; the origin chunks they mapped cannot be told, and the snapshot reads the origin there now"

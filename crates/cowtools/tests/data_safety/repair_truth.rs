@@ -204,9 +204,9 @@ fn a_lossless_repair_still_exits_0() {
 fn case_5_persistent_losses_exit_3_and_name_the_origin_ranges() {
     let dir = tempdir();
     let cow = build_store(&dir, "cow.img", 8, 2048, 600);
-    // Record 5 of area 0 now points past the device: dropped, and origin
-    // chunk 777 reads through to the origin.
-    write_area0_record(&cow, 5, 777, 1 << 40);
+    // Record 5 of area 0 now maps origin chunk 777 to record 4's data chunk:
+    // dropped, and origin chunk 777 reads through to the origin.
+    write_area0_record(&cow, 5, 777, 6);
     let out = dir.path().join("fixed.img");
     let report = repair_report(&cow, &out, &[], LOSSY);
     assert_eq!(report["records_lost"], true);
@@ -373,4 +373,37 @@ fn a_sound_empty_store_checks_clean_and_repairs_to_an_empty_store() {
     let out = dir.path().join("fixed.img");
     let output = repair(&["-i", s(&cow), "-o", s(&out)]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}
+
+#[test]
+fn garbage_records_are_lost_at_unknown_origin_chunks_not_at_their_old_chunks() {
+    let dir = tempdir();
+    let cow = build_store(&dir, "cow.img", 8, 2048, 600);
+    // Area 1 is chunk 258: 64 bytes of 0xff over its records 10..13, and a
+    // partial overwrite of record 20's new_chunk (its old_chunk left intact).
+    let area1 = 258 * 4096;
+    poke(&cow, area1 + 160, &[0xff; 64]);
+    poke(&cow, area1 + 20 * 16 + 8, &[0xff; 8]);
+    let out = dir.path().join("fixed.img");
+    let report = repair_report(&cow, &out, &[], LOSSY);
+    assert_eq!(report["dropped_total"], 5, "{report:#}");
+    assert_eq!(report["dropped_origin_unknown"], 5, "{report:#}");
+    assert_eq!(report["read_through"], serde_json::json!([]), "{report:#}");
+    assert_eq!(report["read_through_complete"], false);
+    assert_eq!(report["read_through_unknown"], true);
+
+    let dry = repair(&["-i", s(&cow), "--dry-run"]);
+    assert_eq!(dry.status.code(), Some(LOSSY), "{}", stderr(&dry));
+    let text = stdout(&dry);
+    assert!(
+        text.contains(&format!(
+            "{}: lost: 5 dropped records too damaged to name the origin chunks they mapped; the snapshot reads the origin there now, at origin chunks unknown",
+            s(&cow)
+        )),
+        "{text}"
+    );
+    assert!(
+        !text.contains("reads the origin now at origin chunks"),
+        "{text}"
+    );
 }
