@@ -407,3 +407,22 @@ fn garbage_records_are_lost_at_unknown_origin_chunks_not_at_their_old_chunks() {
         "{text}"
     );
 }
+
+#[test]
+fn a_lost_shared_leaf_leaves_every_snapshots_read_through_incomplete() {
+    let dir = tempdir();
+    let cow = build_shared(&dir, 2);
+    let leaves = leaf_chunks(&cow);
+    poke(&cow, leaves[leaves.len() / 2] * 512, &[0u8; 512]);
+    let out = dir.path().join("fixed.img");
+    let report = repair_report(&cow, &out, &[], LOSSY);
+    let snapshots = report["per_snapshot"].as_array().unwrap();
+    assert_eq!(snapshots.len(), 2, "{report:#}");
+    for t in snapshots {
+        assert_eq!(t["lost_unknown"], true, "{report:#}");
+        assert_eq!(t["read_through_complete"], false, "{report:#}");
+    }
+
+    let text = stdout(&repair(&["-i", s(&cow), "--dry-run"]));
+    assert!(!text.contains("more not listed"), "{text}");
+}
