@@ -308,3 +308,30 @@ fn case10_a_wrong_origin_is_called_out_once() {
     assert!(rest.contains("--origin"), "{rest}");
     assert!(text.lines().count() < 10, "{text}");
 }
+
+#[test]
+fn case9_to_legacy_of_a_store_whose_last_area_is_full_checks_clean() {
+    let dir = tempdir();
+    // 516 chunks: the header, areas 0 and 1 full (256 data chunks each), and
+    // the zeroed area 2 at chunk 515: full, its last data chunk just before an
+    // area, as the pre-2.6.29 reload hazard needs.
+    let cow = full_store(&dir, "full.img", 516);
+    let before = records_of(&cow, cowfmt::StoreKind::Persistent);
+    assert_eq!(before.len(), 512);
+    let out = dir.path().join("legacy.img");
+    let output = tool("cowmigrate")
+        .args(["-i", s(&cow), "-o", s(&out), "--to", "legacy"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    for kind in [&[][..], &["--kind", "legacy"][..]] {
+        let check = tool("cowcheck").args(kind).arg(&out).output().unwrap();
+        assert_eq!(check.status.code(), Some(0), "{kind:?}: {}", stdout(&check));
+    }
+    let after: Vec<u64> = records_of(&out, cowfmt::StoreKind::Legacy)
+        .iter()
+        .map(|r| r.0)
+        .collect();
+    let expected: Vec<u64> = before.iter().map(|r| r.0).collect();
+    assert_eq!(after, expected);
+}
