@@ -426,3 +426,32 @@ fn a_lost_shared_leaf_leaves_every_snapshots_read_through_incomplete() {
     let text = stdout(&repair(&["-i", s(&cow), "--dry-run"]));
     assert!(!text.contains("more not listed"), "{text}");
 }
+
+#[test]
+fn case_4_two_damaged_leaves_are_no_reason_to_widen_the_snapmask() {
+    let dir = tempdir();
+    let cow = build_shared(&dir, 16);
+    let leaves = leaf_chunks(&cow);
+    assert!(
+        leaves.len() > 8,
+        "two leaves must be under 1 in 4: {leaves:?}"
+    );
+    for &leaf in &leaves[1..3] {
+        poke(&cow, (leaf + 1) * 512 - 16, &[0xff; 8]);
+    }
+    let out = dir.path().join("fixed.img");
+    let report = repair_report(&cow, &out, &[], LOSSY);
+    let notes = report["notes"].as_array().unwrap();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("snapshots 16-63 outside")),
+        "{report:#}"
+    );
+    assert!(
+        notes
+            .iter()
+            .all(|n| !n.as_str().unwrap().contains("repair again")),
+        "{report:#}"
+    );
+}
