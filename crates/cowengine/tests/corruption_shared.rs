@@ -650,7 +650,7 @@ fn header_snapmask_missing_a_snapshot() {
         with_bit.len() as u64
     );
     assert!(repair.records_lost);
-    let keep = format!("repair again with snapmask {:#x}", t.header.snapmask);
+    let keep = format!("repair again with --snapmask {:#x}", t.header.snapmask);
     assert!(
         repair.notes.iter().any(|n| n.contains(&keep)),
         "{:?}",

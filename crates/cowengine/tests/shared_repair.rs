@@ -514,7 +514,7 @@ fn a_snapmask_missing_snapshots_is_never_widened() {
         report
             .notes
             .iter()
-            .any(|n| n.contains("repair again with snapmask 0xf")),
+            .any(|n| n.contains("repair again with --snapmask 0xf")),
         "{:?}",
         report.notes
     );

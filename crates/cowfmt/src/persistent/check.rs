@@ -613,6 +613,16 @@ impl RecordChecker {
         fault
     }
 
+    /// Whether the one-chunk hole at `hole` is what moving the last data chunk
+    /// past the pre-2.6.29 reload hazard leaves (see
+    /// [`fix_legacy_reload_hazard`](crate::persistent::rebuild::fix_legacy_reload_hazard)):
+    /// the chunk after it is an area and `highest`, the highest data chunk in
+    /// use, is the one after that. The store is sound; no crash left it.
+    fn is_reload_hazard_move(&self, hole: u64, highest: u64) -> bool {
+        let area = hole + 1;
+        self.geometry.is_metadata_chunk(area) && highest == area + 1
+    }
+
     /// Data chunks below the highest credible new_chunk that no record uses.
     /// Records already reported as impossible do not move the bound, so one
     /// wild new_chunk does not turn the rest of the device into a "hole".
@@ -632,6 +642,9 @@ impl RecordChecker {
                     chunk += 1;
                 }
                 let count = chunk - run_start;
+                if count == 1 && self.is_reload_hazard_move(run_start, end - 1) {
+                    continue;
+                }
                 let (range, pronoun) = if count == 1 {
                     (format!("data chunk {run_start} is"), "it")
                 } else {

@@ -27,7 +27,7 @@ use cowfmt::shared::migrate::{
     SharedJob, SharedMigrateReport, SharedPlan, SharedShape, Side,
 };
 use cowfmt::units::human_bytes;
-use cowfmt::{Severity, StoreKind, SECTOR_BYTES};
+use cowfmt::{FindingCode, Severity, StoreKind, SECTOR_BYTES};
 use cowtools::args;
 use cowtools::exit::{self, StoreProblems};
 use cowtools::{open, progress};
@@ -255,13 +255,15 @@ fn run_persistent(cli: &Cli, store: PersistentStore, kind: StoreKind) -> anyhow:
     );
     bar.finish_and_clear();
     let report = result.map_err(job_error)?;
-    prepared.claim.keep();
     verify(cli, plan.to_kind)?;
+    prepared.claim.keep();
     render(cli, &report, origin.as_ref())?;
     Ok(exit::EXIT_OK)
 }
 
-/// Checks the output as its kind; a migration never leaves an error behind.
+/// Checks the output as its kind; a migration never leaves a finding behind,
+/// error or warning, except `invalidated`: an invalidated input stays
+/// invalidated.
 fn verify(cli: &Cli, kind: StoreKind) -> anyhow::Result<()> {
     let device = Device::open(&cli.output, Access::ReadOnly)?;
     let findings = if kind == StoreKind::Shared {
@@ -273,10 +275,15 @@ fn verify(cli: &Cli, kind: StoreKind) -> anyhow::Result<()> {
         };
         check(&device, &options)?.findings
     };
-    match findings.iter().find(|f| f.severity == Severity::Error) {
+    let problem = findings
+        .iter()
+        .find(|f| f.severity == Severity::Error)
+        .or_else(|| findings.iter().find(|f| f.code != FindingCode::Invalidated));
+    match problem {
         Some(first) => Err(StoreProblems(format!(
-            "{}: the migrated store has a problem: {}",
+            "{}: the migrated store does not check clean: {}: {}",
             cli.output.display(),
+            first.code,
             first.message
         ))
         .into()),
@@ -587,8 +594,8 @@ fn run_shared_plan(
     );
     bar.finish_and_clear();
     let report = result.map_err(job_error)?;
-    prepared.claim.keep();
     verify(cli, plan.to_kind())?;
+    prepared.claim.keep();
     render_shared(cli, &report, origin.as_ref())?;
     Ok(exit::EXIT_OK)
 }

@@ -726,7 +726,18 @@ fn write_text(
             plural(report.missing_records)
         )?;
     }
-    if report.read_through_unknown {
+    if report.dropped_origin_unknown > 0 {
+        writeln!(
+            out,
+            "{name}: lost: {} dropped record{} too damaged to name the origin chunks they mapped; the snapshot reads the origin there now, at origin chunks unknown",
+            report.dropped_origin_unknown,
+            plural(report.dropped_origin_unknown)
+        )?;
+    }
+    if !report.damaged_areas.is_empty()
+        || !report.unreadable_areas.is_empty()
+        || report.missing_records > 0
+    {
         writeln!(
             out,
             "{name}: lost: records in overwritten, zeroed or unreadable areas; the origin chunks they mapped cannot be told, and the snapshot reads the origin there now"
@@ -1190,7 +1201,7 @@ fn write_snapshot_counts(
                 t.kept.to_string(),
                 t.lost.to_string(),
                 if t.lost_unknown { "unknown" } else { "none" }.to_string(),
-                ranges_text(&t.read_through, t.read_through_complete),
+                snapshot_ranges_text(t),
             ]);
         }
         writeln!(out, "{table}")?;
@@ -1212,14 +1223,18 @@ fn write_snapshot_counts(
             if t.read_through.is_empty() {
                 String::new()
             } else {
-                format!(
-                    "; reads the origin now at {}",
-                    ranges_text(&t.read_through, t.read_through_complete)
-                )
+                format!("; reads the origin now at {}", snapshot_ranges_text(t))
             }
         )?;
     }
     write_unknown_read_through(out, name, report)
+}
+
+/// The origin ranges one snapshot lost; records lost in unreadable ranges are
+/// said apart (the closing `lost:` line names those ranges), not as "more not
+/// listed".
+fn snapshot_ranges_text(t: &shared_repair::SnapshotTally) -> String {
+    ranges_text(&t.read_through, t.read_through_complete || t.lost_unknown)
 }
 
 /// The origin ranges whose records could not be read, where any snapshot may

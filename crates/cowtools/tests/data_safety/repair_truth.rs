@@ -204,9 +204,9 @@ fn a_lossless_repair_still_exits_0() {
 fn case_5_persistent_losses_exit_3_and_name_the_origin_ranges() {
     let dir = tempdir();
     let cow = build_store(&dir, "cow.img", 8, 2048, 600);
-    // Record 5 of area 0 now points past the device: dropped, and origin
-    // chunk 777 reads through to the origin.
-    write_area0_record(&cow, 5, 777, 1 << 40);
+    // Record 5 of area 0 now maps origin chunk 777 to record 4's data chunk:
+    // dropped, and origin chunk 777 reads through to the origin.
+    write_area0_record(&cow, 5, 777, 6);
     let out = dir.path().join("fixed.img");
     let report = repair_report(&cow, &out, &[], LOSSY);
     assert_eq!(report["records_lost"], true);
@@ -373,4 +373,85 @@ fn a_sound_empty_store_checks_clean_and_repairs_to_an_empty_store() {
     let out = dir.path().join("fixed.img");
     let output = repair(&["-i", s(&cow), "-o", s(&out)]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}
+
+#[test]
+fn garbage_records_are_lost_at_unknown_origin_chunks_not_at_their_old_chunks() {
+    let dir = tempdir();
+    let cow = build_store(&dir, "cow.img", 8, 2048, 600);
+    // Area 1 is chunk 258: 64 bytes of 0xff over its records 10..13, and a
+    // partial overwrite of record 20's new_chunk (its old_chunk left intact).
+    let area1 = 258 * 4096;
+    poke(&cow, area1 + 160, &[0xff; 64]);
+    poke(&cow, area1 + 20 * 16 + 8, &[0xff; 8]);
+    let out = dir.path().join("fixed.img");
+    let report = repair_report(&cow, &out, &[], LOSSY);
+    assert_eq!(report["dropped_total"], 5, "{report:#}");
+    assert_eq!(report["dropped_origin_unknown"], 5, "{report:#}");
+    assert_eq!(report["read_through"], serde_json::json!([]), "{report:#}");
+    assert_eq!(report["read_through_complete"], false);
+    assert_eq!(report["read_through_unknown"], true);
+
+    let dry = repair(&["-i", s(&cow), "--dry-run"]);
+    assert_eq!(dry.status.code(), Some(LOSSY), "{}", stderr(&dry));
+    let text = stdout(&dry);
+    assert!(
+        text.contains(&format!(
+            "{}: lost: 5 dropped records too damaged to name the origin chunks they mapped; the snapshot reads the origin there now, at origin chunks unknown",
+            s(&cow)
+        )),
+        "{text}"
+    );
+    assert!(
+        !text.contains("reads the origin now at origin chunks"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_lost_shared_leaf_leaves_every_snapshots_read_through_incomplete() {
+    let dir = tempdir();
+    let cow = build_shared(&dir, 2);
+    let leaves = leaf_chunks(&cow);
+    poke(&cow, leaves[leaves.len() / 2] * 512, &[0u8; 512]);
+    let out = dir.path().join("fixed.img");
+    let report = repair_report(&cow, &out, &[], LOSSY);
+    let snapshots = report["per_snapshot"].as_array().unwrap();
+    assert_eq!(snapshots.len(), 2, "{report:#}");
+    for t in snapshots {
+        assert_eq!(t["lost_unknown"], true, "{report:#}");
+        assert_eq!(t["read_through_complete"], false, "{report:#}");
+    }
+
+    let text = stdout(&repair(&["-i", s(&cow), "--dry-run"]));
+    assert!(!text.contains("more not listed"), "{text}");
+}
+
+#[test]
+fn case_4_two_damaged_leaves_are_no_reason_to_widen_the_snapmask() {
+    let dir = tempdir();
+    let cow = build_shared(&dir, 16);
+    let leaves = leaf_chunks(&cow);
+    assert!(
+        leaves.len() > 8,
+        "two leaves must be under 1 in 4: {leaves:?}"
+    );
+    for &leaf in &leaves[1..3] {
+        poke(&cow, (leaf + 1) * 512 - 16, &[0xff; 8]);
+    }
+    let out = dir.path().join("fixed.img");
+    let report = repair_report(&cow, &out, &[], LOSSY);
+    let notes = report["notes"].as_array().unwrap();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("snapshots 16-63 outside")),
+        "{report:#}"
+    );
+    assert!(
+        notes
+            .iter()
+            .all(|n| !n.as_str().unwrap().contains("repair again")),
+        "{report:#}"
+    );
 }

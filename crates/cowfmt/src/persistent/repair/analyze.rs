@@ -75,6 +75,7 @@ pub fn analyze(
         read_through: Vec::new(),
         read_through_complete: true,
         read_through_unknown: false,
+        dropped_origin_unknown: 0,
         notes: Vec::new(),
         lost_old_chunks: Vec::new(),
         lost_old_chunks_overflow: false,
@@ -121,6 +122,7 @@ mod tests {
     use super::*;
     use crate::device::Access;
     use crate::origin_range::OriginRange;
+    use crate::persistent::repair::report::DropReason;
     use crate::persistent::test_store::committed_store;
 
     #[test]
@@ -147,5 +149,38 @@ mod tests {
         assert!(!report.read_through_unknown);
         assert!(report.records_lost);
         assert!(!report.output_valid, "invalid on loss, as asked");
+    }
+
+    #[test]
+    fn garbage_records_name_no_read_through_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cow.img");
+        committed_store(&path, 256, 10, |i| 100 + i);
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let record = |old: u64, new: u64| [old.to_le_bytes(), new.to_le_bytes()].concat();
+        // Record 3 is all 0xff: past the end of the device, its old_chunk garbage.
+        file.write_all_at(&record(u64::MAX, u64::MAX), 4096 + 3 * 16)
+            .unwrap();
+        // Record 4 keeps a sound new_chunk, but its origin offset overflows.
+        file.write_all_at(&record(u64::MAX - 1, 6), 4096 + 4 * 16)
+            .unwrap();
+        // Record 5 takes record 2's data chunk: its origin chunk 999 is credible.
+        file.write_all_at(&record(999, 4), 4096 + 5 * 16).unwrap();
+        let input = Device::open(&path, Access::ReadOnly).unwrap();
+        let salvage = analyze(&input, &RepairOptions::default(), &mut |_, _| {}).unwrap();
+        let report = salvage.report();
+        let reasons: Vec<DropReason> = report.dropped.iter().map(|d| d.reason).collect();
+        assert_eq!(
+            reasons,
+            vec![
+                DropReason::NewChunkPastEnd,
+                DropReason::OldChunkOverflow,
+                DropReason::NewChunkDuplicate
+            ]
+        );
+        assert_eq!(report.read_through, vec![OriginRange::new(999, 1000)]);
+        assert_eq!(report.dropped_origin_unknown, 2);
+        assert!(!report.read_through_complete);
+        assert!(report.read_through_unknown);
     }
 }

@@ -225,6 +225,19 @@ impl Scan {
                 ),
             ));
         }
+        let chunk_bytes = geometry.chunk_bytes() as u64;
+        if old
+            .checked_add(1)
+            .and_then(|end| end.checked_mul(chunk_bytes))
+            .is_none()
+        {
+            return Some((
+                DropReason::OldChunkOverflow,
+                format!(
+                    "old_chunk {old} times the chunk size ({chunk_bytes} bytes) does not fit 64 bits; no origin is that large"
+                ),
+            ));
+        }
         if let Some(origin_chunks) = self.origin_chunks {
             if old >= origin_chunks {
                 return Some((

@@ -48,6 +48,9 @@ pub enum DropReason {
     OldChunkDuplicate,
     /// `old_chunk` lies past the end of the origin.
     OldChunkPastOrigin,
+    /// `old_chunk` times the chunk size does not fit 64 bits: no origin is
+    /// that large.
+    OldChunkOverflow,
     /// A chunk number does not fit the 32 bits of a legacy store.
     LegacyChunkTooLarge,
     /// The data chunk could not be read.
@@ -64,8 +67,29 @@ impl DropReason {
             DropReason::NewChunkDuplicate => "new-chunk-duplicate",
             DropReason::OldChunkDuplicate => "old-chunk-duplicate",
             DropReason::OldChunkPastOrigin => "old-chunk-past-origin",
+            DropReason::OldChunkOverflow => "old-chunk-overflow",
             DropReason::LegacyChunkTooLarge => "legacy-chunk-too-large",
             DropReason::DataUnreadable => "data-unreadable",
+        }
+    }
+
+    /// Whether a record dropped for this reason still names the origin chunk
+    /// it mapped. Only a record sound on its own does: one that lost a
+    /// collision with an earlier record, or whose data chunk cannot be read.
+    /// A record with a fault of its own (a chunk number past an end, on
+    /// metadata, before its area, too large) may be garbage in every field,
+    /// so its `old_chunk` is no evidence of what was lost.
+    pub fn old_chunk_is_credible(self) -> bool {
+        match self {
+            DropReason::NewChunkDuplicate
+            | DropReason::OldChunkDuplicate
+            | DropReason::DataUnreadable => true,
+            DropReason::NewChunkPastEnd
+            | DropReason::NewChunkIsMetadata
+            | DropReason::NewChunkBeforeArea
+            | DropReason::OldChunkPastOrigin
+            | DropReason::OldChunkOverflow
+            | DropReason::LegacyChunkTooLarge => false,
         }
     }
 }
@@ -181,8 +205,12 @@ pub struct RepairReport {
     /// Whether `read_through` names every origin chunk of a dropped record.
     pub read_through_complete: bool,
     /// Whether records were lost whose origin chunks cannot be told (areas
-    /// overwritten, zeroed or unreadable): the snapshot reads the origin there too.
+    /// overwritten, zeroed or unreadable, records dropped as garbage): the
+    /// snapshot reads the origin there too.
     pub read_through_unknown: bool,
+    /// Dropped records whose `old_chunk` is no evidence (see
+    /// [`DropReason::old_chunk_is_credible`]): left out of `read_through`.
+    pub dropped_origin_unknown: u64,
     /// Things worth saying that are not drops.
     pub notes: Vec<String>,
     /// Origin chunks of dropped records that no kept record maps.
@@ -209,8 +237,10 @@ impl RepairReport {
     pub(super) fn settle_losses(&mut self) {
         let (ranges, all) = ranges_of(&mut self.lost_old_chunks, LISTED_MAX);
         self.read_through = ranges;
-        self.read_through_complete = all && !self.lost_old_chunks_overflow;
-        self.read_through_unknown = !self.damaged_areas.is_empty()
+        self.read_through_complete =
+            all && !self.lost_old_chunks_overflow && self.dropped_origin_unknown == 0;
+        self.read_through_unknown = self.dropped_origin_unknown > 0
+            || !self.damaged_areas.is_empty()
             || !self.unreadable_areas.is_empty()
             || self.missing_records > 0;
         self.records_lost = self.loses_records();
@@ -223,7 +253,9 @@ impl RepairReport {
         message: String,
     ) {
         self.dropped_total += 1;
-        if self.lost_old_chunks.len() < LOST_CHUNKS_REMEMBERED {
+        if !reason.old_chunk_is_credible() {
+            self.dropped_origin_unknown += 1;
+        } else if self.lost_old_chunks.len() < LOST_CHUNKS_REMEMBERED {
             self.lost_old_chunks.push(placed.record.old_chunk);
         } else {
             self.lost_old_chunks_overflow = true;

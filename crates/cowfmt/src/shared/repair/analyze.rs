@@ -468,7 +468,7 @@ fn fill_counts(report: &mut RepairReport, tally: &mut Tally, snapmask: u64) {
                 lost,
                 lost_unknown: report.records_unknown,
                 read_through,
-                read_through_complete: remembered_all && listed_all,
+                read_through_complete: remembered_all && listed_all && !report.records_unknown,
             }
         })
         .collect();

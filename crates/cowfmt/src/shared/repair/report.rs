@@ -152,7 +152,9 @@ pub struct SnapshotTally {
     /// The origin ranges it lost: it reads the origin there now (at most
     /// [`LISTED_MAX`] ranges).
     pub read_through: Vec<OriginRange>,
-    /// Whether `read_through` names every origin chunk counted in `lost`.
+    /// Whether `read_through` names every origin chunk where the snapshot
+    /// reads the origin now: false when more were lost than are listed, and
+    /// when it may have lost records in unreadable ranges (`lost_unknown`).
     pub read_through_complete: bool,
 }
 

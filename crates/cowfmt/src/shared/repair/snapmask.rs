@@ -5,7 +5,9 @@
 //! A snapshot is *proven* by the records when a leaf whose stored `using_mask`
 //! agrees with its masks carries it (the engine writes that field, and a
 //! corrupted record mask breaks the agreement), or when records in at least two
-//! leaves carry it: the report then suggests the snapmask that keeps them. To
+//! leaves carry it. Bits outside an intact header's snapmask that many leaves
+//! carry (16, or one leaf in 4) get a suggestion of the `--snapmask` that
+//! keeps them, for when the header really lost them. To
 //! infer a snapmask from nothing, a bit needs a confirming leaf or at least two
 //! records: a single corrupted mask names no snapshot.
 
@@ -20,6 +22,7 @@ pub(super) struct MaskEvidence {
     leaves: [u32; 64],
     records: [u64; 64],
     confirmed: u64,
+    leaves_read: u64,
 }
 
 impl Default for MaskEvidence {
@@ -28,6 +31,7 @@ impl Default for MaskEvidence {
             leaves: [0; 64],
             records: [0; 64],
             confirmed: 0,
+            leaves_read: 0,
         }
     }
 }
@@ -36,6 +40,7 @@ impl MaskEvidence {
     /// Adds the masks of one salvaged leaf.
     pub(super) fn add_leaf(&mut self, leaf: &Leaf) {
         let (or, confirmed) = mask_facts(leaf);
+        self.leaves_read += 1;
         if confirmed {
             self.confirmed |= or;
         }
@@ -52,6 +57,7 @@ impl MaskEvidence {
     /// Adds another set of evidence.
     pub(super) fn merge(&mut self, other: &MaskEvidence) {
         self.confirmed |= other.confirmed;
+        self.leaves_read += other.leaves_read;
         for id in 0..64 {
             self.leaves[id] += other.leaves[id];
             self.records[id] += other.records[id];
@@ -63,6 +69,27 @@ impl MaskEvidence {
         (0..64u32)
             .filter(|&id| self.leaves[id as usize] >= 2)
             .fold(self.confirmed, |m, id| m | mask::bit(id))
+    }
+
+    /// Proven bits carried by many leaves: at least [`WIDE_LEAVES`], or one in
+    /// [`WIDE_SHARE`] of the leaves read. Only these are worth a header that
+    /// lost them; a few damaged records are not.
+    fn widely_carried(&self) -> u64 {
+        (0..64u32)
+            .filter(|&id| {
+                let leaves = u64::from(self.leaves[id as usize]);
+                leaves >= WIDE_LEAVES || leaves * WIDE_SHARE >= self.leaves_read
+            })
+            .fold(0, |m, id| m | mask::bit(id))
+            & self.proven()
+    }
+
+    /// The fewest leaves any of `bits` appears in.
+    fn fewest_leaves(&self, bits: u64) -> u32 {
+        mask::ids(bits)
+            .map(|id| self.leaves[id as usize])
+            .min()
+            .unwrap_or(0)
     }
 
     /// Bits that a confirming leaf, or at least two records, carry.
@@ -79,6 +106,12 @@ impl MaskEvidence {
             .fold(0, |m, id| m | mask::bit(id))
     }
 }
+
+/// Leaves that carry a bit outside an intact header's snapmask before the
+/// repair suggests widening it, whatever the share of leaves.
+const WIDE_LEAVES: u64 = 16;
+/// Or one leaf in this many of the leaves read.
+const WIDE_SHARE: u64 = 4;
 
 /// The snapmask decided, where it came from, and what to say about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,11 +152,9 @@ pub(super) fn settle(
         choice.source = Source::Header;
         choice.outside = evidence.union() & !stored;
         if choice.outside != 0 {
-            choice.notes.push(outside_note(
-                stored,
-                choice.outside,
-                evidence.proven() & !stored,
-            ));
+            choice
+                .notes
+                .push(outside_note(stored, choice.outside, evidence));
         }
         return choice;
     }
@@ -144,17 +175,21 @@ pub(super) fn settle(
 }
 
 /// Says which bits records carry outside the header's snapmask, and the
-/// snapmask to give when the records prove the header lost some.
-fn outside_note(stored: u64, outside: u64, proven: u64) -> String {
+/// `--snapmask` to give if the header really lost them, when many leaves
+/// carry them.
+fn outside_note(stored: u64, outside: u64, evidence: &MaskEvidence) -> String {
+    let wide = evidence.widely_carried() & !stored;
     let mut note = format!(
         "records name snapshots {} outside the header's snapmask {stored:#x}; the intact header wins, so those bits are not snapshots of the output and their records are dropped",
         mask::describe(outside)
     );
-    if proven != 0 {
+    if wide != 0 {
         note.push_str(&format!(
-            "; snapshots {} appear in several leaves: if the header lost them, repair again with snapmask {:#x}",
-            mask::describe(proven),
-            stored | proven
+            "; snapshots {} appear in at least {} of the {} leaves read: if the header really lost them, repair again with --snapmask {:#x}",
+            mask::describe(wide),
+            evidence.fewest_leaves(wide),
+            evidence.leaves_read,
+            stored | wide
         ));
     }
     note
@@ -198,7 +233,7 @@ mod tests {
         let c = settle(None, Some(0b1), &e);
         assert_eq!((c.mask, c.source, c.outside), (0b1, Source::Header, 0b100));
         assert!(
-            c.notes[0].contains("repair again with snapmask 0x5"),
+            c.notes[0].contains("repair again with --snapmask 0x5"),
             "{:?}",
             c.notes
         );
@@ -233,5 +268,29 @@ mod tests {
         let mut e = MaskEvidence::default();
         e.add_leaf(&leaf(&[0b11, 0b1], true));
         assert_eq!(settle(None, None, &e).mask, 0b11);
+    }
+
+    #[test]
+    fn widening_is_suggested_only_when_many_leaves_carry_the_bits() {
+        let few = |damaged: usize, sound: usize| {
+            let mut e = MaskEvidence::default();
+            for _ in 0..damaged {
+                e.add_leaf(&leaf(&[0b1, u64::MAX], false));
+            }
+            for _ in 0..sound {
+                e.add_leaf(&leaf(&[0b1, 0b1], true));
+            }
+            settle(None, Some(0xffff), &e).notes[0].clone()
+        };
+        assert!(!few(2, 10).contains("--snapmask"), "{}", few(2, 10));
+        let note = few(3, 9);
+        assert!(
+            note.contains(
+                "snapshots 16-63 appear in at least 3 of the 12 leaves read: if the header really lost them, repair again with --snapmask 0xffffffffffffffff"
+            ),
+            "{note}"
+        );
+        assert!(few(16, 100).contains("--snapmask"));
+        assert!(!few(15, 100).contains("--snapmask"));
     }
 }
