@@ -88,10 +88,11 @@ fn read_records<S: RecordSink>(
         if !record.parse(text, &YAML_RECORD) {
             return Ok(false);
         }
-        if request
-            .sink
-            .record(&out.fields, record.deserializer(text))
-            .is_err()
+        if !request.sink.flat_record(&out.fields, &record.flat(text))
+            && request
+                .sink
+                .record(&out.fields, record.deserializer(text))
+                .is_err()
         {
             return Ok(false);
         }

@@ -9,12 +9,13 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use cowfmt::dump_read::{
-    self, peek_first_byte, struct_fields, DumpFields, DumpReadError, DumpRequest, DumpSource,
+    self, peek_first_byte, struct_fields, DumpFields, FlatRecord, DumpReadError, DumpRequest, DumpSource,
     DumpSyntax, RecordSink,
 };
 use cowfmt::persistent::dump::RestoreHead;
 use cowfmt::persistent::ExceptionRecord;
 use cowfmt::shared::dump::{SharedRecord, SharedRestoreHead};
+use cowfmt::shared::mask;
 use cowfmt::StoreKind;
 use indicatif::ProgressBar;
 use serde::de::{Deserialize, Deserializer, Error as _, IgnoredAny};
@@ -278,7 +279,54 @@ impl SpoolSink {
     }
 }
 
+/// The numbers of a record line in cowdump's own field order, or `None` for
+/// anything else (left to serde, which words any error): a shared record's
+/// ids must be in range.
+fn flat_numbers(shared: bool, record: &FlatRecord<'_>) -> Option<([u64; 3], usize)> {
+    if shared {
+        let [origin, cow, ids] = [0, 1, 2].map(|i| (i < record.len()).then(|| record.key(i)));
+        if record.len() != 3
+            || origin != Some(b"origin_chunk")
+            || cow != Some(b"cow_chunk")
+            || ids != Some(b"snapshots")
+        {
+            return None;
+        }
+        let mut share = 0u64;
+        for &id in record.list(2)? {
+            if id >= u64::from(mask::MAX_SNAPSHOTS) {
+                return None;
+            }
+            share |= mask::bit(id as u32);
+        }
+        Some(([record.number(0)?, record.number(1)?, share], 3))
+    } else {
+        if record.len() != 2 || record.key(0) != b"old_chunk" || record.key(1) != b"new_chunk" {
+            return None;
+        }
+        Some(([record.number(0)?, record.number(1)?, 0], 2))
+    }
+}
+
 impl RecordSink for SpoolSink {
+    fn flat_record(&mut self, fields: &Map<String, Value>, record: &FlatRecord<'_>) -> bool {
+        let Some(shared) = self.shape(fields) else {
+            return false;
+        };
+        let Some((numbers, width)) = flat_numbers(shared, record) else {
+            return false;
+        };
+        match self.push(&numbers[..width]) {
+            Ok(count) => {
+                if count % PROGRESS_EVERY == 0 {
+                    self.progress.set_position(count);
+                }
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     fn restart(&mut self) {
         self.shared = None;
         self.skipped = false;

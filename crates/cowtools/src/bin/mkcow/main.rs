@@ -354,6 +354,9 @@ fn header_from_dump(head: &RestoreHead, path: &Path) -> anyhow::Result<Header> {
     Ok(header)
 }
 
+/// Records checked together, their origin chunks' bits loaded ahead.
+const VALIDATE_BATCH: usize = 256;
+
 /// Checks every record against the target's geometry before anything is written.
 fn validate_records(
     records: &mut Spool,
@@ -378,23 +381,36 @@ fn validate_records(
     let mut first = None;
     let mut bad = 0u64;
     let mut reader = records.read().map_err(spool::read_back_error)?;
-    let mut r = [0u64; 2];
+    let mut batch = Vec::with_capacity(VALIDATE_BATCH);
     let mut index = 0u64;
-    while reader.next_into(&mut r).map_err(spool::read_back_error)? {
-        let record = ExceptionRecord {
-            old_chunk: r[0],
-            new_chunk: r[1],
-        };
-        if let Some(problem) = checker.problem(&record) {
-            bad += 1;
-            first.get_or_insert_with(|| {
-                format!(
-                    "exception {index} (old_chunk {}, new_chunk {}): {problem}",
-                    record.old_chunk, record.new_chunk
-                )
-            });
+    loop {
+        batch.clear();
+        let mut r = [0u64; 2];
+        while batch.len() < VALIDATE_BATCH
+            && reader.next_into(&mut r).map_err(spool::read_back_error)?
+        {
+            let record = ExceptionRecord {
+                old_chunk: r[0],
+                new_chunk: r[1],
+            };
+            checker.prefetch(&record);
+            batch.push(record);
         }
-        index += 1;
+        if batch.is_empty() {
+            break;
+        }
+        for record in &batch {
+            if let Some(problem) = checker.problem(record) {
+                bad += 1;
+                first.get_or_insert_with(|| {
+                    format!(
+                        "exception {index} (old_chunk {}, new_chunk {}): {problem}",
+                        record.old_chunk, record.new_chunk
+                    )
+                });
+            }
+            index += 1;
+        }
     }
     match first {
         None => Ok(()),
@@ -426,6 +442,14 @@ impl<'a> RecordValidator<'a> {
             target: target.display().to_string(),
             used: DenseBitmap::new(geometry.device_chunks()),
             mapped: SparseBitmap::new(),
+        }
+    }
+
+    /// Starts loading the bit of the record's origin chunk, so that the
+    /// random origin chunks of a batch miss the cache together.
+    fn prefetch(&mut self, record: &ExceptionRecord) {
+        if record.new_chunk < self.geometry.device_chunks() {
+            self.mapped.prefetch(record.old_chunk);
         }
     }
 

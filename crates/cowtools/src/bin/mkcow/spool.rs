@@ -8,7 +8,7 @@
 //! instead of 16 or 24, and the file costs less to write back.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
+use std::io::{self, BufWriter, Read, Seek, Write};
 
 /// Bytes of buffer on each side of the spool.
 const BUFFER_BYTES: usize = 1 << 20;
@@ -72,7 +72,10 @@ impl Spool {
         let mut file = self.file.get_ref().try_clone()?;
         file.rewind()?;
         Ok(SpoolReader {
-            file: BufReader::with_capacity(BUFFER_BYTES, file),
+            file,
+            buffer: vec![0; BUFFER_BYTES].into_boxed_slice(),
+            at: 0,
+            end: 0,
             width: self.width,
             left: self.count,
             last: [0; MAX_WIDTH],
@@ -80,9 +83,15 @@ impl Spool {
     }
 }
 
+/// Bytes one record takes at most: ten per number.
+const MAX_RECORD_BYTES: usize = MAX_WIDTH * 10;
+
 /// The records of a [`Spool`], in order.
 pub struct SpoolReader {
-    file: BufReader<File>,
+    file: File,
+    buffer: Box<[u8]>,
+    at: usize,
+    end: usize,
     width: usize,
     left: u64,
     last: [u64; MAX_WIDTH],
@@ -90,18 +99,26 @@ pub struct SpoolReader {
 
 impl SpoolReader {
     /// Fills `record` (`width` numbers) with the next record; false at the end.
+    #[inline]
     pub fn next_into(&mut self, record: &mut [u64]) -> io::Result<bool> {
         if self.left == 0 {
             return Ok(false);
         }
+        if self.end - self.at < MAX_RECORD_BYTES {
+            self.refill()?;
+        }
+        let bytes = &self.buffer[self.at..self.end];
+        let mut used = 0;
         for (value, last) in record.iter_mut().zip(&mut self.last).take(self.width) {
             let mut zigzag = 0u64;
             let mut shift = 0;
             loop {
-                let mut byte = [0u8];
-                self.file.read_exact(&mut byte)?;
-                zigzag |= u64::from(byte[0] & 0x7f) << shift;
-                if byte[0] < 0x80 {
+                let Some(&byte) = bytes.get(used) else {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                };
+                used += 1;
+                zigzag |= u64::from(byte & 0x7f) << shift;
+                if byte < 0x80 {
                     break;
                 }
                 shift += 7;
@@ -113,8 +130,26 @@ impl SpoolReader {
             *last = last.wrapping_add(delta as u64);
             *value = *last;
         }
+        self.at += used;
         self.left -= 1;
         Ok(true)
+    }
+
+    /// Moves the bytes not read yet to the front and reads more after them.
+    #[cold]
+    fn refill(&mut self) -> io::Result<()> {
+        self.buffer.copy_within(self.at..self.end, 0);
+        self.end -= self.at;
+        self.at = 0;
+        while self.end < self.buffer.len() {
+            match self.file.read(&mut self.buffer[self.end..]) {
+                Ok(0) => break,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }
 
