@@ -109,10 +109,11 @@ fn read_records<S: RecordSink>(
         if expect_more == Some(false) || !record.parse(text, &JSON_RECORD) {
             return Ok(None);
         }
-        if request
-            .sink
-            .record(&out.fields, record.deserializer(text))
-            .is_err()
+        if !request.sink.flat_record(&out.fields, &record.flat(text))
+            && request
+                .sink
+                .record(&out.fields, record.deserializer(text))
+                .is_err()
         {
             return Ok(None);
         }

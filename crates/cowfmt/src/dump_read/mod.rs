@@ -11,6 +11,8 @@ mod record_line;
 mod yaml;
 mod yaml_fast;
 
+pub use record_line::FlatRecord;
+
 use std::io::{self, BufRead};
 
 use serde::de::{self, DeserializeOwned, Deserializer};
@@ -83,6 +85,14 @@ pub trait RecordSink {
     /// Forgets every element handed so far: the dump is read again from the
     /// start.
     fn restart(&mut self);
+
+    /// Takes a record line of the fast paths (numbers and at most one list
+    /// of numbers) directly, without serde: true when the sink kept it, false
+    /// to have it decoded by [`RecordSink::record`] (the default), which then
+    /// decides what the line means and words any error.
+    fn flat_record(&mut self, _fields: &Map<String, Value>, _record: &FlatRecord<'_>) -> bool {
+        false
+    }
 }
 
 /// Where a dump is read from.

@@ -152,6 +152,58 @@ impl RecordLine {
     }
 }
 
+/// A record line's fields as they were read, for a sink that takes them
+/// without serde ([`super::RecordSink::flat_record`]).
+pub struct FlatRecord<'l> {
+    line: &'l [u8],
+    record: &'l RecordLine,
+}
+
+impl FlatRecord<'_> {
+    /// How many fields the line has.
+    pub fn len(&self) -> usize {
+        self.record.len
+    }
+
+    /// Whether the line has no field (never, for a line that parsed).
+    pub fn is_empty(&self) -> bool {
+        self.record.len == 0
+    }
+
+    /// The name of field `i`.
+    #[inline]
+    pub fn key(&self, i: usize) -> &[u8] {
+        let (start, end) = self.record.keys[i];
+        &self.line[start..end]
+    }
+
+    /// Field `i`'s number, if it is one.
+    #[inline]
+    pub fn number(&self, i: usize) -> Option<u64> {
+        match self.record.values[i] {
+            Field::Number(n) => Some(n),
+            Field::Ids => None,
+        }
+    }
+
+    /// Field `i`'s list of numbers, if it is one.
+    #[inline]
+    pub fn list(&self, i: usize) -> Option<&[u64]> {
+        match self.record.values[i] {
+            Field::Number(_) => None,
+            Field::Ids => Some(&self.record.ids[..self.record.id_count]),
+        }
+    }
+}
+
+impl RecordLine {
+    /// The line last parsed (`line`), as fields read directly.
+    #[inline]
+    pub(super) fn flat<'l>(&'l self, line: &'l [u8]) -> FlatRecord<'l> {
+        FlatRecord { line, record: self }
+    }
+}
+
 /// A field name, handed to serde as bytes.
 #[derive(Debug, Clone, Copy)]
 struct Key<'l>(&'l [u8]);

@@ -82,20 +82,39 @@ fn read_records<S: RecordSink>(
             None => return Ok(any),
             Some(_) => return Ok(false),
         }
-        line.clear();
-        input.read_until(b'\n', line)?;
-        let text = line.strip_suffix(b"\n").unwrap_or(line);
-        if !record.parse(text, &YAML_RECORD) {
-            return Ok(false);
-        }
-        if request
-            .sink
-            .record(&out.fields, record.deserializer(text))
-            .is_err()
-        {
-            return Ok(false);
+        // A line whole in the input's buffer is read in place.
+        let buffer = input.fill_buf()?;
+        if let Some(end) = buffer.iter().position(|&b| b == b'\n') {
+            if !take_record(&buffer[..end], request, out, record) {
+                return Ok(false);
+            }
+            input.consume(end + 1);
+        } else {
+            line.clear();
+            input.read_until(b'\n', line)?;
+            let text = line.strip_suffix(b"\n").unwrap_or(line);
+            if !take_record(text, request, out, record) {
+                return Ok(false);
+            }
         }
         out.records += 1;
         any = true;
     }
+}
+
+/// Hands one record line to the sink; false when it leaves the layout or
+/// does not fit the sink.
+#[inline(always)]
+fn take_record<S: RecordSink>(
+    text: &[u8],
+    request: &mut DumpRequest<'_, S>,
+    out: &DumpFields,
+    record: &mut RecordLine,
+) -> bool {
+    record.parse(text, &YAML_RECORD)
+        && (request.sink.flat_record(&out.fields, &record.flat(text))
+            || request
+                .sink
+                .record(&out.fields, record.deserializer(text))
+                .is_ok())
 }

@@ -10,17 +10,18 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use cowfmt::dump_read::{
     self, peek_first_byte, struct_fields, DumpFields, DumpReadError, DumpRequest, DumpSource,
-    DumpSyntax, RecordSink,
+    DumpSyntax, FlatRecord, RecordSink,
 };
 use cowfmt::persistent::dump::RestoreHead;
 use cowfmt::persistent::ExceptionRecord;
 use cowfmt::shared::dump::{SharedRecord, SharedRestoreHead};
+use cowfmt::shared::mask;
 use cowfmt::StoreKind;
 use indicatif::ProgressBar;
 use serde::de::{Deserialize, Deserializer, Error as _, IgnoredAny};
 use serde_json::{Map, Value};
 
-use super::spool::Spool;
+use super::spool::{RecordCheck, Spool, SpoolWorker};
 
 /// The list a restore reads.
 const LIST: &str = "exceptions";
@@ -38,7 +39,14 @@ pub struct ReadDump {
     /// The records: `[old_chunk, new_chunk]`, or for a shared dump
     /// `[origin_chunk, cow_chunk, share mask]`.
     pub spool: Spool,
+    /// The check planned at the first record and run on every one while
+    /// they were spooled; `None` when none could be planned then.
+    pub checked: Option<Box<dyn RecordCheck>>,
 }
+
+/// Plans a [`RecordCheck`] at the first record from the head fields read
+/// before it (`true`: shared records); `None` when they do not suffice.
+pub type CheckPlan<'p> = &'p dyn Fn(bool, &Map<String, Value>) -> Option<Box<dyn RecordCheck>>;
 
 impl ReadDump {
     /// Decodes the head fields as `T`; a missing or mistyped field is refused
@@ -54,10 +62,15 @@ impl ReadDump {
 /// kind. When neither does, a file's records are skipped and the file read
 /// again once its `kind` field is known; stdin's are read as persistent ones,
 /// and a `kind: shared` after them is refused.
-pub fn read(path: &Path, kind: Option<StoreKind>, quiet: bool) -> anyhow::Result<ReadDump> {
+pub fn read(
+    path: &Path,
+    kind: Option<StoreKind>,
+    quiet: bool,
+    plan: CheckPlan<'_>,
+) -> anyhow::Result<ReadDump> {
     let mut decided = kind;
     loop {
-        let (fields, mut sink) = read_once(path, decided, quiet)?;
+        let (fields, mut sink) = read_once(path, decided, quiet, plan)?;
         let dumped_kind = fields
             .fields
             .get("kind")
@@ -82,15 +95,22 @@ pub fn read(path: &Path, kind: Option<StoreKind>, quiet: bool) -> anyhow::Result
                 decided = dumped_kind;
             }
             _ => {
-                let spool = match sink.spool.take() {
-                    Some(spool) => spool,
-                    None => Spool::new(if shared { 3 } else { 2 })
-                        .context("cannot create a temporary file (in $TMPDIR) for the records")?,
+                let (spool, checked) = match sink.spool.take() {
+                    Some(worker) => worker
+                        .finish()
+                        .context("cannot keep the records in a temporary file (in $TMPDIR)")?,
+                    None => (
+                        Spool::new(if shared { 3 } else { 2 }).context(
+                            "cannot create a temporary file (in $TMPDIR) for the records",
+                        )?,
+                        None,
+                    ),
                 };
                 return Ok(ReadDump {
                     fields,
                     dumped_kind,
                     spool,
+                    checked,
                 });
             }
         }
@@ -99,11 +119,12 @@ pub fn read(path: &Path, kind: Option<StoreKind>, quiet: bool) -> anyhow::Result
 
 /// One pass over the dump; records are read as shared ones when `kind`, or
 /// else the `kind` field read before the list, says so.
-fn read_once(
+fn read_once<'p>(
     path: &Path,
     kind: Option<StoreKind>,
     quiet: bool,
-) -> anyhow::Result<(DumpFields, SpoolSink)> {
+    plan: CheckPlan<'p>,
+) -> anyhow::Result<(DumpFields, SpoolSink<'p>)> {
     let mut input = open(path)?;
     let mut reopen = || reopen_file(path);
     let by_extension = DumpSyntax::of_extension(path);
@@ -111,7 +132,7 @@ fn read_once(
         .with_context(|| format!("{}: cannot read the dump", shown(path)))?;
     let syntax = by_extension.unwrap_or(DumpSyntax::of_first_byte(first));
     let keep = kept_fields();
-    let mut sink = SpoolSink::new(kind, path != Path::new("-"), quiet)?;
+    let mut sink = SpoolSink::new(kind, path != Path::new("-"), quiet, plan)?;
     let request = DumpRequest {
         list: LIST,
         keep: &keep,
@@ -132,7 +153,7 @@ fn read_once(
                 && path != Path::new("-")
                 && sink.io_error.is_none() =>
         {
-            sink = SpoolSink::new(kind, true, quiet)?;
+            sink = SpoolSink::new(kind, true, quiet, plan)?;
             let request = DumpRequest {
                 list: LIST,
                 keep: &keep,
@@ -220,7 +241,7 @@ fn unusable(path: &Path, e: &DumpReadError) -> anyhow::Error {
 }
 
 /// Spools each record as the restore of its kind will read it.
-struct SpoolSink {
+struct SpoolSink<'p> {
     /// The command line's kind, which decides the record shape when given.
     kind: Option<StoreKind>,
     /// Whether the records are read as shared ones, once the first is read.
@@ -231,14 +252,21 @@ struct SpoolSink {
     skipped: bool,
     /// Whether the records were read as persistent ones for want of a kind.
     guessed: bool,
-    /// Made at the first record, as wide as its kind needs.
-    spool: Option<Spool>,
+    /// Started at the first record, as wide as its kind needs.
+    spool: Option<SpoolWorker>,
+    /// Plans the check run while spooling.
+    plan: CheckPlan<'p>,
     io_error: Option<io::Error>,
     progress: ProgressBar,
 }
 
-impl SpoolSink {
-    fn new(kind: Option<StoreKind>, skip_undecided: bool, quiet: bool) -> anyhow::Result<Self> {
+impl<'p> SpoolSink<'p> {
+    fn new(
+        kind: Option<StoreKind>,
+        skip_undecided: bool,
+        quiet: bool,
+        plan: CheckPlan<'p>,
+    ) -> anyhow::Result<Self> {
         Ok(SpoolSink {
             kind,
             shared: None,
@@ -246,18 +274,21 @@ impl SpoolSink {
             skipped: false,
             guessed: false,
             spool: None,
+            plan,
             io_error: None,
             progress: cowtools::progress::counter("reading", "records", quiet),
         })
     }
 
-    fn push(&mut self, record: &[u64]) -> io::Result<u64> {
+    fn push(&mut self, fields: &Map<String, Value>, record: &[u64]) -> io::Result<u64> {
         let spool = match &mut self.spool {
             Some(spool) => spool,
-            None => self.spool.insert(Spool::new(record.len())?),
+            None => {
+                let check = (self.plan)(record.len() == 3, fields);
+                self.spool.insert(SpoolWorker::start(record.len(), check)?)
+            }
         };
-        spool.push(record)?;
-        Ok(spool.len())
+        spool.push(record)
     }
 
     /// Whether records are shared ones; `None` to skip them.
@@ -278,7 +309,54 @@ impl SpoolSink {
     }
 }
 
-impl RecordSink for SpoolSink {
+/// The numbers of a record line in cowdump's own field order, or `None` for
+/// anything else (left to serde, which words any error): a shared record's
+/// ids must be in range.
+fn flat_numbers(shared: bool, record: &FlatRecord<'_>) -> Option<([u64; 3], usize)> {
+    if shared {
+        let [origin, cow, ids] = [0, 1, 2].map(|i| (i < record.len()).then(|| record.key(i)));
+        if record.len() != 3
+            || origin != Some(b"origin_chunk")
+            || cow != Some(b"cow_chunk")
+            || ids != Some(b"snapshots")
+        {
+            return None;
+        }
+        let mut share = 0u64;
+        for &id in record.list(2)? {
+            if id >= u64::from(mask::MAX_SNAPSHOTS) {
+                return None;
+            }
+            share |= mask::bit(id as u32);
+        }
+        Some(([record.number(0)?, record.number(1)?, share], 3))
+    } else {
+        if record.len() != 2 || record.key(0) != b"old_chunk" || record.key(1) != b"new_chunk" {
+            return None;
+        }
+        Some(([record.number(0)?, record.number(1)?, 0], 2))
+    }
+}
+
+impl RecordSink for SpoolSink<'_> {
+    fn flat_record(&mut self, fields: &Map<String, Value>, record: &FlatRecord<'_>) -> bool {
+        let Some(shared) = self.shape(fields) else {
+            return false;
+        };
+        let Some((numbers, width)) = flat_numbers(shared, record) else {
+            return false;
+        };
+        match self.push(fields, &numbers[..width]) {
+            Ok(count) => {
+                if count % PROGRESS_EVERY == 0 {
+                    self.progress.set_position(count);
+                }
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     fn restart(&mut self) {
         self.shared = None;
         self.skipped = false;
@@ -300,11 +378,11 @@ impl RecordSink for SpoolSink {
             }
             Some(true) => {
                 let r = SharedRecord::deserialize(element)?;
-                self.push(&[r.origin_chunk, r.cow_chunk, r.snapshots.0])
+                self.push(fields, &[r.origin_chunk, r.cow_chunk, r.snapshots.0])
             }
             Some(false) => {
                 let r = ExceptionRecord::deserialize(element)?;
-                self.push(&[r.old_chunk, r.new_chunk])
+                self.push(fields, &[r.old_chunk, r.new_chunk])
             }
         };
         let count = match stored {

@@ -25,7 +25,9 @@ use cowfmt::units::human_bytes;
 use cowfmt::StoreKind;
 use cowtools::args::{self, KindArg};
 use cowtools::{exit, open, signatures};
-use spool::Spool;
+use serde_json::{Map, Value};
+use spool::{RecordCheck, Spool};
+use std::any::Any;
 
 const TOOL: &str = "mkcow";
 
@@ -146,7 +148,8 @@ fn format(cli: &Cli) -> anyhow::Result<u8> {
 
 fn restore(cli: &Cli, dump_path: &Path) -> anyhow::Result<u8> {
     let cli_kind = cli.kind.map(StoreKind::from);
-    let mut dump = dump_input::read(dump_path, cli_kind, cli.quiet)?;
+    let plan = |shared: bool, fields: &Map<String, Value>| plan_check(cli, shared, fields);
+    let mut dump = dump_input::read(dump_path, cli_kind, cli.quiet, &plan)?;
     let dumped_kind = dump.dumped_kind;
     if cli_kind.or(dumped_kind) == Some(StoreKind::Shared) {
         if dumped_kind.is_some_and(|k| k != StoreKind::Shared) {
@@ -168,7 +171,15 @@ fn restore(cli: &Cli, dump_path: &Path) -> anyhow::Result<u8> {
     let chunk_sectors = header.chunk_size;
     let size = plan_target(&cli.target, cli.size, chunk_sectors, cli.force)?;
     let geometry = plan_geometry(&cli.target, chunk_sectors, size, kind)?;
-    validate_records(&mut dump.spool, &geometry, kind, dump_path, &cli.target)?;
+    let early = dump.checked.take();
+    validate_records(
+        &mut dump.spool,
+        &geometry,
+        kind,
+        dump_path,
+        &cli.target,
+        early,
+    )?;
     let origin = origin_sectors(cli.origin.as_deref())?;
     let (device, claim) = open_for_write(cli)?;
     let count = dump.spool.len();
@@ -229,11 +240,17 @@ fn plan_target(
         u64::from(chunk_sectors) * cowfmt::SECTOR_BYTES,
         force,
     )?;
+    Ok(planned_size(&device, size))
+}
+
+/// The size of an existing target once --size is applied: an image file
+/// grows to it, a device keeps its size.
+fn planned_size(device: &Device, size: Option<u64>) -> u64 {
     let current = device.size_bytes();
-    Ok(match (device.backing(), size) {
+    match (device.backing(), size) {
         (Backing::File, Some(size)) => current.max(size),
         _ => current,
-    })
+    }
 }
 
 /// The geometry of the store to write, refused when the device cannot hold it.
@@ -367,13 +384,19 @@ fn header_from_dump(head: &RestoreHead, path: &Path) -> anyhow::Result<Header> {
     Ok(header)
 }
 
-/// Checks every record against the target's geometry before anything is written.
+/// Records checked together, their origin chunks' bits loaded ahead.
+const VALIDATE_BATCH: usize = 256;
+
+/// Checks every record against the target's geometry before anything is
+/// written: with the check run while the records were spooled when it was
+/// planned for this geometry and kind, otherwise by reading them back.
 fn validate_records(
     records: &mut Spool,
     geometry: &Geometry,
     kind: StoreKind,
     dump_path: &Path,
     target: &Path,
+    early: Option<Box<dyn RecordCheck>>,
 ) -> anyhow::Result<()> {
     let count = records.len();
     let areas_needed = count / geometry.exceptions_per_area() + 1;
@@ -387,33 +410,39 @@ fn validate_records(
             geometry.device_chunks()
         );
     }
-    let mut checker = RecordValidator::new(geometry, kind, target);
-    let mut first = None;
-    let mut bad = 0u64;
-    let mut reader = records.read().map_err(spool::read_back_error)?;
-    let mut r = [0u64; 2];
-    let mut index = 0u64;
-    while reader.next_into(&mut r).map_err(spool::read_back_error)? {
-        let record = ExceptionRecord {
-            old_chunk: r[0],
-            new_chunk: r[1],
-        };
-        if let Some(problem) = checker.problem(&record) {
-            bad += 1;
-            first.get_or_insert_with(|| {
-                format!(
-                    "exception {index} (old_chunk {}, new_chunk {}): {problem}",
-                    record.old_chunk, record.new_chunk
-                )
-            });
+    let early = early
+        .and_then(|check| check.into_any().downcast::<PersistentCheck>().ok())
+        .filter(|check| {
+            check.checker.geometry == *geometry
+                && check.checker.legacy == (kind == StoreKind::Legacy)
+        });
+    let check = match early {
+        Some(check) if check.index == count => *check,
+        _ => {
+            let mut check = PersistentCheck::new(*geometry, kind, target);
+            let mut reader = records.read().map_err(spool::read_back_error)?;
+            let mut batch = Vec::with_capacity(2 * VALIDATE_BATCH);
+            let mut r = [0u64; 2];
+            loop {
+                batch.clear();
+                while batch.len() < 2 * VALIDATE_BATCH
+                    && reader.next_into(&mut r).map_err(spool::read_back_error)?
+                {
+                    batch.extend_from_slice(&r);
+                }
+                if batch.is_empty() {
+                    break;
+                }
+                check.check(&batch);
+            }
+            check
         }
-        index += 1;
-    }
-    match first {
+    };
+    match check.first {
         None => Ok(()),
         Some(first) => {
-            let more = if bad > 1 {
-                format!(" ({} more exceptions are unusable)", bad - 1)
+            let more = if check.bad > 1 {
+                format!(" ({} more exceptions are unusable)", check.bad - 1)
             } else {
                 String::new()
             };
@@ -422,23 +451,113 @@ fn validate_records(
     }
 }
 
+/// Plans the check of persistent records while they are spooled, from the
+/// head fields read before them: the geometry [`restore`] will plan, found
+/// without a word to the user (the restore itself says what it overwrites).
+fn plan_check(
+    cli: &Cli,
+    shared: bool,
+    fields: &Map<String, Value>,
+) -> Option<Box<dyn RecordCheck>> {
+    if shared {
+        return shared::plan_check(cli, fields);
+    }
+    let head: RestoreHead = serde_json::from_value(Value::Object(fields.clone())).ok()?;
+    let kind = cli
+        .kind
+        .map(StoreKind::from)
+        .unwrap_or(head.kind.unwrap_or(StoreKind::Persistent));
+    if !kind.is_snap_v1() || validate_chunk_size(u64::from(head.chunk_size)).is_err() {
+        return None;
+    }
+    let size = match std::fs::symlink_metadata(&cli.target) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => cli.size?,
+        Err(_) => return None,
+        Ok(_) => {
+            let device = Device::open(&cli.target, Access::ReadOnly).ok()?;
+            planned_size(&device, cli.size)
+        }
+    };
+    let geometry = plan_geometry(&cli.target, head.chunk_size, size, kind).ok()?;
+    Some(Box::new(PersistentCheck::new(geometry, kind, &cli.target)))
+}
+
+/// The first unusable record and the count of them.
+struct PersistentCheck {
+    checker: RecordValidator,
+    first: Option<String>,
+    bad: u64,
+    index: u64,
+}
+
+impl PersistentCheck {
+    fn new(geometry: Geometry, kind: StoreKind, target: &Path) -> Self {
+        PersistentCheck {
+            checker: RecordValidator::new(geometry, kind, target),
+            first: None,
+            bad: 0,
+            index: 0,
+        }
+    }
+}
+
+impl RecordCheck for PersistentCheck {
+    fn check(&mut self, records: &[u64]) {
+        for batch in records.chunks(2 * VALIDATE_BATCH) {
+            for r in batch.chunks_exact(2) {
+                self.checker.prefetch(r[0], r[1]);
+            }
+            for r in batch.chunks_exact(2) {
+                let record = ExceptionRecord {
+                    old_chunk: r[0],
+                    new_chunk: r[1],
+                };
+                if let Some(problem) = self.checker.problem(&record) {
+                    self.bad += 1;
+                    let index = self.index;
+                    self.first.get_or_insert_with(|| {
+                        format!(
+                            "exception {index} (old_chunk {}, new_chunk {}): {problem}",
+                            record.old_chunk, record.new_chunk
+                        )
+                    });
+                }
+                self.index += 1;
+            }
+        }
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
 /// Tells what is wrong with one restored record, remembering the chunks used.
-struct RecordValidator<'a> {
-    geometry: &'a Geometry,
+struct RecordValidator {
+    geometry: Geometry,
     legacy: bool,
     target: String,
     used: DenseBitmap,
     mapped: SparseBitmap,
 }
 
-impl<'a> RecordValidator<'a> {
-    fn new(geometry: &'a Geometry, kind: StoreKind, target: &Path) -> Self {
+impl RecordValidator {
+    fn new(geometry: Geometry, kind: StoreKind, target: &Path) -> Self {
         RecordValidator {
             geometry,
             legacy: kind == StoreKind::Legacy,
             target: target.display().to_string(),
             used: DenseBitmap::new(geometry.device_chunks()),
             mapped: SparseBitmap::new(),
+        }
+    }
+
+    /// Starts loading the bit of a record's origin chunk, so that the
+    /// random origin chunks of a batch miss the cache together.
+    #[inline]
+    fn prefetch(&mut self, old_chunk: u64, new_chunk: u64) {
+        if new_chunk < self.geometry.device_chunks() {
+            self.mapped.prefetch(old_chunk);
         }
     }
 

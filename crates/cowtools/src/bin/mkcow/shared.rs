@@ -1,7 +1,10 @@
 //! mkcow for shared stores: format (with a journal and snapshots made at once)
 //! and restore from a cowdump dump.
 
+use std::any::Any;
 use std::path::Path;
+
+use serde_json::{Map, Value};
 
 use anyhow::bail;
 use cowfmt::shared::build::StoreBuilder;
@@ -17,7 +20,7 @@ use cowfmt::{Error, SECTOR_BYTES};
 use cowtools::exit;
 
 use super::dump_input::ReadDump;
-use super::spool::{read_back_error, Spool};
+use super::spool::{read_back_error, RecordCheck, Spool};
 use super::{
     check_dump_version, open_for_write, origin_sectors, plan_target, Cli, DEFAULT_CHUNK_SECTORS,
 };
@@ -122,7 +125,8 @@ pub fn restore(cli: &Cli, dump_path: &Path, mut dump: ReadDump) -> anyhow::Resul
         .unwrap_or_else(|| default_journal_chunks(size, u64::from(chunk_sectors) * SECTOR_BYTES));
     plan(size, u64::from(chunk_sectors), journal).map_err(|e| Error::format(&cli.target, e))?;
     let chunk_bytes = u64::from(chunk_sectors) * SECTOR_BYTES;
-    let origin_chunks = check_records(&mut dump.spool, snapmask, chunk_bytes, dump_path)?;
+    let early = dump.checked.take();
+    let origin_chunks = check_records(&mut dump.spool, snapmask, chunk_bytes, dump_path, early)?;
     let origin = origin_sectors(cli.origin.as_deref())?;
     let (device, claim) = open_for_write(cli)?;
     let mut builder = StoreBuilder::new(&device, u64::from(chunk_sectors), journal)?;
@@ -191,68 +195,136 @@ fn mask_of(ids: &[u32], place: &str) -> anyhow::Result<u64> {
 /// Checks the spooled records in the dump's order and returns the number of
 /// origin chunks: origin chunks ascend and address bytes a device can have,
 /// masks are non-empty, inside `snapmask` and disjoint within an origin chunk.
-/// Only the current origin chunk is remembered.
+/// The check run while spooling is taken when it was planned for the same
+/// mask and chunk size; otherwise the records are read back.
 fn check_records(
     spool: &mut Spool,
     snapmask: u64,
     chunk_bytes: u64,
     dump_path: &Path,
+    early: Option<Box<dyn RecordCheck>>,
 ) -> anyhow::Result<u64> {
-    let origin_chunks = u64::MAX / chunk_bytes;
-    let mut reader = spool.read().map_err(read_back_error)?;
-    let mut r = [0u64; 3];
-    let mut current: Option<(u64, u64)> = None;
-    let mut groups = 0u64;
-    let mut index = 0u64;
-    while reader.next_into(&mut r).map_err(read_back_error)? {
-        let [origin_chunk, cow_chunk, share] = r;
-        let place = || {
-            format!(
-                "{}: exception {index} (origin_chunk {origin_chunk}, cow_chunk {cow_chunk})",
-                dump_path.display()
-            )
-        };
+    let early = early
+        .and_then(|check| check.into_any().downcast::<SharedCheck>().ok())
+        .filter(|check| {
+            check.snapmask == snapmask
+                && check.chunk_bytes == chunk_bytes
+                && (check.problem.is_some() || check.index == spool.len())
+        });
+    let check = match early {
+        Some(check) => *check,
+        None => {
+            let mut check = SharedCheck::new(snapmask, chunk_bytes, dump_path);
+            let mut reader = spool.read().map_err(read_back_error)?;
+            let mut r = [0u64; 3];
+            while check.problem.is_none() && reader.next_into(&mut r).map_err(read_back_error)? {
+                check.check(&r);
+            }
+            check
+        }
+    };
+    match check.problem {
+        Some(problem) => Err(anyhow::anyhow!(problem)),
+        None => Ok(check.groups),
+    }
+}
+
+/// Plans the check of shared records while they are spooled, from the head
+/// fields read before them.
+pub fn plan_check(cli: &Cli, fields: &Map<String, Value>) -> Option<Box<dyn RecordCheck>> {
+    let dump_path = cli.from_dump.as_deref()?;
+    let head: SharedRestoreHead = serde_json::from_value(Value::Object(fields.clone())).ok()?;
+    let snapmask = mask_of(&head.snapshots, "").ok()?;
+    validate_chunk_size(u64::from(head.chunk_size)).ok()?;
+    let chunk_bytes = u64::from(head.chunk_size) * SECTOR_BYTES;
+    Some(Box::new(SharedCheck::new(snapmask, chunk_bytes, dump_path)))
+}
+
+/// The first problem of shared records read in order; only the current
+/// origin chunk is remembered.
+struct SharedCheck {
+    snapmask: u64,
+    chunk_bytes: u64,
+    dump_path: String,
+    current: Option<(u64, u64)>,
+    groups: u64,
+    index: u64,
+    problem: Option<String>,
+}
+
+impl SharedCheck {
+    fn new(snapmask: u64, chunk_bytes: u64, dump_path: &Path) -> Self {
+        SharedCheck {
+            snapmask,
+            chunk_bytes,
+            dump_path: dump_path.display().to_string(),
+            current: None,
+            groups: 0,
+            index: 0,
+            problem: None,
+        }
+    }
+
+    /// What is wrong with the next record, in the dump's order.
+    fn problem_of(&mut self, origin_chunk: u64, cow_chunk: u64, share: u64) -> Option<String> {
+        let (snapmask, chunk_bytes) = (self.snapmask, self.chunk_bytes);
+        let origin_chunks = u64::MAX / chunk_bytes;
+        let place = format_args!(
+            "{}: exception {} (origin_chunk {origin_chunk}, cow_chunk {cow_chunk})",
+            self.dump_path, self.index
+        );
         if origin_chunk >= origin_chunks {
-            bail!(
-                "{}: origin chunk {origin_chunk} lies past the largest origin {chunk_bytes}-byte chunks can address ({origin_chunks} chunks)",
-                place()
-            );
+            return Some(format!(
+                "{place}: origin chunk {origin_chunk} lies past the largest origin {chunk_bytes}-byte chunks can address ({origin_chunks} chunks)"
+            ));
         }
         if share == 0 {
-            bail!("{}: lists no snapshot", place());
+            return Some(format!("{place}: lists no snapshot"));
         }
         if share & !snapmask != 0 {
-            bail!(
-                "{}: snapshots {} are not among the dump's snapshots ({})",
-                place(),
+            return Some(format!(
+                "{place}: snapshots {} are not among the dump's snapshots ({})",
                 mask::describe(share & !snapmask),
                 mask::describe(snapmask)
-            );
+            ));
         }
-        current = match current {
+        match self.current {
             Some((origin, seen)) if origin == origin_chunk => {
                 if seen & share != 0 {
-                    bail!(
-                        "{}: its snapshots overlap another record of the same origin chunk",
-                        place()
-                    );
+                    return Some(format!(
+                        "{place}: its snapshots overlap another record of the same origin chunk"
+                    ));
                 }
-                Some((origin, seen | share))
+                self.current = Some((origin, seen | share));
             }
             Some((origin, _)) if origin > origin_chunk => {
-                bail!(
-                    "{}: origin chunks must ascend, but it follows origin chunk {origin}",
-                    place()
-                );
+                return Some(format!(
+                    "{place}: origin chunks must ascend, but it follows origin chunk {origin}"
+                ));
             }
             _ => {
-                groups += 1;
-                Some((origin_chunk, share))
+                self.groups += 1;
+                self.current = Some((origin_chunk, share));
             }
-        };
-        index += 1;
+        }
+        None
     }
-    Ok(groups)
+}
+
+impl RecordCheck for SharedCheck {
+    fn check(&mut self, records: &[u64]) {
+        for r in records.chunks_exact(3) {
+            if self.problem.is_some() {
+                return;
+            }
+            self.problem = self.problem_of(r[0], r[1], r[2]);
+            self.index += 1;
+        }
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
 }
 
 /// Hands the spooled records to `each` grouped by origin chunk, with the
