@@ -13,7 +13,7 @@ use crate::device::{Access, Backing, Device};
 use crate::error::{Error, Result};
 use crate::output::alias::refuse_alias;
 use crate::output::contents::holds_data;
-use crate::output::marker::Marker;
+use crate::output::marker::{Marker, MARKER_BYTES};
 use crate::probe::{probe, wipe_signatures};
 
 /// Bytes at the start of an existing output device that must hold no data
@@ -195,10 +195,7 @@ fn claim_existing_file(request: &OutputRequest<'_>) -> Result<PreparedOutput> {
     let lock = lock(&file, path)?;
     let meta = stat(&file, path)?;
     if meta.len() > 0 && !request.force {
-        return Err(Error::Invalid(format!(
-            "{}: already exists and is not empty; refusing to overwrite it without --force",
-            path.display()
-        )));
+        return Err(Error::Invalid(refusal(&file, path)));
     }
     resize(&file, path, 0)?;
     resize(&file, path, request.size)?;
@@ -211,6 +208,23 @@ fn claim_existing_file(request: &OutputRequest<'_>) -> Result<PreparedOutput> {
             _lock: Some(lock),
         },
     })
+}
+
+/// Why an existing non-empty file is not overwritten without `--force`.
+fn refusal(file: &File, path: &Path) -> String {
+    use std::os::unix::fs::FileExt;
+    let mut sector = [0u8; MARKER_BYTES];
+    let read = file.read_at(&mut sector, 0).unwrap_or(0);
+    if Marker::decode(&sector[..read]) == Some(Marker::Writing) {
+        return format!(
+            "{}: holds an incomplete output left by a job that was cut short; the input is untouched; remove it or give --force",
+            path.display()
+        );
+    }
+    format!(
+        "{}: already exists and is not empty; refusing to overwrite it without --force",
+        path.display()
+    )
 }
 
 fn open_block_device(request: &OutputRequest<'_>) -> Result<PreparedOutput> {
@@ -329,5 +343,22 @@ mod tests {
         let err = open_output(&request(&path, &[&path], true)).unwrap_err();
         assert!(err.to_string().contains("which this job reads"), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
+    }
+
+    #[test]
+    fn an_output_left_by_a_cut_job_is_named_in_the_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.img");
+        Marker::Writing
+            .write(&Device::create_or_extend(&path, 1 << 20).unwrap())
+            .unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let err = open_output(&request(&path, &[], false)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("holds an incomplete output left by a job that was cut short"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before);
     }
 }

@@ -491,19 +491,26 @@ fn in_place_survives_kills(
             want(input);
             continue;
         }
+        let mut rerun_args = args.to_vec();
         if !marked() {
             if std::fs::read(input).unwrap() != original {
                 want(input);
                 continue;
             }
-            let _ = std::fs::remove_file(&backup);
+            if backup.exists() {
+                assert!(
+                    std::fs::read(&backup).unwrap() == original || !checks_clean(&backup),
+                    "killed after {delay:?}: the cut backup checks clean with part of the input"
+                );
+                rerun_args.push("--force");
+            }
         } else {
             resumed += 1;
             let check = tool("cowcheck").arg(input).output().unwrap();
             assert_eq!(check.status.code(), Some(1), "killed after {delay:?}");
             assert!(stdout(&check).contains("in repair") || stderr(&check).contains("in repair"));
         }
-        let rerun = tool("cowrepair").args(args).output().unwrap();
+        let rerun = tool("cowrepair").args(&rerun_args).output().unwrap();
         assert!(
             completed(rerun.status),
             "after {delay:?}: {}",
@@ -532,6 +539,38 @@ fn in_place_repair_of_a_persistent_store_resumes_after_kill_9() {
         assert!(checks_clean(path));
         assert_eq!(records(path), full);
     });
+}
+
+#[test]
+fn a_backup_cut_before_the_input_is_marked_is_named_and_forced_over() {
+    let dir = tempdir();
+    let input = damaged_store(&dir, "in.img", 1000);
+    let original = std::fs::read(&input).unwrap();
+    let backup = dir.path().join("in.bak");
+    let cut = Device::create_or_extend(&backup, original.len() as u64).unwrap();
+    cut.write_at(&original[512..], 512).unwrap();
+    cowfmt::output::Marker::Writing.write(&cut).unwrap();
+    drop(cut);
+    assert!(!checks_clean(&backup));
+    let args = ["-q", "-i", s(&input), "--in-place", "--backup", s(&backup)];
+    let refused = tool("cowrepair").args(args).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains(
+            "holds an incomplete output left by a job that was cut short; the input is untouched; remove it or give --force"
+        ),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(std::fs::read(&input).unwrap(), original);
+    let forced = tool("cowrepair")
+        .args(args)
+        .arg("--force")
+        .output()
+        .unwrap();
+    assert!(completed(forced.status), "{}", stderr(&forced));
+    assert!(checks_clean(&input));
+    assert_eq!(std::fs::read(&backup).unwrap(), original);
 }
 
 #[test]
