@@ -6,8 +6,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use crate::device::{Access, Device};
 use crate::error::{Error, Result};
 use crate::output::alias::refuse_alias;
+use crate::output::contents::contents;
+use crate::output::target::{refusal, what_is_overwritten, OUTPUT_PROBE_BYTES};
 
 /// A text output file being written: refused before anything is written
 /// when it is one of the inputs or exists (non-empty) without `force`;
@@ -19,11 +22,13 @@ pub struct TextOutput {
     temp: PathBuf,
     path: PathBuf,
     replace: bool,
+    overwritten: Option<String>,
 }
 
 impl TextOutput {
     /// Checks `path` and opens its temporary file.
     pub fn create(path: &Path, force: bool, inputs: &[&Path]) -> Result<Self> {
+        let mut overwritten = None;
         let replace = match std::fs::metadata(path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
             Err(source) => {
@@ -40,11 +45,13 @@ impl TextOutput {
                         path.display()
                     )));
                 }
-                if meta.len() > 0 && !force {
-                    return Err(Error::Invalid(format!(
-                        "{}: already exists and is not empty; refusing to overwrite it without --force",
-                        path.display()
-                    )));
+                if meta.len() > 0 {
+                    let found =
+                        contents(&Device::open(path, Access::ReadOnly)?, OUTPUT_PROBE_BYTES)?;
+                    if !force {
+                        return Err(Error::Invalid(refusal(path, meta.len(), found.as_ref())));
+                    }
+                    overwritten = Some(what_is_overwritten(meta.len(), found));
                 }
                 true
             }
@@ -63,7 +70,14 @@ impl TextOutput {
             temp,
             path: path.to_path_buf(),
             replace,
+            overwritten,
         })
+    }
+
+    /// What was in the existing file that `force` lets this output replace
+    /// (`a persistent store (SnAp, chunk size 8)`, `a file of 181 bytes`).
+    pub fn overwritten(&self) -> Option<&str> {
+        self.overwritten.as_deref()
     }
 
     /// Flushes the text to stable storage and puts it in place: renamed over

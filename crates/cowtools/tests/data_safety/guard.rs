@@ -669,3 +669,62 @@ fn in_place_repair_of_a_shared_store_resumes_after_kill_9() {
         assert_eq!(shared_records(path), full);
     });
 }
+
+/// Each writing tool's refusal names what an existing output holds, and with
+/// `--force` the tool says on stderr what it overwrites.
+#[test]
+fn an_existing_output_is_named_in_the_refusal_and_when_forced_over() {
+    let dir = tempdir();
+    let input = damaged_store(&dir, "in.img", 200);
+    let victim = damaged_store(&dir, "victim.img", 100);
+    let held = "a persistent store (SnAp, chunk size 1)";
+    let dump = dir.path().join("dump.yaml");
+    let backup = dir.path().join("in.bak");
+    let jobs: [(&str, &Path, Vec<&str>); 4] = [
+        (
+            "cowrepair",
+            &victim,
+            vec!["-q", "-i", s(&input), "-o", s(&victim)],
+        ),
+        (
+            "cowrepair",
+            &backup,
+            vec!["-q", "-i", s(&input), "--in-place", "--backup", s(&backup)],
+        ),
+        (
+            "cowmigrate",
+            &victim,
+            vec!["-q", "-i", s(&input), "-o", s(&victim), "--to", "legacy"],
+        ),
+        ("cowdump", &dump, vec!["-o", s(&dump), s(&input)]),
+    ];
+    for (name, target, args) in jobs {
+        if target != victim.as_path() {
+            std::fs::copy(&victim, target).unwrap();
+        }
+        let before = std::fs::read(target).unwrap();
+        let refused = tool(name).args(&args).output().unwrap();
+        assert_eq!(refused.status.code(), Some(2), "{name} {args:?}");
+        let expected = format!(
+            "{}: already holds {held}; refusing to overwrite it without --force",
+            s(target)
+        );
+        assert!(stderr(&refused).contains(&expected), "{}", stderr(&refused));
+        assert_eq!(std::fs::read(target).unwrap(), before);
+        let forced = tool(name).args(&args).arg("--force").output().unwrap();
+        assert!(completed(forced.status), "{name}: {}", stderr(&forced));
+        let said = format!(
+            "{name}: {}: overwriting {held} because --force was given",
+            s(target)
+        );
+        assert_eq!(
+            stderr(&forced).matches(&said).count(),
+            1,
+            "{name}: {}",
+            stderr(&forced)
+        );
+        if target == victim.as_path() {
+            std::fs::write(&victim, &before).unwrap();
+        }
+    }
+}
