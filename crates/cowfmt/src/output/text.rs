@@ -4,6 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use crate::device::{Access, Device};
@@ -15,7 +16,8 @@ use crate::output::target::{refusal, what_is_overwritten, OUTPUT_PROBE_BYTES};
 /// A text output file being written: refused before anything is written
 /// when it is one of the inputs or exists (non-empty) without `force`;
 /// written to `.NAME.PID.partial` in the same directory; put in place by
-/// [`TextOutput::commit`]; removed if dropped uncommitted.
+/// [`TextOutput::commit`]; removed if dropped uncommitted. A character
+/// device or a FIFO is written directly.
 #[derive(Debug)]
 pub struct TextOutput {
     file: Option<File>,
@@ -23,6 +25,7 @@ pub struct TextOutput {
     path: PathBuf,
     replace: bool,
     overwritten: Option<String>,
+    direct: bool,
 }
 
 impl TextOutput {
@@ -39,9 +42,12 @@ impl TextOutput {
             }
             Ok(meta) => {
                 refuse_alias(path, &meta, inputs)?;
+                if meta.file_type().is_char_device() || meta.file_type().is_fifo() {
+                    return Self::direct(path);
+                }
                 if !meta.is_file() {
                     return Err(Error::Invalid(format!(
-                        "{}: is not a regular file; give a new file name for the output",
+                        "{}: is neither a regular file, a character device nor a FIFO; give a new file name for the output",
                         path.display()
                     )));
                 }
@@ -71,6 +77,28 @@ impl TextOutput {
             path: path.to_path_buf(),
             replace,
             overwritten,
+            direct: false,
+        })
+    }
+
+    /// An output written straight to a character device or a FIFO
+    /// (`/dev/stdout`, a pipe): it holds no data to protect and cannot be
+    /// renamed over.
+    fn direct(path: &Path) -> Result<Self> {
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|source| Error::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(TextOutput {
+            file: Some(file),
+            temp: PathBuf::new(),
+            path: path.to_path_buf(),
+            replace: false,
+            overwritten: None,
+            direct: true,
         })
     }
 
@@ -85,7 +113,14 @@ impl TextOutput {
     /// linked in only if the name is still free, so two jobs writing one new
     /// output never both succeed.
     pub fn commit(mut self) -> Result<()> {
-        let file = self.file.take().expect("committed once");
+        let mut file = self.file.take().expect("committed once");
+        if self.direct {
+            return file.flush().map_err(|source| Error::Io {
+                path: self.path.clone(),
+                action: "cannot write",
+                source,
+            });
+        }
         file.sync_all().map_err(|source| Error::Io {
             path: self.temp.clone(),
             action: "cannot flush to stable storage",
@@ -131,7 +166,7 @@ impl Write for TextOutput {
 
 impl Drop for TextOutput {
     fn drop(&mut self) {
-        if self.file.is_some() || self.temp.exists() {
+        if !self.direct && (self.file.is_some() || self.temp.exists()) {
             let _ = std::fs::remove_file(&self.temp);
         }
     }

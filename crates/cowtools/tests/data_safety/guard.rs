@@ -728,3 +728,39 @@ fn an_existing_output_is_named_in_the_refusal_and_when_forced_over() {
         }
     }
 }
+
+/// `cowdump -o /dev/stdout` (a pipe here) and `-o /dev/null` write straight
+/// to the character device or FIFO, as scripts expect.
+#[test]
+fn cowdump_writes_to_a_character_device_or_a_fifo() {
+    let dir = tempdir();
+    let input = damaged_store(&dir, "in.img", 100);
+    let plain = tool("cowdump").arg(&input).output().unwrap();
+    let piped = tool("cowdump")
+        .args(["-o", "/dev/stdout", s(&input)])
+        .output()
+        .unwrap();
+    assert_eq!(
+        piped.status.code(),
+        plain.status.code(),
+        "{}",
+        stderr(&piped)
+    );
+    assert!(!plain.stdout.is_empty());
+    assert_eq!(piped.stdout, plain.stdout);
+    let nulled = tool("cowdump")
+        .args(["-o", "/dev/null", s(&input)])
+        .output()
+        .unwrap();
+    assert_eq!(
+        nulled.status.code(),
+        plain.status.code(),
+        "{}",
+        stderr(&nulled)
+    );
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+}
