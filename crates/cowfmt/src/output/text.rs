@@ -63,14 +63,7 @@ impl TextOutput {
             }
         };
         let temp = temp_name(path);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .map_err(|source| Error::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let file = open_writing(OpenOptions::new().create_new(true), &temp, path)?;
         Ok(TextOutput {
             file: Some(file),
             temp,
@@ -85,13 +78,7 @@ impl TextOutput {
     /// (`/dev/stdout`, a pipe): it holds no data to protect and cannot be
     /// renamed over.
     fn direct(path: &Path) -> Result<Self> {
-        let file = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(|source| Error::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let file = open_writing(&mut OpenOptions::new(), path, path)?;
         Ok(TextOutput {
             file: Some(file),
             temp: PathBuf::new(),
@@ -170,6 +157,14 @@ impl Drop for TextOutput {
             let _ = std::fs::remove_file(&self.temp);
         }
     }
+}
+
+/// Opens `at` for writing with `options`; an error names the output `path`.
+fn open_writing(options: &mut OpenOptions, at: &Path, path: &Path) -> Result<File> {
+    options.write(true).open(at).map_err(|source| Error::Open {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn temp_name(path: &Path) -> PathBuf {
