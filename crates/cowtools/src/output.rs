@@ -62,11 +62,18 @@ impl Write for Output {
 
 /// Opens the output: the file at `path` (refused when it is one of `inputs`
 /// or exists, non-empty, without `force`; checked before anything is
-/// written), or stdout for `None` or `-`. Buffered.
-pub fn open_output(path: Option<&Path>, force: bool, inputs: &[&Path]) -> anyhow::Result<Output> {
+/// written; with `force`, `tool` says on stderr what it overwrites), or
+/// stdout for `None` or `-`. Buffered.
+pub fn open_output(
+    tool: &str,
+    path: Option<&Path>,
+    force: bool,
+    inputs: &[&Path],
+) -> anyhow::Result<Output> {
     match path {
         Some(path) if path != Path::new("-") => {
             let file = TextOutput::create(path, force, inputs)?;
+            say_overwritten(tool, path, file.overwritten());
             Ok(Output::File(BufWriter::with_capacity(1 << 20, file)))
         }
         _ => Ok(Output::Stdout(BufWriter::with_capacity(
@@ -79,4 +86,15 @@ pub fn open_output(path: Option<&Path>, force: bool, inputs: &[&Path]) -> anyhow
 /// The name to show for an output path.
 pub fn output_name(path: Option<&PathBuf>) -> String {
     path.map_or_else(|| "stdout".to_string(), |p| p.display().to_string())
+}
+
+/// Says on stderr what an output `--force` let `tool` overwrite, if anything:
+/// `cowrepair: out.img: overwriting a shared store because --force was given`.
+pub fn say_overwritten(tool: &str, path: &Path, what: Option<&str>) {
+    if let Some(what) = what {
+        eprintln!(
+            "{tool}: {}: overwriting {what} because --force was given",
+            path.display()
+        );
+    }
 }

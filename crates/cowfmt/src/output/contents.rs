@@ -7,6 +7,20 @@ use crate::kind::{PERSISTENT_MAGIC, SHARED_MAGIC};
 use crate::output::marker::Marker;
 use crate::probe::probe;
 
+/// What a target holds, said two ways.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contents {
+    /// As the reason for a refusal: `already holds a shared store`, `chunk 0
+    /// is not all zero (first non-zero byte at offset 1000)`.
+    pub refusal: String,
+    /// As what an overwrite destroys: `a shared store`, `data (first non-zero
+    /// byte at offset 1000)`.
+    pub what: String,
+    /// Whether all that was found is non-zero bytes (no store, marker or
+    /// signature).
+    pub data_only: bool,
+}
+
 /// What `device` holds, in words (`already holds a persistent store (SnAp,
 /// chunk size 8)`, `already holds an ext4 file system (superblock at byte
 /// 1080)`, `chunk 0 is not all zero (first non-zero byte at offset 1000)`):
@@ -14,27 +28,48 @@ use crate::probe::probe;
 /// anywhere, or data in its first `span` bytes. `None` when there is none of
 /// these and the target may be written without `--force`.
 pub fn holds_data(device: &Device, span: u64) -> Result<Option<String>> {
+    Ok(contents(device, span)?.map(|found| found.refusal))
+}
+
+/// What `device` holds, as [`holds_data`] finds it, said both as a refusal
+/// and as what an overwrite destroys.
+pub fn contents(device: &Device, span: u64) -> Result<Option<Contents>> {
     let len = span.min(device.size_bytes()) as usize;
     let mut bytes = vec![0u8; len];
     device.read_at(&mut bytes, 0, || format!("the first {len} bytes"))?;
-    if let Some(store) = describe_store(&bytes) {
-        return Ok(Some(store));
+    if let Some(marker) = Marker::decode(&bytes) {
+        let what = marker.describe();
+        return Ok(Some(Contents {
+            refusal: format!("holds {what}"),
+            what,
+            data_only: false,
+        }));
+    }
+    if let Some(what) = describe_store(&bytes) {
+        return Ok(Some(Contents {
+            refusal: format!("already holds {what}"),
+            what,
+            data_only: false,
+        }));
     }
     let found = probe(device)?;
     if !found.signatures.is_empty() {
-        return Ok(Some(format!("already holds {}", found.describe())));
+        let what = found.describe();
+        return Ok(Some(Contents {
+            refusal: format!("already holds {what}"),
+            what,
+            data_only: false,
+        }));
     }
-    Ok(bytes
-        .iter()
-        .position(|&b| b != 0)
-        .map(|first| format!("chunk 0 is not all zero (first non-zero byte at offset {first})")))
+    Ok(bytes.iter().position(|&b| b != 0).map(|first| Contents {
+        refusal: format!("chunk 0 is not all zero (first non-zero byte at offset {first})"),
+        what: format!("data (first non-zero byte at offset {first})"),
+        data_only: true,
+    }))
 }
 
-/// The store (or unfinished output) the first bytes belong to, by magic.
+/// The store the first bytes belong to, by magic.
 fn describe_store(bytes: &[u8]) -> Option<String> {
-    if let Some(marker) = Marker::decode(bytes) {
-        return Some(format!("holds {}", marker.describe()));
-    }
     let field = |at: usize| Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
     match field(0)? {
         PERSISTENT_MAGIC => {
@@ -44,11 +79,11 @@ fn describe_store(bytes: &[u8]) -> Option<String> {
                 ""
             };
             Some(format!(
-                "already holds a persistent store (SnAp, chunk size {}{state})",
+                "a persistent store (SnAp, chunk size {}{state})",
                 field(12)?
             ))
         }
-        SHARED_MAGIC => Some("already holds a shared store".to_string()),
+        SHARED_MAGIC => Some("a shared store".to_string()),
         _ => None,
     }
 }

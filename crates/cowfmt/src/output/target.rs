@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::device::{Access, Backing, Device};
 use crate::error::{Error, Result};
 use crate::output::alias::refuse_alias;
-use crate::output::contents::holds_data;
+use crate::output::contents::{contents, Contents};
 use crate::output::marker::Marker;
 use crate::probe::{probe, wipe_signatures};
 
@@ -49,6 +49,9 @@ pub struct PreparedOutput {
     /// The claim on the output: call [`OutputClaim::keep`] once the job is
     /// done; dropped without it, a file the job created is removed.
     pub claim: OutputClaim,
+    /// What was on an existing output that `force` lets the job overwrite
+    /// (`a shared store`), for the tool to say so; `None` when nothing was.
+    pub overwritten: Option<String>,
 }
 
 /// What a job holds on its output while writing it: an exclusive lock on an
@@ -94,8 +97,10 @@ impl Drop for OutputClaim {
 /// Opens the output of a job that writes a store. A missing file is created
 /// exclusively (`O_EXCL`), sparse at `size` bytes; an existing empty file is
 /// claimed and sized; an existing non-empty file is refused, or with `force`
-/// truncated; a block device is refused when [`holds_data`] finds anything,
-/// unless `force` (then the magic of every signature on it is wiped). The output may never be one of the inputs.
+/// truncated; a block device is refused when [`contents`] finds anything,
+/// unless `force` (then the magic of every signature on it is wiped). A
+/// refusal names what is there; with `force`, [`PreparedOutput::overwritten`]
+/// does. The output may never be one of the inputs.
 /// Image files are locked (`flock`) for the job, so a second job on the same
 /// output is refused. Every check happens before anything is written; then
 /// the [`Marker::Writing`] marker goes to the first sector.
@@ -177,6 +182,7 @@ fn create_new(request: &OutputRequest<'_>) -> Result<PreparedOutput> {
         device: Device::from_open_file(file, path)?,
         zeroed: true,
         claim,
+        overwritten: None,
     })
 }
 
@@ -194,12 +200,16 @@ fn claim_existing_file(request: &OutputRequest<'_>) -> Result<PreparedOutput> {
     refuse_alias(path, &meta, request.inputs)?;
     let lock = lock(&file, path)?;
     let meta = stat(&file, path)?;
-    if meta.len() > 0 && !request.force {
-        return Err(Error::Invalid(format!(
-            "{}: already exists and is not empty; refusing to overwrite it without --force",
-            path.display()
-        )));
-    }
+    let overwritten = if meta.len() > 0 {
+        let existing = Device::from_open_file(clone(&file, path)?, path)?;
+        let found = contents(&existing, OUTPUT_PROBE_BYTES)?;
+        if !request.force {
+            return Err(Error::Invalid(refusal(path, meta.len(), found.as_ref())));
+        }
+        Some(what_is_overwritten(meta.len(), found))
+    } else {
+        None
+    };
     resize(&file, path, 0)?;
     resize(&file, path, request.size)?;
     Ok(PreparedOutput {
@@ -210,7 +220,31 @@ fn claim_existing_file(request: &OutputRequest<'_>) -> Result<PreparedOutput> {
             created: None,
             _lock: Some(lock),
         },
+        overwritten,
     })
+}
+
+/// Why an existing file of `len` bytes holding `found` is not overwritten
+/// without `--force`.
+pub(super) fn refusal(path: &Path, len: u64, found: Option<&Contents>) -> String {
+    let path = path.display();
+    match found {
+        Some(found) if found.what == Marker::Writing.describe() => format!(
+            "{path}: holds an incomplete output left by a job that was cut short; the input is untouched; remove it or give --force"
+        ),
+        Some(found) if !found.data_only => format!(
+            "{path}: {}; refusing to overwrite it without --force",
+            found.refusal
+        ),
+        _ => format!(
+            "{path}: already exists and is not empty ({len} bytes); refusing to overwrite it without --force"
+        ),
+    }
+}
+
+/// What overwriting an existing file of `len` bytes holding `found` destroys.
+pub(super) fn what_is_overwritten(len: u64, found: Option<Contents>) -> String {
+    found.map_or_else(|| format!("a file of {len} bytes"), |found| found.what)
 }
 
 fn open_block_device(request: &OutputRequest<'_>) -> Result<PreparedOutput> {
@@ -227,18 +261,21 @@ fn open_block_device(request: &OutputRequest<'_>) -> Result<PreparedOutput> {
     })?;
     refuse_alias(path, &meta, request.inputs)?;
     let device = Device::open(path, Access::ReadWrite)?;
+    let found = contents(&device, OUTPUT_PROBE_BYTES)?;
     if request.force {
         wipe_signatures(&device, &probe(&device)?)?;
-    } else if let Some(what) = holds_data(&device, OUTPUT_PROBE_BYTES)? {
+    } else if let Some(found) = &found {
         return Err(Error::Invalid(format!(
-            "{}: the device {what}; refusing to overwrite it without --force",
-            path.display()
+            "{}: the device {}; refusing to overwrite it without --force",
+            path.display(),
+            found.refusal
         )));
     }
     Ok(PreparedOutput {
         device,
         zeroed: false,
         claim: OutputClaim::unlocked(path),
+        overwritten: found.map(|f| f.what),
     })
 }
 
@@ -254,6 +291,14 @@ fn resize(file: &File, path: &Path, len: u64) -> Result<()> {
     file.set_len(len).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         action: "cannot resize the image file",
+        source,
+    })
+}
+
+fn clone(file: &File, path: &Path) -> Result<File> {
+    file.try_clone().map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        action: "cannot reopen",
         source,
     })
 }
@@ -325,9 +370,33 @@ mod tests {
         let path = dir.path().join("out.img");
         std::fs::write(&path, b"keep me").unwrap();
         let err = open_output(&request(&path, &[], false)).unwrap_err();
-        assert!(err.to_string().contains("not empty"), "{err}");
+        assert!(err.to_string().contains("not empty (7 bytes)"), "{err}");
+        let forced = open_output(&request(&path, &[], true)).unwrap();
+        assert_eq!(
+            forced.overwritten.as_deref(),
+            Some("data (first non-zero byte at offset 0)")
+        );
+        drop(forced);
+        std::fs::write(&path, b"keep me").unwrap();
         let err = open_output(&request(&path, &[&path], true)).unwrap_err();
         assert!(err.to_string().contains("which this job reads"), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
+    }
+
+    #[test]
+    fn an_output_left_by_a_cut_job_is_named_in_the_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.img");
+        Marker::Writing
+            .write(&Device::create_or_extend(&path, 1 << 20).unwrap())
+            .unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let err = open_output(&request(&path, &[], false)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("holds an incomplete output left by a job that was cut short"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before);
     }
 }

@@ -4,26 +4,34 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
+use crate::device::{Access, Device};
 use crate::error::{Error, Result};
 use crate::output::alias::refuse_alias;
+use crate::output::contents::contents;
+use crate::output::target::{refusal, what_is_overwritten, OUTPUT_PROBE_BYTES};
 
 /// A text output file being written: refused before anything is written
 /// when it is one of the inputs or exists (non-empty) without `force`;
 /// written to `.NAME.PID.partial` in the same directory; put in place by
-/// [`TextOutput::commit`]; removed if dropped uncommitted.
+/// [`TextOutput::commit`]; removed if dropped uncommitted. A character
+/// device or a FIFO is written directly.
 #[derive(Debug)]
 pub struct TextOutput {
     file: Option<File>,
     temp: PathBuf,
     path: PathBuf,
     replace: bool,
+    overwritten: Option<String>,
+    direct: bool,
 }
 
 impl TextOutput {
     /// Checks `path` and opens its temporary file.
     pub fn create(path: &Path, force: bool, inputs: &[&Path]) -> Result<Self> {
+        let mut overwritten = None;
         let replace = match std::fs::metadata(path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
             Err(source) => {
@@ -34,36 +42,57 @@ impl TextOutput {
             }
             Ok(meta) => {
                 refuse_alias(path, &meta, inputs)?;
+                if meta.file_type().is_char_device() || meta.file_type().is_fifo() {
+                    return Self::direct(path);
+                }
                 if !meta.is_file() {
                     return Err(Error::Invalid(format!(
-                        "{}: is not a regular file; give a new file name for the output",
+                        "{}: is neither a regular file, a character device nor a FIFO; give a new file name for the output",
                         path.display()
                     )));
                 }
-                if meta.len() > 0 && !force {
-                    return Err(Error::Invalid(format!(
-                        "{}: already exists and is not empty; refusing to overwrite it without --force",
-                        path.display()
-                    )));
+                if meta.len() > 0 {
+                    let found =
+                        contents(&Device::open(path, Access::ReadOnly)?, OUTPUT_PROBE_BYTES)?;
+                    if !force {
+                        return Err(Error::Invalid(refusal(path, meta.len(), found.as_ref())));
+                    }
+                    overwritten = Some(what_is_overwritten(meta.len(), found));
                 }
                 true
             }
         };
         let temp = temp_name(path);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .map_err(|source| Error::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let file = open_writing(OpenOptions::new().create_new(true), &temp, path)?;
         Ok(TextOutput {
             file: Some(file),
             temp,
             path: path.to_path_buf(),
             replace,
+            overwritten,
+            direct: false,
         })
+    }
+
+    /// An output written straight to a character device or a FIFO
+    /// (`/dev/stdout`, a pipe): it holds no data to protect and cannot be
+    /// renamed over.
+    fn direct(path: &Path) -> Result<Self> {
+        let file = open_writing(&mut OpenOptions::new(), path, path)?;
+        Ok(TextOutput {
+            file: Some(file),
+            temp: PathBuf::new(),
+            path: path.to_path_buf(),
+            replace: false,
+            overwritten: None,
+            direct: true,
+        })
+    }
+
+    /// What was in the existing file that `force` lets this output replace
+    /// (`a persistent store (SnAp, chunk size 8)`, `a file of 181 bytes`).
+    pub fn overwritten(&self) -> Option<&str> {
+        self.overwritten.as_deref()
     }
 
     /// Flushes the text to stable storage and puts it in place: renamed over
@@ -71,7 +100,14 @@ impl TextOutput {
     /// linked in only if the name is still free, so two jobs writing one new
     /// output never both succeed.
     pub fn commit(mut self) -> Result<()> {
-        let file = self.file.take().expect("committed once");
+        let mut file = self.file.take().expect("committed once");
+        if self.direct {
+            return file.flush().map_err(|source| Error::Io {
+                path: self.path.clone(),
+                action: "cannot write",
+                source,
+            });
+        }
         file.sync_all().map_err(|source| Error::Io {
             path: self.temp.clone(),
             action: "cannot flush to stable storage",
@@ -117,10 +153,18 @@ impl Write for TextOutput {
 
 impl Drop for TextOutput {
     fn drop(&mut self) {
-        if self.file.is_some() || self.temp.exists() {
+        if !self.direct && (self.file.is_some() || self.temp.exists()) {
             let _ = std::fs::remove_file(&self.temp);
         }
     }
+}
+
+/// Opens `at` for writing with `options`; an error names the output `path`.
+fn open_writing(options: &mut OpenOptions, at: &Path, path: &Path) -> Result<File> {
+    options.write(true).open(at).map_err(|source| Error::Open {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn temp_name(path: &Path) -> PathBuf {

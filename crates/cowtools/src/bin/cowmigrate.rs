@@ -236,6 +236,7 @@ fn run_persistent(cli: &Cli, store: PersistentStore, kind: StoreKind) -> anyhow:
         force: cli.force,
         inputs: &read_paths(cli),
     })?;
+    cowtools::output::say_overwritten(TOOL, &cli.output, prepared.overwritten.as_deref());
     if prepared.device.size_bytes() < plan.needed_bytes {
         bail!(
             "{}: the device has {} bytes, but the migrated store needs at least {}",
@@ -577,6 +578,7 @@ fn run_shared_plan(
         force: cli.force,
         inputs: &read_paths(cli),
     })?;
+    cowtools::output::say_overwritten(TOOL, &cli.output, prepared.overwritten.as_deref());
     ensure_fits(
         cli,
         &mut plan,

@@ -216,6 +216,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         force: cli.force,
         inputs: &read_paths(cli),
     })?;
+    cowtools::output::say_overwritten(TOOL, output_path, prepared.overwritten.as_deref());
     let report = write(cli, salvage, &input, prepared.device, prepared.zeroed)?;
     prepared.claim.keep();
     finish(cli, &report, output_path)
@@ -511,6 +512,7 @@ fn back_up(cli: &Cli, input: Device, backup_path: &Path) -> anyhow::Result<(Devi
         force: cli.force,
         inputs: &read_paths(cli),
     })?;
+    cowtools::output::say_overwritten(TOOL, backup_path, prepared.overwritten.as_deref());
     if prepared.device.size_bytes() < input.size_bytes() {
         bail!(
             "{}: the backup device has {} bytes, fewer than the {} of {}",
@@ -890,6 +892,7 @@ fn run_shared(cli: &Cli, input: Device, probed: bool) -> anyhow::Result<u8> {
         force: cli.force,
         inputs: &read_paths(cli),
     })?;
+    cowtools::output::say_overwritten(TOOL, output_path, prepared.overwritten.as_deref());
     let how = shared_repair::WriteOptions {
         output_zeroed: prepared.zeroed,
         data_in_place: false,

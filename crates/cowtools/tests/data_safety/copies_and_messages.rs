@@ -253,6 +253,25 @@ fn case7_migrations_of_a_sparse_store_stay_sparse_and_byte_identical() {
 }
 
 #[test]
+fn case7_in_place_repair_keeps_the_holes_of_the_input() {
+    let dir = tempdir();
+    let cow = sparse_store(&dir, 40_000);
+    let copies = copies_of(&cow, 4096);
+    let before = allocated(&cow);
+    tool("cowrepair")
+        .args(["-q", "-i", s(&cow), "--in-place", "--backup"])
+        .arg(dir.path().join("backup.img"))
+        .assert()
+        .code(0);
+    assert!(
+        allocated(&cow) <= before + SLACK,
+        "the repaired input allocates {} bytes, {before} before",
+        allocated(&cow)
+    );
+    assert_eq!(copies_of(&cow, 4096), copies);
+}
+
+#[test]
 fn case7_the_in_place_backup_keeps_holes() {
     let dir = tempdir();
     let cow = sparse_store(&dir, 40_000);

@@ -331,16 +331,6 @@ fn case_8_a_read_only_in_place_input_is_refused_before_any_backup() {
     assert_refused_before_backup(&cow, &before, &backup);
 }
 
-/// The JSON dump of the store at `path`.
-fn dump_of(path: &Path) -> Vec<u8> {
-    let output = tool("cowdump")
-        .args(["--format", "json", s(path)])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
-    output.stdout
-}
-
 #[test]
 fn case_11_a_killed_job_never_leaves_an_output_that_checks_clean() {
     let dir = tempdir();
@@ -386,21 +376,19 @@ fn case_11_a_killed_job_never_leaves_an_output_that_checks_clean() {
     ];
     for (program, args) in jobs {
         let total = timed(&bin(program), &args);
-        let complete = dump_of(&out);
+        let whole = json_dump(&out);
         std::fs::remove_file(&out).unwrap();
         let mut cut = 0;
         for delay in kill_points(total * 3 / 4, 12) {
             let completed = run_killed_after(&bin(program), &args, None, delay);
             if !completed {
                 cut += 1;
-                // A kill after the header's last write (before the process
-                // exits) leaves the finished store: clean, and complete.
-                if out.exists() && checks_clean(&out) {
-                    assert!(
-                        dump_of(&out) == complete,
-                        "{program} {args:?} killed after {delay:?} left an output that checks clean but is not the complete one"
-                    );
-                }
+                // A kill that lands after the last write (while the job checks
+                // its output or reports) leaves the whole output.
+                assert!(
+                    !out.exists() || !checks_clean(&out) || json_dump(&out) == whole,
+                    "{program} {args:?} killed after {delay:?} left an output that checks clean with part of the records"
+                );
             }
             let _ = std::fs::remove_file(&out);
         }
@@ -506,19 +494,26 @@ fn in_place_survives_kills(
             want(input);
             continue;
         }
+        let mut rerun_args = args.to_vec();
         if !marked() {
             if std::fs::read(input).unwrap() != original {
                 want(input);
                 continue;
             }
-            let _ = std::fs::remove_file(&backup);
+            if backup.exists() {
+                assert!(
+                    std::fs::read(&backup).unwrap() == original || !checks_clean(&backup),
+                    "killed after {delay:?}: the cut backup checks clean with part of the input"
+                );
+                rerun_args.push("--force");
+            }
         } else {
             resumed += 1;
             let check = tool("cowcheck").arg(input).output().unwrap();
             assert_eq!(check.status.code(), Some(1), "killed after {delay:?}");
             assert!(stdout(&check).contains("in repair") || stderr(&check).contains("in repair"));
         }
-        let rerun = tool("cowrepair").args(args).output().unwrap();
+        let rerun = tool("cowrepair").args(&rerun_args).output().unwrap();
         assert!(
             completed(rerun.status),
             "after {delay:?}: {}",
@@ -547,6 +542,38 @@ fn in_place_repair_of_a_persistent_store_resumes_after_kill_9() {
         assert!(checks_clean(path));
         assert_eq!(records(path), full);
     });
+}
+
+#[test]
+fn a_backup_cut_before_the_input_is_marked_is_named_and_forced_over() {
+    let dir = tempdir();
+    let input = damaged_store(&dir, "in.img", 1000);
+    let original = std::fs::read(&input).unwrap();
+    let backup = dir.path().join("in.bak");
+    let cut = Device::create_or_extend(&backup, original.len() as u64).unwrap();
+    cut.write_at(&original[512..], 512).unwrap();
+    cowfmt::output::Marker::Writing.write(&cut).unwrap();
+    drop(cut);
+    assert!(!checks_clean(&backup));
+    let args = ["-q", "-i", s(&input), "--in-place", "--backup", s(&backup)];
+    let refused = tool("cowrepair").args(args).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains(
+            "holds an incomplete output left by a job that was cut short; the input is untouched; remove it or give --force"
+        ),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(std::fs::read(&input).unwrap(), original);
+    let forced = tool("cowrepair")
+        .args(args)
+        .arg("--force")
+        .output()
+        .unwrap();
+    assert!(completed(forced.status), "{}", stderr(&forced));
+    assert!(checks_clean(&input));
+    assert_eq!(std::fs::read(&backup).unwrap(), original);
 }
 
 #[test]
@@ -644,4 +671,108 @@ fn in_place_repair_of_a_shared_store_resumes_after_kill_9() {
         assert!(checks_clean(path));
         assert_eq!(shared_records(path), full);
     });
+}
+
+/// Each writing tool's refusal names what an existing output holds, and with
+/// `--force` the tool says on stderr what it overwrites.
+#[test]
+fn an_existing_output_is_named_in_the_refusal_and_when_forced_over() {
+    let dir = tempdir();
+    let input = damaged_store(&dir, "in.img", 200);
+    let victim = damaged_store(&dir, "victim.img", 100);
+    let held = "a persistent store (SnAp, chunk size 1)";
+    let dump = dir.path().join("dump.yaml");
+    let backup = dir.path().join("in.bak");
+    let jobs: [(&str, &Path, Vec<&str>); 4] = [
+        (
+            "cowrepair",
+            &victim,
+            vec!["-q", "-i", s(&input), "-o", s(&victim)],
+        ),
+        (
+            "cowrepair",
+            &backup,
+            vec!["-q", "-i", s(&input), "--in-place", "--backup", s(&backup)],
+        ),
+        (
+            "cowmigrate",
+            &victim,
+            vec!["-q", "-i", s(&input), "-o", s(&victim), "--to", "legacy"],
+        ),
+        ("cowdump", &dump, vec!["-o", s(&dump), s(&input)]),
+    ];
+    for (name, target, args) in jobs {
+        if target != victim.as_path() {
+            std::fs::copy(&victim, target).unwrap();
+        }
+        let before = std::fs::read(target).unwrap();
+        let refused = tool(name).args(&args).output().unwrap();
+        assert_eq!(refused.status.code(), Some(2), "{name} {args:?}");
+        let expected = format!(
+            "{}: already holds {held}; refusing to overwrite it without --force",
+            s(target)
+        );
+        assert!(stderr(&refused).contains(&expected), "{}", stderr(&refused));
+        assert_eq!(std::fs::read(target).unwrap(), before);
+        let forced = tool(name).args(&args).arg("--force").output().unwrap();
+        assert!(completed(forced.status), "{name}: {}", stderr(&forced));
+        let said = format!(
+            "{name}: {}: overwriting {held} because --force was given",
+            s(target)
+        );
+        assert_eq!(
+            stderr(&forced).matches(&said).count(),
+            1,
+            "{name}: {}",
+            stderr(&forced)
+        );
+        if target == victim.as_path() {
+            std::fs::write(&victim, &before).unwrap();
+        }
+    }
+}
+
+/// `cowdump -o /dev/stdout` (a pipe here) and `-o /dev/null` write straight
+/// to the character device or FIFO, as scripts expect.
+#[test]
+fn cowdump_writes_to_a_character_device_or_a_fifo() {
+    let dir = tempdir();
+    let input = damaged_store(&dir, "in.img", 100);
+    let plain = tool("cowdump").arg(&input).output().unwrap();
+    let piped = tool("cowdump")
+        .args(["-o", "/dev/stdout", s(&input)])
+        .output()
+        .unwrap();
+    assert_eq!(
+        piped.status.code(),
+        plain.status.code(),
+        "{}",
+        stderr(&piped)
+    );
+    assert!(!plain.stdout.is_empty());
+    assert_eq!(piped.stdout, plain.stdout);
+    let nulled = tool("cowdump")
+        .args(["-o", "/dev/null", s(&input)])
+        .output()
+        .unwrap();
+    assert_eq!(
+        nulled.status.code(),
+        plain.status.code(),
+        "{}",
+        stderr(&nulled)
+    );
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+}
+
+/// The store at `path` as cowdump's JSON has it.
+fn json_dump(path: &Path) -> Vec<u8> {
+    tool("cowdump")
+        .args(["--format", "json", s(path)])
+        .output()
+        .unwrap()
+        .stdout
 }

@@ -10,16 +10,23 @@ use crate::sparse::is_zero;
 /// Data is written in contiguous runs of at most this many bytes.
 pub(crate) const BATCH_BYTES: usize = 1 << 20;
 
+/// Zero chunks are cleared (a hole punched in an image file) in contiguous
+/// runs of at most this many bytes; they take no memory.
+const ZERO_RUN_BYTES: usize = 64 << 20;
+
 /// Writes a new store in allocation order: data chunks are gathered into
 /// contiguous writes, and each batch's records are committed only after its
 /// data is written. On an output known to read zeros, zero chunks are not
-/// written (the output stays as sparse as the input).
+/// written (the output stays as sparse as the input); on any other output
+/// runs of zero chunks are cleared with [`Device::zero_range`] (a punched hole
+/// in an image file, zeros written on a block device).
 #[derive(Debug)]
 pub struct RebuildWriter {
     writer: StoreWriter,
     chunk_bytes: usize,
     output_zeroed: bool,
     batch: Vec<u8>,
+    batch_zeros: bool,
     batch_start: u64,
     pending: Vec<ExceptionRecord>,
 }
@@ -35,6 +42,7 @@ impl RebuildWriter {
             chunk_bytes,
             output_zeroed: false,
             batch: Vec::with_capacity(BATCH_BYTES.max(chunk_bytes)),
+            batch_zeros: false,
             batch_start: 0,
             pending: Vec::new(),
         })
@@ -60,7 +68,7 @@ impl RebuildWriter {
     /// (one chunk) for it and returns the chunk.
     pub fn push(&mut self, old_chunk: u64, data: &[u8]) -> Result<u64> {
         debug_assert_eq!(data.len(), self.chunk_bytes);
-        if self.output_zeroed && is_zero(data) {
+        if is_zero(data) {
             return self.push_zeros(old_chunk);
         }
         let new_chunk = self.writer.allocate()?;
@@ -86,20 +94,24 @@ impl RebuildWriter {
     }
 
     /// Queues the record and its data (`None`: zeros) after the batch,
-    /// writing the batch first when the chunk does not continue it.
+    /// writing the batch first when the chunk does not continue it (a run of
+    /// data and a run of zeros never share a batch).
     fn queue(&mut self, old_chunk: u64, new_chunk: u64, data: Option<&[u8]>) -> Result<()> {
+        let zeros = data.is_none();
         let contiguous = new_chunk == self.batch_start + self.pending.len() as u64;
+        let limit = if zeros { ZERO_RUN_BYTES } else { BATCH_BYTES };
+        let queued = self.pending.len() * self.chunk_bytes;
         if !self.pending.is_empty()
-            && (!contiguous || self.batch.len() + self.chunk_bytes > BATCH_BYTES)
+            && (!contiguous || zeros != self.batch_zeros || queued + self.chunk_bytes > limit)
         {
             self.flush_batch()?;
         }
         if self.pending.is_empty() {
             self.batch_start = new_chunk;
+            self.batch_zeros = zeros;
         }
-        match data {
-            Some(data) => self.batch.extend_from_slice(data),
-            None => self.batch.resize(self.batch.len() + self.chunk_bytes, 0),
+        if let Some(data) = data {
+            self.batch.extend_from_slice(data);
         }
         self.pending.push(ExceptionRecord {
             old_chunk,
@@ -124,7 +136,12 @@ impl RebuildWriter {
             return Ok(());
         }
         let device = self.writer.device();
-        device.write_at(&self.batch, self.batch_start * self.chunk_bytes as u64)?;
+        let offset = self.batch_start * self.chunk_bytes as u64;
+        if self.batch_zeros {
+            device.zero_range(offset, (self.pending.len() * self.chunk_bytes) as u64)?;
+        } else {
+            device.write_at(&self.batch, offset)?;
+        }
         for record in std::mem::take(&mut self.pending) {
             self.commit(record)?;
         }

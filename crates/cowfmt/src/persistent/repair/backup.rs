@@ -3,6 +3,7 @@
 
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::output::MARKER_BYTES;
 use crate::sparse::{Extents, SparseCopier};
 
 /// Bytes compared at a time when verifying a backup.
@@ -10,8 +11,10 @@ const COPY_BLOCK: usize = 1 << 20;
 
 /// Copies every byte of `source` to the start of `backup` (which must be at
 /// least as large), keeping holes: holes and all-zero blocks are skipped when
-/// `backup_zeroed`, zeroed otherwise. `progress` gets (bytes copied, bytes to
-/// copy).
+/// `backup_zeroed`, zeroed otherwise. The first sector, where the backup
+/// carries the output guard's incomplete marker, is copied last, after a
+/// sync of everything else: a copy cut short never looks like a store.
+/// `progress` gets (bytes copied, bytes to copy).
 pub fn copy_device(
     source: &Device,
     backup: &Device,
@@ -19,9 +22,17 @@ pub fn copy_device(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<()> {
     let total = source.size_bytes();
-    SparseCopier::new(source, backup, backup_zeroed)
-        .copy(0, total, &mut |done| progress(done, total))?;
-    backup.sync()
+    let first = (MARKER_BYTES as u64).min(total);
+    SparseCopier::new(source, backup, backup_zeroed).copy(first, total - first, &mut |done| {
+        progress(first + done, total)
+    })?;
+    backup.sync()?;
+    let mut sector = vec![0u8; first as usize];
+    source.read_at(&mut sector, 0, || "the first sector".to_string())?;
+    backup.write_at(&sector, 0)?;
+    backup.sync()?;
+    progress(total, total);
+    Ok(())
 }
 
 /// Compares `backup` with `source` byte for byte (blocks that are holes in
@@ -63,4 +74,31 @@ pub fn verify_copy(
         progress(offset, total);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::Marker;
+
+    #[test]
+    fn the_backup_stays_marked_incomplete_until_the_last_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = Device::create_or_extend(dir.path().join("in.img"), 8 << 20).unwrap();
+        source
+            .write_at(b"SnAp\x01\0\0\0\x01\0\0\0\x08\0\0\0", 0)
+            .unwrap();
+        source.write_at(&[7u8; 4096], 3 << 20).unwrap();
+        let backup = Device::create_or_extend(dir.path().join("b.img"), 8 << 20).unwrap();
+        Marker::Writing.write(&backup).unwrap();
+        let mut unmarked_early = Vec::new();
+        copy_device(&source, &backup, true, &mut |done, total| {
+            if done < total && Marker::read(&backup).unwrap().is_none() {
+                unmarked_early.push(done);
+            }
+        })
+        .unwrap();
+        assert_eq!(unmarked_early, Vec::<u64>::new());
+        verify_copy(&source, &backup, &mut |_, _| {}).unwrap();
+    }
 }

@@ -122,7 +122,7 @@ impl Cli {
     /// Opens `-o FILE` (never the target, never an existing file without
     /// `--force`) or stdout.
     fn open_output(&self) -> anyhow::Result<output::Output> {
-        output::open_output(self.output.as_deref(), self.force, &[&self.target])
+        output::open_output(TOOL, self.output.as_deref(), self.force, &[&self.target])
     }
 
     fn progress(&self) -> Progress {
