@@ -51,6 +51,9 @@ impl TextOutput {
                         path.display()
                     )));
                 }
+                if is_symlink(path) {
+                    return Self::create(&resolve(path)?, force, inputs);
+                }
                 if meta.len() > 0 {
                     let found =
                         contents(&Device::open(path, Access::ReadOnly)?, OUTPUT_PROBE_BYTES)?;
@@ -160,6 +163,20 @@ impl Drop for TextOutput {
 }
 
 /// Opens `at` for writing with `options`; an error names the output `path`.
+fn is_symlink(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink())
+}
+
+/// The file a symbolic link to a regular file names (`/dev/stdout` redirected
+/// to a file, `/proc/self/fd/N`), so that the output is renamed over that file
+/// and never over the link itself (which may be a system's `/dev/stdout`).
+fn resolve(path: &Path) -> Result<PathBuf> {
+    std::fs::canonicalize(path).map_err(|source| Error::Open {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 fn open_writing(options: &mut OpenOptions, at: &Path, path: &Path) -> Result<File> {
     options.write(true).open(at).map_err(|source| Error::Open {
         path: path.to_path_buf(),
@@ -177,6 +194,23 @@ fn temp_name(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_link_to_a_file_is_replaced_at_the_file_and_stays_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dump.yaml");
+        std::fs::write(&file, b"").unwrap();
+        let link = dir.path().join("stdout");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let mut out = TextOutput::create(&link, false, &[]).unwrap();
+        out.write_all(b"text").unwrap();
+        out.commit().unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read(&file).unwrap(), b"text");
+    }
 
     #[test]
     fn the_text_appears_only_when_committed() {
