@@ -93,7 +93,20 @@ fn memory_budget(summary: &GenSummary) -> u64 {
     }
 }
 
-/// Runs the command `make` builds `runs` times; any exit but 0 is an error.
+/// Writes back every dirty page of the machine before a measured run, so a
+/// run pays for its own writes only: a restore syncs its output before the
+/// header goes last, and must not also flush the dump cowdump just wrote (or
+/// the previous run's output) through that sync.
+fn flush_dirty_pages() -> Result<()> {
+    let status = Command::new("sync").status()?;
+    if !status.success() {
+        bail!("sync ended with {status}");
+    }
+    Ok(())
+}
+
+/// Runs the command `make` builds `runs` times, each after
+/// [`flush_dirty_pages`]; any exit but 0 is an error.
 fn repeat(
     runs: u32,
     dir: &Path,
@@ -104,6 +117,7 @@ fn repeat(
     let mut measured = Vec::new();
     for run in 1..=runs {
         let mut command = make();
+        flush_dirty_pages()?;
         command
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -242,6 +242,25 @@ pub fn plan_check(cli: &Cli, fields: &Map<String, Value>) -> Option<Box<dyn Reco
 
 /// The first problem of shared records read in order; only the current
 /// origin chunk is remembered.
+/// Where a record of the dump is, for its error message; formatted only when
+/// a record is wrong (the check runs once per record).
+struct RecordPlace<'a> {
+    dump_path: &'a str,
+    index: u64,
+    origin_chunk: u64,
+    cow_chunk: u64,
+}
+
+impl std::fmt::Display for RecordPlace<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: exception {} (origin_chunk {}, cow_chunk {})",
+            self.dump_path, self.index, self.origin_chunk, self.cow_chunk
+        )
+    }
+}
+
 struct SharedCheck {
     snapmask: u64,
     chunk_bytes: u64,
@@ -269,10 +288,12 @@ impl SharedCheck {
     fn problem_of(&mut self, origin_chunk: u64, cow_chunk: u64, share: u64) -> Option<String> {
         let (snapmask, chunk_bytes) = (self.snapmask, self.chunk_bytes);
         let origin_chunks = u64::MAX / chunk_bytes;
-        let place = format_args!(
-            "{}: exception {} (origin_chunk {origin_chunk}, cow_chunk {cow_chunk})",
-            self.dump_path, self.index
-        );
+        let place = RecordPlace {
+            dump_path: &self.dump_path,
+            index: self.index,
+            origin_chunk,
+            cow_chunk,
+        };
         if origin_chunk >= origin_chunks {
             return Some(format!(
                 "{place}: origin chunk {origin_chunk} lies past the largest origin {chunk_bytes}-byte chunks can address ({origin_chunks} chunks)"
