@@ -2,7 +2,10 @@
 //! YAML and JSON dumps to files, and `mkcow --from-dump` restores each into a
 //! new image. Targets: the restore takes at most [`RESTORE_TIME_FACTOR`] times
 //! what `cowdump` took to write the same dump (measured in the same run), in
-//! less than [`RESTORE_BASE_MEMORY`] plus its bitmaps.
+//! less than [`RESTORE_BASE_MEMORY`] plus its bitmaps, at the sizes issue 8
+//! names ([`TARGET_RECORDS_PERSISTENT`], [`TARGET_RECORDS_SHARED`]); smaller
+//! stores are figures only (the restore's fixed costs, its threads and its
+//! one sync, weigh more against a dump of a second or less).
 
 use std::fs;
 use std::path::Path;
@@ -17,6 +20,12 @@ use crate::tools::Tools;
 
 /// A restore may take this many times the dump's wall time.
 pub const RESTORE_TIME_FACTOR: f64 = 3.0;
+
+/// The persistent store size the time target is set at.
+pub const TARGET_RECORDS_PERSISTENT: u64 = 16 << 20;
+
+/// The shared store size (64 snapshots) the time target is set at.
+pub const TARGET_RECORDS_SHARED: u64 = 4 << 20;
 /// Restore memory before its bitmaps.
 pub const RESTORE_BASE_MEMORY: u64 = 64 << 20;
 
@@ -62,7 +71,15 @@ pub fn run(
                 .arg(&restored);
             command
         })?;
-        let target = summary.records as f64 / (RESTORE_TIME_FACTOR * dump_seconds);
+        let target_size = match summary.kind {
+            cowfmt::StoreKind::Shared => TARGET_RECORDS_SHARED,
+            _ => TARGET_RECORDS_PERSISTENT,
+        };
+        let target = if summary.records >= target_size {
+            summary.records as f64 / (RESTORE_TIME_FACTOR * dump_seconds)
+        } else {
+            0.0
+        };
         let mut restore_result = BenchResult::of_tool(
             summary,
             format!("mkcow --from-dump ({format})"),
@@ -70,10 +87,16 @@ pub fn run(
             Some(memory_budget(summary)),
         );
         fill_figures(&mut restore_result, &restores);
-        println!(
-            "mkcow --from-dump ({format}): {:.2}x the dump's time (target at most {RESTORE_TIME_FACTOR}x)",
-            restore_result.wall_seconds.unwrap_or(f64::INFINITY) / dump_seconds
-        );
+        let ratio = restore_result.wall_seconds.unwrap_or(f64::INFINITY) / dump_seconds;
+        if target > 0.0 {
+            println!(
+                "mkcow --from-dump ({format}): {ratio:.2}x the dump's time (target at most {RESTORE_TIME_FACTOR}x)"
+            );
+        } else {
+            println!(
+                "mkcow --from-dump ({format}): {ratio:.2}x the dump's time (a figure: the target is set at {target_size} records)"
+            );
+        }
         results.push(dump_result);
         results.push(restore_result);
         let _ = fs::remove_file(&dump);
