@@ -17,6 +17,8 @@
 //! - [`origin_range`]: ranges of origin chunks, as repairs name what was lost;
 //! - [`output`]: the output guard every writing job goes through;
 //! - [`probe`]: every signature a device holds (libblkid and our own kinds);
+//! - [`snapshot_image`]: one snapshot's logical image, written out or merged
+//!   back into its origin;
 //! - [`sparse`]: holes of image files, and copies that keep them;
 //! - [`units`]: size parsing (`4k`, `64M`, `8s`).
 
@@ -34,6 +36,7 @@ pub mod output;
 pub mod persistent;
 pub mod probe;
 pub mod shared;
+pub mod snapshot_image;
 pub mod sparse;
 pub mod units;
 
