@@ -151,7 +151,10 @@ pub fn copy_into_origin(
     let mut buf = vec![0u8; chunk_bytes as usize];
     let pairs = map.sorted();
     let total = pairs.len() as u64;
-    if let Some(&(chunk, _)) = pairs.last().filter(|(c, _)| c.saturating_mul(chunk_bytes) >= size) {
+    if let Some(&(chunk, _)) = pairs
+        .last()
+        .filter(|(c, _)| c.saturating_mul(chunk_bytes) >= size)
+    {
         return Err(Error::Invalid(format!(
             "{}: the store maps origin chunk {chunk}, past the end of the origin {} ({size} bytes); is this the store's origin?",
             store.path().display(),

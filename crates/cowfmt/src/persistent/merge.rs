@@ -114,7 +114,7 @@ pub fn merge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crashdev::{CrashDev, CrashEvent, CrashLog};
+    use crate::crashdev::{CrashEvent, CrashLog};
     use crate::memdev::MemDev;
     use crate::persistent::area::encode_area;
     use crate::persistent::record::ExceptionRecord;
@@ -151,8 +151,12 @@ mod tests {
         for (chunk, stored) in snapshot.map.sorted() {
             let at = chunk as usize * CHUNK;
             let len = (image.len() - at).min(CHUNK);
-            cow.read_at(&mut image[at..at + len], stored * CHUNK as u64, &String::new)
-                .unwrap();
+            cow.read_at(
+                &mut image[at..at + len],
+                stored * CHUNK as u64,
+                &String::new,
+            )
+            .unwrap();
         }
         image
     }
@@ -221,37 +225,25 @@ mod tests {
         assert!(events >= 7, "{events} events");
         let mut cases = 0;
         for at in 0..=events {
-            for lost in lost_sets(&log, &[&cow, &origin], at) {
+            for lost in log.loss_cases(&[cow.id(), origin.id()], at) {
                 let cow_after = log.image(cow.id(), at, &lost[0]).unwrap();
                 let origin_after = log.image(origin.id(), at, &lost[1]).unwrap();
                 let cow_after = MemDev::from_bytes("mem:cow", cow_after);
                 let origin_after = MemDev::from_bytes("mem:origin", origin_after);
                 merge(&cow_after, &origin_after, &mut |_, _| {}).unwrap();
-                assert_eq!(origin_after.to_bytes(), expected, "cut at {at}, lost {lost:?}");
+                assert_eq!(
+                    origin_after.to_bytes(),
+                    expected,
+                    "cut at {at}, lost {lost:?}"
+                );
                 assert!(read_snapshot(&cow_after).unwrap().map.is_empty());
                 cases += 1;
             }
         }
         assert!(cases > events, "{cases}");
-        assert!(matches!(log.event(events - 1), Some(CrashEvent::Sync { .. })));
-    }
-
-    /// Per device: nothing lost, each unsynced write lost alone, all lost.
-    fn lost_sets(log: &CrashLog, devices: &[&CrashDev], at: usize) -> Vec<Vec<Vec<usize>>> {
-        let mut sets = vec![vec![Vec::new(); devices.len()]];
-        for (d, device) in devices.iter().enumerate() {
-            let unsynced = log.unsynced(device.id(), at);
-            for &one in &unsynced {
-                let mut set = vec![Vec::new(); devices.len()];
-                set[d] = vec![one];
-                sets.push(set);
-            }
-            if unsynced.len() > 1 {
-                let mut set = vec![Vec::new(); devices.len()];
-                set[d] = unsynced;
-                sets.push(set);
-            }
-        }
-        sets
+        assert!(matches!(
+            log.event(events - 1),
+            Some(CrashEvent::Sync { .. })
+        ));
     }
 }
