@@ -12,6 +12,8 @@
 //!   builds the images a power cut would leave);
 //! - [`persistent`]: the kernel's "SnAp" v1 store (also used for `legacy`);
 //! - [`finding`]: the finding model shared by every checker;
+//! - [`in_use`]: whether a device is held open elsewhere (mounted, claimed,
+//!   attached to a loop device);
 //! - [`kind`]: store kinds and detection by magic;
 //! - [`dump_read`]: reading a dump (YAML or JSON) as a stream of records;
 //! - [`origin_range`]: ranges of origin chunks, as repairs name what was lost;
@@ -29,6 +31,7 @@ pub mod device;
 pub mod dump_read;
 pub mod error;
 pub mod finding;
+pub mod in_use;
 pub mod kind;
 pub mod memdev;
 pub mod origin_range;

@@ -9,11 +9,12 @@
 //! partial last chunk: only its bytes inside the origin are read or written.
 
 use std::collections::HashMap;
-use std::io;
+use std::io::{self, Read, Write};
 
 use crate::blockdev::BlockDev;
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::output::TextOutput;
 use crate::sparse::{is_zero, Extents};
 
 /// The origin chunks one snapshot reads from its store, and where.
@@ -75,6 +76,63 @@ pub trait ImageSink {
     fn hole(&mut self, len: u64) -> io::Result<()>;
 }
 
+/// A file through the output guard: holes stay holes.
+impl ImageSink for TextOutput {
+    fn data(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.write_all(bytes)
+    }
+
+    fn hole(&mut self, len: u64) -> io::Result<()> {
+        self.skip_zeros(len)
+    }
+}
+
+/// A stream (stdout, a pipe): holes are written as zeros.
+#[derive(Debug)]
+pub struct StreamSink<W: Write>(pub W);
+
+impl<W: Write> ImageSink for StreamSink<W> {
+    fn data(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.write_all(bytes)
+    }
+
+    fn hole(&mut self, len: u64) -> io::Result<()> {
+        io::copy(&mut io::repeat(0).take(len), &mut self.0).map(drop)
+    }
+}
+
+/// Data gathered into writes of up to [`BATCH_BYTES`] before it reaches a sink.
+struct Batched<'a> {
+    sink: &'a mut dyn ImageSink,
+    pending: Vec<u8>,
+}
+
+/// Bytes of data handed to a sink at a time.
+const BATCH_BYTES: usize = 1 << 20;
+
+impl Batched<'_> {
+    fn data(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.pending.len() + bytes.len() > BATCH_BYTES {
+            self.flush()?;
+        }
+        self.pending.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn hole(&mut self, len: u64) -> io::Result<()> {
+        self.flush()?;
+        self.sink.hole(len)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            self.sink.data(&self.pending)?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+}
+
 /// What [`write_image`] wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ImageReport {
@@ -91,7 +149,7 @@ pub struct ImageReport {
 /// Writes the whole image of the snapshot `map` describes to `sink`: mapped
 /// chunks from `store`, the others from `origin`. Origin holes are not read,
 /// and every all-zero chunk goes to the sink as a hole. `progress` gets the
-/// chunks done and the total.
+/// chunks done and the total. The sink is not flushed or committed.
 pub fn write_image(
     origin: &Device,
     store: &dyn BlockDev,
@@ -107,6 +165,10 @@ pub fn write_image(
     let mut report = ImageReport {
         bytes: size,
         ..ImageReport::default()
+    };
+    let mut out = Batched {
+        sink,
+        pending: Vec::with_capacity(BATCH_BYTES),
     };
     for chunk in 0..chunks {
         let at = chunk * chunk_bytes;
@@ -125,13 +187,14 @@ pub fn write_image(
         }
         let written = if is_zero(piece) {
             report.hole_bytes += len as u64;
-            sink.hole(len as u64)
+            out.hole(len as u64)
         } else {
-            sink.data(piece)
+            out.data(piece)
         };
         written.map_err(Error::Output)?;
         progress(chunk + 1, chunks);
     }
+    out.flush().map_err(Error::Output)?;
     Ok(report)
 }
 
@@ -184,4 +247,91 @@ fn read_store_chunk(
     store.read_at(piece, offset, &|| {
         format!("store chunk {stored} (origin chunk {chunk})")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memdev::MemDev;
+
+    const MIB: u64 = 1 << 20;
+
+    /// Records what reaches a sink.
+    #[derive(Default)]
+    struct Recorder {
+        bytes: Vec<u8>,
+        hole_bytes: u64,
+    }
+
+    impl ImageSink for Recorder {
+        fn data(&mut self, bytes: &[u8]) -> io::Result<()> {
+            self.bytes.extend_from_slice(bytes);
+            Ok(())
+        }
+
+        fn hole(&mut self, len: u64) -> io::Result<()> {
+            self.hole_bytes += len;
+            self.bytes.resize(self.bytes.len() + len as usize, 0);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_image_reads_mapped_chunks_from_the_store_and_skips_origin_holes() {
+        let dir = tempfile::tempdir().unwrap();
+        let size = 8 * MIB + 1536;
+        let origin = Device::create_or_extend(dir.path().join("origin.img"), size).unwrap();
+        origin.write_at(&[1u8; 4096], 0).unwrap();
+        origin.write_at(&[2u8; 1536], 8 * MIB).unwrap();
+        let store = MemDev::new("mem:cow", 16 * 4096);
+        store.write_chunk(5, &[9u8; 4096]).unwrap();
+        store.write_chunk(6, &[7u8; 4096]).unwrap();
+        let mut map = ChunkMap::new(4096);
+        map.insert(1, 5);
+        map.insert(1, 6);
+        map.insert(2048, 6);
+        let mut sink = Recorder::default();
+        let mut last = (0, 0);
+        let report =
+            write_image(&origin, &store, &map, &mut sink, &mut |d, t| last = (d, t)).unwrap();
+        assert_eq!(last, (2049, 2049));
+        assert_eq!(report.from_store, 2);
+        assert!(
+            report.from_origin < 8,
+            "origin holes are not read: {report:?}"
+        );
+        assert_eq!(report.hole_bytes, size - 3 * 4096 + 4096 - 1536);
+        let mut expected = vec![0u8; size as usize];
+        expected[..4096].fill(1);
+        expected[4096..8192].fill(9);
+        expected[8 * MIB as usize..].fill(7);
+        assert_eq!(
+            sink.bytes, expected,
+            "the first mapping wins; the last chunk is partial"
+        );
+    }
+
+    #[test]
+    fn chunks_copied_into_the_origin_keep_its_size() {
+        let origin = MemDev::from_bytes("mem:origin", vec![1u8; 2560]);
+        let store = MemDev::new("mem:cow", 8 * 1024);
+        store.write_chunk(3, &[5u8; 1024]).unwrap();
+        store.write_chunk(4, &[6u8; 1024]).unwrap();
+        let mut map = ChunkMap::new(1024);
+        map.insert(0, 3);
+        map.insert(2, 4);
+        copy_into_origin(&origin, &store, &map, &mut |_, _| {}).unwrap();
+        let bytes = origin.to_bytes();
+        assert_eq!(bytes.len(), 2560);
+        assert!(bytes[..1024].iter().all(|&b| b == 5));
+        assert!(bytes[1024..2048].iter().all(|&b| b == 1));
+        assert!(bytes[2048..].iter().all(|&b| b == 6));
+        map.insert(3, 4);
+        let err = copy_into_origin(&origin, &store, &map, &mut |_, _| {}).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("maps origin chunk 3, past the end"),
+            "{err}"
+        );
+    }
 }
