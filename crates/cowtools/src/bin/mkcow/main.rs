@@ -55,7 +55,8 @@ On success it prints the dmsetup table line that activates the store; with -q it
 prints only that line. Until its header is written last, the target carries an
 incomplete marker that the kernel refuses, so a cut job never leaves a store.
 Exit codes: 0 formatted or restored, 2 usage or I/O error, an unusable dump, or
-a target refused (it holds data and --force was not given).";
+a target refused (it holds data and --force was not given), 4 the target is held
+open elsewhere (mounted, claimed, attached to a loop device; even with --force).";
 
 /// Command line of mkcow.
 #[derive(Debug, Parser)]
