@@ -71,9 +71,12 @@ pub fn run(tool: &str, body: impl FnOnce() -> anyhow::Result<u8>) -> ExitCode {
 }
 
 fn is_in_use(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .any(|cause| matches!(cause.downcast_ref::<cowfmt::Error>(), Some(cowfmt::Error::InUse { .. })))
+    error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<cowfmt::Error>(),
+            Some(cowfmt::Error::InUse { .. })
+        )
+    })
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {

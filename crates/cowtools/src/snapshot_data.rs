@@ -53,7 +53,9 @@ pub fn export_raw(job: &RawExport<'_>) -> anyhow::Result<ImageReport> {
     let report = if job.output == Path::new("-") {
         let stdout = io::stdout();
         if stdout.is_terminal() {
-            bail!("refusing to write a binary image to a terminal: redirect stdout, or give -o FILE");
+            bail!(
+                "refusing to write a binary image to a terminal: redirect stdout, or give -o FILE"
+            );
         }
         let mut sink = StreamSink(BufWriter::with_capacity(1 << 20, stdout.lock()));
         let report = write_image(&origin, &store, &map, &mut sink, &mut tick)?;
@@ -88,7 +90,11 @@ fn chunk_map(store: &Device, kind: StoreKind, snapshot: Option<u32>) -> anyhow::
 }
 
 /// A classic store holds one snapshot: `--snapshot` may only name it as 0.
-fn refuse_classic_snapshot(path: &Path, kind: StoreKind, snapshot: Option<u32>) -> anyhow::Result<()> {
+fn refuse_classic_snapshot(
+    path: &Path,
+    kind: StoreKind,
+    snapshot: Option<u32>,
+) -> anyhow::Result<()> {
     match snapshot {
         Some(id) if id != 0 => bail!(
             "{}: a {kind} store holds one snapshot: leave out --snapshot (or give 0), not {id}",

@@ -1008,7 +1008,11 @@ fn run_merge(cli: &Cli) -> anyhow::Result<u8> {
             "{}: {what} of {} merged{}: {} chunks written over the origin; {after}",
             origin.display(),
             store.display(),
-            if summary.resumed { " (an interrupted merge finished)" } else { "" },
+            if summary.resumed {
+                " (an interrupted merge finished)"
+            } else {
+                ""
+            },
             summary.chunks
         ),
     )?;

@@ -214,9 +214,10 @@ fn snap_kind(kind: StoreKind, target: &Path) -> anyhow::Result<StoreKind> {
     }
 }
 
-/// Looks at the target without changing it: refuses to overwrite any
-/// signature or a non-zero first chunk unless forced (then says what is
-/// overwritten), and returns its size once --size is applied.
+/// Looks at the target without changing it: refuses a target held open
+/// elsewhere (even forced), refuses to overwrite any signature or a non-zero
+/// first chunk unless forced (then says what is overwritten), and returns its
+/// size once --size is applied.
 fn plan_target(
     target: &Path,
     size: Option<u64>,
@@ -235,6 +236,7 @@ fn plan_target(
         }
         _ => Device::open(target, Access::ReadOnly)?,
     };
+    cowfmt::in_use::refuse_in_use(target)?;
     signatures::guard_overwrite(
         TOOL,
         &device,
