@@ -68,10 +68,14 @@ impl InUse {
     }
 }
 
+/// The exclusive-open test of a [`Probe`]: fails with `EBUSY` for a claimed
+/// block device.
+pub type ExclusiveOpen = Box<dyn Fn(&Path) -> io::Result<()>>;
+
 /// How a device is looked at: the sysfs root and the exclusive-open test.
 pub struct Probe {
     sysfs: PathBuf,
-    exclusive: Box<dyn Fn(&Path) -> io::Result<()>>,
+    exclusive: ExclusiveOpen,
 }
 
 impl std::fmt::Debug for Probe {
@@ -91,7 +95,7 @@ impl Probe {
 
     /// A probe over the sysfs tree at `sysfs` with `exclusive` as the
     /// exclusive-open test (it fails with `EBUSY` for a claimed device).
-    pub fn new(sysfs: PathBuf, exclusive: Box<dyn Fn(&Path) -> io::Result<()>>) -> Self {
+    pub fn new(sysfs: PathBuf, exclusive: ExclusiveOpen) -> Self {
         Probe { sysfs, exclusive }
     }
 
@@ -189,7 +193,7 @@ pub fn refuse_in_use(path: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn never_busy() -> Box<dyn Fn(&Path) -> io::Result<()>> {
+    fn never_busy() -> ExclusiveOpen {
         Box::new(|_| Ok(()))
     }
 

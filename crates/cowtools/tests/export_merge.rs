@@ -40,14 +40,14 @@ fn kernel_snapshot_hash(name: &str) -> String {
         .as_sequence()
         .unwrap()
         .iter()
+        .rev()
         .filter(|a| a["op"].as_str() == Some("hash") && a["err"].is_null())
         .filter(|a| {
             a["label"]
                 .as_str()
                 .is_some_and(|l| l.starts_with("snapshot-view"))
         })
-        .filter_map(|a| a["sha256"].as_str())
-        .last()
+        .find_map(|a| a["sha256"].as_str())
         .unwrap_or_else(|| panic!("{name}: no snapshot hash"))
         .to_string()
 }
