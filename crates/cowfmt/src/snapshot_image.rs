@@ -249,6 +249,28 @@ fn read_store_chunk(
     })
 }
 
+/// The whole image of the snapshot `map` describes, in memory: the test
+/// oracle of the kinds' merges.
+#[cfg(test)]
+pub(crate) fn image_in_memory(
+    origin: &dyn BlockDev,
+    store: &dyn BlockDev,
+    map: &ChunkMap,
+) -> Vec<u8> {
+    let mut image = vec![0u8; origin.size() as usize];
+    origin.read_at(&mut image, 0, &String::new).unwrap();
+    let chunk_bytes = map.chunk_bytes() as usize;
+    for (chunk, stored) in map.sorted() {
+        let at = chunk as usize * chunk_bytes;
+        let len = (image.len() - at).min(chunk_bytes);
+        let offset = stored * chunk_bytes as u64;
+        store
+            .read_at(&mut image[at..at + len], offset, &String::new)
+            .unwrap();
+    }
+    image
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,6 @@ use common::*;
 use cowfmt::blockdev::BlockDev;
 use cowfmt::device::{Access, Device};
 use cowfmt::output::Marker;
-use cowfmt::persistent::{ExceptionRecord, StoreWriter};
 use cowfmt::{CrashEvent, CrashLog, MemDev};
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
@@ -25,6 +24,27 @@ fn migrate(args: &[&str]) -> Output {
     let output = tool("cowmigrate").args(args).output().unwrap();
     assert_no_panic(&output);
     output
+}
+
+/// The arguments `-i COW --to raw --origin ORIGIN -o OUT`.
+fn export_args<'a>(cow: &'a Path, origin: &'a Path, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "-i",
+        s(cow),
+        "--to",
+        "raw",
+        "--origin",
+        s(origin),
+        "-o",
+        out,
+    ]
+}
+
+/// `cowmigrate` with [`export_args`] and `extra` arguments.
+fn export(cow: &Path, origin: &Path, out: &str, extra: &[&str]) -> Output {
+    let mut args = export_args(cow, origin, out);
+    args.extend_from_slice(extra);
+    migrate(&args)
 }
 
 fn sha256(bytes: &[u8]) -> String {
@@ -64,16 +84,7 @@ fn golden_snapshots_export_to_the_hash_the_kernel_printed() {
         let origin = golden_origin(&dir, name);
         let expected = kernel_snapshot_hash(name);
         let raw = dir.path().join("snap.raw");
-        let output = migrate(&[
-            "-i",
-            s(&cow),
-            "--to",
-            "raw",
-            "--origin",
-            s(&origin),
-            "-o",
-            s(&raw),
-        ]);
+        let output = export(&cow, &origin, s(&raw), &[]);
         assert!(output.status.success(), "{name}: {}", stderr(&output));
         assert!(
             stdout(&output).contains("bytes of the snapshot written"),
@@ -81,18 +92,7 @@ fn golden_snapshots_export_to_the_hash_the_kernel_printed() {
             stdout(&output)
         );
         assert_eq!(sha256(&std::fs::read(&raw).unwrap()), expected, "{name}");
-        let piped = migrate(&[
-            "-i",
-            s(&cow),
-            "--to",
-            "raw",
-            "--snapshot",
-            "0",
-            "--origin",
-            s(&origin),
-            "-o",
-            "-",
-        ]);
+        let piped = export(&cow, &origin, "-", &["--snapshot", "0"]);
         assert!(piped.status.success(), "{name}: {}", stderr(&piped));
         assert_eq!(sha256(&piped.stdout), expected, "{name} through a pipe");
     }
@@ -105,36 +105,10 @@ fn an_export_is_sparse_where_the_origin_is() {
     let origin_dev = Device::create_or_extend(&origin, 64 << 20).unwrap();
     origin_dev.write_at(&[0x11; 4096], 5 << 20).unwrap();
     drop(origin_dev);
-    let cow = dir.path().join("cow.img");
-    let mut writer =
-        StoreWriter::format(Device::create_or_extend(&cow, 64 * 4096).unwrap(), 8).unwrap();
-    for old_chunk in [3, 4000] {
-        let new_chunk = writer.allocate().unwrap();
-        writer
-            .device()
-            .write_chunk(new_chunk, &[0x22; 4096])
-            .unwrap();
-        writer
-            .commit(ExceptionRecord {
-                old_chunk,
-                new_chunk,
-            })
-            .unwrap();
-    }
-    writer.finish().unwrap();
+    let cow = build_store(&dir, "cow.img", 8, 64, 2);
+    poke(&cow, 2 * 4096, &[0x22; 4096]);
     let raw = dir.path().join("snap.raw");
-    let output = migrate(&[
-        "-i",
-        s(&cow),
-        "--to",
-        "raw",
-        "--origin",
-        s(&origin),
-        "-o",
-        s(&raw),
-        "--format",
-        "json",
-    ]);
+    let output = export(&cow, &origin, s(&raw), &["--format", "json"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["chunks_from_store"], 2);
@@ -147,30 +121,24 @@ fn an_export_is_sparse_where_the_origin_is() {
     );
 }
 
+/// Asserts that `--to raw` from golden `cow` failed in one line naming
+/// `file` and saying `why`, leaving nothing beside the two inputs.
+fn assert_export_refused(dir: &TempDir, cow: &Path, origin: &Path, file: &str, why: &str) {
+    let raw = dir.path().join("snap.raw");
+    let output = export(cow, origin, s(&raw), &[]);
+    let text = assert_one_line_error(&output, 2, file);
+    assert!(text.contains(why), "{text}");
+    assert!(!raw.exists());
+    let left = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(left, 2, "no partial file left");
+}
+
 #[test]
 fn an_invalid_snapshot_is_refused_and_no_output_is_left() {
     let dir = tempdir();
     let cow = golden_cow(&dir, "c");
     let origin = golden_origin(&dir, "c");
-    let raw = dir.path().join("snap.raw");
-    let output = migrate(&[
-        "-i",
-        s(&cow),
-        "--to",
-        "raw",
-        "--origin",
-        s(&origin),
-        "-o",
-        s(&raw),
-    ]);
-    let text = assert_one_line_error(&output, 2, "c.img");
-    assert!(text.contains("valid=0"), "{text}");
-    assert!(!raw.exists());
-    assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
-        2,
-        "no partial file left"
-    );
+    assert_export_refused(&dir, &cow, &origin, "c.img", "valid=0");
 }
 
 #[test]
@@ -179,25 +147,7 @@ fn an_export_cut_by_an_error_leaves_no_file_that_looks_complete() {
     let cow = golden_cow(&dir, "a");
     let origin = golden_origin(&dir, "a");
     write_area0_record(&cow, 53, 4000, 1_000_000);
-    let raw = dir.path().join("snap.raw");
-    let output = migrate(&[
-        "-i",
-        s(&cow),
-        "--to",
-        "raw",
-        "--origin",
-        s(&origin),
-        "-o",
-        s(&raw),
-    ]);
-    let text = assert_one_line_error(&output, 2, "a.img");
-    assert!(text.contains("chunk 1000000"), "{text}");
-    assert!(!raw.exists());
-    assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
-        2,
-        "no partial file left"
-    );
+    assert_export_refused(&dir, &cow, &origin, "a.img", "chunk 1000000");
 }
 
 /// Deterministic bytes from `seed`.
@@ -253,22 +203,6 @@ fn engine_store(dir: &TempDir) -> (PathBuf, PathBuf) {
     (cow, origin)
 }
 
-/// Every snapshot's image as the engine reads it.
-fn engine_images(cow: &Path, origin: &Path) -> Vec<(u32, Vec<u8>)> {
-    let origin = Device::open(origin, Access::ReadOnly).unwrap();
-    let size = origin.size_bytes() as usize;
-    let mut store =
-        cowengine::SharedStore::open(Device::open(cow, Access::ReadOnly).unwrap(), origin).unwrap();
-    cowfmt::shared::mask::id_list(store.snapmask())
-        .into_iter()
-        .map(|id| {
-            let mut image = vec![0u8; size];
-            store.snapshot_read(id, 0, &mut image).unwrap();
-            (id, image)
-        })
-        .collect()
-}
-
 #[test]
 fn every_snapshot_of_a_shared_store_exports_as_the_engine_reads_it() {
     let dir = tempdir();
@@ -277,50 +211,26 @@ fn every_snapshot_of_a_shared_store_exports_as_the_engine_reads_it() {
     assert_eq!(images.len(), 4);
     for (id, image) in images {
         let raw = dir.path().join(format!("snap{id}.raw"));
-        let output = migrate(&[
-            "-i",
-            s(&cow),
-            "--to",
-            "raw",
-            "--snapshot",
-            &id.to_string(),
-            "--origin",
-            s(&origin),
-            "-o",
-            s(&raw),
-        ]);
+        let output = export(&cow, &origin, s(&raw), &["--snapshot", &id.to_string()]);
         assert!(output.status.success(), "{id}: {}", stderr(&output));
         assert_eq!(std::fs::read(&raw).unwrap(), image, "snapshot {id}");
     }
-    let output = migrate(&[
-        "-i",
-        s(&cow),
-        "--to",
-        "raw",
-        "--origin",
-        s(&origin),
-        "-o",
-        "-",
-    ]);
+    let output = export(&cow, &origin, "-", &[]);
     let text = assert_one_line_error(&output, 2, "shared.img");
     assert!(text.contains("--snapshot ID"), "{text}");
-    let output = migrate(&[
-        "-i",
-        s(&cow),
-        "--to",
-        "raw",
-        "--snapshot",
-        "9",
-        "--origin",
-        s(&origin),
-        "-o",
-        "-",
-    ]);
+    let output = export(&cow, &origin, "-", &["--snapshot", "9"]);
     let text = assert_one_line_error(&output, 2, "shared.img");
     assert!(
         text.contains("snapshot 9 does not exist (snapshots: 0-3)"),
         "{text}"
     );
+}
+
+/// `cowmigrate -i COW --merge --origin ORIGIN` with `extra` arguments.
+fn merge(cow: &Path, origin: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["-i", s(cow), "--merge", "--origin", s(origin)];
+    args.extend_from_slice(extra);
+    migrate(&args)
 }
 
 fn cowcheck(path: &Path) -> Output {
@@ -336,7 +246,7 @@ fn golden_snapshots_merge_into_their_origin_as_the_kernel_showed_them() {
         let cow = golden_cow(&dir, name);
         let origin = golden_origin(&dir, name);
         let expected = kernel_snapshot_hash(name);
-        let output = migrate(&["-i", s(&cow), "--merge", "--origin", s(&origin)]);
+        let output = merge(&cow, &origin, &[]);
         assert!(output.status.success(), "{name}: {}", stderr(&output));
         assert!(
             stdout(&output).contains("the store is now empty"),
@@ -347,15 +257,7 @@ fn golden_snapshots_merge_into_their_origin_as_the_kernel_showed_them() {
         let check = cowcheck(&cow);
         assert_eq!(check.status.code(), Some(0), "{name}: {}", stdout(&check));
         assert!(stdout(&check).contains(" 0 records"), "{}", stdout(&check));
-        let again = migrate(&[
-            "-i",
-            s(&cow),
-            "--merge",
-            "--origin",
-            s(&origin),
-            "--format",
-            "json",
-        ]);
+        let again = merge(&cow, &origin, &["--format", "json"]);
         assert!(again.status.success(), "{}", stderr(&again));
         let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
         assert_eq!(
@@ -372,11 +274,11 @@ fn a_merge_refuses_an_invalid_store_the_store_as_origin_and_a_missing_origin() {
     let cow = golden_cow(&dir, "c");
     let origin = golden_origin(&dir, "c");
     let before = std::fs::read(&origin).unwrap();
-    let output = migrate(&["-i", s(&cow), "--merge", "--origin", s(&origin)]);
+    let output = merge(&cow, &origin, &[]);
     let text = assert_one_line_error(&output, 2, "c.img");
     assert!(text.contains("valid=0"), "{text}");
     assert_eq!(std::fs::read(&origin).unwrap(), before);
-    let output = migrate(&["-i", s(&cow), "--merge", "--origin", s(&cow)]);
+    let output = merge(&cow, &cow, &[]);
     let text = assert_one_line_error(&output, 2, "c.img");
     assert!(text.contains("is the store itself"), "{text}");
     let output = migrate(&["-i", s(&cow), "--merge"]);
@@ -385,15 +287,7 @@ fn a_merge_refuses_an_invalid_store_the_store_as_origin_and_a_missing_origin() {
         text.contains("--merge writes the snapshot over its origin"),
         "{text}"
     );
-    let output = migrate(&[
-        "-i",
-        s(&cow),
-        "--merge",
-        "--snapshot",
-        "2",
-        "--origin",
-        s(&origin),
-    ]);
+    let output = merge(&cow, &origin, &["--snapshot", "2"]);
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(std::fs::read(&origin).unwrap(), before);
 }
@@ -403,15 +297,7 @@ fn a_shared_merge_rolls_the_origin_back_and_keeps_the_other_snapshots() {
     let dir = tempdir();
     let (cow, origin) = engine_store(&dir);
     let before = engine_images(&cow, &origin);
-    let output = migrate(&[
-        "-i",
-        s(&cow),
-        "--merge",
-        "--snapshot",
-        "1",
-        "--origin",
-        s(&origin),
-    ]);
+    let output = merge(&cow, &origin, &["--snapshot", "1"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(text.contains("snapshot 1 of"), "{text}");
@@ -452,26 +338,10 @@ fn an_interrupted_shared_merge_is_explained_and_finished_by_a_rerun() {
     assert_eq!(check.status.code(), Some(1));
     let said = format!("{}{}", stdout(&check), stderr(&check));
     assert!(said.contains("cowmigrate --merge --snapshot 2"), "{said}");
-    let wrong = migrate(&[
-        "-i",
-        s(&cow),
-        "--merge",
-        "--snapshot",
-        "1",
-        "--origin",
-        s(&origin),
-    ]);
+    let wrong = merge(&cow, &origin, &["--snapshot", "1"]);
     let text = assert_one_line_error(&wrong, 2, "shared.img");
     assert!(text.contains("is of snapshot 2, not 1"), "{text}");
-    let output = migrate(&[
-        "-i",
-        s(&cow),
-        "--merge",
-        "--snapshot",
-        "2",
-        "--origin",
-        s(&origin),
-    ]);
+    let output = merge(&cow, &origin, &["--snapshot", "2"]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(
         stdout(&output).contains("an interrupted merge finished"),
@@ -554,17 +424,7 @@ fn an_image_attached_to_a_loop_device_is_warned_about_when_read_and_refused_when
     let export = with_sysfs(
         "cowmigrate",
         &sysfs,
-        &[
-            "-i",
-            s(&input),
-            "--to",
-            "raw",
-            "--origin",
-            s(&origin),
-            "-o",
-            s(&cow),
-            "--force",
-        ],
+        &[export_args(&input, &origin, s(&cow)), vec!["--force"]].concat(),
     );
     assert_one_line_error(&export, 4, "a.img");
     assert_eq!(std::fs::read(&cow).unwrap(), cow_before);
@@ -587,20 +447,7 @@ fn an_export_from_a_live_store_warns_and_goes_on() {
     let origin = golden_origin(&dir, "a");
     let sysfs = sysfs_with_loop(&dir, &cow);
     let raw = dir.path().join("snap.raw");
-    let output = with_sysfs(
-        "cowmigrate",
-        &sysfs,
-        &[
-            "-i",
-            s(&cow),
-            "--to",
-            "raw",
-            "--origin",
-            s(&origin),
-            "-o",
-            s(&raw),
-        ],
-    );
+    let output = with_sysfs("cowmigrate", &sysfs, &export_args(&cow, &origin, s(&raw)));
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stderr(&output).contains("a.img: is attached to the loop device /dev/loop0"));
     assert_eq!(

@@ -118,6 +118,7 @@ mod tests {
     use crate::memdev::MemDev;
     use crate::persistent::area::encode_area;
     use crate::persistent::record::ExceptionRecord;
+    use crate::snapshot_image::image_in_memory;
 
     const CHUNK: usize = 512;
 
@@ -145,20 +146,7 @@ mod tests {
     }
 
     fn snapshot_image(cow: &dyn BlockDev, origin: &dyn BlockDev) -> Vec<u8> {
-        let snapshot = read_snapshot(cow).unwrap();
-        let mut image = vec![0u8; origin.size() as usize];
-        origin.read_at(&mut image, 0, &String::new).unwrap();
-        for (chunk, stored) in snapshot.map.sorted() {
-            let at = chunk as usize * CHUNK;
-            let len = (image.len() - at).min(CHUNK);
-            cow.read_at(
-                &mut image[at..at + len],
-                stored * CHUNK as u64,
-                &String::new,
-            )
-            .unwrap();
-        }
-        image
+        image_in_memory(origin, cow, &read_snapshot(cow).unwrap().map)
     }
 
     #[test]

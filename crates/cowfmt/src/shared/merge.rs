@@ -352,6 +352,7 @@ mod tests {
     use crate::crashdev::CrashLog;
     use crate::memdev::MemDev;
     use crate::shared::tree_read::{read_header, snapshot_map};
+    use crate::snapshot_image::image_in_memory;
 
     const CHUNK: usize = 512;
     const S0: u64 = 1;
@@ -398,20 +399,7 @@ mod tests {
 
     /// Snapshot `id`'s image, read through the store's tree.
     fn image(cow: &dyn BlockDev, origin: &dyn BlockDev, id: u32) -> Vec<u8> {
-        let map = snapshot_map(cow, id).unwrap();
-        let mut image = vec![0u8; origin.size() as usize];
-        origin.read_at(&mut image, 0, &String::new).unwrap();
-        for (chunk, stored) in map.sorted() {
-            let at = chunk as usize * CHUNK;
-            let len = (image.len() - at).min(CHUNK);
-            cow.read_at(
-                &mut image[at..at + len],
-                stored * CHUNK as u64,
-                &String::new,
-            )
-            .unwrap();
-        }
-        image
+        image_in_memory(origin, cow, &snapshot_map(cow, id).unwrap())
     }
 
     /// The bitmap must mark exactly the reserved chunks, the tree and the data.
