@@ -395,7 +395,7 @@ fn an_image_attached_to_a_loop_device_is_warned_about_when_read_and_refused_when
     let merge = with_sysfs(
         "cowmigrate",
         &sysfs,
-        &["-i", s(&cow), "--merge", "--origin", s(&origin)],
+        &["-i", s(&cow), "--merge", "--origin", s(&origin), "--force"],
     );
     let text = assert_one_line_error(&merge, 4, "/dev/loop0");
     assert!(text.contains("even with --force"), "{text}");
