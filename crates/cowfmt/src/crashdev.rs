@@ -152,6 +152,28 @@ impl CrashLog {
         Ok(bytes)
     }
 
+    /// The losses a crash-replay test tries at cut point `at`, one list of
+    /// lost writes per device of `devices`: nothing lost, each unsynced write
+    /// of one device lost alone, and every unsynced write of one device lost.
+    pub fn loss_cases(&self, devices: &[usize], at: usize) -> Vec<Vec<Vec<usize>>> {
+        let none = vec![Vec::new(); devices.len()];
+        let mut cases = vec![none.clone()];
+        for (d, &device) in devices.iter().enumerate() {
+            let unsynced = self.unsynced(device, at);
+            for &one in &unsynced {
+                let mut case = none.clone();
+                case[d] = vec![one];
+                cases.push(case);
+            }
+            if unsynced.len() > 1 {
+                let mut case = none.clone();
+                case[d] = unsynced;
+                cases.push(case);
+            }
+        }
+        cases
+    }
+
     fn record(&self, event: CrashEvent, data: &[u8]) {
         self.lock().entries.push(Entry {
             event,
@@ -285,6 +307,23 @@ mod tests {
         assert!(log.image(0, 7, &[4]).is_err(), "event 4 is the origin's");
         assert!(log.image(1, 7, &[4]).is_err(), "the origin synced after it");
         assert!(log.image(2, 7, &[]).is_err(), "no third device");
+    }
+
+    #[test]
+    fn loss_cases_lose_each_unsynced_write_and_all_of_them() {
+        let (log, ..) = recorded();
+        let nothing: Vec<Vec<Vec<usize>>> = vec![vec![vec![], vec![]]];
+        assert_eq!(log.loss_cases(&[0, 1], 0), nothing);
+        assert_eq!(
+            log.loss_cases(&[0, 1], 6),
+            vec![
+                vec![vec![], vec![]],
+                vec![vec![3], vec![]],
+                vec![vec![5], vec![]],
+                vec![vec![3, 5], vec![]],
+                vec![vec![], vec![4]],
+            ]
+        );
     }
 
     #[test]

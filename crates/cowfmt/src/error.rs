@@ -210,6 +210,16 @@ pub enum Error {
         /// The path.
         path: PathBuf,
     },
+    /// A device or image the job would write is held open elsewhere (mounted,
+    /// claimed by device-mapper or LVM, attached to a loop device); `--force`
+    /// does not override this.
+    #[error("{path}: is {holder}; refusing to write to a device in use, even with --force: deactivate or detach it first")]
+    InUse {
+        /// The path as given.
+        path: PathBuf,
+        /// Who holds it, as a phrase.
+        holder: String,
+    },
     /// Writing the output of a dump or report failed.
     #[error("cannot write the output: {0}")]
     Output(io::Error),

@@ -12,11 +12,15 @@
 //!   builds the images a power cut would leave);
 //! - [`persistent`]: the kernel's "SnAp" v1 store (also used for `legacy`);
 //! - [`finding`]: the finding model shared by every checker;
+//! - [`in_use`]: whether a device is held open elsewhere (mounted, claimed,
+//!   attached to a loop device);
 //! - [`kind`]: store kinds and detection by magic;
 //! - [`dump_read`]: reading a dump (YAML or JSON) as a stream of records;
 //! - [`origin_range`]: ranges of origin chunks, as repairs name what was lost;
 //! - [`output`]: the output guard every writing job goes through;
 //! - [`probe`]: every signature a device holds (libblkid and our own kinds);
+//! - [`snapshot_image`]: one snapshot's logical image, written out or merged
+//!   back into its origin;
 //! - [`sparse`]: holes of image files, and copies that keep them;
 //! - [`units`]: size parsing (`4k`, `64M`, `8s`).
 
@@ -27,6 +31,7 @@ pub mod device;
 pub mod dump_read;
 pub mod error;
 pub mod finding;
+pub mod in_use;
 pub mod kind;
 pub mod memdev;
 pub mod origin_range;
@@ -34,6 +39,7 @@ pub mod output;
 pub mod persistent;
 pub mod probe;
 pub mod shared;
+pub mod snapshot_image;
 pub mod sparse;
 pub mod units;
 

@@ -54,3 +54,12 @@ pub fn unsupported(kind: StoreKind, path: &Path, tool: &str) -> anyhow::Error {
         path.display()
     )
 }
+
+/// Prints on stderr, as `tool: ...`, that `path` is held open elsewhere
+/// (mounted, claimed, attached to a loop device), if it is: what a tool that
+/// only reads says before it reads a live device, and then goes on.
+pub fn warn_if_in_use(tool: &str, path: &Path) {
+    if let Some(found) = cowfmt::in_use::held_elsewhere(path) {
+        eprintln!("{tool}: {}", found.warning());
+    }
+}

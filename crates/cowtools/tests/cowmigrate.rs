@@ -295,22 +295,6 @@ fn engine_shared_store(dir: &TempDir, snapshots: u32) -> (PathBuf, PathBuf) {
     (cow, origin)
 }
 
-/// Every snapshot of the shared store at `cow`, read whole through the engine.
-fn shared_images(cow: &Path, origin: &Path) -> Vec<(u32, Vec<u8>)> {
-    let origin = Device::open(origin, Access::ReadOnly).unwrap();
-    let size = origin.size_bytes() as usize;
-    let mut store =
-        cowengine::SharedStore::open(Device::open(cow, Access::ReadOnly).unwrap(), origin).unwrap();
-    cowfmt::shared::mask::id_list(store.snapmask())
-        .into_iter()
-        .map(|id| {
-            let mut image = vec![0u8; size];
-            store.snapshot_read(id, 0, &mut image).unwrap();
-            (id, image)
-        })
-        .collect()
-}
-
 #[test]
 fn classic_stores_import_into_a_shared_store_and_export_back() {
     let dir = tempdir();
@@ -353,7 +337,7 @@ fn classic_stores_import_into_a_shared_store_and_export_back() {
         "{text}"
     );
     assert_eq!(std::fs::metadata(&shared).unwrap().len(), 129 * 4096);
-    for (id, image) in shared_images(&shared, &origin) {
+    for (id, image) in engine_images(&shared, &origin) {
         assert!(image == before, "snapshot {id}");
     }
 
@@ -397,7 +381,7 @@ fn classic_stores_import_into_a_shared_store_and_export_back() {
 fn shared_stores_rechunk_and_compact_with_every_snapshot_byte_identical() {
     let dir = tempdir();
     let (shared, origin) = engine_shared_store(&dir, 24);
-    let before = shared_images(&shared, &origin);
+    let before = engine_images(&shared, &origin);
     assert_eq!(before.len(), 24);
     let cases = [
         (
@@ -423,7 +407,7 @@ fn shared_stores_rechunk_and_compact_with_every_snapshot_byte_identical() {
             )),
             "{text}"
         );
-        assert!(shared_images(&out, &origin) == before, "case {i}");
+        assert!(engine_images(&out, &origin) == before, "case {i}");
     }
 }
 

@@ -9,12 +9,15 @@
 //! |---|---|---|
 //! | 0 | 4 | magic `CoWp` ([`MARKER_MAGIC`]) |
 //! | 4 | 4 | version, 1 |
-//! | 8 | 4 | state: 1 being written, 2 in repair |
-//! | 12 | 4 | in repair: the magic the input had before the repair |
+//! | 8 | 4 | state: 1 being written, 2 in repair, 3 being merged |
+//! | 12 | 4 | in repair, being merged: the magic the store had before |
 //! | 16 | 8 | in repair: the backup's size in bytes |
 //! | 24 | 8 | in repair: the backup's fingerprint ([`fingerprint`]) |
 //! | 32 | 2 | in repair: length of the backup path that follows |
 //! | 34 | .. | in repair: the backup path as given (at most 478 bytes) |
+//! | 16 | 4 | being merged: the snapshot id |
+//! | 20 | 2 | being merged: length of the store kind's merge state that follows |
+//! | 22 | .. | being merged: that state (at most 490 bytes, its layout the kind's) |
 
 use std::path::Path;
 
@@ -31,7 +34,9 @@ pub const MARKER_BYTES: usize = 512;
 const VERSION: u32 = 1;
 const STATE_WRITING: u32 = 1;
 const STATE_IN_REPAIR: u32 = 2;
+const STATE_MERGING: u32 = 3;
 const PATH_AT: usize = 34;
+const MERGE_STATE_AT: usize = 22;
 
 /// Bytes of the backup hashed at each end by [`fingerprint`].
 const FINGERPRINT_SPAN: u64 = 1 << 20;
@@ -43,6 +48,20 @@ pub enum Marker {
     Writing,
     /// A store being rebuilt in place by `cowrepair --in-place` from a backup.
     InRepair(InRepair),
+    /// A store whose snapshot is being merged into its origin by
+    /// `cowmigrate --merge`.
+    Merging(Merging),
+}
+
+/// An offline merge in progress, as recorded on the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merging {
+    /// The magic the store had before the merge began.
+    pub original_magic: u32,
+    /// The snapshot being merged.
+    pub snapshot: u32,
+    /// What the store kind needs to finish the merge (its own layout).
+    pub state: Vec<u8>,
 }
 
 /// The backup an in-place repair reads from, as recorded on the input.
@@ -106,6 +125,14 @@ impl Marker {
                 sector[32..34].copy_from_slice(&(len as u16).to_le_bytes());
                 sector[PATH_AT..PATH_AT + len].copy_from_slice(&path[..len]);
             }
+            Marker::Merging(merging) => {
+                sector[8..12].copy_from_slice(&STATE_MERGING.to_le_bytes());
+                sector[12..16].copy_from_slice(&merging.original_magic.to_le_bytes());
+                sector[16..20].copy_from_slice(&merging.snapshot.to_le_bytes());
+                let len = merging.state.len().min(MARKER_BYTES - MERGE_STATE_AT);
+                sector[20..22].copy_from_slice(&(len as u16).to_le_bytes());
+                sector[MERGE_STATE_AT..MERGE_STATE_AT + len].copy_from_slice(&merging.state[..len]);
+            }
         }
         sector
     }
@@ -131,6 +158,15 @@ impl Marker {
                     backup_bytes: wide(16)?,
                     backup_fingerprint: wide(24)?,
                     backup_path: String::from_utf8_lossy(path).into_owned(),
+                }))
+            }
+            Some(STATE_MERGING) => {
+                let len = u16::from_le_bytes(bytes.get(20..22)?.try_into().ok()?) as usize;
+                let end = MERGE_STATE_AT + len.min(MARKER_BYTES - MERGE_STATE_AT);
+                Some(Marker::Merging(Merging {
+                    original_magic: field(12)?,
+                    snapshot: field(16)?,
+                    state: bytes.get(MERGE_STATE_AT..end)?.to_vec(),
                 }))
             }
             _ => Some(Marker::Writing),
@@ -159,6 +195,10 @@ impl Marker {
             Marker::InRepair(repair) => format!(
                 "a store in repair: an in-place cowrepair from the backup {} ({} bytes) was interrupted; the kernel refuses it until `cowrepair --in-place --backup {}` is run again to finish the repair",
                 repair.backup_path, repair.backup_bytes, repair.backup_path
+            ),
+            Marker::Merging(merging) => format!(
+                "a store being merged into its origin: `cowmigrate --merge --snapshot {}` was interrupted; the kernel refuses the store until the same command is run again to finish the merge",
+                merging.snapshot
             ),
         }
     }
@@ -200,7 +240,12 @@ mod tests {
             backup_fingerprint: 0xdead_beef,
             backup_path: "/srv/cow.bak".to_string(),
         });
-        for marker in [Marker::Writing, repair] {
+        let merging = Marker::Merging(Merging {
+            original_magic: 0x5537_8008,
+            snapshot: 3,
+            state: (0..56).collect(),
+        });
+        for marker in [Marker::Writing, repair, merging] {
             assert_eq!(Marker::decode(&marker.encode()), Some(marker));
         }
         assert_eq!(Marker::decode(&[0u8; 512]), None);

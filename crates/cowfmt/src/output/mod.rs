@@ -18,7 +18,7 @@ mod text;
 
 pub use alias::{refuse_alias, same_file};
 pub use contents::{contents, holds_data, Contents};
-pub use marker::{fingerprint, InRepair, Marker, MARKER_BYTES, MARKER_MAGIC};
+pub use marker::{fingerprint, InRepair, Marker, Merging, MARKER_BYTES, MARKER_MAGIC};
 pub use target::{
     claim_in_place, open_output, OutputClaim, OutputRequest, PreparedOutput, OUTPUT_PROBE_BYTES,
 };

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::device::{Access, Backing, Device};
 use crate::error::{Error, Result};
+use crate::in_use::refuse_in_use;
 use crate::output::alias::refuse_alias;
 use crate::output::contents::{contents, Contents};
 use crate::output::marker::Marker;
@@ -102,7 +103,9 @@ impl Drop for OutputClaim {
 /// refusal names what is there; with `force`, [`PreparedOutput::overwritten`]
 /// does. The output may never be one of the inputs.
 /// Image files are locked (`flock`) for the job, so a second job on the same
-/// output is refused. Every check happens before anything is written; then
+/// output is refused. A target held open elsewhere (mounted, claimed, attached
+/// to a loop device: [`crate::in_use`]) is refused even with `force`.
+/// Every check happens before anything is written; then
 /// the [`Marker::Writing`] marker goes to the first sector.
 pub fn open_output(request: &OutputRequest<'_>) -> Result<PreparedOutput> {
     let path = request.path;
@@ -114,8 +117,14 @@ pub fn open_output(request: &OutputRequest<'_>) -> Result<PreparedOutput> {
                 source,
             })
         }
-        Ok(meta) if meta.file_type().is_block_device() => open_block_device(request)?,
-        Ok(meta) if meta.is_file() => claim_existing_file(request)?,
+        Ok(meta) if meta.file_type().is_block_device() => {
+            refuse_in_use(path)?;
+            open_block_device(request)?
+        }
+        Ok(meta) if meta.is_file() => {
+            refuse_in_use(path)?;
+            claim_existing_file(request)?
+        }
         Ok(_) => {
             return Err(Error::Invalid(format!(
                 "{}: is neither an image file nor a block device",
@@ -132,6 +141,7 @@ pub fn open_output(request: &OutputRequest<'_>) -> Result<PreparedOutput> {
 /// image file another job holds (`flock`) is refused here. Returns the device
 /// and the claim that holds the lock.
 pub fn claim_in_place(path: &Path) -> Result<(Device, OutputClaim)> {
+    refuse_in_use(path)?;
     let device = Device::open(path, Access::ReadWrite)?;
     let lock = match device.backing() {
         Backing::File => {

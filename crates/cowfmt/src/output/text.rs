@@ -3,12 +3,13 @@
 //! never leaves a truncated dump that parses as a shorter one.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use crate::device::{Access, Device};
 use crate::error::{Error, Result};
+use crate::in_use::refuse_in_use;
 use crate::output::alias::refuse_alias;
 use crate::output::contents::contents;
 use crate::output::target::{refusal, what_is_overwritten, OUTPUT_PROBE_BYTES};
@@ -17,7 +18,9 @@ use crate::output::target::{refusal, what_is_overwritten, OUTPUT_PROBE_BYTES};
 /// when it is one of the inputs or exists (non-empty) without `force`;
 /// written to `.NAME.PID.partial` in the same directory; put in place by
 /// [`TextOutput::commit`]; removed if dropped uncommitted. A character
-/// device or a FIFO is written directly.
+/// device or a FIFO is written directly. An existing file held open
+/// elsewhere (attached to a loop device) is refused even with `force`.
+/// Binary images may leave holes ([`TextOutput::skip_zeros`]).
 #[derive(Debug)]
 pub struct TextOutput {
     file: Option<File>,
@@ -54,6 +57,7 @@ impl TextOutput {
                 if is_symlink(path) {
                     return Self::create(&resolve(path)?, force, inputs);
                 }
+                refuse_in_use(path)?;
                 if meta.len() > 0 {
                     let found =
                         contents(&Device::open(path, Access::ReadOnly)?, OUTPUT_PROBE_BYTES)?;
@@ -111,6 +115,17 @@ impl TextOutput {
                 source,
             });
         }
+        let end = file.stream_position().and_then(|end| {
+            if file.metadata()?.len() < end {
+                file.set_len(end)?;
+            }
+            Ok(())
+        });
+        end.map_err(|source| Error::Io {
+            path: self.temp.clone(),
+            action: "cannot set the length of",
+            source,
+        })?;
         file.sync_all().map_err(|source| Error::Io {
             path: self.temp.clone(),
             action: "cannot flush to stable storage",
@@ -135,6 +150,23 @@ impl TextOutput {
         })?;
         let _ = std::fs::remove_file(&self.temp);
         Ok(())
+    }
+
+    /// Appends `len` zero bytes: a hole in a file (the file is extended to
+    /// cover it when committed), zeros written to a FIFO or character device.
+    pub fn skip_zeros(&mut self, len: u64) -> io::Result<()> {
+        if self.direct {
+            let zeros = vec![0u8; len.min(1 << 20) as usize];
+            let mut left = len;
+            while left > 0 {
+                let n = left.min(zeros.len() as u64) as usize;
+                self.file()?.write_all(&zeros[..n])?;
+                left -= n as u64;
+            }
+            return Ok(());
+        }
+        let offset = i64::try_from(len).map_err(io::Error::other)?;
+        self.file()?.seek(SeekFrom::Current(offset)).map(drop)
     }
 
     fn file(&mut self) -> io::Result<&mut File> {
@@ -229,6 +261,23 @@ mod tests {
         drop(out);
         assert_eq!(std::fs::read(&path).unwrap(), b"records: []\n");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn skipped_zeros_are_holes_and_a_trailing_hole_keeps_the_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("image.raw");
+        let mut out = TextOutput::create(&path, false, &[]).unwrap();
+        out.write_all(b"ab").unwrap();
+        out.skip_zeros(3).unwrap();
+        out.write_all(b"c").unwrap();
+        out.skip_zeros(2 << 20).unwrap();
+        out.commit().unwrap();
+        let mut expected = b"ab\0\0\0c".to_vec();
+        expected.resize(6 + (2 << 20), 0);
+        assert_eq!(std::fs::read(&path).unwrap(), expected);
+        use std::os::unix::fs::MetadataExt;
+        assert!(std::fs::metadata(&path).unwrap().blocks() * 512 < 1 << 20);
     }
 
     #[test]

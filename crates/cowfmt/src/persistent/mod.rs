@@ -14,6 +14,7 @@ pub mod chunk_evidence;
 pub mod dump;
 pub mod header;
 pub mod layout;
+pub mod merge;
 pub mod migrate;
 pub mod rebuild;
 pub mod record;

@@ -3,7 +3,7 @@
 //! placed first (kept where they are, or handed out contiguously); the tree is
 //! then bulk-loaded bottom-up with full leaves, and the header written last.
 
-use crate::device::Device;
+use crate::blockdev::BlockDev;
 use crate::error::{Error, Result};
 use crate::kind::SHARED_MAGIC;
 
@@ -17,7 +17,7 @@ use super::node::{node_capacity, Node, NodeEntry};
 /// Places data chunks and then writes the tree of a new store on `device`.
 #[derive(Debug)]
 pub struct StoreBuilder<'a> {
-    device: &'a Device,
+    device: &'a dyn BlockDev,
     geometry: Geometry,
     chunk_sectors: u32,
     bitmap: ChunkBitmap,
@@ -26,8 +26,8 @@ pub struct StoreBuilder<'a> {
 
 impl<'a> StoreBuilder<'a> {
     /// Starts a store of `chunk_sectors` with `journal_chunks` of journal on `device`.
-    pub fn new(device: &'a Device, chunk_sectors: u64, journal_chunks: u64) -> Result<Self> {
-        let geometry = plan(device.size_bytes(), chunk_sectors, journal_chunks)
+    pub fn new(device: &'a dyn BlockDev, chunk_sectors: u64, journal_chunks: u64) -> Result<Self> {
+        let geometry = plan(device.size(), chunk_sectors, journal_chunks)
             .map_err(|e| Error::format(device.path(), e))?;
         let mut bitmap = ChunkBitmap::empty(&geometry);
         bitmap.set_range(0, geometry.data_start());
@@ -83,6 +83,17 @@ impl<'a> StoreBuilder<'a> {
         self.bitmap.set(found, true);
         self.cursor = found + 1;
         Ok(found)
+    }
+
+    /// Keeps every chunk `used` marks out of the allocator's way: a job that
+    /// writes a new tree beside a live one (the offline merge) allocates
+    /// only chunks the live store does not use.
+    pub fn keep_used(&mut self, used: &ChunkBitmap) {
+        for (start, end, in_use) in used.runs() {
+            if in_use {
+                self.bitmap.set_range(start, end);
+            }
+        }
     }
 
     /// Free chunks left in the data range.
@@ -186,6 +197,43 @@ impl TreeWriter<'_> {
     /// Writes the last leaf, the node levels, the bitmap, an empty journal and
     /// finally the header with `snapmask`.
     pub fn finish(mut self, snapmask: u64) -> Result<Built> {
+        let tree = self.write_tree()?;
+        let b = &mut self.builder;
+        b.bitmap.write_dirty(b.device)?;
+        let g = b.geometry;
+        zero_range(
+            b.device,
+            g.journal_start() * g.chunk_bytes,
+            g.nr_journal_chunks * g.chunk_bytes,
+        )?;
+        b.device.sync()?;
+        let header = SharedHeader {
+            magic: SHARED_MAGIC,
+            valid: 1,
+            version: SHARED_VERSION,
+            chunk_size: b.chunk_sectors,
+            root_tree_chunk: tree.root,
+            snapmask,
+            tree_level: tree.level,
+            nr_journal_chunks: g.nr_journal_chunks as u32,
+        };
+        b.device
+            .write_chunk(0, &header.to_chunk(g.chunk_bytes as usize))?;
+        b.device.sync()?;
+        Ok(Built {
+            header,
+            leaves: tree.leaves,
+            records: self.records,
+        })
+    }
+
+    /// Writes the last leaf and the node levels only, into chunks the
+    /// allocator hands out; neither the bitmap nor the header is written.
+    pub fn finish_tree(mut self) -> Result<TreeRoot> {
+        self.write_tree()
+    }
+
+    fn write_tree(&mut self) -> Result<TreeRoot> {
         if self.leaf.count() > 0 || self.level1.is_empty() {
             self.flush_leaf()?;
         }
@@ -218,32 +266,21 @@ impl TreeWriter<'_> {
                 break;
             }
         }
-        let b = &mut self.builder;
-        b.bitmap.write_dirty(b.device)?;
-        let g = b.geometry;
-        zero_range(
-            b.device,
-            g.journal_start() * g.chunk_bytes,
-            g.nr_journal_chunks * g.chunk_bytes,
-        )?;
-        b.device.sync()?;
-        let header = SharedHeader {
-            magic: SHARED_MAGIC,
-            valid: 1,
-            version: SHARED_VERSION,
-            chunk_size: b.chunk_sectors,
-            root_tree_chunk: level[0].chunk,
-            snapmask,
-            tree_level: levels,
-            nr_journal_chunks: g.nr_journal_chunks as u32,
-        };
-        b.device
-            .write_chunk(0, &header.to_chunk(g.chunk_bytes as usize))?;
-        b.device.sync()?;
-        Ok(Built {
-            header,
+        Ok(TreeRoot {
+            root: level[0].chunk,
+            level: levels,
             leaves,
-            records: self.records,
         })
     }
+}
+
+/// Where a tree written by [`TreeWriter::finish_tree`] starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeRoot {
+    /// The root node's chunk.
+    pub root: u64,
+    /// Node levels above the leaves (the header's `tree_level`).
+    pub level: u32,
+    /// Leaves written.
+    pub leaves: u64,
 }

@@ -6,8 +6,9 @@
 //! Modules, from the bytes up:
 //! - [`header`], [`geometry`], [`bitmap`], [`node`], [`leaf`]: on-disk structs and layout;
 //! - [`walk`]: a damage-tolerant read-only tree walk (check, dump, repair);
+//! - [`tree_read`]: the whole tree read strictly over any device (export, merge);
 //! - [`format`]: writing a fresh store; [`build`]: bulk-loading a whole store;
-//! - [`check`], [`dump`], [`repair`], [`migrate`]: the offline jobs.
+//! - [`check`], [`dump`], [`repair`], [`migrate`], [`merge`]: the offline jobs.
 //!
 //! The live engine (snapshots, origin and snapshot I/O, commit) is the
 //! `cowengine` crate, which stands on these modules (docs/architecture.md).
@@ -21,9 +22,11 @@ pub mod geometry;
 pub mod header;
 pub mod leaf;
 pub mod mask;
+pub mod merge;
 pub mod migrate;
 pub mod node;
 pub mod repair;
+pub mod tree_read;
 pub mod walk;
 
 pub use geometry::Geometry;

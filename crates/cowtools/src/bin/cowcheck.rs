@@ -99,6 +99,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<u8> {
+    open::warn_if_in_use(TOOL, &cli.target);
     let device = Device::open(&cli.target, Access::ReadOnly)?;
     let report = match plan(cli, &device)? {
         Plan::Snap(options) => Report::Snap(check(&device, &options)?),

@@ -2,7 +2,9 @@
 //! between the persistent and legacy kinds; imports classic stores into one
 //! shared store, exports a snapshot of a shared store as a classic one, and
 //! re-chunks or compacts shared stores. Every snapshot reads back
-//! byte-identical.
+//! byte-identical. It also writes one snapshot's data out as a raw image
+//! (`--to raw`) and merges a snapshot back into its origin offline
+//! (`--merge`), both through `cowtools::snapshot_data`.
 
 use std::io::{self, Write};
 use std::os::unix::fs::FileTypeExt;
@@ -30,6 +32,7 @@ use cowfmt::units::human_bytes;
 use cowfmt::{FindingCode, Severity, StoreKind, SECTOR_BYTES};
 use cowtools::args;
 use cowtools::exit::{self, StoreProblems};
+use cowtools::snapshot_data::{self, RawExport};
 use cowtools::{open, progress};
 
 const TOOL: &str = "cowmigrate";
@@ -53,9 +56,19 @@ EXAMPLES:
   A shared store with 16 KiB chunks, or compacted (fresh tree, contiguous data):
     cowmigrate -i shared.img -o shared-16k.img --chunk-size 16k --origin /dev/vg/data
     cowmigrate -i shared.img -o compact.img --to shared
+  The data of a snapshot as a raw image (sparse), or streamed to a pipe:
+    cowmigrate -i cow.img --to raw --origin /dev/vg/data -o snap.raw
+    cowmigrate -i shared.img --to raw --snapshot 6 --origin /dev/vg/data -o - | sha256sum
+  Roll the origin back to a snapshot offline (the store is emptied, or the
+  snapshot deleted from a shared store; rerun the same command after a crash):
+    cowmigrate -i cow.img --merge --origin /dev/vg/data
+    cowmigrate -i shared.img --merge --snapshot 6 --origin /dev/vg/data
 
-The inputs are only read and must be undamaged (repair them with cowrepair first).
-Exit codes: 0 migrated, 1 the input has problems, 2 usage or I/O error.";
+The inputs are only read and must be undamaged (repair them with cowrepair first);
+--merge writes the store and the origin, and refuses either when it is held open
+elsewhere (mounted, active in device-mapper, attached to a loop device).
+Exit codes: 0 migrated, exported or merged, 1 the input has problems, 2 usage or
+I/O error, 4 a device to write is held open elsewhere (refused even with --force).";
 
 /// The kinds a store can be converted to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -66,6 +79,31 @@ enum ToKind {
     Legacy,
     /// One store for up to 64 snapshots, each copied chunk stored once.
     Shared,
+}
+
+/// What `--to` writes: a store of a kind, or a snapshot's raw image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ToTarget {
+    /// The kernel's "SnAp" v1 store as current kernels use it.
+    Persistent,
+    /// The same bytes, held to the pre-2.6.29 limits and made safe to reload there.
+    Legacy,
+    /// One store for up to 64 snapshots, each copied chunk stored once.
+    Shared,
+    /// One snapshot's data: its full logical image (origin plus exceptions).
+    Raw,
+}
+
+impl ToTarget {
+    /// The store kind written, or `None` for a raw image.
+    fn kind(self) -> Option<ToKind> {
+        match self {
+            ToTarget::Persistent => Some(ToKind::Persistent),
+            ToTarget::Legacy => Some(ToKind::Legacy),
+            ToTarget::Shared => Some(ToKind::Shared),
+            ToTarget::Raw => None,
+        }
+    }
 }
 
 impl From<ToKind> for StoreKind {
@@ -90,24 +128,31 @@ enum ReportFormat {
 /// Command line of cowmigrate.
 #[derive(Debug, Parser)]
 #[command(name = "cowmigrate", version, about = "Re-chunk or convert a dm-snapshot COW store", after_help = EXAMPLES)]
-#[command(group(ArgGroup::new("target").required(true).multiple(true).args(["chunk_size", "to"])))]
+#[command(group(ArgGroup::new("target").required(true).multiple(true).args(["chunk_size", "to", "merge"])))]
 struct Cli {
     /// The store to migrate (image file or block device); opened read-only.
     /// Several classic stores of one origin with --to shared.
     #[arg(short, long, value_name = "IN", num_args = 1.., action = clap::ArgAction::Append, required = true)]
     input: Vec<PathBuf>,
 
-    /// The new store: an image file (created sparse) or an empty block device.
-    #[arg(short, long, value_name = "OUT")]
-    output: PathBuf,
+    /// The new store: an image file (created sparse) or an empty block device;
+    /// with --to raw the image file, or - for stdout.
+    #[arg(short, long, value_name = "OUT", required_unless_present = "merge")]
+    output: Option<PathBuf>,
 
     /// The new chunk size (a power of two: 4k, 8s...).
     #[arg(long, value_name = "SIZE", value_parser = args::parse_chunk_size)]
     chunk_size: Option<u32>,
 
-    /// The kind to convert to.
+    /// The kind to convert to, or raw: the snapshot's data as an image.
     #[arg(long, value_enum)]
-    to: Option<ToKind>,
+    to: Option<ToTarget>,
+
+    /// Merge the snapshot into --origin offline (a rollback): the origin then
+    /// reads as the snapshot; the store is emptied (a shared store loses that
+    /// snapshot only). Rerun it to finish a merge a crash interrupted.
+    #[arg(long, conflicts_with_all = ["to", "chunk_size", "output", "ids", "journal_size", "size"])]
+    merge: bool,
 
     /// The origin device: needed for a larger chunk size; fills the table line.
     #[arg(long, value_name = "DEV")]
@@ -117,7 +162,8 @@ struct Cli {
     #[arg(long, value_enum)]
     kind: Option<ToKind>,
 
-    /// The snapshot of a shared input to export with --to persistent|legacy.
+    /// The snapshot of a shared input to export (--to persistent|legacy|raw) or
+    /// merge (--merge).
     #[arg(long, value_name = "ID", value_parser = clap::value_parser!(u32).range(0..64))]
     snapshot: Option<u32>,
 
@@ -154,7 +200,25 @@ fn main() -> ExitCode {
     exit::run(TOOL, || run(&cli))
 }
 
+impl Cli {
+    /// The output path (present unless --merge, which writes none).
+    fn output(&self) -> &Path {
+        self.output.as_deref().unwrap_or(Path::new(""))
+    }
+
+    /// The store kind --to asks for (`None` for raw or no --to).
+    fn to_kind(&self) -> Option<ToKind> {
+        self.to.and_then(ToTarget::kind)
+    }
+}
+
 fn run(cli: &Cli) -> anyhow::Result<u8> {
+    if cli.merge {
+        return run_merge(cli);
+    }
+    if cli.to == Some(ToTarget::Raw) {
+        return run_raw(cli);
+    }
     let wanted = cli.kind.map(StoreKind::from);
     let mut inputs = Vec::with_capacity(cli.input.len());
     for path in &cli.input {
@@ -173,7 +237,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         let (device, _) = inputs.remove(0);
         return run_shared_input(cli, device);
     }
-    if cli.to == Some(ToKind::Shared) {
+    if cli.to_kind() == Some(ToKind::Shared) {
         return run_import(cli, inputs);
     }
     if inputs.len() > 1 {
@@ -199,7 +263,7 @@ fn run_persistent(cli: &Cli, store: PersistentStore, kind: StoreKind) -> anyhow:
     };
     let options = MigrateOptions {
         from_kind: kind,
-        to_kind: cli.to.map(StoreKind::from),
+        to_kind: cli.to_kind().map(StoreKind::from),
         chunk_size: cli.chunk_size,
     };
     let plan = migrate::plan(&store, &options, origin.as_ref().map(Device::size_bytes))
@@ -223,24 +287,24 @@ fn run_persistent(cli: &Cli, store: PersistentStore, kind: StoreKind) -> anyhow:
     if size < plan.needed_bytes {
         bail!(
             "{}: the migrated store needs at least {} bytes ({}), but the output would have {size}; give a larger --size, e.g. --size {}",
-            cli.output.display(),
+            cli.output().display(),
             plan.needed_bytes,
             human_bytes(plan.needed_bytes),
             plan.needed_bytes
         );
     }
     let prepared = output::open_output(&output::OutputRequest {
-        path: &cli.output,
+        path: cli.output(),
         size,
         size_given: cli.size.is_some(),
         force: cli.force,
         inputs: &read_paths(cli),
     })?;
-    cowtools::output::say_overwritten(TOOL, &cli.output, prepared.overwritten.as_deref());
+    cowtools::output::say_overwritten(TOOL, cli.output(), prepared.overwritten.as_deref());
     if prepared.device.size_bytes() < plan.needed_bytes {
         bail!(
             "{}: the device has {} bytes, but the migrated store needs at least {}",
-            cli.output.display(),
+            cli.output().display(),
             prepared.device.size_bytes(),
             plan.needed_bytes
         );
@@ -266,7 +330,7 @@ fn run_persistent(cli: &Cli, store: PersistentStore, kind: StoreKind) -> anyhow:
 /// error or warning, except `invalidated`: an invalidated input stays
 /// invalidated.
 fn verify(cli: &Cli, kind: StoreKind) -> anyhow::Result<()> {
-    let device = Device::open(&cli.output, Access::ReadOnly)?;
+    let device = Device::open(cli.output(), Access::ReadOnly)?;
     let findings = if kind == StoreKind::Shared {
         shared_check::check(&device, &shared_check::CheckOptions::default())?.findings
     } else {
@@ -283,7 +347,7 @@ fn verify(cli: &Cli, kind: StoreKind) -> anyhow::Result<()> {
     match problem {
         Some(first) => Err(StoreProblems(format!(
             "{}: the migrated store does not check clean: {}: {}",
-            cli.output.display(),
+            cli.output().display(),
             first.code,
             first.message
         ))
@@ -497,7 +561,7 @@ fn run_shared_input(cli: &Cli, device: Device) -> anyhow::Result<u8> {
     let input = SharedInput::open(device).map_err(job_error)?;
     let origin = open_origin(cli)?;
     let origin_bytes = origin.as_ref().map(Device::size_bytes);
-    let plan = match cli.to {
+    let plan = match cli.to_kind() {
         Some(to @ (ToKind::Persistent | ToKind::Legacy)) => {
             if cli.journal_size.is_some() {
                 bail!(
@@ -552,7 +616,7 @@ fn run_shared_plan(
         );
     }
     let is_block_device =
-        std::fs::metadata(&cli.output).is_ok_and(|meta| meta.file_type().is_block_device());
+        std::fs::metadata(cli.output()).is_ok_and(|meta| meta.file_type().is_block_device());
     let size = match (cli.size, default_size) {
         _ if is_block_device => 0,
         (Some(size), _) => {
@@ -572,13 +636,13 @@ fn run_shared_plan(
         }
     };
     let prepared = output::open_output(&output::OutputRequest {
-        path: &cli.output,
+        path: cli.output(),
         size,
         size_given: cli.size.is_some(),
         force: cli.force,
         inputs: &read_paths(cli),
     })?;
-    cowtools::output::say_overwritten(TOOL, &cli.output, prepared.overwritten.as_deref());
+    cowtools::output::say_overwritten(TOOL, cli.output(), prepared.overwritten.as_deref());
     ensure_fits(
         cli,
         &mut plan,
@@ -645,13 +709,13 @@ fn ensure_fits(
     if device {
         bail!(
             "{}: the device has {size} bytes, but the migrated store needs at least {needed} ({})",
-            cli.output.display(),
+            cli.output().display(),
             human_bytes(needed)
         );
     }
     bail!(
         "{}: the migrated store needs at least {needed} bytes ({}), but the output would have {size}; give a larger --size, e.g. --size {needed}",
-        cli.output.display(),
+        cli.output().display(),
         human_bytes(needed)
     )
 }
@@ -854,4 +918,132 @@ fn side_space(side: &Side) -> String {
             shape.free_chunks
         ),
     }
+}
+
+/// `--to raw`: one snapshot's data as a raw image.
+fn run_raw(cli: &Cli) -> anyhow::Result<u8> {
+    refuse_raw_options(cli, "--to raw")?;
+    let Some(origin) = cli.origin.as_deref() else {
+        bail!("--to raw writes the snapshot's image, which reads the origin: give it with --origin DEV");
+    };
+    let report = snapshot_data::export_raw(&RawExport {
+        tool: TOOL,
+        store: &cli.input[0],
+        kind: cli.kind.map(StoreKind::from),
+        snapshot: cli.snapshot,
+        origin,
+        output: cli.output(),
+        force: cli.force,
+        quiet: cli.quiet,
+    })?;
+    if cli.output() != Path::new("-") {
+        render_value(
+            cli,
+            &serde_json::json!({
+                "format_version": 1,
+                "job": "raw",
+                "input": cli.input[0],
+                "origin": origin,
+                "output": cli.output(),
+                "bytes": report.bytes,
+                "chunks_from_store": report.from_store,
+                "chunks_from_origin": report.from_origin,
+                "hole_bytes": report.hole_bytes,
+            }),
+            &format!(
+                "{}: {} bytes of the snapshot written ({} chunks from the store, {} from the origin, {} left as holes)",
+                cli.output().display(),
+                report.bytes,
+                report.from_store,
+                report.from_origin,
+                human_bytes(report.hole_bytes)
+            ),
+        )?;
+    }
+    Ok(exit::EXIT_OK)
+}
+
+/// `--merge`: the snapshot written back over its origin.
+fn run_merge(cli: &Cli) -> anyhow::Result<u8> {
+    refuse_raw_options(cli, "--merge")?;
+    let Some(origin) = cli.origin.as_deref() else {
+        bail!("--merge writes the snapshot over its origin: give the origin with --origin DEV");
+    };
+    let store = &cli.input[0];
+    let summary = snapshot_data::merge(
+        store,
+        cli.kind.map(StoreKind::from),
+        cli.snapshot,
+        origin,
+        cli.quiet,
+    )?;
+    let what = match cli.snapshot {
+        Some(id) if summary.kind == StoreKind::Shared => format!("snapshot {id}"),
+        _ => "the snapshot".to_string(),
+    };
+    let after = if summary.kind == StoreKind::Shared {
+        format!(
+            "{} chunks copied out first for the snapshots that still read them; snapshots left: {}",
+            summary.copied_out,
+            mask::describe(summary.snapmask)
+        )
+    } else {
+        "the store is now empty (reuse it for a new snapshot, or remove it)".to_string()
+    };
+    render_value(
+        cli,
+        &serde_json::json!({
+            "format_version": 1,
+            "job": "merge",
+            "input": store,
+            "kind": summary.kind.as_str(),
+            "snapshot": cli.snapshot,
+            "origin": origin,
+            "chunks_written": summary.chunks,
+            "chunks_copied_out": summary.copied_out,
+            "resumed": summary.resumed,
+            "snapshots_left": mask::id_list(summary.snapmask),
+        }),
+        &format!(
+            "{}: {what} of {} merged{}: {} chunks written over the origin; {after}",
+            origin.display(),
+            store.display(),
+            if summary.resumed {
+                " (an interrupted merge finished)"
+            } else {
+                ""
+            },
+            summary.chunks
+        ),
+    )?;
+    Ok(exit::EXIT_OK)
+}
+
+/// Refuses the options of a migration that `job` does not take.
+fn refuse_raw_options(cli: &Cli, job: &str) -> anyhow::Result<()> {
+    let given = [
+        ("--chunk-size", cli.chunk_size.is_some()),
+        ("--ids", cli.ids.is_some()),
+        ("--journal-size", cli.journal_size.is_some()),
+        ("--size", cli.size.is_some()),
+    ];
+    if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
+        bail!("{flag} does not apply to {job}");
+    }
+    if cli.input.len() > 1 {
+        bail!("{job} takes one store (-i), not {}", cli.input.len());
+    }
+    Ok(())
+}
+
+/// Prints `text`, or `json` with --format json; nothing when quiet (JSON is
+/// still printed).
+fn render_value(cli: &Cli, json: &serde_json::Value, text: &str) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    match cli.format {
+        ReportFormat::Json => writeln!(out, "{json:#}")?,
+        ReportFormat::Text if !cli.quiet => writeln!(out, "{TOOL}: {text}")?,
+        ReportFormat::Text => {}
+    }
+    Ok(out.flush()?)
 }

@@ -60,7 +60,8 @@ Exit codes: 0 the output was written and no record was lost, 3 the output was
 written but records were lost (dropped, or in unreadable ranges: the report
 names the origin ranges that now read through to the origin; --dry-run exits
 the same way), 1 nothing could be salvaged or the damage stopped the job (or
-the chunk size must be given with --chunk-size), 2 usage or I/O error.";
+the chunk size must be given with --chunk-size), 2 usage or I/O error, 4 the
+output (or the input, --in-place) is held open elsewhere (even with --force).";
 
 /// The kinds cowrepair salvages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

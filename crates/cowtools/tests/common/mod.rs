@@ -234,3 +234,20 @@ pub fn shared_leaves(path: &Path) -> Vec<(u64, u64)> {
     .unwrap();
     leaves.0
 }
+
+/// Every snapshot of the shared store at `cow` with its id, read whole through
+/// the engine.
+pub fn engine_images(cow: &Path, origin: &Path) -> Vec<(u32, Vec<u8>)> {
+    let origin = Device::open(origin, Access::ReadOnly).unwrap();
+    let size = origin.size_bytes() as usize;
+    let mut store =
+        cowengine::SharedStore::open(Device::open(cow, Access::ReadOnly).unwrap(), origin).unwrap();
+    cowfmt::shared::mask::id_list(store.snapmask())
+        .into_iter()
+        .map(|id| {
+            let mut image = vec![0u8; size];
+            store.snapshot_read(id, 0, &mut image).unwrap();
+            (id, image)
+        })
+        .collect()
+}

@@ -55,7 +55,8 @@ On success it prints the dmsetup table line that activates the store; with -q it
 prints only that line. Until its header is written last, the target carries an
 incomplete marker that the kernel refuses, so a cut job never leaves a store.
 Exit codes: 0 formatted or restored, 2 usage or I/O error, an unusable dump, or
-a target refused (it holds data and --force was not given).";
+a target refused (it holds data and --force was not given), 4 the target is held
+open elsewhere (mounted, claimed, attached to a loop device; even with --force).";
 
 /// Command line of mkcow.
 #[derive(Debug, Parser)]
@@ -213,9 +214,10 @@ fn snap_kind(kind: StoreKind, target: &Path) -> anyhow::Result<StoreKind> {
     }
 }
 
-/// Looks at the target without changing it: refuses to overwrite any
-/// signature or a non-zero first chunk unless forced (then says what is
-/// overwritten), and returns its size once --size is applied.
+/// Looks at the target without changing it: refuses a target held open
+/// elsewhere (even forced), refuses to overwrite any signature or a non-zero
+/// first chunk unless forced (then says what is overwritten), and returns its
+/// size once --size is applied.
 fn plan_target(
     target: &Path,
     size: Option<u64>,
@@ -234,6 +236,7 @@ fn plan_target(
         }
         _ => Device::open(target, Access::ReadOnly)?,
     };
+    cowfmt::in_use::refuse_in_use(target)?;
     signatures::guard_overwrite(
         TOOL,
         &device,

@@ -1,0 +1,198 @@
+//! Reading a whole shared store over any [`BlockDev`] (an image, a block
+//! device, a crash image in memory): the header and every record of the
+//! tree, strictly (a damaged store is refused, never guessed at). The
+//! snapshot export and the offline merge read the store through here.
+
+use std::collections::HashSet;
+
+use crate::blockdev::BlockDev;
+use crate::error::{Error, Result};
+use crate::snapshot_image::ChunkMap;
+
+use super::geometry::{validate_chunk_size, Geometry};
+use super::header::{SharedHeader, HEADER_BYTES, MAX_TREE_LEVEL};
+use super::leaf::{Exception, Leaf};
+use super::mask;
+use super::node::Node;
+
+/// A tree's records and the chunks of its blocks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TreeContents {
+    /// `(origin chunk, records)` in origin order.
+    pub entries: Vec<(u64, Vec<Exception>)>,
+    /// The chunks of every node and leaf.
+    pub blocks: Vec<u64>,
+}
+
+/// Decodes and checks the header in `first` (at least its 40 bytes) of a
+/// store on `store`: a valid shared store whose root lies in the data range.
+pub fn check_header(store: &dyn BlockDev, first: &[u8]) -> Result<(SharedHeader, Geometry)> {
+    let path = store.path();
+    let header = SharedHeader::decode(first).map_err(|e| Error::format(path, e))?;
+    header
+        .validate_identity()
+        .map_err(|e| Error::format(path, e))?;
+    validate_chunk_size(u64::from(header.chunk_size)).map_err(|e| Error::format(path, e))?;
+    if header.valid == 0 {
+        return Err(Error::Invalidated {
+            path: path.to_path_buf(),
+        });
+    }
+    let geometry = Geometry::new(
+        store.size(),
+        header.chunk_size,
+        u64::from(header.nr_journal_chunks),
+    );
+    if !geometry.reserved_fits() {
+        return Err(Error::Invalid(format!(
+            "{}: the header's bitmap and journal do not fit the device's {} chunks",
+            path.display(),
+            geometry.nr_chunks
+        )));
+    }
+    if let Some(problem) = header.root_problem(&geometry) {
+        return Err(Error::Invalid(format!(
+            "{}: header {problem}",
+            path.display()
+        )));
+    }
+    Ok((header, geometry))
+}
+
+/// Reads the header of the shared store on `store` ([`check_header`]).
+pub fn read_header(store: &dyn BlockDev) -> Result<(SharedHeader, Geometry)> {
+    let mut first = [0u8; HEADER_BYTES];
+    store.read_at(&mut first, 0, &|| "the shared store header".to_string())?;
+    check_header(store, &first)
+}
+
+/// Reads every block of the tree at `root` with `level` node levels. Every
+/// block and record chunk must lie in the data range, no block may be
+/// reached twice, and the origin chunks must ascend.
+pub fn read_tree(
+    store: &dyn BlockDev,
+    geometry: &Geometry,
+    root: u64,
+    level: u32,
+) -> Result<TreeContents> {
+    let mut reader = TreeReader {
+        store,
+        geometry,
+        buf: vec![0u8; geometry.chunk_bytes as usize],
+        seen: HashSet::new(),
+        contents: TreeContents::default(),
+    };
+    if level == 0 || level > MAX_TREE_LEVEL {
+        return Err(reader.corrupt(root, format!("tree level {level} is out of range")));
+    }
+    reader.visit(root, level)?;
+    Ok(reader.contents)
+}
+
+/// The chunks snapshot `id` reads from the shared store on `store`.
+pub fn snapshot_map(store: &dyn BlockDev, id: u32) -> Result<ChunkMap> {
+    let (header, geometry) = read_header(store)?;
+    require_snapshot(store, &header, id)?;
+    let tree = read_tree(store, &geometry, header.root_tree_chunk, header.tree_level)?;
+    Ok(map_of(&tree, geometry.chunk_bytes, id))
+}
+
+/// Fails unless snapshot `id` exists in the store `header` describes.
+pub fn require_snapshot(store: &dyn BlockDev, header: &SharedHeader, id: u32) -> Result<()> {
+    if id >= mask::MAX_SNAPSHOTS || header.snapmask & mask::bit(id) == 0 {
+        return Err(Error::Invalid(format!(
+            "{}: snapshot {id} does not exist (snapshots: {})",
+            store.path().display(),
+            mask::describe(header.snapmask)
+        )));
+    }
+    Ok(())
+}
+
+/// The chunks snapshot `id` reads in `tree`.
+pub fn map_of(tree: &TreeContents, chunk_bytes: u64, id: u32) -> ChunkMap {
+    let mut map = ChunkMap::new(chunk_bytes);
+    for (origin, records) in &tree.entries {
+        if let Some(record) = records.iter().find(|r| r.share & mask::bit(id) != 0) {
+            map.insert(*origin, record.chunk);
+        }
+    }
+    map
+}
+
+struct TreeReader<'a> {
+    store: &'a dyn BlockDev,
+    geometry: &'a Geometry,
+    buf: Vec<u8>,
+    seen: HashSet<u64>,
+    contents: TreeContents,
+}
+
+impl TreeReader<'_> {
+    fn corrupt(&self, chunk: u64, detail: String) -> Error {
+        Error::Corrupt {
+            path: self.store.path().to_path_buf(),
+            chunk,
+            detail,
+        }
+    }
+
+    fn read_block(&mut self, chunk: u64) -> Result<()> {
+        if !self.geometry.in_data_range(chunk) {
+            return Err(self.corrupt(
+                chunk,
+                format!("a tree block lies {}", self.geometry.where_outside(chunk)),
+            ));
+        }
+        if !self.seen.insert(chunk) {
+            return Err(self.corrupt(chunk, "the tree reaches this block twice".to_string()));
+        }
+        self.contents.blocks.push(chunk);
+        self.store.read_chunk(chunk, &mut self.buf)
+    }
+
+    fn visit(&mut self, chunk: u64, level: u32) -> Result<()> {
+        self.read_block(chunk)?;
+        if level == 0 {
+            return self.leaf(chunk);
+        }
+        let node =
+            Node::decode(&self.buf).map_err(|e| self.corrupt(chunk, format!("node: {e}")))?;
+        for entry in node.entries {
+            self.visit(entry.chunk, level - 1)?;
+        }
+        Ok(())
+    }
+
+    fn leaf(&mut self, chunk: u64) -> Result<()> {
+        let leaf =
+            Leaf::decode(&self.buf).map_err(|e| self.corrupt(chunk, format!("leaf: {e}")))?;
+        for (origin, records) in leaf.entries() {
+            if self
+                .contents
+                .entries
+                .last()
+                .is_some_and(|(last, _)| *last >= origin)
+            {
+                return Err(self.corrupt(
+                    chunk,
+                    format!("origin chunk {origin} does not ascend in the tree"),
+                ));
+            }
+            if let Some(bad) = records
+                .iter()
+                .find(|r| r.share == 0 || !self.geometry.in_data_range(r.chunk))
+            {
+                return Err(self.corrupt(
+                    chunk,
+                    format!(
+                        "origin chunk {origin}: record {{share {:#x}, chunk {}}} is not usable",
+                        bad.share, bad.chunk
+                    ),
+                ));
+            }
+            self.contents.entries.push((origin, records.to_vec()));
+        }
+        Ok(())
+    }
+}
