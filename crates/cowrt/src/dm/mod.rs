@@ -8,8 +8,8 @@
 //! - [`classic`]: activate, status, merge and deactivate, as sequences of
 //!   commands.
 
-//TMP pub mod classic;
-//TMP pub mod precheck;
+pub mod classic;
+pub mod precheck;
 pub mod runner;
 pub mod status;
 pub mod table;
