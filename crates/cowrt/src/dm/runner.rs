@@ -68,7 +68,7 @@ pub enum RunError {
         command: String,
         /// Its exit status.
         status: i32,
-        /// What it wrote on stderr, trimmed.
+        /// What it wrote on stderr, its lines joined with "; ".
         stderr: String,
     },
     /// A dry run cannot answer a query: nothing real was asked to.
@@ -110,7 +110,12 @@ impl Runner for System {
             return Err(RunError::Failed {
                 command: command.to_string(),
                 status: output.status.code().unwrap_or(-1),
-                stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+                stderr: String::from_utf8_lossy(&output.stderr)
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("; "),
             });
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
