@@ -119,7 +119,10 @@ fn violations(metadata: &Value) -> Vec<String> {
         .filter_map(|&(crate_name, target, kinds)| {
             path_to(&deps, crate_name, target, kinds).map(|path| {
                 let (what, rule) = if target == ENGINE {
-                    ("the engine", "the formats library and the offline tools never depend on")
+                    (
+                        "the engine",
+                        "the formats library and the offline tools never depend on",
+                    )
                 } else {
                     ("the runtime", "nothing below the runtime depends on")
                 };
@@ -167,7 +170,10 @@ fn the_engine_stands_on_the_formats_library() {
 fn the_runtime_stands_on_the_engine_and_the_formats_library() {
     let deps = dependencies(&metadata());
     for below in [ENGINE, "cowfmt"] {
-        assert!(deps[RUNTIME].contains(&(below.to_string(), None)), "{below}");
+        assert!(
+            deps[RUNTIME].contains(&(below.to_string(), None)),
+            "{below}"
+        );
     }
 }
 

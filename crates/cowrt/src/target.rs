@@ -128,7 +128,10 @@ mod tests {
             }
         );
         let fua = Request::from_ublk(ublk_codes::OP_WRITE | ublk_codes::F_FUA, 1, 1).unwrap();
-        assert_eq!((fua.op, fua.offset, fua.len, fua.fua), (IoOp::Write, 512, 512, true));
+        assert_eq!(
+            (fua.op, fua.offset, fua.len, fua.fua),
+            (IoOp::Write, 512, 512, true)
+        );
         let flush = Request::from_ublk(ublk_codes::OP_FLUSH, 0, 0).unwrap();
         assert_eq!((flush.op, flush.len), (IoOp::Flush, 0));
         assert_eq!(Request::from_ublk(3, 0, 8), Err(libc::EOPNOTSUPP));

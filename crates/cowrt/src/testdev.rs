@@ -62,9 +62,7 @@ impl BlockDev for Counted {
 
 /// The origin's initial bytes: every byte of chunk c is `c + 1`.
 pub fn origin_pattern() -> Vec<u8> {
-    (0..ORIGIN_BYTES)
-        .map(|i| (i / CHUNK + 1) as u8)
-        .collect()
+    (0..ORIGIN_BYTES).map(|i| (i / CHUNK + 1) as u8).collect()
 }
 
 /// A fresh store on counting devices, the origin filled with

@@ -169,10 +169,22 @@ mod tests {
              detach ID, status"
         );
         assert!(error("snap").starts_with("unknown message 'snap'; expected one of: create"));
-        assert_eq!(error("delete"), "'delete' needs a snapshot id, e.g. 'delete 3'");
-        assert_eq!(error("attach x1"), "'attach': snapshot id 'x1' is not a number");
-        assert_eq!(error("delete -1"), "'delete': snapshot id '-1' is not a number");
-        assert_eq!(error("create 3"), "'create' takes no argument; unexpected '3'");
+        assert_eq!(
+            error("delete"),
+            "'delete' needs a snapshot id, e.g. 'delete 3'"
+        );
+        assert_eq!(
+            error("attach x1"),
+            "'attach': snapshot id 'x1' is not a number"
+        );
+        assert_eq!(
+            error("delete -1"),
+            "'delete': snapshot id '-1' is not a number"
+        );
+        assert_eq!(
+            error("create 3"),
+            "'create' takes no argument; unexpected '3'"
+        );
         assert_eq!(
             error("create_subsnap 1 2"),
             "'create_subsnap' takes one snapshot id; unexpected '2'"

@@ -187,7 +187,9 @@ fn check_name(name: &str) -> Result<(), DmError> {
 /// kind has none.
 fn persistence(kind: ClassicKind, overflow: bool) -> Result<Persistence, DmError> {
     match (kind, overflow) {
-        (ClassicKind::Persistent, false) | (ClassicKind::Legacy, false) => Ok(Persistence::Persistent),
+        (ClassicKind::Persistent, false) | (ClassicKind::Legacy, false) => {
+            Ok(Persistence::Persistent)
+        }
         (ClassicKind::Persistent, true) => Ok(Persistence::PersistentOverflow),
         (ClassicKind::Transient, false) => Ok(Persistence::Transient),
         (ClassicKind::Legacy, true) => Err(DmError::BadOptions(
@@ -196,7 +198,8 @@ fn persistence(kind: ClassicKind, overflow: bool) -> Result<Persistence, DmError
                 .to_string(),
         )),
         (ClassicKind::Transient, true) => Err(DmError::BadOptions(
-            "--overflow needs --kind persistent: a transient snapshot has no overflow mode".to_string(),
+            "--overflow needs --kind persistent: a transient snapshot has no overflow mode"
+                .to_string(),
         )),
     }
 }
@@ -223,7 +226,11 @@ impl Undo<'_> {
 
 /// A device path for `path`: a loop device for an image file (attached now),
 /// the path itself for a block device.
-fn block_device(steps: &mut Undo<'_>, path: &Path, loops: &mut Vec<String>) -> Result<String, DmError> {
+fn block_device(
+    steps: &mut Undo<'_>,
+    path: &Path,
+    loops: &mut Vec<String>,
+) -> Result<String, DmError> {
     let text = path.display().to_string();
     if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
         return Ok(text);
@@ -248,7 +255,13 @@ pub fn activate(runner: &mut dyn Runner, request: &ActivateRequest) -> Result<Ac
         runner,
         undo: Vec::new(),
     };
-    let result = activate_steps(&mut steps, request, persistence, origin_bytes, checked.chunk_sectors);
+    let result = activate_steps(
+        &mut steps,
+        request,
+        persistence,
+        origin_bytes,
+        checked.chunk_sectors,
+    );
     match result {
         Ok((origin_table, snapshot_table, loops)) => Ok(Activation {
             origin_device: mapper(&origin_name(&request.name)),
@@ -292,7 +305,10 @@ fn activate_steps(
         dmsetup::create(&origin_name, &origin_table),
         Some(dmsetup::remove(&origin_name)),
     )?;
-    steps.run(dmsetup::suspend(&origin_name), Some(dmsetup::resume(&origin_name)))?;
+    steps.run(
+        dmsetup::suspend(&origin_name),
+        Some(dmsetup::resume(&origin_name)),
+    )?;
     steps.run(
         dmsetup::create(&request.name, &snapshot_table),
         Some(dmsetup::remove(&request.name)),
@@ -306,7 +322,11 @@ fn activate_steps(
 /// The names of the active devices.
 fn active_names(runner: &mut dyn Runner) -> Result<Vec<String>, DmError> {
     let output = runner.run(&dmsetup::names())?;
-    Ok(output.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect())
+    Ok(output
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect())
 }
 
 fn table_of(runner: &mut dyn Runner, name: &str) -> Result<Table, DmError> {
@@ -353,7 +373,11 @@ fn loop_device(device: &str) -> Option<String> {
 /// Removes `NAME` and then `NAME-origin` (whichever exist), then detaches the
 /// loop devices their tables name unless `keep_loops`. Returns the loop
 /// devices detached.
-pub fn deactivate(runner: &mut dyn Runner, name: &str, keep_loops: bool) -> Result<Vec<String>, DmError> {
+pub fn deactivate(
+    runner: &mut dyn Runner,
+    name: &str,
+    keep_loops: bool,
+) -> Result<Vec<String>, DmError> {
     check_name(name)?;
     let names = active_names(runner)?;
     let devices: Vec<String> = [name.to_string(), origin_name(name)]
@@ -399,25 +423,29 @@ pub fn merge(runner: &mut dyn Runner, name: &str, wait: MergeWait) -> Result<Mer
             return Err(DmError::NotActive(name.to_string()));
         }
     }
-    let (sectors, origin_dev, cow, persistence, chunk_sectors) = match table_of(runner, name)? {
-        Table::Snapshot {
-            sectors,
-            origin,
-            cow,
-            persistence,
-            chunk_sectors,
-        } if persistence != Persistence::Transient => (sectors, origin, cow, persistence, chunk_sectors),
-        other => {
-            return Err(DmError::WrongTarget {
+    let (sectors, origin_dev, cow, persistence, chunk_sectors) =
+        match table_of(runner, name)? {
+            Table::Snapshot {
+                sectors,
+                origin,
+                cow,
+                persistence,
+                chunk_sectors,
+            } if persistence != Persistence::Transient => {
+                (sectors, origin, cow, persistence, chunk_sectors)
+            }
+            other => return Err(DmError::WrongTarget {
                 name: name.to_string(),
                 found: other.to_string(),
-                expected: "a persistent snapshot (P or PO): a transient one has nothing on disk to merge",
-            })
-        }
-    };
+                expected:
+                    "a persistent snapshot (P or PO): a transient one has nothing on disk to merge",
+            }),
+        };
     let allocated_sectors = match status_of(runner, name)?.status {
         TargetStatus::Snapshot {
-            state: SnapshotState::Active { allocated_sectors, .. },
+            state: SnapshotState::Active {
+                allocated_sectors, ..
+            },
         } => Some(allocated_sectors),
         TargetStatus::Snapshot {
             state: state @ (SnapshotState::Invalid | SnapshotState::MergeFailed),

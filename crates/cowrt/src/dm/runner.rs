@@ -166,12 +166,18 @@ pub mod dmsetup {
 
     /// `dmsetup create NAME --table LINE`: load and resume a new device.
     pub fn create(name: &str, table: &Table) -> Command {
-        Command::new(true, &["dmsetup", "create", name, "--table", &table.to_string()])
+        Command::new(
+            true,
+            &["dmsetup", "create", name, "--table", &table.to_string()],
+        )
     }
 
     /// `dmsetup load NAME --table LINE`: stage a new table for the next resume.
     pub fn load(name: &str, table: &Table) -> Command {
-        Command::new(true, &["dmsetup", "load", name, "--table", &table.to_string()])
+        Command::new(
+            true,
+            &["dmsetup", "load", name, "--table", &table.to_string()],
+        )
     }
 
     /// `dmsetup suspend NAME`.
@@ -207,7 +213,10 @@ pub mod dmsetup {
 
     /// `dmsetup info -c --noheadings -o name`: every device's name, one a line.
     pub fn names() -> Command {
-        Command::new(false, &["dmsetup", "info", "-c", "--noheadings", "-o", "name"])
+        Command::new(
+            false,
+            &["dmsetup", "info", "-c", "--noheadings", "-o", "name"],
+        )
     }
 }
 
@@ -230,7 +239,9 @@ pub mod losetup {
     /// device an attach would print.
     pub(super) fn placeholder(command: &Command) -> Option<String> {
         match command.argv.as_slice() {
-            [losetup, find, show, file] if losetup == "losetup" && find == "--find" && show == "--show" => {
+            [losetup, find, show, file]
+                if losetup == "losetup" && find == "--find" && show == "--show" =>
+            {
                 Some(format!("<loop device of {file}>"))
             }
             _ => None,
@@ -272,7 +283,10 @@ mod tests {
             }
         }
         let mut dry = DryRun::new(Vec::new(), Some(Box::new(Answer)));
-        assert_eq!(dry.run(&losetup::attach("a.img")).unwrap(), "<loop device of a.img>");
+        assert_eq!(
+            dry.run(&losetup::attach("a.img")).unwrap(),
+            "<loop device of a.img>"
+        );
         assert_eq!(dry.run(&dmsetup::remove("x")).unwrap(), "");
         assert_eq!(dry.run(&dmsetup::table("x")).unwrap(), "answer to table");
         assert!(dry.is_dry_run());
@@ -289,9 +303,15 @@ mod tests {
     #[test]
     fn a_failing_program_reports_its_status_and_stderr() {
         let mut system = System;
-        let failing = Command::new(false, &["sh", "-c", "echo 'Device does not exist.' >&2; exit 1"]);
+        let failing = Command::new(
+            false,
+            &["sh", "-c", "echo 'Device does not exist.' >&2; exit 1"],
+        );
         let error = system.run(&failing).unwrap_err().to_string();
-        assert!(error.ends_with(": exit status 1: Device does not exist."), "{error}");
+        assert!(
+            error.ends_with(": exit status 1: Device does not exist."),
+            "{error}"
+        );
         let missing = Command::new(false, &["/nonexistent/dmsetup"]);
         assert!(matches!(system.run(&missing), Err(RunError::Spawn { .. })));
     }

@@ -57,17 +57,15 @@ fn flush_syncs_both_devices_on_the_origin_and_the_cow_on_a_snapshot() {
     let engine = engine(1);
     let origin = OriginTarget::new(Arc::clone(&engine));
     let snap = SnapshotTarget::new(Arc::clone(&engine), 0).unwrap();
-    let syncs = || {
-        (
-            engine.origin_device().syncs(),
-            engine.cow_device().syncs(),
-        )
-    };
+    let syncs = || (engine.origin_device().syncs(), engine.cow_device().syncs());
 
     let (o, c) = syncs();
     origin.flush().unwrap();
     let (o2, c2) = syncs();
-    assert!(o2 > o && c2 > c, "origin FLUSH: origin {o}->{o2}, cow {c}->{c2}");
+    assert!(
+        o2 > o && c2 > c,
+        "origin FLUSH: origin {o}->{o2}, cow {c}->{c2}"
+    );
 
     snap.flush().unwrap();
     let (_, c3) = syncs();
@@ -96,7 +94,11 @@ fn requests_are_served_through_the_trait() {
         ..write
     };
     assert_eq!(serve(&snap, &read, &mut buf), Ok(1024));
-    assert_eq!(buf, vec![3u8; 1024], "the snapshot still reads the old data");
+    assert_eq!(
+        buf,
+        vec![3u8; 1024],
+        "the snapshot still reads the old data"
+    );
 
     let past_end = Request {
         offset: ORIGIN_BYTES - 512,

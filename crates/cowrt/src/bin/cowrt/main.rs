@@ -79,15 +79,21 @@ enum Dm {
     #[command(after_help = ACTIVATE_EXAMPLES)]
     Activate(ActivateArgs),
     /// Show the status of a snapshot and its origin device.
-    #[command(after_help = "EXAMPLES:\n  cowrt dm status snap\n  cowrt dm status snap --format json")]
+    #[command(
+        after_help = "EXAMPLES:\n  cowrt dm status snap\n  cowrt dm status snap --format json"
+    )]
     Status(StatusArgs),
     /// Roll the origin back to the snapshot (snapshot-merge), wait, report.
-    #[command(after_help = "EXAMPLES:\n  cowrt dm merge snap\n  cowrt dm merge --dry-run snap\n  cowrt dm merge --timeout 600 snap\n\n\
+    #[command(
+        after_help = "EXAMPLES:\n  cowrt dm merge snap\n  cowrt dm merge --dry-run snap\n  cowrt dm merge --timeout 600 snap\n\n\
 The snapshot device goes away; NAME-origin reads as the snapshot at once and\n\
-maps the origin linearly once the merge is done.")]
+maps the origin linearly once the merge is done."
+    )]
     Merge(MergeArgs),
     /// Remove the snapshot and its origin device, and detach their loop devices.
-    #[command(after_help = "EXAMPLES:\n  cowrt dm deactivate snap\n  cowrt dm deactivate --keep-loops snap")]
+    #[command(
+        after_help = "EXAMPLES:\n  cowrt dm deactivate snap\n  cowrt dm deactivate --keep-loops snap"
+    )]
     Deactivate(DeactivateArgs),
 }
 

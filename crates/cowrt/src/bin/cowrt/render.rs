@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use cowrt::dm::classic::{Activation, ActivateRequest, DmStatus, MergeReport};
+use cowrt::dm::classic::{ActivateRequest, Activation, DmStatus, MergeReport};
 use cowrt::dm::precheck::ClassicKind;
 use cowrt::dm::status::{CloneState, SnapshotState, StatusLine, TargetStatus};
 
@@ -30,7 +30,10 @@ pub fn activation(
     writeln!(out, "  {}: {}", done.origin_device, done.origin_table)?;
     writeln!(out, "  {}: {}", done.snapshot_device, done.snapshot_table)?;
     if request.kind == ClassicKind::Transient {
-        writeln!(out, "  transient: nothing is kept on disk; the snapshot is gone once deactivated")?;
+        writeln!(
+            out,
+            "  transient: nothing is kept on disk; the snapshot is gone once deactivated"
+        )?;
     } else if done.formatted_by_kernel {
         writeln!(out, "  the COW device was empty: the kernel formatted it")?;
     }
@@ -60,7 +63,11 @@ fn line(status: &StatusLine) -> String {
         TargetStatus::Linear => "linear".to_string(),
         TargetStatus::Snapshot { state } => format!("snapshot, {}", snapshot_state(state)),
         TargetStatus::SnapshotMerge { state } => {
-            let done = if state.merge_done() { "done" } else { "merging" };
+            let done = if state.merge_done() {
+                "done"
+            } else {
+                "merging"
+            };
             format!("snapshot-merge ({done}), {}", snapshot_state(state))
         }
         TargetStatus::Clone { state } => match state {
@@ -86,7 +93,12 @@ pub fn status(out: &mut dyn Write, status: &DmStatus) -> io::Result<()> {
 }
 
 /// What a merge did.
-pub fn merge(out: &mut dyn Write, name: &str, report: &MergeReport, dry_run: bool) -> io::Result<()> {
+pub fn merge(
+    out: &mut dyn Write,
+    name: &str,
+    report: &MergeReport,
+    dry_run: bool,
+) -> io::Result<()> {
     if dry_run {
         writeln!(
             out,
@@ -105,7 +117,12 @@ pub fn merge(out: &mut dyn Write, name: &str, report: &MergeReport, dry_run: boo
 }
 
 /// What a deactivation removed.
-pub fn deactivation(out: &mut dyn Write, name: &str, loops: &[String], dry_run: bool) -> io::Result<()> {
+pub fn deactivation(
+    out: &mut dyn Write,
+    name: &str,
+    loops: &[String],
+    dry_run: bool,
+) -> io::Result<()> {
     if dry_run {
         return writeln!(out, "{DRY}");
     }

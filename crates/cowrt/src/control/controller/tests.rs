@@ -36,7 +36,10 @@ fn create_and_create_subsnap_are_durable_and_show_in_the_status() {
 fn status_counts_the_chunks_each_snapshot_reads() {
     let control = Controller::new(engine(2));
     for chunk in 0..3 {
-        control.engine().origin_write(chunk * CHUNK, &[0; 512]).unwrap();
+        control
+            .engine()
+            .origin_write(chunk * CHUNK, &[0; 512])
+            .unwrap();
     }
     control.engine().snapshot_write(1, 0, &[7; 512]).unwrap();
     let status = status(&control);
@@ -60,8 +63,14 @@ fn status_counts_the_chunks_each_snapshot_reads() {
 fn delete_detaches_first_and_frees_the_snapshots_chunks() {
     let control = Controller::new(engine(2));
     control.engine().origin_write(0, &[0; 512]).unwrap();
-    control.engine().snapshot_write(0, CHUNK, &[5; 512]).unwrap();
-    assert_eq!(control.handle(Message::Attach(0)).unwrap(), Reply::Attached(0));
+    control
+        .engine()
+        .snapshot_write(0, CHUNK, &[5; 512])
+        .unwrap();
+    assert_eq!(
+        control.handle(Message::Attach(0)).unwrap(),
+        Reply::Attached(0)
+    );
     assert_eq!(control.attached(), [0]);
     assert_eq!(
         control.handle(Message::Delete(0)).unwrap(),
@@ -86,14 +95,23 @@ fn bad_requests_are_refused_and_change_nothing() {
     let before = status(&control);
 
     let refused = [
-        (Message::Delete(5), "delete 5: snapshot 5 does not exist (snapshots: 0, 1)"),
+        (
+            Message::Delete(5),
+            "delete 5: snapshot 5 does not exist (snapshots: 0, 1)",
+        ),
         (
             Message::CreateSubsnap(64),
             "create_subsnap 64: snapshot 64 does not exist (snapshots: 0, 1)",
         ),
-        (Message::Attach(1), "attach 1: snapshot 1 is already attached"),
+        (
+            Message::Attach(1),
+            "attach 1: snapshot 1 is already attached",
+        ),
         (Message::Detach(0), "detach 0: snapshot 0 is not attached"),
-        (Message::Attach(9), "attach 9: snapshot 9 does not exist (snapshots: 0, 1)"),
+        (
+            Message::Attach(9),
+            "attach 9: snapshot 9 does not exist (snapshots: 0, 1)",
+        ),
     ];
     for (message, text) in refused {
         assert_eq!(control.handle(message).unwrap_err().to_string(), text);

@@ -54,7 +54,10 @@ fn images(chunk: Option<u32>) -> (TempDir, PathBuf, PathBuf) {
     Device::create_or_extend(&origin, ORIGIN_BYTES).unwrap();
     let device = Device::create_or_extend(&cow, ORIGIN_BYTES / 2).unwrap();
     if let Some(chunk) = chunk {
-        StoreWriter::format(device, chunk).unwrap().finish().unwrap();
+        StoreWriter::format(device, chunk)
+            .unwrap()
+            .finish()
+            .unwrap();
     }
     (dir, origin, cow)
 }
@@ -87,7 +90,9 @@ fn activation_commands(origin: &Path, cow: &Path, snapshot_args: &str) -> Vec<St
         format!("losetup --find --show {}", cow.display()),
         "dmsetup create snap-origin --table '0 2048 snapshot-origin /dev/loop0'".to_string(),
         "dmsetup suspend snap-origin".to_string(),
-        format!("dmsetup create snap --table '0 2048 snapshot /dev/loop0 /dev/loop1 {snapshot_args}'"),
+        format!(
+            "dmsetup create snap --table '0 2048 snapshot /dev/loop0 /dev/loop1 {snapshot_args}'"
+        ),
         "dmsetup resume snap-origin".to_string(),
         "dmsetup mknodes".to_string(),
     ]
@@ -128,7 +133,10 @@ fn each_kind_activates_with_its_table_line() {
     let mut fake = loops(Fake::default(), &origin, &cow);
     let fresh = activate(&mut fake, &request(ClassicKind::Persistent, &origin, &cow)).unwrap();
     assert_eq!(fake.log, activation_commands(&origin, &cow, "P 8"));
-    assert!(fresh.formatted_by_kernel, "an empty COW is formatted by the kernel");
+    assert!(
+        fresh.formatted_by_kernel,
+        "an empty COW is formatted by the kernel"
+    );
 }
 
 #[test]
@@ -199,7 +207,9 @@ fn wrong_kind_damaged_or_mismatched_stores_are_refused_before_any_command() {
 
     let shared = dir.path().join("shared.img");
     let device = Device::create_or_extend(&shared, 1 << 20).unwrap();
-    device.write_at(&cowfmt::kind::SHARED_MAGIC.to_le_bytes(), 0).unwrap();
+    device
+        .write_at(&cowfmt::kind::SHARED_MAGIC.to_le_bytes(), 0)
+        .unwrap();
     drop(device);
     assert!(refused(&request(ClassicKind::Persistent, &origin, &shared))
         .ends_with("holds a shared store, which device-mapper cannot serve; cowrt's ublk half serves it (docs/cowrt.md)"));
@@ -208,8 +218,12 @@ fn wrong_kind_damaged_or_mismatched_stores_are_refused_before_any_command() {
     let device = Device::create_or_extend(&junk, 1 << 20).unwrap();
     device.write_at(b"XFSB", 0).unwrap();
     drop(device);
-    assert!(refused(&request(ClassicKind::Legacy, &origin, &junk))
-        .starts_with(&format!("refused: {}: is not a legacy store: ", junk.display())));
+    assert!(
+        refused(&request(ClassicKind::Legacy, &origin, &junk)).starts_with(&format!(
+            "refused: {}: is not a legacy store: ",
+            junk.display()
+        ))
+    );
 
     let bad_name = ActivateRequest {
         name: "a/b".to_string(),
@@ -229,7 +243,9 @@ fn a_failed_step_undoes_the_steps_before_it() {
         &[Err("device-mapper: reload ioctl failed: Invalid argument")],
     );
     let error = activate(&mut fake, &request(ClassicKind::Persistent, &origin, &cow)).unwrap_err();
-    assert!(error.to_string().ends_with("exit status 1: device-mapper: reload ioctl failed: Invalid argument"));
+    assert!(error
+        .to_string()
+        .ends_with("exit status 1: device-mapper: reload ioctl failed: Invalid argument"));
     assert_eq!(
         fake.log[5..],
         [
@@ -243,9 +259,15 @@ fn a_failed_step_undoes_the_steps_before_it() {
 
 fn active_pair() -> Fake {
     Fake::default()
-        .answer("dmsetup info -c --noheadings -o name", &[Ok("other\nsnap\nsnap-origin\n")])
+        .answer(
+            "dmsetup info -c --noheadings -o name",
+            &[Ok("other\nsnap\nsnap-origin\n")],
+        )
         .answer("dmsetup table snap", &[Ok("0 2048 snapshot 7:0 7:1 P 8\n")])
-        .answer("dmsetup table snap-origin", &[Ok("0 2048 snapshot-origin 7:0\n")])
+        .answer(
+            "dmsetup table snap-origin",
+            &[Ok("0 2048 snapshot-origin 7:0\n")],
+        )
         .answer("dmsetup status snap", &[Ok("0 2048 snapshot 40/1024 16\n")])
 }
 
@@ -269,7 +291,9 @@ fn deactivate_removes_both_devices_then_their_loops() {
 
     let mut none = Fake::default().answer("dmsetup info -c --noheadings -o name", &[Ok("other\n")]);
     assert_eq!(
-        deactivate(&mut none, "snap", false).unwrap_err().to_string(),
+        deactivate(&mut none, "snap", false)
+            .unwrap_err()
+            .to_string(),
         "no device 'snap' or 'snap-origin' is active"
     );
 }
@@ -294,7 +318,11 @@ fn merge_loads_snapshot_merge_waits_and_leaves_a_linear_origin() {
     let changes: Vec<&String> = fake
         .log
         .iter()
-        .filter(|l| !l.starts_with("dmsetup status") && !l.starts_with("dmsetup table") && !l.starts_with("dmsetup info"))
+        .filter(|l| {
+            !l.starts_with("dmsetup status")
+                && !l.starts_with("dmsetup table")
+                && !l.starts_with("dmsetup info")
+        })
         .collect();
     assert_eq!(
         changes,
@@ -317,15 +345,21 @@ fn merge_loads_snapshot_merge_waits_and_leaves_a_linear_origin() {
         merge(&mut failing, "snap", wait).unwrap_err().to_string(),
         "merging 'snap' failed: the origin reports MergeFailed"
     );
-    let mut transient = active_pair().answer("dmsetup table snap", &[Ok("0 2048 snapshot 7:0 7:1 N 8\n")]);
+    let mut transient =
+        active_pair().answer("dmsetup table snap", &[Ok("0 2048 snapshot 7:0 7:1 N 8\n")]);
     let error = merge(&mut transient, "snap", wait).unwrap_err().to_string();
-    assert!(error.starts_with("device 'snap' is 0 2048 snapshot 7:0 7:1 N 8, expected a persistent snapshot"));
+    assert!(error.starts_with(
+        "device 'snap' is 0 2048 snapshot 7:0 7:1 N 8, expected a persistent snapshot"
+    ));
     assert!(!transient.log.iter().any(|l| l.contains("suspend")));
 }
 
 #[test]
 fn status_reads_both_devices() {
-    let mut fake = active_pair().answer("dmsetup status snap-origin", &[Ok("0 2048 snapshot-origin \n")]);
+    let mut fake = active_pair().answer(
+        "dmsetup status snap-origin",
+        &[Ok("0 2048 snapshot-origin \n")],
+    );
     let found = status(&mut fake, "snap").unwrap();
     assert_eq!(
         found.snapshot.unwrap().status,

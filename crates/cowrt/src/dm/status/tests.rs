@@ -7,7 +7,10 @@ fn snapshot_lines_the_kernel_printed() {
     let cases = [
         ("0 32768 snapshot 16/16384 16", Some((16, 16384, 16))),
         ("0 4096 snapshot 2072/4096 24", Some((2072, 4096, 24))),
-        ("0 131072 snapshot 49360/131072 208", Some((49360, 131072, 208))),
+        (
+            "0 131072 snapshot 49360/131072 208",
+            Some((49360, 131072, 208)),
+        ),
         ("0 2048 snapshot Invalid", None),
     ];
     for (line, usage) in cases {
@@ -35,7 +38,10 @@ fn snapshot_lines_the_kernel_printed() {
         }
     );
     let origin: StatusLine = "0 32768 snapshot-origin ".parse().unwrap();
-    assert_eq!((origin.sectors, origin.status), (32768, TargetStatus::SnapshotOrigin));
+    assert_eq!(
+        (origin.sectors, origin.status),
+        (32768, TargetStatus::SnapshotOrigin)
+    );
 }
 
 #[test]
@@ -71,10 +77,21 @@ fn clone_lines_the_kernel_printed() {
         panic!("{parsed:?}");
     };
     assert_eq!(
-        (usage.metadata_block_sectors, usage.metadata_used, usage.metadata_total),
+        (
+            usage.metadata_block_sectors,
+            usage.metadata_used,
+            usage.metadata_total
+        ),
         (8, 6, 1024)
     );
-    assert_eq!((usage.region_sectors, usage.hydrated_regions, usage.total_regions), (64, 12, 512));
+    assert_eq!(
+        (
+            usage.region_sectors,
+            usage.hydrated_regions,
+            usage.total_regions
+        ),
+        (64, 12, 512)
+    );
     assert_eq!(usage.hydrating_regions, 0);
     assert_eq!(usage.features, ["no_hydration"]);
     assert_eq!(
@@ -83,7 +100,12 @@ fn clone_lines_the_kernel_printed() {
     );
     assert_eq!(usage.mode, "rw");
     let fail: StatusLine = "0 32768 clone Fail".parse().unwrap();
-    assert_eq!(fail.status, TargetStatus::Clone { state: CloneState::Fail });
+    assert_eq!(
+        fail.status,
+        TargetStatus::Clone {
+            state: CloneState::Fail
+        }
+    );
 }
 
 #[test]
@@ -91,12 +113,18 @@ fn bad_lines_name_the_problem_and_json_names_the_fields() {
     let error = |line: &str| line.parse::<StatusLine>().unwrap_err().to_string();
     assert!(error("0 2048 snapshot 12 16").ends_with("usage '12' is not <allocated>/<total>"));
     assert!(error("0 2048 snapshot").contains("expected '<allocated>/<total> <metadata>'"));
-    assert!(error("0 2048 snapshot x/512 16").ends_with("the allocated sectors 'x' is not a number"));
+    assert!(
+        error("0 2048 snapshot x/512 16").ends_with("the allocated sectors 'x' is not a number")
+    );
     assert!(error("0 2048 clone 8 6/1024 64 12/512 0 1").ends_with("feature is missing"));
     assert!(error("0 2048 era 1 2").ends_with("target 'era' is not one cowrt loads"));
 
-    let json = serde_json::to_value("0 4096 snapshot 2072/4096 24".parse::<StatusLine>().unwrap())
-        .unwrap();
+    let json = serde_json::to_value(
+        "0 4096 snapshot 2072/4096 24"
+            .parse::<StatusLine>()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(
         json,
         serde_json::json!({"sectors": 4096, "status": {"target": "snapshot", "state": {

@@ -37,7 +37,10 @@ fn every_target_prints_its_line() {
         persistence: Persistence::Persistent,
         chunk_sectors: 16,
     };
-    assert_eq!(merge.to_string(), "0 2048 snapshot-merge /dev/vda /dev/vdb P 16");
+    assert_eq!(
+        merge.to_string(),
+        "0 2048 snapshot-merge /dev/vda /dev/vdb P 16"
+    );
     let transient = Table::Snapshot {
         sectors: 8,
         origin: "/dev/loop0".into(),
@@ -45,7 +48,10 @@ fn every_target_prints_its_line() {
         persistence: Persistence::Transient,
         chunk_sectors: 8,
     };
-    assert_eq!(transient.to_string(), "0 8 snapshot /dev/loop0 /dev/loop1 N 8");
+    assert_eq!(
+        transient.to_string(),
+        "0 8 snapshot /dev/loop0 /dev/loop1 N 8"
+    );
     let linear = Table::Linear {
         sectors: 100,
         device: "/dev/vda".into(),
@@ -61,11 +67,17 @@ fn every_target_prints_its_line() {
         features: vec![],
         core_args: vec!["hydration_threshold".into(), "4".into()],
     };
-    assert_eq!(clone.to_string(), "0 32768 clone m d s 64 2 hydration_threshold 4");
+    assert_eq!(
+        clone.to_string(),
+        "0 32768 clone m d s 64 2 hydration_threshold 4"
+    );
     let parsed: Table = "0 32768 clone m d s 64 1 no_hydration 2 hydration_threshold 4"
         .parse()
         .unwrap();
-    assert_eq!(parsed.to_string(), "0 32768 clone m d s 64 1 no_hydration 2 hydration_threshold 4");
+    assert_eq!(
+        parsed.to_string(),
+        "0 32768 clone m d s 64 1 no_hydration 2 hydration_threshold 4"
+    );
 }
 
 #[test]
