@@ -18,7 +18,7 @@ use serde::Serialize;
 use super::precheck::{precheck, ClassicKind, PrecheckError};
 use super::runner::{dmsetup, losetup, Command, RunError, Runner};
 use super::status::{SnapshotState, StatusError, StatusLine, TargetStatus};
-use super::table::{Persistence, Table, TableError};
+use super::table::{Persistence, SnapshotArgs, Table, TableError};
 
 /// Longest device-mapper name (`DM_NAME_LEN` less the terminating NUL).
 const DM_NAME_MAX: usize = 127;
@@ -295,10 +295,12 @@ fn activate_steps(
     };
     let snapshot_table = Table::Snapshot {
         sectors,
-        origin,
-        cow,
-        persistence,
-        chunk_sectors,
+        snapshot: SnapshotArgs {
+            origin,
+            cow,
+            persistence,
+            chunk_sectors,
+        },
     };
     let origin_name = origin_name(&request.name);
     steps.run(
@@ -423,24 +425,19 @@ pub fn merge(runner: &mut dyn Runner, name: &str, wait: MergeWait) -> Result<Mer
             return Err(DmError::NotActive(name.to_string()));
         }
     }
-    let (sectors, origin_dev, cow, persistence, chunk_sectors) =
-        match table_of(runner, name)? {
-            Table::Snapshot {
-                sectors,
-                origin,
-                cow,
-                persistence,
-                chunk_sectors,
-            } if persistence != Persistence::Transient => {
-                (sectors, origin, cow, persistence, chunk_sectors)
-            }
-            other => return Err(DmError::WrongTarget {
+    let (sectors, snapshot) = match table_of(runner, name)? {
+        Table::Snapshot { sectors, snapshot } if snapshot.persistence != Persistence::Transient => {
+            (sectors, snapshot)
+        }
+        other => {
+            return Err(DmError::WrongTarget {
                 name: name.to_string(),
                 found: other.to_string(),
-                expected:
-                    "a persistent snapshot (P or PO): a transient one has nothing on disk to merge",
-            }),
-        };
+                expected: "a persistent snapshot (P or PO): a transient one has nothing on disk \
+                           to merge",
+            })
+        }
+    };
     let allocated_sectors = match status_of(runner, name)?.status {
         TargetStatus::Snapshot {
             state: SnapshotState::Active {
@@ -457,13 +454,8 @@ pub fn merge(runner: &mut dyn Runner, name: &str, wait: MergeWait) -> Result<Mer
         }
         _ => None,
     };
-    let merge_table = Table::SnapshotMerge {
-        sectors,
-        origin: origin_dev.clone(),
-        cow,
-        persistence,
-        chunk_sectors,
-    };
+    let origin_dev = snapshot.origin.clone();
+    let merge_table = Table::SnapshotMerge { sectors, snapshot };
     runner.run(&dmsetup::suspend(&origin))?;
     runner.run(&dmsetup::remove(name))?;
     runner.run(&dmsetup::load(&origin, &merge_table))?;

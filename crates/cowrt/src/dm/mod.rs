@@ -13,3 +13,4 @@ pub mod precheck;
 pub mod runner;
 pub mod status;
 pub mod table;
+mod words;

@@ -252,16 +252,18 @@ pub mod losetup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dm::table::{Persistence, Table};
+    use crate::dm::table::{Persistence, SnapshotArgs, Table};
 
     #[test]
     fn commands_print_as_shell_lines() {
         let table = Table::Snapshot {
             sectors: 2048,
-            origin: "/dev/vda".into(),
-            cow: "/dev/vdb".into(),
-            persistence: Persistence::Persistent,
-            chunk_sectors: 8,
+            snapshot: SnapshotArgs {
+                origin: "/dev/vda".into(),
+                cow: "/dev/vdb".into(),
+                persistence: Persistence::Persistent,
+                chunk_sectors: 8,
+            },
         };
         assert_eq!(
             dmsetup::create("snap", &table).to_string(),

@@ -6,6 +6,8 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+use super::words::{parse, Words};
+
 /// A whole status line: `<start> <length> <target> <status...>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StatusLine {
@@ -118,59 +120,8 @@ pub struct StatusError {
     pub problem: String,
 }
 
-struct Fields<'a> {
-    line: &'a str,
-    words: std::str::SplitWhitespace<'a>,
-}
-
-impl<'a> Fields<'a> {
-    fn error(&self, problem: impl Into<String>) -> StatusError {
-        StatusError {
-            line: self.line.to_string(),
-            problem: problem.into(),
-        }
-    }
-
-    fn word(&mut self, what: &str) -> Result<&'a str, StatusError> {
-        self.words
-            .next()
-            .ok_or_else(|| self.error(format!("{what} is missing")))
-    }
-
-    fn number(&mut self, what: &str) -> Result<u64, StatusError> {
-        let word = self.word(what)?;
-        self.parse(word, what)
-    }
-
-    fn parse(&self, word: &str, what: &str) -> Result<u64, StatusError> {
-        word.parse()
-            .map_err(|_| self.error(format!("{what} '{word}' is not a number")))
-    }
-
-    /// `<a>/<b>` as two numbers.
-    fn ratio(&mut self, what: &str) -> Result<(u64, u64), StatusError> {
-        let word = self.word(what)?;
-        let (a, b) = word
-            .split_once('/')
-            .ok_or_else(|| self.error(format!("{what} '{word}' is not <used>/<total>")))?;
-        Ok((self.parse(a, what)?, self.parse(b, what)?))
-    }
-
-    fn group(&mut self, what: &str) -> Result<Vec<String>, StatusError> {
-        let count = self.number(&format!("the {what} count"))?;
-        (0..count)
-            .map(|_| self.word(what).map(str::to_string))
-            .collect()
-    }
-
-    fn rest(&mut self) -> Vec<&'a str> {
-        self.words.by_ref().collect()
-    }
-}
-
-fn snapshot_state(fields: &mut Fields<'_>) -> Result<SnapshotState, StatusError> {
-    let rest = fields.rest();
-    let state = match rest.as_slice() {
+fn snapshot_state(words: &mut Words<'_>) -> Result<SnapshotState, String> {
+    let state = match words.rest().as_slice() {
         ["Invalid"] => SnapshotState::Invalid,
         ["Overflow"] => SnapshotState::Overflow,
         ["Merge", "failed"] => SnapshotState::MergeFailed,
@@ -178,33 +129,35 @@ fn snapshot_state(fields: &mut Fields<'_>) -> Result<SnapshotState, StatusError>
         [usage, metadata] => {
             let (allocated, total) = usage
                 .split_once('/')
-                .ok_or_else(|| fields.error(format!("usage '{usage}' is not <allocated>/<total>")))?;
+                .ok_or_else(|| format!("usage '{usage}' is not <allocated>/<total>"))?;
             SnapshotState::Active {
-                allocated_sectors: fields.parse(allocated, "the allocated sectors")?,
-                total_sectors: fields.parse(total, "the total sectors")?,
-                metadata_sectors: fields.parse(metadata, "the metadata sectors")?,
+                allocated_sectors: parse(allocated, "the allocated sectors")?,
+                total_sectors: parse(total, "the total sectors")?,
+                metadata_sectors: parse(metadata, "the metadata sectors")?,
             }
         }
         _ => {
-            return Err(fields.error(
-                "expected '<allocated>/<total> <metadata>', Invalid, Overflow, 'Merge failed' or Unknown",
-            ))
+            return Err(
+                "expected '<allocated>/<total> <metadata>', Invalid, Overflow, \
+                        'Merge failed' or Unknown"
+                    .to_string(),
+            )
         }
     };
     Ok(state)
 }
 
-fn clone_state(fields: &mut Fields<'_>) -> Result<CloneState, StatusError> {
-    let first = fields.word("the clone status")?;
+fn clone_state(words: &mut Words<'_>) -> Result<CloneState, String> {
+    let first = words.word("the clone status")?;
     match first {
         "Fail" => return Ok(CloneState::Fail),
         "Error" => return Ok(CloneState::Error),
         _ => {}
     }
-    let metadata_block_sectors = fields.parse(first, "the metadata block size")?;
-    let (metadata_used, metadata_total) = fields.ratio("the metadata blocks")?;
-    let region_sectors = fields.number("the region size")?;
-    let (hydrated_regions, total_regions) = fields.ratio("the hydrated regions")?;
+    let metadata_block_sectors = parse(first, "the metadata block size")?;
+    let (metadata_used, metadata_total) = words.ratio("the metadata blocks")?;
+    let region_sectors = words.number("the region size")?;
+    let (hydrated_regions, total_regions) = words.ratio("the hydrated regions")?;
     let usage = CloneUsage {
         metadata_block_sectors,
         metadata_used,
@@ -212,43 +165,44 @@ fn clone_state(fields: &mut Fields<'_>) -> Result<CloneState, StatusError> {
         region_sectors,
         hydrated_regions,
         total_regions,
-        hydrating_regions: fields.number("the hydrating regions")?,
-        features: fields.group("feature")?,
-        core_args: fields.group("core argument")?,
-        mode: fields.word("the metadata mode")?.to_string(),
+        hydrating_regions: words.number("the hydrating regions")?,
+        features: words.group("feature")?,
+        core_args: words.group("core argument")?,
+        mode: words.word("the metadata mode")?.to_string(),
     };
-    if let Some(extra) = fields.rest().first() {
-        return Err(fields.error(format!("unexpected '{extra}' at the end")));
-    }
+    words.end()?;
     Ok(CloneState::Active(usage))
+}
+
+fn parse_status(line: &str) -> Result<StatusLine, String> {
+    let mut words = Words::new(line);
+    words.number::<u64>("the start sector")?;
+    let sectors = words.number("the length")?;
+    let status = match words.word("the target type")? {
+        "snapshot-origin" => TargetStatus::SnapshotOrigin,
+        "linear" => TargetStatus::Linear,
+        "snapshot" => TargetStatus::Snapshot {
+            state: snapshot_state(&mut words)?,
+        },
+        "snapshot-merge" => TargetStatus::SnapshotMerge {
+            state: snapshot_state(&mut words)?,
+        },
+        "clone" => TargetStatus::Clone {
+            state: clone_state(&mut words)?,
+        },
+        other => return Err(format!("target '{other}' is not one cowrt loads")),
+    };
+    Ok(StatusLine { sectors, status })
 }
 
 impl FromStr for StatusLine {
     type Err = StatusError;
 
     fn from_str(line: &str) -> Result<Self, StatusError> {
-        let line = line.trim();
-        let mut fields = Fields {
-            line,
-            words: line.split_whitespace(),
-        };
-        fields.number("the start sector")?;
-        let sectors = fields.number("the length")?;
-        let status = match fields.word("the target type")? {
-            "snapshot-origin" => TargetStatus::SnapshotOrigin,
-            "linear" => TargetStatus::Linear,
-            "snapshot" => TargetStatus::Snapshot {
-                state: snapshot_state(&mut fields)?,
-            },
-            "snapshot-merge" => TargetStatus::SnapshotMerge {
-                state: snapshot_state(&mut fields)?,
-            },
-            "clone" => TargetStatus::Clone {
-                state: clone_state(&mut fields)?,
-            },
-            other => return Err(fields.error(format!("target '{other}' is not one cowrt loads"))),
-        };
-        Ok(StatusLine { sectors, status })
+        parse_status(line).map_err(|problem| StatusError {
+            line: line.trim().to_string(),
+            problem,
+        })
     }
 }
 

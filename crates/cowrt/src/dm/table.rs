@@ -8,6 +8,8 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+use super::words::Words;
+
 /// How a snapshot keeps its exceptions: the table's third snapshot argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -32,6 +34,19 @@ impl Persistence {
     }
 }
 
+/// The arguments of `snapshot` and `snapshot-merge`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SnapshotArgs {
+    /// The origin device.
+    pub origin: String,
+    /// The COW device.
+    pub cow: String,
+    /// How the exceptions are kept.
+    pub persistence: Persistence,
+    /// Chunk size in sectors.
+    pub chunk_sectors: u32,
+}
+
 /// One table line (one target covering the whole device from sector 0).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "target", rename_all = "kebab-case")]
@@ -47,28 +62,18 @@ pub enum Table {
     Snapshot {
         /// Length in sectors.
         sectors: u64,
-        /// The origin device.
-        origin: String,
-        /// The COW device.
-        cow: String,
-        /// How the exceptions are kept.
-        persistence: Persistence,
-        /// Chunk size in sectors.
-        chunk_sectors: u32,
+        /// Its arguments.
+        #[serde(flatten)]
+        snapshot: SnapshotArgs,
     },
     /// `snapshot-merge <origin> <cow> P|PO <chunk>`: rolls the origin back to
     /// the snapshot.
     SnapshotMerge {
         /// Length in sectors.
         sectors: u64,
-        /// The origin device.
-        origin: String,
-        /// The COW device.
-        cow: String,
-        /// How the exceptions are kept.
-        persistence: Persistence,
-        /// Chunk size in sectors.
-        chunk_sectors: u32,
+        /// Its arguments.
+        #[serde(flatten)]
+        snapshot: SnapshotArgs,
     },
     /// `clone <metadata> <dest> <source> <region> [n features] [n core args]`.
     Clone {
@@ -135,8 +140,8 @@ impl Table {
     pub fn devices(&self) -> Vec<&str> {
         match self {
             Table::SnapshotOrigin { origin, .. } => vec![origin],
-            Table::Snapshot { origin, cow, .. } | Table::SnapshotMerge { origin, cow, .. } => {
-                vec![origin, cow]
+            Table::Snapshot { snapshot, .. } | Table::SnapshotMerge { snapshot, .. } => {
+                vec![&snapshot.origin, &snapshot.cow]
             }
             Table::Clone {
                 metadata,
@@ -154,20 +159,14 @@ impl fmt::Display for Table {
         write!(f, "0 {} {}", self.sectors(), self.target())?;
         match self {
             Table::SnapshotOrigin { origin, .. } => write!(f, " {origin}"),
-            Table::Snapshot {
-                origin,
-                cow,
-                persistence,
-                chunk_sectors,
-                ..
-            }
-            | Table::SnapshotMerge {
-                origin,
-                cow,
-                persistence,
-                chunk_sectors,
-                ..
-            } => write!(f, " {origin} {cow} {} {chunk_sectors}", persistence.word()),
+            Table::Snapshot { snapshot, .. } | Table::SnapshotMerge { snapshot, .. } => write!(
+                f,
+                " {} {} {} {}",
+                snapshot.origin,
+                snapshot.cow,
+                snapshot.persistence.word(),
+                snapshot.chunk_sectors
+            ),
             Table::Clone {
                 metadata,
                 dest,
@@ -190,122 +189,72 @@ impl fmt::Display for Table {
     }
 }
 
-/// The words of a line, consumed in order, with errors naming the line.
-struct Words<'a> {
-    line: &'a str,
-    words: std::str::SplitWhitespace<'a>,
-}
-
-impl<'a> Words<'a> {
-    fn error(&self, problem: impl Into<String>) -> TableError {
-        TableError {
-            line: self.line.to_string(),
-            problem: problem.into(),
-        }
-    }
-
-    fn word(&mut self, what: &str) -> Result<&'a str, TableError> {
-        self.words
-            .next()
-            .ok_or_else(|| self.error(format!("{what} is missing")))
-    }
-
-    fn number<T: FromStr>(&mut self, what: &str) -> Result<T, TableError> {
-        let word = self.word(what)?;
-        word.parse()
-            .map_err(|_| self.error(format!("{what} '{word}' is not a number")))
-    }
-
-    fn group(&mut self, what: &str) -> Result<Vec<String>, TableError> {
-        let Some(count) = self.words.next() else {
-            return Ok(Vec::new());
-        };
-        let count: usize = count
-            .parse()
-            .map_err(|_| self.error(format!("{what} count '{count}' is not a number")))?;
-        (0..count)
-            .map(|_| self.word(what).map(str::to_string))
-            .collect()
-    }
-
-    fn end(mut self) -> Result<(), TableError> {
-        match self.words.next() {
-            Some(extra) => Err(self.error(format!("unexpected '{extra}' at the end"))),
-            None => Ok(()),
-        }
-    }
-}
-
-fn persistence(words: &Words<'_>, word: &str) -> Result<Persistence, TableError> {
+fn persistence(word: &str) -> Result<Persistence, String> {
     match word.to_ascii_uppercase().as_str() {
         "P" => Ok(Persistence::Persistent),
         "PO" => Ok(Persistence::PersistentOverflow),
         "N" => Ok(Persistence::Transient),
-        _ => Err(words.error(format!("persistence '{word}' is not P, PO or N"))),
+        _ => Err(format!("persistence '{word}' is not P, PO or N")),
     }
+}
+
+fn snapshot_args(words: &mut Words<'_>) -> Result<SnapshotArgs, String> {
+    Ok(SnapshotArgs {
+        origin: words.word("the origin")?.to_string(),
+        cow: words.word("the COW device")?.to_string(),
+        persistence: persistence(words.word("the persistence")?)?,
+        chunk_sectors: words.number("the chunk size")?,
+    })
+}
+
+fn parse_table(line: &str) -> Result<Table, String> {
+    let mut words = Words::new(line);
+    let start: u64 = words.number("the start sector")?;
+    if start != 0 {
+        return Err("the target does not start at sector 0".to_string());
+    }
+    let sectors = words.number("the length")?;
+    let table = match words.word("the target type")? {
+        "snapshot-origin" => Table::SnapshotOrigin {
+            sectors,
+            origin: words.word("the origin")?.to_string(),
+        },
+        "snapshot" => Table::Snapshot {
+            sectors,
+            snapshot: snapshot_args(&mut words)?,
+        },
+        "snapshot-merge" => Table::SnapshotMerge {
+            sectors,
+            snapshot: snapshot_args(&mut words)?,
+        },
+        "clone" => Table::Clone {
+            sectors,
+            metadata: words.word("the metadata device")?.to_string(),
+            dest: words.word("the destination device")?.to_string(),
+            source: words.word("the source device")?.to_string(),
+            region_sectors: words.number("the region size")?,
+            features: words.group("feature")?,
+            core_args: words.group("core argument")?,
+        },
+        "linear" => Table::Linear {
+            sectors,
+            device: words.word("the device")?.to_string(),
+            offset: words.number("the offset")?,
+        },
+        other => return Err(format!("target '{other}' is not one cowrt loads")),
+    };
+    words.end()?;
+    Ok(table)
 }
 
 impl FromStr for Table {
     type Err = TableError;
 
     fn from_str(line: &str) -> Result<Self, TableError> {
-        let mut words = Words {
-            line: line.trim(),
-            words: line.split_whitespace(),
-        };
-        let start: u64 = words.number("the start sector")?;
-        if start != 0 {
-            return Err(words.error("the target does not start at sector 0"));
-        }
-        let sectors = words.number("the length")?;
-        let target = words.word("the target type")?;
-        let table = match target {
-            "snapshot-origin" => Table::SnapshotOrigin {
-                sectors,
-                origin: words.word("the origin")?.to_string(),
-            },
-            "snapshot" | "snapshot-merge" => {
-                let origin = words.word("the origin")?.to_string();
-                let cow = words.word("the COW device")?.to_string();
-                let kind = words.word("the persistence")?;
-                let persistence = persistence(&words, kind)?;
-                let chunk_sectors = words.number("the chunk size")?;
-                if target == "snapshot" {
-                    Table::Snapshot {
-                        sectors,
-                        origin,
-                        cow,
-                        persistence,
-                        chunk_sectors,
-                    }
-                } else {
-                    Table::SnapshotMerge {
-                        sectors,
-                        origin,
-                        cow,
-                        persistence,
-                        chunk_sectors,
-                    }
-                }
-            }
-            "clone" => Table::Clone {
-                sectors,
-                metadata: words.word("the metadata device")?.to_string(),
-                dest: words.word("the destination device")?.to_string(),
-                source: words.word("the source device")?.to_string(),
-                region_sectors: words.number("the region size")?,
-                features: words.group("feature")?,
-                core_args: words.group("core argument")?,
-            },
-            "linear" => Table::Linear {
-                sectors,
-                device: words.word("the device")?.to_string(),
-                offset: words.number("the offset")?,
-            },
-            other => return Err(words.error(format!("target '{other}' is not one cowrt loads"))),
-        };
-        words.end()?;
-        Ok(table)
+        parse_table(line).map_err(|problem| TableError {
+            line: line.trim().to_string(),
+            problem,
+        })
     }
 }
 

@@ -19,10 +19,12 @@ fn kernel_lines_parse_and_print_back_unchanged() {
         snapshot,
         Table::Snapshot {
             sectors: 32768,
-            origin: "254:0".into(),
-            cow: "254:16".into(),
-            persistence: Persistence::Persistent,
-            chunk_sectors: 8,
+            snapshot: SnapshotArgs {
+                origin: "254:0".into(),
+                cow: "254:16".into(),
+                persistence: Persistence::Persistent,
+                chunk_sectors: 8,
+            },
         }
     );
     assert_eq!(snapshot.devices(), ["254:0", "254:16"]);
@@ -32,10 +34,12 @@ fn kernel_lines_parse_and_print_back_unchanged() {
 fn every_target_prints_its_line() {
     let merge = Table::SnapshotMerge {
         sectors: 2048,
-        origin: "/dev/vda".into(),
-        cow: "/dev/vdb".into(),
-        persistence: Persistence::Persistent,
-        chunk_sectors: 16,
+        snapshot: SnapshotArgs {
+            origin: "/dev/vda".into(),
+            cow: "/dev/vdb".into(),
+            persistence: Persistence::Persistent,
+            chunk_sectors: 16,
+        },
     };
     assert_eq!(
         merge.to_string(),
@@ -43,10 +47,12 @@ fn every_target_prints_its_line() {
     );
     let transient = Table::Snapshot {
         sectors: 8,
-        origin: "/dev/loop0".into(),
-        cow: "/dev/loop1".into(),
-        persistence: Persistence::Transient,
-        chunk_sectors: 8,
+        snapshot: SnapshotArgs {
+            origin: "/dev/loop0".into(),
+            cow: "/dev/loop1".into(),
+            persistence: Persistence::Transient,
+            chunk_sectors: 8,
+        },
     };
     assert_eq!(
         transient.to_string(),
