@@ -106,3 +106,13 @@ fn bad_lines_name_the_problem() {
     assert!(error("0 8 linear /dev/a 0 9").ends_with("unexpected '9' at the end"));
     assert!(error("0 8 clone m d s 64 2 no_hydration").ends_with("feature is missing"));
 }
+
+#[test]
+fn json_names_the_target_and_its_arguments() {
+    let table: Table = "0 2048 snapshot /dev/vdi /dev/vdj PO 8".parse().unwrap();
+    assert_eq!(
+        serde_json::to_value(&table).unwrap(),
+        serde_json::json!({"target": "snapshot", "sectors": 2048, "origin": "/dev/vdi",
+            "cow": "/dev/vdj", "persistence": "persistent_overflow", "chunk_sectors": 8})
+    );
+}
