@@ -1,8 +1,10 @@
-//! The layer rule of docs/architecture.md, read from `cargo metadata`: the
+//! The layer rules of docs/architecture.md, read from `cargo metadata`: the
 //! formats library `cowfmt` never depends on the engine (not even for its
-//! tests), and the offline tools in `cowtools` never link it (their tests may
-//! build fixtures with it). Dependencies are followed through every workspace
-//! crate, so a path through a new crate counts too.
+//! tests), the offline tools in `cowtools` never link it (their tests may
+//! build fixtures with it), and nothing below the runtime (`cowfmt`,
+//! `cowengine`, `cowtools`) depends on the runtime `cowrt` in any way.
+//! Dependencies are followed through every workspace crate, so a path through
+//! a new crate counts too.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -10,6 +12,7 @@ use std::process::Command;
 use serde_json::{json, Value};
 
 const ENGINE: &str = "cowengine";
+const RUNTIME: &str = "cowrt";
 
 /// Which dependency kinds a layer rule follows.
 #[derive(Clone, Copy)]
@@ -20,8 +23,14 @@ enum Kinds {
     All,
 }
 
-/// The crates the engine must stay out of, and how strictly.
-const RULES: [(&str, Kinds); 2] = [("cowfmt", Kinds::All), ("cowtools", Kinds::Linked)];
+/// Each rule: a crate, the crate it must not reach, and how strictly.
+const RULES: [(&str, &str, Kinds); 5] = [
+    ("cowfmt", ENGINE, Kinds::All),
+    ("cowtools", ENGINE, Kinds::Linked),
+    ("cowfmt", RUNTIME, Kinds::All),
+    ("cowengine", RUNTIME, Kinds::All),
+    ("cowtools", RUNTIME, Kinds::All),
+];
 
 /// `cargo metadata` of this workspace, without the registry's packages.
 fn metadata() -> Value {
@@ -69,12 +78,13 @@ fn dependencies(metadata: &Value) -> BTreeMap<String, Vec<(String, Option<String
         .collect()
 }
 
-/// The path from `from` to the engine, if one exists: the crate's own
+/// The path from `from` to `target`, if one exists: the crate's own
 /// dependencies of `kinds`, then the linked dependencies of each workspace crate
 /// reached (a dependency's dev-dependencies are never built for its users).
-fn path_to_engine(
+fn path_to(
     deps: &BTreeMap<String, Vec<(String, Option<String>)>>,
     from: &str,
+    target: &str,
     kinds: Kinds,
 ) -> Option<Vec<String>> {
     let mut seen = BTreeSet::new();
@@ -90,7 +100,7 @@ fn path_to_engine(
             }
             let mut next = path.clone();
             next.push(dep.clone());
-            if dep == ENGINE {
+            if dep == target {
                 return Some(next);
             }
             if deps.contains_key(dep) && seen.insert(dep.clone()) {
@@ -106,11 +116,18 @@ fn violations(metadata: &Value) -> Vec<String> {
     let deps = dependencies(metadata);
     RULES
         .iter()
-        .filter_map(|&(crate_name, kinds)| {
-            path_to_engine(&deps, crate_name, kinds).map(|path| {
+        .filter_map(|&(crate_name, target, kinds)| {
+            path_to(&deps, crate_name, target, kinds).map(|path| {
+                let (what, rule) = if target == ENGINE {
+                    (
+                        "the engine",
+                        "the formats library and the offline tools never depend on",
+                    )
+                } else {
+                    ("the runtime", "nothing below the runtime depends on")
+                };
                 format!(
-                    "{crate_name} depends on the engine ({}); docs/architecture.md: the formats \
-                     library and the offline tools never depend on {ENGINE}",
+                    "{crate_name} depends on {what} ({}); docs/architecture.md: {rule} {target}",
                     path.join(" -> ")
                 )
             })
@@ -129,7 +146,7 @@ fn package(name: &str, deps: &[(&str, Option<&str>)]) -> Value {
 }
 
 #[test]
-fn neither_the_formats_library_nor_the_tools_depend_on_the_engine() {
+fn no_layer_depends_on_one_above_it() {
     let metadata = metadata();
     let names: Vec<&str> = metadata["packages"]
         .as_array()
@@ -137,7 +154,7 @@ fn neither_the_formats_library_nor_the_tools_depend_on_the_engine() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    for name in ["cowfmt", "cowtools", ENGINE] {
+    for name in ["cowfmt", "cowtools", ENGINE, RUNTIME] {
         assert!(names.contains(&name), "{name} is not in {names:?}");
     }
     assert_eq!(violations(&metadata), Vec::<String>::new());
@@ -147,6 +164,35 @@ fn neither_the_formats_library_nor_the_tools_depend_on_the_engine() {
 fn the_engine_stands_on_the_formats_library() {
     let deps = dependencies(&metadata());
     assert!(deps[ENGINE].contains(&("cowfmt".to_string(), None)));
+}
+
+#[test]
+fn the_runtime_stands_on_the_engine_and_the_formats_library() {
+    let deps = dependencies(&metadata());
+    for below in [ENGINE, "cowfmt"] {
+        assert!(
+            deps[RUNTIME].contains(&(below.to_string(), None)),
+            "{below}"
+        );
+    }
+}
+
+#[test]
+fn any_dependency_on_the_runtime_from_below_is_reported() {
+    let found = violations(&json!({"packages": [
+        package("cowfmt", &[]),
+        package("cowtools", &[("cowfmt", None), (RUNTIME, Some("dev"))]),
+        package(ENGINE, &[("cowfmt", None), ("cowglue", None)]),
+        package("cowglue", &[(RUNTIME, Some("build"))]),
+        package(RUNTIME, &[(ENGINE, None), ("cowfmt", None)]),
+    ]}));
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(
+        found[0],
+        "cowengine depends on the runtime (cowengine -> cowglue -> cowrt); docs/architecture.md: \
+         nothing below the runtime depends on cowrt"
+    );
+    assert!(found[1].starts_with("cowtools depends on the runtime (cowtools -> cowrt)"));
 }
 
 #[test]

@@ -1,0 +1,269 @@
+//! cowrt: the live runtime of COW snapshot stores. This version serves classic
+//! stores (persistent, legacy, transient) through the kernel's dm-snapshot:
+//! `cowrt dm activate | status | merge | deactivate`. The shared-store half
+//! (`serve`, `message`, `status`, `stop` over ublk) is not built yet
+//! (docs/cowrt.md).
+
+mod render;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use cowrt::dm::classic::{self, ActivateRequest, DmError, MergeWait};
+use cowrt::dm::precheck::ClassicKind;
+use cowrt::dm::runner::{DryRun, Runner, System};
+
+const TOOL: &str = "cowrt";
+
+/// Done.
+const EXIT_OK: u8 = 0;
+/// Refused: the store is damaged or of another kind, or the merge failed.
+const EXIT_REFUSED: u8 = 1;
+/// Usage error, I/O error, or a command that failed.
+const EXIT_FAILURE: u8 = 2;
+
+const EXAMPLES: &str = "\
+EXAMPLES:
+  Activate a persistent snapshot (writes to the origin then go through
+  /dev/mapper/home-snap-origin; the snapshot is /dev/mapper/home-snap):
+    cowrt dm activate --kind persistent --origin /dev/vg/home --cow /dev/vg/home-cow home-snap
+  The same from image files (loop devices are attached for them):
+    cowrt dm activate --kind persistent --origin origin.img --cow cow.img snap
+  Print the commands without running them:
+    cowrt dm activate --dry-run --kind transient --origin /dev/sdb --cow /dev/sdc --chunk-size 4k snap
+  Status, merge back into the origin, deactivate:
+    cowrt dm status snap --format json
+    cowrt dm merge snap
+    cowrt dm deactivate snap
+
+Shared stores (cowrt serve, message, status, stop over ublk) come with the
+ublk half of the runtime (docs/cowrt.md).
+Exit codes: 0 done, 1 refused (damaged or wrong-kind store, failed merge),
+2 usage, I/O or command error.";
+
+/// Command line of cowrt.
+#[derive(Debug, Parser)]
+#[command(name = "cowrt", version, about = "Serve COW snapshot stores live", after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Debug, Subcommand)]
+enum Top {
+    /// Classic stores through the kernel's device-mapper (dm-snapshot).
+    #[command(subcommand)]
+    Dm(Dm),
+}
+
+const ACTIVATE_EXAMPLES: &str = "\
+EXAMPLES:
+  cowrt dm activate --kind persistent --origin /dev/vg/home --cow /dev/vg/home-cow home-snap
+  cowrt dm activate --kind persistent --overflow --origin origin.img --cow cow.img snap
+  cowrt dm activate --kind transient --origin /dev/sdb --cow /dev/sdc --chunk-size 8k snap
+  cowrt dm activate --dry-run --kind legacy --origin /dev/sdb --cow /dev/sdc snap
+
+Creates NAME-origin (snapshot-origin: write to the origin only through it) and
+NAME (the snapshot). The COW store is checked first as cowcheck checks it: a
+damaged store, a store of another kind or a --chunk-size that differs from the
+header's is refused and nothing is run. An all-zero COW device is formatted by
+the kernel (chunk size from --chunk-size, default 4k). A transient snapshot
+keeps nothing on disk.";
+
+#[derive(Debug, Subcommand)]
+enum Dm {
+    /// Check a classic store and activate it as a snapshot of its origin.
+    #[command(after_help = ACTIVATE_EXAMPLES)]
+    Activate(ActivateArgs),
+    /// Show the status of a snapshot and its origin device.
+    #[command(
+        after_help = "EXAMPLES:\n  cowrt dm status snap\n  cowrt dm status snap --format json"
+    )]
+    Status(StatusArgs),
+    /// Roll the origin back to the snapshot (snapshot-merge), wait, report.
+    #[command(
+        after_help = "EXAMPLES:\n  cowrt dm merge snap\n  cowrt dm merge --dry-run snap\n  cowrt dm merge --timeout 600 snap\n\n\
+The snapshot device goes away; NAME-origin reads as the snapshot at once and\n\
+maps the origin linearly once the merge is done."
+    )]
+    Merge(MergeArgs),
+    /// Remove the snapshot and its origin device, and detach their loop devices.
+    #[command(
+        after_help = "EXAMPLES:\n  cowrt dm deactivate snap\n  cowrt dm deactivate --keep-loops snap"
+    )]
+    Deactivate(DeactivateArgs),
+}
+
+/// The classic kinds.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum KindArg {
+    Persistent,
+    Legacy,
+    Transient,
+}
+
+impl From<KindArg> for ClassicKind {
+    fn from(kind: KindArg) -> Self {
+        match kind {
+            KindArg::Persistent => ClassicKind::Persistent,
+            KindArg::Legacy => ClassicKind::Legacy,
+            KindArg::Transient => ClassicKind::Transient,
+        }
+    }
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct DryRunArg {
+    /// Print every command that would change something instead of running it.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+struct ActivateArgs {
+    /// The store kind.
+    #[arg(long, value_enum)]
+    kind: KindArg,
+    /// Persistent only: a full store reports Overflow instead of invalidating the snapshot.
+    #[arg(long)]
+    overflow: bool,
+    /// The origin: block device or image file.
+    #[arg(long, value_name = "DEV")]
+    origin: PathBuf,
+    /// The COW store: block device or image file.
+    #[arg(long, value_name = "DEV")]
+    cow: PathBuf,
+    /// Chunk size for an empty COW device (4k, 8s...); a formatted store's header decides.
+    #[arg(long, value_name = "SIZE", value_parser = cowfmt::units::parse_chunk_size)]
+    chunk_size: Option<u32>,
+    #[command(flatten)]
+    dry_run: DryRunArg,
+    /// The snapshot's device name.
+    name: String,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// The snapshot's device name.
+    name: String,
+}
+
+#[derive(Debug, Args)]
+struct MergeArgs {
+    /// Seconds to wait for the merge (it goes on in the kernel after that).
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    timeout: u64,
+    #[command(flatten)]
+    dry_run: DryRunArg,
+    /// The snapshot's device name.
+    name: String,
+}
+
+#[derive(Debug, Args)]
+struct DeactivateArgs {
+    /// Leave the loop devices attached.
+    #[arg(long)]
+    keep_loops: bool,
+    #[command(flatten)]
+    dry_run: DryRunArg,
+    /// The snapshot's device name.
+    name: String,
+}
+
+/// A real runner, or a dry run printing to stdout whose queries (status,
+/// table, names) still run for real: they change nothing.
+fn runner(dry_run: &DryRunArg) -> Box<dyn Runner> {
+    match dry_run.dry_run {
+        true => Box::new(DryRun::new(io::stdout(), Some(Box::new(System)))),
+        false => Box::new(System),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match run(&cli) {
+        Ok(()) => EXIT_OK,
+        Err(error) => {
+            let refused = matches!(
+                error.downcast_ref::<DmError>(),
+                Some(DmError::Refused(_) | DmError::MergeFailed { .. })
+            );
+            let _ = writeln!(io::stderr(), "{}", error_line(&error));
+            if refused {
+                EXIT_REFUSED
+            } else {
+                EXIT_FAILURE
+            }
+        }
+    };
+    ExitCode::from(code)
+}
+
+/// `cowrt: error: cause: cause`, leaving out a cause the line already says.
+fn error_line(error: &anyhow::Error) -> String {
+    let mut line = format!("{TOOL}: {error}");
+    for cause in error.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    let Top::Dm(dm) = &cli.command;
+    let mut out = io::stdout().lock();
+    match dm {
+        Dm::Activate(args) => {
+            let request = ActivateRequest {
+                kind: args.kind.into(),
+                overflow: args.overflow,
+                origin: args.origin.clone(),
+                cow: args.cow.clone(),
+                chunk_sectors: args.chunk_size,
+                name: args.name.clone(),
+            };
+            let mut runner = runner(&args.dry_run);
+            let done = classic::activate(runner.as_mut(), &request)?;
+            render::activation(&mut out, &request, &done, args.dry_run.dry_run)?;
+        }
+        Dm::Status(args) => {
+            let status = classic::status(&mut System, &args.name)?;
+            match args.format {
+                Format::Text => render::status(&mut out, &status)?,
+                Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&status)?)?,
+            }
+        }
+        Dm::Merge(args) => {
+            let wait = MergeWait {
+                interval: Duration::from_millis(200),
+                timeout: Duration::from_secs(args.timeout),
+            };
+            let mut runner = runner(&args.dry_run);
+            let report = classic::merge(runner.as_mut(), &args.name, wait)?;
+            render::merge(&mut out, &args.name, &report, args.dry_run.dry_run)?;
+        }
+        Dm::Deactivate(args) => {
+            let mut runner = runner(&args.dry_run);
+            let loops = classic::deactivate(runner.as_mut(), &args.name, args.keep_loops)?;
+            render::deactivation(&mut out, &args.name, &loops, args.dry_run.dry_run)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}

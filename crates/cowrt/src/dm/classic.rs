@@ -1,0 +1,507 @@
+//! Classic snapshots as sequences of `dmsetup` and `losetup` commands.
+//!
+//! A classic snapshot `NAME` is two devices: `NAME-origin` (a
+//! `snapshot-origin` over the origin: every write to the origin must go
+//! through it) and `NAME` (the `snapshot`). Activation checks the store first
+//! ([`precheck`]), gives image files loop devices, creates the origin device,
+//! suspends it around the snapshot's creation (as LVM does) and makes the
+//! `/dev/mapper` nodes (udev may be absent: runtime.md 3.4). If a step fails,
+//! the steps already done are undone.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use cowfmt::device::{Access, Device};
+use cowfmt::SECTOR_BYTES;
+use serde::Serialize;
+
+use super::precheck::{precheck, ClassicKind, PrecheckError};
+use super::runner::{dmsetup, losetup, Command, RunError, Runner};
+use super::status::{SnapshotState, StatusError, StatusLine, TargetStatus};
+use super::table::{Persistence, SnapshotArgs, Table, TableError};
+
+/// Longest device-mapper name (`DM_NAME_LEN` less the terminating NUL).
+const DM_NAME_MAX: usize = 127;
+/// What the origin device's name adds to the snapshot's.
+const ORIGIN_SUFFIX: &str = "-origin";
+/// Major number of loop devices.
+const LOOP_MAJOR: &str = "7";
+
+/// What to activate.
+#[derive(Debug, Clone)]
+pub struct ActivateRequest {
+    /// The store kind.
+    pub kind: ClassicKind,
+    /// `PO` instead of `P`: a full store reports Overflow, the snapshot stays
+    /// readable (persistent only).
+    pub overflow: bool,
+    /// The origin: block device or image file.
+    pub origin: PathBuf,
+    /// The COW device: block device or image file.
+    pub cow: PathBuf,
+    /// Chunk size in sectors, for an empty COW device (a formatted store's
+    /// header decides; a different value is refused).
+    pub chunk_sectors: Option<u32>,
+    /// The snapshot's device name.
+    pub name: String,
+}
+
+/// What an activation made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Activation {
+    /// `/dev/mapper/NAME-origin`: write to the origin through this device.
+    pub origin_device: String,
+    /// `/dev/mapper/NAME`: the snapshot.
+    pub snapshot_device: String,
+    /// The origin device's table.
+    pub origin_table: Table,
+    /// The snapshot device's table.
+    pub snapshot_table: Table,
+    /// Loop devices attached for image files.
+    pub loops: Vec<String>,
+    /// True when the COW device was empty and the kernel formats it.
+    pub formatted_by_kernel: bool,
+}
+
+/// What a merge did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MergeReport {
+    /// `/dev/mapper/NAME-origin`, now holding the snapshot's data.
+    pub origin_device: String,
+    /// Sectors of the COW device in use when the merge started.
+    pub allocated_sectors: Option<u64>,
+    /// Status polls until the merge was done (0 in a dry run).
+    pub polls: u32,
+    /// Time waited.
+    pub waited: Duration,
+}
+
+/// The devices of one classic snapshot, with their status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DmStatus {
+    /// The snapshot's name.
+    pub name: String,
+    /// `NAME`'s status, if the device exists.
+    pub snapshot: Option<StatusLine>,
+    /// `NAME-origin`'s status, if the device exists.
+    pub origin: Option<StatusLine>,
+}
+
+/// How a merge waits.
+#[derive(Debug, Clone, Copy)]
+pub struct MergeWait {
+    /// Time between status polls.
+    pub interval: Duration,
+    /// Give up after this long (the merge goes on in the kernel).
+    pub timeout: Duration,
+}
+
+/// Why a device-mapper job failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DmError {
+    /// A name device-mapper would refuse or that would clash.
+    #[error("device name '{name}': {problem}")]
+    BadName {
+        /// The name.
+        name: String,
+        /// What is wrong.
+        problem: &'static str,
+    },
+    /// Options that do not go together.
+    #[error("{0}")]
+    BadOptions(String),
+    /// The store was refused before activation.
+    #[error("refused: {0}")]
+    Refused(#[from] PrecheckError),
+    /// A device could not be opened or sized.
+    #[error(transparent)]
+    Device(#[from] cowfmt::Error),
+    /// A command failed.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// The kernel printed a table line cowrt does not understand.
+    #[error(transparent)]
+    Table(#[from] TableError),
+    /// The kernel printed a status line cowrt does not understand.
+    #[error(transparent)]
+    Status(#[from] StatusError),
+    /// Neither `NAME` nor `NAME-origin` exists.
+    #[error("no device '{0}' or '{0}-origin' is active")]
+    NotActive(String),
+    /// `NAME` is not what the job needs.
+    #[error("device '{name}' is {found}, expected {expected}")]
+    WrongTarget {
+        /// The device.
+        name: String,
+        /// Its table's target.
+        found: String,
+        /// What was needed.
+        expected: &'static str,
+    },
+    /// The merge stopped.
+    #[error("merging '{name}' failed: the origin reports {state:?}")]
+    MergeFailed {
+        /// The snapshot.
+        name: String,
+        /// What the origin reported.
+        state: SnapshotState,
+    },
+    /// The merge did not finish in time.
+    #[error("merging '{name}' is not done after {waited:?}: the kernel goes on; run `cowrt dm merge {name}` again to wait")]
+    MergeTimeout {
+        /// The snapshot.
+        name: String,
+        /// Time waited.
+        waited: Duration,
+    },
+}
+
+fn origin_name(name: &str) -> String {
+    format!("{name}{ORIGIN_SUFFIX}")
+}
+
+fn mapper(name: &str) -> String {
+    format!("/dev/mapper/{name}")
+}
+
+fn check_name(name: &str) -> Result<(), DmError> {
+    let bad = |problem| {
+        Err(DmError::BadName {
+            name: name.to_string(),
+            problem,
+        })
+    };
+    if name.is_empty() || name == "." || name == ".." {
+        return bad("empty, '.' or '..'");
+    }
+    if name.contains('/') || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("must not contain '/', spaces or control characters");
+    }
+    if name.len() + ORIGIN_SUFFIX.len() > DM_NAME_MAX {
+        return bad("too long: with '-origin' it must fit in 127 bytes");
+    }
+    Ok(())
+}
+
+/// The persistence word for `kind`, refusing overflow where the kernel or the
+/// kind has none.
+fn persistence(kind: ClassicKind, overflow: bool) -> Result<Persistence, DmError> {
+    match (kind, overflow) {
+        (ClassicKind::Persistent, false) | (ClassicKind::Legacy, false) => {
+            Ok(Persistence::Persistent)
+        }
+        (ClassicKind::Persistent, true) => Ok(Persistence::PersistentOverflow),
+        (ClassicKind::Transient, false) => Ok(Persistence::Transient),
+        (ClassicKind::Legacy, true) => Err(DmError::BadOptions(
+            "--overflow needs --kind persistent: the kernels a legacy store is kept for (before \
+             2.6.29) have no overflow mode"
+                .to_string(),
+        )),
+        (ClassicKind::Transient, true) => Err(DmError::BadOptions(
+            "--overflow needs --kind persistent: a transient snapshot has no overflow mode"
+                .to_string(),
+        )),
+    }
+}
+
+/// Commands already done, undone in reverse order if a later one fails.
+struct Undo<'r> {
+    runner: &'r mut dyn Runner,
+    undo: Vec<Command>,
+}
+
+impl Undo<'_> {
+    fn run(&mut self, command: Command, undo: Option<Command>) -> Result<String, DmError> {
+        let output = self.runner.run(&command)?;
+        self.undo.extend(undo);
+        Ok(output)
+    }
+
+    fn roll_back(&mut self) {
+        while let Some(command) = self.undo.pop() {
+            let _ = self.runner.run(&command);
+        }
+    }
+}
+
+/// A device path for `path`: a loop device for an image file (attached now),
+/// the path itself for a block device.
+fn block_device(
+    steps: &mut Undo<'_>,
+    path: &Path,
+    loops: &mut Vec<String>,
+) -> Result<String, DmError> {
+    let text = path.display().to_string();
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return Ok(text);
+    }
+    let output = steps.run(losetup::attach(&text), None)?;
+    let device = output.trim().to_string();
+    steps.undo.push(losetup::detach(&device));
+    loops.push(device.clone());
+    Ok(device)
+}
+
+/// Activates a classic snapshot (see the module documentation).
+pub fn activate(runner: &mut dyn Runner, request: &ActivateRequest) -> Result<Activation, DmError> {
+    check_name(&request.name)?;
+    let persistence = persistence(request.kind, request.overflow)?;
+    let origin_bytes = Device::open(&request.origin, Access::ReadOnly)?.size_bytes();
+    let checked = {
+        let cow = Device::open(&request.cow, Access::ReadOnly)?;
+        precheck(request.kind, &cow, origin_bytes, request.chunk_sectors)?
+    };
+    let mut steps = Undo {
+        runner,
+        undo: Vec::new(),
+    };
+    let result = activate_steps(
+        &mut steps,
+        request,
+        persistence,
+        origin_bytes,
+        checked.chunk_sectors,
+    );
+    match result {
+        Ok((origin_table, snapshot_table, loops)) => Ok(Activation {
+            origin_device: mapper(&origin_name(&request.name)),
+            snapshot_device: mapper(&request.name),
+            origin_table,
+            snapshot_table,
+            loops,
+            formatted_by_kernel: checked.empty && request.kind != ClassicKind::Transient,
+        }),
+        Err(error) => {
+            steps.roll_back();
+            Err(error)
+        }
+    }
+}
+
+fn activate_steps(
+    steps: &mut Undo<'_>,
+    request: &ActivateRequest,
+    persistence: Persistence,
+    origin_bytes: u64,
+    chunk_sectors: u32,
+) -> Result<(Table, Table, Vec<String>), DmError> {
+    let mut loops = Vec::new();
+    let origin = block_device(steps, &request.origin, &mut loops)?;
+    let cow = block_device(steps, &request.cow, &mut loops)?;
+    let sectors = origin_bytes / SECTOR_BYTES;
+    let origin_table = Table::SnapshotOrigin {
+        sectors,
+        origin: origin.clone(),
+    };
+    let snapshot_table = Table::Snapshot {
+        sectors,
+        snapshot: SnapshotArgs {
+            origin,
+            cow,
+            persistence,
+            chunk_sectors,
+        },
+    };
+    let origin_name = origin_name(&request.name);
+    steps.run(
+        dmsetup::create(&origin_name, &origin_table),
+        Some(dmsetup::remove(&origin_name)),
+    )?;
+    steps.run(
+        dmsetup::suspend(&origin_name),
+        Some(dmsetup::resume(&origin_name)),
+    )?;
+    steps.run(
+        dmsetup::create(&request.name, &snapshot_table),
+        Some(dmsetup::remove(&request.name)),
+    )?;
+    steps.undo.retain(|c| *c != dmsetup::resume(&origin_name));
+    steps.run(dmsetup::resume(&origin_name), None)?;
+    steps.run(dmsetup::mknodes(), None)?;
+    Ok((origin_table, snapshot_table, loops))
+}
+
+/// The names of the active devices.
+fn active_names(runner: &mut dyn Runner) -> Result<Vec<String>, DmError> {
+    let output = runner.run(&dmsetup::names())?;
+    Ok(output
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect())
+}
+
+fn table_of(runner: &mut dyn Runner, name: &str) -> Result<Table, DmError> {
+    Ok(runner.run(&dmsetup::table(name))?.trim().parse()?)
+}
+
+fn status_of(runner: &mut dyn Runner, name: &str) -> Result<StatusLine, DmError> {
+    Ok(runner.run(&dmsetup::status(name))?.parse()?)
+}
+
+/// The status of `NAME` and `NAME-origin`, whichever exist.
+pub fn status(runner: &mut dyn Runner, name: &str) -> Result<DmStatus, DmError> {
+    check_name(name)?;
+    let names = active_names(runner)?;
+    let origin = origin_name(name);
+    let mut line = |device: &str| -> Result<Option<StatusLine>, DmError> {
+        match names.iter().any(|n| n == device) {
+            true => status_of(runner, device).map(Some),
+            false => Ok(None),
+        }
+    };
+    let snapshot = line(name)?;
+    let origin = line(&origin)?;
+    if snapshot.is_none() && origin.is_none() {
+        return Err(DmError::NotActive(name.to_string()));
+    }
+    Ok(DmStatus {
+        name: name.to_string(),
+        snapshot,
+        origin,
+    })
+}
+
+/// The loop device a table names `device` by, if it is one: `/dev/loopN`
+/// itself, or `7:N` as the kernel prints it.
+fn loop_device(device: &str) -> Option<String> {
+    if let Some(n) = device.strip_prefix("/dev/loop") {
+        return n.parse::<u32>().is_ok().then(|| device.to_string());
+    }
+    let (major, minor) = device.split_once(':')?;
+    (major == LOOP_MAJOR && minor.parse::<u32>().is_ok()).then(|| format!("/dev/loop{minor}"))
+}
+
+/// Removes `NAME` and then `NAME-origin` (whichever exist), then detaches the
+/// loop devices their tables name unless `keep_loops`. Returns the loop
+/// devices detached.
+pub fn deactivate(
+    runner: &mut dyn Runner,
+    name: &str,
+    keep_loops: bool,
+) -> Result<Vec<String>, DmError> {
+    check_name(name)?;
+    let names = active_names(runner)?;
+    let devices: Vec<String> = [name.to_string(), origin_name(name)]
+        .into_iter()
+        .filter(|d| names.contains(d))
+        .collect();
+    if devices.is_empty() {
+        return Err(DmError::NotActive(name.to_string()));
+    }
+    let mut loops = Vec::new();
+    for device in &devices {
+        let table = table_of(runner, device)?;
+        for loop_dev in table.devices().into_iter().filter_map(loop_device) {
+            if !loops.contains(&loop_dev) {
+                loops.push(loop_dev);
+            }
+        }
+    }
+    for device in &devices {
+        runner.run(&dmsetup::remove(device))?;
+    }
+    if keep_loops {
+        return Ok(Vec::new());
+    }
+    for loop_dev in &loops {
+        runner.run(&losetup::detach(loop_dev))?;
+    }
+    Ok(loops)
+}
+
+/// Merges snapshot `NAME` back into its origin: with `NAME-origin`
+/// suspended, removes `NAME` (its exceptions are on the COW device) and loads
+/// `snapshot-merge` on `NAME-origin`; waits until only metadata is left, then
+/// loads `NAME-origin` as a plain `linear` map of the origin. The origin reads
+/// as the snapshot from the moment it resumes. A dry run prints the commands
+/// and does not wait.
+pub fn merge(runner: &mut dyn Runner, name: &str, wait: MergeWait) -> Result<MergeReport, DmError> {
+    check_name(name)?;
+    let origin = origin_name(name);
+    let names = active_names(runner)?;
+    for device in [name, origin.as_str()] {
+        if !names.iter().any(|n| n == device) {
+            return Err(DmError::NotActive(name.to_string()));
+        }
+    }
+    let (sectors, snapshot) = match table_of(runner, name)? {
+        Table::Snapshot { sectors, snapshot } if snapshot.persistence != Persistence::Transient => {
+            (sectors, snapshot)
+        }
+        other => {
+            return Err(DmError::WrongTarget {
+                name: name.to_string(),
+                found: other.to_string(),
+                expected: "a persistent snapshot (P or PO): a transient one has nothing on disk \
+                           to merge",
+            })
+        }
+    };
+    let allocated_sectors = match status_of(runner, name)?.status {
+        TargetStatus::Snapshot {
+            state: SnapshotState::Active {
+                allocated_sectors, ..
+            },
+        } => Some(allocated_sectors),
+        TargetStatus::Snapshot {
+            state: state @ (SnapshotState::Invalid | SnapshotState::MergeFailed),
+        } => {
+            return Err(DmError::MergeFailed {
+                name: name.to_string(),
+                state,
+            })
+        }
+        _ => None,
+    };
+    let origin_dev = snapshot.origin.clone();
+    let merge_table = Table::SnapshotMerge { sectors, snapshot };
+    runner.run(&dmsetup::suspend(&origin))?;
+    runner.run(&dmsetup::remove(name))?;
+    runner.run(&dmsetup::load(&origin, &merge_table))?;
+    runner.run(&dmsetup::resume(&origin))?;
+    let started = Instant::now();
+    let mut polls = 0;
+    if !runner.is_dry_run() {
+        loop {
+            polls += 1;
+            let state = match status_of(runner, &origin)?.status {
+                TargetStatus::SnapshotMerge { state } => state,
+                _ => SnapshotState::Unknown,
+            };
+            if state.merge_done() {
+                break;
+            }
+            if !matches!(state, SnapshotState::Active { .. }) {
+                return Err(DmError::MergeFailed {
+                    name: name.to_string(),
+                    state,
+                });
+            }
+            if started.elapsed() >= wait.timeout {
+                return Err(DmError::MergeTimeout {
+                    name: name.to_string(),
+                    waited: started.elapsed(),
+                });
+            }
+            std::thread::sleep(wait.interval);
+        }
+    }
+    let linear = Table::Linear {
+        sectors,
+        device: origin_dev,
+        offset: 0,
+    };
+    runner.run(&dmsetup::suspend(&origin))?;
+    runner.run(&dmsetup::load(&origin, &linear))?;
+    runner.run(&dmsetup::resume(&origin))?;
+    Ok(MergeReport {
+        origin_device: mapper(&origin),
+        allocated_sectors,
+        polls,
+        waited: started.elapsed(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

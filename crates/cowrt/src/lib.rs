@@ -1,0 +1,25 @@
+//! `cowrt`: the live runtime of COW snapshot stores.
+//!
+//! This crate holds the runtime's logic, none of which needs a kernel, root or
+//! libublk (docs/cowrt.md):
+//! - [`target`]: the block-target trait every front end serves (READ, WRITE,
+//!   FLUSH, FUA) and the request model a transport hands it;
+//! - [`front`]: the origin and snapshot targets of a shared store over
+//!   [`cowengine::Engine`];
+//! - [`control`]: the multisnapshot control plane in seed 002's words
+//!   (messages, the status line and its JSON form) and what each message does
+//!   to an engine;
+//! - [`dm`]: classic stores through device-mapper: typed table lines, status
+//!   parsers, the command runner (real or dry run) and activation, merge and
+//!   deactivation.
+//!
+//! It stands on `cowengine` and `cowfmt`; nothing depends on it
+//! (docs/architecture.md).
+
+pub mod control;
+pub mod dm;
+pub mod front;
+pub mod target;
+
+#[cfg(test)]
+mod testdev;
