@@ -164,7 +164,7 @@ pub fn journal_listing(source: &SharedSource) -> Result<JournalListing> {
 
 impl JournalDump {
     /// The journal view of `source`.
-    pub fn read(source: &SharedSource) -> Result<Self> {
+    pub fn of(source: &SharedSource) -> Result<Self> {
         let bitmap = source.load_bitmap()?;
         Ok(JournalDump {
             head: source.head(&bitmap, None),

@@ -209,7 +209,7 @@ fn run_shared(cli: &Cli, device: Device) -> anyhow::Result<u8> {
         );
     }
     if cli.journal {
-        let dump = JournalDump::read(&source)?;
+        let dump = JournalDump::of(&source)?;
         let mut out = cli.open_output()?;
         journal::write(&mut out, &dump, cli.format)?;
         out.finish()?;
