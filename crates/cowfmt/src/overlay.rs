@@ -117,4 +117,27 @@ mod tests {
         );
         assert_eq!(overlay.merge_ranges(Vec::new(), 6, 2), vec![(6, 8)]);
     }
+
+    #[test]
+    fn a_device_reads_through_its_overlay_and_refuses_writes() {
+        use crate::device::{Access, Device};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cow.img");
+        std::fs::write(&path, vec![1u8; 4 * 512]).unwrap();
+        let mut overlay = Overlay::new(512);
+        overlay.insert(2, &[7u8; 512]);
+        let dev = Device::open(&path, Access::ReadWrite)
+            .unwrap()
+            .with_overlay(overlay);
+        assert!(dev.has_overlay());
+        let mut buf = vec![0u8; 1024];
+        dev.read_at(&mut buf, 1024 + 256, String::new).unwrap_err();
+        dev.read_at(&mut buf, 512, String::new).unwrap();
+        assert_eq!(&buf[..512], &[1u8; 512][..]);
+        assert_eq!(&buf[512..], &[7u8; 512][..]);
+        let err = dev.write_chunk(0, &[0u8; 512]).unwrap_err();
+        assert!(err.to_string().contains("read through an overlay"), "{err}");
+        dev.zero_range(0, 512).unwrap_err();
+        assert_eq!(std::fs::read(&path).unwrap(), vec![1u8; 4 * 512]);
+    }
 }
