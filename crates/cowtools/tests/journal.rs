@@ -75,6 +75,11 @@ impl TwoStates {
         }
     }
 
+    /// Asserts that the store at `path` holds the later state's records.
+    fn assert_later_records(&self, path: &Path) {
+        assert_eq!(records(path).exceptions, records(&self.after).exceptions);
+    }
+
     fn after_bytes(&self) -> Vec<u8> {
         std::fs::read(&self.after).unwrap()
     }
@@ -121,14 +126,9 @@ impl TwoStates {
             bytes[at..at + cb].copy_from_slice(&self.before[at..at + cb]);
         }
         std::fs::write(&path, &bytes).unwrap();
-        let header = SharedHeader::decode(&after).unwrap();
         let t = Transaction {
             seq: 1,
-            header: TxHeader {
-                root_tree_chunk: header.root_tree_chunk,
-                snapmask: header.snapmask,
-                tree_level: header.tree_level,
-            },
+            header: TxHeader::from(&SharedHeader::decode(&after).unwrap()),
             homes: homes.clone(),
             images,
         };
@@ -308,14 +308,9 @@ fn cowcheck_reports_a_damaged_superblock_and_a_damaged_transaction() {
     let outside = states.dir.path().join("outside.img");
     std::fs::copy(&states.after, &outside).unwrap();
     let dev = Device::open(&outside, Access::ReadWrite).unwrap();
-    let header = SharedHeader::decode(&std::fs::read(&outside).unwrap()).unwrap();
     let t = Transaction {
         seq: 1,
-        header: TxHeader {
-            root_tree_chunk: header.root_tree_chunk,
-            snapmask: header.snapmask,
-            tree_level: header.tree_level,
-        },
+        header: TxHeader::from(&SharedHeader::decode(&std::fs::read(&outside).unwrap()).unwrap()),
         homes: vec![g.journal_start() + 5],
         images: vec![0; CHUNK as usize],
     };
@@ -432,10 +427,7 @@ fn cowrepair_replays_through_an_overlay_and_never_writes_the_input() {
     assert!(text.contains("the input was not written"), "{text}");
     assert_eq!(std::fs::read(&crashed).unwrap(), input_before);
     assert_eq!(check(&fixed, &[]).status.code(), Some(0));
-    assert_eq!(
-        records(&fixed).exceptions,
-        records(&states.after).exceptions
-    );
+    states.assert_later_records(&fixed);
     assert_eq!(
         records(&fixed).head.snapshots,
         records(&states.after).head.snapshots
@@ -478,10 +470,7 @@ fn without_the_replay_the_salvage_would_lose_the_last_commit() {
         .args(["-q", "-i", s(&crashed), "-o", s(&fixed)])
         .assert()
         .code(0);
-    assert_eq!(
-        records(&fixed).exceptions,
-        records(&states.after).exceptions
-    );
+    states.assert_later_records(&fixed);
 }
 
 #[test]
@@ -497,10 +486,7 @@ fn cowrepair_in_place_replays_too() {
     assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
     assert!(text.contains("1 committed transaction"), "{text}");
     assert_eq!(check(&crashed, &[]).status.code(), Some(0));
-    assert_eq!(
-        records(&crashed).exceptions,
-        records(&states.after).exceptions
-    );
+    states.assert_later_records(&crashed);
 }
 
 #[test]
