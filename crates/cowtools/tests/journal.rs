@@ -597,3 +597,18 @@ fn mkcow_restore_formats_the_journal_superblock() {
     assert_eq!(u64::from_le_bytes(sup[24..32].try_into().unwrap()), 1);
     assert_eq!(check(&restored, &[]).status.code(), Some(0));
 }
+
+#[test]
+fn cowdump_warns_that_a_dump_predates_committed_transactions() {
+    let states = TwoStates::new();
+    let (crashed, _) = states.crashed("crashed.img");
+    let out = tool("cowdump").arg(&crashed).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning: ") && err.contains("the journal holds 1 committed transaction not yet written home: this dump shows the store before it; open it with the engine or run cowrepair"),
+        "{err}"
+    );
+    let clean = tool("cowdump").arg(&states.after).output().unwrap();
+    assert!(!stderr(&clean).contains("journal"), "{}", stderr(&clean));
+}

@@ -219,6 +219,7 @@ fn run_shared(cli: &Cli, device: Device) -> anyhow::Result<u8> {
     if let View::Snapshot(id) = view {
         source.require_snapshot(id)?;
     }
+    warn_unreplayed(cli, &source);
     let mut out = cli.open_output()?;
     let progress = cli.progress();
     let tail = shared::write(&mut out, &source, view, cli.format, &progress)?;
@@ -228,6 +229,24 @@ fn run_shared(cli: &Cli, device: Device) -> anyhow::Result<u8> {
         cli.warn(&shared::problem_text(problem));
     }
     Ok(exit::EXIT_OK)
+}
+
+/// Warns when the journal holds committed transactions the dump cannot show
+/// (their images are not home yet). A journal that cannot be read is left to
+/// cowcheck.
+fn warn_unreplayed(cli: &Cli, source: &SharedSource) {
+    let Ok(found) = cowfmt::shared::journal::scan(source.device(), source.geometry()) else {
+        return;
+    };
+    if found.needs_replay() {
+        let n = found.committed.len();
+        cli.warn(&format!(
+            "the journal holds {n} committed transaction{} not yet written home: this dump shows the store before {}; open it with the engine or run cowrepair (cowdump --journal lists {})",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "it" } else { "them" },
+            if n == 1 { "it" } else { "them" },
+        ));
+    }
 }
 
 fn hex_chunk(
