@@ -1,6 +1,6 @@
 //! Shared plumbing of the five cowtools binaries: exit codes and error
 //! rendering ([`exit`]), common arguments ([`args`]), output destinations and
-//! formats ([`output`]), progress bars ([`progress`]), hex dumps ([`hexdump`])
+//! formats ([`output`]), the command lines ([`cli`]), progress bars ([`progress`]), hex dumps ([`hexdump`])
 //! opening a store of the right kind ([`open`]) and what a device already
 //! holds before it is written over ([`signatures`]).
 //!
@@ -8,6 +8,7 @@
 //! renders what it gets back with these helpers; none of them holds format logic.
 
 pub mod args;
+pub mod cli;
 pub mod exit;
 pub mod hexdump;
 pub mod open;
