@@ -72,7 +72,7 @@ pub struct Cli {
     pub chunk_size: Option<u32>,
 
     /// Exit 0 when only warnings (non-fatal findings) were found.
-    #[arg(long)]
+    #[arg(long, visible_alias = "ignore-non-fatal-errors")]
     pub ignore_non_fatal: bool,
 }
 

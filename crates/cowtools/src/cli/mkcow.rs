@@ -67,7 +67,7 @@ pub struct Cli {
     pub snapshots: Option<u32>,
 
     /// Restore the metadata from a cowdump YAML or JSON dump ('-' for stdin).
-    #[arg(long, value_name = "FILE")]
+    #[arg(short = 'i', long, visible_alias = "input", value_name = "FILE")]
     pub from_dump: Option<PathBuf>,
 
     /// Print nothing but the table line.
