@@ -17,6 +17,7 @@
 //! - [`origin_range`]: ranges of origin chunks, as repairs name what was lost;
 //! - [`output`]: the output guard every writing job goes through;
 //! - [`probe`]: every signature a device holds (libblkid and our own kinds);
+//! - [`progress`]: the callback long jobs report how far they got through;
 //! - [`sparse`]: holes of image files, and copies that keep them;
 //! - [`units`]: size parsing (`4k`, `64M`, `8s`).
 
@@ -33,6 +34,7 @@ pub mod origin_range;
 pub mod output;
 pub mod persistent;
 pub mod probe;
+pub mod progress;
 pub mod shared;
 pub mod sparse;
 pub mod units;

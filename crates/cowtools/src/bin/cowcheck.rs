@@ -9,14 +9,14 @@ use std::process::ExitCode;
 use clap::Parser;
 use cowfmt::device::{Access, Device};
 use cowfmt::output::Marker;
-use cowfmt::persistent::check::{check, CheckOptions, CheckReport, CheckSummary};
+use cowfmt::persistent::check::{check_with_progress, CheckOptions, CheckReport, CheckSummary};
 use cowfmt::persistent::Header;
 use cowfmt::shared::check as shared_check;
 use cowfmt::shared::SharedHeader;
 use cowfmt::{Finding, Severity, StoreKind};
 use cowtools::cli::cowcheck::{Cli, ReportFormat};
 use cowtools::exit::StoreProblems;
-use cowtools::{exit, open};
+use cowtools::{exit, open, progress};
 use serde::Serialize;
 
 const TOOL: &str = "cowcheck";
@@ -31,10 +31,7 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> anyhow::Result<u8> {
     let device = Device::open(&cli.target, Access::ReadOnly)?;
-    let report = match plan(cli, &device)? {
-        Plan::Snap(options) => Report::Snap(check(&device, &options)?),
-        Plan::Shared(options) => Report::Shared(shared_check::check(&device, &options)?),
-    };
+    let report = checked(cli, &device, plan(cli, &device)?)?;
     if !cli.quiet {
         let mut out = io::stdout().lock();
         match cli.format {
@@ -44,6 +41,20 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         out.flush()?;
     }
     Ok(exit_code(&report, cli.ignore_non_fatal))
+}
+
+/// Runs the check of `plan`, with a progress bar on a terminal.
+fn checked(cli: &Cli, device: &Device, plan: Plan) -> anyhow::Result<Report> {
+    Ok(match plan {
+        Plan::Snap(options) => Report::Snap(progress::show(
+            progress::bar(0, "checking", cli.quiet),
+            |p| check_with_progress(device, &options, p),
+        )?),
+        Plan::Shared(options) => Report::Shared(progress::show(
+            progress::counter("checking", "tree blocks", cli.quiet),
+            |p| shared_check::check_with_progress(device, &options, p),
+        )?),
+    })
 }
 
 /// Which checker runs, with its options.

@@ -13,7 +13,7 @@ use anyhow::bail;
 use clap::Parser;
 use cowfmt::device::{Access, Device};
 use cowfmt::output;
-use cowfmt::persistent::check::{check, CheckOptions};
+use cowfmt::persistent::check::{check_with_progress, CheckOptions};
 use cowfmt::persistent::migrate::{
     self, MigrateMode, MigrateOptions, MigrateReport, Relocation, StoreShape,
 };
@@ -153,13 +153,21 @@ fn run_persistent(cli: &Cli, store: PersistentStore, kind: StoreKind) -> anyhow:
 fn verify(cli: &Cli, kind: StoreKind) -> anyhow::Result<()> {
     let device = Device::open(&cli.output, Access::ReadOnly)?;
     let findings = if kind == StoreKind::Shared {
-        shared_check::check(&device, &shared_check::CheckOptions::default())?.findings
+        let options = shared_check::CheckOptions::default();
+        progress::show(
+            progress::counter("verifying", "tree blocks", cli.quiet),
+            |p| shared_check::check_with_progress(&device, &options, p),
+        )?
+        .findings
     } else {
         let options = CheckOptions {
             kind,
             ..CheckOptions::default()
         };
-        check(&device, &options)?.findings
+        progress::show(progress::bar(0, "verifying", cli.quiet), |p| {
+            check_with_progress(&device, &options, p)
+        })?
+        .findings
     };
     let problem = findings
         .iter()

@@ -14,7 +14,7 @@ use cowfmt::device::{Access, Device};
 use cowfmt::kind::{PERSISTENT_MAGIC, SHARED_MAGIC};
 use cowfmt::origin_range::OriginRange;
 use cowfmt::output::{self, InRepair, Marker, OutputClaim, OutputRequest};
-use cowfmt::persistent::check::{check, CheckOptions};
+use cowfmt::persistent::check::{check_with_progress, CheckOptions};
 use cowfmt::persistent::repair::{self, JobError, RepairOptions, RepairReport, Salvage};
 use cowfmt::persistent::table::{snapshot_table_line, TableDevices};
 use cowfmt::shared::check as shared_check;
@@ -409,13 +409,13 @@ fn remaining_problems(findings: &[Finding], output: &Path) -> Option<StoreProble
 /// Checks the output, renders the report and picks the exit code.
 fn finish(cli: &Cli, report: &RepairReport, output: &Path) -> anyhow::Result<u8> {
     let device = Device::open(output, Access::ReadOnly)?;
-    let checked = check(
-        &device,
-        &CheckOptions {
-            kind: report.kind,
-            ..CheckOptions::default()
-        },
-    )?;
+    let options = CheckOptions {
+        kind: report.kind,
+        ..CheckOptions::default()
+    };
+    let checked = progress::show(progress::bar(0, "verifying", cli.quiet), |p| {
+        check_with_progress(&device, &options, p)
+    })?;
     let problems = remaining_problems(&checked.findings, output);
     render(cli, report, Some(output))?;
     if let Some(problems) = problems {
@@ -802,12 +802,13 @@ fn shared_finish(
     output: &Path,
 ) -> anyhow::Result<u8> {
     let device = Device::open(output, Access::ReadOnly)?;
-    let checked = shared_check::check(
-        &device,
-        &shared_check::CheckOptions {
-            origin_bytes: origin_bytes(cli)?,
-            ..shared_check::CheckOptions::default()
-        },
+    let options = shared_check::CheckOptions {
+        origin_bytes: origin_bytes(cli)?,
+        ..shared_check::CheckOptions::default()
+    };
+    let checked = progress::show(
+        progress::counter("verifying", "tree blocks", cli.quiet),
+        |p| shared_check::check_with_progress(&device, &options, p),
     )?;
     let problems = remaining_problems(&checked.findings, output);
     render_shared(cli, report, Some(output))?;

@@ -25,12 +25,15 @@ use cowfmt::units::human_bytes;
 use cowfmt::StoreKind;
 use cowtools::args::KindArg;
 use cowtools::cli::mkcow::Cli;
-use cowtools::{exit, open, signatures};
+use cowtools::{exit, open, progress, signatures};
 use serde_json::{Map, Value};
 use spool::{RecordCheck, Spool};
 use std::any::Any;
 
 const TOOL: &str = "mkcow";
+
+/// Records written between two updates of a progress bar.
+pub(crate) const RECORDS_PER_PROGRESS: u64 = 1 << 16;
 
 /// The kernel's default chunk size for a new store here: 4 KiB.
 pub(crate) const DEFAULT_CHUNK_SECTORS: u32 = 8;
@@ -128,7 +131,15 @@ fn restore(cli: &Cli, dump_path: &Path) -> anyhow::Result<u8> {
             Err(e) => Some(Err(spool::read_back_error(e))),
         }
     });
+    let bar = progress::bar(count, "writing", cli.quiet);
+    let stream = stream.enumerate().map(|(index, record)| {
+        if index as u64 % RECORDS_PER_PROGRESS == 0 {
+            bar.set_position(index as u64);
+        }
+        record
+    });
     write_areas_streamed(&device, &geometry, &header, count, stream)?;
+    bar.finish_and_clear();
     claim.keep();
     if !cli.quiet {
         report_restore(cli, dump_path, &head, count, &geometry, kind);
