@@ -9,6 +9,7 @@
 mod bench;
 mod damage;
 mod demo;
+mod demo_migrate;
 mod demo_shared;
 mod dist;
 mod engine_bench;
