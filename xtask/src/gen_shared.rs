@@ -80,7 +80,7 @@ pub fn generate(args: &GenStoreArgs) -> Result<GenSummary> {
             records += u64::from(store.copy_out(chunk, CopyData::No)?);
         }
         writes += 1;
-        if writes % PROGRESS_EVERY == 0 {
+        if writes.is_multiple_of(PROGRESS_EVERY) {
             bar.set_position(progress);
         }
         if writes % COMMIT_EVERY == 0 {

@@ -236,7 +236,7 @@ pub fn generate(args: &GenStoreArgs) -> Result<GenSummary> {
     let mut data = vec![0u8; plan.chunk_bytes as usize];
     let bar = cowtools::progress::bar(args.records, "generating", false);
     for index in 0..args.records {
-        if index % PROGRESS_EVERY == 0 {
+        if index.is_multiple_of(PROGRESS_EVERY) {
             bar.set_position(index);
         }
         let old_chunk = old_chunks.next_chunk()?;

@@ -6,7 +6,7 @@ complete -c mkcow -l size -d 'Create the image file, or extend it (sparse), to t
 complete -c mkcow -l origin -d 'The origin device, to fill in its path and size in the table line' -r -F
 complete -c mkcow -l journal-size -d 'Shared stores: the journal size (16M, 0...) [default: 128 MiB, at most 1/8 of the device]' -r
 complete -c mkcow -l snapshots -d 'Shared stores: create snapshots 0..N-1 right away (at most 64)' -r
-complete -c mkcow -s i -l from-dump -l input -d 'Restore the metadata from a cowdump YAML or JSON dump (\'-\' for stdin)' -r -F
+complete -c mkcow -s i -l from-dump -d 'Restore the metadata from a cowdump YAML or JSON dump (\'-\' for stdin); also spelt --input, as thin_restore has it' -r -F
 complete -c mkcow -s f -l force -d 'Overwrite a target that holds a signature or a non-zero first chunk (mkcow says what)'
 complete -c mkcow -s q -l quiet -d 'Print nothing but the table line'
 complete -c mkcow -s h -l help -d 'Print help (see more with \'--help\')'

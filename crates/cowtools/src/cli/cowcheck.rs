@@ -71,8 +71,9 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", value_parser = args::parse_chunk_size)]
     pub chunk_size: Option<u32>,
 
-    /// Exit 0 when only warnings (non-fatal findings) were found.
-    #[arg(long, visible_alias = "ignore-non-fatal-errors")]
+    /// Exit 0 when only warnings (non-fatal findings) were found; also spelt
+    /// --ignore-non-fatal-errors, as thin_check has it.
+    #[arg(long, alias = "ignore-non-fatal-errors")]
     pub ignore_non_fatal: bool,
 }
 

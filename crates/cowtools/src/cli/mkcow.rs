@@ -66,8 +66,9 @@ pub struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=64), conflicts_with = "from_dump")]
     pub snapshots: Option<u32>,
 
-    /// Restore the metadata from a cowdump YAML or JSON dump ('-' for stdin).
-    #[arg(short = 'i', long, visible_alias = "input", value_name = "FILE")]
+    /// Restore the metadata from a cowdump YAML or JSON dump ('-' for stdin); also
+    /// spelt --input, as thin_restore has it.
+    #[arg(short = 'i', long, alias = "input", value_name = "FILE")]
     pub from_dump: Option<PathBuf>,
 
     /// Print nothing but the table line.

@@ -129,7 +129,7 @@ impl TreeVisitor for TreeChecker<'_, '_, '_> {
         }
         self.claim(at);
         self.outcome.leaves += 1;
-        if self.outcome.leaves % PROGRESS_EVERY_LEAVES == 0 {
+        if self.outcome.leaves.is_multiple_of(PROGRESS_EVERY_LEAVES) {
             (self.progress)(self.outcome.nodes + self.outcome.leaves, 0);
         }
         self.outcome.records += leaf.records.len() as u64;

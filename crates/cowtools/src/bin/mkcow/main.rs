@@ -133,7 +133,7 @@ fn restore(cli: &Cli, dump_path: &Path) -> anyhow::Result<u8> {
     });
     let bar = progress::bar(count, "writing", cli.quiet);
     let stream = stream.enumerate().map(|(index, record)| {
-        if index as u64 % RECORDS_PER_PROGRESS == 0 {
+        if (index as u64).is_multiple_of(RECORDS_PER_PROGRESS) {
             bar.set_position(index as u64);
         }
         record

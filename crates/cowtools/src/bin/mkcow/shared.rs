@@ -133,7 +133,7 @@ pub fn restore(cli: &Cli, dump_path: &Path, mut dump: ReadDump) -> anyhow::Resul
     let mut builder = StoreBuilder::new(&device, u64::from(chunk_sectors), journal)?;
     let bar = progress::bar(origin_chunks, "claiming", cli.quiet);
     for_each_origin(&mut dump.spool, |index, _, records| {
-        if index % RECORDS_PER_PROGRESS == 0 {
+        if index.is_multiple_of(RECORDS_PER_PROGRESS) {
             bar.set_position(index);
         }
         for r in records {
@@ -147,7 +147,7 @@ pub fn restore(cli: &Cli, dump_path: &Path, mut dump: ReadDump) -> anyhow::Resul
     let mut tree = builder.into_tree();
     let bar = progress::bar(origin_chunks, "writing", cli.quiet);
     for_each_origin(&mut dump.spool, |index, origin, records| {
-        if index % RECORDS_PER_PROGRESS == 0 {
+        if index.is_multiple_of(RECORDS_PER_PROGRESS) {
             bar.set_position(index);
         }
         Ok(tree.push(origin, records)?)
