@@ -1,8 +1,10 @@
-//! `cargo xtask demo`: the main job on a file-backed default. Builds the tools,
-//! makes a 64 MiB origin and a COW with `mkcow`, simulates origin writes under a
-//! snapshot (copy-out, commit, then write), then inspects and checks the store
-//! with the real binaries and prints the table line that activates it; then
-//! does the same for a shared store with four snapshots (demo_shared).
+//! `cargo xtask demo`: the main job on a file-backed default. Says what it
+//! builds, builds the tools, makes a 64 MiB origin and a COW with `mkcow`,
+//! simulates origin writes under a snapshot (copy-out, commit, then write),
+//! checks the store and dumps it into files (summaries on screen); does the
+//! same for a shared store with four snapshots (demo_shared); migrates the
+//! classic store into a shared one and back (demo_migrate); ends with the
+//! lines that activate the stores and what to try next.
 
 use std::collections::HashSet;
 use std::fs;
@@ -37,29 +39,38 @@ pub struct DemoArgs {
     pub dir: Option<PathBuf>,
 }
 
+/// What the demo builds and does, printed before anything is built.
+const INTRO: &str = "\
+cargo xtask demo: builds mkcow, cowdump, cowcheck, cowrepair and cowmigrate
+(cargo build --release -p cowtools: a minute or two the first time), then runs
+them on image files in DIR (demo/ by default):
+  1-4  a classic (dm-snapshot persistent) store, written the way the kernel does
+  5-8  a shared store holding four snapshots of one origin
+  9    the classic store migrated into a shared store and exported back
+It ends with the lines that activate the stores, and what to try next.";
+
 /// Runs the demo.
 pub fn run(args: &DemoArgs) -> Result<()> {
-    let tools = Tools::build_release(&["mkcow", "cowdump", "cowcheck"])?;
     let dir = args
         .dir
         .clone()
         .unwrap_or_else(|| workspace_root().join("demo"));
+    println!("{}", INTRO.replace("DIR", &dir.display().to_string()));
+    let tools = Tools::build_release(&["mkcow", "cowdump", "cowcheck", "cowrepair", "cowmigrate"])?;
     fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     let origin = dir.join("origin.img");
     let cow = dir.join("cow.img");
-    let dump = dir.join("dump.json");
-    for path in [&origin, &cow, &dump] {
+    let dump = dir.join("cow.json");
+    let table = dir.join("cow-table.txt");
+    for path in [&origin, &cow, &dump, &table] {
         remove_if_present(path)?;
     }
 
     step(&format!(
-        "1. origin: {} MiB image filled with the ORIG pattern",
+        "1. origin: a {} MiB image filled with the ORIG pattern; COW store: mkcow",
         ORIGIN_BYTES >> 20
     ));
     write_pattern_image(&origin, ORIGIN_BYTES)?;
-    println!("{}", origin.display());
-
-    step("2. COW store: mkcow");
     expect_exit(
         tools
             .command("mkcow")
@@ -71,7 +82,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         0,
     )?;
 
-    step("3. origin writes under the snapshot: copy the old chunk out, commit the exception, then write");
+    step("2. origin writes under the snapshot: copy the old chunk out, commit the exception, then write");
     let copied = simulate_origin_writes(&origin, &cow)?;
     println!(
         "{FIRST_WRITES} chunks written once ({NEW1_NAME}), {REWRITES} of them again ({NEW2_NAME}): {copied} exceptions",
@@ -81,16 +92,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     verify_snapshot_view(&origin, &cow)?;
     println!("the snapshot view (origin plus exceptions) still reads as the ORIG pattern: OK");
 
-    step("4. cowdump --format table");
-    expect_exit(
-        tools
-            .command("cowdump")
-            .args(["--format", "table"])
-            .arg(&cow),
-        0,
-    )?;
-
-    step("5. cowcheck");
+    step("3. cowcheck");
     expect_exit(
         tools
             .command("cowcheck")
@@ -100,24 +102,103 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         0,
     )?;
 
-    step("6. cowdump --format json -o");
+    step("4. cowdump: tables for people, JSON that mkcow --from-dump restores");
+    dump_to_file(
+        &tools,
+        &["--format", "table"],
+        &table,
+        &cow,
+        Some("Exceptions (on-disk order)"),
+    )?;
+    dump_to_file(&tools, &["--format", "json"], &dump, &cow, None)?;
+
+    let shared = crate::demo_shared::run(&tools, &dir, 5)?;
+
+    let exported = crate::demo_migrate::run(&tools, &dir, &origin, &cow, 9)?;
+
+    step("Activating the classic stores (as root, with loop devices)");
+    print_activation(&origin, &[(&cow, "demo-snap"), (&exported, "demo-back")])?;
+    println!(
+        "# {}: its table lines (one per snapshot) are for the seed's kernel (cowrt); mainline has no shared store",
+        shared.display()
+    );
+
+    step("What to try next");
+    print_next_steps(&dir, &cow, &shared);
+    Ok(())
+}
+
+/// Lines of a table dump shown on screen, from its exceptions' heading; the
+/// rest stays in the file.
+pub(crate) const EXCERPT_LINES: usize = 6;
+
+/// Runs `cowdump ARGS -o FILE STORE`, then says how long the dump is and,
+/// with `excerpt` (a heading), shows [`EXCERPT_LINES`] lines from it.
+pub(crate) fn dump_to_file(
+    tools: &Tools,
+    args: &[&str],
+    file: &Path,
+    store: &Path,
+    excerpt: Option<&str>,
+) -> Result<()> {
+    remove_if_present(file)?;
     expect_exit(
         tools
             .command("cowdump")
-            .args(["--format", "json", "-o"])
-            .arg(&dump)
-            .arg(&cow),
+            .args(args)
+            .arg("-o")
+            .arg(file)
+            .arg(store),
         0,
     )?;
-    let bytes = fs::metadata(&dump)
-        .with_context(|| format!("{}: not written", dump.display()))?
-        .len();
-    println!("{}: {bytes} bytes", dump.display());
+    let text =
+        fs::read_to_string(file).with_context(|| format!("{}: not written", file.display()))?;
+    print!("{}", summarize(file, &text, excerpt, EXCERPT_LINES));
+    Ok(())
+}
 
-    step("7. activating it (as root, with loop devices)");
-    print_activation(&origin, &cow)?;
+/// A file's size in lines and bytes, then, when it has the line `heading`,
+/// `lines` lines from there, each indented.
+pub(crate) fn summarize(file: &Path, text: &str, heading: Option<&str>, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    let mut shown = format!(
+        "{}: {} lines, {} bytes",
+        file.display(),
+        all.len(),
+        text.len()
+    );
+    let start = heading.and_then(|heading| all.iter().position(|line| *line == heading));
+    if let Some(start) = start {
+        shown.push_str(", from:");
+        for line in all.iter().skip(start).take(lines) {
+            shown.push_str("\n    ");
+            shown.push_str(line);
+        }
+    }
+    shown.push('\n');
+    shown
+}
 
-    crate::demo_shared::run(&tools, &dir, 8)
+/// The commands worth trying on what the demo left in `dir`.
+fn print_next_steps(dir: &Path, cow: &Path, shared: &Path) {
+    let tools = crate::tools::target_dir().join("release");
+    println!("export PATH={}:$PATH", tools.display());
+    println!(
+        "cowdump --format table {}        # every exception",
+        cow.display()
+    );
+    println!(
+        "cowdump --snapshot 1 --format table {}   # what snapshot 1 sees",
+        shared.display()
+    );
+    println!("cowcheck --format json {}", cow.display());
+    println!("cowrepair -i {} --dry-run", cow.display());
+    println!("man -l dist/man/man1/cowmigrate.1        # the man pages (cargo xtask dist)");
+    println!(
+        "the full dumps are in {}: cow-table.txt, cow.json, shared-table.txt, shared-tree.txt",
+        dir.display()
+    );
+    println!("an LVM snapshot instead of images: docs/lvm.md");
 }
 
 /// Prints a step's title.
@@ -198,7 +279,7 @@ fn simulate_origin_writes(origin_path: &Path, cow_path: &Path) -> Result<u64> {
 
 /// Reads the snapshot the way the kernel would and compares it with the origin
 /// as it was before the writes.
-fn verify_snapshot_view(origin_path: &Path, cow_path: &Path) -> Result<()> {
+pub(crate) fn verify_snapshot_view(origin_path: &Path, cow_path: &Path) -> Result<()> {
     let origin = Device::open(origin_path, Access::ReadOnly)?;
     let store = PersistentStore::open(Device::open(cow_path, Access::ReadOnly)?, None)?;
     let metadata = store.load()?;
@@ -224,25 +305,53 @@ fn verify_snapshot_view(origin_path: &Path, cow_path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn print_activation(origin: &Path, cow: &Path) -> Result<()> {
-    let store = PersistentStore::open(Device::open(cow, Access::ReadOnly)?, None)?;
+/// Prints the commands that activate each classic store over `origin`, as
+/// device-mapper devices of the names given.
+fn print_activation(origin: &Path, stores: &[(&Path, &str)]) -> Result<()> {
     let origin_sectors = fs::metadata(origin)?.len() / SECTOR_BYTES;
-    let devices = TableDevices {
-        origin: Some("$ORIGIN"),
-        origin_sectors: Some(origin_sectors),
-        cow: "$COW",
-    };
-    let line = snapshot_table_line(
-        &devices,
-        store.geometry().chunk_sectors(),
-        StoreKind::Persistent,
-    );
     println!("ORIGIN=$(losetup -f --show {})", origin.display());
-    println!("COW=$(losetup -f --show {})", cow.display());
-    println!("dmsetup create demo-snap --table \"{line}\"");
-    println!(
-        "dmsetup status demo-snap   # 0 {origin_sectors} snapshot {}",
-        store.load()?.usage().status_text(true)
-    );
+    for (cow, name) in stores {
+        let store = PersistentStore::open(Device::open(cow, Access::ReadOnly)?, None)?;
+        let devices = TableDevices {
+            origin: Some("$ORIGIN"),
+            origin_sectors: Some(origin_sectors),
+            cow: "$COW",
+        };
+        let line = snapshot_table_line(
+            &devices,
+            store.geometry().chunk_sectors(),
+            StoreKind::Persistent,
+        );
+        println!("COW=$(losetup -f --show {})", cow.display());
+        println!("dmsetup create {name} --table \"{line}\"");
+        println!(
+            "dmsetup status {name}   # 0 {origin_sectors} snapshot {}",
+            store.load()?.usage().status_text(true)
+        );
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_summary_shows_the_size_and_the_lines_from_a_heading() {
+        let text = "Header\nkind x\n\nExceptions\nindex old new\n0 5 2\n1 7 3\n";
+        let shown = summarize(Path::new("demo/x.txt"), text, Some("Exceptions"), 3);
+        assert_eq!(
+            shown,
+            format!(
+                "demo/x.txt: 7 lines, {} bytes, from:\n    Exceptions\n    index old new\n    0 5 2\n",
+                text.len()
+            )
+        );
+        let plain = format!("demo/x.txt: 7 lines, {} bytes\n", text.len());
+        assert_eq!(summarize(Path::new("demo/x.txt"), text, None, 3), plain);
+        assert_eq!(
+            summarize(Path::new("demo/x.txt"), text, Some("Tree"), 3),
+            plain
+        );
+    }
 }

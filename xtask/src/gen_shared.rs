@@ -16,7 +16,7 @@ use cowfmt::shared::{mask, Leaf, Node};
 use cowfmt::units::human_bytes;
 use cowfmt::{Access, Device, StoreKind, SECTOR_BYTES};
 
-use crate::gen_store::{prepare_image, GenStoreArgs, GenSummary, Pattern};
+use crate::gen_store::{prepare_image, GenStoreArgs, GenSummary, Pattern, PROGRESS_EVERY};
 use crate::pattern::{self, NEW1, ORIG};
 use crate::prng::SplitMix64;
 
@@ -59,6 +59,7 @@ pub fn generate(args: &GenStoreArgs) -> Result<GenSummary> {
     let mut data = vec![0u8; chunk_bytes as usize];
     let (mut records, mut writes) = (0u64, 0u64);
     let mut created = 0u32;
+    let bar = cowtools::progress::bar(goal, "generating", false);
     while (args.writes.is_some() && writes < goal) || (args.writes.is_none() && records < goal) {
         let progress = if args.writes.is_some() {
             writes
@@ -79,6 +80,9 @@ pub fn generate(args: &GenStoreArgs) -> Result<GenSummary> {
             records += u64::from(store.copy_out(chunk, CopyData::No)?);
         }
         writes += 1;
+        if writes.is_multiple_of(PROGRESS_EVERY) {
+            bar.set_position(progress);
+        }
         if writes % COMMIT_EVERY == 0 {
             store.commit()?;
         }
@@ -88,6 +92,7 @@ pub fn generate(args: &GenStoreArgs) -> Result<GenSummary> {
         created += 1;
     }
     store.commit()?;
+    bar.finish_and_clear();
     let header = store.header();
     let geometry = *store.geometry();
     drop(store);

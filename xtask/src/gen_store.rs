@@ -204,6 +204,9 @@ pub fn run(args: &GenStoreArgs) -> Result<()> {
     Ok(())
 }
 
+/// Records between two updates of the progress bar.
+pub(crate) const PROGRESS_EVERY: u64 = 1 << 16;
+
 /// Sizes worked out from the arguments.
 #[derive(Debug, Clone, Copy)]
 struct Plan {
@@ -231,7 +234,11 @@ pub fn generate(args: &GenStoreArgs) -> Result<GenSummary> {
     let mut old_chunks = OldChunks::new(args.pattern, plan.origin_chunks, args.seed);
     let mut written = args.with_data.then(|| Bitmap::new(plan.origin_chunks));
     let mut data = vec![0u8; plan.chunk_bytes as usize];
+    let bar = cowtools::progress::bar(args.records, "generating", false);
     for index in 0..args.records {
+        if index.is_multiple_of(PROGRESS_EVERY) {
+            bar.set_position(index);
+        }
         let old_chunk = old_chunks.next_chunk()?;
         let new_chunk = plan.geometry.nth_data_chunk(index);
         if let Some(written) = written.as_mut() {
@@ -248,6 +255,7 @@ pub fn generate(args: &GenStoreArgs) -> Result<GenSummary> {
     if let Some(written) = written {
         write_origin(&origin, plan.chunk_bytes, &written)?;
     }
+    bar.finish_and_clear();
     let store = PersistentStore::open(cow, None)?;
     let tail = stream_records(&store, false, |_| Ok(()))?;
     ensure!(

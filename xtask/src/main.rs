@@ -2,13 +2,16 @@
 //!
 //! - `gen-store`: build a realistic persistent, legacy or shared store of any size, sparse;
 //! - `demo`: the main job on file-backed images, with the real release binaries;
+//! - `dist`: man pages and shell completions of the tools, generated from their clap definitions;
 //! - `bench`: throughput and peak memory of the tools on large stores, restores included;
 //! - `vm-test`: classic stores through a shared store and back, checked by a real kernel in qemu.
 
 mod bench;
 mod damage;
 mod demo;
+mod demo_migrate;
 mod demo_shared;
+mod dist;
 mod engine_bench;
 mod gen_shared;
 mod gen_store;
@@ -41,6 +44,8 @@ enum Task {
     GenStore(gen_store::GenStoreArgs),
     /// Build the tools and run them on a file-backed origin and COW store.
     Demo(demo::DemoArgs),
+    /// Write the man pages and bash/zsh/fish completions of the tools (into dist/).
+    Dist(dist::DistArgs),
     /// Measure cowcheck, cowdump, cowrepair and mkcow --from-dump on large generated stores.
     Bench(bench::BenchArgs),
     /// Round-trip kernel-written snapshot stores through a shared store and
@@ -55,6 +60,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Task::GenStore(args) => gen_store::run(args),
         Task::Demo(args) => demo::run(args),
+        Task::Dist(args) => dist::run(args),
         Task::Bench(args) => bench::run(args),
         Task::VmTest(args) => vm_test::run(args),
         Task::Msrv => msrv::run(),

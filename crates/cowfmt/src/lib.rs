@@ -23,6 +23,7 @@
 //! - [`probe`]: every signature a device holds (libblkid and our own kinds);
 //! - [`snapshot_image`]: one snapshot's logical image, written out or merged
 //!   back into its origin;
+//! - [`progress`]: the callback long jobs report how far they got through;
 //! - [`sparse`]: holes of image files, and copies that keep them;
 //! - [`units`]: size parsing (`4k`, `64M`, `8s`).
 
@@ -41,6 +42,7 @@ pub mod output;
 pub mod overlay;
 pub mod persistent;
 pub mod probe;
+pub mod progress;
 pub mod shared;
 pub mod snapshot_image;
 pub mod sparse;

@@ -3,6 +3,7 @@
 
 use std::io::IsTerminal;
 
+use cowfmt::progress::Progress;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// A progress bar over `total` steps labelled `what`, hidden when stderr is not
@@ -13,9 +14,11 @@ pub fn bar(total: u64, what: &str, quiet: bool) -> ProgressBar {
     }
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
     bar.set_style(
-        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({per_sec}, {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg:>12} [{bar:40}] {percent:>3}% {human_pos}/{human_len} ({elapsed}, eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     bar.set_message(what.to_string());
     bar
@@ -28,12 +31,24 @@ pub fn counter(what: &str, unit: &str, quiet: bool) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    let template =
-        format!("{{msg:>12}} {{spinner}} {{human_pos}} {unit} ({{per_sec}}, {{elapsed}})");
+    let template = format!("{{msg:>12}} {{spinner}} {{human_pos}} {unit} ({{elapsed}})");
     bar.set_style(
         ProgressStyle::with_template(&template)
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     bar.set_message(what.to_string());
     bar
+}
+
+/// Runs `job` with a [`cowfmt::progress::Progress`] callback that moves `bar`
+/// (setting its length whenever the job tells a total), then clears the bar.
+pub fn show<T>(bar: ProgressBar, job: impl FnOnce(&mut Progress) -> T) -> T {
+    let result = job(&mut |done, total| {
+        if total > 0 && bar.length() != Some(total) {
+            bar.set_length(total);
+        }
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    result
 }

@@ -17,6 +17,7 @@ use crate::device::Device;
 use crate::error::{Error, FormatError, Result};
 use crate::finding::{Finding, FindingCode, FindingSink, Location};
 use crate::kind::{StoreKind, PERSISTENT_MAGIC};
+use crate::progress::{self, Progress};
 
 /// Findings of one code kept in a report before the rest are only counted.
 pub const FINDINGS_PER_CODE: u64 = 1000;
@@ -96,6 +97,17 @@ impl CheckReport {
 /// Checks the store on `device`. Returns `Err` only when the check cannot run
 /// (I/O errors, or no store at all when the kind was not insisted on).
 pub fn check(device: &Device, options: &CheckOptions) -> Result<CheckReport> {
+    check_with_progress(device, options, &mut progress::silent)
+}
+
+/// [`check`], telling `progress` (chunk of the area read, chunks on the
+/// device) after each metadata area; the walk ends at the last area in use,
+/// usually before the end of the device.
+pub fn check_with_progress(
+    device: &Device,
+    options: &CheckOptions,
+    progress: &mut Progress,
+) -> Result<CheckReport> {
     let mut sink = FindingSink::for_store_check(FINDINGS_PER_CODE);
     let mut summary = CheckSummary::default();
     let header = read_header_chunk_start(device)?;
@@ -126,7 +138,7 @@ pub fn check(device: &Device, options: &CheckOptions) -> Result<CheckReport> {
         .origin_bytes
         .map(|bytes| bytes.div_ceil(geometry.chunk_bytes() as u64));
     let mut walk = RecordChecker::new(geometry, origin_chunks, options.kind);
-    let state = walk.run(device, &mut sink)?;
+    let state = walk.run(device, &mut sink, progress)?;
     summary.areas_read = walk.areas_read;
     summary.records = walk.records;
     if walk.records == 0 && geometry.chunk_sectors() == header.chunk_size {
@@ -370,7 +382,12 @@ impl RecordChecker {
 
     /// Walks the areas; returns the kernel's load state, or `None` when the kernel
     /// could not load the store (an area it needs is past the end).
-    fn run(&mut self, device: &Device, sink: &mut FindingSink) -> Result<Option<LoadState>> {
+    fn run(
+        &mut self,
+        device: &Device,
+        sink: &mut FindingSink,
+        progress: &mut Progress,
+    ) -> Result<Option<LoadState>> {
         let mut scanner = AreaScanner::new(device, self.geometry, ScanMode::Kernel);
         let mut builder = LoadStateBuilder::default();
         let mut last_area = None;
@@ -378,6 +395,7 @@ impl RecordChecker {
             match item {
                 ScanItem::Area(view) => {
                     self.areas_read += 1;
+                    progress(view.chunk, self.geometry.device_chunks());
                     let mut faults = 0usize;
                     self.pending.clear();
                     for record in area_records(view.bytes, view.parse.entries) {

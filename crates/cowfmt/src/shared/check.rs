@@ -28,6 +28,7 @@ use crate::error::Result;
 use crate::finding::{Finding, FindingSink, Severity};
 use crate::kind::StoreKind;
 use crate::persistent::check::FINDINGS_PER_CODE;
+use crate::progress::{self, Progress};
 
 pub use crate::shared::journal::JournalState;
 pub use header::MAX_TREE_LEVEL;
@@ -116,6 +117,16 @@ impl CheckReport {
 /// Checks the shared store on `device`. Returns `Err` only when the check cannot
 /// run (I/O errors, or no shared store at all when the kind was not insisted on).
 pub fn check(device: &Device, options: &CheckOptions) -> Result<CheckReport> {
+    check_with_progress(device, options, &mut progress::silent)
+}
+
+/// [`check`], telling `progress` (tree blocks read, 0) as the walk of the
+/// tree goes: how many blocks the tree has is known only at its end.
+pub fn check_with_progress(
+    device: &Device,
+    options: &CheckOptions,
+    progress: &mut Progress,
+) -> Result<CheckReport> {
     let mut sink = FindingSink::for_store_check(FINDINGS_PER_CODE);
     let header = header::read(device)?;
     let mut summary = CheckSummary {
@@ -158,7 +169,7 @@ pub fn check(device: &Device, options: &CheckOptions) -> Result<CheckReport> {
         origin_chunks,
     };
     let tree = if layout.tree_readable {
-        let outcome = tree::check_tree(&context, &header, &mut sink)?;
+        let outcome = tree::check_tree(&context, &header, &mut sink, progress)?;
         summary.nodes = outcome.nodes;
         summary.leaves = outcome.leaves;
         summary.records = outcome.records;

@@ -3,95 +3,26 @@
 //! any was found.
 
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use cowfmt::device::{Access, Device};
 use cowfmt::output::Marker;
-use cowfmt::persistent::check::{check, CheckOptions, CheckReport, CheckSummary};
+use cowfmt::persistent::check::{check_with_progress, CheckOptions, CheckReport, CheckSummary};
 use cowfmt::persistent::Header;
 use cowfmt::shared::check as shared_check;
 use cowfmt::shared::SharedHeader;
 use cowfmt::{Finding, Severity, StoreKind};
-use cowtools::args::{self, KindArg};
+use cowtools::cli::cowcheck::{Cli, ReportFormat};
 use cowtools::exit::StoreProblems;
-use cowtools::{exit, open};
+use cowtools::{exit, open, progress};
 use serde::Serialize;
 
 const TOOL: &str = "cowcheck";
 
 /// The version of the JSON report schema.
 const REPORT_FORMAT_VERSION: u32 = 1;
-
-const EXAMPLES: &str = "\
-EXAMPLES:
-  Check a store (exit 0 clean, 1 problems found, 2 could not check):
-    cowcheck cow.img
-  Also check every origin chunk number against the origin's size:
-    cowcheck --origin /dev/vg/data /dev/vg/data-cow
-  Machine-readable report:
-    cowcheck --format json cow.img
-  Only the exit code, ignoring warnings (holes after a crash, invalidation...):
-    cowcheck -q --ignore-non-fatal cow.img
-  Hold a store to the pre-2.6.29 limits:
-    cowcheck --kind legacy cow.img
-  A shared store (found by its magic; --kind shared insists on it):
-    cowcheck --origin /dev/vg/data shared.img
-
-Findings are printed one per line as 'FILE: error|warning: CODE: message', then a
-one-line summary. With --kind, a header whose magic is wrong is reported as a
-bad-magic finding (exit 1) instead of 'not a store' (exit 2).";
-
-/// Report formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ReportFormat {
-    /// One line per finding, then a summary line.
-    Text,
-    /// One JSON document (format_version 1).
-    Json,
-}
-
-/// Command line of cowcheck.
-#[derive(Debug, Parser)]
-#[command(name = "cowcheck", version, about = "Check a dm-snapshot COW store", after_help = EXAMPLES)]
-struct Cli {
-    /// The image file or block device to check.
-    #[arg(value_name = "TARGET")]
-    target: PathBuf,
-
-    /// Report format.
-    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
-    format: ReportFormat,
-
-    /// The origin's size (bytes, or with a suffix: 64M, 1G, 8s), to check old chunks.
-    #[arg(long, value_name = "SIZE", value_parser = args::parse_size, conflicts_with = "origin")]
-    origin_size: Option<u64>,
-
-    /// The origin device, to take its size from.
-    #[arg(long, value_name = "DEV")]
-    origin: Option<PathBuf>,
-
-    /// Check only the header (chunk 0).
-    #[arg(long)]
-    super_block_only: bool,
-
-    /// Print nothing; only the exit code tells.
-    #[arg(short, long)]
-    quiet: bool,
-
-    /// Insist on a store kind; legacy also checks the pre-2.6.29 limits.
-    #[arg(long, value_enum)]
-    kind: Option<KindArg>,
-
-    /// Chunk size to read the areas with when the header's is unusable (4k, 8s...).
-    #[arg(long, value_name = "SIZE", value_parser = args::parse_chunk_size)]
-    chunk_size: Option<u32>,
-
-    /// Exit 0 when only warnings (non-fatal findings) were found.
-    #[arg(long)]
-    ignore_non_fatal: bool,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -101,10 +32,7 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> anyhow::Result<u8> {
     open::warn_if_in_use(TOOL, &cli.target);
     let device = Device::open(&cli.target, Access::ReadOnly)?;
-    let report = match plan(cli, &device)? {
-        Plan::Snap(options) => Report::Snap(check(&device, &options)?),
-        Plan::Shared(options) => Report::Shared(shared_check::check(&device, &options)?),
-    };
+    let report = checked(cli, &device, plan(cli, &device)?)?;
     if !cli.quiet {
         let mut out = io::stdout().lock();
         match cli.format {
@@ -114,6 +42,20 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         out.flush()?;
     }
     Ok(exit_code(&report, cli.ignore_non_fatal))
+}
+
+/// Runs the check of `plan`, with a progress bar on a terminal.
+fn checked(cli: &Cli, device: &Device, plan: Plan) -> anyhow::Result<Report> {
+    Ok(match plan {
+        Plan::Snap(options) => Report::Snap(progress::show(
+            progress::bar(0, "checking", cli.quiet),
+            |p| check_with_progress(device, &options, p),
+        )?),
+        Plan::Shared(options) => Report::Shared(progress::show(
+            progress::counter("checking", "tree blocks", cli.quiet),
+            |p| shared_check::check_with_progress(device, &options, p),
+        )?),
+    })
 }
 
 /// Which checker runs, with its options.

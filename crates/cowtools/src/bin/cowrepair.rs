@@ -4,17 +4,17 @@
 //! snapshot kept and lost).
 
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use comfy_table::{presets::UTF8_FULL, Table};
 use cowfmt::device::{Access, Device};
 use cowfmt::kind::{PERSISTENT_MAGIC, SHARED_MAGIC};
 use cowfmt::origin_range::OriginRange;
 use cowfmt::output::{self, InRepair, Marker, OutputClaim, OutputRequest};
-use cowfmt::persistent::check::{check, CheckOptions};
+use cowfmt::persistent::check::{check_with_progress, CheckOptions};
 use cowfmt::persistent::repair::{self, JobError, RepairOptions, RepairReport, Salvage};
 use cowfmt::persistent::table::{snapshot_table_line, TableDevices};
 use cowfmt::shared::check as shared_check;
@@ -22,160 +22,11 @@ use cowfmt::shared::mask;
 use cowfmt::shared::repair as shared_repair;
 use cowfmt::units::human_bytes;
 use cowfmt::{Finding, Severity, StoreKind};
-use cowtools::args;
+use cowtools::cli::cowrepair::{Cli, RepairKind, ReportFormat};
 use cowtools::exit::{self, StoreProblems};
 use cowtools::{progress, signatures};
 
 const TOOL: &str = "cowrepair";
-
-const EXAMPLES: &str = "\
-EXAMPLES:
-  Salvage a damaged store into a new image (the input is only read):
-    cowrepair -i /dev/vg/data-cow -o salvaged.img
-  See what would be kept and dropped, writing nothing:
-    cowrepair -i cow.img --dry-run
-  Drop records whose origin chunk lies past the end of the origin:
-    cowrepair -i cow.img -o fixed.img --origin /dev/vg/data
-  The header is wiped and the chunk size is known:
-    cowrepair -i cow.img -o fixed.img --chunk-size 8k
-  Rewrite the store in place, after copying it to a verified backup:
-    cowrepair -i /dev/vg/data-cow --in-place --backup /srv/data-cow.bak
-  (interrupted? run the same command again: it finishes from that backup)
-  Machine-readable report:
-    cowrepair -i cow.img -o fixed.img --format json
-  Rather no snapshot than one that reads the origin where records were lost:
-    cowrepair -i cow.img -o fixed.img --invalidate-on-loss
-  A shared store whose header was wiped, with snapshots 0-3 and 5:
-    cowrepair -i shared.img -o fixed.img --kind shared --snapshots 0-3,5
-
-Persistent stores: every area location on the device is scanned, so records
-after a zeroed or overwritten area, or after a premature terminator, are
-recovered when credible. Shared stores: the tree is walked from the root; when
-a block is damaged, the chunks nothing reachable accounts for are scanned for
-leaves, and the report names every lost origin range and what each snapshot
-kept and lost. The kind comes from the header's magic (or --kind). An input
-without a store's magic that holds another kind (dm-clone or dm-thin metadata,
-a file system...) is refused unless --kind and --force are both given.
-Exit codes: 0 the output was written and no record was lost, 3 the output was
-written but records were lost (dropped, or in unreadable ranges: the report
-names the origin ranges that now read through to the origin; --dry-run exits
-the same way), 1 nothing could be salvaged or the damage stopped the job (or
-the chunk size must be given with --chunk-size), 2 usage or I/O error, 4 the
-output (or the input, --in-place) is held open elsewhere (even with --force).";
-
-/// The kinds cowrepair salvages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum RepairKind {
-    /// The kernel's "SnAp" v1 store (dm-snapshot `P`).
-    Persistent,
-    /// The same bytes, held to the pre-2.6.29 limits and made safe to reload there.
-    Legacy,
-    /// The multi-snapshot shared store.
-    Shared,
-}
-
-/// Report formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ReportFormat {
-    /// Plain lines: one per dropped record (and lost range), then a summary.
-    Text,
-    /// The dropped records (and per-snapshot counts) as tables, then the summary.
-    Table,
-    /// One JSON document (format_version 1).
-    Json,
-}
-
-/// Command line of cowrepair.
-#[derive(Debug, Parser)]
-#[command(name = "cowrepair", version, about = "Salvage a damaged dm-snapshot COW store", after_help = EXAMPLES)]
-struct Cli {
-    /// The damaged store (image file or block device); opened read-only.
-    #[arg(short, long, value_name = "DAMAGED")]
-    input: PathBuf,
-
-    /// The new store: an image file (created sparse) or an empty block device.
-    #[arg(short, long, value_name = "NEW", conflicts_with = "in_place")]
-    output: Option<PathBuf>,
-
-    /// Rebuild the input itself, from a verified copy in --backup.
-    #[arg(long)]
-    in_place: bool,
-
-    /// Where --in-place copies the input first (must be new or empty); to
-    /// finish an interrupted --in-place repair, the backup it made.
-    #[arg(long, value_name = "FILE")]
-    backup: Option<PathBuf>,
-
-    /// Analyse and report only; write nothing.
-    #[arg(short = 'n', long, conflicts_with_all = ["output", "in_place"])]
-    dry_run: bool,
-
-    /// Size of a new output image (4k, 64M, 1G, 8s...); the input's size by default.
-    #[arg(short, long, value_name = "SIZE", value_parser = args::parse_size, conflicts_with = "in_place")]
-    size: Option<u64>,
-
-    /// Chunk size to read the store with, overriding the header (4k, 8s...).
-    #[arg(long, value_name = "SIZE", value_parser = args::parse_chunk_size)]
-    chunk_size: Option<u32>,
-
-    /// The origin device: records past its end are dropped, and the table line names it.
-    #[arg(long, value_name = "DEV", conflicts_with = "origin_size")]
-    origin: Option<PathBuf>,
-
-    /// The origin's size (bytes, or 64M, 1G, 8s...), when the device is not at hand.
-    #[arg(long, value_name = "SIZE", value_parser = args::parse_size)]
-    origin_size: Option<u64>,
-
-    /// persistent, legacy (also hold the output to the pre-2.6.29 limits), or
-    /// shared; by default the header's magic decides.
-    #[arg(long, value_enum)]
-    kind: Option<RepairKind>,
-
-    /// Shared stores: journal chunks, overriding the header's.
-    #[arg(long, value_name = "N")]
-    journal_chunks: Option<u64>,
-
-    /// Shared stores: the snapshot ids that exist (0,3-5,63), overriding the header's.
-    #[arg(long, value_name = "IDS", value_parser = parse_snapshot_ids, conflicts_with = "snapmask")]
-    snapshots: Option<u64>,
-
-    /// Shared stores: the snapmask (bit s = snapshot s; 0x... or decimal), overriding the header's.
-    #[arg(long, value_name = "MASK", value_parser = parse_mask)]
-    snapmask: Option<u64>,
-
-    /// Shared stores: when the tree is damaged, also look for leaves in chunks
-    /// the bitmap marks free (stale leaves the engine freed look like this too).
-    #[arg(long)]
-    full_scan: bool,
-
-    /// Mark the output valid even if the input was invalidated (its data may be incomplete).
-    #[arg(long, conflicts_with = "invalidate_on_loss")]
-    mark_valid: bool,
-
-    /// When records are lost, write the output marked invalid (valid=0): the
-    /// kernel (or engine) then refuses the snapshot instead of reading the
-    /// origin where the records were. No data rather than wrong data.
-    #[arg(long)]
-    invalidate_on_loss: bool,
-
-    /// Salvage only the areas the kernel reads (leave out records beyond them,
-    /// e.g. when the device held an earlier snapshot).
-    #[arg(long)]
-    kernel_areas_only: bool,
-
-    /// Overwrite an existing output (or backup) file, or a device holding data;
-    /// with --kind, also repair an input that holds another kind's signature.
-    #[arg(short, long)]
-    force: bool,
-
-    /// Report format.
-    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
-    format: ReportFormat,
-
-    /// No progress bars and no text report; JSON is still printed.
-    #[arg(short, long)]
-    quiet: bool,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -558,13 +409,13 @@ fn remaining_problems(findings: &[Finding], output: &Path) -> Option<StoreProble
 /// Checks the output, renders the report and picks the exit code.
 fn finish(cli: &Cli, report: &RepairReport, output: &Path) -> anyhow::Result<u8> {
     let device = Device::open(output, Access::ReadOnly)?;
-    let checked = check(
-        &device,
-        &CheckOptions {
-            kind: report.kind,
-            ..CheckOptions::default()
-        },
-    )?;
+    let options = CheckOptions {
+        kind: report.kind,
+        ..CheckOptions::default()
+    };
+    let checked = progress::show(progress::bar(0, "verifying", cli.quiet), |p| {
+        check_with_progress(&device, &options, p)
+    })?;
     let problems = remaining_problems(&checked.findings, output);
     render(cli, report, Some(output))?;
     if let Some(problems) = problems {
@@ -812,52 +663,6 @@ fn plural(count: u64) -> &'static str {
     }
 }
 
-/// Parses snapshot ids as people write them ("0,3-5,63") into a snapmask.
-fn parse_snapshot_ids(text: &str) -> Result<u64, String> {
-    let mut mask = 0u64;
-    for part in text.split(',').map(str::trim) {
-        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
-        let id = |t: &str| -> Result<u32, String> {
-            let id: u32 = t
-                .trim()
-                .parse()
-                .map_err(|_| format!("{t:?} is not a snapshot id (0-63)"))?;
-            if id >= mask::MAX_SNAPSHOTS {
-                return Err(format!("snapshot id {id} is out of range (0-63)"));
-            }
-            Ok(id)
-        };
-        let (lo, hi) = (id(lo)?, id(hi)?);
-        if lo > hi {
-            return Err(format!(
-                "{part:?} is not an ascending range of snapshot ids"
-            ));
-        }
-        let range = (lo..=hi).fold(0u64, |m, s| m | mask::bit(s));
-        if mask & range != 0 {
-            return Err(format!(
-                "{part:?} names snapshot {} again",
-                mask::describe(mask & range)
-            ));
-        }
-        mask |= range;
-    }
-    Ok(mask)
-}
-
-/// Parses a snapmask: `0x...` hexadecimal or decimal.
-fn parse_mask(text: &str) -> Result<u64, String> {
-    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
-        Some(hex) => u64::from_str_radix(hex, 16),
-        None => text.parse(),
-    };
-    match parsed {
-        Ok(0) => Err("a snapmask of 0 names no snapshot; a shared store has at least one".into()),
-        Ok(mask) => Ok(mask),
-        Err(_) => Err(format!("{text:?} is not a snapmask (0x... or decimal)")),
-    }
-}
-
 fn shared_options(cli: &Cli) -> anyhow::Result<shared_repair::RepairOptions> {
     Ok(shared_repair::RepairOptions {
         chunk_size: cli.chunk_size,
@@ -1004,12 +809,13 @@ fn shared_finish(
     output: &Path,
 ) -> anyhow::Result<u8> {
     let device = Device::open(output, Access::ReadOnly)?;
-    let checked = shared_check::check(
-        &device,
-        &shared_check::CheckOptions {
-            origin_bytes: origin_bytes(cli)?,
-            ..shared_check::CheckOptions::default()
-        },
+    let options = shared_check::CheckOptions {
+        origin_bytes: origin_bytes(cli)?,
+        ..shared_check::CheckOptions::default()
+    };
+    let checked = progress::show(
+        progress::counter("verifying", "tree blocks", cli.quiet),
+        |p| shared_check::check_with_progress(&device, &options, p),
     )?;
     let problems = remaining_problems(&checked.findings, output);
     render_shared(cli, report, Some(output))?;

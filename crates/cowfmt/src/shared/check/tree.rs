@@ -9,6 +9,7 @@ use crate::bitset::DenseBitmap;
 use crate::device::Device;
 use crate::error::Result;
 use crate::finding::{Finding, FindingCode, FindingSink, Location};
+use crate::progress::Progress;
 use crate::shared::bitmap::ChunkBitmap;
 use crate::shared::geometry::Geometry;
 use crate::shared::header::SharedHeader;
@@ -20,6 +21,9 @@ use crate::shared::walk::{walk_tree_ahead, BlockAt, TreeVisitor, WalkProblem};
 /// How many records ahead the words of the referenced set are requested, so
 /// that the random memory accesses of a leaf's records overlap.
 const PREFETCH_AHEAD: usize = 32;
+
+/// Leaves between two reports to the progress callback.
+const PROGRESS_EVERY_LEAVES: u64 = 256;
 
 /// What the tree check reads from.
 pub(super) struct Context<'a> {
@@ -60,11 +64,13 @@ pub(super) fn check_tree(
     cx: &Context,
     header: &SharedHeader,
     sink: &mut FindingSink,
+    progress: &mut Progress,
 ) -> Result<TreeOutcome> {
     let chunks = cx.geometry.nr_chunks;
     let mut checker = TreeChecker {
         cx,
         sink,
+        progress,
         levels: header.tree_level,
         misread: Misread::new(),
         outcome: TreeOutcome {
@@ -88,15 +94,16 @@ pub(super) fn check_tree(
     Ok(checker.outcome)
 }
 
-struct TreeChecker<'c, 's> {
+struct TreeChecker<'c, 's, 'p> {
     cx: &'c Context<'c>,
     sink: &'s mut FindingSink,
+    progress: &'p mut Progress<'p>,
     levels: u32,
     misread: Misread,
     outcome: TreeOutcome,
 }
 
-impl TreeVisitor for TreeChecker<'_, '_> {
+impl TreeVisitor for TreeChecker<'_, '_, '_> {
     fn node(&mut self, at: &BlockAt, node: &Node) -> Result<()> {
         if self.misread.skipping(at) {
             return Ok(());
@@ -122,6 +129,9 @@ impl TreeVisitor for TreeChecker<'_, '_> {
         }
         self.claim(at);
         self.outcome.leaves += 1;
+        if self.outcome.leaves.is_multiple_of(PROGRESS_EVERY_LEAVES) {
+            (self.progress)(self.outcome.nodes + self.outcome.leaves, 0);
+        }
         self.outcome.records += leaf.records.len() as u64;
         self.outcome.origin_chunks += leaf.map.len() as u64;
         self.check_leaf(at, leaf);
@@ -209,7 +219,7 @@ impl TreeVisitor for TreeChecker<'_, '_> {
     }
 }
 
-impl TreeChecker<'_, '_> {
+impl TreeChecker<'_, '_, '_> {
     /// Records `at` as a tree block: it must not also be a record's COW chunk.
     /// Whether it is marked in use is left to the bitmap pass (see `unmarked`).
     fn claim(&mut self, at: &BlockAt) {

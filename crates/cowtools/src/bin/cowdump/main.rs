@@ -11,15 +11,14 @@ mod shared;
 mod shared_table;
 mod tree_items;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use cowfmt::shared::dump::journal::JournalDump;
 use cowfmt::shared::dump::SharedSource;
 use cowfmt::{Device, StoreKind};
-use cowtools::args::KindArg;
+use cowtools::cli::cowdump::{Cli, DumpFormat};
 use cowtools::{exit, hexdump, open, output};
 
 use crate::batch::Progress;
@@ -27,93 +26,15 @@ use crate::shared::View;
 
 const TOOL: &str = "cowdump";
 
-const EXAMPLES: &str = "\
-EXAMPLES:
-  Dump a store as YAML:
-    cowdump cow.img
-  Dump as JSON into a file, with the kernel's in-memory runs:
-    cowdump --format json --runs -o cow.json cow.img
-  Human-readable tables:
-    cowdump --format table /dev/vg/snap-cow
-  Show metadata area 0 (chunk 1) in hex:
-    cowdump --hex 1 cow.img
-  Shared store: what snapshot 3 sees, the B-tree, the chunks by class, the journal:
-    cowdump --snapshot 3 shared.img
-    cowdump --tree --format table shared.img
-    cowdump --bitmap --format json shared.img
-    cowdump --journal --format table shared.img
-
-The YAML and JSON dumps of a persistent store are one document (format_version 1)
-that mkcow --from-dump restores. -o never writes over the store it dumps (under
-any name) nor, without --force, over an existing file; the file appears only
-once the dump is complete.
-Exit codes: 0 dumped, 2 usage or I/O error, or not a store.";
-
-/// Output formats of a dump.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DumpFormat {
-    /// YAML, one exception per line.
-    Yaml,
-    /// JSON, one exception per line.
-    Json,
-    /// Tables for people.
-    Table,
+/// What cowdump's command line tells beyond its fields.
+trait CliExt {
+    fn shared_view(&self) -> Option<(View, &'static str)>;
+    fn open_output(&self) -> anyhow::Result<output::Output>;
+    fn progress(&self) -> Progress;
+    fn warn(&self, problem: &str);
 }
 
-/// Command line of cowdump.
-#[derive(Debug, Parser)]
-#[command(name = "cowdump", version, about = "Dump the metadata of a dm-snapshot COW store", after_help = EXAMPLES)]
-struct Cli {
-    /// The image file or block device to read.
-    #[arg(value_name = "TARGET")]
-    target: PathBuf,
-
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = DumpFormat::Yaml)]
-    format: DumpFormat,
-
-    /// Write the output to FILE instead of stdout.
-    #[arg(short, long, value_name = "FILE")]
-    output: Option<PathBuf>,
-
-    /// Overwrite an existing, non-empty output file.
-    #[arg(short, long, requires = "output")]
-    force: bool,
-
-    /// Insist on a store kind (legacy labels a SnAp store as legacy).
-    #[arg(long, value_enum)]
-    kind: Option<KindArg>,
-
-    /// Add the kernel's in-memory runs of consecutive chunks (persistent, legacy).
-    #[arg(long)]
-    runs: bool,
-
-    /// Shared store: only the records snapshot ID sees, as origin_chunk and cow_chunk.
-    #[arg(long, value_name = "ID", group = "view")]
-    snapshot: Option<u32>,
-
-    /// Shared store: every node and leaf of the B-tree in walk order.
-    #[arg(long, group = "view")]
-    tree: bool,
-
-    /// Shared store: every chunk of the device by class, as runs.
-    #[arg(long, group = "view")]
-    bitmap: bool,
-
-    /// Shared store: the journal's superblock and every transaction in its log.
-    #[arg(long, group = "view")]
-    journal: bool,
-
-    /// Print chunk CHUNK of the device in hex, and nothing else.
-    #[arg(long, value_name = "CHUNK", conflicts_with_all = ["format", "runs", "view"])]
-    hex: Option<u64>,
-
-    /// No warnings and no progress on stderr.
-    #[arg(short, long)]
-    quiet: bool,
-}
-
-impl Cli {
+impl CliExt for Cli {
     fn shared_view(&self) -> Option<(View, &'static str)> {
         if let Some(id) = self.snapshot {
             Some((View::Snapshot(id), "--snapshot"))

@@ -23,85 +23,20 @@ use cowfmt::persistent::{ExceptionRecord, Geometry, Header, StoreWriter, LEGACY_
 use cowfmt::probe;
 use cowfmt::units::human_bytes;
 use cowfmt::StoreKind;
-use cowtools::args::{self, KindArg};
-use cowtools::{exit, open, signatures};
+use cowtools::args::KindArg;
+use cowtools::cli::mkcow::Cli;
+use cowtools::{exit, open, progress, signatures};
 use serde_json::{Map, Value};
 use spool::{RecordCheck, Spool};
 use std::any::Any;
 
 const TOOL: &str = "mkcow";
 
+/// Records written between two updates of a progress bar.
+pub(crate) const RECORDS_PER_PROGRESS: u64 = 1 << 16;
+
 /// The kernel's default chunk size for a new store here: 4 KiB.
 pub(crate) const DEFAULT_CHUNK_SECTORS: u32 = 8;
-
-const EXAMPLES: &str = "\
-EXAMPLES:
-  Create a 64 MiB sparse image and format it with 4 KiB chunks:
-    mkcow --size 64M cow.img
-  Format a logical volume with 64 KiB chunks, for origin /dev/vg/data:
-    mkcow --chunk-size 64k --origin /dev/vg/data /dev/vg/data-cow
-  Format for the pre-2.6.29 kernels (deprecated table syntax, 32-bit chunks):
-    mkcow --kind legacy cow.img
-  A shared store for up to 64 snapshots, with a 16 MiB journal and 4 snapshots:
-    mkcow --kind shared --size 1G --journal-size 16M --snapshots 4 shared.img
-  Restore the metadata of a store from a dump (data chunks are left alone):
-    cowdump -o cow.yaml cow.img && mkcow --force --from-dump cow.yaml cow.img
-
-The target must exist unless --size is given. mkcow refuses a target that holds
-any signature libblkid knows (a file system, LVM, md, LUKS, swap, a partition
-table, a backup GPT at the end), a store or dm metadata, or whose first chunk is
-not all zero, unless --force is given; it then says what it overwrites.
-On success it prints the dmsetup table line that activates the store; with -q it
-prints only that line. Until its header is written last, the target carries an
-incomplete marker that the kernel refuses, so a cut job never leaves a store.
-Exit codes: 0 formatted or restored, 2 usage or I/O error, an unusable dump, or
-a target refused (it holds data and --force was not given), 4 the target is held
-open elsewhere (mounted, claimed, attached to a loop device; even with --force).";
-
-/// Command line of mkcow.
-#[derive(Debug, Parser)]
-#[command(name = "mkcow", version, about = "Format a dm-snapshot COW store, or restore one from a dump", after_help = EXAMPLES)]
-struct Cli {
-    /// The image file or block device to format.
-    #[arg(value_name = "TARGET")]
-    target: PathBuf,
-
-    /// Store kind to write [default: persistent; with --from-dump: the dump's kind].
-    #[arg(long, value_enum)]
-    kind: Option<KindArg>,
-
-    /// Chunk size: a power of two of at least 512 bytes (4k, 64k, 8s...) [default: 4k].
-    #[arg(long, value_name = "SIZE", value_parser = args::parse_chunk_size, conflicts_with = "from_dump")]
-    chunk_size: Option<u32>,
-
-    /// Create the image file, or extend it (sparse), to this size (64M, 1G...).
-    #[arg(long, value_name = "SIZE", value_parser = args::parse_size)]
-    size: Option<u64>,
-
-    /// Overwrite a target that holds a signature or a non-zero first chunk (mkcow says what).
-    #[arg(short, long)]
-    force: bool,
-
-    /// The origin device, to fill in its path and size in the table line.
-    #[arg(long, value_name = "DEV")]
-    origin: Option<PathBuf>,
-
-    /// Shared stores: the journal size (16M, 0...) [default: 128 MiB, at most 1/8 of the device].
-    #[arg(long, value_name = "SIZE", value_parser = args::parse_size, conflicts_with = "from_dump")]
-    journal_size: Option<u64>,
-
-    /// Shared stores: create snapshots 0..N-1 right away (at most 64).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=64), conflicts_with = "from_dump")]
-    snapshots: Option<u32>,
-
-    /// Restore the metadata from a cowdump YAML or JSON dump ('-' for stdin).
-    #[arg(long, value_name = "FILE")]
-    from_dump: Option<PathBuf>,
-
-    /// Print nothing but the table line.
-    #[arg(short, long)]
-    quiet: bool,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -196,7 +131,15 @@ fn restore(cli: &Cli, dump_path: &Path) -> anyhow::Result<u8> {
             Err(e) => Some(Err(spool::read_back_error(e))),
         }
     });
+    let bar = progress::bar(count, "writing", cli.quiet);
+    let stream = stream.enumerate().map(|(index, record)| {
+        if (index as u64).is_multiple_of(RECORDS_PER_PROGRESS) {
+            bar.set_position(index as u64);
+        }
+        record
+    });
     write_areas_streamed(&device, &geometry, &header, count, stream)?;
+    bar.finish_and_clear();
     claim.keep();
     if !cli.quiet {
         report_restore(cli, dump_path, &head, count, &geometry, kind);

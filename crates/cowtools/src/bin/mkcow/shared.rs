@@ -17,12 +17,13 @@ use cowfmt::shared::mask::{self, MAX_SNAPSHOTS};
 use cowfmt::shared::{Exception, Geometry};
 use cowfmt::units::human_bytes;
 use cowfmt::{Error, SECTOR_BYTES};
-use cowtools::exit;
+use cowtools::{exit, progress};
 
 use super::dump_input::ReadDump;
 use super::spool::{read_back_error, RecordCheck, Spool};
 use super::{
     check_dump_version, open_for_write, origin_sectors, plan_target, Cli, DEFAULT_CHUNK_SECTORS,
+    RECORDS_PER_PROGRESS,
 };
 
 /// Formats a shared store as `cli` asks.
@@ -130,7 +131,11 @@ pub fn restore(cli: &Cli, dump_path: &Path, mut dump: ReadDump) -> anyhow::Resul
     let origin = origin_sectors(cli.origin.as_deref())?;
     let (device, claim) = open_for_write(cli)?;
     let mut builder = StoreBuilder::new(&device, u64::from(chunk_sectors), journal)?;
+    let bar = progress::bar(origin_chunks, "claiming", cli.quiet);
     for_each_origin(&mut dump.spool, |index, _, records| {
+        if index.is_multiple_of(RECORDS_PER_PROGRESS) {
+            bar.set_position(index);
+        }
         for r in records {
             builder.claim(r.chunk).map_err(|e| {
                 anyhow::anyhow!("{}: origin chunk entry {index}: {e}", dump_path.display())
@@ -138,11 +143,17 @@ pub fn restore(cli: &Cli, dump_path: &Path, mut dump: ReadDump) -> anyhow::Resul
         }
         Ok(())
     })?;
+    bar.finish_and_clear();
     let mut tree = builder.into_tree();
-    for_each_origin(&mut dump.spool, |_, origin, records| {
+    let bar = progress::bar(origin_chunks, "writing", cli.quiet);
+    for_each_origin(&mut dump.spool, |index, origin, records| {
+        if index.is_multiple_of(RECORDS_PER_PROGRESS) {
+            bar.set_position(index);
+        }
         Ok(tree.push(origin, records)?)
     })?;
     let built = tree.finish(snapmask)?;
+    bar.finish_and_clear();
     if !head.valid {
         let mut header = built.header;
         header.valid = 0;
