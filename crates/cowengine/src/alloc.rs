@@ -268,6 +268,10 @@ mod tests {
         assert_eq!(a.checkpointed(), 0, "chunk 10's transaction is not durable");
         a.captured_durable();
         assert_eq!(a.checkpointed(), 1);
-        assert_eq!(a.pending_frees(), 1, "chunk 11 waits for the next transaction");
+        assert_eq!(
+            a.pending_frees(),
+            1,
+            "chunk 11 waits for the next transaction"
+        );
     }
 }

@@ -40,7 +40,7 @@ use cowfmt::shared::header::SharedHeader;
 
 use crate::journal::CommitMode;
 use crate::locks::{ChunkLocks, LockMode};
-use crate::store::{check_origin_span, CreateOptions, SharedStore};
+use crate::store::{check_origin_span, CreateOptions, Fill, SharedStore};
 
 /// Stripes of the chunk lock table.
 const LOCK_STRIPES: usize = 4096;
@@ -76,6 +76,7 @@ pub struct CommitStats {
 struct Scratch {
     data: Vec<u8>,
     plans: Vec<(u64, u64)>,
+    targets: Vec<(u64, Fill)>,
 }
 
 impl<D: BlockDev> Engine<D> {
@@ -345,6 +346,9 @@ impl<D: BlockDev> Engine<D> {
         self.end_copy();
         let any = !scratch.plans.is_empty();
         self.give_back(scratch);
+        if copied.is_err() {
+            self.store().fail();
+        }
         let ticket = planned?;
         copied?;
         Ok(any.then_some(ticket))
@@ -437,7 +441,8 @@ impl<D: BlockDev> Engine<D> {
 
     /// Writes `data` into snapshot `id`'s view at byte `offset`; the records it
     /// makes ride the next commit (committed first when the changes so far
-    /// approach the journal's transaction bound).
+    /// approach the journal's transaction bound). The chunks are planned
+    /// under the metadata lock and written outside it.
     pub fn snapshot_write(&self, id: u32, offset: u64, data: &[u8]) -> Result<()> {
         self.check_span(offset, data.len())?;
         let Some((first, count)) = self.chunk_range(offset, data.len()) else {
@@ -446,24 +451,91 @@ impl<D: BlockDev> Engine<D> {
         let _chunks = self.locks.lock(first, count, LockMode::Exclusive);
         let mut reclaimed = false;
         loop {
-            let mut store = self.store();
-            if store.wants_commit() {
-                let ticket = store.batch() + 1;
-                drop(store);
-                self.commit_through(ticket)?;
-                store = self.store();
-            }
-            match store.snapshot_write(id, offset, data) {
-                Err(e) if !reclaimed => {
-                    drop(store);
-                    if !self.reclaim(&e)? {
-                        return Err(e);
-                    }
-                    reclaimed = true;
-                }
+            match self.write_snapshot_chunks(id, offset, data) {
+                Err(e) if !reclaimed && self.reclaim(&e)? => reclaimed = true,
                 done => return done,
             }
         }
+    }
+
+    /// One try of [`Engine::snapshot_write`]: plans every chunk, then writes
+    /// the chunks planned (even when a later one failed to plan, so that no
+    /// record names a chunk never written).
+    fn write_snapshot_chunks(&self, id: u32, offset: u64, data: &[u8]) -> Result<()> {
+        let wants_commit = {
+            let store = self.store();
+            store.wants_commit().then(|| store.batch() + 1)
+        };
+        if let Some(ticket) = wants_commit {
+            self.commit_through(ticket)?;
+        }
+        let mut scratch = self.take_scratch();
+        let planned = self.plan_snapshot_chunks(id, offset, data.len(), &mut scratch.targets);
+        let written = self.write_planned(offset, data, &mut scratch);
+        self.end_copy();
+        self.give_back(scratch);
+        if written.is_err() {
+            self.store().fail();
+        }
+        planned.and(written)
+    }
+
+    /// Plans the chunks of a snapshot write under the metadata lock, counting
+    /// one copy in flight (ended by the caller).
+    fn plan_snapshot_chunks(
+        &self,
+        id: u32,
+        offset: u64,
+        len: usize,
+        targets: &mut Vec<(u64, Fill)>,
+    ) -> Result<()> {
+        targets.clear();
+        let mut store = self.store();
+        *self.copies.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        let cb = self.chunk_bytes;
+        for origin in offset / cb..(offset + len as u64).div_ceil(cb) {
+            targets.push(store.plan_snapshot_chunk(id, origin)?);
+        }
+        Ok(())
+    }
+
+    /// Writes `data` at byte `offset` of the snapshot into the chunks planned,
+    /// filling a chunk written in part from its old content first.
+    fn write_planned(&self, offset: u64, data: &[u8], scratch: &mut Scratch) -> Result<()> {
+        let cb = self.chunk_bytes;
+        let mut done = 0;
+        for &(target, fill) in &scratch.targets {
+            let at = offset + done as u64;
+            let within = at % cb;
+            let len = ((cb - within) as usize).min(data.len() - done);
+            let part = &data[done..done + len];
+            if fill == Fill::Nothing || len as u64 == cb {
+                self.cow.write_at(part, target * cb + within)?;
+            } else {
+                scratch.data.clear();
+                scratch.data.resize(cb as usize, 0);
+                match fill {
+                    Fill::Cow(from) => self.cow.read_chunk(from, &mut scratch.data)?,
+                    Fill::Origin(from) => self.read_origin_chunk(from, &mut scratch.data)?,
+                    Fill::Nothing => unreachable!("written directly above"),
+                }
+                scratch.data[within as usize..within as usize + len].copy_from_slice(part);
+                self.cow.write_chunk(target, &scratch.data)?;
+            }
+            done += len;
+        }
+        Ok(())
+    }
+
+    /// Reads origin chunk `origin` into `buf` (one chunk), zero-padded past
+    /// the origin's end.
+    fn read_origin_chunk(&self, origin: u64, buf: &mut [u8]) -> Result<()> {
+        let start = origin * self.chunk_bytes;
+        let present = (self.origin.size() - start).min(self.chunk_bytes) as usize;
+        buf[present..].fill(0);
+        self.origin.read_at(&mut buf[..present], start, &|| {
+            format!("origin chunk {origin}")
+        })
     }
 
     /// The origin chunks `len` bytes at `offset` touch, as (first, count).
