@@ -10,24 +10,49 @@
 //! - a snapshot read holds its chunks shared, so a read that resolves to the
 //!   origin never races an origin overwrite, and one that resolves to a COW
 //!   chunk still being copied waits for the copy;
-//! - a snapshot write holds its chunks exclusively and runs under the lock;
+//! - a snapshot write holds its chunks exclusively, plans under the lock and
+//!   writes its data outside it;
+//!   an origin write to a chunk a snapshot wrote since the last commit commits
+//!   first even when it copies nothing out, or a crash could lose the record
+//!   that covers the snapshot while the origin data landed; a snapshot write
+//!   to such a chunk commits first too, or a write in place to a chunk another
+//!   snapshot left (still shared on disk) could change that snapshot's data;
+//! - deleting a snapshot commits before it returns (see
+//!   [`Engine::delete_snapshot`]); an explicit commit also syncs the COW
+//!   device, for snapshot data written in place;
+//! - creating a snapshot syncs the origin first, so that what the snapshot
+//!   sees of the origin is durable before its commit can be;
 //! - creating or deleting a snapshot closes a gate that new origin writes wait
 //!   at and lets the ones in flight drain, so none copies out for the old set
 //!   of snapshots and writes the origin under the new one;
 //! - a commit waits, under the metadata lock, until no copy is in flight, so it
 //!   never makes a record durable before the data it names.
 //!
+//! Commits are grouped (runtime.md 4.3): a change made under the metadata
+//! lock takes a ticket (the batch the next commit will capture); one thread
+//! at a time commits, capturing every change made so far; a thread whose
+//! ticket a finished commit covered returns without committing again. On a
+//! journaled store the commit is captured under the metadata lock and written
+//! (two syncs, home writes, checkpoints) outside it; in place it is written
+//! under the lock, because a chunk freed by a later change could otherwise be
+//! reused while the commit still writes a stale block over it. Deleting or
+//! copying a snapshot, and reclaiming chunks freed but waiting for a
+//! checkpoint when the store runs full, run with commits held off and no copy
+//! in flight, so the store may commit by itself in between.
+//!
 //! Origin reads take no lock. Buffers come from a pool, so the I/O path does
 //! not allocate once warm.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
 use cowfmt::blockdev::BlockDev;
-use cowfmt::error::Result;
+use cowfmt::error::{Error, Result};
 use cowfmt::shared::header::SharedHeader;
 
+use crate::journal::CommitMode;
 use crate::locks::{ChunkLocks, LockMode};
-use crate::store::{check_origin_span, CreateOptions, SharedStore};
+use crate::store::{check_origin_span, CreateOptions, Fill, SharedStore};
 
 /// Stripes of the chunk lock table.
 const LOCK_STRIPES: usize = 4096;
@@ -43,7 +68,20 @@ pub struct Engine<D: BlockDev> {
     gate: RwLock<()>,
     copies: Mutex<u64>,
     copies_done: Condvar,
+    committing: Mutex<bool>,
+    commit_done: Condvar,
+    requests: std::sync::atomic::AtomicU64,
     scratch: Mutex<Vec<Scratch>>,
+    snapshot_written: Mutex<HashMap<u64, u64>>,
+}
+
+/// How many commits were asked for and how many transactions were written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Commits asked for (an origin write that copied out, an explicit commit).
+    pub requested: u64,
+    /// Transactions written (journal transactions or in-place commits).
+    pub written: u64,
 }
 
 /// Reusable buffers of one origin write.
@@ -51,6 +89,7 @@ pub struct Engine<D: BlockDev> {
 struct Scratch {
     data: Vec<u8>,
     plans: Vec<(u64, u64)>,
+    targets: Vec<(u64, Fill)>,
 }
 
 impl<D: BlockDev> Engine<D> {
@@ -68,7 +107,8 @@ impl<D: BlockDev> Engine<D> {
         Ok(Engine::serve(store, cow, origin))
     }
 
-    fn serve(store: SharedStore<Arc<D>>, cow: Arc<D>, origin: Arc<D>) -> Self {
+    fn serve(mut store: SharedStore<Arc<D>>, cow: Arc<D>, origin: Arc<D>) -> Self {
+        store.set_auto_commit(false);
         Engine {
             chunk_bytes: store.geometry().chunk_bytes,
             store: Mutex::new(store),
@@ -78,8 +118,42 @@ impl<D: BlockDev> Engine<D> {
             gate: RwLock::new(()),
             copies: Mutex::new(0),
             copies_done: Condvar::new(),
+            committing: Mutex::new(false),
+            commit_done: Condvar::new(),
+            requests: std::sync::atomic::AtomicU64::new(0),
             scratch: Mutex::new(Vec::new()),
+            snapshot_written: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Commits, checkpoints (the journal is left empty) and syncs both devices.
+    pub fn close(self) -> Result<()> {
+        let mut store = self.store.into_inner().unwrap_or_else(|e| e.into_inner());
+        store.set_auto_commit(true);
+        store.close()
+    }
+
+    /// How commits are made durable (journaled, or in place and why).
+    pub fn commit_mode(&self) -> CommitMode {
+        self.store().commit_mode()
+    }
+
+    /// Commits asked for and transactions written since the engine started.
+    pub fn commit_stats(&self) -> CommitStats {
+        CommitStats {
+            requested: self.requests.load(std::sync::atomic::Ordering::Relaxed),
+            written: self.store().transactions(),
+        }
+    }
+
+    /// Freed chunks that wait for a checkpoint before they can be reused.
+    pub fn pending_frees(&self) -> u64 {
+        self.store().pending_frees()
+    }
+
+    /// Free chunks in the data range (chunks waiting for a checkpoint excluded).
+    pub fn free_chunks(&self) -> u64 {
+        self.store().free_chunks()
     }
 
     fn store(&self) -> MutexGuard<'_, SharedStore<Arc<D>>> {
@@ -110,25 +184,108 @@ impl<D: BlockDev> Engine<D> {
     /// once the origin writes in flight have landed.
     pub fn create_snapshot(&self, id: Option<u32>) -> Result<u32> {
         let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        self.origin.sync()?;
         self.store().create_snapshot(id)
     }
 
     /// Creates a snapshot that sees what snapshot `parent` sees now.
     pub fn create_snapshot_of(&self, parent: u32) -> Result<u32> {
         let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
-        self.store().create_snapshot_of(parent)
+        self.origin.sync()?;
+        self.with_store_committing(|store| store.create_snapshot_of(parent))
     }
 
-    /// Deletes snapshot `id`; returns the data chunks freed.
+    /// Deletes snapshot `id`; returns the data chunks freed. A delete larger
+    /// than a journal transaction commits in steps (see [`crate::delete`]).
+    ///
+    /// The delete is committed before it returns: until it is durable, a
+    /// record it left to one snapshot alone is still shared on disk, and a
+    /// write of that snapshot in place would change the deleted one's data.
     pub fn delete_snapshot(&self, id: u32) -> Result<u64> {
         let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
-        self.store().delete_snapshot(id)
+        let freed = self.with_store_committing(|store| store.delete_snapshot(id))?;
+        self.commit_through(self.ticket())?;
+        Ok(freed)
     }
 
-    /// Writes every metadata change since the last commit, once no copy-out is
-    /// in flight.
+    /// Makes every change made so far durable (grouped with other threads'
+    /// commits), then syncs the COW device (snapshot data written in place
+    /// needs no new record, so no transaction makes it durable) and the origin.
     pub fn commit(&self) -> Result<()> {
+        let ticket = self.ticket();
+        self.commit_through(ticket)?;
+        self.cow.sync()?;
+        self.origin.sync()
+    }
+
+    /// Commits every transaction and checkpoints: the journal is left empty
+    /// and chunks freed so far become reusable.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.with_store_committing(|store| store.checkpoint())
+    }
+
+    /// The ticket of a change made now: the batch the next commit captures.
+    fn ticket(&self) -> u64 {
+        self.store().batch() + 1
+    }
+
+    /// Returns once the commit that captured batch `ticket` (or a later one)
+    /// is durable: at once when one already is, after the commit under way
+    /// when that one covers it, else by committing.
+    fn commit_through(&self, ticket: u64) -> Result<()> {
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        loop {
+            let mut running = self.wait_commit_idle();
+            if self.store().durable_batch() >= ticket {
+                return Ok(());
+            }
+            *running = true;
+            drop(running);
+            let done = self.run_commit();
+            self.end_commit();
+            done?;
+        }
+    }
+
+    /// The commit flag once no commit runs (still clear; the caller may set it).
+    fn wait_commit_idle(&self) -> MutexGuard<'_, bool> {
+        let mut running = self.committing.lock().unwrap_or_else(|e| e.into_inner());
+        while *running {
+            running = self
+                .commit_done
+                .wait(running)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        running
+    }
+
+    fn end_commit(&self) {
+        *self.committing.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.commit_done.notify_all();
+    }
+
+    /// Writes one commit of every change so far, once no copy-out is in
+    /// flight; the caller holds the commit flag.
+    fn run_commit(&self) -> Result<()> {
         let mut store = self.store();
+        self.wait_no_copies();
+        let in_place = !store.commit_mode().journaled();
+        let Some(mut work) = store.begin_commit()? else {
+            return Ok(());
+        };
+        if in_place {
+            let written = work.write(&*self.cow);
+            return store.finish_commit(work, written);
+        }
+        drop(store);
+        let written = work.write(&*self.cow);
+        self.store().finish_commit(work, written)
+    }
+
+    /// Waits until no copy-out is in flight (called under the metadata lock,
+    /// so none can start).
+    fn wait_no_copies(&self) {
         let mut copies = self.copies.lock().unwrap_or_else(|e| e.into_inner());
         while *copies > 0 {
             copies = self
@@ -136,8 +293,35 @@ impl<D: BlockDev> Engine<D> {
                 .wait(copies)
                 .unwrap_or_else(|e| e.into_inner());
         }
-        drop(copies);
-        store.commit()
+    }
+
+    /// Runs `f` on the store with the commit flag held and no copy-out in
+    /// flight, the store allowed to commit by itself meanwhile.
+    fn with_store_committing<T>(
+        &self,
+        f: impl FnOnce(&mut SharedStore<Arc<D>>) -> Result<T>,
+    ) -> Result<T> {
+        let mut running = self.wait_commit_idle();
+        *running = true;
+        drop(running);
+        let mut store = self.store();
+        self.wait_no_copies();
+        store.set_auto_commit(true);
+        let result = f(&mut store);
+        store.set_auto_commit(false);
+        drop(store);
+        self.end_commit();
+        result
+    }
+
+    /// Checkpoints when the store ran full while freed chunks wait for one;
+    /// returns whether it did (the caller then tries again).
+    fn reclaim(&self, error: &Error) -> Result<bool> {
+        if !matches!(error, Error::StoreFull { .. }) || self.pending_frees() == 0 {
+            return Ok(false);
+        }
+        self.checkpoint()?;
+        Ok(true)
     }
 
     /// Reads the origin at byte `offset`; no lock is taken.
@@ -157,6 +341,30 @@ impl<D: BlockDev> Engine<D> {
         };
         let _gate = self.gate.read().unwrap_or_else(|e| e.into_inner());
         let _chunks = self.locks.lock(first, count, LockMode::Exclusive);
+        let mut reclaimed = false;
+        loop {
+            match self.copy_out_range(first, count) {
+                Ok(None) => {
+                    if let Some(ticket) = self.snapshot_written_since_commit(first, count) {
+                        self.commit_through(ticket)?;
+                    }
+                    break;
+                }
+                Ok(Some(ticket)) => {
+                    self.commit_through(ticket)?;
+                    break;
+                }
+                Err(e) if !reclaimed && self.reclaim(&e)? => reclaimed = true,
+                Err(e) => return Err(e),
+            }
+        }
+        self.origin.write_at(data, offset)
+    }
+
+    /// Copies out chunks `first..first + count` for the snapshots that still
+    /// see them: plans under the metadata lock, copies outside it. Returns the
+    /// ticket to commit when anything was copied.
+    fn copy_out_range(&self, first: u64, count: u64) -> Result<Option<u64>> {
         let mut scratch = self.take_scratch();
         let planned = self.plan_copy_outs(first, count, &mut scratch.plans);
         let copied = if scratch.plans.is_empty() {
@@ -167,19 +375,20 @@ impl<D: BlockDev> Engine<D> {
         self.end_copy();
         let any = !scratch.plans.is_empty();
         self.give_back(scratch);
-        planned?;
-        copied?;
-        if any {
-            self.commit()?;
+        if copied.is_err() {
+            self.store().fail();
         }
-        self.origin.write_at(data, offset)
+        let ticket = planned?;
+        copied?;
+        Ok(any.then_some(ticket))
     }
 
     /// Records the copy-outs of chunks `first..first + count` under the
     /// metadata lock, counting one copy in flight (ended by [`Engine::end_copy`]
     /// whatever happens). Plans made before an error are kept, so that their
     /// data is still copied before any commit can name it.
-    fn plan_copy_outs(&self, first: u64, count: u64, plans: &mut Vec<(u64, u64)>) -> Result<()> {
+    /// Returns the ticket of the changes.
+    fn plan_copy_outs(&self, first: u64, count: u64, plans: &mut Vec<(u64, u64)>) -> Result<u64> {
         plans.clear();
         let mut store = self.store();
         *self.copies.lock().unwrap_or_else(|e| e.into_inner()) += 1;
@@ -188,7 +397,7 @@ impl<D: BlockDev> Engine<D> {
                 plans.push((chunk, cow));
             }
         }
-        Ok(())
+        Ok(store.batch() + 1)
     }
 
     fn end_copy(&self) {
@@ -260,14 +469,133 @@ impl<D: BlockDev> Engine<D> {
     }
 
     /// Writes `data` into snapshot `id`'s view at byte `offset`; the records it
-    /// makes ride the next commit.
+    /// makes ride the next commit (committed first when the changes so far
+    /// approach the journal's transaction bound). The chunks are planned
+    /// under the metadata lock and written outside it.
     pub fn snapshot_write(&self, id: u32, offset: u64, data: &[u8]) -> Result<()> {
         self.check_span(offset, data.len())?;
         let Some((first, count)) = self.chunk_range(offset, data.len()) else {
             return Ok(());
         };
         let _chunks = self.locks.lock(first, count, LockMode::Exclusive);
-        self.store().snapshot_write(id, offset, data)
+        if let Some(ticket) = self.snapshot_written_since_commit(first, count) {
+            self.commit_through(ticket)?;
+        }
+        let mut reclaimed = false;
+        loop {
+            match self.write_snapshot_chunks(id, offset, data) {
+                Err(e) if !reclaimed && self.reclaim(&e)? => reclaimed = true,
+                done => return done,
+            }
+        }
+    }
+
+    /// The ticket to commit through before the origin chunks `first..first +
+    /// count` may be written: the last record change of a snapshot write to
+    /// one of them not yet durable, if any. Entries already durable are dropped.
+    fn snapshot_written_since_commit(&self, first: u64, count: u64) -> Option<u64> {
+        if lock(&self.snapshot_written).is_empty() {
+            return None;
+        }
+        let durable = self.store().durable_batch();
+        let mut written = lock(&self.snapshot_written);
+        written.retain(|_, ticket| *ticket > durable);
+        if written.len() as u64 <= count {
+            written
+                .iter()
+                .filter(|(chunk, _)| (first..first + count).contains(chunk))
+                .map(|(_, ticket)| *ticket)
+                .max()
+        } else {
+            (first..first + count)
+                .filter_map(|chunk| written.get(&chunk).copied())
+                .max()
+        }
+    }
+
+    /// One try of [`Engine::snapshot_write`]: plans every chunk, then writes
+    /// the chunks planned (even when a later one failed to plan, so that no
+    /// record names a chunk never written).
+    fn write_snapshot_chunks(&self, id: u32, offset: u64, data: &[u8]) -> Result<()> {
+        let wants_commit = {
+            let store = self.store();
+            store.wants_commit().then(|| store.batch() + 1)
+        };
+        if let Some(ticket) = wants_commit {
+            self.commit_through(ticket)?;
+        }
+        let mut scratch = self.take_scratch();
+        let planned = self.plan_snapshot_chunks(id, offset, data.len(), &mut scratch.targets);
+        let written = self.write_planned(offset, data, &mut scratch);
+        self.end_copy();
+        self.give_back(scratch);
+        if written.is_err() {
+            self.store().fail();
+        }
+        planned.and(written)
+    }
+
+    /// Plans the chunks of a snapshot write under the metadata lock, counting
+    /// one copy in flight (ended by the caller).
+    fn plan_snapshot_chunks(
+        &self,
+        id: u32,
+        offset: u64,
+        len: usize,
+        targets: &mut Vec<(u64, Fill)>,
+    ) -> Result<()> {
+        targets.clear();
+        let mut store = self.store();
+        *self.copies.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        let cb = self.chunk_bytes;
+        let ticket = store.batch() + 1;
+        for origin in offset / cb..(offset + len as u64).div_ceil(cb) {
+            let (target, fill) = store.plan_snapshot_chunk(id, origin)?;
+            targets.push((target, fill));
+            if fill != Fill::Nothing {
+                lock(&self.snapshot_written).insert(origin, ticket);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `data` at byte `offset` of the snapshot into the chunks planned,
+    /// filling a chunk written in part from its old content first.
+    fn write_planned(&self, offset: u64, data: &[u8], scratch: &mut Scratch) -> Result<()> {
+        let cb = self.chunk_bytes;
+        let mut done = 0;
+        for &(target, fill) in &scratch.targets {
+            let at = offset + done as u64;
+            let within = at % cb;
+            let len = ((cb - within) as usize).min(data.len() - done);
+            let part = &data[done..done + len];
+            if fill == Fill::Nothing || len as u64 == cb {
+                self.cow.write_at(part, target * cb + within)?;
+            } else {
+                scratch.data.clear();
+                scratch.data.resize(cb as usize, 0);
+                match fill {
+                    Fill::Cow(from) => self.cow.read_chunk(from, &mut scratch.data)?,
+                    Fill::Origin(from) => self.read_origin_chunk(from, &mut scratch.data)?,
+                    Fill::Nothing => unreachable!("written directly above"),
+                }
+                scratch.data[within as usize..within as usize + len].copy_from_slice(part);
+                self.cow.write_chunk(target, &scratch.data)?;
+            }
+            done += len;
+        }
+        Ok(())
+    }
+
+    /// Reads origin chunk `origin` into `buf` (one chunk), zero-padded past
+    /// the origin's end.
+    fn read_origin_chunk(&self, origin: u64, buf: &mut [u8]) -> Result<()> {
+        let start = origin * self.chunk_bytes;
+        let present = (self.origin.size() - start).min(self.chunk_bytes) as usize;
+        buf[present..].fill(0);
+        self.origin.read_at(&mut buf[..present], start, &|| {
+            format!("origin chunk {origin}")
+        })
     }
 
     /// The origin chunks `len` bytes at `offset` touch, as (first, count).
@@ -298,4 +626,9 @@ impl<D: BlockDev> Engine<D> {
             .unwrap_or_else(|e| e.into_inner())
             .push(scratch);
     }
+}
+
+/// Locks `mutex`, taking over a poisoned one.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
