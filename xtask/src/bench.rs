@@ -46,8 +46,8 @@ pub struct BenchArgs {
     /// A quick look: 1M records and one run per tool unless told otherwise.
     #[arg(long)]
     pub quick: bool,
-    /// Runs per tool and size; the median wall time is reported [default: 3;
-    /// with --quick: 1].
+    /// Runs per tool and size (and per engine cell); the median wall time is
+    /// reported [default: 3; with --quick: 1].
     #[arg(long, value_name = "N")]
     pub runs: Option<u32>,
     /// Keep the generated images under target/bench/ (they are sparse, but the
@@ -343,7 +343,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             .engine_dir
             .clone()
             .unwrap_or_else(|| bench_dir.join("engine"));
-        results.extend(engine_bench::run(&dir, writes)?);
+        results.extend(engine_bench::run(&dir, writes, runs)?);
     }
     print_table(&results);
     let path = write_results(&bench_dir, &results)?;

@@ -39,8 +39,11 @@ const SNAPSHOTS: [u32; 3] = [1, 8, 64];
 const COMMIT_EVERY: [u64; 3] = [1, 64, 4096];
 /// Writer threads through `Engine` (with [`TARGET_SNAPSHOTS`] snapshots).
 const THREADS: [u32; 2] = [1, 2];
-/// Cells that commit every write run this many times fewer writes.
-const PER_WRITE_COMMIT_DIVISOR: u64 = 16;
+/// Cells that commit every 64 writes run this many times fewer writes.
+const EVERY_64_DIVISOR: u64 = 4;
+/// Cells that commit every write (through `Engine` too) run this many times
+/// fewer writes: each costs a commit's syncs.
+const PER_WRITE_DIVISOR: u64 = 128;
 
 /// How a cell commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +61,8 @@ struct Cell {
     commits: Commits,
     journal: bool,
     writes: u64,
+    /// Devices in memory: the engine's own cost (a figure only).
+    memory: bool,
 }
 
 impl Cell {
@@ -67,11 +72,13 @@ impl Cell {
             Commits::Threads(t) => format!("Engine x{t}"),
         };
         let mode = if self.journal { "journal" } else { "in place" };
-        format!("engine {} snap, {how}, {mode}", self.snapshots)
+        let memory = if self.memory { ", memory" } else { "" };
+        format!("engine {} snap, {how}, {mode}{memory}", self.snapshots)
     }
 
     fn is_target(&self) -> bool {
         self.journal
+            && !self.memory
             && self.snapshots == TARGET_SNAPSHOTS
             && self.commits == Commits::Every(TARGET_COMMIT_EVERY)
     }
@@ -84,6 +91,8 @@ struct Measured {
     peak_rss_bytes: u64,
     /// The load average when the cell started.
     load: f64,
+    /// Wall seconds of every run of the cell (this one's among them).
+    runs: Vec<f64>,
 }
 
 impl Measured {
@@ -98,10 +107,16 @@ impl Measured {
     }
 }
 
-/// Runs every cell with `writes` origin writes (cells committing every write:
-/// `writes / 16`), images under `dir`; returns the results with their verdicts.
-pub fn run(dir: &Path, writes: u64) -> Result<Vec<BenchResult>> {
-    let per_write = (writes / PER_WRITE_COMMIT_DIVISOR).max(64);
+/// Runs every cell `runs` times (in place and journal in turn) with `writes`
+/// origin writes (a quarter with a commit every 64 writes, 1/128 with a
+/// commit every write), images under `dir`; the median run of each cell is
+/// reported. Returns the results with their verdicts.
+pub fn run(dir: &Path, writes: u64, runs: u32) -> Result<Vec<BenchResult>> {
+    let writes_for = |every: u64| match every {
+        1 => (writes / PER_WRITE_DIVISOR).max(64),
+        64 => (writes / EVERY_64_DIVISOR).max(64 * 16),
+        _ => writes,
+    };
     let mut cells = Vec::new();
     for snapshots in SNAPSHOTS {
         for every in COMMIT_EVERY {
@@ -110,7 +125,8 @@ pub fn run(dir: &Path, writes: u64) -> Result<Vec<BenchResult>> {
                     snapshots,
                     commits: Commits::Every(every),
                     journal,
-                    writes: if every == 1 { per_write } else { writes },
+                    writes: writes_for(every),
+                    memory: false,
                 });
             }
         }
@@ -121,9 +137,19 @@ pub fn run(dir: &Path, writes: u64) -> Result<Vec<BenchResult>> {
                 snapshots: TARGET_SNAPSHOTS,
                 commits: Commits::Threads(threads),
                 journal,
-                writes: per_write,
+                writes: writes_for(1),
+                memory: false,
             });
         }
+    }
+    for journal in [false, true] {
+        cells.push(Cell {
+            snapshots: TARGET_SNAPSHOTS,
+            commits: Commits::Every(TARGET_COMMIT_EVERY),
+            journal,
+            writes,
+            memory: true,
+        });
     }
     fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     let runner = build_release_runner()?;
@@ -131,26 +157,29 @@ pub fn run(dir: &Path, writes: u64) -> Result<Vec<BenchResult>> {
         "\n=== engine: 4 KiB origin writes, data copied, filled images under {}",
         dir.display()
     );
-    let mut measured = Vec::new();
-    for cell in cells {
-        let one = run_cell(&runner, dir, cell)?;
-        println!(
-            "{}: {} writes in {:.3} s ({:.3} s in {} commits; CPU {:.3} s), {:.0} chunks/s ({:.0} per CPU second), peak {:.1} MiB, {} chunks used, tree_level {}, load {:.1}",
-            cell.name(),
-            cell.writes,
-            one.figures.seconds,
-            one.figures.commit_seconds,
-            one.figures.commits,
-            one.figures.cpu_seconds,
-            one.rate(),
-            one.cpu_rate(),
-            mib(one.peak_rss_bytes),
-            one.figures.used_chunks,
-            one.figures.tree_level,
-            one.load
-        );
-        measured.push(one);
+    let mut all: Vec<Vec<Measured>> = cells.iter().map(|_| Vec::new()).collect();
+    for run in 1..=runs {
+        for (cell, done) in cells.iter().zip(&mut all) {
+            let one = run_cell(&runner, dir, *cell)?;
+            println!(
+                "{} (run {run}/{runs}): {} writes in {:.3} s ({:.3} s in {} commits; CPU {:.3} s), {:.0} chunks/s ({:.0} per CPU second), peak {:.1} MiB, {} chunks used, tree_level {}, load {:.1}",
+                cell.name(),
+                cell.writes,
+                one.figures.seconds,
+                one.figures.commit_seconds,
+                one.figures.commits,
+                one.figures.cpu_seconds,
+                one.rate(),
+                one.cpu_rate(),
+                mib(one.peak_rss_bytes),
+                one.figures.used_chunks,
+                one.figures.tree_level,
+                one.load
+            );
+            done.push(one);
+        }
     }
+    let measured: Vec<Measured> = all.into_iter().map(median_run).collect();
     let results = judge(&measured);
     print_matrix(&measured);
     Ok(results)
@@ -204,6 +233,9 @@ fn run_cell(runner: &Path, dir: &Path, cell: Cell) -> Result<Measured> {
     if cell.journal {
         command.arg("--journal");
     }
+    if cell.memory {
+        command.arg("--memory");
+    }
     command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -225,18 +257,32 @@ fn run_cell(runner: &Path, dir: &Path, cell: Cell) -> Result<Measured> {
     .with_context(|| format!("{}: not the figures of a cell", out.display()))?;
     let _ = fs::remove_file(&out);
     let _ = fs::remove_file(&stderr);
+    let figures_seconds = figures.seconds;
     Ok(Measured {
         cell,
         figures,
         peak_rss_bytes: run.peak_rss_bytes,
         load,
+        runs: vec![figures_seconds],
     })
+}
+
+/// The run of median wall time, with the highest peak memory of all runs.
+fn median_run(mut runs: Vec<Measured>) -> Measured {
+    let peak = runs.iter().map(|m| m.peak_rss_bytes).max().unwrap_or(0);
+    let seconds: Vec<f64> = runs.iter().map(|m| m.figures.seconds).collect();
+    runs.sort_by(|a, b| a.figures.seconds.total_cmp(&b.figures.seconds));
+    let mut median = runs.swap_remove(runs.len() / 2);
+    median.peak_rss_bytes = peak;
+    median.runs = seconds;
+    median
 }
 
 /// The in-place cell that `journaled` is compared with.
 fn in_place_of<'a>(measured: &'a [Measured], journaled: &Cell) -> Option<&'a Measured> {
     measured.iter().find(|m| {
         !m.cell.journal
+            && m.cell.memory == journaled.memory
             && m.cell.snapshots == journaled.snapshots
             && m.cell.commits == journaled.commits
     })
@@ -257,7 +303,7 @@ fn judge(measured: &[Measured]) -> Vec<BenchResult> {
                 chunk_bytes: CHUNK_BYTES,
                 cow_chunks: m.figures.cow_chunks,
                 origin_chunks: m.figures.origin_chunks,
-                runs: vec![m.figures.seconds],
+                runs: m.runs.clone(),
                 wall_seconds: Some(m.figures.seconds),
                 records_per_second: Some(m.rate()),
                 peak_rss_bytes: Some(m.peak_rss_bytes),
@@ -268,7 +314,7 @@ fn judge(measured: &[Measured]) -> Vec<BenchResult> {
                 cpu_seconds: Some(m.figures.cpu_seconds),
                 load_average: Some(m.load),
             };
-            if !m.cell.journal {
+            if !m.cell.journal || m.cell.memory {
                 return result;
             }
             let mut problems = Vec::new();
@@ -329,7 +375,7 @@ fn print_matrix(measured: &[Measured]) {
         let how = match m.cell.commits {
             Commits::Every(n) => format!("every {n}"),
             Commits::Threads(t) => format!("Engine x{t}"),
-        };
+        } + if m.cell.memory { " (mem)" } else { "" };
         println!(
             "{:<6} {:<12} {:>8} {:>12.0} {:>12.0} {:>7.3} {:>14.0} {:>14.0} {:>10.1} {:>10.1}",
             m.cell.snapshots,
@@ -359,7 +405,7 @@ fn print_matrix(measured: &[Measured]) {
     }
     let worst = measured
         .iter()
-        .filter(|m| m.cell.journal)
+        .filter(|m| m.cell.journal && !m.cell.memory)
         .filter_map(|m| in_place_of(measured, &m.cell).map(|t| (m, m.rate() / t.rate())))
         .min_by(|a, b| a.1.total_cmp(&b.1));
     if let Some((m, ratio)) = worst {

@@ -15,6 +15,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use cowengine::{CreateOptions, Engine, SharedStore};
 use cowfmt::blockdev::BlockDev;
+use cowfmt::memdev::MemDev;
 use cowfmt::shared::geometry::default_journal_chunks;
 use cowfmt::Device;
 use serde::{Deserialize, Serialize};
@@ -47,6 +48,9 @@ pub struct CellArgs {
     /// than in place (no journal).
     #[arg(long)]
     pub journal: bool,
+    /// Both devices in memory: the engine's own cost, no kernel I/O.
+    #[arg(long)]
+    pub memory: bool,
     /// Where the figures go (JSON).
     #[arg(long)]
     pub out: PathBuf,
@@ -104,8 +108,6 @@ fn measure(args: &CellArgs, origin_path: &Path, cow_path: &Path) -> Result<CellF
         0
     };
     let cow_chunks = cow_data_chunks + journal + 64;
-    let origin = filled(origin_path, origin_chunks, true)?;
-    let cow = filled(cow_path, cow_chunks, false)?;
     let options = CreateOptions {
         chunk_sectors: CHUNK_BYTES / 512,
         journal_chunks: journal,
@@ -121,20 +123,41 @@ fn measure(args: &CellArgs, origin_path: &Path, cow_path: &Path) -> Result<CellF
         origin_chunks,
         cow_chunks,
     };
+    if args.memory {
+        let origin = MemDev::from_bytes("origin (memory)", touched(origin_chunks));
+        let cow = MemDev::from_bytes("COW (memory)", touched(cow_chunks));
+        run_on(cow, origin, &options, args, &mut figures)?;
+    } else {
+        let origin = filled(origin_path, origin_chunks, true)?;
+        let cow = filled(cow_path, cow_chunks, false)?;
+        run_on(cow, origin, &options, args, &mut figures)?;
+    }
+    Ok(figures)
+}
+
+/// Formats `cow` and runs the writes of `args` on it.
+fn run_on<D: BlockDev>(
+    cow: D,
+    origin: D,
+    options: &CreateOptions,
+    args: &CellArgs,
+    figures: &mut CellFigures,
+) -> Result<()> {
     if args.threads == 0 {
-        let mut store = SharedStore::create(cow, origin, &options)?;
-        flush_dirty_pages(&store)?;
-        batched_writes(&mut store, args, &mut figures)?;
+        let mut store = SharedStore::create(cow, origin, options)?;
+        store.cow_device().sync()?;
+        flush_all()?;
+        batched_writes(&mut store, args, figures)?;
         figures.used_chunks = store.geometry().data_chunks() - store.free_chunks();
         figures.tree_level = store.tree_level();
     } else {
-        let engine = Engine::create(cow, origin, &options)?;
+        let engine = Engine::create(cow, origin, options)?;
         engine.cow_device().sync()?;
         flush_all()?;
-        concurrent_writes(&engine, args, &mut figures)?;
+        concurrent_writes(&engine, args, figures)?;
         figures.tree_level = engine.header().tree_level;
     }
-    Ok(figures)
+    Ok(())
 }
 
 /// Creates the image at `path` with `chunks` chunks, every byte written (a
@@ -159,12 +182,17 @@ fn filled(path: &Path, chunks: u64, pattern: bool) -> Result<Device> {
     Ok(device)
 }
 
-/// Every measured run starts with no dirty pages of earlier work.
-fn flush_dirty_pages<D: BlockDev>(store: &SharedStore<D>) -> Result<()> {
-    store.cow_device().sync()?;
-    flush_all()
+/// `chunks` zeroed chunks of memory, every page written once so that no
+/// page fault of first touch is measured.
+fn touched(chunks: u64) -> Vec<u8> {
+    let mut bytes = vec![0u8; (chunks * CHUNK_BYTES) as usize];
+    for page in bytes.chunks_mut(4096) {
+        page[0] = std::hint::black_box(0);
+    }
+    bytes
 }
 
+/// Every measured run starts with no dirty pages of earlier work.
 fn flush_all() -> Result<()> {
     let status = std::process::Command::new("sync").status()?;
     if !status.success() {
