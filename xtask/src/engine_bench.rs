@@ -43,7 +43,7 @@ const THREADS: [u32; 2] = [1, 2];
 const EVERY_64_DIVISOR: u64 = 4;
 /// Cells that commit every write (through `Engine` too) run this many times
 /// fewer writes: each costs a commit's syncs.
-const PER_WRITE_DIVISOR: u64 = 128;
+const PER_WRITE_DIVISOR: u64 = 256;
 
 /// How a cell commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +108,7 @@ impl Measured {
 }
 
 /// Runs every cell `runs` times (in place and journal in turn) with `writes`
-/// origin writes (a quarter with a commit every 64 writes, 1/128 with a
+/// origin writes (a quarter with a commit every 64 writes, 1/256 with a
 /// commit every write), images under `dir`; the median run of each cell is
 /// reported. Returns the results with their verdicts.
 pub fn run(dir: &Path, writes: u64, runs: u32) -> Result<Vec<BenchResult>> {
@@ -162,19 +162,22 @@ pub fn run(dir: &Path, writes: u64, runs: u32) -> Result<Vec<BenchResult>> {
         for (cell, done) in cells.iter().zip(&mut all) {
             let one = run_cell(&runner, dir, *cell)?;
             println!(
-                "{} (run {run}/{runs}): {} writes in {:.3} s ({:.3} s in {} commits; CPU {:.3} s), {:.0} chunks/s ({:.0} per CPU second), peak {:.1} MiB, {} chunks used, tree_level {}, load {:.1}",
+                "{} (run {run}/{runs}): {} writes in {:.3} s ({:.3} s in {} commits, {} transactions for {} commit requests; CPU {:.3} s), {:.0} chunks/s ({:.0} per CPU second), peak {:.1} MiB, {} chunks used, tree_level {}, load {:.1}; {}",
                 cell.name(),
                 cell.writes,
                 one.figures.seconds,
                 one.figures.commit_seconds,
                 one.figures.commits,
+                one.figures.transactions,
+                one.figures.commit_requests,
                 one.figures.cpu_seconds,
                 one.rate(),
                 one.cpu_rate(),
                 mib(one.peak_rss_bytes),
                 one.figures.used_chunks,
                 one.figures.tree_level,
-                one.load
+                one.load,
+                one.figures.commit_mode
             );
             done.push(one);
         }
@@ -318,6 +321,12 @@ fn judge(measured: &[Measured]) -> Vec<BenchResult> {
                 return result;
             }
             let mut problems = Vec::new();
+            if !m.figures.journaled {
+                problems.push(format!(
+                    "the store did not commit through its journal: {}",
+                    m.figures.commit_mode
+                ));
+            }
             if let Some(twin) = in_place_of(measured, &m.cell) {
                 let floor = (1.0 - JOURNAL_COST) * twin.rate();
                 result.target_records_per_second = floor;

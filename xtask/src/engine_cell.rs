@@ -61,19 +61,32 @@ pub struct CellArgs {
 pub struct CellFigures {
     /// Wall time of the writes and their commits (images filled and synced before).
     pub seconds: f64,
-    /// Of which in commits (the `SharedStore` runs only; 0 through `Engine`).
+    /// Of which in the bench's commits (the `SharedStore` runs only).
     pub commit_seconds: f64,
     /// CPU time (user and system, every thread) over the same span: the
     /// engine's own cost, whatever else the machine runs.
     pub cpu_seconds: f64,
-    /// Commits made by the bench (through `SharedStore`; 0 through `Engine`).
+    /// Commits made by the bench (through `SharedStore`; 1, the last,
+    /// through `Engine`).
     pub commits: u64,
-    /// Chunks in use in the data range at the end: copies and tree blocks.
+    /// Chunks in use in the data range at the end: copies and tree blocks
+    /// (the `SharedStore` runs only).
     pub used_chunks: u64,
     /// Node levels above the leaves at the end.
     pub tree_level: u32,
     /// Journal chunks the store was formatted with (0: in-place commit).
     pub journal_chunks: u64,
+    /// How the engine says it commits (`CommitMode`'s text).
+    pub commit_mode: String,
+    /// Whether that is through the journal.
+    pub journaled: bool,
+    /// Transactions the engine wrote (journal transactions or in-place
+    /// commits): more than the bench's commits when the engine committed by
+    /// itself at the transaction bound.
+    pub transactions: u64,
+    /// Commits asked of the engine (through `Engine`: each write that copied
+    /// out); with `transactions`, how well group commit shared them.
+    pub commit_requests: u64,
     /// Origin chunks (the origin image's size).
     pub origin_chunks: u64,
     /// COW chunks (the COW image's size).
@@ -120,6 +133,10 @@ fn measure(args: &CellArgs, origin_path: &Path, cow_path: &Path) -> Result<CellF
         used_chunks: 0,
         tree_level: 0,
         journal_chunks: journal,
+        commit_mode: String::new(),
+        journaled: false,
+        transactions: 0,
+        commit_requests: 0,
         origin_chunks,
         cow_chunks,
     };
@@ -150,12 +167,23 @@ fn run_on<D: BlockDev>(
         batched_writes(&mut store, args, figures)?;
         figures.used_chunks = store.geometry().data_chunks() - store.free_chunks();
         figures.tree_level = store.tree_level();
+        figures.commit_mode = store.commit_mode().to_string();
+        figures.journaled = store.commit_mode().journaled();
+        figures.transactions = store.transactions();
+        figures.commit_requests = figures.commits;
+        store.close()?;
     } else {
         let engine = Engine::create(cow, origin, options)?;
         engine.cow_device().sync()?;
         flush_all()?;
         concurrent_writes(&engine, args, figures)?;
         figures.tree_level = engine.header().tree_level;
+        figures.commit_mode = engine.commit_mode().to_string();
+        figures.journaled = engine.commit_mode().journaled();
+        let stats = engine.commit_stats();
+        figures.transactions = stats.written;
+        figures.commit_requests = stats.requested;
+        engine.close()?;
     }
     Ok(())
 }
@@ -283,6 +311,7 @@ fn concurrent_writes<D: BlockDev>(
         })?;
     }
     engine.commit()?;
+    figures.commits = 1;
     figures.seconds = started.elapsed().as_secs_f64();
     figures.cpu_seconds = (cpu_time() - cpu_started).as_secs_f64();
     Ok(())
