@@ -61,8 +61,30 @@ struct Cell {
     commits: Commits,
     journal: bool,
     writes: u64,
-    /// Devices in memory: the engine's own cost (a figure only).
-    memory: bool,
+    /// What else the cell does (variants are figures only).
+    variant: Variant,
+}
+
+/// The cells beside the matrix, figures only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    /// The matrix: image files, each commit `SharedStore`'s metadata commit
+    /// (what `Engine` makes of each transaction; the origin is not synced).
+    Plain,
+    /// Each commit is `SharedStore::commit`, which also syncs the origin.
+    OriginSynced,
+    /// Devices in memory: the engine's own cost.
+    Memory,
+}
+
+impl Variant {
+    fn label(self) -> &'static str {
+        match self {
+            Variant::Plain => "",
+            Variant::OriginSynced => ", origin synced",
+            Variant::Memory => ", memory",
+        }
+    }
 }
 
 impl Cell {
@@ -72,13 +94,16 @@ impl Cell {
             Commits::Threads(t) => format!("Engine x{t}"),
         };
         let mode = if self.journal { "journal" } else { "in place" };
-        let memory = if self.memory { ", memory" } else { "" };
-        format!("engine {} snap, {how}, {mode}{memory}", self.snapshots)
+        format!(
+            "engine {} snap, {how}, {mode}{}",
+            self.snapshots,
+            self.variant.label()
+        )
     }
 
     fn is_target(&self) -> bool {
         self.journal
-            && !self.memory
+            && self.variant == Variant::Plain
             && self.snapshots == TARGET_SNAPSHOTS
             && self.commits == Commits::Every(TARGET_COMMIT_EVERY)
     }
@@ -126,7 +151,7 @@ pub fn run(dir: &Path, writes: u64, runs: u32) -> Result<Vec<BenchResult>> {
                     commits: Commits::Every(every),
                     journal,
                     writes: writes_for(every),
-                    memory: false,
+                    variant: Variant::Plain,
                 });
             }
         }
@@ -138,18 +163,20 @@ pub fn run(dir: &Path, writes: u64, runs: u32) -> Result<Vec<BenchResult>> {
                 commits: Commits::Threads(threads),
                 journal,
                 writes: writes_for(1),
-                memory: false,
+                variant: Variant::Plain,
             });
         }
     }
-    for journal in [false, true] {
-        cells.push(Cell {
-            snapshots: TARGET_SNAPSHOTS,
-            commits: Commits::Every(TARGET_COMMIT_EVERY),
-            journal,
-            writes,
-            memory: true,
-        });
+    for variant in [Variant::OriginSynced, Variant::Memory] {
+        for journal in [false, true] {
+            cells.push(Cell {
+                snapshots: TARGET_SNAPSHOTS,
+                commits: Commits::Every(TARGET_COMMIT_EVERY),
+                journal,
+                writes,
+                variant,
+            });
+        }
     }
     fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     let runner = build_release_runner()?;
@@ -236,8 +263,14 @@ fn run_cell(runner: &Path, dir: &Path, cell: Cell) -> Result<Measured> {
     if cell.journal {
         command.arg("--journal");
     }
-    if cell.memory {
-        command.arg("--memory");
+    match cell.variant {
+        Variant::Plain => {}
+        Variant::OriginSynced => {
+            command.arg("--origin-sync");
+        }
+        Variant::Memory => {
+            command.arg("--memory");
+        }
     }
     command
         .stdin(Stdio::null())
@@ -285,7 +318,7 @@ fn median_run(mut runs: Vec<Measured>) -> Measured {
 fn in_place_of<'a>(measured: &'a [Measured], journaled: &Cell) -> Option<&'a Measured> {
     measured.iter().find(|m| {
         !m.cell.journal
-            && m.cell.memory == journaled.memory
+            && m.cell.variant == journaled.variant
             && m.cell.snapshots == journaled.snapshots
             && m.cell.commits == journaled.commits
     })
@@ -317,7 +350,7 @@ fn judge(measured: &[Measured]) -> Vec<BenchResult> {
                 cpu_seconds: Some(m.figures.cpu_seconds),
                 load_average: Some(m.load),
             };
-            if !m.cell.journal || m.cell.memory {
+            if !m.cell.journal || m.cell.variant != Variant::Plain {
                 return result;
             }
             let mut problems = Vec::new();
@@ -384,7 +417,11 @@ fn print_matrix(measured: &[Measured]) {
         let how = match m.cell.commits {
             Commits::Every(n) => format!("every {n}"),
             Commits::Threads(t) => format!("Engine x{t}"),
-        } + if m.cell.memory { " (mem)" } else { "" };
+        } + match m.cell.variant {
+            Variant::Plain => "",
+            Variant::OriginSynced => " +origin",
+            Variant::Memory => " (mem)",
+        };
         println!(
             "{:<6} {:<12} {:>8} {:>12.0} {:>12.0} {:>7.3} {:>14.0} {:>14.0} {:>10.1} {:>10.1}",
             m.cell.snapshots,
@@ -414,7 +451,7 @@ fn print_matrix(measured: &[Measured]) {
     }
     let worst = measured
         .iter()
-        .filter(|m| m.cell.journal && !m.cell.memory)
+        .filter(|m| m.cell.journal && m.cell.variant == Variant::Plain)
         .filter_map(|m| in_place_of(measured, &m.cell).map(|t| (m, m.rate() / t.rate())))
         .min_by(|a, b| a.1.total_cmp(&b.1));
     if let Some((m, ratio)) = worst {
