@@ -4,7 +4,9 @@
 //! at even steps of the run, committing every 1, 64 and 4096 writes, through
 //! the journal and in place (a store with no journal); and 1 and 2 writer
 //! threads through [`cowengine::Engine`], which commits each write's copy-outs
-//! before the write lands. Each cell runs in a child process
+//! before the write lands. Beside them, as figures: the target cell committing
+//! with `SharedStore::commit` (which also syncs the origin), and on devices in
+//! memory (the engine's own cost). Each cell runs in a child process
 //! ([`crate::engine_cell`]) on filled image files, so its peak memory is its own.
 //!
 //! Targets: at least [`TARGET_CHUNKS_PER_SECOND`] with 8 snapshots and a commit
@@ -398,7 +400,7 @@ fn print_matrix(measured: &[Measured]) {
     );
     println!("(per CPU s: writes per second of the cell's CPU time, what an idle machine would reach if the disk kept up)");
     println!(
-        "{:<6} {:<12} {:>8} {:>12} {:>12} {:>7} {:>14} {:>14} {:>10} {:>10}",
+        "{:<6} {:<18} {:>8} {:>12} {:>12} {:>7} {:>14} {:>14} {:>10} {:>10}",
         "snaps",
         "commits",
         "writes",
@@ -423,7 +425,7 @@ fn print_matrix(measured: &[Measured]) {
             Variant::Memory => " (mem)",
         };
         println!(
-            "{:<6} {:<12} {:>8} {:>12.0} {:>12.0} {:>7.3} {:>14.0} {:>14.0} {:>10.1} {:>10.1}",
+            "{:<6} {:<18} {:>8} {:>12.0} {:>12.0} {:>7.3} {:>14.0} {:>14.0} {:>10.1} {:>10.1}",
             m.cell.snapshots,
             how,
             m.cell.writes,
