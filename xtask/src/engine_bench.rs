@@ -23,7 +23,7 @@ use anyhow::{bail, Context, Result};
 use crate::bench::BenchResult;
 use crate::engine_cell::{CellFigures, CHUNK_BYTES};
 use crate::measure;
-use crate::tools::{target_dir, workspace_root};
+use crate::tools::{build_release_package, target_dir};
 
 /// Chunks per second the journaled engine must reach with
 /// [`TARGET_SNAPSHOTS`] snapshots and a commit every [`TARGET_COMMIT_EVERY`] writes.
@@ -221,16 +221,7 @@ pub fn run(dir: &Path, writes: u64, runs: u32) -> Result<Vec<BenchResult>> {
 /// code is compiled in the crate that uses it: a cell run from the dev build
 /// would measure unoptimised engine code) and returns the binary.
 fn build_release_runner() -> Result<PathBuf> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    println!("$ cargo build --release -p xtask");
-    let status = Command::new(cargo)
-        .args(["build", "--release", "-p", "xtask"])
-        .current_dir(workspace_root())
-        .status()
-        .context("cannot run cargo")?;
-    if !status.success() {
-        bail!("cargo build --release -p xtask failed ({status})");
-    }
+    build_release_package("xtask")?;
     Ok(target_dir().join("release").join("xtask"))
 }
 
