@@ -46,8 +46,8 @@ pub struct BenchArgs {
     /// A quick look: 1M records and one run per tool unless told otherwise.
     #[arg(long)]
     pub quick: bool,
-    /// Runs per tool and size; the median wall time is reported [default: 3;
-    /// with --quick: 1].
+    /// Runs per tool and size (and per engine cell); the median wall time is
+    /// reported [default: 3; with --quick: 1].
     #[arg(long, value_name = "N")]
     pub runs: Option<u32>,
     /// Keep the generated images under target/bench/ (they are sparse, but the
@@ -57,9 +57,15 @@ pub struct BenchArgs {
     /// Which store kinds to measure.
     #[arg(long, value_enum, default_value_t = BenchKind::All)]
     pub kind: BenchKind,
-    /// Origin chunk writes per engine measurement [default: 256k; with --quick: 32k].
+    /// Origin chunk writes per engine measurement; the cells that commit every
+    /// write make a sixteenth of them [default: 64k; with --quick: 16k].
     #[arg(long, value_name = "N", value_parser = parse_count)]
     pub engine_writes: Option<u64>,
+    /// Folder for the engine's origin and COW images (filled, up to about
+    /// 300 MiB each at the default writes; removed after each cell)
+    /// [default: target/bench/engine].
+    #[arg(long, value_name = "DIR")]
+    pub engine_dir: Option<PathBuf>,
     /// Only these measurements, comma-separated [default: all].
     #[arg(long, value_enum, value_delimiter = ',', value_name = "PART,...")]
     pub only: Vec<BenchPart>,
@@ -214,6 +220,12 @@ pub struct BenchResult {
     pub pass: bool,
     /// See the results schema.
     pub note: Option<String>,
+    /// CPU time of the measured span, where the bench takes it (engine cells).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_seconds: Option<f64>,
+    /// The 1-minute load average when the measurement started (engine cells).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_average: Option<f64>,
 }
 
 impl BenchResult {
@@ -235,6 +247,8 @@ impl BenchResult {
             memory_budget_bytes: budget,
             pass: false,
             note: None,
+            cpu_seconds: None,
+            load_average: None,
         }
     }
 }
@@ -261,10 +275,20 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         vec![4 << 20, 16 << 20]
     };
     let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
-    let tools = Tools::build_release(&[])?;
     let bench_dir = target_dir().join("bench");
     let mut results = Vec::new();
     let wanted = |part| args.only.is_empty() || args.only.contains(&part);
+    let tool_parts = [
+        BenchPart::Check,
+        BenchPart::Dump,
+        BenchPart::Repair,
+        BenchPart::Restore,
+    ];
+    let tools = if tool_parts.into_iter().any(wanted) {
+        Some(Tools::build_release(&[])?)
+    } else {
+        None
+    };
     for kind in args.kind.kinds() {
         for &records in &sizes {
             let restore = wanted(BenchPart::Restore)
@@ -275,18 +299,21 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             if !restore && !tools_wanted {
                 continue;
             }
+            let Some(tools) = &tools else {
+                continue;
+            };
             let store = generate(&bench_dir, kind, records)?;
             for (job, part) in [
                 (Job::Check, BenchPart::Check),
                 (Job::DumpJson, BenchPart::Dump),
             ] {
                 if wanted(part) {
-                    results.push(bench_job(&tools, &store, job, runs)?);
+                    results.push(bench_job(tools, &store, job, runs)?);
                 }
             }
             if restore {
                 results.extend(crate::restore_bench::run(
-                    &tools,
+                    tools,
                     &store.dir,
                     &store.cow,
                     &store.summary,
@@ -294,13 +321,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 )?);
             }
             if kind == GenKind::Persistent && wanted(BenchPart::Repair) {
-                results.push(bench_sparse_repair(&tools, &store, runs)?);
+                results.push(bench_sparse_repair(tools, &store, runs)?);
             }
             if kind == GenKind::Shared && wanted(BenchPart::Repair) {
-                results.push(bench_job(&tools, &store, Job::Repair, runs)?);
+                results.push(bench_job(tools, &store, Job::Repair, runs)?);
                 let zeroed = crate::damage::zero_leaves(&store.cow, ZEROED_LEAF_EVERY)?;
                 println!("zeroed {zeroed} leaves (one in {ZEROED_LEAF_EVERY})");
-                results.push(bench_job(&tools, &store, Job::RepairDamaged, runs)?);
+                results.push(bench_job(tools, &store, Job::RepairDamaged, runs)?);
             }
             if !args.keep {
                 fs::remove_dir_all(&store.dir)
@@ -311,10 +338,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if args.kind != BenchKind::Persistent && wanted(BenchPart::Engine) {
         let writes = args
             .engine_writes
-            .unwrap_or(if args.quick { 32 << 10 } else { 256 << 10 });
-        for snapshots in [1, 8, 64] {
-            results.push(engine_bench::run(&bench_dir, snapshots, writes)?);
-        }
+            .unwrap_or(if args.quick { 16 << 10 } else { 64 << 10 });
+        let dir = args
+            .engine_dir
+            .clone()
+            .unwrap_or_else(|| bench_dir.join("engine"));
+        results.extend(engine_bench::run(&dir, writes, runs)?);
     }
     print_table(&results);
     let path = write_results(&bench_dir, &results)?;
@@ -506,7 +535,10 @@ fn target_text(result: &BenchResult) -> String {
     if result.target_records_per_second == 0.0 {
         return "(figure only)".to_string();
     }
-    let rate = format!(">= {:.0}M rec/s", result.target_records_per_second / 1e6);
+    let rate = match result.unit {
+        "chunks" => format!(">= {:.1}k chunks/s", result.target_records_per_second / 1e3),
+        _ => format!(">= {:.0}M rec/s", result.target_records_per_second / 1e6),
+    };
     match result.memory_budget_bytes {
         Some(budget) => format!("{rate}, < {:.1} MiB", mib(budget)),
         None => rate,
@@ -519,7 +551,7 @@ fn print_table(results: &[BenchResult]) {
     );
     println!("the dump is written to /dev/null: the figure is the tool's, not the disk's");
     println!(
-        "{:<10} {:>9}  {:<32} {:>9} {:>14} {:>10}  {:<28} result",
+        "{:<10} {:>9}  {:<40} {:>9} {:>14} {:>10}  {:<28} result",
         "kind", "size", "tool", "seconds", "per second", "peak MiB", "target"
     );
     for result in results {
@@ -530,7 +562,10 @@ fn print_table(results: &[BenchResult]) {
         ) {
             (Some(s), Some(r), p) => (
                 format!("{s:.3}"),
-                format!("{:.2}M {}", r / 1e6, result.unit),
+                match result.unit {
+                    "chunks" => format!("{:.1}k {}", r / 1e3, result.unit),
+                    unit => format!("{:.2}M {unit}", r / 1e6),
+                },
                 p.map_or("-".into(), |p| format!("{:.1}", mib(p))),
             ),
             _ => ("-".into(), "-".into(), "-".into()),
@@ -541,7 +576,7 @@ fn print_table(results: &[BenchResult]) {
             (None, false) => "FAIL".to_string(),
         };
         println!(
-            "{:<10} {:>9}  {:<32} {seconds:>9} {rate:>14} {peak:>10}  {:<28} {verdict}",
+            "{:<10} {:>9}  {:<40} {seconds:>9} {rate:>14} {peak:>10}  {:<28} {verdict}",
             result.kind,
             label(result.records),
             result.tool,

@@ -13,6 +13,7 @@ mod demo_migrate;
 mod demo_shared;
 mod dist;
 mod engine_bench;
+mod engine_cell;
 mod gen_shared;
 mod gen_store;
 mod measure;
@@ -53,6 +54,9 @@ enum Task {
     VmTest(vm_test::VmTestArgs),
     /// Check that no locked dependency needs a newer Rust than rust-version.
     Msrv,
+    /// One measurement of the engine bench, in a process of its own (run by `bench`).
+    #[command(hide = true)]
+    EngineCell(engine_cell::CellArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         Task::Bench(args) => bench::run(args),
         Task::VmTest(args) => vm_test::run(args),
         Task::Msrv => msrv::run(),
+        Task::EngineCell(args) => engine_cell::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

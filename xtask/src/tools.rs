@@ -26,22 +26,26 @@ pub struct Tools {
     dir: PathBuf,
 }
 
+/// Runs `cargo build --release -p PACKAGE` in the workspace, echoing it.
+pub fn build_release_package(package: &str) -> Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    println!("$ cargo build --release -p {package}");
+    let status = Command::new(cargo)
+        .args(["build", "--release", "-p", package])
+        .current_dir(workspace_root())
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("cargo build --release -p {package} failed ({status})");
+    }
+    Ok(())
+}
+
 impl Tools {
     /// Runs `cargo build --release -p cowtools` and checks that every binary in
     /// `needed` exists afterwards; a missing one is an error naming its source.
     pub fn build_release(needed: &[&str]) -> Result<Self> {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        println!("$ cargo build --release -p cowtools");
-        let status = Command::new(cargo)
-            .args(["build", "--release", "-p", "cowtools"])
-            .current_dir(workspace_root())
-            .status()
-            .context("cannot run cargo")?;
-        if !status.success() {
-            bail!(
-                "cargo build --release -p cowtools failed ({status}); the tools must build first"
-            );
-        }
+        build_release_package("cowtools").context("the tools must build first")?;
         let tools = Tools {
             dir: target_dir().join("release"),
         };
