@@ -137,19 +137,33 @@ impl CrashLog {
             )));
         };
         let mut bytes = initial.clone();
-        for (i, entry) in log.entries[..at.min(log.entries.len())].iter().enumerate() {
-            if let CrashEvent::Write {
-                device: d,
-                offset,
-                len,
-            } = entry.event
-            {
-                if d == device && !lost.contains(&i) {
-                    bytes[offset as usize..offset as usize + len].copy_from_slice(&entry.data);
-                }
-            }
-        }
+        apply(&log, device, 0..at, lost, &mut bytes);
         Ok(bytes)
+    }
+
+    /// Applies to `bytes` (an image of `device`, as [`CrashLog::image`] built
+    /// it at `range.start`) the writes of `device` with log indexes in `range`,
+    /// except those in `lost`, in issue order. Crash tests step an image along
+    /// the log with it instead of rebuilding it from the start at each point.
+    pub fn apply_writes(
+        &self,
+        device: usize,
+        range: std::ops::Range<usize>,
+        lost: &[usize],
+        bytes: &mut [u8],
+    ) -> Result<()> {
+        let log = self.lock();
+        match log.initial.get(device) {
+            Some(initial) if initial.len() == bytes.len() => {
+                apply(&log, device, range, lost, bytes);
+                Ok(())
+            }
+            _ => Err(Error::Invalid(format!(
+                "applying crash log writes to device {device}: the log has {} devices, and an \
+                 image must be as long as the device",
+                log.initial.len()
+            ))),
+        }
     }
 
     fn record(&self, event: CrashEvent, data: &[u8]) {
@@ -157,6 +171,30 @@ impl CrashLog {
             event,
             data: data.to_vec(),
         });
+    }
+}
+
+/// Applies the writes of `device` with indexes in `range` and not in `lost`.
+fn apply(
+    log: &Log,
+    device: usize,
+    range: std::ops::Range<usize>,
+    lost: &[usize],
+    bytes: &mut [u8],
+) {
+    let end = range.end.min(log.entries.len());
+    let start = range.start.min(end);
+    for (i, entry) in log.entries[start..end].iter().enumerate() {
+        if let CrashEvent::Write {
+            device: d,
+            offset,
+            len,
+        } = entry.event
+        {
+            if d == device && !lost.contains(&(start + i)) {
+                bytes[offset as usize..offset as usize + len].copy_from_slice(&entry.data);
+            }
+        }
     }
 }
 
@@ -272,6 +310,19 @@ mod tests {
         assert_eq!(log.image(0, 7, &[3, 5]).unwrap(), [1, 1, 0, 0, 2, 0, 0, 0]);
         assert_eq!(log.image(1, 5, &[4]).unwrap(), [0; 4]);
         assert_eq!(log.image(1, 7, &[]).unwrap(), [9, 0, 0, 0]);
+    }
+
+    #[test]
+    fn stepping_an_image_along_the_log_builds_the_same_image() {
+        let (log, ..) = recorded();
+        let mut cow = log.image(0, 3, &[]).unwrap();
+        log.apply_writes(0, 3..7, &[5], &mut cow).unwrap();
+        assert_eq!(cow, log.image(0, 7, &[5]).unwrap());
+        let mut origin = log.image(1, 0, &[]).unwrap();
+        log.apply_writes(1, 0..7, &[], &mut origin).unwrap();
+        assert_eq!(origin, [9, 0, 0, 0], "the cow's writes are not applied");
+        assert!(log.apply_writes(0, 0..7, &[], &mut [0; 4]).is_err());
+        assert!(log.apply_writes(2, 0..7, &[], &mut [0; 8]).is_err());
     }
 
     #[test]

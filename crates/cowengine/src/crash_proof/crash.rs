@@ -1,0 +1,305 @@
+//! Crash enumeration: every prefix of the log is a crash point; at each, the
+//! image with no write lost, with every unsynced write lost, and a seeded
+//! sample of subsets of the unsynced writes of each device lost. Images are
+//! stepped along the log (durable part kept, unsynced writes applied on top),
+//! the points shared out among threads.
+
+use std::fmt;
+use std::ops::Range;
+
+use cowfmt::crashdev::{CrashEvent, CrashLog};
+
+use super::pattern::Rng;
+use super::record::{Recording, COW, ORIGIN};
+use super::verify::{verify, Point, Workbench};
+
+/// One crash image that failed, with what is needed to replay it.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The scenario's name.
+    pub scenario: &'static str,
+    /// The workload's seed.
+    pub seed: u64,
+    /// Events kept before the power cut.
+    pub at: usize,
+    /// Events in the whole log.
+    pub events: usize,
+    /// The last event kept, and the operation it belongs to.
+    pub context: String,
+    /// Unsynced COW writes lost (log indexes).
+    pub lost_cow: Vec<usize>,
+    /// Unsynced origin writes lost (log indexes).
+    pub lost_origin: Vec<usize>,
+    /// The first thing wrong.
+    pub what: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "crash replay: scenario {}, seed {}, crash after event {} of {} ({}), lost COW \
+             writes {:?}, lost origin writes {:?}: {} (replay: cargo xtask crash-soak \
+             --scenario {} --seed {} --at {})",
+            self.scenario,
+            self.seed,
+            self.at,
+            self.events,
+            self.context,
+            self.lost_cow,
+            self.lost_origin,
+            self.what,
+            self.scenario,
+            self.seed,
+            self.at
+        )
+    }
+}
+
+/// What a sweep did.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Crash images built and checked.
+    pub images: u64,
+    /// Crash points visited.
+    pub points: u64,
+    /// Images that failed.
+    pub failed: u64,
+    /// The first failures, in log order (at most the number asked for).
+    pub failures: Vec<Failure>,
+}
+
+impl Outcome {
+    fn add(&mut self, other: Outcome, keep: usize) {
+        self.images += other.images;
+        self.points += other.points;
+        self.failed += other.failed;
+        self.failures.extend(other.failures);
+        self.failures.sort_by_key(|f| f.at);
+        self.failures.truncate(keep);
+    }
+}
+
+/// Which crash points a sweep checks, on how many threads, and how many
+/// failures it keeps.
+#[derive(Debug, Clone)]
+pub struct SweepOptions {
+    /// The crash points (events kept) to visit; `None`: every prefix of the log.
+    pub points: Option<Range<usize>>,
+    /// Check every `stride`-th point only (1: every point).
+    pub stride: usize,
+    /// Threads.
+    pub threads: usize,
+    /// Failures kept (the first in log order).
+    pub keep: usize,
+}
+
+impl Default for SweepOptions {
+    fn default() -> Self {
+        SweepOptions {
+            points: None,
+            stride: 1,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            keep: 1,
+        }
+    }
+}
+
+/// Checks the crash points `options` names.
+pub fn sweep(rec: &Recording, options: &SweepOptions) -> Outcome {
+    let (threads, keep, stride) = (options.threads, options.keep, options.stride.max(1));
+    let points = options.points.clone().unwrap_or(0..rec.log.len() + 1);
+    let points = points.start..points.end.min(rec.log.len() + 1);
+    let threads = threads.max(1).min(points.len().max(1));
+    let per = points.len().div_ceil(threads);
+    let mut total = Outcome::default();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|w| {
+                let start = points.start + w * per;
+                let part = start..(start + per).min(points.end);
+                scope.spawn(move || sweep_part(rec, part, stride, w, keep))
+            })
+            .collect();
+        for worker in workers {
+            total.add(worker.join().expect("a crash sweep thread panicked"), keep);
+        }
+    });
+    total
+}
+
+/// The durable image of one device stepped along the log, and its writes
+/// since its last sync.
+struct Stepper {
+    device: usize,
+    durable: Vec<u8>,
+    pending: Vec<usize>,
+    last_sync: usize,
+}
+
+impl Stepper {
+    fn new(log: &CrashLog, device: usize, at: usize) -> Self {
+        let pending = log.unsynced(device, at);
+        let durable = log
+            .image(device, at, &pending)
+            .expect("an image of a logged device");
+        let last_sync = (0..at)
+            .rev()
+            .find(|&i| log.event(i) == Some(CrashEvent::Sync { device }))
+            .unwrap_or(0);
+        Stepper {
+            device,
+            durable,
+            pending,
+            last_sync,
+        }
+    }
+
+    /// Takes in event `index`.
+    fn step(&mut self, log: &CrashLog, index: usize) {
+        match log.event(index) {
+            Some(CrashEvent::Write { device, .. }) if device == self.device => {
+                self.pending.push(index)
+            }
+            Some(CrashEvent::Sync { device }) if device == self.device => {
+                if let Some(&first) = self.pending.first() {
+                    log.apply_writes(device, first..index, &[], &mut self.durable)
+                        .expect("the device's own image");
+                }
+                self.pending.clear();
+                self.last_sync = index;
+            }
+            _ => {}
+        }
+    }
+
+    /// Builds in `bytes` the image with the writes in `lost` lost.
+    fn image(&self, log: &CrashLog, at: usize, lost: &[usize], bytes: &mut Vec<u8>) {
+        bytes.clear();
+        bytes.extend_from_slice(&self.durable);
+        if let Some(&first) = self.pending.first() {
+            log.apply_writes(self.device, first..at, lost, bytes)
+                .expect("the device's own image");
+        }
+    }
+}
+
+/// The subsets of unsynced writes lost at one point: none, all, and samples.
+fn subsets(
+    rec: &Recording,
+    at: usize,
+    cow: &[usize],
+    origin: &[usize],
+) -> Vec<(Vec<usize>, Vec<usize>)> {
+    let mut out = vec![(Vec::new(), Vec::new())];
+    if cow.is_empty() && origin.is_empty() {
+        return out;
+    }
+    out.push((cow.to_vec(), origin.to_vec()));
+    let mut rng = Rng::new(rec.seed, 0x1000_0000 + at as u64);
+    for _ in 0..rec.scenario.samples {
+        let pick = |rng: &mut Rng, writes: &[usize]| -> Vec<usize> {
+            writes.iter().copied().filter(|_| rng.chance(50)).collect()
+        };
+        let lost = (pick(&mut rng, cow), pick(&mut rng, origin));
+        if !out.contains(&lost) {
+            out.push(lost);
+        }
+    }
+    out
+}
+
+fn sweep_part(
+    rec: &Recording,
+    points: Range<usize>,
+    stride: usize,
+    worker: usize,
+    keep: usize,
+) -> Outcome {
+    let log = &rec.log;
+    let mut bench = match Workbench::new(rec, worker) {
+        Ok(bench) => bench,
+        Err(e) => {
+            return Outcome {
+                failed: 1,
+                failures: vec![Failure {
+                    scenario: rec.scenario.name,
+                    seed: rec.seed,
+                    at: points.start,
+                    events: log.len(),
+                    context: String::new(),
+                    lost_cow: Vec::new(),
+                    lost_origin: Vec::new(),
+                    what: format!("no scratch file for the checker: {e}"),
+                }],
+                ..Outcome::default()
+            }
+        }
+    };
+    let mut outcome = Outcome::default();
+    let mut cow = Stepper::new(log, COW, points.start);
+    let mut origin = Stepper::new(log, ORIGIN, points.start);
+    for at in points.clone() {
+        if at > points.start {
+            cow.step(log, at - 1);
+            origin.step(log, at - 1);
+        }
+        if !at.is_multiple_of(stride) && at != rec.log.len() {
+            continue;
+        }
+        outcome.points += 1;
+        let point = Point {
+            at,
+            origin_synced: origin.last_sync,
+        };
+        for (lost_cow, lost_origin) in subsets(rec, at, &cow.pending, &origin.pending) {
+            outcome.images += 1;
+            cow.image(log, at, &lost_cow, bench.buffer());
+            bench.load_cow();
+            origin.image(log, at, &lost_origin, bench.buffer());
+            bench.load_origin();
+            if let Err(what) = verify(rec, point, &mut bench) {
+                outcome.failed += 1;
+                if outcome.failures.len() < keep {
+                    outcome.failures.push(Failure {
+                        scenario: rec.scenario.name,
+                        seed: rec.seed,
+                        at,
+                        events: log.len(),
+                        context: context(rec, at),
+                        lost_cow,
+                        lost_origin,
+                        what,
+                    });
+                }
+            }
+        }
+    }
+    outcome
+}
+
+/// The last event kept at `at` and the operation running then.
+fn context(rec: &Recording, at: usize) -> String {
+    let event = match at.checked_sub(1).and_then(|i| rec.log.event(i)) {
+        None => "no event".to_string(),
+        Some(CrashEvent::Write {
+            device,
+            offset,
+            len,
+        }) => format!(
+            "last kept: {} write of {len} bytes at {offset}",
+            if device == COW { "COW" } else { "origin" }
+        ),
+        Some(CrashEvent::Sync { device }) => format!(
+            "last kept: {} sync",
+            if device == COW { "COW" } else { "origin" }
+        ),
+    };
+    let op = rec
+        .model
+        .in_flight(at)
+        .map(|c| format!("; during {}", c.what))
+        .or_else(|| rec.op_at(at).map(|op| format!("; after or during {op}")))
+        .unwrap_or_default();
+    format!("{event}{op}")
+}
