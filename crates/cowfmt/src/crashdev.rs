@@ -102,6 +102,13 @@ impl CrashLog {
         self.lock().entries.get(index).map(|e| e.event)
     }
 
+    /// The data of event `index`, if it is a write.
+    pub fn written(&self, index: usize) -> Option<Vec<u8>> {
+        let log = self.lock();
+        let entry = log.entries.get(index)?;
+        matches!(entry.event, CrashEvent::Write { .. }).then(|| entry.data.clone())
+    }
+
     /// The writes to `device` a crash after the first `at` events may lose:
     /// the log indexes of those issued since the device's last sync before `at`.
     pub fn unsynced(&self, device: usize, at: usize) -> Vec<usize> {
@@ -322,6 +329,9 @@ mod tests {
         log.apply_writes(1, 0..7, &[], &mut origin).unwrap();
         assert_eq!(origin, [9, 0, 0, 0], "the cow's writes are not applied");
         assert!(log.apply_writes(0, 0..7, &[], &mut [0; 4]).is_err());
+        assert_eq!(log.written(3), Some(vec![3]));
+        assert_eq!(log.written(2), None, "a sync");
+        assert_eq!(log.written(7), None, "past the end");
         assert!(log.apply_writes(2, 0..7, &[], &mut [0; 8]).is_err());
     }
 

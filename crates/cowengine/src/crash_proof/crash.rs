@@ -1,16 +1,16 @@
 //! Crash enumeration: every prefix of the log is a crash point; at each, the
 //! image with no write lost, with every unsynced write lost, and a seeded
 //! sample of subsets of the unsynced writes of each device lost. Images are
-//! stepped along the log (durable part kept, unsynced writes applied on top),
+//! stepped along the log ([`super::images`]),
 //! the points shared out among threads.
 
 use std::fmt;
 use std::ops::Range;
 
-use cowfmt::crashdev::{CrashEvent, CrashLog};
+use cowfmt::crashdev::CrashEvent;
 
 use super::pattern::Rng;
-use super::record::{Recording, COW, ORIGIN};
+use super::record::{Recording, COW};
 use super::verify::{verify, Point, Workbench};
 
 /// One crash image that failed, with what is needed to replay it.
@@ -128,62 +128,6 @@ pub fn sweep(rec: &Recording, options: &SweepOptions) -> Outcome {
     total
 }
 
-/// The durable image of one device stepped along the log, and its writes
-/// since its last sync.
-struct Stepper {
-    device: usize,
-    durable: Vec<u8>,
-    pending: Vec<usize>,
-    last_sync: usize,
-}
-
-impl Stepper {
-    fn new(log: &CrashLog, device: usize, at: usize) -> Self {
-        let pending = log.unsynced(device, at);
-        let durable = log
-            .image(device, at, &pending)
-            .expect("an image of a logged device");
-        let last_sync = (0..at)
-            .rev()
-            .find(|&i| log.event(i) == Some(CrashEvent::Sync { device }))
-            .unwrap_or(0);
-        Stepper {
-            device,
-            durable,
-            pending,
-            last_sync,
-        }
-    }
-
-    /// Takes in event `index`.
-    fn step(&mut self, log: &CrashLog, index: usize) {
-        match log.event(index) {
-            Some(CrashEvent::Write { device, .. }) if device == self.device => {
-                self.pending.push(index)
-            }
-            Some(CrashEvent::Sync { device }) if device == self.device => {
-                if let Some(&first) = self.pending.first() {
-                    log.apply_writes(device, first..index, &[], &mut self.durable)
-                        .expect("the device's own image");
-                }
-                self.pending.clear();
-                self.last_sync = index;
-            }
-            _ => {}
-        }
-    }
-
-    /// Builds in `bytes` the image with the writes in `lost` lost.
-    fn image(&self, log: &CrashLog, at: usize, lost: &[usize], bytes: &mut Vec<u8>) {
-        bytes.clear();
-        bytes.extend_from_slice(&self.durable);
-        if let Some(&first) = self.pending.first() {
-            log.apply_writes(self.device, first..at, lost, bytes)
-                .expect("the device's own image");
-        }
-    }
-}
-
 /// The subsets of unsynced writes lost at one point: none, all, and samples.
 fn subsets(
     rec: &Recording,
@@ -217,32 +161,27 @@ fn sweep_part(
     keep: usize,
 ) -> Outcome {
     let log = &rec.log;
-    let mut bench = match Workbench::new(rec, worker) {
+    let mut bench = match Workbench::new(rec, points.start, worker) {
         Ok(bench) => bench,
         Err(e) => {
             return Outcome {
                 failed: 1,
-                failures: vec![Failure {
-                    scenario: rec.scenario.name,
-                    seed: rec.seed,
-                    at: points.start,
-                    events: log.len(),
-                    context: String::new(),
-                    lost_cow: Vec::new(),
-                    lost_origin: Vec::new(),
-                    what: format!("no scratch file for the checker: {e}"),
-                }],
+                failures: vec![failure(
+                    rec,
+                    points.start,
+                    Vec::new(),
+                    Vec::new(),
+                    format!("cannot set up the crash images: {e}"),
+                )],
                 ..Outcome::default()
             }
         }
     };
     let mut outcome = Outcome::default();
-    let mut cow = Stepper::new(log, COW, points.start);
-    let mut origin = Stepper::new(log, ORIGIN, points.start);
     for at in points.clone() {
         if at > points.start {
-            cow.step(log, at - 1);
-            origin.step(log, at - 1);
+            bench.cow.step(log, at - 1);
+            bench.origin.step(log, at - 1);
         }
         if !at.is_multiple_of(stride) && at != rec.log.len() {
             continue;
@@ -250,32 +189,48 @@ fn sweep_part(
         outcome.points += 1;
         let point = Point {
             at,
-            origin_synced: origin.last_sync,
+            origin_synced: bench.origin.last_sync(),
         };
-        for (lost_cow, lost_origin) in subsets(rec, at, &cow.pending, &origin.pending) {
+        let lost_sets = subsets(rec, at, bench.cow.pending(), bench.origin.pending());
+        for (lost_cow, lost_origin) in lost_sets {
             outcome.images += 1;
-            cow.image(log, at, &lost_cow, bench.buffer());
-            bench.load_cow();
-            origin.image(log, at, &lost_origin, bench.buffer());
-            bench.load_origin();
-            if let Err(what) = verify(rec, point, &mut bench) {
+            let loaded = bench
+                .cow
+                .load(log, &lost_cow)
+                .and_then(|()| bench.origin.load(log, &lost_origin));
+            let checked = loaded
+                .map_err(|e| format!("cannot load the crash image: {e}"))
+                .and_then(|()| verify(rec, point, &mut bench));
+            if let Err(what) = checked {
                 outcome.failed += 1;
                 if outcome.failures.len() < keep {
-                    outcome.failures.push(Failure {
-                        scenario: rec.scenario.name,
-                        seed: rec.seed,
-                        at,
-                        events: log.len(),
-                        context: context(rec, at),
-                        lost_cow,
-                        lost_origin,
-                        what,
-                    });
+                    outcome
+                        .failures
+                        .push(failure(rec, at, lost_cow, lost_origin, what));
                 }
             }
         }
     }
     outcome
+}
+
+fn failure(
+    rec: &Recording,
+    at: usize,
+    lost_cow: Vec<usize>,
+    lost_origin: Vec<usize>,
+    what: String,
+) -> Failure {
+    Failure {
+        scenario: rec.scenario.name,
+        seed: rec.seed,
+        at,
+        events: rec.log.len(),
+        context: context(rec, at),
+        lost_cow,
+        lost_origin,
+        what,
+    }
 }
 
 /// The last event kept at `at` and the operation running then.

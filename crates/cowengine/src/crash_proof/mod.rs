@@ -12,6 +12,7 @@
 //! them ([`pattern`]), so a view compares as one tag per sector.
 
 pub mod crash;
+pub mod images;
 pub mod model;
 pub mod pattern;
 pub mod record;

@@ -218,3 +218,74 @@ impl Model {
                 .any(|&(_, t)| t == tag)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Snapshot 0 created and committed over events 0..4, then written
+    /// (write 1) and committed over 10..14; the origin written at event 6
+    /// (write 2) and synced at 8.
+    fn model() -> Model {
+        let mut model = Model::new(4);
+        model.settle();
+        model.create(0);
+        let before = model.candidate(0);
+        model.commits.push(CommitSpan {
+            began: 0,
+            done: 4,
+            what: "commit".into(),
+            states: vec![before],
+        });
+        model.origin_write(1, 1, 2, 6);
+        model.snapshot_write(0, 2, 1, 1, 9);
+        let before = model.candidate(10);
+        model.commits.push(CommitSpan {
+            began: 10,
+            done: 14,
+            what: "commit".into(),
+            states: vec![before],
+        });
+        model
+    }
+
+    #[test]
+    fn a_crash_leaves_the_last_commit_or_the_one_in_flight() {
+        let model = model();
+        let sets = |at| -> Vec<usize> {
+            model
+                .candidates(at)
+                .iter()
+                .map(|c| c.state.snapshots.len())
+                .collect()
+        };
+        assert_eq!(sets(0), [0], "before the first commit began");
+        assert_eq!(sets(2), [0, 1], "during the first commit");
+        assert_eq!(sets(4), [1]);
+        assert_eq!(
+            model.candidates(12)[1].state.snapshots[&0][2],
+            pattern::tag(1, 2)
+        );
+        assert_eq!(
+            model.candidates(12)[0].state.snapshots[&0][2],
+            pattern::tag(0, 2)
+        );
+        assert!(model.loose_tag(0, 2, pattern::tag(1, 2), 4, 10));
+        assert!(
+            !model.loose_tag(0, 2, pattern::tag(1, 2), 4, 9),
+            "not issued yet"
+        );
+        assert!(model.in_flight(12).is_some() && model.in_flight(14).is_none());
+    }
+
+    #[test]
+    fn an_origin_sector_holds_its_durable_value_or_a_later_write() {
+        let model = model();
+        let (old, new) = (pattern::tag(0, 1), pattern::tag(2, 1));
+        assert!(model.origin_allows(1, old, 0, 7) && model.origin_allows(1, new, 0, 7));
+        assert!(!model.origin_allows(1, new, 0, 6), "written at event 6");
+        assert!(!model.origin_allows(1, old, 8, 9), "synced at 8");
+        assert!(model.origin_allows(1, new, 8, 9));
+        assert!(model.origin_held(1, old) && !model.origin_held(2, new));
+    }
+}

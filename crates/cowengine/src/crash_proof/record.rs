@@ -98,7 +98,7 @@ fn run_recorded<D: BlockDev>(
     let mut ops = Vec::with_capacity(scenario.ops);
     let mut tree_level = engine.header().tree_level;
     for step in 0..scenario.ops {
-        let op = next_op(&mut rng, scenario, &model);
+        let op = next_op(&mut rng, scenario, &model, step);
         ops.push((log.len(), op));
         apply(&engine, scenario, &mut model, op, Some(&log))
             .map_err(|e| format!("recorded operation {step} ({op}): {e}"))?;

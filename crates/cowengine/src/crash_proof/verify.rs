@@ -4,7 +4,6 @@
 //! to it since its last durable point.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,9 +11,9 @@ use cowfmt::blockdev::BlockDev;
 
 use cowfmt::device::{Access, Device};
 use cowfmt::finding::Severity;
-use cowfmt::memdev::MemDev;
 use cowfmt::shared::check::{check, CheckOptions};
 
+use super::images::{ImageDevice, Tracked};
 use super::model::Candidate;
 use super::pattern::{self, SECTOR};
 use super::record::{Recording, COW, ORIGIN};
@@ -25,12 +24,12 @@ use crate::engine::Engine;
 #[derive(Debug)]
 pub struct CheckFile {
     path: PathBuf,
-    file: File,
 }
 
 impl CheckFile {
-    /// A scratch file named after this process and `worker`.
-    pub fn new(worker: usize) -> std::io::Result<Self> {
+    /// A scratch file named after this process and `worker`, and a handle to
+    /// write it through.
+    pub fn new(worker: usize) -> std::io::Result<(Self, File)> {
         let shm = Path::new("/dev/shm");
         let dir = if shm.is_dir() {
             shm.to_path_buf()
@@ -42,16 +41,11 @@ impl CheckFile {
             std::process::id()
         ));
         let file = File::create(&path)?;
-        Ok(CheckFile { path, file })
+        Ok((CheckFile { path }, file))
     }
 
-    /// Runs cowfmt's shared checker over `cow`; the first error, if any.
-    pub fn first_error(&self, cow: &[u8], origin_bytes: u64) -> Result<(), String> {
-        let written = self
-            .file
-            .set_len(cow.len() as u64)
-            .and_then(|()| self.file.write_all_at(cow, 0));
-        written.map_err(|e| format!("writing {}: {e}", self.path.display()))?;
+    /// Runs cowfmt's shared checker over the file; the first error, if any.
+    pub fn first_error(&self, origin_bytes: u64) -> Result<(), String> {
         let device = Device::open(&self.path, Access::ReadOnly).map_err(|e| e.to_string())?;
         let options = CheckOptions {
             origin_bytes: Some(origin_bytes),
@@ -92,65 +86,53 @@ pub struct Point {
     pub origin_synced: usize,
 }
 
-/// The devices one sweep thread opens its crash images on, reused from
-/// image to image so that no image costs an allocation of its size.
+/// What one sweep thread opens its crash images on: both devices stepped
+/// along the log, the check file mirroring the COW device, a view buffer.
 #[derive(Debug)]
 pub struct Workbench {
-    cow: Arc<MemDev>,
-    origin: Arc<MemDev>,
-    bytes: Vec<u8>,
-    view: Vec<u8>,
+    /// The COW device's images.
+    pub cow: ImageDevice,
+    /// The origin's images.
+    pub origin: ImageDevice,
     file: CheckFile,
+    origin_bytes: Vec<u8>,
+    view: Vec<u8>,
 }
 
 impl Workbench {
-    /// Devices of the sizes of `rec`'s, and worker `worker`'s check file.
-    pub fn new(rec: &Recording, worker: usize) -> std::io::Result<Self> {
-        let size = |device| rec.log.image(device, 0, &[]).map_or(0, |b| b.len() as u64);
-        let (cow, origin) = (size(COW), size(ORIGIN));
+    /// The devices of `rec` at crash point `at`, and worker `worker`'s check
+    /// file.
+    pub fn new(rec: &Recording, at: usize, worker: usize) -> std::io::Result<Self> {
+        let (file, mirror) = CheckFile::new(worker)?;
+        let cow = ImageDevice::new(&rec.log, COW, at, Some(mirror))?;
+        let origin = ImageDevice::new(&rec.log, ORIGIN, at, None)?;
+        let size = origin.device().size() as usize;
         Ok(Workbench {
-            cow: Arc::new(MemDev::new("crash:cow", cow)),
-            origin: Arc::new(MemDev::new("crash:origin", origin)),
-            bytes: Vec::with_capacity(cow.max(origin) as usize),
-            view: vec![0; origin as usize],
-            file: CheckFile::new(worker)?,
+            cow,
+            origin,
+            file,
+            origin_bytes: vec![0; size],
+            view: vec![0; size],
         })
-    }
-
-    /// The buffer crash images are built in.
-    pub fn buffer(&mut self) -> &mut Vec<u8> {
-        &mut self.bytes
-    }
-
-    /// Loads the buffer as the COW device's image.
-    pub fn load_cow(&mut self) {
-        let _ = self.cow.write_at(&self.bytes, 0);
-    }
-
-    /// Loads the buffer as the origin's image.
-    pub fn load_origin(&mut self) {
-        let _ = self.origin.write_at(&self.bytes, 0);
     }
 }
 
 /// Checks the store a crash left on the workbench's devices at `point`; the
 /// first thing wrong, if any.
 pub fn verify(rec: &Recording, point: Point, bench: &mut Workbench) -> Result<(), String> {
-    let origin_bytes = bench.origin.size();
-    let engine = Engine::open(Arc::clone(&bench.cow), Arc::clone(&bench.origin))
+    let origin_size = bench.origin_bytes.len() as u64;
+    let engine = Engine::open(bench.cow.device(), bench.origin.device())
         .map_err(|e| format!("the store does not open: {e}"))?;
-    bench.bytes.resize(bench.cow.size() as usize, 0);
     bench
         .cow
-        .read_at(&mut bench.bytes, 0, &String::new)
+        .mirror_engine_writes()
+        .map_err(|e| format!("mirroring the replayed image: {e}"))?;
+    bench.file.first_error(origin_size)?;
+    engine
+        .origin_device()
+        .read_at(&mut bench.origin_bytes, 0, &String::new)
         .map_err(|e| e.to_string())?;
-    bench.file.first_error(&bench.bytes, origin_bytes)?;
-    bench.bytes.resize(origin_bytes as usize, 0);
-    bench
-        .origin
-        .read_at(&mut bench.bytes, 0, &String::new)
-        .map_err(|e| e.to_string())?;
-    let origin = &bench.bytes;
+    let origin = &bench.origin_bytes;
     let candidates = rec.model.candidates(point.at);
     let mut mismatches = Vec::new();
     for candidate in &candidates {
@@ -178,7 +160,7 @@ pub fn verify(rec: &Recording, point: Point, bench: &mut Workbench) -> Result<()
 /// after it was taken, which may land in place).
 fn matches(
     rec: &Recording,
-    engine: &Engine<Arc<MemDev>>,
+    engine: &Engine<Arc<Tracked>>,
     candidate: &Candidate,
     point: Point,
     origin: &[u8],

@@ -145,10 +145,18 @@ impl fmt::Display for Op {
     }
 }
 
-/// Draws the next operation for the model's current state.
-pub fn next_op(rng: &mut Rng, scenario: &Scenario, model: &Model) -> Op {
+/// Draws operation `step` for the model's current state. On a prefilled
+/// (deep) tree the first two are a create of a snapshot and a delete, each
+/// touching most leaves.
+pub fn next_op(rng: &mut Rng, scenario: &Scenario, model: &Model, step: usize) -> Op {
     let live: Vec<u32> = model.now.snapshots.keys().copied().collect();
     let pick = |rng: &mut Rng| live[rng.below(live.len() as u64) as usize];
+    if scenario.prefill_levels > 0 && step < 2 && !live.is_empty() {
+        return match step {
+            0 => Op::CreateOf { parent: pick(rng) },
+            _ => Op::Delete { id: pick(rng) },
+        };
+    }
     let room = live.len() < scenario.max_snapshots;
     let roll = rng.below(100);
     if live.is_empty() || (roll < 6 && room) {
