@@ -210,6 +210,16 @@ pub enum Error {
         /// The path.
         path: PathBuf,
     },
+    /// A shared store's journal superblock is damaged (cowrepair reformats it).
+    #[error("{path}: journal superblock (chunk {chunk}): {source}")]
+    Journal {
+        /// The path of the COW device.
+        path: PathBuf,
+        /// The superblock's chunk.
+        chunk: u64,
+        /// What is wrong with it.
+        source: crate::shared::journal::JournalError,
+    },
     /// Writing the output of a dump or report failed.
     #[error("cannot write the output: {0}")]
     Output(io::Error),

@@ -19,6 +19,7 @@ pub mod dump;
 pub mod format;
 pub mod geometry;
 pub mod header;
+pub mod journal;
 pub mod leaf;
 pub mod mask;
 pub mod migrate;

@@ -1,0 +1,142 @@
+//! The shared store's write-ahead journal: a physical redo log in the
+//! `nr_journal_chunks` chunks after the bitmap (docs/format-shared.md,
+//! "Journal"). Journal chunk 0 is the [`JournalSuper`]; the rest is the log,
+//! where each transaction is a descriptor, full images of the metadata chunks
+//! it changes, and a commit record whose crc32c covers both.
+//!
+//! - [`records`](self::records): the superblock, descriptor and commit record
+//!   bytes, and [`encode_transaction`];
+//! - [`scan`](self::scan): reading the log without changing it;
+//! - [`replay`](self::replay): writing committed images home, and the writes
+//!   a transaction and a fresh superblock need.
+//!
+//! The engine writes transactions and checkpoints; the offline tools check,
+//! dump and replay them; the layout is decided here only.
+
+mod records;
+mod replay;
+mod scan;
+
+#[cfg(test)]
+mod log_tests;
+
+use super::geometry::Geometry;
+
+pub use records::{
+    desc_chunks_for, encode_transaction, CommitRecord, DescriptorHead, JournalError, JournalSuper,
+    Transaction, TxHeader, COMMIT_MAGIC, DESC_HEAD_BYTES, DESC_MAGIC, SUPER_MAGIC,
+};
+pub use replay::{replay, write_superblock, write_transaction, ReplayReport};
+pub use scan::{read_superblock, scan, JournalScan, ScanEnd, TxSummary};
+
+/// The only journal version this crate reads and writes.
+pub const JOURNAL_VERSION: u32 = 1;
+
+/// Log chunks a transaction of `count` images takes: its descriptor chunks,
+/// the images and the commit record.
+pub fn transaction_chunks(count: usize, chunk_bytes: u64) -> u64 {
+    desc_chunks_for(count as u64, chunk_bytes) + count as u64 + 1
+}
+
+/// Where a store's journal is: its superblock chunk, the log after it, and the
+/// chunk size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalArea {
+    /// The journal's first chunk (the superblock), `Geometry::journal_start()`.
+    pub start: u64,
+    /// Chunks of log after the superblock (0 when the journal has 0 or 1 chunk).
+    pub log_chunks: u64,
+    /// Bytes per chunk.
+    pub chunk_bytes: u64,
+    /// Every journal chunk, superblock included (the header's `nr_journal_chunks`).
+    pub nr_chunks: u64,
+}
+
+impl JournalArea {
+    /// The journal of a store of geometry `g`.
+    pub fn new(g: &Geometry) -> Self {
+        JournalArea {
+            start: g.journal_start(),
+            log_chunks: g.nr_journal_chunks.saturating_sub(1),
+            chunk_bytes: g.chunk_bytes,
+            nr_chunks: g.nr_journal_chunks,
+        }
+    }
+
+    /// Whether the store has a journal superblock at all (a journal of at
+    /// least one chunk).
+    pub fn has_superblock(&self) -> bool {
+        self.nr_chunks > 0
+    }
+
+    /// The device chunk of log position `pos`.
+    pub fn log_chunk(&self, pos: u64) -> u64 {
+        self.start + 1 + pos
+    }
+
+    /// Whether a transaction of `count` images starting at log position `pos`
+    /// fits in the log.
+    pub fn fits(&self, pos: u64, count: usize) -> bool {
+        pos.checked_add(transaction_chunks(count, self.chunk_bytes))
+            .is_some_and(|end| end <= self.log_chunks)
+    }
+}
+
+/// Whether `chunk` may be the home of a journal image under `g`: a chunk of
+/// the tree area (the data range) or a bitmap chunk.
+pub fn valid_home(g: &Geometry, chunk: u64) -> bool {
+    g.in_data_range(chunk) || (1..g.journal_start()).contains(&chunk)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_area_follows_the_bitmap() {
+        let g = Geometry::new(64 << 20, 8, 16);
+        let area = JournalArea::new(&g);
+        assert_eq!(area.start, 2);
+        assert_eq!(area.log_chunks, 15);
+        assert_eq!(area.log_chunk(0), 3);
+        assert_eq!(area.log_chunk(14), 17);
+        assert!(area.has_superblock());
+        assert!(area.fits(0, 13));
+        assert!(!area.fits(0, 14));
+        assert!(area.fits(12, 1));
+        assert!(!area.fits(13, 1));
+        assert!(!area.fits(u64::MAX, 1));
+    }
+
+    #[test]
+    fn a_zero_or_one_chunk_journal_has_no_log() {
+        let none = JournalArea::new(&Geometry::new(1 << 20, 1, 0));
+        assert!(!none.has_superblock());
+        assert_eq!(none.log_chunks, 0);
+        assert!(!none.fits(0, 0));
+        let one = JournalArea::new(&Geometry::new(1 << 20, 1, 1));
+        assert!(one.has_superblock());
+        assert_eq!(one.log_chunks, 0);
+    }
+
+    #[test]
+    fn transaction_sizes_at_descriptor_boundaries() {
+        assert_eq!(transaction_chunks(0, 512), 2);
+        assert_eq!(transaction_chunks(58, 512), 1 + 58 + 1);
+        assert_eq!(transaction_chunks(59, 512), 2 + 59 + 1);
+        assert_eq!(transaction_chunks(506, 4096), 1 + 506 + 1);
+        assert_eq!(transaction_chunks(507, 4096), 2 + 507 + 1);
+    }
+
+    #[test]
+    fn homes_are_tree_or_bitmap_chunks() {
+        let g = Geometry::new(64 << 20, 8, 16);
+        assert!(!valid_home(&g, 0));
+        assert!(valid_home(&g, 1));
+        assert!(!valid_home(&g, 2));
+        assert!(!valid_home(&g, 17));
+        assert!(valid_home(&g, 18));
+        assert!(valid_home(&g, g.nr_chunks - 1));
+        assert!(!valid_home(&g, g.nr_chunks));
+    }
+}
