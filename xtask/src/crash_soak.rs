@@ -65,11 +65,14 @@ pub fn run(args: &CrashSoakArgs) -> Result<()> {
             let run = report(&rec, sweep(&rec, &options));
             let outcome = &run.outcome;
             println!(
-                "{:>5} seed {seed:>4}: {:>6} events, {:>3} commits, tree level {}, {:>7} \
-                 images, {} failed",
+                "{:>5} seed {seed:>4}: {:>6} events, {:>3} commits, {:>3} transactions, {:>2} \
+                 checkpoints, {} split deletes, tree level {}, {:>7} images, {} failed",
                 run.scenario,
                 run.events,
                 run.commits,
+                run.transactions,
+                run.checkpoints,
+                run.split_deletes,
                 run.tree_level,
                 outcome.images,
                 outcome.failed
