@@ -31,6 +31,10 @@ pub struct CrashSoakArgs {
     /// (default: four times the scenario's own).
     #[arg(long, value_name = "N")]
     samples: Option<usize>,
+    /// Cut the journal replay of every N-th crash image (per thread) at every
+    /// point and replay again; 0: never.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    replay_crash_every: u64,
     /// Failure messages printed.
     #[arg(long, value_name = "N", default_value_t = 5)]
     show: usize,
@@ -55,10 +59,11 @@ pub fn run(args: &CrashSoakArgs) -> Result<()> {
     let options = SweepOptions {
         points: args.at.map(|at| at..at + 1),
         keep: args.show,
+        replay_crash_every: args.replay_crash_every,
         ..SweepOptions::default()
     };
     let start = Instant::now();
-    let (mut images, mut failed, mut shown) = (0u64, 0u64, 0usize);
+    let (mut images, mut failed, mut shown, mut cut) = (0u64, 0u64, 0usize, 0u64);
     'seeds: for seed in args.seed..args.seed + args.seeds {
         for scenario in &chosen {
             let rec = record(scenario, seed).map_err(anyhow::Error::msg)?;
@@ -86,6 +91,7 @@ pub fn run(args: &CrashSoakArgs) -> Result<()> {
                 shown += 1;
             }
             images += outcome.images;
+            cut += outcome.replay_images;
             failed += outcome.failed;
             if args.images.is_some_and(|n| images >= n) {
                 break 'seeds;
@@ -94,7 +100,8 @@ pub fn run(args: &CrashSoakArgs) -> Result<()> {
     }
     let seconds = start.elapsed().as_secs_f64();
     println!(
-        "crash-soak: {images} crash images in {seconds:.1} s ({:.0} images/s), {failed} failed",
+        "crash-soak: {images} crash images and {cut} cut replays in {seconds:.1} s ({:.0} \
+         images/s), {failed} failed",
         images as f64 / seconds.max(1e-9)
     );
     if failed > 0 {

@@ -65,6 +65,8 @@ pub struct Outcome {
     pub points: u64,
     /// Images that failed.
     pub failed: u64,
+    /// Images of cut journal replays checked.
+    pub replay_images: u64,
     /// The first failures, in log order (at most the number asked for).
     pub failures: Vec<Failure>,
 }
@@ -74,6 +76,7 @@ impl Outcome {
         self.images += other.images;
         self.points += other.points;
         self.failed += other.failed;
+        self.replay_images += other.replay_images;
         self.failures.extend(other.failures);
         self.failures.sort_by_key(|f| f.at);
         self.failures.truncate(keep);
@@ -92,6 +95,9 @@ pub struct SweepOptions {
     pub threads: usize,
     /// Failures kept (the first in log order).
     pub keep: usize,
+    /// Cut the journal replay of every `n`-th crash image of each thread
+    /// at every point ([`super::replay_crash`]); 0: never.
+    pub replay_crash_every: u64,
 }
 
 impl Default for SweepOptions {
@@ -101,13 +107,14 @@ impl Default for SweepOptions {
             stride: 1,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             keep: 1,
+            replay_crash_every: 0,
         }
     }
 }
 
 /// Checks the crash points `options` names.
 pub fn sweep(rec: &Recording, options: &SweepOptions) -> Outcome {
-    let (threads, keep, stride) = (options.threads, options.keep, options.stride.max(1));
+    let (threads, keep) = (options.threads, options.keep);
     let points = options.points.clone().unwrap_or(0..rec.log.len() + 1);
     let points = points.start..points.end.min(rec.log.len() + 1);
     let threads = threads.max(1).min(points.len().max(1));
@@ -118,7 +125,7 @@ pub fn sweep(rec: &Recording, options: &SweepOptions) -> Outcome {
             .map(|w| {
                 let start = points.start + w * per;
                 let part = start..(start + per).min(points.end);
-                scope.spawn(move || sweep_part(rec, part, stride, w, keep))
+                scope.spawn(move || sweep_part(rec, part, options, w))
             })
             .collect();
         for worker in workers {
@@ -156,10 +163,10 @@ fn subsets(
 fn sweep_part(
     rec: &Recording,
     points: Range<usize>,
-    stride: usize,
+    options: &SweepOptions,
     worker: usize,
-    keep: usize,
 ) -> Outcome {
+    let (stride, keep) = (options.stride.max(1), options.keep);
     let log = &rec.log;
     let mut bench = match Workbench::new(rec, points.start, worker) {
         Ok(bench) => bench,
@@ -198,8 +205,17 @@ fn sweep_part(
                 .cow
                 .load(log, &lost_cow)
                 .and_then(|()| bench.origin.load(log, &lost_origin));
+            let every = options.replay_crash_every;
+            let cut_replay = every > 0 && outcome.images.is_multiple_of(every);
             let checked = loaded
                 .map_err(|e| format!("cannot load the crash image: {e}"))
+                .and_then(|()| match cut_replay {
+                    true => {
+                        outcome.replay_images += bench.check_replay_crashes(rec, at)?;
+                        Ok(())
+                    }
+                    false => Ok(()),
+                })
                 .and_then(|()| verify(rec, point, &mut bench));
             if let Err(what) = checked {
                 outcome.failed += 1;

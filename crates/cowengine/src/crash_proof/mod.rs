@@ -8,7 +8,8 @@
 //! states each commit may leave. Every prefix of the log is then a crash point,
 //! and at each the image with none, all and a sample of the unsynced writes
 //! lost ([`crash`]) is opened, checked by cowfmt's shared checker and read back
-//! against the model ([`verify`]). Sector contents name the write that made
+//! against the model ([`verify`]); on a sample of them the journal replay is
+//! itself cut at every point and finished again ([`replay_crash`]). Sector contents name the write that made
 //! them ([`pattern`]), so a view compares as one tag per sector.
 
 pub mod crash;
@@ -16,6 +17,7 @@ pub mod images;
 pub mod model;
 pub mod pattern;
 pub mod record;
+pub mod replay_crash;
 pub mod verify;
 pub mod workload;
 

@@ -17,6 +17,7 @@ use super::images::{ImageDevice, Tracked};
 use super::model::Candidate;
 use super::pattern::{self, SECTOR};
 use super::record::{Recording, COW, ORIGIN};
+use super::replay_crash::check_replay_crashes;
 use crate::engine::Engine;
 
 /// A scratch file the checker reads a crash image from (it reads devices by
@@ -114,6 +115,19 @@ impl Workbench {
             origin_bytes: vec![0; size],
             view: vec![0; size],
         })
+    }
+}
+
+impl Workbench {
+    /// Cuts the journal replay of the loaded COW image at every point
+    /// ([`super::replay_crash`]); the cut images checked.
+    pub fn check_replay_crashes(&self, rec: &Recording, at: usize) -> Result<u64, String> {
+        let device = self.cow.device();
+        let mut image = vec![0; device.size() as usize];
+        device
+            .read_at(&mut image, 0, &String::new)
+            .map_err(|e| e.to_string())?;
+        check_replay_crashes(&image, rec.seed ^ at as u64, rec.scenario.samples)
     }
 }
 
