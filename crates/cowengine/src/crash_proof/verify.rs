@@ -206,8 +206,13 @@ fn matches(
             let read = found.map_or("bytes no write produced".to_string(), pattern::describe);
             let origin_tag = pattern::tag_of(&origin[s * SECTOR..(s + 1) * SECTOR]);
             let why = match found {
-                Some(_) if found == origin_tag && rec.model.origin_held(s as u64, expected) => {
-                    ": it reads the origin, overwritten before its copy-out was durable"
+                Some(tag) if found == origin_tag && rec.model.origin_held(s as u64, expected) => {
+                    if tag >> 32 > expected >> 32 {
+                        ": it reads the origin, overwritten before its copy-out was durable"
+                    } else {
+                        ": it reads the origin, which lost a write the snapshot saw (the origin \
+                         was not durable when the snapshot's commit was)"
+                    }
                 }
                 Some(_) if found == origin_tag => {
                     ": it reads the origin, the record of its own data lost"
