@@ -219,6 +219,13 @@ impl<D: BlockDev> Tree<D> {
         self.load_every_leaf()?;
         let mut freed = 0;
         self.remove_in(self.root, self.levels, bit, &mut freed)?;
+        self.collapse_root()?;
+        Ok(freed)
+    }
+
+    /// Drops root nodes with a single child while the tree has more than one
+    /// node level.
+    pub(crate) fn collapse_root(&mut self) -> Result<()> {
         while self.levels > 1 {
             let root = self.cache.node(self.root)?;
             if root.entries.len() != 1 {
@@ -230,32 +237,12 @@ impl<D: BlockDev> Tree<D> {
             self.root = child;
             self.levels -= 1;
         }
-        Ok(freed)
+        Ok(())
     }
 
     fn remove_in(&mut self, chunk: u64, level: u32, bit: u64, freed: &mut u64) -> Result<()> {
         if level == 0 {
-            let leaf = self.cache.leaf(chunk)?;
-            if leaf.using_mask() & bit == 0 {
-                return Ok(());
-            }
-            let leaf = self.cache.leaf_mut(chunk)?;
-            let mut dropped = Vec::new();
-            let mut r = 0;
-            while r < leaf.records.len() {
-                leaf.records[r].share &= !bit;
-                if leaf.records[r].share == 0 {
-                    dropped.push(leaf.records[r].chunk);
-                    leaf.remove_record(r);
-                } else {
-                    r += 1;
-                }
-            }
-            for c in dropped {
-                self.alloc.free(c);
-                *freed += 1;
-            }
-            return Ok(());
+            return self.clear_leaf(chunk, bit, freed);
         }
         let children: Vec<u64> = self
             .cache
@@ -270,10 +257,37 @@ impl<D: BlockDev> Tree<D> {
         self.merge_children(chunk, level)
     }
 
+    /// Removes snapshot bit `bit` from every record of the leaf at `chunk`;
+    /// records left with no snapshot go and their data chunks are freed
+    /// (counted in `freed`). A leaf without the bit is not touched.
+    pub(crate) fn clear_leaf(&mut self, chunk: u64, bit: u64, freed: &mut u64) -> Result<()> {
+        let leaf = self.cache.leaf(chunk)?;
+        if leaf.using_mask() & bit == 0 {
+            return Ok(());
+        }
+        let leaf = self.cache.leaf_mut(chunk)?;
+        let mut dropped = Vec::new();
+        let mut r = 0;
+        while r < leaf.records.len() {
+            leaf.records[r].share &= !bit;
+            if leaf.records[r].share == 0 {
+                dropped.push(leaf.records[r].chunk);
+                leaf.remove_record(r);
+            } else {
+                r += 1;
+            }
+        }
+        for c in dropped {
+            self.alloc.free(c);
+            *freed += 1;
+        }
+        Ok(())
+    }
+
     /// Merges each child of the node at `chunk` into its left neighbour when its
     /// payload fits there. Two nodes merged bring children of different parents
     /// side by side, so those are merged in turn.
-    fn merge_children(&mut self, chunk: u64, level: u32) -> Result<()> {
+    pub(crate) fn merge_children(&mut self, chunk: u64, level: u32) -> Result<()> {
         let chunk_bytes = self.cache.chunk_bytes();
         let capacity = node_capacity(chunk_bytes);
         let mut entries = self.cache.node(chunk)?.entries.clone();

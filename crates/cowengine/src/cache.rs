@@ -1,5 +1,8 @@
 //! The engine's cache of decoded tree blocks: read on first use, changed in
-//! memory, written back together at commit. A block read from disk is checked
+//! memory, encoded together at commit (into journal images, or written in
+//! place). Clean blocks are dropped only when a commit starts, so a block is
+//! never read back from its home chunk while the previous transaction's home
+//! write of it may still be under way. A block read from disk is checked
 //! before it is cached: every chunk it names (a node's children, a leaf's data
 //! chunks) must lie in the data range, so the engine never reads or writes
 //! the header, bitmap or journal through a damaged pointer.
@@ -35,6 +38,7 @@ struct Cached {
 pub struct BlockCache<D: BlockDev = Device> {
     disk: Disk<D>,
     blocks: HashMap<u64, Cached>,
+    dirty: Vec<u64>,
 }
 
 /// Reads and checks tree blocks.
@@ -62,6 +66,7 @@ impl<D: BlockDev> BlockCache<D> {
                 buf: vec![0; geometry.chunk_bytes as usize],
             },
             blocks: HashMap::new(),
+            dirty: Vec::new(),
         }
     }
 
@@ -91,8 +96,11 @@ impl<D: BlockDev> BlockCache<D> {
 
     /// The node at `chunk`, to change (marked dirty).
     pub fn node_mut(&mut self, chunk: u64) -> Result<&mut Node> {
-        let cached = self.load(chunk, Kind::Node)?;
-        cached.dirty = true;
+        let (cached, dirty) = self.load_dirty(chunk, Kind::Node)?;
+        if !cached.dirty {
+            cached.dirty = true;
+            dirty.push(chunk);
+        }
         match &mut cached.block {
             Block::Node(n) => Ok(n),
             Block::Leaf(_) => unreachable!("load checks the kind"),
@@ -109,8 +117,11 @@ impl<D: BlockDev> BlockCache<D> {
 
     /// The leaf at `chunk`, to change (marked dirty).
     pub fn leaf_mut(&mut self, chunk: u64) -> Result<&mut Leaf> {
-        let cached = self.load(chunk, Kind::Leaf)?;
-        cached.dirty = true;
+        let (cached, dirty) = self.load_dirty(chunk, Kind::Leaf)?;
+        if !cached.dirty {
+            cached.dirty = true;
+            dirty.push(chunk);
+        }
         match &mut cached.block {
             Block::Leaf(l) => Ok(l),
             Block::Node(_) => unreachable!("load checks the kind"),
@@ -120,19 +131,31 @@ impl<D: BlockDev> BlockCache<D> {
     /// The cached block at `chunk`, read and checked on a miss; an error when
     /// it is not of `kind`.
     fn load(&mut self, chunk: u64, kind: Kind) -> Result<&mut Cached> {
+        Ok(self.load_dirty(chunk, kind)?.0)
+    }
+
+    /// [`BlockCache::load`], with the list of dirty chunks beside it.
+    fn load_dirty(&mut self, chunk: u64, kind: Kind) -> Result<(&mut Cached, &mut Vec<u64>)> {
         use std::collections::hash_map::Entry;
-        let BlockCache { disk, blocks } = self;
-        match blocks.entry(chunk) {
-            Entry::Occupied(e) if e.get().kind() != kind => Err(disk.kind_mismatch(chunk, kind)),
-            Entry::Occupied(e) => Ok(e.into_mut()),
+        let BlockCache {
+            disk,
+            blocks,
+            dirty,
+        } = self;
+        let cached = match blocks.entry(chunk) {
+            Entry::Occupied(e) if e.get().kind() != kind => {
+                return Err(disk.kind_mismatch(chunk, kind))
+            }
+            Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
                 let block = disk.read(chunk, kind)?;
-                Ok(e.insert(Cached {
+                e.insert(Cached {
                     block,
                     dirty: false,
-                }))
+                })
             }
-        }
+        };
+        Ok((cached, dirty))
     }
 
     /// Calls `f` with the leaf at `chunk`, without keeping it in the cache when it
@@ -153,6 +176,7 @@ impl<D: BlockDev> BlockCache<D> {
 
     /// Puts a new node at `chunk` (dirty).
     pub fn put_node(&mut self, chunk: u64, node: Node) {
+        self.note_dirty(chunk);
         self.blocks.insert(
             chunk,
             Cached {
@@ -164,6 +188,7 @@ impl<D: BlockDev> BlockCache<D> {
 
     /// Puts a new leaf at `chunk` (dirty).
     pub fn put_leaf(&mut self, chunk: u64, leaf: Leaf) {
+        self.note_dirty(chunk);
         self.blocks.insert(
             chunk,
             Cached {
@@ -196,39 +221,78 @@ impl<D: BlockDev> BlockCache<D> {
         self.blocks.remove(&chunk);
     }
 
-    /// Encodes and writes every changed block, in chunk order; then, if the cache
-    /// has grown large, forgets the clean blocks.
-    pub fn write_dirty(&mut self) -> Result<()> {
-        let mut dirty: Vec<u64> = self
-            .blocks
-            .iter()
-            .filter(|(_, c)| c.dirty)
-            .map(|(&k, _)| k)
-            .collect();
-        dirty.sort_unstable();
-        let disk = &mut self.disk;
-        for chunk in dirty {
-            let cached = self.blocks.get_mut(&chunk).expect("listed above");
-            match &cached.block {
-                Block::Node(n) => n.encode(&mut disk.buf),
-                Block::Leaf(l) => l.encode(&mut disk.buf),
-            }
-            cached.dirty = false;
-            disk.device.write_chunk(chunk, &disk.buf)?;
+    /// Lists `chunk` as dirty unless its cached block already is.
+    fn note_dirty(&mut self, chunk: u64) {
+        if !self.blocks.get(&chunk).is_some_and(|c| c.dirty) {
+            self.dirty.push(chunk);
         }
-        if self.blocks.len() > CLEAN_BLOCKS_KEPT {
-            self.blocks.clear();
-        }
-        Ok(())
+    }
+
+    /// At most this many blocks wait to be written (blocks changed and then
+    /// freed still count until the next commit).
+    pub fn dirty_count(&self) -> usize {
+        self.dirty.len()
     }
 
     /// Whether any block waits to be written.
     pub fn has_dirty(&self) -> bool {
-        self.blocks.values().any(|c| c.dirty)
+        !self.dirty.is_empty()
+    }
+
+    /// Encodes every changed block, in chunk order, appending its chunk to
+    /// `homes` and its image (one chunk) to `images`, and marks it clean. If
+    /// the cache has grown large, the clean blocks are dropped first; the
+    /// caller must have finished every home write of earlier transactions.
+    pub fn capture(&mut self, homes: &mut Vec<u64>, images: &mut Vec<u8>) {
+        if self.blocks.len() > CLEAN_BLOCKS_KEPT {
+            self.blocks.retain(|_, c| c.dirty);
+        }
+        let cb = self.disk.buf.len();
+        self.dirty.sort_unstable();
+        self.dirty.dedup();
+        let first = homes.len();
+        for &chunk in &self.dirty {
+            if let Some(cached) = self.blocks.get_mut(&chunk).filter(|c| c.dirty) {
+                homes.push(chunk);
+                let at = images.len();
+                images.resize(at + cb, 0);
+                cached.encode(&mut images[at..]);
+                cached.dirty = false;
+            }
+        }
+        debug_assert!(homes[first..].windows(2).all(|w| w[0] < w[1]));
+        self.dirty.clear();
+    }
+
+    /// Encodes and writes every changed block in place, in chunk order (a
+    /// store without a usable journal).
+    pub fn write_dirty(&mut self) -> Result<()> {
+        if self.blocks.len() > CLEAN_BLOCKS_KEPT {
+            self.blocks.retain(|_, c| c.dirty);
+        }
+        self.dirty.sort_unstable();
+        self.dirty.dedup();
+        let disk = &mut self.disk;
+        for &chunk in &self.dirty {
+            if let Some(cached) = self.blocks.get_mut(&chunk).filter(|c| c.dirty) {
+                cached.encode(&mut disk.buf);
+                cached.dirty = false;
+                disk.device.write_chunk(chunk, &disk.buf)?;
+            }
+        }
+        self.dirty.clear();
+        Ok(())
     }
 }
 
 impl Cached {
+    fn encode(&self, out: &mut [u8]) {
+        match &self.block {
+            Block::Node(n) => n.encode(out),
+            Block::Leaf(l) => l.encode(out),
+        }
+    }
+
     fn kind(&self) -> Kind {
         match self.block {
             Block::Node(_) => Kind::Node,

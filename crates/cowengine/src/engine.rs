@@ -17,15 +17,28 @@
 //! - a commit waits, under the metadata lock, until no copy is in flight, so it
 //!   never makes a record durable before the data it names.
 //!
+//! Commits are grouped (runtime.md 4.3): a change made under the metadata
+//! lock takes a ticket (the batch the next commit will capture); one thread
+//! at a time commits, capturing every change made so far; a thread whose
+//! ticket a finished commit covered returns without committing again. On a
+//! journaled store the commit is captured under the metadata lock and written
+//! (two syncs, home writes, checkpoints) outside it; in place it is written
+//! under the lock, because a chunk freed by a later change could otherwise be
+//! reused while the commit still writes a stale block over it. Deleting or
+//! copying a snapshot, and reclaiming chunks freed but waiting for a
+//! checkpoint when the store runs full, run with commits held off and no copy
+//! in flight, so the store may commit by itself in between.
+//!
 //! Origin reads take no lock. Buffers come from a pool, so the I/O path does
 //! not allocate once warm.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
 use cowfmt::blockdev::BlockDev;
-use cowfmt::error::Result;
+use cowfmt::error::{Error, Result};
 use cowfmt::shared::header::SharedHeader;
 
+use crate::journal::CommitMode;
 use crate::locks::{ChunkLocks, LockMode};
 use crate::store::{check_origin_span, CreateOptions, SharedStore};
 
@@ -43,7 +56,19 @@ pub struct Engine<D: BlockDev> {
     gate: RwLock<()>,
     copies: Mutex<u64>,
     copies_done: Condvar,
+    committing: Mutex<bool>,
+    commit_done: Condvar,
+    requests: std::sync::atomic::AtomicU64,
     scratch: Mutex<Vec<Scratch>>,
+}
+
+/// How many commits were asked for and how many transactions were written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Commits asked for (an origin write that copied out, an explicit commit).
+    pub requested: u64,
+    /// Transactions written (journal transactions or in-place commits).
+    pub written: u64,
 }
 
 /// Reusable buffers of one origin write.
@@ -68,7 +93,8 @@ impl<D: BlockDev> Engine<D> {
         Ok(Engine::serve(store, cow, origin))
     }
 
-    fn serve(store: SharedStore<Arc<D>>, cow: Arc<D>, origin: Arc<D>) -> Self {
+    fn serve(mut store: SharedStore<Arc<D>>, cow: Arc<D>, origin: Arc<D>) -> Self {
+        store.set_auto_commit(false);
         Engine {
             chunk_bytes: store.geometry().chunk_bytes,
             store: Mutex::new(store),
@@ -78,8 +104,41 @@ impl<D: BlockDev> Engine<D> {
             gate: RwLock::new(()),
             copies: Mutex::new(0),
             copies_done: Condvar::new(),
+            committing: Mutex::new(false),
+            commit_done: Condvar::new(),
+            requests: std::sync::atomic::AtomicU64::new(0),
             scratch: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Commits, checkpoints (the journal is left empty) and syncs both devices.
+    pub fn close(self) -> Result<()> {
+        let mut store = self.store.into_inner().unwrap_or_else(|e| e.into_inner());
+        store.set_auto_commit(true);
+        store.close()
+    }
+
+    /// How commits are made durable (journaled, or in place and why).
+    pub fn commit_mode(&self) -> CommitMode {
+        self.store().commit_mode()
+    }
+
+    /// Commits asked for and transactions written since the engine started.
+    pub fn commit_stats(&self) -> CommitStats {
+        CommitStats {
+            requested: self.requests.load(std::sync::atomic::Ordering::Relaxed),
+            written: self.store().transactions(),
+        }
+    }
+
+    /// Freed chunks that wait for a checkpoint before they can be reused.
+    pub fn pending_frees(&self) -> u64 {
+        self.store().pending_frees()
+    }
+
+    /// Free chunks in the data range (chunks waiting for a checkpoint excluded).
+    pub fn free_chunks(&self) -> u64 {
+        self.store().free_chunks()
     }
 
     fn store(&self) -> MutexGuard<'_, SharedStore<Arc<D>>> {
@@ -116,19 +175,92 @@ impl<D: BlockDev> Engine<D> {
     /// Creates a snapshot that sees what snapshot `parent` sees now.
     pub fn create_snapshot_of(&self, parent: u32) -> Result<u32> {
         let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
-        self.store().create_snapshot_of(parent)
+        self.with_store_committing(|store| store.create_snapshot_of(parent))
     }
 
-    /// Deletes snapshot `id`; returns the data chunks freed.
+    /// Deletes snapshot `id`; returns the data chunks freed. A delete larger
+    /// than a journal transaction commits in steps (see [`crate::delete`]).
     pub fn delete_snapshot(&self, id: u32) -> Result<u64> {
         let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
-        self.store().delete_snapshot(id)
+        self.with_store_committing(|store| store.delete_snapshot(id))
     }
 
-    /// Writes every metadata change since the last commit, once no copy-out is
-    /// in flight.
+    /// Makes every change made so far durable (grouped with other threads'
+    /// commits), then syncs the origin.
     pub fn commit(&self) -> Result<()> {
+        let ticket = self.ticket();
+        self.commit_through(ticket)?;
+        self.origin.sync()
+    }
+
+    /// Commits every transaction and checkpoints: the journal is left empty
+    /// and chunks freed so far become reusable.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.with_store_committing(|store| store.checkpoint())
+    }
+
+    /// The ticket of a change made now: the batch the next commit captures.
+    fn ticket(&self) -> u64 {
+        self.store().batch() + 1
+    }
+
+    /// Returns once the commit that captured batch `ticket` (or a later one)
+    /// is durable: at once when one already is, after the commit under way
+    /// when that one covers it, else by committing.
+    fn commit_through(&self, ticket: u64) -> Result<()> {
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        loop {
+            let mut running = self.wait_commit_idle();
+            if self.store().durable_batch() >= ticket {
+                return Ok(());
+            }
+            *running = true;
+            drop(running);
+            let done = self.run_commit();
+            self.end_commit();
+            done?;
+        }
+    }
+
+    /// The commit flag once no commit runs (still clear; the caller may set it).
+    fn wait_commit_idle(&self) -> MutexGuard<'_, bool> {
+        let mut running = self.committing.lock().unwrap_or_else(|e| e.into_inner());
+        while *running {
+            running = self
+                .commit_done
+                .wait(running)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        running
+    }
+
+    fn end_commit(&self) {
+        *self.committing.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.commit_done.notify_all();
+    }
+
+    /// Writes one commit of every change so far, once no copy-out is in
+    /// flight; the caller holds the commit flag.
+    fn run_commit(&self) -> Result<()> {
         let mut store = self.store();
+        self.wait_no_copies();
+        let in_place = !store.commit_mode().journaled();
+        let Some(mut work) = store.begin_commit()? else {
+            return Ok(());
+        };
+        if in_place {
+            let written = work.write(&*self.cow);
+            return store.finish_commit(work, written);
+        }
+        drop(store);
+        let written = work.write(&*self.cow);
+        self.store().finish_commit(work, written)
+    }
+
+    /// Waits until no copy-out is in flight (called under the metadata lock,
+    /// so none can start).
+    fn wait_no_copies(&self) {
         let mut copies = self.copies.lock().unwrap_or_else(|e| e.into_inner());
         while *copies > 0 {
             copies = self
@@ -136,8 +268,35 @@ impl<D: BlockDev> Engine<D> {
                 .wait(copies)
                 .unwrap_or_else(|e| e.into_inner());
         }
-        drop(copies);
-        store.commit()
+    }
+
+    /// Runs `f` on the store with the commit flag held and no copy-out in
+    /// flight, the store allowed to commit by itself meanwhile.
+    fn with_store_committing<T>(
+        &self,
+        f: impl FnOnce(&mut SharedStore<Arc<D>>) -> Result<T>,
+    ) -> Result<T> {
+        let mut running = self.wait_commit_idle();
+        *running = true;
+        drop(running);
+        let mut store = self.store();
+        self.wait_no_copies();
+        store.set_auto_commit(true);
+        let result = f(&mut store);
+        store.set_auto_commit(false);
+        drop(store);
+        self.end_commit();
+        result
+    }
+
+    /// Checkpoints when the store ran full while freed chunks wait for one;
+    /// returns whether it did (the caller then tries again).
+    fn reclaim(&self, error: &Error) -> Result<bool> {
+        if !matches!(error, Error::StoreFull { .. }) || self.pending_frees() == 0 {
+            return Ok(false);
+        }
+        self.checkpoint()?;
+        Ok(true)
     }
 
     /// Reads the origin at byte `offset`; no lock is taken.
@@ -157,6 +316,25 @@ impl<D: BlockDev> Engine<D> {
         };
         let _gate = self.gate.read().unwrap_or_else(|e| e.into_inner());
         let _chunks = self.locks.lock(first, count, LockMode::Exclusive);
+        let mut reclaimed = false;
+        loop {
+            match self.copy_out_range(first, count) {
+                Ok(None) => break,
+                Ok(Some(ticket)) => {
+                    self.commit_through(ticket)?;
+                    break;
+                }
+                Err(e) if !reclaimed && self.reclaim(&e)? => reclaimed = true,
+                Err(e) => return Err(e),
+            }
+        }
+        self.origin.write_at(data, offset)
+    }
+
+    /// Copies out chunks `first..first + count` for the snapshots that still
+    /// see them: plans under the metadata lock, copies outside it. Returns the
+    /// ticket to commit when anything was copied.
+    fn copy_out_range(&self, first: u64, count: u64) -> Result<Option<u64>> {
         let mut scratch = self.take_scratch();
         let planned = self.plan_copy_outs(first, count, &mut scratch.plans);
         let copied = if scratch.plans.is_empty() {
@@ -167,19 +345,17 @@ impl<D: BlockDev> Engine<D> {
         self.end_copy();
         let any = !scratch.plans.is_empty();
         self.give_back(scratch);
-        planned?;
+        let ticket = planned?;
         copied?;
-        if any {
-            self.commit()?;
-        }
-        self.origin.write_at(data, offset)
+        Ok(any.then_some(ticket))
     }
 
     /// Records the copy-outs of chunks `first..first + count` under the
     /// metadata lock, counting one copy in flight (ended by [`Engine::end_copy`]
     /// whatever happens). Plans made before an error are kept, so that their
     /// data is still copied before any commit can name it.
-    fn plan_copy_outs(&self, first: u64, count: u64, plans: &mut Vec<(u64, u64)>) -> Result<()> {
+    /// Returns the ticket of the changes.
+    fn plan_copy_outs(&self, first: u64, count: u64, plans: &mut Vec<(u64, u64)>) -> Result<u64> {
         plans.clear();
         let mut store = self.store();
         *self.copies.lock().unwrap_or_else(|e| e.into_inner()) += 1;
@@ -188,7 +364,7 @@ impl<D: BlockDev> Engine<D> {
                 plans.push((chunk, cow));
             }
         }
-        Ok(())
+        Ok(store.batch() + 1)
     }
 
     fn end_copy(&self) {
@@ -260,14 +436,34 @@ impl<D: BlockDev> Engine<D> {
     }
 
     /// Writes `data` into snapshot `id`'s view at byte `offset`; the records it
-    /// makes ride the next commit.
+    /// makes ride the next commit (committed first when the changes so far
+    /// approach the journal's transaction bound).
     pub fn snapshot_write(&self, id: u32, offset: u64, data: &[u8]) -> Result<()> {
         self.check_span(offset, data.len())?;
         let Some((first, count)) = self.chunk_range(offset, data.len()) else {
             return Ok(());
         };
         let _chunks = self.locks.lock(first, count, LockMode::Exclusive);
-        self.store().snapshot_write(id, offset, data)
+        let mut reclaimed = false;
+        loop {
+            let mut store = self.store();
+            if store.wants_commit() {
+                let ticket = store.batch() + 1;
+                drop(store);
+                self.commit_through(ticket)?;
+                store = self.store();
+            }
+            match store.snapshot_write(id, offset, data) {
+                Err(e) if !reclaimed => {
+                    drop(store);
+                    if !self.reclaim(&e)? {
+                        return Err(e);
+                    }
+                    reclaimed = true;
+                }
+                done => return done,
+            }
+        }
     }
 
     /// The origin chunks `len` bytes at `offset` touch, as (first, count).

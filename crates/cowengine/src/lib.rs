@@ -12,6 +12,11 @@
 //! - [`cache`], [`btree`]: decoded blocks and the tree operations on them;
 //! - [`store`]: the engine (snapshots, origin and snapshot I/O, commit), one
 //!   caller at a time (`&mut self`);
+//! - [`journal`], [`commit`]: commits through the write-ahead journal (or in
+//!   place when the store has none), captured under the caller's lock and
+//!   written outside it;
+//! - [`delete`]: a snapshot delete split into transactions that each fit the
+//!   journal;
 //! - [`engine`]: the store behind `&self` for several I/O threads, with
 //!   [`locks`] (per-origin-chunk locks) and [`errno`] (what a block device
 //!   reports for each error);
@@ -25,11 +30,15 @@
 pub mod alloc;
 pub mod btree;
 pub mod cache;
+pub mod commit;
 pub mod crash_proof;
+pub mod delete;
 pub mod engine;
 pub mod errno;
+pub mod journal;
 pub mod locks;
 pub mod store;
 
 pub use engine::Engine;
+pub use journal::{CommitMode, InPlaceReason};
 pub use store::{CopyData, CreateOptions, SharedStore};

@@ -1,7 +1,9 @@
 //! The shared store engine over image files or block devices: snapshots are
 //! created and deleted, origin writes copy out the chunks that snapshots still
 //! need, snapshots read and write their own view. Metadata changes stay in memory
-//! until [`SharedStore::commit`] writes them back in one step.
+//! until [`SharedStore::commit`] makes them durable in one step: one journal
+//! transaction ([`crate::journal`]), or in place when the store has no usable
+//! journal ([`SharedStore::commit_mode`]).
 
 use std::path::Path;
 
@@ -12,12 +14,15 @@ use cowfmt::shared::bitmap::ChunkBitmap;
 use cowfmt::shared::format::format_store;
 use cowfmt::shared::geometry::{validate_chunk_size, Geometry};
 use cowfmt::shared::header::{SharedHeader, HEADER_BYTES};
+use cowfmt::shared::journal::{replay, ReplayReport, Transaction, TxHeader};
 use cowfmt::shared::leaf::{max_snapshots, Exception};
 use cowfmt::shared::mask::{self, MAX_SNAPSHOTS};
 
-use crate::alloc::Allocator;
+use crate::alloc::{Allocator, FreePolicy};
 use crate::btree::Tree;
 use crate::cache::BlockCache;
+use crate::commit::{CommitWork, Scratch};
+use crate::journal::{Checkpointed, CommitMode, JournalWriter};
 
 /// How to format a new store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,14 +45,28 @@ pub enum CopyData {
 
 /// An open shared store and its origin, both on devices of type `D` (image
 /// files and block devices by default; any [`BlockDev`]).
+///
+/// Dropping it commits and checkpoints, best effort ([`SharedStore::close`]
+/// reports errors).
 #[derive(Debug)]
 pub struct SharedStore<D: BlockDev = Device> {
-    header: SharedHeader,
+    pub(crate) header: SharedHeader,
     geometry: Geometry,
     origin: D,
     origin_chunks: u64,
-    tree: Tree<D>,
+    pub(crate) tree: Tree<D>,
     buf: Vec<u8>,
+    mode: CommitMode,
+    journal: Option<JournalWriter>,
+    durable: TxHeader,
+    batch: u64,
+    scratch: Scratch,
+    failed: bool,
+    closed: bool,
+    auto_commit: bool,
+    durable_batch: u64,
+    transactions: u64,
+    replayed: Option<ReplayReport>,
 }
 
 impl<D: BlockDev> SharedStore<D> {
@@ -57,25 +76,17 @@ impl<D: BlockDev> SharedStore<D> {
         SharedStore::open(cow, origin)
     }
 
-    /// Opens the shared store on `cow` for `origin`.
+    /// Opens the shared store on `cow` for `origin`, replaying the committed
+    /// transactions its journal holds first (a damaged journal superblock is
+    /// refused).
     pub fn open(cow: D, origin: D) -> Result<Self> {
-        let mut first = [0u8; HEADER_BYTES];
-        cow.read_at(&mut first, 0, &|| "the shared store header".to_string())?;
-        let header = SharedHeader::decode(&first).map_err(|e| Error::format(cow.path(), e))?;
-        header
-            .validate_identity()
-            .and_then(|()| validate_chunk_size(u64::from(header.chunk_size)))
-            .map_err(|e| Error::format(cow.path(), e))?;
-        if header.valid == 0 {
-            return Err(Error::Invalidated {
-                path: cow.path().to_path_buf(),
-            });
-        }
+        let header = read_header(&cow)?;
         let geometry = Geometry::new(
             cow.size(),
             header.chunk_size,
             u64::from(header.nr_journal_chunks),
         );
+        let mode = CommitMode::of(&geometry);
         if !geometry.reserved_fits() {
             return Err(Error::format(
                 cow.path(),
@@ -89,6 +100,16 @@ impl<D: BlockDev> SharedStore<D> {
                 },
             ));
         }
+        let mut header = header;
+        let replayed = if geometry.nr_journal_chunks > 0 {
+            let report = replay(&cow, &geometry)?;
+            if report.transactions > 0 {
+                header = read_header(&cow)?;
+            }
+            Some(report)
+        } else {
+            None
+        };
         if let Some(problem) = header.root_problem(&geometry) {
             return Err(Error::Corrupt {
                 path: cow.path().to_path_buf(),
@@ -96,22 +117,52 @@ impl<D: BlockDev> SharedStore<D> {
                 detail: format!("header {problem}"),
             });
         }
+        let journal = match mode {
+            CommitMode::Journaled { .. } => Some(JournalWriter::open(&cow, &geometry)?),
+            CommitMode::InPlace(_) => None,
+        };
         let bitmap = ChunkBitmap::load(&cow, &geometry)?;
+        let mut alloc = Allocator::new(&geometry, bitmap);
+        if journal.is_some() {
+            alloc.set_policy(FreePolicy::AfterCheckpoint);
+        }
         let chunk_bytes = geometry.chunk_bytes as usize;
         let origin_chunks = origin.size().div_ceil(geometry.chunk_bytes);
         Ok(SharedStore {
             tree: Tree {
                 cache: BlockCache::new(cow, &geometry),
-                alloc: Allocator::new(&geometry, bitmap),
+                alloc,
                 root: header.root_tree_chunk,
                 levels: header.tree_level,
             },
+            durable: tx_header(&header),
             header,
             geometry,
             origin,
             origin_chunks,
             buf: vec![0; chunk_bytes],
+            mode,
+            journal,
+            batch: 0,
+            scratch: Scratch::default(),
+            failed: false,
+            closed: false,
+            auto_commit: true,
+            durable_batch: 0,
+            transactions: 0,
+            replayed,
         })
+    }
+
+    /// How commits are made durable: through the journal, or in place (not
+    /// crash-safe) with the reason.
+    pub fn commit_mode(&self) -> CommitMode {
+        self.mode
+    }
+
+    /// What the replay at open did (`None` for a store without journal chunks).
+    pub fn replayed(&self) -> Option<&ReplayReport> {
+        self.replayed.as_ref()
     }
 
     /// The header as it will be written at the next commit.
@@ -173,18 +224,10 @@ impl<D: BlockDev> SharedStore<D> {
     pub fn create_snapshot_of(&mut self, parent: u32) -> Result<u32> {
         self.require(parent)?;
         let id = self.free_id(None)?;
+        self.commit_if_full()?;
         self.tree.copy_bit(mask::bit(parent), mask::bit(id))?;
         self.header.snapmask |= mask::bit(id);
         Ok(id)
-    }
-
-    /// Deletes snapshot `id`: its records go, chunks no snapshot needs any more
-    /// are freed, and the tree shrinks. Returns the data chunks freed.
-    pub fn delete_snapshot(&mut self, id: u32) -> Result<u64> {
-        self.require(id)?;
-        let freed = self.tree.remove_snapshot(mask::bit(id))?;
-        self.header.snapmask &= !mask::bit(id);
-        Ok(freed)
     }
 
     /// The id a new snapshot gets: `wanted`, or the lowest free one.
@@ -224,7 +267,7 @@ impl<D: BlockDev> SharedStore<D> {
         })
     }
 
-    fn require(&self, id: u32) -> Result<()> {
+    pub(crate) fn require(&self, id: u32) -> Result<()> {
         if id >= MAX_SNAPSHOTS || self.header.snapmask & mask::bit(id) == 0 {
             return Err(Error::Invalid(format!(
                 "{}: snapshot {id} does not exist (snapshots: {})",
@@ -262,7 +305,22 @@ impl<D: BlockDev> SharedStore<D> {
     /// Before origin chunk `origin` changes, copies it out for every snapshot
     /// that still sees the origin there. Returns whether a record was added.
     pub fn copy_out(&mut self, origin: u64, data: CopyData) -> Result<bool> {
-        Ok(self.copy_out_to(origin, data)?.is_some())
+        Ok(self.with_room(|s| s.copy_out_to(origin, data))?.is_some())
+    }
+
+    /// Runs `op`, one of the store's own operations (every record it makes
+    /// names data already written): commits first when the changes so far
+    /// approach the transaction bound, and when `op` finds the store full
+    /// while freed chunks wait for a checkpoint, checkpoints and runs it again.
+    fn with_room<T>(&mut self, mut op: impl FnMut(&mut Self) -> Result<T>) -> Result<T> {
+        self.commit_if_full()?;
+        match op(self) {
+            Err(Error::StoreFull { .. }) if self.auto_commit && self.pending_frees() > 0 => {
+                self.checkpoint()?;
+                op(self)
+            }
+            other => other,
+        }
     }
 
     /// Records the copy-out of origin chunk `origin` for every snapshot that
@@ -357,7 +415,7 @@ impl<D: BlockDev> SharedStore<D> {
         let bit = mask::bit(id);
         let mut done = 0;
         for (origin, within, len) in self.chunk_spans(offset, data.len()) {
-            let own = self.own_chunk(origin, bit)?;
+            let own = self.with_room(|s| s.own_chunk(origin, bit))?;
             let at = self.cow_offset(own, within)?;
             self.tree
                 .cache
@@ -505,23 +563,266 @@ impl<D: BlockDev> SharedStore<D> {
         spans
     }
 
-    /// Writes every change since the last commit: tree blocks, bitmap chunks,
-    /// then the header, each step synced. This is the one step a write-ahead
-    /// journal will wrap.
+    /// Makes every change since the last commit durable, then syncs the
+    /// origin: one journal transaction (data first, then descriptor and
+    /// images, sync, commit record, sync; then the images go home), or, in
+    /// place, tree blocks and bitmap chunks, sync, header, sync. After a
+    /// failed commit the store refuses further commits (reopen it).
     pub fn commit(&mut self) -> Result<()> {
-        self.tree.cache.write_dirty()?;
-        self.tree
-            .alloc
-            .bitmap_mut()
-            .write_dirty(self.tree.cache.device())?;
-        let device = self.tree.cache.device();
-        device.sync()?;
-        let header = self.header();
-        device.write_chunk(0, &header.to_chunk(self.geometry.chunk_bytes as usize))?;
-        device.sync()?;
-        self.header = header;
+        self.commit_metadata()?;
         self.origin.sync()
     }
+
+    /// [`SharedStore::commit`] without the origin's sync.
+    pub(crate) fn commit_metadata(&mut self) -> Result<()> {
+        if let Some(mut work) = self.begin_commit()? {
+            let written = work.write(self.tree.cache.device());
+            self.finish_commit(work, written)?;
+        }
+        Ok(())
+    }
+
+    /// Captures every change since the last commit as one transaction to
+    /// write outside the caller's lock ([`CommitWork::write`]), then handed
+    /// back to [`SharedStore::finish_commit`]; `None` when nothing changed.
+    /// The caller must make sure that the data chunks of every record are
+    /// written (no copy-out in flight) and that no other commit is under way.
+    pub fn begin_commit(&mut self) -> Result<Option<CommitWork>> {
+        if self.failed {
+            return Err(self.refused());
+        }
+        if self.mode.journaled() && self.journal.is_none() {
+            return Err(self.busy());
+        }
+        let header = tx_header(&self.header());
+        let Scratch {
+            mut homes,
+            mut images,
+            mut changed,
+        } = std::mem::take(&mut self.scratch);
+        homes.clear();
+        images.clear();
+        let cb = self.geometry.chunk_bytes as usize;
+        self.tree.alloc.take_changed(&mut changed);
+        for &i in &changed {
+            homes.push(1 + i as u64);
+            let at = images.len();
+            images.resize(at + cb, 0);
+            self.tree.alloc.bitmap_image(i, &mut images[at..]);
+        }
+        self.tree.cache.capture(&mut homes, &mut images);
+        self.batch += 1;
+        if homes.is_empty() && header == self.durable {
+            self.scratch = Scratch {
+                homes,
+                images,
+                changed,
+            };
+            self.tree.alloc.captured_durable();
+            self.durable_batch = self.batch;
+            return Ok(None);
+        }
+        let journal = self.journal.take();
+        let seq = journal.as_ref().map_or(0, JournalWriter::next_seq);
+        Ok(Some(CommitWork {
+            batch: self.batch,
+            tx: Transaction {
+                seq,
+                header,
+                homes,
+                images,
+            },
+            base: self.header,
+            journal,
+            changed,
+        }))
+    }
+
+    /// Takes back a transaction from [`SharedStore::begin_commit`] once
+    /// written (or not: `written` is the outcome of [`CommitWork::write`]).
+    pub fn finish_commit(&mut self, work: CommitWork, written: Result<Checkpointed>) -> Result<()> {
+        let CommitWork {
+            tx,
+            journal,
+            changed,
+            batch: work_batch,
+            ..
+        } = work;
+        if self.journal.is_none() {
+            self.journal = journal;
+        }
+        let result = match written {
+            Ok(Checkpointed::No) => {
+                self.tree.alloc.captured_durable();
+                Ok(())
+            }
+            Ok(Checkpointed::Before) => {
+                self.tree.alloc.checkpointed();
+                self.tree.alloc.captured_durable();
+                Ok(())
+            }
+            Ok(Checkpointed::After) => {
+                self.tree.alloc.captured_durable();
+                self.tree.alloc.checkpointed();
+                Ok(())
+            }
+            Err(e) => {
+                self.tree.alloc.captured_failed();
+                self.failed = true;
+                Err(e)
+            }
+        };
+        if result.is_ok() {
+            self.durable = tx.header;
+            self.durable_batch = self.durable_batch.max(work_batch);
+            self.transactions += 1;
+        }
+        self.scratch = Scratch {
+            homes: tx.homes,
+            images: tx.images,
+            changed,
+        };
+        result
+    }
+
+    /// Commits (the origin is not synced), then checkpoints: every
+    /// transaction in the journal goes home and the log is emptied; chunks
+    /// freed since become reusable.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        self.commit_metadata()?;
+        if self.mode.journaled() {
+            let Some(journal) = &mut self.journal else {
+                return Err(self.busy());
+            };
+            journal.checkpoint(self.tree.cache.device(), &self.header)?;
+            self.tree.alloc.checkpointed();
+        }
+        Ok(())
+    }
+
+    /// Commits, checkpoints (a cleanly closed store has an empty journal) and
+    /// syncs both devices.
+    pub fn close(mut self) -> Result<()> {
+        self.closed = true;
+        self.checkpoint()?;
+        self.origin.sync()
+    }
+
+    /// Commits begun so far ([`SharedStore::begin_commit`]): a change made
+    /// now is durable once [`SharedStore::durable_batch`] reaches
+    /// `batch() + 1`.
+    pub fn batch(&self) -> u64 {
+        self.batch
+    }
+
+    /// The last batch whose commit finished (durable).
+    pub fn durable_batch(&self) -> u64 {
+        self.durable_batch
+    }
+
+    /// Transactions written since the store was opened (journal transactions,
+    /// or in-place commits); commits with nothing to write are not counted.
+    pub fn transactions(&self) -> u64 {
+        self.transactions
+    }
+
+    /// Whether the store's own operations may commit by themselves: when
+    /// their changes approach the transaction bound, when the store is full
+    /// while freed chunks wait for a checkpoint, and between the steps of a
+    /// large delete. On by default; a caller that copies data outside the
+    /// store ([`SharedStore::plan_copy_out`]) turns it off while copies may
+    /// be in flight, and commits itself.
+    pub fn set_auto_commit(&mut self, on: bool) {
+        self.auto_commit = on;
+    }
+
+    /// Whether the store's own operations may commit by themselves.
+    pub fn auto_commit(&self) -> bool {
+        self.auto_commit
+    }
+
+    /// Whether the next commit should come now: the changes made since the
+    /// last one, and the most the next operation may add, approach half the
+    /// log. Always false in place.
+    pub fn wants_commit(&self) -> bool {
+        self.wants_commit_with(3 * self.tree.levels as usize + 6)
+    }
+
+    /// Whether the changes made since the last commit and `extra` more images
+    /// would pass the transaction bound (false in place).
+    pub(crate) fn wants_commit_with(&self, extra: usize) -> bool {
+        let Some(journal) = &self.journal else {
+            return false;
+        };
+        !journal
+            .within_bound(self.tree.cache.dirty_count() + self.tree.alloc.changed_chunks() + extra)
+    }
+
+    /// Commits (without syncing the origin) when the changes so far approach
+    /// the transaction bound. Only where every record's data is written (the
+    /// store's own operations).
+    pub(crate) fn commit_if_full(&mut self) -> Result<()> {
+        if self.auto_commit && self.wants_commit() {
+            self.commit_metadata()?;
+        }
+        Ok(())
+    }
+
+    /// Freed chunks that wait for a checkpoint before they can be reused.
+    pub fn pending_frees(&self) -> u64 {
+        self.tree.alloc.pending_frees()
+    }
+
+    fn busy(&self) -> Error {
+        Error::Invalid(format!(
+            "{}: a commit is already under way (begin_commit without finish_commit)",
+            self.path().display()
+        ))
+    }
+
+    fn refused(&self) -> Error {
+        Error::Io {
+            path: self.path().to_path_buf(),
+            action: "commit refused",
+            source: std::io::Error::other(
+                "an earlier commit failed, so the store in memory is ahead of the disk; reopen it",
+            ),
+        }
+    }
+}
+
+impl<D: BlockDev> Drop for SharedStore<D> {
+    fn drop(&mut self) {
+        if !self.closed && !self.failed {
+            let _ = self.checkpoint().and_then(|()| self.origin.sync());
+        }
+    }
+}
+
+/// The header fields a transaction carries.
+fn tx_header(h: &SharedHeader) -> TxHeader {
+    TxHeader {
+        root_tree_chunk: h.root_tree_chunk,
+        snapmask: h.snapmask,
+        tree_level: h.tree_level,
+    }
+}
+
+/// Reads and checks the store header of `cow`: identity, chunk size, valid.
+fn read_header<D: BlockDev>(cow: &D) -> Result<SharedHeader> {
+    let mut first = [0u8; HEADER_BYTES];
+    cow.read_at(&mut first, 0, &|| "the shared store header".to_string())?;
+    let header = SharedHeader::decode(&first).map_err(|e| Error::format(cow.path(), e))?;
+    header
+        .validate_identity()
+        .and_then(|()| validate_chunk_size(u64::from(header.chunk_size)))
+        .map_err(|e| Error::format(cow.path(), e))?;
+    if header.valid == 0 {
+        return Err(Error::Invalidated {
+            path: cow.path().to_path_buf(),
+        });
+    }
+    Ok(header)
 }
 
 /// Refuses `len` bytes at `offset` that pass the end of `origin`.

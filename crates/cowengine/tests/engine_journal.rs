@@ -1,0 +1,471 @@
+//! The engine commits through the write-ahead journal: a commit survives a
+//! reopen, a clean close leaves an empty journal and a store the checker
+//! passes, a store dropped without closing replays its committed transactions
+//! at open, a store without a usable journal commits in place and says so,
+//! freed chunks wait for a checkpoint, concurrent commits share transactions,
+//! a delete too large for one transaction is split, and a store full of
+//! chunks waiting for a checkpoint recovers by checkpointing.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use cowengine::{CommitMode, CopyData, CreateOptions, Engine, InPlaceReason, SharedStore};
+use cowfmt::shared::check::{check, CheckOptions};
+use cowfmt::shared::geometry::Geometry;
+use cowfmt::shared::journal::scan;
+use cowfmt::{Access, BlockDev, Device, MemDev};
+
+const CHUNK: u64 = 512;
+const ORIGIN_CHUNKS: u64 = 2048;
+/// Enough journal for the journal to be used (half the log takes the
+/// smallest transaction the engine allows).
+const JOURNAL: u64 = 128;
+
+type Store = SharedStore<Arc<MemDev>>;
+
+fn origin_pattern() -> Vec<u8> {
+    (0..ORIGIN_CHUNKS * CHUNK)
+        .map(|i| (i / CHUNK * 13 + i % 241) as u8)
+        .collect()
+}
+
+fn devices(cow_chunks: u64) -> (Arc<MemDev>, Arc<MemDev>) {
+    (
+        Arc::new(MemDev::new("mem:cow", cow_chunks * CHUNK)),
+        Arc::new(MemDev::from_bytes("mem:origin", origin_pattern())),
+    )
+}
+
+fn create(cow: &Arc<MemDev>, origin: &Arc<MemDev>, journal_chunks: u64) -> Store {
+    SharedStore::create(
+        Arc::clone(cow),
+        Arc::clone(origin),
+        &CreateOptions {
+            chunk_sectors: CHUNK / 512,
+            journal_chunks,
+        },
+    )
+    .unwrap()
+}
+
+fn open(cow: &Arc<MemDev>, origin: &Arc<MemDev>) -> Store {
+    SharedStore::open(Arc::clone(cow), Arc::clone(origin)).unwrap()
+}
+
+fn write_chunk(store: &mut Store, chunk: u64, fill: u8) {
+    store
+        .origin_write(chunk * CHUNK, &[fill; CHUNK as usize])
+        .unwrap();
+}
+
+fn read_snapshot(store: &mut Store, id: u32, chunk: u64) -> Vec<u8> {
+    let mut buf = vec![0; CHUNK as usize];
+    store.snapshot_read(id, chunk * CHUNK, &mut buf).unwrap();
+    buf
+}
+
+fn original(chunk: u64) -> Vec<u8> {
+    origin_pattern()[(chunk * CHUNK) as usize..((chunk + 1) * CHUNK) as usize].to_vec()
+}
+
+/// Runs the shared checker on the bytes of `cow` (written to a file).
+fn assert_checker_passes(cow: &MemDev) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cow.img");
+    std::fs::write(&path, cow.to_bytes()).unwrap();
+    let options = CheckOptions {
+        origin_bytes: Some(ORIGIN_CHUNKS * CHUNK),
+        ..CheckOptions::default()
+    };
+    let report = check(
+        &Device::open(Path::new(&path), Access::ReadOnly).unwrap(),
+        &options,
+    )
+    .unwrap();
+    assert!(report.is_clean(), "{:#?}", report.findings);
+}
+
+fn geometry(store: &Store) -> Geometry {
+    *store.geometry()
+}
+
+#[test]
+fn a_commit_survives_a_reopen_and_a_clean_close_empties_the_journal() {
+    let (cow, origin) = devices(4096);
+    let mut store = create(&cow, &origin, JOURNAL);
+    assert!(store.commit_mode().journaled(), "{}", store.commit_mode());
+    let snap = store.create_snapshot(None).unwrap();
+    for c in 0..300 {
+        write_chunk(&mut store, c * 3, 0xa0);
+    }
+    store.commit().unwrap();
+    assert!(store.transactions() >= 1);
+    let g = geometry(&store);
+    let before_close = scan(&*cow, &g).unwrap();
+    assert!(
+        !before_close.committed.is_empty(),
+        "a commit goes through the journal"
+    );
+    store.close().unwrap();
+
+    let after_close = scan(&*cow, &g).unwrap();
+    assert!(after_close.committed.is_empty(), "{after_close:?}");
+    assert_checker_passes(&cow);
+    let mut reopened = open(&cow, &origin);
+    assert_eq!(reopened.replayed().unwrap().transactions, 0);
+    assert_eq!(reopened.snapmask(), 1 << snap);
+    for c in [0, 3, 600, 897] {
+        assert_eq!(
+            read_snapshot(&mut reopened, snap, c),
+            original(c),
+            "chunk {c}"
+        );
+    }
+}
+
+#[test]
+fn committed_transactions_of_a_store_never_closed_replay_at_open() {
+    let (cow, origin) = devices(4096);
+    let mut store = create(&cow, &origin, JOURNAL);
+    let snap = store.create_snapshot(None).unwrap();
+    for c in 0..200 {
+        write_chunk(&mut store, c, 0x5c);
+    }
+    store.commit().unwrap();
+    for c in 200..260 {
+        write_chunk(&mut store, c, 0x5d);
+    }
+    store.commit().unwrap();
+    let g = geometry(&store);
+    // A power cut: the store is neither closed nor dropped.
+    std::mem::forget(store);
+    let log = scan(&*cow, &g).unwrap();
+    assert!(log.needs_replay(), "{log:?}");
+
+    let mut reopened = open(&cow, &origin);
+    let replayed = reopened.replayed().unwrap().clone();
+    assert_eq!(replayed.transactions, log.committed.len() as u64);
+    assert!(replayed.transactions >= 2, "{replayed:?}");
+    assert_eq!(reopened.snapmask(), 1 << snap);
+    for c in [0, 199, 200, 259] {
+        assert_eq!(
+            read_snapshot(&mut reopened, snap, c),
+            original(c),
+            "chunk {c}"
+        );
+    }
+    reopened.close().unwrap();
+    assert_checker_passes(&cow);
+}
+
+#[test]
+fn a_store_without_a_usable_journal_commits_in_place_and_says_so() {
+    for (journal, expected) in [
+        (0, InPlaceReason::NoJournal),
+        (
+            8,
+            InPlaceReason::JournalTooSmall {
+                journal_chunks: 8,
+                needed_chunks: 69,
+            },
+        ),
+    ] {
+        let (cow, origin) = devices(4096);
+        let mut store = create(&cow, &origin, journal);
+        assert_eq!(store.commit_mode(), CommitMode::InPlace(expected));
+        assert!(store.commit_mode().to_string().contains("not crash-safe"));
+        let snap = store.create_snapshot(None).unwrap();
+        for c in 0..100 {
+            write_chunk(&mut store, c, 0x11);
+        }
+        store.commit().unwrap();
+        // Committed in place: the store on disk is complete without a close.
+        std::mem::forget(store);
+        assert_checker_passes(&cow);
+        let mut reopened = open(&cow, &origin);
+        assert_eq!(read_snapshot(&mut reopened, snap, 42), original(42));
+    }
+}
+
+/// Data chunks named by the records of snapshot bit `bit`.
+fn chunks_of(store: &mut Store, bit: u64) -> BTreeSet<u64> {
+    store
+        .exceptions()
+        .unwrap()
+        .into_iter()
+        .flat_map(|(_, records)| records)
+        .filter(|r| r.share & bit != 0)
+        .map(|r| r.chunk)
+        .collect()
+}
+
+#[test]
+fn chunks_freed_by_a_delete_are_not_reused_before_the_checkpoint() {
+    let (cow, origin) = devices(4096);
+    let mut store = create(&cow, &origin, 2048);
+    let old = store.create_snapshot(None).unwrap();
+    for c in 0..200 {
+        write_chunk(&mut store, c, 1);
+    }
+    store.commit().unwrap();
+    let freed = chunks_of(&mut store, 1 << old);
+    assert_eq!(store.delete_snapshot(old).unwrap(), freed.len() as u64);
+    store.commit().unwrap();
+    assert!(store.pending_frees() >= freed.len() as u64);
+
+    let new = store.create_snapshot(None).unwrap();
+    for c in 200..600 {
+        write_chunk(&mut store, c, 2);
+    }
+    store.commit().unwrap();
+    let taken = chunks_of(&mut store, 1 << new);
+    assert!(
+        taken.is_disjoint(&freed),
+        "chunks handed out again before the checkpoint: {:?}",
+        taken.intersection(&freed).collect::<Vec<_>>()
+    );
+
+    store.checkpoint().unwrap();
+    assert_eq!(store.pending_frees(), 0);
+    let free_before = store.free_chunks();
+    assert!(free_before >= freed.len() as u64);
+    store.close().unwrap();
+    assert_checker_passes(&cow);
+}
+
+#[test]
+fn a_full_store_with_chunks_waiting_for_a_checkpoint_recovers_by_checkpointing() {
+    let (cow, origin) = devices(1200);
+    let mut store = create(&cow, &origin, JOURNAL);
+    let first = store.create_snapshot(None).unwrap();
+    let mut c = 0;
+    while store.free_chunks() > 40 {
+        write_chunk(&mut store, c, 3);
+        c += 1;
+    }
+    store.commit().unwrap();
+    let used = c;
+    store.delete_snapshot(first).unwrap();
+    store.commit().unwrap();
+    assert!(store.pending_frees() > 100);
+    let second = store.create_snapshot(None).unwrap();
+    for c in 0..used {
+        store
+            .origin_write(c * CHUNK, &[4; CHUNK as usize])
+            .unwrap_or_else(|e| panic!("origin chunk {c}: {e}"));
+    }
+    assert_eq!(
+        store.pending_frees(),
+        0,
+        "the allocator ran dry and checkpointed"
+    );
+    store.commit().unwrap();
+    let mut view = vec![0; CHUNK as usize];
+    store.snapshot_read(second, 5 * CHUNK, &mut view).unwrap();
+    assert_eq!(view, vec![3; CHUNK as usize]);
+    store.close().unwrap();
+    assert_checker_passes(&cow);
+}
+
+#[test]
+fn a_delete_larger_than_a_transaction_is_split_and_leaves_a_consistent_store() {
+    let (cow, origin) = devices(8192);
+    let mut store = create(&cow, &origin, 70);
+    assert!(store.commit_mode().journaled(), "{}", store.commit_mode());
+    let gone = store.create_snapshot(None).unwrap();
+    for c in 0..1500 {
+        store.copy_out(c, CopyData::Yes).unwrap();
+    }
+    let keep = store.create_snapshot(None).unwrap();
+    for c in 0..100 {
+        write_chunk(&mut store, c, 5);
+    }
+    store.commit().unwrap();
+    let leaves_before = store.exceptions().unwrap().len();
+    let before = store.transactions();
+    assert_eq!(store.delete_snapshot(gone).unwrap(), 1500);
+    store.commit().unwrap();
+    let steps = store.transactions() - before;
+    assert!(
+        steps > 1,
+        "one transaction for {leaves_before} origin chunks"
+    );
+    assert_eq!(store.snapmask(), 1 << keep);
+    store.close().unwrap();
+    assert_checker_passes(&cow);
+    let mut reopened = open(&cow, &origin);
+    for c in [0, 50, 99, 100, 1499] {
+        assert_eq!(
+            read_snapshot(&mut reopened, keep, c),
+            original(c),
+            "chunk {c}"
+        );
+    }
+}
+
+/// A device whose sync takes a while, so that committers overlap.
+#[derive(Debug)]
+struct SlowSync(MemDev);
+
+impl BlockDev for SlowSync {
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+
+    fn size(&self) -> u64 {
+        self.0.size()
+    }
+
+    fn read_at(
+        &self,
+        buf: &mut [u8],
+        offset: u64,
+        what: &dyn Fn() -> String,
+    ) -> cowfmt::Result<()> {
+        self.0.read_at(buf, offset, what)
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> cowfmt::Result<()> {
+        self.0.write_at(buf, offset)
+    }
+
+    fn sync(&self) -> cowfmt::Result<()> {
+        thread::sleep(Duration::from_millis(2));
+        Ok(())
+    }
+}
+
+#[test]
+fn concurrent_committers_share_transactions() {
+    let engine = Engine::create(
+        SlowSync(MemDev::new("mem:cow", 8192 * CHUNK)),
+        SlowSync(MemDev::from_bytes("mem:origin", origin_pattern())),
+        &CreateOptions {
+            chunk_sectors: CHUNK / 512,
+            journal_chunks: 1024,
+        },
+    )
+    .unwrap();
+    assert!(engine.commit_mode().journaled());
+    let snap = engine.create_snapshot(None).unwrap();
+    engine.commit().unwrap();
+    let start = engine.commit_stats();
+    thread::scope(|s| {
+        for t in 0..4u64 {
+            let engine = &engine;
+            s.spawn(move || {
+                for i in 0..60 {
+                    let c = t * 500 + i;
+                    engine
+                        .origin_write(c * CHUNK, &[t as u8 + 1; CHUNK as usize])
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let stats = engine.commit_stats();
+    let (requested, written) = (
+        stats.requested - start.requested,
+        stats.written - start.written,
+    );
+    assert_eq!(requested, 240, "each copy-out asks for a commit");
+    assert!(
+        written < requested,
+        "{written} transactions for {requested} commits asked for"
+    );
+    let mut buf = vec![0; CHUNK as usize];
+    for c in [0, 59, 1559] {
+        engine.snapshot_read(snap, c * CHUNK, &mut buf).unwrap();
+        assert_eq!(buf, original(c), "chunk {c}");
+    }
+    engine.close().unwrap();
+}
+
+#[test]
+fn the_engine_recovers_from_a_full_store_by_checkpointing() {
+    let engine = Engine::create(
+        MemDev::new("mem:cow", 1200 * CHUNK),
+        MemDev::from_bytes("mem:origin", origin_pattern()),
+        &CreateOptions {
+            chunk_sectors: CHUNK / 512,
+            journal_chunks: JOURNAL,
+        },
+    )
+    .unwrap();
+    let first = engine.create_snapshot(None).unwrap();
+    let mut c = 0;
+    while engine.free_chunks() > 40 {
+        engine
+            .origin_write(c * CHUNK, &[6; CHUNK as usize])
+            .unwrap();
+        c += 1;
+    }
+    engine.delete_snapshot(first).unwrap();
+    engine.commit().unwrap();
+    assert!(engine.pending_frees() > 100);
+    let second = engine.create_snapshot(None).unwrap();
+    for c in 0..c {
+        engine
+            .snapshot_write(second, c * CHUNK, &[7; CHUNK as usize])
+            .unwrap_or_else(|e| panic!("snapshot chunk {c}: {e}"));
+    }
+    assert_eq!(engine.pending_frees(), 0);
+    engine.commit().unwrap();
+    engine.close().unwrap();
+}
+
+/// Every crash point of a journaled workload (creates, origin writes,
+/// commits, a delete, close), with all or none of the unsynced writes lost,
+/// opens (replaying its journal) into a store the checker passes.
+#[test]
+fn every_crash_point_of_a_journaled_workload_opens_clean() {
+    use cowfmt::{CrashDev, CrashLog};
+    let log = CrashLog::new();
+    let cow = Arc::new(log.device("crash:cow", vec![0; (1024 * CHUNK) as usize]));
+    let origin = Arc::new(log.device("crash:origin", origin_pattern()));
+    let options = CreateOptions {
+        chunk_sectors: CHUNK / 512,
+        journal_chunks: JOURNAL,
+    };
+    let start = log.len();
+    let mut store: SharedStore<Arc<CrashDev>> =
+        SharedStore::create(Arc::clone(&cow), Arc::clone(&origin), &options).unwrap();
+    let first = store.create_snapshot(None).unwrap();
+    for round in 0..6u64 {
+        for c in 0..40 {
+            store
+                .origin_write((round * 37 + c * 5) % 400 * CHUNK, &[round as u8; 100])
+                .unwrap();
+        }
+        if round == 3 {
+            store.delete_snapshot(first).unwrap();
+            store.create_snapshot(None).unwrap();
+        }
+        store.commit().unwrap();
+    }
+    store.close().unwrap();
+    let end = log.len();
+    let mut images = 0;
+    for at in (start..=end).step_by(3) {
+        let unsynced = log.unsynced(cow.id(), at);
+        for lost in [&[][..], &unsynced[..]] {
+            let bytes = log.image(cow.id(), at, lost).unwrap();
+            if bytes[..8] == [0; 8] {
+                continue;
+            }
+            let image = Arc::new(MemDev::from_bytes("mem:cow", bytes));
+            let replayed = SharedStore::open(
+                Arc::clone(&image),
+                Arc::new(MemDev::from_bytes("mem:origin", origin_pattern())),
+            )
+            .unwrap_or_else(|e| panic!("crash after event {at}: {e}"));
+            std::mem::forget(replayed);
+            assert_checker_passes(&image);
+            images += 1;
+        }
+    }
+    assert!(images > 100, "{images} crash images");
+}
