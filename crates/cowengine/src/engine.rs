@@ -11,6 +11,14 @@
 //!   origin never races an origin overwrite, and one that resolves to a COW
 //!   chunk still being copied waits for the copy;
 //! - a snapshot write holds its chunks exclusively and runs under the lock;
+//!   an origin write to a chunk a snapshot wrote since the last commit commits
+//!   first even when it copies nothing out, or a crash could lose the record
+//!   that covers the snapshot while the origin data landed;
+//! - deleting a snapshot commits before it returns (see
+//!   [`Engine::delete_snapshot`]); an explicit commit also syncs the COW
+//!   device, for snapshot data written in place;
+//! - creating a snapshot syncs the origin first, so that what the snapshot
+//!   sees of the origin is durable before its commit can be;
 //! - creating or deleting a snapshot closes a gate that new origin writes wait
 //!   at and lets the ones in flight drain, so none copies out for the old set
 //!   of snapshots and writes the origin under the new one;
@@ -32,6 +40,7 @@
 //! Origin reads take no lock. Buffers come from a pool, so the I/O path does
 //! not allocate once warm.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
 use cowfmt::blockdev::BlockDev;
@@ -60,6 +69,7 @@ pub struct Engine<D: BlockDev> {
     commit_done: Condvar,
     requests: std::sync::atomic::AtomicU64,
     scratch: Mutex<Vec<Scratch>>,
+    snapshot_written: Mutex<HashMap<u64, u64>>,
 }
 
 /// How many commits were asked for and how many transactions were written.
@@ -108,6 +118,7 @@ impl<D: BlockDev> Engine<D> {
             commit_done: Condvar::new(),
             requests: std::sync::atomic::AtomicU64::new(0),
             scratch: Mutex::new(Vec::new()),
+            snapshot_written: Mutex::new(HashMap::new()),
         }
     }
 
@@ -169,6 +180,7 @@ impl<D: BlockDev> Engine<D> {
     /// once the origin writes in flight have landed.
     pub fn create_snapshot(&self, id: Option<u32>) -> Result<u32> {
         let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        self.origin.sync()?;
         self.store().create_snapshot(id)
     }
 
@@ -180,16 +192,24 @@ impl<D: BlockDev> Engine<D> {
 
     /// Deletes snapshot `id`; returns the data chunks freed. A delete larger
     /// than a journal transaction commits in steps (see [`crate::delete`]).
+    ///
+    /// The delete is committed before it returns: until it is durable, a
+    /// record it left to one snapshot alone is still shared on disk, and a
+    /// write of that snapshot in place would change the deleted one's data.
     pub fn delete_snapshot(&self, id: u32) -> Result<u64> {
         let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
-        self.with_store_committing(|store| store.delete_snapshot(id))
+        let freed = self.with_store_committing(|store| store.delete_snapshot(id))?;
+        self.commit_through(self.ticket())?;
+        Ok(freed)
     }
 
     /// Makes every change made so far durable (grouped with other threads'
-    /// commits), then syncs the origin.
+    /// commits), then syncs the COW device (snapshot data written in place
+    /// needs no new record, so no transaction makes it durable) and the origin.
     pub fn commit(&self) -> Result<()> {
         let ticket = self.ticket();
         self.commit_through(ticket)?;
+        self.cow.sync()?;
         self.origin.sync()
     }
 
@@ -319,7 +339,12 @@ impl<D: BlockDev> Engine<D> {
         let mut reclaimed = false;
         loop {
             match self.copy_out_range(first, count) {
-                Ok(None) => break,
+                Ok(None) => {
+                    if let Some(ticket) = self.snapshot_written_since_commit(first, count) {
+                        self.commit_through(ticket)?;
+                    }
+                    break;
+                }
                 Ok(Some(ticket)) => {
                     self.commit_through(ticket)?;
                     break;
@@ -461,8 +486,40 @@ impl<D: BlockDev> Engine<D> {
                     }
                     reclaimed = true;
                 }
-                done => return done,
+                Ok(()) => {
+                    let ticket = store.batch() + 1;
+                    drop(store);
+                    let mut written = lock(&self.snapshot_written);
+                    for chunk in first..first + count {
+                        written.insert(chunk, ticket);
+                    }
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// The ticket to commit through before the origin chunks `first..first +
+    /// count` may be written: the last change of a snapshot write to one of
+    /// them not yet durable, if any. Entries already durable are dropped.
+    fn snapshot_written_since_commit(&self, first: u64, count: u64) -> Option<u64> {
+        if lock(&self.snapshot_written).is_empty() {
+            return None;
+        }
+        let durable = self.store().durable_batch();
+        let mut written = lock(&self.snapshot_written);
+        written.retain(|_, ticket| *ticket > durable);
+        if written.len() as u64 <= count {
+            written
+                .iter()
+                .filter(|(chunk, _)| (first..first + count).contains(chunk))
+                .map(|(_, ticket)| *ticket)
+                .max()
+        } else {
+            (first..first + count)
+                .filter_map(|chunk| written.get(&chunk).copied())
+                .max()
         }
     }
 
@@ -494,4 +551,9 @@ impl<D: BlockDev> Engine<D> {
             .unwrap_or_else(|e| e.into_inner())
             .push(scratch);
     }
+}
+
+/// Locks `mutex`, taking over a poisoned one.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

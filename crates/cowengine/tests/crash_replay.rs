@@ -2,7 +2,8 @@
 //! docs/crash-replay.md): seeded workloads on recording crash devices, and at
 //! every crash point of their logs the images with none, all and a sample of
 //! the unsynced writes lost must open, check clean and read as a state a commit
-//! may have left. Two more tests show the sweep fails where it must: on the
+//! may have left (and on a sample of them the journal replay is cut at every
+//! point and finished again). Two more tests show the sweep fails where it must: on the
 //! in-place commit of a store without a journal, and on the journaled commit
 //! through a device that drops syncs.
 
@@ -10,13 +11,62 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cowengine::crash_proof::{
-    record, record_with, scenario, sweep, Failure, Scenario, SweepOptions,
+    record, record_with, report, scenario, sweep, Failure, Scenario, SweepOptions,
 };
 use cowfmt::error::Result;
 use cowfmt::{BlockDev, CrashDev};
 
+/// What `cargo test` sweeps: (scenario, seeds), every crash point of each.
+const RUNS: &[(&str, u64)] = &[("4k", 4), ("512", 4), ("deep", 1)];
+
+/// Every this many crash images (per thread), the journal replay is also cut
+/// at every point and finished again.
+const REPLAY_CRASH_EVERY: u64 = 200;
+
 fn named(name: &str) -> Scenario {
     scenario(name).unwrap_or_else(|| panic!("no scenario {name}"))
+}
+
+#[test]
+fn at_least_20000_crash_images_each_read_as_a_commit() {
+    let (mut images, mut cut_replays, mut checkpoints, mut split_deletes) = (0, 0, 0, 0);
+    for &(name, seeds) in RUNS {
+        let scenario = named(name);
+        for seed in 1..=seeds {
+            let rec = record(&scenario, seed).unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                rec.commit_mode.journaled(),
+                "scenario {name} commits {}",
+                rec.commit_mode
+            );
+            assert!(
+                rec.tree_level >= scenario.prefill_levels,
+                "scenario {name}: the tree reached {} levels",
+                rec.tree_level
+            );
+            let options = SweepOptions {
+                replay_crash_every: REPLAY_CRASH_EVERY,
+                ..SweepOptions::default()
+            };
+            let run = report(&rec, sweep(&rec, &options));
+            if let Some(failure) = run.outcome.failures.first() {
+                panic!(
+                    "{failure}\n({} of {} crash images of this seed failed)",
+                    run.outcome.failed, run.outcome.images
+                );
+            }
+            images += run.outcome.images;
+            cut_replays += run.outcome.replay_images;
+            checkpoints += run.checkpoints;
+            if name == "deep" {
+                split_deletes += run.split_deletes;
+            }
+        }
+    }
+    assert!(images >= 20_000, "only {images} crash images were checked");
+    assert!(cut_replays > 0, "no journal replay was cut");
+    assert!(checkpoints > 0, "no checkpoint was written");
+    assert!(split_deletes > 0, "no delete of the deep tree was split");
 }
 
 /// The message names everything a replay needs.
@@ -39,10 +89,9 @@ fn the_in_place_commit_of_a_store_without_a_journal_is_caught() {
         journal_chunks: 0,
         ..named("512")
     };
-    let outcome = sweep(
-        &record(&scenario, 1).unwrap_or_else(|e| panic!("{e}")),
-        &SweepOptions::default(),
-    );
+    let rec = record(&scenario, 1).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!rec.commit_mode.journaled(), "{}", rec.commit_mode);
+    let outcome = sweep(&rec, &SweepOptions::default());
     assert!(
         outcome.failed > 0,
         "{} crash images of an in-place commit all passed",

@@ -167,7 +167,7 @@ fn sweep_part(
     worker: usize,
 ) -> Outcome {
     let (stride, keep) = (options.stride.max(1), options.keep);
-    let log = &rec.log;
+    let log = &rec.frozen;
     let mut bench = match Workbench::new(rec, points.start, worker) {
         Ok(bench) => bench,
         Err(e) => {
@@ -251,7 +251,7 @@ fn failure(
 
 /// The last event kept at `at` and the operation running then.
 fn context(rec: &Recording, at: usize) -> String {
-    let event = match at.checked_sub(1).and_then(|i| rec.log.event(i)) {
+    let event = match at.checked_sub(1).and_then(|i| rec.frozen.event(i)) {
         None => "no event".to_string(),
         Some(CrashEvent::Write {
             device,

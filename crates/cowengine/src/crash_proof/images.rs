@@ -57,6 +57,48 @@ impl BlockDev for Tracked {
     }
 }
 
+/// The recorded log read out once: the sweep threads step along it without
+/// taking the log's lock for every event.
+#[derive(Debug, Default)]
+pub struct FrozenLog {
+    events: Vec<CrashEvent>,
+    data: Vec<Vec<u8>>,
+}
+
+impl FrozenLog {
+    /// Every event of `log` and the data of its writes.
+    pub fn new(log: &CrashLog) -> Self {
+        let events: Vec<CrashEvent> = (0..log.len()).filter_map(|i| log.event(i)).collect();
+        let data = (0..events.len())
+            .map(|i| log.written(i).unwrap_or_default())
+            .collect();
+        FrozenLog { events, data }
+    }
+
+    /// Event `index`.
+    pub fn event(&self, index: usize) -> Option<CrashEvent> {
+        self.events.get(index).copied()
+    }
+
+    /// Events recorded.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Whether no event was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// The data of write `index` and where it goes.
+    fn write(&self, index: usize) -> Option<(u64, &[u8])> {
+        match self.events.get(index)? {
+            CrashEvent::Write { offset, .. } => Some((*offset, &self.data[index])),
+            CrashEvent::Sync { .. } => None,
+        }
+    }
+}
+
 /// One device's crash images along the log.
 #[derive(Debug)]
 pub struct ImageDevice {
@@ -120,19 +162,18 @@ impl ImageDevice {
     }
 
     /// Takes in event `index`.
-    pub fn step(&mut self, log: &CrashLog, index: usize) {
+    pub fn step(&mut self, log: &FrozenLog, index: usize) {
         match log.event(index) {
             Some(CrashEvent::Write { device, .. }) if device == self.log_device => {
                 self.pending.push(index)
             }
             Some(CrashEvent::Sync { device }) if device == self.log_device => {
                 for &i in &self.pending {
-                    if let Some(CrashEvent::Write { offset, len, .. }) = log.event(i) {
-                        self.stale.push((offset, len));
+                    if let Some((offset, data)) = log.write(i) {
+                        let at = offset as usize;
+                        self.durable[at..at + data.len()].copy_from_slice(data);
+                        self.stale.push((offset, data.len()));
                     }
-                }
-                if let Some(&first) = self.pending.first() {
-                    let _ = log.apply_writes(device, first..index, &[], &mut self.durable);
                 }
                 self.pending.clear();
                 self.last_sync = index;
@@ -142,7 +183,7 @@ impl ImageDevice {
     }
 
     /// Loads the image with the pending writes in `lost` lost.
-    pub fn load(&mut self, log: &CrashLog, lost: &[usize]) -> io::Result<()> {
+    pub fn load(&mut self, log: &FrozenLog, lost: &[usize]) -> io::Result<()> {
         self.stale.extend(self.device.take_written());
         for (offset, len) in std::mem::take(&mut self.stale) {
             let bytes = &self.durable[offset as usize..offset as usize + len];
@@ -150,10 +191,8 @@ impl ImageDevice {
         }
         self.device.take_written();
         for &i in self.pending.iter().filter(|i| !lost.contains(i)) {
-            if let (Some(CrashEvent::Write { offset, .. }), Some(data)) =
-                (log.event(i), log.written(i))
-            {
-                self.write(&data, offset)?;
+            if let Some((offset, data)) = log.write(i) {
+                self.write(data, offset)?;
             }
         }
         self.stale = self.device.take_written();
@@ -226,10 +265,11 @@ mod tests {
             let mirror = File::create(&dir).unwrap();
             let start = 5;
             let mut image = ImageDevice::new(&log, 0, start, Some(mirror)).unwrap();
+            let frozen = FrozenLog::new(&log);
             let mut rng = Rng::new(seed, 1);
             for at in start..=log.len() {
                 if at > start {
-                    image.step(&log, at - 1);
+                    image.step(&frozen, at - 1);
                 }
                 assert_eq!(image.pending(), log.unsynced(0, at).as_slice());
                 let lost: Vec<usize> = image
@@ -238,7 +278,7 @@ mod tests {
                     .copied()
                     .filter(|_| rng.chance(50))
                     .collect();
-                image.load(&log, &lost).unwrap();
+                image.load(&frozen, &lost).unwrap();
                 let want = log.image(0, at, &lost).unwrap();
                 assert_eq!(bytes(&image.device()), want, "seed {seed} at {at}");
                 image.device().write_at(&[0xee; 3], 2).unwrap();

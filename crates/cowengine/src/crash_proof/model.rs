@@ -23,6 +23,10 @@ pub struct Candidate {
     pub state: Arc<State>,
     /// Events in the log when the model took the state.
     pub as_of: usize,
+    /// A snapshot whose view is not checked: one being deleted, which a
+    /// crash may leave listed with part of its records gone (a split delete
+    /// is finished by deleting it again; docs/crash-replay.md).
+    pub unchecked: Option<u32>,
 }
 
 /// A stretch of the log during which a commit ran: an explicit commit, or an
@@ -74,6 +78,8 @@ pub struct Model {
     pub next_write: u64,
     /// What the origin read when the history began.
     pub settled_origin: Vec<u64>,
+    /// Live snapshots in the order they were created.
+    pub created: Vec<u32>,
 }
 
 impl Model {
@@ -87,6 +93,7 @@ impl Model {
             loose: Vec::new(),
             next_write: 1,
             settled_origin: (0..sectors).map(|s| pattern::tag(0, s)).collect(),
+            created: Vec::new(),
         }
     }
 
@@ -109,6 +116,7 @@ impl Model {
         Candidate {
             state: Arc::new(self.now.clone()),
             as_of,
+            unchecked: None,
         }
     }
 
@@ -121,17 +129,20 @@ impl Model {
     /// Snapshot `id` created, seeing the origin.
     pub fn create(&mut self, id: u32) {
         self.now.snapshots.insert(id, self.origin.clone());
+        self.created.push(id);
     }
 
     /// Snapshot `id` created, seeing what `parent` sees.
     pub fn create_of(&mut self, parent: u32, id: u32) {
         let view = self.now.snapshots[&parent].clone();
         self.now.snapshots.insert(id, view);
+        self.created.push(id);
     }
 
     /// Snapshot `id` deleted.
     pub fn delete(&mut self, id: u32) {
         self.now.snapshots.remove(&id);
+        self.created.retain(|&c| c != id);
     }
 
     /// The origin written by write `write` over `sectors` sectors from

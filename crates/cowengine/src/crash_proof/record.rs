@@ -9,10 +9,12 @@ use cowfmt::blockdev::BlockDev;
 use cowfmt::crashdev::{CrashDev, CrashEvent, CrashLog};
 use cowfmt::memdev::MemDev;
 
+use super::images::FrozenLog;
 use super::model::{CommitSpan, Model};
 use super::pattern::{self, Rng, SECTOR};
 use super::workload::{next_op, Op, Scenario};
 use crate::engine::Engine;
+use crate::journal::CommitMode;
 use crate::store::CreateOptions;
 
 /// The COW device's number in the log.
@@ -29,12 +31,16 @@ pub struct Recording {
     pub seed: u64,
     /// Every write and sync of both devices.
     pub log: CrashLog,
+    /// The same, read out for the sweep threads.
+    pub frozen: FrozenLog,
     /// The model, with its commit stretches and write history.
     pub model: Model,
     /// Each recorded operation and the log position it began at.
     pub ops: Vec<(usize, Op)>,
     /// The deepest tree the run reached (node levels above the leaves).
     pub tree_level: u32,
+    /// How the engine committed.
+    pub commit_mode: CommitMode,
 }
 
 impl Recording {
@@ -97,6 +103,7 @@ fn run_recorded<D: BlockDev>(
     let mut rng = Rng::new(seed, 1);
     let mut ops = Vec::with_capacity(scenario.ops);
     let mut tree_level = engine.header().tree_level;
+    let commit_mode = engine.commit_mode();
     for step in 0..scenario.ops {
         let op = next_op(&mut rng, scenario, &model, step);
         ops.push((log.len(), op));
@@ -118,10 +125,12 @@ fn run_recorded<D: BlockDev>(
     Ok(Recording {
         scenario: scenario.clone(),
         seed,
+        frozen: FrozenLog::new(&log),
         log,
         model,
         ops,
         tree_level,
+        commit_mode,
     })
 }
 
@@ -229,6 +238,10 @@ pub fn apply<D: BlockDev>(
         let synced = (began..done).any(|i| log.event(i) == Some(CrashEvent::Sync { device: COW }));
         if op == Op::Commit || synced {
             let after = model.candidate(done);
+            let mut before = before;
+            if let Op::Delete { id } = op {
+                before.unchecked = Some(id);
+            }
             let mut states = vec![before];
             if after.state != states[0].state {
                 states.push(after);

@@ -5,6 +5,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use cowfmt::blockdev::BlockDev;
@@ -18,7 +19,7 @@ use super::model::Candidate;
 use super::pattern::{self, SECTOR};
 use super::record::{Recording, COW, ORIGIN};
 use super::replay_crash::check_replay_crashes;
-use crate::engine::Engine;
+use crate::store::SharedStore;
 
 /// A scratch file the checker reads a crash image from (it reads devices by
 /// path), in memory (/dev/shm) where there is one; removed when dropped.
@@ -28,8 +29,8 @@ pub struct CheckFile {
 }
 
 impl CheckFile {
-    /// A scratch file named after this process and `worker`, and a handle to
-    /// write it through.
+    /// A scratch file named after this process, a count of the files made
+    /// and `worker`, and a handle to write it through.
     pub fn new(worker: usize) -> std::io::Result<(Self, File)> {
         let shm = Path::new("/dev/shm");
         let dir = if shm.is_dir() {
@@ -37,8 +38,10 @@ impl CheckFile {
         } else {
             std::env::temp_dir()
         };
+        static FILES: AtomicU64 = AtomicU64::new(0);
+        let n = FILES.fetch_add(1, Ordering::Relaxed);
         let path = dir.join(format!(
-            "cowengine-crash-{}-{worker}.img",
+            "cowengine-crash-{}-{n}-{worker}.img",
             std::process::id()
         ));
         let file = File::create(&path)?;
@@ -135,14 +138,14 @@ impl Workbench {
 /// first thing wrong, if any.
 pub fn verify(rec: &Recording, point: Point, bench: &mut Workbench) -> Result<(), String> {
     let origin_size = bench.origin_bytes.len() as u64;
-    let engine = Engine::open(bench.cow.device(), bench.origin.device())
+    let mut store = SharedStore::open(bench.cow.device(), bench.origin.device())
         .map_err(|e| format!("the store does not open: {e}"))?;
     bench
         .cow
         .mirror_engine_writes()
         .map_err(|e| format!("mirroring the replayed image: {e}"))?;
     bench.file.first_error(origin_size)?;
-    engine
+    store
         .origin_device()
         .read_at(&mut bench.origin_bytes, 0, &String::new)
         .map_err(|e| e.to_string())?;
@@ -150,7 +153,7 @@ pub fn verify(rec: &Recording, point: Point, bench: &mut Workbench) -> Result<()
     let candidates = rec.model.candidates(point.at);
     let mut mismatches = Vec::new();
     for candidate in &candidates {
-        match matches(rec, &engine, candidate, point, origin, &mut bench.view) {
+        match matches(rec, &mut store, candidate, point, origin, &mut bench.view) {
             Ok(()) => {
                 mismatches.clear();
                 break;
@@ -174,19 +177,22 @@ pub fn verify(rec: &Recording, point: Point, bench: &mut Workbench) -> Result<()
 /// after it was taken, which may land in place).
 fn matches(
     rec: &Recording,
-    engine: &Engine<Arc<Tracked>>,
+    store: &mut SharedStore<Arc<Tracked>>,
     candidate: &Candidate,
     point: Point,
     origin: &[u8],
     view: &mut [u8],
 ) -> Result<(), String> {
     let want: Vec<u32> = candidate.state.snapshots.keys().copied().collect();
-    let have = cowfmt::shared::mask::id_list(engine.snapmask());
+    let have = cowfmt::shared::mask::id_list(store.snapmask());
     if want != have {
         return Err(format!("snapshots {have:?}, expected {want:?}"));
     }
     for (&id, tags) in &candidate.state.snapshots {
-        engine
+        if candidate.unchecked == Some(id) {
+            continue;
+        }
+        store
             .snapshot_read(id, 0, view)
             .map_err(|e| format!("snapshot {id} cannot be read: {e}"))?;
         for (s, sector) in view.chunks_exact(SECTOR).enumerate() {

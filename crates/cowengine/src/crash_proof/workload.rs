@@ -44,16 +44,17 @@ impl Scenario {
     }
 }
 
-/// The scenarios `cargo test` runs: 4 KiB and 512 B chunks, a journal small
-/// enough to checkpoint often, and a tree three node levels deep.
+/// The scenarios `cargo test` runs: 4 KiB and 512 B chunks, journals just
+/// above the engine's smallest (`MIN_TRANSACTION_IMAGES`: 69 chunks) so that
+/// checkpoints come often and deletes split, and a tree three node levels deep.
 pub fn scenarios() -> Vec<Scenario> {
     vec![
         Scenario {
             name: "4k",
             chunk_bytes: 4096,
             origin_chunks: 40,
-            cow_chunks: 256,
-            journal_chunks: 24,
+            cow_chunks: 352,
+            journal_chunks: 72,
             ops: 90,
             max_snapshots: 6,
             prefill_levels: 0,
@@ -64,7 +65,7 @@ pub fn scenarios() -> Vec<Scenario> {
             chunk_bytes: 512,
             origin_chunks: 96,
             cow_chunks: 1024,
-            journal_chunks: 40,
+            journal_chunks: 72,
             ops: 110,
             max_snapshots: 8,
             prefill_levels: 0,
@@ -145,18 +146,16 @@ impl fmt::Display for Op {
     }
 }
 
-/// Draws operation `step` for the model's current state. On a prefilled
-/// (deep) tree the first two are a create of a snapshot and a delete, each
-/// touching most leaves.
+/// Draws operation `step` for the model's current state. A prefilled (deep)
+/// tree starts from a script ([`deep_script`]).
 pub fn next_op(rng: &mut Rng, scenario: &Scenario, model: &Model, step: usize) -> Op {
+    if scenario.prefill_levels > 0 {
+        if let Some(op) = deep_script(scenario, model, step) {
+            return op;
+        }
+    }
     let live: Vec<u32> = model.now.snapshots.keys().copied().collect();
     let pick = |rng: &mut Rng| live[rng.below(live.len() as u64) as usize];
-    if scenario.prefill_levels > 0 && step < 2 && !live.is_empty() {
-        return match step {
-            0 => Op::CreateOf { parent: pick(rng) },
-            _ => Op::Delete { id: pick(rng) },
-        };
-    }
     let room = live.len() < scenario.max_snapshots;
     let roll = rng.below(100);
     if live.is_empty() || (roll < 6 && room) {
@@ -182,6 +181,33 @@ pub fn next_op(rng: &mut Rng, scenario: &Scenario, model: &Model, step: usize) -
         };
     }
     origin_write(rng, scenario)
+}
+
+/// The first operations on a deep tree: a new snapshot and a snapshot of it,
+/// three origin writes of 48 chunks each (copied out for them, each commit
+/// touching some 20 leaves of the deep tree), then the new snapshot deleted:
+/// some 60 leaves, more than half the journal takes, so the delete is split.
+/// (An old snapshot is not copied or deleted: it has records in every leaf,
+/// and its delete would take thousands of events, its copy a transaction of
+/// every leaf, which no journal bound allows: docs/crash-replay.md.)
+pub fn deep_script(scenario: &Scenario, model: &Model, step: usize) -> Option<Op> {
+    let run = 48 * scenario.chunk_sectors();
+    let third = scenario.origin_sectors() / 3;
+    match step {
+        0 => Some(Op::Create),
+        1 => model.created.last().map(|&parent| Op::CreateOf { parent }),
+        2..=4 => Some(Op::OriginWrite {
+            first: (step as u64 - 2) * third,
+            sectors: run.min(third),
+        }),
+        5 => model
+            .created
+            .iter()
+            .rev()
+            .nth(1)
+            .map(|&id| Op::Delete { id }),
+        _ => None,
+    }
 }
 
 /// An origin write: most within one chunk (whole, or some of its sectors),
