@@ -224,4 +224,54 @@ mod tests {
         assert_eq!(a.alloc(), Some(4199));
         assert_eq!(a.alloc(), None);
     }
+
+    #[test]
+    fn frees_wait_for_the_checkpoint_and_images_show_them_free() {
+        let g = Geometry::new(512 * 100, 1, 3);
+        let mut bitmap = ChunkBitmap::empty(&g);
+        bitmap.set_range(0, g.data_start());
+        let mut a = Allocator::new(&g, bitmap);
+        a.set_policy(FreePolicy::AfterCheckpoint);
+        let got: Vec<u64> = std::iter::from_fn(|| a.alloc()).collect();
+        assert_eq!(got.len(), 95);
+        let mut changed = Vec::new();
+        a.take_changed(&mut changed);
+        assert_eq!(changed, vec![0]);
+        a.free(7);
+        a.free(50);
+        assert_eq!((a.free_chunks(), a.pending_frees()), (0, 2));
+        assert_eq!(a.alloc(), None, "a pending chunk is not handed out");
+        assert_eq!(a.changed_chunks(), 1);
+        let mut image = vec![0u8; 512];
+        a.bitmap_image(0, &mut image);
+        assert_eq!(image[0], 0b0111_1111, "chunk 7 shows free");
+        assert_eq!(image[6], 0b1111_1011, "chunk 50 shows free");
+        a.take_changed(&mut changed);
+        a.captured_durable();
+        assert_eq!(a.checkpointed(), 2);
+        assert_eq!((a.free_chunks(), a.pending_frees()), (2, 0));
+        assert_eq!(a.alloc(), Some(7));
+        assert_eq!(a.alloc(), Some(50));
+    }
+
+    #[test]
+    fn a_checkpoint_keeps_frees_of_transactions_not_yet_durable() {
+        let g = Geometry::new(512 * 100, 1, 3);
+        let mut bitmap = ChunkBitmap::empty(&g);
+        bitmap.set_range(0, 100);
+        let mut a = Allocator::new(&g, bitmap);
+        a.set_policy(FreePolicy::AfterCheckpoint);
+        let mut changed = Vec::new();
+        a.free(10);
+        a.take_changed(&mut changed);
+        a.free(11);
+        assert_eq!(a.checkpointed(), 0, "chunk 10's transaction is not durable");
+        a.captured_durable();
+        assert_eq!(a.checkpointed(), 1);
+        assert_eq!(
+            a.pending_frees(),
+            1,
+            "chunk 11 waits for the next transaction"
+        );
+    }
 }

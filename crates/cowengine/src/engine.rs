@@ -10,10 +10,13 @@
 //! - a snapshot read holds its chunks shared, so a read that resolves to the
 //!   origin never races an origin overwrite, and one that resolves to a COW
 //!   chunk still being copied waits for the copy;
-//! - a snapshot write holds its chunks exclusively and runs under the lock;
+//! - a snapshot write holds its chunks exclusively, plans under the lock and
+//!   writes its data outside it;
 //!   an origin write to a chunk a snapshot wrote since the last commit commits
 //!   first even when it copies nothing out, or a crash could lose the record
-//!   that covers the snapshot while the origin data landed;
+//!   that covers the snapshot while the origin data landed; a snapshot write
+//!   to such a chunk commits first too, or a write in place to a chunk another
+//!   snapshot left (still shared on disk) could change that snapshot's data;
 //! - deleting a snapshot commits before it returns (see
 //!   [`Engine::delete_snapshot`]); an explicit commit also syncs the COW
 //!   device, for snapshot data written in place;
@@ -49,7 +52,7 @@ use cowfmt::shared::header::SharedHeader;
 
 use crate::journal::CommitMode;
 use crate::locks::{ChunkLocks, LockMode};
-use crate::store::{check_origin_span, CreateOptions, SharedStore};
+use crate::store::{check_origin_span, CreateOptions, Fill, SharedStore};
 
 /// Stripes of the chunk lock table.
 const LOCK_STRIPES: usize = 4096;
@@ -86,6 +89,7 @@ pub struct CommitStats {
 struct Scratch {
     data: Vec<u8>,
     plans: Vec<(u64, u64)>,
+    targets: Vec<(u64, Fill)>,
 }
 
 impl<D: BlockDev> Engine<D> {
@@ -187,6 +191,7 @@ impl<D: BlockDev> Engine<D> {
     /// Creates a snapshot that sees what snapshot `parent` sees now.
     pub fn create_snapshot_of(&self, parent: u32) -> Result<u32> {
         let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        self.origin.sync()?;
         self.with_store_committing(|store| store.create_snapshot_of(parent))
     }
 
@@ -370,6 +375,9 @@ impl<D: BlockDev> Engine<D> {
         self.end_copy();
         let any = !scratch.plans.is_empty();
         self.give_back(scratch);
+        if copied.is_err() {
+            self.store().fail();
+        }
         let ticket = planned?;
         copied?;
         Ok(any.then_some(ticket))
@@ -462,47 +470,29 @@ impl<D: BlockDev> Engine<D> {
 
     /// Writes `data` into snapshot `id`'s view at byte `offset`; the records it
     /// makes ride the next commit (committed first when the changes so far
-    /// approach the journal's transaction bound).
+    /// approach the journal's transaction bound). The chunks are planned
+    /// under the metadata lock and written outside it.
     pub fn snapshot_write(&self, id: u32, offset: u64, data: &[u8]) -> Result<()> {
         self.check_span(offset, data.len())?;
         let Some((first, count)) = self.chunk_range(offset, data.len()) else {
             return Ok(());
         };
         let _chunks = self.locks.lock(first, count, LockMode::Exclusive);
+        if let Some(ticket) = self.snapshot_written_since_commit(first, count) {
+            self.commit_through(ticket)?;
+        }
         let mut reclaimed = false;
         loop {
-            let mut store = self.store();
-            if store.wants_commit() {
-                let ticket = store.batch() + 1;
-                drop(store);
-                self.commit_through(ticket)?;
-                store = self.store();
-            }
-            match store.snapshot_write(id, offset, data) {
-                Err(e) if !reclaimed => {
-                    drop(store);
-                    if !self.reclaim(&e)? {
-                        return Err(e);
-                    }
-                    reclaimed = true;
-                }
-                Ok(()) => {
-                    let ticket = store.batch() + 1;
-                    drop(store);
-                    let mut written = lock(&self.snapshot_written);
-                    for chunk in first..first + count {
-                        written.insert(chunk, ticket);
-                    }
-                    return Ok(());
-                }
-                Err(e) => return Err(e),
+            match self.write_snapshot_chunks(id, offset, data) {
+                Err(e) if !reclaimed && self.reclaim(&e)? => reclaimed = true,
+                done => return done,
             }
         }
     }
 
     /// The ticket to commit through before the origin chunks `first..first +
-    /// count` may be written: the last change of a snapshot write to one of
-    /// them not yet durable, if any. Entries already durable are dropped.
+    /// count` may be written: the last record change of a snapshot write to
+    /// one of them not yet durable, if any. Entries already durable are dropped.
     fn snapshot_written_since_commit(&self, first: u64, count: u64) -> Option<u64> {
         if lock(&self.snapshot_written).is_empty() {
             return None;
@@ -521,6 +511,91 @@ impl<D: BlockDev> Engine<D> {
                 .filter_map(|chunk| written.get(&chunk).copied())
                 .max()
         }
+    }
+
+    /// One try of [`Engine::snapshot_write`]: plans every chunk, then writes
+    /// the chunks planned (even when a later one failed to plan, so that no
+    /// record names a chunk never written).
+    fn write_snapshot_chunks(&self, id: u32, offset: u64, data: &[u8]) -> Result<()> {
+        let wants_commit = {
+            let store = self.store();
+            store.wants_commit().then(|| store.batch() + 1)
+        };
+        if let Some(ticket) = wants_commit {
+            self.commit_through(ticket)?;
+        }
+        let mut scratch = self.take_scratch();
+        let planned = self.plan_snapshot_chunks(id, offset, data.len(), &mut scratch.targets);
+        let written = self.write_planned(offset, data, &mut scratch);
+        self.end_copy();
+        self.give_back(scratch);
+        if written.is_err() {
+            self.store().fail();
+        }
+        planned.and(written)
+    }
+
+    /// Plans the chunks of a snapshot write under the metadata lock, counting
+    /// one copy in flight (ended by the caller).
+    fn plan_snapshot_chunks(
+        &self,
+        id: u32,
+        offset: u64,
+        len: usize,
+        targets: &mut Vec<(u64, Fill)>,
+    ) -> Result<()> {
+        targets.clear();
+        let mut store = self.store();
+        *self.copies.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        let cb = self.chunk_bytes;
+        let ticket = store.batch() + 1;
+        for origin in offset / cb..(offset + len as u64).div_ceil(cb) {
+            let (target, fill) = store.plan_snapshot_chunk(id, origin)?;
+            targets.push((target, fill));
+            if fill != Fill::Nothing {
+                lock(&self.snapshot_written).insert(origin, ticket);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `data` at byte `offset` of the snapshot into the chunks planned,
+    /// filling a chunk written in part from its old content first.
+    fn write_planned(&self, offset: u64, data: &[u8], scratch: &mut Scratch) -> Result<()> {
+        let cb = self.chunk_bytes;
+        let mut done = 0;
+        for &(target, fill) in &scratch.targets {
+            let at = offset + done as u64;
+            let within = at % cb;
+            let len = ((cb - within) as usize).min(data.len() - done);
+            let part = &data[done..done + len];
+            if fill == Fill::Nothing || len as u64 == cb {
+                self.cow.write_at(part, target * cb + within)?;
+            } else {
+                scratch.data.clear();
+                scratch.data.resize(cb as usize, 0);
+                match fill {
+                    Fill::Cow(from) => self.cow.read_chunk(from, &mut scratch.data)?,
+                    Fill::Origin(from) => self.read_origin_chunk(from, &mut scratch.data)?,
+                    Fill::Nothing => unreachable!("written directly above"),
+                }
+                scratch.data[within as usize..within as usize + len].copy_from_slice(part);
+                self.cow.write_chunk(target, &scratch.data)?;
+            }
+            done += len;
+        }
+        Ok(())
+    }
+
+    /// Reads origin chunk `origin` into `buf` (one chunk), zero-padded past
+    /// the origin's end.
+    fn read_origin_chunk(&self, origin: u64, buf: &mut [u8]) -> Result<()> {
+        let start = origin * self.chunk_bytes;
+        let present = (self.origin.size() - start).min(self.chunk_bytes) as usize;
+        buf[present..].fill(0);
+        self.origin.read_at(&mut buf[..present], start, &|| {
+            format!("origin chunk {origin}")
+        })
     }
 
     /// The origin chunks `len` bytes at `offset` touch, as (first, count).

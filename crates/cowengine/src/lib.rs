@@ -41,4 +41,4 @@ pub mod store;
 
 pub use engine::Engine;
 pub use journal::{CommitMode, InPlaceReason};
-pub use store::{CopyData, CreateOptions, SharedStore};
+pub use store::{CopyData, CreateOptions, Fill, SharedStore};

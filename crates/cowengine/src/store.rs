@@ -33,6 +33,18 @@ pub struct CreateOptions {
     pub journal_chunks: u64,
 }
 
+/// What a snapshot's own chunk must be filled with before part of it is
+/// written ([`SharedStore::plan_snapshot_chunk`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fill {
+    /// Nothing: the chunk was already the snapshot's own.
+    Nothing,
+    /// The content of this COW chunk (the record the snapshot shared).
+    Cow(u64),
+    /// The content of this origin chunk (zero-padded past the origin's end).
+    Origin(u64),
+}
+
 /// Whether a copy-out moves data or only records the exception (store
 /// generators building metadata for benchmarks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -468,38 +480,71 @@ impl<D: BlockDev> SharedStore<D> {
     /// The COW chunk snapshot `bit` alone owns for `origin`, unsharing or copying
     /// the origin first when needed.
     fn own_chunk(&mut self, origin: u64, bit: u64) -> Result<u64> {
-        let records = self.tree.lookup(origin)?;
-        let current = records.iter().find(|r| r.share & bit != 0).copied();
+        let (chunk, fill) = self.own_chunk_plan(origin, bit)?;
+        let copied = match fill {
+            Fill::Nothing => Ok(()),
+            Fill::Cow(from) => self.tree.cache.device().read_chunk(from, &mut self.buf),
+            Fill::Origin(from) => self.read_origin_chunk(from),
+        }
+        .and_then(|()| match fill {
+            Fill::Nothing => Ok(()),
+            _ => self.tree.cache.device().write_chunk(chunk, &self.buf),
+        });
+        if copied.is_err() {
+            self.fail();
+        }
+        copied.map(|()| chunk)
+    }
+
+    /// Makes snapshot `id` the only owner of a COW chunk for origin chunk
+    /// `origin` (allocating and unsharing as [`SharedStore::snapshot_write`]
+    /// does) without moving data: returns the chunk and what the caller must
+    /// copy into it before writing part of it. The record is in the tree at
+    /// once: the caller must write the chunk before any commit (count it as a
+    /// copy in flight) and call [`SharedStore::fail`] if it cannot.
+    pub fn plan_snapshot_chunk(&mut self, id: u32, origin: u64) -> Result<(u64, Fill)> {
+        self.require(id)?;
+        self.check_origin_chunk(origin)?;
+        self.own_chunk_plan(origin, mask::bit(id))
+    }
+
+    /// The metadata half of [`SharedStore::own_chunk`].
+    fn own_chunk_plan(&mut self, origin: u64, bit: u64) -> Result<(u64, Fill)> {
+        let current = self.tree.with_records(origin, |records| {
+            records.iter().find(|r| r.share & bit != 0).copied()
+        })?;
         if let Some(r) = current {
             if r.share == bit {
                 self.check_in_place(origin, r.chunk)?;
-                return Ok(r.chunk);
+                return Ok((r.chunk, Fill::Nothing));
             }
         }
         let leaf = self.tree.prepare_insert(origin)?;
         let chunk = self.tree.alloc_chunk()?;
-        match current {
+        let fill = match current {
             Some(r) => {
-                let device = self.tree.cache.device();
-                device.read_chunk(r.chunk, &mut self.buf)?;
-                device.write_chunk(chunk, &self.buf)?;
-                let lost = self.lost(origin);
                 let leaf_block = self.tree.cache.leaf_mut(leaf)?;
-                let i = leaf_block.find(origin).map_err(|_| lost)?;
+                let Ok(i) = leaf_block.find(origin) else {
+                    return Err(self.lost(origin));
+                };
                 let range = leaf_block.record_range(i);
                 for rec in &mut leaf_block.records[range] {
                     if rec.chunk == r.chunk {
                         rec.share &= !bit;
                     }
                 }
+                Fill::Cow(r.chunk)
             }
-            None => {
-                self.read_origin_chunk(origin)?;
-                self.tree.cache.device().write_chunk(chunk, &self.buf)?;
-            }
-        }
+            None => Fill::Origin(origin),
+        };
         self.add_record(leaf, origin, Exception { share: bit, chunk })?;
-        Ok(chunk)
+        Ok((chunk, fill))
+    }
+
+    /// Marks the store failed: data a record names could not be written, so
+    /// no further commit may make that record durable (reopen the store).
+    pub fn fail(&mut self) {
+        self.failed = true;
     }
 
     fn lost(&self, origin: u64) -> Error {
