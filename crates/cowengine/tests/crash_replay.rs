@@ -17,7 +17,7 @@ use cowfmt::error::Result;
 use cowfmt::{BlockDev, CrashDev};
 
 /// What `cargo test` sweeps: (scenario, seeds), every crash point of each.
-const RUNS: &[(&str, u64)] = &[("4k", 4), ("512", 4), ("deep", 1)];
+const RUNS: &[(&str, u64)] = &[("4k", 5), ("512", 4), ("deep", 1)];
 
 /// Every this many crash images (per thread), the journal replay is also cut
 /// at every point and finished again.

@@ -41,8 +41,12 @@ pub struct CommitSpan {
     pub done: usize,
     /// The operation that committed, for messages.
     pub what: String,
-    /// The states it may leave: before the operation, after it.
+    /// The states a crash inside it may leave: before the operation, after it.
     pub states: Vec<Candidate>,
+    /// The states a crash after it may leave: the state after it, or, for an
+    /// operation that is not durable when it returns (a snapshot write whose
+    /// commit made earlier changes durable before its own), either.
+    pub after: Vec<Candidate>,
 }
 
 /// A snapshot write whose data may land without its commit (in place in a
@@ -108,6 +112,7 @@ impl Model {
             done: 0,
             what: "the starting state".to_string(),
             states: vec![self.candidate(0)],
+            after: vec![self.candidate(0)],
         }];
     }
 
@@ -170,16 +175,12 @@ impl Model {
         });
     }
 
-    /// The states a crash after the first `at` events may leave: the last
-    /// state whose commit returned by then, and every state of a commit still
+    /// The states a crash after the first `at` events may leave: those of the
+    /// last commit that returned by then, and every state of a commit still
     /// running at `at`. The last completed one comes first.
     pub fn candidates(&self, at: usize) -> Vec<Candidate> {
         let done = self.commits.partition_point(|c| c.done <= at);
-        let mut out = vec![self.commits[done - 1]
-            .states
-            .last()
-            .cloned()
-            .expect("a state")];
+        let mut out = self.commits[done - 1].after.clone();
         for span in &self.commits[done..] {
             if span.began < at {
                 out.extend(span.states.iter().cloned());
@@ -246,7 +247,8 @@ mod tests {
             began: 0,
             done: 4,
             what: "commit".into(),
-            states: vec![before],
+            states: vec![before.clone()],
+            after: vec![before],
         });
         model.origin_write(1, 1, 2, 6);
         model.snapshot_write(0, 2, 1, 1, 9);
@@ -255,7 +257,8 @@ mod tests {
             began: 10,
             done: 14,
             what: "commit".into(),
-            states: vec![before],
+            states: vec![before.clone()],
+            after: vec![before],
         });
         model
     }

@@ -10,7 +10,7 @@ use cowfmt::crashdev::{CrashDev, CrashEvent, CrashLog};
 use cowfmt::memdev::MemDev;
 
 use super::images::FrozenLog;
-use super::model::{CommitSpan, Model};
+use super::model::{Candidate, CommitSpan, Model};
 use super::pattern::{self, Rng, SECTOR};
 use super::workload::{next_op, Op, Scenario};
 use crate::engine::Engine;
@@ -121,6 +121,7 @@ fn run_recorded<D: BlockDev>(
         done: log.len(),
         what: "close".to_string(),
         states: vec![model.candidate(log.len())],
+        after: vec![model.candidate(log.len())],
     });
     Ok(Recording {
         scenario: scenario.clone(),
@@ -242,6 +243,22 @@ pub fn apply<D: BlockDev>(
             if let Op::Delete { id } = op {
                 before.unchecked = Some(id);
             }
+            let durable_on_return =
+                matches!(op, Op::Commit | Op::OriginWrite { .. } | Op::Delete { .. });
+            let settled = if durable_on_return {
+                vec![after.clone()]
+            } else {
+                vec![
+                    Candidate {
+                        unchecked: None,
+                        ..before.clone()
+                    },
+                    Candidate {
+                        as_of: began,
+                        ..after.clone()
+                    },
+                ]
+            };
             let mut states = vec![before];
             if after.state != states[0].state {
                 states.push(after);
@@ -251,6 +268,7 @@ pub fn apply<D: BlockDev>(
                 done,
                 what: op.to_string(),
                 states,
+                after: settled,
             });
         }
     }
