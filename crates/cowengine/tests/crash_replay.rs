@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cowengine::crash_proof::{
-    record, record_with, report, scenario, sweep, Failure, Scenario, SweepOptions,
+    record, record_with, report, scenario, sweep, Failure, Outcome, Scenario, SweepOptions,
 };
 use cowfmt::error::Result;
 use cowfmt::{BlockDev, CrashDev};
@@ -69,8 +69,15 @@ fn at_least_20000_crash_images_each_read_as_a_commit() {
     assert!(split_deletes > 0, "no delete of the deep tree was split");
 }
 
-/// The message names everything a replay needs.
-fn assert_replayable(failure: &Failure, seed: u64) {
+/// Some crash image of seed `seed` failed (`what` broke the commit), and the
+/// first failure's message names everything a replay needs.
+fn assert_caught(outcome: &Outcome, seed: u64, what: &str) {
+    assert!(
+        outcome.failed > 0,
+        "{} crash images {what} all passed",
+        outcome.images
+    );
+    let failure: &Failure = &outcome.failures[0];
     let message = failure.to_string();
     for part in [
         format!("seed {seed}"),
@@ -92,12 +99,7 @@ fn the_in_place_commit_of_a_store_without_a_journal_is_caught() {
     let rec = record(&scenario, 1).unwrap_or_else(|e| panic!("{e}"));
     assert!(!rec.commit_mode.journaled(), "{}", rec.commit_mode);
     let outcome = sweep(&rec, &SweepOptions::default());
-    assert!(
-        outcome.failed > 0,
-        "{} crash images of an in-place commit all passed",
-        outcome.images
-    );
-    assert_replayable(&outcome.failures[0], 1);
+    assert_caught(&outcome, 1, "of an in-place commit");
 }
 
 /// A crash device that drops every second sync of the COW device (device 0):
@@ -143,10 +145,5 @@ fn a_commit_whose_device_drops_syncs_is_caught() {
     })
     .unwrap_or_else(|e| panic!("{e}"));
     let outcome = sweep(&rec, &SweepOptions::default());
-    assert!(
-        outcome.failed > 0,
-        "{} crash images with dropped syncs all passed",
-        outcome.images
-    );
-    assert_replayable(&outcome.failures[0], 2);
+    assert_caught(&outcome, 2, "with dropped syncs");
 }

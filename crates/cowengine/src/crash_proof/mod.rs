@@ -7,10 +7,12 @@
 //! model ([`model`]) keeps what the origin and every snapshot read and which
 //! states each commit may leave. Every prefix of the log is then a crash point,
 //! and at each the image with none, all and a sample of the unsynced writes
-//! lost ([`crash`]) is opened, checked by cowfmt's shared checker and read back
-//! against the model ([`verify`]); on a sample of them the journal replay is
-//! itself cut at every point and finished again ([`replay_crash`]). Sector contents name the write that made
-//! them ([`pattern`]), so a view compares as one tag per sector.
+//! lost (built by [`crash`] and [`images`]) is opened with the engine's store
+//! (which replays the journal), checked by cowfmt's shared checker and read
+//! back against the model ([`verify`]); on a sample of them the journal replay
+//! is itself cut at every point and finished again ([`replay_crash`]). Sector
+//! contents name the write that made them ([`pattern`]), so a view compares as
+//! one tag per sector.
 
 pub mod crash;
 pub mod images;

@@ -235,6 +235,18 @@ impl Model {
 mod tests {
     use super::*;
 
+    /// An explicit commit of the current state over events `began..done`.
+    fn commit(model: &mut Model, began: usize, done: usize) {
+        let before = model.candidate(began);
+        model.commits.push(CommitSpan {
+            began,
+            done,
+            what: "commit".into(),
+            states: vec![before.clone()],
+            after: vec![before],
+        });
+    }
+
     /// Snapshot 0 created and committed over events 0..4, then written
     /// (write 1) and committed over 10..14; the origin written at event 6
     /// (write 2) and synced at 8.
@@ -242,24 +254,10 @@ mod tests {
         let mut model = Model::new(4);
         model.settle();
         model.create(0);
-        let before = model.candidate(0);
-        model.commits.push(CommitSpan {
-            began: 0,
-            done: 4,
-            what: "commit".into(),
-            states: vec![before.clone()],
-            after: vec![before],
-        });
+        commit(&mut model, 0, 4);
         model.origin_write(1, 1, 2, 6);
         model.snapshot_write(0, 2, 1, 1, 9);
-        let before = model.candidate(10);
-        model.commits.push(CommitSpan {
-            began: 10,
-            done: 14,
-            what: "commit".into(),
-            states: vec![before.clone()],
-            after: vec![before],
-        });
+        commit(&mut model, 10, 14);
         model
     }
 

@@ -1,4 +1,7 @@
-//! Checks one crash image: it opens (replaying its journal), cowfmt's shared
+//! Checks one crash image: it opens with the engine's store
+//! ([`SharedStore::open`], as `Engine::open` opens it, replaying the journal;
+//! without the engine's per-chunk locks, which cost a futex wake per chunk
+//! read), cowfmt's shared
 //! checker finds no error, the snapshot set and every snapshot's view are one
 //! state a commit may have left, and every origin sector holds a value written
 //! to it since its last durable point.
