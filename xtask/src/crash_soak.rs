@@ -66,7 +66,17 @@ pub fn run(args: &CrashSoakArgs) -> Result<()> {
     let (mut images, mut failed, mut shown, mut cut) = (0u64, 0u64, 0usize, 0u64);
     'seeds: for seed in args.seed..args.seed + args.seeds {
         for scenario in &chosen {
-            let rec = record(scenario, seed).map_err(anyhow::Error::msg)?;
+            let rec = match record(scenario, seed) {
+                Ok(rec) => rec,
+                Err(e) => {
+                    println!(
+                        "{:>5} seed {seed:>4}: the workload failed: {e}",
+                        scenario.name
+                    );
+                    failed += 1;
+                    continue;
+                }
+            };
             let run = report(&rec, sweep(&rec, &options));
             let outcome = &run.outcome;
             println!(

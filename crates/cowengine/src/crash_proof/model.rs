@@ -84,6 +84,8 @@ pub struct Model {
     pub settled_origin: Vec<u64>,
     /// Live snapshots in the order they were created.
     pub created: Vec<u32>,
+    /// The snapshots the history began with (a deep scenario's prefill).
+    pub prefilled: Vec<u32>,
 }
 
 impl Model {
@@ -98,6 +100,7 @@ impl Model {
             next_write: 1,
             settled_origin: (0..sectors).map(|s| pattern::tag(0, s)).collect(),
             created: Vec::new(),
+            prefilled: Vec::new(),
         }
     }
 
@@ -107,6 +110,7 @@ impl Model {
         self.origin_history.iter_mut().for_each(Vec::clear);
         self.loose.clear();
         self.settled_origin = self.origin.clone();
+        self.prefilled = self.now.snapshots.keys().copied().collect();
         self.commits = vec![CommitSpan {
             began: 0,
             done: 0,

@@ -147,7 +147,8 @@ impl fmt::Display for Op {
 }
 
 /// Draws operation `step` for the model's current state. A prefilled (deep)
-/// tree starts from a script ([`deep_script`]).
+/// tree starts from a script ([`deep_script`]), and its prefilled snapshots
+/// are never copied or deleted (see [`deep_script`]).
 pub fn next_op(rng: &mut Rng, scenario: &Scenario, model: &Model, step: usize) -> Op {
     if scenario.prefill_levels > 0 {
         if let Some(op) = deep_script(scenario, model, step) {
@@ -161,11 +162,21 @@ pub fn next_op(rng: &mut Rng, scenario: &Scenario, model: &Model, step: usize) -
     if live.is_empty() || (roll < 6 && room) {
         return Op::Create;
     }
-    if roll < 10 && room {
-        return Op::CreateOf { parent: pick(rng) };
+    let young: Vec<u32> = live
+        .iter()
+        .copied()
+        .filter(|id| !model.prefilled.contains(id))
+        .collect();
+    let pick_young = |rng: &mut Rng| young[rng.below(young.len() as u64) as usize];
+    if roll < 10 && room && !young.is_empty() {
+        return Op::CreateOf {
+            parent: pick_young(rng),
+        };
     }
-    if roll < 15 && live.len() > 1 {
-        return Op::Delete { id: pick(rng) };
+    if roll < 15 && live.len() > 1 && !young.is_empty() {
+        return Op::Delete {
+            id: pick_young(rng),
+        };
     }
     if roll < 24 {
         return Op::Commit;
