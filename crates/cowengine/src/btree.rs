@@ -244,17 +244,21 @@ impl<D: BlockDev> Tree<D> {
         if level == 0 {
             return self.clear_leaf(chunk, bit, freed);
         }
-        let children: Vec<u64> = self
+        for child in self.children(chunk)? {
+            self.remove_in(child, level - 1, bit, freed)?;
+        }
+        self.merge_children(chunk, level)
+    }
+
+    /// The children of the node at `chunk`, in key order.
+    pub(crate) fn children(&mut self, chunk: u64) -> Result<Vec<u64>> {
+        Ok(self
             .cache
             .node(chunk)?
             .entries
             .iter()
             .map(|e| e.chunk)
-            .collect();
-        for child in children {
-            self.remove_in(child, level - 1, bit, freed)?;
-        }
-        self.merge_children(chunk, level)
+            .collect())
     }
 
     /// Removes snapshot bit `bit` from every record of the leaf at `chunk`;

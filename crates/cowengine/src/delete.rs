@@ -54,7 +54,7 @@ impl<D: BlockDev> SharedStore<D> {
         for _ in 1..self.tree.levels {
             let mut next = Vec::new();
             for c in level_chunks {
-                next.extend(self.tree.cache.node(c)?.entries.iter().map(|e| e.chunk));
+                next.extend(self.tree.children(c)?);
             }
             blocks += next.len() as u64;
             level_chunks = next;
@@ -84,15 +84,7 @@ impl<D: BlockDev> SharedStore<D> {
     /// skipping one that would not fit even an empty transaction.
     fn merge_in_steps(&mut self, chunk: u64, level: u32, widest: usize) -> Result<()> {
         if level > 1 {
-            let children: Vec<u64> = self
-                .tree
-                .cache
-                .node(chunk)?
-                .entries
-                .iter()
-                .map(|e| e.chunk)
-                .collect();
-            for child in children {
+            for child in self.tree.children(chunk)? {
                 self.merge_in_steps(child, level - 1, widest)?;
             }
         }

@@ -147,7 +147,7 @@ impl<D: BlockDev> SharedStore<D> {
                 root: header.root_tree_chunk,
                 levels: header.tree_level,
             },
-            durable: tx_header(&header),
+            durable: TxHeader::from(&header),
             header,
             geometry,
             origin,
@@ -639,7 +639,7 @@ impl<D: BlockDev> SharedStore<D> {
         if self.mode.journaled() && self.journal.is_none() {
             return Err(self.busy());
         }
-        let header = tx_header(&self.header());
+        let header = TxHeader::from(&self.header());
         let Scratch {
             mut homes,
             mut images,
@@ -841,15 +841,6 @@ impl<D: BlockDev> Drop for SharedStore<D> {
         if !self.closed && !self.failed {
             let _ = self.checkpoint().and_then(|()| self.origin.sync());
         }
-    }
-}
-
-/// The header fields a transaction carries.
-fn tx_header(h: &SharedHeader) -> TxHeader {
-    TxHeader {
-        root_tree_chunk: h.root_tree_chunk,
-        snapmask: h.snapmask,
-        tree_level: h.tree_level,
     }
 }
 

@@ -723,15 +723,18 @@ fn header_journal_size() {
     assert_eq!(report.findings[0].location, header_field(36));
     case.assert_repair_default(&all());
 
-    // A smaller journal: its last chunks become data chunks marked in use
-    // that nothing references.
+    // A smaller journal: its superblock no longer fits it, and its last
+    // chunks become data chunks marked in use that nothing references.
     let case = Case::new("journal shrunk");
     case.edit_header(|h| h.nr_journal_chunks = 1);
     let report = case.check();
-    case.codes(&report, &[FindingCode::ChunkLeaked]);
+    case.codes(
+        &report,
+        &[FindingCode::JournalSuperblockDamaged, FindingCode::ChunkLeaked],
+    );
     let data_start = template().geometry.data_start();
     assert_eq!(
-        report.findings[0].location,
+        report.findings[1].location,
         Location::run(data_start - (JOURNAL - 1), JOURNAL - 1)
     );
     case.assert_repair_default(&all());

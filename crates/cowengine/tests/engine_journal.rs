@@ -88,6 +88,19 @@ fn assert_checker_passes(cow: &MemDev) {
     assert!(report.is_clean(), "{:#?}", report.findings);
 }
 
+/// An engine over memory with a usable journal and `cow_chunks` COW chunks.
+fn engine(cow_chunks: u64) -> Engine<MemDev> {
+    Engine::create(
+        MemDev::new("mem:cow", cow_chunks * CHUNK),
+        MemDev::from_bytes("mem:origin", origin_pattern()),
+        &CreateOptions {
+            chunk_sectors: CHUNK / 512,
+            journal_chunks: JOURNAL,
+        },
+    )
+    .unwrap()
+}
+
 fn geometry(store: &Store) -> Geometry {
     *store.geometry()
 }
@@ -386,15 +399,7 @@ fn concurrent_committers_share_transactions() {
 
 #[test]
 fn the_engine_recovers_from_a_full_store_by_checkpointing() {
-    let engine = Engine::create(
-        MemDev::new("mem:cow", 1200 * CHUNK),
-        MemDev::from_bytes("mem:origin", origin_pattern()),
-        &CreateOptions {
-            chunk_sectors: CHUNK / 512,
-            journal_chunks: JOURNAL,
-        },
-    )
-    .unwrap();
+    let engine = engine(1200);
     let first = engine.create_snapshot(None).unwrap();
     let mut c = 0;
     while engine.free_chunks() > 40 {
@@ -477,15 +482,7 @@ fn every_crash_point_of_a_journaled_workload_opens_clean() {
 /// keeps its view.
 #[test]
 fn engine_snapshot_writes_fill_partial_chunks_from_what_the_snapshot_saw() {
-    let engine = Engine::create(
-        MemDev::new("mem:cow", 4096 * CHUNK),
-        MemDev::from_bytes("mem:origin", origin_pattern()),
-        &CreateOptions {
-            chunk_sectors: CHUNK / 512,
-            journal_chunks: JOURNAL,
-        },
-    )
-    .unwrap();
+    let engine = engine(4096);
     let parent = engine.create_snapshot(None).unwrap();
     engine
         .origin_write(10 * CHUNK, &[9; CHUNK as usize])

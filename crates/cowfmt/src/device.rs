@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::blockdev::{chunk_offset, write_zeros};
 use crate::error::{Error, Result};
+use crate::overlay::Overlay;
 
 /// How a device is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +40,7 @@ pub struct Device {
     size: u64,
     backing: Backing,
     access: Access,
+    overlay: Option<Box<Overlay>>,
 }
 
 const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
@@ -99,6 +101,7 @@ impl Device {
             size,
             backing,
             access,
+            overlay: None,
         })
     }
 
@@ -152,6 +155,7 @@ impl Device {
             size: current.max(size),
             backing: Backing::File,
             access: Access::ReadWrite,
+            overlay: None,
         })
     }
 
@@ -165,6 +169,7 @@ impl Device {
             size,
             backing: Backing::File,
             access: Access::ReadWrite,
+            overlay: None,
         })
     }
 
@@ -191,6 +196,18 @@ impl Device {
     /// How the device was opened.
     pub fn access(&self) -> Access {
         self.access
+    }
+
+    /// The device with `overlay`'s chunks read in place of its own bytes;
+    /// writes to it are refused from then on (the overlay would hide them).
+    pub fn with_overlay(mut self, overlay: Overlay) -> Self {
+        self.overlay = Some(Box::new(overlay));
+        self
+    }
+
+    /// Whether reads go through an overlay.
+    pub fn has_overlay(&self) -> bool {
+        self.overlay.is_some()
     }
 
     /// Reads exactly `buf.len()` bytes at `offset`. A read past the end fails with
@@ -235,6 +252,9 @@ impl Device {
                 }
             }
         }
+        if let Some(overlay) = &self.overlay {
+            overlay.apply(buf, offset);
+        }
         Ok(())
     }
 
@@ -244,8 +264,10 @@ impl Device {
         let fits = offset
             .checked_add(buf.len() as u64)
             .is_some_and(|end| end <= self.size);
-        if self.access != Access::ReadWrite || !fits {
-            let why = if fits {
+        if self.access != Access::ReadWrite || self.overlay.is_some() || !fits {
+            let why = if self.overlay.is_some() {
+                "the device is read through an overlay"
+            } else if fits {
                 "the device is open read-only"
             } else {
                 "the write would pass the end of the device"
@@ -304,7 +326,10 @@ impl Device {
         if len == 0 {
             return Ok(());
         }
-        if self.backing == Backing::File && self.access == Access::ReadWrite {
+        if self.backing == Backing::File
+            && self.access == Access::ReadWrite
+            && self.overlay.is_none()
+        {
             // SAFETY: fallocate only reads its integer arguments; the descriptor is
             // owned by `self.file` and open for the duration of the call.
             let rc = unsafe {
@@ -327,7 +352,11 @@ impl Device {
     /// device (or a file system that cannot tell) the whole range. Copies of
     /// sparse images read and write only these (see [`crate::sparse`]).
     pub fn data_ranges(&self, offset: u64, len: u64) -> Vec<(u64, u64)> {
-        crate::sparse::Extents::new(self).data_ranges(offset, len)
+        let ranges = crate::sparse::Extents::new(self).data_ranges(offset, len);
+        match &self.overlay {
+            Some(overlay) => overlay.merge_ranges(ranges, offset, len),
+            None => ranges,
+        }
     }
 
     /// The open file, for the queries of [`crate::sparse`].

@@ -130,6 +130,15 @@ pub enum FindingCode {
     ReservedChunkNotMarked,
     /// Shared: bitmap bits set at or past the device's last chunk.
     BitmapBitsPastEnd,
+    /// Shared: the journal superblock is damaged (magic, version, crc32c, or
+    /// fields that do not fit the store).
+    JournalSuperblockDamaged,
+    /// Shared: committed journal transactions wait for replay.
+    JournalNeedsReplay,
+    /// Shared: a journal transaction is invalid in a way a crash cannot leave
+    /// (sizes past the log, or a whole transaction with invalid home chunks
+    /// or header fields).
+    JournalTransactionDamaged,
 }
 
 impl FindingCode {
@@ -189,6 +198,9 @@ impl FindingCode {
             FindingCode::ChunkLeaked => "chunk-leaked",
             FindingCode::ReservedChunkNotMarked => "reserved-chunk-not-marked",
             FindingCode::BitmapBitsPastEnd => "bitmap-bits-past-end",
+            FindingCode::JournalSuperblockDamaged => "journal-superblock-damaged",
+            FindingCode::JournalNeedsReplay => "journal-needs-replay",
+            FindingCode::JournalTransactionDamaged => "journal-transaction-damaged",
         }
     }
 }

@@ -16,6 +16,8 @@
 //! - [`dump_read`]: reading a dump (YAML or JSON) as a stream of records;
 //! - [`origin_range`]: ranges of origin chunks, as repairs name what was lost;
 //! - [`output`]: the output guard every writing job goes through;
+//! - [`overlay`]: chunks a device reads in place of its own (a journal
+//!   replayed without writing);
 //! - [`probe`]: every signature a device holds (libblkid and our own kinds);
 //! - [`sparse`]: holes of image files, and copies that keep them;
 //! - [`units`]: size parsing (`4k`, `64M`, `8s`).
@@ -31,6 +33,7 @@ pub mod kind;
 pub mod memdev;
 pub mod origin_range;
 pub mod output;
+pub mod overlay;
 pub mod persistent;
 pub mod probe;
 pub mod shared;

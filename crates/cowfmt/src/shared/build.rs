@@ -8,9 +8,10 @@ use crate::error::{Error, Result};
 use crate::kind::SHARED_MAGIC;
 
 use super::bitmap::ChunkBitmap;
-use super::format::{plan, zero_range};
+use super::format::plan;
 use super::geometry::Geometry;
 use super::header::{SharedHeader, SHARED_VERSION};
+use super::journal::write_empty_journal;
 use super::leaf::{Exception, Leaf, MAP_ENTRY_BYTES, RECORD_BYTES};
 use super::node::{node_capacity, Node, NodeEntry};
 
@@ -183,7 +184,8 @@ impl TreeWriter<'_> {
         Ok(())
     }
 
-    /// Writes the last leaf, the node levels, the bitmap, an empty journal and
+    /// Writes the last leaf, the node levels, the bitmap, an empty journal (its
+    /// superblock with tail_seq 1) and
     /// finally the header with `snapmask`.
     pub fn finish(mut self, snapmask: u64) -> Result<Built> {
         if self.leaf.count() > 0 || self.level1.is_empty() {
@@ -221,11 +223,7 @@ impl TreeWriter<'_> {
         let b = &mut self.builder;
         b.bitmap.write_dirty(b.device)?;
         let g = b.geometry;
-        zero_range(
-            b.device,
-            g.journal_start() * g.chunk_bytes,
-            g.nr_journal_chunks * g.chunk_bytes,
-        )?;
+        write_empty_journal(b.device, &g)?;
         b.device.sync()?;
         let header = SharedHeader {
             magic: SHARED_MAGIC,

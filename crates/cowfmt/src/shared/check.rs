@@ -4,12 +4,15 @@
 //! bits per COW chunk, whatever the number of records.
 //!
 //! - [`header`](self::header): chunk 0 and the geometry it implies;
+//! - [`journal`](self::journal): the journal superblock and transactions, and
+//!   whether committed ones wait for replay;
 //! - [`tree`](self::tree): nodes, leaves and records;
 //! - [`space`](self::space): the bitmap (reserved chunks, leaks, bits past the end);
 //! - [`unmarked`](self::unmarked): tree blocks and records whose chunk the
 //!   bitmap does not mark.
 
 mod header;
+mod journal;
 mod misread;
 mod place;
 mod space;
@@ -26,7 +29,9 @@ use crate::finding::{Finding, FindingSink, Severity};
 use crate::kind::StoreKind;
 use crate::persistent::check::FINDINGS_PER_CODE;
 
+pub use crate::shared::journal::JournalState;
 pub use header::MAX_TREE_LEVEL;
+pub use journal::JournalSummary;
 
 /// What to check and how.
 #[derive(Debug, Clone, Default)]
@@ -74,6 +79,9 @@ pub struct CheckSummary {
     /// Chunks marked in use that nothing references; absent when part of the
     /// tree could not be read (its chunks would all look leaked).
     pub leaked_chunks: Option<u64>,
+    /// The journal's state; absent when it was not read.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub journal: Option<JournalSummary>,
 }
 
 /// The result of a check.
@@ -83,8 +91,12 @@ pub struct CheckReport {
     pub kind: StoreKind,
     /// The header as stored.
     pub header: SharedHeader,
-    /// Every finding, in the order found: header, tree in key order, bitmap.
+    /// Every finding, in the order found: header, journal, tree in key
+    /// order, bitmap.
     pub findings: Vec<Finding>,
+    /// Information that is not a finding (a torn last journal transaction).
+    #[serde(default)]
+    pub notes: Vec<String>,
     /// Figures.
     pub summary: CheckSummary,
 }
@@ -111,14 +123,16 @@ pub fn check(device: &Device, options: &CheckOptions) -> Result<CheckReport> {
         tree_level: header.tree_level,
         ..CheckSummary::default()
     };
-    let report = |sink: FindingSink, summary: CheckSummary| CheckReport {
+    let mut notes = Vec::new();
+    let report = |sink: FindingSink, summary: CheckSummary, notes: Vec<String>| CheckReport {
         kind: StoreKind::Shared,
         header,
         findings: sink.finish(),
+        notes,
         summary,
     };
     let Some(layout) = header::check(device, &header, options, &mut sink)? else {
-        return Ok(report(sink, summary));
+        return Ok(report(sink, summary, notes));
     };
     let geometry = layout.geometry;
     summary.chunk_size = Some((geometry.chunk_bytes / crate::SECTOR_BYTES) as u32);
@@ -127,8 +141,11 @@ pub fn check(device: &Device, options: &CheckOptions) -> Result<CheckReport> {
     summary.journal_chunks = Some(geometry.nr_journal_chunks);
     header::check_tail(device, &geometry, &mut sink)?;
     if options.header_only {
-        return Ok(report(sink, summary));
+        return Ok(report(sink, summary, notes));
     }
+    let (journal, journal_notes) = journal::check_journal(device, &geometry, &mut sink)?;
+    summary.journal = Some(journal);
+    notes.extend(journal_notes);
     let bitmap = ChunkBitmap::load(device, &geometry)?;
     let origin_chunks = options
         .origin_bytes
@@ -159,5 +176,5 @@ pub fn check(device: &Device, options: &CheckOptions) -> Result<CheckReport> {
         drop(tree);
         unmarked::report_unmarked(&context, &header, &mut sink)?;
     }
-    Ok(report(sink, summary))
+    Ok(report(sink, summary, notes))
 }

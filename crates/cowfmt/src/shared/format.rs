@@ -1,4 +1,5 @@
-//! Writing a fresh shared store: header, bitmap, an empty journal, one empty
+//! Writing a fresh shared store: header, bitmap, an empty journal (its
+//! superblock with tail_seq 1), one empty
 //! leaf and the root node above it.
 
 use crate::blockdev::BlockDev;
@@ -8,6 +9,7 @@ use crate::kind::SHARED_MAGIC;
 use super::bitmap::ChunkBitmap;
 use super::geometry::{validate_chunk_size, Geometry};
 use super::header::{SharedHeader, SHARED_VERSION};
+use super::journal::write_empty_journal;
 use super::leaf::Leaf;
 use super::node::{Node, NodeEntry};
 
@@ -72,11 +74,7 @@ pub fn format_store<D: BlockDev + ?Sized>(
     .encode(&mut buf);
     device.write_chunk(root_chunk, &buf)?;
     bitmap.write_dirty(device)?;
-    zero_range(
-        device,
-        geometry.journal_start() * geometry.chunk_bytes,
-        nr_journal_chunks * geometry.chunk_bytes,
-    )?;
+    write_empty_journal(device, &geometry)?;
     device.sync()?;
 
     let header = SharedHeader {

@@ -203,6 +203,14 @@ impl Report {
         self.findings().is_empty()
     }
 
+    /// Information that is not a finding (a torn last journal transaction).
+    fn notes(&self) -> &[String] {
+        match self {
+            Report::Snap(_) => &[],
+            Report::Shared(report) => &report.notes,
+        }
+    }
+
     fn has_errors(&self) -> bool {
         self.findings()
             .iter()
@@ -240,6 +248,9 @@ fn write_text(
             "{name}: {severity}: {}: {}",
             finding.code, finding.message
         )?;
+    }
+    for note in report.notes() {
+        writeln!(out, "{name}: info: {note}")?;
     }
     writeln!(
         out,
@@ -359,6 +370,8 @@ struct JsonReport<'a> {
     clean: bool,
     header: Option<JsonHeader>,
     findings: &'a [Finding],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    notes: &'a [String],
     summary: JsonSummary<'a>,
 }
 
@@ -446,6 +459,7 @@ fn write_json(out: &mut dyn Write, file: &Path, report: &Report) -> anyhow::Resu
         clean: report.is_clean(),
         header,
         findings: report.findings(),
+        notes: report.notes(),
         summary: JsonSummary {
             figures,
             errors,

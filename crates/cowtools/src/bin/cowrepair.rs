@@ -875,7 +875,8 @@ fn run_shared(cli: &Cli, input: Device, probed: bool) -> anyhow::Result<u8> {
     if cli.in_place {
         return shared_in_place(cli, &options, input, probed);
     }
-    let salvage = shared_analyze(cli, &input, &options, probed)?;
+    let (input, journal) = shared_repair::read_through_journal(input, &options)?;
+    let salvage = shared_analyze(cli, &input, &options, probed, journal)?;
     let Some(output_path) = cli.output.as_deref() else {
         render_shared(cli, salvage.report(), None)?;
         return Ok(shared_exit_code(salvage.report()));
@@ -907,6 +908,7 @@ fn shared_analyze(
     input: &Device,
     options: &shared_repair::RepairOptions,
     probed: bool,
+    journal: Option<shared_repair::JournalRepair>,
 ) -> anyhow::Result<shared_repair::Salvage> {
     let bar = progress::bar(0, "scanning", cli.quiet);
     let result = shared_repair::analyze(input, options, &mut |done, total| {
@@ -915,6 +917,9 @@ fn shared_analyze(
     });
     bar.finish_and_clear();
     let mut salvage = result.map_err(job_error)?;
+    if let Some(journal) = journal {
+        salvage.set_journal(journal);
+    }
     if probed {
         salvage.note(
             "the header holds no store magic; leaves and a bitmap of a shared store were found, so it was repaired as one"
@@ -968,8 +973,10 @@ fn shared_in_place(
     input: Device,
     probed: bool,
 ) -> anyhow::Result<u8> {
-    let job = InPlace::prepare(cli, input)?;
-    let salvage = shared_analyze(cli, &job.backup, options, probed)?;
+    let mut job = InPlace::prepare(cli, input)?;
+    let (backup, journal) = shared_repair::read_through_journal(job.backup, options)?;
+    job.backup = backup;
+    let salvage = shared_analyze(cli, &job.backup, options, probed, journal)?;
     shared_refuse_if_nothing_salvaged(cli, &salvage)?;
     if let Some(problem) = salvage.output_problem(job.target.size_bytes()) {
         bail!("{}: {problem}", cli.input.display());

@@ -467,3 +467,24 @@ fn writing_a_transaction_that_does_not_fit_is_refused() {
         7
     );
 }
+
+#[test]
+fn the_overlay_reads_as_the_replay_writes() {
+    let (dev, g) = store(1, 64);
+    let area = JournalArea::new(&g);
+    let d = g.data_start();
+    let next = write_transaction(&dev, &area, 0, &tx(&g, 1, &[d + 3, 1], 1)).unwrap();
+    write_transaction(&dev, &area, next, &tx(&g, 2, &[d + 3, d + 8], 9)).unwrap();
+    let before = dev.to_bytes();
+    let (overlay, report) = replay_overlay(&dev, &g).unwrap();
+    assert_eq!(dev.to_bytes(), before, "nothing written");
+    assert_eq!((report.transactions, report.images), (2, 4));
+    assert_eq!(overlay.len(), 5, "3 homes, the header, the superblock");
+    let mut seen = before.clone();
+    overlay.apply(&mut seen, 0);
+    assert_eq!(replay(&dev, &g).unwrap(), report);
+    assert_eq!(seen, dev.to_bytes());
+    let (empty, none) = replay_overlay(&dev, &g).unwrap();
+    assert!(empty.is_empty());
+    assert_eq!(none.transactions, 0);
+}

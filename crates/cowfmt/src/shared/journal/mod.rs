@@ -20,17 +20,40 @@ mod scan;
 #[cfg(test)]
 mod log_tests;
 
+use serde::{Deserialize, Serialize};
+
 use super::geometry::Geometry;
 
 pub use records::{
     desc_chunks_for, encode_transaction, CommitRecord, DescriptorHead, JournalError, JournalSuper,
     Transaction, TxHeader, COMMIT_MAGIC, DESC_HEAD_BYTES, DESC_MAGIC, SUPER_MAGIC,
 };
-pub use replay::{replay, write_superblock, write_transaction, ReplayReport};
+pub use replay::{
+    replay, replay_overlay, write_empty_journal, write_superblock, write_transaction, ReplayReport,
+};
 pub use scan::{read_superblock, scan, JournalScan, ScanEnd, TxSummary};
 
 /// The only journal version this crate reads and writes.
 pub const JOURNAL_VERSION: u32 = 1;
+
+/// What a store's journal holds, as cowcheck and cowdump report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JournalState {
+    /// The store has no journal chunk (commits in place).
+    None,
+    /// The superblock is all zero: the journal was never used.
+    Unused,
+    /// Nothing committed waits for replay.
+    Empty,
+    /// Committed transactions wait for replay.
+    NeedsReplay,
+    /// The superblock is damaged.
+    Damaged,
+}
+
+/// The tail_seq of a fresh journal (mkcow).
+pub const FIRST_SEQ: u64 = 1;
 
 /// Log chunks a transaction of `count` images takes: its descriptor chunks,
 /// the images and the commit record.

@@ -8,6 +8,7 @@ use byteorder::{ByteOrder, LittleEndian};
 use serde::{Deserialize, Serialize};
 
 use super::JOURNAL_VERSION;
+use crate::shared::header::SharedHeader;
 
 /// Magic of the journal superblock.
 pub const SUPER_MAGIC: [u8; 8] = *b"CoWJsupr";
@@ -170,6 +171,16 @@ pub struct TxHeader {
     pub snapmask: u64,
     /// The tree's node levels after the transaction.
     pub tree_level: u32,
+}
+
+impl From<&SharedHeader> for TxHeader {
+    fn from(h: &SharedHeader) -> Self {
+        TxHeader {
+            root_tree_chunk: h.root_tree_chunk,
+            snapmask: h.snapmask,
+            tree_level: h.tree_level,
+        }
+    }
 }
 
 /// One transaction to write: `images[i * chunk_bytes..(i + 1) * chunk_bytes]`

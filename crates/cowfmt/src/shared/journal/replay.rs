@@ -6,10 +6,11 @@
 use serde::Serialize;
 
 use super::records::{encode_transaction, JournalSuper, Transaction};
-use super::scan::{scan, ScanEnd, TxSummary, IMAGE_BATCH_BYTES};
-use super::JournalArea;
+use super::scan::{scan, JournalScan, ScanEnd, TxSummary, IMAGE_BATCH_BYTES};
+use super::{JournalArea, FIRST_SEQ};
 use crate::blockdev::BlockDev;
 use crate::error::{Error, Result};
+use crate::overlay::Overlay;
 use crate::shared::geometry::Geometry;
 use crate::shared::header::{SharedHeader, HEADER_BYTES};
 
@@ -41,6 +42,26 @@ pub fn write_superblock<D: BlockDev + ?Sized>(
             dev.path().display()
         )));
     }
+    dev.write_chunk(area.start, &superblock_chunk(area, tail_seq))?;
+    dev.sync()
+}
+
+/// Makes the journal of a fresh store of geometry `g`: every journal chunk
+/// zero, then (when the journal has a chunk) a superblock whose tail_seq is
+/// [`FIRST_SEQ`]. No sync: the caller syncs before writing the header.
+pub fn write_empty_journal<D: BlockDev + ?Sized>(dev: &D, g: &Geometry) -> Result<()> {
+    let area = JournalArea::new(g);
+    dev.zero_range(
+        area.start * area.chunk_bytes,
+        area.nr_chunks * area.chunk_bytes,
+    )?;
+    if area.has_superblock() {
+        dev.write_chunk(area.start, &superblock_chunk(&area, FIRST_SEQ))?;
+    }
+    Ok(())
+}
+
+fn superblock_chunk(area: &JournalArea, tail_seq: u64) -> Vec<u8> {
     let mut chunk = vec![0u8; area.chunk_bytes as usize];
     JournalSuper {
         chunk_bytes: area.chunk_bytes as u32,
@@ -48,8 +69,7 @@ pub fn write_superblock<D: BlockDev + ?Sized>(
         tail_seq,
     }
     .encode(&mut chunk);
-    dev.write_chunk(area.start, &chunk)?;
-    dev.sync()
+    chunk
 }
 
 /// Writes transaction `t` at log position `pos` in the journal's commit order:
@@ -107,31 +127,81 @@ pub fn write_transaction<D: BlockDev + ?Sized>(
 /// [`Error::Journal`] and nothing is written.
 pub fn replay<D: BlockDev + ?Sized>(dev: &D, g: &Geometry) -> Result<ReplayReport> {
     let scan = scan(dev, g)?;
-    let torn = match &scan.end {
-        ScanEnd::Clean => None,
-        end => Some(end.clone()),
-    };
-    let report = ReplayReport {
-        transactions: scan.committed.len() as u64,
-        images: scan.images(),
-        last_seq: scan.last_seq(),
-        torn,
-    };
+    let report = report_of(&scan);
     let Some(last) = scan.committed.last() else {
         return Ok(report);
     };
-    let area = JournalArea::new(g);
-    for tx in &scan.committed {
-        write_home(dev, &area, tx)?;
-    }
-    write_header(dev, g, last)?;
+    apply(dev, g, &scan, &mut |chunk, bytes| {
+        dev.write_chunk(chunk, bytes)
+    })?;
     dev.sync()?;
-    write_superblock(dev, &area, last.seq.wrapping_add(1))?;
+    write_superblock(dev, &JournalArea::new(g), last.seq.wrapping_add(1))?;
     Ok(report)
 }
 
-/// Copies `tx`'s images from the log to their home chunks, a batch at a time.
-fn write_home<D: BlockDev + ?Sized>(dev: &D, area: &JournalArea, tx: &TxSummary) -> Result<()> {
+/// What replay would write, without writing: an [`Overlay`] holding the
+/// last image of every home chunk, the header chunk and the reset superblock,
+/// through which a read-only device reads the store as replay would leave
+/// it. Holds every committed image at once (at most the log's size).
+pub fn replay_overlay<D: BlockDev + ?Sized>(
+    dev: &D,
+    g: &Geometry,
+) -> Result<(Overlay, ReplayReport)> {
+    let scan = scan(dev, g)?;
+    let report = report_of(&scan);
+    let mut overlay = Overlay::new(g.chunk_bytes);
+    if let Some(last) = scan.committed.last() {
+        apply(dev, g, &scan, &mut |chunk, bytes| {
+            overlay.insert(chunk, bytes);
+            Ok(())
+        })?;
+        let area = JournalArea::new(g);
+        overlay.insert(
+            area.start,
+            &superblock_chunk(&area, last.seq.wrapping_add(1)),
+        );
+    }
+    Ok((overlay, report))
+}
+
+fn report_of(scan: &JournalScan) -> ReplayReport {
+    ReplayReport {
+        transactions: scan.committed.len() as u64,
+        images: scan.images(),
+        last_seq: scan.last_seq(),
+        torn: match &scan.end {
+            ScanEnd::Clean => None,
+            end => Some(end.clone()),
+        },
+    }
+}
+
+/// Gives `put` every committed image with its home chunk in log order, then
+/// the header chunk with the last transaction's fields.
+fn apply<D: BlockDev + ?Sized>(
+    dev: &D,
+    g: &Geometry,
+    scan: &JournalScan,
+    put: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<()> {
+    let area = JournalArea::new(g);
+    for tx in &scan.committed {
+        images_home(dev, &area, tx, put)?;
+    }
+    if let Some(last) = scan.committed.last() {
+        put(0, &header_chunk(dev, g, last)?)?;
+    }
+    Ok(())
+}
+
+/// Reads `tx`'s images from the log a batch at a time and gives each to `put`
+/// with its home chunk.
+fn images_home<D: BlockDev + ?Sized>(
+    dev: &D,
+    area: &JournalArea,
+    tx: &TxSummary,
+    put: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<()> {
     let cb = area.chunk_bytes as usize;
     let batch = (IMAGE_BATCH_BYTES / cb).max(1);
     let first = area.log_chunk(tx.images_pos(area.chunk_bytes));
@@ -143,15 +213,15 @@ fn write_home<D: BlockDev + ?Sized>(dev: &D, area: &JournalArea, tx: &TxSummary)
             format!("journal images of transaction {} (chunk {at})", tx.seq)
         })?;
         for (home, image) in homes.iter().zip(buf.chunks_exact(cb)) {
-            dev.write_chunk(*home, image)?;
+            put(*home, image)?;
         }
     }
     Ok(())
 }
 
-/// Writes `last`'s header fields into the store header, keeping the others
-/// and the rest of chunk 0.
-fn write_header<D: BlockDev + ?Sized>(dev: &D, g: &Geometry, last: &TxSummary) -> Result<()> {
+/// Chunk 0 with `last`'s header fields, the other fields and the rest of
+/// the chunk kept.
+fn header_chunk<D: BlockDev + ?Sized>(dev: &D, g: &Geometry, last: &TxSummary) -> Result<Vec<u8>> {
     let mut chunk = vec![0u8; (g.chunk_bytes as usize).max(HEADER_BYTES)];
     dev.read_chunk(0, &mut chunk)?;
     let mut header = SharedHeader::decode(&chunk).map_err(|e| Error::format(dev.path(), e))?;
@@ -160,5 +230,5 @@ fn write_header<D: BlockDev + ?Sized>(dev: &D, g: &Geometry, last: &TxSummary) -
     header.tree_level = last.header.tree_level;
     header.valid = 1;
     header.encode(&mut chunk);
-    dev.write_chunk(0, &chunk)
+    Ok(chunk)
 }

@@ -544,6 +544,7 @@ fn new_report(input: &Device, verdict: &HeaderVerdict, choice: &ChunkChoice) -> 
         chunks: Default::default(),
         leaves_after: None,
         tree_level_after: None,
+        journal: None,
         data_chunks_copied: None,
         notes,
     }

@@ -1,6 +1,10 @@
 //! Salvage of a damaged shared store into a new, consistent one, saying
 //! exactly what was lost.
 //!
+//! [`read_through_journal`] first replays the input's committed journal
+//! transactions through an overlay (never writing the input), so that the
+//! salvage starts from the store's last commit.
+//!
 //! [`analyze`] reads the damaged store and never writes to it:
 //! 1. the geometry: chunk size, journal and snapmask from the caller, else the
 //!    header when it is sound, else inferred from the device (`chunk_size`:
@@ -36,6 +40,7 @@ mod journal;
 mod lost;
 mod options;
 mod reachable;
+mod replay;
 mod report;
 mod reread;
 mod salvage;
@@ -51,6 +56,7 @@ pub use crate::persistent::rebuild::JobError;
 pub use analyze::analyze;
 pub use chunk_size::probe_wiped_header;
 pub use options::RepairOptions;
+pub use replay::{read_through_journal, JournalRepair};
 pub use report::{
     ChunkAccounting, DropReason, DroppedRecord, LostRange, OriginRange, ReasonCount, RepairReport,
     ScanMode, ScanSummary, SnapshotTally, Source, LISTED_MAX, REPAIR_FORMAT_VERSION,

@@ -298,6 +298,9 @@ pub struct RepairReport {
     pub tree_level_after: Option<u32>,
     /// Data chunks copied into the output (holes of sparse images skipped).
     pub data_chunks_copied: Option<u64>,
+    /// What happened to the input's journal (replayed transactions, a
+    /// damaged superblock); absent when it was not read.
+    pub journal: Option<super::replay::JournalRepair>,
     /// Things worth saying that are not drops.
     pub notes: Vec<String>,
 }

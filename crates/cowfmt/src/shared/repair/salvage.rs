@@ -39,6 +39,13 @@ impl Salvage {
         self.report.notes.push(text);
     }
 
+    /// Records what happened to the input's journal before the salvage
+    /// ([`read_through_journal`](super::read_through_journal)), with its notes.
+    pub fn set_journal(&mut self, journal: super::replay::JournalRepair) {
+        self.report.notes.extend(journal.notes());
+        self.report.journal = Some(journal);
+    }
+
     /// The chunk size in sectors.
     pub fn chunk_sectors(&self) -> u32 {
         self.chunk_sectors

@@ -2,9 +2,10 @@
 //! raw chunk in hex. Persistent and legacy stores: header, geometry, every
 //! exception in on-disk order, usage. Shared stores: header, geometry,
 //! snapshots, and the records in origin order, one snapshot's view, the tree,
-//! or the chunks by class.
+//! the chunks by class, or the journal.
 
 mod batch;
+mod journal;
 mod persistent;
 mod shared;
 mod shared_table;
@@ -15,6 +16,7 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::{Parser, ValueEnum};
+use cowfmt::shared::dump::journal::JournalDump;
 use cowfmt::shared::dump::SharedSource;
 use cowfmt::{Device, StoreKind};
 use cowtools::args::KindArg;
@@ -35,10 +37,11 @@ EXAMPLES:
     cowdump --format table /dev/vg/snap-cow
   Show metadata area 0 (chunk 1) in hex:
     cowdump --hex 1 cow.img
-  Shared store: what snapshot 3 sees, the B-tree, the chunks by class:
+  Shared store: what snapshot 3 sees, the B-tree, the chunks by class, the journal:
     cowdump --snapshot 3 shared.img
     cowdump --tree --format table shared.img
     cowdump --bitmap --format json shared.img
+    cowdump --journal --format table shared.img
 
 The YAML and JSON dumps of a persistent store are one document (format_version 1)
 that mkcow --from-dump restores. -o never writes over the store it dumps (under
@@ -97,6 +100,10 @@ struct Cli {
     #[arg(long, group = "view")]
     bitmap: bool,
 
+    /// Shared store: the journal's superblock and every transaction in its log.
+    #[arg(long, group = "view")]
+    journal: bool,
+
     /// Print chunk CHUNK of the device in hex, and nothing else.
     #[arg(long, value_name = "CHUNK", conflicts_with_all = ["format", "runs", "view"])]
     hex: Option<u64>,
@@ -151,7 +158,11 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
 }
 
 fn run_persistent(cli: &Cli, device: Device, kind: StoreKind) -> anyhow::Result<u8> {
-    if let Some((_, flag)) = cli.shared_view() {
+    if let Some(flag) = cli
+        .shared_view()
+        .map(|(_, flag)| flag)
+        .or(cli.journal.then_some("--journal"))
+    {
         bail!(
             "{}: {flag} is for shared stores, and this is a {kind} store",
             cli.target.display()
@@ -196,6 +207,13 @@ fn run_shared(cli: &Cli, device: Device) -> anyhow::Result<u8> {
             geometry.nr_chunks,
             chunk,
         );
+    }
+    if cli.journal {
+        let dump = JournalDump::of(&source)?;
+        let mut out = cli.open_output()?;
+        journal::write(&mut out, &dump, cli.format)?;
+        out.finish()?;
+        return Ok(exit::EXIT_OK);
     }
     let view = cli.shared_view().map_or(View::Exceptions, |(view, _)| view);
     if let View::Snapshot(id) = view {

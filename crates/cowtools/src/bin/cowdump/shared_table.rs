@@ -228,7 +228,7 @@ fn tree_lines(batch: &mut Batch<'_>, block: &TreeBlock, w: &Widths) {
     }
 }
 
-fn header_table(head: &SharedDumpHead) -> Table {
+pub fn header_table(head: &SharedDumpHead) -> Table {
     two_columns(vec![
         ("kind", head.kind.to_string()),
         ("magic", head.magic.clone()),
@@ -273,7 +273,7 @@ fn range_row(range: ChunkRange) -> String {
     )
 }
 
-fn geometry_table(head: &SharedDumpHead) -> Table {
+pub fn geometry_table(head: &SharedDumpHead) -> Table {
     let g = &head.geometry;
     two_columns(vec![
         (

@@ -1,0 +1,94 @@
+//! The journal view of a shared store (`--journal`): one document (JSON or
+//! YAML) with the head and the journal, or tables and lines for people.
+
+use std::io::Write;
+
+use cowfmt::shared::dump::journal::{JournalDump, JournalTx};
+
+use crate::batch::plural;
+use crate::shared::ids_text;
+use crate::shared_table::{geometry_table, header_table};
+use crate::DumpFormat;
+
+/// Writes the journal view of `dump` in `format`.
+pub fn write(out: &mut dyn Write, dump: &JournalDump, format: DumpFormat) -> anyhow::Result<()> {
+    match format {
+        DumpFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(dump)?)?,
+        DumpFormat::Yaml => out.write_all(serde_yaml::to_string(dump)?.as_bytes())?,
+        DumpFormat::Table => write_table(out, dump)?,
+    }
+    Ok(())
+}
+
+fn write_table(out: &mut dyn Write, dump: &JournalDump) -> anyhow::Result<()> {
+    writeln!(out, "Header\n{}\n", header_table(&dump.head))?;
+    writeln!(out, "Geometry\n{}\n", geometry_table(&dump.head))?;
+    let j = &dump.journal;
+    let state = serde_json::to_value(j.state)?;
+    writeln!(
+        out,
+        "Journal: superblock chunk {}, {} log chunk{}, {}",
+        j.start,
+        j.log_chunks,
+        plural(j.log_chunks),
+        state.as_str().unwrap_or_default()
+    )?;
+    match (&j.superblock, &j.problem) {
+        (_, Some(problem)) => writeln!(out, "superblock: damaged: {problem}")?,
+        (Some(sup), None) => writeln!(
+            out,
+            "superblock: tail_seq {}, chunk_bytes {}, log_chunks {}",
+            sup.tail_seq, sup.chunk_bytes, sup.log_chunks
+        )?,
+        (None, None) => writeln!(out, "superblock: none (all zero: never used)")?,
+    }
+    writeln!(
+        out,
+        "{}",
+        tx_line("seq", "pos", "chunk", "images", "state", "home chunks")
+    )?;
+    for tx in &j.transactions {
+        writeln!(out, "{}", tx_row(tx))?;
+    }
+    let count = j.transactions.len() as u64;
+    writeln!(out, "({count} transaction{})", plural(count))?;
+    Ok(())
+}
+
+fn tx_line(seq: &str, pos: &str, chunk: &str, images: &str, state: &str, rest: &str) -> String {
+    format!("{seq:>8}  {pos:>8}  {chunk:>10}  {images:>6}  {state:<9}  {rest}")
+}
+
+fn tx_row(tx: &JournalTx) -> String {
+    let state = match tx.state {
+        cowfmt::shared::dump::journal::TxState::Committed => "committed",
+        cowfmt::shared::dump::journal::TxState::Torn => "torn",
+        cowfmt::shared::dump::journal::TxState::Damaged => "damaged",
+    };
+    let mut rest = tx
+        .homes
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    if let (Some(root), Some(level), Some(snapshots)) =
+        (tx.root_tree_chunk, tx.tree_level, tx.snapshots)
+    {
+        rest.push_str(&format!(
+            " (root {root}, level {level}, snapshots {})",
+            ids_text(snapshots)
+        ));
+    }
+    if let Some(why) = &tx.why {
+        rest.push_str(&format!(": {why}"));
+    }
+    let images = tx.images.map_or("?".to_string(), |n| n.to_string());
+    tx_line(
+        &tx.seq.to_string(),
+        &tx.pos.to_string(),
+        &tx.chunk.to_string(),
+        &images,
+        state,
+        &rest,
+    )
+}
