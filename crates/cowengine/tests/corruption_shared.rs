@@ -730,7 +730,10 @@ fn header_journal_size() {
     let report = case.check();
     case.codes(
         &report,
-        &[FindingCode::JournalSuperblockDamaged, FindingCode::ChunkLeaked],
+        &[
+            FindingCode::JournalSuperblockDamaged,
+            FindingCode::ChunkLeaked,
+        ],
     );
     let data_start = template().geometry.data_start();
     assert_eq!(
