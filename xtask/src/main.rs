@@ -4,9 +4,11 @@
 //! - `demo`: the main job on file-backed images, with the real release binaries;
 //! - `dist`: man pages and shell completions of the tools, generated from their clap definitions;
 //! - `bench`: throughput and peak memory of the tools on large stores, restores included;
+//! - `crash-soak`: the engine's crash replay proof over many seeds and every crash point;
 //! - `vm-test`: classic stores through a shared store and back, checked by a real kernel in qemu.
 
 mod bench;
+mod crash_soak;
 mod damage;
 mod demo;
 mod demo_migrate;
@@ -52,6 +54,9 @@ enum Task {
     /// Round-trip kernel-written snapshot stores through a shared store and
     /// check the exports with a real Linux kernel under qemu.
     VmTest(vm_test::VmTestArgs),
+    /// Replay the engine's crash images over many seeds: every crash point
+    /// of every scenario, checked against the model.
+    CrashSoak(crash_soak::CrashSoakArgs),
     /// Check that no locked dependency needs a newer Rust than rust-version.
     Msrv,
     /// One measurement of the engine bench, in a process of its own (run by `bench`).
@@ -67,6 +72,7 @@ fn main() -> ExitCode {
         Task::Dist(args) => dist::run(args),
         Task::Bench(args) => bench::run(args),
         Task::VmTest(args) => vm_test::run(args),
+        Task::CrashSoak(args) => crash_soak::run(args),
         Task::Msrv => msrv::run(),
         Task::EngineCell(args) => engine_cell::run(args),
     };

@@ -19,7 +19,10 @@
 //!   journal;
 //! - [`engine`]: the store behind `&self` for several I/O threads, with
 //!   [`locks`] (per-origin-chunk locks) and [`errno`] (what a block device
-//!   reports for each error).
+//!   reports for each error);
+//! - [`crash_proof`]: the crash replay proof (a seeded workload on recording
+//!   crash devices, every crash image checked against a model), used by the
+//!   tests and `cargo xtask crash-soak`, never by the engine.
 //!
 //! Every device is a [`cowfmt::BlockDev`]: image files and block devices,
 //! memory, or a recording crash device.
@@ -28,6 +31,7 @@ pub mod alloc;
 pub mod btree;
 pub mod cache;
 pub mod commit;
+pub mod crash_proof;
 pub mod delete;
 pub mod engine;
 pub mod errno;

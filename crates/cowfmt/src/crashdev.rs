@@ -102,6 +102,13 @@ impl CrashLog {
         self.lock().entries.get(index).map(|e| e.event)
     }
 
+    /// The data of event `index`, if it is a write.
+    pub fn written(&self, index: usize) -> Option<Vec<u8>> {
+        let log = self.lock();
+        let entry = log.entries.get(index)?;
+        matches!(entry.event, CrashEvent::Write { .. }).then(|| entry.data.clone())
+    }
+
     /// The writes to `device` a crash after the first `at` events may lose:
     /// the log indexes of those issued since the device's last sync before `at`.
     pub fn unsynced(&self, device: usize, at: usize) -> Vec<usize> {
@@ -137,18 +144,7 @@ impl CrashLog {
             )));
         };
         let mut bytes = initial.clone();
-        for (i, entry) in log.entries[..at.min(log.entries.len())].iter().enumerate() {
-            if let CrashEvent::Write {
-                device: d,
-                offset,
-                len,
-            } = entry.event
-            {
-                if d == device && !lost.contains(&i) {
-                    bytes[offset as usize..offset as usize + len].copy_from_slice(&entry.data);
-                }
-            }
-        }
+        apply(&log, device, 0..at, lost, &mut bytes);
         Ok(bytes)
     }
 
@@ -174,11 +170,60 @@ impl CrashLog {
         cases
     }
 
+    /// Applies to `bytes` (an image of `device`, as [`CrashLog::image`] built
+    /// it at `range.start`) the writes of `device` with log indexes in `range`,
+    /// except those in `lost`, in issue order. Crash tests step an image along
+    /// the log with it instead of rebuilding it from the start at each point.
+    pub fn apply_writes(
+        &self,
+        device: usize,
+        range: std::ops::Range<usize>,
+        lost: &[usize],
+        bytes: &mut [u8],
+    ) -> Result<()> {
+        let log = self.lock();
+        match log.initial.get(device) {
+            Some(initial) if initial.len() == bytes.len() => {
+                apply(&log, device, range, lost, bytes);
+                Ok(())
+            }
+            _ => Err(Error::Invalid(format!(
+                "applying crash log writes to device {device}: the log has {} devices, and an \
+                 image must be as long as the device",
+                log.initial.len()
+            ))),
+        }
+    }
+
     fn record(&self, event: CrashEvent, data: &[u8]) {
         self.lock().entries.push(Entry {
             event,
             data: data.to_vec(),
         });
+    }
+}
+
+/// Applies the writes of `device` with indexes in `range` and not in `lost`.
+fn apply(
+    log: &Log,
+    device: usize,
+    range: std::ops::Range<usize>,
+    lost: &[usize],
+    bytes: &mut [u8],
+) {
+    let end = range.end.min(log.entries.len());
+    let start = range.start.min(end);
+    for (i, entry) in log.entries[start..end].iter().enumerate() {
+        if let CrashEvent::Write {
+            device: d,
+            offset,
+            len,
+        } = entry.event
+        {
+            if d == device && !lost.contains(&(start + i)) {
+                bytes[offset as usize..offset as usize + len].copy_from_slice(&entry.data);
+            }
+        }
     }
 }
 
@@ -294,6 +339,22 @@ mod tests {
         assert_eq!(log.image(0, 7, &[3, 5]).unwrap(), [1, 1, 0, 0, 2, 0, 0, 0]);
         assert_eq!(log.image(1, 5, &[4]).unwrap(), [0; 4]);
         assert_eq!(log.image(1, 7, &[]).unwrap(), [9, 0, 0, 0]);
+    }
+
+    #[test]
+    fn stepping_an_image_along_the_log_builds_the_same_image() {
+        let (log, ..) = recorded();
+        let mut cow = log.image(0, 3, &[]).unwrap();
+        log.apply_writes(0, 3..7, &[5], &mut cow).unwrap();
+        assert_eq!(cow, log.image(0, 7, &[5]).unwrap());
+        let mut origin = log.image(1, 0, &[]).unwrap();
+        log.apply_writes(1, 0..7, &[], &mut origin).unwrap();
+        assert_eq!(origin, [9, 0, 0, 0], "the cow's writes are not applied");
+        assert!(log.apply_writes(0, 0..7, &[], &mut [0; 4]).is_err());
+        assert_eq!(log.written(3), Some(vec![3]));
+        assert_eq!(log.written(2), None, "a sync");
+        assert_eq!(log.written(7), None, "past the end");
+        assert!(log.apply_writes(2, 0..7, &[], &mut [0; 8]).is_err());
     }
 
     #[test]
