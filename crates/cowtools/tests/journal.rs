@@ -732,8 +732,7 @@ fn cowmigrate_merge_refuses_a_damaged_journal_superblock() {
         .args(["--snapshot", "0"])
         .output()
         .unwrap();
-    assert_ne!(out.status.code(), Some(0));
-    let msg = stderr(&out);
+    let msg = assert_one_line_error(&out, 2, "crashed.img");
     assert!(msg.contains("journal superblock (chunk 2)"), "{msg}");
     assert!(msg.contains("run cowrepair first"), "{msg}");
     assert!(std::fs::read(&crashed).unwrap() == store_before);
