@@ -63,3 +63,37 @@ pub fn warn_if_in_use(tool: &str, path: &Path) {
         eprintln!("{tool}: {}", found.warning());
     }
 }
+
+/// A shared store as its last commit left it: when its journal holds
+/// committed transactions not yet written home, the device read through the
+/// images replay would write (the store is not written), through
+/// cowrepair's [`read_through_journal`](cowfmt::shared::repair::read_through_journal);
+/// and how many transactions were read through. A damaged journal superblock
+/// hides nothing that can be read: it is warned about on stderr, as `tool:
+/// ...`, and the store is read as it is on disk.
+pub fn shared_through_journal(tool: &str, device: Device) -> anyhow::Result<(Device, u64)> {
+    let path = device.path().to_path_buf();
+    let options = cowfmt::shared::repair::RepairOptions::default();
+    let (device, journal) = cowfmt::shared::repair::read_through_journal(device, &options)?;
+    let Some(journal) = journal else {
+        return Ok((device, 0));
+    };
+    if let Some(why) = &journal.superblock_damage {
+        eprintln!(
+            "{tool}: warning: {}: the journal superblock is damaged ({why}): the store is read as it is on disk; cowrepair reformats the journal",
+            path.display()
+        );
+    }
+    Ok((device, journal.transactions_replayed))
+}
+
+/// The sentence saying that `n` committed journal transactions were read
+/// through (`None` for 0).
+pub fn journal_read_note(n: u64) -> Option<String> {
+    (n > 0).then(|| {
+        format!(
+            "read through {n} committed journal transaction{} not yet written home (the store was not written)",
+            if n == 1 { "" } else { "s" }
+        )
+    })
+}

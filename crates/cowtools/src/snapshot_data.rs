@@ -37,14 +37,29 @@ pub struct RawExport<'a> {
     pub quiet: bool,
 }
 
+/// What a raw export did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawReport {
+    /// The image written.
+    pub image: ImageReport,
+    /// Committed journal transactions a shared store was read through.
+    pub journal_read: u64,
+}
+
 /// Writes the snapshot's full logical image to the output: a file through
 /// the output guard (written under a temporary name, holes where the image
-/// is zero, put in place only when complete), or stdout for `-`.
-pub fn export_raw(job: &RawExport<'_>) -> anyhow::Result<ImageReport> {
+/// is zero, put in place only when complete), or stdout for `-`. A shared
+/// store is read as its last commit left it, through its journal.
+pub fn export_raw(job: &RawExport<'_>) -> anyhow::Result<RawReport> {
     for input in [job.store, job.origin] {
         open::warn_if_in_use(job.tool, input);
     }
     let (store, kind) = open::detect_kind(job.store, job.kind)?;
+    let (store, journal_read) = if kind == StoreKind::Shared {
+        open::shared_through_journal(job.tool, store)?
+    } else {
+        (store, 0)
+    };
     let origin = Device::open(job.origin, Access::ReadOnly)?;
     let map = chunk_map(&store, kind, job.snapshot)?;
     let chunks = origin.size_bytes().div_ceil(map.chunk_bytes());
@@ -69,7 +84,10 @@ pub fn export_raw(job: &RawExport<'_>) -> anyhow::Result<ImageReport> {
         report
     };
     bar.finish_and_clear();
-    Ok(report)
+    Ok(RawReport {
+        image: report,
+        journal_read,
+    })
 }
 
 /// The chunks the snapshot reads from `store`: the snapshot of a classic
@@ -118,6 +136,9 @@ pub struct MergeSummary {
     pub resumed: bool,
     /// The snapshots left (shared stores).
     pub snapmask: u64,
+    /// Committed journal transactions replayed into the store before the
+    /// merge (shared stores).
+    pub journal_replayed: u64,
 }
 
 /// Merges the snapshot of `store_path` (snapshot `snapshot` of a shared
@@ -159,6 +180,7 @@ pub fn merge(
             copied_out: report.copied_out,
             resumed: report.resumed,
             snapmask: report.snapmask,
+            journal_replayed: report.journal_replayed,
         }
     } else {
         refuse_classic_snapshot(store_path, kind, snapshot)?;
@@ -169,6 +191,7 @@ pub fn merge(
             copied_out: 0,
             resumed: false,
             snapmask: 0,
+            journal_replayed: 0,
         }
     };
     bar.finish_and_clear();

@@ -618,3 +618,129 @@ fn cowdump_warns_that_a_dump_predates_committed_transactions() {
     let clean = tool("cowdump").arg(&states.after).output().unwrap();
     assert!(!stderr(&clean).contains("journal"), "{}", stderr(&clean));
 }
+
+/// `cowmigrate` with `args`, which must succeed; returns its stdout.
+fn migrate_ok(args: &[&str]) -> String {
+    let out = tool("cowmigrate").args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+const READ_THROUGH: &str = "read through 1 committed journal transaction not yet written home";
+
+#[test]
+fn cowmigrate_compacts_and_rechunks_a_store_waiting_for_replay_as_its_last_commit() {
+    let states = TwoStates::new();
+    let (crashed, _) = states.crashed("crashed.img");
+    let input_before = std::fs::read(&crashed).unwrap();
+    let origin = states.dir.path().join("origin");
+    for extra in [&[][..], &["--chunk-size", "1k", "--origin", s(&origin)][..]] {
+        let out = |name: &str| states.dir.path().join(name);
+        let (c, a) = (out("c.img"), out("a.img"));
+        let mut args = vec!["-i", s(&crashed), "-o", s(&c), "--to", "shared"];
+        args.extend_from_slice(extra);
+        let text = migrate_ok(&args);
+        assert!(text.contains(READ_THROUGH), "{text}");
+        let mut args = vec!["-i", s(&states.after), "-o", s(&a), "--to", "shared"];
+        args.extend_from_slice(extra);
+        assert!(!migrate_ok(&args).contains("read through"));
+        let (from_crashed, from_after) = (records(&c), records(&a));
+        assert_eq!(from_crashed.exceptions, from_after.exceptions, "{extra:?}");
+        assert_eq!(from_crashed.head.snapshots, from_after.head.snapshots);
+        assert_eq!(check(&c, &[]).status.code(), Some(0));
+        for path in [c, a] {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let json: serde_json::Value = serde_json::from_str(&migrate_ok(&[
+        "-i",
+        s(&crashed),
+        "-o",
+        s(&states.dir.path().join("j.img")),
+        "--to",
+        "shared",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(json["journal_transactions_read"], 1);
+    assert_eq!(std::fs::read(&crashed).unwrap(), input_before);
+}
+
+#[test]
+fn cowmigrate_exports_a_store_waiting_for_replay_as_its_last_commit() {
+    let states = TwoStates::new();
+    let (crashed, _) = states.crashed("crashed.img");
+    let input_before = std::fs::read(&crashed).unwrap();
+    let origin = states.dir.path().join("origin");
+    let out = |name: String| states.dir.path().join(name);
+    // Snapshot 1 exists only in the later state; snapshot 0 changed in it.
+    for id in ["0", "1"] {
+        for (to, extra) in [
+            ("persistent", vec![]),
+            ("raw", vec!["--origin", s(&origin)]),
+        ] {
+            let (c, a) = (out(format!("c-{to}-{id}")), out(format!("a-{to}-{id}")));
+            let mut args = vec!["-i", s(&crashed), "-o", s(&c), "--to", to, "--snapshot", id];
+            args.extend_from_slice(&extra);
+            let text = migrate_ok(&args);
+            assert!(text.contains(READ_THROUGH), "{text}");
+            args[1] = s(&states.after);
+            args[3] = s(&a);
+            assert!(!migrate_ok(&args).contains("read through"));
+            assert!(
+                std::fs::read(&c).unwrap() == std::fs::read(&a).unwrap(),
+                "--to {to} --snapshot {id}: the exports differ"
+            );
+        }
+    }
+    assert_eq!(std::fs::read(&crashed).unwrap(), input_before);
+}
+
+#[test]
+fn cowmigrate_merge_replays_the_journal_first() {
+    let states = TwoStates::new();
+    let (crashed, _) = states.crashed("crashed.img");
+    let origin = states.dir.path().join("origin");
+    let later = engine_images(&states.after, &origin);
+    let text = migrate_ok(&[
+        "-i",
+        s(&crashed),
+        "--merge",
+        "--origin",
+        s(&origin),
+        "--snapshot",
+        "0",
+    ]);
+    assert!(
+        text.contains("1 committed journal transaction replayed into the store before the merge"),
+        "{text}"
+    );
+    assert!(std::fs::read(&origin).unwrap() == later[0].1);
+    let left: Vec<_> = later.into_iter().filter(|(id, _)| *id != 0).collect();
+    assert_eq!(left.len(), 1, "snapshot 1 of the later state is kept");
+    assert_eq!(engine_images(&crashed, &origin), left);
+    assert_eq!(check(&crashed, &[]).status.code(), Some(0));
+}
+
+#[test]
+fn cowmigrate_merge_refuses_a_damaged_journal_superblock() {
+    let states = TwoStates::new();
+    let (crashed, _) = states.crashed("crashed.img");
+    poke(&crashed, states.geometry.journal_start() * CHUNK + 8, &[7]);
+    let origin = states.dir.path().join("origin");
+    let (store_before, origin_before) = (
+        std::fs::read(&crashed).unwrap(),
+        std::fs::read(&origin).unwrap(),
+    );
+    let out = tool("cowmigrate")
+        .args(["-i", s(&crashed), "--merge", "--origin", s(&origin)])
+        .args(["--snapshot", "0"])
+        .output()
+        .unwrap();
+    let msg = assert_one_line_error(&out, 2, "crashed.img");
+    assert!(msg.contains("journal superblock (chunk 2)"), "{msg}");
+    assert!(msg.contains("run cowrepair first"), "{msg}");
+    assert!(std::fs::read(&crashed).unwrap() == store_before);
+    assert!(std::fs::read(&origin).unwrap() == origin_before);
+}

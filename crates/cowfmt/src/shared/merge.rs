@@ -21,6 +21,11 @@
 //!    synced; the bitmap of the new tree is written and synced; the header
 //!    naming the new tree replaces the marker and is synced. Every write of
 //!    this step is idempotent.
+//!
+//! Before step 1 a journal holding committed transactions is replayed for
+//! real ([`replay`]: idempotent, a cut replay is finished by the rerun), so
+//! the merge starts from the store's last commit; a damaged journal
+//! superblock refuses the merge (cowrepair reformats it).
 
 use byteorder::{ByteOrder, LittleEndian};
 
@@ -34,6 +39,7 @@ use super::bitmap::ChunkBitmap;
 use super::build::StoreBuilder;
 use super::geometry::Geometry;
 use super::header::{SharedHeader, SHARED_VERSION};
+use super::journal::replay;
 use super::leaf::Exception;
 use super::mask;
 use super::tree_read::{check_header, map_of, read_tree, require_snapshot, TreeContents};
@@ -49,11 +55,15 @@ pub struct MergeReport {
     pub resumed: bool,
     /// The snapshots left.
     pub snapmask: u64,
+    /// Committed journal transactions replayed before the merge.
+    pub journal_replayed: u64,
 }
 
 /// Merges snapshot `id` of the shared store on `store` into `origin`, or
-/// finishes the merge of `id` a cut interrupted. `progress` gets the chunks
-/// written over the origin and their total.
+/// finishes the merge of `id` a cut interrupted. A journal holding committed
+/// transactions is replayed first; a damaged journal superblock is an
+/// [`Error::Invalid`] naming cowrepair, and nothing is written. `progress`
+/// gets the chunks written over the origin and their total.
 pub fn merge(
     store: &dyn BlockDev,
     origin: &dyn BlockDev,
@@ -62,6 +72,7 @@ pub fn merge(
 ) -> Result<MergeReport> {
     let mut first = vec![0u8; (MARKER_BYTES as u64).min(store.size()) as usize];
     store.read_at(&mut first, 0, &|| "the first sector".to_string())?;
+    let mut journal_replayed = 0;
     let (plan, resumed) = match Marker::decode(&first) {
         Some(Marker::Merging(merging)) => (MergePlan::resume(store, origin, id, &merging)?, true),
         Some(other) => {
@@ -71,7 +82,13 @@ pub fn merge(
                 other.describe()
             )))
         }
-        None => (prepare(store, origin, id, &first)?, false),
+        None => {
+            journal_replayed = replay_journal(store, &first)?;
+            if journal_replayed > 0 {
+                store.read_at(&mut first, 0, &|| "the first sector".to_string())?;
+            }
+            (prepare(store, origin, id, &first)?, false)
+        }
     };
     let chunks = finish(store, origin, &plan, progress)?;
     Ok(MergeReport {
@@ -79,7 +96,22 @@ pub fn merge(
         copied_out: plan.copied_out,
         resumed,
         snapmask: plan.snapmask,
+        journal_replayed,
     })
+}
+
+/// Writes the committed transactions of the journal of the store whose
+/// header is in `first` home; returns how many there were.
+fn replay_journal(store: &dyn BlockDev, first: &[u8]) -> Result<u64> {
+    let (_, geometry) = check_header(store, first)?;
+    match replay(store, &geometry) {
+        Ok(report) => Ok(report.transactions),
+        Err(Error::Journal { chunk, source, .. }) => Err(Error::Invalid(format!(
+            "{}: journal superblock (chunk {chunk}): {source}: the journal cannot be replayed, so the merge could start from an older state; run cowrepair first (it reformats the journal), then merge",
+            store.path().display()
+        ))),
+        Err(other) => Err(other),
+    }
 }
 
 /// What the marker records: enough to finish the merge without the header.

@@ -387,7 +387,7 @@ fn run_import(cli: &Cli, inputs: Vec<(Device, StoreKind)>) -> anyhow::Result<u8>
     let plan =
         shared_migrate::plan_import(stores, &options, origin.as_ref().map(Device::size_bytes))
             .map_err(job_error)?;
-    run_shared_plan(cli, plan, origin, None)
+    run_shared_plan(cli, plan, origin, None, 0)
 }
 
 /// A shared store: one snapshot exported, or the store re-chunked or compacted.
@@ -396,6 +396,7 @@ fn run_shared_input(cli: &Cli, device: Device) -> anyhow::Result<u8> {
         bail!("--ids does not apply here: the input is a shared store, whose snapshots keep their ids");
     }
     let input_size = device.size_bytes();
+    let (device, journal_read) = open::shared_through_journal(TOOL, device)?;
     let input = SharedInput::open(device).map_err(job_error)?;
     let origin = open_origin(cli)?;
     let origin_bytes = origin.as_ref().map(Device::size_bytes);
@@ -433,17 +434,19 @@ fn run_shared_input(cli: &Cli, device: Device) -> anyhow::Result<u8> {
             shared_migrate::plan_rechunk(input, &options, origin_bytes).map_err(job_error)?
         }
     };
-    run_shared_plan(cli, plan, origin, Some(input_size))
+    run_shared_plan(cli, plan, origin, Some(input_size), journal_read)
 }
 
 /// Sizes, opens and writes the output of a shared migration, then reports.
 /// Without `--size` a new image gets what the store needs plus room to grow,
-/// and at least `default_size` (the input's size).
+/// and at least `default_size` (the input's size). `journal_read`: the
+/// committed journal transactions the shared input was read through.
 fn run_shared_plan(
     cli: &Cli,
     mut plan: SharedPlan,
     origin: Option<Device>,
     default_size: Option<u64>,
+    journal_read: u64,
 ) -> anyhow::Result<u8> {
     if plan.needs_origin() && origin.is_none() {
         bail!(
@@ -500,7 +503,7 @@ fn run_shared_plan(
     let report = result.map_err(job_error)?;
     verify(cli, plan.to_kind())?;
     prepared.claim.keep();
-    render_shared(cli, &report, origin.as_ref())?;
+    render_shared(cli, &report, origin.as_ref(), journal_read)?;
     Ok(exit::EXIT_OK)
 }
 
@@ -573,6 +576,8 @@ struct SharedJsonReport<'a> {
     #[serde(flatten)]
     report: &'a SharedMigrateReport,
     tables: Vec<TableLine>,
+    /// Committed journal transactions the shared input was read through.
+    journal_transactions_read: u64,
 }
 
 fn table_lines(cli: &Cli, report: &SharedMigrateReport, origin: Option<&Device>) -> Vec<TableLine> {
@@ -611,16 +616,26 @@ fn render_shared(
     cli: &Cli,
     report: &SharedMigrateReport,
     origin: Option<&Device>,
+    journal_read: u64,
 ) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();
     let tables = table_lines(cli, report, origin);
     match cli.format {
         ReportFormat::Json => {
-            let json = SharedJsonReport { report, tables };
+            let json = SharedJsonReport {
+                report,
+                tables,
+                journal_transactions_read: journal_read,
+            };
             writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
         }
         ReportFormat::Text if cli.quiet => {}
-        ReportFormat::Text => write_shared_text(&mut out, report, &tables)?,
+        ReportFormat::Text => {
+            if let Some(note) = open::journal_read_note(journal_read) {
+                writeln!(out, "{}: {note}", report.inputs[0].path)?;
+            }
+            write_shared_text(&mut out, report, &tables)?
+        }
     }
     out.flush()?;
     Ok(())
@@ -764,7 +779,7 @@ fn run_raw(cli: &Cli) -> anyhow::Result<u8> {
     let Some(origin) = cli.origin.as_deref() else {
         bail!("--to raw writes the snapshot's image, which reads the origin: give it with --origin DEV");
     };
-    let report = snapshot_data::export_raw(&RawExport {
+    let raw = snapshot_data::export_raw(&RawExport {
         tool: TOOL,
         store: &cli.input[0],
         kind: cli.kind.map(StoreKind::from),
@@ -774,7 +789,11 @@ fn run_raw(cli: &Cli) -> anyhow::Result<u8> {
         force: cli.force,
         quiet: cli.quiet,
     })?;
+    let report = raw.image;
     if cli.output() != Path::new("-") {
+        let note = open::journal_read_note(raw.journal_read)
+            .map(|note| format!("{}: {note}\n{TOOL}: ", cli.input[0].display()))
+            .unwrap_or_default();
         render_value(
             cli,
             &serde_json::json!({
@@ -787,9 +806,10 @@ fn run_raw(cli: &Cli) -> anyhow::Result<u8> {
                 "chunks_from_store": report.from_store,
                 "chunks_from_origin": report.from_origin,
                 "hole_bytes": report.hole_bytes,
+                "journal_transactions_read": raw.journal_read,
             }),
             &format!(
-                "{}: {} bytes of the snapshot written ({} chunks from the store, {} from the origin, {} left as holes)",
+                "{note}{}: {} bytes of the snapshot written ({} chunks from the store, {} from the origin, {} left as holes)",
                 cli.output().display(),
                 report.bytes,
                 report.from_store,
@@ -815,6 +835,14 @@ fn run_merge(cli: &Cli) -> anyhow::Result<u8> {
         origin,
         cli.quiet,
     )?;
+    let replayed = match summary.journal_replayed {
+        0 => String::new(),
+        n => format!(
+            "{}: {n} committed journal transaction{} replayed into the store before the merge\n{TOOL}: ",
+            store.display(),
+            if n == 1 { "" } else { "s" }
+        ),
+    };
     let what = match cli.snapshot {
         Some(id) if summary.kind == StoreKind::Shared => format!("snapshot {id}"),
         _ => "the snapshot".to_string(),
@@ -841,9 +869,10 @@ fn run_merge(cli: &Cli) -> anyhow::Result<u8> {
             "chunks_copied_out": summary.copied_out,
             "resumed": summary.resumed,
             "snapshots_left": mask::id_list(summary.snapmask),
+            "journal_transactions_replayed": summary.journal_replayed,
         }),
         &format!(
-            "{}: {what} of {} merged{}: {} chunks written over the origin; {after}",
+            "{replayed}{}: {what} of {} merged{}: {} chunks written over the origin; {after}",
             origin.display(),
             store.display(),
             if summary.resumed {
