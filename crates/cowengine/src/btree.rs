@@ -359,6 +359,18 @@ impl<D: BlockDev> Tree<D> {
         Ok(())
     }
 
+    /// How many leaves hold a record whose share mask has `bit`: the leaves a
+    /// [`Tree::copy_bit`] from `bit` changes.
+    pub fn leaves_using(&mut self, bit: u64) -> Result<usize> {
+        let mut n = 0;
+        for chunk in self.load_every_leaf()? {
+            if self.cache.leaf(chunk)?.using_mask() & bit != 0 {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Reads (and so checks) every block of the tree into the cache, so that an
     /// operation over the whole tree finds any damage before it changes
     /// anything. Returns the leaf chunks in key order.

@@ -237,6 +237,8 @@ impl<D: BlockDev> SharedStore<D> {
         self.require(parent)?;
         let id = self.free_id(None)?;
         self.commit_if_full()?;
+        let leaves = self.tree.leaves_using(mask::bit(parent))?;
+        self.fit_one_transaction(leaves, || format!("a snapshot of snapshot {parent}"))?;
         self.tree.copy_bit(mask::bit(parent), mask::bit(id))?;
         self.header.snapmask |= mask::bit(id);
         Ok(id)
@@ -811,6 +813,35 @@ impl<D: BlockDev> SharedStore<D> {
             self.commit_metadata()?;
         }
         Ok(())
+    }
+
+    /// Makes room for an operation that must be one transaction and changes
+    /// `images` blocks: commits what is pending when both would not fit, and
+    /// refuses, changing nothing, an operation larger than a transaction
+    /// (a snapshot of a snapshot sets a bit in every leaf its parent uses; a
+    /// crash between two parts would leave records of a snapshot that does
+    /// not exist).
+    fn fit_one_transaction(&mut self, images: usize, what: impl Fn() -> String) -> Result<()> {
+        if !self.wants_commit_with(images) {
+            return Ok(());
+        }
+        if self.auto_commit {
+            self.commit_metadata()?;
+            if !self.wants_commit_with(images) {
+                return Ok(());
+            }
+        }
+        let bound = self
+            .journal
+            .as_ref()
+            .map_or(0, JournalWriter::max_transaction_chunks);
+        Err(Error::Invalid(format!(
+            "{}: {} changes {images} leaves, more than one journal transaction holds \
+             ({bound} log chunks); nothing was changed: give the store a larger journal \
+             (cowmigrate --to shared --journal-size)",
+            self.path().display(),
+            what()
+        )))
     }
 
     /// Freed chunks that wait for a checkpoint before they can be reused.
