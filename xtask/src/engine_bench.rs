@@ -75,6 +75,9 @@ enum Variant {
     Plain,
     /// Each commit is `SharedStore::commit`, which also syncs the origin.
     OriginSynced,
+    /// Each write through `SharedStore::origin_write`, which writes the
+    /// origin before the copy-out is committed (not crash-safe).
+    PerWrite,
     /// Devices in memory: the engine's own cost.
     Memory,
 }
@@ -84,6 +87,7 @@ impl Variant {
         match self {
             Variant::Plain => "",
             Variant::OriginSynced => ", origin synced",
+            Variant::PerWrite => ", per write (not crash-safe)",
             Variant::Memory => ", memory",
         }
     }
@@ -169,7 +173,7 @@ pub fn run(dir: &Path, writes: u64, runs: u32) -> Result<Vec<BenchResult>> {
             });
         }
     }
-    for variant in [Variant::OriginSynced, Variant::Memory] {
+    for variant in [Variant::OriginSynced, Variant::PerWrite, Variant::Memory] {
         for journal in [false, true] {
             cells.push(Cell {
                 snapshots: TARGET_SNAPSHOTS,
@@ -260,6 +264,9 @@ fn run_cell(runner: &Path, dir: &Path, cell: Cell) -> Result<Measured> {
         Variant::Plain => {}
         Variant::OriginSynced => {
             command.arg("--origin-sync");
+        }
+        Variant::PerWrite => {
+            command.arg("--per-write");
         }
         Variant::Memory => {
             command.arg("--memory");
@@ -413,6 +420,7 @@ fn print_matrix(measured: &[Measured]) {
         } + match m.cell.variant {
             Variant::Plain => "",
             Variant::OriginSynced => " +origin",
+            Variant::PerWrite => " per write",
             Variant::Memory => " (mem)",
         };
         println!(

@@ -3,7 +3,9 @@
 //! origin writes of 4 KiB at random chunks of a filled origin image, each
 //! copied out (data and record) for the snapshots that still see the origin
 //! there, with the snapshots taken at even steps of the run; commits either
-//! every `commit_every` writes through [`SharedStore`] or, with `--threads`,
+//! every `commit_every` writes through [`SharedStore`] (each batch of writes
+//! through `origin_write_batch`, which commits, or with `--per-write` each
+//! write through `origin_write` and a commit after) or, with `--threads`,
 //! the engine's own commit of each write's copy-outs through [`Engine`] from
 //! several threads. The figures go to a JSON file the parent reads.
 
@@ -53,6 +55,11 @@ pub struct CellArgs {
     /// transaction).
     #[arg(long)]
     pub origin_sync: bool,
+    /// Each write through `SharedStore::origin_write` (the origin written
+    /// before the copy-out is committed: not crash-safe) rather than the
+    /// writes between two commits through `SharedStore::origin_write_batch`.
+    #[arg(long)]
+    pub per_write: bool,
     /// Both devices in memory: the engine's own cost, no kernel I/O.
     #[arg(long)]
     pub memory: bool,
@@ -169,7 +176,11 @@ fn run_on<D: BlockDev>(
         let mut store = SharedStore::create(cow, origin, options)?;
         store.cow_device().sync()?;
         flush_all()?;
-        batched_writes(&mut store, args, figures)?;
+        if args.per_write {
+            per_write_writes(&mut store, args, figures)?;
+        } else {
+            batched_writes(&mut store, args, figures)?;
+        }
         figures.used_chunks = store.geometry().data_chunks() - store.free_chunks();
         figures.tree_level = store.tree_level();
         figures.commit_mode = store.commit_mode().to_string();
@@ -240,9 +251,9 @@ fn snapshot_due(i: u64, writes: u64, taken: u32, snapshots: u32) -> bool {
     taken < snapshots && i >= writes * u64::from(taken) / u64::from(snapshots)
 }
 
-/// One caller through `SharedStore`, committing every `commit_every` writes
-/// and at the end.
-fn batched_writes<D: BlockDev>(
+/// One caller through `SharedStore`, each write through `origin_write`,
+/// committing every `commit_every` writes and at the end.
+fn per_write_writes<D: BlockDev>(
     store: &mut SharedStore<D>,
     args: &CellArgs,
     figures: &mut CellFigures,
@@ -273,6 +284,74 @@ fn batched_writes<D: BlockDev>(
     figures.cpu_seconds = (cpu_time() - cpu_started).as_secs_f64();
     figures.commit_seconds = in_commits.as_secs_f64();
     Ok(())
+}
+
+/// One caller through `SharedStore`, the writes between two commits (every
+/// `commit_every` writes, at the end, and before each snapshot) through one
+/// `origin_write_batch`, which commits; with `origin_sync` the origin is
+/// synced after each batch. The time in commits is the time in the batches.
+fn batched_writes<D: BlockDev>(
+    store: &mut SharedStore<D>,
+    args: &CellArgs,
+    figures: &mut CellFigures,
+) -> Result<()> {
+    let mut rng = SplitMix64::new(u64::from(args.snapshots) ^ args.commit_every << 8);
+    let per_batch = args.commit_every.min(args.writes) as usize;
+    let mut offsets: Vec<u64> = Vec::with_capacity(per_batch);
+    let mut data: Vec<u8> = Vec::with_capacity(per_batch * CHUNK_BYTES as usize);
+    let mut in_batches = Duration::ZERO;
+    let mut taken = 0;
+    let started = Instant::now();
+    let cpu_started = cpu_time();
+    for i in 0..args.writes {
+        if snapshot_due(i, args.writes, taken, args.snapshots) {
+            if !offsets.is_empty() {
+                in_batches += write_batch(store, &offsets, &data, args)?;
+                figures.commits += 1;
+                offsets.clear();
+                data.clear();
+            }
+            store.create_snapshot(None)?;
+            taken += 1;
+        }
+        let chunk = rng.below(figures.origin_chunks);
+        offsets.push(chunk * CHUNK_BYTES);
+        let at = data.len();
+        data.resize(at + CHUNK_BYTES as usize, 0);
+        data[at..at + 8].copy_from_slice(&i.to_le_bytes());
+        let last = i + 1 == args.writes;
+        if (i + 1) % args.commit_every == 0 || last {
+            in_batches += write_batch(store, &offsets, &data, args)?;
+            figures.commits += 1;
+            offsets.clear();
+            data.clear();
+        }
+    }
+    figures.seconds = started.elapsed().as_secs_f64();
+    figures.cpu_seconds = (cpu_time() - cpu_started).as_secs_f64();
+    figures.commit_seconds = in_batches.as_secs_f64();
+    Ok(())
+}
+
+/// Writes one batch (`offsets[i]` gets the `i`th chunk of `data`) and
+/// returns its time.
+fn write_batch<D: BlockDev>(
+    store: &mut SharedStore<D>,
+    offsets: &[u64],
+    data: &[u8],
+    args: &CellArgs,
+) -> Result<Duration> {
+    let started = Instant::now();
+    let writes: Vec<(u64, &[u8])> = offsets
+        .iter()
+        .copied()
+        .zip(data.chunks(CHUNK_BYTES as usize))
+        .collect();
+    store.origin_write_batch(&writes)?;
+    if args.origin_sync {
+        store.origin_device().sync()?;
+    }
+    Ok(started.elapsed())
 }
 
 /// Makes the changes so far durable: the metadata commit (through the

@@ -11,7 +11,8 @@
 //! - [`alloc`]: the chunk allocator over the bitmap;
 //! - [`cache`], [`btree`]: decoded blocks and the tree operations on them;
 //! - [`store`]: the engine (snapshots, origin and snapshot I/O, commit), one
-//!   caller at a time (`&mut self`);
+//!   caller at a time (`&mut self`), with its crash-safe batched origin
+//!   writes (`SharedStore::origin_write_batch`);
 //! - [`journal`], [`commit`]: commits through the write-ahead journal (or in
 //!   place when the store has none), captured under the caller's lock and
 //!   written outside it;
@@ -28,6 +29,7 @@
 //! memory, or a recording crash device.
 
 pub mod alloc;
+mod batch;
 pub mod btree;
 pub mod cache;
 pub mod commit;

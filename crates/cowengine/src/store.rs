@@ -19,6 +19,7 @@ use cowfmt::shared::leaf::{max_snapshots, Exception};
 use cowfmt::shared::mask::{self, MAX_SNAPSHOTS};
 
 use crate::alloc::{Allocator, FreePolicy};
+use crate::batch::BatchScratch;
 use crate::btree::Tree;
 use crate::cache::BlockCache;
 use crate::commit::{CommitWork, Scratch};
@@ -73,6 +74,7 @@ pub struct SharedStore<D: BlockDev = Device> {
     durable: TxHeader,
     batch: u64,
     scratch: Scratch,
+    pub(crate) batch_scratch: BatchScratch,
     failed: bool,
     closed: bool,
     auto_commit: bool,
@@ -157,6 +159,7 @@ impl<D: BlockDev> SharedStore<D> {
             journal,
             batch: 0,
             scratch: Scratch::default(),
+            batch_scratch: BatchScratch::default(),
             failed: false,
             closed: false,
             auto_commit: true,
@@ -361,7 +364,7 @@ impl<D: BlockDev> SharedStore<D> {
     }
 
     /// The copy-out of [`SharedStore::copy_out`], returning the chunk it recorded.
-    fn copy_out_to(&mut self, origin: u64, data: CopyData) -> Result<Option<u64>> {
+    pub(crate) fn copy_out_to(&mut self, origin: u64, data: CopyData) -> Result<Option<u64>> {
         self.check_origin_chunk(origin)?;
         let covered = self
             .tree
@@ -382,6 +385,14 @@ impl<D: BlockDev> SharedStore<D> {
 
     /// Writes `data` to the origin at byte `offset`, copying out first every
     /// chunk it touches.
+    ///
+    /// Not crash-safe on its own: the origin is written at once, after the
+    /// copy-out's data but before any commit of its record, so a crash before
+    /// the next [`SharedStore::commit`] can leave the origin chunk overwritten
+    /// (if its write reached the disk) while the record naming the copy is
+    /// lost: the snapshots then read the new data. It is safe once that commit
+    /// is durable. [`SharedStore::origin_write_batch`] commits the copy-outs
+    /// before it writes the origin, and is faster.
     pub fn origin_write(&mut self, offset: u64, data: &[u8]) -> Result<()> {
         self.check_span(offset, data.len())?;
         for (origin, _, _) in self.chunk_spans(offset, data.len()) {
@@ -590,7 +601,7 @@ impl<D: BlockDev> SharedStore<D> {
         Ok(())
     }
 
-    fn check_span(&self, offset: u64, len: usize) -> Result<()> {
+    pub(crate) fn check_span(&self, offset: u64, len: usize) -> Result<()> {
         check_origin_span(&self.origin, offset, len)
     }
 
