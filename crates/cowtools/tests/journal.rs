@@ -114,6 +114,12 @@ impl TwoStates {
     /// as before, and a committed journal transaction (seq 1) holding them.
     /// Returns the path and the transaction's home chunks.
     fn crashed(&self, name: &str) -> (PathBuf, Vec<u64>) {
+        self.crashed_as(name, false)
+    }
+
+    /// [`crashed`](Self::crashed), with the transaction's image of the
+    /// first tree block it holds replaced by garbage when `garble`.
+    fn crashed_as(&self, name: &str, mut garble: bool) -> (PathBuf, Vec<u64>) {
         let path = self.dir.path().join(name);
         let after = self.after_bytes();
         let mut bytes = after.clone();
@@ -123,7 +129,10 @@ impl TwoStates {
         let mut images = Vec::new();
         for &c in homes.iter().chain([0].iter()) {
             let at = c as usize * cb;
-            if c != 0 {
+            if garble && c >= self.geometry.data_start() {
+                images.extend(std::iter::repeat_n(0xee, cb));
+                garble = false;
+            } else if c != 0 {
                 images.extend_from_slice(&after[at..at + cb]);
             }
             bytes[at..at + cb].copy_from_slice(&self.before[at..at + cb]);
@@ -743,4 +752,40 @@ fn cowmigrate_merge_refuses_a_damaged_journal_superblock() {
     assert!(msg.contains("run cowrepair first"), "{msg}");
     assert!(std::fs::read(&crashed).unwrap() == store_before);
     assert!(std::fs::read(&origin).unwrap() == origin_before);
+}
+
+/// Runs a merge of snapshot `id` of `store` into `origin` that must be
+/// refused; asserts neither was written and returns the message.
+fn refused_merge(store: &Path, origin: &Path, id: &str) -> String {
+    let before = (std::fs::read(store).unwrap(), std::fs::read(origin).unwrap());
+    let out = tool("cowmigrate")
+        .args(["-i", s(store), "--merge", "--origin", s(origin), "--snapshot", id])
+        .output()
+        .unwrap();
+    let msg = assert_one_line_error(&out, 2, "crashed.img");
+    assert!(std::fs::read(store).unwrap() == before.0, "the store was written");
+    assert!(std::fs::read(origin).unwrap() == before.1, "the origin was written");
+    msg
+}
+
+#[test]
+fn cowmigrate_merge_of_an_absent_snapshot_does_not_replay_the_journal() {
+    let states = TwoStates::new();
+    let (crashed, _) = states.crashed("crashed.img");
+    let origin = states.dir.path().join("origin");
+    let msg = refused_merge(&crashed, &origin, "7");
+    assert!(msg.contains("snapshot 7 does not exist"), "{msg}");
+}
+
+#[test]
+fn cowmigrate_merge_refuses_a_committed_transaction_holding_a_garbage_tree_block() {
+    let states = TwoStates::new();
+    let (crashed, _) = states.crashed_as("crashed.img", true);
+    let origin = states.dir.path().join("origin");
+    let msg = refused_merge(&crashed, &origin, "0");
+    assert!(
+        msg.contains("as its committed journal transactions would leave it"),
+        "{msg}"
+    );
+    assert!(msg.contains("nothing was written"), "{msg}");
 }
