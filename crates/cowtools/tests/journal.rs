@@ -789,3 +789,24 @@ fn cowmigrate_merge_refuses_a_committed_transaction_holding_a_garbage_tree_block
     );
     assert!(msg.contains("nothing was written"), "{msg}");
 }
+
+#[test]
+fn cowcheck_checks_the_state_a_replay_would_leave_too() {
+    let states = TwoStates::new();
+    let (sound, _) = states.crashed("sound.img");
+    let out = check(&sound, &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("journal-needs-replay"), "{text}");
+    assert!(!text.contains("after replay"), "{text}");
+    let (garbled, _) = states.crashed_as("garbled.img", true);
+    let out = check(&garbled, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("journal-needs-replay"), "{text}");
+    assert!(text.contains("garbled.img: after replay: error: "), "{text}");
+    assert!(text.contains("after replay\n"), "{text}");
+    let out = check(&garbled, &["--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let after = json["after_replay"].as_array().unwrap();
+    assert!(after.iter().any(|f| f["severity"] == "error"), "{json}");
+}
