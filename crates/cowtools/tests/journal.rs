@@ -810,3 +810,62 @@ fn cowcheck_checks_the_state_a_replay_would_leave_too() {
     let after = json["after_replay"].as_array().unwrap();
     assert!(after.iter().any(|f| f["severity"] == "error"), "{json}");
 }
+
+/// Formats a shared store of 512-byte chunks with a journal of `chunks`
+/// chunks at `path`; returns mkcow's stderr.
+fn mkcow_with_journal(path: &Path, chunks: u64) -> String {
+    let out = tool("mkcow")
+        .args(["-q", "--kind", "shared", "--size", "1M", "--chunk-size", "512"])
+        .args(["--journal-size", &(chunks * CHUNK).to_string()])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn a_store_that_commits_in_place_is_warned_about_by_every_tool() {
+    let dir = tempdir();
+    for (chunks, in_place) in [(0, true), (68, true), (69, false)] {
+        let path = dir.path().join(format!("j{chunks}.img"));
+        let warning = mkcow_with_journal(&path, chunks);
+        assert_eq!(
+            warning.contains("commits in place, not crash-safe"),
+            in_place,
+            "{chunks}: {warning}"
+        );
+        assert_eq!(warning.is_empty(), !in_place, "{chunks}: {warning}");
+        let out = check(&path, &[]);
+        assert_eq!(out.status.code(), Some(0), "{chunks}: {out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(
+            text.contains("info: ") && text.contains("commits in place, not crash-safe"),
+            in_place,
+            "{chunks}: {text}"
+        );
+        assert!(text.contains(": clean"), "{chunks}: {text}");
+        let dump = |format: &str| {
+            let out = tool("cowdump")
+                .args(["--journal", "--format", format])
+                .arg(&path)
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let json: serde_json::Value = serde_json::from_str(&dump("json")).unwrap();
+        assert_eq!(
+            json["journal"]["commits_in_place"].is_string(),
+            in_place,
+            "{json}"
+        );
+        let text = dump("table");
+        assert_eq!(
+            text.contains("commits in place, not crash-safe"),
+            in_place,
+            "{chunks}: {text}"
+        );
+        assert_eq!(text.contains("no journal"), chunks == 0, "{text}");
+        assert_eq!(text.contains("superblock chunk"), chunks != 0, "{text}");
+    }
+}
