@@ -17,8 +17,8 @@ use cowfmt::error::Result;
 use cowfmt::shared::geometry::Geometry;
 use cowfmt::shared::header::SharedHeader;
 use cowfmt::shared::journal::{
-    is_journaled, min_journaled_chunks, read_superblock, transaction_chunks, write_superblock, write_transaction, JournalArea,
-    Transaction, TxHeader,
+    is_journaled, min_journaled_chunks, read_superblock, transaction_chunks, write_superblock,
+    write_transaction, JournalArea, Transaction, TxHeader,
 };
 
 /// The rule of which stores journal their commits is cowfmt's, shared with the tools.

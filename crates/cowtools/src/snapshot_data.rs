@@ -211,7 +211,10 @@ fn refuse_unsound_shared(path: &Path, origin_bytes: u64) -> anyhow::Result<()> {
     }
     let options = shared::repair::RepairOptions::default();
     let (view, journal) = shared::repair::read_through_journal(device, &options)?;
-    if journal.as_ref().is_some_and(|j| j.superblock_damage.is_some()) {
+    if journal
+        .as_ref()
+        .is_some_and(|j| j.superblock_damage.is_some())
+    {
         return Ok(());
     }
     let replayed = journal.map_or(0, |j| j.transactions_replayed);
@@ -221,7 +224,11 @@ fn refuse_unsound_shared(path: &Path, origin_bytes: u64) -> anyhow::Result<()> {
         ..Default::default()
     };
     let report = shared::check::check(&view, &options)?;
-    if let Some(first) = report.findings.iter().find(|f| f.severity == Severity::Error) {
+    if let Some(first) = report
+        .findings
+        .iter()
+        .find(|f| f.severity == Severity::Error)
+    {
         let state = if replayed > 0 {
             " (as its committed journal transactions would leave it)"
         } else {

@@ -757,14 +757,31 @@ fn cowmigrate_merge_refuses_a_damaged_journal_superblock() {
 /// Runs a merge of snapshot `id` of `store` into `origin` that must be
 /// refused; asserts neither was written and returns the message.
 fn refused_merge(store: &Path, origin: &Path, id: &str) -> String {
-    let before = (std::fs::read(store).unwrap(), std::fs::read(origin).unwrap());
+    let before = (
+        std::fs::read(store).unwrap(),
+        std::fs::read(origin).unwrap(),
+    );
     let out = tool("cowmigrate")
-        .args(["-i", s(store), "--merge", "--origin", s(origin), "--snapshot", id])
+        .args([
+            "-i",
+            s(store),
+            "--merge",
+            "--origin",
+            s(origin),
+            "--snapshot",
+            id,
+        ])
         .output()
         .unwrap();
     let msg = assert_one_line_error(&out, 2, "crashed.img");
-    assert!(std::fs::read(store).unwrap() == before.0, "the store was written");
-    assert!(std::fs::read(origin).unwrap() == before.1, "the origin was written");
+    assert!(
+        std::fs::read(store).unwrap() == before.0,
+        "the store was written"
+    );
+    assert!(
+        std::fs::read(origin).unwrap() == before.1,
+        "the origin was written"
+    );
     msg
 }
 
@@ -803,7 +820,10 @@ fn cowcheck_checks_the_state_a_replay_would_leave_too() {
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("journal-needs-replay"), "{text}");
-    assert!(text.contains("garbled.img: after replay: error: "), "{text}");
+    assert!(
+        text.contains("garbled.img: after replay: error: "),
+        "{text}"
+    );
     assert!(text.contains("after replay\n"), "{text}");
     let out = check(&garbled, &["--format", "json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -815,7 +835,15 @@ fn cowcheck_checks_the_state_a_replay_would_leave_too() {
 /// chunks at `path`; returns mkcow's stderr.
 fn mkcow_with_journal(path: &Path, chunks: u64) -> String {
     let out = tool("mkcow")
-        .args(["-q", "--kind", "shared", "--size", "1M", "--chunk-size", "512"])
+        .args([
+            "-q",
+            "--kind",
+            "shared",
+            "--size",
+            "1M",
+            "--chunk-size",
+            "512",
+        ])
         .args(["--journal-size", &(chunks * CHUNK).to_string()])
         .arg(path)
         .output()
@@ -868,4 +896,100 @@ fn a_store_that_commits_in_place_is_warned_about_by_every_tool() {
         assert_eq!(text.contains("no journal"), chunks == 0, "{text}");
         assert_eq!(text.contains("superblock chunk"), chunks != 0, "{text}");
     }
+}
+
+/// A store the engine wrote with a journal it uses, left as a crash leaves it
+/// after two commits (the store is forgotten, never checkpointed): its path
+/// and its origin's.
+fn engine_crashed(dir: &tempfile::TempDir) -> (PathBuf, PathBuf) {
+    let origin_path = dir.path().join("origin");
+    let path = dir.path().join("engine.img");
+    std::fs::write(&origin_path, vec![5u8; 600 * CHUNK as usize]).unwrap();
+    Device::create_or_extend(&path, 4096 * CHUNK).unwrap();
+    let options = CreateOptions {
+        chunk_sectors: 1,
+        journal_chunks: 400,
+    };
+    let cow = Device::open(&path, Access::ReadWrite).unwrap();
+    let origin = Device::open(&origin_path, Access::ReadWrite).unwrap();
+    let mut store = SharedStore::create(cow, origin, &options).unwrap();
+    let data = vec![7u8; CHUNK as usize];
+    let first = store.create_snapshot(None).unwrap();
+    for c in (0..40).step_by(2) {
+        store.origin_write(c * CHUNK, &data).unwrap();
+    }
+    store.commit().unwrap();
+    store.create_snapshot(None).unwrap();
+    for c in (1..30).step_by(3) {
+        store.origin_write(c * CHUNK, &data).unwrap();
+    }
+    store.snapshot_write(first, 4 * CHUNK, &data).unwrap();
+    store.commit().unwrap();
+    std::mem::forget(store);
+    (path, origin_path)
+}
+
+#[test]
+fn the_tools_read_a_journal_the_engine_wrote() {
+    let dir = tempdir();
+    let (crashed, origin) = engine_crashed(&dir);
+    let input = std::fs::read(&crashed).unwrap();
+    let copy = dir.path().join("copy.img");
+    std::fs::write(&copy, &input).unwrap();
+    drop(
+        SharedStore::open(
+            Device::open(&copy, Access::ReadWrite).unwrap(),
+            Device::open(&origin, Access::ReadOnly).unwrap(),
+        )
+        .unwrap(),
+    );
+    let engine_view = engine_images(&copy, &origin);
+    assert_eq!(engine_view.len(), 2);
+
+    let out = check(&crashed, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("journal-needs-replay"), "{text}");
+    assert!(!text.contains("after replay"), "{text}");
+
+    let out = tool("cowdump")
+        .args(["--journal", "--format", "json"])
+        .arg(&crashed)
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let txs = json["journal"]["transactions"].as_array().unwrap();
+    assert!(!txs.is_empty(), "{json}");
+    assert!(txs.iter().all(|t| t["state"] == "committed"), "{json}");
+    assert_eq!(json["journal"]["state"], "needs-replay");
+
+    let fixed = dir.path().join("fixed.img");
+    tool("cowrepair")
+        .args(["-i", s(&crashed), "-o", s(&fixed)])
+        .assert()
+        .success();
+    assert_eq!(check(&fixed, &[]).status.code(), Some(0));
+    assert_eq!(engine_images(&fixed, &origin), engine_view);
+
+    for (id, image) in &engine_view {
+        let raw = dir.path().join(format!("snap{id}.raw"));
+        let id = id.to_string();
+        migrate_ok(&[
+            "-i",
+            s(&crashed),
+            "--to",
+            "raw",
+            "--origin",
+            s(&origin),
+            "--snapshot",
+            &id,
+            "-o",
+            s(&raw),
+        ]);
+        assert!(std::fs::read(&raw).unwrap() == *image, "snapshot {id}");
+    }
+    assert!(
+        std::fs::read(&crashed).unwrap() == input,
+        "the input was written"
+    );
 }
