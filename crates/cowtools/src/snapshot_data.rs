@@ -162,8 +162,12 @@ pub fn merge(
         );
     }
     let (origin, _origin_claim) = claim_in_place(origin_path)?;
-    let bar = progress::bar(0, "merge", quiet);
+    let mut bar = None;
     let mut tick = |done: u64, total: u64| {
+        if total == 0 {
+            return;
+        }
+        let bar = bar.get_or_insert_with(|| progress::bar(total, "merge", quiet));
         bar.set_length(total);
         bar.set_position(done);
     };
@@ -196,7 +200,9 @@ pub fn merge(
             journal_replayed: 0,
         }
     };
-    bar.finish_and_clear();
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     Ok(summary)
 }
 
