@@ -124,7 +124,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     );
 
     step("What to try next");
-    print_next_steps(&dir, &cow, &shared);
+    print_next_steps(&dir, &origin, &cow, &shared);
     Ok(())
 }
 
@@ -180,7 +180,7 @@ pub(crate) fn summarize(file: &Path, text: &str, heading: Option<&str>, lines: u
 }
 
 /// The commands worth trying on what the demo left in `dir`.
-fn print_next_steps(dir: &Path, cow: &Path, shared: &Path) {
+fn print_next_steps(dir: &Path, origin: &Path, cow: &Path, shared: &Path) {
     let tools = crate::tools::target_dir().join("release");
     println!("export PATH={}:$PATH", tools.display());
     println!(
@@ -193,6 +193,16 @@ fn print_next_steps(dir: &Path, cow: &Path, shared: &Path) {
     );
     println!("cowcheck --format json {}", cow.display());
     println!("cowrepair -i {} --dry-run", cow.display());
+    println!(
+        "cowmigrate -i {} --to raw --origin {} -o snap.raw   # the snapshot as a plain image",
+        cow.display(),
+        origin.display()
+    );
+    println!(
+        "cowmigrate -i {} --merge --origin {}   # roll the origin back to the snapshot (writes both)",
+        cow.display(),
+        origin.display()
+    );
     println!("man -l dist/man/man1/cowmigrate.1        # the man pages (cargo xtask dist)");
     println!(
         "the full dumps are in {}: cow-table.txt, cow.json, shared-table.txt, shared-tree.txt",

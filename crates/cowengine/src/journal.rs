@@ -17,15 +17,12 @@ use cowfmt::error::Result;
 use cowfmt::shared::geometry::Geometry;
 use cowfmt::shared::header::SharedHeader;
 use cowfmt::shared::journal::{
-    read_superblock, transaction_chunks, write_superblock, write_transaction, JournalArea,
-    Transaction, TxHeader,
+    is_journaled, min_journaled_chunks, read_superblock, transaction_chunks, write_superblock,
+    write_transaction, JournalArea, Transaction, TxHeader,
 };
 
-/// Images the smallest transaction the tree can need may hold: one insert
-/// that splits every level of an 8-level tree and grows the root (2 * 8 + 3
-/// blocks), the bitmap chunks of its allocations, and room to spare. A log
-/// whose half cannot take a transaction of this size is not used.
-pub const MIN_TRANSACTION_IMAGES: usize = 32;
+/// The rule of which stores journal their commits is cowfmt's, shared with the tools.
+pub use cowfmt::shared::journal::MIN_TRANSACTION_IMAGES;
 
 /// How a store makes its commits durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,13 +57,12 @@ impl CommitMode {
     /// The mode of a store of geometry `g`.
     pub fn of(g: &Geometry) -> CommitMode {
         let area = JournalArea::new(g);
-        let min_log = 2 * transaction_chunks(MIN_TRANSACTION_IMAGES, g.chunk_bytes);
         if g.nr_journal_chunks == 0 {
             CommitMode::InPlace(InPlaceReason::NoJournal)
-        } else if area.log_chunks < min_log {
+        } else if !is_journaled(g) {
             CommitMode::InPlace(InPlaceReason::JournalTooSmall {
                 journal_chunks: g.nr_journal_chunks,
-                needed_chunks: min_log + 1,
+                needed_chunks: min_journaled_chunks(g.chunk_bytes),
             })
         } else {
             CommitMode::Journaled {

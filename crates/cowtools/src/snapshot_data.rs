@@ -9,6 +9,7 @@ use std::path::Path;
 
 use anyhow::bail;
 use cowfmt::device::{Access, Device};
+use cowfmt::finding::Severity;
 use cowfmt::output::{claim_in_place, Marker, TextOutput};
 use cowfmt::snapshot_image::{write_image, ChunkMap, ImageReport, StreamSink};
 use cowfmt::{persistent, shared, StoreKind};
@@ -161,8 +162,12 @@ pub fn merge(
         );
     }
     let (origin, _origin_claim) = claim_in_place(origin_path)?;
-    let bar = progress::bar(0, "merge", quiet);
+    let mut bar = None;
     let mut tick = |done: u64, total: u64| {
+        if total == 0 {
+            return;
+        }
+        let bar = bar.get_or_insert_with(|| progress::bar(total, "merge", quiet));
         bar.set_length(total);
         bar.set_position(done);
     };
@@ -173,6 +178,7 @@ pub fn merge(
                 store_path.display()
             );
         };
+        refuse_unsound_shared(store_path, origin.size_bytes())?;
         let report = shared::merge::merge(&store, &origin, id, &mut tick)?;
         MergeSummary {
             kind,
@@ -194,8 +200,53 @@ pub fn merge(
             journal_replayed: 0,
         }
     };
-    bar.finish_and_clear();
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     Ok(summary)
+}
+
+/// Refuses, before anything is written, the merge of a shared store (not in
+/// the middle of a merge) whose last commit, read through its journal's
+/// committed transactions, is not sound: the shared checker's first error.
+/// A damaged journal superblock is left to the merge, which refuses it.
+fn refuse_unsound_shared(path: &Path, origin_bytes: u64) -> anyhow::Result<()> {
+    let device = Device::open(path, Access::ReadOnly)?;
+    if Marker::read(&device)?.is_some() {
+        return Ok(());
+    }
+    let options = shared::repair::RepairOptions::default();
+    let (view, journal) = shared::repair::read_through_journal(device, &options)?;
+    if journal
+        .as_ref()
+        .is_some_and(|j| j.superblock_damage.is_some())
+    {
+        return Ok(());
+    }
+    let replayed = journal.map_or(0, |j| j.transactions_replayed);
+    let options = shared::check::CheckOptions {
+        kind_forced: true,
+        origin_bytes: Some(origin_bytes),
+        ..Default::default()
+    };
+    let report = shared::check::check(&view, &options)?;
+    if let Some(first) = report
+        .findings
+        .iter()
+        .find(|f| f.severity == Severity::Error)
+    {
+        let state = if replayed > 0 {
+            " (as its committed journal transactions would leave it)"
+        } else {
+            ""
+        };
+        bail!(
+            "{}{state}: {}: the merge is refused and nothing was written; cowcheck tells more",
+            path.display(),
+            first.message
+        );
+    }
+    Ok(())
 }
 
 /// The kind of the store to merge: a shared store in the middle of a merge

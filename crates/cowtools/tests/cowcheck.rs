@@ -298,7 +298,8 @@ fn a_clean_shared_store_exits_0_with_a_summary_line() {
     assert_eq!(
         stdout(&output),
         format!(
-            "{}: shared store, chunk 8 sectors, 2 snapshots, 5 records of 4 origin chunks in 1 leaf and 1 node (tree level 1), 25/1024 chunks used: clean\n",
+            "{0}: info: the journal has 16 chunks, fewer than the 69 a journaled commit needs: the store commits in place, not crash-safe (a journal of 69 chunks or more makes every commit atomic)\n\
+             {0}: shared store, chunk 8 sectors, 2 snapshots, 5 records of 4 origin chunks in 1 leaf and 1 node (tree level 1), 25/1024 chunks used: clean\n",
             path.display()
         )
     );

@@ -455,3 +455,23 @@ fn an_export_from_a_live_store_warns_and_goes_on() {
         kernel_snapshot_hash("a")
     );
 }
+
+#[test]
+fn golden_stores_imported_into_a_shared_store_export_and_merge_to_the_kernel_hash() {
+    for name in ["a", "b2", "c2"] {
+        let dir = tempdir();
+        let cow = golden_cow(&dir, name);
+        let origin = golden_origin(&dir, name);
+        let expected = kernel_snapshot_hash(name);
+        let shared = dir.path().join("shared.img");
+        let output = migrate(&["-i", s(&cow), "-o", s(&shared), "--to", "shared"]);
+        assert!(output.status.success(), "{name}: {}", stderr(&output));
+        let raw = dir.path().join("snap.raw");
+        let output = export(&shared, &origin, s(&raw), &["--snapshot", "0"]);
+        assert!(output.status.success(), "{name}: {}", stderr(&output));
+        assert_eq!(sha256(&std::fs::read(&raw).unwrap()), expected, "{name}");
+        let output = merge(&shared, &origin, &["--snapshot", "0"]);
+        assert!(output.status.success(), "{name}: {}", stderr(&output));
+        assert_eq!(sha256(&std::fs::read(&origin).unwrap()), expected, "{name}");
+    }
+}

@@ -114,6 +114,12 @@ impl TwoStates {
     /// as before, and a committed journal transaction (seq 1) holding them.
     /// Returns the path and the transaction's home chunks.
     fn crashed(&self, name: &str) -> (PathBuf, Vec<u64>) {
+        self.crashed_as(name, false)
+    }
+
+    /// [`crashed`](Self::crashed), with the transaction's image of the
+    /// first tree block it holds replaced by garbage when `garble`.
+    fn crashed_as(&self, name: &str, mut garble: bool) -> (PathBuf, Vec<u64>) {
         let path = self.dir.path().join(name);
         let after = self.after_bytes();
         let mut bytes = after.clone();
@@ -123,7 +129,10 @@ impl TwoStates {
         let mut images = Vec::new();
         for &c in homes.iter().chain([0].iter()) {
             let at = c as usize * cb;
-            if c != 0 {
+            if garble && c >= self.geometry.data_start() {
+                images.extend(std::iter::repeat_n(0xee, cb));
+                garble = false;
+            } else if c != 0 {
                 images.extend_from_slice(&after[at..at + cb]);
             }
             bytes[at..at + cb].copy_from_slice(&self.before[at..at + cb]);
@@ -743,4 +752,244 @@ fn cowmigrate_merge_refuses_a_damaged_journal_superblock() {
     assert!(msg.contains("run cowrepair first"), "{msg}");
     assert!(std::fs::read(&crashed).unwrap() == store_before);
     assert!(std::fs::read(&origin).unwrap() == origin_before);
+}
+
+/// Runs a merge of snapshot `id` of `store` into `origin` that must be
+/// refused; asserts neither was written and returns the message.
+fn refused_merge(store: &Path, origin: &Path, id: &str) -> String {
+    let before = (
+        std::fs::read(store).unwrap(),
+        std::fs::read(origin).unwrap(),
+    );
+    let out = tool("cowmigrate")
+        .args([
+            "-i",
+            s(store),
+            "--merge",
+            "--origin",
+            s(origin),
+            "--snapshot",
+            id,
+        ])
+        .output()
+        .unwrap();
+    let msg = assert_one_line_error(&out, 2, "crashed.img");
+    assert!(
+        std::fs::read(store).unwrap() == before.0,
+        "the store was written"
+    );
+    assert!(
+        std::fs::read(origin).unwrap() == before.1,
+        "the origin was written"
+    );
+    msg
+}
+
+#[test]
+fn cowmigrate_merge_of_an_absent_snapshot_does_not_replay_the_journal() {
+    let states = TwoStates::new();
+    let (crashed, _) = states.crashed("crashed.img");
+    let origin = states.dir.path().join("origin");
+    let msg = refused_merge(&crashed, &origin, "7");
+    assert!(msg.contains("snapshot 7 does not exist"), "{msg}");
+}
+
+#[test]
+fn cowmigrate_merge_refuses_a_committed_transaction_holding_a_garbage_tree_block() {
+    let states = TwoStates::new();
+    let (crashed, _) = states.crashed_as("crashed.img", true);
+    let origin = states.dir.path().join("origin");
+    let msg = refused_merge(&crashed, &origin, "0");
+    assert!(
+        msg.contains("as its committed journal transactions would leave it"),
+        "{msg}"
+    );
+    assert!(msg.contains("nothing was written"), "{msg}");
+}
+
+#[test]
+fn cowcheck_checks_the_state_a_replay_would_leave_too() {
+    let states = TwoStates::new();
+    let (sound, _) = states.crashed("sound.img");
+    let out = check(&sound, &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("journal-needs-replay"), "{text}");
+    assert!(!text.contains("after replay"), "{text}");
+    let (garbled, _) = states.crashed_as("garbled.img", true);
+    let out = check(&garbled, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("journal-needs-replay"), "{text}");
+    assert!(
+        text.contains("garbled.img: after replay: error: "),
+        "{text}"
+    );
+    assert!(text.contains("after replay\n"), "{text}");
+    let out = check(&garbled, &["--format", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let after = json["after_replay"].as_array().unwrap();
+    assert!(after.iter().any(|f| f["severity"] == "error"), "{json}");
+}
+
+/// Formats a shared store of 512-byte chunks with a journal of `chunks`
+/// chunks at `path`; returns mkcow's stderr.
+fn mkcow_with_journal(path: &Path, chunks: u64) -> String {
+    let out = tool("mkcow")
+        .args([
+            "-q",
+            "--kind",
+            "shared",
+            "--size",
+            "1M",
+            "--chunk-size",
+            "512",
+        ])
+        .args(["--journal-size", &(chunks * CHUNK).to_string()])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn a_store_that_commits_in_place_is_warned_about_by_every_tool() {
+    let dir = tempdir();
+    for (chunks, in_place) in [(0, true), (68, true), (69, false)] {
+        let path = dir.path().join(format!("j{chunks}.img"));
+        let warning = mkcow_with_journal(&path, chunks);
+        assert_eq!(
+            warning.contains("commits in place, not crash-safe"),
+            in_place,
+            "{chunks}: {warning}"
+        );
+        assert_eq!(warning.is_empty(), !in_place, "{chunks}: {warning}");
+        let out = check(&path, &[]);
+        assert_eq!(out.status.code(), Some(0), "{chunks}: {out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(
+            text.contains("info: ") && text.contains("commits in place, not crash-safe"),
+            in_place,
+            "{chunks}: {text}"
+        );
+        assert!(text.contains(": clean"), "{chunks}: {text}");
+        let dump = |format: &str| {
+            let out = tool("cowdump")
+                .args(["--journal", "--format", format])
+                .arg(&path)
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let json: serde_json::Value = serde_json::from_str(&dump("json")).unwrap();
+        assert_eq!(
+            json["journal"]["commits_in_place"].is_string(),
+            in_place,
+            "{json}"
+        );
+        let text = dump("table");
+        assert_eq!(
+            text.contains("commits in place, not crash-safe"),
+            in_place,
+            "{chunks}: {text}"
+        );
+        assert_eq!(text.contains("no journal"), chunks == 0, "{text}");
+        assert_eq!(text.contains("superblock chunk"), chunks != 0, "{text}");
+    }
+}
+
+/// A store the engine wrote with a journal it uses, left as a crash leaves it
+/// after two commits (the store is forgotten, never checkpointed): its path
+/// and its origin's.
+fn engine_crashed(dir: &tempfile::TempDir) -> (PathBuf, PathBuf) {
+    let origin_path = dir.path().join("origin");
+    let path = dir.path().join("engine.img");
+    std::fs::write(&origin_path, vec![5u8; 600 * CHUNK as usize]).unwrap();
+    Device::create_or_extend(&path, 4096 * CHUNK).unwrap();
+    let options = CreateOptions {
+        chunk_sectors: 1,
+        journal_chunks: 400,
+    };
+    let cow = Device::open(&path, Access::ReadWrite).unwrap();
+    let origin = Device::open(&origin_path, Access::ReadWrite).unwrap();
+    let mut store = SharedStore::create(cow, origin, &options).unwrap();
+    let data = vec![7u8; CHUNK as usize];
+    let first = store.create_snapshot(None).unwrap();
+    for c in (0..40).step_by(2) {
+        store.origin_write(c * CHUNK, &data).unwrap();
+    }
+    store.commit().unwrap();
+    store.create_snapshot(None).unwrap();
+    for c in (1..30).step_by(3) {
+        store.origin_write(c * CHUNK, &data).unwrap();
+    }
+    store.snapshot_write(first, 4 * CHUNK, &data).unwrap();
+    store.commit().unwrap();
+    std::mem::forget(store);
+    (path, origin_path)
+}
+
+#[test]
+fn the_tools_read_a_journal_the_engine_wrote() {
+    let dir = tempdir();
+    let (crashed, origin) = engine_crashed(&dir);
+    let input = std::fs::read(&crashed).unwrap();
+    let copy = dir.path().join("copy.img");
+    std::fs::write(&copy, &input).unwrap();
+    drop(
+        SharedStore::open(
+            Device::open(&copy, Access::ReadWrite).unwrap(),
+            Device::open(&origin, Access::ReadOnly).unwrap(),
+        )
+        .unwrap(),
+    );
+    let engine_view = engine_images(&copy, &origin);
+    assert_eq!(engine_view.len(), 2);
+
+    let out = check(&crashed, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("journal-needs-replay"), "{text}");
+    assert!(!text.contains("after replay"), "{text}");
+
+    let out = tool("cowdump")
+        .args(["--journal", "--format", "json"])
+        .arg(&crashed)
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let txs = json["journal"]["transactions"].as_array().unwrap();
+    assert!(!txs.is_empty(), "{json}");
+    assert!(txs.iter().all(|t| t["state"] == "committed"), "{json}");
+    assert_eq!(json["journal"]["state"], "needs-replay");
+
+    let fixed = dir.path().join("fixed.img");
+    tool("cowrepair")
+        .args(["-i", s(&crashed), "-o", s(&fixed)])
+        .assert()
+        .success();
+    assert_eq!(check(&fixed, &[]).status.code(), Some(0));
+    assert_eq!(engine_images(&fixed, &origin), engine_view);
+
+    for (id, image) in &engine_view {
+        let raw = dir.path().join(format!("snap{id}.raw"));
+        let id = id.to_string();
+        migrate_ok(&[
+            "-i",
+            s(&crashed),
+            "--to",
+            "raw",
+            "--origin",
+            s(&origin),
+            "--snapshot",
+            &id,
+            "-o",
+            s(&raw),
+        ]);
+        assert!(std::fs::read(&raw).unwrap() == *image, "snapshot {id}");
+    }
+    assert!(
+        std::fs::read(&crashed).unwrap() == input,
+        "the input was written"
+    );
 }

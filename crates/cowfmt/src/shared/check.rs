@@ -157,6 +157,7 @@ pub fn check_with_progress(
     let (journal, journal_notes) = journal::check_journal(device, &geometry, &mut sink)?;
     summary.journal = Some(journal);
     notes.extend(journal_notes);
+    notes.extend(crate::shared::journal::in_place_note(&geometry));
     let bitmap = ChunkBitmap::load(device, &geometry)?;
     let origin_chunks = options
         .origin_bytes

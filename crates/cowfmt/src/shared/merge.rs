@@ -39,7 +39,7 @@ use super::bitmap::ChunkBitmap;
 use super::build::StoreBuilder;
 use super::geometry::Geometry;
 use super::header::{SharedHeader, SHARED_VERSION};
-use super::journal::replay;
+use super::journal::{replay, replay_overlay};
 use super::leaf::Exception;
 use super::mask;
 use super::tree_read::{check_header, map_of, read_tree, require_snapshot, TreeContents};
@@ -83,14 +83,18 @@ pub fn merge(
             )))
         }
         None => {
+            require_snapshot_after_replay(store, &first, id)?;
             journal_replayed = replay_journal(store, &first)?;
             if journal_replayed > 0 {
                 store.read_at(&mut first, 0, &|| "the first sector".to_string())?;
             }
-            (prepare(store, origin, id, &first)?, false)
+            let plan = prepare(store, origin, id, &first)
+                .map_err(|e| after_replay(e, journal_replayed))?;
+            (plan, false)
         }
     };
-    let chunks = finish(store, origin, &plan, progress)?;
+    let chunks =
+        finish(store, origin, &plan, progress).map_err(|e| after_replay(e, journal_replayed))?;
     Ok(MergeReport {
         chunks,
         copied_out: plan.copied_out,
@@ -100,18 +104,47 @@ pub fn merge(
     })
 }
 
+/// Refuses, before anything is written, a snapshot the header a replay of
+/// the journal would leave (read through [`replay_overlay`]) does not have.
+fn require_snapshot_after_replay(store: &dyn BlockDev, first: &[u8], id: u32) -> Result<()> {
+    let (_, geometry) = check_header(store, first)?;
+    let (overlay, _) = replay_overlay(store, &geometry).map_err(|e| journal_refusal(store, e))?;
+    let mut replayed = first.to_vec();
+    overlay.apply(&mut replayed, 0);
+    let (header, _) = check_header(store, &replayed)?;
+    require_snapshot(store, &header, id)
+}
+
+/// `error` of a merge that replayed `replayed` committed journal
+/// transactions into the store first, saying so.
+fn after_replay(error: Error, replayed: u64) -> Error {
+    if replayed == 0 {
+        return error;
+    }
+    Error::Invalid(format!(
+        "{error} (the journal's {replayed} committed transaction{} had been replayed into the store first)",
+        if replayed == 1 { "" } else { "s" }
+    ))
+}
+
+/// The refusal of a merge whose journal superblock is damaged.
+fn journal_refusal(store: &dyn BlockDev, error: Error) -> Error {
+    match error {
+        Error::Journal { chunk, source, .. } => Error::Invalid(format!(
+            "{}: journal superblock (chunk {chunk}): {source}: the journal cannot be replayed, so the merge could start from an older state; run cowrepair first (it reformats the journal), then merge",
+            store.path().display()
+        )),
+        other => other,
+    }
+}
+
 /// Writes the committed transactions of the journal of the store whose
 /// header is in `first` home; returns how many there were.
 fn replay_journal(store: &dyn BlockDev, first: &[u8]) -> Result<u64> {
     let (_, geometry) = check_header(store, first)?;
-    match replay(store, &geometry) {
-        Ok(report) => Ok(report.transactions),
-        Err(Error::Journal { chunk, source, .. }) => Err(Error::Invalid(format!(
-            "{}: journal superblock (chunk {chunk}): {source}: the journal cannot be replayed, so the merge could start from an older state; run cowrepair first (it reformats the journal), then merge",
-            store.path().display()
-        ))),
-        Err(other) => Err(other),
-    }
+    replay(store, &geometry)
+        .map(|report| report.transactions)
+        .map_err(|e| journal_refusal(store, e))
 }
 
 /// What the marker records: enough to finish the merge without the header.

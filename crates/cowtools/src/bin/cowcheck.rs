@@ -51,11 +51,37 @@ fn checked(cli: &Cli, device: &Device, plan: Plan) -> anyhow::Result<Report> {
             progress::bar(0, "checking", cli.quiet),
             |p| check_with_progress(device, &options, p),
         )?),
-        Plan::Shared(options) => Report::Shared(progress::show(
-            progress::counter("checking", "tree blocks", cli.quiet),
-            |p| shared_check::check_with_progress(device, &options, p),
-        )?),
+        Plan::Shared(options) => {
+            let report = progress::show(
+                progress::counter("checking", "tree blocks", cli.quiet),
+                |p| shared_check::check_with_progress(device, &options, p),
+            )?;
+            let after = after_replay(cli, &report, &options)?;
+            Report::Shared(report, after)
+        }
     })
+}
+
+/// The findings of the state a replay of the journal would leave, read
+/// through the replay overlay (nothing is written), when committed
+/// transactions wait for replay; empty otherwise.
+fn after_replay(
+    cli: &Cli,
+    report: &shared_check::CheckReport,
+    options: &shared_check::CheckOptions,
+) -> anyhow::Result<Vec<Finding>> {
+    let waiting = report
+        .summary
+        .journal
+        .as_ref()
+        .is_some_and(|j| j.state == shared_check::JournalState::NeedsReplay);
+    if !waiting {
+        return Ok(Vec::new());
+    }
+    let device = Device::open(&cli.target, Access::ReadOnly)?;
+    let repair = cowfmt::shared::repair::RepairOptions::default();
+    let (view, _) = cowfmt::shared::repair::read_through_journal(device, &repair)?;
+    Ok(shared_check::check(&view, options)?.findings)
 }
 
 /// Which checker runs, with its options.
@@ -124,21 +150,22 @@ fn detected_kind(device: &Device) -> anyhow::Result<StoreKind> {
 /// A report of either checker; text and JSON are rendered from it alike.
 enum Report {
     Snap(CheckReport),
-    Shared(shared_check::CheckReport),
+    /// The report, and the findings of the state a replay would leave.
+    Shared(shared_check::CheckReport, Vec<Finding>),
 }
 
 impl Report {
     fn kind(&self) -> StoreKind {
         match self {
             Report::Snap(report) => report.kind,
-            Report::Shared(report) => report.kind,
+            Report::Shared(report, _) => report.kind,
         }
     }
 
     fn findings(&self) -> &[Finding] {
         match self {
             Report::Snap(report) => &report.findings,
-            Report::Shared(report) => &report.findings,
+            Report::Shared(report, _) => &report.findings,
         }
     }
 
@@ -150,13 +177,22 @@ impl Report {
     fn notes(&self) -> &[String] {
         match self {
             Report::Snap(_) => &[],
-            Report::Shared(report) => &report.notes,
+            Report::Shared(report, _) => &report.notes,
+        }
+    }
+
+    /// The findings of the state a replay of the journal would leave.
+    fn after_replay(&self) -> &[Finding] {
+        match self {
+            Report::Snap(_) => &[],
+            Report::Shared(_, after) => after,
         }
     }
 
     fn has_errors(&self) -> bool {
         self.findings()
             .iter()
+            .chain(self.after_replay())
             .any(|f| f.severity == Severity::Error)
     }
 }
@@ -181,14 +217,19 @@ fn write_text(
     header_only: bool,
 ) -> io::Result<()> {
     let name = file.display();
-    for finding in report.findings() {
+    let lines = report
+        .findings()
+        .iter()
+        .map(|f| ("", f))
+        .chain(report.after_replay().iter().map(|f| ("after replay: ", f)));
+    for (when, finding) in lines {
         let severity = match finding.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
         writeln!(
             out,
-            "{name}: {severity}: {}: {}",
+            "{name}: {when}{severity}: {}: {}",
             finding.code, finding.message
         )?;
     }
@@ -207,7 +248,7 @@ fn write_text(
 fn describe(report: &Report, header_only: bool) -> String {
     match report {
         Report::Snap(report) => describe_snap(report, header_only),
-        Report::Shared(report) => describe_shared(report, header_only),
+        Report::Shared(report, _) => describe_shared(report, header_only),
     }
 }
 
@@ -285,6 +326,10 @@ fn verdict(report: &Report) -> String {
     if warnings > 0 {
         parts.push(format!("{warnings} warning{}", plural(warnings)));
     }
+    let after = report.after_replay().len() as u64;
+    if after > 0 {
+        parts.push(format!("{after} finding{} after replay", plural(after)));
+    }
     parts.join(", ")
 }
 
@@ -313,6 +358,9 @@ struct JsonReport<'a> {
     clean: bool,
     header: Option<JsonHeader>,
     findings: &'a [Finding],
+    /// Findings of the state a replay of the journal would leave.
+    #[serde(skip_serializing_if = "<[Finding]>::is_empty")]
+    after_replay: &'a [Finding],
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     notes: &'a [String],
     summary: JsonSummary<'a>,
@@ -390,7 +438,7 @@ fn write_json(out: &mut dyn Write, file: &Path, report: &Report) -> anyhow::Resu
             r.header.as_ref().map(JsonHeader::from),
             Figures::Snap(&r.summary),
         ),
-        Report::Shared(r) => (
+        Report::Shared(r, _) => (
             Some(JsonHeader::from(&r.header)),
             Figures::Shared(&r.summary),
         ),
@@ -402,6 +450,7 @@ fn write_json(out: &mut dyn Write, file: &Path, report: &Report) -> anyhow::Resu
         clean: report.is_clean(),
         header,
         findings: report.findings(),
+        after_replay: report.after_replay(),
         notes: report.notes(),
         summary: JsonSummary {
             figures,

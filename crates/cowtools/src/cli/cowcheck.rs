@@ -17,6 +17,7 @@ EXAMPLES:
     cowcheck --format json cow.img
   Only the exit code, ignoring warnings (holes after a crash, invalidation...):
     cowcheck -q --ignore-non-fatal cow.img
+    cowcheck -q --ignore-non-fatal-errors cow.img    (thin_check's spelling)
   Hold a store to the pre-2.6.29 limits:
     cowcheck --kind legacy cow.img
   A shared store (found by its magic; --kind shared insists on it):

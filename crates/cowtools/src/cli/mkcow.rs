@@ -19,6 +19,7 @@ EXAMPLES:
     mkcow --kind shared --size 1G --journal-size 16M --snapshots 4 shared.img
   Restore the metadata of a store from a dump (data chunks are left alone):
     cowdump -o cow.yaml cow.img && mkcow --force --from-dump cow.yaml cow.img
+    mkcow --force -i cow.yaml cow.img    (-i/--input: thin_restore's spelling)
 
 The target must exist unless --size is given. mkcow refuses a target that holds
 any signature libblkid knows (a file system, LVM, md, LUKS, swap, a partition

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::shared::journal::{
-    scan, JournalArea, JournalScan, JournalState, JournalSuper, ScanEnd, TxSummary,
+    in_place_note, scan, JournalArea, JournalScan, JournalState, JournalSuper, ScanEnd, TxSummary,
 };
 
 use super::model::{ShareMask, SharedDumpHead};
@@ -67,6 +67,10 @@ pub struct JournalListing {
     pub problem: Option<String>,
     /// Every transaction found, in log order.
     pub transactions: Vec<JournalTx>,
+    /// Why the store commits in place (not crash-safe), when its journal is
+    /// too small for the engine to use.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub commits_in_place: Option<String>,
 }
 
 /// The whole journal view: the head and the listing.
@@ -134,6 +138,7 @@ fn listing_of(area: &JournalArea, scan: JournalScan) -> JournalListing {
         superblock: scan.sup,
         problem: None,
         transactions,
+        commits_in_place: None,
     }
 }
 
@@ -148,6 +153,7 @@ pub fn journal_listing(source: &SharedSource) -> Result<JournalListing> {
         superblock: None,
         problem,
         transactions: Vec::new(),
+        commits_in_place: None,
     };
     if !area.has_superblock() {
         return Ok(empty(JournalState::None, None));
@@ -166,9 +172,11 @@ impl JournalDump {
     /// The journal view of `source`.
     pub fn of(source: &SharedSource) -> Result<Self> {
         let bitmap = source.load_bitmap()?;
+        let mut journal = journal_listing(source)?;
+        journal.commits_in_place = in_place_note(source.geometry());
         Ok(JournalDump {
             head: source.head(&bitmap, None),
-            journal: journal_listing(source)?,
+            journal,
         })
     }
 }

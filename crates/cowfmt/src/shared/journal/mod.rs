@@ -61,6 +61,43 @@ pub fn transaction_chunks(count: usize, chunk_bytes: u64) -> u64 {
     desc_chunks_for(count as u64, chunk_bytes) + count as u64 + 1
 }
 
+/// Images the smallest transaction the tree can need may hold: one insert
+/// that splits every level of an 8-level tree and grows the root (2 * 8 + 3
+/// blocks), the bitmap chunks of its allocations, and room to spare. A log
+/// whose half cannot take a transaction of this size is not used.
+pub const MIN_TRANSACTION_IMAGES: usize = 32;
+
+/// The fewest journal chunks (superblock included) with which a store of
+/// `chunk_bytes`-byte chunks commits through its journal: a superblock and a
+/// log whose half holds a transaction of [`MIN_TRANSACTION_IMAGES`] images
+/// (69 at every chunk size of 512 bytes or more). A store with fewer commits
+/// in place and is not crash-safe.
+pub fn min_journaled_chunks(chunk_bytes: u64) -> u64 {
+    2 * transaction_chunks(MIN_TRANSACTION_IMAGES, chunk_bytes) + 1
+}
+
+/// Whether a store of geometry `g` commits through its journal (crash-safe)
+/// rather than in place.
+pub fn is_journaled(g: &Geometry) -> bool {
+    g.nr_journal_chunks >= min_journaled_chunks(g.chunk_bytes)
+}
+
+/// Why a store of geometry `g` commits in place, as one sentence saying it
+/// is not crash-safe; `None` when it commits through its journal.
+pub fn in_place_note(g: &Geometry) -> Option<String> {
+    if is_journaled(g) {
+        return None;
+    }
+    let min = min_journaled_chunks(g.chunk_bytes);
+    let why = match g.nr_journal_chunks {
+        0 => "the store has no journal".to_string(),
+        n => format!("the journal has {n} chunks, fewer than the {min} a journaled commit needs"),
+    };
+    Some(format!(
+        "{why}: the store commits in place, not crash-safe (a journal of {min} chunks or more makes every commit atomic)"
+    ))
+}
+
 /// Where a store's journal is: its superblock chunk, the log after it, and the
 /// chunk size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +151,24 @@ pub fn valid_home(g: &Geometry, chunk: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_journals_from_69_journal_chunks_at_every_chunk_size() {
+        for sectors in [1u32, 8, 128, 2048] {
+            let chunk_bytes = u64::from(sectors) * 512;
+            assert_eq!(min_journaled_chunks(chunk_bytes), 69);
+            let g = |journal| Geometry::new(1 << 30, sectors, journal);
+            assert!(is_journaled(&g(69)));
+            assert!(!is_journaled(&g(68)));
+            assert!(!is_journaled(&g(0)));
+            assert_eq!(in_place_note(&g(69)), None);
+            let note = in_place_note(&g(68)).unwrap();
+            assert!(note.contains("68 chunks, fewer than the 69"), "{note}");
+            assert!(note.contains("commits in place, not crash-safe"), "{note}");
+            let note = in_place_note(&g(0)).unwrap();
+            assert!(note.starts_with("the store has no journal"), "{note}");
+        }
+    }
 
     #[test]
     fn the_area_follows_the_bitmap() {

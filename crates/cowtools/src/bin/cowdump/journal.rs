@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use cowfmt::shared::dump::journal::{JournalDump, JournalTx};
+use cowfmt::shared::dump::journal::{JournalDump, JournalListing, JournalTx};
 
 use crate::batch::plural;
 use crate::shared::ids_text;
@@ -25,6 +25,10 @@ fn write_table(out: &mut dyn Write, dump: &JournalDump) -> anyhow::Result<()> {
     writeln!(out, "Geometry\n{}\n", geometry_table(&dump.head))?;
     let j = &dump.journal;
     let state = serde_json::to_value(j.state)?;
+    if dump.head.journal_chunks == 0 {
+        writeln!(out, "Journal: no journal (0 chunks)")?;
+        return write_in_place(out, j);
+    }
     writeln!(
         out,
         "Journal: superblock chunk {}, {} log chunk{}, {}",
@@ -52,6 +56,14 @@ fn write_table(out: &mut dyn Write, dump: &JournalDump) -> anyhow::Result<()> {
     }
     let count = j.transactions.len() as u64;
     writeln!(out, "({count} transaction{})", plural(count))?;
+    write_in_place(out, j)
+}
+
+/// Says that the store commits in place, when it does.
+fn write_in_place(out: &mut dyn Write, j: &JournalListing) -> anyhow::Result<()> {
+    if let Some(note) = &j.commits_in_place {
+        writeln!(out, "note: {note}")?;
+    }
     Ok(())
 }
 

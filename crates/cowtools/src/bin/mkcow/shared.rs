@@ -64,6 +64,7 @@ pub fn format(cli: &Cli) -> anyhow::Result<u8> {
             mask::describe(header.snapmask)
         );
     }
+    warn_in_place(cli, &geometry);
     print_table_lines(cli, chunk_sectors, origin, header.snapmask);
     Ok(exit::EXIT_OK)
 }
@@ -174,8 +175,17 @@ pub fn restore(cli: &Cli, dump_path: &Path, mut dump: ReadDump) -> anyhow::Resul
             geometry.nr_journal_chunks
         );
     }
+    warn_in_place(cli, &Geometry::new(size, chunk_sectors, journal));
     print_table_lines(cli, chunk_sectors, origin, snapmask);
     Ok(exit::EXIT_OK)
+}
+
+/// Warns on stderr (refusing nothing) when the store's journal is too small
+/// for the engine to journal its commits.
+fn warn_in_place(cli: &Cli, geometry: &Geometry) {
+    if let Some(note) = cowfmt::shared::journal::in_place_note(geometry) {
+        eprintln!("mkcow: warning: {}: {note}", cli.target.display());
+    }
 }
 
 /// Refuses more snapshots than a store of `chunk_sectors`-sector chunks
