@@ -84,6 +84,16 @@ pub struct CommitStats {
     pub written: u64,
 }
 
+/// How far one step of an origin write's copy-outs went.
+#[derive(Debug, Clone, Copy)]
+struct CopyStep {
+    /// The first chunk not yet planned.
+    next: u64,
+    /// The ticket to commit before going on: set when the step copied
+    /// anything, or stopped at the transaction bound.
+    ticket: Option<u64>,
+}
+
 /// Reusable buffers of one origin write.
 #[derive(Debug, Default)]
 struct Scratch {
@@ -333,7 +343,10 @@ impl<D: BlockDev> Engine<D> {
     }
 
     /// Writes `data` to the origin at byte `offset` once every chunk it touches
-    /// is copied out for the snapshots that still see it, and committed.
+    /// is copied out for the snapshots that still see it, and committed. A
+    /// write whose copy-outs pass the journal's transaction bound copies and
+    /// commits them in steps, each within the bound, holding every chunk of
+    /// the write throughout; the origin is written after the last step.
     pub fn origin_write(&self, offset: u64, data: &[u8]) -> Result<()> {
         self.check_span(offset, data.len())?;
         let Some((first, count)) = self.chunk_range(offset, data.len()) else {
@@ -341,18 +354,25 @@ impl<D: BlockDev> Engine<D> {
         };
         let _gate = self.gate.read().unwrap_or_else(|e| e.into_inner());
         let _chunks = self.locks.lock(first, count, LockMode::Exclusive);
+        let end = first + count;
+        let mut at = first;
         let mut reclaimed = false;
         loop {
-            match self.copy_out_range(first, count) {
-                Ok(None) => {
-                    if let Some(ticket) = self.snapshot_written_since_commit(first, count) {
+            match self.copy_out_step(at, end) {
+                Ok(step) if step.next == end => {
+                    let ticket = step
+                        .ticket
+                        .or_else(|| self.snapshot_written_since_commit(first, count));
+                    if let Some(ticket) = ticket {
                         self.commit_through(ticket)?;
                     }
                     break;
                 }
-                Ok(Some(ticket)) => {
-                    self.commit_through(ticket)?;
-                    break;
+                Ok(step) => {
+                    at = step.next;
+                    if let Some(ticket) = step.ticket {
+                        self.commit_through(ticket)?;
+                    }
                 }
                 Err(e) if !reclaimed && self.reclaim(&e)? => reclaimed = true,
                 Err(e) => return Err(e),
@@ -361,43 +381,48 @@ impl<D: BlockDev> Engine<D> {
         self.origin.write_at(data, offset)
     }
 
-    /// Copies out chunks `first..first + count` for the snapshots that still
-    /// see them: plans under the metadata lock, copies outside it. Returns the
-    /// ticket to commit when anything was copied.
-    fn copy_out_range(&self, first: u64, count: u64) -> Result<Option<u64>> {
+    /// Copies out chunks from `at` on (up to `end`) for the snapshots that
+    /// still see them, as many as one transaction holds: plans under the
+    /// metadata lock, copies outside it.
+    fn copy_out_step(&self, at: u64, end: u64) -> Result<CopyStep> {
         let mut scratch = self.take_scratch();
-        let planned = self.plan_copy_outs(first, count, &mut scratch.plans);
+        let planned = self.plan_copy_outs(at, end, &mut scratch.plans);
         let copied = if scratch.plans.is_empty() {
             Ok(())
         } else {
             self.copy_runs(&mut scratch)
         };
         self.end_copy();
-        let any = !scratch.plans.is_empty();
         self.give_back(scratch);
         if copied.is_err() {
             self.store().fail();
         }
-        let ticket = planned?;
+        let step = planned?;
         copied?;
-        Ok(any.then_some(ticket))
+        Ok(step)
     }
 
-    /// Records the copy-outs of chunks `first..first + count` under the
-    /// metadata lock, counting one copy in flight (ended by [`Engine::end_copy`]
-    /// whatever happens). Plans made before an error are kept, so that their
-    /// data is still copied before any commit can name it.
-    /// Returns the ticket of the changes.
-    fn plan_copy_outs(&self, first: u64, count: u64, plans: &mut Vec<(u64, u64)>) -> Result<u64> {
+    /// Records the copy-outs of chunks from `at` on under the metadata lock,
+    /// stopping at `end` or where the changes so far approach the journal's
+    /// transaction bound; counts one copy in flight (ended by
+    /// [`Engine::end_copy`] whatever happens). Plans made before an error are
+    /// kept, so that their data is still copied before any commit can name it.
+    fn plan_copy_outs(&self, at: u64, end: u64, plans: &mut Vec<(u64, u64)>) -> Result<CopyStep> {
         plans.clear();
         let mut store = self.store();
         *self.copies.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        for chunk in first..first + count {
-            if let Some(cow) = store.plan_copy_out(chunk)? {
-                plans.push((chunk, cow));
+        let mut next = at;
+        while next < end && !store.wants_commit() {
+            if let Some(cow) = store.plan_copy_out(next)? {
+                plans.push((next, cow));
             }
+            next += 1;
         }
-        Ok(store.batch() + 1)
+        let commit = !plans.is_empty() || next < end;
+        Ok(CopyStep {
+            next,
+            ticket: commit.then(|| store.batch() + 1),
+        })
     }
 
     fn end_copy(&self) {

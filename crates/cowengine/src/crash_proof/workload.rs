@@ -194,16 +194,21 @@ pub fn next_op(rng: &mut Rng, scenario: &Scenario, model: &Model, step: usize) -
     origin_write(rng, scenario)
 }
 
+/// Chunks of the deep script's wide origin write.
+const DEEP_WIDE_WRITE: u64 = 144;
+
 /// The first operations on a deep tree: a new snapshot and a snapshot of it,
-/// three origin writes of 48 chunks each (copied out for them, each commit
-/// touching some 20 leaves of the deep tree), then the new snapshot deleted:
-/// some 60 leaves, more than half the journal takes, so the delete is split.
+/// two origin writes of 48 chunks each (copied out for them, each commit
+/// touching some 20 leaves of the deep tree) and a wide one of 256 chunks
+/// (some 100 leaves, more than half the journal takes, so its copy-outs
+/// commit in steps before the origin is written), then the new snapshot
+/// deleted: more leaves than half the journal takes, so the delete is split.
 /// (An old snapshot is not copied or deleted: it has records in every leaf,
 /// and its delete would take thousands of events, its copy a transaction of
 /// every leaf, which no journal bound allows: docs/crash-replay.md.)
 pub fn deep_script(scenario: &Scenario, model: &Model, step: usize) -> Option<Op> {
-    let run = 48 * scenario.chunk_sectors();
     let third = scenario.origin_sectors() / 3;
+    let run = if step == 4 { DEEP_WIDE_WRITE } else { 48 } * scenario.chunk_sectors();
     match step {
         0 => Some(Op::Create),
         1 => model.created.last().map(|&parent| Op::CreateOf { parent }),
