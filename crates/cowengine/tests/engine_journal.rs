@@ -6,6 +6,8 @@
 //! a delete too large for one transaction is split, and a store full of
 //! chunks waiting for a checkpoint recovers by checkpointing.
 
+mod shared_support;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -13,10 +15,9 @@ use std::thread;
 use std::time::Duration;
 
 use cowengine::{CommitMode, CopyData, CreateOptions, Engine, InPlaceReason, SharedStore};
-use cowfmt::shared::check::{check, CheckOptions};
 use cowfmt::shared::geometry::Geometry;
 use cowfmt::shared::journal::scan;
-use cowfmt::{Access, BlockDev, Device, MemDev};
+use cowfmt::{BlockDev, MemDev};
 
 const CHUNK: u64 = 512;
 const ORIGIN_CHUNKS: u64 = 2048;
@@ -71,21 +72,8 @@ fn original(chunk: u64) -> Vec<u8> {
     origin_pattern()[(chunk * CHUNK) as usize..((chunk + 1) * CHUNK) as usize].to_vec()
 }
 
-/// Runs the shared checker on the bytes of `cow` (written to a file).
 fn assert_checker_passes(cow: &MemDev) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cow.img");
-    std::fs::write(&path, cow.to_bytes()).unwrap();
-    let options = CheckOptions {
-        origin_bytes: Some(ORIGIN_CHUNKS * CHUNK),
-        ..CheckOptions::default()
-    };
-    let report = check(
-        &Device::open(Path::new(&path), Access::ReadOnly).unwrap(),
-        &options,
-    )
-    .unwrap();
-    assert!(report.is_clean(), "{:#?}", report.findings);
+    shared_support::assert_checker_passes_on(cow, ORIGIN_CHUNKS * CHUNK);
 }
 
 /// An engine over memory with a usable journal and `cow_chunks` COW chunks.

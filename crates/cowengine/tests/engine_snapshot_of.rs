@@ -4,12 +4,12 @@
 //! nothing, and the store stays usable; when it fits, the new snapshot reads
 //! as its parent.
 
-use std::path::Path;
+mod shared_support;
+
 use std::sync::Arc;
 
 use cowengine::{CreateOptions, SharedStore};
-use cowfmt::shared::check::{check, CheckOptions};
-use cowfmt::{Access, Device, MemDev};
+use cowfmt::MemDev;
 
 const CHUNK: u64 = 512;
 const ORIGIN_CHUNKS: u64 = 3000;
@@ -50,19 +50,7 @@ fn with_many_leaves(store: &mut Store) {
 }
 
 fn assert_checker_passes(cow: &MemDev) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cow.img");
-    std::fs::write(&path, cow.to_bytes()).unwrap();
-    let options = CheckOptions {
-        origin_bytes: Some(ORIGIN_CHUNKS * CHUNK),
-        ..CheckOptions::default()
-    };
-    let report = check(
-        &Device::open(Path::new(&path), Access::ReadOnly).unwrap(),
-        &options,
-    )
-    .unwrap();
-    assert!(report.is_clean(), "{:#?}", report.findings);
+    shared_support::assert_checker_passes_on(cow, ORIGIN_CHUNKS * CHUNK);
 }
 
 #[test]

@@ -32,8 +32,8 @@ pub struct CheckFile {
 }
 
 impl CheckFile {
-    /// A scratch file named after this process, a count of the files made
-    /// and `worker`, and a handle to write it through.
+    /// A new scratch file named after this process, a count of the files made
+    /// and `worker` (never an existing file), and a handle to write it through.
     pub fn new(worker: usize) -> std::io::Result<(Self, File)> {
         let shm = Path::new("/dev/shm");
         let dir = if shm.is_dir() {
@@ -47,7 +47,10 @@ impl CheckFile {
             "cowengine-crash-{}-{n}-{worker}.img",
             std::process::id()
         ));
-        let file = File::create(&path)?;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
         Ok((CheckFile { path }, file))
     }
 

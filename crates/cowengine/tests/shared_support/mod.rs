@@ -10,7 +10,7 @@ use cowfmt::shared::bitmap::ChunkBitmap;
 use cowfmt::shared::check::{check, CheckOptions};
 use cowfmt::shared::walk::{walk_tree, BlockAt, TreeVisitor, WalkProblem};
 use cowfmt::shared::{Leaf, Node};
-use cowfmt::{Access, Device};
+use cowfmt::{Access, Device, MemDev};
 
 /// An origin image filled with a seeded pattern and a COW image.
 pub struct Fixture {
@@ -213,4 +213,18 @@ pub fn assert_consistent(fx: &Fixture, store: &mut SharedStore) {
         store.free_chunks(),
         geometry.data_chunks() - referenced.len() as u64
     );
+}
+
+/// Runs cowfmt's shared checker on the bytes of `cow` (written to a file, as
+/// the checker reads devices by path) and requires it clean.
+pub fn assert_checker_passes_on(cow: &MemDev, origin_bytes: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cow.img");
+    std::fs::write(&path, cow.to_bytes()).unwrap();
+    let options = CheckOptions {
+        origin_bytes: Some(origin_bytes),
+        ..CheckOptions::default()
+    };
+    let report = check(&Device::open(&path, Access::ReadOnly).unwrap(), &options).unwrap();
+    assert!(report.is_clean(), "{:#?}", report.findings);
 }
