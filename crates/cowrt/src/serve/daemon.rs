@@ -20,6 +20,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use cowengine::Engine;
@@ -91,6 +92,7 @@ pub struct Daemon<D: BlockDev + 'static> {
     devices: Mutex<BTreeMap<Option<u32>, DeviceInfo>>,
     stopping: Mutex<Stopping>,
     stopped: Condvar,
+    listener: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl<D: BlockDev + 'static> std::fmt::Debug for Daemon<D> {
@@ -125,6 +127,7 @@ impl<D: BlockDev + 'static> Daemon<D> {
             devices: Mutex::new(BTreeMap::new()),
             stopping: Mutex::new(Stopping::default()),
             stopped: Condvar::new(),
+            listener: Mutex::new(None),
         });
         if let Err(e) = daemon.bring_up(out) {
             daemon.take_all_down();
@@ -134,7 +137,8 @@ impl<D: BlockDev + 'static> Daemon<D> {
         daemon.write_map()?;
         let pid = std::process::id().to_string() + "\n";
         RunPaths::write_atomic(&daemon.config.paths.pid(), &pid)?;
-        spawn_listener(Arc::downgrade(&daemon), listener)?;
+        let listening = spawn_listener(Arc::downgrade(&daemon), listener)?;
+        *lock(&daemon.listener) = Some(listening);
         if let Some(interval) = daemon.config.commit_interval {
             spawn_committer(Arc::downgrade(&daemon), interval)?;
         }
@@ -307,10 +311,14 @@ impl<D: BlockDev + 'static> Daemon<D> {
             .commit()
             .and_then(|()| self.engine.checkpoint())
             .map_err(|e| format!("stop: the store could not be committed: {e}"));
-        self.config.paths.remove_files();
         let done = committed.map(|()| StopReport { removed, failures });
         stopping.done = Some(done.clone());
         self.stopped.notify_all();
+        drop(stopping);
+        // Wake the socket's thread (unless this request came through it): it
+        // ends once it sees the daemon stopped.
+        let _ = UnixStream::connect(self.config.paths.socket());
+        self.config.paths.remove_files();
         done
     }
 
@@ -360,9 +368,16 @@ impl<D: BlockDev + 'static> Daemon<D> {
 }
 
 impl<D: BlockDev + 'static> Drop for Daemon<D> {
-    /// Wakes the socket's thread so that it sees the daemon is gone.
+    /// Wakes the socket's thread so that it sees the daemon is gone, and waits
+    /// for it to close the socket (unless this is that thread).
     fn drop(&mut self) {
-        let _ = UnixStream::connect(self.config.paths.socket());
+        let listener = lock(&self.listener).take();
+        if let Some(listener) = listener {
+            let elsewhere = listener.thread().id() != std::thread::current().id();
+            if elsewhere && UnixStream::connect(self.config.paths.socket()).is_ok() {
+                let _ = listener.join();
+            }
+        }
     }
 }
 
@@ -408,11 +423,10 @@ fn bind(paths: &RunPaths) -> Result<UnixListener, ServeError> {
     })
 }
 
-fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), ServeError> {
+fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, ServeError> {
     std::thread::Builder::new()
         .name(name.to_string())
         .spawn(work)
-        .map(|_| ())
         .map_err(|source| ServeError::Io {
             path: PathBuf::from(name),
             action: "cannot start a thread",
@@ -424,16 +438,18 @@ fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), ServeEr
 fn spawn_listener<D: BlockDev + 'static>(
     daemon: Weak<Daemon<D>>,
     listener: UnixListener,
-) -> Result<(), ServeError> {
+) -> Result<JoinHandle<()>, ServeError> {
     spawn("cowrt control", move || {
         for stream in listener.incoming() {
-            let Some(daemon) = daemon.upgrade() else {
+            let Some(alive) = daemon.upgrade() else {
                 return;
             };
             if let Ok(stream) = stream {
-                serve_client(&daemon, stream);
+                serve_client(&alive, stream);
             }
-            if daemon.is_stopped() {
+            let stopped = alive.is_stopped();
+            drop(alive);
+            if stopped || daemon.strong_count() == 0 {
                 return;
             }
         }
@@ -472,4 +488,8 @@ fn spawn_committer<D: BlockDev + 'static>(
             eprintln!("cowrt: periodic commit: {e}");
         }
     })
+    .map(drop)
 }
+
+#[cfg(test)]
+mod tests;
