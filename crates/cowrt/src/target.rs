@@ -86,19 +86,53 @@ pub trait BlockTarget: Send + Sync {
     fn flush(&self) -> cowfmt::Result<()>;
 }
 
+/// Why a request failed: the errno to complete it with, and one sentence for
+/// the daemon's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The errno (positive).
+    pub errno: i32,
+    /// What went wrong.
+    pub reason: String,
+}
+
+impl Failure {
+    fn invalid(reason: String) -> Self {
+        Failure {
+            errno: libc::EINVAL,
+            reason,
+        }
+    }
+}
+
 /// Serves `request` on `target` with the transport's buffer `buf` (at least
 /// `request.len` bytes: filled for a read, the data of a write). Returns the
-/// bytes transferred, or the errno to complete the request with: `EINVAL`
-/// for a buffer too small or a range past the end, the engine's errno for a
-/// failure.
-pub fn serve(target: &dyn BlockTarget, request: &Request, buf: &mut [u8]) -> Result<usize, i32> {
+/// bytes transferred, or why not: `EINVAL` for a buffer too small or a range
+/// past the end, the engine's errno for a failure.
+pub fn serve(
+    target: &dyn BlockTarget,
+    request: &Request,
+    buf: &mut [u8],
+) -> Result<usize, Failure> {
     if request.op != IoOp::Flush {
         let past_end = request
             .offset
             .checked_add(request.len as u64)
             .is_none_or(|end| end > target.size());
-        if buf.len() < request.len || past_end {
-            return Err(libc::EINVAL);
+        if past_end {
+            return Err(Failure::invalid(format!(
+                "{} bytes at offset {} pass the end of the device ({} bytes)",
+                request.len,
+                request.offset,
+                target.size()
+            )));
+        }
+        if buf.len() < request.len {
+            return Err(Failure::invalid(format!(
+                "{} bytes do not fit the transport's {}-byte buffer",
+                request.len,
+                buf.len()
+            )));
         }
     }
     let data = &mut buf[..request.len];
@@ -107,8 +141,10 @@ pub fn serve(target: &dyn BlockTarget, request: &Request, buf: &mut [u8]) -> Res
         IoOp::Write => target.write(request.offset, data, request.fua),
         IoOp::Flush => target.flush(),
     };
-    done.map(|()| request.len)
-        .map_err(|e| cowengine::errno::errno(&e))
+    done.map(|()| request.len).map_err(|e| Failure {
+        errno: cowengine::errno::errno(&e),
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -477,3 +477,13 @@ fn a_second_daemon_on_the_same_name_is_refused() {
     assert!(out.is_empty());
     assert_eq!(served.send("create"), done("created 0 /dev/mem1"));
 }
+
+#[test]
+fn flush_of_a_store_without_snapshots() {
+    let (_log, engine) = crash_engine(0);
+    let served = serve(engine, None);
+    let origin = served.device("t");
+    origin.flush().unwrap();
+    origin.write(0, &[1; 4096], true).unwrap();
+    origin.flush().unwrap();
+}
