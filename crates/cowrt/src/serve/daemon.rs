@@ -53,6 +53,9 @@ pub struct DaemonConfig {
     pub commit_interval: Option<Duration>,
     /// Re-attach to the devices of this map (left by a daemon that died).
     pub recover: Option<DeviceMap>,
+    /// The daemon's process id, for `NAME.pid` and the map (`None`: a daemon
+    /// served inside another program, such as a test, writes no pid file).
+    pub pid: Option<u32>,
 }
 
 /// The status as `status json` gives it: the counts and the devices.
@@ -135,8 +138,9 @@ impl<D: BlockDev + 'static> Daemon<D> {
             return Err(e);
         }
         daemon.write_map()?;
-        let pid = std::process::id().to_string() + "\n";
-        RunPaths::write_atomic(&daemon.config.paths.pid(), &pid)?;
+        if let Some(pid) = daemon.config.pid {
+            RunPaths::write_atomic(&daemon.config.paths.pid(), &format!("{pid}\n"))?;
+        }
         let listening = spawn_listener(Arc::downgrade(&daemon), listener)?;
         *lock(&daemon.listener) = Some(listening);
         if let Some(interval) = daemon.config.commit_interval {
@@ -239,7 +243,7 @@ impl<D: BlockDev + 'static> Daemon<D> {
             name: self.config.paths.name().to_string(),
             store: self.config.store.clone(),
             origin: self.config.origin.clone(),
-            pid: std::process::id(),
+            pid: self.config.pid,
             devices: self.devices(),
         };
         Ok(map.write(&self.config.paths.map())?)

@@ -65,6 +65,7 @@ fn config(dir: &tempfile::TempDir, commit_interval: Option<Duration>) -> DaemonC
         queues: 1,
         commit_interval,
         recover: None,
+        pid: Some(std::process::id()),
     }
 }
 
@@ -127,10 +128,8 @@ fn socket_messages_bring_snapshot_devices_up_and_down() {
         served.out,
         "READY t /dev/mem0\nREADY t-s0 /dev/mem1\nSERVING t\n"
     );
-    assert_eq!(
-        served.paths().read_pid().unwrap(),
-        Some(std::process::id())
-    );
+    assert_eq!(served.paths().read_pid().unwrap(), Some(std::process::id()));
+    assert_eq!(served.map().pid, Some(std::process::id()));
 
     served.device("t").write(0, &[9; 4096], false).unwrap();
     assert_eq!(served.send("create"), done("created 1 /dev/mem2"));
