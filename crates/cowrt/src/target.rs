@@ -43,7 +43,8 @@ pub mod ublk_codes {
 
 impl Request {
     /// The request a ublk descriptor describes: `op_flags` (operation in the
-    /// low 8 bits, flags above), `start_sector`, `nr_sectors`. Any other
+    /// low 8 bits, flags above), `start_sector`, `nr_sectors` (both ignored
+    /// for a FLUSH). Any other
     /// operation (DISCARD, WRITE_ZEROES: never advertised) is refused with
     /// `EOPNOTSUPP`.
     pub fn from_ublk(op_flags: u32, start_sector: u64, nr_sectors: u32) -> Result<Self, i32> {
@@ -53,12 +54,18 @@ impl Request {
             ublk_codes::OP_FLUSH => IoOp::Flush,
             _ => return Err(libc::EOPNOTSUPP),
         };
+        if op == IoOp::Flush {
+            // A flush has no range: the block layer's flush request carries
+            // sector -1 (blk_rq_init), so the sector is not looked at.
+            return Ok(Request {
+                op,
+                offset: 0,
+                len: 0,
+                fua: op_flags & ublk_codes::F_FUA != 0,
+            });
+        }
         let offset = start_sector.checked_mul(SECTOR_BYTES).ok_or(libc::EINVAL)?;
-        let len = if op == IoOp::Flush {
-            0
-        } else {
-            nr_sectors as usize * SECTOR_BYTES as usize
-        };
+        let len = nr_sectors as usize * SECTOR_BYTES as usize;
         Ok(Request {
             op,
             offset,
@@ -170,6 +177,12 @@ mod tests {
         );
         let flush = Request::from_ublk(ublk_codes::OP_FLUSH, 0, 0).unwrap();
         assert_eq!((flush.op, flush.len), (IoOp::Flush, 0));
+        let kernel_flush = Request::from_ublk(ublk_codes::OP_FLUSH, u64::MAX, 0).unwrap();
+        assert_eq!(
+            (kernel_flush.op, kernel_flush.offset, kernel_flush.len),
+            (IoOp::Flush, 0, 0),
+            "the block layer's flush request has sector -1"
+        );
         assert_eq!(Request::from_ublk(3, 0, 8), Err(libc::EOPNOTSUPP));
         assert_eq!(Request::from_ublk(5, 0, 8), Err(libc::EOPNOTSUPP));
         assert_eq!(Request::from_ublk(0, u64::MAX, 1), Err(libc::EINVAL));

@@ -29,11 +29,13 @@ use libublk::{sys, BufDesc, UblkError, UblkFlags, UblkIORes};
 use crate::serve::host::{DeviceHost, DeviceInfo, DeviceSpec, HostError};
 use crate::target::{self, BlockTarget, Failure, Request};
 
-/// Requests each queue holds at once.
-const QUEUE_DEPTH: u16 = 64;
-/// The largest request, in bytes (the device's max_sectors follows from it).
-/// With [`QUEUE_DEPTH`] it bounds a queue's buffers at 16 MiB.
-const IO_BUF_BYTES: u32 = 256 << 10;
+/// Requests each queue holds at once (its thread serves one at a time).
+const QUEUE_DEPTH: u16 = 32;
+/// The largest request, in bytes (the device's max_sectors follows from it):
+/// fewer, larger origin writes mean fewer commits of their copy-outs. With
+/// [`QUEUE_DEPTH`] it bounds a queue's buffers at 32 MiB, touched only as
+/// tags are used.
+const IO_BUF_BYTES: u32 = 1 << 20;
 /// Failed requests each queue writes to the log (the rest only fail).
 const FAILURES_LOGGED: u32 = 100;
 /// The target name libublk records in its JSON export.

@@ -132,28 +132,30 @@ impl<D: BlockDev + 'static> Daemon<D> {
             stopped: Condvar::new(),
             listener: Mutex::new(None),
         });
-        if let Err(e) = daemon.bring_up(out) {
+        let serving = daemon.bring_up(out).and_then(|()| {
+            daemon.write_map()?;
+            if let Some(pid) = daemon.config.pid {
+                RunPaths::write_atomic(&daemon.config.paths.pid(), &format!("{pid}\n"))?;
+            }
+            let listening = spawn_listener(Arc::downgrade(&daemon), listener)?;
+            *lock(&daemon.listener) = Some(listening);
+            if let Some(interval) = daemon.config.commit_interval {
+                spawn_committer(Arc::downgrade(&daemon), interval)?;
+            }
+            let name = daemon.config.paths.name();
+            writeln!(out, "SERVING {name}")
+                .and_then(|()| out.flush())
+                .map_err(|source| ServeError::Io {
+                    path: PathBuf::from("stdout"),
+                    action: "cannot write",
+                    source,
+                })
+        });
+        if let Err(e) = serving {
             daemon.take_all_down();
             daemon.config.paths.remove_files();
             return Err(e);
         }
-        daemon.write_map()?;
-        if let Some(pid) = daemon.config.pid {
-            RunPaths::write_atomic(&daemon.config.paths.pid(), &format!("{pid}\n"))?;
-        }
-        let listening = spawn_listener(Arc::downgrade(&daemon), listener)?;
-        *lock(&daemon.listener) = Some(listening);
-        if let Some(interval) = daemon.config.commit_interval {
-            spawn_committer(Arc::downgrade(&daemon), interval)?;
-        }
-        let name = daemon.config.paths.name();
-        writeln!(out, "SERVING {name}")
-            .and_then(|()| out.flush())
-            .map_err(|source| ServeError::Io {
-                path: PathBuf::from("stdout"),
-                action: "cannot write",
-                source,
-            })?;
         Ok(daemon)
     }
 
