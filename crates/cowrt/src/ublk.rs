@@ -149,7 +149,11 @@ fn run_device(
         }));
     };
     if let Err(e) = ctrl.run_target(init, serve_queue, started) {
-        let _ = up.send(Err(host_error(&spec.name, "cannot start the ublk device", &e)));
+        let _ = up.send(Err(host_error(
+            &spec.name,
+            "cannot start the ublk device",
+            &e,
+        )));
     }
     // Delete the stopped device (DEL_DEV_ASYNC: the kernel frees it once its
     // last opener is gone); a kernel without the async command gets the
@@ -157,7 +161,11 @@ fn run_device(
     if ctrl.del_dev().is_err() {
         let id = ctrl.dev_info().dev_id as i32;
         if let Err(e) = UblkCtrl::new_simple(id).and_then(|old| old.del_dev()) {
-            eprintln!("cowrt: {}: cannot delete ublk device {id}: {}", spec.name, describe(&e));
+            eprintln!(
+                "cowrt: {}: cannot delete ublk device {id}: {}",
+                spec.name,
+                describe(&e)
+            );
         }
     }
 }

@@ -117,7 +117,12 @@ impl DeviceHost for MemHost {
         spec: &DeviceSpec,
         target: Arc<dyn BlockTarget>,
     ) -> Result<DeviceInfo, HostError> {
-        if let Some(reason) = self.refuse.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        if let Some(reason) = self
+            .refuse
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
             return Err(HostError {
                 name: spec.name.clone(),
                 reason,

@@ -36,7 +36,9 @@ pub enum ServeError {
         path: PathBuf,
     },
     /// A daemon already answers on the name's socket.
-    #[error("'{name}' is served already ({socket} answers); stop it first with `cowrt stop {name}`")]
+    #[error(
+        "'{name}' is served already ({socket} answers); stop it first with `cowrt stop {name}`"
+    )]
     Served {
         /// The name.
         name: String,
