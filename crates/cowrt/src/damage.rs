@@ -39,7 +39,7 @@ mod tests {
                 message.to_string(),
             )
         };
-        assert_eq!(verdict("shared", &[warning.clone()]), None);
+        assert_eq!(verdict("shared", std::slice::from_ref(&warning)), None);
         assert_eq!(verdict("shared", &[]), None);
         let one = verdict("shared", &[warning.clone(), error("version 3")]).unwrap();
         assert_eq!(
