@@ -9,6 +9,10 @@
 //!   commands.
 
 pub mod classic;
+pub mod device;
+pub mod error;
+#[cfg(test)]
+mod fake;
 pub mod precheck;
 pub mod runner;
 pub mod status;
