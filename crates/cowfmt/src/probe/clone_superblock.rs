@@ -109,6 +109,20 @@ impl CloneSuperblock {
         }
     }
 
+    /// Writes the fields into `block` at their offsets, with the checksum of
+    /// the result (`stored_csum` and `computed_csum` are not used). The other
+    /// bytes (uuid, space map root) are left as they are.
+    pub fn encode(&self, block: &mut [u8; METADATA_BLOCK_BYTES]) {
+        LittleEndian::write_u64(&mut block[BLOCKNR_AT..], self.blocknr);
+        LittleEndian::write_u64(&mut block[MAGIC_AT..], self.magic);
+        LittleEndian::write_u32(&mut block[VERSION_AT..], self.version);
+        LittleEndian::write_u64(&mut block[REGION_SIZE_AT..], self.region_sectors);
+        LittleEndian::write_u64(&mut block[TARGET_SIZE_AT..], self.target_sectors);
+        LittleEndian::write_u64(&mut block[BITSET_ROOT_AT..], self.bitset_root);
+        let csum = checksum(&block[CSUM_AT + 4..]);
+        LittleEndian::write_u32(&mut block[CSUM_AT..], csum);
+    }
+
     /// The first check of the kernel's `sb_check` this superblock fails, in
     /// the kernel's order (block number, magic, checksum, version).
     pub fn defect(&self) -> Option<SuperblockDefect> {
@@ -205,6 +219,25 @@ mod tests {
     }
 
     #[test]
+    fn encoding_the_kernels_fields_gives_its_block_back() {
+        let golden = golden_metadata();
+        let mut block: [u8; METADATA_BLOCK_BYTES] =
+            golden[..METADATA_BLOCK_BYTES].try_into().unwrap();
+        block[..4].fill(0);
+        block[BLOCKNR_AT..].iter_mut().take(8).for_each(|b| *b = 0xff);
+        decode(&golden).encode(&mut block);
+        assert_eq!(block[..], golden[..METADATA_BLOCK_BYTES]);
+        let mut fresh = [0u8; METADATA_BLOCK_BYTES];
+        CloneSuperblock {
+            region_sectors: 128,
+            ..decode(&golden)
+        }
+        .encode(&mut fresh);
+        let decoded = decode(&fresh);
+        assert_eq!((decoded.region_sectors, decoded.defect()), (128, None));
+    }
+
+    #[test]
     fn each_defect_is_named_in_the_kernels_order() {
         let golden = golden_metadata();
         let mut damaged = golden.clone();
@@ -220,10 +253,13 @@ mod tests {
             Some(SuperblockDefect::Blocknr { blocknr: 5 })
         );
 
-        let mut version = golden.clone();
-        version[VERSION_AT] = 2;
-        let computed = checksum(&version[4..METADATA_BLOCK_BYTES]);
-        version[..4].copy_from_slice(&computed.to_le_bytes());
+        let mut version: [u8; METADATA_BLOCK_BYTES] =
+            golden[..METADATA_BLOCK_BYTES].try_into().unwrap();
+        CloneSuperblock {
+            version: 2,
+            ..decode(&golden)
+        }
+        .encode(&mut version);
         assert_eq!(
             decode(&version).defect().unwrap().to_string(),
             "the dm-clone metadata is version 2; the kernel reads version 1 only"

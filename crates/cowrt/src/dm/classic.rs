@@ -162,8 +162,8 @@ fn activate_steps(
     chunk_sectors: u32,
 ) -> Result<(Table, Table, Vec<String>), DmError> {
     let mut loops = Vec::new();
-    let origin = block_device(steps, &request.origin, &mut loops)?;
-    let cow = block_device(steps, &request.cow, &mut loops)?;
+    let origin = block_device(steps, &request.origin, false, &mut loops)?;
+    let cow = block_device(steps, &request.cow, false, &mut loops)?;
     let sectors = origin_bytes / SECTOR_BYTES;
     let origin_table = Table::SnapshotOrigin {
         sectors,

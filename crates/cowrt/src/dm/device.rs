@@ -83,17 +83,23 @@ impl<'r> Undo<'r> {
 }
 
 /// A device path for `path`: a loop device for an image file (attached now,
-/// detached on roll-back), the path itself for a block device.
+/// `read_only` if asked, detached on roll-back), the path itself for a block
+/// device.
 pub(crate) fn block_device(
     steps: &mut Undo<'_>,
     path: &Path,
+    read_only: bool,
     loops: &mut Vec<String>,
 ) -> Result<String, DmError> {
     let text = path.display().to_string();
     if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
         return Ok(text);
     }
-    let output = steps.run(losetup::attach(&text), None)?;
+    let attach = match read_only {
+        true => losetup::attach_read_only(&text),
+        false => losetup::attach(&text),
+    };
+    let output = steps.run(attach, None)?;
     let device = output.trim().to_string();
     steps.undo.push(losetup::detach(&device));
     loops.push(device.clone());

@@ -92,7 +92,7 @@ pub enum DmError {
         state: CloneState,
     },
     /// Hydration stopped making progress, or was off, or did not end in time.
-    #[error("hydrating '{name}' is not done after {waited:?} ({hydrated}/{total} regions): {why}")]
+    #[error("hydrating '{name}' is not done after {:.1} s ({hydrated}/{total} regions): {why}", waited.as_secs_f64())]
     HydrationStalled {
         /// The clone.
         name: String,
