@@ -224,7 +224,10 @@ mod tests {
         let mut block: [u8; METADATA_BLOCK_BYTES] =
             golden[..METADATA_BLOCK_BYTES].try_into().unwrap();
         block[..4].fill(0);
-        block[BLOCKNR_AT..].iter_mut().take(8).for_each(|b| *b = 0xff);
+        block[BLOCKNR_AT..]
+            .iter_mut()
+            .take(8)
+            .for_each(|b| *b = 0xff);
         decode(&golden).encode(&mut block);
         assert_eq!(block[..], golden[..METADATA_BLOCK_BYTES]);
         let mut fresh = [0u8; METADATA_BLOCK_BYTES];
@@ -244,7 +247,9 @@ mod tests {
         damaged[REGION_SIZE_AT] ^= 0x40;
         let defect = decode(&damaged).defect().unwrap();
         assert!(matches!(defect, SuperblockDefect::Checksum { .. }));
-        assert!(defect.to_string().starts_with("the dm-clone superblock's checksum 0x"));
+        assert!(defect
+            .to_string()
+            .starts_with("the dm-clone superblock's checksum 0x"));
 
         let mut moved = golden.clone();
         moved[BLOCKNR_AT] = 5;
@@ -276,9 +281,12 @@ mod tests {
     #[test]
     fn a_blank_or_short_device_is_told_apart() {
         let dir = tempfile::tempdir().unwrap();
-        let blank = Device::create_or_extend(&dir.path().join("blank"), 1 << 20).unwrap();
-        assert_eq!(read_clone_metadata(&blank).unwrap(), Ok(CloneMetadata::Blank));
-        let short = Device::create_or_extend(&dir.path().join("short"), 512).unwrap();
+        let blank = Device::create_or_extend(dir.path().join("blank"), 1 << 20).unwrap();
+        assert_eq!(
+            read_clone_metadata(&blank).unwrap(),
+            Ok(CloneMetadata::Blank)
+        );
+        let short = Device::create_or_extend(dir.path().join("short"), 512).unwrap();
         assert_eq!(
             read_clone_metadata(&short).unwrap(),
             Err(SuperblockDefect::TooShort { bytes: 512 })

@@ -106,7 +106,9 @@ impl HydrationMessage {
         match self {
             HydrationMessage::Start => vec!["enable_hydration".to_string()],
             HydrationMessage::Stop => vec!["disable_hydration".to_string()],
-            HydrationMessage::Threshold(n) => vec!["hydration_threshold".to_string(), n.to_string()],
+            HydrationMessage::Threshold(n) => {
+                vec!["hydration_threshold".to_string(), n.to_string()]
+            }
             HydrationMessage::BatchSize(n) => {
                 vec!["hydration_batch_size".to_string(), n.to_string()]
             }
@@ -156,8 +158,7 @@ pub fn parse_region_size(text: &str) -> Result<u32, String> {
 /// Refuses a region size dm-clone refuses: a power of two from 8 to 2097152
 /// sectors (4 KiB to 1 GiB).
 pub fn check_region_size(sectors: u32) -> Result<(), DmError> {
-    if !(MIN_REGION_SECTORS..=MAX_REGION_SECTORS).contains(&sectors) || !sectors.is_power_of_two()
-    {
+    if !(MIN_REGION_SECTORS..=MAX_REGION_SECTORS).contains(&sectors) || !sectors.is_power_of_two() {
         return Err(DmError::BadOptions(format!(
             "--region-size {sectors} sectors: dm-clone takes a power of two from \
              {MIN_REGION_SECTORS} to {MAX_REGION_SECTORS} sectors (4 KiB to 1 GiB)"
@@ -414,14 +415,14 @@ pub fn wait_hydrated(
     let mut last: Option<CloneUsage> = None;
     loop {
         polls += 1;
+        let failed = |state| DmError::HydrationFailed {
+            name: name.to_string(),
+            state,
+        };
         let usage = match clone_state(runner, name)? {
             CloneState::Active(usage) => usage,
-            state => {
-                return Err(DmError::HydrationFailed {
-                    name: name.to_string(),
-                    state,
-                })
-            }
+            CloneState::Fail => return Err(failed("Fail")),
+            CloneState::Error => return Err(failed("Error")),
         };
         if last.as_ref() != Some(&usage) {
             progress(&usage);

@@ -38,7 +38,9 @@ pub(crate) fn check_name(name: &str, suffix: &str) -> Result<(), DmError> {
             "" => String::new(),
             _ => format!(" with '{suffix}'"),
         };
-        return bad(format!("too long:{with} it must fit in {DM_NAME_MAX} bytes"));
+        return bad(format!(
+            "too long:{with} it must fit in {DM_NAME_MAX} bytes"
+        ));
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::runner::RunError;
-use super::status::{CloneState, SnapshotState, StatusError};
+use super::status::{SnapshotState, StatusError};
 use super::table::TableError;
 
 /// Why a store (or a clone's devices) was refused before activation.
@@ -84,12 +84,12 @@ pub enum DmError {
         waited: Duration,
     },
     /// The clone's metadata failed while hydrating.
-    #[error("hydrating '{name}' failed: the clone reports {state:?} (dmesg says why)")]
+    #[error("hydrating '{name}' failed: the clone reports {state} (dmesg says why)")]
     HydrationFailed {
         /// The clone.
         name: String,
-        /// What it reported.
-        state: CloneState,
+        /// What it reported: `Fail` or `Error`.
+        state: &'static str,
     },
     /// Hydration stopped making progress, or was off, or did not end in time.
     #[error("hydrating '{name}' is not done after {:.1} s ({hydrated}/{total} regions): {why}", waited.as_secs_f64())]

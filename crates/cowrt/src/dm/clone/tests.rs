@@ -75,7 +75,10 @@ fn loops(images: &Images) -> Fake {
             &[Ok("/dev/loop1\n")],
         )
         .answer(
-            &format!("losetup --find --show --read-only {}", images.source.display()),
+            &format!(
+                "losetup --find --show --read-only {}",
+                images.source.display()
+            ),
             &[Ok("/dev/loop2\n")],
         )
 }
@@ -84,8 +87,13 @@ fn activation_commands(images: &Images, table_tail: &str) -> Vec<String> {
     vec![
         format!("losetup --find --show {}", images.metadata.display()),
         format!("losetup --find --show {}", images.dest.display()),
-        format!("losetup --find --show --read-only {}", images.source.display()),
-        format!("dmsetup create c --table '0 2048 clone /dev/loop0 /dev/loop1 /dev/loop2 {table_tail}'"),
+        format!(
+            "losetup --find --show --read-only {}",
+            images.source.display()
+        ),
+        format!(
+            "dmsetup create c --table '0 2048 clone /dev/loop0 /dev/loop1 /dev/loop2 {table_tail}'"
+        ),
         "dmsetup mknodes".to_string(),
     ]
 }
@@ -272,8 +280,9 @@ fn metadata_for_other_sizes_or_damaged_or_foreign_is_refused_with_the_reason() {
         metadata: tiny,
         ..request(&images)
     };
-    assert!(refused(&short)
-        .ends_with("is 1024 bytes long, shorter than one 4096-byte metadata block"));
+    assert!(
+        refused(&short).ends_with("is 1024 bytes long, shorter than one 4096-byte metadata block")
+    );
 }
 
 #[test]
@@ -281,7 +290,9 @@ fn a_failed_create_detaches_the_loops_it_attached() {
     let images = images();
     let mut fake = loops(&images).answer(
         "dmsetup create c --table '0 2048 clone /dev/loop0 /dev/loop1 /dev/loop2 64'",
-        &[Err("device-mapper: reload ioctl on c failed: Invalid argument")],
+        &[Err(
+            "device-mapper: reload ioctl on c failed: Invalid argument",
+        )],
     );
     let error = activate(&mut fake, &request(&images)).unwrap_err();
     assert!(error.to_string().ends_with("Invalid argument"));
@@ -323,7 +334,10 @@ fn status_reads_the_table_and_the_kernels_status_line() {
     let found = status(&mut fake, "c").unwrap();
     assert_eq!(found.device, "/dev/mapper/c");
     assert_eq!(found.table.to_string(), KERNEL_TABLE.trim());
-    assert_eq!((found.hydration_enabled, found.complete), (Some(false), Some(false)));
+    assert_eq!(
+        (found.hydration_enabled, found.complete),
+        (Some(false), Some(false))
+    );
     let CloneState::Active(usage) = &found.status else {
         panic!("{found:?}");
     };
@@ -342,7 +356,9 @@ fn status_reads_the_table_and_the_kernels_status_line() {
         (CloneState::Fail, None)
     );
     assert_eq!(
-        status(&mut active_clone(), "other").unwrap_err().to_string(),
+        status(&mut active_clone(), "other")
+            .unwrap_err()
+            .to_string(),
         "device 'other' is 0 2048 snapshot 7:0 7:1 P 8, expected a clone"
     );
     assert_eq!(
@@ -357,8 +373,14 @@ fn status_reads_the_table_and_the_kernels_status_line() {
 #[test]
 fn hydration_messages_are_the_kernels_words() {
     let cases = [
-        (HydrationMessage::Start, "dmsetup message c 0 enable_hydration"),
-        (HydrationMessage::Stop, "dmsetup message c 0 disable_hydration"),
+        (
+            HydrationMessage::Start,
+            "dmsetup message c 0 enable_hydration",
+        ),
+        (
+            HydrationMessage::Stop,
+            "dmsetup message c 0 disable_hydration",
+        ),
         (
             HydrationMessage::Threshold(64),
             "dmsetup message c 0 hydration_threshold 64",
@@ -374,10 +396,8 @@ fn hydration_messages_are_the_kernels_words() {
         assert_eq!(fake.log, [line]);
     }
     let refused = "device-mapper: message ioctl on other failed: Invalid argument";
-    let mut wrong = active_clone().answer(
-        "dmsetup message other 0 enable_hydration",
-        &[Err(refused)],
-    );
+    let mut wrong =
+        active_clone().answer("dmsetup message other 0 enable_hydration", &[Err(refused)]);
     assert_eq!(
         message(&mut wrong, "other", HydrationMessage::Start)
             .unwrap_err()
@@ -418,10 +438,7 @@ fn waiting_reports_each_change_until_every_region_is_hydrated() {
 fn waiting_stops_when_hydration_cannot_finish() {
     let wait = |line: &str, timeout: Duration| {
         let mut fake = active_clone().answer("dmsetup status c", &[Ok(line)]);
-        let wait = HydrationWait {
-            timeout,
-            ..NO_WAIT
-        };
+        let wait = HydrationWait { timeout, ..NO_WAIT };
         wait_hydrated(&mut fake, "c", wait, &mut |_| {})
             .unwrap_err()
             .to_string()
@@ -431,8 +448,9 @@ fn waiting_stops_when_hydration_cannot_finish() {
         "hydrating 'c' is not done after 0.0 s (12/512 regions): hydration is off; start it \
          with `cowrt dm hydrate NAME start`"
     );
-    assert!(wait(&kernel_status(12, "0", 0), NO_WAIT.timeout)
-        .ends_with("hydration is paused (threshold 0); raise it with `cowrt dm hydrate NAME threshold N`"));
+    assert!(wait(&kernel_status(12, "0", 0), NO_WAIT.timeout).ends_with(
+        "hydration is paused (threshold 0); raise it with `cowrt dm hydrate NAME threshold N`"
+    ));
     assert!(wait(&kernel_status(12, "0", 1), Duration::ZERO).ends_with(
         "(12/512 regions): timed out; the kernel goes on, run the wait again to follow it"
     ));
@@ -449,10 +467,7 @@ fn waiting_stops_when_hydration_cannot_finish() {
 fn deactivate_removes_the_clone_then_its_three_loops() {
     let mut fake = Fake::default()
         .answer(NAMES, &[Ok("c\n")])
-        .answer(
-            "dmsetup table c",
-            &[Ok("0 2048 clone 7:0 7:1 7:2 64\n")],
-        );
+        .answer("dmsetup table c", &[Ok("0 2048 clone 7:0 7:1 7:2 64\n")]);
     let detached = deactivate(&mut fake, "c", false).unwrap();
     assert_eq!(detached, ["/dev/loop0", "/dev/loop1", "/dev/loop2"]);
     assert_eq!(
