@@ -1,7 +1,6 @@
 //! cowrt: the live runtime of COW snapshot stores. This version serves classic
-//! stores (persistent, legacy, transient) through the kernel's dm-snapshot and
-//! clones through dm-clone: `cowrt dm activate | status | merge | hydrate |
-//! deactivate`. The shared-store half
+//! stores (persistent, legacy, transient) through the kernel's dm-snapshot:
+//! `cowrt dm activate | status | merge | deactivate`. The shared-store half
 //! (`serve`, `message`, `status`, `stop` over ublk) is not built yet
 //! (docs/cowrt.md).
 
@@ -23,8 +22,7 @@ const TOOL: &str = "cowrt";
 
 /// Done.
 const EXIT_OK: u8 = 0;
-/// Refused: the store is damaged or of another kind, the merge failed, or
-/// hydration failed or cannot finish.
+/// Refused: the store is damaged or of another kind, or the merge failed.
 const EXIT_REFUSED: u8 = 1;
 /// Usage error, I/O error, or a command that failed.
 const EXIT_FAILURE: u8 = 2;
@@ -49,9 +47,8 @@ EXAMPLES:
 
 Shared stores (cowrt serve, message, status, stop over ublk) come with the
 ublk half of the runtime (docs/cowrt.md).
-Exit codes: 0 done, 1 refused (damaged or wrong-kind store or clone
-metadata, failed merge, hydration failed or stalled), 2 usage, I/O or command
-error.";
+Exit codes: 0 done, 1 refused (damaged or wrong-kind store, failed merge),
+2 usage, I/O or command error.";
 
 /// Command line of cowrt.
 #[derive(Debug, Parser)]
@@ -63,7 +60,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Top {
-    /// Classic stores and clones through the kernel's device-mapper (dm-snapshot, dm-clone).
+    /// Classic stores through the kernel's device-mapper (dm-snapshot).
     #[command(subcommand)]
     Dm(Dm),
 }
