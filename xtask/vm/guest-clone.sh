@@ -85,6 +85,14 @@ cl_status() {
     cowrt dm status "$CLONE_NAME" || true
 }
 
+# cl_target: the clone line of `dmsetup targets`, empty without dm-clone.
+# (Outputs are read whole before matching: under pipefail a `| grep -q`
+# that stops reading early fails the writer with SIGPIPE.)
+cl_target() {
+    dmsetup targets > /tmp/cl-targets 2>/dev/null || true
+    sed -n 's/^\(clone\)[[:space:]]*/\1 /p' /tmp/cl-targets
+}
+
 # cl_hydrated: "<hydrated>/<total>" from the kernel's status line.
 cl_hydrated() { dmsetup status "$CLONE_NAME" | cut -d' ' -f7; }
 
@@ -99,16 +107,16 @@ cl_main() {
         cl_fail "setup (no cmeta/cdest/csource disks)"
         return "$CLONE_FAILS"
     fi
-    if ! dmsetup targets | grep -q '^clone'; then
+    if [ -z "$(cl_target)" ]; then
         for cl_m in libcrc32c dm-persistent-data dm-clone; do
             if [ -f "/lib/modules/$cl_m.ko" ]; then insmod "/lib/modules/$cl_m.ko" || true; fi
         done
     fi
-    if ! dmsetup targets | grep -q '^clone'; then
+    if [ -z "$(cl_target)" ]; then
         cl_fail "setup (the kernel has no dm-clone target: build it with xtask/vm/build-dm-clone.sh)"
         return "$CLONE_FAILS"
     fi
-    cl_pass "dm-clone target loaded: $(dmsetup targets | grep '^clone' | tr -s ' \t' ' ')"
+    cl_pass "dm-clone target loaded: $(cl_target)"
     cl_bytes=$(($(cat "/sys/block/${CLONE_SOURCE##*/}/size") * 512))
     cl_region_bytes=$((CLONE_REGION * 512))
     dd if=/dev/urandom of="$CLONE_SOURCE" bs=1M count=$((cl_bytes >> 20)) status=none
@@ -162,7 +170,8 @@ cl_main() {
     cl_status hydrated
     cl_same "every region hydrated" "$(cl_hydrated)" \
         "$((cl_bytes / cl_region_bytes))/$((cl_bytes / cl_region_bytes))"
-    if cowrt dm status "$CLONE_NAME" | grep -q 'complete'; then
+    cowrt dm status "$CLONE_NAME" > /tmp/cl-status.txt 2>&1 || true
+    if grep -q 'complete' /tmp/cl-status.txt; then
         cl_pass "cowrt dm status says complete"
     else
         cl_fail "cowrt dm status does not say complete"

@@ -8,7 +8,6 @@ use assert_cmd::Command;
 use cowfmt::device::{Access, Device};
 use cowfmt::persistent::writer::StoreWriter;
 use cowfmt::probe::clone_superblock::{CloneSuperblock, METADATA_BLOCK_BYTES};
-use cowfmt::probe::own_kinds::CLONE_MAGIC;
 use tempfile::TempDir;
 
 struct Images {
@@ -132,17 +131,7 @@ fn sizes_the_kernel_refuses_are_refused_before_any_command() {
 fn metadata_for_other_sizes_or_of_another_kind_is_refused_with_exit_1() {
     let images = images();
     let mut block = [0u8; METADATA_BLOCK_BYTES];
-    CloneSuperblock {
-        stored_csum: 0,
-        computed_csum: 0,
-        blocknr: 0,
-        magic: CLONE_MAGIC,
-        version: 1,
-        region_sectors: 64,
-        target_sectors: 8192,
-        bitset_root: 12,
-    }
-    .encode(&mut block);
+    CloneSuperblock::new(64, 8192).encode(&mut block);
     Device::open(&images.metadata, Access::ReadWrite)
         .unwrap()
         .write_at(&block, 0)

@@ -206,12 +206,12 @@ fn check_metadata(path: &Path, region_sectors: u32, sectors: u64) -> Result<bool
     };
     match superblock.defect() {
         None => {}
-        Some(SuperblockDefect::Magic { .. }) => {
+        Some(defect @ SuperblockDefect::Magic { .. }) => {
             let what = own_kinds::probe(&device)?
                 .into_iter()
                 .next()
-                .map(|signature| format!("holds {}, not dm-clone metadata", signature.what));
-            let what = what.unwrap_or_else(|| superblock.defect().unwrap().to_string());
+                .map(|signature| format!("holds {}, not dm-clone metadata", signature.what))
+                .unwrap_or_else(|| defect.to_string());
             return Err(refuse(
                 path,
                 format!(

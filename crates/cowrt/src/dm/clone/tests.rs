@@ -1,5 +1,4 @@
 use cowfmt::probe::clone_superblock::{CloneSuperblock, METADATA_BLOCK_BYTES};
-use cowfmt::probe::own_kinds::CLONE_MAGIC;
 use tempfile::TempDir;
 
 use super::*;
@@ -32,21 +31,11 @@ fn images() -> Images {
     }
 }
 
-/// Writes a dm-clone superblock for `region_sectors` and `target_sectors`
-/// (as the kernel's golden image d has them, sizes aside) on `path`.
+/// Writes a dm-clone superblock for `region_sectors` and `target_sectors` on
+/// `path`.
 fn write_superblock(path: &Path, region_sectors: u64, target_sectors: u64) {
     let mut block = [0u8; METADATA_BLOCK_BYTES];
-    CloneSuperblock {
-        stored_csum: 0,
-        computed_csum: 0,
-        blocknr: 0,
-        magic: CLONE_MAGIC,
-        version: 1,
-        region_sectors,
-        target_sectors,
-        bitset_root: 12,
-    }
-    .encode(&mut block);
+    CloneSuperblock::new(region_sectors, target_sectors).encode(&mut block);
     Device::open(path, Access::ReadWrite)
         .unwrap()
         .write_at(&block, 0)
