@@ -19,7 +19,10 @@
 pub mod control;
 pub mod dm;
 pub mod front;
+pub mod serve;
 pub mod target;
+#[cfg(feature = "ublk")]
+pub mod ublk;
 
 #[cfg(test)]
 mod testdev;
