@@ -9,6 +9,9 @@
 //! - [`control`]: the multisnapshot control plane in seed 002's words
 //!   (messages, the status line and its JSON form) and what each message does
 //!   to an engine;
+//! - [`serve`]: the shared-store daemon (devices on a host, the control
+//!   socket, periodic commit, stop) and its clients, with no transport of its
+//!   own; `ublk` (feature `ublk`) is the host that serves `/dev/ublkbN`;
 //! - [`dm`]: classic stores through device-mapper: typed table lines, status
 //!   parsers, the command runner (real or dry run) and activation, merge and
 //!   deactivation.
@@ -20,6 +23,7 @@ pub mod control;
 pub mod dm;
 pub mod front;
 pub mod serve;
+mod sys;
 pub mod target;
 #[cfg(feature = "ublk")]
 pub mod ublk;

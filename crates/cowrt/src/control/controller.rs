@@ -1,13 +1,16 @@
 //! Applies control messages to a served store: snapshot creation and deletion
 //! through the engine (each made durable at once, as seed 002's forced
-//! commit), the set of attached snapshot devices, and the status. A request
-//! that cannot be honoured is refused before anything changes.
+//! commit), the set of attached snapshot devices (brought up and down through
+//! [`SnapshotDevices`]), and the status. A request that cannot be honoured is
+//! refused before anything changes; a created snapshot whose device cannot
+//! come up is deleted again.
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use cowengine::Engine;
+use cowengine::{CommitMode, Engine};
 use cowfmt::blockdev::BlockDev;
 
 use super::message::Message;
@@ -33,6 +36,14 @@ pub enum ControlError {
     /// `detach` of a snapshot whose device is down.
     #[error("detach {0}: snapshot {0} is not attached")]
     NotAttached(u32),
+    /// A snapshot's device could not be brought up or down.
+    #[error("{message}: {reason}")]
+    Device {
+        /// The message being applied.
+        message: Message,
+        /// Why, in one sentence.
+        reason: String,
+    },
     /// The engine failed.
     #[error("{message}: {source}")]
     Engine {
@@ -47,7 +58,12 @@ pub enum ControlError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// A snapshot was created with this id.
-    Created(u32),
+    Created {
+        /// The new id.
+        id: u32,
+        /// Its device, when a host serves it.
+        device: Option<PathBuf>,
+    },
     /// A snapshot was deleted; its device was detached first if it was up.
     Deleted {
         /// The deleted id.
@@ -58,33 +74,54 @@ pub enum Reply {
         detached: bool,
     },
     /// A snapshot's device is now up.
-    Attached(u32),
+    Attached {
+        /// The snapshot id.
+        id: u32,
+        /// Its device, when a host serves it.
+        device: Option<PathBuf>,
+    },
     /// A snapshot's device is now down.
     Detached(u32),
     /// The status.
     Status(Status),
 }
 
+/// ` /dev/ublkbN`, or nothing.
+struct Device<'a>(&'a Option<PathBuf>);
+
+impl fmt::Display for Device<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(path) => write!(f, " {}", path.display()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The words `cowrt message` prints (docs/cowrt.md): `created ID DEVICE`,
+/// `deleted ID (N chunks freed)`, `attached ID DEVICE`, `detached ID`, or the
+/// status line.
 impl fmt::Display for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Reply::Created(id) => write!(f, "created snapshot {id}"),
+            Reply::Created { id, device } => write!(f, "created {id}{}", Device(device)),
             Reply::Deleted {
-                id,
-                freed_chunks,
-                detached,
-            } => {
-                write!(f, "deleted snapshot {id} ({freed_chunks} chunks freed")?;
-                if *detached {
-                    f.write_str(", its device detached first")?;
-                }
-                f.write_str(")")
-            }
-            Reply::Attached(id) => write!(f, "attached snapshot {id}"),
-            Reply::Detached(id) => write!(f, "detached snapshot {id}"),
+                id, freed_chunks, ..
+            } => write!(f, "deleted {id} ({freed_chunks} chunks freed)"),
+            Reply::Attached { id, device } => write!(f, "attached {id}{}", Device(device)),
+            Reply::Detached(id) => write!(f, "detached {id}"),
             Reply::Status(status) => write!(f, "{status}"),
         }
     }
+}
+
+/// Brings snapshot devices up and down for the controller. Each call is made
+/// with the controller's state locked, so control requests never overlap.
+pub trait SnapshotDevices {
+    /// Brings snapshot `id`'s device up; returns its path.
+    fn attach(&mut self, id: u32) -> Result<PathBuf, String>;
+    /// Takes snapshot `id`'s device down.
+    fn detach(&mut self, id: u32) -> Result<(), String>;
 }
 
 /// The control state of one served store.
@@ -93,6 +130,17 @@ struct State {
     attached: BTreeSet<u32>,
     new_snapshot: Option<u32>,
     error: i32,
+}
+
+impl State {
+    /// Keeps the first error that is not a refused request (full store, I/O)
+    /// for the status, as seed 002 does.
+    fn record(&mut self, error: &cowfmt::Error) {
+        let errno = cowengine::errno::errno(error);
+        if errno != libc::EINVAL && self.error == 0 {
+            self.error = -errno;
+        }
+    }
 }
 
 /// Applies messages to one engine; safe to share between threads.
@@ -125,13 +173,32 @@ impl<D: BlockDev> Controller<D> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Applies `message`.
+    /// Applies `message` with no device host: the attached set is
+    /// bookkeeping only, and replies name no device.
     pub fn handle(&self, message: Message) -> Result<Reply, ControlError> {
+        self.apply(message, None)
+    }
+
+    /// Applies `message`, bringing snapshot devices up and down on `devices`.
+    pub fn handle_with(
+        &self,
+        message: Message,
+        devices: &mut dyn SnapshotDevices,
+    ) -> Result<Reply, ControlError> {
+        self.apply(message, Some(devices))
+    }
+
+    fn apply(
+        &self,
+        message: Message,
+        mut devices: Option<&mut dyn SnapshotDevices>,
+    ) -> Result<Reply, ControlError> {
         let mut state = self.state();
         if let Some(id) = message.id() {
             self.require_snapshot(message, id)?;
         }
         let engine_error = |source| ControlError::Engine { message, source };
+        let device_error = |reason| ControlError::Device { message, reason };
         let reply = match message {
             Message::Create | Message::CreateSubsnap(_) => {
                 let created = match message {
@@ -139,11 +206,30 @@ impl<D: BlockDev> Controller<D> {
                     _ => self.engine.create_snapshot(None),
                 };
                 let id = self.durable(&mut state, created).map_err(engine_error)?;
+                let device = match attach(&mut devices, id) {
+                    Ok(device) => device,
+                    Err(reason) => {
+                        let undone = self.engine.delete_snapshot(id);
+                        let undone = self.durable(&mut state, undone);
+                        let reason = match undone {
+                            Ok(_) => format!("{reason}; snapshot {id} was deleted again"),
+                            Err(e) => format!("{reason}; deleting snapshot {id} again failed: {e}"),
+                        };
+                        return Err(device_error(reason));
+                    }
+                };
+                state.attached.insert(id);
                 state.new_snapshot = Some(id);
-                Reply::Created(id)
+                Reply::Created { id, device }
             }
             Message::Delete(id) => {
-                let detached = state.attached.remove(&id);
+                let detached = state.attached.contains(&id);
+                if detached {
+                    if let Some(devices) = devices.as_deref_mut() {
+                        devices.detach(id).map_err(device_error)?;
+                    }
+                    state.attached.remove(&id);
+                }
                 let deleted = self.engine.delete_snapshot(id);
                 let freed_chunks = self.durable(&mut state, deleted).map_err(engine_error)?;
                 Reply::Deleted {
@@ -153,15 +239,21 @@ impl<D: BlockDev> Controller<D> {
                 }
             }
             Message::Attach(id) => {
-                if !state.attached.insert(id) {
+                if state.attached.contains(&id) {
                     return Err(ControlError::AlreadyAttached(id));
                 }
-                Reply::Attached(id)
+                let device = attach(&mut devices, id).map_err(device_error)?;
+                state.attached.insert(id);
+                Reply::Attached { id, device }
             }
             Message::Detach(id) => {
-                if !state.attached.remove(&id) {
+                if !state.attached.contains(&id) {
                     return Err(ControlError::NotAttached(id));
                 }
+                if let Some(devices) = devices.as_deref_mut() {
+                    devices.detach(id).map_err(device_error)?;
+                }
+                state.attached.remove(&id);
                 Reply::Detached(id)
             }
             Message::Status => Reply::Status(self.status(&state).map_err(engine_error)?),
@@ -169,15 +261,28 @@ impl<D: BlockDev> Controller<D> {
         Ok(reply)
     }
 
+    /// Commits every change so far, recording a failure in the status as a
+    /// request's would be.
+    pub fn commit(&self) -> cowfmt::Result<()> {
+        let done = self.engine.commit();
+        if let Err(error) = &done {
+            self.state().record(error);
+        }
+        done
+    }
+
+    /// Records snapshot `id`'s device as up without a request (the daemon
+    /// brings up every snapshot's device at start).
+    pub fn mark_attached(&self, id: u32) {
+        self.state().attached.insert(id);
+    }
+
     /// Commits after a change, recording an error that is not the caller's
     /// fault (full store, I/O) in the status, as seed 002 does.
     fn durable<T>(&self, state: &mut State, done: cowfmt::Result<T>) -> cowfmt::Result<T> {
         let result = done.and_then(|value| self.engine.commit().map(|()| value));
         if let Err(error) = &result {
-            let errno = cowengine::errno::errno(error);
-            if errno != libc::EINVAL && state.error == 0 {
-                state.error = -errno;
-            }
+            state.record(error);
         }
         result
     }
@@ -227,14 +332,42 @@ impl<D: BlockDev> Controller<D> {
                     exclusive_chunks,
                 })
                 .collect(),
-            journal: if journal_chunks == 0 {
-                JournalState::None
-            } else {
-                JournalState::Unused {
-                    chunks: journal_chunks,
-                }
-            },
+            journal: journal_state(&self.engine, journal_chunks),
         })
+    }
+}
+
+/// The journal's part of the status.
+fn journal_state<D: BlockDev>(engine: &Engine<D>, chunks: u64) -> JournalState {
+    match engine.commit_mode() {
+        CommitMode::Journaled {
+            max_transaction_chunks,
+            ..
+        } => {
+            let stats = engine.commit_stats();
+            JournalState::Journaled {
+                chunks,
+                max_transaction_chunks,
+                commits_requested: stats.requested,
+                transactions_written: stats.written,
+                pending_free_chunks: engine.pending_frees(),
+            }
+        }
+        mode @ CommitMode::InPlace(_) => JournalState::InPlace {
+            chunks,
+            reason: mode.to_string(),
+        },
+    }
+}
+
+/// Brings snapshot `id`'s device up on `devices`, if there is a host.
+fn attach(
+    devices: &mut Option<&mut dyn SnapshotDevices>,
+    id: u32,
+) -> Result<Option<PathBuf>, String> {
+    match devices.as_deref_mut() {
+        Some(devices) => devices.attach(id).map(Some),
+        None => Ok(None),
     }
 }
 

@@ -44,17 +44,30 @@ pub struct SnapshotUsage {
     pub exclusive_chunks: u64,
 }
 
-/// The state of the store's journal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// How the store commits, and what its journal holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum JournalState {
-    /// The store has no journal area: commits write in place.
-    None,
-    /// A journal area is reserved, but the engine commits in place and never
-    /// writes it (until the engine's journal lands).
-    Unused {
-        /// Chunks reserved.
+    /// Commits go through the write-ahead journal: crash-safe.
+    Journaled {
+        /// Chunks reserved for the journal.
         chunks: u64,
+        /// The most log chunks one transaction may take.
+        max_transaction_chunks: u64,
+        /// Commits asked for since the daemon started (FLUSH, FUA, copy-outs,
+        /// the periodic commit, control requests).
+        commits_requested: u64,
+        /// Transactions written since the daemon started (grouped commits).
+        transactions_written: u64,
+        /// Freed chunks that become reusable at the next checkpoint.
+        pending_free_chunks: u64,
+    },
+    /// Commits write in place: a crash in the middle of one can damage the store.
+    InPlace {
+        /// Chunks reserved for the journal (0: none).
+        chunks: u64,
+        /// Why the journal is not used, in one sentence.
+        reason: String,
     },
 }
 
@@ -111,7 +124,13 @@ mod tests {
                     exclusive_chunks: 0,
                 },
             ],
-            journal: JournalState::Unused { chunks: 4 },
+            journal: JournalState::Journaled {
+                chunks: 40,
+                max_transaction_chunks: 19,
+                commits_requested: 7,
+                transactions_written: 3,
+                pending_free_chunks: 2,
+            },
         }
     }
 
@@ -133,9 +152,16 @@ mod tests {
         assert_eq!(json["free_chunks"], 236);
         assert_eq!(json["new_snapshot"], 2);
         assert_eq!(json["snapshots"][0]["exclusive_chunks"], 4);
-        assert_eq!(json["journal"]["state"], "unused");
-        assert_eq!(json["journal"]["chunks"], 4);
-        let none = serde_json::to_value(JournalState::None).unwrap();
-        assert_eq!(none, serde_json::json!({"state": "none"}));
+        assert_eq!(json["journal"]["state"], "journaled");
+        assert_eq!(json["journal"]["transactions_written"], 3);
+        assert_eq!(json["journal"]["pending_free_chunks"], 2);
+        let in_place = JournalState::InPlace {
+            chunks: 0,
+            reason: "the store has no journal".to_string(),
+        };
+        assert_eq!(
+            serde_json::to_value(in_place).unwrap(),
+            serde_json::json!({"state": "in_place", "chunks": 0, "reason": "the store has no journal"})
+        );
     }
 }

@@ -1,10 +1,11 @@
-//! cowrt: the live runtime of COW snapshot stores. This version serves classic
-//! stores (persistent, legacy, transient) through the kernel's dm-snapshot:
-//! `cowrt dm activate | status | merge | deactivate`. The shared-store half
-//! (`serve`, `message`, `status`, `stop` over ublk) is not built yet
-//! (docs/cowrt.md).
+//! cowrt: the live runtime of COW snapshot stores. Shared stores are served
+//! through ublk (`cowrt serve`, in the ublk build) and controlled through the
+//! daemon's socket (`cowrt message | status | stop`); classic stores
+//! (persistent, legacy, transient) through the kernel's dm-snapshot (`cowrt dm
+//! activate | status | merge | deactivate`). docs/cowrt.md.
 
 mod render;
+mod shared;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -20,9 +21,10 @@ const TOOL: &str = "cowrt";
 
 /// Done.
 const EXIT_OK: u8 = 0;
-/// Refused: the store is damaged or of another kind, or the merge failed.
+/// Refused: the store is damaged, in use or of another kind, a message was
+/// refused, or the merge failed.
 const EXIT_REFUSED: u8 = 1;
-/// Usage error, I/O error, or a command that failed.
+/// Usage, setup or I/O error, a command that failed, or no daemon.
 const EXIT_FAILURE: u8 = 2;
 
 const EXAMPLES: &str = "\
@@ -39,10 +41,13 @@ EXAMPLES:
     cowrt dm merge snap
     cowrt dm deactivate snap
 
-Shared stores (cowrt serve, message, status, stop over ublk) come with the
-ublk half of the runtime (docs/cowrt.md).
-Exit codes: 0 done, 1 refused (damaged or wrong-kind store, failed merge),
-2 usage, I/O or command error.";
+Shared stores through ublk (serve needs a cowrt built by `cargo xtask runtime`):
+    cowrt serve --store /dev/vdb --origin /dev/vdc home
+    cowrt message home create
+    cowrt status home --format json
+    cowrt stop home
+Exit codes: 0 done, 1 refused (damaged, in use or wrong-kind store, a refused
+message, failed merge), 2 usage, setup, I/O or command error (no daemon).";
 
 /// Command line of cowrt.
 #[derive(Debug, Parser)]
@@ -54,6 +59,29 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Top {
+    /// Serve a shared store: one ublk device for the origin, one per snapshot.
+    #[command(after_help = shared::SERVE_EXAMPLES)]
+    Serve(shared::ServeArgs),
+    /// Send a control message to a served store (seed 002's words).
+    #[command(after_help = shared::MESSAGE_EXAMPLES)]
+    Message(shared::MessageArgs),
+    /// Show a served store's status: seed 002's line, or JSON.
+    #[command(
+        after_help = "EXAMPLES:\n  cowrt status home\n  cowrt status home --format json\n\n\
+The line is seed 002's: `5 <error> <new id or -> <total> <allocated> <metadata>\n\
+<n> <ids...>`, sizes in 512-byte sectors. The JSON adds free chunks, the\n\
+journal, each snapshot's chunks and the devices.\n\
+Exit codes: 0 done; 2 no daemon."
+    )]
+    Status(shared::StatusArgs),
+    /// Stop a served store: take its devices down, commit, exit.
+    #[command(
+        after_help = "EXAMPLES:\n  cowrt stop home\n\n\
+Returns once the daemon exited; its store is committed and its journal\n\
+checkpointed. Unmount filesystems on its devices first.\n\
+Exit codes: 0 stopped; 1 stopped with errors; 2 no daemon."
+    )]
+    Stop(shared::StopArgs),
     /// Classic stores through the kernel's device-mapper (dm-snapshot).
     #[command(subcommand)]
     Dm(Dm),
@@ -194,6 +222,19 @@ fn runner(dry_run: &DryRunArg) -> Box<dyn Runner> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let shared = match &cli.command {
+        Top::Serve(args) => Some(shared::serve(args)),
+        Top::Message(args) => Some(shared::message(args)),
+        Top::Status(args) => Some(shared::status(args)),
+        Top::Stop(args) => Some(shared::stop(args)),
+        Top::Dm(_) => None,
+    };
+    if let Some(done) = shared {
+        return ExitCode::from(done.unwrap_or_else(|error| {
+            let _ = writeln!(io::stderr(), "{}", error_line(&error));
+            EXIT_FAILURE
+        }));
+    }
     let code = match run(&cli) {
         Ok(()) => EXIT_OK,
         Err(error) => {
@@ -226,7 +267,9 @@ fn error_line(error: &anyhow::Error) -> String {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
-    let Top::Dm(dm) = &cli.command;
+    let Top::Dm(dm) = &cli.command else {
+        return Ok(());
+    };
     let mut out = io::stdout().lock();
     match dm {
         Dm::Activate(args) => {

@@ -1,0 +1,76 @@
+//! Opening a shared store to serve it: the COW device locked against a second
+//! daemon, the journal replayed (by the engine's open), then the store checked
+//! as `cowcheck` checks it; a store in use or damaged is refused.
+
+use std::fs::File;
+use std::path::Path;
+
+use cowengine::Engine;
+use cowfmt::device::{Access, Device};
+use cowfmt::shared::check::{check, CheckOptions};
+use cowfmt::Severity;
+
+use super::ServeError;
+use crate::sys;
+
+/// A store opened for serving; the lock lasts as long as it does.
+#[derive(Debug)]
+pub struct OpenStore {
+    /// The engine over the COW device and the origin.
+    pub engine: Engine<Device>,
+    /// The open file holding the exclusive lock on the COW device.
+    pub lock: File,
+}
+
+/// Opens the shared store on `cow` for `origin`: locks the COW device (a
+/// second daemon on it is refused), replays its journal, and refuses it when
+/// cowcheck finds damage.
+pub fn open_store(cow: &Path, origin: &Path) -> Result<OpenStore, ServeError> {
+    let lock = File::open(cow).map_err(|source| ServeError::Io {
+        path: cow.to_path_buf(),
+        action: "cannot open the store",
+        source,
+    })?;
+    let locked = sys::try_lock_exclusive(&lock).map_err(|source| ServeError::Io {
+        path: cow.to_path_buf(),
+        action: "cannot lock the store",
+        source,
+    })?;
+    if !locked {
+        return Err(ServeError::InUse {
+            path: cow.to_path_buf(),
+        });
+    }
+    let cow_device = Device::open(cow, Access::ReadWrite)?;
+    let origin_device = Device::open(origin, Access::ReadWrite)?;
+    let origin_bytes = origin_device.size_bytes();
+    let engine = Engine::open(cow_device, origin_device)?;
+    refuse_damage(cow, origin_bytes)?;
+    Ok(OpenStore { engine, lock })
+}
+
+/// Runs cowcheck's checker on the store (after the engine replayed its
+/// journal) and refuses it on the first error finding.
+fn refuse_damage(cow: &Path, origin_bytes: u64) -> Result<(), ServeError> {
+    let device = Device::open(cow, Access::ReadOnly)?;
+    let options = CheckOptions {
+        kind_forced: true,
+        origin_bytes: Some(origin_bytes),
+        ..CheckOptions::default()
+    };
+    let report = check(&device, &options)?;
+    let errors: Vec<String> = report
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .map(|f| format!("{}: {}", f.code, f.message))
+        .collect();
+    match errors.first() {
+        None => Ok(()),
+        Some(first) => Err(ServeError::Damaged {
+            path: cow.to_path_buf(),
+            finding: first.clone(),
+            more: errors.len() - 1,
+        }),
+    }
+}
