@@ -13,14 +13,17 @@ fail() { echo "VM: FAIL $*" | tee -a "$RES"; }
 res() { echo "$*" >> "$RES"; }
 log() { echo "rt: $*"; }
 
-# check WHAT CMD...: PASS when CMD exits 0; its output goes to the console.
+# check WHAT CMD...: PASS when CMD exits 0 (OK=yes, else OK=no); its
+# output is in /tmp/check.out, and on the console when it failed.
 check() {
     what=$1
     shift
     if "$@" > /tmp/check.out 2>&1; then
+        OK=yes
         pass "$what"
     else
         rc=$?
+        OK=no
         cat /tmp/check.out
         fail "$what (exit $rc: $(tail -n 2 /tmp/check.out | tr '\n' ' '))"
     fi
