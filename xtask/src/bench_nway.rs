@@ -38,12 +38,24 @@ pub struct BenchNwayArgs {
     pub install_deps: bool,
 }
 
-/// One measurement: the guest's `bench KIND N ROUND first S rewrite S space SECTORS`.
+/// One measurement: the guest's
+/// `bench KIND N ROUND first S rewrite S space SECTORS meta SECTORS`.
 #[derive(Debug, Clone, Copy, Default)]
 struct Sample {
     first: f64,
     rewrite: f64,
+    /// Allocated sectors, metadata included.
     space_sectors: f64,
+    /// The metadata part (for the shared store: header, bitmap, tree and the
+    /// journal mkcow preallocates).
+    meta_sectors: f64,
+}
+
+impl Sample {
+    /// Sectors holding copied data.
+    fn data_sectors(&self) -> f64 {
+        self.space_sectors - self.meta_sectors
+    }
 }
 
 /// The samples of one kind ("classic" or "shared") and one n.
@@ -57,10 +69,14 @@ fn parse(results: &str) -> Result<Samples> {
             continue;
         }
         let bad = || {
-            format!("results line {}: '{line}' is not `bench KIND N ROUND first S rewrite S space SECTORS`", number + 1)
+            format!(
+                "results line {}: '{line}' is not `bench KIND N ROUND first S rewrite S space \
+                 SECTORS meta SECTORS`",
+                number + 1
+            )
         };
-        if words.len() != 10 || words[4] != "first" || words[6] != "rewrite" || words[8] != "space"
-        {
+        let labels = [(4, "first"), (6, "rewrite"), (8, "space"), (10, "meta")];
+        if words.len() != 12 || labels.iter().any(|&(i, label)| words[i] != label) {
             bail!(bad());
         }
         let n: u32 = words[2].parse().with_context(bad)?;
@@ -68,6 +84,7 @@ fn parse(results: &str) -> Result<Samples> {
             first: words[5].parse().with_context(bad)?,
             rewrite: words[7].parse().with_context(bad)?,
             space_sectors: words[9].parse().with_context(bad)?,
+            meta_sectors: words[11].parse().with_context(bad)?,
         };
         samples
             .entry((words[1].to_string(), n))
@@ -93,6 +110,7 @@ fn medians(samples: &[Sample]) -> Sample {
         first: median(samples.iter().map(|s| s.first).collect()),
         rewrite: median(samples.iter().map(|s| s.rewrite).collect()),
         space_sectors: median(samples.iter().map(|s| s.space_sectors).collect()),
+        meta_sectors: median(samples.iter().map(|s| s.meta_sectors).collect()),
     }
 }
 
@@ -110,7 +128,7 @@ fn render(samples: &Samples, rounds: usize) -> String {
         .collect();
     let mut out = String::new();
     let _ = writeln!(out, "64 MiB origin, 4 KiB chunks, medians of {rounds} rounds, seconds; TCG, CPU-bound (Linux 6.12 under qemu without KVM, 2 vCPUs): ratios, not disk speeds.\n");
-    let _ = writeln!(out, "| n | classic first write | shared first write | shared/classic | classic rewrite | shared rewrite | shared/classic | classic COW space | shared COW space | shared/classic |");
+    let _ = writeln!(out, "| n | classic first write | shared first write | shared/classic | classic rewrite | shared rewrite | shared/classic | classic COW data (+ metadata) | shared COW data (+ metadata) | data shared/classic |");
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
     let mut verdicts = Vec::new();
     for n in ns {
@@ -126,12 +144,13 @@ fn render(samples: &Samples, rounds: usize) -> String {
         };
         let first = shared.first / classic.first;
         let rewrite = shared.rewrite / classic.rewrite;
-        let space = shared.space_sectors / classic.space_sectors;
+        let space = shared.data_sectors() / classic.data_sectors();
         let _ = writeln!(
             out,
-            "| {n} | {:.2} | {:.2} | {first:.2}x | {:.2} | {:.2} | {rewrite:.2}x | {:.1} MiB | {:.1} MiB | {space:.3} (1/n = {:.3}) |",
+            "| {n} | {:.2} | {:.2} | {first:.2}x | {:.2} | {:.2} | {rewrite:.2}x | {:.1} MiB (+{:.1}) | {:.1} MiB (+{:.1}) | {space:.3} (1/n = {:.3}) |",
             classic.first, shared.first, classic.rewrite, shared.rewrite,
-            mib(classic.space_sectors), mib(shared.space_sectors), 1.0 / f64::from(n)
+            mib(classic.data_sectors()), mib(classic.meta_sectors),
+            mib(shared.data_sectors()), mib(shared.meta_sectors), 1.0 / f64::from(n)
         );
         let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
         match n {
@@ -166,7 +185,7 @@ fn write_section(table: &str) -> Result<PathBuf> {
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
     let body = format!(
-        "{SECTION}\n\nWritten by `cargo xtask bench-nway` (xtask/vm-runtime/guest/bench.sh): one VM boot; per round and n, n classic persistent snapshots (`cowrt dm activate`, COWs cut from one virtio disk with dm linear) and one shared store with n snapshots (`cowrt serve`), 64 MiB written to the origin with `dd bs=1M oflag=direct conv=fsync` twice (first write: every chunk copied out; rewrite: none), page cache dropped before each. COW space: allocated sectors from `dmsetup status` summed over the n snapshots, and the allocated field of `cowrt status` (seed 002's line) for the shared store.\n\n{table}"
+        "{SECTION}\n\nWritten by `cargo xtask bench-nway` (xtask/vm-runtime/guest/bench.sh): one VM boot; per round and n, n classic persistent snapshots (`cowrt dm activate`, COWs cut from one virtio disk with dm linear) and one shared store with n snapshots (`cowrt serve`), 64 MiB written to the origin with `dd bs=1M oflag=direct conv=fsync` twice (first write: every chunk copied out; rewrite: none), page cache dropped before each. COW space: allocated minus metadata sectors, from `dmsetup status` summed over the n snapshots and from `cowrt status` (seed 002's line) for the shared store; the metadata in brackets (the shared store's includes the journal mkcow preallocates: 16 MiB of a 128 MiB store).\n\n{table}"
     );
     let new = match text.find(SECTION) {
         Some(start) => {
@@ -225,10 +244,10 @@ mod tests {
 
     #[test]
     fn parses_the_guest_lines_and_takes_medians() {
-        let text = "VM: PASS x\nbench classic 2 1 first 3.00 rewrite 0.50 space 100\n\
-                    bench classic 2 2 first 1.00 rewrite 0.70 space 100\n\
-                    bench classic 2 3 first 2.00 rewrite 0.60 space 100\n\
-                    bench shared 2 1 first 1.00 rewrite 0.60 space 50\n";
+        let text = "VM: PASS x\nbench classic 2 1 first 3.00 rewrite 0.50 space 110 meta 10\n\
+                    bench classic 2 2 first 1.00 rewrite 0.70 space 110 meta 10\n\
+                    bench classic 2 3 first 2.00 rewrite 0.60 space 110 meta 10\n\
+                    bench shared 2 1 first 1.00 rewrite 0.60 space 80 meta 30\n";
         let samples = parse(text).unwrap();
         let classic = medians(&samples[&("classic".to_string(), 2)]);
         assert_eq!((classic.first, classic.rewrite), (2.0, 0.6));
@@ -242,7 +261,7 @@ mod tests {
 
     #[test]
     fn refuses_a_malformed_line() {
-        let error = parse("bench shared 2 1 first x rewrite 1 space 2").unwrap_err();
+        let error = parse("bench shared 2 1 first x rewrite 1 space 2 meta 1").unwrap_err();
         assert!(error.to_string().contains("results line 1"), "{error}");
     }
 }

@@ -8,7 +8,9 @@
 # written to the origin twice with dd (O_DIRECT, fsync at the end): the first
 # write copies every chunk out, the rewrite copies nothing. Page cache dropped
 # before each dd. Lines for the host:
-#   bench KIND N ROUND first SECONDS rewrite SECONDS space SECTORS
+#   bench KIND N ROUND first SECONDS rewrite SECONDS space SECTORS meta SECTORS
+# (space: allocated sectors, metadata included; meta: the metadata part, for
+# the shared store with its preallocated journal).
 
 . /rt.sh
 mkdir -p "$RUN"
@@ -45,10 +47,12 @@ classic() { # N ROUND
     first=$(timed /tmp/d1 /dev/mapper/b0-origin)
     rewrite=$(timed /tmp/d2 /dev/mapper/b0-origin)
     space=0
+    meta=0
     k=0
     while [ "$k" -lt "$1" ]; do
-        used=$(dmsetup status "b$k" | awk '{split($4, a, "/"); print a[1]}')
-        space=$((space + used))
+        st=$(dmsetup status "b$k")
+        space=$((space + $(echo "$st" | awk '{split($4, a, "/"); print a[1]}')))
+        meta=$((meta + $(echo "$st" | awk '{print $5}')))
         k=$((k + 1))
     done
     k=0
@@ -56,7 +60,7 @@ classic() { # N ROUND
         cowrt dm deactivate "b$k" > /dev/null
         k=$((k + 1))
     done
-    res "bench classic $1 $2 first $first rewrite $rewrite space $space"
+    res "bench classic $1 $2 first $first rewrite $rewrite space $space meta $meta"
     log "classic n=$1 round $2: first $first s, rewrite $rewrite s, $space sectors"
 }
 
@@ -70,15 +74,19 @@ shared() { # N ROUND
         cowrt message bn create > /dev/null
         k=$((k + 1))
     done
-    first=$(timed /tmp/d1 "$org")
-    rewrite=$(timed /tmp/d2 "$org")
+    if ! first=$(timed /tmp/d1 "$org") || ! rewrite=$(timed /tmp/d2 "$org"); then
+        fail "bench: shared n=$1 round $2: the write failed"
+        cowrt stop bn > /dev/null || true
+        return 0
+    fi
     status=$(cowrt status bn)
     cowrt status bn --format json > "/out/status-n$1-r$2.json" || true
     res "bench-status shared $1 $2 $status"
     # seed 002's status line: 5 ERROR NEW_ID TOTAL ALLOCATED METADATA N IDS...
     space=$(echo "$status" | awk '{print $5}')
+    meta=$(echo "$status" | awk '{print $6}')
     cowrt stop bn > /dev/null
-    res "bench shared $1 $2 first $first rewrite $rewrite space $space"
+    res "bench shared $1 $2 first $first rewrite $rewrite space $space meta $meta"
     log "shared n=$1 round $2: first $first s, rewrite $rewrite s, $space sectors"
 }
 
