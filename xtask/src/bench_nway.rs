@@ -33,6 +33,9 @@ pub struct BenchNwayArgs {
     /// Print the table only; leave docs/bench.md alone.
     #[arg(long)]
     pub no_write: bool,
+    /// No boot: render the results of the last run (VM_DIR/logs-rt/bench/).
+    #[arg(long)]
+    pub last: bool,
     /// Install libclang with apt-get when it is missing (needs root).
     #[arg(long)]
     pub install_deps: bool,
@@ -119,7 +122,8 @@ fn mib(sectors: f64) -> f64 {
 }
 
 /// The table, with one verdict line per target of issue 10.
-fn render(samples: &Samples, rounds: usize) -> String {
+fn render(samples: &Samples) -> String {
+    let rounds = samples.values().map(Vec::len).max().unwrap_or(0);
     let ns: Vec<u32> = samples
         .keys()
         .map(|(_, n)| *n)
@@ -229,7 +233,7 @@ pub fn run(args: &BenchNwayArgs) -> Result<()> {
     if samples.is_empty() {
         bail!("{} holds no bench lines", results_path.display());
     }
-    let table = render(&samples, args.rounds as usize);
+    let table = render(&samples);
     println!("\n{table}");
     if !args.no_write {
         let path = write_section(&table)?;
@@ -251,7 +255,7 @@ mod tests {
         let samples = parse(text).unwrap();
         let classic = medians(&samples[&("classic".to_string(), 2)]);
         assert_eq!((classic.first, classic.rewrite), (2.0, 0.6));
-        let table = render(&samples, 3);
+        let table = render(&samples);
         assert!(table.contains("| 2 | 2.00 | 1.00 | 0.50x |"), "{table}");
         assert!(
             table.contains("n = 2: shared faster than classic: 0.50x, met"),
