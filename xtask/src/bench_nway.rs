@@ -175,6 +175,11 @@ fn render(samples: &Samples) -> String {
                 verdict(first < 1.0)
             ));
         }
+        let one_nth = 1.0 / f64::from(n);
+        verdicts.push(format!(
+            "n = {n}: shared COW data 1/n of classic: {space:.3} (1/n = {one_nth:.3}), {}",
+            verdict((space - one_nth).abs() <= 0.05 * one_nth)
+        ));
     }
     let _ = writeln!(out, "\nTargets (issue 10):\n");
     for verdict in verdicts {
@@ -257,6 +262,10 @@ mod tests {
         assert_eq!((classic.first, classic.rewrite), (2.0, 0.6));
         let table = render(&samples);
         assert!(table.contains("| 2 | 2.00 | 1.00 | 0.50x |"), "{table}");
+        assert!(
+            table.contains("n = 2: shared COW data 1/n of classic: 0.500 (1/n = 0.500), met"),
+            "{table}"
+        );
         assert!(
             table.contains("n = 2: shared faster than classic: 0.50x, met"),
             "{table}"
