@@ -222,15 +222,17 @@ pub fn run(args: &BenchNwayArgs) -> Result<()> {
             bail!("--ns: {n} snapshots: the VM has 16 classic COWs, give 1 to 16");
         }
     }
-    let binaries = VmBinaries::build(args.install_deps)?;
     let dir = vm_dir(args.dir.as_deref());
-    let rounds = args.rounds.to_string();
-    run_script(
-        &binaries,
-        &dir,
-        "bench",
-        &[("BENCH_ROUNDS", &rounds), ("BENCH_NS", &args.ns)],
-    )?;
+    if !args.last {
+        let binaries = VmBinaries::build(args.install_deps)?;
+        let rounds = args.rounds.to_string();
+        run_script(
+            &binaries,
+            &dir,
+            "bench",
+            &[("BENCH_ROUNDS", &rounds), ("BENCH_NS", &args.ns)],
+        )?;
+    }
     let results_path = dir.join("logs-rt/bench/results.txt");
     let results = std::fs::read_to_string(&results_path)
         .with_context(|| format!("cannot read the guest's results {}", results_path.display()))?;
