@@ -43,7 +43,8 @@ pub mod ublk_codes {
 
 impl Request {
     /// The request a ublk descriptor describes: `op_flags` (operation in the
-    /// low 8 bits, flags above), `start_sector`, `nr_sectors`. Any other
+    /// low 8 bits, flags above), `start_sector`, `nr_sectors` (both ignored
+    /// for a FLUSH). Any other
     /// operation (DISCARD, WRITE_ZEROES: never advertised) is refused with
     /// `EOPNOTSUPP`.
     pub fn from_ublk(op_flags: u32, start_sector: u64, nr_sectors: u32) -> Result<Self, i32> {
@@ -53,12 +54,18 @@ impl Request {
             ublk_codes::OP_FLUSH => IoOp::Flush,
             _ => return Err(libc::EOPNOTSUPP),
         };
+        if op == IoOp::Flush {
+            // A flush has no range: the block layer's flush request carries
+            // sector -1 (blk_rq_init), so the sector is not looked at.
+            return Ok(Request {
+                op,
+                offset: 0,
+                len: 0,
+                fua: op_flags & ublk_codes::F_FUA != 0,
+            });
+        }
         let offset = start_sector.checked_mul(SECTOR_BYTES).ok_or(libc::EINVAL)?;
-        let len = if op == IoOp::Flush {
-            0
-        } else {
-            nr_sectors as usize * SECTOR_BYTES as usize
-        };
+        let len = nr_sectors as usize * SECTOR_BYTES as usize;
         Ok(Request {
             op,
             offset,
@@ -86,19 +93,53 @@ pub trait BlockTarget: Send + Sync {
     fn flush(&self) -> cowfmt::Result<()>;
 }
 
+/// Why a request failed: the errno to complete it with, and one sentence for
+/// the daemon's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The errno (positive).
+    pub errno: i32,
+    /// What went wrong.
+    pub reason: String,
+}
+
+impl Failure {
+    fn invalid(reason: String) -> Self {
+        Failure {
+            errno: libc::EINVAL,
+            reason,
+        }
+    }
+}
+
 /// Serves `request` on `target` with the transport's buffer `buf` (at least
 /// `request.len` bytes: filled for a read, the data of a write). Returns the
-/// bytes transferred, or the errno to complete the request with: `EINVAL`
-/// for a buffer too small or a range past the end, the engine's errno for a
-/// failure.
-pub fn serve(target: &dyn BlockTarget, request: &Request, buf: &mut [u8]) -> Result<usize, i32> {
+/// bytes transferred, or why not: `EINVAL` for a buffer too small or a range
+/// past the end, the engine's errno for a failure.
+pub fn serve(
+    target: &dyn BlockTarget,
+    request: &Request,
+    buf: &mut [u8],
+) -> Result<usize, Failure> {
     if request.op != IoOp::Flush {
         let past_end = request
             .offset
             .checked_add(request.len as u64)
             .is_none_or(|end| end > target.size());
-        if buf.len() < request.len || past_end {
-            return Err(libc::EINVAL);
+        if past_end {
+            return Err(Failure::invalid(format!(
+                "{} bytes at offset {} pass the end of the device ({} bytes)",
+                request.len,
+                request.offset,
+                target.size()
+            )));
+        }
+        if buf.len() < request.len {
+            return Err(Failure::invalid(format!(
+                "{} bytes do not fit the transport's {}-byte buffer",
+                request.len,
+                buf.len()
+            )));
         }
     }
     let data = &mut buf[..request.len];
@@ -107,8 +148,10 @@ pub fn serve(target: &dyn BlockTarget, request: &Request, buf: &mut [u8]) -> Res
         IoOp::Write => target.write(request.offset, data, request.fua),
         IoOp::Flush => target.flush(),
     };
-    done.map(|()| request.len)
-        .map_err(|e| cowengine::errno::errno(&e))
+    done.map(|()| request.len).map_err(|e| Failure {
+        errno: cowengine::errno::errno(&e),
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -134,6 +177,12 @@ mod tests {
         );
         let flush = Request::from_ublk(ublk_codes::OP_FLUSH, 0, 0).unwrap();
         assert_eq!((flush.op, flush.len), (IoOp::Flush, 0));
+        let kernel_flush = Request::from_ublk(ublk_codes::OP_FLUSH, u64::MAX, 0).unwrap();
+        assert_eq!(
+            (kernel_flush.op, kernel_flush.offset, kernel_flush.len),
+            (IoOp::Flush, 0, 0),
+            "the block layer's flush request has sector -1"
+        );
         assert_eq!(Request::from_ublk(3, 0, 8), Err(libc::EOPNOTSUPP));
         assert_eq!(Request::from_ublk(5, 0, 8), Err(libc::EOPNOTSUPP));
         assert_eq!(Request::from_ublk(0, u64::MAX, 1), Err(libc::EINVAL));

@@ -27,13 +27,17 @@ use libublk::io::{BufDescList, UblkDev, UblkQueue};
 use libublk::{sys, BufDesc, UblkError, UblkFlags, UblkIORes};
 
 use crate::serve::host::{DeviceHost, DeviceInfo, DeviceSpec, HostError};
-use crate::target::{self, BlockTarget, Request};
+use crate::target::{self, BlockTarget, Failure, Request};
 
-/// Requests each queue holds at once.
-const QUEUE_DEPTH: u16 = 64;
-/// The largest request, in bytes (the device's max_sectors follows from it).
-/// With [`QUEUE_DEPTH`] it bounds a queue's buffers at 16 MiB.
-const IO_BUF_BYTES: u32 = 256 << 10;
+/// Requests each queue holds at once (its thread serves one at a time).
+const QUEUE_DEPTH: u16 = 32;
+/// The largest request, in bytes (the device's max_sectors follows from it):
+/// fewer, larger origin writes mean fewer commits of their copy-outs. With
+/// [`QUEUE_DEPTH`] it bounds a queue's buffers at 32 MiB, touched only as
+/// tags are used.
+const IO_BUF_BYTES: u32 = 1 << 20;
+/// Failed requests each queue writes to the log (the rest only fail).
+const FAILURES_LOGGED: u32 = 100;
 /// The target name libublk records in its JSON export.
 const TARGET_NAME: &str = "cowrt";
 
@@ -163,12 +167,35 @@ fn serve_queue(qid: u16, dev: &UblkDev, target: &dyn BlockTarget) {
             return;
         }
     };
+    let mut logged = 0;
     queue.wait_and_handle_io(|q, tag, _| {
         let iod = q.get_iod(tag);
         let buf = bufs[usize::from(tag)].as_mut_slice();
-        let result = Request::from_ublk(iod.op_flags, iod.start_sector, iod.nr_sectors)
-            .and_then(|request| target::serve(target, &request, buf))
-            .map_or_else(|errno| -errno, |bytes| bytes as i32);
+        let served = match Request::from_ublk(iod.op_flags, iod.start_sector, iod.nr_sectors) {
+            Ok(request) => target::serve(target, &request, buf),
+            Err(errno) => Err(Failure {
+                errno,
+                reason: "an operation this device does not serve".to_string(),
+            }),
+        };
+        let result = match served {
+            Ok(bytes) => bytes as i32,
+            Err(failure) => {
+                if logged < FAILURES_LOGGED {
+                    logged += 1;
+                    eprintln!(
+                        "cowrt: ublk device {} queue {qid}: request op_flags {:#x} sector {} ({} sectors) failed ({}): {}",
+                        dev.dev_info.dev_id,
+                        iod.op_flags,
+                        iod.start_sector,
+                        iod.nr_sectors,
+                        std::io::Error::from_raw_os_error(failure.errno),
+                        failure.reason
+                    );
+                }
+                -failure.errno
+            }
+        };
         let buf = BufDesc::Slice(bufs[usize::from(tag)].as_slice());
         if let Err(e) = q.complete_io_cmd_unified(tag, buf, Ok(UblkIORes::Result(result))) {
             eprintln!(

@@ -20,6 +20,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use cowengine::Engine;
@@ -52,6 +53,9 @@ pub struct DaemonConfig {
     pub commit_interval: Option<Duration>,
     /// Re-attach to the devices of this map (left by a daemon that died).
     pub recover: Option<DeviceMap>,
+    /// The daemon's process id, for `NAME.pid` and the map (`None`: a daemon
+    /// served inside another program, such as a test, writes no pid file).
+    pub pid: Option<u32>,
 }
 
 /// The status as `status json` gives it: the counts and the devices.
@@ -91,6 +95,7 @@ pub struct Daemon<D: BlockDev + 'static> {
     devices: Mutex<BTreeMap<Option<u32>, DeviceInfo>>,
     stopping: Mutex<Stopping>,
     stopped: Condvar,
+    listener: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl<D: BlockDev + 'static> std::fmt::Debug for Daemon<D> {
@@ -125,27 +130,32 @@ impl<D: BlockDev + 'static> Daemon<D> {
             devices: Mutex::new(BTreeMap::new()),
             stopping: Mutex::new(Stopping::default()),
             stopped: Condvar::new(),
+            listener: Mutex::new(None),
         });
-        if let Err(e) = daemon.bring_up(out) {
+        let serving = daemon.bring_up(out).and_then(|()| {
+            daemon.write_map()?;
+            if let Some(pid) = daemon.config.pid {
+                RunPaths::write_atomic(&daemon.config.paths.pid(), &format!("{pid}\n"))?;
+            }
+            let listening = spawn_listener(Arc::downgrade(&daemon), listener)?;
+            *lock(&daemon.listener) = Some(listening);
+            if let Some(interval) = daemon.config.commit_interval {
+                spawn_committer(Arc::downgrade(&daemon), interval)?;
+            }
+            let name = daemon.config.paths.name();
+            writeln!(out, "SERVING {name}")
+                .and_then(|()| out.flush())
+                .map_err(|source| ServeError::Io {
+                    path: PathBuf::from("stdout"),
+                    action: "cannot write",
+                    source,
+                })
+        });
+        if let Err(e) = serving {
             daemon.take_all_down();
             daemon.config.paths.remove_files();
             return Err(e);
         }
-        daemon.write_map()?;
-        let pid = std::process::id().to_string() + "\n";
-        RunPaths::write_atomic(&daemon.config.paths.pid(), &pid)?;
-        spawn_listener(Arc::downgrade(&daemon), listener)?;
-        if let Some(interval) = daemon.config.commit_interval {
-            spawn_committer(Arc::downgrade(&daemon), interval)?;
-        }
-        let name = daemon.config.paths.name();
-        writeln!(out, "SERVING {name}")
-            .and_then(|()| out.flush())
-            .map_err(|source| ServeError::Io {
-                path: PathBuf::from("stdout"),
-                action: "cannot write",
-                source,
-            })?;
         Ok(daemon)
     }
 
@@ -235,7 +245,7 @@ impl<D: BlockDev + 'static> Daemon<D> {
             name: self.config.paths.name().to_string(),
             store: self.config.store.clone(),
             origin: self.config.origin.clone(),
-            pid: std::process::id(),
+            pid: self.config.pid,
             devices: self.devices(),
         };
         Ok(map.write(&self.config.paths.map())?)
@@ -307,10 +317,14 @@ impl<D: BlockDev + 'static> Daemon<D> {
             .commit()
             .and_then(|()| self.engine.checkpoint())
             .map_err(|e| format!("stop: the store could not be committed: {e}"));
-        self.config.paths.remove_files();
         let done = committed.map(|()| StopReport { removed, failures });
         stopping.done = Some(done.clone());
         self.stopped.notify_all();
+        drop(stopping);
+        // Wake the socket's thread (unless this request came through it): it
+        // ends once it sees the daemon stopped.
+        let _ = UnixStream::connect(self.config.paths.socket());
+        self.config.paths.remove_files();
         done
     }
 
@@ -360,9 +374,16 @@ impl<D: BlockDev + 'static> Daemon<D> {
 }
 
 impl<D: BlockDev + 'static> Drop for Daemon<D> {
-    /// Wakes the socket's thread so that it sees the daemon is gone.
+    /// Wakes the socket's thread so that it sees the daemon is gone, and waits
+    /// for it to close the socket (unless this is that thread).
     fn drop(&mut self) {
-        let _ = UnixStream::connect(self.config.paths.socket());
+        let listener = lock(&self.listener).take();
+        if let Some(listener) = listener {
+            let elsewhere = listener.thread().id() != std::thread::current().id();
+            if elsewhere && UnixStream::connect(self.config.paths.socket()).is_ok() {
+                let _ = listener.join();
+            }
+        }
     }
 }
 
@@ -408,11 +429,10 @@ fn bind(paths: &RunPaths) -> Result<UnixListener, ServeError> {
     })
 }
 
-fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), ServeError> {
+fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, ServeError> {
     std::thread::Builder::new()
         .name(name.to_string())
         .spawn(work)
-        .map(|_| ())
         .map_err(|source| ServeError::Io {
             path: PathBuf::from(name),
             action: "cannot start a thread",
@@ -424,16 +444,18 @@ fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), ServeEr
 fn spawn_listener<D: BlockDev + 'static>(
     daemon: Weak<Daemon<D>>,
     listener: UnixListener,
-) -> Result<(), ServeError> {
+) -> Result<JoinHandle<()>, ServeError> {
     spawn("cowrt control", move || {
         for stream in listener.incoming() {
-            let Some(daemon) = daemon.upgrade() else {
+            let Some(alive) = daemon.upgrade() else {
                 return;
             };
             if let Ok(stream) = stream {
-                serve_client(&daemon, stream);
+                serve_client(&alive, stream);
             }
-            if daemon.is_stopped() {
+            let stopped = alive.is_stopped();
+            drop(alive);
+            if stopped || daemon.strong_count() == 0 {
                 return;
             }
         }
@@ -472,4 +494,8 @@ fn spawn_committer<D: BlockDev + 'static>(
             eprintln!("cowrt: periodic commit: {e}");
         }
     })
+    .map(drop)
 }
+
+#[cfg(test)]
+mod tests;

@@ -60,7 +60,11 @@ pub trait DeviceHost: Send + Sync {
 pub struct MemHost {
     devices: Mutex<BTreeMap<u32, (String, Arc<dyn BlockTarget>)>>,
     refuse: Mutex<Option<String>>,
+    on_remove: Mutex<Option<RemoveHook>>,
 }
+
+/// What a test runs as a device goes down, before it is gone.
+type RemoveHook = Box<dyn Fn(&DeviceInfo) + Send>;
 
 impl std::fmt::Debug for MemHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -91,6 +95,11 @@ impl MemHost {
     /// The names of the devices that are up, by id.
     pub fn names(&self) -> Vec<String> {
         self.devices().values().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// Runs `hook` each time a device is taken down, before it goes.
+    pub fn on_remove(&self, hook: impl Fn(&DeviceInfo) + Send + 'static) {
+        *self.on_remove.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(hook));
     }
 
     /// Makes every later [`DeviceHost::add`] fail with `reason` (`None`: work again).
@@ -131,6 +140,9 @@ impl DeviceHost for MemHost {
     }
 
     fn remove(&self, device: &DeviceInfo) -> Result<(), HostError> {
+        if let Some(hook) = &*self.on_remove.lock().unwrap_or_else(|e| e.into_inner()) {
+            hook(device);
+        }
         match self.devices().remove(&device.id) {
             Some(_) => Ok(()),
             None => Err(HostError {

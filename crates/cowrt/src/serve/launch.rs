@@ -72,6 +72,7 @@ pub fn run_foreground(
         queues: options.queues,
         commit_interval: options.commit_interval,
         recover,
+        pid: Some(std::process::id()),
     };
     let daemon = Daemon::start(store.engine, host, config, out)?;
     let mut signals = Signals::new([SIGTERM, SIGINT]).map_err(|source| ServeError::Io {

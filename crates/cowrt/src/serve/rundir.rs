@@ -170,8 +170,9 @@ pub struct DeviceMap {
     pub store: PathBuf,
     /// The origin.
     pub origin: PathBuf,
-    /// The daemon's process id.
-    pub pid: u32,
+    /// The daemon's process id (absent for a daemon served inside a test).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pid: Option<u32>,
     /// The devices that are up: the origin first, then snapshots by id.
     pub devices: Vec<MappedDevice>,
 }
@@ -230,7 +231,7 @@ mod tests {
             name: "s".to_string(),
             store: "/dev/vdb".into(),
             origin: "/dev/vdc".into(),
-            pid: 42,
+            pid: Some(42),
             devices: vec![
                 MappedDevice {
                     name: "s".to_string(),

@@ -74,3 +74,57 @@ fn refuse_damage(cow: &Path, origin_bytes: u64) -> Result<(), ServeError> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::front::OriginTarget;
+    use crate::target::BlockTarget;
+    use cowengine::CreateOptions;
+    use std::sync::Arc;
+
+    const CB: u64 = 4096;
+
+    /// A journaled store with `snapshots` snapshots on image files in `dir`.
+    fn store_files(dir: &Path, snapshots: u32) -> (std::path::PathBuf, std::path::PathBuf) {
+        let (cow, origin) = (dir.join("cow.img"), dir.join("origin.img"));
+        let cow_device = Device::create_or_extend(&cow, 512 * CB).unwrap();
+        let origin_device = Device::create_or_extend(&origin, 64 * CB).unwrap();
+        let options = CreateOptions {
+            chunk_sectors: CB / 512,
+            journal_chunks: 80,
+        };
+        let engine = Engine::create(cow_device, origin_device, &options).unwrap();
+        for _ in 0..snapshots {
+            engine.create_snapshot(None).unwrap();
+        }
+        engine.close().unwrap();
+        (cow, origin)
+    }
+
+    #[test]
+    fn an_opened_store_serves_flushes_without_snapshots() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cow, origin) = store_files(dir.path(), 0);
+        let store = open_store(&cow, &origin).unwrap();
+        let origin = OriginTarget::new(Arc::new(store.engine));
+        origin.flush().unwrap();
+        origin.write(0, &[3; 8192], false).unwrap();
+        origin.flush().unwrap();
+    }
+
+    #[test]
+    fn a_store_in_use_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cow, origin) = store_files(dir.path(), 1);
+        let _served = open_store(&cow, &origin).unwrap();
+        let error = open_store(&cow, &origin).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            format!(
+                "{}: the store is in use by another cowrt serve (it holds the store's lock)",
+                cow.display()
+            )
+        );
+    }
+}
