@@ -8,24 +8,24 @@
 //! `/dev/mapper` nodes (udev may be absent: runtime.md 3.4). If a step fails,
 //! the steps already done are undone.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use cowfmt::device::{Access, Device};
 use cowfmt::SECTOR_BYTES;
 use serde::Serialize;
 
-use super::precheck::{precheck, ClassicKind, PrecheckError};
-use super::runner::{dmsetup, losetup, Command, RunError, Runner};
-use super::status::{SnapshotState, StatusError, StatusLine, TargetStatus};
-use super::table::{Persistence, SnapshotArgs, Table, TableError};
+use super::device::{
+    active_names, block_device, check_name, mapper, remove_with_loops, status_of, table_of, Undo,
+};
+pub use super::error::DmError;
+use super::precheck::{precheck, ClassicKind};
+use super::runner::{dmsetup, Runner};
+use super::status::{SnapshotState, StatusLine, TargetStatus};
+use super::table::{Persistence, SnapshotArgs, Table};
 
-/// Longest device-mapper name (`DM_NAME_LEN` less the terminating NUL).
-const DM_NAME_MAX: usize = 127;
 /// What the origin device's name adds to the snapshot's.
 const ORIGIN_SUFFIX: &str = "-origin";
-/// Major number of loop devices.
-const LOOP_MAJOR: &str = "7";
 
 /// What to activate.
 #[derive(Debug, Clone)]
@@ -96,91 +96,8 @@ pub struct MergeWait {
     pub timeout: Duration,
 }
 
-/// Why a device-mapper job failed.
-#[derive(Debug, thiserror::Error)]
-pub enum DmError {
-    /// A name device-mapper would refuse or that would clash.
-    #[error("device name '{name}': {problem}")]
-    BadName {
-        /// The name.
-        name: String,
-        /// What is wrong.
-        problem: &'static str,
-    },
-    /// Options that do not go together.
-    #[error("{0}")]
-    BadOptions(String),
-    /// The store was refused before activation.
-    #[error("refused: {0}")]
-    Refused(#[from] PrecheckError),
-    /// A device could not be opened or sized.
-    #[error(transparent)]
-    Device(#[from] cowfmt::Error),
-    /// A command failed.
-    #[error(transparent)]
-    Run(#[from] RunError),
-    /// The kernel printed a table line cowrt does not understand.
-    #[error(transparent)]
-    Table(#[from] TableError),
-    /// The kernel printed a status line cowrt does not understand.
-    #[error(transparent)]
-    Status(#[from] StatusError),
-    /// Neither `NAME` nor `NAME-origin` exists.
-    #[error("no device '{0}' or '{0}-origin' is active")]
-    NotActive(String),
-    /// `NAME` is not what the job needs.
-    #[error("device '{name}' is {found}, expected {expected}")]
-    WrongTarget {
-        /// The device.
-        name: String,
-        /// Its table's target.
-        found: String,
-        /// What was needed.
-        expected: &'static str,
-    },
-    /// The merge stopped.
-    #[error("merging '{name}' failed: the origin reports {state:?}")]
-    MergeFailed {
-        /// The snapshot.
-        name: String,
-        /// What the origin reported.
-        state: SnapshotState,
-    },
-    /// The merge did not finish in time.
-    #[error("merging '{name}' is not done after {waited:?}: the kernel goes on; run `cowrt dm merge {name}` again to wait")]
-    MergeTimeout {
-        /// The snapshot.
-        name: String,
-        /// Time waited.
-        waited: Duration,
-    },
-}
-
 fn origin_name(name: &str) -> String {
     format!("{name}{ORIGIN_SUFFIX}")
-}
-
-fn mapper(name: &str) -> String {
-    format!("/dev/mapper/{name}")
-}
-
-fn check_name(name: &str) -> Result<(), DmError> {
-    let bad = |problem| {
-        Err(DmError::BadName {
-            name: name.to_string(),
-            problem,
-        })
-    };
-    if name.is_empty() || name == "." || name == ".." {
-        return bad("empty, '.' or '..'");
-    }
-    if name.contains('/') || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return bad("must not contain '/', spaces or control characters");
-    }
-    if name.len() + ORIGIN_SUFFIX.len() > DM_NAME_MAX {
-        return bad("too long: with '-origin' it must fit in 127 bytes");
-    }
-    Ok(())
 }
 
 /// The persistence word for `kind`, refusing overflow where the kernel or the
@@ -204,57 +121,16 @@ fn persistence(kind: ClassicKind, overflow: bool) -> Result<Persistence, DmError
     }
 }
 
-/// Commands already done, undone in reverse order if a later one fails.
-struct Undo<'r> {
-    runner: &'r mut dyn Runner,
-    undo: Vec<Command>,
-}
-
-impl Undo<'_> {
-    fn run(&mut self, command: Command, undo: Option<Command>) -> Result<String, DmError> {
-        let output = self.runner.run(&command)?;
-        self.undo.extend(undo);
-        Ok(output)
-    }
-
-    fn roll_back(&mut self) {
-        while let Some(command) = self.undo.pop() {
-            let _ = self.runner.run(&command);
-        }
-    }
-}
-
-/// A device path for `path`: a loop device for an image file (attached now),
-/// the path itself for a block device.
-fn block_device(
-    steps: &mut Undo<'_>,
-    path: &Path,
-    loops: &mut Vec<String>,
-) -> Result<String, DmError> {
-    let text = path.display().to_string();
-    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
-        return Ok(text);
-    }
-    let output = steps.run(losetup::attach(&text), None)?;
-    let device = output.trim().to_string();
-    steps.undo.push(losetup::detach(&device));
-    loops.push(device.clone());
-    Ok(device)
-}
-
 /// Activates a classic snapshot (see the module documentation).
 pub fn activate(runner: &mut dyn Runner, request: &ActivateRequest) -> Result<Activation, DmError> {
-    check_name(&request.name)?;
+    check_name(&request.name, ORIGIN_SUFFIX)?;
     let persistence = persistence(request.kind, request.overflow)?;
     let origin_bytes = Device::open(&request.origin, Access::ReadOnly)?.size_bytes();
     let checked = {
         let cow = Device::open(&request.cow, Access::ReadOnly)?;
         precheck(request.kind, &cow, origin_bytes, request.chunk_sectors)?
     };
-    let mut steps = Undo {
-        runner,
-        undo: Vec::new(),
-    };
+    let mut steps = Undo::new(runner);
     let result = activate_steps(
         &mut steps,
         request,
@@ -286,8 +162,8 @@ fn activate_steps(
     chunk_sectors: u32,
 ) -> Result<(Table, Table, Vec<String>), DmError> {
     let mut loops = Vec::new();
-    let origin = block_device(steps, &request.origin, &mut loops)?;
-    let cow = block_device(steps, &request.cow, &mut loops)?;
+    let origin = block_device(steps, &request.origin, false, &mut loops)?;
+    let cow = block_device(steps, &request.cow, false, &mut loops)?;
     let sectors = origin_bytes / SECTOR_BYTES;
     let origin_table = Table::SnapshotOrigin {
         sectors,
@@ -315,33 +191,15 @@ fn activate_steps(
         dmsetup::create(&request.name, &snapshot_table),
         Some(dmsetup::remove(&request.name)),
     )?;
-    steps.undo.retain(|c| *c != dmsetup::resume(&origin_name));
+    steps.forget(&dmsetup::resume(&origin_name));
     steps.run(dmsetup::resume(&origin_name), None)?;
     steps.run(dmsetup::mknodes(), None)?;
     Ok((origin_table, snapshot_table, loops))
 }
 
-/// The names of the active devices.
-fn active_names(runner: &mut dyn Runner) -> Result<Vec<String>, DmError> {
-    let output = runner.run(&dmsetup::names())?;
-    Ok(output
-        .lines()
-        .map(|l| l.trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect())
-}
-
-fn table_of(runner: &mut dyn Runner, name: &str) -> Result<Table, DmError> {
-    Ok(runner.run(&dmsetup::table(name))?.trim().parse()?)
-}
-
-fn status_of(runner: &mut dyn Runner, name: &str) -> Result<StatusLine, DmError> {
-    Ok(runner.run(&dmsetup::status(name))?.parse()?)
-}
-
 /// The status of `NAME` and `NAME-origin`, whichever exist.
 pub fn status(runner: &mut dyn Runner, name: &str) -> Result<DmStatus, DmError> {
-    check_name(name)?;
+    check_name(name, ORIGIN_SUFFIX)?;
     let names = active_names(runner)?;
     let origin = origin_name(name);
     let mut line = |device: &str| -> Result<Option<StatusLine>, DmError> {
@@ -362,16 +220,6 @@ pub fn status(runner: &mut dyn Runner, name: &str) -> Result<DmStatus, DmError> 
     })
 }
 
-/// The loop device a table names `device` by, if it is one: `/dev/loopN`
-/// itself, or `7:N` as the kernel prints it.
-fn loop_device(device: &str) -> Option<String> {
-    if let Some(n) = device.strip_prefix("/dev/loop") {
-        return n.parse::<u32>().is_ok().then(|| device.to_string());
-    }
-    let (major, minor) = device.split_once(':')?;
-    (major == LOOP_MAJOR && minor.parse::<u32>().is_ok()).then(|| format!("/dev/loop{minor}"))
-}
-
 /// Removes `NAME` and then `NAME-origin` (whichever exist), then detaches the
 /// loop devices their tables name unless `keep_loops`. Returns the loop
 /// devices detached.
@@ -380,7 +228,7 @@ pub fn deactivate(
     name: &str,
     keep_loops: bool,
 ) -> Result<Vec<String>, DmError> {
-    check_name(name)?;
+    check_name(name, ORIGIN_SUFFIX)?;
     let names = active_names(runner)?;
     let devices: Vec<String> = [name.to_string(), origin_name(name)]
         .into_iter()
@@ -389,25 +237,7 @@ pub fn deactivate(
     if devices.is_empty() {
         return Err(DmError::NotActive(name.to_string()));
     }
-    let mut loops = Vec::new();
-    for device in &devices {
-        let table = table_of(runner, device)?;
-        for loop_dev in table.devices().into_iter().filter_map(loop_device) {
-            if !loops.contains(&loop_dev) {
-                loops.push(loop_dev);
-            }
-        }
-    }
-    for device in &devices {
-        runner.run(&dmsetup::remove(device))?;
-    }
-    if keep_loops {
-        return Ok(Vec::new());
-    }
-    for loop_dev in &loops {
-        runner.run(&losetup::detach(loop_dev))?;
-    }
-    Ok(loops)
+    remove_with_loops(runner, &devices, keep_loops)
 }
 
 /// Merges snapshot `NAME` back into its origin: with `NAME-origin`
@@ -417,7 +247,7 @@ pub fn deactivate(
 /// as the snapshot from the moment it resumes. A dry run prints the commands
 /// and does not wait.
 pub fn merge(runner: &mut dyn Runner, name: &str, wait: MergeWait) -> Result<MergeReport, DmError> {
-    check_name(name)?;
+    check_name(name, ORIGIN_SUFFIX)?;
     let origin = origin_name(name);
     let names = active_names(runner)?;
     for device in [name, origin.as_str()] {

@@ -10,6 +10,8 @@ use cowfmt::persistent::check::{check, CheckOptions};
 use cowfmt::{FormatError, Severity};
 use serde::Serialize;
 
+pub use super::error::PrecheckError;
+
 /// The classic store kinds dm-snapshot serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -45,22 +47,6 @@ pub struct Checked {
     pub chunk_sectors: u32,
     /// True when the COW device is empty (zero magic): the kernel formats it.
     pub empty: bool,
-}
-
-/// Why a store was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum PrecheckError {
-    /// The store is not what was asked for, or is damaged.
-    #[error("{path}: {reason}")]
-    Refused {
-        /// The COW device.
-        path: String,
-        /// Why, in one sentence (with cowcheck's findings when it ran).
-        reason: String,
-    },
-    /// The check could not run.
-    #[error(transparent)]
-    Check(#[from] cowfmt::Error),
 }
 
 /// Checks the COW device `cow` for `kind` before activation, for an origin of

@@ -201,6 +201,13 @@ pub mod dmsetup {
         Command::new(true, &["dmsetup", "mknodes"])
     }
 
+    /// `dmsetup message NAME 0 WORDS...`: a message to the target at sector 0.
+    pub fn message(name: &str, words: &[String]) -> Command {
+        let mut argv = vec!["dmsetup", "message", name, "0"];
+        argv.extend(words.iter().map(String::as_str));
+        Command::new(true, &argv)
+    }
+
     /// `dmsetup status NAME`.
     pub fn status(name: &str) -> Command {
         Command::new(false, &["dmsetup", "status", name])
@@ -230,6 +237,12 @@ pub mod losetup {
         Command::new(true, &["losetup", "--find", "--show", file])
     }
 
+    /// `losetup --find --show --read-only FILE`: the same, read-only (for a
+    /// device nothing may write, such as a clone's source).
+    pub fn attach_read_only(file: &str) -> Command {
+        Command::new(true, &["losetup", "--find", "--show", "--read-only", file])
+    }
+
     /// `losetup --detach DEVICE`.
     pub fn detach(device: &str) -> Command {
         Command::new(true, &["losetup", "--detach", device])
@@ -239,7 +252,7 @@ pub mod losetup {
     /// device an attach would print.
     pub(super) fn placeholder(command: &Command) -> Option<String> {
         match command.argv.as_slice() {
-            [losetup, find, show, file]
+            [losetup, find, show, .., file]
                 if losetup == "losetup" && find == "--find" && show == "--show" =>
             {
                 Some(format!("<loop device of {file}>"))
@@ -289,11 +302,19 @@ mod tests {
             dry.run(&losetup::attach("a.img")).unwrap(),
             "<loop device of a.img>"
         );
+        assert_eq!(
+            dry.run(&losetup::attach_read_only("b.img")).unwrap(),
+            "<loop device of b.img>"
+        );
         assert_eq!(dry.run(&dmsetup::remove("x")).unwrap(), "");
         assert_eq!(dry.run(&dmsetup::table("x")).unwrap(), "answer to table");
         assert!(dry.is_dry_run());
         let printed = String::from_utf8(dry.into_inner()).unwrap();
-        assert_eq!(printed, "losetup --find --show a.img\ndmsetup remove x\n");
+        assert_eq!(
+            printed,
+            "losetup --find --show a.img\nlosetup --find --show --read-only b.img\n\
+             dmsetup remove x\n"
+        );
 
         let mut alone = DryRun::new(Vec::new(), None);
         assert_eq!(

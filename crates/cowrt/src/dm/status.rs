@@ -110,6 +110,28 @@ pub struct CloneUsage {
     pub mode: String,
 }
 
+impl CloneUsage {
+    /// Whether background hydration is on (no `no_hydration` feature).
+    pub fn hydration_enabled(&self) -> bool {
+        !self.features.iter().any(|f| f == "no_hydration")
+    }
+
+    /// The value of core argument `key` (`hydration_threshold`,
+    /// `hydration_batch_size`), if the kernel printed it as a number.
+    pub fn core_arg(&self, key: &str) -> Option<u64> {
+        self.core_args
+            .chunks_exact(2)
+            .find(|pair| pair[0] == key)
+            .and_then(|pair| pair[1].parse().ok())
+    }
+
+    /// Whether every region is hydrated: the destination no longer needs the
+    /// source.
+    pub fn is_complete(&self) -> bool {
+        self.hydrated_regions == self.total_regions
+    }
+}
+
 /// Why a status line does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("status line '{line}': {problem}")]

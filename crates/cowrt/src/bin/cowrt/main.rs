@@ -4,6 +4,7 @@
 //! (persistent, legacy, transient) through the kernel's dm-snapshot (`cowrt dm
 //! activate | status | merge | deactivate`). docs/cowrt.md.
 
+mod clone;
 mod render;
 mod shared;
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use cowrt::dm::classic::{self, ActivateRequest, DmError, MergeWait};
+use cowrt::dm::clone as dm_clone;
 use cowrt::dm::precheck::ClassicKind;
 use cowrt::dm::runner::{DryRun, Runner, System};
 
@@ -40,6 +42,10 @@ EXAMPLES:
     cowrt dm status snap --format json
     cowrt dm merge snap
     cowrt dm deactivate snap
+  Clone a source onto a destination (dm-clone), hydrate, deactivate:
+    cowrt dm activate --kind clone --metadata meta.img --dest /dev/vg/vm1 --source /dev/nfs/golden --region-size 64 vm1
+    cowrt dm hydrate vm1 start --wait
+    cowrt dm deactivate vm1
 
 Shared stores through ublk (serve needs a cowrt built by `cargo xtask runtime`):
     cowrt serve --store /dev/vdb --origin /dev/vdc home
@@ -93,20 +99,30 @@ EXAMPLES:
   cowrt dm activate --kind persistent --overflow --origin origin.img --cow cow.img snap
   cowrt dm activate --kind transient --origin /dev/sdb --cow /dev/sdc --chunk-size 8k snap
   cowrt dm activate --dry-run --kind legacy --origin /dev/sdb --cow /dev/sdc snap
+  cowrt dm activate --kind clone --metadata meta.img --dest /dev/sdd --source /dev/sde --region-size 64 vm1
+  cowrt dm activate --kind clone --no-hydration --metadata m.img --dest d.img --source s.img --region-size 32k vm1
 
 Creates NAME-origin (snapshot-origin: write to the origin only through it) and
 NAME (the snapshot). The COW store is checked first as cowcheck checks it: a
 damaged store, a store of another kind or a --chunk-size that differs from the
 header's is refused and nothing is run. An all-zero COW device is formatted by
 the kernel (chunk size from --chunk-size, default 4k). A transient snapshot
-keeps nothing on disk.";
+keeps nothing on disk.
+
+--kind clone creates NAME (dm-clone): it reads as the source at once, writes
+go to the destination, and the source is copied to the destination region by
+region in the background (unless --no-hydration). Checked first: the
+destination holds the whole source, the region size is one dm-clone takes, and
+the metadata device is blank (the kernel formats it) or holds dm-clone metadata
+for the same region size and length; anything else is refused and nothing is
+run.";
 
 #[derive(Debug, Subcommand)]
 enum Dm {
-    /// Check a classic store and activate it as a snapshot of its origin.
+    /// Check a classic store and activate it as a snapshot of its origin, or activate a clone.
     #[command(after_help = ACTIVATE_EXAMPLES)]
     Activate(ActivateArgs),
-    /// Show the status of a snapshot and its origin device.
+    /// Show the status of a snapshot and its origin device, or of a clone.
     #[command(
         after_help = "EXAMPLES:\n  cowrt dm status snap\n  cowrt dm status snap --format json"
     )]
@@ -118,27 +134,33 @@ The snapshot device goes away; NAME-origin reads as the snapshot at once and\n\
 maps the origin linearly once the merge is done."
     )]
     Merge(MergeArgs),
-    /// Remove the snapshot and its origin device, and detach their loop devices.
+    /// Hydrate a clone: start, stop or tune background copying; wait until done.
+    #[command(after_help = clone::HYDRATE_EXAMPLES)]
+    Hydrate(clone::HydrateArgs),
+    /// Remove the snapshot and its origin device (or the clone), and detach their loop devices.
     #[command(
         after_help = "EXAMPLES:\n  cowrt dm deactivate snap\n  cowrt dm deactivate --keep-loops snap"
     )]
     Deactivate(DeactivateArgs),
 }
 
-/// The classic kinds.
-#[derive(Debug, Clone, Copy, ValueEnum)]
+/// The classic kinds, and clone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum KindArg {
     Persistent,
     Legacy,
     Transient,
+    /// dm-clone: a destination hydrated from a source.
+    Clone,
 }
 
-impl From<KindArg> for ClassicKind {
-    fn from(kind: KindArg) -> Self {
-        match kind {
-            KindArg::Persistent => ClassicKind::Persistent,
-            KindArg::Legacy => ClassicKind::Legacy,
-            KindArg::Transient => ClassicKind::Transient,
+impl KindArg {
+    fn classic(self) -> Option<ClassicKind> {
+        match self {
+            KindArg::Persistent => Some(ClassicKind::Persistent),
+            KindArg::Legacy => Some(ClassicKind::Legacy),
+            KindArg::Transient => Some(ClassicKind::Transient),
+            KindArg::Clone => None,
         }
     }
 }
@@ -166,18 +188,67 @@ struct ActivateArgs {
     #[arg(long)]
     overflow: bool,
     /// The origin: block device or image file.
-    #[arg(long, value_name = "DEV")]
-    origin: PathBuf,
+    #[arg(long, value_name = "DEV", required_if_eq_any(CLASSIC_KINDS))]
+    origin: Option<PathBuf>,
     /// The COW store: block device or image file.
-    #[arg(long, value_name = "DEV")]
-    cow: PathBuf,
+    #[arg(long, value_name = "DEV", required_if_eq_any(CLASSIC_KINDS))]
+    cow: Option<PathBuf>,
     /// Chunk size for an empty COW device (4k, 8s...); a formatted store's header decides.
     #[arg(long, value_name = "SIZE", value_parser = cowfmt::units::parse_chunk_size)]
     chunk_size: Option<u32>,
     #[command(flatten)]
+    clone: clone::CloneArgs,
+    #[command(flatten)]
     dry_run: DryRunArg,
-    /// The snapshot's device name.
+    /// The snapshot's (or clone's) device name.
     name: String,
+}
+
+/// `--kind` values that need --origin and --cow.
+const CLASSIC_KINDS: [(&str, &str); 3] = [
+    ("kind", "persistent"),
+    ("kind", "legacy"),
+    ("kind", "transient"),
+];
+
+impl ActivateArgs {
+    /// The classic request, refusing clone arguments.
+    fn classic_request(&self, kind: ClassicKind) -> Result<ActivateRequest, DmError> {
+        if self.clone.any() {
+            return Err(DmError::BadOptions(
+                "--metadata, --dest, --source, --region-size and --no-hydration go with --kind \
+                 clone"
+                    .to_string(),
+            ));
+        }
+        let (Some(origin), Some(cow)) = (&self.origin, &self.cow) else {
+            return Err(DmError::BadOptions(format!(
+                "--kind {} needs --origin and --cow",
+                kind.as_str()
+            )));
+        };
+        Ok(ActivateRequest {
+            kind,
+            overflow: self.overflow,
+            origin: origin.clone(),
+            cow: cow.clone(),
+            chunk_sectors: self.chunk_size,
+            name: self.name.clone(),
+        })
+    }
+
+    /// The clone request, refusing snapshot arguments.
+    fn clone_request(&self) -> Result<dm_clone::CloneRequest, DmError> {
+        if self.origin.is_some() || self.cow.is_some() || self.overflow || self.chunk_size.is_some()
+        {
+            return Err(DmError::BadOptions(
+                "--origin, --cow, --overflow and --chunk-size go with the snapshot kinds; a clone \
+                 takes --metadata, --dest, --source and --region-size"
+                    .to_string(),
+            ));
+        }
+        self.clone.request(&self.name)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -240,7 +311,12 @@ fn main() -> ExitCode {
         Err(error) => {
             let refused = matches!(
                 error.downcast_ref::<DmError>(),
-                Some(DmError::Refused(_) | DmError::MergeFailed { .. })
+                Some(
+                    DmError::Refused(_)
+                        | DmError::MergeFailed { .. }
+                        | DmError::HydrationFailed { .. }
+                        | DmError::HydrationStalled { .. }
+                )
             );
             let _ = writeln!(io::stderr(), "{}", error_line(&error));
             if refused {
@@ -272,18 +348,25 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     };
     let mut out = io::stdout().lock();
     match dm {
-        Dm::Activate(args) => {
-            let request = ActivateRequest {
-                kind: args.kind.into(),
-                overflow: args.overflow,
-                origin: args.origin.clone(),
-                cow: args.cow.clone(),
-                chunk_sectors: args.chunk_size,
-                name: args.name.clone(),
-            };
-            let mut runner = runner(&args.dry_run);
-            let done = classic::activate(runner.as_mut(), &request)?;
-            render::activation(&mut out, &request, &done, args.dry_run.dry_run)?;
+        Dm::Activate(args) => match args.kind.classic() {
+            Some(kind) => {
+                let request = args.classic_request(kind)?;
+                let mut runner = runner(&args.dry_run);
+                let done = classic::activate(runner.as_mut(), &request)?;
+                render::activation(&mut out, &request, &done, args.dry_run.dry_run)?;
+            }
+            None => {
+                let request = args.clone_request()?;
+                let mut runner = runner(&args.dry_run);
+                clone::activate(&mut out, runner.as_mut(), &request, args.dry_run.dry_run)?;
+            }
+        },
+        Dm::Status(args) if dm_clone::is_clone(&mut System, &args.name)? => {
+            let status = dm_clone::status(&mut System, &args.name)?;
+            match args.format {
+                Format::Text => clone::status(&mut out, &status)?,
+                Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&status)?)?,
+            }
         }
         Dm::Status(args) => {
             let status = classic::status(&mut System, &args.name)?;
@@ -301,9 +384,16 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             let report = classic::merge(runner.as_mut(), &args.name, wait)?;
             render::merge(&mut out, &args.name, &report, args.dry_run.dry_run)?;
         }
+        Dm::Hydrate(args) => {
+            let mut runner = runner(&args.dry_run);
+            clone::hydrate(&mut out, runner.as_mut(), args)?;
+        }
         Dm::Deactivate(args) => {
             let mut runner = runner(&args.dry_run);
-            let loops = classic::deactivate(runner.as_mut(), &args.name, args.keep_loops)?;
+            let loops = match dm_clone::is_clone(runner.as_mut(), &args.name)? {
+                true => dm_clone::deactivate(runner.as_mut(), &args.name, args.keep_loops)?,
+                false => classic::deactivate(runner.as_mut(), &args.name, args.keep_loops)?,
+            };
             render::deactivation(&mut out, &args.name, &loops, args.dry_run.dry_run)?;
         }
     }

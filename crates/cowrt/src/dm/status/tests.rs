@@ -99,6 +99,11 @@ fn clone_lines_the_kernel_printed() {
         ["hydration_threshold", "1", "hydration_batch_size", "1"]
     );
     assert_eq!(usage.mode, "rw");
+    assert!(!usage.hydration_enabled());
+    assert_eq!(usage.core_arg("hydration_threshold"), Some(1));
+    assert_eq!(usage.core_arg("hydration_batch_size"), Some(1));
+    assert_eq!(usage.core_arg("other"), None);
+    assert!(!usage.is_complete());
     let fail: StatusLine = "0 32768 clone Fail".parse().unwrap();
     assert_eq!(
         fail.status,

@@ -1,11 +1,12 @@
 use super::*;
 
 /// Table lines as the 6.12 kernel printed them (testdata/golden/*/actions.log).
-const KERNEL_LINES: [&str; 4] = [
+const KERNEL_LINES: [&str; 5] = [
     "0 32768 snapshot-origin 254:0",
     "0 32768 snapshot 254:0 254:16 P 8",
     "0 2048 snapshot /dev/vdi /dev/vdj PO 8",
     "0 32768 clone /dev/vdo /dev/vdp /dev/vdq 64 1 no_hydration",
+    "0 32768 clone 254:224 254:240 254:256 64 1 no_hydration",
 ];
 
 #[test]

@@ -1,0 +1,321 @@
+//! The superblock of dm-clone metadata, read only: the fields the kernel
+//! checks when a clone table is loaded (kernel 6.12 `dm-clone-metadata.c`,
+//! `sb_check` and `__open_metadata`), so that a runtime can refuse a table
+//! the kernel would refuse, with the reason. Nothing past block 0 is read:
+//! the space map and the hydration bitset are not decoded here.
+
+use byteorder::{ByteOrder, LittleEndian};
+
+use super::own_kinds::CLONE_MAGIC;
+use crate::device::Device;
+use crate::error::Result;
+
+/// Size of a persistent-data metadata block, the superblock's size.
+pub const METADATA_BLOCK_BYTES: usize = 4096;
+/// The only metadata version 6.12 reads (`DM_CLONE_{MIN,MAX}_METADATA_VERSION`).
+pub const CLONE_METADATA_VERSION: u32 = 1;
+/// `SUPERBLOCK_CSUM_XOR`: the superblock's checksum salt.
+const CSUM_XOR: u32 = 257_649_492;
+
+/// Byte offsets in `struct superblock_disk`.
+const CSUM_AT: usize = 0;
+const BLOCKNR_AT: usize = 8;
+const MAGIC_AT: usize = 32;
+const VERSION_AT: usize = 40;
+const REGION_SIZE_AT: usize = 172;
+const TARGET_SIZE_AT: usize = 180;
+const BITSET_ROOT_AT: usize = 188;
+
+/// What block 0 of a dm-clone metadata device holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloneMetadata {
+    /// All zero: the kernel formats the metadata when the table is loaded.
+    Blank,
+    /// A superblock (maybe not a valid one: see [`CloneSuperblock::defect`]).
+    Superblock(CloneSuperblock),
+}
+
+/// The decoded fields of a dm-clone superblock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloneSuperblock {
+    /// The checksum stored at byte 0.
+    pub stored_csum: u32,
+    /// The checksum of bytes 4..4096, as the kernel computes it.
+    pub computed_csum: u32,
+    /// The block's own number (0 for a superblock).
+    pub blocknr: u64,
+    /// The magic.
+    pub magic: u64,
+    /// The metadata version.
+    pub version: u32,
+    /// Region size in sectors.
+    pub region_sectors: u64,
+    /// Length of the clone target in sectors.
+    pub target_sectors: u64,
+    /// Block of the hydration bitset's root.
+    pub bitset_root: u64,
+}
+
+/// Why the kernel would refuse a superblock whatever the table says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SuperblockDefect {
+    /// The device is shorter than one metadata block.
+    #[error("is {bytes} bytes long, shorter than one {METADATA_BLOCK_BYTES}-byte metadata block")]
+    TooShort {
+        /// The device's size.
+        bytes: u64,
+    },
+    /// The magic is not dm-clone's.
+    #[error("holds no dm-clone metadata: superblock magic {found:#x} at byte 32, expected {CLONE_MAGIC:#x}")]
+    Magic {
+        /// The magic found.
+        found: u64,
+    },
+    /// The block number field is not 0.
+    #[error("the dm-clone superblock names itself block {blocknr}, expected 0")]
+    Blocknr {
+        /// The number found.
+        blocknr: u64,
+    },
+    /// The checksum does not match the bytes.
+    #[error("the dm-clone superblock's checksum {stored:#010x} does not match its bytes ({computed:#010x})")]
+    Checksum {
+        /// Stored.
+        stored: u32,
+        /// Computed.
+        computed: u32,
+    },
+    /// A version the kernel does not read.
+    #[error("the dm-clone metadata is version {version}; the kernel reads version {CLONE_METADATA_VERSION} only")]
+    Version {
+        /// The version found.
+        version: u32,
+    },
+}
+
+impl CloneSuperblock {
+    /// The fields of a valid superblock for `region_sectors` and
+    /// `target_sectors` (checksums and bitset root 0 until encoded or set).
+    pub fn new(region_sectors: u64, target_sectors: u64) -> Self {
+        CloneSuperblock {
+            stored_csum: 0,
+            computed_csum: 0,
+            blocknr: 0,
+            magic: CLONE_MAGIC,
+            version: CLONE_METADATA_VERSION,
+            region_sectors,
+            target_sectors,
+            bitset_root: 0,
+        }
+    }
+
+    /// Decodes a 4 KiB superblock block.
+    pub fn decode(block: &[u8; METADATA_BLOCK_BYTES]) -> Self {
+        let u64_at = |at: usize| LittleEndian::read_u64(&block[at..at + 8]);
+        CloneSuperblock {
+            stored_csum: LittleEndian::read_u32(&block[CSUM_AT..]),
+            computed_csum: checksum(&block[CSUM_AT + 4..]),
+            blocknr: u64_at(BLOCKNR_AT),
+            magic: u64_at(MAGIC_AT),
+            version: LittleEndian::read_u32(&block[VERSION_AT..]),
+            region_sectors: u64_at(REGION_SIZE_AT),
+            target_sectors: u64_at(TARGET_SIZE_AT),
+            bitset_root: u64_at(BITSET_ROOT_AT),
+        }
+    }
+
+    /// Writes the fields into `block` at their offsets, with the checksum of
+    /// the result (`stored_csum` and `computed_csum` are not used). The other
+    /// bytes (uuid, space map root) are left as they are.
+    pub fn encode(&self, block: &mut [u8; METADATA_BLOCK_BYTES]) {
+        LittleEndian::write_u64(&mut block[BLOCKNR_AT..], self.blocknr);
+        LittleEndian::write_u64(&mut block[MAGIC_AT..], self.magic);
+        LittleEndian::write_u32(&mut block[VERSION_AT..], self.version);
+        LittleEndian::write_u64(&mut block[REGION_SIZE_AT..], self.region_sectors);
+        LittleEndian::write_u64(&mut block[TARGET_SIZE_AT..], self.target_sectors);
+        LittleEndian::write_u64(&mut block[BITSET_ROOT_AT..], self.bitset_root);
+        let csum = checksum(&block[CSUM_AT + 4..]);
+        LittleEndian::write_u32(&mut block[CSUM_AT..], csum);
+    }
+
+    /// The first check of the kernel's `sb_check` this superblock fails, in
+    /// the kernel's order (block number, magic, checksum, version).
+    pub fn defect(&self) -> Option<SuperblockDefect> {
+        if self.blocknr != 0 {
+            // A foreign block: name its magic first, it says more.
+            if self.magic != CLONE_MAGIC {
+                return Some(SuperblockDefect::Magic { found: self.magic });
+            }
+            return Some(SuperblockDefect::Blocknr {
+                blocknr: self.blocknr,
+            });
+        }
+        if self.magic != CLONE_MAGIC {
+            return Some(SuperblockDefect::Magic { found: self.magic });
+        }
+        if self.stored_csum != self.computed_csum {
+            return Some(SuperblockDefect::Checksum {
+                stored: self.stored_csum,
+                computed: self.computed_csum,
+            });
+        }
+        if self.version != CLONE_METADATA_VERSION {
+            return Some(SuperblockDefect::Version {
+                version: self.version,
+            });
+        }
+        None
+    }
+}
+
+/// persistent-data's `dm_bm_checksum`: crc32c seeded with !0, without the
+/// final inversion, xor the salt.
+fn checksum(bytes: &[u8]) -> u32 {
+    !crc32c::crc32c(bytes) ^ CSUM_XOR
+}
+
+/// Reads block 0 of `device` as dm-clone metadata: blank, or a superblock;
+/// `Err(defect)` inside `Ok` when the device is too short to hold one.
+pub fn read_clone_metadata(
+    device: &Device,
+) -> Result<std::result::Result<CloneMetadata, SuperblockDefect>> {
+    let bytes = device.size_bytes();
+    if bytes < METADATA_BLOCK_BYTES as u64 {
+        return Ok(Err(SuperblockDefect::TooShort { bytes }));
+    }
+    let mut block = [0u8; METADATA_BLOCK_BYTES];
+    device.read_at(&mut block, 0, || "the dm-clone superblock".to_string())?;
+    if block.iter().all(|&b| b == 0) {
+        return Ok(Ok(CloneMetadata::Blank));
+    }
+    Ok(Ok(CloneMetadata::Superblock(CloneSuperblock::decode(
+        &block,
+    ))))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::BufReader;
+
+    use super::*;
+    use crate::device::Access;
+
+    /// The metadata the 6.12 kernel wrote in golden image d.
+    fn golden_metadata() -> Vec<u8> {
+        let xz = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../testdata/golden/d-clone-partial-hydration/meta.img.xz"
+        );
+        let mut input = BufReader::new(std::fs::File::open(xz).unwrap());
+        let mut bytes = Vec::new();
+        lzma_rs::xz_decompress(&mut input, &mut bytes).unwrap();
+        bytes
+    }
+
+    fn decode(bytes: &[u8]) -> CloneSuperblock {
+        CloneSuperblock::decode(bytes[..METADATA_BLOCK_BYTES].try_into().unwrap())
+    }
+
+    #[test]
+    fn the_kernels_superblock_decodes_with_its_manifest_fields() {
+        let superblock = decode(&golden_metadata());
+        assert_eq!(superblock.defect(), None);
+        assert_eq!(superblock.stored_csum, superblock.computed_csum);
+        assert_eq!(
+            (
+                superblock.magic,
+                superblock.version,
+                superblock.region_sectors,
+                superblock.target_sectors,
+                superblock.bitset_root
+            ),
+            (0x8af2_7f64, 1, 64, 32768, 12)
+        );
+    }
+
+    #[test]
+    fn encoding_the_kernels_fields_gives_its_block_back() {
+        let golden = golden_metadata();
+        let mut block: [u8; METADATA_BLOCK_BYTES] =
+            golden[..METADATA_BLOCK_BYTES].try_into().unwrap();
+        block[..4].fill(0);
+        block[BLOCKNR_AT..]
+            .iter_mut()
+            .take(8)
+            .for_each(|b| *b = 0xff);
+        decode(&golden).encode(&mut block);
+        assert_eq!(block[..], golden[..METADATA_BLOCK_BYTES]);
+        let mut fresh = [0u8; METADATA_BLOCK_BYTES];
+        CloneSuperblock::new(128, 4096).encode(&mut fresh);
+        let decoded = decode(&fresh);
+        assert_eq!(
+            (
+                decoded.region_sectors,
+                decoded.target_sectors,
+                decoded.defect()
+            ),
+            (128, 4096, None)
+        );
+    }
+
+    #[test]
+    fn each_defect_is_named_in_the_kernels_order() {
+        let golden = golden_metadata();
+        let mut damaged = golden.clone();
+        damaged[REGION_SIZE_AT] ^= 0x40;
+        let defect = decode(&damaged).defect().unwrap();
+        assert!(matches!(defect, SuperblockDefect::Checksum { .. }));
+        assert!(defect
+            .to_string()
+            .starts_with("the dm-clone superblock's checksum 0x"));
+
+        let mut moved = golden.clone();
+        moved[BLOCKNR_AT] = 5;
+        assert_eq!(
+            decode(&moved).defect(),
+            Some(SuperblockDefect::Blocknr { blocknr: 5 })
+        );
+
+        let mut version: [u8; METADATA_BLOCK_BYTES] =
+            golden[..METADATA_BLOCK_BYTES].try_into().unwrap();
+        CloneSuperblock {
+            version: 2,
+            ..decode(&golden)
+        }
+        .encode(&mut version);
+        assert_eq!(
+            decode(&version).defect().unwrap().to_string(),
+            "the dm-clone metadata is version 2; the kernel reads version 1 only"
+        );
+
+        let mut foreign = vec![0u8; METADATA_BLOCK_BYTES];
+        foreign[..4].copy_from_slice(b"SnAp");
+        assert_eq!(
+            decode(&foreign).defect().unwrap().to_string(),
+            "holds no dm-clone metadata: superblock magic 0x0 at byte 32, expected 0x8af27f64"
+        );
+    }
+
+    #[test]
+    fn a_blank_or_short_device_is_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let blank = Device::create_or_extend(dir.path().join("blank"), 1 << 20).unwrap();
+        assert_eq!(
+            read_clone_metadata(&blank).unwrap(),
+            Ok(CloneMetadata::Blank)
+        );
+        let short = Device::create_or_extend(dir.path().join("short"), 512).unwrap();
+        assert_eq!(
+            read_clone_metadata(&short).unwrap(),
+            Err(SuperblockDefect::TooShort { bytes: 512 })
+        );
+        let path = dir.path().join("golden");
+        std::fs::write(&path, golden_metadata()).unwrap();
+        let golden = Device::open(&path, Access::ReadOnly).unwrap();
+        let Ok(CloneMetadata::Superblock(superblock)) = read_clone_metadata(&golden).unwrap()
+        else {
+            panic!("a superblock expected");
+        };
+        assert_eq!(superblock.region_sectors, 64);
+    }
+}
