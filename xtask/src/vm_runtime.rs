@@ -27,6 +27,10 @@ pub struct VmRuntimeArgs {
     /// Install libclang with apt-get when it is missing (needs root).
     #[arg(long)]
     pub install_deps: bool,
+    /// Leave dm-clone out (otherwise xtask/vm/build-dm-clone.sh builds it
+    /// once, and the guest runs xtask/vm/guest-clone.sh).
+    #[arg(long)]
+    pub no_clone: bool,
 }
 
 /// The binaries a VM run needs: the release tools and cowrt with ublk.
@@ -76,8 +80,46 @@ pub fn run_script(
     Ok(())
 }
 
+/// Builds dm-clone.ko with xtask/vm/build-dm-clone.sh (once: it keeps the
+/// module) and returns its path; `None`, with a note, when the script is
+/// missing or fails: the clone checks are then left out.
+fn dm_clone_module(dir: &Path) -> Option<PathBuf> {
+    let script = workspace_root().join("xtask/vm/build-dm-clone.sh");
+    if !script.is_file() {
+        println!("note: no {}: dm-clone is left out", script.display());
+        return None;
+    }
+    println!("$ {}", script.display());
+    let output = Command::new("bash")
+        .arg(&script)
+        .env("VM_DIR", dir)
+        .stderr(std::process::Stdio::inherit())
+        .output();
+    let path = output.ok().filter(|o| o.status.success()).and_then(|o| {
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        text.lines().last().map(|line| PathBuf::from(line.trim()))
+    });
+    match path {
+        Some(path) if path.is_file() => Some(path),
+        _ => {
+            println!("note: {} failed: dm-clone is left out", script.display());
+            None
+        }
+    }
+}
+
 /// `cargo xtask vm-runtime`: fails unless every check passed.
 pub fn run(args: &VmRuntimeArgs) -> Result<()> {
     let binaries = VmBinaries::build(args.install_deps)?;
-    run_script(&binaries, &vm_dir(args.dir.as_deref()), &args.step, &[])
+    let dir = vm_dir(args.dir.as_deref());
+    let clone = match args.no_clone || !matches!(args.step.as_str(), "all" | "prepare") {
+        true => None,
+        false => dm_clone_module(&dir),
+    };
+    let clone_env = clone.as_ref().map(|path| path.display().to_string());
+    let env: Vec<(&str, &str)> = match &clone_env {
+        Some(path) => vec![("DM_CLONE_KO", path.as_str())],
+        None => vec![("DM_CLONE_KO", "none")],
+    };
+    run_script(&binaries, &dir, &args.step, &env)
 }

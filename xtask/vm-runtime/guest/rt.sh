@@ -4,6 +4,8 @@
 # `VM: FAIL WHAT (why)` lines; facts for the host as `KEY ARGS...` lines.
 
 RES=/out/results.txt
+# Longest a cowrt, mkfs or fsck command may take before it counts as hung.
+LIMIT=120
 RUN=/run/cowrt
 E2FSCK=/usr/sbin/e2fsck
 MKE2FS=/usr/sbin/mke2fs
@@ -18,7 +20,7 @@ log() { echo "rt: $*"; }
 check() {
     what=$1
     shift
-    if "$@" > /tmp/check.out 2>&1; then
+    if timeout "$LIMIT" "$@" > /tmp/check.out 2>&1; then
         OK=yes
         pass "$what"
     else
