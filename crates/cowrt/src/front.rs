@@ -4,8 +4,8 @@
 //! | request | origin device | snapshot device |
 //! |---|---|---|
 //! | WRITE | copy-out and its commit are durable before the origin is written ([`Engine::origin_write`]) | written through the engine; its records ride the next commit |
-//! | WRITE + FUA | as WRITE, then the origin is synced | as WRITE, then commit and sync the COW |
-//! | FLUSH | commit, sync the origin and the COW | commit, sync the COW |
+//! | WRITE + FUA | as WRITE, then the origin is synced | as WRITE, then commit (syncing both) |
+//! | FLUSH | commit, sync the origin and the COW | the same |
 //!
 //! The targets use only the engine's public operations, so they keep their
 //! meaning when the engine's commit becomes a journal transaction.
@@ -48,10 +48,9 @@ impl<D: BlockDev> BlockTarget for OriginTarget<D> {
         Ok(())
     }
 
+    /// [`Engine::commit`] syncs both devices after its commit.
     fn flush(&self) -> Result<()> {
-        self.engine.commit()?;
-        self.engine.origin_device().sync()?;
-        self.engine.cow_device().sync()
+        self.engine.commit()
     }
 }
 
@@ -80,9 +79,10 @@ impl<D: BlockDev> SnapshotTarget<D> {
         self.id
     }
 
+    /// Commits; [`Engine::commit`] then syncs the COW (snapshot data written
+    /// in place needs no record) and the origin.
     fn commit_and_sync(&self) -> Result<()> {
-        self.engine.commit()?;
-        self.engine.cow_device().sync()
+        self.engine.commit()
     }
 }
 

@@ -43,6 +43,16 @@ pub fn private_mount_namespace() -> io::Result<()> {
     })
 }
 
+/// Detaches the mount at `point` from this process's namespace
+/// (`umount2(MNT_DETACH)`): other namespaces keep theirs.
+pub fn detach_mount(point: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let point = std::ffi::CString::new(point.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `point` is a NUL-terminated string that outlives the call.
+    check(unsafe { libc::umount2(point.as_ptr(), libc::MNT_DETACH) })
+}
+
 /// Takes an exclusive advisory lock on `file` without waiting; `Ok(false)`
 /// when another open file holds one. The lock lasts as long as the file is open.
 pub fn try_lock_exclusive(file: &File) -> io::Result<bool> {

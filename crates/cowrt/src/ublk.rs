@@ -90,8 +90,13 @@ fn control(spec: &DeviceSpec) -> Result<UblkCtrl, HostError> {
         .depth(QUEUE_DEPTH)
         .io_buf_bytes(IO_BUF_BYTES)
         .ctrl_flags(ctrl_flags());
+    // Deleting waits for the last opener of the disk when synchronous; a
+    // filesystem left mounted on it would hang the stop.
+    let delete = UblkFlags::UBLK_DEV_F_DEL_DEV_ASYNC;
     let builder = match spec.recover_id {
-        None => builder.id(-1).dev_flags(UblkFlags::UBLK_DEV_F_ADD_DEV),
+        None => builder
+            .id(-1)
+            .dev_flags(UblkFlags::UBLK_DEV_F_ADD_DEV | delete),
         Some(id) => {
             let id = id as i32;
             UblkCtrl::new_simple(id)
@@ -103,7 +108,9 @@ fn control(spec: &DeviceSpec) -> Result<UblkCtrl, HostError> {
                         &e,
                     )
                 })?;
-            builder.id(id).dev_flags(UblkFlags::UBLK_DEV_F_RECOVER_DEV)
+            builder
+                .id(id)
+                .dev_flags(UblkFlags::UBLK_DEV_F_RECOVER_DEV | delete)
         }
     };
     builder
@@ -142,12 +149,24 @@ fn run_device(
         }));
     };
     if let Err(e) = ctrl.run_target(init, serve_queue, started) {
-        let _ = up.send(Err(host_error(&spec.name, "cannot start the ublk device", &e)));
+        let _ = up.send(Err(host_error(
+            &spec.name,
+            "cannot start the ublk device",
+            &e,
+        )));
     }
-    if spec.recover_id.is_some() {
-        // A device added by this daemon is deleted when `ctrl` drops; one
-        // taken over from a dead daemon is not, so delete it here.
-        let _ = ctrl.del_dev();
+    // Delete the stopped device (DEL_DEV_ASYNC: the kernel frees it once its
+    // last opener is gone); a kernel without the async command gets the
+    // synchronous one.
+    if ctrl.del_dev().is_err() {
+        let id = ctrl.dev_info().dev_id as i32;
+        if let Err(e) = UblkCtrl::new_simple(id).and_then(|old| old.del_dev()) {
+            eprintln!(
+                "cowrt: {}: cannot delete ublk device {id}: {}",
+                spec.name,
+                describe(&e)
+            );
+        }
     }
 }
 

@@ -104,7 +104,9 @@ fn refused_messages_exit_1_and_change_nothing() {
     );
     let not_a_mount = served.dir.path().join("nowhere");
     let mut freeze = Command::cargo_bin("cowrt").unwrap();
-    freeze.args(["message", "t", "create", "--freeze"]).arg(&not_a_mount);
+    freeze
+        .args(["message", "t", "create", "--freeze"])
+        .arg(&not_a_mount);
     freeze.arg("--run-dir").arg(served.run_dir());
     let error = stderr(&mut freeze, 1);
     assert!(
@@ -186,7 +188,15 @@ fn stop_takes_the_devices_down_and_commits() {
 fn serve_without_ublk_names_the_build_that_has_it() {
     let dir = tempfile::tempdir().unwrap();
     let mut serve = Command::cargo_bin("cowrt").unwrap();
-    serve.args(["serve", "--store", "cow.img", "--origin", "origin.img", "t", "--run-dir"]);
+    serve.args([
+        "serve",
+        "--store",
+        "cow.img",
+        "--origin",
+        "origin.img",
+        "t",
+        "--run-dir",
+    ]);
     serve.arg(dir.path());
     let output = serve.assert().code(2);
     assert_eq!(

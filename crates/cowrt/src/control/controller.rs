@@ -250,7 +250,7 @@ impl<D: BlockDev> Controller<D> {
                 if !state.attached.contains(&id) {
                     return Err(ControlError::NotAttached(id));
                 }
-                if let Some(devices) = devices.as_deref_mut() {
+                if let Some(devices) = devices {
                     devices.detach(id).map_err(device_error)?;
                 }
                 state.attached.remove(&id);

@@ -104,9 +104,15 @@ fn requests_are_served_through_the_trait() {
         offset: ORIGIN_BYTES - 512,
         ..read
     };
-    assert_eq!(serve(&snap, &past_end, &mut buf).map_err(|f| f.errno), Err(libc::EINVAL));
+    assert_eq!(
+        serve(&snap, &past_end, &mut buf).map_err(|f| f.errno),
+        Err(libc::EINVAL)
+    );
     let short = Request { len: 2048, ..read };
-    assert_eq!(serve(&origin, &short, &mut buf).map_err(|f| f.errno), Err(libc::EINVAL));
+    assert_eq!(
+        serve(&origin, &short, &mut buf).map_err(|f| f.errno),
+        Err(libc::EINVAL)
+    );
     let flush = Request {
         op: IoOp::Flush,
         offset: 0,

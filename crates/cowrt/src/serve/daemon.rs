@@ -191,7 +191,9 @@ impl<D: BlockDev + 'static> Daemon<D> {
         let existing = (0..64u32).filter(|id| mask & (1 << id) != 0);
         let snapshots: Vec<u32> = match &self.config.recover {
             None => existing.collect(),
-            Some(map) => existing.filter(|&id| map.device(Some(id)).is_some()).collect(),
+            Some(map) => existing
+                .filter(|&id| map.device(Some(id)).is_some())
+                .collect(),
         };
         for snapshot in std::iter::once(None).chain(snapshots.into_iter().map(Some)) {
             let info = self.add_device(snapshot)?;
@@ -395,7 +397,10 @@ struct HostDevices<'a, D: BlockDev + 'static> {
 
 impl<D: BlockDev + 'static> SnapshotDevices for HostDevices<'_, D> {
     fn attach(&mut self, id: u32) -> Result<PathBuf, String> {
-        let info = self.daemon.add_device(Some(id)).map_err(|e| e.to_string())?;
+        let info = self
+            .daemon
+            .add_device(Some(id))
+            .map_err(|e| e.to_string())?;
         self.daemon.write_map().map_err(|e| e.to_string())?;
         Ok(info.path)
     }

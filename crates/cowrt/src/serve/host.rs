@@ -58,10 +58,13 @@ pub trait DeviceHost: Send + Sync {
 /// the targets through [`MemHost::target`].
 #[derive(Default)]
 pub struct MemHost {
-    devices: Mutex<BTreeMap<u32, (String, Arc<dyn BlockTarget>)>>,
+    devices: Mutex<MemDevices>,
     refuse: Mutex<Option<String>>,
     on_remove: Mutex<Option<RemoveHook>>,
 }
+
+/// The devices of a [`MemHost`] by id: name and target.
+type MemDevices = BTreeMap<u32, (String, Arc<dyn BlockTarget>)>;
 
 /// What a test runs as a device goes down, before it is gone.
 type RemoveHook = Box<dyn Fn(&DeviceInfo) + Send>;
@@ -80,7 +83,7 @@ impl MemHost {
         MemHost::default()
     }
 
-    fn devices(&self) -> MutexGuard<'_, BTreeMap<u32, (String, Arc<dyn BlockTarget>)>> {
+    fn devices(&self) -> MutexGuard<'_, MemDevices> {
         self.devices.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -114,7 +117,12 @@ impl DeviceHost for MemHost {
         spec: &DeviceSpec,
         target: Arc<dyn BlockTarget>,
     ) -> Result<DeviceInfo, HostError> {
-        if let Some(reason) = self.refuse.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        if let Some(reason) = self
+            .refuse
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
             return Err(HostError {
                 name: spec.name.clone(),
                 reason,

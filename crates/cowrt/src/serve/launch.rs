@@ -28,12 +28,28 @@ use crate::sys;
 /// Readies this process to be the daemon, before it starts any thread: a
 /// mount namespace of its own, private (runtime.md 2.6: a daemon that shares
 /// the mount of a filesystem on its own device can deadlock at exit).
+/// Filesystems mounted on ublk devices at that moment are detached from the
+/// daemon's namespace ([`super::mounts`]).
 pub fn prepare_daemon_process() -> Result<(), ServeError> {
     sys::private_mount_namespace().map_err(|source| ServeError::Io {
         path: PathBuf::from("/"),
         action: "cannot enter a private mount namespace (unshare CLONE_NEWNS; needs root)",
         source,
-    })
+    })?;
+    let mountinfo = PathBuf::from("/proc/self/mountinfo");
+    let text = std::fs::read_to_string(&mountinfo).map_err(|source| ServeError::Io {
+        path: mountinfo,
+        action: "cannot read",
+        source,
+    })?;
+    for point in super::mounts::ublk_mount_points(&text).iter().rev() {
+        sys::detach_mount(point).map_err(|source| ServeError::Io {
+            path: point.clone(),
+            action: "cannot detach this ublk mount from the daemon's mount namespace",
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 /// What `cowrt serve` was asked to do.

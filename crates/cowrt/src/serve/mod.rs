@@ -7,12 +7,14 @@
 //! - [`protocol`]: the socket's one-line requests and replies;
 //! - [`client`]: sending a request, and `--freeze` around `create`;
 //! - [`rundir`]: `NAME.sock`, `NAME.json`, `NAME.pid`, `NAME.log`;
-//! - [`launch`]: the foreground run and the background start.
+//! - [`launch`]: the foreground run and the background start;
+//! - [`mounts`]: ublk mounts the daemon's namespace must let go of.
 
 pub mod client;
 pub mod daemon;
 pub mod host;
 pub mod launch;
+pub mod mounts;
 pub mod protocol;
 pub mod rundir;
 pub mod store;
@@ -34,7 +36,9 @@ pub enum ServeError {
         path: PathBuf,
     },
     /// A daemon already answers on the name's socket.
-    #[error("'{name}' is served already ({socket} answers); stop it first with `cowrt stop {name}`")]
+    #[error(
+        "'{name}' is served already ({socket} answers); stop it first with `cowrt stop {name}`"
+    )]
     Served {
         /// The name.
         name: String,

@@ -113,7 +113,10 @@ mod tests {
     fn requests_parse_and_print_back() {
         let cases = [
             ("create", Request::Message(Message::Create)),
-            ("create_subsnap 2", Request::Message(Message::CreateSubsnap(2))),
+            (
+                "create_subsnap 2",
+                Request::Message(Message::CreateSubsnap(2)),
+            ),
             ("delete 1", Request::Message(Message::Delete(1))),
             ("attach 0", Request::Message(Message::Attach(0))),
             ("detach 0", Request::Message(Message::Detach(0))),
@@ -131,7 +134,10 @@ mod tests {
     #[test]
     fn bad_requests_say_what_was_expected() {
         let error = |text: &str| text.parse::<Request>().unwrap_err().to_string();
-        assert_eq!(error("stop now"), "'stop' takes no argument; unexpected 'now'");
+        assert_eq!(
+            error("stop now"),
+            "'stop' takes no argument; unexpected 'now'"
+        );
         assert_eq!(
             error("status yaml"),
             "'status' takes 'text' or 'json'; unexpected 'yaml'"
@@ -141,7 +147,10 @@ mod tests {
             "'status' takes 'text' or 'json'; unexpected 'x'"
         );
         assert!(error("").starts_with("empty message; expected one of: create"));
-        assert_eq!(error("delete x"), "'delete': snapshot id 'x' is not a number");
+        assert_eq!(
+            error("delete x"),
+            "'delete': snapshot id 'x' is not a number"
+        );
     }
 
     #[test]

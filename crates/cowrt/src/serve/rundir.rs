@@ -256,7 +256,10 @@ mod tests {
 
         std::fs::write(paths.map(), "{}").unwrap();
         let error = DeviceMap::read(&paths.map()).unwrap_err().to_string();
-        assert!(error.contains("not a cowrt device map: missing field"), "{error}");
+        assert!(
+            error.contains("not a cowrt device map: missing field"),
+            "{error}"
+        );
         assert_eq!(paths.read_pid().unwrap(), None);
         std::fs::write(paths.pid(), "77\n").unwrap();
         assert_eq!(paths.read_pid().unwrap(), Some(77));

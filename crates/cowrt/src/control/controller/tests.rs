@@ -11,11 +11,20 @@ fn status<D: BlockDev>(control: &Controller<D>) -> Status {
 #[test]
 fn create_and_create_subsnap_are_durable_and_show_in_the_status() {
     let control = Controller::new(engine(0));
-    assert_eq!(control.handle(Message::Create).unwrap(), Reply::Created { id: 0, device: None });
+    assert_eq!(
+        control.handle(Message::Create).unwrap(),
+        Reply::Created {
+            id: 0,
+            device: None
+        }
+    );
     control.engine().origin_write(0, &[9; 512]).unwrap();
     assert_eq!(
         control.handle(Message::CreateSubsnap(0)).unwrap(),
-        Reply::Created { id: 1, device: None }
+        Reply::Created {
+            id: 1,
+            device: None
+        }
     );
     assert_eq!(reopened(control.engine()).snapmask(), 0b11);
 
@@ -73,7 +82,10 @@ fn delete_detaches_first_and_frees_the_snapshots_chunks() {
         .unwrap();
     assert_eq!(
         control.handle(Message::Attach(0)).unwrap(),
-        Reply::Attached { id: 0, device: None }
+        Reply::Attached {
+            id: 0,
+            device: None
+        }
     );
     assert_eq!(control.attached(), [0]);
     assert_eq!(

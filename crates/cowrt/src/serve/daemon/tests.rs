@@ -19,7 +19,9 @@ const ORIGIN: usize = 1;
 
 /// Chunk c of the origin holds bytes `c + 1`.
 fn origin_pattern() -> Vec<u8> {
-    (0..ORIGIN_CHUNKS * CB).map(|i| (i / CB + 1) as u8).collect()
+    (0..ORIGIN_CHUNKS * CB)
+        .map(|i| (i / CB + 1) as u8)
+        .collect()
 }
 
 /// A journaled store with `snapshots` snapshots on recording crash devices.
@@ -48,6 +50,39 @@ fn after_power_cut(log: &CrashLog) -> Engine<MemDev> {
     let cow = MemDev::from_bytes("cow.img", image(COW));
     let origin = MemDev::from_bytes("origin.img", image(ORIGIN));
     Engine::open(cow, origin).unwrap()
+}
+
+/// The power-cut image of the store, replayed by the engine on an image
+/// file, has no error finding for cowcheck's checker.
+fn assert_checks_clean(log: &CrashLog) {
+    use cowfmt::device::{Access, Device};
+    let dir = tempfile::tempdir().unwrap();
+    let at = log.len();
+    let write = |device, name: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            log.image(device, at, &log.unsynced(device, at)).unwrap(),
+        )
+        .unwrap();
+        path
+    };
+    let (cow, origin) = (write(COW, "cow.img"), write(ORIGIN, "origin.img"));
+    let engine = Engine::open(
+        Device::open(&cow, Access::ReadWrite).unwrap(),
+        Device::open(&origin, Access::ReadWrite).unwrap(),
+    )
+    .unwrap();
+    drop(engine);
+    let options = cowfmt::shared::check::CheckOptions {
+        kind_forced: true,
+        origin_bytes: Some(ORIGIN_CHUNKS * CB),
+        ..Default::default()
+    };
+    let report =
+        cowfmt::shared::check::check(&Device::open(&cow, Access::ReadOnly).unwrap(), &options)
+            .unwrap();
+    assert!(!report.has_errors(), "{:?}", report.findings);
 }
 
 struct Served {
@@ -149,7 +184,10 @@ fn socket_messages_bring_snapshot_devices_up_and_down() {
     assert_eq!(served.map().device(Some(1)).unwrap().id, 2);
 
     let answer = served.send("status");
-    assert_eq!(answer, done(&served.daemon.status().unwrap().status.to_string()));
+    assert_eq!(
+        answer,
+        done(&served.daemon.status().unwrap().status.to_string())
+    );
     let Answer::Done(line) = answer else {
         unreachable!()
     };
@@ -220,18 +258,34 @@ fn refused_requests_change_nothing() {
     let status = served.daemon.status().unwrap();
     let map = served.map();
     let refused = [
-        ("delete 7", "delete 7: snapshot 7 does not exist (snapshots: 0, 1)"),
+        (
+            "delete 7",
+            "delete 7: snapshot 7 does not exist (snapshots: 0, 1)",
+        ),
         ("attach 0", "attach 0: snapshot 0 is already attached"),
         ("detach 1", "detach 1: snapshot 1 is not attached"),
-        ("create_subsnap 5", "create_subsnap 5: snapshot 5 does not exist (snapshots: 0, 1)"),
+        (
+            "create_subsnap 5",
+            "create_subsnap 5: snapshot 5 does not exist (snapshots: 0, 1)",
+        ),
     ];
     for (line, text) in refused {
-        assert_eq!(served.send(line), Answer::Refused(text.to_string()), "{line}");
+        assert_eq!(
+            served.send(line),
+            Answer::Refused(text.to_string()),
+            "{line}"
+        );
     }
     let garbage = [
-        ("frobnicate", "unknown message 'frobnicate'; expected one of: create"),
+        (
+            "frobnicate",
+            "unknown message 'frobnicate'; expected one of: create",
+        ),
         ("create 3", "'create' takes no argument; unexpected '3'"),
-        ("stop please", "'stop' takes no argument; unexpected 'please'"),
+        (
+            "stop please",
+            "'stop' takes no argument; unexpected 'please'",
+        ),
     ];
     for (line, start) in garbage {
         let socket = served.paths().socket();
@@ -239,7 +293,10 @@ fn refused_requests_change_nothing() {
         writeln!(&stream, "{line}").unwrap();
         let mut reply = String::new();
         BufReader::new(&stream).read_line(&mut reply).unwrap();
-        assert!(reply.starts_with(&format!("error {start}")), "{line}: {reply}");
+        assert!(
+            reply.starts_with(&format!("error {start}")),
+            "{line}: {reply}"
+        );
     }
 
     served.host.refuse_adds(Some("no more ublk devices"));
@@ -302,13 +359,18 @@ fn each_snapshot_equals_the_origin_at_its_create_under_concurrent_writes() {
     let acked: Arc<Vec<AtomicU64>> = Arc::new((0..WRITERS).map(|_| AtomicU64::new(0)).collect());
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
-            let (origin, started, acked) =
-                (Arc::clone(&origin), Arc::clone(&started), Arc::clone(&acked));
+            let (origin, started, acked) = (
+                Arc::clone(&origin),
+                Arc::clone(&started),
+                Arc::clone(&acked),
+            );
             std::thread::spawn(move || {
                 for step in 0..STEPS {
                     started[w as usize].store(step + 1, Ordering::SeqCst);
                     let chunk = w * SLOTS + step % SLOTS;
-                    origin.write(chunk * CB, &step_chunk(w, step), false).unwrap();
+                    origin
+                        .write(chunk * CB, &step_chunk(w, step), false)
+                        .unwrap();
                     acked[w as usize].store(step + 1, Ordering::SeqCst);
                 }
             })
@@ -317,9 +379,18 @@ fn each_snapshot_equals_the_origin_at_its_create_under_concurrent_writes() {
     let mut bounds = Vec::new();
     while bounds.len() < 6 {
         let low: Vec<u64> = acked.iter().map(|a| a.load(Ordering::SeqCst)).collect();
-        let answer = served.daemon.handle(Request::Message(crate::control::Message::Create));
+        let answer = served
+            .daemon
+            .handle(Request::Message(crate::control::Message::Create));
         let high: Vec<u64> = started.iter().map(|s| s.load(Ordering::SeqCst)).collect();
-        assert_eq!(answer, done(&format!("created {} /dev/mem{}", bounds.len(), bounds.len() + 1)));
+        assert_eq!(
+            answer,
+            done(&format!(
+                "created {} /dev/mem{}",
+                bounds.len(),
+                bounds.len() + 1
+            ))
+        );
         bounds.push((low, high));
         std::thread::sleep(Duration::from_millis(3));
     }
@@ -330,8 +401,8 @@ fn each_snapshot_equals_the_origin_at_its_create_under_concurrent_writes() {
     for (id, (low, high)) in bounds.iter().enumerate() {
         for w in 0..WRITERS {
             let seen = read(engine, id as u32, w * SLOTS * CB, (SLOTS * CB) as usize);
-            let cut = (low[w as usize]..=high[w as usize])
-                .find(|&steps| region_after(w, steps) == seen);
+            let cut =
+                (low[w as usize]..=high[w as usize]).find(|&steps| region_after(w, steps) == seen);
             assert!(
                 cut.is_some(),
                 "snapshot {id}, writer {w}: not the origin after any of its steps {}..={}",
@@ -392,25 +463,34 @@ fn a_daemon_that_dies_keeps_every_flushed_write_and_its_snapshots() {
     snapshot.flush().unwrap();
     origin.write(10 * CB, &[0xc3; 4096], false).unwrap();
     snapshot.write(5 * CB, &[0xd4; 4096], false).unwrap();
+    // The power cut comes now, with the daemon and its engine still up
+    // (a dropped engine would checkpoint).
+    let replayed = after_power_cut(&log);
+    assert_checks_clean(&log);
     let map = served.map();
     let paths = served.paths();
-    drop(origin);
-    drop(snapshot);
     drop(served.daemon);
 
-    let replayed = after_power_cut(&log);
     let mut buf = vec![0; 8192];
     replayed.origin_read(0, &mut buf).unwrap();
     assert_eq!(buf, [0xa1; 8192], "flushed origin write kept");
     assert_eq!(read(&replayed, 0, 0, 8192), origin_pattern()[..8192]);
-    assert_eq!(read(&replayed, 0, 4 * CB, 4096), [0xb2; 4096], "flushed snapshot write kept");
+    assert_eq!(
+        read(&replayed, 0, 4 * CB, 4096),
+        [0xb2; 4096],
+        "flushed snapshot write kept"
+    );
     assert_eq!(
         read(&replayed, 0, 10 * CB, 4096),
         origin_pattern()[(10 * CB) as usize..(11 * CB) as usize],
         "the unflushed origin write copied out first: the snapshot still sees the old data"
     );
     assert_eq!(paths.read_pid().unwrap(), Some(std::process::id()));
-    assert_eq!(DeviceMap::read(&paths.map()).unwrap(), map, "the map is left for --recover");
+    assert_eq!(
+        DeviceMap::read(&paths.map()).unwrap(),
+        map,
+        "the map is left for --recover"
+    );
     assert!(paths.socket().exists());
 }
 
@@ -437,8 +517,13 @@ fn recover_takes_back_the_devices_of_the_map_only() {
         recover: Some(map.clone()),
         ..config(&dir, None)
     };
-    let daemon = Daemon::start(engine, Arc::clone(&host) as Arc<dyn DeviceHost>, config, &mut out)
-        .unwrap();
+    let daemon = Daemon::start(
+        engine,
+        Arc::clone(&host) as Arc<dyn DeviceHost>,
+        config,
+        &mut out,
+    )
+    .unwrap();
     assert_eq!(
         String::from_utf8(out).unwrap(),
         format!(
