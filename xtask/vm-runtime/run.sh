@@ -83,13 +83,7 @@ COW_MIB=72
 # ---------------------------------------------------------------- setup -----
 
 setup_bins() {
-    rm -rf "$BIN"
-    mkdir -p "$BIN"
-    local t
-    for t in "${TOOLS[@]}"; do
-        [[ -x $TOOLS_SRC/$t ]] || die "no $t in $TOOLS_SRC (cargo build --release -p cowtools)"
-        cp -p "$TOOLS_SRC/$t" "$BIN/$t"
-    done
+    copy_tools "$BIN" "$TOOLS_SRC" "${TOOLS[@]}"
     [[ -x $COWRT_BIN ]] || die "no cowrt at $COWRT_BIN (cargo xtask runtime)"
     cp -p "$COWRT_BIN" "$BIN/cowrt"
     say "binaries under test copied ($COWRT_BIN, $TOOLS_SRC)"

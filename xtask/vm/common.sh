@@ -73,6 +73,19 @@ qemu_env() {
     "$QEMU" --version >/dev/null || die "extracted qemu does not run"
 }
 
+# copy_tools DEST SRC NAME...: copy the binaries under test at the start of a
+# run, so that a rebuild elsewhere cannot change them halfway through.
+copy_tools() {
+    local dest=$1 src=$2 t
+    shift 2
+    rm -rf "$dest"
+    mkdir -p "$dest"
+    for t in "$@"; do
+        [[ -x $src/$t ]] || die "no $t in $src (cargo build --release -p cowtools)"
+        cp -p "$src/$t" "$dest/$t"
+    done
+}
+
 # ------------------------------------------------------------ initramfs -----
 
 # ir_base DIR: a fresh initramfs tree with busybox (every applet linked), the

@@ -78,16 +78,8 @@ GUEST_DIR=$GUEST
 
 # ---------------------------------------------------------------- setup -----
 
-# Copy the tools under test at the start of a run, so that a rebuild elsewhere
-# cannot change them halfway through.
 setup_tools() {
-    rm -rf "$BIN"
-    mkdir -p "$BIN"
-    local t
-    for t in "${TOOLS[@]}"; do
-        [[ -x $TOOLS_SRC/$t ]] || die "no $t in $TOOLS_SRC (cargo build --release -p cowtools)"
-        cp -p "$TOOLS_SRC/$t" "$BIN/$t"
-    done
+    copy_tools "$BIN" "$TOOLS_SRC" "${TOOLS[@]}"
     say "tools under test copied from $TOOLS_SRC"
 }
 

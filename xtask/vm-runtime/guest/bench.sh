@@ -14,6 +14,7 @@
 
 . /rt.sh
 mkdir -p "$RUN"
+trap 'cp "$RUN"/*.log /out/ 2>/dev/null || true' EXIT
 ROUNDS=${BENCH_ROUNDS:-3}
 NS=$(echo "${BENCH_NS:-1,2,4,8,16}" | tr ',' ' ')
 MIB=64
@@ -71,7 +72,12 @@ shared() { # N ROUND
     org=$(awk '$1 == "READY" && $2 == "bn" {print $3}' /tmp/serve.out)
     k=0
     while [ "$k" -lt "$1" ]; do
-        cowrt message bn create > /dev/null
+        if ! timeout "$LIMIT" cowrt message bn create > /tmp/msg.out 2>&1; then
+            cat /tmp/msg.out "$RUN/bn.log"
+            fail "bench: shared n=$1 round $2: cowrt message bn create: $(cat /tmp/msg.out)"
+            timeout "$LIMIT" cowrt stop bn > /dev/null 2>&1 || true
+            return 0
+        fi
         k=$((k + 1))
     done
     if ! first=$(timed /tmp/d1 "$org") || ! rewrite=$(timed /tmp/d2 "$org"); then
@@ -79,13 +85,13 @@ shared() { # N ROUND
         cowrt stop bn > /dev/null || true
         return 0
     fi
-    status=$(cowrt status bn)
+    status=$(timeout "$LIMIT" cowrt status bn)
     cowrt status bn --format json > "/out/status-n$1-r$2.json" || true
     res "bench-status shared $1 $2 $status"
     # seed 002's status line: 5 ERROR NEW_ID TOTAL ALLOCATED METADATA N IDS...
     space=$(echo "$status" | awk '{print $5}')
     meta=$(echo "$status" | awk '{print $6}')
-    cowrt stop bn > /dev/null
+    timeout "$LIMIT" cowrt stop bn > /dev/null || fail "bench: shared n=$1 round $2: cowrt stop bn"
     res "bench shared $1 $2 first $first rewrite $rewrite space $space meta $meta"
     log "shared n=$1 round $2: first $first s, rewrite $rewrite s, $space sectors"
 }

@@ -117,11 +117,11 @@ serve_up() {
     if timeout "$LIMIT" cowrt serve --store "$D_store" --origin "$D_origin" "$@" rt > "$out" 2>&1 \
         && grep -q '^SERVING rt' "$out"; then
         ORG=$(awk '$1 == "READY" && $2 == "rt" {print $3}' "$out")
-        pass "shared: cowrt serve $* rt -> origin $ORG"
+        pass "shared: cowrt serve${*:+ $*} rt -> origin $ORG"
         return 0
     fi
     cat "$out"
-    fail "shared: cowrt serve $* rt: $(tail -n 2 "$out" | tr '\n' ' ')"
+    fail "shared: cowrt serve${*:+ $*} rt: $(tail -n 2 "$out" | tr '\n' ' ')"
     return 1
 }
 
