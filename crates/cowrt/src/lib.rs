@@ -12,6 +12,7 @@
 //! - [`serve`]: the shared-store daemon (devices on a host, the control
 //!   socket, periodic commit, stop) and its clients, with no transport of its
 //!   own; `ublk` (feature `ublk`) is the host that serves `/dev/ublkbN`;
+//! - [`damage`]: cowcheck's verdict in one sentence, for refusals;
 //! - [`dm`]: classic stores through device-mapper: typed table lines, status
 //!   parsers, the command runner (real or dry run) and activation, merge and
 //!   deactivation.
@@ -20,6 +21,7 @@
 //! (docs/architecture.md).
 
 pub mod control;
+pub mod damage;
 pub mod dm;
 pub mod front;
 pub mod serve;

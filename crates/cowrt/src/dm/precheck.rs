@@ -7,7 +7,7 @@ use cowfmt::device::Device;
 use cowfmt::kind::{self, StoreKind};
 use cowfmt::output::Marker;
 use cowfmt::persistent::check::{check, CheckOptions};
-use cowfmt::{FormatError, Severity};
+use cowfmt::FormatError;
 use serde::Serialize;
 
 pub use super::error::PrecheckError;
@@ -118,21 +118,8 @@ fn check_snap_store(
         chunk_size_fallback: None,
     };
     let report = check(cow, &options).map_err(CheckOutcome::Failed)?;
-    let errors: Vec<String> = report
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .map(|f| format!("{}: {}", f.code, f.message))
-        .collect();
-    if let Some(first) = errors.first() {
-        let more = match errors.len() {
-            1 => String::new(),
-            n => format!(" (and {} more; run cowcheck for all)", n - 1),
-        };
-        return Err(CheckOutcome::Refused(format!(
-            "cowcheck finds the {} store damaged: {first}{more}",
-            kind.as_str()
-        )));
+    if let Some(verdict) = crate::damage::verdict(kind.as_str(), &report.findings) {
+        return Err(CheckOutcome::Refused(verdict));
     }
     let header_chunk = report
         .header

@@ -359,6 +359,21 @@ impl<D: BlockDev + 'static> Daemon<D> {
         }
     }
 
+    /// Blocks until the daemon is stopped and its socket's thread has sent
+    /// its last answer (the `stop` request's); returns the stop's result. A
+    /// process must call this, not [`Daemon::wait`], before it exits.
+    pub fn wait_and_close(&self) -> Result<StopReport, String> {
+        let stopped = self.wait();
+        let listener = lock(&self.listener).take();
+        if let Some(listener) = listener {
+            let start = std::time::Instant::now();
+            while !listener.is_finished() && start.elapsed() < CLIENT_TIMEOUT {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        stopped
+    }
+
     /// Whether the daemon was stopped.
     pub fn is_stopped(&self) -> bool {
         lock(&self.stopping).done.is_some()

@@ -113,7 +113,7 @@ pub fn run_foreground(
             action: "cannot start a thread",
             source,
         })?;
-    let stopped = daemon.wait();
+    let stopped = daemon.wait_and_close();
     handle.close();
     drop(store.lock);
     stopped.map_err(ServeError::Stopped)

@@ -46,14 +46,12 @@ pub enum ServeError {
         socket: PathBuf,
     },
     /// cowcheck finds the store damaged.
-    #[error("{path}: cowcheck finds the shared store damaged: {finding}{}", more_findings(*more))]
+    #[error("{path}: {reason}")]
     Damaged {
         /// The COW device.
         path: PathBuf,
-        /// The first error finding.
-        finding: String,
-        /// Error findings after it.
-        more: usize,
+        /// cowcheck's verdict ([`crate::damage::verdict`]).
+        reason: String,
     },
     /// The store could not be opened or served.
     #[error(transparent)]
@@ -77,11 +75,4 @@ pub enum ServeError {
     /// The daemon stopped with errors.
     #[error("{0}")]
     Stopped(String),
-}
-
-fn more_findings(more: usize) -> String {
-    match more {
-        0 => String::new(),
-        n => format!(" (and {n} more; run cowcheck for all)"),
-    }
 }

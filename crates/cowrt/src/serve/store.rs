@@ -8,7 +8,6 @@ use std::path::Path;
 use cowengine::Engine;
 use cowfmt::device::{Access, Device};
 use cowfmt::shared::check::{check, CheckOptions};
-use cowfmt::Severity;
 
 use super::ServeError;
 use crate::sys;
@@ -59,18 +58,11 @@ fn refuse_damage(cow: &Path, origin_bytes: u64) -> Result<(), ServeError> {
         ..CheckOptions::default()
     };
     let report = check(&device, &options)?;
-    let errors: Vec<String> = report
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .map(|f| format!("{}: {}", f.code, f.message))
-        .collect();
-    match errors.first() {
+    match crate::damage::verdict("shared", &report.findings) {
         None => Ok(()),
-        Some(first) => Err(ServeError::Damaged {
+        Some(reason) => Err(ServeError::Damaged {
             path: cow.to_path_buf(),
-            finding: first.clone(),
-            more: errors.len() - 1,
+            reason,
         }),
     }
 }
@@ -125,6 +117,33 @@ mod tests {
                 "{}: the store is in use by another cowrt serve (it holds the store's lock)",
                 cow.display()
             )
+        );
+    }
+
+    #[test]
+    fn a_damaged_store_is_refused_with_cowchecks_finding() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cow, origin) = store_files(dir.path(), 1);
+        let bitmap = vec![0u8; CB as usize];
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&cow)
+            .and_then(|file| {
+                use std::os::unix::fs::FileExt;
+                file.write_all_at(&bitmap, CB)
+            })
+            .unwrap();
+        let error = open_store(&cow, &origin).unwrap_err().to_string();
+        let start = format!(
+            "{}: cowcheck finds the shared store damaged: ",
+            cow.display()
+        );
+        assert!(error.starts_with(&start), "{error}");
+        assert!(!error.contains('\n'), "{error}");
+        assert_eq!(
+            open_store(&cow, &origin).unwrap_err().to_string(),
+            error,
+            "a refused store is not left locked (else: in use)"
         );
     }
 }
