@@ -17,7 +17,8 @@
 # --wait`; status complete; deactivate; the destination alone now holds the
 # source with the writes; reactivation over the kernel's metadata is accepted
 # and reads the same; a different --region-size over it is refused before the
-# kernel sees it; deactivate.
+# kernel sees it; deactivate; hydration messages to a missing device and to
+# a linear device are refused with the reason.
 #
 # Prints `VM: PASS clone WHAT` / `VM: FAIL clone WHAT (why)` (also appended
 # to /out/results.txt when /out exists) and facts as `clone-status LABEL
@@ -62,6 +63,19 @@ cl_check() {
 # cl_same WHAT GOT WANT: PASS when equal.
 cl_same() {
     if [ "$2" = "$3" ]; then cl_pass "$1"; else cl_fail "$1 (got '$2', want '$3')"; fi
+}
+
+# cl_refused WHAT CODE TEXT CMD...: PASS when CMD exits CODE saying TEXT.
+cl_refused() {
+    cl_what=$1 cl_code=$2 cl_text=$3
+    shift 3
+    cl_rc=0
+    "$@" > /tmp/cl.out 2>&1 || cl_rc=$?
+    if [ "$cl_rc" = "$cl_code" ] && grep -qF "$cl_text" /tmp/cl.out; then
+        cl_pass "$cl_what is refused (exit $cl_rc): $(cat /tmp/cl.out)"
+    else
+        cl_fail "$cl_what: exit $cl_rc, $(cat /tmp/cl.out)"
+    fi
 }
 
 # cl_write DEV OFFSET_BYTES LENGTH_BYTES TAG: write a recognisable pattern,
@@ -202,6 +216,16 @@ cl_main() {
         else
             cl_fail "a different --region-size: exit $cl_rc, $(cat /tmp/cl.out)"
         fi
+    fi
+    cl_refused "a message to a missing device" 2 "no device '$CLONE_NAME' is active" \
+        cowrt dm hydrate "$CLONE_NAME" start
+    cl_lin=$CLONE_NAME-linear
+    if dmsetup create "$cl_lin" --table "0 8 linear $CLONE_DEST 0"; then
+        cl_refused "a message to a linear device" 2 "device '$cl_lin' is 0 8 linear" \
+            cowrt dm hydrate "$cl_lin" start
+        dmsetup remove "$cl_lin" || true
+    else
+        cl_fail "setup of $cl_lin for the wrong-target check"
     fi
     if [ "$CLONE_FAILS" = 0 ]; then
         cl_pass "complete"
