@@ -5,9 +5,13 @@
 //! - `dist`: man pages and shell completions of the tools, generated from their clap definitions;
 //! - `bench`: throughput and peak memory of the tools on large stores, restores included;
 //! - `crash-soak`: the engine's crash replay proof over many seeds and every crash point;
-//! - `vm-test`: classic stores through a shared store and back, checked by a real kernel in qemu.
+//! - `vm-test`: classic stores through a shared store and back, checked by a real kernel in qemu;
+//! - `runtime`: the live runtime `cowrt` with ublk, in release;
+//! - `vm-runtime`: `cowrt serve` and `cowrt dm` in a real kernel in qemu;
+//! - `bench-nway`: a shared store vs n classic snapshots in that kernel.
 
 mod bench;
+mod bench_nway;
 mod crash_soak;
 mod damage;
 mod demo;
@@ -23,7 +27,9 @@ mod msrv;
 mod pattern;
 mod prng;
 mod restore_bench;
+mod runtime;
 mod tools;
+mod vm_runtime;
 mod vm_test;
 
 use std::process::ExitCode;
@@ -54,6 +60,14 @@ enum Task {
     /// Round-trip kernel-written snapshot stores through a shared store and
     /// check the exports with a real Linux kernel under qemu.
     VmTest(vm_test::VmTestArgs),
+    /// Build the live runtime cowrt with ublk (release) and say where it is.
+    Runtime(runtime::RuntimeArgs),
+    /// Run cowrt serve (shared store over ublk) and cowrt dm (classic
+    /// snapshots) in a real Linux kernel under qemu, with kill -9 and recovery.
+    VmRuntime(vm_runtime::VmRuntimeArgs),
+    /// The n-way benchmark in one VM boot: one shared store vs n classic
+    /// snapshots, n = 1..16; writes the table to docs/bench.md.
+    BenchNway(bench_nway::BenchNwayArgs),
     /// Replay the engine's crash images over many seeds: every crash point
     /// of every scenario, checked against the model.
     CrashSoak(crash_soak::CrashSoakArgs),
@@ -72,6 +86,9 @@ fn main() -> ExitCode {
         Task::Dist(args) => dist::run(args),
         Task::Bench(args) => bench::run(args),
         Task::VmTest(args) => vm_test::run(args),
+        Task::Runtime(args) => runtime::run(args),
+        Task::VmRuntime(args) => vm_runtime::run(args),
+        Task::BenchNway(args) => bench_nway::run(args),
         Task::CrashSoak(args) => crash_soak::run(args),
         Task::Msrv => msrv::run(),
         Task::EngineCell(args) => engine_cell::run(args),

@@ -72,109 +72,27 @@ PKGS=(busybox-static dmsetup libdevmapper1.02.1
       libcapstone4 libfdt1 libibverbs1 libpmem1 librdmacm1 libslirp0 libvdeplug2
       libnl-3-200 libnl-route-3-200 libdaxctl1 libndctl6 libexecs0)
 
-say() { printf '[run.sh %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { say "ERROR: $*"; exit 2; }
+GUEST_DIR=$GUEST
+# shellcheck source=common.sh
+. "$HERE/common.sh"
 
 # ---------------------------------------------------------------- setup -----
 
-# Copy the tools under test at the start of a run, so that a rebuild elsewhere
-# cannot change them halfway through.
 setup_tools() {
-    rm -rf "$BIN"
-    mkdir -p "$BIN"
-    local t
-    for t in "${TOOLS[@]}"; do
-        [[ -x $TOOLS_SRC/$t ]] || die "no $t in $TOOLS_SRC (cargo build --release -p cowtools)"
-        cp -p "$TOOLS_SRC/$t" "$BIN/$t"
-    done
+    copy_tools "$BIN" "$TOOLS_SRC" "${TOOLS[@]}"
     say "tools under test copied from $TOOLS_SRC"
-}
-
-# The kernel package: the cached one, else the one the metapackage names.
-kernel_pkg() {
-    local f
-    f=$(ls "$CACHE"/linux-image-6.12.*-amd64_*.deb 2>/dev/null | head -n1 || true)
-    if [[ -n $f ]]; then
-        basename "$f" | cut -d_ -f1
-    else
-        apt-cache depends "$KERNEL_META" | awk '/Depends: linux-image-/ {print $2; exit}'
-    fi
-}
-
-fetch() {
-    mkdir -p "$CACHE"
-    local kpkg missing=() p
-    kpkg=$(kernel_pkg)
-    if [[ -z $kpkg ]]; then
-        say "apt-cache does not know $KERNEL_META: running apt-get update"
-        apt-get update -qq
-        kpkg=$(kernel_pkg)
-        [[ -n $kpkg ]] || die "cannot resolve $KERNEL_META"
-    fi
-    for p in "$kpkg" "${PKGS[@]}"; do
-        compgen -G "$CACHE/${p}_*.deb" >/dev/null || missing+=("$p")
-    done
-    if ((${#missing[@]})); then
-        say "downloading: ${missing[*]}"
-        (cd "$CACHE" && apt-get download "${missing[@]}")
-    else
-        say "all packages cached in $CACHE"
-    fi
-}
-
-# Extract every cached package into build/root (redone when the set changes).
-extract() {
-    local stamp=$BUILD/root.stamp want d
-    want=$(cd "$CACHE" && ls -1 *.deb | sort)
-    if [[ -f $stamp && $(cat "$stamp") == "$want" && -d $ROOT ]]; then
-        return
-    fi
-    say "extracting packages into $ROOT"
-    rm -rf "$ROOT"
-    mkdir -p "$ROOT"
-    for d in "$CACHE"/*.deb; do dpkg -x "$d" "$ROOT"; done
-    printf '%s\n' "$want" > "$stamp"
-}
-
-KVER=
-QEMU=
-qemu_env() {
-    KVER=$(basename "$(ls -d "$ROOT"/lib/modules/*/ | head -n1)")
-    [[ -n $KVER && -f $ROOT/boot/vmlinuz-$KVER ]] || die "no kernel in $ROOT"
-    QEMU=$ROOT/usr/bin/qemu-system-x86_64
-    export LD_LIBRARY_PATH=$ROOT/usr/lib/x86_64-linux-gnu:$ROOT/lib/x86_64-linux-gnu
-    # accel-tcg-x86_64.so (qemu-system-common) is a loadable module in Debian.
-    export QEMU_MODULE_DIR=$ROOT/usr/lib/x86_64-linux-gnu/qemu
-    "$QEMU" --version >/dev/null || die "extracted qemu does not run"
 }
 
 # Base initramfs: busybox, the modules (decompressed), dmsetup and the
 # libraries it needs, /init and /lib.sh. Each boot appends its /scenario.sh.
 build_initramfs() {
     qemu_env
-    local ir=$BUILD/initramfs-root m f lib
-    rm -rf "$ir"
-    mkdir -p "$ir"/{bin,sbin,dev,proc,sys,tmp,out,lib/modules,lib64,lib/x86_64-linux-gnu}
-    cp "$ROOT/bin/busybox" "$ir/bin/busybox"
-    for m in $("$ir/bin/busybox" --list); do
-        [[ -e $ir/bin/$m ]] || ln -s busybox "$ir/bin/$m"
-    done
-    for m in drivers/block/virtio_blk drivers/md/dm-mod drivers/md/dm-bufio \
-             drivers/md/dm-snapshot; do
-        f=$ROOT/lib/modules/$KVER/kernel/$m.ko.xz
-        xz -dc "$f" > "$ir/lib/modules/$(basename "$m").ko"
-    done
-    cp "$ROOT/sbin/dmsetup" "$ir/sbin/dmsetup"
-    # dmsetup's libraries: libdevmapper from the package, the rest from the host.
-    for lib in $(LD_LIBRARY_PATH=$ROOT/lib/x86_64-linux-gnu ldd "$ROOT/sbin/dmsetup" \
-                 | awk '/=>/ {print $3} /ld-linux/ {print $1}'); do
-        cp -L "$lib" "$ir/lib/x86_64-linux-gnu/"
-    done
-    cp -L /lib64/ld-linux-x86-64.so.2 "$ir/lib64/"
-    install -m 755 "$GUEST/init" "$ir/init"
-    install -m 644 "$GUEST/lib.sh" "$ir/lib.sh"
-    (cd "$ir" && find . | LC_ALL=C sort | "$ir/bin/busybox" cpio -o -H newc 2>/dev/null) \
-        | gzip -9 > "$BUILD/initramfs-base.cpio.gz"
+    local ir=$BUILD/initramfs-root
+    ir_base "$ir"
+    ir_modules "$ir" drivers/block/virtio_blk drivers/md/dm-mod drivers/md/dm-bufio \
+        drivers/md/dm-snapshot
+    ir_binary "$ir" "$ROOT/sbin/dmsetup" sbin/dmsetup
+    ir_pack "$ir" "$BUILD/initramfs-base.cpio.gz"
     say "initramfs: $(du -h "$BUILD/initramfs-base.cpio.gz" | cut -f1) (kernel $KVER)"
 }
 
@@ -186,60 +104,6 @@ prepare() {
 }
 
 # ------------------------------------------------------------------ VM ------
-
-wait_for_vm_slot() {
-    [[ -n ${VM_WAIT_CMD:-} ]] || return 0
-    until sh -c "$VM_WAIT_CMD"; do
-        say "waiting for: $VM_WAIT_CMD"
-        sleep 15
-    done
-}
-
-# run_vm NAME SCENARIO SERIAL=IMAGE[:ro]...
-# Boots the kernel with /scenario.sh = SCENARIO and the given disks (plus an
-# "out" disk), then unpacks the guest's /out into logs/NAME/.
-run_vm() {
-    local name=$1 scenario=$2
-    shift 2
-    local ov=$BUILD/overlay-$name out=$WORK/$name-out.img log=$LOGS/$name-serial.log
-    local args=() n=0 spec serial img ro t0 t1 rc
-    rm -rf "$ov" "$LOGS/$name"
-    mkdir -p "$ov" "$LOGS/$name"
-    install -m 644 "$scenario" "$ov/scenario.sh"
-    (cd "$ov" && find . | LC_ALL=C sort | "$ROOT/bin/busybox" cpio -o -H newc 2>/dev/null) \
-        | gzip -9 > "$BUILD/overlay-$name.cpio.gz"
-    cat "$BUILD/initramfs-base.cpio.gz" "$BUILD/overlay-$name.cpio.gz" > "$BUILD/initramfs-$name.img"
-
-    rm -f "$out"
-    truncate -s 8M "$out"
-    for spec in "$@" "out=$out"; do
-        serial=${spec%%=*}
-        img=${spec#*=}
-        ro=
-        if [[ $img == *:ro ]]; then img=${img%:ro}; ro=,readonly=on; fi
-        args+=(-drive "file=$img,format=raw,if=none,id=d$n$ro"
-               -device "virtio-blk-pci,drive=d$n,serial=$serial")
-        n=$((n + 1))
-    done
-
-    wait_for_vm_slot
-    say "booting $name with $n disks (serial log: $log)"
-    t0=$(date +%s.%N)
-    rc=0
-    timeout "$VM_TIMEOUT" "$QEMU" -accel tcg -M q35 -m 1024 -smp 1 -nodefaults \
-        -display none -no-reboot -L "$ROOT/usr/share/seabios" -L "$ROOT/usr/share/qemu" \
-        -serial "file:$log" -kernel "$ROOT/boot/vmlinuz-$KVER" \
-        -initrd "$BUILD/initramfs-$name.img" \
-        -append "console=ttyS0 panic=-1 loglevel=4 VMTEST_DISKS=$n" \
-        "${args[@]}" || rc=$?
-    t1=$(date +%s.%N)
-    awk -v n="$name" -v a="$t0" -v b="$t1" -v rc="$rc" 'BEGIN {printf "%s wall %.1f s, qemu exit %s\n", n, b - a, rc}' \
-        | tee "$LOGS/$name/wall.txt" >&2
-    ((rc == 0)) || say "qemu for $name exited with $rc"
-    tar -xf "$out" -C "$LOGS/$name" 2>/dev/null || say "no results on the out disk of $name"
-    [[ -f $LOGS/$name/rc && $(cat "$LOGS/$name/rc") == 0 ]] \
-        || { say "guest scenario $name failed (see $log)"; return 1; }
-}
 
 # Origin pattern: each 4 KiB block holds "ORIGIN blk=N " repeated.
 make_origin() {
