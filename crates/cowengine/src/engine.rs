@@ -411,13 +411,7 @@ impl<D: BlockDev> Engine<D> {
         plans.clear();
         let mut store = self.store();
         *self.copies.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        let mut next = at;
-        while next < end && !store.wants_commit() {
-            if let Some(cow) = store.plan_copy_out(next)? {
-                plans.push((next, cow));
-            }
-            next += 1;
-        }
+        let next = store.plan_copy_outs(at, end, plans)?;
         let commit = !plans.is_empty() || next < end;
         Ok(CopyStep {
             next,
@@ -450,15 +444,17 @@ impl<D: BlockDev> Engine<D> {
                 n += 1;
             }
             let len = n * cb as usize;
-            scratch.data.clear();
-            scratch.data.resize(len, 0);
+            if scratch.data.len() < len {
+                scratch.data.resize(len, 0);
+            }
+            let data = &mut scratch.data[..len];
             let start = origin * cb;
             let present = (origin_bytes - start).min(len as u64) as usize;
-            self.origin
-                .read_at(&mut scratch.data[..present], start, &|| {
-                    format!("origin chunks {origin}..{}", origin + n as u64)
-                })?;
-            self.cow.write_at(&scratch.data, cow * cb)?;
+            data[present..].fill(0);
+            self.origin.read_at(&mut data[..present], start, &|| {
+                format!("origin chunks {origin}..{}", origin + n as u64)
+            })?;
+            self.cow.write_at(data, cow * cb)?;
             i += n;
         }
         Ok(())
