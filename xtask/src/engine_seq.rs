@@ -18,8 +18,9 @@ use cowfmt::blockdev::BlockDev;
 use cowfmt::memdev::MemDev;
 use cowfmt::shared::geometry::default_journal_chunks;
 use cowfmt::Device;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::bench::BenchResult;
 use crate::engine_cell::cpu_time;
 
 /// Arguments of `cargo xtask engine-seq`.
@@ -46,13 +47,16 @@ pub struct SeqArgs {
     /// Both devices in memory: the engine's own cost, no kernel I/O.
     #[arg(long)]
     pub memory: bool,
+    /// Only the first pass (the rewrite reported as zeros): for profilers.
+    #[arg(long)]
+    pub first_write_only: bool,
     /// Also write the figures of the median run here (JSON).
     #[arg(long)]
     pub json: Option<PathBuf>,
 }
 
 /// What one pass over the origin cost.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct PassFigures {
     /// Wall seconds of the pass (its final commit included).
     pub seconds: f64,
@@ -71,7 +75,7 @@ pub struct PassFigures {
 }
 
 /// One run: the first write and the rewrite.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct SeqFigures {
     /// Origin chunks.
     pub chunks: u64,
@@ -81,6 +85,62 @@ pub struct SeqFigures {
     pub first_write: PassFigures,
     /// The pass that finds every chunk covered.
     pub rewrite: PassFigures,
+}
+
+/// The figures rows of `cargo xtask bench --only engine`: `runner` (the
+/// release xtask) runs `engine-seq` with its defaults (64 MiB, 1 MiB
+/// requests, 4 KiB chunks, 1 snapshot) on images under `dir`, `runs` runs.
+pub fn bench(runner: &Path, dir: &Path, runs: u32) -> Result<Vec<BenchResult>> {
+    let out = dir.join("engine-seq.json");
+    let status = std::process::Command::new(runner)
+        .arg("engine-seq")
+        .arg("--dir")
+        .arg(dir.join("seq"))
+        .args(["--runs", &runs.to_string()])
+        .arg("--json")
+        .arg(&out)
+        .status()
+        .context("cannot run xtask engine-seq")?;
+    if !status.success() {
+        bail!("xtask engine-seq ended with {status}");
+    }
+    let text =
+        fs::read_to_string(&out).with_context(|| format!("{}: cannot read", out.display()))?;
+    let _ = fs::remove_file(&out);
+    let figures: SeqFigures = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not the figures of engine-seq", out.display()))?;
+    let row = |name: &str, p: PassFigures| {
+        BenchResult {
+        kind: "shared",
+        tool: format!("engine 1 snap, 1 MiB sequential requests, {name}"),
+        unit: "chunks",
+        records: figures.chunks,
+        chunk_bytes: 4096,
+        cow_chunks: 0,
+        origin_chunks: figures.chunks,
+        runs: vec![p.seconds],
+        wall_seconds: Some(p.seconds),
+        records_per_second: Some(figures.chunks as f64 / p.seconds),
+        peak_rss_bytes: None,
+        target_records_per_second: 0.0,
+        memory_budget_bytes: None,
+        pass: true,
+        note: Some(format!(
+            "{:.2} CPU us per chunk; per request {:.2} reads, {:.2} writes, {:.2} syncs, {:.2} transactions",
+            p.cpu_us_per_chunk,
+            p.reads_per_request,
+            p.writes_per_request,
+            p.syncs_per_request,
+            p.transactions_per_request
+        )),
+        cpu_seconds: Some(p.cpu_seconds),
+        load_average: None,
+    }
+    };
+    Ok(vec![
+        row("first write", figures.first_write),
+        row("rewrite", figures.rewrite),
+    ])
 }
 
 /// Runs `args.runs` runs and prints the median one.
@@ -225,7 +285,11 @@ fn passes<D: BlockDev>(
     let request = vec![0xc3u8; (args.request_kib * 1024) as usize];
     let requests = (args.origin_mib << 20) / request.len() as u64;
     let first_write = pass(&engine, &request, requests, chunks)?;
-    let rewrite = pass(&engine, &request, requests, chunks)?;
+    let rewrite = if args.first_write_only {
+        PassFigures::default()
+    } else {
+        pass(&engine, &request, requests, chunks)?
+    };
     engine.close()?;
     Ok(SeqFigures {
         chunks,
