@@ -89,7 +89,8 @@ pub struct SeqFigures {
 
 /// The figures rows of `cargo xtask bench --only engine`: `runner` (the
 /// release xtask) runs `engine-seq` with its defaults (64 MiB, 1 MiB
-/// requests, 4 KiB chunks, 1 snapshot) on images under `dir`, `runs` runs.
+/// requests, 4 KiB chunks, 1 snapshot) on images under `dir`, `runs` runs;
+/// it prints the device calls per request, the rows carry the times.
 pub fn bench(runner: &Path, dir: &Path, runs: u32) -> Result<Vec<BenchResult>> {
     let out = dir.join("engine-seq.json");
     let status = std::process::Command::new(runner)
@@ -109,8 +110,7 @@ pub fn bench(runner: &Path, dir: &Path, runs: u32) -> Result<Vec<BenchResult>> {
     let _ = fs::remove_file(&out);
     let figures: SeqFigures = serde_json::from_str(&text)
         .with_context(|| format!("{}: not the figures of engine-seq", out.display()))?;
-    let row = |name: &str, p: PassFigures| {
-        BenchResult {
+    let row = |name: &str, p: PassFigures| BenchResult {
         kind: "shared",
         tool: format!("engine 1 snap, 1 MiB sequential requests, {name}"),
         unit: "chunks",
@@ -125,17 +125,9 @@ pub fn bench(runner: &Path, dir: &Path, runs: u32) -> Result<Vec<BenchResult>> {
         target_records_per_second: 0.0,
         memory_budget_bytes: None,
         pass: true,
-        note: Some(format!(
-            "{:.2} CPU us per chunk; per request {:.2} reads, {:.2} writes, {:.2} syncs, {:.2} transactions",
-            p.cpu_us_per_chunk,
-            p.reads_per_request,
-            p.writes_per_request,
-            p.syncs_per_request,
-            p.transactions_per_request
-        )),
+        note: None,
         cpu_seconds: Some(p.cpu_seconds),
         load_average: None,
-    }
     };
     Ok(vec![
         row("first write", figures.first_write),
