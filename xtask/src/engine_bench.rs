@@ -8,6 +8,9 @@
 //! with `SharedStore::commit` (which also syncs the origin), and on devices in
 //! memory (the engine's own cost). Each cell runs in a child process
 //! ([`crate::engine_cell`]) on filled image files, so its peak memory is its own.
+//! Last, as figures, [`crate::engine_seq`]: 1 MiB sequential origin writes
+//! over a 64 MiB origin, first write and rewrite, CPU per chunk and device
+//! calls per request.
 //!
 //! Targets: at least [`TARGET_CHUNKS_PER_SECOND`] with 8 snapshots and a commit
 //! every 4096 writes through the journal (warm page cache, the commits' syncs
@@ -216,8 +219,10 @@ pub fn run(dir: &Path, writes: u64, runs: u32) -> Result<Vec<BenchResult>> {
         }
     }
     let measured: Vec<Measured> = all.into_iter().map(median_run).collect();
-    let results = judge(&measured);
+    let mut results = judge(&measured);
     print_matrix(&measured);
+    println!("\n=== engine: 1 MiB sequential origin writes (cowrt serve under dd bs=1M)");
+    results.extend(crate::engine_seq::bench(&runner, dir, runs)?);
     Ok(results)
 }
 

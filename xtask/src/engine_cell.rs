@@ -417,7 +417,7 @@ fn concurrent_writes<D: BlockDev>(
 }
 
 /// User and system time of this process so far, every thread included.
-fn cpu_time() -> Duration {
+pub(crate) fn cpu_time() -> Duration {
     // SAFETY: rusage is plain old data; all-zero bytes are a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `usage` is a live local of the type getrusage writes.

@@ -4,6 +4,7 @@
 //! - `demo`: the main job on file-backed images, with the real release binaries;
 //! - `dist`: man pages and shell completions of the tools, generated from their clap definitions;
 //! - `bench`: throughput and peak memory of the tools on large stores, restores included;
+//! - `engine-seq`: the engine's cost per chunk of large sequential origin writes;
 //! - `crash-soak`: the engine's crash replay proof over many seeds and every crash point;
 //! - `vm-test`: classic stores through a shared store and back, checked by a real kernel in qemu;
 //! - `runtime`: the live runtime `cowrt` with ublk, in release;
@@ -20,6 +21,7 @@ mod demo_shared;
 mod dist;
 mod engine_bench;
 mod engine_cell;
+mod engine_seq;
 mod gen_shared;
 mod gen_store;
 mod measure;
@@ -73,6 +75,9 @@ enum Task {
     CrashSoak(crash_soak::CrashSoakArgs),
     /// Check that no locked dependency needs a newer Rust than rust-version.
     Msrv,
+    /// CPU time per chunk and device calls per request of the engine's origin
+    /// writes in large sequential requests (`dd bs=1M` through `cowrt serve`).
+    EngineSeq(engine_seq::SeqArgs),
     /// One measurement of the engine bench, in a process of its own (run by `bench`).
     #[command(hide = true)]
     EngineCell(engine_cell::CellArgs),
@@ -91,6 +96,7 @@ fn main() -> ExitCode {
         Task::BenchNway(args) => bench_nway::run(args),
         Task::CrashSoak(args) => crash_soak::run(args),
         Task::Msrv => msrv::run(),
+        Task::EngineSeq(args) => engine_seq::run(args),
         Task::EngineCell(args) => engine_cell::run(args),
     };
     match result {

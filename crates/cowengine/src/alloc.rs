@@ -85,6 +85,18 @@ impl Allocator {
         Some(found)
     }
 
+    /// Takes back chunk `c`, handed out by [`Allocator::alloc`] since the last
+    /// [`Allocator::take_changed`] and never recorded anywhere: free at once,
+    /// whatever the policy (no transaction has seen it in use).
+    pub fn unalloc(&mut self, c: u64) {
+        if c < self.data_start || c >= self.nr_chunks || !self.bitmap.is_used(c) {
+            return;
+        }
+        self.bitmap.set(c, false);
+        self.free += 1;
+        self.cursor = self.cursor.min(c);
+    }
+
     /// Gives chunk `c` back: free at once, or after the next checkpoint (see
     /// [`FreePolicy`]). Freeing a chunk that is not in use, or outside the data
     /// range, changes nothing.

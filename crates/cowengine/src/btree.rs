@@ -68,6 +68,47 @@ impl<D: BlockDev> Tree<D> {
         Ok(chunk)
     }
 
+    /// The leaf that covers `origin` (its chunk) and the first origin chunk
+    /// past that leaf's key range (`u64::MAX` for the last leaf): one descent
+    /// serves every origin chunk up to there.
+    pub fn leaf_span(&mut self, origin: u64) -> Result<(u64, u64)> {
+        let mut chunk = self.root;
+        let mut upper = u64::MAX;
+        for _ in 0..self.levels {
+            let node = self.cache.node(chunk)?;
+            let i = node.child_for(origin);
+            if let Some(next) = node.entries.get(i + 1) {
+                upper = upper.min(next.key);
+            }
+            chunk = node.entries[i].chunk;
+        }
+        Ok((chunk, upper))
+    }
+
+    /// Adds `record` for `origin` to the leaf at `leaf_chunk` when that leaf
+    /// takes it as it is (no split, no rebase) and returns whether it did.
+    /// The caller knows that `origin` lies in the leaf's key range
+    /// ([`Tree::leaf_span`]).
+    pub fn insert_if_room(
+        &mut self,
+        leaf_chunk: u64,
+        origin: u64,
+        record: Exception,
+    ) -> Result<bool> {
+        let chunk_bytes = self.cache.chunk_bytes();
+        if next_step(
+            self.cache.leaf(leaf_chunk)?,
+            origin,
+            chunk_bytes,
+            Order::Any,
+        ) != Step::Ready
+        {
+            return Ok(false);
+        }
+        add_record(self.cache.leaf_mut(leaf_chunk)?, origin, record);
+        Ok(true)
+    }
+
     /// The records of origin chunk `origin` (empty when it has none).
     pub fn lookup(&mut self, origin: u64) -> Result<Vec<Exception>> {
         self.with_records(origin, <[Exception]>::to_vec)
@@ -90,10 +131,23 @@ impl<D: BlockDev> Tree<D> {
     /// out of space leaves a consistent tree. An origin chunk whose records
     /// already fill a leaf is refused before anything changes.
     pub fn prepare_insert(&mut self, origin: u64) -> Result<u64> {
+        self.prepare_insert_as(origin, Order::Any)
+    }
+
+    /// [`Tree::prepare_insert`] for one of a run of consecutive origin chunks
+    /// inserted in ascending order: a full leaf whose last entry is
+    /// `origin - 1` is split after that entry, so it stays full and the run
+    /// goes on into a new leaf (a median split would leave every leaf of a
+    /// sequential writer half empty).
+    pub fn prepare_insert_in_run(&mut self, origin: u64) -> Result<u64> {
+        self.prepare_insert_as(origin, Order::Ascending)
+    }
+
+    fn prepare_insert_as(&mut self, origin: u64, order: Order) -> Result<u64> {
         for _ in 0..4 {
             let path = self.descend(origin)?;
             let chunk_bytes = self.cache.chunk_bytes();
-            match next_step(self.cache.leaf(path.leaf)?, origin, chunk_bytes) {
+            match next_step(self.cache.leaf(path.leaf)?, origin, chunk_bytes, order) {
                 Step::Ready => return Ok(path.leaf),
                 Step::Rebase => self.rebase_leaf(path.leaf, origin)?,
                 Step::Split { at, key } => {
@@ -420,6 +474,27 @@ impl<D: BlockDev> Tree<D> {
     }
 }
 
+/// Adds `record` for `origin` to `leaf`, which has room for it: after the
+/// origin's other records, or as a new map entry.
+pub(crate) fn add_record(leaf: &mut Leaf, origin: u64, record: Exception) {
+    match leaf.find(origin) {
+        Ok(i) => leaf.push_record(i, record),
+        Err(i) => {
+            let rchunk = (origin - leaf.base_chunk) as u32;
+            leaf.insert_entry(i, rchunk, record);
+        }
+    }
+}
+
+/// How the origin chunks being inserted come (see [`Tree::prepare_insert_in_run`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    /// In any order.
+    Any,
+    /// A run of consecutive chunks, in ascending order.
+    Ascending,
+}
+
 /// What a leaf must go through before it takes one more record of `origin`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
@@ -439,7 +514,7 @@ enum Step {
 /// of its own: a new empty leaf keyed at `origin` after this leaf's entries,
 /// or, when `origin` lies below the base, this leaf, emptied by moving every
 /// entry to a new leaf keyed at the base.
-fn next_step(leaf: &Leaf, origin: u64, chunk_bytes: usize) -> Step {
+fn next_step(leaf: &Leaf, origin: u64, chunk_bytes: usize, order: Order) -> Step {
     let found = leaf.find(origin);
     if let Ok(i) = found {
         let records = leaf.records_of(i).len();
@@ -474,7 +549,7 @@ fn next_step(leaf: &Leaf, origin: u64, chunk_bytes: usize) -> Step {
     }
     let split = match found {
         Ok(i) => median_or(leaf, i),
-        Err(i) => split_for_new(leaf, origin, i),
+        Err(i) => split_for_new(leaf, origin, i, order),
     };
     split.map_or(
         Step::Full {
@@ -495,13 +570,22 @@ fn median_or(leaf: &Leaf, _i: usize) -> Option<(usize, u64)> {
 }
 
 /// Where to split a leaf that cannot take a new entry for `origin` at index `i`:
-/// the median when there are two entries or more; otherwise between the lone
-/// entry and the new one.
-fn split_for_new(leaf: &Leaf, origin: u64, i: usize) -> Option<(usize, u64)> {
-    match leaf.count() {
+/// in a run of ascending chunks, after the last entry when `origin` directly
+/// follows it (the full leaf stays full and the next ones fill up behind it);
+/// else the median when there are two entries or more; otherwise between the
+/// lone entry and the new one.
+fn split_for_new(leaf: &Leaf, origin: u64, i: usize, order: Order) -> Option<(usize, u64)> {
+    let count = leaf.count();
+    match count {
         0 => None,
         1 if i == 0 => Some((0, leaf.origin_of(0))),
         1 => Some((1, origin)),
+        _ if order == Order::Ascending
+            && i == count
+            && leaf.origin_of(count - 1).checked_add(1) == Some(origin) =>
+        {
+            Some((count, origin))
+        }
         _ => median_or(leaf, i),
     }
 }

@@ -8,6 +8,7 @@
 //! the header, bitmap or journal through a damaged pointer.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use cowfmt::blockdev::BlockDev;
 use cowfmt::device::Device;
@@ -19,6 +20,31 @@ use cowfmt::shared::node::Node;
 
 /// Clean blocks kept after a commit before the cache is emptied.
 const CLEAN_BLOCKS_KEPT: usize = 1 << 16;
+
+/// Hashes a chunk number for the block map: one multiply, the high half
+/// folded in (chunk numbers are not chosen by an adversary, and SipHash cost
+/// more than the rest of a lookup).
+#[derive(Debug, Default, Clone, Copy)]
+struct ChunkHasher(u64);
+
+impl Hasher for ChunkHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        let h = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = h ^ (h >> 32);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type BlockMap = HashMap<u64, Cached, BuildHasherDefault<ChunkHasher>>;
 
 /// A decoded tree block.
 #[derive(Debug, Clone)]
@@ -37,7 +63,7 @@ struct Cached {
 #[derive(Debug)]
 pub struct BlockCache<D: BlockDev = Device> {
     disk: Disk<D>,
-    blocks: HashMap<u64, Cached>,
+    blocks: BlockMap,
     dirty: Vec<u64>,
 }
 
@@ -65,7 +91,7 @@ impl<D: BlockDev> BlockCache<D> {
                 geometry: *geometry,
                 buf: vec![0; geometry.chunk_bytes as usize],
             },
-            blocks: HashMap::new(),
+            blocks: BlockMap::default(),
             dirty: Vec::new(),
         }
     }

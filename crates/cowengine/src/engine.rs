@@ -66,10 +66,8 @@ pub struct Engine<D: BlockDev> {
     chunk_bytes: u64,
     locks: ChunkLocks,
     gate: RwLock<()>,
-    copies: Mutex<u64>,
-    copies_done: Condvar,
-    committing: Mutex<bool>,
-    commit_done: Condvar,
+    copies: Watched<u64>,
+    committing: Watched<bool>,
     requests: std::sync::atomic::AtomicU64,
     scratch: Mutex<Vec<Scratch>>,
     snapshot_written: Mutex<HashMap<u64, u64>>,
@@ -126,10 +124,8 @@ impl<D: BlockDev> Engine<D> {
             origin,
             locks: ChunkLocks::new(LOCK_STRIPES),
             gate: RwLock::new(()),
-            copies: Mutex::new(0),
-            copies_done: Condvar::new(),
-            committing: Mutex::new(false),
-            commit_done: Condvar::new(),
+            copies: Watched::new(0),
+            committing: Watched::new(false),
             requests: std::sync::atomic::AtomicU64::new(0),
             scratch: Mutex::new(Vec::new()),
             snapshot_written: Mutex::new(HashMap::new()),
@@ -250,7 +246,7 @@ impl<D: BlockDev> Engine<D> {
             if self.store().durable_batch() >= ticket {
                 return Ok(());
             }
-            *running = true;
+            running.value = true;
             drop(running);
             let done = self.run_commit();
             self.end_commit();
@@ -259,20 +255,15 @@ impl<D: BlockDev> Engine<D> {
     }
 
     /// The commit flag once no commit runs (still clear; the caller may set it).
-    fn wait_commit_idle(&self) -> MutexGuard<'_, bool> {
-        let mut running = self.committing.lock().unwrap_or_else(|e| e.into_inner());
-        while *running {
-            running = self
-                .commit_done
-                .wait(running)
-                .unwrap_or_else(|e| e.into_inner());
-        }
-        running
+    fn wait_commit_idle(&self) -> MutexGuard<'_, WatchedState<bool>> {
+        self.committing.wait_while(|&running| running)
     }
 
     fn end_commit(&self) {
-        *self.committing.lock().unwrap_or_else(|e| e.into_inner()) = false;
-        self.commit_done.notify_all();
+        self.committing.update(|running| {
+            *running = false;
+            true
+        });
     }
 
     /// Writes one commit of every change so far, once no copy-out is in
@@ -296,13 +287,7 @@ impl<D: BlockDev> Engine<D> {
     /// Waits until no copy-out is in flight (called under the metadata lock,
     /// so none can start).
     fn wait_no_copies(&self) {
-        let mut copies = self.copies.lock().unwrap_or_else(|e| e.into_inner());
-        while *copies > 0 {
-            copies = self
-                .copies_done
-                .wait(copies)
-                .unwrap_or_else(|e| e.into_inner());
-        }
+        drop(self.copies.wait_while(|&copies| copies > 0));
     }
 
     /// Runs `f` on the store with the commit flag held and no copy-out in
@@ -312,7 +297,7 @@ impl<D: BlockDev> Engine<D> {
         f: impl FnOnce(&mut SharedStore<Arc<D>>) -> Result<T>,
     ) -> Result<T> {
         let mut running = self.wait_commit_idle();
-        *running = true;
+        running.value = true;
         drop(running);
         let mut store = self.store();
         self.wait_no_copies();
@@ -410,14 +395,8 @@ impl<D: BlockDev> Engine<D> {
     fn plan_copy_outs(&self, at: u64, end: u64, plans: &mut Vec<(u64, u64)>) -> Result<CopyStep> {
         plans.clear();
         let mut store = self.store();
-        *self.copies.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        let mut next = at;
-        while next < end && !store.wants_commit() {
-            if let Some(cow) = store.plan_copy_out(next)? {
-                plans.push((next, cow));
-            }
-            next += 1;
-        }
+        self.copies.lock().value += 1;
+        let next = store.plan_copy_outs(at, end, plans)?;
         let commit = !plans.is_empty() || next < end;
         Ok(CopyStep {
             next,
@@ -426,11 +405,10 @@ impl<D: BlockDev> Engine<D> {
     }
 
     fn end_copy(&self) {
-        let mut copies = self.copies.lock().unwrap_or_else(|e| e.into_inner());
-        *copies -= 1;
-        if *copies == 0 {
-            self.copies_done.notify_all();
-        }
+        self.copies.update(|copies| {
+            *copies -= 1;
+            *copies == 0
+        });
     }
 
     /// Copies each planned origin chunk to its COW chunk, a run of chunks
@@ -450,15 +428,17 @@ impl<D: BlockDev> Engine<D> {
                 n += 1;
             }
             let len = n * cb as usize;
-            scratch.data.clear();
-            scratch.data.resize(len, 0);
+            if scratch.data.len() < len {
+                scratch.data.resize(len, 0);
+            }
+            let data = &mut scratch.data[..len];
             let start = origin * cb;
             let present = (origin_bytes - start).min(len as u64) as usize;
-            self.origin
-                .read_at(&mut scratch.data[..present], start, &|| {
-                    format!("origin chunks {origin}..{}", origin + n as u64)
-                })?;
-            self.cow.write_at(&scratch.data, cow * cb)?;
+            data[present..].fill(0);
+            self.origin.read_at(&mut data[..present], start, &|| {
+                format!("origin chunks {origin}..{}", origin + n as u64)
+            })?;
+            self.cow.write_at(data, cow * cb)?;
             i += n;
         }
         Ok(())
@@ -571,7 +551,7 @@ impl<D: BlockDev> Engine<D> {
     ) -> Result<()> {
         targets.clear();
         let mut store = self.store();
-        *self.copies.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.copies.lock().value += 1;
         let cb = self.chunk_bytes;
         let ticket = store.batch() + 1;
         for origin in offset / cb..(offset + len as u64).div_ceil(cb) {
@@ -650,6 +630,57 @@ impl<D: BlockDev> Engine<D> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(scratch);
+    }
+}
+
+/// A value behind a mutex, with a condvar to wait on it that is signalled
+/// only when some thread waits (a wake is a system call even with no waiter,
+/// and the I/O path changes these values on every request).
+#[derive(Debug)]
+struct Watched<T> {
+    state: Mutex<WatchedState<T>>,
+    changed: Condvar,
+}
+
+/// The value of a [`Watched`] and how many threads wait on it.
+#[derive(Debug)]
+struct WatchedState<T> {
+    value: T,
+    waiting: u32,
+}
+
+impl<T> Watched<T> {
+    fn new(value: T) -> Self {
+        Watched {
+            state: Mutex::new(WatchedState { value, waiting: 0 }),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, WatchedState<T>> {
+        lock(&self.state)
+    }
+
+    /// The locked value once `busy` no longer holds of it.
+    fn wait_while(&self, busy: impl Fn(&T) -> bool) -> MutexGuard<'_, WatchedState<T>> {
+        let mut state = self.lock();
+        while busy(&state.value) {
+            state.waiting += 1;
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+            state.waiting -= 1;
+        }
+        state
+    }
+
+    /// Changes the value with `f`, and wakes the waiters if `f` says so and
+    /// there are any.
+    fn update(&self, f: impl FnOnce(&mut T) -> bool) {
+        let mut state = self.lock();
+        let wake = f(&mut state.value) && state.waiting > 0;
+        drop(state);
+        if wake {
+            self.changed.notify_all();
+        }
     }
 }
 

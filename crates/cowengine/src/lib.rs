@@ -12,7 +12,8 @@
 //! - [`cache`], [`btree`]: decoded blocks and the tree operations on them;
 //! - [`store`]: the engine (snapshots, origin and snapshot I/O, commit), one
 //!   caller at a time (`&mut self`), with its crash-safe batched origin
-//!   writes (`SharedStore::origin_write_batch`);
+//!   writes (`SharedStore::origin_write_batch`) and its copy-outs of a run
+//!   of origin chunks planned leaf by leaf (`SharedStore::plan_copy_outs`);
 //! - [`journal`], [`commit`]: commits through the write-ahead journal (or in
 //!   place when the store has none), captured under the caller's lock and
 //!   written outside it;
@@ -33,6 +34,7 @@ mod batch;
 pub mod btree;
 pub mod cache;
 pub mod commit;
+mod copy_plan;
 pub mod crash_proof;
 pub mod delete;
 pub mod engine;

@@ -31,6 +31,9 @@ struct Stripe {
 struct Holders {
     shared: u32,
     exclusive: bool,
+    /// Threads waiting on the stripe's condvar: a release wakes them only
+    /// when there are some (a wake is a system call even with no waiter).
+    waiting: u32,
 }
 
 /// The lock table of one store.
@@ -63,10 +66,12 @@ impl ChunkLocks {
         self.for_each_stripe(first, count, |stripe| {
             let mut holders = lock(&stripe.state);
             while conflicts(&holders, mode) {
+                holders.waiting += 1;
                 holders = stripe
                     .released
                     .wait(holders)
                     .unwrap_or_else(|e| e.into_inner());
+                holders.waiting -= 1;
             }
             match mode {
                 LockMode::Shared => holders.shared += 1,
@@ -135,8 +140,11 @@ impl Drop for ChunkGuard<'_> {
                     LockMode::Shared => holders.shared -= 1,
                     LockMode::Exclusive => holders.exclusive = false,
                 }
+                let waiting = holders.waiting > 0;
                 drop(holders);
-                stripe.released.notify_all();
+                if waiting {
+                    stripe.released.notify_all();
+                }
             });
     }
 }

@@ -23,6 +23,7 @@ use crate::batch::BatchScratch;
 use crate::btree::Tree;
 use crate::cache::BlockCache;
 use crate::commit::{CommitWork, Scratch};
+use crate::copy_plan::PlanScratch;
 use crate::journal::{Checkpointed, CommitMode, JournalWriter};
 
 /// How to format a new store.
@@ -75,6 +76,7 @@ pub struct SharedStore<D: BlockDev = Device> {
     batch: u64,
     scratch: Scratch,
     pub(crate) batch_scratch: BatchScratch,
+    pub(crate) plan_scratch: PlanScratch,
     failed: bool,
     closed: bool,
     auto_commit: bool,
@@ -160,6 +162,7 @@ impl<D: BlockDev> SharedStore<D> {
             batch: 0,
             scratch: Scratch::default(),
             batch_scratch: BatchScratch::default(),
+            plan_scratch: PlanScratch::default(),
             failed: false,
             closed: false,
             auto_commit: true,
@@ -569,14 +572,7 @@ impl<D: BlockDev> SharedStore<D> {
     }
 
     fn add_record(&mut self, leaf: u64, origin: u64, record: Exception) -> Result<()> {
-        let block = self.tree.cache.leaf_mut(leaf)?;
-        match block.find(origin) {
-            Ok(i) => block.push_record(i, record),
-            Err(i) => {
-                let rchunk = (origin - block.base_chunk) as u32;
-                block.insert_entry(i, rchunk, record);
-            }
-        }
+        crate::btree::add_record(self.tree.cache.leaf_mut(leaf)?, origin, record);
         Ok(())
     }
 
@@ -590,7 +586,7 @@ impl<D: BlockDev> SharedStore<D> {
         })
     }
 
-    fn check_origin_chunk(&self, origin: u64) -> Result<()> {
+    pub(crate) fn check_origin_chunk(&self, origin: u64) -> Result<()> {
         if origin >= self.origin_chunks {
             return Err(Error::Invalid(format!(
                 "{}: origin chunk {origin} is past the end of the origin ({} chunks)",
