@@ -157,7 +157,9 @@ shared() {
     check "shared: cowrt message rt delete $S2 (the middle snapshot)" cowrt message rt delete "$S2"
     # seed 002's status line: 5 ERROR NEW_ID TOTAL ALLOCATED METADATA N IDS...
     line=$(timeout "$LIMIT" cowrt status rt || true)
-    if echo "$line" | awk '{for (i = 8; i <= NF; i++) print $i}' | grep -qx "$S2"; then
+    if [ "${line%% *}" != 5 ]; then
+        fail "shared: no seed 002 status line after delete: '$line'"
+    elif echo "$line" | awk '{for (i = 8; i <= NF; i++) print $i}' | grep -qx "$S2"; then
         fail "shared: snapshot $S2 still listed after delete: $line"
     else
         pass "shared: snapshot $S2 gone from the status line: $line"
@@ -184,6 +186,8 @@ shared() {
     kill -9 "$(cat "$RUN/rt.pid")"
     res "figure kill-during-write $running"
     log "daemon killed (dd still running: $running)"
+    if [ "$running" = yes ]; then pass "shared: kill -9 landed while the write was in flight"
+    else fail "shared: the write had finished before kill -9: recovery of in-flight I/O is untested"; fi
     sleep 0.5
     serve_up /tmp/recover.out --recover || { fail "shared: no recovery: the scenario stops here"; return 0; }
     if wait "$dd_pid"; then pass "shared: the write interrupted by kill -9 completed"
