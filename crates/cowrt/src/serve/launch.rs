@@ -18,7 +18,7 @@ use std::time::Duration;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use super::daemon::{Daemon, DaemonConfig, StopReport};
+use super::daemon::{check_recover, Daemon, DaemonConfig, StopReport};
 use super::host::DeviceHost;
 use super::rundir::{DeviceMap, RunPaths};
 use super::store::open_store;
@@ -78,7 +78,11 @@ pub fn run_foreground(
 ) -> Result<StopReport, ServeError> {
     let recover = match options.recover {
         false => None,
-        true => Some(DeviceMap::read(&options.paths.map())?),
+        true => {
+            let map = DeviceMap::read(&options.paths.map())?;
+            check_recover(&map, &options.paths, &options.store, &options.origin)?;
+            Some(map)
+        }
     };
     let store = open_store(&options.store, &options.origin)?;
     let config = DaemonConfig {

@@ -44,7 +44,9 @@ EXAMPLES:
 The words are seed 002's (`dmsetup message NAME 0 create`). A snapshot is
 taken between two origin writes: writes in flight land first, later ones wait.
 Exit codes: 0 done; 1 refused or failed (the message says why; nothing
-changed); 2 usage error or no daemon.";
+changed); 2 usage error, no daemon, or --freeze could not thaw the filesystem
+after the request (the message says what the request did, e.g. the snapshot
+created, and that the filesystem is still frozen).";
 
 /// Where the daemons' files are.
 #[derive(Debug, Args)]
@@ -150,7 +152,7 @@ fn answer(answer: Answer, json: bool) -> anyhow::Result<u8> {
 }
 
 /// A client error: one line on stderr, exit 1 when nothing was sent (a
-/// failed freeze), else 2.
+/// failed freeze), else 2 (a failed thaw among them: the request was sent).
 fn client_failure(error: ClientError) -> u8 {
     eprintln!("{}: {error}", crate::TOOL);
     match error.is_refusal() {
@@ -199,9 +201,10 @@ pub fn stop(args: &StopArgs) -> anyhow::Result<u8> {
 fn serve_failure(error: &ServeError) -> u8 {
     eprintln!("{}: {error}", crate::TOOL);
     match error {
-        ServeError::InUse { .. } | ServeError::Served { .. } | ServeError::Damaged { .. } => {
-            EXIT_REFUSED
-        }
+        ServeError::InUse { .. }
+        | ServeError::Served { .. }
+        | ServeError::Damaged { .. }
+        | ServeError::RecoverMismatch { .. } => EXIT_REFUSED,
         _ => EXIT_FAILURE,
     }
 }
@@ -251,9 +254,19 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<u8> {
     };
     let host = Arc::new(cowrt::ublk::UblkHost::new());
     match launch::run_foreground(&options, host, &mut io::stdout()) {
-        Ok(report) => {
+        Ok(report) if report.failures.is_empty() => {
             println!("stopped {} ({} devices removed)", args.name, report.removed);
             Ok(EXIT_OK)
+        }
+        Ok(report) => {
+            eprintln!(
+                "{}: stopped {} with errors: {}; {} keeps the devices still up: take them back with `cowrt serve --recover`",
+                crate::TOOL,
+                args.name,
+                report.failures.join("; "),
+                options.paths.map().display()
+            );
+            Ok(EXIT_REFUSED)
         }
         Err(error) => Ok(serve_failure(&error)),
     }
