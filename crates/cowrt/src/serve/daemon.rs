@@ -35,6 +35,7 @@ use super::ServeError;
 use crate::control::controller::SnapshotDevices;
 use crate::control::{Controller, Reply, Status};
 use crate::front::{OriginTarget, SnapshotTarget};
+use crate::log::Log;
 
 /// How long the daemon waits for a client's request line.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,6 +58,8 @@ pub struct DaemonConfig {
     /// The daemon's process id, for `NAME.pid` and the map (`None`: a daemon
     /// served inside another program, such as a test, writes no pid file).
     pub pid: Option<u32>,
+    /// Where the daemon's own messages go (a failed periodic commit).
+    pub log: Log,
 }
 
 /// The status as `status json` gives it: the counts and the devices.
@@ -552,7 +555,7 @@ fn spawn_committer<D: BlockDev + 'static>(
             return;
         }
         if let Err(e) = alive.commit() {
-            eprintln!("cowrt: periodic commit: {e}");
+            alive.config.log.line(&format!("periodic commit: {e}"));
         }
     })
     .map(drop)

@@ -23,6 +23,7 @@ use super::host::DeviceHost;
 use super::rundir::{DeviceMap, RunPaths};
 use super::store::open_store;
 use super::ServeError;
+use crate::log::Log;
 use crate::sys;
 
 /// Readies this process to be the daemon, before it starts any thread: a
@@ -67,6 +68,8 @@ pub struct ServeOptions {
     pub commit_interval: Option<Duration>,
     /// Re-attach to the devices `NAME.json` names.
     pub recover: bool,
+    /// Where the daemon's own messages go.
+    pub log: Log,
 }
 
 /// Serves the store until the daemon is stopped, printing the `READY` and
@@ -93,6 +96,7 @@ pub fn run_foreground(
         commit_interval: options.commit_interval,
         recover,
         pid: Some(std::process::id()),
+        log: options.log.clone(),
     };
     let daemon = Daemon::start(store.engine, host, config, out)?;
     let mut signals = Signals::new([SIGTERM, SIGINT]).map_err(|source| ServeError::Io {
@@ -102,12 +106,13 @@ pub fn run_foreground(
     })?;
     let handle = signals.handle();
     let stopper = Arc::downgrade(&daemon);
+    let log = options.log.clone();
     std::thread::Builder::new()
         .name("cowrt signals".to_string())
         .spawn(move || {
             if signals.forever().next().is_some() {
                 if let Some(daemon) = stopper.upgrade() {
-                    eprintln!("cowrt: signal received: stopping");
+                    log.line("signal received: stopping");
                     let _ = daemon.stop();
                 }
             }

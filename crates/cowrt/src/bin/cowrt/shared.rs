@@ -243,6 +243,8 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<u8> {
     if let Err(error) = launch::prepare_daemon_process() {
         return Ok(serve_failure(&error));
     }
+    // The daemon's own messages, on stderr: NAME.log in the background.
+    let log = cowrt::log::Log::new(|line| eprintln!("{}: {line}", crate::TOOL));
     let options = ServeOptions {
         store: args.store.clone(),
         origin: args.origin.clone(),
@@ -251,8 +253,9 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<u8> {
         commit_interval: (args.commit_interval > 0)
             .then(|| std::time::Duration::from_secs(args.commit_interval)),
         recover: args.recover,
+        log: log.clone(),
     };
-    let host = Arc::new(cowrt::ublk::UblkHost::new());
+    let host = Arc::new(cowrt::ublk::UblkHost::new(log));
     match launch::run_foreground(&options, host, &mut io::stdout()) {
         Ok(report) if report.failures.is_empty() => {
             println!("stopped {} ({} devices removed)", args.name, report.removed);

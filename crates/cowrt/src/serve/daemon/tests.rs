@@ -101,6 +101,7 @@ fn config(dir: &tempfile::TempDir, commit_interval: Option<Duration>) -> DaemonC
         commit_interval,
         recover: None,
         pid: Some(std::process::id()),
+        log: crate::log::Log::discard(),
     }
 }
 
