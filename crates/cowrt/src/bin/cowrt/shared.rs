@@ -29,8 +29,10 @@ the daemon goes on (its output in RUN_DIR/home.log). RUN_DIR/home.json maps
 the devices to their ublk ids. Stop it with `cowrt stop home` or SIGTERM.
 Needs root, the ublk_drv module, and a cowrt built with `cargo xtask runtime`.
 Exit codes: 0 stopped cleanly (or serving, in the background); 1 refused (the
-store is damaged or in use, the name is served already); 2 usage or setup
-error (no ublk in this build, no /dev/ublk-control, I/O).";
+store is damaged or in use, the name is served already, --recover with another
+store or origin than RUN_DIR/home.json names) or stopped with devices left up
+(the map keeps them for --recover); 2 usage or setup error (no ublk in this
+build, no /dev/ublk-control, I/O).";
 
 pub const MESSAGE_EXAMPLES: &str = "\
 EXAMPLES:
