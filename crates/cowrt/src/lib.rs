@@ -12,6 +12,8 @@
 //! - [`serve`]: the shared-store daemon (devices on a host, the control
 //!   socket, periodic commit, stop) and its clients, with no transport of its
 //!   own; `ublk` (feature `ublk`) is the host that serves `/dev/ublkbN`;
+//! - [`log`]: the sink the program gives for the library's own messages (the
+//!   library never prints);
 //! - [`damage`]: cowcheck's verdict in one sentence, for refusals;
 //! - [`dm`]: classic stores through device-mapper: typed table lines, status
 //!   parsers, the command runner (real or dry run) and activation, merge and
@@ -24,6 +26,7 @@ pub mod control;
 pub mod damage;
 pub mod dm;
 pub mod front;
+pub mod log;
 pub mod serve;
 mod sys;
 pub mod target;

@@ -1,4 +1,6 @@
-//! Test devices: a [`MemDev`] that counts its syncs, and engines over them.
+//! Test devices: a [`MemDev`] that counts its syncs, and engines over them;
+//! journaled stores on recording crash devices, and every power cut they
+//! allow, for the durability tests.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -6,6 +8,7 @@ use std::sync::Arc;
 
 use cowengine::{CreateOptions, Engine};
 use cowfmt::blockdev::BlockDev;
+use cowfmt::crashdev::{CrashDev, CrashLog};
 use cowfmt::error::Result;
 use cowfmt::MemDev;
 
@@ -33,11 +36,6 @@ impl Counted {
     /// Syncs so far.
     pub fn syncs(&self) -> u64 {
         self.syncs.load(Ordering::SeqCst)
-    }
-
-    /// The bytes as they are now (durable or not: a MemDev has no cache).
-    pub fn bytes(&self) -> Vec<u8> {
-        self.dev.to_bytes()
     }
 }
 
@@ -82,10 +80,47 @@ pub fn engine(snapshots: u32) -> Arc<Engine<Counted>> {
     Arc::new(engine)
 }
 
-/// The store as a power cut right now would leave it, opened again: what is
-/// on the COW and origin devices, without anything in the engine's memory.
-pub fn reopened(engine: &Engine<Counted>) -> Engine<MemDev> {
-    let cow = MemDev::from_bytes("cow.img", engine.cow_device().bytes());
-    let origin = MemDev::from_bytes("origin.img", engine.origin_device().bytes());
-    Engine::open(cow, origin).unwrap()
+/// The COW device of the crash stores: room for the journal and the data.
+const CRASH_COW_BYTES: u64 = 512 * CHUNK;
+/// Journal chunks of the crash stores: at least the 69 a journaled store
+/// needs, so that their commits go through the journal.
+const CRASH_JOURNAL_CHUNKS: u64 = 80;
+
+/// A fresh journaled store on recording crash devices (the COW device is
+/// device 0 of the log, the origin device 1), the origin filled with
+/// [`origin_pattern`], with `snapshots` snapshots (ids 0..), committed.
+pub fn crash_engine(snapshots: u32) -> (CrashLog, Arc<Engine<CrashDev>>) {
+    let log = CrashLog::new();
+    let cow = log.device("cow.img", vec![0; CRASH_COW_BYTES as usize]);
+    let origin = log.device("origin.img", origin_pattern());
+    let options = CreateOptions {
+        chunk_sectors: CHUNK / 512,
+        journal_chunks: CRASH_JOURNAL_CHUNKS,
+    };
+    let engine = Engine::create(cow, origin, &options).unwrap();
+    assert!(engine.commit_mode().journaled(), "{}", engine.commit_mode());
+    for _ in 0..snapshots {
+        engine.create_snapshot(None).unwrap();
+    }
+    engine.commit().unwrap();
+    (log, Arc::new(engine))
+}
+
+/// The store after each power cut the log allows now (nothing lost, each
+/// unsynced write lost alone, every unsynced write of a device lost), opened
+/// again: the journal is replayed.
+pub fn after_power_cuts(log: &CrashLog) -> Vec<Engine<MemDev>> {
+    let at = log.len();
+    log.loss_cases(&[0, 1], at)
+        .into_iter()
+        .map(|lost| {
+            let cow = log.image(0, at, &lost[0]).unwrap();
+            let origin = log.image(1, at, &lost[1]).unwrap();
+            Engine::open(
+                MemDev::from_bytes("cow.img", cow),
+                MemDev::from_bytes("origin.img", origin),
+            )
+            .unwrap_or_else(|e| panic!("a power cut losing {lost:?} leaves {e}"))
+        })
+        .collect()
 }

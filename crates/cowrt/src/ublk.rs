@@ -26,6 +26,7 @@ use libublk::ctrl::{UblkCtrl, UblkCtrlBuilder};
 use libublk::io::{BufDescList, UblkDev, UblkQueue};
 use libublk::{sys, BufDesc, UblkError, UblkFlags, UblkIORes};
 
+use crate::log::Log;
 use crate::serve::host::{DeviceHost, DeviceInfo, DeviceSpec, HostError};
 use crate::target::{self, BlockTarget, Failure, Request};
 
@@ -42,15 +43,20 @@ const FAILURES_LOGGED: u32 = 100;
 const TARGET_NAME: &str = "cowrt";
 
 /// Serves targets as ublk devices; one thread per device, one per queue.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct UblkHost {
     devices: Mutex<BTreeMap<u32, JoinHandle<()>>>,
+    log: Log,
 }
 
 impl UblkHost {
-    /// A host with no device.
-    pub fn new() -> Self {
-        UblkHost::default()
+    /// A host with no device; its devices' messages (failed requests, a
+    /// device that cannot be deleted) go to `log`.
+    pub fn new(log: Log) -> Self {
+        UblkHost {
+            devices: Mutex::new(BTreeMap::new()),
+            log,
+        }
     }
 }
 
@@ -123,6 +129,7 @@ fn run_device(
     spec: DeviceSpec,
     target: Arc<dyn BlockTarget>,
     up: mpsc::Sender<Result<DeviceInfo, HostError>>,
+    log: Log,
 ) {
     let ctrl = match control(&spec) {
         Ok(ctrl) => ctrl,
@@ -138,7 +145,9 @@ fn run_device(
         Ok(())
     };
     let queue_target = Arc::clone(&target);
-    let serve_queue = move |qid: u16, dev: &UblkDev| serve_queue(qid, dev, &*queue_target);
+    let queue_log = log.clone();
+    let serve_queue =
+        move |qid: u16, dev: &UblkDev| serve_queue(qid, dev, &*queue_target, &queue_log);
     let name = spec.name.clone();
     let started_up = up.clone();
     let started = move |ctrl: &UblkCtrl| {
@@ -161,28 +170,28 @@ fn run_device(
     if ctrl.del_dev().is_err() {
         let id = ctrl.dev_info().dev_id as i32;
         if let Err(e) = UblkCtrl::new_simple(id).and_then(|old| old.del_dev()) {
-            eprintln!(
-                "cowrt: {}: cannot delete ublk device {id}: {}",
+            log.line(&format!(
+                "{}: cannot delete ublk device {id}: {}",
                 spec.name,
                 describe(&e)
-            );
+            ));
         }
     }
 }
 
 /// Serves queue `qid` of `dev` on this thread until the device stops.
-fn serve_queue(qid: u16, dev: &UblkDev, target: &dyn BlockTarget) {
+fn serve_queue(qid: u16, dev: &UblkDev, target: &dyn BlockTarget, log: &Log) {
     let mut bufs = dev.alloc_queue_io_bufs();
     let queue = match UblkQueue::new(qid, dev)
         .and_then(|q| q.submit_fetch_commands_unified(BufDescList::Slices(Some(&bufs))))
     {
         Ok(queue) => queue,
         Err(e) => {
-            eprintln!(
-                "cowrt: ublk device {} queue {qid}: cannot start: {}",
+            log.line(&format!(
+                "ublk device {} queue {qid}: cannot start: {}",
                 dev.dev_info.dev_id,
                 describe(&e)
-            );
+            ));
             return;
         }
     };
@@ -202,26 +211,26 @@ fn serve_queue(qid: u16, dev: &UblkDev, target: &dyn BlockTarget) {
             Err(failure) => {
                 if logged < FAILURES_LOGGED {
                     logged += 1;
-                    eprintln!(
-                        "cowrt: ublk device {} queue {qid}: request op_flags {:#x} sector {} ({} sectors) failed ({}): {}",
+                    log.line(&format!(
+                        "ublk device {} queue {qid}: request op_flags {:#x} sector {} ({} sectors) failed ({}): {}",
                         dev.dev_info.dev_id,
                         iod.op_flags,
                         iod.start_sector,
                         iod.nr_sectors,
                         std::io::Error::from_raw_os_error(failure.errno),
                         failure.reason
-                    );
+                    ));
                 }
                 -failure.errno
             }
         };
         let buf = BufDesc::Slice(bufs[usize::from(tag)].as_slice());
         if let Err(e) = q.complete_io_cmd_unified(tag, buf, Ok(UblkIORes::Result(result))) {
-            eprintln!(
-                "cowrt: ublk device {} queue {qid} tag {tag}: cannot complete: {}",
+            log.line(&format!(
+                "ublk device {} queue {qid} tag {tag}: cannot complete: {}",
                 dev.dev_info.dev_id,
                 describe(&e)
-            );
+            ));
         }
     });
 }
@@ -234,9 +243,10 @@ impl DeviceHost for UblkHost {
     ) -> Result<DeviceInfo, HostError> {
         let (up, is_up) = mpsc::channel();
         let owned = spec.clone();
+        let log = self.log.clone();
         let thread = std::thread::Builder::new()
             .name(format!("ublk {}", spec.name))
-            .spawn(move || run_device(owned, target, up))
+            .spawn(move || run_device(owned, target, up, log))
             .map_err(|e| HostError {
                 name: spec.name.clone(),
                 reason: format!("cannot start a device thread: {e}"),

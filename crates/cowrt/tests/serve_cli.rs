@@ -56,6 +56,7 @@ fn serve(snapshots: u32) -> Served {
         commit_interval: None,
         recover: None,
         pid: None,
+        log: cowrt::log::Log::discard(),
     };
     let host: Arc<dyn DeviceHost> = Arc::new(MemHost::new());
     let daemon = Daemon::start(engine, host, config, &mut Vec::new()).unwrap();

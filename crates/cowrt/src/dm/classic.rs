@@ -286,10 +286,11 @@ pub fn merge(runner: &mut dyn Runner, name: &str, wait: MergeWait) -> Result<Mer
     };
     let origin_dev = snapshot.origin.clone();
     let merge_table = Table::SnapshotMerge { sectors, snapshot };
-    runner.run(&dmsetup::suspend(&origin))?;
-    runner.run(&dmsetup::remove(name))?;
-    runner.run(&dmsetup::load(&origin, &merge_table))?;
-    runner.run(&dmsetup::resume(&origin))?;
+    while_suspended(
+        runner,
+        &origin,
+        &[dmsetup::remove(name), dmsetup::load(&origin, &merge_table)],
+    )?;
     let started = Instant::now();
     let mut polls = 0;
     if !runner.is_dry_run() {
@@ -322,15 +323,33 @@ pub fn merge(runner: &mut dyn Runner, name: &str, wait: MergeWait) -> Result<Mer
         device: origin_dev,
         offset: 0,
     };
-    runner.run(&dmsetup::suspend(&origin))?;
-    runner.run(&dmsetup::load(&origin, &linear))?;
-    runner.run(&dmsetup::resume(&origin))?;
+    while_suspended(runner, &origin, &[dmsetup::load(&origin, &linear)])?;
     Ok(MergeReport {
         origin_device: mapper(&origin),
         allocated_sectors,
         polls,
         waited: started.elapsed(),
     })
+}
+
+/// Suspends `origin`, runs `steps`, resumes it. If a step (or the resume)
+/// fails, the origin is resumed all the same (best effort: its own failure
+/// is not reported) and the step's error is returned: a failed merge never
+/// leaves the origin suspended.
+fn while_suspended(
+    runner: &mut dyn Runner,
+    origin: &str,
+    steps: &[super::runner::Command],
+) -> Result<(), DmError> {
+    let resume = dmsetup::resume(origin);
+    let suspended = runner.run(&dmsetup::suspend(origin));
+    let done = suspended
+        .and_then(|_| steps.iter().try_for_each(|step| runner.run(step).map(drop)))
+        .and_then(|()| runner.run(&resume).map(drop));
+    if done.is_err() {
+        let _ = runner.run(&resume);
+    }
+    Ok(done?)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 use super::*;
 use crate::target::{serve, IoOp, Request};
-use crate::testdev::{engine, origin_pattern, reopened, CHUNK, ORIGIN_BYTES};
+use crate::testdev::{after_power_cuts, crash_engine, engine, origin_pattern, CHUNK, ORIGIN_BYTES};
 
 fn snapshot_bytes<D: BlockDev>(engine: &Engine<D>, id: u32) -> Vec<u8> {
     let mut buf = vec![0u8; ORIGIN_BYTES as usize];
@@ -10,26 +10,42 @@ fn snapshot_bytes<D: BlockDev>(engine: &Engine<D>, id: u32) -> Vec<u8> {
 
 #[test]
 fn an_origin_write_lands_after_its_copy_out_is_committed() {
-    let engine = engine(1);
+    let (log, engine) = crash_engine(1);
     let origin = OriginTarget::new(Arc::clone(&engine));
     origin.write(3 * CHUNK + 100, &[0xee; 10], false).unwrap();
 
     let mut read = [0u8; 10];
     origin.read(3 * CHUNK + 100, &mut read).unwrap();
     assert_eq!(read, [0xee; 10]);
-    // No FLUSH: what is on disk already protects snapshot 0.
-    let after_crash = reopened(&engine);
-    assert_eq!(snapshot_bytes(&after_crash, 0), origin_pattern());
-    let mut on_disk = [0u8; 10];
-    after_crash
-        .origin_read(3 * CHUNK + 100, &mut on_disk)
-        .unwrap();
-    assert_eq!(on_disk, [0xee; 10]);
+    // No FLUSH: whichever unsynced writes a power cut loses, what is on disk
+    // protects snapshot 0.
+    for after_crash in after_power_cuts(&log) {
+        assert_eq!(snapshot_bytes(&after_crash, 0), origin_pattern());
+    }
+    origin.flush().unwrap();
+    for after_crash in after_power_cuts(&log) {
+        assert_eq!(snapshot_bytes(&after_crash, 0), origin_pattern());
+        let mut on_disk = [0u8; 10];
+        after_crash
+            .origin_read(3 * CHUNK + 100, &mut on_disk)
+            .unwrap();
+        assert_eq!(
+            on_disk, [0xee; 10],
+            "the origin write is durable after FLUSH"
+        );
+    }
+    origin.write(9 * CHUNK, &[0xef; 512], true).unwrap();
+    for after_crash in after_power_cuts(&log) {
+        let mut on_disk = [0u8; 512];
+        after_crash.origin_read(9 * CHUNK, &mut on_disk).unwrap();
+        assert_eq!(on_disk, [0xef; 512], "an origin FUA write is durable");
+        assert_eq!(snapshot_bytes(&after_crash, 0), origin_pattern());
+    }
 }
 
 #[test]
 fn a_snapshot_write_is_durable_at_the_next_flush_or_with_fua() {
-    let engine = engine(2);
+    let (log, engine) = crash_engine(2);
     let snap0 = SnapshotTarget::new(Arc::clone(&engine), 0).unwrap();
     let snap1 = SnapshotTarget::new(Arc::clone(&engine), 1).unwrap();
     snap0.write(5 * CHUNK, &[0xaa; 512], false).unwrap();
@@ -39,17 +55,19 @@ fn a_snapshot_write_is_durable_at_the_next_flush_or_with_fua() {
     assert_eq!(read, [0xaa; 512]);
     snap1.read(5 * CHUNK, &mut read).unwrap();
     assert_eq!(read, [6; 512], "snapshot 1 still shares the origin chunk");
-    let before_flush = reopened(&engine);
-    assert_eq!(snapshot_bytes(&before_flush, 0), origin_pattern());
 
     snap0.flush().unwrap();
-    let flushed = reopened(&engine);
-    assert_eq!(snapshot_bytes(&flushed, 0)[5 * CHUNK as usize], 0xaa);
+    for flushed in after_power_cuts(&log) {
+        assert_eq!(snapshot_bytes(&flushed, 0)[5 * CHUNK as usize], 0xaa);
+        assert_eq!(snapshot_bytes(&flushed, 1), origin_pattern());
+    }
 
     snap1.write(7 * CHUNK, &[0xbb; 512], true).unwrap();
-    let fua = reopened(&engine);
-    assert_eq!(snapshot_bytes(&fua, 1)[7 * CHUNK as usize], 0xbb);
-    assert_eq!(snapshot_bytes(&fua, 0)[7 * CHUNK as usize], 8);
+    for fua in after_power_cuts(&log) {
+        assert_eq!(snapshot_bytes(&fua, 1)[7 * CHUNK as usize], 0xbb);
+        assert_eq!(snapshot_bytes(&fua, 0)[7 * CHUNK as usize], 8);
+        assert_eq!(snapshot_bytes(&fua, 0)[5 * CHUNK as usize], 0xaa);
+    }
 }
 
 #[test]

@@ -62,8 +62,10 @@ pub enum ClientError {
         /// The error.
         source: io::Error,
     },
-    /// The filesystem could not be thawed after the request.
-    #[error("--freeze {}: the request answered '{}', but thawing failed: {source}; run `fsfreeze -u {}`", mountpoint.display(), answer.line(), mountpoint.display())]
+    /// The filesystem could not be thawed after the request: the request's
+    /// answer stands (a snapshot it created is there), the filesystem is
+    /// still frozen.
+    #[error("--freeze {}: {}, but thawing the filesystem failed: {source}; it is still frozen: run `fsfreeze -u {}`", mountpoint.display(), outcome(answer), mountpoint.display())]
     Thaw {
         /// The mount point.
         mountpoint: PathBuf,
@@ -82,11 +84,20 @@ pub enum ClientError {
     },
 }
 
+/// What the request did, for [`ClientError::Thaw`].
+fn outcome(answer: &Answer) -> String {
+    match answer {
+        Answer::Done(text) => format!("the request was done ({text})"),
+        Answer::Refused(text) => format!("the request was refused ({text})"),
+    }
+}
+
 impl ClientError {
     /// Whether nothing was changed because the request was refused before it
-    /// was sent (exit 1), as opposed to a setup problem (exit 2).
+    /// was sent (exit 1), as opposed to a setup problem or a request whose
+    /// thaw failed (exit 2).
     pub fn is_refusal(&self) -> bool {
-        matches!(self, ClientError::Freeze { .. } | ClientError::Thaw { .. })
+        matches!(self, ClientError::Freeze { .. })
     }
 }
 
@@ -127,14 +138,25 @@ pub fn send_frozen(
     request: &Request,
     mountpoint: &Path,
 ) -> Result<Answer, ClientError> {
+    around_freeze(mountpoint, sys::freeze, sys::thaw, || send(paths, request))
+}
+
+/// Runs `request` with `freeze` done on `mountpoint` before and `thaw` after,
+/// whatever the request did.
+fn around_freeze(
+    mountpoint: &Path,
+    freeze: fn(&File) -> io::Result<()>,
+    thaw: fn(&File) -> io::Result<()>,
+    request: impl FnOnce() -> Result<Answer, ClientError>,
+) -> Result<Answer, ClientError> {
     let freeze_error = |source| ClientError::Freeze {
         mountpoint: mountpoint.to_path_buf(),
         source,
     };
     let directory = File::open(mountpoint).map_err(freeze_error)?;
-    sys::freeze(&directory).map_err(freeze_error)?;
-    let answer = send(paths, request);
-    let thawed = sys::thaw(&directory);
+    freeze(&directory).map_err(freeze_error)?;
+    let answer = request();
+    let thawed = thaw(&directory);
     let answer = answer?;
     thawed.map_err(|source| ClientError::Thaw {
         mountpoint: mountpoint.to_path_buf(),
@@ -163,4 +185,52 @@ pub fn stop(paths: &RunPaths) -> Result<Answer, ClientError> {
         }
     }
     Ok(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fine(_: &File) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn failing(_: &File) -> io::Result<()> {
+        Err(io::Error::from_raw_os_error(libc::EINVAL))
+    }
+
+    #[test]
+    fn a_failed_thaw_reports_the_created_snapshot_and_is_no_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let created = || Ok(Answer::Done("created 3 /dev/ublkb4".to_string()));
+        let error = around_freeze(dir.path(), fine, failing, created).unwrap_err();
+        assert!(!error.is_refusal(), "the snapshot was created: not exit 1");
+        let text = error.to_string();
+        assert!(
+            text.contains(
+                "the request was done (created 3 /dev/ublkb4), but thawing the filesystem failed"
+            ) && text.contains("it is still frozen: run `fsfreeze -u"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_failed_freeze_sends_nothing_and_is_a_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sent = false;
+        let error = around_freeze(dir.path(), failing, fine, || {
+            sent = true;
+            Ok(Answer::Done(String::new()))
+        })
+        .unwrap_err();
+        assert!(error.is_refusal());
+        assert!(!sent);
+        let done = around_freeze(dir.path(), fine, fine, || {
+            Ok(Answer::Done("created 0 /dev/ublkb1".to_string()))
+        });
+        assert_eq!(
+            done.unwrap(),
+            Answer::Done("created 0 /dev/ublkb1".to_string())
+        );
+    }
 }

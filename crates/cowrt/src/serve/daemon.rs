@@ -12,7 +12,8 @@
 //!   is bounded by it (plus what FLUSH and FUA already made durable).
 //! - Stop (the `stop` request, SIGTERM): every device down (snapshots first),
 //!   commit and checkpoint (the journal is left empty), the socket, map and pid
-//!   file removed. A daemon dropped without stop leaves everything as a killed
+//!   file removed; a device that cannot be taken down stays in the map, for
+//!   `serve --recover`. A daemon dropped without stop leaves everything as a killed
 //!   one does.
 
 use std::collections::BTreeMap;
@@ -34,6 +35,7 @@ use super::ServeError;
 use crate::control::controller::SnapshotDevices;
 use crate::control::{Controller, Reply, Status};
 use crate::front::{OriginTarget, SnapshotTarget};
+use crate::log::Log;
 
 /// How long the daemon waits for a client's request line.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,6 +58,8 @@ pub struct DaemonConfig {
     /// The daemon's process id, for `NAME.pid` and the map (`None`: a daemon
     /// served inside another program, such as a test, writes no pid file).
     pub pid: Option<u32>,
+    /// Where the daemon's own messages go (a failed periodic commit).
+    pub log: Log,
 }
 
 /// The status as `status json` gives it: the counts and the devices.
@@ -113,13 +117,17 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl<D: BlockDev + 'static> Daemon<D> {
     /// Serves `engine` on `host` as `config` says; writes the `READY` and
     /// `SERVING` lines to `out` as the devices come up. Refuses a name whose
-    /// socket answers (a daemon serves it already).
+    /// socket answers (a daemon serves it already), and a map to recover that
+    /// names another store or origin.
     pub fn start(
         engine: Engine<D>,
         host: Arc<dyn DeviceHost>,
         config: DaemonConfig,
         out: &mut dyn Write,
     ) -> Result<Arc<Self>, ServeError> {
+        if let Some(map) = &config.recover {
+            check_recover(map, &config.paths, &config.store, &config.origin)?;
+        }
         let listener = bind(&config.paths)?;
         let engine = Arc::new(engine);
         let daemon = Arc::new(Daemon {
@@ -278,9 +286,10 @@ impl<D: BlockDev + 'static> Daemon<D> {
                     report.removed
                 )),
                 Ok(report) => Answer::Refused(format!(
-                    "stopped {} with errors (store committed): {}",
+                    "stopped {} with errors (store committed): {}; {} keeps the devices still up: take them back with `cowrt serve --recover`",
                     self.config.paths.name(),
-                    report.failures.join("; ")
+                    report.failures.join("; "),
+                    self.config.paths.map().display()
                 )),
                 Err(e) => Answer::Refused(e),
             },
@@ -306,14 +315,23 @@ impl<D: BlockDev + 'static> Daemon<D> {
     }
 
     /// Stops serving: every device down (snapshots first), commit and
-    /// checkpoint, the socket, map and pid file removed. A second call waits
-    /// for the first and returns its result.
+    /// checkpoint, the socket, map and pid file removed. Devices that could
+    /// not be taken down stay in the map (the socket and pid file go), for
+    /// `serve --recover`. A second call waits for the first and returns its
+    /// result.
     pub fn stop(&self) -> Result<StopReport, String> {
         let mut stopping = lock(&self.stopping);
         if let Some(done) = &stopping.done {
             return done.clone();
         }
-        let (removed, failures) = self.take_all_down();
+        let (removed, mut failures) = self.take_all_down();
+        let failures_left = !failures.is_empty();
+        if failures_left {
+            // The map keeps the devices still up, for `serve --recover`.
+            if let Err(e) = self.write_map() {
+                failures.push(format!("the device map could not be kept: {e}"));
+            }
+        }
         let committed = self
             .engine
             .commit()
@@ -326,7 +344,13 @@ impl<D: BlockDev + 'static> Daemon<D> {
         // Wake the socket's thread (unless this request came through it): it
         // ends once it sees the daemon stopped.
         let _ = UnixStream::connect(self.config.paths.socket());
-        self.config.paths.remove_files();
+        match failures_left {
+            false => self.config.paths.remove_files(),
+            true => {
+                let _ = std::fs::remove_file(self.config.paths.socket());
+                let _ = std::fs::remove_file(self.config.paths.pid());
+            }
+        }
         done
     }
 
@@ -428,6 +452,26 @@ impl<D: BlockDev + 'static> SnapshotDevices for HostDevices<'_, D> {
     }
 }
 
+/// Refuses to recover the devices of `map` for another store or origin than
+/// the ones it was written for.
+pub fn check_recover(
+    map: &DeviceMap,
+    paths: &RunPaths,
+    store: &std::path::Path,
+    origin: &std::path::Path,
+) -> Result<(), ServeError> {
+    match map.serves(store, origin) {
+        true => Ok(()),
+        false => Err(ServeError::RecoverMismatch {
+            map: paths.map(),
+            map_store: map.store.clone(),
+            map_origin: map.origin.clone(),
+            store: store.to_path_buf(),
+            origin: origin.to_path_buf(),
+        }),
+    }
+}
+
 /// Binds `NAME.sock`, refusing when a daemon answers on it and replacing a
 /// socket file a dead daemon left.
 fn bind(paths: &RunPaths) -> Result<UnixListener, ServeError> {
@@ -511,7 +555,7 @@ fn spawn_committer<D: BlockDev + 'static>(
             return;
         }
         if let Err(e) = alive.commit() {
-            eprintln!("cowrt: periodic commit: {e}");
+            alive.config.log.line(&format!("periodic commit: {e}"));
         }
     })
     .map(drop)

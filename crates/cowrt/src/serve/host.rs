@@ -60,6 +60,7 @@ pub trait DeviceHost: Send + Sync {
 pub struct MemHost {
     devices: Mutex<MemDevices>,
     refuse: Mutex<Option<String>>,
+    refuse_remove: Mutex<Option<String>>,
     on_remove: Mutex<Option<RemoveHook>>,
 }
 
@@ -111,6 +112,14 @@ impl MemHost {
     }
 }
 
+impl MemHost {
+    /// Makes every later [`DeviceHost::remove`] of the device called `name`
+    /// fail (`None`: work again).
+    pub fn refuse_removes(&self, name: Option<&str>) {
+        *self.refuse_remove.lock().unwrap_or_else(|e| e.into_inner()) = name.map(str::to_string);
+    }
+}
+
 impl DeviceHost for MemHost {
     fn add(
         &self,
@@ -151,6 +160,14 @@ impl DeviceHost for MemHost {
         if let Some(hook) = &*self.on_remove.lock().unwrap_or_else(|e| e.into_inner()) {
             hook(device);
         }
+        let refused = self.refuse_remove.lock().unwrap_or_else(|e| e.into_inner());
+        if refused.as_deref() == Some(device.name.as_str()) {
+            return Err(HostError {
+                name: device.name.clone(),
+                reason: "the device is busy".to_string(),
+            });
+        }
+        drop(refused);
         match self.devices().remove(&device.id) {
             Some(_) => Ok(()),
             None => Err(HostError {

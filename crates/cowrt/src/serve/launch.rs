@@ -18,11 +18,12 @@ use std::time::Duration;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use super::daemon::{Daemon, DaemonConfig, StopReport};
+use super::daemon::{check_recover, Daemon, DaemonConfig, StopReport};
 use super::host::DeviceHost;
 use super::rundir::{DeviceMap, RunPaths};
 use super::store::open_store;
 use super::ServeError;
+use crate::log::Log;
 use crate::sys;
 
 /// Readies this process to be the daemon, before it starts any thread: a
@@ -67,6 +68,8 @@ pub struct ServeOptions {
     pub commit_interval: Option<Duration>,
     /// Re-attach to the devices `NAME.json` names.
     pub recover: bool,
+    /// Where the daemon's own messages go.
+    pub log: Log,
 }
 
 /// Serves the store until the daemon is stopped, printing the `READY` and
@@ -78,7 +81,11 @@ pub fn run_foreground(
 ) -> Result<StopReport, ServeError> {
     let recover = match options.recover {
         false => None,
-        true => Some(DeviceMap::read(&options.paths.map())?),
+        true => {
+            let map = DeviceMap::read(&options.paths.map())?;
+            check_recover(&map, &options.paths, &options.store, &options.origin)?;
+            Some(map)
+        }
     };
     let store = open_store(&options.store, &options.origin)?;
     let config = DaemonConfig {
@@ -89,6 +96,7 @@ pub fn run_foreground(
         commit_interval: options.commit_interval,
         recover,
         pid: Some(std::process::id()),
+        log: options.log.clone(),
     };
     let daemon = Daemon::start(store.engine, host, config, out)?;
     let mut signals = Signals::new([SIGTERM, SIGINT]).map_err(|source| ServeError::Io {
@@ -98,12 +106,13 @@ pub fn run_foreground(
     })?;
     let handle = signals.handle();
     let stopper = Arc::downgrade(&daemon);
+    let log = options.log.clone();
     std::thread::Builder::new()
         .name("cowrt signals".to_string())
         .spawn(move || {
             if signals.forever().next().is_some() {
                 if let Some(daemon) = stopper.upgrade() {
-                    eprintln!("cowrt: signal received: stopping");
+                    log.line("signal received: stopping");
                     let _ = daemon.stop();
                 }
             }

@@ -72,6 +72,20 @@ pub enum ServeError {
         /// The error.
         source: io::Error,
     },
+    /// `serve --recover` names another store or origin than the device map.
+    #[error("{map}: the devices were served for store {map_store} and origin {map_origin}, not store {store} and origin {origin}; give the paths of NAME.json to --recover")]
+    RecoverMismatch {
+        /// The device map.
+        map: PathBuf,
+        /// The store the map names.
+        map_store: PathBuf,
+        /// The origin the map names.
+        map_origin: PathBuf,
+        /// The store given.
+        store: PathBuf,
+        /// The origin given.
+        origin: PathBuf,
+    },
     /// The daemon stopped with errors.
     #[error("{0}")]
     Stopped(String),

@@ -196,6 +196,16 @@ impl DeviceMap {
         })
     }
 
+    /// Whether `store` and `origin` are the paths this map was written for,
+    /// compared canonicalized (as given when a path cannot be resolved).
+    pub fn serves(&self, store: &Path, origin: &Path) -> bool {
+        let same = |a: &Path, b: &Path| {
+            let resolve = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+            resolve(a) == resolve(b)
+        };
+        same(&self.store, store) && same(&self.origin, origin)
+    }
+
     /// Writes `NAME.json` whole.
     pub fn write(&self, path: &Path) -> Result<(), RunDirError> {
         let text = serde_json::to_string_pretty(self).map_err(|e| RunDirError::BadMap {

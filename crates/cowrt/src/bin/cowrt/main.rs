@@ -84,7 +84,8 @@ Exit codes: 0 done; 2 no daemon."
     #[command(after_help = "EXAMPLES:\n  cowrt stop home\n\n\
 Returns once the daemon exited; its store is committed and its journal\n\
 checkpointed. Unmount filesystems on its devices first.\n\
-Exit codes: 0 stopped; 1 stopped with errors; 2 no daemon.")]
+Exit codes: 0 stopped; 1 stopped with errors (devices that could not be\n\
+taken down stay in RUN_DIR/NAME.json for `cowrt serve --recover`); 2 no daemon.")]
     Stop(shared::StopArgs),
     /// Classic stores through the kernel's device-mapper (dm-snapshot).
     #[command(subcommand)]

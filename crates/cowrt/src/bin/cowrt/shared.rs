@@ -29,8 +29,10 @@ the daemon goes on (its output in RUN_DIR/home.log). RUN_DIR/home.json maps
 the devices to their ublk ids. Stop it with `cowrt stop home` or SIGTERM.
 Needs root, the ublk_drv module, and a cowrt built with `cargo xtask runtime`.
 Exit codes: 0 stopped cleanly (or serving, in the background); 1 refused (the
-store is damaged or in use, the name is served already); 2 usage or setup
-error (no ublk in this build, no /dev/ublk-control, I/O).";
+store is damaged or in use, the name is served already, --recover with another
+store or origin than RUN_DIR/home.json names) or stopped with devices left up
+(the map keeps them for --recover); 2 usage or setup error (no ublk in this
+build, no /dev/ublk-control, I/O).";
 
 pub const MESSAGE_EXAMPLES: &str = "\
 EXAMPLES:
@@ -44,7 +46,9 @@ EXAMPLES:
 The words are seed 002's (`dmsetup message NAME 0 create`). A snapshot is
 taken between two origin writes: writes in flight land first, later ones wait.
 Exit codes: 0 done; 1 refused or failed (the message says why; nothing
-changed); 2 usage error or no daemon.";
+changed); 2 usage error, no daemon, or --freeze could not thaw the filesystem
+after the request (the message says what the request did, e.g. the snapshot
+created, and that the filesystem is still frozen).";
 
 /// Where the daemons' files are.
 #[derive(Debug, Args)]
@@ -150,7 +154,7 @@ fn answer(answer: Answer, json: bool) -> anyhow::Result<u8> {
 }
 
 /// A client error: one line on stderr, exit 1 when nothing was sent (a
-/// failed freeze), else 2.
+/// failed freeze), else 2 (a failed thaw among them: the request was sent).
 fn client_failure(error: ClientError) -> u8 {
     eprintln!("{}: {error}", crate::TOOL);
     match error.is_refusal() {
@@ -199,9 +203,10 @@ pub fn stop(args: &StopArgs) -> anyhow::Result<u8> {
 fn serve_failure(error: &ServeError) -> u8 {
     eprintln!("{}: {error}", crate::TOOL);
     match error {
-        ServeError::InUse { .. } | ServeError::Served { .. } | ServeError::Damaged { .. } => {
-            EXIT_REFUSED
-        }
+        ServeError::InUse { .. }
+        | ServeError::Served { .. }
+        | ServeError::Damaged { .. }
+        | ServeError::RecoverMismatch { .. } => EXIT_REFUSED,
         _ => EXIT_FAILURE,
     }
 }
@@ -240,6 +245,8 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<u8> {
     if let Err(error) = launch::prepare_daemon_process() {
         return Ok(serve_failure(&error));
     }
+    // The daemon's own messages, on stderr: NAME.log in the background.
+    let log = cowrt::log::Log::new(|line| eprintln!("{}: {line}", crate::TOOL));
     let options = ServeOptions {
         store: args.store.clone(),
         origin: args.origin.clone(),
@@ -248,12 +255,23 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<u8> {
         commit_interval: (args.commit_interval > 0)
             .then(|| std::time::Duration::from_secs(args.commit_interval)),
         recover: args.recover,
+        log: log.clone(),
     };
-    let host = Arc::new(cowrt::ublk::UblkHost::new());
+    let host = Arc::new(cowrt::ublk::UblkHost::new(log));
     match launch::run_foreground(&options, host, &mut io::stdout()) {
-        Ok(report) => {
+        Ok(report) if report.failures.is_empty() => {
             println!("stopped {} ({} devices removed)", args.name, report.removed);
             Ok(EXIT_OK)
+        }
+        Ok(report) => {
+            eprintln!(
+                "{}: stopped {} with errors: {}; {} keeps the devices still up: take them back with `cowrt serve --recover`",
+                crate::TOOL,
+                args.name,
+                report.failures.join("; "),
+                options.paths.map().display()
+            );
+            Ok(EXIT_REFUSED)
         }
         Err(error) => Ok(serve_failure(&error)),
     }

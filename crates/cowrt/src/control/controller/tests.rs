@@ -1,5 +1,5 @@
 use super::*;
-use crate::testdev::{engine, reopened, CHUNK};
+use crate::testdev::{after_power_cuts, crash_engine, engine, CHUNK};
 
 fn status<D: BlockDev>(control: &Controller<D>) -> Status {
     match control.handle(Message::Status).unwrap() {
@@ -10,7 +10,8 @@ fn status<D: BlockDev>(control: &Controller<D>) -> Status {
 
 #[test]
 fn create_and_create_subsnap_are_durable_and_show_in_the_status() {
-    let control = Controller::new(engine(0));
+    let (log, engine) = crash_engine(0);
+    let control = Controller::new(engine);
     assert_eq!(
         control.handle(Message::Create).unwrap(),
         Reply::Created {
@@ -26,7 +27,9 @@ fn create_and_create_subsnap_are_durable_and_show_in_the_status() {
             device: None
         }
     );
-    assert_eq!(reopened(control.engine()).snapmask(), 0b11);
+    for after_crash in after_power_cuts(&log) {
+        assert_eq!(after_crash.snapmask(), 0b11);
+    }
 
     let mut buf = [0u8; 512];
     control.engine().snapshot_read(1, 0, &mut buf).unwrap();
@@ -74,7 +77,8 @@ fn status_counts_the_chunks_each_snapshot_reads() {
 
 #[test]
 fn delete_detaches_first_and_frees_the_snapshots_chunks() {
-    let control = Controller::new(engine(2));
+    let (log, engine) = crash_engine(2);
+    let control = Controller::new(engine);
     control.engine().origin_write(0, &[0; 512]).unwrap();
     control
         .engine()
@@ -97,7 +101,9 @@ fn delete_detaches_first_and_frees_the_snapshots_chunks() {
         }
     );
     assert!(control.attached().is_empty());
-    assert_eq!(reopened(control.engine()).snapmask(), 0b10);
+    for after_crash in after_power_cuts(&log) {
+        assert_eq!(after_crash.snapmask(), 0b10);
+    }
     assert_eq!(
         control.handle(Message::Delete(1)).unwrap().to_string(),
         "deleted 1 (1 chunks freed)"

@@ -319,6 +319,50 @@ fn merge_loads_snapshot_merge_waits_and_leaves_a_linear_origin() {
 }
 
 #[test]
+fn a_merge_that_fails_after_a_suspend_always_resumes_the_origin() {
+    let wait = MergeWait {
+        interval: Duration::ZERO,
+        timeout: Duration::from_secs(60),
+    };
+    let merge_load = "dmsetup load snap-origin --table '0 2048 snapshot-merge 7:0 7:1 P 8'";
+    let linear_load = "dmsetup load snap-origin --table '0 2048 linear 7:0 0'";
+    let (suspend, resume) = ("dmsetup suspend snap-origin", "dmsetup resume snap-origin");
+    // Each step, with the answers that make it fail where it comes.
+    let cases: [(&str, &[Result<&str, &str>]); 7] = [
+        (suspend, &[Err("no suspend")]),
+        ("dmsetup remove snap", &[Err("no suspend")]),
+        (merge_load, &[Err("no suspend")]),
+        (resume, &[Err("no suspend"), Ok("")]),
+        (suspend, &[Ok(""), Err("no suspend")]),
+        (linear_load, &[Err("no suspend")]),
+        (resume, &[Ok(""), Err("no suspend"), Ok("")]),
+    ];
+    for (step, answers) in cases {
+        let mut fake = active_pair()
+            .answer(
+                "dmsetup status snap-origin",
+                &[Ok("0 2048 snapshot-merge 16/1024 16\n")],
+            )
+            .answer(step, answers);
+        let error = merge(&mut fake, "snap", wait).unwrap_err().to_string();
+        assert!(
+            error.contains(step) && error.contains("no suspend"),
+            "{step}: {error}"
+        );
+        let nth = answers.iter().position(Result::is_err).unwrap();
+        let failed = (0..fake.log.len())
+            .filter(|&i| fake.log[i] == step)
+            .nth(nth)
+            .unwrap();
+        assert_eq!(
+            fake.log[failed + 1..],
+            [resume],
+            "{step}: the origin is resumed after the failure, and nothing else is run"
+        );
+    }
+}
+
+#[test]
 fn status_reads_both_devices() {
     let mut fake = active_pair().answer(
         "dmsetup status snap-origin",

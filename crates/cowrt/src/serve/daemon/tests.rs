@@ -101,6 +101,7 @@ fn config(dir: &tempfile::TempDir, commit_interval: Option<Duration>) -> DaemonC
         commit_interval,
         recover: None,
         pid: Some(std::process::id()),
+        log: crate::log::Log::discard(),
     }
 }
 
@@ -535,6 +536,97 @@ fn recover_takes_back_the_devices_of_the_map_only() {
     assert_eq!(daemon.devices(), map.devices);
     assert_eq!(host.names(), ["t", "t-s1"]);
     assert_eq!(daemon.stop().unwrap().removed, 2);
+}
+
+#[test]
+fn recover_refuses_another_store_or_origin_than_the_map_names() {
+    let (_log, engine) = crash_engine(1);
+    let served = serve(engine, None);
+    let map = served.map();
+    let paths = served.paths();
+    let dir = served.dir;
+    drop(served.daemon);
+    let other = dir.path().join("other.img");
+    std::fs::write(&other, b"x").unwrap();
+    for (store, origin) in [
+        (other.clone(), "origin.img".into()),
+        ("cow.img".into(), other),
+    ] {
+        let (_relog, engine) = crash_engine(1);
+        let host = Arc::new(MemHost::new());
+        let mut out = Vec::new();
+        let config = DaemonConfig {
+            recover: Some(map.clone()),
+            store: store.clone(),
+            origin: origin.clone(),
+            ..config(&dir, None)
+        };
+        let error = Daemon::start(
+            engine,
+            Arc::clone(&host) as Arc<dyn DeviceHost>,
+            config,
+            &mut out,
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            error,
+            format!(
+                "{}: the devices were served for store cow.img and origin origin.img, not store {} and origin {}; give the paths of NAME.json to --recover",
+                paths.map().display(),
+                store.display(),
+                origin.display()
+            )
+        );
+        assert!(out.is_empty());
+        assert!(host.names().is_empty(), "no device taken over");
+        assert_eq!(DeviceMap::read(&paths.map()).unwrap(), map, "map kept");
+        assert!(paths.socket().exists(), "socket left as it was");
+    }
+}
+
+#[test]
+fn the_map_compares_canonical_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("cow.img");
+    let origin = dir.path().join("origin.img");
+    std::fs::write(&store, b"c").unwrap();
+    std::fs::write(&origin, b"o").unwrap();
+    std::os::unix::fs::symlink(&store, dir.path().join("link")).unwrap();
+    let map = DeviceMap {
+        name: "t".to_string(),
+        store: store.clone(),
+        origin: origin.clone(),
+        pid: None,
+        devices: Vec::new(),
+    };
+    assert!(map.serves(&dir.path().join("link"), &dir.path().join("./origin.img")));
+    assert!(!map.serves(&origin, &origin));
+    assert!(!map.serves(&store, &store));
+}
+
+#[test]
+fn a_stop_that_cannot_take_a_device_down_keeps_it_in_the_map() {
+    let (_log, engine) = crash_engine(2);
+    let served = serve(engine, None);
+    let paths = served.paths();
+    served.host.refuse_removes(Some("t-s1"));
+    let kept = served.map().device(Some(1)).unwrap().clone();
+    let Answer::Refused(text) = served.send("stop") else {
+        panic!("a stop with a device left up is not done");
+    };
+    assert_eq!(
+        text,
+        format!(
+            "stopped t with errors (store committed): t-s1: the device is busy; {} keeps the devices still up: take them back with `cowrt serve --recover`",
+            paths.map().display()
+        )
+    );
+    assert_eq!(served.host.names(), ["t-s1"]);
+    let map = DeviceMap::read(&paths.map()).expect("the map is kept");
+    assert_eq!(map.devices, [kept], "only the device still up");
+    assert!(!paths.socket().exists());
+    assert_eq!(paths.read_pid().unwrap(), None);
 }
 
 #[test]
