@@ -92,6 +92,21 @@ struct Served {
     out: String,
 }
 
+/// Drops `daemon` as a killed process would leave it: gone, with nothing
+/// answering on its socket any more (its socket thread may hold the last
+/// reference for a moment after an answer, and close the socket only then).
+fn die(daemon: Arc<Daemon<CrashDev>>, paths: &RunPaths) {
+    drop(daemon);
+    let start = Instant::now();
+    while std::os::unix::net::UnixStream::connect(paths.socket()).is_ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "a dropped daemon still answers on its socket"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn config(dir: &tempfile::TempDir, commit_interval: Option<Duration>) -> DaemonConfig {
     DaemonConfig {
         paths: RunPaths::new(dir.path(), "t").unwrap(),
@@ -470,7 +485,7 @@ fn a_daemon_that_dies_keeps_every_flushed_write_and_its_snapshots() {
     assert_checks_clean(&log);
     let map = served.map();
     let paths = served.paths();
-    drop(served.daemon);
+    die(served.daemon, &paths);
 
     let mut buf = vec![0; 8192];
     replayed.origin_read(0, &mut buf).unwrap();
@@ -501,8 +516,9 @@ fn recover_takes_back_the_devices_of_the_map_only() {
     let served = serve(engine, None);
     assert_eq!(served.send("detach 0"), done("detached 0"));
     let map = served.map();
+    let paths = served.paths();
     let dir = served.dir;
-    drop(served.daemon);
+    die(served.daemon, &paths);
 
     let at = log.len();
     let reopen = |device| log.image(device, at, &[]).unwrap();
@@ -545,7 +561,7 @@ fn recover_refuses_another_store_or_origin_than_the_map_names() {
     let map = served.map();
     let paths = served.paths();
     let dir = served.dir;
-    drop(served.daemon);
+    die(served.daemon, &paths);
     let other = dir.path().join("other.img");
     std::fs::write(&other, b"x").unwrap();
     for (store, origin) in [
