@@ -82,9 +82,13 @@ res "figure classic-phase-s $(awk -v a="$t0" -v b="$(now)" 'BEGIN {printf "%.1f"
 # --kind transient (tcow), --kind legacy (lcow, mkcow --kind legacy on the
 # host), --kind persistent --overflow (ocow).
 
-# dm_writes NAME: 8 MiB of zeros through NAME-origin; the origin must change.
+# dm_writes NAME: 8 MiB through NAME-origin at 4 MiB, a slice of /tmp/rand
+# that differs in every round; the origin must change.
+DM_ROUND=0
 dm_writes() {
-    dd if=/dev/zero of="/dev/mapper/$1-origin" bs=1M seek=4 count=8 conv=fsync status=none
+    dd if=/tmp/rand of="/dev/mapper/$1-origin" bs=1M skip="$DM_ROUND" seek=4 count=8 \
+        conv=fsync status=none
+    DM_ROUND=$((DM_ROUND + 1))
     settle
     if [ "$(sha "/dev/mapper/$1-origin")" != "$DM_BASE" ]; then
         pass "classic $1: the origin writes changed the origin"
