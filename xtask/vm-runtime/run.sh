@@ -144,10 +144,15 @@ scenario() {
     # dm-clone's disks (xtask/vm/guest-clone.sh; unused without the module).
     truncate -s 4M "$WORK/cmeta.img"
     truncate -s 16M "$WORK/cdest.img" "$WORK/csource.img"
+    # scenario.sh's dm_more: merge, transient, legacy, overflow.
+    for d in morigin mcow tcow lcow ocow; do truncate -s 32M "$WORK/$d.img"; done
+    "$BIN/mkcow" --kind legacy --chunk-size 4k -q "$WORK/lcow.img"
     run_vm scenario "$HERE/guest/scenario.sh" \
         origin="$WORK/origin.img" store="$WORK/store.img" corigin="$WORK/corigin.img" \
         c1="$WORK/c1.img" c2="$WORK/c2.img" c3="$WORK/c3.img" csub="$WORK/csub.img" \
-        cmeta="$WORK/cmeta.img" cdest="$WORK/cdest.img" csource="$WORK/csource.img"
+        cmeta="$WORK/cmeta.img" cdest="$WORK/cdest.img" csource="$WORK/csource.img" \
+        morigin="$WORK/morigin.img" mcow="$WORK/mcow.img" tcow="$WORK/tcow.img" \
+        lcow="$WORK/lcow.img" ocow="$WORK/ocow.img"
 }
 
 # ---------------------------------------------------------------- host ------

@@ -75,6 +75,110 @@ res "host-classic c1 c1 $EXP_c1"
 res "host-classic c3 c3 $EXP_c3"
 res "figure classic-phase-s $(awk -v a="$t0" -v b="$(now)" 'BEGIN {printf "%.1f", b - a}')"
 
+# ------------------------------------------------ classic: more dm paths ---
+
+# On morigin (32 MiB, 16 MiB of random data) with a fresh COW each, one
+# after the other: `cowrt dm merge` of a persistent snapshot (mcow),
+# --kind transient (tcow), --kind legacy (lcow, mkcow --kind legacy on the
+# host), --kind persistent --overflow (ocow).
+
+# dm_writes NAME: 8 MiB through NAME-origin at 4 MiB, a slice of /tmp/rand
+# that differs in every round; the origin must change.
+DM_ROUND=0
+dm_writes() {
+    dd if=/tmp/rand of="/dev/mapper/$1-origin" bs=1M skip="$DM_ROUND" seek=4 count=8 \
+        conv=fsync status=none
+    DM_ROUND=$((DM_ROUND + 1))
+    settle
+    if [ "$(sha "/dev/mapper/$1-origin")" != "$DM_BASE" ]; then
+        pass "classic $1: the origin writes changed the origin"
+    else
+        fail "classic $1: the origin writes left the origin unchanged"
+    fi
+}
+
+# dm_snap_reads NAME: the snapshot reads as the origin at activation.
+dm_snap_reads() {
+    got=$(sha "/dev/mapper/$1")
+    if [ "$got" = "$DM_BASE" ]; then pass "classic $1: snapshot sha256 = origin at activation"
+    else fail "classic $1: snapshot sha256 $got != origin at activation $DM_BASE"; fi
+}
+
+# dm_table NAME WORD: the snapshot's table has persistence WORD (P, N, PO).
+dm_table() {
+    t=$(dmsetup table "$1" 2>&1)
+    res "dm-table $1 $t"
+    if echo "$t" | awk -v w="$2" '$3 == "snapshot" && $6 == w {f = 1} END {exit !f}'; then
+        pass "classic $1: kernel table has persistence $2: $t"
+    else
+        fail "classic $1: kernel table is not a $2 snapshot: $t"
+    fi
+}
+
+# dm_simple NAME COW KIND WORD ARGS...: activate, write, check, deactivate.
+dm_simple() {
+    n=$1; cow=$2; kind=$3; word=$4
+    shift 4
+    check "classic $n: cowrt dm activate --kind $kind $*" cowrt dm activate --kind "$kind" \
+        --chunk-size 4k "$@" --origin "$D_morigin" --cow "$cow" "$n"
+    [ "$OK" = yes ] || return 0
+    dm_table "$n" "$word"
+    dm_writes "$n"
+    dm_snap_reads "$n"
+    check "classic $n: cowrt dm deactivate $n" cowrt dm deactivate "$n"
+    settle
+    DM_BASE=$(sha "$D_morigin")
+}
+
+dm_more() {
+    log "## classic: cowrt dm merge, --kind transient, --kind legacy, --overflow"
+    dd if=/tmp/rand of="$D_morigin" bs=1M count=16 conv=fsync status=none
+    settle
+    DM_BASE=$(sha "$D_morigin")
+
+    check "classic m1: cowrt dm activate --kind persistent" cowrt dm activate --kind persistent \
+        --chunk-size 4k --origin "$D_morigin" --cow "$D_mcow" m1
+    if [ "$OK" = yes ]; then
+        dm_writes m1
+        dm_snap_reads m1
+        # The kernel's snapshot-merge status lines while cowrt waits.
+        cowrt dm merge m1 > /tmp/merge.out 2>&1 &
+        mp=$!
+        while kill -0 "$mp" 2>/dev/null; do
+            dmsetup status m1-origin 2>/dev/null || true
+            sleep 0.05
+        done | sort -u > /tmp/merge.status
+        if wait "$mp"; then pass "classic m1: cowrt dm merge m1: $(tr '\n' ' ' < /tmp/merge.out)"
+        else fail "classic m1: cowrt dm merge m1: $(tr '\n' ' ' < /tmp/merge.out)"; fi
+        while read -r l; do res "merge-status $l"; log "merge status: $l"; done < /tmp/merge.status
+        settle
+        got=$(sha /dev/mapper/m1-origin)
+        if [ "$got" = "$DM_BASE" ]; then pass "classic m1: after merge, origin sha256 = snapshot's"
+        else fail "classic m1: after merge, origin sha256 $got != snapshot's $DM_BASE"; fi
+        got=$(sha "$D_morigin")
+        if [ "$got" = "$DM_BASE" ]; then pass "classic m1: after merge, the origin disk = snapshot's"
+        else fail "classic m1: after merge, the origin disk $got != snapshot's $DM_BASE"; fi
+        t=$(dmsetup table m1-origin 2>&1)
+        res "dm-table m1-origin-after-merge $t"
+        if [ "$(echo "$t" | awk '{print $3}')" = linear ]; then pass "classic m1: after merge, m1-origin is linear: $t"
+        else fail "classic m1: after merge, m1-origin is not linear: $t"; fi
+        if dmsetup info m1 > /dev/null 2>&1; then fail "classic m1: m1 still exists after merge"
+        else pass "classic m1: m1 gone after merge"; fi
+        check "classic m1: cowrt dm status m1 after merge" cowrt dm status m1
+        res "merge-after-status $(tr '\n' ' ' < /tmp/check.out)"
+        check "classic m1: cowrt dm deactivate m1 after merge" cowrt dm deactivate m1
+        if dmsetup info m1-origin > /dev/null 2>&1; then fail "classic m1: m1-origin left after deactivate"
+        else pass "classic m1: m1-origin gone after deactivate"; fi
+        settle
+        DM_BASE=$(sha "$D_morigin")
+    fi
+
+    dm_simple t1 "$D_tcow" transient N
+    dm_simple l1 "$D_lcow" legacy P
+    dm_simple o1 "$D_ocow" persistent PO --overflow
+}
+dm_more
+
 # ------------------------------------------------------- clone (dm) ---------
 
 # xtask/vm/guest-clone.sh (branch clone), in the initramfs when dm-clone.ko
