@@ -260,9 +260,9 @@ mod tests {
     fn stepped_images_equal_images_built_from_the_start() {
         for seed in 0..8 {
             let log = random_log(seed);
-            let dir =
-                std::env::temp_dir().join(format!("images-test-{}-{seed}", std::process::id()));
-            let mirror = File::create(&dir).unwrap();
+            let scratch = tempfile::NamedTempFile::new().unwrap();
+            let path = scratch.path().to_path_buf();
+            let mirror = scratch.reopen().unwrap();
             let start = 5;
             let mut image = ImageDevice::new(&log, 0, start, Some(mirror)).unwrap();
             let frozen = FrozenLog::new(&log);
@@ -285,9 +285,8 @@ mod tests {
                 image.mirror_engine_writes().unwrap();
                 let mut expected_mirror = want.clone();
                 expected_mirror[2..5].fill(0xee);
-                assert_eq!(std::fs::read(&dir).unwrap(), expected_mirror, "the mirror");
+                assert_eq!(std::fs::read(&path).unwrap(), expected_mirror, "the mirror");
             }
-            std::fs::remove_file(&dir).unwrap();
         }
     }
 }
