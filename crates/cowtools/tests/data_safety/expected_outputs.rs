@@ -24,173 +24,69 @@ use crate::common::{golden_folder, tempdir, tool};
 /// comparing with them.
 const UPDATE: &str = "UPDATE_EXPECTED";
 
-/// One command of a case: a tool and its arguments, run in the case directory.
-type Step = (&'static str, &'static [&'static str]);
-
-/// A case: its file name under `testdata/expected/<image>/`, the steps run
-/// before it (not recorded) and the recorded command.
-struct Case {
-    name: &'static str,
-    setup: &'static [Step],
-    command: Step,
-}
-
-const fn case(name: &'static str, tool: &'static str, args: &'static [&'static str]) -> Case {
-    Case {
-        name,
-        setup: &[],
-        command: (tool, args),
-    }
-}
+/// A case: its file name under `testdata/expected/<image>/`, and its command
+/// line (tool and arguments separated by spaces). Commands joined by ` && `
+/// run in turn; only the last is recorded.
+type Case = (&'static str, &'static str);
 
 /// The cases run on each classic golden image (`cow.img`, `origin.img`).
 const CLASSIC_CASES: &[Case] = &[
-    case("cowcheck", "cowcheck", &["cow.img"]),
-    case(
-        "cowcheck-json",
-        "cowcheck",
-        &["--format", "json", "cow.img"],
-    ),
-    case(
-        "cowcheck-origin",
-        "cowcheck",
-        &["--origin", "origin.img", "cow.img"],
-    ),
-    case(
-        "cowcheck-legacy",
-        "cowcheck",
-        &["--kind", "legacy", "cow.img"],
-    ),
-    case("cowdump-yaml", "cowdump", &["cow.img"]),
-    case(
-        "cowdump-json-runs",
-        "cowdump",
-        &["--format", "json", "--runs", "cow.img"],
-    ),
-    case(
-        "cowdump-table",
-        "cowdump",
-        &["--format", "table", "cow.img"],
-    ),
-    case("cowdump-hex-1", "cowdump", &["--hex", "1", "cow.img"]),
-    case(
-        "cowdump-to-file",
-        "cowdump",
-        &["-o", "dump.yaml", "cow.img"],
-    ),
-    case(
-        "cowrepair-dry-run",
-        "cowrepair",
-        &["-i", "cow.img", "--dry-run"],
-    ),
-    case(
-        "cowrepair-table",
-        "cowrepair",
-        &["-i", "cow.img", "-n", "--format", "table"],
-    ),
-    case(
+    ("cowcheck", "cowcheck cow.img"),
+    ("cowcheck-json", "cowcheck --format json cow.img"),
+    ("cowcheck-origin", "cowcheck --origin origin.img cow.img"),
+    ("cowcheck-legacy", "cowcheck --kind legacy cow.img"),
+    ("cowdump-yaml", "cowdump cow.img"),
+    ("cowdump-json-runs", "cowdump --format json --runs cow.img"),
+    ("cowdump-table", "cowdump --format table cow.img"),
+    ("cowdump-hex-1", "cowdump --hex 1 cow.img"),
+    ("cowdump-to-file", "cowdump -o dump.yaml cow.img"),
+    ("cowrepair-dry-run", "cowrepair -i cow.img --dry-run"),
+    ("cowrepair-table", "cowrepair -i cow.img -n --format table"),
+    (
         "cowrepair-json",
-        "cowrepair",
-        &[
-            "-i",
-            "cow.img",
-            "-o",
-            "out.img",
-            "--origin",
-            "origin.img",
-            "--format",
-            "json",
-        ],
+        "cowrepair -i cow.img -o out.img --origin origin.img --format json",
     ),
-    case(
+    (
         "cowmigrate-16k",
-        "cowmigrate",
-        &[
-            "-i",
-            "cow.img",
-            "-o",
-            "out.img",
-            "--chunk-size",
-            "16k",
-            "--origin",
-            "origin.img",
-        ],
+        "cowmigrate -i cow.img -o out.img --chunk-size 16k --origin origin.img",
     ),
-    case(
+    (
         "cowmigrate-2k-json",
-        "cowmigrate",
-        &[
-            "-i",
-            "cow.img",
-            "-o",
-            "out.img",
-            "--chunk-size",
-            "2k",
-            "--format",
-            "json",
-        ],
+        "cowmigrate -i cow.img -o out.img --chunk-size 2k --format json",
     ),
-    case(
+    (
         "cowmigrate-legacy",
-        "cowmigrate",
-        &[
-            "-i",
-            "cow.img",
-            "-o",
-            "out.img",
-            "--to",
-            "legacy",
-            "--origin",
-            "origin.img",
-        ],
+        "cowmigrate -i cow.img -o out.img --to legacy --origin origin.img",
     ),
-    case(
+    (
         "cowmigrate-shared",
-        "cowmigrate",
-        &["-i", "cow.img", "-o", "out.img", "--to", "shared"],
+        "cowmigrate -i cow.img -o out.img --to shared",
     ),
-    case(
+    (
         "cowmigrate-raw",
-        "cowmigrate",
-        &[
-            "-i",
-            "cow.img",
-            "-o",
-            "snap.raw",
-            "--to",
-            "raw",
-            "--origin",
-            "origin.img",
-        ],
+        "cowmigrate -i cow.img -o snap.raw --to raw --origin origin.img",
     ),
-    case(
+    (
         "cowmigrate-merge",
-        "cowmigrate",
-        &["-i", "cow.img", "--merge", "--origin", "origin.img"],
+        "cowmigrate -i cow.img --merge --origin origin.img",
     ),
-    Case {
-        name: "mkcow-restore",
-        setup: &[("cowdump", &["-q", "-o", "dump.yaml", "cow.img"])],
-        command: ("mkcow", &["--force", "-i", "dump.yaml", "cow.img"]),
-    },
-    case("mkcow-refuses-a-store", "mkcow", &["cow.img"]),
+    (
+        "mkcow-restore",
+        "cowdump -q -o dump.yaml cow.img && mkcow --force -i dump.yaml cow.img",
+    ),
+    ("mkcow-refuses-a-store", "mkcow cow.img"),
 ];
 
 /// The cases run on the dm-clone golden image (`meta.img`): another kind.
 const CLONE_CASES: &[Case] = &[
-    case("cowcheck", "cowcheck", &["meta.img"]),
-    case("cowdump", "cowdump", &["meta.img"]),
-    case(
-        "cowrepair",
-        "cowrepair",
-        &["-i", "meta.img", "-o", "out.img"],
-    ),
-    case(
+    ("cowcheck", "cowcheck meta.img"),
+    ("cowdump", "cowdump meta.img"),
+    ("cowrepair", "cowrepair -i meta.img -o out.img"),
+    (
         "cowmigrate",
-        "cowmigrate",
-        &["-i", "meta.img", "-o", "out.img", "--to", "shared"],
+        "cowmigrate -i meta.img -o out.img --to shared",
     ),
-    case("mkcow", "mkcow", &["meta.img"]),
+    ("mkcow", "mkcow meta.img"),
 ];
 
 #[test]
@@ -244,9 +140,9 @@ fn check_image(image: &str, files: &[(&str, &str)], cases: &[Case]) {
     let expected_dir = expected_root().join(image);
     let update = std::env::var_os(UPDATE).is_some();
     let mut mismatches = Vec::new();
-    for case in cases {
-        let actual = run(case, &images);
-        let path = expected_dir.join(format!("{}.txt", case.name));
+    for &(name, line) in cases {
+        let actual = run(line, &images);
+        let path = expected_dir.join(format!("{name}.txt"));
         if update {
             fs::create_dir_all(&expected_dir).expect("testdata/expected writable");
             fs::write(&path, &actual).expect("expected file written");
@@ -278,26 +174,24 @@ fn decompress(xz: &Path, to: &Path) {
     lzma_rs::xz_decompress(&mut input, &mut output).expect("valid xz");
 }
 
-/// Runs `case` in a fresh directory holding copies of the images; returns
-/// the text its expected file holds.
-fn run(case: &Case, images: &TempDir) -> String {
+/// Runs the command `line` in a fresh directory holding copies of the
+/// images; returns the text its expected file holds.
+fn run(line: &str, images: &TempDir) -> String {
     let dir = tempdir();
     for entry in fs::read_dir(images.path()).expect("images") {
         let entry = entry.expect("an image");
         fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("image copied");
     }
-    for (name, args) in case.setup {
-        let output = command(name, args, dir.path());
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "setup {name} {args:?} of {}",
-            case.name
-        );
+    let (setup, recorded) = line.rsplit_once(" && ").unwrap_or(("", line));
+    for step in setup.split(" && ").filter(|step| !step.is_empty()) {
+        let output = command(step, dir.path());
+        assert_eq!(output.status.code(), Some(0), "setup {step} of {line}");
     }
-    let (name, args) = case.command;
-    let output = command(name, args, dir.path());
-    let mut text = format!("$ {name} {}\n", args.join(" "));
+    let output = command(recorded, dir.path());
+    let mut text = format!(
+        "$ {}\n",
+        recorded.split_whitespace().collect::<Vec<_>>().join(" ")
+    );
     match output.status.code() {
         Some(code) => writeln!(text, "exit: {code}").unwrap(),
         None => writeln!(text, "exit: killed").unwrap(),
@@ -326,9 +220,11 @@ fn run(case: &Case, images: &TempDir) -> String {
     text
 }
 
-fn command(name: &str, args: &[&str], dir: &Path) -> std::process::Output {
-    tool(name)
-        .args(args)
+/// Runs one command line (a tool and its arguments) in `dir`.
+fn command(line: &str, dir: &Path) -> std::process::Output {
+    let mut words = line.split_whitespace();
+    tool(words.next().expect("a tool"))
+        .args(words)
         .current_dir(dir)
         .env_clear()
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
