@@ -457,7 +457,6 @@ fn cowmigrate(cases: &mut Cases) {
         "cowmigrate -i gen-p.cow -o out.img --to raw",
         "cowmigrate -i gen-p.cow -o out.img --kind shared --to persistent",
         "cowmigrate -i gen-p.cow --merge",
-        "cowmigrate -i gen-s.cow --merge --origin gen-s.origin",
         "cowmigrate -i gen-s.cow --merge --snapshot 9 --origin gen-s.origin",
         "cowmigrate -i gen-p.cow --merge --origin golden-a.origin",
     ]);
@@ -534,4 +533,48 @@ fn mkcow(cases: &mut Cases) {
         "mkcow --force -i - gen-p.cow < gen-p.yaml",
         "mkcow --force -i - gen-s.cow < gen-s.json",
     ]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_line_gives_the_tool_the_arguments_and_stdin() {
+        let case = Case::parse("mkcow --force -i - gen-s.cow < gen-s.json");
+        assert_eq!(case.tool(), "mkcow");
+        assert_eq!(case.args(), ["--force", "-i", "-", "gen-s.cow"]);
+        assert_eq!(case.stdin(), Some("gen-s.json"));
+        assert_eq!(case.name(), "mkcow --force -i - gen-s.cow < gen-s.json");
+        let bare = Case::parse("cowcheck ");
+        assert_eq!(
+            (bare.tool(), bare.args().len(), bare.stdin()),
+            ("cowcheck", 0, None)
+        );
+    }
+
+    #[test]
+    fn inputs_are_the_arguments_that_name_pool_files() {
+        let pool = tempfile::tempdir().unwrap();
+        for name in ["gen-p.cow", "gen-p.origin"] {
+            std::fs::write(pool.path().join(name), b"x").unwrap();
+        }
+        let case =
+            Case::parse("cowcheck --origin=gen-p.origin -o nodir/gen-p.cow gen-p.cow missing.img");
+        assert_eq!(case.inputs(pool.path()), ["gen-p.cow", "gen-p.origin"]);
+    }
+
+    #[test]
+    fn every_case_is_new_and_runs_one_of_the_five_tools() {
+        let cases = all();
+        let names: std::collections::BTreeSet<String> = cases.iter().map(Case::name).collect();
+        assert_eq!(names.len(), cases.len(), "a case is listed twice");
+        for case in &cases {
+            assert!(
+                super::super::build::TOOLS.contains(&case.tool()),
+                "{}",
+                case.name()
+            );
+        }
+    }
 }
