@@ -50,16 +50,24 @@ impl CliExt for Cli {
     /// Opens `-o FILE` (never the target, never an existing file without
     /// `--force`) or stdout.
     fn open_output(&self) -> anyhow::Result<output::Output> {
-        output::open_output(TOOL, self.output.as_deref(), self.force, &[&self.target])
+        output::open_output(
+            TOOL,
+            self.output.as_deref(),
+            self.overwrite.force,
+            &[&self.store.target],
+        )
     }
 
     fn progress(&self) -> Progress {
-        Progress::new(self.quiet, self.output.is_some())
+        Progress::new(self.verbosity.quiet, self.output.is_some())
     }
 
     fn warn(&self, problem: &str) {
-        if !self.quiet {
-            eprintln!("{TOOL}: warning: {}: {problem}", self.target.display());
+        if !self.verbosity.quiet {
+            eprintln!(
+                "{TOOL}: warning: {}: {problem}",
+                self.store.target.display()
+            );
         }
     }
 }
@@ -70,11 +78,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<u8> {
-    let (device, kind) = open::detect_kind(&cli.target, cli.kind.map(Into::into))?;
+    let (device, kind) = open::detect_kind(&cli.store.target, cli.store_kind.kind.map(Into::into))?;
     match kind {
         StoreKind::Shared => run_shared(cli, device),
         kind if kind.is_snap_v1() => run_persistent(cli, device, kind),
-        kind => Err(open::unsupported(kind, &cli.target, TOOL)),
+        kind => Err(open::unsupported(kind, &cli.store.target, TOOL)),
     }
 }
 
@@ -86,7 +94,7 @@ fn run_persistent(cli: &Cli, device: Device, kind: StoreKind) -> anyhow::Result<
     {
         bail!(
             "{}: {flag} is for shared stores, and this is a {kind} store",
-            cli.target.display()
+            cli.store.target.display()
         );
     }
     let store = open::open_persistent(device)?;
@@ -115,7 +123,7 @@ fn run_shared(cli: &Cli, device: Device) -> anyhow::Result<u8> {
     if cli.runs {
         bail!(
             "{}: --runs is for persistent and legacy stores, and this is a shared store",
-            cli.target.display()
+            cli.store.target.display()
         );
     }
     let source = SharedSource::open(device)?;
@@ -180,7 +188,7 @@ fn hex_chunk(
     if chunk >= nr_chunks {
         bail!(
             "{}: chunk {chunk} is past the end of the device ({nr_chunks} chunks of {chunk_bytes} bytes)",
-            cli.target.display(),
+            cli.store.target.display(),
         );
     }
     let mut bytes = vec![0u8; chunk_bytes as usize];
