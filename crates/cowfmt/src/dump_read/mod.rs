@@ -3,11 +3,13 @@
 //! field (`exceptions`) is decoded on its own and handed to a callback, and
 //! everything else is checked for syntax and dropped. Memory stays flat in the
 //! number of records. Kind-neutral: the record type and the fields kept are
-//! the caller's (`persistent::dump`, `shared::dump`).
+//! the caller's (`persistent::dump`, `shared::dump`). [`spool`] keeps the
+//! records of a restore in a temporary file while they are read.
 
 mod json;
 mod json_fast;
 mod record_line;
+pub mod spool;
 mod yaml;
 mod yaml_fast;
 

@@ -2,3 +2,4 @@
 //! [`StoreKind`](crate::StoreKind) written once per job.
 
 pub mod dump;
+pub mod restore;

@@ -2,9 +2,7 @@
 //! first activation, or a shared store; or restores one from a cowdump dump
 //! (metadata only).
 
-mod dump_input;
 mod shared;
-mod spool;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,6 +11,7 @@ use anyhow::bail;
 use clap::Parser;
 use cowfmt::bitset::{DenseBitmap, SparseBitmap};
 use cowfmt::device::{Access, Backing, Device};
+use cowfmt::dump_read::spool::{self, RecordCheck, Spool};
 use cowfmt::output::{self, Marker, OutputClaim, OutputRequest};
 use cowfmt::persistent::dump::{RestoreHead, DUMP_FORMAT_VERSION};
 use cowfmt::persistent::header::{validate_chunk_size, DISK_VERSION};
@@ -21,13 +20,13 @@ use cowfmt::persistent::table::{snapshot_table_line, TableDevices};
 use cowfmt::persistent::writer::write_areas_streamed;
 use cowfmt::persistent::{ExceptionRecord, Geometry, Header, StoreWriter, LEGACY_CHUNK_LIMIT};
 use cowfmt::probe;
+use cowfmt::store::restore::{self as dump_input, ReadProgress};
 use cowfmt::units::human_bytes;
 use cowfmt::StoreKind;
 use cowtools::args::KindArg;
 use cowtools::cli::mkcow::Cli;
 use cowtools::{exit, open, progress, signatures};
 use serde_json::{Map, Value};
-use spool::{RecordCheck, Spool};
 use std::any::Any;
 
 const TOOL: &str = "mkcow";
@@ -92,7 +91,12 @@ fn format(cli: &Cli) -> anyhow::Result<u8> {
 fn restore(cli: &Cli, dump_path: &Path) -> anyhow::Result<u8> {
     let cli_kind = cli.store_kind.kind.map(StoreKind::from);
     let plan = |shared: bool, fields: &Map<String, Value>| plan_check(cli, shared, fields);
-    let mut dump = dump_input::read(dump_path, cli_kind, cli.verbosity.quiet, &plan)?;
+    let counter = progress::counter("reading", "records", cli.verbosity.quiet);
+    let reading = ReadProgress {
+        show: &|count| counter.set_position(count),
+        clear: &|| counter.finish_and_clear(),
+    };
+    let mut dump = dump_input::read(dump_path, cli_kind, &reading, &plan)?;
     let dumped_kind = dump.dumped_kind;
     if cli_kind.or(dumped_kind) == Some(StoreKind::Shared) {
         if dumped_kind.is_some_and(|k| k != StoreKind::Shared) {

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use anyhow::bail;
+use cowfmt::dump_read::spool::{read_back_error, RecordCheck, Spool};
 use cowfmt::shared::build::StoreBuilder;
 use cowfmt::shared::dump::SharedRestoreHead;
 use cowfmt::shared::format::{format_store, plan};
@@ -15,12 +16,11 @@ use cowfmt::shared::header::SHARED_VERSION;
 use cowfmt::shared::leaf::check_snapshot_count;
 use cowfmt::shared::mask::{self, MAX_SNAPSHOTS};
 use cowfmt::shared::{Exception, Geometry};
+use cowfmt::store::restore::ReadDump;
 use cowfmt::units::human_bytes;
 use cowfmt::{Error, SECTOR_BYTES};
 use cowtools::{exit, progress};
 
-use super::dump_input::ReadDump;
-use super::spool::{read_back_error, RecordCheck, Spool};
 use super::{
     check_dump_version, open_for_write, origin_sectors, plan_target, Cli, DEFAULT_CHUNK_SECTORS,
     RECORDS_PER_PROGRESS,
