@@ -20,7 +20,7 @@ use crate::dump_read::{
 };
 use crate::kind::StoreKind;
 use crate::persistent::dump::text as persistent_text;
-use crate::persistent::dump::RestoreHead;
+use crate::persistent::dump::{RestoreHead, DUMP_FORMAT_VERSION};
 use crate::persistent::ExceptionRecord;
 use crate::shared::dump::text as shared_text;
 use crate::shared::dump::{SharedRecord, SharedRestoreHead};
@@ -44,6 +44,18 @@ pub enum RestoreInputError {
 }
 
 type InputResult<T> = std::result::Result<T, RestoreInputError>;
+
+/// Refuses a dump of another format version.
+pub fn check_dump_version(version: Option<u32>, path: &Path) -> crate::Result<()> {
+    if let Some(version) = version.filter(|&v| v != DUMP_FORMAT_VERSION) {
+        return Err(crate::Error::Invalid(format!(
+            "{}: dump format_version {} is not supported (this mkcow reads version {DUMP_FORMAT_VERSION})",
+            path.display(),
+            version
+        )));
+    }
+    Ok(())
+}
 
 /// The progress of reading records: `show(count)` every so many records
 /// (0 when the dump is read again), `clear()` after each pass.

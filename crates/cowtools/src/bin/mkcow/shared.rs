@@ -16,14 +16,13 @@ use cowfmt::shared::header::SHARED_VERSION;
 use cowfmt::shared::leaf::check_snapshot_count;
 use cowfmt::shared::mask::{self, MAX_SNAPSHOTS};
 use cowfmt::shared::{Exception, Geometry};
-use cowfmt::store::restore::ReadDump;
+use cowfmt::store::restore::{check_dump_version, ReadDump};
 use cowfmt::units::human_bytes;
 use cowfmt::{Error, SECTOR_BYTES};
 use cowtools::{exit, progress};
 
 use super::{
-    check_dump_version, open_for_write, origin_sectors, plan_target, Cli, DEFAULT_CHUNK_SECTORS,
-    RECORDS_PER_PROGRESS,
+    open_for_write, origin_sectors, plan_target, Cli, DEFAULT_CHUNK_SECTORS, RECORDS_PER_PROGRESS,
 };
 
 /// Formats a shared store as `cli` asks.
