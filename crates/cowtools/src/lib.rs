@@ -3,7 +3,7 @@
 //! formats ([`output`]), the command lines ([`cli`]), progress bars
 //! ([`progress`]), reports and listings for people ([`render`]), hex dumps ([`hexdump`]), opening a store of the right kind
 //! ([`open`]), what a device already holds before it is written over
-//! ([`signatures`]) and a snapshot's data written out or merged back
+//! ([`signatures`]), the store a tool writes, claimed ([`target`]), and a snapshot's data written out or merged back
 //! ([`snapshot_data`]).
 //!
 //! Each binary in `src/bin/` parses its arguments with clap, calls `cowfmt`, and
@@ -19,3 +19,4 @@ pub mod progress;
 pub mod render;
 pub mod signatures;
 pub mod snapshot_data;
+pub mod target;

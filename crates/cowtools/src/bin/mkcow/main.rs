@@ -9,9 +9,9 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::Parser;
-use cowfmt::device::{Access, Backing, Device};
+use cowfmt::device::{Access, Device};
 use cowfmt::dump_read::spool::RecordCheck;
-use cowfmt::output::{self, Marker, OutputClaim, OutputRequest};
+use cowfmt::output::OutputClaim;
 use cowfmt::persistent::dump::RestoreHead;
 use cowfmt::persistent::header::validate_chunk_size;
 use cowfmt::persistent::restore::{
@@ -19,13 +19,13 @@ use cowfmt::persistent::restore::{
 };
 use cowfmt::persistent::table::{snapshot_table_line, TableDevices};
 use cowfmt::persistent::{Geometry, StoreWriter};
-use cowfmt::probe;
 use cowfmt::store::restore::{self as dump_input, check_dump_version, ReadProgress};
 use cowfmt::units::human_bytes;
 use cowfmt::StoreKind;
 use cowtools::args::KindArg;
 use cowtools::cli::mkcow::Cli;
-use cowtools::{exit, open, progress, signatures};
+use cowtools::target::{self, origin_sectors, planned_size, WriteTarget};
+use cowtools::{exit, open, progress};
 use serde_json::{Map, Value};
 
 const TOOL: &str = "mkcow";
@@ -35,6 +35,34 @@ pub(crate) const RECORDS_PER_PROGRESS: u64 = 1 << 16;
 
 /// The kernel's default chunk size for a new store here: 4 KiB.
 pub(crate) const DEFAULT_CHUNK_SECTORS: u32 = 8;
+
+/// Opens the target through the output guard, never the origin or the dump
+/// ([`target::open_for_write`]).
+pub(crate) fn open_for_write(cli: &Cli) -> anyhow::Result<(Device, OutputClaim)> {
+    let inputs: Vec<&Path> = cli
+        .origin
+        .origin
+        .iter()
+        .chain(cli.from_dump.iter().filter(|dump| dump.as_os_str() != "-"))
+        .map(PathBuf::as_path)
+        .collect();
+    target::open_for_write(&WriteTarget {
+        path: &cli.store.target,
+        size: cli.size,
+        force: cli.overwrite.force,
+        inputs: &inputs,
+    })
+}
+
+/// Looks at the target without changing it ([`target::plan_target`]).
+pub(crate) fn plan_target(
+    path: &Path,
+    size: Option<u64>,
+    chunk_sectors: u32,
+    force: bool,
+) -> anyhow::Result<u64> {
+    target::plan_target(TOOL, path, size, chunk_sectors, force)
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -159,102 +187,6 @@ fn snap_kind(kind: StoreKind, target: &Path) -> anyhow::Result<StoreKind> {
     } else {
         Err(open::unsupported(kind, target, TOOL))
     }
-}
-
-/// Looks at the target without changing it: refuses a target held open
-/// elsewhere (even forced), refuses to overwrite any signature or a non-zero
-/// first chunk unless forced (then says what is overwritten), and returns its
-/// size once --size is applied.
-fn plan_target(
-    target: &Path,
-    size: Option<u64>,
-    chunk_sectors: u32,
-    force: bool,
-) -> anyhow::Result<u64> {
-    let device = match std::fs::symlink_metadata(target) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let Some(size) = size else {
-                bail!(
-                    "{}: does not exist; give --size to create an image file of that size",
-                    target.display()
-                );
-            };
-            return Ok(size);
-        }
-        _ => Device::open(target, Access::ReadOnly)?,
-    };
-    cowfmt::in_use::refuse_in_use(target)?;
-    signatures::guard_overwrite(
-        TOOL,
-        &device,
-        u64::from(chunk_sectors) * cowfmt::SECTOR_BYTES,
-        force,
-    )?;
-    Ok(planned_size(&device, size))
-}
-
-/// The size of an existing target once --size is applied: an image file
-/// grows to it, a device keeps its size.
-fn planned_size(device: &Device, size: Option<u64>) -> u64 {
-    let current = device.size_bytes();
-    match (device.backing(), size) {
-        (Backing::File, Some(size)) => current.max(size),
-        _ => current,
-    }
-}
-
-/// Opens the target through the output guard, never the origin or the dump:
-/// a missing image file is created exclusively (and removed again if the job
-/// fails); an existing target is extended to `--size` and locked for the job.
-/// It carries the incomplete marker until the store's header is written last;
-/// with `--force`, the magic of every signature still on it is wiped, and so
-/// is area 0 of a persistent store it held (the refusal without `--force` came
-/// before, in [`plan_target`]).
-pub(crate) fn open_for_write(cli: &Cli) -> anyhow::Result<(Device, OutputClaim)> {
-    let target = cli.store.target.as_path();
-    let inputs: Vec<&Path> = cli
-        .origin
-        .origin
-        .iter()
-        .chain(cli.from_dump.iter().filter(|dump| dump.as_os_str() != "-"))
-        .map(PathBuf::as_path)
-        .collect();
-    let existing = match std::fs::metadata(target) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        other => Some(other.map_err(|source| cowfmt::Error::Open {
-            path: target.to_path_buf(),
-            source,
-        })?),
-    };
-    let Some(meta) = existing else {
-        let prepared = output::open_output(&OutputRequest {
-            path: target,
-            size: cli.size.unwrap_or(0),
-            size_given: true,
-            force: cli.overwrite.force,
-            inputs: &inputs,
-        })?;
-        return Ok((prepared.device, prepared.claim));
-    };
-    output::refuse_alias(target, &meta, &inputs)?;
-    if let Some(size) = cli.size {
-        Device::create_or_extend(target, size)?;
-    }
-    let (device, claim) = output::claim_in_place(target)?;
-    let mut old_start = [0u8; 16];
-    device.read_at(&mut old_start, 0, || "the old header".to_string())?;
-    Marker::Writing.write(&device)?;
-    if cli.overwrite.force {
-        probe::wipe_signatures(&device, &probe::probe(&device)?)?;
-        probe::wipe_old_snap_area(&device, &old_start)?;
-    }
-    Ok((device, claim))
-}
-
-fn origin_sectors(origin: Option<&Path>) -> anyhow::Result<Option<u64>> {
-    origin
-        .map(|path| Ok(Device::open(path, Access::ReadOnly)?.size_sectors()))
-        .transpose()
 }
 
 fn print_table(cli: &Cli, kind: StoreKind, chunk_sectors: u32, origin_sectors: Option<u64>) {

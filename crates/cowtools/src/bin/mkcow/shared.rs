@@ -16,12 +16,11 @@ use cowfmt::shared::Geometry;
 use cowfmt::store::restore::{check_dump_version, ReadDump};
 use cowfmt::units::human_bytes;
 use cowfmt::{Error, SECTOR_BYTES};
+use cowtools::target::origin_sectors;
 use cowtools::{exit, progress};
 use indicatif::ProgressBar;
 
-use super::{
-    open_for_write, origin_sectors, plan_target, Cli, DEFAULT_CHUNK_SECTORS, RECORDS_PER_PROGRESS,
-};
+use super::{open_for_write, plan_target, Cli, DEFAULT_CHUNK_SECTORS, RECORDS_PER_PROGRESS};
 
 /// Formats a shared store as `cli` asks.
 pub fn format(cli: &Cli) -> anyhow::Result<u8> {
