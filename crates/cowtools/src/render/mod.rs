@@ -2,3 +2,4 @@
 //! and, where a tool writes one, the error of writing a document.
 
 pub mod dump;
+pub mod mkcow;

@@ -17,13 +17,13 @@ use cowfmt::persistent::header::validate_chunk_size;
 use cowfmt::persistent::restore::{
     header_from_dump, plan_geometry, validate_records, write_records, PersistentCheck,
 };
-use cowfmt::persistent::table::{snapshot_table_line, TableDevices};
-use cowfmt::persistent::{Geometry, StoreWriter};
+use cowfmt::persistent::StoreWriter;
 use cowfmt::store::restore::{self as dump_input, check_dump_version, ReadProgress};
 use cowfmt::units::human_bytes;
 use cowfmt::StoreKind;
 use cowtools::args::KindArg;
 use cowtools::cli::mkcow::Cli;
+use cowtools::render::mkcow as render;
 use cowtools::target::{self, origin_sectors, planned_size, WriteTarget};
 use cowtools::{exit, open, progress};
 use serde_json::{Map, Value};
@@ -111,7 +111,7 @@ fn format(cli: &Cli) -> anyhow::Result<u8> {
             geometry.data_capacity()
         );
     }
-    print_table(cli, kind, chunk_sectors, origin);
+    render::print_table(cli, kind, chunk_sectors, origin);
     Ok(exit::EXIT_OK)
 }
 
@@ -174,9 +174,9 @@ fn restore(cli: &Cli, dump_path: &Path) -> anyhow::Result<u8> {
     bar.finish_and_clear();
     claim.keep();
     if !cli.verbosity.quiet {
-        report_restore(cli, dump_path, &head, count, &geometry, kind);
+        render::report_restore(cli, dump_path, &head, count, &geometry, kind);
     }
-    print_table(cli, kind, chunk_sectors, origin);
+    render::print_table(cli, kind, chunk_sectors, origin);
     Ok(exit::EXIT_OK)
 }
 
@@ -187,24 +187,6 @@ fn snap_kind(kind: StoreKind, target: &Path) -> anyhow::Result<StoreKind> {
     } else {
         Err(open::unsupported(kind, target, TOOL))
     }
-}
-
-fn print_table(cli: &Cli, kind: StoreKind, chunk_sectors: u32, origin_sectors: Option<u64>) {
-    let cow = cli.store.target.display().to_string();
-    let origin = cli.origin.origin.as_ref().map(|p| p.display().to_string());
-    let devices = TableDevices {
-        origin: origin.as_deref(),
-        origin_sectors,
-        cow: &cow,
-    };
-    let line = snapshot_table_line(&devices, chunk_sectors, kind);
-    if !cli.verbosity.quiet {
-        println!("Activate it with this dmsetup table line (attach an image file with losetup first and use the loop device in its place):");
-        if kind == StoreKind::Legacy {
-            println!("note: 'P' is the only store type mainline kernels accept, old and new; the long name 'persistent' never was");
-        }
-    }
-    println!("{line}");
 }
 
 /// Plans the check of persistent records while they are spooled, from the
@@ -241,31 +223,4 @@ fn plan_check(
         kind,
         &cli.store.target,
     )))
-}
-
-fn report_restore(
-    cli: &Cli,
-    dump_path: &Path,
-    head: &RestoreHead,
-    count: u64,
-    geometry: &Geometry,
-    kind: StoreKind,
-) {
-    let areas = count / geometry.exceptions_per_area() + 1;
-    println!(
-        "{}: restored {count} exceptions in {areas} area{} from {} ({kind}, chunk size {} sectors, {}); data chunks were not touched",
-        cli.store.target.display(),
-        if areas == 1 { "" } else { "s" },
-        dump_path.display(),
-        geometry.chunk_sectors(),
-        if head.valid { "valid" } else { "marked invalid" }
-    );
-    let dumped_chunks = head.device_chunks.unwrap_or(geometry.device_chunks());
-    if dumped_chunks != geometry.device_chunks() {
-        println!(
-            "note: the dump describes a device of {dumped_chunks} chunks; {} has {}",
-            cli.store.target.display(),
-            geometry.device_chunks()
-        );
-    }
 }

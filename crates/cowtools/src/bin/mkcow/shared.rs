@@ -16,6 +16,7 @@ use cowfmt::shared::Geometry;
 use cowfmt::store::restore::{check_dump_version, ReadDump};
 use cowfmt::units::human_bytes;
 use cowfmt::{Error, SECTOR_BYTES};
+use cowtools::render::mkcow as render;
 use cowtools::target::origin_sectors;
 use cowtools::{exit, progress};
 use indicatif::ProgressBar;
@@ -69,8 +70,8 @@ pub fn format(cli: &Cli) -> anyhow::Result<u8> {
             mask::describe(header.snapmask)
         );
     }
-    warn_in_place(cli, &geometry);
-    print_table_lines(cli, chunk_sectors, origin, header.snapmask);
+    render::warn_in_place(cli, &geometry);
+    render::print_table_lines(cli, chunk_sectors, origin, header.snapmask);
     Ok(exit::EXIT_OK)
 }
 
@@ -82,23 +83,6 @@ fn journal_chunks(cli: &Cli, size: u64, chunk_sectors: u32) -> anyhow::Result<u6
         Some(bytes) => bytes.div_ceil(chunk_bytes),
         None => default_journal_chunks(size, chunk_bytes),
     })
-}
-
-fn print_table_lines(cli: &Cli, chunk_sectors: u32, origin_sectors: Option<u64>, snapmask: u64) {
-    if snapmask == 0 {
-        return;
-    }
-    let cow = cli.store.target.display().to_string();
-    let origin = cli.origin.origin.as_ref().map(|p| p.display().to_string());
-    if !cli.verbosity.quiet {
-        println!("Table lines of the seed's shared exception store, one per snapshot (mainline kernels have no shared store; cowrt serves it):");
-    }
-    for id in mask::ids(snapmask) {
-        println!(
-            "{}",
-            cowfmt::shared::table_line(origin.as_deref(), origin_sectors, &cow, chunk_sectors, id)
-        );
-    }
 }
 
 /// Restores a shared store's metadata from a dump: the data chunks stay where
@@ -157,8 +141,8 @@ pub fn restore(cli: &Cli, dump_path: &Path, mut dump: ReadDump) -> anyhow::Resul
             geometry.nr_journal_chunks
         );
     }
-    warn_in_place(cli, &Geometry::new(size, chunk_sectors, journal));
-    print_table_lines(cli, chunk_sectors, origin, snapmask);
+    render::warn_in_place(cli, &Geometry::new(size, chunk_sectors, journal));
+    render::print_table_lines(cli, chunk_sectors, origin, snapmask);
     Ok(exit::EXIT_OK)
 }
 
@@ -183,14 +167,6 @@ impl PassProgress for Bars {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-    }
-}
-
-/// Warns on stderr (refusing nothing) when the store's journal is too small
-/// for the engine to journal its commits.
-fn warn_in_place(cli: &Cli, geometry: &Geometry) {
-    if let Some(note) = cowfmt::shared::journal::in_place_note(geometry) {
-        eprintln!("mkcow: warning: {}: {note}", cli.store.target.display());
     }
 }
 
