@@ -72,3 +72,64 @@ pub struct Quiet {
     #[arg(short, long)]
     pub quiet: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use crate::args::KindArg;
+    use crate::cli::{cowdump, mkcow};
+
+    #[test]
+    fn the_groups_parse_where_the_tools_flatten_them() {
+        let cli = mkcow::Cli::try_parse_from([
+            "mkcow",
+            "-f",
+            "-q",
+            "--kind",
+            "shared",
+            "--chunk-size",
+            "8k",
+            "--origin",
+            "o.img",
+            "t.img",
+        ])
+        .unwrap();
+        assert_eq!(cli.store.target.to_str(), Some("t.img"));
+        assert_eq!(cli.store_kind.kind, Some(KindArg::Shared));
+        assert_eq!(cli.chunk.chunk_size, Some(16));
+        assert_eq!(
+            cli.origin.origin.as_deref().and_then(|p| p.to_str()),
+            Some("o.img")
+        );
+        assert!(cli.overwrite.force && cli.verbosity.quiet);
+    }
+
+    #[test]
+    fn each_tool_keeps_its_own_help_and_rules() {
+        let help = mkcow::Cli::command().render_help().to_string();
+        assert!(
+            help.contains("The image file or block device to format"),
+            "{help}"
+        );
+        assert!(help.contains("Print nothing but the table line"), "{help}");
+        let help = cowdump::Cli::command().render_help().to_string();
+        assert!(
+            help.contains("The image file or block device to read"),
+            "{help}"
+        );
+        assert!(
+            help.contains("No warnings and no progress on stderr"),
+            "{help}"
+        );
+        assert!(
+            cowdump::Cli::try_parse_from(["cowdump", "-f", "t.img"]).is_err(),
+            "cowdump's --force still requires --output"
+        );
+        assert!(
+            mkcow::Cli::try_parse_from(["mkcow", "--chunk-size", "8k", "-i", "d.yaml", "t.img"])
+                .is_err(),
+            "mkcow's --chunk-size still conflicts with --from-dump"
+        );
+    }
+}
