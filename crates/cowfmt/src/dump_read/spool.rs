@@ -69,6 +69,11 @@ impl Spool {
         self.count
     }
 
+    /// Whether no record was appended.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
     /// Reads the records back from the first.
     pub fn read(&mut self) -> io::Result<SpoolReader> {
         self.file.flush()?;

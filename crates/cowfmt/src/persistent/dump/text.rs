@@ -6,16 +6,11 @@
 
 use std::io::Write;
 
-use serde::de::{Deserialize, Deserializer};
 use serde::Serialize;
-use serde_json::{Map, Value};
 
 use super::{stream_records, DumpHead, DumpTail, RestoreHead};
 use crate::dump_lines::{open_list, write_fields, DumpWriteError, ListWriter, TextSyntax};
-use crate::dump_read::{
-    read_dump, struct_fields, DumpReadError, DumpRequest, DumpSource, DumpSyntax, FlatRecord,
-    RecordSink,
-};
+use crate::dump_read::{read_whole, DumpReadError, DumpSource, DumpSyntax, FlatRecord};
 use crate::persistent::runs::Run;
 use crate::persistent::{ExceptionRecord, PersistentStore};
 
@@ -128,47 +123,13 @@ pub struct ReadBack {
 }
 
 /// Reads a whole dump of `syntax` from `source` into memory (the streaming
-/// restore of `mkcow` reads the same lines with [`flat_record`]).
+/// restore reads the same lines with [`flat_record`]).
 pub fn read_document(
     source: DumpSource<'_>,
     syntax: DumpSyntax,
 ) -> Result<ReadBack, DumpReadError> {
-    let mut records = Records::default();
-    let request = DumpRequest {
-        list: "exceptions",
-        keep: struct_fields::<RestoreHead>(),
-        sink: &mut records,
-    };
-    let fields = read_dump(source, syntax, request)?;
-    Ok(ReadBack {
-        head: fields.decode()?,
-        records: records.0,
-    })
-}
-
-/// Every record of a dump, kept in memory.
-#[derive(Default)]
-struct Records(Vec<ExceptionRecord>);
-
-impl RecordSink for Records {
-    fn record<'de, D: Deserializer<'de>>(
-        &mut self,
-        _fields: &Map<String, Value>,
-        element: D,
-    ) -> Result<(), D::Error> {
-        self.0.push(ExceptionRecord::deserialize(element)?);
-        Ok(())
-    }
-
-    fn restart(&mut self) {
-        self.0.clear();
-    }
-
-    fn flat_record(&mut self, _fields: &Map<String, Value>, line: &FlatRecord<'_>) -> bool {
-        flat_record(line)
-            .map(|record| self.0.push(record))
-            .is_some()
-    }
+    let (head, records) = read_whole(source, syntax, "exceptions", flat_record)?;
+    Ok(ReadBack { head, records })
 }
 
 #[cfg(test)]

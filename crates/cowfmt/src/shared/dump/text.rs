@@ -6,9 +6,6 @@
 
 use std::io::Write;
 
-use serde::de::{Deserialize, Deserializer};
-use serde_json::{Map, Value};
-
 use super::chunks::stream_chunk_runs;
 use super::journal::JournalDump;
 use super::records::stream_exceptions;
@@ -18,10 +15,7 @@ use super::{
     TreeBlock, TreeBody,
 };
 use crate::dump_lines::{open_list, write_fields, Batch, DumpWriteError, ListWriter, TextSyntax};
-use crate::dump_read::{
-    read_dump, struct_fields, DumpReadError, DumpRequest, DumpSource, DumpSyntax, FlatRecord,
-    RecordSink,
-};
+use crate::dump_read::{read_whole, DumpReadError, DumpSource, DumpSyntax, FlatRecord};
 use crate::shared::bitmap::ChunkBitmap;
 use crate::shared::mask;
 
@@ -355,47 +349,13 @@ pub struct ReadBack {
 }
 
 /// Reads a whole dump of `syntax` from `source` into memory (the streaming
-/// restore of `mkcow` reads the same lines with [`flat_record`]).
+/// restore reads the same lines with [`flat_record`]).
 pub fn read_document(
     source: DumpSource<'_>,
     syntax: DumpSyntax,
 ) -> Result<ReadBack, DumpReadError> {
-    let mut records = Records::default();
-    let request = DumpRequest {
-        list: "exceptions",
-        keep: struct_fields::<SharedRestoreHead>(),
-        sink: &mut records,
-    };
-    let fields = read_dump(source, syntax, request)?;
-    Ok(ReadBack {
-        head: fields.decode()?,
-        records: records.0,
-    })
-}
-
-/// Every record of a dump, kept in memory.
-#[derive(Default)]
-struct Records(Vec<SharedRecord>);
-
-impl RecordSink for Records {
-    fn record<'de, D: Deserializer<'de>>(
-        &mut self,
-        _fields: &Map<String, Value>,
-        element: D,
-    ) -> Result<(), D::Error> {
-        self.0.push(SharedRecord::deserialize(element)?);
-        Ok(())
-    }
-
-    fn restart(&mut self) {
-        self.0.clear();
-    }
-
-    fn flat_record(&mut self, _fields: &Map<String, Value>, line: &FlatRecord<'_>) -> bool {
-        flat_record(line)
-            .map(|record| self.0.push(record))
-            .is_some()
-    }
+    let (head, records) = read_whole(source, syntax, "exceptions", flat_record)?;
+    Ok(ReadBack { head, records })
 }
 
 #[cfg(test)]

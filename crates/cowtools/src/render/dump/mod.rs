@@ -120,6 +120,22 @@ pub(crate) fn two_columns(rows: Vec<(&str, String)>) -> Table {
     table
 }
 
+/// Digits of `n`: how wide a column of numbers up to `n` is.
+pub(crate) fn digits(n: u64) -> usize {
+    itoa::Buffer::new().format(n).len()
+}
+
+/// Writes the `Problems` section after the tables, when there are any.
+pub(crate) fn write_problems(out: &mut dyn Write, problems: &[String]) -> std::io::Result<()> {
+    if !problems.is_empty() {
+        writeln!(out, "\nProblems")?;
+        for problem in problems {
+            writeln!(out, "  {problem}")?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes a counted list's closing line: `(N things)` and a blank line.
 pub(crate) fn count_line(out: &mut dyn Write, count: u64, what: &str) -> std::io::Result<()> {
     writeln!(out, "({count} {what}{})\n", plural(count))

@@ -11,7 +11,9 @@ use cowfmt::persistent::runs::Run;
 use cowfmt::persistent::store::AreaSummary;
 use cowfmt::persistent::{ExceptionRecord, PersistentStore};
 
-use super::{count_line, new_table, plural, sectors_text, two_columns, HeadRows};
+use super::{
+    count_line, digits, new_table, plural, sectors_text, two_columns, write_problems, HeadRows,
+};
 use crate::progress::RecordCounter;
 
 /// Writes the tables of `store` (whose head is `head`) and returns its tail.
@@ -50,12 +52,7 @@ pub fn write(
     if let Some(runs) = &tail.runs {
         write_runs(out, runs, &widths)?;
     }
-    if !tail.problems.is_empty() {
-        writeln!(out, "\nProblems")?;
-        for problem in &tail.problems {
-            writeln!(out, "  {problem}")?;
-        }
-    }
+    write_problems(out, &tail.problems)?;
     Ok(tail)
 }
 
@@ -69,7 +66,7 @@ struct ColumnWidths {
 impl ColumnWidths {
     /// Wide enough for every chunk number of a device of `device_chunks`.
     fn for_device(device_chunks: u64) -> Self {
-        let digits = itoa::Buffer::new().format(device_chunks).len();
+        let digits = digits(device_chunks);
         ColumnWidths {
             index: digits.max("index".len()),
             old: digits.max(12),

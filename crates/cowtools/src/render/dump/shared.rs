@@ -16,7 +16,9 @@ use cowfmt::shared::dump::{
     TreeBlock, TreeBody,
 };
 
-use super::{count_line, new_table, plural, sectors_text, two_columns, HeadRows};
+use super::{
+    count_line, digits, new_table, plural, sectors_text, two_columns, write_problems, HeadRows,
+};
 use crate::progress::RecordCounter;
 
 /// Writes the tables and lines of `view` and returns the tail.
@@ -89,12 +91,8 @@ pub fn write(
         }
     };
     writeln!(out, "Tree totals\n{}", totals_table(&tail))?;
-    if !tail.problems.is_empty() {
-        writeln!(out, "\nProblems")?;
-        for problem in &tail.problems {
-            writeln!(out, "  {}", problem_text(problem))?;
-        }
-    }
+    let problems: Vec<String> = tail.problems.iter().map(problem_text).collect();
+    write_problems(out, &problems)?;
     Ok(tail)
 }
 
@@ -158,7 +156,7 @@ struct Widths {
 
 impl Widths {
     fn for_device(nr_chunks: u64) -> Self {
-        let digits = itoa::Buffer::new().format(nr_chunks).len();
+        let digits = digits(nr_chunks);
         Widths {
             origin: digits.max("origin_chunk".len()),
             chunk: digits.max("cow_chunk".len()),

@@ -1,10 +1,9 @@
 //! The persistent dump schema round trip: what the writer writes, the reader
 //! reads back as the store holds it, in both syntaxes and on both read paths.
 
-use std::io::{BufRead, BufReader, Cursor};
-
 use super::*;
 use crate::device::{Access, Device};
+use crate::dump_read::with_text;
 use crate::persistent::dump::{dump, head_of, PersistentDump};
 use crate::persistent::test_store::committed_store;
 use crate::StoreKind;
@@ -17,15 +16,7 @@ fn written(store: &PersistentStore, syntax: TextSyntax, with_runs: bool) -> Vec<
 }
 
 fn read_back(text: &[u8], syntax: DumpSyntax, fast: bool) -> ReadBack {
-    let input: Box<dyn BufRead> = Box::new(BufReader::new(Cursor::new(text.to_vec())));
-    let copy = text.to_vec();
-    let mut reopen =
-        move || Ok(Box::new(BufReader::new(Cursor::new(copy.clone()))) as Box<dyn BufRead>);
-    let source = DumpSource {
-        input,
-        reopen: fast.then_some(&mut reopen as _),
-    };
-    read_document(source, syntax).unwrap()
+    with_text(text, fast, |source| read_document(source, syntax)).unwrap()
 }
 
 #[test]

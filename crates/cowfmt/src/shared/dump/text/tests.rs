@@ -2,10 +2,9 @@
 //! reads back as the store holds it, in both syntaxes, on both read paths and
 //! in every view.
 
-use std::io::{BufRead, BufReader, Cursor};
-
 use super::*;
 use crate::device::{Access, Device};
+use crate::dump_read::with_text;
 use crate::memdev::MemDev;
 use crate::shared::build::StoreBuilder;
 use crate::shared::dump::{BitmapDump, SharedDump, SnapshotDump, TreeDump};
@@ -60,15 +59,7 @@ fn written(source: &SharedSource, view: View, syntax: TextSyntax) -> Vec<u8> {
 }
 
 fn read_back(text: &[u8], syntax: DumpSyntax, fast: bool) -> ReadBack {
-    let input: Box<dyn BufRead> = Box::new(BufReader::new(Cursor::new(text.to_vec())));
-    let copy = text.to_vec();
-    let mut reopen =
-        move || Ok(Box::new(BufReader::new(Cursor::new(copy.clone()))) as Box<dyn BufRead>);
-    let source = DumpSource {
-        input,
-        reopen: fast.then_some(&mut reopen as _),
-    };
-    read_document(source, syntax).unwrap()
+    with_text(text, fast, |source| read_document(source, syntax)).unwrap()
 }
 
 #[test]
@@ -153,12 +144,10 @@ fn the_writer_writes_what_serde_writes() {
 #[test]
 fn an_id_out_of_range_is_left_to_serde() {
     let text = b"chunk_size: 8\nvalid: true\nsnapshots: [0]\nexceptions:\n- {origin_chunk: 1, cow_chunk: 9, snapshots: [64]}\n";
-    let input: Box<dyn BufRead> = Box::new(BufReader::new(Cursor::new(text.to_vec())));
-    let source = DumpSource {
-        input,
-        reopen: None,
-    };
-    let error = read_document(source, DumpSyntax::Yaml).unwrap_err();
+    let error = with_text(text, false, |source| {
+        read_document(source, DumpSyntax::Yaml)
+    })
+    .unwrap_err();
     assert!(
         error.to_string().contains("snapshot id 64 is out of range"),
         "{error}"
