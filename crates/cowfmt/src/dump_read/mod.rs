@@ -181,6 +181,15 @@ pub fn read_dump<S: RecordSink>(
     }
 }
 
+/// A whole dump read into memory: its head and every record of its list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadBack<H, R> {
+    /// The head fields read.
+    pub head: H,
+    /// The records, in the dump's order.
+    pub records: Vec<R>,
+}
+
 /// Reads a whole dump of `syntax` into memory: the head `H` (its fields the
 /// ones kept) and every element of `list` as an `R`, each record line of the
 /// fast paths taken by `flat` (a schema's own line reader) or else by serde.
@@ -189,7 +198,7 @@ pub fn read_whole<H: DeserializeOwned, R: DeserializeOwned>(
     syntax: DumpSyntax,
     list: &str,
     flat: fn(&FlatRecord<'_>) -> Option<R>,
-) -> Result<(H, Vec<R>), DumpReadError> {
+) -> Result<ReadBack<H, R>, DumpReadError> {
     let mut records = Whole {
         records: Vec::new(),
         flat,
@@ -200,7 +209,10 @@ pub fn read_whole<H: DeserializeOwned, R: DeserializeOwned>(
         sink: &mut records,
     };
     let fields = read_dump(source, syntax, request)?;
-    Ok((fields.decode()?, records.records))
+    Ok(ReadBack {
+        head: fields.decode()?,
+        records: records.records,
+    })
 }
 
 /// Every element of a dump's list, kept in memory.

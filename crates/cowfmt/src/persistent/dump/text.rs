@@ -114,13 +114,7 @@ pub fn flat_record(line: &FlatRecord<'_>) -> Option<ExceptionRecord> {
 }
 
 /// A whole dump read back: the head fields a restore uses and every record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReadBack {
-    /// The head.
-    pub head: RestoreHead,
-    /// The records, in the dump's order.
-    pub records: Vec<ExceptionRecord>,
-}
+pub type ReadBack = crate::dump_read::ReadBack<RestoreHead, ExceptionRecord>;
 
 /// Reads a whole dump of `syntax` from `source` into memory (the streaming
 /// restore reads the same lines with [`flat_record`]).
@@ -128,8 +122,7 @@ pub fn read_document(
     source: DumpSource<'_>,
     syntax: DumpSyntax,
 ) -> Result<ReadBack, DumpReadError> {
-    let (head, records) = read_whole(source, syntax, "exceptions", flat_record)?;
-    Ok(ReadBack { head, records })
+    read_whole(source, syntax, "exceptions", flat_record)
 }
 
 #[cfg(test)]

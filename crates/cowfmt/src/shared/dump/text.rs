@@ -340,13 +340,7 @@ pub fn flat_record(line: &FlatRecord<'_>) -> Option<SharedRecord> {
 }
 
 /// A whole dump read back: the head fields a restore uses and every record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReadBack {
-    /// The head.
-    pub head: SharedRestoreHead,
-    /// The records, in the dump's order.
-    pub records: Vec<SharedRecord>,
-}
+pub type ReadBack = crate::dump_read::ReadBack<SharedRestoreHead, SharedRecord>;
 
 /// Reads a whole dump of `syntax` from `source` into memory (the streaming
 /// restore reads the same lines with [`flat_record`]).
@@ -354,8 +348,7 @@ pub fn read_document(
     source: DumpSource<'_>,
     syntax: DumpSyntax,
 ) -> Result<ReadBack, DumpReadError> {
-    let (head, records) = read_whole(source, syntax, "exceptions", flat_record)?;
-    Ok(ReadBack { head, records })
+    read_whole(source, syntax, "exceptions", flat_record)
 }
 
 #[cfg(test)]
