@@ -15,12 +15,14 @@
 //! - [`in_use`]: whether a device is held open elsewhere (mounted, claimed,
 //!   attached to a loop device);
 //! - [`kind`]: store kinds and detection by magic;
+//! - [`dump_lines`]: writing a dump (YAML or JSON) with its lists streamed;
 //! - [`dump_read`]: reading a dump (YAML or JSON) as a stream of records;
 //! - [`origin_range`]: ranges of origin chunks, as repairs name what was lost;
 //! - [`output`]: the output guard every writing job goes through;
 //! - [`overlay`]: chunks a device reads in place of its own (a journal
 //!   replayed without writing);
 //! - [`probe`]: every signature a device holds (libblkid and our own kinds);
+//! - [`store`]: the kind facade: each job on a store of any kind;
 //! - [`snapshot_image`]: one snapshot's logical image, written out or merged
 //!   back into its origin;
 //! - [`progress`]: the callback long jobs report how far they got through;
@@ -31,6 +33,7 @@ pub mod bitset;
 pub mod blockdev;
 pub mod crashdev;
 pub mod device;
+pub mod dump_lines;
 pub mod dump_read;
 pub mod error;
 pub mod finding;
@@ -46,6 +49,7 @@ pub mod progress;
 pub mod shared;
 pub mod snapshot_image;
 pub mod sparse;
+pub mod store;
 pub mod units;
 
 pub use blockdev::BlockDev;

@@ -1,9 +1,9 @@
 //! Shared plumbing of the five cowtools binaries: exit codes and error
 //! rendering ([`exit`]), common arguments ([`args`]), output destinations and
 //! formats ([`output`]), the command lines ([`cli`]), progress bars
-//! ([`progress`]), hex dumps ([`hexdump`]), opening a store of the right kind
+//! ([`progress`]), reports and listings for people ([`render`]), hex dumps ([`hexdump`]), opening a store of the right kind
 //! ([`open`]), what a device already holds before it is written over
-//! ([`signatures`]) and a snapshot's data written out or merged back
+//! ([`signatures`]), the store a tool writes, claimed ([`target`]), and a snapshot's data written out or merged back
 //! ([`snapshot_data`]).
 //!
 //! Each binary in `src/bin/` parses its arguments with clap, calls `cowfmt`, and
@@ -16,5 +16,7 @@ pub mod hexdump;
 pub mod open;
 pub mod output;
 pub mod progress;
+pub mod render;
 pub mod signatures;
 pub mod snapshot_data;
+pub mod target;

@@ -3,11 +3,13 @@
 //! field (`exceptions`) is decoded on its own and handed to a callback, and
 //! everything else is checked for syntax and dropped. Memory stays flat in the
 //! number of records. Kind-neutral: the record type and the fields kept are
-//! the caller's (`persistent::dump`, `shared::dump`).
+//! the caller's (`persistent::dump`, `shared::dump`). [`spool`] keeps the
+//! records of a restore in a temporary file while they are read.
 
 mod json;
 mod json_fast;
 mod record_line;
+pub mod spool;
 mod yaml;
 mod yaml_fast;
 
@@ -177,6 +179,79 @@ pub fn read_dump<S: RecordSink>(
         DumpSyntax::Json => json::read(reopen()?, request),
         DumpSyntax::Yaml => yaml::read(reopen()?, request),
     }
+}
+
+/// A whole dump read into memory: its head and every record of its list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadBack<H, R> {
+    /// The head fields read.
+    pub head: H,
+    /// The records, in the dump's order.
+    pub records: Vec<R>,
+}
+
+/// Reads a whole dump of `syntax` into memory: the head `H` (its fields the
+/// ones kept) and every element of `list` as an `R`, each record line of the
+/// fast paths taken by `flat` (a schema's own line reader) or else by serde.
+pub fn read_whole<H: DeserializeOwned, R: DeserializeOwned>(
+    source: DumpSource<'_>,
+    syntax: DumpSyntax,
+    list: &str,
+    flat: fn(&FlatRecord<'_>) -> Option<R>,
+) -> Result<ReadBack<H, R>, DumpReadError> {
+    let mut records = Whole {
+        records: Vec::new(),
+        flat,
+    };
+    let request = DumpRequest {
+        list,
+        keep: struct_fields::<H>(),
+        sink: &mut records,
+    };
+    let fields = read_dump(source, syntax, request)?;
+    Ok(ReadBack {
+        head: fields.decode()?,
+        records: records.records,
+    })
+}
+
+/// Every element of a dump's list, kept in memory.
+struct Whole<R> {
+    records: Vec<R>,
+    flat: fn(&FlatRecord<'_>) -> Option<R>,
+}
+
+impl<R: DeserializeOwned> RecordSink for Whole<R> {
+    fn record<'de, D: Deserializer<'de>>(
+        &mut self,
+        _fields: &Map<String, Value>,
+        element: D,
+    ) -> Result<(), D::Error> {
+        self.records.push(R::deserialize(element)?);
+        Ok(())
+    }
+
+    fn restart(&mut self) {
+        self.records.clear();
+    }
+
+    fn flat_record(&mut self, _fields: &Map<String, Value>, line: &FlatRecord<'_>) -> bool {
+        (self.flat)(line).map(|r| self.records.push(r)).is_some()
+    }
+}
+
+/// Hands `read` the text `text` as a dump source, able to reopen it
+/// (`fast`: the fast paths are tried first) or not.
+#[cfg(test)]
+pub(crate) fn with_text<T>(text: &[u8], fast: bool, read: impl FnOnce(DumpSource<'_>) -> T) -> T {
+    let reader = |text: &[u8]| -> Box<dyn BufRead> {
+        Box::new(io::BufReader::new(io::Cursor::new(text.to_vec())))
+    };
+    let mut reopen = || Ok(reader(text));
+    read(DumpSource {
+        input: reader(text),
+        reopen: fast.then_some(&mut reopen as _),
+    })
 }
 
 /// The field names of the struct `T` deserializes as (what `#[derive(Deserialize)]`

@@ -1,27 +1,79 @@
-//! Reading a dump for `--from-dump`: the file or stdin, its syntax (by the
-//! extension, otherwise by the first character), the head fields both
-//! restores use, and every record spooled as it is parsed (`spool`), so that
-//! memory stays flat in the number of records.
+//! Reading a dump to restore a store of either kind from it (`mkcow
+//! --from-dump`): the file or stdin, its syntax (by the extension, otherwise
+//! by the first character), the head fields both restores use, the records
+//! read as the kind's schema has them (`persistent::dump::text`,
+//! `shared::dump::text`), and every record spooled as it is parsed
+//! ([`spool`](crate::dump_read::spool)), so that memory stays flat in the
+//! number of records.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
-use anyhow::{bail, Context};
-use cowfmt::dump_read::{
-    self, peek_first_byte, struct_fields, DumpFields, DumpReadError, DumpRequest, DumpSource,
-    DumpSyntax, FlatRecord, RecordSink,
-};
-use cowfmt::persistent::dump::RestoreHead;
-use cowfmt::persistent::ExceptionRecord;
-use cowfmt::shared::dump::{SharedRecord, SharedRestoreHead};
-use cowfmt::shared::mask;
-use cowfmt::StoreKind;
-use indicatif::ProgressBar;
 use serde::de::{Deserialize, Deserializer, Error as _, IgnoredAny};
 use serde_json::{Map, Value};
 
-use super::spool::{RecordCheck, Spool, SpoolWorker};
+use crate::dump_read::spool::{RecordCheck, Spool, SpoolWorker};
+use crate::dump_read::{
+    self, peek_first_byte, struct_fields, DumpFields, DumpReadError, DumpRequest, DumpSource,
+    DumpSyntax, FlatRecord, RecordSink,
+};
+use crate::kind::StoreKind;
+use crate::persistent::dump::text as persistent_text;
+use crate::persistent::dump::{RestoreHead, DUMP_FORMAT_VERSION};
+use crate::persistent::ExceptionRecord;
+use crate::shared::dump::text as shared_text;
+use crate::shared::dump::{SharedRecord, SharedRestoreHead};
+
+/// Why a dump could not be read for a restore; each names the dump
+/// (`stdin` for `-`).
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreInputError {
+    /// The dump is not one a restore can use, or not here.
+    #[error("{0}")]
+    Unusable(String),
+    /// Reading the dump, or keeping its records, failed.
+    #[error("{what}")]
+    Io {
+        /// What failed, as a sentence.
+        what: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+type InputResult<T> = std::result::Result<T, RestoreInputError>;
+
+/// Refuses a dump of another format version.
+pub fn check_dump_version(version: Option<u32>, path: &Path) -> crate::Result<()> {
+    if let Some(version) = version.filter(|&v| v != DUMP_FORMAT_VERSION) {
+        return Err(crate::Error::Invalid(format!(
+            "{}: dump format_version {} is not supported (this mkcow reads version {DUMP_FORMAT_VERSION})",
+            path.display(),
+            version
+        )));
+    }
+    Ok(())
+}
+
+/// The progress of reading records: `show(count)` every so many records
+/// (0 when the dump is read again), `clear()` after each pass.
+pub struct ReadProgress<'p> {
+    /// Shows the records read so far.
+    pub show: &'p dyn Fn(u64),
+    /// Clears the display.
+    pub clear: &'p dyn Fn(),
+}
+
+fn temp_error(what: &str, source: io::Error) -> RestoreInputError {
+    RestoreInputError::Io {
+        what: what.to_string(),
+        source,
+    }
+}
+
+const KEEP_RECORDS: &str = "cannot keep the records in a temporary file (in $TMPDIR)";
 
 /// The list a restore reads.
 const LIST: &str = "exceptions";
@@ -51,7 +103,7 @@ pub type CheckPlan<'p> = &'p dyn Fn(bool, &Map<String, Value>) -> Option<Box<dyn
 impl ReadDump {
     /// Decodes the head fields as `T`; a missing or mistyped field is refused
     /// in one sentence naming the dump.
-    pub fn head<T: serde::de::DeserializeOwned>(&self, path: &Path) -> anyhow::Result<T> {
+    pub fn head<T: serde::de::DeserializeOwned>(&self, path: &Path) -> InputResult<T> {
         self.fields.decode().map_err(|e| unusable(path, &e))
     }
 }
@@ -62,15 +114,15 @@ impl ReadDump {
 /// kind. When neither does, a file's records are skipped and the file read
 /// again once its `kind` field is known; stdin's are read as persistent ones,
 /// and a `kind: shared` after them is refused.
-pub fn read(
+pub fn read<'p>(
     path: &Path,
     kind: Option<StoreKind>,
-    quiet: bool,
-    plan: CheckPlan<'_>,
-) -> anyhow::Result<ReadDump> {
+    progress: &'p ReadProgress<'p>,
+    plan: CheckPlan<'p>,
+) -> InputResult<ReadDump> {
     let mut decided = kind;
     loop {
-        let (fields, mut sink) = read_once(path, decided, quiet, plan)?;
+        let (fields, mut sink) = read_once(path, decided, progress, plan)?;
         let dumped_kind = fields
             .fields
             .get("kind")
@@ -85,24 +137,25 @@ pub fn read(
         match sink.shared {
             Some(read_as) if read_as != shared => {
                 if path == Path::new("-") {
-                    bail!(
+                    return Err(RestoreInputError::Unusable(format!(
                         "{}: the kind field comes after the exceptions and says {}; give --kind {} to read them from stdin",
                         shown(path),
                         dumped_kind.unwrap_or(StoreKind::Persistent),
                         dumped_kind.unwrap_or(StoreKind::Persistent)
-                    );
+                    )));
                 }
                 decided = dumped_kind;
             }
             _ => {
                 let (spool, checked) = match sink.spool.take() {
-                    Some(worker) => worker
-                        .finish()
-                        .context("cannot keep the records in a temporary file (in $TMPDIR)")?,
+                    Some(worker) => worker.finish().map_err(|e| temp_error(KEEP_RECORDS, e))?,
                     None => (
-                        Spool::new(if shared { 3 } else { 2 }).context(
-                            "cannot create a temporary file (in $TMPDIR) for the records",
-                        )?,
+                        Spool::new(if shared { 3 } else { 2 }).map_err(|e| {
+                            temp_error(
+                                "cannot create a temporary file (in $TMPDIR) for the records",
+                                e,
+                            )
+                        })?,
                         None,
                     ),
                 };
@@ -122,17 +175,16 @@ pub fn read(
 fn read_once<'p>(
     path: &Path,
     kind: Option<StoreKind>,
-    quiet: bool,
+    progress: &'p ReadProgress<'p>,
     plan: CheckPlan<'p>,
-) -> anyhow::Result<(DumpFields, SpoolSink<'p>)> {
+) -> InputResult<(DumpFields, SpoolSink<'p>)> {
     let mut input = open(path)?;
     let mut reopen = || reopen_file(path);
     let by_extension = DumpSyntax::of_extension(path);
-    let first = peek_first_byte(&mut input)
-        .with_context(|| format!("{}: cannot read the dump", shown(path)))?;
+    let first = peek_first_byte(&mut input).map_err(|e| cannot_read(path, e))?;
     let syntax = by_extension.unwrap_or(DumpSyntax::of_first_byte(first));
     let keep = kept_fields();
-    let mut sink = SpoolSink::new(kind, path != Path::new("-"), quiet, plan)?;
+    let mut sink = SpoolSink::new(kind, path != Path::new("-"), progress, plan);
     let request = DumpRequest {
         list: LIST,
         keep: &keep,
@@ -143,7 +195,7 @@ fn read_once<'p>(
         reopen: (path != Path::new("-")).then_some(&mut reopen as _),
     };
     let result = dump_read::read_dump(source, syntax, request);
-    sink.progress.finish_and_clear();
+    (progress.clear)();
     let result = match result {
         // Without an extension, text that opens like JSON but is not JSON may
         // still be YAML (a flow mapping): a file is read again as YAML.
@@ -153,7 +205,7 @@ fn read_once<'p>(
                 && path != Path::new("-")
                 && sink.io_error.is_none() =>
         {
-            sink = SpoolSink::new(kind, true, quiet, plan)?;
+            sink = SpoolSink::new(kind, true, progress, plan);
             let request = DumpRequest {
                 list: LIST,
                 keep: &keep,
@@ -165,19 +217,16 @@ fn read_once<'p>(
                 reopen: Some(&mut reopen_again),
             };
             let yaml = dump_read::read_dump(source, DumpSyntax::Yaml, request);
-            sink.progress.finish_and_clear();
+            (progress.clear)();
             yaml.map_err(|_| DumpReadError::Syntax(json))
         }
         other => other,
     };
     if let Some(e) = sink.io_error.take() {
-        return Err(anyhow::Error::new(e)
-            .context("cannot keep the records in a temporary file (in $TMPDIR)"));
+        return Err(temp_error(KEEP_RECORDS, e));
     }
     let fields = result.map_err(|e| match e {
-        DumpReadError::Io(e) => {
-            anyhow::Error::new(e).context(format!("{}: cannot read the dump", shown(path)))
-        }
+        DumpReadError::Io(e) => cannot_read(path, e),
         DumpReadError::Syntax(why) if sink.guessed => unusable(
             path,
             &DumpReadError::Syntax(format!(
@@ -187,15 +236,15 @@ fn read_once<'p>(
         syntax => unusable(path, &syntax),
     })?;
     if !fields.has_list {
-        bail!(
+        return Err(RestoreInputError::Unusable(format!(
             "{}: not a usable cowdump dump: missing field `{LIST}`",
             shown(path)
-        );
+        )));
     }
     Ok((fields, sink))
 }
 
-fn open(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
+fn open(path: &Path) -> InputResult<Box<dyn BufRead>> {
     if path == Path::new("-") {
         return Ok(Box::new(BufReader::with_capacity(
             READ_BUFFER_BYTES,
@@ -203,10 +252,12 @@ fn open(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
         )));
     }
     if path.is_dir() {
-        bail!("{}: is a directory, not a dump file", path.display());
+        return Err(RestoreInputError::Unusable(format!(
+            "{}: is a directory, not a dump file",
+            path.display()
+        )));
     }
-    let file =
-        File::open(path).with_context(|| format!("{}: cannot read the dump", path.display()))?;
+    let file = File::open(path).map_err(|e| cannot_read(path, e))?;
     Ok(Box::new(BufReader::with_capacity(READ_BUFFER_BYTES, file)))
 }
 
@@ -236,8 +287,15 @@ fn shown(path: &Path) -> String {
     }
 }
 
-fn unusable(path: &Path, e: &DumpReadError) -> anyhow::Error {
-    anyhow::anyhow!("{}: not a usable cowdump dump: {e}", shown(path))
+fn unusable(path: &Path, e: &DumpReadError) -> RestoreInputError {
+    RestoreInputError::Unusable(format!("{}: not a usable cowdump dump: {e}", shown(path)))
+}
+
+fn cannot_read(path: &Path, source: io::Error) -> RestoreInputError {
+    RestoreInputError::Io {
+        what: format!("{}: cannot read the dump", shown(path)),
+        source,
+    }
 }
 
 /// Spools each record as the restore of its kind will read it.
@@ -257,17 +315,17 @@ struct SpoolSink<'p> {
     /// Plans the check run while spooling.
     plan: CheckPlan<'p>,
     io_error: Option<io::Error>,
-    progress: ProgressBar,
+    progress: &'p ReadProgress<'p>,
 }
 
 impl<'p> SpoolSink<'p> {
     fn new(
         kind: Option<StoreKind>,
         skip_undecided: bool,
-        quiet: bool,
+        progress: &'p ReadProgress<'p>,
         plan: CheckPlan<'p>,
-    ) -> anyhow::Result<Self> {
-        Ok(SpoolSink {
+    ) -> Self {
+        SpoolSink {
             kind,
             shared: None,
             skip_undecided,
@@ -276,8 +334,8 @@ impl<'p> SpoolSink<'p> {
             spool: None,
             plan,
             io_error: None,
-            progress: cowtools::progress::counter("reading", "records", quiet),
-        })
+            progress,
+        }
     }
 
     fn push(&mut self, fields: &Map<String, Value>, record: &[u64]) -> io::Result<u64> {
@@ -309,32 +367,15 @@ impl<'p> SpoolSink<'p> {
     }
 }
 
-/// The numbers of a record line in cowdump's own field order, or `None` for
-/// anything else (left to serde, which words any error): a shared record's
-/// ids must be in range.
-fn flat_numbers(shared: bool, record: &FlatRecord<'_>) -> Option<([u64; 3], usize)> {
+/// The numbers of a record line in the schema's own field order, or `None`
+/// for anything else (left to serde, which words any error).
+fn flat_numbers(shared: bool, line: &FlatRecord<'_>) -> Option<([u64; 3], usize)> {
     if shared {
-        let [origin, cow, ids] = [0, 1, 2].map(|i| (i < record.len()).then(|| record.key(i)));
-        if record.len() != 3
-            || origin != Some(b"origin_chunk")
-            || cow != Some(b"cow_chunk")
-            || ids != Some(b"snapshots")
-        {
-            return None;
-        }
-        let mut share = 0u64;
-        for &id in record.list(2)? {
-            if id >= u64::from(mask::MAX_SNAPSHOTS) {
-                return None;
-            }
-            share |= mask::bit(id as u32);
-        }
-        Some(([record.number(0)?, record.number(1)?, share], 3))
+        let r = shared_text::flat_record(line)?;
+        Some(([r.origin_chunk, r.cow_chunk, r.snapshots.0], 3))
     } else {
-        if record.len() != 2 || record.key(0) != b"old_chunk" || record.key(1) != b"new_chunk" {
-            return None;
-        }
-        Some(([record.number(0)?, record.number(1)?, 0], 2))
+        let r = persistent_text::flat_record(line)?;
+        Some(([r.old_chunk, r.new_chunk, 0], 2))
     }
 }
 
@@ -349,7 +390,7 @@ impl RecordSink for SpoolSink<'_> {
         match self.push(fields, &numbers[..width]) {
             Ok(count) => {
                 if count % PROGRESS_EVERY == 0 {
-                    self.progress.set_position(count);
+                    (self.progress.show)(count);
                 }
                 true
             }
@@ -362,7 +403,7 @@ impl RecordSink for SpoolSink<'_> {
         self.skipped = false;
         self.guessed = false;
         self.spool = None;
-        self.progress.set_position(0);
+        (self.progress.show)(0);
     }
 
     fn record<'de, D: Deserializer<'de>>(
@@ -393,7 +434,7 @@ impl RecordSink for SpoolSink<'_> {
             }
         };
         if count % PROGRESS_EVERY == 0 {
-            self.progress.set_position(count);
+            (self.progress.show)(count);
         }
         Ok(())
     }

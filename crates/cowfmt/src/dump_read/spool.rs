@@ -69,6 +69,11 @@ impl Spool {
         self.count
     }
 
+    /// Whether no record was appended.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
     /// Reads the records back from the first.
     pub fn read(&mut self) -> io::Result<SpoolReader> {
         self.file.flush()?;
@@ -172,7 +177,7 @@ const BATCH_RECORDS: usize = 16 << 10;
 const BATCHES_IN_FLIGHT: usize = 2;
 
 /// What the spooling thread hands back: the spool, and the check that ran.
-type Spooled = (Spool, Option<Box<dyn RecordCheck>>);
+pub type Spooled = (Spool, Option<Box<dyn RecordCheck>>);
 
 /// A [`Spool`] filled on its own thread: the reader's thread parses the
 /// dump while this one stores (and, given a [`RecordCheck`], checks) the
@@ -276,8 +281,8 @@ impl Drop for SpoolWorker {
 }
 
 /// A failure to read the spool back, as a library error naming it.
-pub fn read_back_error(source: io::Error) -> cowfmt::Error {
-    cowfmt::Error::Io {
+pub fn read_back_error(source: io::Error) -> crate::Error {
+    crate::Error::Io {
         path: std::env::temp_dir().join("(mkcow record spool)"),
         action: "cannot read the records back",
         source,

@@ -1,0 +1,93 @@
+//! What mkcow prints: the dmsetup table lines that activate a new store, the
+//! sentence about a restore, and the warning about a journal too small.
+
+use std::path::Path;
+
+use cowfmt::persistent::dump::RestoreHead;
+use cowfmt::persistent::table::{snapshot_table_line, TableDevices};
+use cowfmt::persistent::Geometry;
+use cowfmt::shared::mask;
+use cowfmt::StoreKind;
+
+use crate::cli::mkcow::Cli;
+
+/// Prints the table line of a persistent or legacy store (after a sentence
+/// saying how to use it, unless quiet).
+pub fn print_table(cli: &Cli, kind: StoreKind, chunk_sectors: u32, origin_sectors: Option<u64>) {
+    let cow = cli.store.target.display().to_string();
+    let origin = cli.origin.origin.as_ref().map(|p| p.display().to_string());
+    let devices = TableDevices {
+        origin: origin.as_deref(),
+        origin_sectors,
+        cow: &cow,
+    };
+    let line = snapshot_table_line(&devices, chunk_sectors, kind);
+    if !cli.verbosity.quiet {
+        println!("Activate it with this dmsetup table line (attach an image file with losetup first and use the loop device in its place):");
+        if kind == StoreKind::Legacy {
+            println!("note: 'P' is the only store type mainline kernels accept, old and new; the long name 'persistent' never was");
+        }
+    }
+    println!("{line}");
+}
+
+/// Prints what a persistent restore wrote, and a note when the dump
+/// describes a device of another size.
+pub fn report_restore(
+    cli: &Cli,
+    dump_path: &Path,
+    head: &RestoreHead,
+    count: u64,
+    geometry: &Geometry,
+    kind: StoreKind,
+) {
+    let areas = count / geometry.exceptions_per_area() + 1;
+    println!(
+        "{}: restored {count} exceptions in {areas} area{} from {} ({kind}, chunk size {} sectors, {}); data chunks were not touched",
+        cli.store.target.display(),
+        if areas == 1 { "" } else { "s" },
+        dump_path.display(),
+        geometry.chunk_sectors(),
+        if head.valid { "valid" } else { "marked invalid" }
+    );
+    let dumped_chunks = head.device_chunks.unwrap_or(geometry.device_chunks());
+    if dumped_chunks != geometry.device_chunks() {
+        println!(
+            "note: the dump describes a device of {dumped_chunks} chunks; {} has {}",
+            cli.store.target.display(),
+            geometry.device_chunks()
+        );
+    }
+}
+
+/// Prints a shared store's table lines, one per snapshot (after a sentence,
+/// unless quiet); nothing without snapshots.
+pub fn print_table_lines(
+    cli: &Cli,
+    chunk_sectors: u32,
+    origin_sectors: Option<u64>,
+    snapmask: u64,
+) {
+    if snapmask == 0 {
+        return;
+    }
+    let cow = cli.store.target.display().to_string();
+    let origin = cli.origin.origin.as_ref().map(|p| p.display().to_string());
+    if !cli.verbosity.quiet {
+        println!("Table lines of the seed's shared exception store, one per snapshot (mainline kernels have no shared store; cowrt serves it):");
+    }
+    for id in mask::ids(snapmask) {
+        println!(
+            "{}",
+            cowfmt::shared::table_line(origin.as_deref(), origin_sectors, &cow, chunk_sectors, id)
+        );
+    }
+}
+
+/// Warns on stderr (refusing nothing) when the store's journal is too small
+/// for the engine to journal its commits.
+pub fn warn_in_place(cli: &Cli, geometry: &cowfmt::shared::Geometry) {
+    if let Some(note) = cowfmt::shared::journal::in_place_note(geometry) {
+        eprintln!("mkcow: warning: {}: {note}", cli.store.target.display());
+    }
+}
