@@ -24,6 +24,9 @@
 //! - [`snapshot_image`]: one snapshot's logical image, written out or merged
 //!   back into its origin;
 //! - [`progress`]: the callback long jobs report how far they got through;
+//! - [`repair`]: the kind-neutral parts of repair (request, events, outcome,
+//!   the in-place repair's verified backup);
+//! - [`store`]: the kind facade: each job dispatches on the kind once there;
 //! - [`sparse`]: holes of image files, and copies that keep them;
 //! - [`units`]: size parsing (`4k`, `64M`, `8s`).
 
@@ -43,9 +46,11 @@ pub mod overlay;
 pub mod persistent;
 pub mod probe;
 pub mod progress;
+pub mod repair;
 pub mod shared;
 pub mod snapshot_image;
 pub mod sparse;
+pub mod store;
 pub mod units;
 
 pub use blockdev::BlockDev;

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser, ValueEnum};
+use cowfmt::repair::RepairRequest;
 use cowfmt::shared::mask;
+use cowfmt::StoreKind;
 
 use crate::args;
 
@@ -156,6 +158,44 @@ pub struct Cli {
     #[arg(short, long)]
     pub quiet: bool,
 }
+
+impl RepairKind {
+    /// The store kind it names.
+    pub fn store_kind(self) -> StoreKind {
+        match self {
+            RepairKind::Persistent => StoreKind::Persistent,
+            RepairKind::Legacy => StoreKind::Legacy,
+            RepairKind::Shared => StoreKind::Shared,
+        }
+    }
+}
+
+impl Cli {
+    /// The repair these arguments ask for.
+    pub fn request(&self) -> RepairRequest {
+        RepairRequest {
+            input: self.input.clone(),
+            output: self.output.clone(),
+            in_place: self.in_place,
+            backup: self.backup.clone(),
+            dry_run: self.dry_run,
+            size: self.size,
+            chunk_size: self.chunk_size,
+            origin: self.origin.clone(),
+            origin_size: self.origin_size,
+            kind: self.kind.map(RepairKind::store_kind),
+            journal_chunks: self.journal_chunks,
+            snapshots: self.snapshots,
+            snapmask: self.snapmask,
+            full_scan: self.full_scan,
+            mark_valid: self.mark_valid,
+            invalidate_on_loss: self.invalidate_on_loss,
+            kernel_areas_only: self.kernel_areas_only,
+            force: self.force,
+        }
+    }
+}
+
 /// Parses snapshot ids as people write them ("0,3-5,63") into a snapmask.
 pub fn parse_snapshot_ids(text: &str) -> Result<u64, String> {
     let mut mask = 0u64;

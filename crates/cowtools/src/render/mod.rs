@@ -1,0 +1,3 @@
+//! Rendering of the jobs' reports (text, tables, JSON), one file per job.
+
+pub mod repair;
