@@ -4,21 +4,22 @@
 
 use crate::device::Device;
 use crate::error::Error;
-use crate::persistent::rebuild::{JobError, RebuildWriter};
+use crate::job::JobError;
+use crate::persistent::rebuild::RebuildWriter;
 
-use super::dedup::ChunkGroups;
-use super::pipeline::Sink;
+use crate::job::ChunkGroups;
+use crate::job::Sink;
 
 /// Writes one record per output chunk.
 #[derive(Debug)]
-pub(super) struct ClassicWriter {
+pub(crate) struct ClassicWriter {
     writer: RebuildWriter,
 }
 
 impl ClassicWriter {
     /// Formats `output` as a fresh store of `chunk_sectors`; `output_zeroed`
     /// says it reads zeros (a new image), so zero chunks are not written.
-    pub(super) fn new(
+    pub(crate) fn new(
         output: Device,
         chunk_sectors: u32,
         output_zeroed: bool,
@@ -29,7 +30,7 @@ impl ClassicWriter {
     }
 
     /// Writes what is queued and gives the device back.
-    pub(super) fn finish(self) -> Result<Device, JobError> {
+    pub(crate) fn finish(self) -> Result<Device, JobError> {
         Ok(self.writer.finish(true)?)
     }
 }

@@ -1,0 +1,3 @@
+//! Rendering of the jobs' reports (text, tables, JSON), one module per job.
+
+pub mod migrate;
