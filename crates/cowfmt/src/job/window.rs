@@ -127,9 +127,11 @@ fn read_origin(origin: &Device, buf: &mut [u8], offset: u64) -> Result<()> {
         .size_bytes()
         .saturating_sub(offset)
         .min(buf.len() as u64) as usize;
-    origin.read_at(&mut buf[..len], offset, || {
-        format!("origin bytes at {offset}")
-    })?;
+    if len > 0 {
+        origin.read_at(&mut buf[..len], offset, || {
+            format!("origin bytes at {offset}")
+        })?;
+    }
     buf[len..].fill(0);
     Ok(())
 }
@@ -137,6 +139,20 @@ fn read_origin(origin: &Device, buf: &mut [u8], offset: u64) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origin_pieces_past_its_end_read_as_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("origin.img");
+        std::fs::write(&path, [7u8; 1000]).unwrap();
+        let origin = Device::open(&path, crate::device::Access::ReadOnly).unwrap();
+        let mut buf = [1u8; 512];
+        read_origin(&origin, &mut buf, 512).unwrap();
+        assert_eq!(buf[..488], [7u8; 488]);
+        assert_eq!(buf[488..], [0u8; 24]);
+        read_origin(&origin, &mut buf, 1024).unwrap();
+        assert_eq!(buf, [0u8; 512]);
+    }
 
     #[test]
     fn runs_split_at_gaps() {

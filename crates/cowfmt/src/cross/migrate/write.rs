@@ -101,7 +101,7 @@ pub fn migrate(
                     progress,
                 )
             })?;
-            let device = writer.finish()?;
+            let device = writer.finish(true)?;
             let Settled {
                 metadata,
                 stale_areas_zeroed,

@@ -48,7 +48,8 @@ pub struct MigratePlan {
     pub needed_bytes: u64,
     /// Whether the origin device is needed (a larger chunk size).
     pub needs_origin: bool,
-    /// Steps of the data copy, for progress.
+    /// Steps of the data copy, for progress: records copied in place, or
+    /// output chunks written.
     pub copy_steps: u64,
     pub(super) origin_bytes: Option<u64>,
 }
@@ -134,7 +135,7 @@ pub fn plan(
                 }
                 count += pieces;
             }
-            (count, max_old, records.len() as u64)
+            (count, max_old, count)
         }
         MigrateMode::Merge => {
             let groups: HashSet<u64> = records

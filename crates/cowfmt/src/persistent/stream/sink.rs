@@ -5,10 +5,8 @@
 use crate::device::Device;
 use crate::error::Error;
 use crate::job::JobError;
+use crate::job::{ChunkGroups, Sink};
 use crate::persistent::rebuild::RebuildWriter;
-
-use crate::job::ChunkGroups;
-use crate::job::Sink;
 
 /// Writes one record per output chunk.
 #[derive(Debug)]
@@ -29,9 +27,10 @@ impl ClassicWriter {
         })
     }
 
-    /// Writes what is queued and gives the device back.
-    pub(crate) fn finish(self) -> Result<Device, JobError> {
-        Ok(self.writer.finish(true)?)
+    /// Writes what is queued, with a header that says `valid`, and gives the
+    /// device back.
+    pub(crate) fn finish(self, valid: bool) -> Result<Device, JobError> {
+        Ok(self.writer.finish(valid)?)
     }
 }
 
