@@ -12,6 +12,11 @@
 //!   builds the images a power cut would leave);
 //! - [`persistent`]: the kernel's "SnAp" v1 store (also used for `legacy`);
 //! - [`finding`]: the finding model shared by every checker;
+//! - [`job`]: the kind-neutral job layer: the exception stream and the
+//!   pipeline every job that writes a store runs (window, dedup, assemble);
+//! - [`cross`]: the jobs between kinds (classic <-> shared), the one module
+//!   that imports two kinds;
+//! - [`dump_format`]: the version every dump carries;
 //! - [`in_use`]: whether a device is held open elsewhere (mounted, claimed,
 //!   attached to a loop device);
 //! - [`kind`]: store kinds and detection by magic;
@@ -33,10 +38,13 @@
 pub mod bitset;
 pub mod blockdev;
 pub mod crashdev;
+pub mod cross;
 pub mod device;
+pub mod dump_format;
 pub mod dump_read;
 pub mod error;
 pub mod finding;
+pub mod job;
 pub mod in_use;
 pub mod kind;
 pub mod memdev;

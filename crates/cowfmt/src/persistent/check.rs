@@ -19,8 +19,7 @@ use crate::finding::{Finding, FindingCode, FindingSink, Location};
 use crate::kind::{StoreKind, PERSISTENT_MAGIC};
 use crate::progress::{self, Progress};
 
-/// Findings of one code kept in a report before the rest are only counted.
-pub const FINDINGS_PER_CODE: u64 = 1000;
+pub use crate::finding::FINDINGS_PER_CODE;
 
 /// What to check and how.
 #[derive(Debug, Clone)]

@@ -23,6 +23,7 @@ pub mod runs;
 pub mod scan;
 pub mod state;
 pub mod store;
+pub mod stream;
 pub mod table;
 #[cfg(test)]
 pub(crate) mod test_store;

@@ -1,3 +1,4 @@
-//! Rendering of the jobs' reports (text, tables, JSON), one file per job.
+//! Rendering of the jobs' reports (text, tables, JSON), one module per job.
 
+pub mod migrate;
 pub mod repair;

@@ -53,7 +53,7 @@ mod space;
 mod tally;
 mod write;
 
-pub use crate::persistent::rebuild::JobError;
+pub use crate::job::JobError;
 pub use analyze::analyze;
 pub use chunk_size::probe_wiped_header;
 pub use job::{run, JobResult};

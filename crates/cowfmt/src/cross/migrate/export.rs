@@ -4,16 +4,16 @@
 use crate::error::Error;
 use crate::kind::StoreKind;
 use crate::persistent::header::validate_chunk_size;
-use crate::persistent::rebuild::JobError;
+use crate::job::JobError;
 use crate::persistent::LEGACY_CHUNK_LIMIT;
 use crate::shared::mask::{self, MAX_SNAPSHOTS};
 use crate::SECTOR_BYTES;
 
-use super::assemble::Rechunk;
+use crate::job::Rechunk;
 use super::plan::{Inputs, SharedPlan, Target};
 use super::report::{shared_shape, InputReport, SharedJob, Side};
-use super::shared_input::SharedInput;
-use super::survey::survey;
+use crate::shared::stream::SharedInput;
+use crate::shared::stream::survey;
 
 /// What to export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

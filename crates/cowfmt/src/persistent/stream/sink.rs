@@ -4,21 +4,20 @@
 
 use crate::device::Device;
 use crate::error::Error;
-use crate::persistent::rebuild::{JobError, RebuildWriter};
-
-use super::dedup::ChunkGroups;
-use super::pipeline::Sink;
+use crate::job::JobError;
+use crate::job::{ChunkGroups, Sink};
+use crate::persistent::rebuild::RebuildWriter;
 
 /// Writes one record per output chunk.
 #[derive(Debug)]
-pub(super) struct ClassicWriter {
+pub(crate) struct ClassicWriter {
     writer: RebuildWriter,
 }
 
 impl ClassicWriter {
     /// Formats `output` as a fresh store of `chunk_sectors`; `output_zeroed`
     /// says it reads zeros (a new image), so zero chunks are not written.
-    pub(super) fn new(
+    pub(crate) fn new(
         output: Device,
         chunk_sectors: u32,
         output_zeroed: bool,
@@ -28,9 +27,10 @@ impl ClassicWriter {
         })
     }
 
-    /// Writes what is queued and gives the device back.
-    pub(super) fn finish(self) -> Result<Device, JobError> {
-        Ok(self.writer.finish(true)?)
+    /// Writes what is queued, with a header that says `valid`, and gives the
+    /// device back.
+    pub(crate) fn finish(self, valid: bool) -> Result<Device, JobError> {
+        Ok(self.writer.finish(valid)?)
     }
 }
 

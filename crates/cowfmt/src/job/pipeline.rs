@@ -4,38 +4,38 @@
 //! shared store writer, or the persistent store writer).
 
 use crate::device::Device;
-use crate::persistent::rebuild::JobError;
+use super::error::JobError;
 
 use super::assemble::{Assembler, OutChunk, Rechunk};
 use super::dedup::ChunkGroups;
-use super::source::EntrySource;
+use super::stream::EntrySource;
 use super::window::{bytes_needed, Window, WINDOW_BYTES};
 
 /// Where the grouped contents of each output chunk go.
-pub(super) trait Sink {
+pub(crate) trait Sink {
     /// Takes output chunk `origin` and its distinct contents.
     fn chunk(&mut self, origin: u64, groups: &ChunkGroups) -> Result<(), JobError>;
 }
 
 /// What a run moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) struct Totals {
+pub(crate) struct Totals {
     /// Output chunks with at least one copy.
-    pub(super) chunks: u64,
+    pub(crate) chunks: u64,
     /// Contents assembled (one per signature): what the output would store
     /// without sharing.
-    pub(super) copies: u64,
+    pub(crate) copies: u64,
     /// Distinct contents stored.
-    pub(super) stored: u64,
+    pub(crate) stored: u64,
     /// Pieces of assembled contents read from the origin.
-    pub(super) pieces_from_origin: u64,
+    pub(crate) pieces_from_origin: u64,
     /// Split pieces left out because they lie past the end of the origin.
-    pub(super) pieces_past_origin: u64,
+    pub(crate) pieces_past_origin: u64,
 }
 
 /// Runs `source` through `rechunk` into `sink`, reading data from `devices`
 /// and `origin`. `progress` gets (output chunks done, `total`).
-pub(super) fn run(
+pub(crate) fn run(
     source: &mut dyn EntrySource,
     rechunk: Rechunk,
     devices: &[&Device],

@@ -7,13 +7,13 @@
 use crate::bitset::DenseBitmap;
 use crate::device::Device;
 use crate::error::{Error, FormatError};
-use crate::persistent::rebuild::JobError;
+use crate::job::JobError;
 use crate::shared::geometry::{validate_chunk_size, Geometry};
 use crate::shared::header::{SharedHeader, HEADER_BYTES};
 use crate::shared::leaf::Leaf;
 use crate::shared::node::Node;
 
-use super::source::{EntrySource, InEntry, InRecord};
+use crate::job::{EntrySource, InEntry, InRecord};
 
 /// An undamaged shared store opened read-only for a migration.
 #[derive(Debug)]
@@ -107,7 +107,7 @@ impl SharedInput {
 
     /// Streams the entries in origin order, keeping only the snapshots in
     /// `filter` (records and entries left with no snapshot are skipped).
-    pub(super) fn entries(&self, filter: u64) -> Result<SharedEntries<'_>, JobError> {
+    pub(crate) fn entries(&self, filter: u64) -> Result<SharedEntries<'_>, JobError> {
         let mut walk = SharedEntries {
             input: self,
             filter,
@@ -151,7 +151,7 @@ struct LeafAt {
 
 /// The entries of a [`SharedInput`] in origin order (see [`SharedInput::entries`]).
 #[derive(Debug)]
-pub(super) struct SharedEntries<'a> {
+pub(crate) struct SharedEntries<'a> {
     input: &'a SharedInput,
     filter: u64,
     leaves: Vec<LeafAt>,
@@ -161,7 +161,7 @@ pub(super) struct SharedEntries<'a> {
     seen: DenseBitmap,
     last_origin: Option<u64>,
     buf: Vec<u8>,
-    pub(super) stats: TreeStats,
+    pub(crate) stats: TreeStats,
 }
 
 impl SharedEntries<'_> {

@@ -9,28 +9,40 @@
 
 use std::collections::HashMap;
 
-use crate::error::Error;
-use crate::persistent::migrate::MigrateMode;
-use crate::persistent::rebuild::JobError;
-use crate::shared::mask;
+use serde::Serialize;
 
-use super::source::{EntrySource, InEntry};
+use crate::error::Error;
+
+use super::error::JobError;
+use super::stream::{EntrySource, InEntry};
+
+/// How input chunks are carried over to the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MigrateMode {
+    /// Same chunk size: each input chunk is one output chunk.
+    Copy,
+    /// A smaller chunk size: every input chunk becomes `factor` output chunks.
+    Split,
+    /// A larger chunk size: input chunks are grouped by `origin / factor`.
+    Merge,
+}
 
 /// How input chunks become output chunks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Rechunk {
+pub(crate) struct Rechunk {
     /// Input chunk size in bytes.
-    pub(super) in_bytes: u64,
+    pub(crate) in_bytes: u64,
     /// Output chunk size in bytes.
-    pub(super) out_bytes: u64,
+    pub(crate) out_bytes: u64,
     /// The origin's size, when known: split pieces past it are left out, and
     /// input copies past it are refused.
-    pub(super) origin_bytes: Option<u64>,
+    pub(crate) origin_bytes: Option<u64>,
 }
 
 impl Rechunk {
     /// Copy, split or merge.
-    pub(super) fn mode(&self) -> MigrateMode {
+    pub(crate) fn mode(&self) -> MigrateMode {
         match self.out_bytes.cmp(&self.in_bytes) {
             std::cmp::Ordering::Equal => MigrateMode::Copy,
             std::cmp::Ordering::Less => MigrateMode::Split,
@@ -39,19 +51,19 @@ impl Rechunk {
     }
 
     /// Chunks of the smaller size in one of the larger (1 for a copy).
-    pub(super) fn factor(&self) -> u64 {
+    pub(crate) fn factor(&self) -> u64 {
         self.in_bytes.max(self.out_bytes) / self.in_bytes.min(self.out_bytes)
     }
 
     /// Bytes of one piece: the smaller of the two chunk sizes.
-    pub(super) fn piece_bytes(&self) -> u64 {
+    pub(crate) fn piece_bytes(&self) -> u64 {
         self.in_bytes.min(self.out_bytes)
     }
 }
 
 /// Where one piece of an output chunk comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(super) enum Piece {
+pub(crate) enum Piece {
     /// Bytes `offset..offset + piece` of chunk `chunk` of input device `dev`.
     Cow {
         /// Input device index.
@@ -70,16 +82,16 @@ pub(super) enum Piece {
 
 /// One way of seeing an output chunk: its pieces, and the snapshots that see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Signature {
+pub(crate) struct Signature {
     /// The snapshots.
-    pub(super) mask: u64,
+    pub(crate) mask: u64,
     /// The pieces, in order, filling the output chunk.
-    pub(super) pieces: Vec<Piece>,
+    pub(crate) pieces: Vec<Piece>,
 }
 
 impl Signature {
     /// Pieces read from the origin.
-    pub(super) fn origin_pieces(&self) -> u64 {
+    pub(crate) fn origin_pieces(&self) -> u64 {
         self.pieces
             .iter()
             .filter(|p| matches!(p, Piece::Origin { .. }))
@@ -89,26 +101,26 @@ impl Signature {
 
 /// An output chunk and its signatures (masks disjoint, at least one).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct OutChunk {
+pub(crate) struct OutChunk {
     /// Origin chunk in the output chunk size.
-    pub(super) origin: u64,
+    pub(crate) origin: u64,
     /// The ways snapshots see it.
-    pub(super) signatures: Vec<Signature>,
+    pub(crate) signatures: Vec<Signature>,
 }
 
 /// Streams [`OutChunk`]s in ascending origin order from an [`EntrySource`].
-pub(super) struct Assembler<'a> {
+pub(crate) struct Assembler<'a> {
     source: &'a mut dyn EntrySource,
     rechunk: Rechunk,
     peeked: Option<InEntry>,
     pending: std::collections::VecDeque<OutChunk>,
     /// Split pieces left out because they lie past the end of the origin.
-    pub(super) pieces_past_origin: u64,
+    pub(crate) pieces_past_origin: u64,
 }
 
 impl<'a> Assembler<'a> {
     /// An assembler over `source`.
-    pub(super) fn new(source: &'a mut dyn EntrySource, rechunk: Rechunk) -> Self {
+    pub(crate) fn new(source: &'a mut dyn EntrySource, rechunk: Rechunk) -> Self {
         Assembler {
             source,
             rechunk,
@@ -138,7 +150,7 @@ impl<'a> Assembler<'a> {
     }
 
     /// The next output chunk, or `None` at the end.
-    pub(super) fn next_chunk(&mut self) -> Result<Option<OutChunk>, JobError> {
+    pub(crate) fn next_chunk(&mut self) -> Result<Option<OutChunk>, JobError> {
         loop {
             if let Some(chunk) = self.pending.pop_front() {
                 return Ok(Some(chunk));
@@ -211,8 +223,7 @@ impl<'a> Assembler<'a> {
         }
         let mut signatures: Vec<Signature> = Vec::new();
         let mut index: HashMap<Vec<Piece>, usize> = HashMap::new();
-        for id in mask::ids(seen) {
-            let bit = mask::bit(id);
+        for bit in bits(seen) {
             let pieces: Vec<Piece> = by_piece
                 .iter()
                 .enumerate()
@@ -241,6 +252,16 @@ impl<'a> Assembler<'a> {
     }
 }
 
+/// The bits set in `mask`, lowest first.
+fn bits(mask: u64) -> impl Iterator<Item = u64> {
+    let mut rest = mask;
+    std::iter::from_fn(move || {
+        let bit = rest & rest.wrapping_neg();
+        rest &= !bit;
+        (bit != 0).then_some(bit)
+    })
+}
+
 fn copy(entry: InEntry) -> OutChunk {
     OutChunk {
         origin: entry.origin,
@@ -261,7 +282,7 @@ fn copy(entry: InEntry) -> OutChunk {
 
 #[cfg(test)]
 mod tests {
-    use super::super::source::InRecord;
+    use super::super::stream::InRecord;
     use super::*;
 
     struct List(std::vec::IntoIter<InEntry>);
@@ -344,6 +365,13 @@ mod tests {
         assert_eq!(origins, vec![0, 1, 2, 3, 12, 13]);
         assert_eq!(past, 4);
         assert_eq!(out[5].signatures[1].pieces, vec![cow(9, 512)]);
+    }
+
+    #[test]
+    fn bits_are_listed_lowest_first() {
+        assert_eq!(bits(0b1010_0110).collect::<Vec<_>>(), vec![2, 4, 32, 128]);
+        assert_eq!(bits(1 << 63).collect::<Vec<_>>(), vec![1 << 63]);
+        assert_eq!(bits(0).count(), 0);
     }
 
     #[test]

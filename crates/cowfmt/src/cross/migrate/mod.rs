@@ -1,4 +1,5 @@
-//! Migrations into, out of and between shared stores.
+//! Migrations into, out of and between shared stores (classic <-> shared,
+//! shared -> shared).
 //!
 //! - **Import** ([`plan_import`]): classic (persistent or legacy) stores of one
 //!   origin become the snapshots of one new shared store. The copies of each
@@ -20,30 +21,18 @@
 //! and grouped one output chunk at a time, so memory grows with the number of
 //! records, never with the data.
 //!
-//! Modules, from the inputs to the outputs: [`source`] (the entry stream) with
-//! [`shared_input`] and [`classic_input`]; [`assemble`] (output chunks and
-//! their signatures); [`window`] (batched reads); [`dedup`] (grouping by
-//! content); [`pipeline`] (the loop); the sinks [`count`], [`shared_out`] and
-//! [`classic_out`]; [`survey`] and [`size`] (space); the jobs [`import`],
-//! [`export`] and [`rechunk`]; [`plan`], [`write`] and [`report`].
+//! The pipeline itself is kind-neutral ([`crate::job`]); the kinds bring
+//! their adapters ([`crate::shared::stream`]: the shared input, writer and
+//! sizes; [`crate::persistent::stream`]: the classic writer). Here: the
+//! classic inputs ([`classic_input`]), the jobs [`import`], [`export`] and
+//! [`rechunk`]; [`plan`], [`write`] and [`report`].
 
-mod assemble;
 mod classic_input;
-mod classic_out;
-mod count;
-mod dedup;
 mod export;
 mod import;
-mod pipeline;
 mod plan;
 mod rechunk;
 mod report;
-mod shared_input;
-mod shared_out;
-mod size;
-mod source;
-mod survey;
-mod window;
 mod write;
 
 pub use export::{plan_export, ExportOptions};
@@ -53,6 +42,5 @@ pub use rechunk::{plan_rechunk, RechunkOptions};
 pub use report::{
     InputReport, SharedJob, SharedMigrateReport, SharedShape, Side, SHARED_MIGRATE_FORMAT_VERSION,
 };
-pub use shared_input::{SharedInput, TreeStats};
-pub use size::{max_records_per_chunk, JournalSize};
+pub use crate::shared::stream::{max_records_per_chunk, JournalSize, SharedInput, TreeStats};
 pub use write::migrate;

@@ -10,11 +10,11 @@ use crate::error::{Error, Result};
 use super::assemble::{OutChunk, Piece, Rechunk};
 
 /// Bytes of data a window aims for (a window holds at least one output chunk).
-pub(super) const WINDOW_BYTES: u64 = 16 << 20;
+pub(crate) const WINDOW_BYTES: u64 = 16 << 20;
 
 /// The bytes a window of output chunks needs, in memory.
 #[derive(Debug, Default)]
-pub(super) struct Window {
+pub(crate) struct Window {
     buf: Vec<u8>,
     cow: HashMap<(u32, u64), usize>,
     origin: HashMap<u64, usize>,
@@ -23,7 +23,7 @@ pub(super) struct Window {
 impl Window {
     /// Reads everything `chunks` need: whole input chunks from `devices`, origin
     /// pieces from `origin` (zeros past its end).
-    pub(super) fn load(
+    pub(crate) fn load(
         &mut self,
         chunks: &[OutChunk],
         rechunk: &Rechunk,
@@ -85,7 +85,7 @@ impl Window {
     }
 
     /// The bytes of `piece` (`len` bytes long), which must have been loaded.
-    pub(super) fn piece(&self, piece: &Piece, len: usize) -> &[u8] {
+    pub(crate) fn piece(&self, piece: &Piece, len: usize) -> &[u8] {
         let start = match *piece {
             Piece::Cow { dev, chunk, offset } => self.cow[&(dev, chunk)] + offset as usize,
             Piece::Origin { index } => self.origin[&index],
@@ -95,7 +95,7 @@ impl Window {
 }
 
 /// Bytes `chunk` will need loaded (for sizing windows).
-pub(super) fn bytes_needed(chunk: &OutChunk, rechunk: &Rechunk) -> u64 {
+pub(crate) fn bytes_needed(chunk: &OutChunk, rechunk: &Rechunk) -> u64 {
     chunk
         .signatures
         .iter()
@@ -127,9 +127,11 @@ fn read_origin(origin: &Device, buf: &mut [u8], offset: u64) -> Result<()> {
         .size_bytes()
         .saturating_sub(offset)
         .min(buf.len() as u64) as usize;
-    origin.read_at(&mut buf[..len], offset, || {
-        format!("origin bytes at {offset}")
-    })?;
+    if len > 0 {
+        origin.read_at(&mut buf[..len], offset, || {
+            format!("origin bytes at {offset}")
+        })?;
+    }
     buf[len..].fill(0);
     Ok(())
 }
@@ -137,6 +139,20 @@ fn read_origin(origin: &Device, buf: &mut [u8], offset: u64) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origin_pieces_past_its_end_read_as_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("origin.img");
+        std::fs::write(&path, [7u8; 1000]).unwrap();
+        let origin = Device::open(&path, crate::device::Access::ReadOnly).unwrap();
+        let mut buf = [1u8; 512];
+        read_origin(&origin, &mut buf, 512).unwrap();
+        assert_eq!(buf[..488], [7u8; 488]);
+        assert_eq!(buf[488..], [0u8; 24]);
+        read_origin(&origin, &mut buf, 1024).unwrap();
+        assert_eq!(buf, [0u8; 512]);
+    }
 
     #[test]
     fn runs_split_at_gaps() {

@@ -6,18 +6,18 @@ use std::collections::HashSet;
 
 use crate::error::Error;
 use crate::kind::StoreKind;
-use crate::persistent::rebuild::JobError;
+use crate::job::JobError;
 use crate::persistent::PersistentStore;
 use crate::shared::geometry::validate_chunk_size;
 use crate::shared::mask::{self, MAX_SNAPSHOTS};
 use crate::SECTOR_BYTES;
 
-use super::assemble::Rechunk;
+use crate::job::Rechunk;
 use super::classic_input::ClassicInputs;
 use super::plan::{refuse_snapshot_limit, Inputs, SharedPlan, Target};
 use super::report::{InputReport, SharedJob, Side};
-use super::size::JournalSize;
-use super::survey::survey;
+use crate::shared::stream::JournalSize;
+use crate::shared::stream::survey;
 
 /// What to import into.
 #[derive(Debug, Clone, PartialEq, Eq)]

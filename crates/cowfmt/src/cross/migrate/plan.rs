@@ -7,20 +7,21 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::kind::StoreKind;
 use crate::persistent::layout::Geometry as ClassicGeometry;
-use crate::persistent::migrate::MigrateMode;
-use crate::persistent::rebuild::{chunks_needed, JobError};
+use crate::job::MigrateMode;
+use crate::job::JobError;
+use crate::persistent::rebuild::chunks_needed;
 use crate::shared::leaf::check_snapshot_count;
 use crate::SECTOR_BYTES;
 
-use super::assemble::Rechunk;
+use crate::job::Rechunk;
 use super::classic_input::ClassicInputs;
-use super::count::Counter;
-use super::pipeline;
+use crate::shared::stream::Counter;
+use crate::job;
 use super::report::{InputReport, SharedJob};
-use super::shared_input::SharedInput;
-use super::size::{JournalSize, SharedNeed};
-use super::source::EntrySource;
-use super::survey::Survey;
+use crate::shared::stream::SharedInput;
+use crate::shared::stream::{JournalSize, SharedNeed};
+use crate::job::EntrySource;
+use crate::shared::stream::Survey;
 
 /// Where a migration reads from.
 #[derive(Debug)]
@@ -198,7 +199,7 @@ impl SharedPlan {
         let rechunk = self.rechunk;
         let steps = self.steps();
         self.inputs.with_entries(|source| {
-            pipeline::run(
+            job::run(
                 source,
                 rechunk,
                 &devices,

@@ -1,24 +1,24 @@
 //! A [`Sink`] that writes nothing and counts what sharing leaves: the exact
 //! data chunks and records of the output, and the tree they take.
 
-use crate::persistent::rebuild::JobError;
+use crate::job::JobError;
 
-use super::dedup::ChunkGroups;
-use super::pipeline::Sink;
+use crate::job::ChunkGroups;
+use crate::job::Sink;
 use super::size::LeafPacker;
 
 /// Counts distinct contents and packs their records into leaves.
 #[derive(Debug)]
-pub(super) struct Counter {
+pub(crate) struct Counter {
     /// The leaves the records take.
-    pub(super) packer: LeafPacker,
+    pub(crate) packer: LeafPacker,
     /// Data chunks (one per distinct content).
-    pub(super) data_chunks: u64,
+    pub(crate) data_chunks: u64,
 }
 
 impl Counter {
     /// A counter for output chunks of `chunk_bytes`.
-    pub(super) fn new(chunk_bytes: u64) -> Self {
+    pub(crate) fn new(chunk_bytes: u64) -> Self {
         Counter {
             packer: LeafPacker::new(chunk_bytes),
             data_chunks: 0,
@@ -26,7 +26,7 @@ impl Counter {
     }
 
     /// Data and tree chunks.
-    pub(super) fn content_chunks(&self) -> u64 {
+    pub(crate) fn content_chunks(&self) -> u64 {
         self.data_chunks + self.packer.tree_chunks()
     }
 }

@@ -13,7 +13,7 @@ use crate::shared::bitmap::ChunkBitmap;
 use crate::shared::mask;
 use crate::SECTOR_BYTES;
 
-use super::shared_input::{SharedInput, TreeStats};
+use crate::shared::stream::{SharedInput, TreeStats};
 
 /// The version of the shared migration report schema.
 pub const SHARED_MIGRATE_FORMAT_VERSION: u32 = 1;

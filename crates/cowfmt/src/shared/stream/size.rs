@@ -16,7 +16,7 @@ pub fn max_records_per_chunk(chunk_bytes: u64) -> u64 {
 
 /// Counts the leaves the tree writer fills, entry by entry.
 #[derive(Debug, Clone)]
-pub(super) struct LeafPacker {
+pub(crate) struct LeafPacker {
     chunk_bytes: usize,
     used: usize,
     count: usize,
@@ -26,7 +26,7 @@ pub(super) struct LeafPacker {
 
 impl LeafPacker {
     /// A packer for leaves of `chunk_bytes`.
-    pub(super) fn new(chunk_bytes: u64) -> Self {
+    pub(crate) fn new(chunk_bytes: u64) -> Self {
         LeafPacker {
             chunk_bytes: chunk_bytes as usize,
             used: Leaf::new(0).bytes_used(),
@@ -38,7 +38,7 @@ impl LeafPacker {
 
     /// Adds origin chunk `origin` (above every one added so far) with `records`
     /// records; an entry too big for a leaf counts as a full leaf of its own.
-    pub(super) fn add(&mut self, origin: u64, records: u64) {
+    pub(crate) fn add(&mut self, origin: u64, records: u64) {
         let extra = MAP_ENTRY_BYTES + RECORD_BYTES * records as usize;
         let fits_rchunk = origin - self.base <= u64::from(u32::MAX);
         if self.count > 0 && (self.used + extra > self.chunk_bytes || !fits_rchunk) {
@@ -58,7 +58,7 @@ impl LeafPacker {
     }
 
     /// Leaves and nodes of the finished tree.
-    pub(super) fn tree_chunks(&self) -> u64 {
+    pub(crate) fn tree_chunks(&self) -> u64 {
         let leaves = self.leaves + u64::from(self.count > 0 || self.leaves == 0);
         let capacity = node_capacity(self.chunk_bytes) as u64;
         let mut level = leaves;
@@ -101,18 +101,18 @@ impl JournalSize {
 /// The space a new shared store needs: `content` chunks of data and tree after
 /// the header, bitmap and journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct SharedNeed {
+pub(crate) struct SharedNeed {
     /// Output chunk size in bytes.
-    pub(super) chunk_bytes: u64,
+    pub(crate) chunk_bytes: u64,
     /// The journal.
-    pub(super) journal: JournalSize,
+    pub(crate) journal: JournalSize,
     /// Data and tree chunks.
-    pub(super) content: u64,
+    pub(crate) content: u64,
 }
 
 impl SharedNeed {
     /// Whether a device of `device_bytes` holds the store.
-    pub(super) fn fits(&self, device_bytes: u64) -> bool {
+    pub(crate) fn fits(&self, device_bytes: u64) -> bool {
         let nr_chunks = device_bytes / self.chunk_bytes;
         let journal = self.journal.chunks(nr_chunks, self.chunk_bytes);
         let geometry = Geometry {
@@ -125,7 +125,7 @@ impl SharedNeed {
     }
 
     /// The smallest device, in bytes, that holds the store.
-    pub(super) fn bytes(&self) -> Result<u64> {
+    pub(crate) fn bytes(&self) -> Result<u64> {
         let overflow = || {
             Error::Invalid(format!(
                 "a shared store of {} data and tree chunks of {} bytes would not fit 64 bits of bytes",

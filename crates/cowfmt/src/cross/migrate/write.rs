@@ -4,16 +4,17 @@
 
 use crate::device::Device;
 use crate::error::Error;
-use crate::persistent::rebuild::{check_output, settle_output, JobError, Settled};
+use crate::job::JobError;
+use crate::persistent::rebuild::{check_output, settle_output, Settled};
 
-use super::classic_out::ClassicWriter;
-use super::pipeline::{self, Totals};
+use crate::persistent::stream::ClassicWriter;
+use crate::job::{self, Totals};
 use super::plan::{SharedPlan, Target};
 use super::report::{
     classic_shape, shared_shape, SharedMigrateReport, Side, SHARED_MIGRATE_FORMAT_VERSION,
 };
-use super::shared_input::SharedInput;
-use super::shared_out::SharedWriter;
+use crate::shared::stream::SharedInput;
+use crate::shared::stream::SharedWriter;
 
 /// Writes the migrated store into `output`. `origin` is needed for a larger
 /// chunk size; `output_zeroed` says the output holds only zeros (a new image),
@@ -54,7 +55,7 @@ pub fn migrate(
             let mut writer =
                 SharedWriter::new(&output, plan.to_chunk_size, journal_chunks, output_zeroed)?;
             let totals = plan.inputs.with_entries(|source| {
-                pipeline::run(
+                job::run(
                     source,
                     rechunk,
                     &devices,
@@ -90,7 +91,7 @@ pub fn migrate(
             )?;
             let mut writer = ClassicWriter::new(output, plan.to_chunk_size, output_zeroed)?;
             let totals: Totals = plan.inputs.with_entries(|source| {
-                pipeline::run(
+                job::run(
                     source,
                     rechunk,
                     &devices,
@@ -100,7 +101,7 @@ pub fn migrate(
                     progress,
                 )
             })?;
-            let device = writer.finish()?;
+            let device = writer.finish(true)?;
             let Settled {
                 metadata,
                 stale_areas_zeroed,

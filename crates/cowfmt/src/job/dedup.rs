@@ -5,7 +5,7 @@
 
 /// The distinct contents of one output chunk, with the snapshots seeing each.
 #[derive(Debug)]
-pub(super) struct ChunkGroups {
+pub(crate) struct ChunkGroups {
     chunk_bytes: usize,
     arena: Vec<u8>,
     groups: Vec<Group>,
@@ -21,7 +21,7 @@ struct Group {
 
 impl ChunkGroups {
     /// Groups of contents of `chunk_bytes`.
-    pub(super) fn new(chunk_bytes: usize) -> Self {
+    pub(crate) fn new(chunk_bytes: usize) -> Self {
         ChunkGroups {
             chunk_bytes,
             arena: Vec::new(),
@@ -31,14 +31,14 @@ impl ChunkGroups {
     }
 
     /// Empties the groups for the next output chunk.
-    pub(super) fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.arena.clear();
         self.groups.clear();
         self.added = 0;
     }
 
     /// Adds `content` seen by the snapshots in `mask`.
-    pub(super) fn add(&mut self, mask: u64, content: &[u8]) {
+    pub(crate) fn add(&mut self, mask: u64, content: &[u8]) {
         debug_assert_eq!(content.len(), self.chunk_bytes);
         self.added += 1;
         let hash = content_hash(content);
@@ -59,17 +59,17 @@ impl ChunkGroups {
     }
 
     /// Distinct contents.
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.groups.len()
     }
 
     /// Contents added since the last [`ChunkGroups::clear`].
-    pub(super) fn added(&self) -> u64 {
+    pub(crate) fn added(&self) -> u64 {
         self.added
     }
 
     /// `(mask, content)` of each distinct content, in the order first added.
-    pub(super) fn iter(&self) -> impl Iterator<Item = (u64, &[u8])> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &[u8])> {
         self.groups
             .iter()
             .zip(self.arena.chunks_exact(self.chunk_bytes))

@@ -2,40 +2,40 @@
 //! copies there will be at most (no contents are read, so no sharing is
 //! assumed), whether the origin is needed, and the tree that many records take.
 
-use crate::persistent::rebuild::JobError;
+use crate::job::JobError;
 
-use super::assemble::{Assembler, Rechunk};
+use crate::job::{Assembler, Rechunk};
 use super::size::LeafPacker;
-use super::source::EntrySource;
+use crate::job::EntrySource;
 
 /// What the output holds at most.
 #[derive(Debug, Clone)]
-pub(super) struct Survey {
+pub(crate) struct Survey {
     /// Output chunks with at least one copy.
-    pub(super) chunks: u64,
+    pub(crate) chunks: u64,
     /// Copies (signatures): the records and data chunks without sharing.
-    pub(super) copies: u64,
+    pub(crate) copies: u64,
     /// The most copies one output chunk has.
-    pub(super) most_copies: u64,
+    pub(crate) most_copies: u64,
     /// The highest output origin chunk.
-    pub(super) max_origin: Option<u64>,
+    pub(crate) max_origin: Option<u64>,
     /// Pieces that would be read from the origin.
-    pub(super) pieces_from_origin: u64,
+    pub(crate) pieces_from_origin: u64,
     /// Split pieces past the end of the origin.
-    pub(super) pieces_past_origin: u64,
+    pub(crate) pieces_past_origin: u64,
     /// The leaves those copies take.
-    pub(super) packer: LeafPacker,
+    pub(crate) packer: LeafPacker,
 }
 
 impl Survey {
     /// Data and tree chunks without sharing.
-    pub(super) fn content_chunks(&self) -> u64 {
+    pub(crate) fn content_chunks(&self) -> u64 {
         self.copies + self.packer.tree_chunks()
     }
 }
 
 /// Surveys `source` through `rechunk`.
-pub(super) fn survey(source: &mut dyn EntrySource, rechunk: Rechunk) -> Result<Survey, JobError> {
+pub(crate) fn survey(source: &mut dyn EntrySource, rechunk: Rechunk) -> Result<Survey, JobError> {
     let mut assembler = Assembler::new(source, rechunk);
     let mut survey = Survey {
         chunks: 0,

@@ -5,18 +5,18 @@
 
 use crate::device::Device;
 use crate::error::Error;
-use crate::persistent::rebuild::{JobError, BATCH_BYTES};
+use crate::job::{JobError, BATCH_BYTES};
 use crate::shared::build::{Built, StoreBuilder};
 use crate::shared::leaf::Exception;
 use crate::sparse::is_zero;
 
-use super::dedup::ChunkGroups;
-use super::pipeline::Sink;
+use crate::job::ChunkGroups;
+use crate::job::Sink;
 use super::size::max_records_per_chunk;
 
 /// Writes data chunks and collects records for the tree.
 #[derive(Debug)]
-pub(super) struct SharedWriter<'a> {
+pub(crate) struct SharedWriter<'a> {
     builder: StoreBuilder<'a>,
     device: &'a Device,
     output_zeroed: bool,
@@ -29,7 +29,7 @@ pub(super) struct SharedWriter<'a> {
 impl<'a> SharedWriter<'a> {
     /// Starts a store of `chunk_sectors` with `journal_chunks` of journal on
     /// `device`; `output_zeroed` says the device reads zeros (a new image).
-    pub(super) fn new(
+    pub(crate) fn new(
         device: &'a Device,
         chunk_sectors: u32,
         journal_chunks: u64,
@@ -63,7 +63,7 @@ impl<'a> SharedWriter<'a> {
 
     /// Writes the last data, the tree, bitmap, journal and header with
     /// `snapmask`.
-    pub(super) fn finish(mut self, snapmask: u64) -> Result<Built, JobError> {
+    pub(crate) fn finish(mut self, snapmask: u64) -> Result<Built, JobError> {
         self.flush()?;
         let mut tree = self.builder.into_tree();
         let records = &self.records;

@@ -8,12 +8,13 @@ use crate::error::Error;
 use crate::kind::StoreKind;
 use crate::persistent::check::CheckOptions;
 use crate::persistent::migrate::StoreShape;
-use crate::persistent::rebuild::{refuse_damaged, JobError};
+use crate::job::JobError;
+use crate::persistent::rebuild::refuse_damaged;
 use crate::persistent::PersistentStore;
 use crate::shared::mask;
 
 use super::report::classic_shape;
-use super::source::{EntrySource, InEntry, InRecord};
+use crate::job::{EntrySource, InEntry, InRecord};
 
 /// One record of one input: origin chunk, data chunk, input index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
