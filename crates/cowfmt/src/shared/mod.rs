@@ -27,6 +27,7 @@ pub mod merge;
 pub mod migrate;
 pub mod node;
 pub mod repair;
+pub mod rules;
 pub mod tree_read;
 pub mod walk;
 
