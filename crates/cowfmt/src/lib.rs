@@ -21,6 +21,8 @@
 //! - [`overlay`]: chunks a device reads in place of its own (a journal
 //!   replayed without writing);
 //! - [`probe`]: every signature a device holds (libblkid and our own kinds);
+//! - [`store`]: the kind facade: detection from a whole first block, and
+//!   each job's dispatch on the kind, written once;
 //! - [`snapshot_image`]: one snapshot's logical image, written out or merged
 //!   back into its origin;
 //! - [`progress`]: the callback long jobs report how far they got through;
@@ -46,6 +48,7 @@ pub mod progress;
 pub mod shared;
 pub mod snapshot_image;
 pub mod sparse;
+pub mod store;
 pub mod units;
 
 pub use blockdev::BlockDev;
