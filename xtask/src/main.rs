@@ -9,7 +9,8 @@
 //! - `vm-test`: classic stores through a shared store and back, checked by a real kernel in qemu;
 //! - `runtime`: the live runtime `cowrt` with ublk, in release;
 //! - `vm-runtime`: `cowrt serve` and `cowrt dm` in a real kernel in qemu;
-//! - `bench-nway`: a shared store vs n classic snapshots in that kernel.
+//! - `bench-nway`: a shared store vs n classic snapshots in that kernel;
+//! - `same-output`: every tool's output on many inputs, base revision vs the current tree.
 
 mod bench;
 mod bench_nway;
@@ -30,6 +31,7 @@ mod pattern;
 mod prng;
 mod restore_bench;
 mod runtime;
+mod same_output;
 mod tools;
 mod vm_runtime;
 mod vm_test;
@@ -78,6 +80,10 @@ enum Task {
     /// CPU time per chunk and device calls per request of the engine's origin
     /// writes in large sequential requests (`dd bs=1M` through `cowrt serve`).
     EngineSeq(engine_seq::SeqArgs),
+    /// Run the five tools of a base revision and of this tree on golden images,
+    /// generated, damaged and bad inputs; fail on any difference in stdout,
+    /// stderr, exit code or files written.
+    SameOutput(same_output::SameOutputArgs),
     /// One measurement of the engine bench, in a process of its own (run by `bench`).
     #[command(hide = true)]
     EngineCell(engine_cell::CellArgs),
@@ -98,6 +104,7 @@ fn main() -> ExitCode {
         Task::Msrv => msrv::run(),
         Task::EngineSeq(args) => engine_seq::run(args),
         Task::EngineCell(args) => engine_cell::run(args),
+        Task::SameOutput(args) => same_output::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
