@@ -166,16 +166,22 @@ impl LeafRules {
     }
 }
 
+/// Whether `chunk` may be a record's COW chunk (or a tree block): it must lie
+/// in the data range, not on the header, the bitmap, the journal or past the
+/// end. The engine refuses a leaf or node breaking it when it reads one.
+#[inline]
+pub fn cow_chunk(geometry: &Geometry, chunk: u64) -> Option<RecordViolation> {
+    (!geometry.in_data_range(chunk)).then_some(RecordViolation::CowChunkOutOfRange)
+}
+
 /// Why a record cannot be used at all, by any reader: no snapshot reads it, or
 /// its COW chunk is not a data chunk. The strict readers refuse a tree with
 /// such a record.
 pub fn record_unusable(geometry: &Geometry, record: &Exception) -> Option<RecordViolation> {
     if record.share == 0 {
         Some(RecordViolation::ShareMaskEmpty)
-    } else if !geometry.in_data_range(record.chunk) {
-        Some(RecordViolation::CowChunkOutOfRange)
     } else {
-        None
+        cow_chunk(geometry, record.chunk)
     }
 }
 
@@ -248,5 +254,10 @@ mod tests {
             record_unusable(&geometry, &record(1, 0)),
             Some(RecordViolation::CowChunkOutOfRange)
         );
+        assert_eq!(
+            cow_chunk(&geometry, geometry.nr_chunks),
+            Some(RecordViolation::CowChunkOutOfRange)
+        );
+        assert_eq!(cow_chunk(&geometry, data), None);
     }
 }
