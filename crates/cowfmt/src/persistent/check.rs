@@ -345,6 +345,16 @@ fn check_header_chunk_tail(
     Ok(())
 }
 
+/// A record and where it lies: its area, the area's chunk, its index there.
+#[derive(Clone, Copy)]
+struct RecordPlace {
+    area: u64,
+    chunk: u64,
+    index: u64,
+    old: u64,
+    new: u64,
+}
+
 /// Why one record is not credible.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum RecordFault {
@@ -521,6 +531,13 @@ impl RecordChecker {
         old: u64,
         new: u64,
     ) -> RecordFault {
+        let at = RecordPlace {
+            area,
+            chunk,
+            index,
+            old,
+            new,
+        };
         let mut fault = RecordFault::None;
         let new_fault = self.rules.new_chunk(new).or_else(|| {
             self.used
@@ -528,19 +545,12 @@ impl RecordChecker {
                 .then_some(RecordViolation::NewChunkDuplicate { new })
         });
         if let Some(violation) = new_fault {
-            self.report(area, chunk, index, old, new, violation);
+            self.report(&at, violation);
             fault = RecordFault::Fatal;
         } else {
             if new <= self.previous_new {
                 let previous = self.previous_new;
-                self.report(
-                    area,
-                    chunk,
-                    index,
-                    old,
-                    new,
-                    RecordViolation::AllocationOutOfOrder { new, previous },
-                );
+                self.report(&at, RecordViolation::AllocationOutOfOrder { new, previous });
             }
             self.previous_new = self.previous_new.max(new);
             self.highest_credible_new = self.highest_credible_new.max(new);
@@ -551,37 +561,29 @@ impl RecordChecker {
             if violation.is_fatal() {
                 fault = RecordFault::Fatal;
             }
-            self.report(area, chunk, index, old, new, violation);
+            self.report(&at, violation);
         }
         if self.mapped.test_and_set(old) {
-            self.report(
-                area,
-                chunk,
-                index,
-                old,
-                new,
-                RecordViolation::OldChunkDuplicate { old },
-            );
+            self.report(&at, RecordViolation::OldChunkDuplicate { old });
         }
         if let Some(violation) = self.rules.legacy_limit(old, new) {
-            self.report(area, chunk, index, old, new, violation);
+            self.report(&at, violation);
         }
         fault
     }
 
-    /// Keeps the finding for `violation` of record `index` of `area` until
-    /// the area is judged whole.
+    /// Keeps the finding for `violation` of the record at `at` until its
+    /// area is judged whole.
     #[cold]
     #[inline(never)]
-    fn report(
-        &mut self,
-        area: u64,
-        chunk: u64,
-        index: u64,
-        old: u64,
-        new: u64,
-        violation: RecordViolation,
-    ) {
+    fn report(&mut self, at: &RecordPlace, violation: RecordViolation) {
+        let RecordPlace {
+            area,
+            chunk,
+            index,
+            old,
+            new,
+        } = *at;
         let text = format!(
             "area {area} (chunk {chunk}) record {index}: {}",
             violation.describe()

@@ -79,6 +79,21 @@ impl RecordViolation {
     }
 }
 
+/// A map entry of a leaf as the rules see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryAt {
+    /// Its rchunk.
+    pub rchunk: u32,
+    /// The previous entry's rchunk (`None` for the first).
+    pub previous: Option<u32>,
+    /// Its origin chunk (`None`: base_chunk + rchunk overflows).
+    pub origin: Option<u64>,
+    /// The key range the parent gives the leaf, `lo..hi`.
+    pub range: (u64, u64),
+    /// How many records it holds.
+    pub records: usize,
+}
+
 /// The rules of one store: its layout, its snapmask and the origin size when
 /// known.
 #[derive(Debug, Clone, Copy)]
@@ -92,35 +107,27 @@ pub struct LeafRules {
 }
 
 impl LeafRules {
-    /// Whether an entry for `origin` (`None`: overflows), after an entry of
-    /// rchunk `previous`, with `records` records, breaks no rule in a leaf
-    /// with key range `lo..hi`. The cheap test of the hot loop; see
+    /// Whether `entry` breaks no rule. The cheap test of the hot loop; see
     /// [`LeafRules::entry_violations`] for which rules.
     #[inline]
-    pub fn entry_ok(
-        &self,
-        rchunk: u32,
-        previous: Option<u32>,
-        origin: Option<u64>,
-        range: (u64, u64),
-        records: usize,
-    ) -> bool {
+    pub fn entry_ok(&self, entry: &EntryAt) -> bool {
         let limit = self.origin_chunks.unwrap_or(u64::MAX);
-        previous.is_none_or(|p| rchunk > p)
-            && origin.is_some_and(|o| o >= range.0 && o < range.1 && o < limit)
-            && records > 0
+        let (lo, hi) = entry.range;
+        entry.previous.is_none_or(|p| entry.rchunk > p)
+            && entry.origin.is_some_and(|o| o >= lo && o < hi && o < limit)
+            && entry.records > 0
     }
 
-    /// Every rule an entry breaks, in the order the checker reports them:
+    /// Every rule `entry` breaks, in the order the checker reports them:
     /// order, then key range or origin end, then no record.
-    pub fn entry_violations(
-        &self,
-        rchunk: u32,
-        previous: Option<u32>,
-        origin: Option<u64>,
-        range: (u64, u64),
-        records: usize,
-    ) -> Vec<EntryViolation> {
+    pub fn entry_violations(&self, entry: &EntryAt) -> Vec<EntryViolation> {
+        let EntryAt {
+            rchunk,
+            previous,
+            origin,
+            range,
+            records,
+        } = *entry;
         let mut found = Vec::new();
         if let Some(previous) = previous.filter(|&p| rchunk <= p) {
             found.push(EntryViolation::OutOfOrder { previous });
@@ -222,10 +229,17 @@ mod tests {
     #[test]
     fn entries() {
         let rules = rules();
-        assert!(rules.entry_ok(5, Some(4), Some(105), (100, 200), 1));
-        assert!(!rules.entry_ok(5, Some(4), Some(1005), (1000, 2000), 1));
+        let entry = |rchunk, previous, origin, range, records| EntryAt {
+            rchunk,
+            previous,
+            origin: Some(origin),
+            range,
+            records,
+        };
+        assert!(rules.entry_ok(&entry(5, Some(4), 105, (100, 200), 1)));
+        assert!(!rules.entry_ok(&entry(5, Some(4), 1005, (1000, 2000), 1)));
         assert_eq!(
-            rules.entry_violations(4, Some(4), Some(250), (100, 200), 0),
+            rules.entry_violations(&entry(4, Some(4), 250, (100, 200), 0)),
             vec![
                 EntryViolation::OutOfOrder { previous: 4 },
                 EntryViolation::OutsideKeyRange,
@@ -233,7 +247,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            rules.entry_violations(5, None, Some(1005), (1000, 2000), 1),
+            rules.entry_violations(&entry(5, None, 1005, (1000, 2000), 1)),
             vec![EntryViolation::PastOrigin {
                 origin_chunks: 1000
             }]

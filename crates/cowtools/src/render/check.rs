@@ -172,50 +172,52 @@ struct JsonReport<'a> {
     summary: JsonSummary<'a>,
 }
 
-/// The header fields as stored, the magic in hex as cowdump shows it.
+/// The header fields as stored, the magic in hex as cowdump shows it; a
+/// shared header's own fields follow.
 #[derive(Serialize)]
-#[serde(untagged)]
-enum JsonHeader {
-    Snap {
-        magic: String,
-        valid: u32,
-        version: u32,
-        chunk_size: u32,
-    },
-    Shared {
-        magic: String,
-        valid: u32,
-        version: u32,
-        chunk_size: u32,
-        root_tree_chunk: u64,
-        snapmask: u64,
-        tree_level: u32,
-        nr_journal_chunks: u32,
-    },
+struct JsonHeader {
+    magic: String,
+    valid: u32,
+    version: u32,
+    chunk_size: u32,
+    #[serde(flatten)]
+    shared: Option<JsonSharedFields>,
+}
+
+/// The fields only a shared header has.
+#[derive(Serialize)]
+struct JsonSharedFields {
+    root_tree_chunk: u64,
+    snapmask: u64,
+    tree_level: u32,
+    nr_journal_chunks: u32,
 }
 
 impl From<&Header> for JsonHeader {
     fn from(header: &Header) -> Self {
-        JsonHeader::Snap {
+        JsonHeader {
             magic: format!("{:#010x}", header.magic),
             valid: header.valid,
             version: header.version,
             chunk_size: header.chunk_size,
+            shared: None,
         }
     }
 }
 
 impl From<&SharedHeader> for JsonHeader {
     fn from(header: &SharedHeader) -> Self {
-        JsonHeader::Shared {
+        JsonHeader {
+            shared: Some(JsonSharedFields {
+                root_tree_chunk: header.root_tree_chunk,
+                snapmask: header.snapmask,
+                tree_level: header.tree_level,
+                nr_journal_chunks: header.nr_journal_chunks,
+            }),
             magic: format!("{:#010x}", header.magic),
             valid: header.valid,
             version: header.version,
             chunk_size: header.chunk_size,
-            root_tree_chunk: header.root_tree_chunk,
-            snapmask: header.snapmask,
-            tree_level: header.tree_level,
-            nr_journal_chunks: header.nr_journal_chunks,
         }
     }
 }

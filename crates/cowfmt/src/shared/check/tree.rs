@@ -16,7 +16,7 @@ use crate::shared::header::SharedHeader;
 use crate::shared::leaf::{Exception, Leaf, LeafError};
 use crate::shared::mask;
 use crate::shared::node::{Node, NodeError};
-use crate::shared::rules::{EntryViolation, LeafRules, RecordViolation};
+use crate::shared::rules::{EntryAt, EntryViolation, LeafRules, RecordViolation};
 use crate::shared::walk::{walk_tree_ahead, BlockAt, TreeVisitor, WalkProblem};
 
 /// How many records ahead the words of the referenced set are requested, so
@@ -343,15 +343,15 @@ impl TreeChecker<'_, '_, '_> {
         for (i, entry) in leaf.map.iter().enumerate() {
             let origin = leaf.base_chunk.checked_add(u64::from(entry.rchunk));
             let records = leaf.record_range(i);
-            let entry_ok = self.rules.entry_ok(
-                entry.rchunk,
+            let entry_at = EntryAt {
+                rchunk: entry.rchunk,
                 previous,
                 origin,
-                (at.lo, at.hi),
-                records.len(),
-            );
-            if !entry_ok {
-                self.report_entry(at, leaf, i, origin, previous);
+                range: (at.lo, at.hi),
+                records: records.len(),
+            };
+            if !self.rules.entry_ok(&entry_at) {
+                self.report_entry(at, leaf, i, &entry_at);
             }
             previous = Some(entry.rchunk);
             let mut seen = 0u64;
@@ -403,15 +403,8 @@ impl TreeChecker<'_, '_, '_> {
     /// no record.
     #[cold]
     #[inline(never)]
-    fn report_entry(
-        &mut self,
-        at: &BlockAt,
-        leaf: &Leaf,
-        i: usize,
-        origin: Option<u64>,
-        previous: Option<u32>,
-    ) {
-        let rchunk = leaf.map[i].rchunk;
+    fn report_entry(&mut self, at: &BlockAt, leaf: &Leaf, i: usize, entry: &EntryAt) {
+        let (rchunk, origin) = (entry.rchunk, entry.origin);
         let place = || {
             let origin = origin.map_or_else(|| "overflows".to_string(), |o| o.to_string());
             format!(
@@ -423,11 +416,7 @@ impl TreeChecker<'_, '_, '_> {
             old_chunk: origin,
             ..entry_location(at, i)
         };
-        let records = leaf.record_range(i).len();
-        for violation in
-            self.rules
-                .entry_violations(rchunk, previous, origin, (at.lo, at.hi), records)
-        {
+        for violation in self.rules.entry_violations(entry) {
             let text = match violation {
                 EntryViolation::OutOfOrder { previous } => format!(
                     "{}: not above the previous entry's rchunk {previous}; the map must be sorted by strictly increasing rchunk",
