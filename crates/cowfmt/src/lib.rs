@@ -26,6 +26,8 @@
 //! - [`overlay`]: chunks a device reads in place of its own (a journal
 //!   replayed without writing);
 //! - [`probe`]: every signature a device holds (libblkid and our own kinds);
+//! - [`store`]: the kind facade: detection from a whole first block, and
+//!   each job's dispatch on the kind, written once;
 //! - [`snapshot_image`]: one snapshot's logical image, written out or merged
 //!   back into its origin;
 //! - [`progress`]: the callback long jobs report how far they got through;

@@ -19,6 +19,7 @@ pub mod migrate;
 pub mod rebuild;
 pub mod record;
 pub mod repair;
+pub mod rules;
 pub mod runs;
 pub mod scan;
 pub mod state;

@@ -26,6 +26,7 @@ pub mod mask;
 pub mod merge;
 pub mod node;
 pub mod repair;
+pub mod rules;
 pub mod stream;
 pub mod tree_read;
 pub mod walk;

@@ -1,4 +1,47 @@
-//! The kind facade: each job takes a device or path and its options, and
-//! dispatches on the store's kind here, once.
+//! The kind facade: every job a tool runs on a store (probe, check, dump,
+//! repair, migrate) enters here, and the dispatch on [`StoreKind`] is written
+//! once per job. A new kind (dm-clone) adds an arm to each job and nothing
+//! else in the tools.
+//!
+//! - [`probe`]: what the first block of a device holds;
+//! - [`check`]: the checker of every kind behind one [`check::CheckReport`];
+//! - [`repair`]: the salvage of every kind behind one [`repair::RepairReport`].
+//!
+//! Opening: [`open`] detects the kind of a store (honouring `--kind`); each
+//! kind then opens it with its policy: strict for jobs that refuse a damaged
+//! store (`PersistentStore::open`, `shared::tree_read::read_header` and the
+//! strict walk), tolerant for those that report on it (the checkers, the
+//! dumps, repair).
 
+pub mod check;
+pub mod probe;
 pub mod repair;
+
+use std::path::Path;
+
+use crate::device::{Access, Device};
+use crate::error::{Error, Result};
+use crate::kind::StoreKind;
+
+use self::probe::FirstBlock;
+
+/// Opens `path` read-only and tells which kind of store it holds, by its
+/// first block. `wanted` (`--kind`): `legacy` is accepted for a SnAp store
+/// (same bytes); a kind the header disagrees with is an error naming both.
+pub fn open(path: &Path, wanted: Option<StoreKind>) -> Result<(Device, StoreKind)> {
+    let device = Device::open(path, Access::ReadOnly)?;
+    let first = FirstBlock::read(&device, &|| "the store magic".to_string())?;
+    let found = first.kind().map_err(|e| Error::format(path, e))?;
+    let kind = match (wanted, found) {
+        (None, found) => found,
+        (Some(StoreKind::Legacy), StoreKind::Persistent) => StoreKind::Legacy,
+        (Some(wanted), found) if wanted == found => found,
+        (Some(wanted), found) => {
+            return Err(Error::Invalid(format!(
+                "{}: --kind {wanted} was given, but the header says this is a {found} store",
+                path.display()
+            )))
+        }
+    };
+    Ok((device, kind))
+}
