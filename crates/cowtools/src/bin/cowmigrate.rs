@@ -12,10 +12,6 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::Parser;
-use cowfmt::cross::migrate::{
-    self as shared_migrate, ExportOptions, ImportOptions, JournalSize, RechunkOptions, SharedInput,
-    SharedPlan,
-};
 use cowfmt::device::{Access, Device};
 use cowfmt::output;
 use cowfmt::persistent::check::{check_with_progress, CheckOptions};
@@ -24,6 +20,10 @@ use cowfmt::persistent::repair::JobError;
 use cowfmt::persistent::PersistentStore;
 use cowfmt::shared::check as shared_check;
 use cowfmt::shared::mask;
+use cowfmt::cross::migrate::{
+    self as shared_migrate, ExportOptions, ImportOptions, JournalSize, RechunkOptions, SharedInput,
+    SharedPlan,
+};
 use cowfmt::units::human_bytes;
 use cowfmt::{FindingCode, Severity, StoreKind, SECTOR_BYTES};
 use cowtools::cli::cowmigrate::{Cli, ToKind, ToTarget};
@@ -556,3 +556,4 @@ fn refuse_raw_options(cli: &Cli, job: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+

@@ -367,6 +367,7 @@ fn side_space(side: &Side) -> String {
     }
 }
 
+
 /// Prints `text`, or `json` with --format json; nothing when quiet (JSON is
 /// still printed).
 pub fn value(cli: &Cli, json: &serde_json::Value, text: &str) -> anyhow::Result<()> {
