@@ -12,6 +12,7 @@ use crate::probe::{self, Coverage};
 use crate::repair::in_place::kind_source;
 use crate::repair::{refused, Finished, Notice, RepairError, RepairEvents, RepairRequest, Verdict};
 use crate::shared::repair as shared;
+use crate::store::probe::FirstBlock;
 
 /// The report of a repair, by kind. Serializes as the kind's own report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -40,8 +41,11 @@ pub type RepairResult = Result<Finished<RepairReport>, RepairError<RepairReport>
 pub fn repair(request: &RepairRequest, events: &mut dyn RepairEvents) -> RepairResult {
     request.validate()?;
     let input = kind_source(request, Device::open(&request.input, Access::ReadOnly)?)?;
-    refuse_foreign_input(request, &input, events)?;
-    if let Some(probed) = shared_kind(request, &input)? {
+    let magic = FirstBlock::read(&input, &|| "the store magic".to_string())
+        .ok()
+        .map(|first| first.magic);
+    refuse_foreign_input(request, &input, magic, events)?;
+    if let Some(probed) = shared_kind(request, &input, magic)? {
         let shared = |r| RepairReport::Shared(Box::new(r));
         return shared::run(request, input, probed, events)
             .map(|done| finished(done, shared))
@@ -61,25 +65,17 @@ fn finished<R>(done: Finished<R>, into: impl FnOnce(R) -> RepairReport) -> Finis
     }
 }
 
-/// The magic at offset 0, `None` when it cannot be read.
-fn magic(input: &Device) -> Option<u32> {
-    let mut magic = [0u8; 4];
-    input
-        .read_at(&mut magic, 0, || "the store magic".to_string())
-        .ok()
-        .map(|()| u32::from_le_bytes(magic))
-}
-
-/// Refuses an input whose magic is no COW store's and that carries another
+/// Refuses an input whose `magic` is no COW store's and that carries another
 /// kind's signature (dm-clone or dm-thin metadata, a file system, a partition
 /// table...) before anything is read as a store or written; `kind` and
 /// `force` together insist, and `events` is told what is treated as a store.
 fn refuse_foreign_input(
     request: &RepairRequest,
     input: &Device,
+    magic: Option<u32>,
     events: &mut dyn RepairEvents,
 ) -> Result<(), RepairError<RepairReport>> {
-    if matches!(magic(input), Some(PERSISTENT_MAGIC | SHARED_MAGIC)) {
+    if matches!(magic, Some(PERSISTENT_MAGIC | SHARED_MAGIC)) {
         return Ok(());
     }
     let mut found = probe::probe(input)?;
@@ -111,14 +107,16 @@ fn refuse_foreign_input(
 }
 
 /// Whether the input is to be repaired as a shared store: by `kind`, else by
-/// its magic, else (no store's magic at all) when leaves and a bitmap of a
-/// shared store are found. `Some(true)` when it was found that way.
+/// its `magic` (`None`: unreadable), else (no store's magic at all) when
+/// leaves and a bitmap of a shared store are found. `Some(true)` when it was
+/// found that way.
 fn shared_kind(
     request: &RepairRequest,
     input: &Device,
+    magic: Option<u32>,
 ) -> Result<Option<bool>, RepairError<RepairReport>> {
     let path = request.input.display();
-    match (request.kind, magic(input)) {
+    match (request.kind, magic) {
         (Some(StoreKind::Shared), Some(PERSISTENT_MAGIC)) => Err(refused(format!(
             "{path}: --kind shared was given, but the header says this is a persistent store"
         ))),
