@@ -19,6 +19,17 @@ pub struct Finished<R> {
     pub problems: Option<String>,
 }
 
+impl<R> Finished<R> {
+    /// A dry run: the analysis's report, nothing written.
+    pub fn dry_run(report: R) -> Self {
+        Finished {
+            report,
+            output: None,
+            problems: None,
+        }
+    }
+}
+
 /// What a repair's outcome says about the records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {

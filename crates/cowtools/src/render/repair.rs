@@ -124,6 +124,8 @@ pub fn render(cli: &Cli, report: &RepairReport, output: Option<&Path>) -> anyhow
 
 /// A dropped record as the report lists it.
 trait Listed {
+    /// The header of the table of dropped records.
+    const HEADER: [&'static str; 5];
     /// Its row in the table of dropped records.
     fn row(&self) -> [String; 5];
     /// Its reason and sentence, for a text line.
@@ -131,6 +133,8 @@ trait Listed {
 }
 
 impl Listed for persistent::DroppedRecord {
+    const HEADER: [&'static str; 5] = ["area", "index", "old_chunk", "new_chunk", "reason"];
+
     fn row(&self) -> [String; 5] {
         [
             self.area.to_string(),
@@ -147,6 +151,8 @@ impl Listed for persistent::DroppedRecord {
 }
 
 impl Listed for shared::DroppedRecord {
+    const HEADER: [&'static str; 5] = ["origin", "share", "chunk", "leaf", "reason"];
+
     fn row(&self) -> [String; 5] {
         [
             self.origin.to_string(),
@@ -176,13 +182,12 @@ fn table<const N: usize>(header: [&str; N], rows: impl IntoIterator<Item = [Stri
 fn write_dropped<D: Listed>(
     out: &mut dyn Write,
     name: &str,
-    header: [&str; 5],
     dropped: &[D],
     unlisted: u64,
     as_table: bool,
 ) -> io::Result<()> {
     if as_table && !dropped.is_empty() {
-        writeln!(out, "{}", table(header, dropped.iter().map(Listed::row)))?;
+        writeln!(out, "{}", table(D::HEADER, dropped.iter().map(Listed::row)))?;
     } else {
         for d in dropped {
             let (reason, message) = d.line();
@@ -231,11 +236,9 @@ fn write_persistent(
     as_table: bool,
 ) -> io::Result<()> {
     let name = &report.input;
-    let header = ["area", "index", "old_chunk", "new_chunk", "reason"];
     write_dropped(
         out,
         name,
-        header,
         &report.dropped,
         report.dropped_unlisted,
         as_table,
@@ -368,11 +371,9 @@ fn write_shared(
     as_table: bool,
 ) -> io::Result<()> {
     let name = &report.input;
-    let header = ["origin", "share", "chunk", "leaf", "reason"];
     write_dropped(
         out,
         name,
-        header,
         &report.dropped,
         report.dropped_unlisted,
         as_table,

@@ -47,11 +47,7 @@ pub fn run(request: &RepairRequest, input: Device, events: &mut dyn RepairEvents
     }
     let salvage = scan(&input, &options, events)?;
     let Some(output_path) = request.output.as_deref() else {
-        return Ok(Finished {
-            report: salvage.report,
-            output: None,
-            problems: None,
-        });
+        return Ok(Finished::dry_run(salvage.report));
     };
     let salvage = refuse_if_nothing_salvaged(request, salvage)?;
     let size = request.size.unwrap_or(input.size_bytes());
