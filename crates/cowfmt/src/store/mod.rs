@@ -4,7 +4,8 @@
 //! else in the tools.
 //!
 //! - [`probe`]: what the first block of a device holds;
-//! - [`check`]: the checker of every kind behind one [`check::CheckReport`].
+//! - [`check`]: the checker of every kind behind one [`check::CheckReport`];
+//! - [`dump`]: the dump of every kind.
 //!
 //! Opening: [`open`] detects the kind of a store (honouring `--kind`); each
 //! kind then opens it with its policy: strict for jobs that refuse a damaged
@@ -13,6 +14,7 @@
 //! dumps, repair).
 
 pub mod check;
+pub mod dump;
 pub mod probe;
 
 use std::path::Path;
