@@ -20,6 +20,7 @@
 //! - [`in_use`]: whether a device is held open elsewhere (mounted, claimed,
 //!   attached to a loop device);
 //! - [`kind`]: store kinds and detection by magic;
+//! - [`dump_lines`]: writing a dump (YAML or JSON) with its lists streamed;
 //! - [`dump_read`]: reading a dump (YAML or JSON) as a stream of records;
 //! - [`origin_range`]: ranges of origin chunks, as repairs name what was lost;
 //! - [`output`]: the output guard every writing job goes through;
@@ -43,6 +44,7 @@ pub mod crashdev;
 pub mod cross;
 pub mod device;
 pub mod dump_format;
+pub mod dump_lines;
 pub mod dump_read;
 pub mod error;
 pub mod finding;

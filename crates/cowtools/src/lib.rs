@@ -1,7 +1,7 @@
 //! Shared plumbing of the five cowtools binaries: exit codes and error
 //! rendering ([`exit`]), common arguments ([`args`]), output destinations and
 //! formats ([`output`]), the command lines ([`cli`]), progress bars
-//! ([`progress`]), rendering of job reports ([`render`]), hex dumps ([`hexdump`]), opening a store of the right kind
+//! ([`progress`]), reports and listings for people ([`render`]), hex dumps ([`hexdump`]), opening a store of the right kind
 //! ([`open`]), what a device already holds before it is written over
 //! ([`signatures`]) and a snapshot's data written out or merged back
 //! ([`snapshot_data`]).

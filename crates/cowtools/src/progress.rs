@@ -52,3 +52,36 @@ pub fn show<T>(bar: ProgressBar, job: impl FnOnce(&mut Progress) -> T) -> T {
     bar.finish_and_clear();
     result
 }
+
+/// Records between two updates of a [`RecordCounter`].
+const RECORD_STEP: u64 = 1 << 16;
+
+/// A record counter on stderr for a dump, shown only when the dump does not
+/// go to the terminal.
+pub struct RecordCounter {
+    bar: ProgressBar,
+}
+
+impl RecordCounter {
+    /// A counter labelled `what`, hidden when `quiet`, or when the dump goes
+    /// to stdout (not `to_file`) and stdout is a terminal.
+    pub fn new(what: &str, quiet: bool, to_file: bool) -> Self {
+        let to_terminal = !to_file && std::io::stdout().is_terminal();
+        RecordCounter {
+            bar: counter(what, "records", quiet || to_terminal),
+        }
+    }
+
+    /// Shows `count` records done (every 65536).
+    #[inline]
+    pub fn tick(&self, count: u64) {
+        if count.is_multiple_of(RECORD_STEP) {
+            self.bar.set_position(count);
+        }
+    }
+
+    /// Clears the counter.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}

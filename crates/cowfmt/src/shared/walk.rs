@@ -395,3 +395,94 @@ fn visit(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memdev::MemDev;
+    use crate::shared::format::format_store;
+
+    /// What a walk showed, and how the visitor steers it.
+    #[derive(Default)]
+    struct Seen {
+        descend: bool,
+        read_leaves: bool,
+        nodes: Vec<u64>,
+        reached: Vec<u64>,
+        leaves: Vec<u64>,
+    }
+
+    impl TreeVisitor for Seen {
+        fn node(&mut self, at: &BlockAt, _node: &Node) -> Result<()> {
+            self.nodes.push(at.chunk);
+            Ok(())
+        }
+        fn leaf(&mut self, at: &BlockAt, _leaf: &Leaf) -> Result<()> {
+            self.leaves.push(at.chunk);
+            Ok(())
+        }
+        fn problem(&mut self, _at: &BlockAt, problem: &WalkProblem) -> Result<()> {
+            Err(Error::Invalid(format!("{problem:?}")))
+        }
+        fn descend(&mut self, _at: &BlockAt, _node: &Node) -> bool {
+            self.descend
+        }
+        fn leaf_reached(&mut self, at: &BlockAt) -> Result<bool> {
+            self.reached.push(at.chunk);
+            Ok(self.read_leaves)
+        }
+    }
+
+    fn store() -> (MemDev, Geometry, u64, u32) {
+        let device = MemDev::new("walk.img", 1 << 20);
+        let header = format_store(&device, 8, 2).unwrap();
+        let geometry = Geometry::new(1 << 20, header.chunk_size, 2);
+        (device, geometry, header.root_tree_chunk, header.tree_level)
+    }
+
+    #[test]
+    fn the_visitor_chooses_what_is_descended_into_and_read() {
+        let (device, geometry, root, levels) = store();
+        let mut all = Seen {
+            descend: true,
+            read_leaves: true,
+            ..Seen::default()
+        };
+        walk_tree(&device, &geometry, root, levels, &mut all).unwrap();
+        assert_eq!((all.nodes.len(), all.leaves.len()), (1, 1));
+        assert_eq!(all.reached, all.leaves);
+        let mut unread = Seen {
+            descend: true,
+            ..Seen::default()
+        };
+        walk_tree(&device, &geometry, root, levels, &mut unread).unwrap();
+        assert_eq!((unread.reached.len(), unread.leaves.len()), (1, 0));
+        let mut shallow = Seen::default();
+        walk_tree(&device, &geometry, root, levels, &mut shallow).unwrap();
+        assert_eq!((shallow.nodes.len(), shallow.reached.len()), (1, 0));
+    }
+
+    #[test]
+    fn the_strict_walk_ends_at_the_first_problem_naming_the_block() {
+        let (device, geometry, _, levels) = store();
+        let mut seen = Seen::default();
+        let past_end = geometry.nr_chunks + 5;
+        let error = walk_strict(&device, &geometry, past_end, levels, &mut seen, &|at, p| {
+            format!(
+                "{} ({}): {}",
+                at.range_text(),
+                at.level,
+                p.describe(&geometry)
+            )
+        })
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "walk.img: chunk {past_end}: origin chunks 0.. ({levels}): the chunk is past the end of the device, outside the data range (chunks {}..{})",
+                geometry.data_start(),
+                geometry.nr_chunks
+            )
+        );
+    }
+}

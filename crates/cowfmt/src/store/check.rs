@@ -225,3 +225,86 @@ impl CheckReport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::Marker;
+    use crate::persistent::test_store::committed_store;
+
+    fn read_only(path: &std::path::Path) -> Device {
+        Device::open(path, Access::ReadOnly).unwrap()
+    }
+
+    #[test]
+    fn a_snap_store_is_checked_by_the_persistent_checker() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("snap.img");
+        committed_store(&path, 64, 5, |i| i * 3);
+        let device = read_only(&path);
+        let plan = plan(&device, &CheckOptions::default()).unwrap().unwrap();
+        assert!(
+            matches!(&plan, CheckPlan::Snap(o) if o.kind == StoreKind::Persistent && !o.kind_forced)
+        );
+        assert_eq!(plan.progress_unit(), ProgressUnit::DeviceChunks);
+        let report = plan.run(&device, &mut crate::progress::silent).unwrap();
+        assert_eq!(report.kind(), StoreKind::Persistent);
+        assert!(report.is_clean() && !report.fails(false));
+        let CheckReport::Snap(snap) = &report else {
+            panic!("not a SnAp report: {report:?}");
+        };
+        assert_eq!(snap.summary.records, 5);
+    }
+
+    #[test]
+    fn a_shared_store_is_found_by_its_first_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared.img");
+        let image = Device::create_or_extend(&path, 4 << 20).unwrap();
+        crate::shared::format::format_store(&image, 8, 4).unwrap();
+        drop(image);
+        let device = read_only(&path);
+        let plan = plan(&device, &CheckOptions::default()).unwrap().unwrap();
+        assert_eq!(plan.progress_unit(), ProgressUnit::TreeBlocks);
+        let report = plan.run(&device, &mut crate::progress::silent).unwrap();
+        assert_eq!(report.kind(), StoreKind::Shared);
+        assert!(report.after_replay().is_empty());
+        assert!(!report.has_errors(), "{:?}", report.findings());
+    }
+
+    #[test]
+    fn an_unfinished_output_and_unsupported_kinds_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.img");
+        let image = Device::create_or_extend(&path, 1 << 20).unwrap();
+        Marker::Writing.write(&image).unwrap();
+        drop(image);
+        let device = read_only(&path);
+        let refused = plan(&device, &CheckOptions::default())
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(refused, Refusal::Unfinished(text) if text.contains("out.img")));
+        let zeros = dir.path().join("zeros.img");
+        drop(Device::create_or_extend(&zeros, 1 << 20).unwrap());
+        let options = CheckOptions {
+            kind: Some(StoreKind::Clone),
+            ..CheckOptions::default()
+        };
+        let refused = plan(&read_only(&zeros), &options).unwrap().unwrap_err();
+        assert_eq!(refused, Refusal::Unsupported(StoreKind::Clone));
+    }
+
+    #[test]
+    fn an_origin_size_set_after_the_plan_reaches_the_checker() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("snap.img");
+        committed_store(&path, 64, 3, |i| i * 10);
+        let device = read_only(&path);
+        let mut plan = plan(&device, &CheckOptions::default()).unwrap().unwrap();
+        plan.set_origin_bytes(Some(15 * 4096));
+        let report = plan.run(&device, &mut crate::progress::silent).unwrap();
+        let codes: Vec<_> = report.findings().iter().map(|f| f.code).collect();
+        assert_eq!(codes, vec![crate::FindingCode::OldChunkPastOrigin]);
+        assert!(report.fails(true));
+    }
+}

@@ -5,6 +5,7 @@
 //!
 //! - [`probe`]: what the first block of a device holds;
 //! - [`check`]: the checker of every kind behind one [`check::CheckReport`];
+//! - [`dump`]: the dump of every kind;
 //! - [`repair`]: the salvage of every kind behind one [`repair::RepairReport`].
 //!
 //! Opening: [`open`] detects the kind of a store (honouring `--kind`); each
@@ -14,6 +15,7 @@
 //! dumps, repair).
 
 pub mod check;
+pub mod dump;
 pub mod probe;
 pub mod repair;
 
@@ -44,4 +46,33 @@ pub fn open(path: &Path, wanted: Option<StoreKind>) -> Result<(Device, StoreKind
         }
     };
     Ok((device, kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::persistent::test_store::committed_store;
+
+    #[test]
+    fn open_honours_the_kind_the_caller_insists_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("snap.img");
+        committed_store(&path, 64, 1, |i| i);
+        assert_eq!(open(&path, None).unwrap().1, StoreKind::Persistent);
+        assert_eq!(
+            open(&path, Some(StoreKind::Legacy)).unwrap().1,
+            StoreKind::Legacy
+        );
+        let error = open(&path, Some(StoreKind::Shared)).unwrap_err();
+        assert!(
+            error.to_string().ends_with(
+                "--kind shared was given, but the header says this is a persistent store"
+            ),
+            "{error}"
+        );
+        let zeros = dir.path().join("zeros.img");
+        drop(Device::create_or_extend(&zeros, 1 << 20).unwrap());
+        let error = open(&zeros, None).unwrap_err();
+        assert!(error.to_string().contains("not formatted"), "{error}");
+    }
 }

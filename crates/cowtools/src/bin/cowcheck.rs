@@ -22,13 +22,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<u8> {
-    open::warn_if_in_use(TOOL, &cli.target);
-    let device = Device::open(&cli.target, Access::ReadOnly)?;
+    open::warn_if_in_use(TOOL, &cli.store.target);
+    let device = Device::open(&cli.store.target, Access::ReadOnly)?;
     let options = CheckOptions {
-        kind: cli.kind.map(StoreKind::from),
+        kind: cli.store_kind.kind.map(StoreKind::from),
         origin_bytes: None,
         header_only: cli.super_block_only,
-        chunk_size_fallback: cli.chunk_size,
+        chunk_size_fallback: cli.chunk.chunk_size,
     };
     let mut plan = match check::plan(&device, &options)? {
         Ok(plan) => plan,
@@ -39,15 +39,19 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     };
     plan.set_origin_bytes(origin_bytes(cli)?);
     let bar = match plan.progress_unit() {
-        ProgressUnit::DeviceChunks => progress::bar(0, "checking", cli.quiet),
-        ProgressUnit::TreeBlocks => progress::counter("checking", "tree blocks", cli.quiet),
+        ProgressUnit::DeviceChunks => progress::bar(0, "checking", cli.verbosity.quiet),
+        ProgressUnit::TreeBlocks => {
+            progress::counter("checking", "tree blocks", cli.verbosity.quiet)
+        }
     };
     let report = progress::show(bar, |p| plan.run(&device, p))?;
-    if !cli.quiet {
+    if !cli.verbosity.quiet {
         let mut out = io::stdout().lock();
         match cli.format {
-            ReportFormat::Text => write_text(&mut out, &cli.target, &report, cli.super_block_only)?,
-            ReportFormat::Json => write_json(&mut out, &cli.target, &report)?,
+            ReportFormat::Text => {
+                write_text(&mut out, &cli.store.target, &report, cli.super_block_only)?
+            }
+            ReportFormat::Json => write_json(&mut out, &cli.store.target, &report)?,
         }
         out.flush()?;
     }
@@ -60,7 +64,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
 
 /// The origin size: `--origin` opened for its size, or `--origin-size`.
 fn origin_bytes(cli: &Cli) -> anyhow::Result<Option<u64>> {
-    Ok(match &cli.origin {
+    Ok(match &cli.origin.origin {
         Some(origin) => Some(Device::open(origin, Access::ReadOnly)?.size_bytes()),
         None => cli.origin_size,
     })

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser, ValueEnum};
 
-use crate::args::KindArg;
+use super::common::{help, Force, Kind, Quiet, Target};
 
 /// The examples and notes printed after the options by `--help`.
 pub const EXAMPLES: &str = "\
@@ -43,10 +43,16 @@ pub enum DumpFormat {
 /// Command line of cowdump.
 #[derive(Debug, Parser)]
 #[command(name = "cowdump", version, about = "Dump the metadata of a dm-snapshot COW store", after_help = EXAMPLES)]
+#[command(mut_arg("target", help("The image file or block device to read")))]
+#[command(mut_arg("force", |arg| help("Overwrite an existing, non-empty output file")(arg).requires("output")))]
+#[command(mut_arg(
+    "kind",
+    help("Insist on a store kind (legacy labels a SnAp store as legacy)")
+))]
+#[command(mut_arg("quiet", help("No warnings and no progress on stderr")))]
 pub struct Cli {
-    /// The image file or block device to read.
-    #[arg(value_name = "TARGET")]
-    pub target: PathBuf,
+    #[command(flatten)]
+    pub store: Target,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = DumpFormat::Yaml)]
@@ -56,13 +62,11 @@ pub struct Cli {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// Overwrite an existing, non-empty output file.
-    #[arg(short, long, requires = "output")]
-    pub force: bool,
+    #[command(flatten)]
+    pub overwrite: Force,
 
-    /// Insist on a store kind (legacy labels a SnAp store as legacy).
-    #[arg(long, value_enum)]
-    pub kind: Option<KindArg>,
+    #[command(flatten)]
+    pub store_kind: Kind,
 
     /// Add the kernel's in-memory runs of consecutive chunks (persistent, legacy).
     #[arg(long)]
@@ -88,9 +92,8 @@ pub struct Cli {
     #[arg(long, value_name = "CHUNK", conflicts_with_all = ["format", "runs", "view"])]
     pub hex: Option<u64>,
 
-    /// No warnings and no progress on stderr.
-    #[arg(short, long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub verbosity: Quiet,
 }
 
 /// The clap command of cowdump, for man pages and completions.

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser};
 
-use crate::args::{self, KindArg};
+use super::common::{help, ChunkSize, Force, Kind, Origin, Quiet, Target};
+use crate::args;
 
 /// The examples and notes printed after the options by `--help`.
 pub const EXAMPLES: &str = "\
@@ -35,30 +36,40 @@ open elsewhere (mounted, claimed, attached to a loop device; even with --force).
 /// Command line of mkcow.
 #[derive(Debug, Parser)]
 #[command(name = "mkcow", version, about = "Format a dm-snapshot COW store, or restore one from a dump", after_help = EXAMPLES)]
+#[command(mut_arg("target", help("The image file or block device to format")))]
+#[command(mut_arg(
+    "kind",
+    help("Store kind to write [default: persistent; with --from-dump: the dump's kind]")
+))]
+#[command(mut_arg("chunk_size", |arg| help("Chunk size: a power of two of at least 512 bytes (4k, 64k, 8s...) [default: 4k]")(arg).conflicts_with("from_dump")))]
+#[command(mut_arg(
+    "force",
+    help("Overwrite a target that holds a signature or a non-zero first chunk (mkcow says what)")
+))]
+#[command(mut_arg(
+    "origin",
+    help("The origin device, to fill in its path and size in the table line")
+))]
+#[command(mut_arg("quiet", help("Print nothing but the table line")))]
 pub struct Cli {
-    /// The image file or block device to format.
-    #[arg(value_name = "TARGET")]
-    pub target: PathBuf,
+    #[command(flatten)]
+    pub store: Target,
 
-    /// Store kind to write [default: persistent; with --from-dump: the dump's kind].
-    #[arg(long, value_enum)]
-    pub kind: Option<KindArg>,
+    #[command(flatten)]
+    pub store_kind: Kind,
 
-    /// Chunk size: a power of two of at least 512 bytes (4k, 64k, 8s...) [default: 4k].
-    #[arg(long, value_name = "SIZE", value_parser = args::parse_chunk_size, conflicts_with = "from_dump")]
-    pub chunk_size: Option<u32>,
+    #[command(flatten)]
+    pub chunk: ChunkSize,
 
     /// Create the image file, or extend it (sparse), to this size (64M, 1G...).
     #[arg(long, value_name = "SIZE", value_parser = args::parse_size)]
     pub size: Option<u64>,
 
-    /// Overwrite a target that holds a signature or a non-zero first chunk (mkcow says what).
-    #[arg(short, long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub overwrite: Force,
 
-    /// The origin device, to fill in its path and size in the table line.
-    #[arg(long, value_name = "DEV")]
-    pub origin: Option<PathBuf>,
+    #[command(flatten)]
+    pub origin: Origin,
 
     /// Shared stores: the journal size (16M, 0...) [default: 128 MiB, at most 1/8 of the device].
     #[arg(long, value_name = "SIZE", value_parser = args::parse_size, conflicts_with = "from_dump")]
@@ -73,9 +84,8 @@ pub struct Cli {
     #[arg(short = 'i', long, alias = "input", value_name = "FILE")]
     pub from_dump: Option<PathBuf>,
 
-    /// Print nothing but the table line.
-    #[arg(short, long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub verbosity: Quiet,
 }
 
 /// The clap command of mkcow, for man pages and completions.

@@ -1,6 +1,7 @@
 //! The command lines of the five tools, kept in the library so that man pages
 //! and shell completions can be generated from them (`cargo xtask dist`).
 
+pub mod common;
 pub mod cowcheck;
 pub mod cowdump;
 pub mod cowmigrate;

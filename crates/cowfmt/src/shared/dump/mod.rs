@@ -13,7 +13,8 @@
 //!
 //! [`source::SharedSource`] opens a store for this: it refuses only a header it
 //! cannot use; damage below the header is dumped and reported. [`documents`]
-//! holds each view whole in memory, for tests and readers.
+//! holds each view whole in memory, for tests and readers; [`text`] writes a
+//! view as JSON or YAML and reads its record lines back.
 
 pub mod chunks;
 pub mod documents;
@@ -21,6 +22,7 @@ pub mod journal;
 pub mod model;
 pub mod records;
 pub mod source;
+pub mod text;
 pub mod tree;
 mod walker;
 

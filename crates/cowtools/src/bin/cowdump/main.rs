@@ -4,65 +4,21 @@
 //! snapshots, and the records in origin order, one snapshot's view, the tree,
 //! the chunks by class, or the journal.
 
-mod batch;
-mod journal;
-mod persistent;
-mod shared;
-mod shared_table;
-mod tree_items;
-
 use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::Parser;
+use cowfmt::dump_lines::TextSyntax;
 use cowfmt::shared::dump::journal::JournalDump;
-use cowfmt::shared::dump::SharedSource;
-use cowfmt::{Device, StoreKind};
+use cowfmt::shared::dump::text::{write_journal, View};
+use cowfmt::store::dump::{DumpOptions, Dumped};
+use cowfmt::StoreKind;
 use cowtools::cli::cowdump::{Cli, DumpFormat};
+use cowtools::progress::RecordCounter;
+use cowtools::render::dump::{self as render, write_error};
 use cowtools::{exit, hexdump, open, output};
 
-use crate::batch::Progress;
-use crate::shared::View;
-
 const TOOL: &str = "cowdump";
-
-/// What cowdump's command line tells beyond its fields.
-trait CliExt {
-    fn shared_view(&self) -> Option<(View, &'static str)>;
-    fn open_output(&self) -> anyhow::Result<output::Output>;
-    fn progress(&self) -> Progress;
-    fn warn(&self, problem: &str);
-}
-
-impl CliExt for Cli {
-    fn shared_view(&self) -> Option<(View, &'static str)> {
-        if let Some(id) = self.snapshot {
-            Some((View::Snapshot(id), "--snapshot"))
-        } else if self.tree {
-            Some((View::Tree, "--tree"))
-        } else if self.bitmap {
-            Some((View::Bitmap, "--bitmap"))
-        } else {
-            None
-        }
-    }
-
-    /// Opens `-o FILE` (never the target, never an existing file without
-    /// `--force`) or stdout.
-    fn open_output(&self) -> anyhow::Result<output::Output> {
-        output::open_output(TOOL, self.output.as_deref(), self.force, &[&self.target])
-    }
-
-    fn progress(&self) -> Progress {
-        Progress::new(self.quiet, self.output.is_some())
-    }
-
-    fn warn(&self, problem: &str) {
-        if !self.quiet {
-            eprintln!("{TOOL}: warning: {}: {problem}", self.target.display());
-        }
-    }
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -70,122 +26,124 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<u8> {
-    let (device, kind) = open::detect_kind(&cli.target, cli.kind.map(Into::into))?;
-    match kind {
-        StoreKind::Shared => run_shared(cli, device),
-        kind if kind.is_snap_v1() => run_persistent(cli, device, kind),
-        kind => Err(open::unsupported(kind, &cli.target, TOOL)),
-    }
-}
-
-fn run_persistent(cli: &Cli, device: Device, kind: StoreKind) -> anyhow::Result<u8> {
-    if let Some(flag) = cli
-        .shared_view()
-        .map(|(_, flag)| flag)
-        .or(cli.journal.then_some("--journal"))
-    {
-        bail!(
-            "{}: {flag} is for shared stores, and this is a {kind} store",
-            cli.target.display()
-        );
-    }
-    let store = open::open_persistent(device)?;
+    let target = &cli.store.target;
+    let (device, kind) = open::detect_kind(target, cli.store_kind.kind.map(Into::into))?;
+    refuse_other_kinds_options(cli, kind)?;
+    let Some(dumped) = Dumped::open(device, kind)? else {
+        return Err(open::unsupported(kind, target, TOOL));
+    };
     if let Some(chunk) = cli.hex {
-        let geometry = store.geometry();
-        return hex_chunk(
-            cli,
-            store.device(),
-            geometry.chunk_bytes() as u64,
-            geometry.device_chunks(),
-            chunk,
-        );
+        return hex_chunk(cli, &dumped, chunk);
     }
-    let mut out = cli.open_output()?;
-    let progress = cli.progress();
-    let tail = persistent::write(&mut out, &store, kind, cli.format, cli.runs, &progress)?;
-    out.finish()?;
-    progress.finish();
-    for problem in &tail.problems {
-        cli.warn(problem);
-    }
-    Ok(exit::EXIT_OK)
-}
-
-fn run_shared(cli: &Cli, device: Device) -> anyhow::Result<u8> {
-    if cli.runs {
-        bail!(
-            "{}: --runs is for persistent and legacy stores, and this is a shared store",
-            cli.target.display()
-        );
-    }
-    let source = SharedSource::open(device)?;
-    if let Some(chunk) = cli.hex {
-        let geometry = source.geometry();
-        return hex_chunk(
-            cli,
-            source.device(),
-            geometry.chunk_bytes,
-            geometry.nr_chunks,
-            chunk,
-        );
-    }
-    if cli.journal {
-        let dump = JournalDump::of(&source)?;
-        let mut out = cli.open_output()?;
-        journal::write(&mut out, &dump, cli.format)?;
+    let syntax = match cli.format {
+        DumpFormat::Json => Some(TextSyntax::Json),
+        DumpFormat::Yaml => Some(TextSyntax::Yaml),
+        DumpFormat::Table => None,
+    };
+    if let (true, Dumped::Shared(source)) = (cli.journal, &dumped) {
+        let dump = JournalDump::of(source)?;
+        let mut out = open_output(cli)?;
+        match syntax {
+            Some(syntax) => write_journal(&mut out, &dump, syntax).map_err(write_error)?,
+            None => render::journal::write_table(&mut out, &dump)?,
+        }
         out.finish()?;
         return Ok(exit::EXIT_OK);
     }
-    let view = cli.shared_view().map_or(View::Exceptions, |(view, _)| view);
-    if let View::Snapshot(id) = view {
+    let options = DumpOptions {
+        runs: cli.runs,
+        view: shared_view(cli).map_or(View::Exceptions, |(view, _)| view),
+    };
+    if let (View::Snapshot(id), Dumped::Shared(source)) = (options.view, &dumped) {
         source.require_snapshot(id)?;
     }
-    warn_unreplayed(cli, &source);
-    let mut out = cli.open_output()?;
-    let progress = cli.progress();
-    let tail = shared::write(&mut out, &source, view, cli.format, &progress)?;
+    warn_unreplayed(cli, &dumped);
+    let mut out = open_output(cli)?;
+    let progress = RecordCounter::new("dumping", cli.verbosity.quiet, cli.output.is_some());
+    let prepared = dumped.prepare(&options)?;
+    let tail = match syntax {
+        Some(syntax) => prepared
+            .write_document(&mut out, &options, syntax, &|count| progress.tick(count))
+            .map_err(write_error)?,
+        None => render::write_tables(&mut out, &prepared, &options, &progress)?,
+    };
     out.finish()?;
     progress.finish();
-    for problem in &tail.problems {
-        cli.warn(&shared::problem_text(problem));
+    for problem in render::problem_lines(&tail) {
+        warn(cli, &problem);
     }
     Ok(exit::EXIT_OK)
 }
 
-/// Warns when the journal holds committed transactions the dump cannot show
-/// (their images are not home yet). A journal that cannot be read is left to
-/// cowcheck.
-fn warn_unreplayed(cli: &Cli, source: &SharedSource) {
-    let Ok(found) = cowfmt::shared::journal::scan(source.device(), source.geometry()) else {
-        return;
-    };
-    if found.needs_replay() {
-        let n = found.committed.len();
-        cli.warn(&format!(
-            "the journal holds {n} committed transaction{} not yet written home: this dump shows the store before {}; open it with the engine or run cowrepair (cowdump --journal lists {})",
-            if n == 1 { "" } else { "s" },
-            if n == 1 { "it" } else { "them" },
-            if n == 1 { "it" } else { "them" },
+/// The shared view the command line asks for, and its flag.
+fn shared_view(cli: &Cli) -> Option<(View, &'static str)> {
+    if let Some(id) = cli.snapshot {
+        Some((View::Snapshot(id), "--snapshot"))
+    } else if cli.tree {
+        Some((View::Tree, "--tree"))
+    } else if cli.bitmap {
+        Some((View::Bitmap, "--bitmap"))
+    } else {
+        None
+    }
+}
+
+/// Refuses the options of one kind on a store of another, before the store
+/// is opened.
+fn refuse_other_kinds_options(cli: &Cli, kind: StoreKind) -> anyhow::Result<()> {
+    let target = cli.store.target.display();
+    if kind.is_snap_v1() {
+        let shared_flag = shared_view(cli)
+            .map(|(_, flag)| flag)
+            .or(cli.journal.then_some("--journal"));
+        if let Some(flag) = shared_flag {
+            bail!("{target}: {flag} is for shared stores, and this is a {kind} store");
+        }
+    } else if kind == StoreKind::Shared && cli.runs {
+        bail!("{target}: --runs is for persistent and legacy stores, and this is a shared store");
+    }
+    Ok(())
+}
+
+/// Opens `-o FILE` (never the target, never an existing file without
+/// `--force`) or stdout.
+fn open_output(cli: &Cli) -> anyhow::Result<output::Output> {
+    output::open_output(
+        TOOL,
+        cli.output.as_deref(),
+        cli.overwrite.force,
+        &[&cli.store.target],
+    )
+}
+
+fn warn(cli: &Cli, problem: &str) {
+    if !cli.verbosity.quiet {
+        eprintln!("{TOOL}: warning: {}: {problem}", cli.store.target.display());
+    }
+}
+
+/// Warns when the journal holds committed transactions the dump cannot show.
+fn warn_unreplayed(cli: &Cli, dumped: &Dumped) {
+    let n = dumped.unreplayed_transactions();
+    if n > 0 {
+        let (s, them) = if n == 1 { ("", "it") } else { ("s", "them") };
+        warn(cli, &format!(
+            "the journal holds {n} committed transaction{s} not yet written home: this dump shows the store before {them}; open it with the engine or run cowrepair (cowdump --journal lists {them})",
         ));
     }
 }
 
-fn hex_chunk(
-    cli: &Cli,
-    device: &Device,
-    chunk_bytes: u64,
-    nr_chunks: u64,
-    chunk: u64,
-) -> anyhow::Result<u8> {
+fn hex_chunk(cli: &Cli, dumped: &Dumped, chunk: u64) -> anyhow::Result<u8> {
+    let (chunk_bytes, nr_chunks) = dumped.chunks();
     if chunk >= nr_chunks {
         bail!(
             "{}: chunk {chunk} is past the end of the device ({nr_chunks} chunks of {chunk_bytes} bytes)",
-            cli.target.display(),
+            cli.store.target.display(),
         );
     }
     let mut bytes = vec![0u8; chunk_bytes as usize];
-    device.read_chunk(chunk, &mut bytes)?;
-    let mut out = cli.open_output()?;
+    dumped.device().read_chunk(chunk, &mut bytes)?;
+    let mut out = open_output(cli)?;
     hexdump::write_hex(&mut out, chunk * chunk_bytes, &bytes)?;
     out.finish()?;
     Ok(exit::EXIT_OK)

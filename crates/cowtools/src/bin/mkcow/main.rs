@@ -51,27 +51,34 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
 }
 
 fn format(cli: &Cli) -> anyhow::Result<u8> {
-    if cli.kind == Some(KindArg::Shared) {
+    if cli.store_kind.kind == Some(KindArg::Shared) {
         return shared::format(cli);
     }
     if cli.journal_size.is_some() || cli.snapshots.is_some() {
         bail!("--journal-size and --snapshots apply to shared stores only (--kind shared)");
     }
     let kind = snap_kind(
-        cli.kind.map_or(StoreKind::Persistent, StoreKind::from),
-        &cli.target,
+        cli.store_kind
+            .kind
+            .map_or(StoreKind::Persistent, StoreKind::from),
+        &cli.store.target,
     )?;
-    let chunk_sectors = cli.chunk_size.unwrap_or(DEFAULT_CHUNK_SECTORS);
-    let size = plan_target(&cli.target, cli.size, chunk_sectors, cli.force)?;
-    let geometry = plan_geometry(&cli.target, chunk_sectors, size, kind)?;
-    let origin = origin_sectors(cli.origin.as_deref())?;
+    let chunk_sectors = cli.chunk.chunk_size.unwrap_or(DEFAULT_CHUNK_SECTORS);
+    let size = plan_target(
+        &cli.store.target,
+        cli.size,
+        chunk_sectors,
+        cli.overwrite.force,
+    )?;
+    let geometry = plan_geometry(&cli.store.target, chunk_sectors, size, kind)?;
+    let origin = origin_sectors(cli.origin.origin.as_deref())?;
     let (device, claim) = open_for_write(cli)?;
     StoreWriter::format(device, chunk_sectors)?.finish()?;
     claim.keep();
-    if !cli.quiet {
+    if !cli.verbosity.quiet {
         println!(
             "{}: formatted a {kind} store: chunk size {chunk_sectors} sectors ({}), {} chunks ({}), room for {} exceptions",
-            cli.target.display(),
+            cli.store.target.display(),
             human_bytes(geometry.chunk_bytes() as u64),
             geometry.device_chunks(),
             human_bytes(geometry.device_bytes()),
@@ -83,9 +90,9 @@ fn format(cli: &Cli) -> anyhow::Result<u8> {
 }
 
 fn restore(cli: &Cli, dump_path: &Path) -> anyhow::Result<u8> {
-    let cli_kind = cli.kind.map(StoreKind::from);
+    let cli_kind = cli.store_kind.kind.map(StoreKind::from);
     let plan = |shared: bool, fields: &Map<String, Value>| plan_check(cli, shared, fields);
-    let mut dump = dump_input::read(dump_path, cli_kind, cli.quiet, &plan)?;
+    let mut dump = dump_input::read(dump_path, cli_kind, cli.verbosity.quiet, &plan)?;
     let dumped_kind = dump.dumped_kind;
     if cli_kind.or(dumped_kind) == Some(StoreKind::Shared) {
         if dumped_kind.is_some_and(|k| k != StoreKind::Shared) {
@@ -101,22 +108,27 @@ fn restore(cli: &Cli, dump_path: &Path) -> anyhow::Result<u8> {
     check_dump_version(head.format_version, dump_path)?;
     let kind = snap_kind(
         cli_kind.unwrap_or(head.kind.unwrap_or(StoreKind::Persistent)),
-        &cli.target,
+        &cli.store.target,
     )?;
     let header = header_from_dump(&head, dump_path)?;
     let chunk_sectors = header.chunk_size;
-    let size = plan_target(&cli.target, cli.size, chunk_sectors, cli.force)?;
-    let geometry = plan_geometry(&cli.target, chunk_sectors, size, kind)?;
+    let size = plan_target(
+        &cli.store.target,
+        cli.size,
+        chunk_sectors,
+        cli.overwrite.force,
+    )?;
+    let geometry = plan_geometry(&cli.store.target, chunk_sectors, size, kind)?;
     let early = dump.checked.take();
     validate_records(
         &mut dump.spool,
         &geometry,
         kind,
         dump_path,
-        &cli.target,
+        &cli.store.target,
         early,
     )?;
-    let origin = origin_sectors(cli.origin.as_deref())?;
+    let origin = origin_sectors(cli.origin.origin.as_deref())?;
     let (device, claim) = open_for_write(cli)?;
     let count = dump.spool.len();
     let mut records = dump.spool.read().map_err(spool::read_back_error)?;
@@ -131,7 +143,7 @@ fn restore(cli: &Cli, dump_path: &Path) -> anyhow::Result<u8> {
             Err(e) => Some(Err(spool::read_back_error(e))),
         }
     });
-    let bar = progress::bar(count, "writing", cli.quiet);
+    let bar = progress::bar(count, "writing", cli.verbosity.quiet);
     let stream = stream.enumerate().map(|(index, record)| {
         if (index as u64).is_multiple_of(RECORDS_PER_PROGRESS) {
             bar.set_position(index as u64);
@@ -141,7 +153,7 @@ fn restore(cli: &Cli, dump_path: &Path) -> anyhow::Result<u8> {
     write_areas_streamed(&device, &geometry, &header, count, stream)?;
     bar.finish_and_clear();
     claim.keep();
-    if !cli.quiet {
+    if !cli.verbosity.quiet {
         report_restore(cli, dump_path, &head, count, &geometry, kind);
     }
     print_table(cli, kind, chunk_sectors, origin);
@@ -235,8 +247,9 @@ fn plan_geometry(
 /// is area 0 of a persistent store it held (the refusal without `--force` came
 /// before, in [`plan_target`]).
 pub(crate) fn open_for_write(cli: &Cli) -> anyhow::Result<(Device, OutputClaim)> {
-    let target = cli.target.as_path();
+    let target = cli.store.target.as_path();
     let inputs: Vec<&Path> = cli
+        .origin
         .origin
         .iter()
         .chain(cli.from_dump.iter().filter(|dump| dump.as_os_str() != "-"))
@@ -254,7 +267,7 @@ pub(crate) fn open_for_write(cli: &Cli) -> anyhow::Result<(Device, OutputClaim)>
             path: target,
             size: cli.size.unwrap_or(0),
             size_given: true,
-            force: cli.force,
+            force: cli.overwrite.force,
             inputs: &inputs,
         })?;
         return Ok((prepared.device, prepared.claim));
@@ -267,7 +280,7 @@ pub(crate) fn open_for_write(cli: &Cli) -> anyhow::Result<(Device, OutputClaim)>
     let mut old_start = [0u8; 16];
     device.read_at(&mut old_start, 0, || "the old header".to_string())?;
     Marker::Writing.write(&device)?;
-    if cli.force {
+    if cli.overwrite.force {
         probe::wipe_signatures(&device, &probe::probe(&device)?)?;
         probe::wipe_old_snap_area(&device, &old_start)?;
     }
@@ -281,15 +294,15 @@ fn origin_sectors(origin: Option<&Path>) -> anyhow::Result<Option<u64>> {
 }
 
 fn print_table(cli: &Cli, kind: StoreKind, chunk_sectors: u32, origin_sectors: Option<u64>) {
-    let cow = cli.target.display().to_string();
-    let origin = cli.origin.as_ref().map(|p| p.display().to_string());
+    let cow = cli.store.target.display().to_string();
+    let origin = cli.origin.origin.as_ref().map(|p| p.display().to_string());
     let devices = TableDevices {
         origin: origin.as_deref(),
         origin_sectors,
         cow: &cow,
     };
     let line = snapshot_table_line(&devices, chunk_sectors, kind);
-    if !cli.quiet {
+    if !cli.verbosity.quiet {
         println!("Activate it with this dmsetup table line (attach an image file with losetup first and use the loop device in its place):");
         if kind == StoreKind::Legacy {
             println!("note: 'P' is the only store type mainline kernels accept, old and new; the long name 'persistent' never was");
@@ -410,22 +423,27 @@ fn plan_check(
     }
     let head: RestoreHead = serde_json::from_value(Value::Object(fields.clone())).ok()?;
     let kind = cli
+        .store_kind
         .kind
         .map(StoreKind::from)
         .unwrap_or(head.kind.unwrap_or(StoreKind::Persistent));
     if !kind.is_snap_v1() || validate_chunk_size(u64::from(head.chunk_size)).is_err() {
         return None;
     }
-    let size = match std::fs::symlink_metadata(&cli.target) {
+    let size = match std::fs::symlink_metadata(&cli.store.target) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => cli.size?,
         Err(_) => return None,
         Ok(_) => {
-            let device = Device::open(&cli.target, Access::ReadOnly).ok()?;
+            let device = Device::open(&cli.store.target, Access::ReadOnly).ok()?;
             planned_size(&device, cli.size)
         }
     };
-    let geometry = plan_geometry(&cli.target, head.chunk_size, size, kind).ok()?;
-    Some(Box::new(PersistentCheck::new(geometry, kind, &cli.target)))
+    let geometry = plan_geometry(&cli.store.target, head.chunk_size, size, kind).ok()?;
+    Some(Box::new(PersistentCheck::new(
+        geometry,
+        kind,
+        &cli.store.target,
+    )))
 }
 
 /// The first unusable record and the count of them.
@@ -554,7 +572,7 @@ fn report_restore(
     let areas = count / geometry.exceptions_per_area() + 1;
     println!(
         "{}: restored {count} exceptions in {areas} area{} from {} ({kind}, chunk size {} sectors, {}); data chunks were not touched",
-        cli.target.display(),
+        cli.store.target.display(),
         if areas == 1 { "" } else { "s" },
         dump_path.display(),
         geometry.chunk_sectors(),
@@ -564,7 +582,7 @@ fn report_restore(
     if dumped_chunks != geometry.device_chunks() {
         println!(
             "note: the dump describes a device of {dumped_chunks} chunks; {} has {}",
-            cli.target.display(),
+            cli.store.target.display(),
             geometry.device_chunks()
         );
     }

@@ -28,16 +28,25 @@ use super::{
 
 /// Formats a shared store as `cli` asks.
 pub fn format(cli: &Cli) -> anyhow::Result<u8> {
-    let chunk_sectors = cli.chunk_size.unwrap_or(DEFAULT_CHUNK_SECTORS);
+    let chunk_sectors = cli.chunk.chunk_size.unwrap_or(DEFAULT_CHUNK_SECTORS);
     validate_chunk_size(u64::from(chunk_sectors))
-        .map_err(|e| anyhow::anyhow!("{}: --chunk-size: {e}", cli.target.display()))?;
+        .map_err(|e| anyhow::anyhow!("{}: --chunk-size: {e}", cli.store.target.display()))?;
     let snapshots = cli.snapshots.unwrap_or(0);
-    refuse_too_many_snapshots(snapshots, chunk_sectors, &cli.target.display().to_string())?;
-    let size = plan_target(&cli.target, cli.size, chunk_sectors, cli.force)?;
+    refuse_too_many_snapshots(
+        snapshots,
+        chunk_sectors,
+        &cli.store.target.display().to_string(),
+    )?;
+    let size = plan_target(
+        &cli.store.target,
+        cli.size,
+        chunk_sectors,
+        cli.overwrite.force,
+    )?;
     let journal = journal_chunks(cli, size, chunk_sectors)?;
-    let geometry =
-        plan(size, u64::from(chunk_sectors), journal).map_err(|e| Error::format(&cli.target, e))?;
-    let origin = origin_sectors(cli.origin.as_deref())?;
+    let geometry = plan(size, u64::from(chunk_sectors), journal)
+        .map_err(|e| Error::format(&cli.store.target, e))?;
+    let origin = origin_sectors(cli.origin.origin.as_deref())?;
     let (device, claim) = open_for_write(cli)?;
     let mut header = format_store(&device, u64::from(chunk_sectors), journal)?;
     if snapshots > 0 {
@@ -50,10 +59,10 @@ pub fn format(cli: &Cli) -> anyhow::Result<u8> {
         device.sync()?;
     }
     claim.keep();
-    if !cli.quiet {
+    if !cli.verbosity.quiet {
         println!(
             "{}: formatted a shared store: chunk size {chunk_sectors} sectors ({}), {} chunks ({}): {} bitmap, {} journal ({}), {} for the tree and data; snapshots: {}",
-            cli.target.display(),
+            cli.store.target.display(),
             human_bytes(geometry.chunk_bytes),
             geometry.nr_chunks,
             human_bytes(geometry.nr_chunks * geometry.chunk_bytes),
@@ -83,9 +92,9 @@ fn print_table_lines(cli: &Cli, chunk_sectors: u32, origin_sectors: Option<u64>,
     if snapmask == 0 {
         return;
     }
-    let cow = cli.target.display().to_string();
-    let origin = cli.origin.as_ref().map(|p| p.display().to_string());
-    if !cli.quiet {
+    let cow = cli.store.target.display().to_string();
+    let origin = cli.origin.origin.as_ref().map(|p| p.display().to_string());
+    if !cli.verbosity.quiet {
         println!("Table lines of the seed's shared exception store, one per snapshot (mainline kernels have no shared store; cowrt serves it):");
     }
     for id in mask::ids(snapmask) {
@@ -116,7 +125,12 @@ pub fn restore(cli: &Cli, dump_path: &Path, mut dump: ReadDump) -> anyhow::Resul
     let chunk_sectors = head.chunk_size;
     validate_chunk_size(u64::from(chunk_sectors))
         .map_err(|e| anyhow::anyhow!("{}: chunk_size: {e}", dump_path.display()))?;
-    let size = plan_target(&cli.target, cli.size, chunk_sectors, cli.force)?;
+    let size = plan_target(
+        &cli.store.target,
+        cli.size,
+        chunk_sectors,
+        cli.overwrite.force,
+    )?;
     refuse_too_many_snapshots(
         snapmask.count_ones(),
         chunk_sectors,
@@ -125,14 +139,15 @@ pub fn restore(cli: &Cli, dump_path: &Path, mut dump: ReadDump) -> anyhow::Resul
     let journal = head
         .journal_chunks
         .unwrap_or_else(|| default_journal_chunks(size, u64::from(chunk_sectors) * SECTOR_BYTES));
-    plan(size, u64::from(chunk_sectors), journal).map_err(|e| Error::format(&cli.target, e))?;
+    plan(size, u64::from(chunk_sectors), journal)
+        .map_err(|e| Error::format(&cli.store.target, e))?;
     let chunk_bytes = u64::from(chunk_sectors) * SECTOR_BYTES;
     let early = dump.checked.take();
     let origin_chunks = check_records(&mut dump.spool, snapmask, chunk_bytes, dump_path, early)?;
-    let origin = origin_sectors(cli.origin.as_deref())?;
+    let origin = origin_sectors(cli.origin.origin.as_deref())?;
     let (device, claim) = open_for_write(cli)?;
     let mut builder = StoreBuilder::new(&device, u64::from(chunk_sectors), journal)?;
-    let bar = progress::bar(origin_chunks, "claiming", cli.quiet);
+    let bar = progress::bar(origin_chunks, "claiming", cli.verbosity.quiet);
     for_each_origin(&mut dump.spool, |index, _, records| {
         if index.is_multiple_of(RECORDS_PER_PROGRESS) {
             bar.set_position(index);
@@ -146,7 +161,7 @@ pub fn restore(cli: &Cli, dump_path: &Path, mut dump: ReadDump) -> anyhow::Resul
     })?;
     bar.finish_and_clear();
     let mut tree = builder.into_tree();
-    let bar = progress::bar(origin_chunks, "writing", cli.quiet);
+    let bar = progress::bar(origin_chunks, "writing", cli.verbosity.quiet);
     for_each_origin(&mut dump.spool, |index, origin, records| {
         if index.is_multiple_of(RECORDS_PER_PROGRESS) {
             bar.set_position(index);
@@ -162,11 +177,11 @@ pub fn restore(cli: &Cli, dump_path: &Path, mut dump: ReadDump) -> anyhow::Resul
         device.sync()?;
     }
     claim.keep();
-    if !cli.quiet {
+    if !cli.verbosity.quiet {
         let geometry = Geometry::new(size, chunk_sectors, journal);
         println!(
             "{}: restored a shared store from {}: {} records of {origin_chunks} origin chunks in {} leaves, tree_level {}, snapshots {}, chunk size {chunk_sectors} sectors, {} journal chunks; data chunks were not touched",
-            cli.target.display(),
+            cli.store.target.display(),
             dump_path.display(),
             built.records,
             built.leaves,
@@ -184,7 +199,7 @@ pub fn restore(cli: &Cli, dump_path: &Path, mut dump: ReadDump) -> anyhow::Resul
 /// for the engine to journal its commits.
 fn warn_in_place(cli: &Cli, geometry: &Geometry) {
     if let Some(note) = cowfmt::shared::journal::in_place_note(geometry) {
-        eprintln!("mkcow: warning: {}: {note}", cli.target.display());
+        eprintln!("mkcow: warning: {}: {note}", cli.store.target.display());
     }
 }
 

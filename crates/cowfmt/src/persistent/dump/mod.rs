@@ -5,7 +5,10 @@
 //! a tail (areas, kernel state, usage). The head and tail are small serde
 //! structs; the exceptions are streamed between them so that dumping a store of
 //! any size takes constant memory. [`PersistentDump`] is the whole document in
-//! memory, for restore and tests.
+//! memory, for restore and tests. [`text`] writes the document as JSON or
+//! YAML and reads its record lines back.
+
+pub mod text;
 
 use serde::{Deserialize, Serialize};
 

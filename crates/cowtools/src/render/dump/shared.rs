@@ -1,20 +1,23 @@
 //! The dump of a shared store as tables for people: header, geometry and chunk
-//! counts as tables, then the chosen list as aligned lines, then the totals.
+//! counts as tables, then the chosen list as aligned lines, then the totals;
+//! and the phrases of a damaged block and of snapshot ids.
 
 use std::io::Write;
 
 use comfy_table::Table;
+use cowfmt::dump_lines::Batch;
 use cowfmt::shared::bitmap::ChunkBitmap;
 use cowfmt::shared::dump::chunks::stream_chunk_runs;
 use cowfmt::shared::dump::records::stream_exceptions;
+use cowfmt::shared::dump::text::View;
 use cowfmt::shared::dump::tree::stream_tree;
 use cowfmt::shared::dump::{
-    ChunkRange, ClassTotals, SharedDumpHead, SharedDumpTail, SharedSource, TreeBlock, TreeBody,
+    BlockProblem, ChunkRange, ClassTotals, ShareMask, SharedDumpHead, SharedDumpTail, SharedSource,
+    TreeBlock, TreeBody,
 };
-use cowfmt::units::human_bytes;
 
-use crate::batch::{new_table, plural, two_columns, Batch, Progress};
-use crate::shared::{ids_text, problem_text, range_text, View};
+use super::{count_line, new_table, plural, sectors_text, two_columns, HeadRows};
+use crate::progress::RecordCounter;
 
 /// Writes the tables and lines of `view` and returns the tail.
 pub fn write(
@@ -23,7 +26,7 @@ pub fn write(
     head: &SharedDumpHead,
     bitmap: &ChunkBitmap,
     view: View,
-    progress: &Progress,
+    progress: &RecordCounter,
 ) -> anyhow::Result<SharedDumpTail> {
     writeln!(out, "Header\n{}\n", header_table(head))?;
     writeln!(out, "Geometry\n{}\n", geometry_table(head))?;
@@ -37,60 +40,8 @@ pub fn write(
     )?;
     let w = Widths::for_device(head.geometry.nr_chunks);
     let tail = match view {
-        View::Exceptions => {
-            writeln!(out, "Exceptions (origin order)")?;
-            writeln!(
-                out,
-                "{:>ow$}  {:>cw$}  snapshots",
-                "origin_chunk",
-                "cow_chunk",
-                ow = w.origin,
-                cw = w.chunk
-            )?;
-            let mut batch = Batch::new(out);
-            let tail = stream_exceptions(source, None, |r| {
-                batch.padded(r.origin_chunk, w.origin);
-                batch.text(b"  ");
-                batch.padded(r.cow_chunk, w.chunk);
-                batch.text(b"  ");
-                batch.id_ranges(r.snapshots.0);
-                batch.text(b"\n");
-                progress.tick(batch.count);
-                batch.end_record()
-            })?;
-            batch.drain()?;
-            let count = batch.count;
-            writeln!(out, "({count} exception{})\n", plural(count))?;
-            tail
-        }
-        View::Snapshot(id) => {
-            writeln!(out, "Snapshot {id} (origin order)")?;
-            writeln!(
-                out,
-                "{:>ow$}  {:>cw$}",
-                "origin_chunk",
-                "cow_chunk",
-                ow = w.origin,
-                cw = w.chunk
-            )?;
-            let mut batch = Batch::new(out);
-            let tail = stream_exceptions(source, Some(id), |r| {
-                batch.padded(r.origin_chunk, w.origin);
-                batch.text(b"  ");
-                batch.padded(r.cow_chunk, w.chunk);
-                batch.text(b"\n");
-                progress.tick(batch.count);
-                batch.end_record()
-            })?;
-            batch.drain()?;
-            let count = batch.count;
-            writeln!(
-                out,
-                "({count} chunk{} seen by snapshot {id})\n",
-                plural(count)
-            )?;
-            tail
-        }
+        View::Exceptions => exception_lines(out, source, None, &w, progress)?,
+        View::Snapshot(id) => exception_lines(out, source, Some(id), &w, progress)?,
         View::Tree => {
             writeln!(out, "Tree (walk order)")?;
             let mut batch = Batch::new(out);
@@ -100,7 +51,7 @@ pub fn write(
             })?;
             batch.drain()?;
             let count = batch.count;
-            writeln!(out, "({count} block{})\n", plural(count))?;
+            count_line(out, count, "block")?;
             tail
         }
         View::Bitmap => {
@@ -130,7 +81,7 @@ pub fn write(
             })?;
             batch.drain()?;
             let count = batch.count;
-            writeln!(out, "({count} run{})\n", plural(count))?;
+            count_line(out, count, "run")?;
             if let Some(classes) = &tail.classes {
                 writeln!(out, "Classes (chunks)\n{}\n", classes_table(classes))?;
             }
@@ -143,6 +94,58 @@ pub fn write(
         for problem in &tail.problems {
             writeln!(out, "  {}", problem_text(problem))?;
         }
+    }
+    Ok(tail)
+}
+
+/// Every record in origin order with the snapshots that see it, or only
+/// those `snapshot` sees, as aligned lines.
+fn exception_lines(
+    out: &mut dyn Write,
+    source: &SharedSource,
+    snapshot: Option<u32>,
+    w: &Widths,
+    progress: &RecordCounter,
+) -> anyhow::Result<SharedDumpTail> {
+    match snapshot {
+        None => writeln!(out, "Exceptions (origin order)")?,
+        Some(id) => writeln!(out, "Snapshot {id} (origin order)")?,
+    }
+    writeln!(
+        out,
+        "{:>ow$}  {:>cw$}{}",
+        "origin_chunk",
+        "cow_chunk",
+        if snapshot.is_none() {
+            "  snapshots"
+        } else {
+            ""
+        },
+        ow = w.origin,
+        cw = w.chunk
+    )?;
+    let mut batch = Batch::new(out);
+    let tail = stream_exceptions(source, snapshot, |r| {
+        batch.padded(r.origin_chunk, w.origin);
+        batch.text(b"  ");
+        batch.padded(r.cow_chunk, w.chunk);
+        if snapshot.is_none() {
+            batch.text(b"  ");
+            batch.id_ranges(r.snapshots.0);
+        }
+        batch.text(b"\n");
+        progress.tick(batch.count);
+        batch.end_record()
+    })?;
+    batch.drain()?;
+    let count = batch.count;
+    match snapshot {
+        None => count_line(out, count, "exception")?,
+        Some(id) => writeln!(
+            out,
+            "({count} chunk{} seen by snapshot {id})\n",
+            plural(count)
+        )?,
     }
     Ok(tail)
 }
@@ -228,27 +231,18 @@ fn tree_lines(batch: &mut Batch<'_>, block: &TreeBlock, w: &Widths) {
     }
 }
 
+/// The header table of a shared store.
 pub fn header_table(head: &SharedDumpHead) -> Table {
-    two_columns(vec![
-        ("kind", head.kind.to_string()),
-        ("magic", head.magic.clone()),
-        (
-            "valid",
-            format!(
-                "{} ({})",
-                head.valid_raw,
-                if head.valid { "valid" } else { "invalid" }
-            ),
-        ),
-        ("version", head.version.to_string()),
-        (
-            "chunk_size",
-            format!(
-                "{} sectors ({})",
-                head.chunk_size,
-                human_bytes(u64::from(head.chunk_size) * 512)
-            ),
-        ),
+    let mut rows = HeadRows {
+        kind: head.kind,
+        magic: &head.magic,
+        valid_raw: head.valid_raw,
+        valid: head.valid,
+        version: head.version,
+        chunk_size: head.chunk_size,
+    }
+    .rows();
+    rows.extend([
         (
             "snapshots",
             format!(
@@ -260,7 +254,8 @@ pub fn header_table(head: &SharedDumpHead) -> Table {
         ("tree_level", head.tree_level.to_string()),
         ("root_tree_chunk", head.root_tree_chunk.to_string()),
         ("journal_chunks", head.journal_chunks.to_string()),
-    ])
+    ]);
+    two_columns(rows)
 }
 
 fn range_row(range: ChunkRange) -> String {
@@ -273,17 +268,11 @@ fn range_row(range: ChunkRange) -> String {
     )
 }
 
+/// The geometry table of a shared store.
 pub fn geometry_table(head: &SharedDumpHead) -> Table {
     let g = &head.geometry;
     two_columns(vec![
-        (
-            "device",
-            format!(
-                "{} sectors ({})",
-                head.device_sectors,
-                human_bytes(head.device_sectors * 512)
-            ),
-        ),
+        ("device", sectors_text(head.device_sectors)),
         ("nr_chunks", g.nr_chunks.to_string()),
         ("bitmap", range_row(g.bitmap)),
         ("journal", range_row(g.journal)),
@@ -314,4 +303,32 @@ fn totals_table(tail: &SharedDumpTail) -> Table {
         ("records", tail.records.to_string()),
         ("problems", tail.problems.len().to_string()),
     ])
+}
+
+/// A damaged block as one line for stderr and tables.
+pub fn problem_text(problem: &BlockProblem) -> String {
+    let place = match problem.parent {
+        Some(parent) => format!(", entry {} of node {}", parent.entry, parent.chunk),
+        None => ", the root".to_string(),
+    };
+    format!(
+        "chunk {} (level {}, {}{place}): {}",
+        problem.chunk,
+        problem.level,
+        range_text(problem.lo, problem.hi),
+        problem.problem
+    )
+}
+
+/// A key range as people read it: `origin chunks 100..200`, or `100..` unbounded.
+pub fn range_text(lo: u64, hi: Option<u64>) -> String {
+    match hi {
+        Some(hi) => format!("origin chunks {lo}..{hi}"),
+        None => format!("origin chunks {lo}.."),
+    }
+}
+
+/// Snapshot ids as people read them: `0,3-5`, or `none`.
+pub fn ids_text(mask: ShareMask) -> String {
+    cowfmt::shared::mask::describe(mask.0)
 }

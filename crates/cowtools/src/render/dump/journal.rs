@@ -1,26 +1,15 @@
-//! The journal view of a shared store (`--journal`): one document (JSON or
-//! YAML) with the head and the journal, or tables and lines for people.
+//! The journal view of a shared store (`--journal`) as tables and lines for
+//! people; its JSON and YAML document is `shared::dump::text::write_journal`.
 
 use std::io::Write;
 
 use cowfmt::shared::dump::journal::{JournalDump, JournalListing, JournalTx};
 
-use crate::batch::plural;
-use crate::shared::ids_text;
-use crate::shared_table::{geometry_table, header_table};
-use crate::DumpFormat;
+use super::plural;
+use super::shared::{geometry_table, header_table, ids_text};
 
-/// Writes the journal view of `dump` in `format`.
-pub fn write(out: &mut dyn Write, dump: &JournalDump, format: DumpFormat) -> anyhow::Result<()> {
-    match format {
-        DumpFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(dump)?)?,
-        DumpFormat::Yaml => out.write_all(serde_yaml::to_string(dump)?.as_bytes())?,
-        DumpFormat::Table => write_table(out, dump)?,
-    }
-    Ok(())
-}
-
-fn write_table(out: &mut dyn Write, dump: &JournalDump) -> anyhow::Result<()> {
+/// Writes the journal view of `dump` as tables and lines.
+pub fn write_table(out: &mut dyn Write, dump: &JournalDump) -> anyhow::Result<()> {
     writeln!(out, "Header\n{}\n", header_table(&dump.head))?;
     writeln!(out, "Geometry\n{}\n", geometry_table(&dump.head))?;
     let j = &dump.journal;
