@@ -20,7 +20,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<u8> {
-    match repair(&cli.request(), &mut Stderr::new(cli.quiet)) {
+    match repair(&cli.request(), &mut Stderr::new(cli.verbosity.quiet)) {
         Ok(done) => {
             render(cli, &done.report, done.output.as_deref())?;
             match done.problems {

@@ -107,7 +107,7 @@ pub fn render(cli: &Cli, report: &RepairReport, output: Option<&Path>) -> anyhow
         ReportFormat::Json => {
             writeln!(out, "{}", serde_json::to_string_pretty(report)?)?;
         }
-        _ if cli.quiet => {}
+        _ if cli.verbosity.quiet => {}
         format => {
             let as_table = format == ReportFormat::Table;
             match report {
@@ -300,7 +300,7 @@ fn write_persistent(
             plural(report.stale_areas_zeroed)
         )?;
     }
-    let origin = cli.origin.as_ref().map(|p| p.display().to_string());
+    let origin = cli.origin.origin.as_ref().map(|p| p.display().to_string());
     let cow = output.display().to_string();
     let devices = TableDevices {
         origin: origin.as_deref(),
@@ -442,7 +442,7 @@ fn write_shared(
         return nothing_written(out, cli, name);
     };
     let cow = output.display().to_string();
-    let origin = cli.origin.as_ref().map(|p| p.display().to_string());
+    let origin = cli.origin.origin.as_ref().map(|p| p.display().to_string());
     for &id in &report.snapshots {
         writeln!(
             out,
@@ -609,7 +609,7 @@ fn ranges_text(ranges: &[OriginRange], complete: bool) -> String {
 
 /// The origin's size in sectors for the table line, when it is known.
 fn origin_sectors(cli: &Cli) -> Option<u64> {
-    match &cli.origin {
+    match &cli.origin.origin {
         Some(origin) => Device::open(origin, Access::ReadOnly)
             .ok()
             .map(|d| d.size_sectors()),
