@@ -17,6 +17,7 @@ use cowfmt::error::{Error, Result};
 use cowfmt::shared::geometry::Geometry;
 use cowfmt::shared::leaf::Leaf;
 use cowfmt::shared::node::Node;
+use cowfmt::shared::rules;
 
 /// Clean blocks kept after a commit before the cache is emptied.
 const CLEAN_BLOCKS_KEPT: usize = 1 << 16;
@@ -359,7 +360,7 @@ impl<D: BlockDev> Disk<D> {
             .entries
             .iter()
             .enumerate()
-            .find(|(_, e)| !self.geometry.in_data_range(e.chunk))
+            .find(|(_, e)| rules::cow_chunk(&self.geometry, e.chunk).is_some())
         else {
             return Ok(());
         };
@@ -381,7 +382,7 @@ impl<D: BlockDev> Disk<D> {
         for (origin, records) in leaf.entries() {
             if let Some(r) = records
                 .iter()
-                .find(|r| !self.geometry.in_data_range(r.chunk))
+                .find(|r| rules::cow_chunk(&self.geometry, r.chunk).is_some())
             {
                 return Err(self.corrupt(
                     chunk,

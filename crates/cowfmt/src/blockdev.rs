@@ -51,6 +51,10 @@ pub trait BlockDev: Debug + Send + Sync {
     fn zero_range(&self, offset: u64, len: u64) -> Result<()> {
         write_zeros(self, offset, len)
     }
+
+    /// Tells the device that `len` bytes at `offset` will be read soon. Only
+    /// a hint: nothing by default.
+    fn will_need(&self, _offset: u64, _len: u64) {}
 }
 
 /// Writes `len` zero bytes at `offset`, at most 1 MiB per write.
@@ -97,6 +101,10 @@ impl<T: BlockDev + ?Sized> BlockDev for std::sync::Arc<T> {
     fn zero_range(&self, offset: u64, len: u64) -> Result<()> {
         (**self).zero_range(offset, len)
     }
+
+    fn will_need(&self, offset: u64, len: u64) {
+        (**self).will_need(offset, len)
+    }
 }
 
 impl BlockDev for Device {
@@ -122,6 +130,10 @@ impl BlockDev for Device {
 
     fn zero_range(&self, offset: u64, len: u64) -> Result<()> {
         Device::zero_range(self, offset, len)
+    }
+
+    fn will_need(&self, offset: u64, len: u64) {
+        Device::will_need(self, offset, len)
     }
 }
 

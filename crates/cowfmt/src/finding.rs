@@ -344,6 +344,10 @@ pub struct FindingSink {
     code_limits: std::collections::BTreeMap<FindingCode, (u64, &'static str)>,
 }
 
+/// Findings of one code a store check keeps in its report before the rest
+/// are only counted.
+pub const FINDINGS_PER_CODE: u64 = 1000;
+
 impl FindingSink {
     /// A sink keeping up to `limit` findings per code.
     pub fn new(limit: u64) -> Self {

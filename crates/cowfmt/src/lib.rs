@@ -12,6 +12,11 @@
 //!   builds the images a power cut would leave);
 //! - [`persistent`]: the kernel's "SnAp" v1 store (also used for `legacy`);
 //! - [`finding`]: the finding model shared by every checker;
+//! - [`job`]: the kind-neutral job layer: the exception stream and the
+//!   pipeline every job that writes a store runs (window, dedup, assemble);
+//! - [`cross`]: the jobs between kinds (classic <-> shared), the one module
+//!   that imports two kinds;
+//! - [`dump_format`]: the version every dump carries;
 //! - [`in_use`]: whether a device is held open elsewhere (mounted, claimed,
 //!   attached to a loop device);
 //! - [`kind`]: store kinds and detection by magic;
@@ -22,21 +27,28 @@
 //! - [`overlay`]: chunks a device reads in place of its own (a journal
 //!   replayed without writing);
 //! - [`probe`]: every signature a device holds (libblkid and our own kinds);
-//! - [`store`]: the kind facade: each job on a store of any kind;
+//! - [`store`]: the kind facade: detection from a whole first block, and
+//!   each job's dispatch on the kind, written once;
 //! - [`snapshot_image`]: one snapshot's logical image, written out or merged
 //!   back into its origin;
 //! - [`progress`]: the callback long jobs report how far they got through;
+//! - [`repair`]: the kind-neutral parts of repair (request, events, outcome,
+//!   the in-place repair's verified backup);
+//! - [`store`]: the kind facade: each job dispatches on the kind once there;
 //! - [`sparse`]: holes of image files, and copies that keep them;
 //! - [`units`]: size parsing (`4k`, `64M`, `8s`).
 
 pub mod bitset;
 pub mod blockdev;
 pub mod crashdev;
+pub mod cross;
 pub mod device;
+pub mod dump_format;
 pub mod dump_lines;
 pub mod dump_read;
 pub mod error;
 pub mod finding;
+pub mod job;
 pub mod in_use;
 pub mod kind;
 pub mod memdev;
@@ -46,6 +58,7 @@ pub mod overlay;
 pub mod persistent;
 pub mod probe;
 pub mod progress;
+pub mod repair;
 pub mod shared;
 pub mod snapshot_image;
 pub mod sparse;

@@ -1,31 +1,19 @@
-//! Opening a store: the kind comes from the header magic; `--kind` insists on
-//! one and fails clearly when the header disagrees.
+//! Opening a store: the kind comes from its first block (the kind facade,
+//! [`cowfmt::store`]); `--kind` insists on one and fails clearly when the
+//! header disagrees.
 
 use std::path::Path;
 
-use anyhow::bail;
-use cowfmt::device::{Access, Device};
+use cowfmt::device::Device;
 use cowfmt::persistent::PersistentStore;
 use cowfmt::StoreKind;
 
-/// Opens `path` and tells which kind of store it holds, by magic. `--kind
-/// legacy` is accepted for a SnAp store (same bytes); a disagreeing `--kind` is an
-/// error naming both.
+/// Opens `path` and tells which kind of store it holds, through the kind
+/// facade ([`cowfmt::store::open`]): by its first block; `--kind legacy` is
+/// accepted for a SnAp store (same bytes); a disagreeing `--kind` is an error
+/// naming both.
 pub fn detect_kind(path: &Path, wanted: Option<StoreKind>) -> anyhow::Result<(Device, StoreKind)> {
-    let device = Device::open(path, Access::ReadOnly)?;
-    let mut magic = [0u8; 4];
-    device.read_at(&mut magic, 0, || "the store magic".to_string())?;
-    let found = cowfmt::kind::detect(&magic).map_err(|e| cowfmt::Error::format(path, e))?;
-    let kind = match (wanted, found) {
-        (None, found) => found,
-        (Some(StoreKind::Legacy), StoreKind::Persistent) => StoreKind::Legacy,
-        (Some(wanted), found) if wanted == found => found,
-        (Some(wanted), found) => bail!(
-            "{}: --kind {wanted} was given, but the header says this is a {found} store",
-            path.display()
-        ),
-    };
-    Ok((device, kind))
+    Ok(cowfmt::store::open(path, wanted)?)
 }
 
 /// Opens a persistent (or legacy) store for reading.

@@ -46,7 +46,9 @@ pub fn foreign(tool: &str, device: &Device) -> anyhow::Result<Option<Probe>> {
     Ok((!found.signatures.is_empty()).then_some(found))
 }
 
-fn note_coverage(tool: &str, path: &str, coverage: &Coverage) {
+/// Notes on stderr, for `path`, that only the COW kinds were looked for when
+/// libblkid and wipefs could not run.
+pub fn note_coverage(tool: &str, path: &str, coverage: &Coverage) {
     if let Coverage::OwnKindsOnly(why) = coverage {
         eprintln!(
             "{tool}: note: {path}: only COW stores and dm metadata were looked for; file systems, partition tables and other signatures were not ({why})"

@@ -2,8 +2,6 @@ complete -c cowrepair -s i -l input -d 'The damaged store (image file or block d
 complete -c cowrepair -s o -l output -d 'The new store: an image file (created sparse) or an empty block device' -r -F
 complete -c cowrepair -l backup -d 'Where --in-place copies the input first (must be new or empty); to finish an interrupted --in-place repair, the backup it made' -r -F
 complete -c cowrepair -s s -l size -d 'Size of a new output image (4k, 64M, 1G, 8s...); the input\'s size by default' -r
-complete -c cowrepair -l chunk-size -d 'Chunk size to read the store with, overriding the header (4k, 8s...)' -r
-complete -c cowrepair -l origin -d 'The origin device: records past its end are dropped, and the table line names it' -r -F
 complete -c cowrepair -l origin-size -d 'The origin\'s size (bytes, or 64M, 1G, 8s...), when the device is not at hand' -r
 complete -c cowrepair -l kind -d 'persistent, legacy (also hold the output to the pre-2.6.29 limits), or shared; by default the header\'s magic decides' -r -f -a "persistent\t'The kernel\'s "SnAp" v1 store (dm-snapshot `P`)'
 legacy\t'The same bytes, held to the pre-2.6.29 limits and made safe to reload there'
@@ -14,6 +12,8 @@ complete -c cowrepair -l snapmask -d 'Shared stores: the snapmask (bit s = snaps
 complete -c cowrepair -l format -d 'Report format' -r -f -a "text\t'Plain lines: one per dropped record (and lost range), then a summary'
 table\t'The dropped records (and per-snapshot counts) as tables, then the summary'
 json\t'One JSON document (format_version 1)'"
+complete -c cowrepair -l chunk-size -d 'Chunk size to read the store with, overriding the header (4k, 8s...)' -r
+complete -c cowrepair -l origin -d 'The origin device: records past its end are dropped, and the table line names it' -r -F
 complete -c cowrepair -l in-place -d 'Rebuild the input itself, from a verified copy in --backup'
 complete -c cowrepair -s n -l dry-run -d 'Analyse and report only; write nothing'
 complete -c cowrepair -l full-scan -d 'Shared stores: when the tree is damaged, also look for leaves in chunks the bitmap marks free (stale leaves the engine freed look like this too)'

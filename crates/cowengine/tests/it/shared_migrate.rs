@@ -16,10 +16,10 @@ use cowengine::{CopyData, SharedStore};
 use cowfmt::finding::Severity;
 use cowfmt::persistent::check::{check, CheckOptions};
 use cowfmt::persistent::migrate::MigrateMode;
-use cowfmt::persistent::rebuild::JobError;
+use cowfmt::job::JobError;
 use cowfmt::persistent::view::SnapshotView;
 use cowfmt::persistent::{ExceptionRecord, PersistentStore, StoreWriter};
-use cowfmt::shared::migrate::{
+use cowfmt::cross::migrate::{
     self, plan_export, plan_import, plan_rechunk, ExportOptions, ImportOptions, JournalSize,
     RechunkOptions, SharedInput, SharedMigrateReport, SharedPlan, Side,
 };

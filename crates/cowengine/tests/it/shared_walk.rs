@@ -60,7 +60,7 @@ impl TreeVisitor for Events {
 }
 
 type Walk = fn(
-    &Device,
+    &dyn cowfmt::BlockDev,
     &Geometry,
     u64,
     u32,

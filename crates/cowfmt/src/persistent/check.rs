@@ -9,6 +9,7 @@ use super::header::{validate_chunk_size, Header, HEADER_BYTES};
 use super::layout::{Geometry, HEADER_CHUNKS};
 use super::record::ExceptionRecord;
 use super::record::RECORD_BYTES;
+use super::rules::{RecordRules, RecordViolation};
 use super::scan::{AreaScanner, ScanItem, ScanMode};
 use super::state::{LoadState, LoadStateBuilder, Usage};
 use super::LEGACY_CHUNK_LIMIT;
@@ -19,8 +20,7 @@ use crate::finding::{Finding, FindingCode, FindingSink, Location};
 use crate::kind::{StoreKind, PERSISTENT_MAGIC};
 use crate::progress::{self, Progress};
 
-/// Findings of one code kept in a report before the rest are only counted.
-pub const FINDINGS_PER_CODE: u64 = 1000;
+pub use crate::finding::FINDINGS_PER_CODE;
 
 /// What to check and how.
 #[derive(Debug, Clone)]
@@ -344,6 +344,16 @@ fn check_header_chunk_tail(
     Ok(())
 }
 
+/// A record and where it lies: its area, the area's chunk, its index there.
+#[derive(Clone, Copy)]
+struct RecordPlace {
+    area: u64,
+    chunk: u64,
+    index: u64,
+    old: u64,
+    new: u64,
+}
+
 /// Why one record is not credible.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum RecordFault {
@@ -354,7 +364,7 @@ enum RecordFault {
 struct RecordChecker {
     geometry: Geometry,
     origin_chunks: Option<u64>,
-    legacy: bool,
+    rules: RecordRules,
     used: DenseBitmap,
     mapped: SparseBitmap,
     previous_new: u64,
@@ -369,7 +379,7 @@ impl RecordChecker {
         RecordChecker {
             geometry,
             origin_chunks,
-            legacy: kind == StoreKind::Legacy,
+            rules: RecordRules::new(geometry, origin_chunks, kind),
             used: DenseBitmap::new(geometry.device_chunks()),
             mapped: SparseBitmap::new(),
             previous_new: 0,
@@ -520,115 +530,70 @@ impl RecordChecker {
         old: u64,
         new: u64,
     ) -> RecordFault {
-        let device_chunks = self.geometry.device_chunks();
+        let at = RecordPlace {
+            area,
+            chunk,
+            index,
+            old,
+            new,
+        };
         let mut fault = RecordFault::None;
-        let place = || format!("area {area} (chunk {chunk}) record {index}");
-        let location = || Location::record(area, chunk, index, old, new);
-        if new >= device_chunks {
-            self.pending.push(Finding::error(
-                FindingCode::NewChunkPastEnd,
-                location(),
-                format!(
-                    "{}: new_chunk {new} is past the end of the device ({device_chunks} chunks)",
-                    place()
-                ),
-            ));
-            fault = RecordFault::Fatal;
-        } else if self.geometry.is_metadata_chunk(new) {
-            let what = if new < HEADER_CHUNKS {
-                "the header".to_string()
-            } else {
-                format!(
-                    "metadata area {}",
-                    (new - HEADER_CHUNKS) / self.geometry.stride()
-                )
-            };
-            self.pending.push(Finding::error(
-                FindingCode::NewChunkIsMetadata,
-                location(),
-                format!("{}: new_chunk {new} is {what}, not a data chunk", place()),
-            ));
-            fault = RecordFault::Fatal;
-        } else if self.used.test_and_set(new) {
-            self.pending.push(Finding::error(
-                FindingCode::NewChunkDuplicate,
-                location(),
-                format!(
-                    "{}: new_chunk {new} is already used by an earlier record; two origin chunks would share one copy",
-                    place()
-                ),
-            ));
+        let new_fault = self.rules.new_chunk(new).or_else(|| {
+            self.used
+                .test_and_set(new)
+                .then_some(RecordViolation::NewChunkDuplicate { new })
+        });
+        if let Some(violation) = new_fault {
+            self.report(&at, violation);
             fault = RecordFault::Fatal;
         } else {
             if new <= self.previous_new {
-                self.pending.push(Finding::warning(
-                    FindingCode::AllocationOutOfOrder,
-                    location(),
-                    format!(
-                        "{}: new_chunk {new} follows new_chunk {}; the kernel commits records in ascending allocation order",
-                        place(),
-                        self.previous_new
-                    ),
-                ));
+                let previous = self.previous_new;
+                self.report(&at, RecordViolation::AllocationOutOfOrder { new, previous });
             }
             self.previous_new = self.previous_new.max(new);
             self.highest_credible_new = self.highest_credible_new.max(new);
         }
-        let chunk_bytes = self.geometry.chunk_bytes() as u64;
-        if old
-            .checked_add(1)
-            .and_then(|end| end.checked_mul(chunk_bytes))
-            .is_none()
-        {
-            self.pending.push(Finding::error(
-                FindingCode::OldChunkOverflow,
-                location(),
-                format!(
-                    "{}: old_chunk {old} times the chunk size ({chunk_bytes} bytes) does not fit 64 bits; no origin is that large",
-                    place()
-                ),
-            ));
-            fault = RecordFault::Fatal;
-        } else if let Some(origin_chunks) = self.origin_chunks {
-            if old >= origin_chunks {
-                self.pending.push(Finding::error(
-                    FindingCode::OldChunkPastOrigin,
-                    location(),
-                    format!(
-                        "{}: old_chunk {old} is past the end of the origin ({origin_chunks} chunks)",
-                        place()
-                    ),
-                ));
-                // Not a sign of an overwritten area: a whole area past the
-                // end of the origin says the origin given is the wrong one.
+        if let Some(violation) = self.rules.old_chunk(old) {
+            // Past the end of the origin is not a sign of an overwritten area:
+            // a whole area past it says the origin given is the wrong one.
+            if violation.is_fatal() {
+                fault = RecordFault::Fatal;
             }
+            self.report(&at, violation);
         }
         if self.mapped.test_and_set(old) {
-            self.pending.push(Finding::error(
-                FindingCode::OldChunkDuplicate,
-                location(),
-                format!(
-                    "{}: old_chunk {old} is already mapped by an earlier record; the snapshot would see two versions of it",
-                    place()
-                ),
-            ));
+            self.report(&at, RecordViolation::OldChunkDuplicate { old });
         }
-        if self.legacy && (old >= LEGACY_CHUNK_LIMIT || new >= LEGACY_CHUNK_LIMIT) {
-            let (field, value) = if old >= LEGACY_CHUNK_LIMIT {
-                ("old_chunk", old)
-            } else {
-                ("new_chunk", new)
-            };
-            self.pending.push(Finding::error(
-                FindingCode::LegacyChunkTooLarge,
-                location(),
-                format!(
-                    "{}: {field} {value} does not fit the 32 bits of the pre-2.6.29 code",
-                    place()
-                ),
-            ));
+        if let Some(violation) = self.rules.legacy_limit(old, new) {
+            self.report(&at, violation);
         }
         fault
+    }
+
+    /// Keeps the finding for `violation` of the record at `at` until its
+    /// area is judged whole.
+    #[cold]
+    #[inline(never)]
+    fn report(&mut self, at: &RecordPlace, violation: RecordViolation) {
+        let RecordPlace {
+            area,
+            chunk,
+            index,
+            old,
+            new,
+        } = *at;
+        let text = format!(
+            "area {area} (chunk {chunk}) record {index}: {}",
+            violation.describe()
+        );
+        let location = Location::record(area, chunk, index, old, new);
+        self.pending.push(match violation {
+            RecordViolation::AllocationOutOfOrder { .. } => {
+                Finding::warning(violation.code(), location, text)
+            }
+            _ => Finding::error(violation.code(), location, text),
+        });
     }
 
     /// Whether the one-chunk hole at `hole` is what moving the last data chunk

@@ -11,9 +11,10 @@
 //! writes the same bytes again; after it, the store maps nothing and the
 //! rerun has nothing to do.
 
-use super::area::{area_records, parse_area};
+use super::area::area_records;
 use super::header::{validate_chunk_size, Header, HEADER_BYTES};
 use super::layout::Geometry;
+use super::scan::{AreaScanner, ScanItem, ScanMode};
 use crate::blockdev::BlockDev;
 use crate::error::{Error, Result};
 use crate::snapshot_image::{copy_into_origin, ChunkMap};
@@ -52,24 +53,22 @@ pub fn read_snapshot(store: &dyn BlockDev) -> Result<ClassicSnapshot> {
         Geometry::new(header.chunk_size, store.size()).map_err(|e| Error::format(path, e))?;
     let mut map = ChunkMap::new(geometry.chunk_bytes() as u64);
     let mut area_chunks = Vec::new();
-    let mut bytes = vec![0u8; geometry.chunk_bytes()];
-    for index in 0.. {
-        let chunk = geometry.area_location(index);
-        if !geometry.area_fits(index) {
-            return Err(Error::Invalid(format!(
-                "{}: area {index} (chunk {chunk}) lies past the end of the device ({} chunks); the kernel cannot load this store",
-                path.display(),
-                geometry.device_chunks()
-            )));
-        }
-        store.read_chunk(chunk, &mut bytes)?;
-        let parse = parse_area(&bytes);
-        for record in area_records(&bytes, parse.entries) {
-            map.insert(record.old_chunk, record.new_chunk);
-        }
-        area_chunks.push(chunk);
-        if !parse.full {
-            break;
+    let mut scanner = AreaScanner::new(store, geometry, ScanMode::Kernel);
+    while let Some(item) = scanner.next_area()? {
+        match item {
+            ScanItem::Area(view) => {
+                for record in area_records(view.bytes, view.parse.entries) {
+                    map.insert(record.old_chunk, record.new_chunk);
+                }
+                area_chunks.push(view.chunk);
+            }
+            ScanItem::PastEnd { index, chunk } => {
+                return Err(Error::Invalid(format!(
+                    "{}: area {index} (chunk {chunk}) lies past the end of the device ({} chunks); the kernel cannot load this store",
+                    path.display(),
+                    geometry.device_chunks()
+                )))
+            }
         }
     }
     Ok(ClassicSnapshot {

@@ -20,10 +20,12 @@ pub mod rebuild;
 pub mod record;
 pub mod repair;
 pub mod restore;
+pub mod rules;
 pub mod runs;
 pub mod scan;
 pub mod state;
 pub mod store;
+pub mod stream;
 pub mod table;
 #[cfg(test)]
 pub(crate) mod test_store;

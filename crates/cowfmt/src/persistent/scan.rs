@@ -1,10 +1,12 @@
-//! Walks the metadata areas of a persistent store in order, reading each area
-//! chunk once, with read-ahead hints for the areas to come. Data chunks are
-//! never read.
+//! THE walk over the metadata areas of a persistent store, over any
+//! [`BlockDev`]: in order, each area chunk read once, with read-ahead hints for
+//! the areas to come; the kernel's areas only, or every area location (for
+//! salvage). The checker, the store reader (dump, migrate) and the merge read
+//! the areas through it. Data chunks are never read.
 
 use super::area::{parse_area, AreaParse};
 use super::layout::Geometry;
-use crate::device::Device;
+use crate::blockdev::BlockDev;
 use crate::error::Result;
 
 /// Which areas a scan visits.
@@ -50,7 +52,7 @@ const READ_AHEAD_AREAS: u64 = 64;
 
 /// A streaming walk over the areas of a store.
 pub struct AreaScanner<'d> {
-    device: &'d Device,
+    device: &'d dyn BlockDev,
     geometry: Geometry,
     mode: ScanMode,
     next: u64,
@@ -61,7 +63,7 @@ pub struct AreaScanner<'d> {
 
 impl<'d> AreaScanner<'d> {
     /// Starts a walk at area 0.
-    pub fn new(device: &'d Device, geometry: Geometry, mode: ScanMode) -> Self {
+    pub fn new(device: &'d dyn BlockDev, geometry: Geometry, mode: ScanMode) -> Self {
         AreaScanner {
             device,
             geometry,

@@ -27,7 +27,7 @@ use crate::device::Device;
 use crate::error::Result;
 use crate::finding::{Finding, FindingSink, Severity};
 use crate::kind::StoreKind;
-use crate::persistent::check::FINDINGS_PER_CODE;
+use crate::finding::FINDINGS_PER_CODE;
 use crate::progress::{self, Progress};
 
 pub use crate::shared::journal::JournalState;

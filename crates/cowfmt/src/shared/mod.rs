@@ -24,10 +24,11 @@ pub mod journal;
 pub mod leaf;
 pub mod mask;
 pub mod merge;
-pub mod migrate;
 pub mod node;
 pub mod repair;
 pub mod restore;
+pub mod rules;
+pub mod stream;
 pub mod tree_read;
 pub mod walk;
 

@@ -3,8 +3,6 @@
 //! tree, strictly (a damaged store is refused, never guessed at). The
 //! snapshot export and the offline merge read the store through here.
 
-use std::collections::HashSet;
-
 use crate::blockdev::BlockDev;
 use crate::error::{Error, Result};
 use crate::snapshot_image::ChunkMap;
@@ -14,6 +12,8 @@ use super::header::{SharedHeader, HEADER_BYTES, MAX_TREE_LEVEL};
 use super::leaf::{Exception, Leaf};
 use super::mask;
 use super::node::Node;
+use super::rules::record_unusable;
+use super::walk::{walk_strict, BlockAt, TreeVisitor, WalkProblem};
 
 /// A tree's records and the chunks of its blocks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,9 +66,10 @@ pub fn read_header(store: &dyn BlockDev) -> Result<(SharedHeader, Geometry)> {
     check_header(store, &first)
 }
 
-/// Reads every block of the tree at `root` with `level` node levels. Every
-/// block and record chunk must lie in the data range, no block may be
-/// reached twice, and the origin chunks must ascend.
+/// Reads every block of the tree at `root` with `level` node levels, through
+/// the strict walk ([`walk_strict`]). Every block and record chunk must lie in
+/// the data range, no block may be reached twice, and the origin chunks must
+/// ascend.
 pub fn read_tree(
     store: &dyn BlockDev,
     geometry: &Geometry,
@@ -78,14 +79,26 @@ pub fn read_tree(
     let mut reader = TreeReader {
         store,
         geometry,
-        buf: vec![0u8; geometry.chunk_bytes as usize],
-        seen: HashSet::new(),
         contents: TreeContents::default(),
     };
     if level == 0 || level > MAX_TREE_LEVEL {
         return Err(reader.corrupt(root, format!("tree level {level} is out of range")));
     }
-    reader.visit(root, level)?;
+    walk_strict(
+        store,
+        geometry,
+        root,
+        level,
+        &mut reader,
+        &|at, problem| match problem {
+            WalkProblem::OutOfRange { .. } => {
+                format!("a tree block lies {}", geometry.where_outside(at.chunk))
+            }
+            WalkProblem::Revisited => "the tree reaches this block twice".to_string(),
+            WalkProblem::BadNode(e) => format!("node: {e}"),
+            WalkProblem::BadLeaf(e) => format!("leaf: {e}"),
+        },
+    )?;
     Ok(reader.contents)
 }
 
@@ -123,8 +136,6 @@ pub fn map_of(tree: &TreeContents, chunk_bytes: u64, id: u32) -> ChunkMap {
 struct TreeReader<'a> {
     store: &'a dyn BlockDev,
     geometry: &'a Geometry,
-    buf: Vec<u8>,
-    seen: HashSet<u64>,
     contents: TreeContents,
 }
 
@@ -136,37 +147,16 @@ impl TreeReader<'_> {
             detail,
         }
     }
+}
 
-    fn read_block(&mut self, chunk: u64) -> Result<()> {
-        if !self.geometry.in_data_range(chunk) {
-            return Err(self.corrupt(
-                chunk,
-                format!("a tree block lies {}", self.geometry.where_outside(chunk)),
-            ));
-        }
-        if !self.seen.insert(chunk) {
-            return Err(self.corrupt(chunk, "the tree reaches this block twice".to_string()));
-        }
-        self.contents.blocks.push(chunk);
-        self.store.read_chunk(chunk, &mut self.buf)
-    }
-
-    fn visit(&mut self, chunk: u64, level: u32) -> Result<()> {
-        self.read_block(chunk)?;
-        if level == 0 {
-            return self.leaf(chunk);
-        }
-        let node =
-            Node::decode(&self.buf).map_err(|e| self.corrupt(chunk, format!("node: {e}")))?;
-        for entry in node.entries {
-            self.visit(entry.chunk, level - 1)?;
-        }
+impl TreeVisitor for TreeReader<'_> {
+    fn node(&mut self, at: &BlockAt, _node: &Node) -> Result<()> {
+        self.contents.blocks.push(at.chunk);
         Ok(())
     }
 
-    fn leaf(&mut self, chunk: u64) -> Result<()> {
-        let leaf =
-            Leaf::decode(&self.buf).map_err(|e| self.corrupt(chunk, format!("leaf: {e}")))?;
+    fn leaf(&mut self, at: &BlockAt, leaf: &Leaf) -> Result<()> {
+        self.contents.blocks.push(at.chunk);
         for (origin, records) in leaf.entries() {
             if self
                 .contents
@@ -175,16 +165,16 @@ impl TreeReader<'_> {
                 .is_some_and(|(last, _)| *last >= origin)
             {
                 return Err(self.corrupt(
-                    chunk,
+                    at.chunk,
                     format!("origin chunk {origin} does not ascend in the tree"),
                 ));
             }
             if let Some(bad) = records
                 .iter()
-                .find(|r| r.share == 0 || !self.geometry.in_data_range(r.chunk))
+                .find(|r| record_unusable(self.geometry, r).is_some())
             {
                 return Err(self.corrupt(
-                    chunk,
+                    at.chunk,
                     format!(
                         "origin chunk {origin}: record {{share {:#x}, chunk {}}} is not usable",
                         bad.share, bad.chunk
@@ -193,6 +183,11 @@ impl TreeReader<'_> {
             }
             self.contents.entries.push((origin, records.to_vec()));
         }
+        Ok(())
+    }
+
+    fn problem(&mut self, _at: &BlockAt, _problem: &WalkProblem) -> Result<()> {
+        // Never called: the strict walk ends with an error at the first problem.
         Ok(())
     }
 }

@@ -1,11 +1,19 @@
-//! A read-only, damage-tolerant walk over the B-tree of a shared store, in key
-//! order, for the checker, the dump and repair. It never trusts a chunk number:
-//! chunks outside the device or already visited are reported, not followed.
+//! THE read-only walk over the B-tree of a shared store, in key order, for the
+//! checker, the dump, repair, migrate and the strict readers (export, merge).
+//! It never trusts a chunk number: chunks outside the data range or already
+//! visited (the block-reached-twice memo) are reported, not followed, and every
+//! block comes with its place ([`BlockAt`]: chunk, level, key range, parent).
+//!
+//! A [`TreeVisitor`] sees nodes, leaves and problems; it chooses whether to
+//! descend into a node ([`TreeVisitor::descend`]) and whether a leaf is read
+//! ([`TreeVisitor::leaf_reached`]). Policies: tolerant (every problem is handed
+//! to the visitor and the walk goes on) or strict ([`walk_strict`]: the first
+//! problem ends the walk with an [`Error::Corrupt`] naming the block).
 
 use std::sync::mpsc;
 
 use crate::bitset::DenseBitmap;
-use crate::device::Device;
+use crate::blockdev::BlockDev;
 use crate::error::{Error, Result};
 
 use super::geometry::Geometry;
@@ -63,12 +71,114 @@ pub trait TreeVisitor {
     fn leaf(&mut self, at: &BlockAt, leaf: &Leaf) -> Result<()>;
     /// A block that could not be read; nothing below it is visited.
     fn problem(&mut self, at: &BlockAt, problem: &WalkProblem) -> Result<()>;
+    /// Whether the children of `node`, just visited at `at`, are walked
+    /// (all of them by default).
+    fn descend(&mut self, _at: &BlockAt, _node: &Node) -> bool {
+        true
+    }
+    /// A leaf is about to be read at `at` (it passed the range and memo
+    /// checks); `false` leaves it unread and [`TreeVisitor::leaf`] is not called.
+    fn leaf_reached(&mut self, _at: &BlockAt) -> Result<bool> {
+        Ok(true)
+    }
+}
+
+impl WalkProblem {
+    /// The problem as one phrase, e.g. "not a leaf: bad magic ...".
+    pub fn describe(&self, geometry: &Geometry) -> String {
+        match self {
+            WalkProblem::OutOfRange { role } => {
+                let what = match *role {
+                    "past the end" => "past the end of the device",
+                    "header" => "the header",
+                    "bitmap" => "a bitmap chunk",
+                    "journal" => "a journal chunk",
+                    other => other,
+                };
+                format!(
+                    "the chunk is {what}, outside the data range (chunks {}..{})",
+                    geometry.data_start(),
+                    geometry.nr_chunks
+                )
+            }
+            WalkProblem::Revisited => {
+                "the chunk was already reached from another node entry (shared block or cycle)"
+                    .to_string()
+            }
+            WalkProblem::BadNode(e) => format!("not a node: {e}"),
+            WalkProblem::BadLeaf(e) => format!("not a leaf: {e}"),
+        }
+    }
+}
+
+/// The place of the root block of a tree with `levels` node levels.
+pub fn root_at(root: u64, levels: u32) -> BlockAt {
+    BlockAt {
+        chunk: root,
+        level: levels,
+        lo: 0,
+        hi: u64::MAX,
+        parent: None,
+    }
+}
+
+/// [`walk_tree`] with the strict policy: the first problem ends the walk with
+/// an [`Error::Corrupt`] naming the device and the block, phrased by `describe`
+/// (e.g. "the tree reaches this block twice"). For readers that refuse a
+/// damaged store instead of reporting on it.
+pub fn walk_strict(
+    device: &dyn BlockDev,
+    geometry: &Geometry,
+    root: u64,
+    levels: u32,
+    visitor: &mut dyn TreeVisitor,
+    describe: &dyn Fn(&BlockAt, &WalkProblem) -> String,
+) -> Result<DenseBitmap> {
+    let mut strict = Strict {
+        device,
+        visitor,
+        describe,
+    };
+    walk_tree(device, geometry, root, levels, &mut strict)
+}
+
+/// A visitor for which every problem is an error.
+struct Strict<'a> {
+    device: &'a dyn BlockDev,
+    visitor: &'a mut dyn TreeVisitor,
+    describe: &'a dyn Fn(&BlockAt, &WalkProblem) -> String,
+}
+
+impl TreeVisitor for Strict<'_> {
+    fn node(&mut self, at: &BlockAt, node: &Node) -> Result<()> {
+        self.visitor.node(at, node)
+    }
+
+    fn leaf(&mut self, at: &BlockAt, leaf: &Leaf) -> Result<()> {
+        self.visitor.leaf(at, leaf)
+    }
+
+    fn problem(&mut self, at: &BlockAt, problem: &WalkProblem) -> Result<()> {
+        Err(Error::Corrupt {
+            path: self.device.path().to_path_buf(),
+            chunk: at.chunk,
+            detail: (self.describe)(at, problem),
+        })
+    }
+
+    fn descend(&mut self, at: &BlockAt, node: &Node) -> bool {
+        self.visitor.descend(at, node)
+    }
+
+    fn leaf_reached(&mut self, at: &BlockAt) -> Result<bool> {
+        self.visitor.leaf_reached(at)
+    }
 }
 
 /// Walks the tree rooted at `root` with `levels` node levels above the leaves,
 /// depth first in key order. Returns the set of chunks visited as tree blocks.
 pub fn walk_tree(
-    device: &Device,
+    device: &dyn BlockDev,
     geometry: &Geometry,
     root: u64,
     levels: u32,
@@ -93,9 +203,11 @@ const READ_AHEAD_LEAVES: u64 = 64;
 /// stays at [`READ_AHEAD_BYTES`] and nothing is allocated per leaf. The
 /// visitor sees the same blocks in the same order as with [`walk_tree`]; the
 /// first error of either side ends both. Without a second thread it walks
-/// inline.
+/// inline. Every node is descended into ([`TreeVisitor::descend`] is not
+/// asked: the reader runs ahead of it); a leaf the visitor declines in
+/// [`TreeVisitor::leaf_reached`] has been read but is not decoded.
 pub fn walk_tree_ahead(
-    device: &Device,
+    device: &dyn BlockDev,
     geometry: &Geometry,
     root: u64,
     levels: u32,
@@ -128,9 +240,13 @@ pub fn walk_tree_ahead(
             Event::Node(at, node) => visitor.node(&at, &node),
             Event::Problem(at, problem) => visitor.problem(&at, &problem),
             Event::Leaf(at, buf) => {
-                let seen = match Leaf::decode(&buf) {
-                    Ok(leaf) => visitor.leaf(&at, &leaf),
-                    Err(e) => visitor.problem(&at, &WalkProblem::BadLeaf(e)),
+                let seen = match visitor.leaf_reached(&at) {
+                    Ok(false) => Ok(()),
+                    Err(e) => Err(e),
+                    Ok(true) => match Leaf::decode(&buf) {
+                        Ok(leaf) => visitor.leaf(&at, &leaf),
+                        Err(e) => visitor.problem(&at, &WalkProblem::BadLeaf(e)),
+                    },
                 };
                 // The reader may have stopped already; the buffer is not needed then.
                 let _ = give_back.send(buf);
@@ -150,8 +266,9 @@ pub fn walk_tree_ahead(
 /// Where the walk puts what it reads. A leaf is handed over unread: the sink
 /// reads it (inline) or has it read for the visiting thread.
 trait BlockSink {
-    fn node(&mut self, at: &BlockAt, node: &Node) -> Result<()>;
-    fn leaf(&mut self, at: &BlockAt, device: &Device) -> Result<()>;
+    /// Takes a node; true when its children are to be walked.
+    fn node(&mut self, at: &BlockAt, node: &Node) -> Result<bool>;
+    fn leaf(&mut self, at: &BlockAt, device: &dyn BlockDev) -> Result<()>;
     fn problem(&mut self, at: &BlockAt, problem: WalkProblem) -> Result<()>;
 }
 
@@ -162,11 +279,15 @@ struct Inline<'a> {
 }
 
 impl BlockSink for Inline<'_> {
-    fn node(&mut self, at: &BlockAt, node: &Node) -> Result<()> {
-        self.visitor.node(at, node)
+    fn node(&mut self, at: &BlockAt, node: &Node) -> Result<bool> {
+        self.visitor.node(at, node)?;
+        Ok(self.visitor.descend(at, node))
     }
 
-    fn leaf(&mut self, at: &BlockAt, device: &Device) -> Result<()> {
+    fn leaf(&mut self, at: &BlockAt, device: &dyn BlockDev) -> Result<()> {
+        if !self.visitor.leaf_reached(at)? {
+            return Ok(());
+        }
         device.read_chunk(at.chunk, &mut self.buf)?;
         match Leaf::decode(&self.buf) {
             Ok(leaf) => self.visitor.leaf(at, &leaf),
@@ -202,11 +323,12 @@ impl Forward {
 }
 
 impl BlockSink for Forward {
-    fn node(&mut self, at: &BlockAt, node: &Node) -> Result<()> {
-        self.send(Event::Node(*at, node.clone()))
+    fn node(&mut self, at: &BlockAt, node: &Node) -> Result<bool> {
+        self.send(Event::Node(*at, node.clone()))?;
+        Ok(true)
     }
 
-    fn leaf(&mut self, at: &BlockAt, device: &Device) -> Result<()> {
+    fn leaf(&mut self, at: &BlockAt, device: &dyn BlockDev) -> Result<()> {
         let mut buf = self
             .free
             .recv()
@@ -221,7 +343,7 @@ impl BlockSink for Forward {
 }
 
 fn walk_into(
-    device: &Device,
+    device: &dyn BlockDev,
     geometry: &Geometry,
     root: u64,
     levels: u32,
@@ -229,20 +351,14 @@ fn walk_into(
 ) -> Result<DenseBitmap> {
     let mut visited = DenseBitmap::new(geometry.nr_chunks);
     let mut buf = vec![0u8; geometry.chunk_bytes as usize];
-    let at = BlockAt {
-        chunk: root,
-        level: levels,
-        lo: 0,
-        hi: u64::MAX,
-        parent: None,
-    };
+    let at = root_at(root, levels);
     visit(device, geometry, at, &mut visited, &mut buf, sink)?;
     Ok(visited)
 }
 
 /// Visits the block at `at` and everything below it; `buf` holds nodes.
 fn visit(
-    device: &Device,
+    device: &dyn BlockDev,
     geometry: &Geometry,
     at: BlockAt,
     visited: &mut DenseBitmap,
@@ -263,7 +379,9 @@ fn visit(
         Ok(node) => node,
         Err(e) => return sink.problem(&at, WalkProblem::BadNode(e)),
     };
-    sink.node(&at, &node)?;
+    if !sink.node(&at, &node)? {
+        return Ok(());
+    }
     for (i, entry) in node.entries.iter().enumerate() {
         let (lo, hi) = node.child_range(i, at.lo, at.hi);
         let child = BlockAt {
@@ -276,4 +394,95 @@ fn visit(
         visit(device, geometry, child, visited, buf, sink)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memdev::MemDev;
+    use crate::shared::format::format_store;
+
+    /// What a walk showed, and how the visitor steers it.
+    #[derive(Default)]
+    struct Seen {
+        descend: bool,
+        read_leaves: bool,
+        nodes: Vec<u64>,
+        reached: Vec<u64>,
+        leaves: Vec<u64>,
+    }
+
+    impl TreeVisitor for Seen {
+        fn node(&mut self, at: &BlockAt, _node: &Node) -> Result<()> {
+            self.nodes.push(at.chunk);
+            Ok(())
+        }
+        fn leaf(&mut self, at: &BlockAt, _leaf: &Leaf) -> Result<()> {
+            self.leaves.push(at.chunk);
+            Ok(())
+        }
+        fn problem(&mut self, _at: &BlockAt, problem: &WalkProblem) -> Result<()> {
+            Err(Error::Invalid(format!("{problem:?}")))
+        }
+        fn descend(&mut self, _at: &BlockAt, _node: &Node) -> bool {
+            self.descend
+        }
+        fn leaf_reached(&mut self, at: &BlockAt) -> Result<bool> {
+            self.reached.push(at.chunk);
+            Ok(self.read_leaves)
+        }
+    }
+
+    fn store() -> (MemDev, Geometry, u64, u32) {
+        let device = MemDev::new("walk.img", 1 << 20);
+        let header = format_store(&device, 8, 2).unwrap();
+        let geometry = Geometry::new(1 << 20, header.chunk_size, 2);
+        (device, geometry, header.root_tree_chunk, header.tree_level)
+    }
+
+    #[test]
+    fn the_visitor_chooses_what_is_descended_into_and_read() {
+        let (device, geometry, root, levels) = store();
+        let mut all = Seen {
+            descend: true,
+            read_leaves: true,
+            ..Seen::default()
+        };
+        walk_tree(&device, &geometry, root, levels, &mut all).unwrap();
+        assert_eq!((all.nodes.len(), all.leaves.len()), (1, 1));
+        assert_eq!(all.reached, all.leaves);
+        let mut unread = Seen {
+            descend: true,
+            ..Seen::default()
+        };
+        walk_tree(&device, &geometry, root, levels, &mut unread).unwrap();
+        assert_eq!((unread.reached.len(), unread.leaves.len()), (1, 0));
+        let mut shallow = Seen::default();
+        walk_tree(&device, &geometry, root, levels, &mut shallow).unwrap();
+        assert_eq!((shallow.nodes.len(), shallow.reached.len()), (1, 0));
+    }
+
+    #[test]
+    fn the_strict_walk_ends_at_the_first_problem_naming_the_block() {
+        let (device, geometry, _, levels) = store();
+        let mut seen = Seen::default();
+        let past_end = geometry.nr_chunks + 5;
+        let error = walk_strict(&device, &geometry, past_end, levels, &mut seen, &|at, p| {
+            format!(
+                "{} ({}): {}",
+                at.range_text(),
+                at.level,
+                p.describe(&geometry)
+            )
+        })
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "walk.img: chunk {past_end}: origin chunks 0.. ({levels}): the chunk is past the end of the device, outside the data range (chunks {}..{})",
+                geometry.data_start(),
+                geometry.nr_chunks
+            )
+        );
+    }
 }

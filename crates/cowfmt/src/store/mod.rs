@@ -1,5 +1,79 @@
-//! The kind facade: each job on a store of any kind, with the dispatch on
-//! [`StoreKind`](crate::StoreKind) written once per job.
+//! The kind facade: every job a tool runs on a store (probe, check, dump,
+//! repair, migrate) enters here, and the dispatch on [`StoreKind`] is written
+//! once per job. A new kind (dm-clone) adds an arm to each job and nothing
+//! else in the tools.
+//!
+//! - [`probe`]: what the first block of a device holds;
+//! - [`check`]: the checker of every kind behind one [`check::CheckReport`];
+//! - [`dump`]: the dump of every kind;
+//! - [`repair`]: the salvage of every kind behind one [`repair::RepairReport`].
+//!
+//! Opening: [`open`] detects the kind of a store (honouring `--kind`); each
+//! kind then opens it with its policy: strict for jobs that refuse a damaged
+//! store (`PersistentStore::open`, `shared::tree_read::read_header` and the
+//! strict walk), tolerant for those that report on it (the checkers, the
+//! dumps, repair).
 
+pub mod check;
 pub mod dump;
 pub mod restore;
+pub mod probe;
+pub mod repair;
+
+use std::path::Path;
+
+use crate::device::{Access, Device};
+use crate::error::{Error, Result};
+use crate::kind::StoreKind;
+
+use self::probe::FirstBlock;
+
+/// Opens `path` read-only and tells which kind of store it holds, by its
+/// first block. `wanted` (`--kind`): `legacy` is accepted for a SnAp store
+/// (same bytes); a kind the header disagrees with is an error naming both.
+pub fn open(path: &Path, wanted: Option<StoreKind>) -> Result<(Device, StoreKind)> {
+    let device = Device::open(path, Access::ReadOnly)?;
+    let first = FirstBlock::read(&device, &|| "the store magic".to_string())?;
+    let found = first.kind().map_err(|e| Error::format(path, e))?;
+    let kind = match (wanted, found) {
+        (None, found) => found,
+        (Some(StoreKind::Legacy), StoreKind::Persistent) => StoreKind::Legacy,
+        (Some(wanted), found) if wanted == found => found,
+        (Some(wanted), found) => {
+            return Err(Error::Invalid(format!(
+                "{}: --kind {wanted} was given, but the header says this is a {found} store",
+                path.display()
+            )))
+        }
+    };
+    Ok((device, kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::persistent::test_store::committed_store;
+
+    #[test]
+    fn open_honours_the_kind_the_caller_insists_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("snap.img");
+        committed_store(&path, 64, 1, |i| i);
+        assert_eq!(open(&path, None).unwrap().1, StoreKind::Persistent);
+        assert_eq!(
+            open(&path, Some(StoreKind::Legacy)).unwrap().1,
+            StoreKind::Legacy
+        );
+        let error = open(&path, Some(StoreKind::Shared)).unwrap_err();
+        assert!(
+            error.to_string().ends_with(
+                "--kind shared was given, but the header says this is a persistent store"
+            ),
+            "{error}"
+        );
+        let zeros = dir.path().join("zeros.img");
+        drop(Device::create_or_extend(&zeros, 1 << 20).unwrap());
+        let error = open(&zeros, None).unwrap_err();
+        assert!(error.to_string().contains("not formatted"), "{error}");
+    }
+}

@@ -4,9 +4,10 @@
 //! the one the kernel will use.
 
 use cowfmt::device::Device;
-use cowfmt::kind::{self, StoreKind};
+use cowfmt::kind::StoreKind;
 use cowfmt::output::Marker;
 use cowfmt::persistent::check::{check, CheckOptions};
+use cowfmt::store::probe::FirstBlock;
 use cowfmt::FormatError;
 use serde::Serialize;
 
@@ -64,13 +65,12 @@ pub fn precheck(
     if let Some(marker) = Marker::read(cow)? {
         return Err(refuse(marker.describe()));
     }
-    let mut magic = [0u8; 4];
-    cow.read_at(&mut magic, 0, || "the store header".to_string())?;
+    let first = FirstBlock::read(cow, &|| "the store header".to_string())?;
     let empty = Checked {
         chunk_sectors: chunk_sectors.unwrap_or(DEFAULT_CHUNK_SECTORS),
         empty: true,
     };
-    match (kind::detect(&magic), kind) {
+    match (first.kind(), kind) {
         (Ok(StoreKind::Shared), _) => Err(refuse(
             "holds a shared store, which device-mapper cannot serve; cowrt's ublk half serves it \
              (docs/cowrt.md)"

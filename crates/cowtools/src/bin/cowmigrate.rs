@@ -6,7 +6,6 @@
 //! (`--to raw`) and merges a snapshot back into its origin offline
 //! (`--merge`), both through `cowtools::snapshot_data`.
 
-use std::io::{self, Write};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -16,24 +15,21 @@ use clap::Parser;
 use cowfmt::device::{Access, Device};
 use cowfmt::output;
 use cowfmt::persistent::check::{check_with_progress, CheckOptions};
-use cowfmt::persistent::migrate::{
-    self, MigrateMode, MigrateOptions, MigrateReport, Relocation, StoreShape,
-};
+use cowfmt::persistent::migrate::{self, MigrateOptions};
 use cowfmt::persistent::repair::JobError;
-use cowfmt::persistent::table::{snapshot_table_line, TableDevices};
 use cowfmt::persistent::PersistentStore;
 use cowfmt::shared::check as shared_check;
 use cowfmt::shared::mask;
-use cowfmt::shared::migrate::{
+use cowfmt::cross::migrate::{
     self as shared_migrate, ExportOptions, ImportOptions, JournalSize, RechunkOptions, SharedInput,
-    SharedJob, SharedMigrateReport, SharedPlan, SharedShape, Side,
+    SharedPlan,
 };
 use cowfmt::units::human_bytes;
 use cowfmt::{FindingCode, Severity, StoreKind, SECTOR_BYTES};
-use cowtools::cli::cowmigrate::{Cli, ReportFormat, ToKind, ToTarget};
+use cowtools::cli::cowmigrate::{Cli, ToKind, ToTarget};
 use cowtools::exit::{self, StoreProblems};
 use cowtools::snapshot_data::{self, RawExport};
-use cowtools::{open, progress};
+use cowtools::{open, progress, render};
 
 const TOOL: &str = "cowmigrate";
 
@@ -152,7 +148,7 @@ fn run_persistent(cli: &Cli, store: PersistentStore, kind: StoreKind) -> anyhow:
     let report = result.map_err(job_error)?;
     verify(cli, plan.to_kind)?;
     prepared.claim.keep();
-    render(cli, &report, origin.as_ref())?;
+    render::migrate::classic_report(cli, &report, origin.as_ref())?;
     Ok(exit::EXIT_OK)
 }
 
@@ -199,136 +195,6 @@ fn job_error(error: JobError) -> anyhow::Error {
         JobError::Damage(message) => StoreProblems(message).into(),
         JobError::Failed(error) => error.into(),
     }
-}
-
-fn render(cli: &Cli, report: &MigrateReport, origin: Option<&Device>) -> anyhow::Result<()> {
-    let mut out = io::stdout().lock();
-    let origin_path = cli.origin.as_ref().map(|p| p.display().to_string());
-    let devices = TableDevices {
-        origin: origin_path.as_deref(),
-        origin_sectors: origin.map(|d| d.size_bytes() / SECTOR_BYTES),
-        cow: &report.output,
-    };
-    let table = snapshot_table_line(&devices, report.to.chunk_size, report.to.kind);
-    match cli.format {
-        ReportFormat::Json => {
-            let json = JsonReport { report, table };
-            writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
-        }
-        ReportFormat::Text if cli.quiet => {}
-        ReportFormat::Text => write_text(&mut out, report, &table)?,
-    }
-    out.flush()?;
-    Ok(())
-}
-
-/// The JSON document: the library's report plus the table line.
-#[derive(serde::Serialize)]
-struct JsonReport<'a> {
-    #[serde(flatten)]
-    report: &'a MigrateReport,
-    table: String,
-}
-
-fn write_text(out: &mut dyn Write, report: &MigrateReport, table: &str) -> io::Result<()> {
-    let name = &report.output;
-    let how = match report.mode {
-        MigrateMode::Copy => "copied in place".to_string(),
-        MigrateMode::Split => format!("each chunk split into {}", report.factor),
-        MigrateMode::Merge => format!("every {} chunks merged into one", report.factor),
-    };
-    writeln!(
-        out,
-        "{name}: migrated from {} ({}): {how}",
-        report.input,
-        shape(&report.from)
-    )?;
-    writeln!(out, "{name}: now {}", shape(&report.to))?;
-    write_classic_notes(
-        out,
-        name,
-        ClassicNotes {
-            pieces_from_origin: report.pieces_from_origin,
-            pieces_past_origin: report.pieces_past_origin,
-            relocation: report.relocation.as_ref(),
-            stale_areas_zeroed: report.stale_areas_zeroed,
-        },
-    )?;
-    writeln!(
-        out,
-        "{name}: space used: before {}, after {}",
-        space(&report.from),
-        space(&report.to)
-    )?;
-    writeln!(out, "{name}: table: {table}")
-}
-
-/// What a migration to a classic store did besides copying records: the
-/// lines both the persistent and the shared reports print.
-struct ClassicNotes<'a> {
-    pieces_from_origin: u64,
-    pieces_past_origin: u64,
-    relocation: Option<&'a Relocation>,
-    stale_areas_zeroed: u64,
-}
-
-fn write_classic_notes(out: &mut dyn Write, name: &str, notes: ClassicNotes<'_>) -> io::Result<()> {
-    if notes.pieces_from_origin > 0 {
-        writeln!(
-            out,
-            "{name}: {} unchanged pieces read from the origin",
-            notes.pieces_from_origin
-        )?;
-    }
-    if notes.pieces_past_origin > 0 {
-        writeln!(
-            out,
-            "{name}: {} pieces past the end of the origin left out",
-            notes.pieces_past_origin
-        )?;
-    }
-    if let Some(relocation) = notes.relocation {
-        writeln!(
-            out,
-            "{name}: moved data chunk {} to {} (area {} record {}), so that a pre-2.6.29 kernel's next allocation does not land on metadata chunk {}",
-            relocation.from_chunk,
-            relocation.to_chunk,
-            relocation.area,
-            relocation.index,
-            relocation.metadata_chunk
-        )?;
-    }
-    if notes.stale_areas_zeroed > 0 {
-        writeln!(
-            out,
-            "{name}: zeroed {} stale area locations",
-            notes.stale_areas_zeroed
-        )?;
-    }
-    Ok(())
-}
-
-fn shape(shape: &StoreShape) -> String {
-    format!(
-        "{} store, chunk {} sectors, {} record{}{}",
-        shape.kind,
-        shape.chunk_size,
-        shape.records,
-        if shape.records == 1 { "" } else { "s" },
-        if shape.valid { "" } else { ", invalid" }
-    )
-}
-
-fn space(shape: &StoreShape) -> String {
-    format!(
-        "{} ({} of {})",
-        shape.usage.status_text(true),
-        shape
-            .usage
-            .sectors_allocated
-            .map_or("unknown".to_string(), |s| human_bytes(s * SECTOR_BYTES)),
-        human_bytes(shape.usage.total_sectors * SECTOR_BYTES)
-    )
 }
 
 /// Refuses the options that only shared migrations take, saying `why` not.
@@ -503,7 +369,7 @@ fn run_shared_plan(
     let report = result.map_err(job_error)?;
     verify(cli, plan.to_kind())?;
     prepared.claim.keep();
-    render_shared(cli, &report, origin.as_ref(), journal_read)?;
+    render::migrate::shared_report(cli, &report, origin.as_ref(), journal_read)?;
     Ok(exit::EXIT_OK)
 }
 
@@ -561,218 +427,6 @@ fn ensure_fits(
     )
 }
 
-/// A table line for the output, with the snapshot it activates (none for a
-/// classic store).
-#[derive(serde::Serialize)]
-struct TableLine {
-    snapshot: Option<u32>,
-    table: String,
-}
-
-/// The JSON document of a shared migration: the library's report plus the
-/// output's table lines.
-#[derive(serde::Serialize)]
-struct SharedJsonReport<'a> {
-    #[serde(flatten)]
-    report: &'a SharedMigrateReport,
-    tables: Vec<TableLine>,
-    /// Committed journal transactions the shared input was read through.
-    journal_transactions_read: u64,
-}
-
-fn table_lines(cli: &Cli, report: &SharedMigrateReport, origin: Option<&Device>) -> Vec<TableLine> {
-    let origin_path = cli.origin.as_ref().map(|p| p.display().to_string());
-    let origin_sectors = origin.map(|d| d.size_bytes() / SECTOR_BYTES);
-    match &report.to {
-        Side::Classic(shape) => {
-            let devices = TableDevices {
-                origin: origin_path.as_deref(),
-                origin_sectors,
-                cow: &report.output,
-            };
-            vec![TableLine {
-                snapshot: None,
-                table: snapshot_table_line(&devices, shape.chunk_size, shape.kind),
-            }]
-        }
-        Side::Shared(shape) => shape
-            .snapshots
-            .iter()
-            .map(|&id| TableLine {
-                snapshot: Some(id),
-                table: cowfmt::shared::table_line(
-                    origin_path.as_deref(),
-                    origin_sectors,
-                    &report.output,
-                    shape.chunk_size,
-                    id,
-                ),
-            })
-            .collect(),
-    }
-}
-
-fn render_shared(
-    cli: &Cli,
-    report: &SharedMigrateReport,
-    origin: Option<&Device>,
-    journal_read: u64,
-) -> anyhow::Result<()> {
-    let mut out = io::stdout().lock();
-    let tables = table_lines(cli, report, origin);
-    match cli.format {
-        ReportFormat::Json => {
-            let json = SharedJsonReport {
-                report,
-                tables,
-                journal_transactions_read: journal_read,
-            };
-            writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
-        }
-        ReportFormat::Text if cli.quiet => {}
-        ReportFormat::Text => {
-            if let Some(note) = open::journal_read_note(journal_read) {
-                writeln!(out, "{}: {note}", report.inputs[0].path)?;
-            }
-            write_shared_text(&mut out, report, &tables)?
-        }
-    }
-    out.flush()?;
-    Ok(())
-}
-
-fn write_shared_text(
-    out: &mut dyn Write,
-    report: &SharedMigrateReport,
-    tables: &[TableLine],
-) -> io::Result<()> {
-    let name = &report.output;
-    let how = match report.mode {
-        MigrateMode::Copy if report.job == SharedJob::Rechunk => "compacted".to_string(),
-        MigrateMode::Copy => "same chunk size".to_string(),
-        MigrateMode::Split => format!("each chunk split into {}", report.factor),
-        MigrateMode::Merge => format!("every {} chunks merged into one", report.factor),
-    };
-    match report.job {
-        SharedJob::Import => {
-            let n = report.inputs.len();
-            writeln!(
-                out,
-                "{name}: imported {n} store{} into a shared store: {how}",
-                if n == 1 { "" } else { "s" }
-            )?;
-            for input in &report.inputs {
-                writeln!(
-                    out,
-                    "{name}: snapshot {} <- {} ({})",
-                    input.snapshot.unwrap_or(0),
-                    input.path,
-                    side(&input.shape)
-                )?;
-            }
-        }
-        SharedJob::Export => writeln!(
-            out,
-            "{name}: exported snapshot {} of {} ({}): {how}",
-            report.snapshot.unwrap_or(0),
-            report.inputs[0].path,
-            side(&report.inputs[0].shape)
-        )?,
-        SharedJob::Rechunk => writeln!(
-            out,
-            "{name}: migrated from {} ({}): {how}",
-            report.inputs[0].path,
-            side(&report.inputs[0].shape)
-        )?,
-    }
-    writeln!(out, "{name}: now {}", side(&report.to))?;
-    if report.job != SharedJob::Export {
-        writeln!(
-            out,
-            "{name}: {} chunk copies stored as {} data chunks ({} identical copies shared)",
-            report.copies,
-            report.stored,
-            report.copies - report.stored
-        )?;
-    }
-    write_classic_notes(
-        out,
-        name,
-        ClassicNotes {
-            pieces_from_origin: report.pieces_from_origin,
-            pieces_past_origin: report.pieces_past_origin,
-            relocation: report.relocation.as_ref(),
-            stale_areas_zeroed: report.stale_areas_zeroed,
-        },
-    )?;
-    let before = match report.inputs.as_slice() {
-        [one] => side_space(&one.shape),
-        many => format!(
-            "{} in {} stores",
-            human_bytes(report.space_before),
-            many.len()
-        ),
-    };
-    writeln!(
-        out,
-        "{name}: space used: before {before}, after {}",
-        side_space(&report.to)
-    )?;
-    if let Side::Shared(shape) = &report.to {
-        if shape.free_chunks == 0 {
-            writeln!(
-                out,
-                "{name}: the store has no free chunk left; give a larger --size to leave room for new copies"
-            )?;
-        }
-    }
-    for line in tables {
-        match line.snapshot {
-            Some(id) => writeln!(out, "{name}: table for snapshot {id}: {}", line.table)?,
-            None => writeln!(out, "{name}: table: {}", line.table)?,
-        }
-    }
-    Ok(())
-}
-
-fn side(side: &Side) -> String {
-    match side {
-        Side::Classic(shape) => self::shape(shape),
-        Side::Shared(shape) => shared_shape(shape),
-    }
-}
-
-fn shared_shape(shape: &SharedShape) -> String {
-    let ids = shape
-        .snapshots
-        .iter()
-        .fold(0u64, |m, &id| m | mask::bit(id));
-    format!(
-        "shared store, chunk {} sectors, snapshots {}, {} record{} ({} shared)",
-        shape.chunk_size,
-        mask::describe(ids),
-        shape.records,
-        if shape.records == 1 { "" } else { "s" },
-        shape.shared_records
-    )
-}
-
-fn side_space(side: &Side) -> String {
-    match side {
-        Side::Classic(shape) => space(shape),
-        Side::Shared(shape) => format!(
-            "{} ({} of {} chunks: {} data, {} tree, {} header, bitmap and journal; {} free)",
-            human_bytes(shape.used_bytes),
-            shape.used_chunks,
-            shape.device_chunks,
-            shape.records,
-            shape.tree_chunks,
-            shape.reserved_chunks,
-            shape.free_chunks
-        ),
-    }
-}
-
 /// `--to raw`: one snapshot's data as a raw image.
 fn run_raw(cli: &Cli) -> anyhow::Result<u8> {
     refuse_raw_options(cli, "--to raw")?;
@@ -794,7 +448,7 @@ fn run_raw(cli: &Cli) -> anyhow::Result<u8> {
         let note = open::journal_read_note(raw.journal_read)
             .map(|note| format!("{}: {note}\n{TOOL}: ", cli.input[0].display()))
             .unwrap_or_default();
-        render_value(
+        render::migrate::value(
             cli,
             &serde_json::json!({
                 "format_version": 1,
@@ -856,7 +510,7 @@ fn run_merge(cli: &Cli) -> anyhow::Result<u8> {
     } else {
         "the store is now empty (reuse it for a new snapshot, or remove it)".to_string()
     };
-    render_value(
+    render::migrate::value(
         cli,
         &serde_json::json!({
             "format_version": 1,
@@ -903,14 +557,3 @@ fn refuse_raw_options(cli: &Cli, job: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints `text`, or `json` with --format json; nothing when quiet (JSON is
-/// still printed).
-fn render_value(cli: &Cli, json: &serde_json::Value, text: &str) -> anyhow::Result<()> {
-    let mut out = io::stdout().lock();
-    match cli.format {
-        ReportFormat::Json => writeln!(out, "{json:#}")?,
-        ReportFormat::Text if !cli.quiet => writeln!(out, "{TOOL}: {text}")?,
-        ReportFormat::Text => {}
-    }
-    Ok(out.flush()?)
-}

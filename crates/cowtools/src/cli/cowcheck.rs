@@ -1,10 +1,9 @@
 //! The command line of cowcheck: its arguments, help text and examples.
 
-use std::path::PathBuf;
-
 use clap::{CommandFactory, Parser, ValueEnum};
 
-use crate::args::{self, KindArg};
+use super::common::{help, ChunkSize, Kind, Origin, Quiet, Target};
+use crate::args;
 
 /// The examples and notes printed after the options by `--help`.
 pub const EXAMPLES: &str = "\
@@ -39,10 +38,20 @@ pub enum ReportFormat {
 /// Command line of cowcheck.
 #[derive(Debug, Parser)]
 #[command(name = "cowcheck", version, about = "Check a dm-snapshot COW store", after_help = EXAMPLES)]
+#[command(mut_arg("target", help("The image file or block device to check")))]
+#[command(mut_arg("origin", help("The origin device, to take its size from")))]
+#[command(mut_arg("quiet", help("Print nothing; only the exit code tells")))]
+#[command(mut_arg(
+    "kind",
+    help("Insist on a store kind; legacy also checks the pre-2.6.29 limits")
+))]
+#[command(mut_arg(
+    "chunk_size",
+    help("Chunk size to read the areas with when the header's is unusable (4k, 8s...)")
+))]
 pub struct Cli {
-    /// The image file or block device to check.
-    #[arg(value_name = "TARGET")]
-    pub target: PathBuf,
+    #[command(flatten)]
+    pub store: Target,
 
     /// Report format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
@@ -52,25 +61,21 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", value_parser = args::parse_size, conflicts_with = "origin")]
     pub origin_size: Option<u64>,
 
-    /// The origin device, to take its size from.
-    #[arg(long, value_name = "DEV")]
-    pub origin: Option<PathBuf>,
+    #[command(flatten)]
+    pub origin: Origin,
 
     /// Check only the header (chunk 0).
     #[arg(long)]
     pub super_block_only: bool,
 
-    /// Print nothing; only the exit code tells.
-    #[arg(short, long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub verbosity: Quiet,
 
-    /// Insist on a store kind; legacy also checks the pre-2.6.29 limits.
-    #[arg(long, value_enum)]
-    pub kind: Option<KindArg>,
+    #[command(flatten)]
+    pub store_kind: Kind,
 
-    /// Chunk size to read the areas with when the header's is unusable (4k, 8s...).
-    #[arg(long, value_name = "SIZE", value_parser = args::parse_chunk_size)]
-    pub chunk_size: Option<u32>,
+    #[command(flatten)]
+    pub chunk: ChunkSize,
 
     /// Exit 0 when only warnings (non-fatal findings) were found; also spelt
     /// --ignore-non-fatal-errors, as thin_check has it.

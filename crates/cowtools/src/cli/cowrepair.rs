@@ -3,9 +3,12 @@
 use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser, ValueEnum};
+use cowfmt::repair::RepairRequest;
 use cowfmt::shared::mask;
+use cowfmt::StoreKind;
 
 use crate::args;
+use crate::cli::common::{help, ChunkSize, Force, Origin, Quiet};
 
 /// The examples and notes printed after the options by `--help`.
 pub const EXAMPLES: &str = "\
@@ -68,6 +71,21 @@ pub enum ReportFormat {
 /// Command line of cowrepair.
 #[derive(Debug, Parser)]
 #[command(name = "cowrepair", version, about = "Salvage a damaged dm-snapshot COW store", after_help = EXAMPLES)]
+#[command(mut_arg(
+    "chunk_size",
+    help("Chunk size to read the store with, overriding the header (4k, 8s...)")
+))]
+#[command(mut_arg("origin", |arg| help(
+    "The origin device: records past its end are dropped, and the table line names it"
+)(arg)
+.conflicts_with("origin_size")))]
+#[command(mut_arg("force", help(
+    "Overwrite an existing output (or backup) file, or a device holding data; with --kind, also repair an input that holds another kind's signature"
+)))]
+#[command(mut_arg(
+    "quiet",
+    help("No progress bars and no text report; JSON is still printed")
+))]
 pub struct Cli {
     /// The damaged store (image file or block device); opened read-only.
     #[arg(short, long, value_name = "DAMAGED")]
@@ -94,13 +112,11 @@ pub struct Cli {
     #[arg(short, long, value_name = "SIZE", value_parser = args::parse_size, conflicts_with = "in_place")]
     pub size: Option<u64>,
 
-    /// Chunk size to read the store with, overriding the header (4k, 8s...).
-    #[arg(long, value_name = "SIZE", value_parser = args::parse_chunk_size)]
-    pub chunk_size: Option<u32>,
+    #[command(flatten)]
+    pub chunk: ChunkSize,
 
-    /// The origin device: records past its end are dropped, and the table line names it.
-    #[arg(long, value_name = "DEV", conflicts_with = "origin_size")]
-    pub origin: Option<PathBuf>,
+    #[command(flatten)]
+    pub origin: Origin,
 
     /// The origin's size (bytes, or 64M, 1G, 8s...), when the device is not at hand.
     #[arg(long, value_name = "SIZE", value_parser = args::parse_size)]
@@ -143,19 +159,54 @@ pub struct Cli {
     #[arg(long)]
     pub kernel_areas_only: bool,
 
-    /// Overwrite an existing output (or backup) file, or a device holding data;
-    /// with --kind, also repair an input that holds another kind's signature.
-    #[arg(short, long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub overwrite: Force,
 
     /// Report format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
 
-    /// No progress bars and no text report; JSON is still printed.
-    #[arg(short, long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub verbosity: Quiet,
 }
+
+impl RepairKind {
+    /// The store kind it names.
+    pub fn store_kind(self) -> StoreKind {
+        match self {
+            RepairKind::Persistent => StoreKind::Persistent,
+            RepairKind::Legacy => StoreKind::Legacy,
+            RepairKind::Shared => StoreKind::Shared,
+        }
+    }
+}
+
+impl Cli {
+    /// The repair these arguments ask for.
+    pub fn request(&self) -> RepairRequest {
+        RepairRequest {
+            input: self.input.clone(),
+            output: self.output.clone(),
+            in_place: self.in_place,
+            backup: self.backup.clone(),
+            dry_run: self.dry_run,
+            size: self.size,
+            chunk_size: self.chunk.chunk_size,
+            origin: self.origin.origin.clone(),
+            origin_size: self.origin_size,
+            kind: self.kind.map(RepairKind::store_kind),
+            journal_chunks: self.journal_chunks,
+            snapshots: self.snapshots,
+            snapmask: self.snapmask,
+            full_scan: self.full_scan,
+            mark_valid: self.mark_valid,
+            invalidate_on_loss: self.invalidate_on_loss,
+            kernel_areas_only: self.kernel_areas_only,
+            force: self.overwrite.force,
+        }
+    }
+}
+
 /// Parses snapshot ids as people write them ("0,3-5,63") into a snapmask.
 pub fn parse_snapshot_ids(text: &str) -> Result<u64, String> {
     let mut mask = 0u64;

@@ -1,5 +1,14 @@
-//! Rendering of the tools' reports and listings for people (text and tables)
-//! and, where a tool writes one, the error of writing a document.
+//! Rendering of the tools' reports and listings for people (text, tables,
+//! JSON), one file per job; the binaries call these after the one library
+//! call that did the job.
+//!
+//! - [`check`]: cowcheck's report of any kind;
+//! - [`dump`]: cowdump's tables and listings;
+//! - [`migrate`]: cowmigrate's report;
+//! - [`repair`]: cowrepair's report of any kind, its notices and progress.
 
+pub mod check;
 pub mod dump;
 pub mod mkcow;
+pub mod migrate;
+pub mod repair;

@@ -20,8 +20,7 @@ use super::store::{AreaSummary, PersistentStore};
 use crate::error::Result;
 use crate::kind::StoreKind;
 
-/// The version of the dump schema; bumped on any incompatible change.
-pub const DUMP_FORMAT_VERSION: u32 = 1;
+pub use crate::dump_format::DUMP_FORMAT_VERSION;
 
 /// The `status` of a store the kernel cannot load: there is no status line,
 /// because the table load fails.

@@ -15,7 +15,6 @@
 
 mod copy;
 mod plan;
-mod rechunk;
 mod report;
 mod write;
 

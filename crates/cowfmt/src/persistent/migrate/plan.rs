@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use serde::Serialize;
 
 use super::report::StoreShape;
 use crate::error::Error;
@@ -11,22 +10,12 @@ use crate::kind::StoreKind;
 use crate::persistent::check::CheckOptions;
 use crate::persistent::header::validate_chunk_size;
 use crate::persistent::layout::Geometry;
-use crate::persistent::rebuild::{chunks_needed, refuse_damaged, JobError};
+pub use crate::job::MigrateMode;
+use crate::job::JobError;
+use crate::persistent::rebuild::{chunks_needed, refuse_damaged};
 use crate::persistent::store::{Metadata, PersistentStore};
 use crate::persistent::LEGACY_CHUNK_LIMIT;
 use crate::SECTOR_BYTES;
-
-/// How the records of a store are carried over to the output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MigrateMode {
-    /// Same chunk size: header, areas and data chunks keep their places.
-    Copy,
-    /// A smaller chunk size: every record becomes `factor` records.
-    Split,
-    /// A larger chunk size: records are grouped by `old_chunk / factor`.
-    Merge,
-}
 
 /// What to migrate to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +48,8 @@ pub struct MigratePlan {
     pub needed_bytes: u64,
     /// Whether the origin device is needed (a larger chunk size).
     pub needs_origin: bool,
-    /// Steps of the data copy, for progress.
+    /// Steps of the data copy, for progress: records copied in place, or
+    /// output chunks written.
     pub copy_steps: u64,
     pub(super) origin_bytes: Option<u64>,
 }
@@ -145,7 +135,7 @@ pub fn plan(
                 }
                 count += pieces;
             }
-            (count, max_old, records.len() as u64)
+            (count, max_old, count)
         }
         MigrateMode::Merge => {
             let groups: HashSet<u64> = records

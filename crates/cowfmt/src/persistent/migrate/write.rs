@@ -2,12 +2,14 @@
 
 use super::copy::copy_in_place;
 use super::plan::{MigrateMode, MigratePlan};
-use super::rechunk::{merge, split, PieceCounts};
 use super::report::{MigrateReport, StoreShape, MIGRATE_FORMAT_VERSION};
 use crate::device::Device;
 use crate::error::Error;
-use crate::persistent::rebuild::{check_output, settle_output, JobError, Settled};
+use crate::job::{self, JobError, Rechunk, Totals};
+use crate::persistent::rebuild::{check_output, settle_output, Settled};
 use crate::persistent::store::PersistentStore;
+use crate::persistent::stream::{ClassicWriter, RecordSource};
+use crate::SECTOR_BYTES;
 
 /// Writes the migrated store into `output`. `origin` is needed for a larger
 /// chunk size; `output_zeroed` says the output is known to hold only zeros (a
@@ -30,7 +32,7 @@ pub fn migrate(
         plan.to_kind,
     )?;
     let valid = plan.metadata.header.is_valid();
-    let mut counts = PieceCounts::default();
+    let mut totals = Totals::default();
     let device = match plan.mode {
         MigrateMode::Copy => copy_in_place(
             store.device(),
@@ -40,30 +42,34 @@ pub fn migrate(
             output_zeroed,
             progress,
         )?,
-        MigrateMode::Split => split(
-            store.device(),
-            plan,
-            output,
-            output_zeroed,
-            &mut counts,
-            progress,
-        )?,
-        MigrateMode::Merge => {
-            let origin = origin.ok_or_else(|| {
-                Error::Invalid(format!(
+        MigrateMode::Split | MigrateMode::Merge => {
+            if plan.mode == MigrateMode::Merge && origin.is_none() {
+                return Err(Error::Invalid(format!(
                     "{}: a larger chunk size needs --origin DEV (the origin device), to read the pieces that never changed",
                     plan.input.display()
                 ))
-            })?;
-            merge(
-                store.device(),
-                plan,
+                .into());
+            }
+            let mut source = match plan.mode {
+                MigrateMode::Merge => RecordSource::grouped(&plan.metadata.records, plan.factor),
+                _ => RecordSource::in_record_order(&plan.metadata.records),
+            };
+            let rechunk = Rechunk {
+                in_bytes: plan.metadata.geometry.chunk_bytes() as u64,
+                out_bytes: u64::from(plan.to_chunk_size) * SECTOR_BYTES,
+                origin_bytes: plan.origin_bytes,
+            };
+            let mut writer = ClassicWriter::new(output, plan.to_chunk_size, output_zeroed)?;
+            totals = job::run(
+                &mut source,
+                rechunk,
+                &[store.device()],
                 origin,
-                output,
-                output_zeroed,
-                &mut counts,
+                &mut writer,
+                plan.copy_steps,
                 progress,
-            )?
+            )?;
+            writer.finish(valid)?
         }
     };
     let Settled {
@@ -80,8 +86,8 @@ pub fn migrate(
         factor: plan.factor,
         from: plan.from.clone(),
         to: StoreShape::of(plan.to_kind, &metadata),
-        pieces_from_origin: counts.from_origin,
-        pieces_past_origin: counts.past_origin,
+        pieces_from_origin: totals.pieces_from_origin,
+        pieces_past_origin: totals.pieces_past_origin,
         relocation,
         stale_areas_zeroed,
     })

@@ -2,13 +2,12 @@
 
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::job::BATCH_BYTES;
 use crate::persistent::layout::Geometry;
 use crate::persistent::record::ExceptionRecord;
 use crate::persistent::writer::{CommitOutcome, StoreWriter};
 use crate::sparse::is_zero;
 
-/// Data is written in contiguous runs of at most this many bytes.
-pub(crate) const BATCH_BYTES: usize = 1 << 20;
 
 /// Zero chunks are cleared (a hole punched in an image file) in contiguous
 /// runs of at most this many bytes; they take no memory.

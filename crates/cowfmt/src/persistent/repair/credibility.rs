@@ -6,12 +6,11 @@ use super::report::{DamagedArea, DropReason, RepairReport, LISTED_MAX};
 use crate::bitset::{DenseBitmap, SparseBitmap};
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::kind::StoreKind;
 use crate::persistent::area::parse_area;
 use crate::persistent::layout::Geometry;
 use crate::persistent::record::{ExceptionRecord, RECORD_BYTES};
+use crate::persistent::rules::{RecordRules, RecordViolation};
 use crate::persistent::store::PlacedRecord;
-use crate::persistent::LEGACY_CHUNK_LIMIT;
 
 /// A fault that makes a record implausible on its own, whatever else is on disk.
 type Fault = (DropReason, String);
@@ -19,8 +18,7 @@ type Fault = (DropReason, String);
 /// The walk over every area location, deciding record by record.
 pub(super) struct Scan {
     geometry: Geometry,
-    origin_chunks: Option<u64>,
-    legacy: bool,
+    rules: RecordRules,
     kernel_areas_only: bool,
     used: DenseBitmap,
     mapped: SparseBitmap,
@@ -28,12 +26,12 @@ pub(super) struct Scan {
 
 impl Scan {
     pub(super) fn new(geometry: Geometry, options: &RepairOptions) -> Self {
+        let origin_chunks = options
+            .origin_bytes
+            .map(|bytes| bytes.div_ceil(geometry.chunk_bytes() as u64));
         Scan {
             geometry,
-            origin_chunks: options
-                .origin_bytes
-                .map(|bytes| bytes.div_ceil(geometry.chunk_bytes() as u64)),
-            legacy: options.kind == StoreKind::Legacy,
+            rules: RecordRules::new(geometry, origin_chunks, options.kind),
             kernel_areas_only: options.kernel_areas_only,
             used: DenseBitmap::new(geometry.device_chunks()),
             mapped: SparseBitmap::new(),
@@ -197,25 +195,13 @@ impl Scan {
         present
     }
 
+    /// What makes `record` of `area` (at `chunk`) implausible on its own: the
+    /// store's record rules ([`RecordRules`]) as drop reasons, and the
+    /// repair's own rule that an area's data lies after the area.
     fn fault(&self, area: u64, chunk: u64, record: &ExceptionRecord) -> Option<Fault> {
-        let geometry = &self.geometry;
         let (old, new) = (record.old_chunk, record.new_chunk);
-        let device_chunks = geometry.device_chunks();
-        if new >= device_chunks {
-            return Some((
-                DropReason::NewChunkPastEnd,
-                format!("new_chunk {new} is past the end of the device ({device_chunks} chunks)"),
-            ));
-        }
-        if geometry.is_metadata_chunk(new) {
-            let what = match geometry.area_of_chunk(new) {
-                None => "the header".to_string(),
-                Some(area) => format!("metadata area {area}"),
-            };
-            return Some((
-                DropReason::NewChunkIsMetadata,
-                format!("new_chunk {new} is {what}, not a data chunk"),
-            ));
+        if let Some(fault) = self.rules.new_chunk(new).and_then(fault_of) {
+            return Some(fault);
         }
         if new <= chunk {
             return Some((
@@ -225,35 +211,30 @@ impl Scan {
                 ),
             ));
         }
-        let chunk_bytes = geometry.chunk_bytes() as u64;
-        if old
-            .checked_add(1)
-            .and_then(|end| end.checked_mul(chunk_bytes))
-            .is_none()
-        {
-            return Some((
-                DropReason::OldChunkOverflow,
-                format!(
-                    "old_chunk {old} times the chunk size ({chunk_bytes} bytes) does not fit 64 bits; no origin is that large"
-                ),
-            ));
+        if let Some(fault) = self.rules.old_chunk(old).and_then(fault_of) {
+            return Some(fault);
         }
-        if let Some(origin_chunks) = self.origin_chunks {
-            if old >= origin_chunks {
-                return Some((
-                    DropReason::OldChunkPastOrigin,
-                    format!(
-                        "old_chunk {old} is past the end of the origin ({origin_chunks} chunks)"
-                    ),
-                ));
-            }
-        }
-        if self.legacy && old >= LEGACY_CHUNK_LIMIT {
-            return Some((
+        self.rules.legacy_limit(old, 0).map(|_| {
+            (
                 DropReason::LegacyChunkTooLarge,
                 format!("old_chunk {old} does not fit the 32 bits of a legacy store"),
-            ));
-        }
-        None
+            )
+        })
     }
+}
+
+/// The drop reason of a broken record rule, with the rule's own sentence;
+/// `None` for the allocation order, which a salvage does not hold records to.
+fn fault_of(violation: RecordViolation) -> Option<Fault> {
+    let reason = match violation {
+        RecordViolation::NewChunkPastEnd { .. } => DropReason::NewChunkPastEnd,
+        RecordViolation::NewChunkIsMetadata { .. } => DropReason::NewChunkIsMetadata,
+        RecordViolation::NewChunkDuplicate { .. } => DropReason::NewChunkDuplicate,
+        RecordViolation::AllocationOutOfOrder { .. } => return None,
+        RecordViolation::OldChunkOverflow { .. } => DropReason::OldChunkOverflow,
+        RecordViolation::OldChunkPastOrigin { .. } => DropReason::OldChunkPastOrigin,
+        RecordViolation::OldChunkDuplicate { .. } => DropReason::OldChunkDuplicate,
+        RecordViolation::LegacyChunkTooLarge { .. } => DropReason::LegacyChunkTooLarge,
+    };
+    Some((reason, violation.describe()))
 }

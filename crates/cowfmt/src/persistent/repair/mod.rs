@@ -19,17 +19,17 @@
 //! unused space (stale or junk bytes), not damage, and is skipped whole.
 
 mod analyze;
-mod backup;
 mod chunk_size;
 mod credibility;
 mod header;
+mod job;
 mod options;
 mod report;
 mod salvage;
 
 pub use super::rebuild::JobError;
 pub use analyze::analyze;
-pub use backup::{copy_device, verify_copy};
+pub use job::{run, JobResult};
 pub use options::RepairOptions;
 pub use report::{
     ChunkSizeSource, DamagedArea, DropReason, DroppedRecord, RepairReport, LISTED_MAX,

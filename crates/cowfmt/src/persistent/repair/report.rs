@@ -10,27 +10,15 @@ use crate::persistent::rebuild::Relocation;
 use crate::persistent::state::Usage;
 use crate::persistent::store::PlacedRecord;
 
-/// The version of the repair report schema.
-pub const REPAIR_FORMAT_VERSION: u32 = 1;
+pub use crate::repair::report::{LISTED_MAX, REPAIR_FORMAT_VERSION};
 
-/// Dropped records (and damaged areas) listed one by one; the rest are counted.
-pub const LISTED_MAX: usize = 10_000;
+/// Where the chunk size used came from: the header, the caller (`option`),
+/// or inferred from the records of the first areas.
+pub type ChunkSizeSource = crate::repair::report::Source;
 
 /// Origin chunks of dropped records remembered to name the lost ranges; past
 /// this many the list of ranges is marked incomplete.
 const LOST_CHUNKS_REMEMBERED: usize = 1 << 20;
-
-/// Where the chunk size used came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ChunkSizeSource {
-    /// The header's own field.
-    Header,
-    /// The caller's.
-    Option,
-    /// Inferred from the records of the first areas.
-    Inferred,
-}
 
 /// Why a record was dropped. Serialized in kebab-case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -16,6 +16,7 @@ use crate::shared::header::SharedHeader;
 use crate::shared::leaf::{Exception, Leaf, LeafError};
 use crate::shared::mask;
 use crate::shared::node::{Node, NodeError};
+use crate::shared::rules::{EntryAt, EntryViolation, LeafRules, RecordViolation};
 use crate::shared::walk::{walk_tree_ahead, BlockAt, TreeVisitor, WalkProblem};
 
 /// How many records ahead the words of the referenced set are requested, so
@@ -72,6 +73,11 @@ pub(super) fn check_tree(
         sink,
         progress,
         levels: header.tree_level,
+        rules: LeafRules {
+            geometry: cx.geometry,
+            snapmask: cx.snapmask,
+            origin_chunks: cx.origin_chunks,
+        },
         misread: Misread::new(),
         outcome: TreeOutcome {
             referenced: DenseBitmap::new(chunks),
@@ -99,6 +105,7 @@ struct TreeChecker<'c, 's, 'p> {
     sink: &'s mut FindingSink,
     progress: &'p mut Progress<'p>,
     levels: u32,
+    rules: LeafRules,
     misread: Misread,
     outcome: TreeOutcome,
 }
@@ -331,18 +338,20 @@ impl TreeChecker<'_, '_, '_> {
         for record in leaf.records.iter().take(PREFETCH_AHEAD) {
             self.outcome.referenced.prefetch(record.chunk);
         }
-        let snapmask = self.cx.snapmask;
-        let origin_limit = self.cx.origin_chunks.unwrap_or(u64::MAX);
         let mut using = 0u64;
         let mut previous: Option<u32> = None;
         for (i, entry) in leaf.map.iter().enumerate() {
             let origin = leaf.base_chunk.checked_add(u64::from(entry.rchunk));
             let records = leaf.record_range(i);
-            let entry_ok = previous.is_none_or(|p| entry.rchunk > p)
-                && origin.is_some_and(|o| o >= at.lo && o < at.hi && o < origin_limit)
-                && !records.is_empty();
-            if !entry_ok {
-                self.report_entry(at, leaf, i, origin, previous);
+            let entry_at = EntryAt {
+                rchunk: entry.rchunk,
+                previous,
+                origin,
+                range: (at.lo, at.hi),
+                records: records.len(),
+            };
+            if !self.rules.entry_ok(&entry_at) {
+                self.report_entry(at, leaf, i, &entry_at);
             }
             previous = Some(entry.rchunk);
             let mut seen = 0u64;
@@ -353,7 +362,7 @@ impl TreeChecker<'_, '_, '_> {
                 let record = leaf.records[r];
                 let share = record.share;
                 using |= share;
-                let share_ok = share != 0 && share & !snapmask == 0 && share & seen == 0;
+                let share_ok = self.rules.share_ok(share, seen);
                 let chunk = if !self.cx.geometry.in_data_range(record.chunk) {
                     ChunkUse::OutOfRange
                 } else if self.outcome.referenced.test_and_set(record.chunk) {
@@ -394,15 +403,8 @@ impl TreeChecker<'_, '_, '_> {
     /// no record.
     #[cold]
     #[inline(never)]
-    fn report_entry(
-        &mut self,
-        at: &BlockAt,
-        leaf: &Leaf,
-        i: usize,
-        origin: Option<u64>,
-        previous: Option<u32>,
-    ) {
-        let rchunk = leaf.map[i].rchunk;
+    fn report_entry(&mut self, at: &BlockAt, leaf: &Leaf, i: usize, entry: &EntryAt) {
+        let (rchunk, origin) = (entry.rchunk, entry.origin);
         let place = || {
             let origin = origin.map_or_else(|| "overflows".to_string(), |o| o.to_string());
             format!(
@@ -414,45 +416,28 @@ impl TreeChecker<'_, '_, '_> {
             old_chunk: origin,
             ..entry_location(at, i)
         };
-        if let Some(previous) = previous.filter(|&p| rchunk <= p) {
-            self.sink.push(Finding::error(
-                FindingCode::LeafMapOutOfOrder,
-                location(),
-                format!(
+        for violation in self.rules.entry_violations(entry) {
+            let text = match violation {
+                EntryViolation::OutOfOrder { previous } => format!(
                     "{}: not above the previous entry's rchunk {previous}; the map must be sorted by strictly increasing rchunk",
                     place()
                 ),
-            ));
-        }
-        match origin {
-            Some(o) if o >= at.lo && o < at.hi => {
-                if let Some(limit) = self.cx.origin_chunks.filter(|&limit| o >= limit) {
-                    self.sink.push(Finding::error(
-                        FindingCode::OldChunkPastOrigin,
-                        location(),
-                        format!("{}: past the end of the origin ({limit} chunks)", place()),
-                    ));
-                }
-            }
-            _ => self.sink.push(Finding::error(
-                FindingCode::LeafEntryOutOfRange,
-                location(),
-                format!(
+                EntryViolation::PastOrigin { origin_chunks } => format!(
+                    "{}: past the end of the origin ({origin_chunks} chunks)",
+                    place()
+                ),
+                EntryViolation::OutsideKeyRange => format!(
                     "{}: outside the leaf's key range (base_chunk {}); lookups never find its records",
                     place(),
                     leaf.base_chunk
                 ),
-            )),
-        }
-        if leaf.record_range(i).is_empty() {
-            self.sink.push(Finding::error(
-                FindingCode::LeafEmptyEntry,
-                location(),
-                format!(
+                EntryViolation::NoRecord => format!(
                     "{}: no record (its offset equals the next entry's); every map entry holds at least one",
                     place()
                 ),
-            ));
+            };
+            self.sink
+                .push(Finding::error(violation.code(), location(), text));
         }
     }
 
@@ -477,63 +462,47 @@ impl TreeChecker<'_, '_, '_> {
         let snapmask = self.cx.snapmask;
         let place = || record_place(at, entry, index, origin);
         let location = || record_location(at, entry, index, origin, record);
-        if share == 0 {
-            self.sink.push(Finding::error(
-                FindingCode::ShareMaskEmpty,
-                location(),
-                format!(
+        let chunk_violation = match chunk_use {
+            ChunkUse::First => None,
+            ChunkUse::OutOfRange => Some(RecordViolation::CowChunkOutOfRange),
+            ChunkUse::Repeated if self.outcome.tree.get(chunk) => {
+                Some(RecordViolation::CowChunkIsTree)
+            }
+            ChunkUse::Repeated => Some(RecordViolation::CowChunkDuplicate),
+        };
+        let violations = self.rules.share_violations(share, seen);
+        for violation in violations.into_iter().chain(chunk_violation) {
+            let text = match violation {
+                RecordViolation::ShareMaskEmpty => format!(
                     "{}: share mask 0x0 is empty; no snapshot reads COW chunk {chunk}",
                     place()
                 ),
-            ));
-        } else if share & !snapmask != 0 {
-            self.sink.push(Finding::error(
-                FindingCode::ShareMaskOutsideSnapmask,
-                location(),
-                format!(
+                RecordViolation::ShareMaskOutsideSnapmask { unknown } => format!(
                     "{}: share mask {share:#x} names snapshot(s) {} that do not exist (snapmask {snapmask:#x})",
                     place(),
-                    mask::describe(share & !snapmask)
+                    mask::describe(unknown)
                 ),
-            ));
-        }
-        if share & seen != 0 {
-            self.sink.push(Finding::error(
-                FindingCode::ShareMasksOverlap,
-                location(),
-                format!(
+                RecordViolation::ShareMasksOverlap { overlap } => format!(
                     "{}: share mask {share:#x} overlaps an earlier record of the same origin chunk in snapshot(s) {}; those snapshots see two versions",
                     place(),
-                    mask::describe(share & seen)
+                    mask::describe(overlap)
                 ),
-            ));
-        }
-        match chunk_use {
-            ChunkUse::First => {}
-            ChunkUse::OutOfRange => self.sink.push(Finding::error(
-                FindingCode::CowChunkOutOfRange,
-                location(),
-                format!(
+                RecordViolation::CowChunkOutOfRange => format!(
                     "{}: COW chunk {chunk} is {}, not a data chunk",
                     place(),
                     self.cx.geometry.where_outside(chunk)
                 ),
-            )),
-            ChunkUse::Repeated => {
-                let (code, what) = if self.outcome.tree.get(chunk) {
-                    (FindingCode::CowChunkIsTree, "a node or leaf of the tree; the snapshot data and the tree block overwrite each other")
-                } else {
-                    (
-                        FindingCode::CowChunkDuplicate,
-                        "already used by another record; two copies share one chunk",
-                    )
-                };
-                self.sink.push(Finding::error(
-                    code,
-                    location(),
-                    format!("{}: COW chunk {chunk} is {what}", place()),
-                ));
-            }
+                RecordViolation::CowChunkIsTree => format!(
+                    "{}: COW chunk {chunk} is a node or leaf of the tree; the snapshot data and the tree block overwrite each other",
+                    place()
+                ),
+                RecordViolation::CowChunkDuplicate => format!(
+                    "{}: COW chunk {chunk} is already used by another record; two copies share one chunk",
+                    place()
+                ),
+            };
+            self.sink
+                .push(Finding::error(violation.code(), location(), text));
         }
     }
 }

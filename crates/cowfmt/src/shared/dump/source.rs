@@ -5,7 +5,7 @@
 use crate::device::Device;
 use crate::error::{Error, FormatError, Result};
 use crate::kind::StoreKind;
-use crate::persistent::dump::DUMP_FORMAT_VERSION;
+use crate::dump_format::DUMP_FORMAT_VERSION;
 use crate::shared::bitmap::ChunkBitmap;
 use crate::shared::geometry::{validate_chunk_size, Geometry};
 use crate::shared::header::{SharedHeader, HEADER_BYTES};

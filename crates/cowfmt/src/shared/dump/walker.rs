@@ -6,7 +6,7 @@ use crate::shared::geometry::Geometry;
 use crate::shared::header::MAX_TREE_LEVEL;
 use crate::shared::leaf::Leaf;
 use crate::shared::node::Node;
-use crate::shared::walk::{walk_tree_ahead, BlockAt, TreeVisitor, WalkProblem};
+use crate::shared::walk::{root_at, walk_tree_ahead, BlockAt, TreeVisitor, WalkProblem};
 
 use super::model::{placement, BlockProblem, SharedDumpTail};
 use super::source::SharedSource;
@@ -30,13 +30,7 @@ pub(crate) fn walk(source: &SharedSource, visitor: &mut impl DumpVisitor) -> Res
     let header = source.header();
     let geometry = source.geometry();
     if header.tree_level > MAX_TREE_LEVEL {
-        let at = BlockAt {
-            chunk: header.root_tree_chunk,
-            level: header.tree_level,
-            lo: 0,
-            hi: u64::MAX,
-            parent: None,
-        };
+        let at = root_at(header.root_tree_chunk, header.tree_level);
         let text = format!(
             "tree_level {} is deeper than any tree can be (at most {MAX_TREE_LEVEL}); the tree is not walked",
             header.tree_level
@@ -69,7 +63,7 @@ impl<V: DumpVisitor> TreeVisitor for Adapter<'_, V> {
     }
 
     fn problem(&mut self, at: &BlockAt, problem: &WalkProblem) -> Result<()> {
-        let text = describe(self.geometry, problem);
+        let text = problem.describe(self.geometry);
         self.visitor.damaged(at, block_problem(at, text))
     }
 }
@@ -83,32 +77,6 @@ fn block_problem(at: &BlockAt, problem: String) -> BlockProblem {
         hi,
         parent,
         problem,
-    }
-}
-
-/// A walk problem as one phrase.
-pub(crate) fn describe(geometry: &Geometry, problem: &WalkProblem) -> String {
-    match problem {
-        WalkProblem::OutOfRange { role } => {
-            let what = match *role {
-                "past the end" => "past the end of the device",
-                "header" => "the header",
-                "bitmap" => "a bitmap chunk",
-                "journal" => "a journal chunk",
-                other => other,
-            };
-            format!(
-                "the chunk is {what}, outside the data range (chunks {}..{})",
-                geometry.data_start(),
-                geometry.nr_chunks
-            )
-        }
-        WalkProblem::Revisited => {
-            "the chunk was already reached from another node entry (shared block or cycle)"
-                .to_string()
-        }
-        WalkProblem::BadNode(e) => format!("not a node: {e}"),
-        WalkProblem::BadLeaf(e) => format!("not a leaf: {e}"),
     }
 }
 

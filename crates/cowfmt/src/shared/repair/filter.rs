@@ -23,6 +23,7 @@
 use crate::shared::geometry::Geometry;
 use crate::shared::leaf::Exception;
 use crate::shared::mask;
+use crate::shared::rules::{self, LeafRules, RecordViolation};
 
 use super::report::DropReason;
 
@@ -134,19 +135,27 @@ impl RecordRules<'_> {
         trimmed
     }
 
-    /// Why rules 1 to 4 drop `record` of `origin`, with the offending bits.
+    /// Why rules 1 to 4 drop `record` of `origin`, with the offending bits:
+    /// the store's record rules ([`crate::shared::rules`]), as drop reasons.
     fn fault(&self, origin: u64, record: Exception) -> Option<(DropReason, u64)> {
         if self.origin_chunks.is_some_and(|n| origin >= n) {
             return Some((DropReason::OriginPastEnd, 0));
         }
-        if !self.geometry.in_data_range(record.chunk) {
-            return Some((DropReason::ChunkOutsideDataRange, 0));
+        if let Some(violation) = rules::cow_chunk(self.geometry, record.chunk) {
+            return Some(drop_reason(violation));
         }
-        if record.share == 0 {
-            return Some((DropReason::MaskEmpty, 0));
+        let leaf_rules = LeafRules {
+            geometry: *self.geometry,
+            snapmask: self.snapmask,
+            origin_chunks: self.origin_chunks,
+        };
+        if leaf_rules.share_ok(record.share, 0) {
+            return None;
         }
-        let outside = record.share & !self.snapmask;
-        (outside != 0).then_some((DropReason::MaskOutsideSnapmask, outside))
+        leaf_rules
+            .share_violations(record.share, 0)
+            .first()
+            .map(|&violation| drop_reason(violation))
     }
 
     /// The snapshot bits two or more of `records` carry once rules 1 to 4
@@ -158,6 +167,20 @@ impl RecordRules<'_> {
             seen |= r.share;
         }
         twice
+    }
+}
+
+/// The drop reason of a broken record rule, with the offending snapshot bits.
+fn drop_reason(violation: RecordViolation) -> (DropReason, u64) {
+    match violation {
+        RecordViolation::ShareMaskEmpty => (DropReason::MaskEmpty, 0),
+        RecordViolation::ShareMaskOutsideSnapmask { unknown } => {
+            (DropReason::MaskOutsideSnapmask, unknown)
+        }
+        RecordViolation::ShareMasksOverlap { overlap } => (DropReason::MaskOverlap, overlap),
+        RecordViolation::CowChunkOutOfRange => (DropReason::ChunkOutsideDataRange, 0),
+        RecordViolation::CowChunkDuplicate => (DropReason::ChunkUsedTwice, 0),
+        RecordViolation::CowChunkIsTree => (DropReason::ChunkIsTreeBlock, 0),
     }
 }
 

@@ -36,6 +36,7 @@ mod batch;
 mod chunk_size;
 mod filter;
 mod header;
+mod job;
 mod journal;
 mod lost;
 mod options;
@@ -52,9 +53,10 @@ mod space;
 mod tally;
 mod write;
 
-pub use crate::persistent::rebuild::JobError;
+pub use crate::job::JobError;
 pub use analyze::analyze;
 pub use chunk_size::probe_wiped_header;
+pub use job::{run, JobResult};
 pub use options::RepairOptions;
 pub use replay::{read_through_journal, JournalRepair};
 pub use report::{

@@ -7,34 +7,7 @@ use serde::Serialize;
 use crate::kind::StoreKind;
 pub use crate::origin_range::OriginRange;
 
-/// The version of the shared repair report schema.
-pub const REPAIR_FORMAT_VERSION: u32 = 1;
-
-/// Dropped records and lost ranges listed one by one; the rest are counted.
-pub const LISTED_MAX: usize = 10_000;
-
-/// Where a header value used for the output came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Source {
-    /// The input header's own field.
-    Header,
-    /// The caller's.
-    Option,
-    /// Inferred from what the device shows.
-    Inferred,
-}
-
-impl Source {
-    /// The source as the report spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Header => "header",
-            Source::Option => "option",
-            Source::Inferred => "inferred",
-        }
-    }
-}
+pub use crate::repair::report::{Source, LISTED_MAX, REPAIR_FORMAT_VERSION};
 
 /// Why a record was dropped. Serialized in kebab-case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -4,7 +4,7 @@
 
 use crate::device::Device;
 use crate::error::Error;
-use crate::persistent::rebuild::JobError;
+use crate::job::JobError;
 use crate::shared::build::StoreBuilder;
 use crate::shared::header::SharedHeader;
 

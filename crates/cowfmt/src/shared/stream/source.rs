@@ -1,0 +1,288 @@
+//! Reading a shared store as a migration input: the header is checked, then
+//! the tree is streamed leaf by leaf in origin order. Every structural rule a
+//! migration relies on is checked on the way (keys in order and in range, share
+//! masks non-zero, inside `snapmask` and disjoint, every chunk in the data range
+//! and used once), and a store that breaks one is refused as damaged.
+
+use crate::bitset::DenseBitmap;
+use crate::device::Device;
+use crate::error::{Error, FormatError};
+use crate::job::JobError;
+use crate::shared::geometry::{validate_chunk_size, Geometry};
+use crate::shared::header::{SharedHeader, HEADER_BYTES};
+use crate::shared::leaf::Leaf;
+use crate::shared::node::Node;
+
+use crate::job::{EntrySource, InEntry, InRecord};
+
+/// An undamaged shared store opened read-only for a migration.
+#[derive(Debug)]
+pub struct SharedInput {
+    device: Device,
+    header: SharedHeader,
+    geometry: Geometry,
+}
+
+/// Counts of one walk over the tree.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TreeStats {
+    /// Nodes read.
+    pub nodes: u64,
+    /// Leaves read.
+    pub leaves: u64,
+    /// Origin chunks with records.
+    pub entries: u64,
+    /// Records (each holds one data chunk).
+    pub records: u64,
+    /// Records seen by more than one snapshot.
+    pub shared_records: u64,
+}
+
+impl SharedInput {
+    /// Opens the shared store on `device`: the header must name a valid store
+    /// whose tree root lies in the data range.
+    pub fn open(device: Device) -> Result<Self, JobError> {
+        let path = device.path().to_path_buf();
+        let mut first = [0u8; HEADER_BYTES];
+        device.read_at(&mut first, 0, || "the shared store header".to_string())?;
+        let header = SharedHeader::decode(&first).map_err(|e| Error::format(&path, e))?;
+        header
+            .validate_identity()
+            .map_err(|e| Error::format(&path, e))?;
+        validate_chunk_size(u64::from(header.chunk_size)).map_err(|e| damage_format(&path, e))?;
+        if header.valid == 0 {
+            return Err(JobError::Damage(format!(
+                "{}: the store is marked invalid (header valid=0), so its snapshots cannot be read",
+                path.display()
+            )));
+        }
+        let geometry = Geometry::new(
+            device.size_bytes(),
+            header.chunk_size,
+            u64::from(header.nr_journal_chunks),
+        );
+        if !geometry.reserved_fits() {
+            return Err(JobError::Damage(format!(
+                "{}: the header's {} bitmap and {} journal chunks do not fit the device's {} chunks",
+                path.display(),
+                geometry.nr_bitmap_chunks,
+                geometry.nr_journal_chunks,
+                geometry.nr_chunks
+            )));
+        }
+        if let Some(problem) = header.root_problem(&geometry) {
+            return Err(JobError::Damage(format!(
+                "{}: header {problem}",
+                path.display()
+            )));
+        }
+        Ok(SharedInput {
+            device,
+            header,
+            geometry,
+        })
+    }
+
+    /// The device.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The header.
+    pub fn header(&self) -> &SharedHeader {
+        &self.header
+    }
+
+    /// The layout.
+    pub fn geometry(&self) -> &Geometry {
+        &self.geometry
+    }
+
+    /// Walks the whole tree, checking it, and returns its counts.
+    pub fn survey(&self) -> Result<TreeStats, JobError> {
+        let mut entries = self.entries(u64::MAX)?;
+        while entries.next_entry()?.is_some() {}
+        Ok(entries.stats)
+    }
+
+    /// Streams the entries in origin order, keeping only the snapshots in
+    /// `filter` (records and entries left with no snapshot are skipped).
+    pub(crate) fn entries(&self, filter: u64) -> Result<SharedEntries<'_>, JobError> {
+        let mut walk = SharedEntries {
+            input: self,
+            filter,
+            leaves: Vec::new(),
+            next_leaf: 0,
+            current: Vec::new(),
+            next_in_leaf: 0,
+            seen: DenseBitmap::new(self.geometry.nr_chunks),
+            last_origin: None,
+            buf: vec![0; self.geometry.chunk_bytes as usize],
+            stats: TreeStats::default(),
+        };
+        walk.collect_leaves(
+            self.header.root_tree_chunk,
+            self.header.tree_level,
+            0,
+            u64::MAX,
+        )?;
+        Ok(walk)
+    }
+
+    fn damage(&self, chunk: u64, what: &str, detail: impl std::fmt::Display) -> JobError {
+        JobError::Damage(format!(
+            "{}: chunk {chunk} ({what}): {detail}; the store is damaged (cowcheck tells more)",
+            self.device.path().display()
+        ))
+    }
+}
+
+fn damage_format(path: &std::path::Path, e: FormatError) -> JobError {
+    JobError::Damage(format!("{}: {e}", path.display()))
+}
+
+/// A leaf still to read, with the key range its parent gives it.
+#[derive(Debug, Clone, Copy)]
+struct LeafAt {
+    chunk: u64,
+    lo: u64,
+    hi: u64,
+}
+
+/// The entries of a [`SharedInput`] in origin order (see [`SharedInput::entries`]).
+#[derive(Debug)]
+pub(crate) struct SharedEntries<'a> {
+    input: &'a SharedInput,
+    filter: u64,
+    leaves: Vec<LeafAt>,
+    next_leaf: usize,
+    current: Vec<InEntry>,
+    next_in_leaf: usize,
+    seen: DenseBitmap,
+    last_origin: Option<u64>,
+    buf: Vec<u8>,
+    pub(crate) stats: TreeStats,
+}
+
+impl SharedEntries<'_> {
+    fn claim(&mut self, chunk: u64, what: &str) -> Result<(), JobError> {
+        let input = self.input;
+        if let Some(role) = input.geometry.reserved_role(chunk) {
+            return Err(input.damage(chunk, what, format!("lies outside the data range ({role})")));
+        }
+        if self.seen.test_and_set(chunk) {
+            return Err(input.damage(chunk, what, "is used twice"));
+        }
+        Ok(())
+    }
+
+    fn collect_leaves(&mut self, chunk: u64, level: u32, lo: u64, hi: u64) -> Result<(), JobError> {
+        let input = self.input;
+        if level == 0 {
+            self.leaves.push(LeafAt { chunk, lo, hi });
+            return Ok(());
+        }
+        self.claim(chunk, "a tree node")?;
+        input.device.read_chunk(chunk, &mut self.buf)?;
+        let node = Node::decode(&self.buf).map_err(|e| input.damage(chunk, "a tree node", e))?;
+        self.stats.nodes += 1;
+        for (i, entry) in node.entries.iter().enumerate() {
+            let (child_lo, child_hi) = node.child_range(i, lo, hi);
+            if child_lo >= child_hi || (i > 0 && (entry.key < lo || entry.key >= hi)) {
+                return Err(input.damage(
+                    chunk,
+                    "a tree node",
+                    format!(
+                        "entry {i}: key {} is out of order or outside {lo}..{hi}",
+                        entry.key
+                    ),
+                ));
+            }
+            self.collect_leaves(entry.chunk, level - 1, child_lo, child_hi)?;
+        }
+        Ok(())
+    }
+
+    fn read_leaf(&mut self, at: LeafAt) -> Result<(), JobError> {
+        let input = self.input;
+        self.claim(at.chunk, "a leaf")?;
+        input.device.read_chunk(at.chunk, &mut self.buf)?;
+        let leaf = Leaf::decode(&self.buf).map_err(|e| input.damage(at.chunk, "a leaf", e))?;
+        self.stats.leaves += 1;
+        let snapmask = input.header.snapmask;
+        self.current.clear();
+        self.next_in_leaf = 0;
+        for (i, (origin, records)) in leaf.entries().enumerate() {
+            let bad = |detail: String| {
+                input.damage(
+                    at.chunk,
+                    "a leaf",
+                    format!("entry {i} (origin chunk {origin}): {detail}"),
+                )
+            };
+            if self.last_origin.is_some_and(|last| origin <= last)
+                || origin < at.lo
+                || origin >= at.hi
+            {
+                return Err(bad(format!("out of order or outside {}..{}", at.lo, at.hi)));
+            }
+            if records.is_empty() {
+                return Err(bad("has no record".to_string()));
+            }
+            self.last_origin = Some(origin);
+            let mut covered = 0u64;
+            let mut kept = Vec::with_capacity(records.len());
+            for r in records {
+                if r.share == 0 || r.share & !snapmask != 0 || r.share & covered != 0 {
+                    return Err(bad(format!(
+                        "share mask {:#x} is empty, outside snapmask {:#x} or overlaps another record's",
+                        r.share, snapmask
+                    )));
+                }
+                covered |= r.share;
+                self.claim(r.chunk, "a data chunk")?;
+                if r.share & self.filter != 0 {
+                    kept.push(InRecord {
+                        mask: r.share & self.filter,
+                        dev: 0,
+                        chunk: r.chunk,
+                    });
+                }
+            }
+            self.stats.entries += 1;
+            self.stats.records += records.len() as u64;
+            self.stats.shared_records +=
+                records.iter().filter(|r| r.share.count_ones() > 1).count() as u64;
+            if !kept.is_empty() {
+                self.current.push(InEntry {
+                    origin,
+                    records: kept,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl EntrySource for SharedEntries<'_> {
+    fn next_entry(&mut self) -> Result<Option<InEntry>, JobError> {
+        loop {
+            if self.next_in_leaf < self.current.len() {
+                let entry = std::mem::replace(
+                    &mut self.current[self.next_in_leaf],
+                    InEntry {
+                        origin: 0,
+                        records: Vec::new(),
+                    },
+                );
+                self.next_in_leaf += 1;
+                return Ok(Some(entry));
+            }
+            let Some(&at) = self.leaves.get(self.next_leaf) else {
+                return Ok(None);
+            };
+            self.next_leaf += 1;
+            self.read_leaf(at)?;
+        }
+    }
+}
