@@ -30,6 +30,7 @@
 //!   back into its origin;
 //! - [`progress`]: the callback long jobs report how far they got through;
 //! - [`sparse`]: holes of image files, and copies that keep them;
+//! - [`store`]: the kind facade (one entry per job);
 //! - [`units`]: size parsing (`4k`, `64M`, `8s`).
 
 pub mod bitset;
@@ -41,8 +42,8 @@ pub mod dump_format;
 pub mod dump_read;
 pub mod error;
 pub mod finding;
-pub mod job;
 pub mod in_use;
+pub mod job;
 pub mod kind;
 pub mod memdev;
 pub mod origin_range;
@@ -54,6 +55,7 @@ pub mod progress;
 pub mod shared;
 pub mod snapshot_image;
 pub mod sparse;
+pub mod store;
 pub mod units;
 
 pub use blockdev::BlockDev;

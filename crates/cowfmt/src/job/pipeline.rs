@@ -3,8 +3,8 @@
 //! grouped by their bytes, and the groups go to a [`Sink`] (a counter, the
 //! shared store writer, or the persistent store writer).
 
-use crate::device::Device;
 use super::error::JobError;
+use crate::device::Device;
 
 use super::assemble::{Assembler, OutChunk, Rechunk};
 use super::dedup::ChunkGroups;

@@ -5,10 +5,10 @@
 
 use crate::device::Device;
 use crate::error::Error;
+use crate::job::JobError;
 use crate::kind::StoreKind;
 use crate::persistent::check::CheckOptions;
 use crate::persistent::migrate::StoreShape;
-use crate::job::JobError;
 use crate::persistent::rebuild::refuse_damaged;
 use crate::persistent::PersistentStore;
 use crate::shared::mask;

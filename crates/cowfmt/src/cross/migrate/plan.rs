@@ -5,23 +5,23 @@
 
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::job::JobError;
+use crate::job::MigrateMode;
 use crate::kind::StoreKind;
 use crate::persistent::layout::Geometry as ClassicGeometry;
-use crate::job::MigrateMode;
-use crate::job::JobError;
 use crate::persistent::rebuild::chunks_needed;
 use crate::shared::leaf::check_snapshot_count;
 use crate::SECTOR_BYTES;
 
-use crate::job::Rechunk;
 use super::classic_input::ClassicInputs;
-use crate::shared::stream::Counter;
-use crate::job;
 use super::report::{InputReport, SharedJob};
-use crate::shared::stream::SharedInput;
-use crate::shared::stream::{JournalSize, SharedNeed};
+use crate::job;
 use crate::job::EntrySource;
+use crate::job::Rechunk;
+use crate::shared::stream::Counter;
+use crate::shared::stream::SharedInput;
 use crate::shared::stream::Survey;
+use crate::shared::stream::{JournalSize, SharedNeed};
 
 /// Where a migration reads from.
 #[derive(Debug)]

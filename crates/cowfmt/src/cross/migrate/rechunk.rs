@@ -7,12 +7,12 @@ use crate::job::JobError;
 use crate::shared::geometry::validate_chunk_size;
 use crate::SECTOR_BYTES;
 
-use crate::job::Rechunk;
 use super::plan::{refuse_snapshot_limit, Inputs, SharedPlan, Target};
 use super::report::{shared_shape, InputReport, SharedJob, Side};
-use crate::shared::stream::SharedInput;
-use crate::shared::stream::JournalSize;
+use crate::job::Rechunk;
 use crate::shared::stream::survey;
+use crate::shared::stream::JournalSize;
+use crate::shared::stream::SharedInput;
 
 /// What to re-chunk to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,12 +7,12 @@ use crate::error::Error;
 use crate::job::JobError;
 use crate::persistent::rebuild::{check_output, settle_output, Settled};
 
-use crate::persistent::stream::ClassicWriter;
-use crate::job::{self, Totals};
 use super::plan::{SharedPlan, Target};
 use super::report::{
     classic_shape, shared_shape, SharedMigrateReport, Side, SHARED_MIGRATE_FORMAT_VERSION,
 };
+use crate::job::{self, Totals};
+use crate::persistent::stream::ClassicWriter;
 use crate::shared::stream::SharedInput;
 use crate::shared::stream::SharedWriter;
 

@@ -3,9 +3,9 @@
 
 use crate::job::JobError;
 
+use super::size::LeafPacker;
 use crate::job::ChunkGroups;
 use crate::job::Sink;
-use super::size::LeafPacker;
 
 /// Counts distinct contents and packs their records into leaves.
 #[derive(Debug)]

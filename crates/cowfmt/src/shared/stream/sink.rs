@@ -10,9 +10,9 @@ use crate::shared::build::{Built, StoreBuilder};
 use crate::shared::leaf::Exception;
 use crate::sparse::is_zero;
 
+use super::size::max_records_per_chunk;
 use crate::job::ChunkGroups;
 use crate::job::Sink;
-use super::size::max_records_per_chunk;
 
 /// Writes data chunks and collects records for the tree.
 #[derive(Debug)]

@@ -4,9 +4,9 @@
 
 use crate::job::JobError;
 
-use crate::job::{Assembler, Rechunk};
 use super::size::LeafPacker;
 use crate::job::EntrySource;
+use crate::job::{Assembler, Rechunk};
 
 /// What the output holds at most.
 #[derive(Debug, Clone)]
