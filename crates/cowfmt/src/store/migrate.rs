@@ -7,7 +7,10 @@
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
-use crate::cross::migrate::{self as cross, SharedMigrateReport, SharedPlan};
+use crate::cross::migrate::{
+    self as cross, ExportOptions, JournalSize, RechunkOptions, SharedInput, SharedMigrateReport,
+    SharedPlan,
+};
 use crate::device::{Access, Device};
 use crate::error::Error;
 use crate::finding::{Finding, FindingCode, Severity};
@@ -18,6 +21,7 @@ use crate::persistent::check as classic_check;
 use crate::persistent::migrate::{self as classic, MigratePlan, MigrateReport};
 use crate::persistent::PersistentStore;
 use crate::shared::check as shared_check;
+use crate::shared::mask;
 use crate::units::human_bytes;
 use crate::SECTOR_BYTES;
 
@@ -49,7 +53,7 @@ pub trait MigrateObserver {
 }
 
 /// Where a migration writes.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct OutputTarget<'a> {
     /// The output image or device.
     pub path: &'a Path,
@@ -58,7 +62,60 @@ pub struct OutputTarget<'a> {
     /// Overwrite an existing output.
     pub force: bool,
     /// Every file the job reads (none may be the output).
-    pub reads: &'a [&'a Path],
+    pub reads: Vec<&'a Path>,
+}
+
+/// What a shared store is migrated to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedTarget {
+    /// A classic kind: one snapshot is exported; `None`: the store is
+    /// re-chunked or compacted whole.
+    pub to_classic: Option<StoreKind>,
+    /// The snapshot an export takes.
+    pub snapshot: Option<u32>,
+    /// The output chunk size in sectors; the input's when `None`.
+    pub chunk_size: Option<u32>,
+    /// The new journal in bytes (a re-chunk only).
+    pub journal_bytes: Option<u64>,
+}
+
+/// Plans the migration of the shared store `input` (at `path`): an export of
+/// one snapshot, or a re-chunk or compaction; `origin_bytes` is the origin's
+/// size when known.
+pub fn plan_shared_input(
+    path: &Path,
+    input: SharedInput,
+    target: &SharedTarget,
+    origin_bytes: Option<u64>,
+) -> Result<SharedPlan, JobError> {
+    let Some(kind) = target.to_classic else {
+        if target.snapshot.is_some() {
+            return Err(invalid("--snapshot applies to an export (--to persistent or --to legacy); a shared store is re-chunked or compacted whole".to_string()));
+        }
+        let options = RechunkOptions {
+            chunk_size: target.chunk_size,
+            journal: target.journal_bytes.map(JournalSize::Bytes),
+        };
+        return cross::plan_rechunk(input, &options, origin_bytes);
+    };
+    if target.journal_bytes.is_some() {
+        return Err(invalid(format!(
+            "--journal-size does not apply to an export: a {kind} store has no journal"
+        )));
+    }
+    let Some(snapshot) = target.snapshot else {
+        return Err(invalid(format!(
+            "{}: --to {kind} exports one snapshot: say which with --snapshot ID (snapshots: {})",
+            path.display(),
+            mask::describe(input.header().snapmask)
+        )));
+    };
+    let options = ExportOptions {
+        snapshot,
+        kind,
+        chunk_size: target.chunk_size,
+    };
+    cross::plan_export(input, &options, origin_bytes)
 }
 
 /// Writes the classic `plan` of `store` (named `input` by the user) into
@@ -182,7 +239,7 @@ fn prepare(
         size,
         size_given: output.size.is_some(),
         force: output.force,
-        inputs: output.reads,
+        inputs: &output.reads,
     })?;
     if let Some(what) = prepared.overwritten.as_deref() {
         observer.overwritten(output.path, what);

@@ -6,25 +6,22 @@
 //! (`--to raw`) and merges a snapshot back into its origin offline
 //! (`--merge`), both through `cowtools::snapshot_data`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::Parser;
 use cowfmt::cross::migrate::{
-    self as shared_migrate, ExportOptions, ImportOptions, JournalSize, RechunkOptions, SharedInput,
-    SharedPlan,
+    self as shared_migrate, ImportOptions, JournalSize, SharedInput, SharedPlan,
 };
 use cowfmt::device::{Access, Device};
-use cowfmt::job::JobError;
 use cowfmt::persistent::migrate::{self, MigrateOptions};
 use cowfmt::persistent::PersistentStore;
-use cowfmt::shared::mask;
 use cowfmt::store;
-use cowfmt::store::migrate::OutputTarget;
+use cowfmt::store::migrate::{OutputTarget, SharedTarget};
 use cowfmt::StoreKind;
 use cowtools::cli::cowmigrate::{Cli, ToKind, ToTarget};
-use cowtools::exit::{self, StoreProblems};
+use cowtools::exit::{self, job_error};
 use cowtools::snapshot_data::{self, RawExport};
 use cowtools::{open, progress, render};
 
@@ -43,10 +40,9 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         return run_raw(cli);
     }
     let wanted = cli.kind.map(StoreKind::from);
-    let mut inputs = Vec::with_capacity(cli.input.len());
-    for path in &cli.input {
-        inputs.push(open::detect_kind(path, wanted)?);
-    }
+    let mut inputs: Vec<(Device, StoreKind)> = (cli.input.iter())
+        .map(|path| open::detect_kind(path, wanted))
+        .collect::<anyhow::Result<_>>()?;
     let shared_input = inputs
         .iter()
         .position(|(_, kind)| *kind == StoreKind::Shared);
@@ -92,7 +88,7 @@ fn run_persistent(cli: &Cli, store: PersistentStore, kind: StoreKind) -> anyhow:
         &store,
         &plan,
         origin.as_ref(),
-        &target(cli, &read_paths(cli)),
+        &target(cli),
         &mut progress::MigrateBars::new(TOOL, cli.quiet),
     )
     .map_err(job_error)?;
@@ -100,31 +96,20 @@ fn run_persistent(cli: &Cli, store: PersistentStore, kind: StoreKind) -> anyhow:
     Ok(exit::EXIT_OK)
 }
 
-fn job_error(error: JobError) -> anyhow::Error {
-    match error {
-        JobError::Damage(message) => StoreProblems(message).into(),
-        JobError::Failed(error) => error.into(),
-    }
-}
-
-/// Where the output goes, from the command line.
-fn target<'a>(cli: &'a Cli, reads: &'a [&'a Path]) -> OutputTarget<'a> {
+/// Where the output goes, from the command line; every file the job reads
+/// (the inputs and the origin) is named so that none is the output.
+fn target(cli: &Cli) -> OutputTarget<'_> {
     OutputTarget {
         path: cli.output(),
         size: cli.size,
         force: cli.force,
-        reads,
+        reads: cli
+            .input
+            .iter()
+            .map(PathBuf::as_path)
+            .chain(cli.origin.as_deref())
+            .collect(),
     }
-}
-
-/// Every file the job reads (the inputs and the origin), none of which may be
-/// the output.
-fn read_paths(cli: &Cli) -> Vec<&Path> {
-    cli.input
-        .iter()
-        .map(PathBuf::as_path)
-        .chain(cli.origin.as_deref())
-        .collect()
 }
 
 /// Refuses the options that only shared migrations take, saying `why` not.
@@ -134,21 +119,20 @@ fn refuse_shared_options(cli: &Cli, why: &str) -> anyhow::Result<()> {
         ("--ids", cli.ids.is_some()),
         ("--journal-size", cli.journal_size.is_some()),
     ];
-    if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
-        bail!("{flag} does not apply here: {why}");
+    refuse(&given, |flag| format!("{flag} does not apply here: {why}"))
+}
+
+/// Fails with `message(flag)` for the first of `flags` given.
+fn refuse(flags: &[(&str, bool)], message: impl Fn(&str) -> String) -> anyhow::Result<()> {
+    match flags.iter().find(|(_, given)| *given) {
+        Some((flag, _)) => bail!("{}", message(flag)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn open_origin(cli: &Cli) -> anyhow::Result<Option<Device>> {
-    Ok(match &cli.origin {
-        Some(path) => Some(Device::open(path, Access::ReadOnly)?),
-        None => None,
-    })
-}
-
-fn journal(cli: &Cli) -> Option<JournalSize> {
-    cli.journal_size.map(JournalSize::Bytes)
+    let open = |path: &PathBuf| Device::open(path, Access::ReadOnly);
+    Ok(cli.origin.as_ref().map(open).transpose()?)
 }
 
 /// Classic stores into one new shared store.
@@ -168,7 +152,9 @@ fn run_import(cli: &Cli, inputs: Vec<(Device, StoreKind)>) -> anyhow::Result<u8>
         kind,
         ids: cli.ids.clone(),
         chunk_size: cli.chunk_size,
-        journal: journal(cli).unwrap_or(JournalSize::Default),
+        journal: cli
+            .journal_size
+            .map_or(JournalSize::Default, JournalSize::Bytes),
     };
     let plan =
         shared_migrate::plan_import(stores, &options, origin.as_ref().map(Device::size_bytes))
@@ -185,41 +171,18 @@ fn run_shared_input(cli: &Cli, device: Device) -> anyhow::Result<u8> {
     let (device, journal_read) = open::shared_through_journal(TOOL, device)?;
     let input = SharedInput::open(device).map_err(job_error)?;
     let origin = open_origin(cli)?;
-    let origin_bytes = origin.as_ref().map(Device::size_bytes);
-    let plan = match cli.to_kind() {
-        Some(to @ (ToKind::Persistent | ToKind::Legacy)) => {
-            if cli.journal_size.is_some() {
-                bail!(
-                    "--journal-size does not apply to an export: a {} store has no journal",
-                    StoreKind::from(to)
-                );
-            }
-            let Some(snapshot) = cli.snapshot else {
-                bail!(
-                    "{}: --to {} exports one snapshot: say which with --snapshot ID (snapshots: {})",
-                    cli.input[0].display(),
-                    StoreKind::from(to),
-                    mask::describe(input.header().snapmask)
-                );
-            };
-            let options = ExportOptions {
-                snapshot,
-                kind: to.into(),
-                chunk_size: cli.chunk_size,
-            };
-            shared_migrate::plan_export(input, &options, origin_bytes).map_err(job_error)?
-        }
-        _ => {
-            if cli.snapshot.is_some() {
-                bail!("--snapshot applies to an export (--to persistent or --to legacy); a shared store is re-chunked or compacted whole");
-            }
-            let options = RechunkOptions {
-                chunk_size: cli.chunk_size,
-                journal: journal(cli),
-            };
-            shared_migrate::plan_rechunk(input, &options, origin_bytes).map_err(job_error)?
-        }
+    let target = SharedTarget {
+        to_classic: cli
+            .to_kind()
+            .filter(|to| *to != ToKind::Shared)
+            .map(StoreKind::from),
+        snapshot: cli.snapshot,
+        chunk_size: cli.chunk_size,
+        journal_bytes: cli.journal_size,
     };
+    let origin_bytes = origin.as_ref().map(Device::size_bytes);
+    let plan = store::migrate::plan_shared_input(&cli.input[0], input, &target, origin_bytes)
+        .map_err(job_error)?;
     run_shared_plan(cli, plan, origin, Some(input_size), journal_read)
 }
 
@@ -238,7 +201,7 @@ fn run_shared_plan(
         plan,
         origin.as_ref(),
         default_size,
-        &target(cli, &read_paths(cli)),
+        &target(cli),
         &mut progress::MigrateBars::new(TOOL, cli.quiet),
     )
     .map_err(job_error)?;
@@ -292,9 +255,7 @@ fn refuse_raw_options(cli: &Cli, job: &str) -> anyhow::Result<()> {
         ("--journal-size", cli.journal_size.is_some()),
         ("--size", cli.size.is_some()),
     ];
-    if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
-        bail!("{flag} does not apply to {job}");
-    }
+    refuse(&given, |flag| format!("{flag} does not apply to {job}"))?;
     if cli.input.len() > 1 {
         bail!("{job} takes one store (-i), not {}", cli.input.len());
     }
