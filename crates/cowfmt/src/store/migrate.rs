@@ -156,17 +156,16 @@ pub fn classic(
             prepared.device.size_bytes(),
         )));
     }
-    observer.start(Phase::Copying, plan.copy_steps);
-    let result = classic::migrate(
-        store,
-        plan,
-        origin,
-        prepared.device,
-        prepared.zeroed,
-        &mut |done, _| observer.advance(done, 0),
-    );
-    observer.finish();
-    let report = result?;
+    let report = in_phase(observer, Phase::Copying, plan.copy_steps, |progress| {
+        classic::migrate(
+            store,
+            plan,
+            origin,
+            prepared.device,
+            prepared.zeroed,
+            progress,
+        )
+    })?;
     verify(output.path, plan.to_kind, observer)?;
     prepared.claim.keep();
     Ok(report)
@@ -214,16 +213,9 @@ pub fn shared(
     let prepared = prepare(output, size, observer)?;
     let device_bytes = prepared.device.size_bytes();
     ensure_fits(&mut plan, origin, output.path, device_bytes, true, observer)?;
-    observer.start(Phase::Copying, plan.steps());
-    let result = cross::migrate(
-        &plan,
-        origin,
-        prepared.device,
-        prepared.zeroed,
-        &mut |done, _| observer.advance(done, 0),
-    );
-    observer.finish();
-    let report = result?;
+    let report = in_phase(observer, Phase::Copying, plan.steps(), |progress| {
+        cross::migrate(&plan, origin, prepared.device, prepared.zeroed, progress)
+    })?;
     verify(output.path, plan.to_kind(), observer)?;
     prepared.claim.keep();
     Ok(report)
@@ -256,8 +248,21 @@ fn count(
     if plan.is_exact() {
         return Ok(());
     }
-    observer.start(Phase::Counting, plan.steps());
-    let result = plan.count(origin, &mut |done, _| observer.advance(done, 0));
+    let steps = plan.steps();
+    in_phase(observer, Phase::Counting, steps, |progress| {
+        plan.count(origin, progress)
+    })
+}
+
+/// Runs `job` as `phase` of `steps` steps, its progress going to `observer`.
+fn in_phase<T>(
+    observer: &mut dyn MigrateObserver,
+    phase: Phase,
+    steps: u64,
+    job: impl FnOnce(&mut dyn FnMut(u64, u64)) -> Result<T, JobError>,
+) -> Result<T, JobError> {
+    observer.start(phase, steps);
+    let result = job(&mut |done, _| observer.advance(done, 0));
     observer.finish();
     result
 }
