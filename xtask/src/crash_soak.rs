@@ -1,5 +1,5 @@
 //! `cargo xtask crash-soak`: the crash replay proof of `cargo test`
-//! (crates/cowengine/tests/crash_replay.rs) over many more seeds, every crash
+//! (crates/cowengine/tests/it/crash_replay.rs) over many more seeds, every crash
 //! point of every scenario, more lost-write samples per point; or one crash
 //! point of one seed again, to replay a failure (docs/crash-replay.md).
 

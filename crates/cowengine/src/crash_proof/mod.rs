@@ -1,5 +1,5 @@
 //! The crash replay proof of the engine (issue 9 step 6), shared by
-//! `cargo test` (crates/cowengine/tests/crash_replay.rs) and
+//! `cargo test` (crates/cowengine/tests/it/crash_replay.rs) and
 //! `cargo xtask crash-soak`. Nothing in the engine calls it.
 //!
 //! A seeded workload ([`workload`]) drives the [`Engine`](crate::Engine) on

@@ -13,7 +13,7 @@
 //!   whole through `snapshot_read`, and the independent structural check of
 //!   `shared_support` (tree shape, references, bitmap) runs.
 
-mod shared_support;
+use crate::shared_support;
 
 use std::collections::BTreeMap;
 use std::ops::Range;

@@ -4,7 +4,7 @@
 //! and a child reached twice all give a clean `Error::Corrupt`, with nothing
 //! written anywhere. And the block decoders never panic on arbitrary bytes.
 
-mod shared_support;
+use crate::shared_support;
 
 use byteorder::{ByteOrder, LittleEndian};
 use cowengine::SharedStore;

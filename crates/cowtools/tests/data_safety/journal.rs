@@ -5,7 +5,7 @@
 //! journal API from two states the engine wrote: the state a crash leaves
 //! after a commit record and before the images went home.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

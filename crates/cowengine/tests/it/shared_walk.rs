@@ -3,7 +3,7 @@
 //! damaged trees; a visitor's error stops both threads and is the one
 //! returned.
 
-mod shared_support;
+use crate::shared_support;
 
 use cowfmt::shared::dump::SharedSource;
 use cowfmt::shared::walk::{walk_tree, walk_tree_ahead, BlockAt, TreeVisitor, WalkProblem};

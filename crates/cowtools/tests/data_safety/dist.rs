@@ -2,7 +2,7 @@
 //! tools accept, and progress bars that never reach a stderr that is not a
 //! terminal.
 
-mod common;
+use crate::common;
 
 use common::*;
 

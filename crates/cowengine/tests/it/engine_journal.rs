@@ -6,7 +6,7 @@
 //! a delete too large for one transaction is split, and a store full of
 //! chunks waiting for a checkpoint recovers by checkpointing.
 
-mod shared_support;
+use crate::shared_support;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! shared re-chunking keep every snapshot byte-identical; table lines and the
 //! space used are printed; bad requests fail clearly.
 
-mod common;
+use crate::common;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! CLI tests of cowdump: YAML, JSON and table output, runs, hex, golden images
 //! and bad input, for persistent and shared stores.
 
-mod common;
+use crate::common;
 
 use common::*;
 use cowengine::{CreateOptions, SharedStore};

@@ -3,7 +3,7 @@
 //! reopens in the engine with every surviving record reading back the same
 //! data, and that the checker finds nothing wrong with it.
 
-mod shared_support;
+use crate::shared_support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! nothing, and the store stays usable; when it fits, the new snapshot reads
 //! as its parent.
 
-mod shared_support;
+use crate::shared_support;
 
 use std::sync::Arc;
 

@@ -5,7 +5,7 @@
 //! (or, for a classic output, through the snapshot view), and the space used
 //! must be exactly what sharing leaves.
 
-mod shared_support;
+use crate::shared_support;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;

@@ -1,6 +1,6 @@
 //! CLI tests of mkcow: formatting, refusals, sizes, table lines and restore.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::MetadataExt;
 

@@ -6,7 +6,7 @@
 //! short. Devices held open elsewhere are warned about (cowcheck) or refused
 //! (writers), through a fake sysfs.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

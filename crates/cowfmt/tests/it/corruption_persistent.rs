@@ -6,7 +6,7 @@
 //! Every case runs on two shapes: 4 KiB chunks with 600 records (areas of 256,
 //! 256 and 88) and 512-byte chunks with 80 records (areas of 32, 32 and 16).
 
-mod corruption_support;
+use crate::corruption_support;
 
 use std::path::{Path, PathBuf};
 

@@ -6,9 +6,8 @@
 //! holds exactly the records the damage did not touch, each snapshot reading
 //! them back as before.
 
-#[path = "../../cowfmt/tests/corruption_support/mod.rs"]
-mod corruption_support;
-mod shared_support;
+use crate::corruption_support;
+use crate::shared_support;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! CLI tests of cowrepair: exit codes, reports, refusal to overwrite, in-place
 //! repair with a backup, and bad input.
 
-mod common;
+use crate::common;
 
 use std::fs::File;
 use std::path::Path;

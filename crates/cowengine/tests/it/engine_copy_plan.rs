@@ -6,7 +6,7 @@
 //! runs), and a sequential writer gets its copy-outs in one run of COW chunks
 //! and full leaves.
 
-mod shared_support;
+use crate::shared_support;
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! every rchunk fits 32 bits, and chunks on both sides of 2^32 read back, also
 //! in a bulk-built store whose first leaf is based far above chunk 0.
 
-mod shared_support;
+use crate::shared_support;
 
 use cowengine::{CopyData, CreateOptions, SharedStore};
 use cowfmt::shared::build::StoreBuilder;

@@ -1,7 +1,7 @@
 //! CLI tests of mkcow for shared stores: exact layout, journal and snapshot
 //! options, refusals, and restore from a dump.
 
-mod common;
+use crate::common;
 
 use common::*;
 use cowengine::SharedStore;

@@ -1,7 +1,7 @@
 //! The bulk builder writes a store that holds exactly the exceptions given and
 //! that the engine opens and keeps using.
 
-mod shared_support;
+use crate::shared_support;
 
 use cowengine::CopyData;
 use cowfmt::shared::build::StoreBuilder;

@@ -1,7 +1,7 @@
 //! CLI tests of cowcheck: exit codes, text and JSON reports, options, golden
 //! images and bad input.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
