@@ -5,7 +5,7 @@
 
 use crate::device::Device;
 use crate::error::Error;
-use crate::job::JobError;
+use crate::job::{EntrySource, InEntry, InRecord, JobError};
 use crate::kind::StoreKind;
 use crate::persistent::check::CheckOptions;
 use crate::persistent::migrate::StoreShape;
@@ -14,7 +14,6 @@ use crate::persistent::PersistentStore;
 use crate::shared::mask;
 
 use super::report::classic_shape;
-use crate::job::{EntrySource, InEntry, InRecord};
 
 /// One record of one input: origin chunk, data chunk, input index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

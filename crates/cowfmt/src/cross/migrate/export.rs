@@ -2,18 +2,16 @@
 //! (persistent or legacy) store whose snapshot reads the same.
 
 use crate::error::Error;
-use crate::job::JobError;
+use crate::job::{JobError, Rechunk};
 use crate::kind::StoreKind;
 use crate::persistent::header::validate_chunk_size;
 use crate::persistent::LEGACY_CHUNK_LIMIT;
 use crate::shared::mask::{self, MAX_SNAPSHOTS};
+use crate::shared::stream::{survey, SharedInput};
 use crate::SECTOR_BYTES;
 
 use super::plan::{Inputs, SharedPlan, Target};
 use super::report::{shared_shape, InputReport, SharedJob, Side};
-use crate::job::Rechunk;
-use crate::shared::stream::survey;
-use crate::shared::stream::SharedInput;
 
 /// What to export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

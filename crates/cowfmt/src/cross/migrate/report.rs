@@ -11,9 +11,8 @@ use crate::persistent::rebuild::Relocation;
 use crate::persistent::store::Metadata;
 use crate::shared::bitmap::ChunkBitmap;
 use crate::shared::mask;
-use crate::SECTOR_BYTES;
-
 use crate::shared::stream::{SharedInput, TreeStats};
+use crate::SECTOR_BYTES;
 
 /// The version of the shared migration report schema.
 pub const SHARED_MIGRATE_FORMAT_VERSION: u32 = 1;

@@ -5,14 +5,12 @@
 
 use crate::device::Device;
 use crate::error::Error;
-use crate::job::{JobError, BATCH_BYTES};
+use crate::job::{ChunkGroups, JobError, Sink, BATCH_BYTES};
 use crate::shared::build::{Built, StoreBuilder};
 use crate::shared::leaf::Exception;
 use crate::sparse::is_zero;
 
 use super::size::max_records_per_chunk;
-use crate::job::ChunkGroups;
-use crate::job::Sink;
 
 /// Writes data chunks and collects records for the tree.
 #[derive(Debug)]
