@@ -5,14 +5,13 @@
 use crate::device::Device;
 use crate::error::Error;
 use crate::job::JobError;
+use crate::persistent::migrate::StoreShape;
 use crate::persistent::rebuild::{check_output, settle_output, Settled};
 use crate::persistent::stream::ClassicWriter;
 use crate::shared::stream::{SharedInput, SharedWriter};
 
 use super::plan::{SharedPlan, Target};
-use super::report::{
-    classic_shape, shared_shape, SharedMigrateReport, Side, SHARED_MIGRATE_FORMAT_VERSION,
-};
+use super::report::{shared_shape, SharedMigrateReport, Side, SHARED_MIGRATE_FORMAT_VERSION};
 
 /// Writes the migrated store into `output`. `origin` is needed for a larger
 /// chunk size; `output_zeroed` says the output holds only zeros (a new image),
@@ -84,7 +83,7 @@ pub fn migrate(
                 relocation,
             } = settle_output(device, output_zeroed, kind)?;
             (
-                Side::Classic(classic_shape(kind, &metadata)),
+                Side::Classic(StoreShape::of(kind, &metadata)),
                 totals,
                 relocation,
                 stale_areas_zeroed,
