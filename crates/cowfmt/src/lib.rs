@@ -36,6 +36,7 @@
 //!   the in-place repair's verified backup);
 //! - [`store`]: the kind facade: each job dispatches on the kind once there;
 //! - [`sparse`]: holes of image files, and copies that keep them;
+//! - [`store`]: the kind facade (one entry per job);
 //! - [`units`]: size parsing (`4k`, `64M`, `8s`).
 
 pub mod bitset;
@@ -48,8 +49,8 @@ pub mod dump_lines;
 pub mod dump_read;
 pub mod error;
 pub mod finding;
-pub mod job;
 pub mod in_use;
+pub mod job;
 pub mod kind;
 pub mod memdev;
 pub mod origin_range;

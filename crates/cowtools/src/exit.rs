@@ -90,3 +90,13 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
         io.is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
+
+/// The error a job stopped with, for [`run`]: damage becomes
+/// [`StoreProblems`] (exit 1), anything else stays what it is (exit 2, or 4
+/// for a device held open elsewhere).
+pub fn job_error(error: cowfmt::job::JobError) -> anyhow::Error {
+    match error {
+        cowfmt::job::JobError::Damage(message) => StoreProblems(message).into(),
+        cowfmt::job::JobError::Failed(error) => error.into(),
+    }
+}

@@ -2,8 +2,10 @@
 //! is not quiet.
 
 use std::io::IsTerminal;
+use std::path::Path;
 
 use cowfmt::progress::Progress;
+use cowfmt::store::migrate::{MigrateObserver, Phase};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// A progress bar over `total` steps labelled `what`, hidden when stderr is not
@@ -83,5 +85,51 @@ impl RecordCounter {
     /// Clears the counter.
     pub fn finish(&self) {
         self.bar.finish_and_clear();
+    }
+}
+
+/// The progress bars and notes of a migration on stderr: a bar per phase
+/// (a counter of tree blocks while a shared output is verified), and the
+/// note that `--force` overwrote an output.
+pub struct MigrateBars {
+    tool: &'static str,
+    quiet: bool,
+    bar: ProgressBar,
+}
+
+impl MigrateBars {
+    /// Bars for `tool`, hidden when `quiet` or stderr is not a terminal.
+    pub fn new(tool: &'static str, quiet: bool) -> Self {
+        MigrateBars {
+            tool,
+            quiet,
+            bar: ProgressBar::hidden(),
+        }
+    }
+}
+
+impl MigrateObserver for MigrateBars {
+    fn start(&mut self, phase: Phase, total: u64) {
+        self.bar = match phase {
+            Phase::Counting => bar(total, "counting", self.quiet),
+            Phase::Copying => bar(total, "copying", self.quiet),
+            Phase::Verifying { shared: true } => counter("verifying", "tree blocks", self.quiet),
+            Phase::Verifying { shared: false } => bar(total, "verifying", self.quiet),
+        };
+    }
+
+    fn advance(&mut self, done: u64, total: u64) {
+        if total > 0 && self.bar.length() != Some(total) {
+            self.bar.set_length(total);
+        }
+        self.bar.set_position(done);
+    }
+
+    fn finish(&mut self) {
+        self.bar.finish_and_clear();
+    }
+
+    fn overwritten(&mut self, path: &Path, what: &str) {
+        crate::output::say_overwritten(self.tool, path, Some(what));
     }
 }

@@ -13,16 +13,16 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use cowengine::{CopyData, SharedStore};
-use cowfmt::finding::Severity;
-use cowfmt::persistent::check::{check, CheckOptions};
-use cowfmt::persistent::migrate::MigrateMode;
-use cowfmt::job::JobError;
-use cowfmt::persistent::view::SnapshotView;
-use cowfmt::persistent::{ExceptionRecord, PersistentStore, StoreWriter};
 use cowfmt::cross::migrate::{
     self, plan_export, plan_import, plan_rechunk, ExportOptions, ImportOptions, JournalSize,
     RechunkOptions, SharedInput, SharedMigrateReport, SharedPlan, Side,
 };
+use cowfmt::finding::Severity;
+use cowfmt::job::JobError;
+use cowfmt::persistent::check::{check, CheckOptions};
+use cowfmt::persistent::migrate::MigrateMode;
+use cowfmt::persistent::view::SnapshotView;
+use cowfmt::persistent::{ExceptionRecord, PersistentStore, StoreWriter};
 use cowfmt::{Access, Device, StoreKind};
 use shared_support::{assert_consistent, Fixture};
 use tempfile::TempDir;

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::error::Error;
 
 use super::error::JobError;
-use super::stream::{EntrySource, InEntry};
+use super::stream::{EntrySource, InEntry, InRecord};
 
 /// How input chunks are carried over to the output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -185,18 +185,7 @@ impl<'a> Assembler<'a> {
                 self.pieces_past_origin += entry.records.len() as u64;
                 continue;
             }
-            let signatures = entry
-                .records
-                .iter()
-                .map(|r| Signature {
-                    mask: r.mask,
-                    pieces: vec![Piece::Cow {
-                        dev: r.dev,
-                        chunk: r.chunk,
-                        offset: j * out_bytes,
-                    }],
-                })
-                .collect();
+            let signatures = cow_signatures(&entry.records, j * out_bytes);
             self.pending.push_back(OutChunk { origin, signatures });
         }
         Ok(())
@@ -265,24 +254,27 @@ fn bits(mask: u64) -> impl Iterator<Item = u64> {
 fn copy(entry: InEntry) -> OutChunk {
     OutChunk {
         origin: entry.origin,
-        signatures: entry
-            .records
-            .iter()
-            .map(|r| Signature {
-                mask: r.mask,
-                pieces: vec![Piece::Cow {
-                    dev: r.dev,
-                    chunk: r.chunk,
-                    offset: 0,
-                }],
-            })
-            .collect(),
+        signatures: cow_signatures(&entry.records, 0),
     }
+}
+
+/// One signature per copy: the piece at `offset` of its chunk.
+fn cow_signatures(records: &[InRecord], offset: u64) -> Vec<Signature> {
+    records
+        .iter()
+        .map(|r| Signature {
+            mask: r.mask,
+            pieces: vec![Piece::Cow {
+                dev: r.dev,
+                chunk: r.chunk,
+                offset,
+            }],
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::stream::InRecord;
     use super::*;
 
     struct List(std::vec::IntoIter<InEntry>);

@@ -1,10 +1,10 @@
-//! The one loop every shared migration runs: input entries are assembled into
+//! The one loop every migration runs: input entries are assembled into
 //! output chunks, a window of them is read at once, each chunk's contents are
 //! grouped by their bytes, and the groups go to a [`Sink`] (a counter, the
 //! shared store writer, or the persistent store writer).
 
-use crate::device::Device;
 use super::error::JobError;
+use crate::device::Device;
 
 use super::assemble::{Assembler, OutChunk, Rechunk};
 use super::dedup::ChunkGroups;

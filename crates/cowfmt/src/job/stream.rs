@@ -1,5 +1,5 @@
-//! What every input of a shared migration is turned into: the copies of each
-//! origin chunk, in ascending origin order, each with the snapshots that see it.
+//! The exception stream every job speaks: the copies of each origin chunk,
+//! each with the snapshots that see it.
 
 use super::error::JobError;
 
@@ -25,7 +25,10 @@ pub(crate) struct InEntry {
     pub(crate) records: Vec<InRecord>,
 }
 
-/// A stream of [`InEntry`]s in strictly ascending origin order.
+/// A stream of [`InEntry`]s. The entries of one output chunk come one after
+/// the other; a source for a shared output (whose tree is built in order)
+/// gives them in strictly ascending origin order, a classic store's records
+/// come in the order they are to be written.
 pub(crate) trait EntrySource {
     /// The next entry, or `None` at the end.
     fn next_entry(&mut self) -> Result<Option<InEntry>, JobError>;

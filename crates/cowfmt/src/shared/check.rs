@@ -25,9 +25,9 @@ use super::bitmap::ChunkBitmap;
 use super::header::SharedHeader;
 use crate::device::Device;
 use crate::error::Result;
+use crate::finding::FINDINGS_PER_CODE;
 use crate::finding::{Finding, FindingSink, Severity};
 use crate::kind::StoreKind;
-use crate::finding::FINDINGS_PER_CODE;
 use crate::progress::{self, Progress};
 
 pub use crate::shared::journal::JournalState;

@@ -6,7 +6,9 @@
 //! - [`probe`]: what the first block of a device holds;
 //! - [`check`]: the checker of every kind behind one [`check::CheckReport`];
 //! - [`dump`]: the dump of every kind;
-//! - [`repair`]: the salvage of every kind behind one [`repair::RepairReport`].
+//! - [`repair`]: the salvage of every kind behind one [`repair::RepairReport`];
+//! - [`migrate`]: migration and re-chunking of every kind;
+//! - [`restore`]: a dump read back for `mkcow --from-dump`.
 //!
 //! Opening: [`open`] detects the kind of a store (honouring `--kind`); each
 //! kind then opens it with its policy: strict for jobs that refuse a damaged
@@ -16,9 +18,10 @@
 
 pub mod check;
 pub mod dump;
-pub mod restore;
+pub mod migrate;
 pub mod probe;
 pub mod repair;
+pub mod restore;
 
 use std::path::Path;
 

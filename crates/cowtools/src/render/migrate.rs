@@ -3,6 +3,7 @@
 //! of the raw export and the merge.
 
 use std::io::{self, Write};
+use std::path::Path;
 
 use cowfmt::cross::migrate::{SharedJob, SharedMigrateReport, SharedShape, Side};
 use cowfmt::device::Device;
@@ -10,10 +11,11 @@ use cowfmt::persistent::migrate::{MigrateMode, MigrateReport, Relocation, StoreS
 use cowfmt::persistent::table::{snapshot_table_line, TableDevices};
 use cowfmt::shared::mask;
 use cowfmt::units::human_bytes;
-use cowfmt::SECTOR_BYTES;
+use cowfmt::{StoreKind, SECTOR_BYTES};
 
 use crate::cli::cowmigrate::{Cli, ReportFormat};
 use crate::open;
+use crate::snapshot_data::{MergeSummary, RawReport};
 
 const TOOL: &str = "cowmigrate";
 
@@ -367,10 +369,97 @@ fn side_space(side: &Side) -> String {
     }
 }
 
+/// Prints the report of `--to raw` (nothing when the image went to stdout).
+pub fn raw_report(cli: &Cli, origin: &Path, raw: &RawReport) -> anyhow::Result<()> {
+    let report = raw.image;
+    if cli.output() != Path::new("-") {
+        let note = open::journal_read_note(raw.journal_read)
+            .map(|note| format!("{}: {note}\n{TOOL}: ", cli.input[0].display()))
+            .unwrap_or_default();
+        value(
+            cli,
+            &serde_json::json!({
+                "format_version": 1,
+                "job": "raw",
+                "input": cli.input[0],
+                "origin": origin,
+                "output": cli.output(),
+                "bytes": report.bytes,
+                "chunks_from_store": report.from_store,
+                "chunks_from_origin": report.from_origin,
+                "hole_bytes": report.hole_bytes,
+                "journal_transactions_read": raw.journal_read,
+            }),
+            &format!(
+                "{note}{}: {} bytes of the snapshot written ({} chunks from the store, {} from the origin, {} left as holes)",
+                cli.output().display(),
+                report.bytes,
+                report.from_store,
+                report.from_origin,
+                human_bytes(report.hole_bytes)
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// Prints the report of `--merge`.
+pub fn merge_report(cli: &Cli, origin: &Path, summary: &MergeSummary) -> anyhow::Result<()> {
+    let store = &cli.input[0];
+    let replayed = match summary.journal_replayed {
+        0 => String::new(),
+        n => format!(
+            "{}: {n} committed journal transaction{} replayed into the store before the merge\n{TOOL}: ",
+            store.display(),
+            if n == 1 { "" } else { "s" }
+        ),
+    };
+    let what = match cli.snapshot {
+        Some(id) if summary.kind == StoreKind::Shared => format!("snapshot {id}"),
+        _ => "the snapshot".to_string(),
+    };
+    let after = if summary.kind == StoreKind::Shared {
+        format!(
+            "{} chunks copied out first for the snapshots that still read them; snapshots left: {}",
+            summary.copied_out,
+            mask::describe(summary.snapmask)
+        )
+    } else {
+        "the store is now empty (reuse it for a new snapshot, or remove it)".to_string()
+    };
+    value(
+        cli,
+        &serde_json::json!({
+            "format_version": 1,
+            "job": "merge",
+            "input": store,
+            "kind": summary.kind.as_str(),
+            "snapshot": cli.snapshot,
+            "origin": origin,
+            "chunks_written": summary.chunks,
+            "chunks_copied_out": summary.copied_out,
+            "resumed": summary.resumed,
+            "snapshots_left": mask::id_list(summary.snapmask),
+            "journal_transactions_replayed": summary.journal_replayed,
+        }),
+        &format!(
+            "{replayed}{}: {what} of {} merged{}: {} chunks written over the origin; {after}",
+            origin.display(),
+            store.display(),
+            if summary.resumed {
+                " (an interrupted merge finished)"
+            } else {
+                ""
+            },
+            summary.chunks
+        ),
+    )?;
+    Ok(())
+}
 
 /// Prints `text`, or `json` with --format json; nothing when quiet (JSON is
 /// still printed).
-pub fn value(cli: &Cli, json: &serde_json::Value, text: &str) -> anyhow::Result<()> {
+fn value(cli: &Cli, json: &serde_json::Value, text: &str) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();
     match cli.format {
         ReportFormat::Json => writeln!(out, "{json:#}")?,

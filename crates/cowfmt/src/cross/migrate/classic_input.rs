@@ -5,16 +5,13 @@
 
 use crate::device::Device;
 use crate::error::Error;
+use crate::job::{EntrySource, InEntry, InRecord, JobError};
 use crate::kind::StoreKind;
 use crate::persistent::check::CheckOptions;
 use crate::persistent::migrate::StoreShape;
-use crate::job::JobError;
 use crate::persistent::rebuild::refuse_damaged;
 use crate::persistent::PersistentStore;
 use crate::shared::mask;
-
-use super::report::classic_shape;
-use crate::job::{EntrySource, InEntry, InRecord};
 
 /// One record of one input: origin chunk, data chunk, input index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -82,7 +79,7 @@ impl ClassicInputs {
                 input: input as u32,
                 new: p.record.new_chunk,
             }));
-            shapes.push(classic_shape(kind, &metadata));
+            shapes.push(StoreShape::of(kind, &metadata));
             devices.push(store.into_device());
         }
         copies.sort_by_key(|c| (c.old, c.input));

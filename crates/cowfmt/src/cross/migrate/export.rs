@@ -2,18 +2,16 @@
 //! (persistent or legacy) store whose snapshot reads the same.
 
 use crate::error::Error;
+use crate::job::{JobError, Rechunk};
 use crate::kind::StoreKind;
 use crate::persistent::header::validate_chunk_size;
-use crate::job::JobError;
 use crate::persistent::LEGACY_CHUNK_LIMIT;
 use crate::shared::mask::{self, MAX_SNAPSHOTS};
+use crate::shared::stream::{survey, SharedInput};
 use crate::SECTOR_BYTES;
 
-use crate::job::Rechunk;
 use super::plan::{Inputs, SharedPlan, Target};
 use super::report::{shared_shape, InputReport, SharedJob, Side};
-use crate::shared::stream::SharedInput;
-use crate::shared::stream::survey;
 
 /// What to export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

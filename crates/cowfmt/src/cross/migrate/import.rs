@@ -5,19 +5,17 @@
 use std::collections::HashSet;
 
 use crate::error::Error;
+use crate::job::{JobError, Rechunk};
 use crate::kind::StoreKind;
-use crate::job::JobError;
 use crate::persistent::PersistentStore;
 use crate::shared::geometry::validate_chunk_size;
 use crate::shared::mask::{self, MAX_SNAPSHOTS};
+use crate::shared::stream::{survey, JournalSize};
 use crate::SECTOR_BYTES;
 
-use crate::job::Rechunk;
 use super::classic_input::ClassicInputs;
 use super::plan::{refuse_snapshot_limit, Inputs, SharedPlan, Target};
 use super::report::{InputReport, SharedJob, Side};
-use crate::shared::stream::JournalSize;
-use crate::shared::stream::survey;
 
 /// What to import into.
 #[derive(Debug, Clone, PartialEq, Eq)]

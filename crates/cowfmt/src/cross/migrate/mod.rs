@@ -35,6 +35,7 @@ mod rechunk;
 mod report;
 mod write;
 
+pub use crate::shared::stream::{max_records_per_chunk, JournalSize, SharedInput, TreeStats};
 pub use export::{plan_export, ExportOptions};
 pub use import::{plan_import, ImportOptions};
 pub use plan::SharedPlan;
@@ -42,5 +43,4 @@ pub use rechunk::{plan_rechunk, RechunkOptions};
 pub use report::{
     InputReport, SharedJob, SharedMigrateReport, SharedShape, Side, SHARED_MIGRATE_FORMAT_VERSION,
 };
-pub use crate::shared::stream::{max_records_per_chunk, JournalSize, SharedInput, TreeStats};
 pub use write::migrate;

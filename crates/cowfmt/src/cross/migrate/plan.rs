@@ -5,23 +5,16 @@
 
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::job::{self, EntrySource, JobError, MigrateMode, Rechunk, Sink, Totals};
 use crate::kind::StoreKind;
 use crate::persistent::layout::Geometry as ClassicGeometry;
-use crate::job::MigrateMode;
-use crate::job::JobError;
 use crate::persistent::rebuild::chunks_needed;
 use crate::shared::leaf::check_snapshot_count;
+use crate::shared::stream::{Counter, JournalSize, SharedInput, SharedNeed, Survey};
 use crate::SECTOR_BYTES;
 
-use crate::job::Rechunk;
 use super::classic_input::ClassicInputs;
-use crate::shared::stream::Counter;
-use crate::job;
 use super::report::{InputReport, SharedJob};
-use crate::shared::stream::SharedInput;
-use crate::shared::stream::{JournalSize, SharedNeed};
-use crate::job::EntrySource;
-use crate::shared::stream::Survey;
 
 /// Where a migration reads from.
 #[derive(Debug)]
@@ -195,22 +188,33 @@ impl SharedPlan {
             return Ok(());
         }
         let mut counter = Counter::new(self.rechunk.out_bytes);
+        self.run(origin, &mut counter, progress)?;
+        self.counted = Some(counter.content_chunks());
+        Ok(())
+    }
+
+    /// Runs the inputs' entries through the pipeline into `sink`, reading
+    /// unchanged pieces from `origin`; `progress` gets (done, total) output
+    /// chunks.
+    pub(super) fn run(
+        &self,
+        origin: Option<&Device>,
+        sink: &mut dyn Sink,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> std::result::Result<Totals, JobError> {
         let devices = self.inputs.devices();
-        let rechunk = self.rechunk;
         let steps = self.steps();
         self.inputs.with_entries(|source| {
             job::run(
                 source,
-                rechunk,
+                self.rechunk,
                 &devices,
                 origin,
-                &mut counter,
+                sink,
                 steps,
                 progress,
             )
-        })?;
-        self.counted = Some(counter.content_chunks());
-        Ok(())
+        })
     }
 
     /// Bytes the inputs use together.

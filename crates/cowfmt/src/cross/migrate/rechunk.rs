@@ -3,16 +3,13 @@
 //! fresh, and copies that became identical are stored once.
 
 use crate::error::Error;
-use crate::job::JobError;
+use crate::job::{JobError, Rechunk};
 use crate::shared::geometry::validate_chunk_size;
+use crate::shared::stream::{survey, JournalSize, SharedInput};
 use crate::SECTOR_BYTES;
 
-use crate::job::Rechunk;
 use super::plan::{refuse_snapshot_limit, Inputs, SharedPlan, Target};
 use super::report::{shared_shape, InputReport, SharedJob, Side};
-use crate::shared::stream::SharedInput;
-use crate::shared::stream::JournalSize;
-use crate::shared::stream::survey;
 
 /// What to re-chunk to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,12 +8,10 @@ use crate::error::Result;
 use crate::kind::StoreKind;
 use crate::persistent::migrate::{MigrateMode, StoreShape};
 use crate::persistent::rebuild::Relocation;
-use crate::persistent::store::Metadata;
 use crate::shared::bitmap::ChunkBitmap;
 use crate::shared::mask;
-use crate::SECTOR_BYTES;
-
 use crate::shared::stream::{SharedInput, TreeStats};
+use crate::SECTOR_BYTES;
 
 /// The version of the shared migration report schema.
 pub const SHARED_MIGRATE_FORMAT_VERSION: u32 = 1;
@@ -142,21 +140,6 @@ pub struct SharedMigrateReport {
     pub relocation: Option<Relocation>,
     /// For an export to a reused device, stale area locations zeroed.
     pub stale_areas_zeroed: u64,
-}
-
-/// A classic store as the kernel reads it (`kind` names persistent or legacy).
-pub(super) fn classic_shape(kind: StoreKind, metadata: &Metadata) -> StoreShape {
-    let usage = metadata.usage();
-    StoreShape {
-        kind,
-        chunk_size: metadata.geometry.chunk_sectors(),
-        device_bytes: metadata.geometry.device_bytes(),
-        device_chunks: metadata.geometry.device_chunks(),
-        records: metadata.records.len() as u64,
-        valid: metadata.header.is_valid(),
-        status: usage.status_text(metadata.header.is_valid()),
-        usage,
-    }
 }
 
 /// A shared store, from its header, bitmap and a walk's counts.

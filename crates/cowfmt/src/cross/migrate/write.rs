@@ -5,16 +5,13 @@
 use crate::device::Device;
 use crate::error::Error;
 use crate::job::JobError;
+use crate::persistent::migrate::StoreShape;
 use crate::persistent::rebuild::{check_output, settle_output, Settled};
-
 use crate::persistent::stream::ClassicWriter;
-use crate::job::{self, Totals};
+use crate::shared::stream::{SharedInput, SharedWriter};
+
 use super::plan::{SharedPlan, Target};
-use super::report::{
-    classic_shape, shared_shape, SharedMigrateReport, Side, SHARED_MIGRATE_FORMAT_VERSION,
-};
-use crate::shared::stream::SharedInput;
-use crate::shared::stream::SharedWriter;
+use super::report::{shared_shape, SharedMigrateReport, Side, SHARED_MIGRATE_FORMAT_VERSION};
 
 /// Writes the migrated store into `output`. `origin` is needed for a larger
 /// chunk size; `output_zeroed` says the output holds only zeros (a new image),
@@ -36,9 +33,7 @@ pub fn migrate(
         ))
         .into());
     }
-    let devices = plan.inputs.devices();
     let rechunk = plan.rechunk;
-    let steps = plan.steps();
     let (to, totals, relocation, stale_areas_zeroed) = match plan.target {
         Target::Shared { snapmask, journal } => {
             if !plan.fits(output.size_bytes())? {
@@ -54,17 +49,7 @@ pub fn migrate(
             let journal_chunks = journal.chunks(output.size_bytes() / chunk_bytes, chunk_bytes);
             let mut writer =
                 SharedWriter::new(&output, plan.to_chunk_size, journal_chunks, output_zeroed)?;
-            let totals = plan.inputs.with_entries(|source| {
-                job::run(
-                    source,
-                    rechunk,
-                    &devices,
-                    origin,
-                    &mut writer,
-                    steps,
-                    progress,
-                )
-            })?;
+            let totals = plan.run(origin, &mut writer, progress)?;
             writer.finish(snapmask)?;
             output.sync()?;
             let written = SharedInput::open(output)?;
@@ -90,17 +75,7 @@ pub fn migrate(
                 kind,
             )?;
             let mut writer = ClassicWriter::new(output, plan.to_chunk_size, output_zeroed)?;
-            let totals: Totals = plan.inputs.with_entries(|source| {
-                job::run(
-                    source,
-                    rechunk,
-                    &devices,
-                    origin,
-                    &mut writer,
-                    steps,
-                    progress,
-                )
-            })?;
+            let totals = plan.run(origin, &mut writer, progress)?;
             let device = writer.finish(true)?;
             let Settled {
                 metadata,
@@ -108,7 +83,7 @@ pub fn migrate(
                 relocation,
             } = settle_output(device, output_zeroed, kind)?;
             (
-                Side::Classic(classic_shape(kind, &metadata)),
+                Side::Classic(StoreShape::of(kind, &metadata)),
                 totals,
                 relocation,
                 stale_areas_zeroed,

@@ -3,15 +3,14 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-
 use super::report::StoreShape;
 use crate::error::Error;
+use crate::job::JobError;
+pub use crate::job::MigrateMode;
 use crate::kind::StoreKind;
 use crate::persistent::check::CheckOptions;
 use crate::persistent::header::validate_chunk_size;
 use crate::persistent::layout::Geometry;
-pub use crate::job::MigrateMode;
-use crate::job::JobError;
 use crate::persistent::rebuild::{chunks_needed, refuse_damaged};
 use crate::persistent::store::{Metadata, PersistentStore};
 use crate::persistent::LEGACY_CHUNK_LIMIT;

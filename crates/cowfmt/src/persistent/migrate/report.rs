@@ -34,7 +34,9 @@ pub struct StoreShape {
 }
 
 impl StoreShape {
-    pub(super) fn of(kind: StoreKind, metadata: &Metadata) -> Self {
+    /// A classic store as the kernel reads it (`kind` names persistent or
+    /// legacy).
+    pub fn of(kind: StoreKind, metadata: &Metadata) -> Self {
         let usage = metadata.usage();
         StoreShape {
             kind,

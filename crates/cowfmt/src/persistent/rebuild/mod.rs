@@ -10,8 +10,8 @@ mod size;
 mod sound;
 mod writer;
 
-pub use crate::output::{open_output, OutputRequest, PreparedOutput};
 pub use crate::job::JobError;
+pub use crate::output::{open_output, OutputRequest, PreparedOutput};
 pub use settle::{fix_legacy_reload_hazard, zero_stale_areas, Relocation};
 pub(crate) use settle::{settle_output, Settled};
 pub(crate) use size::check_output;

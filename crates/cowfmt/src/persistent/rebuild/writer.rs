@@ -8,7 +8,6 @@ use crate::persistent::record::ExceptionRecord;
 use crate::persistent::writer::{CommitOutcome, StoreWriter};
 use crate::sparse::is_zero;
 
-
 /// Zero chunks are cleared (a hole punched in an image file) in contiguous
 /// runs of at most this many bytes; they take no memory.
 const ZERO_RUN_BYTES: usize = 64 << 20;

@@ -4,8 +4,7 @@
 
 use crate::device::Device;
 use crate::error::Error;
-use crate::job::JobError;
-use crate::job::{ChunkGroups, Sink};
+use crate::job::{ChunkGroups, JobError, Sink};
 use crate::persistent::rebuild::RebuildWriter;
 
 /// Writes one record per output chunk.

@@ -3,9 +3,9 @@
 //! nothing below the header is trusted.
 
 use crate::device::Device;
+use crate::dump_format::DUMP_FORMAT_VERSION;
 use crate::error::{Error, FormatError, Result};
 use crate::kind::StoreKind;
-use crate::dump_format::DUMP_FORMAT_VERSION;
 use crate::shared::bitmap::ChunkBitmap;
 use crate::shared::geometry::{validate_chunk_size, Geometry};
 use crate::shared::header::{SharedHeader, HEADER_BYTES};

@@ -5,8 +5,8 @@
 use crate::bitset::DenseBitmap;
 use crate::device::Device;
 use crate::error::{Error, FormatError};
-use crate::kind::{PERSISTENT_MAGIC, SHARED_MAGIC};
 use crate::job::JobError;
+use crate::kind::{PERSISTENT_MAGIC, SHARED_MAGIC};
 use crate::shared::bitmap::ChunkBitmap;
 use crate::shared::geometry::{validate_chunk_size, Geometry};
 use crate::shared::header::{SharedHeader, HEADER_BYTES};

@@ -1,10 +1,8 @@
 //! A [`Sink`] that writes nothing and counts what sharing leaves: the exact
 //! data chunks and records of the output, and the tree they take.
 
-use crate::job::JobError;
+use crate::job::{ChunkGroups, JobError, Sink};
 
-use crate::job::ChunkGroups;
-use crate::job::Sink;
 use super::size::LeafPacker;
 
 /// Counts distinct contents and packs their records into leaves.

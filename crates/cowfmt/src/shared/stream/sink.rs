@@ -5,13 +5,11 @@
 
 use crate::device::Device;
 use crate::error::Error;
-use crate::job::{JobError, BATCH_BYTES};
+use crate::job::{ChunkGroups, JobError, Sink, BATCH_BYTES};
 use crate::shared::build::{Built, StoreBuilder};
 use crate::shared::leaf::Exception;
 use crate::sparse::is_zero;
 
-use crate::job::ChunkGroups;
-use crate::job::Sink;
 use super::size::max_records_per_chunk;
 
 /// Writes data chunks and collects records for the tree.

@@ -7,13 +7,11 @@
 use crate::bitset::DenseBitmap;
 use crate::device::Device;
 use crate::error::{Error, FormatError};
-use crate::job::JobError;
+use crate::job::{EntrySource, InEntry, InRecord, JobError};
 use crate::shared::geometry::{validate_chunk_size, Geometry};
 use crate::shared::header::{SharedHeader, HEADER_BYTES};
 use crate::shared::leaf::Leaf;
 use crate::shared::node::Node;
-
-use crate::job::{EntrySource, InEntry, InRecord};
 
 /// An undamaged shared store opened read-only for a migration.
 #[derive(Debug)]

@@ -2,11 +2,9 @@
 //! copies there will be at most (no contents are read, so no sharing is
 //! assumed), whether the origin is needed, and the tree that many records take.
 
-use crate::job::JobError;
+use crate::job::{Assembler, EntrySource, JobError, Rechunk};
 
-use crate::job::{Assembler, Rechunk};
 use super::size::LeafPacker;
-use crate::job::EntrySource;
 
 /// What the output holds at most.
 #[derive(Debug, Clone)]
