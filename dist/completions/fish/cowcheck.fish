@@ -7,7 +7,7 @@ legacy\t'The same bytes, held to the pre-2.6.29 limits'
 shared\t'The multi-snapshot shared store'"
 complete -c cowcheck -l chunk-size -d 'Chunk size to read the areas with when the header\'s is unusable (4k, 8s...)' -r
 complete -c cowcheck -l super-block-only -d 'Check only the header (chunk 0)'
-complete -c cowcheck -s q -l quiet -d 'Print nothing; only the exit code tells'
 complete -c cowcheck -l ignore-non-fatal -d 'Exit 0 when only warnings (non-fatal findings) were found; also spelt --ignore-non-fatal-errors, as thin_check has it'
+complete -c cowcheck -s q -l quiet -d 'Print nothing; only the exit code tells'
 complete -c cowcheck -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cowcheck -s V -l version -d 'Print version'
