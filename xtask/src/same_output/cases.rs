@@ -8,23 +8,30 @@ use std::path::Path;
 /// One command line of one tool.
 #[derive(Debug, Clone)]
 pub struct Case {
-    tool: &'static str,
+    tool: String,
     args: Vec<String>,
-    stdin: Option<&'static str>,
+    stdin: Option<String>,
 }
 
 impl Case {
-    fn new(tool: &'static str, args: &[&str]) -> Self {
+    /// A case from its command line: the tool, its arguments separated by
+    /// spaces, and optionally `< FILE` for its stdin.
+    fn parse(line: &str) -> Self {
+        let (command, stdin) = match line.split_once(" < ") {
+            Some((command, stdin)) => (command, Some(stdin.trim().to_string())),
+            None => (line, None),
+        };
+        let mut words = command.split_whitespace().map(str::to_string);
         Case {
-            tool,
-            args: args.iter().map(|a| a.to_string()).collect(),
-            stdin: None,
+            tool: words.next().expect("a case names its tool"),
+            args: words.collect(),
+            stdin,
         }
     }
 
     /// The tool run.
-    pub fn tool(&self) -> &'static str {
-        self.tool
+    pub fn tool(&self) -> &str {
+        &self.tool
     }
 
     /// Its arguments.
@@ -33,17 +40,17 @@ impl Case {
     }
 
     /// The pool file fed to its stdin, if any.
-    pub fn stdin(&self) -> Option<&'static str> {
-        self.stdin
+    pub fn stdin(&self) -> Option<&str> {
+        self.stdin.as_deref()
     }
 
     /// The command line, which names the case.
     pub fn name(&self) -> String {
-        let mut name = std::iter::once(self.tool.to_string())
+        let mut name = std::iter::once(self.tool.clone())
             .chain(self.args.iter().cloned())
             .collect::<Vec<_>>()
             .join(" ");
-        if let Some(stdin) = self.stdin {
+        if let Some(stdin) = &self.stdin {
             name.push_str(" < ");
             name.push_str(stdin);
         }
@@ -114,45 +121,53 @@ const BAD: [&str; 8] = [
 
 /// Every case, in a fixed order.
 pub fn all() -> Vec<Case> {
-    let mut cases = Vec::new();
+    let mut cases = Cases::default();
     common(&mut cases);
     cowcheck(&mut cases);
     cowdump(&mut cases);
     cowrepair(&mut cases);
     cowmigrate(&mut cases);
     mkcow(&mut cases);
-    cases
+    cases.0
+}
+
+/// The cases collected so far.
+#[derive(Default)]
+struct Cases(Vec<Case>);
+
+impl Cases {
+    /// Adds the case of one command line (see [`Case::parse`]).
+    fn add(&mut self, line: impl AsRef<str>) {
+        self.0.push(Case::parse(line.as_ref()));
+    }
+
+    /// Adds one case per command line.
+    fn add_all<S: AsRef<str>>(&mut self, lines: impl IntoIterator<Item = S>) {
+        for line in lines {
+            self.add(line);
+        }
+    }
 }
 
 fn every_input() -> impl Iterator<Item = &'static str> {
     CLASSIC.into_iter().chain(SHARED).chain(DAMAGED).chain(BAD)
 }
 
-fn add(cases: &mut Vec<Case>, tool: &'static str, args: &[&str]) {
-    cases.push(Case::new(tool, args));
-}
-
 /// Help, version and usage errors of every tool.
-fn common(cases: &mut Vec<Case>) {
+fn common(cases: &mut Cases) {
     for tool in super::build::TOOLS {
-        for args in [
-            &["--help"][..],
-            &["-h"],
-            &["-V"],
-            &["--version"],
-            &[],
-            &["--bogus"],
-            &["a", "b", "c"],
-        ] {
-            add(cases, tool, args);
+        for args in ["--help", "-h", "-V", "--version", "", "--bogus", "a b c"] {
+            cases.add(format!("{tool} {args}"));
         }
     }
 }
 
-fn cowcheck(cases: &mut Vec<Case>) {
+fn cowcheck(cases: &mut Cases) {
     for input in every_input() {
-        add(cases, "cowcheck", &[input]);
-        add(cases, "cowcheck", &["--format", "json", input]);
+        cases.add_all([
+            format!("cowcheck {input}"),
+            format!("cowcheck --format json {input}"),
+        ]);
     }
     for input in [
         "golden-a.cow",
@@ -162,21 +177,15 @@ fn cowcheck(cases: &mut Vec<Case>) {
         "dmg-s-leaf.cow",
         "junk.img",
     ] {
-        add(cases, "cowcheck", &["-q", input]);
-        add(cases, "cowcheck", &["--super-block-only", input]);
-        add(
-            cases,
-            "cowcheck",
-            &["--super-block-only", "--format", "json", input],
-        );
-        add(cases, "cowcheck", &["--ignore-non-fatal", input]);
-        add(
-            cases,
-            "cowcheck",
-            &["-q", "--ignore-non-fatal-errors", input],
-        );
+        cases.add_all([
+            format!("cowcheck -q {input}"),
+            format!("cowcheck --super-block-only {input}"),
+            format!("cowcheck --super-block-only --format json {input}"),
+            format!("cowcheck --ignore-non-fatal {input}"),
+            format!("cowcheck -q --ignore-non-fatal-errors {input}"),
+        ]);
         for kind in ["persistent", "legacy", "shared"] {
-            add(cases, "cowcheck", &["--kind", kind, input]);
+            cases.add(format!("cowcheck --kind {kind} {input}"));
         }
     }
     for (store, origin) in [
@@ -187,164 +196,119 @@ fn cowcheck(cases: &mut Vec<Case>) {
         ("gen-s.cow", "golden-a.origin"),
         ("dmg-rec.cow", "gen-p.origin"),
     ] {
-        add(cases, "cowcheck", &["--origin", origin, store]);
-        add(
-            cases,
-            "cowcheck",
-            &["--format", "json", "--origin", origin, store],
-        );
+        cases.add_all([
+            format!("cowcheck --origin {origin} {store}"),
+            format!("cowcheck --format json --origin {origin} {store}"),
+        ]);
     }
     for store in ["gen-p.cow", "gen-l.cow", "gen-s.cow", "golden-b2.cow"] {
-        add(cases, "cowcheck", &["--origin-size", "64k", store]);
-        add(
-            cases,
-            "cowcheck",
-            &["--origin-size", "1G", "--format", "json", store],
-        );
+        cases.add_all([
+            format!("cowcheck --origin-size 64k {store}"),
+            format!("cowcheck --origin-size 1G --format json {store}"),
+        ]);
     }
-    add(cases, "cowcheck", &["--origin", "missing.img", "gen-p.cow"]);
-    add(cases, "cowcheck", &["--origin-size", "12q", "gen-p.cow"]);
+    cases.add("cowcheck --origin missing.img gen-p.cow");
+    cases.add("cowcheck --origin-size 12q gen-p.cow");
     for store in ["dmg-hdr.cow", "dmg-magic.cow", "gen-p.cow", "gen-l.cow"] {
-        add(cases, "cowcheck", &["--chunk-size", "4k", store]);
-        add(
-            cases,
-            "cowcheck",
-            &["--chunk-size", "8k", "--kind", "persistent", store],
-        );
+        cases.add_all([
+            format!("cowcheck --chunk-size 4k {store}"),
+            format!("cowcheck --chunk-size 8k --kind persistent {store}"),
+        ]);
     }
-    add(cases, "cowcheck", &["--chunk-size", "3k", "gen-p.cow"]);
+    cases.add("cowcheck --chunk-size 3k gen-p.cow");
 }
 
-fn cowdump(cases: &mut Vec<Case>) {
+fn cowdump(cases: &mut Cases) {
     for input in every_input() {
         for format in ["yaml", "json", "table"] {
-            add(cases, "cowdump", &["--format", format, input]);
+            cases.add(format!("cowdump --format {format} {input}"));
         }
     }
     for input in CLASSIC
         .into_iter()
         .chain(["dmg-rec.cow", "dmg-invalid.cow"])
     {
-        add(cases, "cowdump", &["--runs", input]);
-        add(cases, "cowdump", &["--runs", "--format", "table", input]);
-        add(cases, "cowdump", &["--kind", "legacy", input]);
+        cases.add_all([
+            format!("cowdump --runs {input}"),
+            format!("cowdump --runs --format table {input}"),
+            format!("cowdump --kind legacy {input}"),
+        ]);
     }
     for input in ["golden-a.cow", "gen-s.cow", "dmg-hdr.cow", "junk.img"] {
-        add(cases, "cowdump", &["--hex", "0", input]);
-        add(cases, "cowdump", &["--hex", "1", input]);
-        add(cases, "cowdump", &["--hex", "99999", input]);
-        add(cases, "cowdump", &["-q", input]);
-        add(cases, "cowdump", &["--kind", "shared", input]);
-        add(
-            cases,
-            "cowdump",
-            &["--kind", "persistent", "--format", "json", input],
-        );
+        cases.add_all([
+            format!("cowdump --hex 0 {input}"),
+            format!("cowdump --hex 1 {input}"),
+            format!("cowdump --hex 99999 {input}"),
+            format!("cowdump -q {input}"),
+            format!("cowdump --kind shared {input}"),
+            format!("cowdump --kind persistent --format json {input}"),
+        ]);
     }
     for input in SHARED.into_iter().chain(["dmg-s-leaf.cow", "golden-a.cow"]) {
         for format in ["yaml", "json", "table"] {
             for view in [
-                &["--snapshot", "0"][..],
-                &["--snapshot", "2"],
-                &["--snapshot", "63"],
-                &["--tree"],
-                &["--bitmap"],
-                &["--journal"],
+                "--snapshot 0",
+                "--snapshot 2",
+                "--snapshot 63",
+                "--tree",
+                "--bitmap",
+                "--journal",
             ] {
-                let mut args = vec!["--format", format];
-                args.extend_from_slice(view);
-                args.push(input);
-                add(cases, "cowdump", &args);
+                cases.add(format!("cowdump --format {format} {view} {input}"));
             }
         }
     }
-    add(cases, "cowdump", &["--tree", "--bitmap", "gen-s.cow"]);
-    add(
-        cases,
-        "cowdump",
-        &["--hex", "1", "--format", "json", "gen-p.cow"],
-    );
+    cases.add("cowdump --tree --bitmap gen-s.cow");
+    cases.add("cowdump --hex 1 --format json gen-p.cow");
     for input in ["gen-p.cow", "gen-s.cow", "dmg-rec.cow"] {
-        add(cases, "cowdump", &["-o", "out.yaml", input]);
-        add(
-            cases,
-            "cowdump",
-            &["--format", "json", "--runs", "-o", "out.json", input],
-        );
-        add(
-            cases,
-            "cowdump",
-            &["--format", "table", "--output", "out.txt", input],
-        );
-        add(cases, "cowdump", &["-o", "existing.txt", input]);
-        add(cases, "cowdump", &["-o", "existing.txt", "--force", input]);
-        add(cases, "cowdump", &["-o", input, input]);
-        add(cases, "cowdump", &["-o", "adir", input]);
-        add(cases, "cowdump", &["-o", "nodir/out.yaml", input]);
+        cases.add_all([
+            format!("cowdump -o out.yaml {input}"),
+            format!("cowdump --format json --runs -o out.json {input}"),
+            format!("cowdump --format table --output out.txt {input}"),
+            format!("cowdump -o existing.txt {input}"),
+            format!("cowdump -o existing.txt --force {input}"),
+            format!("cowdump -o {input} {input}"),
+            format!("cowdump -o adir {input}"),
+            format!("cowdump -o nodir/out.yaml {input}"),
+        ]);
     }
-    add(cases, "cowdump", &["--force", "gen-p.cow"]);
+    cases.add("cowdump --force gen-p.cow");
 }
 
-fn cowrepair(cases: &mut Vec<Case>) {
+fn cowrepair(cases: &mut Cases) {
     for input in every_input() {
-        add(cases, "cowrepair", &["-i", input, "--dry-run"]);
-        add(cases, "cowrepair", &["-i", input, "-o", "out.img"]);
+        cases.add_all([
+            format!("cowrepair -i {input} --dry-run"),
+            format!("cowrepair -i {input} -o out.img"),
+        ]);
     }
     for input in ["golden-a.cow", "golden-c.cow", "gen-s.cow"]
         .into_iter()
         .chain(DAMAGED)
     {
         for format in ["text", "table", "json"] {
-            add(
-                cases,
-                "cowrepair",
-                &["-i", input, "-o", "out.img", "--format", format],
-            );
-            add(cases, "cowrepair", &["-i", input, "-n", "--format", format]);
+            cases.add_all([
+                format!("cowrepair -i {input} -o out.img --format {format}"),
+                format!("cowrepair -i {input} -n --format {format}"),
+            ]);
         }
-        add(cases, "cowrepair", &["-q", "-i", input, "-o", "out.img"]);
-        add(
-            cases,
-            "cowrepair",
-            &["-q", "-i", input, "-o", "out.img", "--format", "json"],
-        );
-        add(
-            cases,
-            "cowrepair",
-            &["-i", input, "--in-place", "--backup", "backup.img"],
-        );
-        add(
-            cases,
-            "cowrepair",
-            &["-i", input, "-o", "out.img", "--invalidate-on-loss"],
-        );
+        cases.add_all([
+            format!("cowrepair -q -i {input} -o out.img"),
+            format!("cowrepair -q -i {input} -o out.img --format json"),
+            format!("cowrepair -i {input} --in-place --backup backup.img"),
+            format!("cowrepair -i {input} -o out.img --invalidate-on-loss"),
+        ]);
     }
     for input in ["golden-c.cow", "dmg-invalid.cow", "gen-p.cow"] {
-        add(
-            cases,
-            "cowrepair",
-            &["-i", input, "-o", "out.img", "--mark-valid"],
-        );
-        add(
-            cases,
-            "cowrepair",
-            &["-i", input, "-o", "out.img", "--kernel-areas-only"],
-        );
-        add(
-            cases,
-            "cowrepair",
-            &["-i", input, "-o", "out.img", "--kind", "legacy"],
-        );
-        add(
-            cases,
-            "cowrepair",
-            &["-i", input, "-o", "out.img", "--size", "8M"],
-        );
-        add(
-            cases,
-            "cowrepair",
-            &["-i", input, "-o", "out.img", "--size", "4k"],
-        );
+        for option in [
+            "--mark-valid",
+            "--kernel-areas-only",
+            "--kind legacy",
+            "--size 8M",
+            "--size 4k",
+        ] {
+            cases.add(format!("cowrepair -i {input} -o out.img {option}"));
+        }
     }
     for (input, origin) in [
         ("golden-a.cow", "golden-a.origin"),
@@ -353,55 +317,18 @@ fn cowrepair(cases: &mut Vec<Case>) {
         ("gen-s.cow", "gen-s.origin"),
         ("dmg-s-leaf.cow", "gen-s.origin"),
     ] {
-        add(
-            cases,
-            "cowrepair",
-            &["-i", input, "-o", "out.img", "--origin", origin],
-        );
-        add(
-            cases,
-            "cowrepair",
-            &["-i", input, "-n", "--origin-size", "256k"],
-        );
-        add(
-            cases,
-            "cowrepair",
-            &[
-                "-i",
-                input,
-                "-n",
-                "--origin-size",
-                "256k",
-                "--format",
-                "json",
-            ],
-        );
+        cases.add_all([
+            format!("cowrepair -i {input} -o out.img --origin {origin}"),
+            format!("cowrepair -i {input} -n --origin-size 256k"),
+            format!("cowrepair -i {input} -n --origin-size 256k --format json"),
+        ]);
     }
     for input in ["dmg-hdr.cow", "dmg-magic.cow", "dmg-area.cow", "gen-p.cow"] {
-        add(
-            cases,
-            "cowrepair",
-            &["-i", input, "-o", "out.img", "--chunk-size", "4k"],
-        );
-        add(
-            cases,
-            "cowrepair",
-            &[
-                "-i",
-                input,
-                "-o",
-                "out.img",
-                "--chunk-size",
-                "8k",
-                "--format",
-                "json",
-            ],
-        );
-        add(
-            cases,
-            "cowrepair",
-            &["-i", input, "-n", "--kind", "persistent"],
-        );
+        cases.add_all([
+            format!("cowrepair -i {input} -o out.img --chunk-size 4k"),
+            format!("cowrepair -i {input} -o out.img --chunk-size 8k --format json"),
+            format!("cowrepair -i {input} -n --kind persistent"),
+        ]);
     }
     for input in [
         "dmg-s-hdr.cow",
@@ -409,61 +336,12 @@ fn cowrepair(cases: &mut Vec<Case>) {
         "dmg-s2-leaf.cow",
         "gen-s.cow",
     ] {
-        add(
-            cases,
-            "cowrepair",
-            &[
-                "-i",
-                input,
-                "-o",
-                "out.img",
-                "--kind",
-                "shared",
-                "--snapshots",
-                "0-3",
-            ],
-        );
-        add(
-            cases,
-            "cowrepair",
-            &[
-                "-i",
-                input,
-                "-n",
-                "--kind",
-                "shared",
-                "--snapmask",
-                "0x5",
-                "--format",
-                "json",
-            ],
-        );
-        add(
-            cases,
-            "cowrepair",
-            &[
-                "-i",
-                input,
-                "-o",
-                "out.img",
-                "--full-scan",
-                "--format",
-                "table",
-            ],
-        );
-        add(
-            cases,
-            "cowrepair",
-            &[
-                "-i",
-                input,
-                "-n",
-                "--kind",
-                "shared",
-                "--journal-chunks",
-                "8",
-            ],
-        );
+        cases.add_all([
+            format!("cowrepair -i {input} -o out.img --kind shared --snapshots 0-3"),
+            format!("cowrepair -i {input} -n --kind shared --snapmask 0x5 --format json"),
+            format!("cowrepair -i {input} -o out.img --full-scan --format table"),
+            format!("cowrepair -i {input} -n --kind shared --journal-chunks 8"),
+        ]);
     }
     for bad in [
         "--snapshots=3-1",
@@ -472,84 +350,36 @@ fn cowrepair(cases: &mut Vec<Case>) {
         "--snapmask=0",
         "--snapmask=zz",
     ] {
-        add(cases, "cowrepair", &["-i", "gen-s.cow", "-n", bad]);
+        cases.add(format!("cowrepair -i gen-s.cow -n {bad}"));
     }
     for input in ["junk.img", "clone-meta.img", "zero.img"] {
-        add(
-            cases,
-            "cowrepair",
-            &[
-                "-i",
-                input,
-                "-o",
-                "out.img",
-                "--kind",
-                "persistent",
-                "--force",
-            ],
-        );
-        add(
-            cases,
-            "cowrepair",
-            &["-i", input, "-o", "out.img", "--kind", "shared", "--force"],
-        );
-        add(
-            cases,
-            "cowrepair",
-            &[
-                "-i",
-                input,
-                "-o",
-                "out.img",
-                "--kind",
-                "persistent",
-                "--chunk-size",
-                "4k",
-                "--force",
-            ],
-        );
+        cases.add_all([
+            format!("cowrepair -i {input} -o out.img --kind persistent --force"),
+            format!("cowrepair -i {input} -o out.img --kind shared --force"),
+            format!("cowrepair -i {input} -o out.img --kind persistent --chunk-size 4k --force"),
+        ]);
     }
     for input in ["gen-p.cow", "dmg-rec.cow"] {
-        add(cases, "cowrepair", &["-i", input, "-o", "existing.txt"]);
-        add(
-            cases,
-            "cowrepair",
-            &["-i", input, "-o", "existing.txt", "--force"],
-        );
-        add(cases, "cowrepair", &["-i", input, "-o", input]);
-        add(cases, "cowrepair", &["-i", input, "-o", "adir"]);
-        add(cases, "cowrepair", &["-i", input, "--in-place"]);
-        add(
-            cases,
-            "cowrepair",
-            &["-i", input, "--in-place", "--backup", "existing.txt"],
-        );
-        add(
-            cases,
-            "cowrepair",
-            &["-i", input, "--in-place", "--backup", input],
-        );
-        add(
-            cases,
-            "cowrepair",
-            &["-i", input, "-o", "out.img", "--in-place"],
-        );
-        add(cases, "cowrepair", &["-i", input]);
+        cases.add_all([
+            format!("cowrepair -i {input} -o existing.txt"),
+            format!("cowrepair -i {input} -o existing.txt --force"),
+            format!("cowrepair -i {input} -o {input}"),
+            format!("cowrepair -i {input} -o adir"),
+            format!("cowrepair -i {input} --in-place"),
+            format!("cowrepair -i {input} --in-place --backup existing.txt"),
+            format!("cowrepair -i {input} --in-place --backup {input}"),
+            format!("cowrepair -i {input} -o out.img --in-place"),
+            format!("cowrepair -i {input}"),
+        ]);
     }
 }
 
-fn cowmigrate(cases: &mut Vec<Case>) {
+fn cowmigrate(cases: &mut Cases) {
     for input in every_input() {
-        add(
-            cases,
-            "cowmigrate",
-            &["-i", input, "-o", "out.img", "--chunk-size", "2k"],
-        );
-        add(
-            cases,
-            "cowmigrate",
-            &["-i", input, "-o", "out.img", "--to", "shared"],
-        );
+        cases.add_all([
+            format!("cowmigrate -i {input} -o out.img --chunk-size 2k"),
+            format!("cowmigrate -i {input} -o out.img --to shared"),
+        ]);
     }
     for (input, origin) in [
         ("golden-a.cow", "golden-a.origin"),
@@ -559,133 +389,23 @@ fn cowmigrate(cases: &mut Vec<Case>) {
         ("gen-l.cow", "gen-l.origin"),
     ] {
         for format in ["text", "json"] {
-            add(
-                cases,
-                "cowmigrate",
-                &[
-                    "-i",
-                    input,
-                    "-o",
-                    "out.img",
-                    "--chunk-size",
-                    "16k",
-                    "--origin",
-                    origin,
-                    "--format",
-                    format,
-                ],
-            );
-            add(
-                cases,
-                "cowmigrate",
-                &[
-                    "-i",
-                    input,
-                    "-o",
-                    "out.img",
-                    "--chunk-size",
-                    "1k",
-                    "--format",
-                    format,
-                ],
-            );
-            add(
-                cases,
-                "cowmigrate",
-                &[
-                    "-i", input, "-o", "out.img", "--to", "legacy", "--origin", origin, "--format",
-                    format,
-                ],
-            );
-            add(
-                cases,
-                "cowmigrate",
-                &[
-                    "-i",
-                    input,
-                    "-o",
-                    "out.img",
-                    "--to",
-                    "persistent",
-                    "--format",
-                    format,
-                ],
-            );
-            add(
-                cases,
-                "cowmigrate",
-                &[
-                    "-i",
-                    input,
-                    "-o",
-                    "out.img",
-                    "--to",
-                    "shared",
-                    "--journal-size",
-                    "64k",
-                    "--format",
-                    format,
-                ],
-            );
+            cases.add_all([
+                format!("cowmigrate -i {input} -o out.img --chunk-size 16k --origin {origin} --format {format}"),
+                format!("cowmigrate -i {input} -o out.img --chunk-size 1k --format {format}"),
+                format!("cowmigrate -i {input} -o out.img --to legacy --origin {origin} --format {format}"),
+                format!("cowmigrate -i {input} -o out.img --to persistent --format {format}"),
+                format!("cowmigrate -i {input} -o out.img --to shared --journal-size 64k --format {format}"),
+            ]);
         }
-        add(
-            cases,
-            "cowmigrate",
-            &["-i", input, "-o", "out.img", "--chunk-size", "16k"],
-        );
-        add(
-            cases,
-            "cowmigrate",
-            &[
-                "-i", input, "-o", "snap.raw", "--to", "raw", "--origin", origin,
-            ],
-        );
-        add(
-            cases,
-            "cowmigrate",
-            &["-i", input, "-o", "-", "--to", "raw", "--origin", origin],
-        );
-        add(
-            cases,
-            "cowmigrate",
-            &["-i", input, "--merge", "--origin", origin],
-        );
-        add(
-            cases,
-            "cowmigrate",
-            &[
-                "-i", input, "--merge", "--origin", origin, "--format", "json",
-            ],
-        );
-        add(
-            cases,
-            "cowmigrate",
-            &[
-                "-q",
-                "-i",
-                input,
-                "-o",
-                "out.img",
-                "--chunk-size",
-                "2k",
-                "--size",
-                "16M",
-            ],
-        );
-        add(
-            cases,
-            "cowmigrate",
-            &[
-                "-i",
-                input,
-                "-o",
-                "out.img",
-                "--chunk-size",
-                "2k",
-                "--size",
-                "8k",
-            ],
-        );
+        cases.add_all([
+            format!("cowmigrate -i {input} -o out.img --chunk-size 16k"),
+            format!("cowmigrate -i {input} -o snap.raw --to raw --origin {origin}"),
+            format!("cowmigrate -i {input} -o - --to raw --origin {origin}"),
+            format!("cowmigrate -i {input} --merge --origin {origin}"),
+            format!("cowmigrate -i {input} --merge --origin {origin} --format json"),
+            format!("cowmigrate -q -i {input} -o out.img --chunk-size 2k --size 16M"),
+            format!("cowmigrate -i {input} -o out.img --chunk-size 2k --size 8k"),
+        ]);
     }
     for (input, origin) in [
         ("gen-s.cow", "gen-s.origin"),
@@ -693,373 +413,92 @@ fn cowmigrate(cases: &mut Vec<Case>) {
         ("mk-s.cow", "gen-s.origin"),
     ] {
         for format in ["text", "json"] {
-            add(
-                cases,
-                "cowmigrate",
-                &[
-                    "-i",
-                    input,
-                    "-o",
-                    "out.img",
-                    "--to",
-                    "persistent",
-                    "--snapshot",
-                    "1",
-                    "--origin",
-                    origin,
-                    "--format",
-                    format,
-                ],
-            );
-            add(
-                cases,
-                "cowmigrate",
-                &[
-                    "-i",
-                    input,
-                    "-o",
-                    "out.img",
-                    "--to",
-                    "legacy",
-                    "--snapshot",
-                    "2",
-                    "--origin",
-                    origin,
-                    "--format",
-                    format,
-                ],
-            );
-            add(
-                cases,
-                "cowmigrate",
-                &[
-                    "-i", input, "-o", "out.img", "--to", "shared", "--format", format,
-                ],
-            );
-            add(
-                cases,
-                "cowmigrate",
-                &[
-                    "-i",
-                    input,
-                    "-o",
-                    "out.img",
-                    "--chunk-size",
-                    "16k",
-                    "--origin",
-                    origin,
-                    "--format",
-                    format,
-                ],
-            );
-            add(
-                cases,
-                "cowmigrate",
-                &[
-                    "-i",
-                    input,
-                    "--merge",
-                    "--snapshot",
-                    "1",
-                    "--origin",
-                    origin,
-                    "--format",
-                    format,
-                ],
-            );
+            cases.add_all([
+                format!("cowmigrate -i {input} -o out.img --to persistent --snapshot 1 --origin {origin} --format {format}"),
+                format!("cowmigrate -i {input} -o out.img --to legacy --snapshot 2 --origin {origin} --format {format}"),
+                format!("cowmigrate -i {input} -o out.img --to shared --format {format}"),
+                format!("cowmigrate -i {input} -o out.img --chunk-size 16k --origin {origin} --format {format}"),
+                format!("cowmigrate -i {input} --merge --snapshot 1 --origin {origin} --format {format}"),
+            ]);
         }
-        add(
-            cases,
-            "cowmigrate",
-            &[
-                "-i",
-                input,
-                "-o",
-                "snap.raw",
-                "--to",
-                "raw",
-                "--snapshot",
-                "0",
-                "--origin",
-                origin,
-            ],
-        );
-        add(
-            cases,
-            "cowmigrate",
-            &[
-                "-i",
-                input,
-                "-o",
-                "-",
-                "--to",
-                "raw",
-                "--snapshot",
-                "3",
-                "--origin",
-                origin,
-            ],
-        );
-        add(
-            cases,
-            "cowmigrate",
-            &[
-                "-i",
-                input,
-                "-o",
-                "out.img",
-                "--to",
-                "persistent",
-                "--origin",
-                origin,
-            ],
-        );
-        add(
-            cases,
-            "cowmigrate",
-            &[
-                "-i",
-                input,
-                "-o",
-                "out.img",
-                "--to",
-                "persistent",
-                "--snapshot",
-                "40",
-            ],
-        );
-        add(
-            cases,
-            "cowmigrate",
-            &["-i", input, "--merge", "--origin", origin],
-        );
+        cases.add_all([
+            format!("cowmigrate -i {input} -o snap.raw --to raw --snapshot 0 --origin {origin}"),
+            format!("cowmigrate -i {input} -o - --to raw --snapshot 3 --origin {origin}"),
+            format!("cowmigrate -i {input} -o out.img --to persistent --origin {origin}"),
+            format!("cowmigrate -i {input} -o out.img --to persistent --snapshot 40"),
+            format!("cowmigrate -i {input} --merge --origin {origin}"),
+        ]);
     }
     for (inputs, extra) in [
-        (&["golden-a.cow", "golden-b2.cow"][..], &[][..]),
-        (
-            &["golden-a.cow", "golden-b2.cow", "golden-c2.cow"],
-            &["--ids", "5,6,9"],
-        ),
-        (&["gen-p.cow", "gen-r.cow"], &[]),
-        (&["gen-p.cow", "gen-l.cow"], &["--ids", "1,2"]),
-        (&["gen-p.cow", "gen-p.cow"], &["--ids", "3,3"]),
-        (&["gen-p.cow", "dmg-rec.cow"], &[]),
-        (&["gen-p.cow", "gen-s.cow"], &[]),
-        (&["gen-p.cow", "junk.img"], &[]),
+        ("golden-a.cow golden-b2.cow", ""),
+        ("golden-a.cow golden-b2.cow golden-c2.cow", " --ids 5,6,9"),
+        ("gen-p.cow gen-r.cow", ""),
+        ("gen-p.cow gen-l.cow", " --ids 1,2"),
+        ("gen-p.cow gen-p.cow", " --ids 3,3"),
+        ("gen-p.cow dmg-rec.cow", ""),
+        ("gen-p.cow gen-s.cow", ""),
+        ("gen-p.cow junk.img", ""),
     ] {
         for format in ["text", "json"] {
-            let mut args = vec!["-i"];
-            args.extend_from_slice(inputs);
-            args.extend_from_slice(&["-o", "out.img", "--to", "shared", "--format", format]);
-            args.extend_from_slice(extra);
-            add(cases, "cowmigrate", &args);
+            cases.add(format!(
+                "cowmigrate -i {inputs} -o out.img --to shared --format {format}{extra}"
+            ));
         }
     }
-    add(
-        cases,
-        "cowmigrate",
-        &[
-            "-i",
-            "gen-p.cow",
-            "-o",
-            "out.img",
-            "--to",
-            "shared",
-            "--ids",
-            "64",
-        ],
-    );
-    add(
-        cases,
-        "cowmigrate",
-        &[
-            "-i",
-            "gen-p.cow",
-            "-o",
-            "out.img",
-            "--to",
-            "shared",
-            "--ids",
-            "1,2",
-        ],
-    );
-    add(
-        cases,
-        "cowmigrate",
-        &["-i", "gen-p.cow", "-o", "existing.txt", "--to", "shared"],
-    );
-    add(
-        cases,
-        "cowmigrate",
-        &[
-            "-i",
-            "gen-p.cow",
-            "-o",
-            "existing.txt",
-            "--to",
-            "shared",
-            "--force",
-        ],
-    );
-    add(
-        cases,
-        "cowmigrate",
-        &[
-            "-i",
-            "gen-p.cow",
-            "-o",
-            "gen-p.cow",
-            "--chunk-size",
-            "2k",
-            "--force",
-        ],
-    );
-    add(cases, "cowmigrate", &["-i", "gen-p.cow", "-o", "out.img"]);
-    add(
-        cases,
-        "cowmigrate",
-        &["-i", "gen-p.cow", "--chunk-size", "2k"],
-    );
-    add(
-        cases,
-        "cowmigrate",
-        &["-i", "gen-p.cow", "-o", "out.img", "--chunk-size", "3k"],
-    );
-    add(
-        cases,
-        "cowmigrate",
-        &["-i", "gen-p.cow", "-o", "out.img", "--to", "raw"],
-    );
-    add(
-        cases,
-        "cowmigrate",
-        &[
-            "-i",
-            "gen-p.cow",
-            "-o",
-            "out.img",
-            "--kind",
-            "shared",
-            "--to",
-            "persistent",
-        ],
-    );
-    add(cases, "cowmigrate", &["-i", "gen-p.cow", "--merge"]);
-    add(
-        cases,
-        "cowmigrate",
-        &["-i", "gen-s.cow", "--merge", "--origin", "gen-s.origin"],
-    );
-    add(
-        cases,
-        "cowmigrate",
-        &[
-            "-i",
-            "gen-s.cow",
-            "--merge",
-            "--snapshot",
-            "9",
-            "--origin",
-            "gen-s.origin",
-        ],
-    );
-    add(
-        cases,
-        "cowmigrate",
-        &["-i", "gen-p.cow", "--merge", "--origin", "golden-a.origin"],
-    );
+    cases.add_all([
+        "cowmigrate -i gen-p.cow -o out.img --to shared --ids 64",
+        "cowmigrate -i gen-p.cow -o out.img --to shared --ids 1,2",
+        "cowmigrate -i gen-p.cow -o existing.txt --to shared",
+        "cowmigrate -i gen-p.cow -o existing.txt --to shared --force",
+        "cowmigrate -i gen-p.cow -o gen-p.cow --chunk-size 2k --force",
+        "cowmigrate -i gen-p.cow -o out.img",
+        "cowmigrate -i gen-p.cow --chunk-size 2k",
+        "cowmigrate -i gen-p.cow -o out.img --chunk-size 3k",
+        "cowmigrate -i gen-p.cow -o out.img --to raw",
+        "cowmigrate -i gen-p.cow -o out.img --kind shared --to persistent",
+        "cowmigrate -i gen-p.cow --merge",
+        "cowmigrate -i gen-s.cow --merge --snapshot 9 --origin gen-s.origin",
+        "cowmigrate -i gen-p.cow --merge --origin golden-a.origin",
+    ]);
 }
 
-fn mkcow(cases: &mut Vec<Case>) {
-    for args in [
-        &["--size", "1M", "new.img"][..],
-        &["--size", "64M", "--chunk-size", "64k", "new.img"],
-        &[
-            "--size",
-            "1M",
-            "--chunk-size",
-            "8s",
-            "--kind",
-            "legacy",
-            "new.img",
-        ],
-        &[
-            "--size",
-            "16M",
-            "--kind",
-            "shared",
-            "--journal-size",
-            "1M",
-            "--snapshots",
-            "4",
-            "new.img",
-        ],
-        &["--size", "16M", "--kind", "shared", "new.img"],
-        &[
-            "--size",
-            "4M",
-            "--kind",
-            "shared",
-            "--journal-size",
-            "0",
-            "new.img",
-        ],
-        &[
-            "--size",
-            "4M",
-            "--kind",
-            "shared",
-            "--snapshots",
-            "65",
-            "new.img",
-        ],
-        &[
-            "--size",
-            "4M",
-            "--kind",
-            "shared",
-            "--journal-size",
-            "8M",
-            "new.img",
-        ],
-        &["--size", "1M", "--origin", "gen-p.origin", "new.img"],
-        &["--size", "1M", "--origin", "missing.img", "new.img"],
-        &["-q", "--size", "1M", "new.img"],
-        &[
-            "-q",
-            "--size",
-            "8M",
-            "--kind",
-            "shared",
-            "--origin",
-            "gen-s.origin",
-            "new.img",
-        ],
-        &["--size", "4k", "new.img"],
-        &["--size", "1M", "--chunk-size", "3k", "new.img"],
-        &["--size", "1M", "--chunk-size", "256", "new.img"],
-        &["--size", "0", "new.img"],
-        &["new.img"],
-        &["zero.img"],
-        &["--chunk-size", "16k", "zero.img"],
-        &["--kind", "shared", "zero.img"],
-        &["--size", "2M", "zero.img"],
-        &["junk.img"],
-        &["--force", "junk.img"],
-        &["existing.txt"],
-        &["gen-p.cow"],
-        &["--force", "gen-p.cow"],
-        &["--force", "--kind", "shared", "gen-p.cow"],
-        &["gen-s.cow"],
-        &["clone-meta.img"],
-        &["--force", "clone-meta.img"],
-        &["adir"],
-        &["empty.img"],
-        &["--size", "1M", "empty.img"],
-        &["--size", "1M", "nodir/new.img"],
-    ] {
-        add(cases, "mkcow", args);
-    }
+fn mkcow(cases: &mut Cases) {
+    cases.add_all([
+        "mkcow --size 1M new.img",
+        "mkcow --size 64M --chunk-size 64k new.img",
+        "mkcow --size 1M --chunk-size 8s --kind legacy new.img",
+        "mkcow --size 16M --kind shared --journal-size 1M --snapshots 4 new.img",
+        "mkcow --size 16M --kind shared new.img",
+        "mkcow --size 4M --kind shared --journal-size 0 new.img",
+        "mkcow --size 4M --kind shared --snapshots 65 new.img",
+        "mkcow --size 4M --kind shared --journal-size 8M new.img",
+        "mkcow --size 1M --origin gen-p.origin new.img",
+        "mkcow --size 1M --origin missing.img new.img",
+        "mkcow -q --size 1M new.img",
+        "mkcow -q --size 8M --kind shared --origin gen-s.origin new.img",
+        "mkcow --size 4k new.img",
+        "mkcow --size 1M --chunk-size 3k new.img",
+        "mkcow --size 1M --chunk-size 256 new.img",
+        "mkcow --size 0 new.img",
+        "mkcow new.img",
+        "mkcow zero.img",
+        "mkcow --chunk-size 16k zero.img",
+        "mkcow --kind shared zero.img",
+        "mkcow --size 2M zero.img",
+        "mkcow junk.img",
+        "mkcow --force junk.img",
+        "mkcow existing.txt",
+        "mkcow gen-p.cow",
+        "mkcow --force gen-p.cow",
+        "mkcow --force --kind shared gen-p.cow",
+        "mkcow gen-s.cow",
+        "mkcow clone-meta.img",
+        "mkcow --force clone-meta.img",
+        "mkcow adir",
+        "mkcow empty.img",
+        "mkcow --size 1M empty.img",
+        "mkcow --size 1M nodir/new.img",
+    ]);
     for (dump, target) in [
         ("gen-p.yaml", "gen-p.cow"),
         ("gen-p.json", "gen-p.cow"),
@@ -1080,66 +519,62 @@ fn mkcow(cases: &mut Vec<Case>) {
         ("missing.yaml", "gen-p.cow"),
         ("existing.txt", "gen-p.cow"),
     ] {
-        add(cases, "mkcow", &["--force", "--from-dump", dump, target]);
-        add(cases, "mkcow", &["-i", dump, target]);
+        cases.add_all([
+            format!("mkcow --force --from-dump {dump} {target}"),
+            format!("mkcow -i {dump} {target}"),
+        ]);
     }
-    add(
-        cases,
-        "mkcow",
-        &["-q", "--force", "-i", "gen-p.json", "gen-p.cow"],
-    );
-    add(
-        cases,
-        "mkcow",
-        &[
-            "--force",
-            "--input",
-            "gen-s.json",
-            "--size",
-            "64M",
-            "new.img",
-        ],
-    );
-    add(
-        cases,
-        "mkcow",
-        &[
-            "--force",
-            "-i",
-            "gen-p.yaml",
-            "--chunk-size",
-            "8k",
-            "gen-p.cow",
-        ],
-    );
-    add(
-        cases,
-        "mkcow",
-        &[
-            "--force",
-            "-i",
-            "gen-p.yaml",
-            "--kind",
-            "shared",
-            "gen-p.cow",
-        ],
-    );
-    add(
-        cases,
-        "mkcow",
-        &[
-            "--force",
-            "-i",
-            "gen-p.yaml",
-            "--kind",
-            "legacy",
-            "gen-p.cow",
-        ],
-    );
-    let mut piped = Case::new("mkcow", &["--force", "-i", "-", "gen-p.cow"]);
-    piped.stdin = Some("gen-p.yaml");
-    cases.push(piped);
-    let mut piped = Case::new("mkcow", &["--force", "-i", "-", "gen-s.cow"]);
-    piped.stdin = Some("gen-s.json");
-    cases.push(piped);
+    cases.add_all([
+        "mkcow -q --force -i gen-p.json gen-p.cow",
+        "mkcow --force --input gen-s.json --size 64M new.img",
+        "mkcow --force -i gen-p.yaml --chunk-size 8k gen-p.cow",
+        "mkcow --force -i gen-p.yaml --kind shared gen-p.cow",
+        "mkcow --force -i gen-p.yaml --kind legacy gen-p.cow",
+        "mkcow --force -i - gen-p.cow < gen-p.yaml",
+        "mkcow --force -i - gen-s.cow < gen-s.json",
+    ]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_line_gives_the_tool_the_arguments_and_stdin() {
+        let case = Case::parse("mkcow --force -i - gen-s.cow < gen-s.json");
+        assert_eq!(case.tool(), "mkcow");
+        assert_eq!(case.args(), ["--force", "-i", "-", "gen-s.cow"]);
+        assert_eq!(case.stdin(), Some("gen-s.json"));
+        assert_eq!(case.name(), "mkcow --force -i - gen-s.cow < gen-s.json");
+        let bare = Case::parse("cowcheck ");
+        assert_eq!(
+            (bare.tool(), bare.args().len(), bare.stdin()),
+            ("cowcheck", 0, None)
+        );
+    }
+
+    #[test]
+    fn inputs_are_the_arguments_that_name_pool_files() {
+        let pool = tempfile::tempdir().unwrap();
+        for name in ["gen-p.cow", "gen-p.origin"] {
+            std::fs::write(pool.path().join(name), b"x").unwrap();
+        }
+        let case =
+            Case::parse("cowcheck --origin=gen-p.origin -o nodir/gen-p.cow gen-p.cow missing.img");
+        assert_eq!(case.inputs(pool.path()), ["gen-p.cow", "gen-p.origin"]);
+    }
+
+    #[test]
+    fn every_case_is_new_and_runs_one_of_the_five_tools() {
+        let cases = all();
+        let names: std::collections::BTreeSet<String> = cases.iter().map(Case::name).collect();
+        assert_eq!(names.len(), cases.len(), "a case is listed twice");
+        for case in &cases {
+            assert!(
+                super::super::build::TOOLS.contains(&case.tool()),
+                "{}",
+                case.name()
+            );
+        }
+    }
 }

@@ -119,17 +119,18 @@ fn generated(pool: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs a base tool in `pool`; it must succeed.
-fn base_tool(pool: &Path, base: &ToolDir, tool: &str, args: &[&str]) -> Result<()> {
+/// Runs a command line of a base tool in `pool`; it must succeed.
+fn base_tool(pool: &Path, base: &ToolDir, line: &str) -> Result<()> {
+    let mut words = line.split_whitespace();
+    let tool = words.next().context("a command names its tool")?;
     let output = Command::new(base.path(tool))
-        .args(args)
+        .args(words)
         .current_dir(pool)
         .output()
         .with_context(|| format!("cannot run {tool}"))?;
     if !output.status.success() {
         bail!(
-            "preparing the inputs: {tool} {} failed ({}): {}",
-            args.join(" "),
+            "preparing the inputs: {line} failed ({}): {}",
             output.status,
             String::from_utf8_lossy(&output.stderr)
         );
@@ -138,39 +139,14 @@ fn base_tool(pool: &Path, base: &ToolDir, tool: &str, args: &[&str]) -> Result<(
 }
 
 fn made_by_mkcow(pool: &Path, base: &ToolDir) -> Result<()> {
-    base_tool(pool, base, "mkcow", &["-q", "--size", "2M", "mk-p.cow"])?;
-    base_tool(
-        pool,
-        base,
-        "mkcow",
-        &[
-            "-q",
-            "--kind",
-            "legacy",
-            "--chunk-size",
-            "8k",
-            "--size",
-            "1M",
-            "mk-l.cow",
-        ],
-    )?;
-    base_tool(
-        pool,
-        base,
-        "mkcow",
-        &[
-            "-q",
-            "--kind",
-            "shared",
-            "--size",
-            "8M",
-            "--journal-size",
-            "256k",
-            "--snapshots",
-            "3",
-            "mk-s.cow",
-        ],
-    )
+    for line in [
+        "mkcow -q --size 2M mk-p.cow",
+        "mkcow -q --kind legacy --chunk-size 8k --size 1M mk-l.cow",
+        "mkcow -q --kind shared --size 8M --journal-size 256k --snapshots 3 mk-s.cow",
+    ] {
+        base_tool(pool, base, line)?;
+    }
+    Ok(())
 }
 
 fn dumps(pool: &Path, base: &ToolDir) -> Result<()> {
@@ -186,8 +162,7 @@ fn dumps(pool: &Path, base: &ToolDir) -> Result<()> {
         base_tool(
             pool,
             base,
-            "cowdump",
-            &["-q", "--format", format, "-o", dump, store],
+            &format!("cowdump -q --format {format} -o {dump} {store}"),
         )?;
     }
     // A dump edited by hand: one record's new_chunk made impossible.

@@ -359,15 +359,6 @@ fn bad_input_is_one_clear_line_and_exit_2() {
     assert!(text.contains("is a directory"), "{text}");
 }
 
-#[test]
-fn help_has_examples_and_version_works() {
-    let output = tool("cowdump").arg("--help").output().unwrap();
-    assert_eq!(output.status.code(), Some(0));
-    assert!(stdout(&output).contains("EXAMPLES:"));
-    let output = tool("cowdump").arg("--version").output().unwrap();
-    assert!(stdout(&output).starts_with("cowdump "));
-}
-
 // Shared stores.
 
 /// Chunk bytes of the shared test stores.

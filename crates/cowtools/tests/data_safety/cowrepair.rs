@@ -3,7 +3,6 @@
 
 use crate::common;
 
-use std::fs::File;
 use std::path::Path;
 use std::process::Output;
 
@@ -185,27 +184,6 @@ fn in_place_backs_up_verifies_and_rebuilds() {
         before,
         "a refused backup leaves the input alone"
     );
-}
-
-#[test]
-fn bad_input_is_one_line_and_exit_2() {
-    let dir = tempdir();
-    let out = dir.path().join("out.img");
-    let missing = dir.path().join("missing.img");
-    assert_one_line_error(
-        &repair(&["-i", s(&missing), "-o", s(&out)]),
-        2,
-        "missing.img",
-    );
-    assert_one_line_error(
-        &repair(&["-i", s(dir.path()), "-o", s(&out)]),
-        2,
-        s(dir.path()),
-    );
-    let empty = dir.path().join("empty.img");
-    File::create(&empty).unwrap();
-    assert_one_line_error(&repair(&["-i", s(&empty), "-o", s(&out)]), 2, "empty.img");
-    assert!(!out.exists());
 }
 
 #[test]

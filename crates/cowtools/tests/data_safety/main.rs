@@ -7,12 +7,14 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod contract;
 mod copies_and_messages;
 mod cowcheck;
 mod cowdump;
 mod cowmigrate;
 mod cowrepair;
 mod dist;
+mod expected_outputs;
 mod export_merge;
 mod guard;
 mod journal;

@@ -1,0 +1,480 @@
+//! The module rules of docs/architecture.md, read from the sources of cowfmt
+//! and cowtools: a store kind never imports another kind, only `cross/` and
+//! the facade `store/` import two kinds, `job/` imports no kind, cowfmt prints
+//! nothing, the tools' binaries reach the kinds only through the facade and
+//! stay thin. (Crate-level arrows are in cowengine's `layers` test.)
+//!
+//! Each rule in [`RULES`] says whether it is enforced; a rule the tree does not
+//! keep yet is listed with `enforced: false` and reported by
+//! `cargo test -p cowfmt --test it module_arrows -- --nocapture`.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// The store kinds: top-level modules of cowfmt that never import each other.
+const KINDS: [&str; 3] = ["persistent", "shared", "clone"];
+
+/// The modules of cowfmt that may import two kinds: the cross-kind jobs and
+/// the kind facade that dispatches on the kind.
+const TWO_KIND_MODULES: [&str; 2] = ["cross", "store"];
+
+/// The most lines a tool's binary sources may have together.
+const THIN_BINARY_LINES: usize = 250;
+
+/// One rule of docs/architecture.md.
+struct Rule {
+    /// The rule as the document states it.
+    text: &'static str,
+    /// Whether the test fails when the rule is broken.
+    enforced: bool,
+    /// Every place that breaks it, one sentence each.
+    check: fn(&Sources) -> Vec<String>,
+}
+
+/// The rules, in the order of docs/architecture.md ("Module arrows").
+const RULES: [Rule; 6] = [
+    Rule {
+        text: "M1 a store kind module never imports another kind",
+        enforced: false,
+        check: kinds_import_no_other_kind,
+    },
+    Rule {
+        text: "M2 only cross/ and store/ import two kinds",
+        enforced: false,
+        check: only_cross_and_store_import_two_kinds,
+    },
+    Rule {
+        text: "M3 job/ imports no kind (nor cross/ or store/)",
+        enforced: true,
+        check: job_imports_no_kind,
+    },
+    Rule {
+        text: "M4 cowfmt never prints",
+        enforced: true,
+        check: cowfmt_never_prints,
+    },
+    Rule {
+        text: "M5 the tools' binaries reach the kinds only through the facade cowfmt::store",
+        enforced: false,
+        check: binaries_use_the_facade,
+    },
+    Rule {
+        text: "M6 each tool's binary sources have at most 250 lines together",
+        enforced: false,
+        check: binaries_are_thin,
+    },
+];
+
+/// One Rust source file: its path relative to its crate's `src/`, its text
+/// without comments, and its number of lines.
+struct Source {
+    path: PathBuf,
+    code: String,
+    lines: usize,
+}
+
+impl Source {
+    fn new(path: PathBuf, text: &str) -> Self {
+        Source {
+            path,
+            code: without_comments(text),
+            lines: text.lines().count(),
+        }
+    }
+
+    /// The module path the file defines (`shared/dump/mod.rs` -> shared, dump).
+    fn module_path(&self) -> Vec<String> {
+        let mut parts: Vec<String> = self
+            .path
+            .with_extension("")
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        if matches!(
+            parts.last().map(String::as_str),
+            Some("mod" | "lib" | "main")
+        ) {
+            parts.pop();
+        }
+        parts
+    }
+
+    /// The top-level module the file belongs to (`None` for the crate root).
+    fn top(&self) -> Option<String> {
+        self.module_path().into_iter().next()
+    }
+
+    /// The top-level modules of the crate this file names, through `crate::`
+    /// or through `super::` chains that climb to the crate root.
+    fn top_level_references(&self) -> BTreeSet<String> {
+        let module = self.module_path();
+        let mut found = BTreeSet::new();
+        let code = &self.code;
+        for (at, _) in code.match_indices("crate::") {
+            found.extend(names_after(&code[at + "crate::".len()..]));
+        }
+        for (at, _) in code.match_indices("super::") {
+            if code[..at].ends_with("super::") {
+                continue;
+            }
+            let mut rest = &code[at..];
+            let mut climbs = 0;
+            while let Some(tail) = rest.strip_prefix("super::") {
+                climbs += 1;
+                rest = tail;
+            }
+            // A file's own module is its path; `super` of a file module is
+            // its parent, so climbing the whole path reaches the root.
+            if climbs == module.len() {
+                found.extend(names_after(rest));
+            }
+        }
+        found
+    }
+}
+
+/// The sources of cowfmt and cowtools.
+struct Sources {
+    cowfmt: Vec<Source>,
+    cowtools: Vec<Source>,
+}
+
+impl Sources {
+    fn read() -> Self {
+        let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        Sources {
+            cowfmt: read_tree(&crates.join("cowfmt/src")),
+            cowtools: read_tree(&crates.join("cowtools/src")),
+        }
+    }
+}
+
+fn read_tree(root: &Path) -> Vec<Source> {
+    let mut found = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = fs::read_to_string(&path).unwrap();
+                found.push(Source::new(
+                    path.strip_prefix(root).unwrap().to_path_buf(),
+                    &text,
+                ));
+            }
+        }
+    }
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    found
+}
+
+/// The text with `//` comments (doc comments included) removed; a `//`
+/// inside a string literal stays.
+fn without_comments(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            let (mut in_string, mut escaped) = (false, false);
+            let bytes = line.as_bytes();
+            for (i, &b) in bytes.iter().enumerate() {
+                match b {
+                    _ if escaped => escaped = false,
+                    b'\\' if in_string => escaped = true,
+                    b'"' => in_string = !in_string,
+                    b'/' if !in_string && bytes.get(i + 1) == Some(&b'/') => return &line[..i],
+                    _ => {}
+                }
+            }
+            line
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The first names of the path that follows: `a::b` -> a; `{a::b, c}` -> a, c.
+fn names_after(rest: &str) -> Vec<String> {
+    let ident = |s: &str| -> String {
+        s.trim_start()
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let Some(group) = rest.strip_prefix('{') else {
+        return vec![ident(rest)];
+    };
+    let mut names = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                names.push(ident(&group[start..i]));
+                break;
+            }
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                names.push(ident(&group[start..i]));
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    names.retain(|n| !n.is_empty());
+    names
+}
+
+fn kinds_named(source: &Source) -> Vec<String> {
+    source
+        .top_level_references()
+        .into_iter()
+        .filter(|name| KINDS.contains(&name.as_str()))
+        .collect()
+}
+
+fn kinds_import_no_other_kind(sources: &Sources) -> Vec<String> {
+    let mut broken = Vec::new();
+    for source in &sources.cowfmt {
+        let Some(own) = source.top().filter(|top| KINDS.contains(&top.as_str())) else {
+            continue;
+        };
+        for other in kinds_named(source).into_iter().filter(|k| *k != own) {
+            broken.push(format!(
+                "cowfmt/src/{} (kind {own}) imports kind {other}",
+                source.path.display()
+            ));
+        }
+    }
+    broken
+}
+
+fn only_cross_and_store_import_two_kinds(sources: &Sources) -> Vec<String> {
+    sources
+        .cowfmt
+        .iter()
+        .filter(|source| {
+            source
+                .top()
+                .is_some_and(|top| !TWO_KIND_MODULES.contains(&top.as_str()))
+        })
+        .filter_map(|source| {
+            let kinds = kinds_named(source);
+            (kinds.len() > 1).then(|| {
+                format!(
+                    "cowfmt/src/{} imports {} kinds ({}); only {} may",
+                    source.path.display(),
+                    kinds.len(),
+                    kinds.join(", "),
+                    TWO_KIND_MODULES.join("/ and ") + "/"
+                )
+            })
+        })
+        .collect()
+}
+
+fn job_imports_no_kind(sources: &Sources) -> Vec<String> {
+    sources
+        .cowfmt
+        .iter()
+        .filter(|source| source.top().as_deref() == Some("job"))
+        .flat_map(|source| {
+            source
+                .top_level_references()
+                .into_iter()
+                .filter(|name| {
+                    KINDS.contains(&name.as_str()) || TWO_KIND_MODULES.contains(&name.as_str())
+                })
+                .map(move |name| format!("cowfmt/src/{} imports {name}", source.path.display()))
+        })
+        .collect()
+}
+
+fn cowfmt_never_prints(sources: &Sources) -> Vec<String> {
+    let macros = ["println!", "eprintln!", "print!", "eprint!", "dbg!"];
+    sources
+        .cowfmt
+        .iter()
+        .flat_map(|source| {
+            macros
+                .iter()
+                .filter(|m| {
+                    source.code.match_indices(*m).any(|(at, _)| {
+                        !source.code[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+                    })
+                })
+                .map(move |m| format!("cowfmt/src/{} uses {m}", source.path.display()))
+        })
+        .collect()
+}
+
+fn binaries_use_the_facade(sources: &Sources) -> Vec<String> {
+    let mut broken = Vec::new();
+    for source in sources
+        .cowtools
+        .iter()
+        .filter(|s| s.path.starts_with("bin"))
+    {
+        for kind in KINDS.iter().chain(&["cross"]) {
+            if source.code.contains(&format!("cowfmt::{kind}")) {
+                broken.push(format!(
+                    "cowtools/src/{} uses cowfmt::{kind}",
+                    source.path.display()
+                ));
+            }
+        }
+    }
+    broken
+}
+
+fn binaries_are_thin(sources: &Sources) -> Vec<String> {
+    let mut lines: std::collections::BTreeMap<String, usize> = Default::default();
+    for source in sources
+        .cowtools
+        .iter()
+        .filter(|s| s.path.starts_with("bin"))
+    {
+        let tool = source
+            .path
+            .iter()
+            .nth(1)
+            .map(|p| Path::new(p).with_extension("").display().to_string())
+            .unwrap_or_default();
+        *lines.entry(tool).or_default() += source.lines;
+    }
+    lines
+        .into_iter()
+        .filter(|(_, n)| *n > THIN_BINARY_LINES)
+        .map(|(tool, n)| format!("{tool}: {n} lines in cowtools/src/bin"))
+        .collect()
+}
+
+#[test]
+fn the_enforced_module_rules_hold() {
+    let sources = Sources::read();
+    assert!(
+        sources
+            .cowfmt
+            .iter()
+            .any(|s| s.top().as_deref() == Some("persistent")),
+        "the sources were read"
+    );
+    let mut broken = Vec::new();
+    for rule in &RULES {
+        let found = (rule.check)(&sources);
+        let state = if rule.enforced {
+            "enforced"
+        } else {
+            "not enforced yet"
+        };
+        println!("{} ({state}): {} places break it", rule.text, found.len());
+        for place in &found {
+            println!("  {place}");
+        }
+        if rule.enforced {
+            broken.extend(
+                found
+                    .into_iter()
+                    .map(|place| format!("{}: {place}", rule.text)),
+            );
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "docs/architecture.md's module rules are broken:\n{}",
+        broken.join("\n")
+    );
+}
+
+fn source(path: &str, text: &str) -> Source {
+    Source::new(PathBuf::from(path), text)
+}
+
+fn cowfmt_tree(files: &[(&str, &str)]) -> Sources {
+    Sources {
+        cowfmt: files.iter().map(|(p, t)| source(p, t)).collect(),
+        cowtools: Vec::new(),
+    }
+}
+
+#[test]
+fn references_are_found_through_crate_super_and_groups() {
+    let file = source(
+        "shared/dump/walker.rs",
+        "use crate::{finding::Finding, persistent::Header};\n\
+         use super::super::super::units;\n\
+         use super::model; // crate::clone is a comment\n",
+    );
+    let names: Vec<String> = file.top_level_references().into_iter().collect();
+    assert_eq!(names, ["finding", "persistent", "units"]);
+    assert_eq!(file.module_path(), ["shared", "dump", "walker"]);
+    assert_eq!(source("shared/mod.rs", "").module_path(), ["shared"]);
+}
+
+#[test]
+fn a_kind_importing_another_kind_is_reported() {
+    let tree = cowfmt_tree(&[
+        (
+            "shared/migrate/mod.rs",
+            "use crate::persistent::rebuild::JobError;",
+        ),
+        ("persistent/check.rs", "use crate::finding::Finding;"),
+        ("persistent/dump.rs", "use super::super::shared::Leaf;"),
+    ]);
+    assert_eq!(
+        kinds_import_no_other_kind(&tree),
+        [
+            "cowfmt/src/shared/migrate/mod.rs (kind shared) imports kind persistent",
+            "cowfmt/src/persistent/dump.rs (kind persistent) imports kind shared",
+        ]
+    );
+}
+
+#[test]
+fn two_kinds_outside_cross_and_store_and_kinds_in_job_are_reported() {
+    let tree = cowfmt_tree(&[
+        ("dump_read/mod.rs", "use crate::{persistent::X, shared::Y};"),
+        ("cross/import.rs", "use crate::{persistent::X, shared::Y};"),
+        (
+            "store/check.rs",
+            "use crate::persistent::X; use crate::shared::Y;",
+        ),
+        (
+            "job/window.rs",
+            "use crate::shared::Leaf; use crate::device::Device;",
+        ),
+    ]);
+    assert_eq!(
+        only_cross_and_store_import_two_kinds(&tree),
+        ["cowfmt/src/dump_read/mod.rs imports 2 kinds (persistent, shared); only cross/ and store/ may"]
+    );
+    assert_eq!(
+        job_imports_no_kind(&tree),
+        ["cowfmt/src/job/window.rs imports shared"]
+    );
+}
+
+#[test]
+fn printing_and_kind_paths_in_binaries_are_reported() {
+    let tree = Sources {
+        cowfmt: vec![
+            source("progress.rs", "fn f() { eprintln!(\"x\"); }"),
+            source("units.rs", "fn f() { write!(out, \"x\"); } // println!"),
+        ],
+        cowtools: vec![
+            source(
+                "bin/cowcheck.rs",
+                "use cowfmt::store::check; use cowfmt::shared::mask;",
+            ),
+            source("render/check.rs", "use cowfmt::shared::CheckReport;"),
+        ],
+    };
+    assert_eq!(
+        cowfmt_never_prints(&tree),
+        ["cowfmt/src/progress.rs uses eprintln!"]
+    );
+    assert_eq!(
+        binaries_use_the_facade(&tree),
+        ["cowtools/src/bin/cowcheck.rs uses cowfmt::shared"]
+    );
+}
