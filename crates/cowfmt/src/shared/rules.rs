@@ -1,5 +1,5 @@
-//! The rules the map entries and exception records of a shared store's leaves
-//! obey, as one typed set: the checker turns a violation into a finding
+//! The rules the node keys, and the map entries and exception records of the
+//! leaves, of a shared store's tree obey, as one typed set: the checker turns a violation into a finding
 //! (`code()`), repair into a drop reason, the strict readers (export, merge),
 //! restore and the engine into a refusal. Rules that need what was seen before
 //! (a COW chunk used twice) are judged by the caller, who keeps that memory.
@@ -7,6 +7,44 @@
 use super::geometry::Geometry;
 use super::leaf::Exception;
 use crate::finding::FindingCode;
+
+/// One broken rule of a key of a node (entries above 0; entry 0's key is
+/// never read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeViolation {
+    /// The key is not strictly inside the key range the parent gives the node.
+    OutsideRange,
+    /// The key is not above the previous entry's.
+    OutOfOrder {
+        /// The previous entry's key.
+        previous: u64,
+    },
+}
+
+impl NodeViolation {
+    /// The finding code the checker reports it under.
+    pub fn code(&self) -> FindingCode {
+        match self {
+            NodeViolation::OutsideRange => FindingCode::NodeKeyOutOfRange,
+            NodeViolation::OutOfOrder { .. } => FindingCode::NodeKeysOutOfOrder,
+        }
+    }
+}
+
+/// The rule a node key above entry 0 breaks, if any: strictly inside the
+/// node's range `lo..hi`, and above the previous entry's key (`None` for
+/// entry 1).
+#[inline]
+pub fn node_key(key: u64, previous: Option<u64>, range: (u64, u64)) -> Option<NodeViolation> {
+    let (lo, hi) = range;
+    if key <= lo || key >= hi {
+        Some(NodeViolation::OutsideRange)
+    } else {
+        previous
+            .filter(|&p| key <= p)
+            .map(|previous| NodeViolation::OutOfOrder { previous })
+    }
+}
 
 /// One broken rule of a map entry of a leaf.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,6 +290,22 @@ mod tests {
                 origin_chunks: 1000
             }]
         );
+    }
+
+    #[test]
+    fn node_keys() {
+        assert_eq!(node_key(150, Some(120), (100, 200)), None);
+        assert_eq!(
+            node_key(100, None, (100, 200)),
+            Some(NodeViolation::OutsideRange)
+        );
+        assert_eq!(
+            node_key(200, Some(150), (100, 200)),
+            Some(NodeViolation::OutsideRange)
+        );
+        let order = node_key(130, Some(150), (100, 200)).unwrap();
+        assert_eq!(order, NodeViolation::OutOfOrder { previous: 150 });
+        assert_eq!(order.code(), FindingCode::NodeKeysOutOfOrder);
     }
 
     #[test]

@@ -16,7 +16,9 @@ use crate::shared::header::SharedHeader;
 use crate::shared::leaf::{Exception, Leaf, LeafError};
 use crate::shared::mask;
 use crate::shared::node::{Node, NodeError};
-use crate::shared::rules::{EntryAt, EntryViolation, LeafRules, RecordViolation};
+use crate::shared::rules::{
+    node_key, EntryAt, EntryViolation, LeafRules, NodeViolation, RecordViolation,
+};
 use crate::shared::walk::{walk_tree_ahead, BlockAt, TreeVisitor, WalkProblem};
 
 /// How many records ahead the words of the referenced set are requested, so
@@ -288,31 +290,24 @@ impl TreeChecker<'_, '_, '_> {
         let mut previous: Option<u64> = None;
         for (i, entry) in node.entries.iter().enumerate().skip(1) {
             let key = entry.key;
-            if key <= at.lo || key >= at.hi {
-                self.sink.push(Finding::error(
-                    FindingCode::NodeKeyOutOfRange,
-                    Location {
-                        old_chunk: Some(key),
-                        ..entry_location(at, i)
-                    },
-                    format!(
+            if let Some(violation) = node_key(key, previous, (at.lo, at.hi)) {
+                let text = match violation {
+                    NodeViolation::OutsideRange => format!(
                         "{}: entry {i} has key {key}, not strictly inside the node's range; lookups near it go to the wrong child",
                         block(at)
                     ),
-                ));
-            } else if let Some(previous) = previous.filter(|&p| key <= p) {
-                self.sink.push(Finding::error(
-                    FindingCode::NodeKeysOutOfOrder,
-                    Location {
-                        old_chunk: Some(key),
-                        ..entry_location(at, i)
-                    },
-                    format!(
+                    NodeViolation::OutOfOrder { previous } => format!(
                         "{}: entry {i} has key {key}, not above entry {}'s key {previous}; lookups between them go to the wrong child",
                         block(at),
                         i - 1
                     ),
-                ));
+                };
+                let location = Location {
+                    old_chunk: Some(key),
+                    ..entry_location(at, i)
+                };
+                self.sink
+                    .push(Finding::error(violation.code(), location, text));
             }
             previous = Some(key);
         }
