@@ -9,6 +9,6 @@
 
 pub mod check;
 pub mod dump;
-pub mod mkcow;
 pub mod migrate;
+pub mod mkcow;
 pub mod repair;
