@@ -36,12 +36,12 @@ struct Rule {
 const RULES: [Rule; 6] = [
     Rule {
         text: "M1 a store kind module never imports another kind",
-        enforced: false,
+        enforced: true,
         check: kinds_import_no_other_kind,
     },
     Rule {
         text: "M2 only cross/ and store/ import two kinds",
-        enforced: false,
+        enforced: true,
         check: only_cross_and_store_import_two_kinds,
     },
     Rule {
