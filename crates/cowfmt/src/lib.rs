@@ -11,6 +11,9 @@
 //!   [`memdev`] (a device in memory) and [`crashdev`] (a recording device that
 //!   builds the images a power cut would leave);
 //! - [`persistent`]: the kernel's "SnAp" v1 store (also used for `legacy`);
+//! - [`shared`]: the shared snapshot store (one exception store for many
+//!   snapshots of one origin) and its journal;
+//! - [`bitset`]: bit sets sized by chunk counts, for what checks remember;
 //! - [`finding`]: the finding model shared by every checker;
 //! - [`job`]: the kind-neutral job layer: the exception stream and the
 //!   pipeline every job that writes a store runs (window, dedup, assemble);
@@ -34,9 +37,7 @@
 //! - [`progress`]: the callback long jobs report how far they got through;
 //! - [`repair`]: the kind-neutral parts of repair (request, events, outcome,
 //!   the in-place repair's verified backup);
-//! - [`store`]: the kind facade: each job dispatches on the kind once there;
 //! - [`sparse`]: holes of image files, and copies that keep them;
-//! - [`store`]: the kind facade (one entry per job);
 //! - [`units`]: size parsing (`4k`, `64M`, `8s`).
 
 pub mod bitset;

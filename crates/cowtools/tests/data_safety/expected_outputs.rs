@@ -4,7 +4,7 @@
 //! directory (outputs, and inputs rewritten in place).
 //!
 //! After a change that is meant to alter an output, rewrite the files and
-//! review the diff:
+//! review the diff (`UPDATE_EXPECTED=1` rewrites; any other value compares):
 //!
 //!     UPDATE_EXPECTED=1 cargo test -p cowtools --test data_safety expected_outputs
 //!
@@ -138,7 +138,7 @@ fn check_image(image: &str, files: &[(&str, &str)], cases: &[Case]) {
         decompress(&golden_folder(image).join(xz), &images.path().join(name));
     }
     let expected_dir = expected_root().join(image);
-    let update = std::env::var_os(UPDATE).is_some();
+    let update = std::env::var_os(UPDATE).is_some_and(|value| value == "1");
     let mut mismatches = Vec::new();
     for &(name, line) in cases {
         let actual = run(line, &images);
