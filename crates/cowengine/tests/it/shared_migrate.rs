@@ -24,7 +24,7 @@ use cowfmt::persistent::migrate::MigrateMode;
 use cowfmt::persistent::view::SnapshotView;
 use cowfmt::persistent::{ExceptionRecord, PersistentStore, StoreWriter};
 use cowfmt::{Access, Device, StoreKind};
-use shared_support::{assert_consistent, Fixture};
+use shared_support::{assert_consistent, lcg, Fixture};
 use tempfile::TempDir;
 
 /// Deterministic bytes: a xorshift stream seeded by `seed`.
@@ -148,13 +148,7 @@ impl Sim {
 /// burst of origin writes that every snapshot copies identically.
 fn history(chunk_bytes: usize, chunks: u64, n: usize, seed: u64) -> Sim {
     let mut sim = Sim::new(chunk_bytes, chunks, seed);
-    let mut step = seed;
-    let mut next = || {
-        step = step
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        step >> 33
-    };
+    let mut next = lcg(seed);
     for i in 0..n {
         sim.snapshot();
         for _ in 0..chunks / 8 {
@@ -465,13 +459,7 @@ fn import_can_change_the_chunk_size_on_the_way() {
 fn engine_store(n: u32, seed: u64) -> Fixture {
     let fx = Fixture::new(8, 160, 20_000, 4);
     let mut store = fx.create();
-    let mut step = seed;
-    let mut next = || {
-        step = step
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        step >> 33
-    };
+    let mut next = lcg(seed);
     for id in 0..n {
         store.create_snapshot(Some(id)).unwrap();
         for _ in 0..6 {

@@ -228,3 +228,15 @@ pub fn assert_checker_passes_on(cow: &MemDev, origin_bytes: u64) {
     let report = check(&Device::open(&path, Access::ReadOnly).unwrap(), &options).unwrap();
     assert!(report.is_clean(), "{:#?}", report.findings);
 }
+
+/// A deterministic stream of 31-bit numbers from `seed` (the PCG
+/// multiplier and increment), for reproducible histories.
+pub fn lcg(seed: u64) -> impl FnMut() -> u64 {
+    let mut step = seed;
+    move || {
+        step = step
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        step >> 33
+    }
+}

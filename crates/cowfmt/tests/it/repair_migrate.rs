@@ -194,6 +194,29 @@ fn repair_file(
     (report, out, kept)
 }
 
+/// The repaired persistent store at `out` checks clean and its survivors
+/// read back identical.
+fn assert_clean_survivors(origin: &Path, cow: &Path, out: &Path, kept: &[ExceptionRecord]) {
+    assert!(check_report(out, StoreKind::Persistent).is_clean());
+    assert_survivors_identical(origin, cow, out, kept);
+}
+
+/// As [`assert_clean_survivors`], and the kept records are those of the
+/// `expected` old chunks, in order.
+fn assert_clean_repair(
+    origin: &Path,
+    cow: &Path,
+    out: &Path,
+    kept: &[ExceptionRecord],
+    expected: &[u64],
+) {
+    assert_eq!(
+        kept.iter().map(|r| r.old_chunk).collect::<Vec<_>>(),
+        expected
+    );
+    assert_clean_survivors(origin, cow, out, kept);
+}
+
 /// The surviving snapshot chunks read back identical: the repaired store shows
 /// what the input shows through exactly the kept records.
 fn assert_survivors_identical(
@@ -333,8 +356,7 @@ fn record_past_the_end_is_dropped() {
             .collect::<Vec<_>>(),
         (2..11).collect::<Vec<_>>()
     );
-    assert!(check_report(&out, StoreKind::Persistent).is_clean());
-    assert_survivors_identical(&origin, &cow, &out, &kept);
+    assert_clean_survivors(&origin, &cow, &out, &kept);
 }
 
 #[test]
@@ -368,8 +390,7 @@ fn duplicates_keep_the_first_record() {
             new_chunk: 4
         }
     );
-    assert!(check_report(&out, StoreKind::Persistent).is_clean());
-    assert_survivors_identical(&origin, &cow, &out, &kept);
+    assert_clean_survivors(&origin, &cow, &out, &kept);
 }
 
 #[test]
@@ -409,12 +430,7 @@ fn zeroed_middle_area_loses_only_its_own_records() {
     assert_eq!(report.recovered_beyond_kernel, 10);
     assert_eq!(report.dropped_total, 0);
     let expected: Vec<u64> = olds[..32].iter().chain(&olds[64..]).copied().collect();
-    assert_eq!(
-        kept.iter().map(|r| r.old_chunk).collect::<Vec<_>>(),
-        expected
-    );
-    assert!(check_report(&out, StoreKind::Persistent).is_clean());
-    assert_survivors_identical(&origin, &cow, &out, &kept);
+    assert_clean_repair(&origin, &cow, &out, &kept, &expected);
 
     let only_kernel = RepairOptions {
         kernel_areas_only: true,
@@ -443,12 +459,7 @@ fn junk_overwritten_area_is_dropped_whole() {
         "area 2 is still read by the kernel after a full-looking junk area"
     );
     let expected: Vec<u64> = olds[..32].iter().chain(&olds[64..]).copied().collect();
-    assert_eq!(
-        kept.iter().map(|r| r.old_chunk).collect::<Vec<_>>(),
-        expected
-    );
-    assert!(check_report(&out, StoreKind::Persistent).is_clean());
-    assert_survivors_identical(&origin, &cow, &out, &kept);
+    assert_clean_repair(&origin, &cow, &out, &kept, &expected);
 }
 
 #[test]
@@ -475,9 +486,7 @@ fn lost_terminator_drops_the_garbage_after_the_last_record() {
             .iter()
             .all(|d| d.reason == DropReason::NewChunkPastEnd));
         assert_eq!(report.dropped[0].index, records_before);
-        assert_eq!(kept.iter().map(|r| r.old_chunk).collect::<Vec<_>>(), olds);
-        assert!(check_report(&out, StoreKind::Persistent).is_clean());
-        assert_survivors_identical(&origin, &cow, &out, &kept);
+        assert_clean_repair(&origin, &cow, &out, &kept, &olds);
     }
 }
 
@@ -491,12 +500,7 @@ fn premature_terminator_recovers_the_records_after_it() {
     assert_eq!(report.kept, 73);
     assert_eq!(report.recovered_beyond_kernel, 53);
     let expected: Vec<u64> = olds[..20].iter().chain(&olds[21..]).copied().collect();
-    assert_eq!(
-        kept.iter().map(|r| r.old_chunk).collect::<Vec<_>>(),
-        expected
-    );
-    assert!(check_report(&out, StoreKind::Persistent).is_clean());
-    assert_survivors_identical(&origin, &cow, &out, &kept);
+    assert_clean_repair(&origin, &cow, &out, &kept, &expected);
 }
 
 #[test]
