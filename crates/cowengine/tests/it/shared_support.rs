@@ -240,3 +240,26 @@ pub fn lcg(seed: u64) -> impl FnMut() -> u64 {
         step >> 33
     }
 }
+
+/// A new store over devices in memory, with chunks of `chunk_bytes` and
+/// `journal_chunks` journal chunks.
+pub fn create_in_memory(
+    cow: &std::sync::Arc<MemDev>,
+    origin: std::sync::Arc<MemDev>,
+    chunk_bytes: u64,
+    journal_chunks: u64,
+) -> SharedStore<std::sync::Arc<MemDev>> {
+    let options = CreateOptions {
+        chunk_sectors: chunk_bytes / 512,
+        journal_chunks,
+    };
+    SharedStore::create(std::sync::Arc::clone(cow), origin, &options).unwrap()
+}
+
+/// The bytes of an origin of `chunks` chunks of `chunk_bytes`: byte `i` is
+/// `i / chunk_bytes * step + i % period`, truncated, so chunks differ.
+pub fn patterned_origin(chunks: u64, chunk_bytes: u64, step: u64, period: u64) -> Vec<u8> {
+    (0..chunks * chunk_bytes)
+        .map(|i| (i / chunk_bytes * step + i % period) as u8)
+        .collect()
+}

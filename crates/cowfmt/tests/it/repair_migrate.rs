@@ -53,12 +53,22 @@ fn build_store(
     let path = dir.path().join(name);
     let bytes = chunks * u64::from(chunk_sectors) * 512;
     let device = Device::create_or_extend(&path, bytes).unwrap();
+    write_store(device, chunk_sectors, olds, Some(seed));
+    path
+}
+
+/// Formats `device` as a persistent store of `chunk_sectors` chunks and
+/// commits one record for each of `olds`, in order. With a `seed`, each data
+/// chunk is filled from it first; without, it keeps what the device held.
+fn write_store(device: Device, chunk_sectors: u32, olds: &[u64], seed: Option<u64>) {
     let mut writer = StoreWriter::format(device, chunk_sectors).unwrap();
     let mut data = vec![0u8; chunk_sectors as usize * 512];
     for &old_chunk in olds {
         let new_chunk = writer.allocate().unwrap();
-        fill(&mut data, seed ^ old_chunk.wrapping_mul(31) ^ new_chunk);
-        writer.device().write_chunk(new_chunk, &data).unwrap();
+        if let Some(seed) = seed {
+            fill(&mut data, seed ^ old_chunk.wrapping_mul(31) ^ new_chunk);
+            writer.device().write_chunk(new_chunk, &data).unwrap();
+        }
         writer
             .commit(ExceptionRecord {
                 old_chunk,
@@ -67,7 +77,6 @@ fn build_store(
             .unwrap();
     }
     writer.finish().unwrap();
-    path
 }
 
 fn poke(path: &Path, offset: u64, bytes: &[u8]) {
@@ -287,17 +296,7 @@ fn junk_prefilled_cow_skips_unused_areas_as_space_not_damage() {
     let path = dir.path().join("cow.img");
     std::fs::write(&path, junk(300 * 512)).unwrap();
     let device = Device::open(&path, Access::ReadWrite).unwrap();
-    let mut writer = StoreWriter::format(device, 1).unwrap();
-    for old_chunk in 0..5 {
-        let new_chunk = writer.allocate().unwrap();
-        writer
-            .commit(ExceptionRecord {
-                old_chunk,
-                new_chunk,
-            })
-            .unwrap();
-    }
-    writer.finish().unwrap();
+    write_store(device, 1, &[0, 1, 2, 3, 4], None);
     let origin = origin_image(&dir, 64 * 512, 1);
     let (report, out, kept) = repair_file(&path, &RepairOptions::default());
     assert_eq!(report.kept, 5);

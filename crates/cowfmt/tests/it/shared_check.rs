@@ -214,6 +214,11 @@ fn assert_says(finding: &Finding, text: &str) {
     assert!(finding.message.contains(text), "{}", finding.message);
 }
 
+/// The first finding of the report with `code`, which must be there.
+fn first(report: &CheckReport, code: FindingCode) -> &Finding {
+    report.findings.iter().find(|f| f.code == code).unwrap()
+}
+
 /// The one finding of the report, which must have `code`.
 fn only(report: &CheckReport, code: FindingCode) -> Finding {
     assert_eq!(codes(report), vec![code], "{:#?}", report.findings);
@@ -582,18 +587,10 @@ fn a_tree_block_reached_twice() {
     let stolen = store.leaves[0];
     store.edit_node(node, |n| n.entries[1].chunk = stolen);
     let report = store.check();
-    let reused = report
-        .findings
-        .iter()
-        .find(|f| f.code == FindingCode::TreeChunkReused)
-        .unwrap();
+    let reused = first(&report, FindingCode::TreeChunkReused);
     assert_eq!(reused.location, block_at(stolen, 0, 300, None, node, 1));
     // The leaf no longer referenced is leaked (the walk saw every block it could).
-    let leaked = report
-        .findings
-        .iter()
-        .find(|f| f.code == FindingCode::ChunkLeaked)
-        .unwrap();
+    let leaked = first(&report, FindingCode::ChunkLeaked);
     assert_eq!(leaked.location, Location::run(store.leaves[3], 1));
     assert_eq!(
         report.summary.leaked_chunks,
@@ -608,11 +605,7 @@ fn a_cycle_is_a_reused_block() {
     let node = store.nodes[0][0];
     store.edit_node(node, |n| n.entries[1].chunk = store.root);
     let report = store.check();
-    let reused = report
-        .findings
-        .iter()
-        .find(|f| f.code == FindingCode::TreeChunkReused)
-        .unwrap();
+    let reused = first(&report, FindingCode::TreeChunkReused);
     assert_eq!(
         reused.location,
         block_at(store.root, 0, 100, Some(200), node, 1)
