@@ -5,11 +5,10 @@
 //! (or, for a classic output, through the snapshot view), and the space used
 //! must be exactly what sharing leaves.
 
+use crate::corruption_support::golden_image;
 use crate::shared_support;
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use cowengine::{CopyData, SharedStore};
@@ -576,32 +575,11 @@ fn a_compacted_store_stays_usable_by_the_engine() {
     assert_eq!(chunk, old);
 }
 
-fn golden(dir: &TempDir, name: &str, file: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/golden");
-    let folder = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with(&format!("{name}-"))
-        })
-        .unwrap();
-    let mut input = BufReader::new(File::open(folder.join(format!("{file}.img.xz"))).unwrap());
-    let mut data = Vec::new();
-    lzma_rs::xz_decompress(&mut input, &mut data).unwrap();
-    let path = dir.path().join(format!("{name}-{file}.img"));
-    std::fs::write(&path, data).unwrap();
-    path
-}
-
 #[test]
 fn golden_a_goes_into_a_shared_store_and_back_byte_identical() {
     let dir = tempfile::tempdir().unwrap();
-    let cow = golden(&dir, "a", "cow");
-    let origin = golden(&dir, "a", "origin");
+    let cow = golden_image(&dir, "a", "cow");
+    let origin = golden_image(&dir, "a", "origin");
     let before = classic_view(&cow, &origin);
     let twin = dir.path().join("twin.img");
     std::fs::copy(&cow, &twin).unwrap();
@@ -656,7 +634,7 @@ fn mixed_chunk_sizes_and_invalid_stores_are_refused() {
     );
     assert_eq!(err.lines().count(), 1);
 
-    let c = golden(&dir, "c", "cow");
+    let c = golden_image(&dir, "c", "cow");
     let stores = vec![PersistentStore::open(ro(&c), None).unwrap()];
     let err = plan_import(stores, &options, None).unwrap_err();
     assert!(

@@ -3,8 +3,9 @@
 //! checker, and the snapshot must read back byte-identical wherever a record
 //! survived; a migration must keep the whole snapshot image byte-identical.
 
+use crate::corruption_support::golden_image;
+
 use std::fs::{File, OpenOptions};
-use std::io::BufReader;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -116,27 +117,6 @@ fn junk(len: usize) -> Vec<u8> {
     }
     bytes.truncate(len);
     bytes
-}
-
-fn golden(dir: &TempDir, name: &str, file: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/golden");
-    let folder = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with(&format!("{name}-"))
-        })
-        .unwrap();
-    let mut input = BufReader::new(File::open(folder.join(format!("{file}.img.xz"))).unwrap());
-    let mut bytes = Vec::new();
-    lzma_rs::xz_decompress(&mut input, &mut bytes).unwrap();
-    let path = dir.path().join(format!("{name}-{file}.img"));
-    std::fs::write(&path, bytes).unwrap();
-    path
 }
 
 fn open(path: &Path) -> Device {
@@ -267,8 +247,8 @@ fn three_area_store(dir: &TempDir) -> (PathBuf, PathBuf, Vec<u64>) {
 fn clean_golden_stores_keep_every_record() {
     for (name, count) in [("a", 53), ("b2", 257), ("c2", 62)] {
         let dir = tempfile::tempdir().unwrap();
-        let cow = golden(&dir, name, "cow");
-        let origin = golden(&dir, name, "origin");
+        let cow = golden_image(&dir, name, "cow");
+        let origin = golden_image(&dir, name, "origin");
         let (report, out, kept) = repair_file(&cow, &RepairOptions::default());
         assert_eq!(report.kept, count, "{name}");
         assert_eq!(report.dropped_total, 0, "{name}");
@@ -314,8 +294,8 @@ fn junk_prefilled_cow_skips_unused_areas_as_space_not_damage() {
 #[test]
 fn golden_b2_with_its_junk_keeps_all_and_reads_back() {
     let dir = tempfile::tempdir().unwrap();
-    let cow = golden(&dir, "b2", "cow");
-    let origin = golden(&dir, "b2", "origin");
+    let cow = golden_image(&dir, "b2", "cow");
+    let origin = golden_image(&dir, "b2", "origin");
     let (report, out, _) = repair_file(&cow, &RepairOptions::default());
     assert_eq!((report.kept, report.dropped_total), (257, 0));
     assert!(store_image(&origin, &cow) == store_image(&origin, &out));
@@ -512,8 +492,8 @@ fn damaged_header_fields_are_inferred() {
     ];
     for (what, offset, bytes) in cases {
         let dir = tempfile::tempdir().unwrap();
-        let cow = golden(&dir, "a", "cow");
-        let origin = golden(&dir, "a", "origin");
+        let cow = golden_image(&dir, "a", "cow");
+        let origin = golden_image(&dir, "a", "origin");
         let before = store_image(&origin, &cow);
         poke(&cow, offset as u64, bytes);
         let (report, out, kept) = repair_file(&cow, &RepairOptions::default());
@@ -540,7 +520,7 @@ fn damaged_header_fields_are_inferred() {
 #[test]
 fn given_chunk_size_wins_and_a_wrong_valid_field_is_only_noted() {
     let dir = tempfile::tempdir().unwrap();
-    let cow = golden(&dir, "a", "cow");
+    let cow = golden_image(&dir, "a", "cow");
     poke(&cow, 12, &16u32.to_le_bytes());
     // A sound header is never overruled, but its chunk size reads nothing
     // while 8 sectors reads the records: the repair stops and names it.
@@ -564,8 +544,8 @@ fn given_chunk_size_wins_and_a_wrong_valid_field_is_only_noted() {
 #[test]
 fn invalidated_store_stays_invalid_unless_marked_valid() {
     let dir = tempfile::tempdir().unwrap();
-    let cow = golden(&dir, "c", "cow");
-    let origin = golden(&dir, "c", "origin");
+    let cow = golden_image(&dir, "c", "cow");
+    let origin = golden_image(&dir, "c", "origin");
     let (report, out, _) = repair_file(&cow, &RepairOptions::default());
     assert_eq!(report.input_valid, Some(false));
     assert!(!report.output_valid);
@@ -590,7 +570,7 @@ fn invalidated_store_stays_invalid_unless_marked_valid() {
         ..RepairOptions::default()
     };
     let dir = tempfile::tempdir().unwrap();
-    let cow = golden(&dir, "c", "cow");
+    let cow = golden_image(&dir, "c", "cow");
     let (report, out, _) = repair_file(&cow, &marked);
     assert!(report.output_valid);
     assert_eq!(
@@ -737,8 +717,8 @@ fn to_kind(kind: StoreKind) -> MigrateOptions {
 #[test]
 fn golden_a_migrates_byte_identical() {
     let dir = tempfile::tempdir().unwrap();
-    let cow = golden(&dir, "a", "cow");
-    let origin = golden(&dir, "a", "origin");
+    let cow = golden_image(&dir, "a", "cow");
+    let origin = golden_image(&dir, "a", "origin");
     let before = store_image(&origin, &cow);
 
     let (report, out) = migrate_file(&cow, Some(&origin), &to_chunk(4), None).unwrap();
@@ -770,7 +750,7 @@ fn golden_a_migrates_byte_identical() {
 #[test]
 fn a_larger_chunk_size_needs_the_origin() {
     let dir = tempfile::tempdir().unwrap();
-    let cow = golden(&dir, "a", "cow");
+    let cow = golden_image(&dir, "a", "cow");
     let store = PersistentStore::open(open(&cow), None).unwrap();
     let plan = migrate::plan(&store, &to_chunk(16), None).unwrap();
     assert!(plan.needs_origin);

@@ -1,6 +1,8 @@
 //! Every cowcheck invariant of the shared store, broken on purpose: each test
 //! damages a clean store and asserts the finding's code and location.
 
+use crate::corruption_support::first;
+
 use cowfmt::finding::Location;
 use cowfmt::shared::bitmap::ChunkBitmap;
 use cowfmt::shared::check::{check, CheckOptions, CheckReport};
@@ -205,18 +207,13 @@ fn codes(report: &CheckReport) -> Vec<FindingCode> {
 }
 
 /// Asserts that the report's findings have exactly `expected` codes, in order.
-fn assert_codes(report: &CheckReport, expected: &[FindingCode]) {
+fn assert_codes_in_order(report: &CheckReport, expected: &[FindingCode]) {
     assert_eq!(codes(report), expected, "{:#?}", report.findings);
 }
 
 /// Asserts that the finding's message contains `text`.
 fn assert_says(finding: &Finding, text: &str) {
     assert!(finding.message.contains(text), "{}", finding.message);
-}
-
-/// The first finding of the report with `code`, which must be there.
-fn first(report: &CheckReport, code: FindingCode) -> &Finding {
-    report.findings.iter().find(|f| f.code == code).unwrap()
 }
 
 /// The one finding of the report, which must have `code`.
@@ -587,10 +584,14 @@ fn a_tree_block_reached_twice() {
     let stolen = store.leaves[0];
     store.edit_node(node, |n| n.entries[1].chunk = stolen);
     let report = store.check();
-    let reused = first(&report, FindingCode::TreeChunkReused);
+    let reused = first(
+        &report.findings,
+        FindingCode::TreeChunkReused,
+        "TreeChunkReused",
+    );
     assert_eq!(reused.location, block_at(stolen, 0, 300, None, node, 1));
     // The leaf no longer referenced is leaked (the walk saw every block it could).
-    let leaked = first(&report, FindingCode::ChunkLeaked);
+    let leaked = first(&report.findings, FindingCode::ChunkLeaked, "ChunkLeaked");
     assert_eq!(leaked.location, Location::run(store.leaves[3], 1));
     assert_eq!(
         report.summary.leaked_chunks,
@@ -605,7 +606,11 @@ fn a_cycle_is_a_reused_block() {
     let node = store.nodes[0][0];
     store.edit_node(node, |n| n.entries[1].chunk = store.root);
     let report = store.check();
-    let reused = first(&report, FindingCode::TreeChunkReused);
+    let reused = first(
+        &report.findings,
+        FindingCode::TreeChunkReused,
+        "TreeChunkReused",
+    );
     assert_eq!(
         reused.location,
         block_at(store.root, 0, 100, Some(200), node, 1)
@@ -674,7 +679,7 @@ fn a_node_where_a_leaf_belongs() {
     let store = sample(2);
     store.edit_header(|h| h.tree_level = 1);
     let report = store.check();
-    assert_codes(&report, &[FindingCode::TreeDepthMismatch; 2]);
+    assert_codes_in_order(&report, &[FindingCode::TreeDepthMismatch; 2]);
     assert_eq!(
         report.findings[0].location,
         block_at(store.nodes[0][0], 0, 0, Some(200), store.root, 0)
@@ -691,7 +696,7 @@ fn a_tree_level_deeper_than_the_tree() {
     let store = sample(1);
     store.edit_header(|h| h.tree_level = 2);
     let report = store.check();
-    assert_codes(&report, &[FindingCode::TreeDepthMismatch; 2]);
+    assert_codes_in_order(&report, &[FindingCode::TreeDepthMismatch; 2]);
     assert_eq!(
         report.findings[0].location,
         block_at(store.leaves[0], 1, 0, Some(100), store.root, 0)
@@ -829,7 +834,7 @@ fn entries_outside_the_leaf_range() {
         l.base_chunk = u64::MAX - 20;
     });
     let report = store.check();
-    assert_codes(&report, &[FindingCode::LeafEntryOutOfRange; 2]);
+    assert_codes_in_order(&report, &[FindingCode::LeafEntryOutOfRange; 2]);
     assert_eq!(
         report.findings[1].location,
         entry_of(leaf, 0, 0, Some(100), 1)
@@ -964,7 +969,7 @@ fn cow_chunks_outside_the_data_range() {
         assert_says(&finding, what);
         // Chunk 101, no longer referenced, is a leak.
         let report = store.check();
-        assert_codes(
+        assert_codes_in_order(
             &report,
             &[FindingCode::CowChunkOutOfRange, FindingCode::ChunkLeaked],
         );
@@ -978,7 +983,7 @@ fn a_cow_chunk_used_twice() {
     // Leaf 1's first record takes leaf 0's chunk 101.
     store.edit_leaf(store.leaves[1], |l| l.records[0].chunk = 101);
     let report = store.check();
-    assert_codes(
+    assert_codes_in_order(
         &report,
         &[FindingCode::CowChunkDuplicate, FindingCode::ChunkLeaked],
     );
@@ -1001,7 +1006,7 @@ fn a_cow_chunk_that_is_a_tree_block() {
     let store = sample(1);
     store.edit_leaf(store.leaves[1], |l| l.records[2].chunk = store.leaves[0]);
     let report = store.check();
-    assert_codes(
+    assert_codes_in_order(
         &report,
         &[FindingCode::CowChunkIsTree, FindingCode::ChunkLeaked],
     );
@@ -1011,7 +1016,7 @@ fn a_cow_chunk_that_is_a_tree_block() {
     let store = sample(1);
     store.edit_leaf(store.leaves[0], |l| l.records[2].chunk = store.leaves[1]);
     let report = store.check();
-    assert_codes(
+    assert_codes_in_order(
         &report,
         &[FindingCode::CowChunkIsTree, FindingCode::ChunkLeaked],
     );
@@ -1051,7 +1056,7 @@ fn leaks_are_warnings_one_per_run() {
         store.mark(c, true);
     }
     let report = store.check();
-    assert_codes(&report, &[FindingCode::ChunkLeaked; 3]);
+    assert_codes_in_order(&report, &[FindingCode::ChunkLeaked; 3]);
     assert!(report
         .findings
         .iter()
@@ -1081,7 +1086,7 @@ fn long_leaked_runs_are_one_finding() {
     bitmap.set_range(3990, 4000);
     bitmap.write_dirty(&store.device).unwrap();
     let report = store.check();
-    assert_codes(&report, &[FindingCode::ChunkLeaked; 2]);
+    assert_codes_in_order(&report, &[FindingCode::ChunkLeaked; 2]);
     assert_eq!(report.findings[0].location, Location::run(250, 750));
     assert_eq!(report.findings[1].location, Location::run(3990, 10));
     assert_eq!(report.summary.leaked_chunks, Some(760));
@@ -1098,7 +1103,7 @@ fn reserved_chunks_must_be_marked() {
     store.mark(3, false);
     store.mark(4, false);
     let report = store.check();
-    assert_codes(&report, &[FindingCode::ReservedChunkNotMarked; 2]);
+    assert_codes_in_order(&report, &[FindingCode::ReservedChunkNotMarked; 2]);
     assert_eq!(report.findings[0].location, Location::run(0, 1));
     assert!(report.findings[0].message.contains("the header"));
     assert_eq!(report.findings[1].location, Location::run(3, 2));
@@ -1119,7 +1124,7 @@ fn bits_past_the_end_are_warnings() {
     store.poke(CHUNK + 4000 / 8, &[0b0000_0110]);
     store.poke(CHUNK + 511, &[0x80]);
     let report = store.check();
-    assert_codes(&report, &[FindingCode::BitmapBitsPastEnd; 2]);
+    assert_codes_in_order(&report, &[FindingCode::BitmapBitsPastEnd; 2]);
     assert_eq!(report.findings[0].location, Location::run(4001, 2));
     assert_eq!(report.findings[1].location, Location::run(4095, 1));
     assert!(!report.has_errors());
