@@ -28,9 +28,7 @@ const JOURNAL: u64 = 128;
 type Store = SharedStore<Arc<MemDev>>;
 
 fn origin_pattern() -> Vec<u8> {
-    (0..ORIGIN_CHUNKS * CHUNK)
-        .map(|i| (i / CHUNK * 13 + i % 241) as u8)
-        .collect()
+    shared_support::patterned_origin(ORIGIN_CHUNKS, CHUNK, 13, 241)
 }
 
 fn devices(cow_chunks: u64) -> (Arc<MemDev>, Arc<MemDev>) {
@@ -41,15 +39,7 @@ fn devices(cow_chunks: u64) -> (Arc<MemDev>, Arc<MemDev>) {
 }
 
 fn create(cow: &Arc<MemDev>, origin: &Arc<MemDev>, journal_chunks: u64) -> Store {
-    SharedStore::create(
-        Arc::clone(cow),
-        Arc::clone(origin),
-        &CreateOptions {
-            chunk_sectors: CHUNK / 512,
-            journal_chunks,
-        },
-    )
-    .unwrap()
+    shared_support::create_in_memory(cow, Arc::clone(origin), CHUNK, journal_chunks)
 }
 
 fn open(cow: &Arc<MemDev>, origin: &Arc<MemDev>) -> Store {

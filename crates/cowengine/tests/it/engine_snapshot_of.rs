@@ -8,7 +8,7 @@ use crate::shared_support;
 
 use std::sync::Arc;
 
-use cowengine::{CreateOptions, SharedStore};
+use cowengine::SharedStore;
 use cowfmt::MemDev;
 
 const CHUNK: u64 = 512;
@@ -17,23 +17,13 @@ const ORIGIN_CHUNKS: u64 = 3000;
 type Store = SharedStore<Arc<MemDev>>;
 
 fn origin_bytes() -> Vec<u8> {
-    (0..ORIGIN_CHUNKS * CHUNK)
-        .map(|i| (i / CHUNK * 7 + i % 251) as u8)
-        .collect()
+    shared_support::patterned_origin(ORIGIN_CHUNKS, CHUNK, 7, 251)
 }
 
 fn store(journal_chunks: u64) -> (Store, Arc<MemDev>) {
     let cow = Arc::new(MemDev::new("mem:cow", 8192 * CHUNK));
     let origin = Arc::new(MemDev::from_bytes("mem:origin", origin_bytes()));
-    let store = SharedStore::create(
-        Arc::clone(&cow),
-        origin,
-        &CreateOptions {
-            chunk_sectors: CHUNK / 512,
-            journal_chunks,
-        },
-    )
-    .unwrap();
+    let store = shared_support::create_in_memory(&cow, origin, CHUNK, journal_chunks);
     (store, cow)
 }
 

@@ -5,11 +5,10 @@
 //! (or, for a classic output, through the snapshot view), and the space used
 //! must be exactly what sharing leaves.
 
+use crate::corruption_support::golden_image;
 use crate::shared_support;
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use cowengine::{CopyData, SharedStore};
@@ -24,7 +23,7 @@ use cowfmt::persistent::migrate::MigrateMode;
 use cowfmt::persistent::view::SnapshotView;
 use cowfmt::persistent::{ExceptionRecord, PersistentStore, StoreWriter};
 use cowfmt::{Access, Device, StoreKind};
-use shared_support::{assert_consistent, Fixture};
+use shared_support::{assert_consistent, lcg, Fixture};
 use tempfile::TempDir;
 
 /// Deterministic bytes: a xorshift stream seeded by `seed`.
@@ -148,13 +147,7 @@ impl Sim {
 /// burst of origin writes that every snapshot copies identically.
 fn history(chunk_bytes: usize, chunks: u64, n: usize, seed: u64) -> Sim {
     let mut sim = Sim::new(chunk_bytes, chunks, seed);
-    let mut step = seed;
-    let mut next = || {
-        step = step
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        step >> 33
-    };
+    let mut next = lcg(seed);
     for i in 0..n {
         sim.snapshot();
         for _ in 0..chunks / 8 {
@@ -465,13 +458,7 @@ fn import_can_change_the_chunk_size_on_the_way() {
 fn engine_store(n: u32, seed: u64) -> Fixture {
     let fx = Fixture::new(8, 160, 20_000, 4);
     let mut store = fx.create();
-    let mut step = seed;
-    let mut next = || {
-        step = step
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        step >> 33
-    };
+    let mut next = lcg(seed);
     for id in 0..n {
         store.create_snapshot(Some(id)).unwrap();
         for _ in 0..6 {
@@ -588,32 +575,11 @@ fn a_compacted_store_stays_usable_by_the_engine() {
     assert_eq!(chunk, old);
 }
 
-fn golden(dir: &TempDir, name: &str, file: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/golden");
-    let folder = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with(&format!("{name}-"))
-        })
-        .unwrap();
-    let mut input = BufReader::new(File::open(folder.join(format!("{file}.img.xz"))).unwrap());
-    let mut data = Vec::new();
-    lzma_rs::xz_decompress(&mut input, &mut data).unwrap();
-    let path = dir.path().join(format!("{name}-{file}.img"));
-    std::fs::write(&path, data).unwrap();
-    path
-}
-
 #[test]
 fn golden_a_goes_into_a_shared_store_and_back_byte_identical() {
     let dir = tempfile::tempdir().unwrap();
-    let cow = golden(&dir, "a", "cow");
-    let origin = golden(&dir, "a", "origin");
+    let cow = golden_image(&dir, "a", "cow");
+    let origin = golden_image(&dir, "a", "origin");
     let before = classic_view(&cow, &origin);
     let twin = dir.path().join("twin.img");
     std::fs::copy(&cow, &twin).unwrap();
@@ -668,7 +634,7 @@ fn mixed_chunk_sizes_and_invalid_stores_are_refused() {
     );
     assert_eq!(err.lines().count(), 1);
 
-    let c = golden(&dir, "c", "cow");
+    let c = golden_image(&dir, "c", "cow");
     let stores = vec![PersistentStore::open(ro(&c), None).unwrap()];
     let err = plan_import(stores, &options, None).unwrap_err();
     assert!(

@@ -228,3 +228,38 @@ pub fn assert_checker_passes_on(cow: &MemDev, origin_bytes: u64) {
     let report = check(&Device::open(&path, Access::ReadOnly).unwrap(), &options).unwrap();
     assert!(report.is_clean(), "{:#?}", report.findings);
 }
+
+/// A deterministic stream of 31-bit numbers from `seed` (the PCG
+/// multiplier and increment), for reproducible histories.
+pub fn lcg(seed: u64) -> impl FnMut() -> u64 {
+    let mut step = seed;
+    move || {
+        step = step
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        step >> 33
+    }
+}
+
+/// A new store over devices in memory, with chunks of `chunk_bytes` and
+/// `journal_chunks` journal chunks.
+pub fn create_in_memory(
+    cow: &std::sync::Arc<MemDev>,
+    origin: std::sync::Arc<MemDev>,
+    chunk_bytes: u64,
+    journal_chunks: u64,
+) -> SharedStore<std::sync::Arc<MemDev>> {
+    let options = CreateOptions {
+        chunk_sectors: chunk_bytes / 512,
+        journal_chunks,
+    };
+    SharedStore::create(std::sync::Arc::clone(cow), origin, &options).unwrap()
+}
+
+/// The bytes of an origin of `chunks` chunks of `chunk_bytes`: byte `i` is
+/// `i / chunk_bytes * step + i % period`, truncated, so chunks differ.
+pub fn patterned_origin(chunks: u64, chunk_bytes: u64, step: u64, period: u64) -> Vec<u8> {
+    (0..chunks * chunk_bytes)
+        .map(|i| (i / chunk_bytes * step + i % period) as u8)
+        .collect()
+}

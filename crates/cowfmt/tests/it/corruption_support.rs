@@ -1,5 +1,7 @@
 //! Helpers of the corruption matrix tests (persistent and shared): seeded
-//! bytes, pokes into an image file, and the findings of a report by code.
+//! bytes, pokes into an image file, and the findings of a report by code;
+//! and the golden images, decompressed. Shared by cowfmt's and cowengine's
+//! test binaries.
 
 #![allow(dead_code)]
 
@@ -94,4 +96,27 @@ pub fn first<'a>(findings: &'a [Finding], code: FindingCode, case: &str) -> &'a 
         .iter()
         .find(|f| f.code == code)
         .unwrap_or_else(|| panic!("{case}: no {code} finding in {findings:#?}"))
+}
+
+/// File `file` (`cow` or `origin`) of golden image `name` (`a`, `b2`, ...),
+/// decompressed into `dir`.
+pub fn golden_image(dir: &tempfile::TempDir, name: &str, file: &str) -> std::path::PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/golden");
+    let folder = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with(&format!("{name}-"))
+        })
+        .unwrap();
+    let xz = std::fs::File::open(folder.join(format!("{file}.img.xz"))).unwrap();
+    let mut bytes = Vec::new();
+    lzma_rs::xz_decompress(&mut std::io::BufReader::new(xz), &mut bytes).unwrap();
+    let path = dir.path().join(format!("{name}-{file}.img"));
+    std::fs::write(&path, bytes).unwrap();
+    path
 }

@@ -3,8 +3,9 @@
 //! checker, and the snapshot must read back byte-identical wherever a record
 //! survived; a migration must keep the whole snapshot image byte-identical.
 
+use crate::corruption_support::golden_image;
+
 use std::fs::{File, OpenOptions};
-use std::io::BufReader;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -53,12 +54,22 @@ fn build_store(
     let path = dir.path().join(name);
     let bytes = chunks * u64::from(chunk_sectors) * 512;
     let device = Device::create_or_extend(&path, bytes).unwrap();
+    write_store(device, chunk_sectors, olds, Some(seed));
+    path
+}
+
+/// Formats `device` as a persistent store of `chunk_sectors` chunks and
+/// commits one record for each of `olds`, in order. With a `seed`, each data
+/// chunk is filled from it first; without, it keeps what the device held.
+fn write_store(device: Device, chunk_sectors: u32, olds: &[u64], seed: Option<u64>) {
     let mut writer = StoreWriter::format(device, chunk_sectors).unwrap();
     let mut data = vec![0u8; chunk_sectors as usize * 512];
     for &old_chunk in olds {
         let new_chunk = writer.allocate().unwrap();
-        fill(&mut data, seed ^ old_chunk.wrapping_mul(31) ^ new_chunk);
-        writer.device().write_chunk(new_chunk, &data).unwrap();
+        if let Some(seed) = seed {
+            fill(&mut data, seed ^ old_chunk.wrapping_mul(31) ^ new_chunk);
+            writer.device().write_chunk(new_chunk, &data).unwrap();
+        }
         writer
             .commit(ExceptionRecord {
                 old_chunk,
@@ -67,7 +78,6 @@ fn build_store(
             .unwrap();
     }
     writer.finish().unwrap();
-    path
 }
 
 fn poke(path: &Path, offset: u64, bytes: &[u8]) {
@@ -107,27 +117,6 @@ fn junk(len: usize) -> Vec<u8> {
     }
     bytes.truncate(len);
     bytes
-}
-
-fn golden(dir: &TempDir, name: &str, file: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/golden");
-    let folder = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with(&format!("{name}-"))
-        })
-        .unwrap();
-    let mut input = BufReader::new(File::open(folder.join(format!("{file}.img.xz"))).unwrap());
-    let mut bytes = Vec::new();
-    lzma_rs::xz_decompress(&mut input, &mut bytes).unwrap();
-    let path = dir.path().join(format!("{name}-{file}.img"));
-    std::fs::write(&path, bytes).unwrap();
-    path
 }
 
 fn open(path: &Path) -> Device {
@@ -194,6 +183,29 @@ fn repair_file(
     (report, out, kept)
 }
 
+/// The repaired persistent store at `out` checks clean and its survivors
+/// read back identical.
+fn assert_clean_survivors(origin: &Path, cow: &Path, out: &Path, kept: &[ExceptionRecord]) {
+    assert!(check_report(out, StoreKind::Persistent).is_clean());
+    assert_survivors_identical(origin, cow, out, kept);
+}
+
+/// As [`assert_clean_survivors`], and the kept records are those of the
+/// `expected` old chunks, in order.
+fn assert_clean_repair(
+    origin: &Path,
+    cow: &Path,
+    out: &Path,
+    kept: &[ExceptionRecord],
+    expected: &[u64],
+) {
+    assert_eq!(
+        kept.iter().map(|r| r.old_chunk).collect::<Vec<_>>(),
+        expected
+    );
+    assert_clean_survivors(origin, cow, out, kept);
+}
+
 /// The surviving snapshot chunks read back identical: the repaired store shows
 /// what the input shows through exactly the kept records.
 fn assert_survivors_identical(
@@ -235,8 +247,8 @@ fn three_area_store(dir: &TempDir) -> (PathBuf, PathBuf, Vec<u64>) {
 fn clean_golden_stores_keep_every_record() {
     for (name, count) in [("a", 53), ("b2", 257), ("c2", 62)] {
         let dir = tempfile::tempdir().unwrap();
-        let cow = golden(&dir, name, "cow");
-        let origin = golden(&dir, name, "origin");
+        let cow = golden_image(&dir, name, "cow");
+        let origin = golden_image(&dir, name, "origin");
         let (report, out, kept) = repair_file(&cow, &RepairOptions::default());
         assert_eq!(report.kept, count, "{name}");
         assert_eq!(report.dropped_total, 0, "{name}");
@@ -264,17 +276,7 @@ fn junk_prefilled_cow_skips_unused_areas_as_space_not_damage() {
     let path = dir.path().join("cow.img");
     std::fs::write(&path, junk(300 * 512)).unwrap();
     let device = Device::open(&path, Access::ReadWrite).unwrap();
-    let mut writer = StoreWriter::format(device, 1).unwrap();
-    for old_chunk in 0..5 {
-        let new_chunk = writer.allocate().unwrap();
-        writer
-            .commit(ExceptionRecord {
-                old_chunk,
-                new_chunk,
-            })
-            .unwrap();
-    }
-    writer.finish().unwrap();
+    write_store(device, 1, &[0, 1, 2, 3, 4], None);
     let origin = origin_image(&dir, 64 * 512, 1);
     let (report, out, kept) = repair_file(&path, &RepairOptions::default());
     assert_eq!(report.kept, 5);
@@ -292,8 +294,8 @@ fn junk_prefilled_cow_skips_unused_areas_as_space_not_damage() {
 #[test]
 fn golden_b2_with_its_junk_keeps_all_and_reads_back() {
     let dir = tempfile::tempdir().unwrap();
-    let cow = golden(&dir, "b2", "cow");
-    let origin = golden(&dir, "b2", "origin");
+    let cow = golden_image(&dir, "b2", "cow");
+    let origin = golden_image(&dir, "b2", "origin");
     let (report, out, _) = repair_file(&cow, &RepairOptions::default());
     assert_eq!((report.kept, report.dropped_total), (257, 0));
     assert!(store_image(&origin, &cow) == store_image(&origin, &out));
@@ -333,8 +335,7 @@ fn record_past_the_end_is_dropped() {
             .collect::<Vec<_>>(),
         (2..11).collect::<Vec<_>>()
     );
-    assert!(check_report(&out, StoreKind::Persistent).is_clean());
-    assert_survivors_identical(&origin, &cow, &out, &kept);
+    assert_clean_survivors(&origin, &cow, &out, &kept);
 }
 
 #[test]
@@ -368,8 +369,7 @@ fn duplicates_keep_the_first_record() {
             new_chunk: 4
         }
     );
-    assert!(check_report(&out, StoreKind::Persistent).is_clean());
-    assert_survivors_identical(&origin, &cow, &out, &kept);
+    assert_clean_survivors(&origin, &cow, &out, &kept);
 }
 
 #[test]
@@ -409,12 +409,7 @@ fn zeroed_middle_area_loses_only_its_own_records() {
     assert_eq!(report.recovered_beyond_kernel, 10);
     assert_eq!(report.dropped_total, 0);
     let expected: Vec<u64> = olds[..32].iter().chain(&olds[64..]).copied().collect();
-    assert_eq!(
-        kept.iter().map(|r| r.old_chunk).collect::<Vec<_>>(),
-        expected
-    );
-    assert!(check_report(&out, StoreKind::Persistent).is_clean());
-    assert_survivors_identical(&origin, &cow, &out, &kept);
+    assert_clean_repair(&origin, &cow, &out, &kept, &expected);
 
     let only_kernel = RepairOptions {
         kernel_areas_only: true,
@@ -443,12 +438,7 @@ fn junk_overwritten_area_is_dropped_whole() {
         "area 2 is still read by the kernel after a full-looking junk area"
     );
     let expected: Vec<u64> = olds[..32].iter().chain(&olds[64..]).copied().collect();
-    assert_eq!(
-        kept.iter().map(|r| r.old_chunk).collect::<Vec<_>>(),
-        expected
-    );
-    assert!(check_report(&out, StoreKind::Persistent).is_clean());
-    assert_survivors_identical(&origin, &cow, &out, &kept);
+    assert_clean_repair(&origin, &cow, &out, &kept, &expected);
 }
 
 #[test]
@@ -475,9 +465,7 @@ fn lost_terminator_drops_the_garbage_after_the_last_record() {
             .iter()
             .all(|d| d.reason == DropReason::NewChunkPastEnd));
         assert_eq!(report.dropped[0].index, records_before);
-        assert_eq!(kept.iter().map(|r| r.old_chunk).collect::<Vec<_>>(), olds);
-        assert!(check_report(&out, StoreKind::Persistent).is_clean());
-        assert_survivors_identical(&origin, &cow, &out, &kept);
+        assert_clean_repair(&origin, &cow, &out, &kept, &olds);
     }
 }
 
@@ -491,12 +479,7 @@ fn premature_terminator_recovers_the_records_after_it() {
     assert_eq!(report.kept, 73);
     assert_eq!(report.recovered_beyond_kernel, 53);
     let expected: Vec<u64> = olds[..20].iter().chain(&olds[21..]).copied().collect();
-    assert_eq!(
-        kept.iter().map(|r| r.old_chunk).collect::<Vec<_>>(),
-        expected
-    );
-    assert!(check_report(&out, StoreKind::Persistent).is_clean());
-    assert_survivors_identical(&origin, &cow, &out, &kept);
+    assert_clean_repair(&origin, &cow, &out, &kept, &expected);
 }
 
 #[test]
@@ -509,8 +492,8 @@ fn damaged_header_fields_are_inferred() {
     ];
     for (what, offset, bytes) in cases {
         let dir = tempfile::tempdir().unwrap();
-        let cow = golden(&dir, "a", "cow");
-        let origin = golden(&dir, "a", "origin");
+        let cow = golden_image(&dir, "a", "cow");
+        let origin = golden_image(&dir, "a", "origin");
         let before = store_image(&origin, &cow);
         poke(&cow, offset as u64, bytes);
         let (report, out, kept) = repair_file(&cow, &RepairOptions::default());
@@ -537,7 +520,7 @@ fn damaged_header_fields_are_inferred() {
 #[test]
 fn given_chunk_size_wins_and_a_wrong_valid_field_is_only_noted() {
     let dir = tempfile::tempdir().unwrap();
-    let cow = golden(&dir, "a", "cow");
+    let cow = golden_image(&dir, "a", "cow");
     poke(&cow, 12, &16u32.to_le_bytes());
     // A sound header is never overruled, but its chunk size reads nothing
     // while 8 sectors reads the records: the repair stops and names it.
@@ -561,8 +544,8 @@ fn given_chunk_size_wins_and_a_wrong_valid_field_is_only_noted() {
 #[test]
 fn invalidated_store_stays_invalid_unless_marked_valid() {
     let dir = tempfile::tempdir().unwrap();
-    let cow = golden(&dir, "c", "cow");
-    let origin = golden(&dir, "c", "origin");
+    let cow = golden_image(&dir, "c", "cow");
+    let origin = golden_image(&dir, "c", "origin");
     let (report, out, _) = repair_file(&cow, &RepairOptions::default());
     assert_eq!(report.input_valid, Some(false));
     assert!(!report.output_valid);
@@ -587,7 +570,7 @@ fn invalidated_store_stays_invalid_unless_marked_valid() {
         ..RepairOptions::default()
     };
     let dir = tempfile::tempdir().unwrap();
-    let cow = golden(&dir, "c", "cow");
+    let cow = golden_image(&dir, "c", "cow");
     let (report, out, _) = repair_file(&cow, &marked);
     assert!(report.output_valid);
     assert_eq!(
@@ -734,8 +717,8 @@ fn to_kind(kind: StoreKind) -> MigrateOptions {
 #[test]
 fn golden_a_migrates_byte_identical() {
     let dir = tempfile::tempdir().unwrap();
-    let cow = golden(&dir, "a", "cow");
-    let origin = golden(&dir, "a", "origin");
+    let cow = golden_image(&dir, "a", "cow");
+    let origin = golden_image(&dir, "a", "origin");
     let before = store_image(&origin, &cow);
 
     let (report, out) = migrate_file(&cow, Some(&origin), &to_chunk(4), None).unwrap();
@@ -767,7 +750,7 @@ fn golden_a_migrates_byte_identical() {
 #[test]
 fn a_larger_chunk_size_needs_the_origin() {
     let dir = tempfile::tempdir().unwrap();
-    let cow = golden(&dir, "a", "cow");
+    let cow = golden_image(&dir, "a", "cow");
     let store = PersistentStore::open(open(&cow), None).unwrap();
     let plan = migrate::plan(&store, &to_chunk(16), None).unwrap();
     assert!(plan.needs_origin);

@@ -1,6 +1,8 @@
 //! Every cowcheck invariant of the shared store, broken on purpose: each test
 //! damages a clean store and asserts the finding's code and location.
 
+use crate::corruption_support::first;
+
 use cowfmt::finding::Location;
 use cowfmt::shared::bitmap::ChunkBitmap;
 use cowfmt::shared::check::{check, CheckOptions, CheckReport};
@@ -204,6 +206,16 @@ fn codes(report: &CheckReport) -> Vec<FindingCode> {
     report.findings.iter().map(|f| f.code).collect()
 }
 
+/// Asserts that the report's findings have exactly `expected` codes, in order.
+fn assert_codes_in_order(report: &CheckReport, expected: &[FindingCode]) {
+    assert_eq!(codes(report), expected, "{:#?}", report.findings);
+}
+
+/// Asserts that the finding's message contains `text`.
+fn assert_says(finding: &Finding, text: &str) {
+    assert!(finding.message.contains(text), "{}", finding.message);
+}
+
 /// The one finding of the report, which must have `code`.
 fn only(report: &CheckReport, code: FindingCode) -> Finding {
     assert_eq!(codes(report), vec![code], "{:#?}", report.findings);
@@ -315,19 +327,11 @@ fn a_wrong_magic_is_not_a_store_unless_the_kind_is_forced() {
             ..Location::default()
         }
     );
-    assert!(
-        finding.message.contains("0xdeadbeef"),
-        "{}",
-        finding.message
-    );
+    assert_says(&finding, "0xdeadbeef");
     store.edit_header(|h| h.magic = 0);
     assert!(check(&store.device, &CheckOptions::default()).is_err());
     let finding = only(&store.check_with(forced), FindingCode::BadMagic);
-    assert!(
-        finding.message.contains("unformatted"),
-        "{}",
-        finding.message
-    );
+    assert_says(&finding, "unformatted");
 }
 
 #[test]
@@ -415,7 +419,7 @@ fn a_root_outside_the_data_range() {
         let finding = only(&report, FindingCode::RootOutOfRange);
         assert_eq!(finding.location.offset, Some(16));
         assert_eq!(finding.location.new_chunk, Some(root));
-        assert!(finding.message.contains(what), "{}", finding.message);
+        assert_says(&finding, what);
         assert_eq!(
             report.summary.leaked_chunks, None,
             "leaks are not guessed without a tree"
@@ -471,11 +475,7 @@ fn node_counts_that_do_not_decode() {
             finding.location,
             block_at(node, 1, 200, None, store.root, 1)
         );
-        assert!(
-            finding.message.contains("origin chunks 200.."),
-            "{}",
-            finding.message
-        );
+        assert_says(&finding, "origin chunks 200..");
         assert_eq!(
             report.summary.leaked_chunks, None,
             "the unread subtree is not called leaked"
@@ -569,12 +569,8 @@ fn a_child_outside_the_data_range() {
         let report = store.check();
         let finding = only(&report, FindingCode::TreeChunkOutOfRange);
         assert_eq!(finding.location, block_at(child, 0, 300, None, node, 1));
-        assert!(finding.message.contains(what), "{}", finding.message);
-        assert!(
-            finding.message.contains(&format!("entry 1 of node {node}")),
-            "{}",
-            finding.message
-        );
+        assert_says(&finding, what);
+        assert_says(&finding, &format!("entry 1 of node {node}"));
         assert_eq!(report.summary.leaked_chunks, None);
     }
     store.edit_node(node, |n| n.entries[1].chunk = lost);
@@ -588,18 +584,14 @@ fn a_tree_block_reached_twice() {
     let stolen = store.leaves[0];
     store.edit_node(node, |n| n.entries[1].chunk = stolen);
     let report = store.check();
-    let reused = report
-        .findings
-        .iter()
-        .find(|f| f.code == FindingCode::TreeChunkReused)
-        .unwrap();
+    let reused = first(
+        &report.findings,
+        FindingCode::TreeChunkReused,
+        "TreeChunkReused",
+    );
     assert_eq!(reused.location, block_at(stolen, 0, 300, None, node, 1));
     // The leaf no longer referenced is leaked (the walk saw every block it could).
-    let leaked = report
-        .findings
-        .iter()
-        .find(|f| f.code == FindingCode::ChunkLeaked)
-        .unwrap();
+    let leaked = first(&report.findings, FindingCode::ChunkLeaked, "ChunkLeaked");
     assert_eq!(leaked.location, Location::run(store.leaves[3], 1));
     assert_eq!(
         report.summary.leaked_chunks,
@@ -614,11 +606,11 @@ fn a_cycle_is_a_reused_block() {
     let node = store.nodes[0][0];
     store.edit_node(node, |n| n.entries[1].chunk = store.root);
     let report = store.check();
-    let reused = report
-        .findings
-        .iter()
-        .find(|f| f.code == FindingCode::TreeChunkReused)
-        .unwrap();
+    let reused = first(
+        &report.findings,
+        FindingCode::TreeChunkReused,
+        "TreeChunkReused",
+    );
     assert_eq!(
         reused.location,
         block_at(store.root, 0, 100, Some(200), node, 1)
@@ -645,10 +637,10 @@ fn tree_blocks_must_be_marked() {
 
 // ---------------------------------------------------------------- depth
 
-#[test]
-fn a_leaf_where_a_node_belongs() {
-    // Small chunks: the leaf's head reads as a node count too large for a chunk.
-    let store = sample(2);
+/// Points the root's second entry of a two-level `store` at a leaf (freeing
+/// the subtree it replaces), checks the store and returns the report with its
+/// one finding, a depth mismatch at that leaf.
+fn check_leaf_where_a_node_belongs(store: &Store) -> (CheckReport, Finding) {
     store.edit_node(store.root, |n| n.entries[1].chunk = store.leaves[3]);
     store.mark(store.nodes[0][1], false);
     store.mark(store.leaves[2], false);
@@ -661,11 +653,15 @@ fn a_leaf_where_a_node_belongs() {
         finding.location,
         block_at(store.leaves[3], 1, 200, None, store.root, 1)
     );
-    assert!(
-        finding.message.contains("holds a leaf"),
-        "{}",
-        finding.message
-    );
+    (report, finding)
+}
+
+#[test]
+fn a_leaf_where_a_node_belongs() {
+    // Small chunks: the leaf's head reads as a node count too large for a chunk.
+    let store = sample(2);
+    let (_, finding) = check_leaf_where_a_node_belongs(&store);
+    assert_says(&finding, "holds a leaf");
 }
 
 #[test]
@@ -674,18 +670,7 @@ fn a_leaf_where_a_node_belongs_in_large_chunks() {
     // as a node; nothing under it may be reported.
     let leaves = (0..4).map(sample_leaf).collect();
     let store = build(256, 200, 2, 2, leaves, SNAPMASK);
-    store.edit_node(store.root, |n| n.entries[1].chunk = store.leaves[3]);
-    store.mark(store.nodes[0][1], false);
-    store.mark(store.leaves[2], false);
-    for c in 106..109 {
-        store.mark(c, false);
-    }
-    let report = store.check();
-    let finding = only(&report, FindingCode::TreeDepthMismatch);
-    assert_eq!(
-        finding.location,
-        block_at(store.leaves[3], 1, 200, None, store.root, 1)
-    );
+    let (report, _) = check_leaf_where_a_node_belongs(&store);
     assert_eq!(report.summary.leaked_chunks, None);
 }
 
@@ -694,12 +679,7 @@ fn a_node_where_a_leaf_belongs() {
     let store = sample(2);
     store.edit_header(|h| h.tree_level = 1);
     let report = store.check();
-    assert_eq!(
-        codes(&report),
-        vec![FindingCode::TreeDepthMismatch; 2],
-        "{:#?}",
-        report.findings
-    );
+    assert_codes_in_order(&report, &[FindingCode::TreeDepthMismatch; 2]);
     assert_eq!(
         report.findings[0].location,
         block_at(store.nodes[0][0], 0, 0, Some(200), store.root, 0)
@@ -716,12 +696,7 @@ fn a_tree_level_deeper_than_the_tree() {
     let store = sample(1);
     store.edit_header(|h| h.tree_level = 2);
     let report = store.check();
-    assert_eq!(
-        codes(&report),
-        vec![FindingCode::TreeDepthMismatch; 2],
-        "{:#?}",
-        report.findings
-    );
+    assert_codes_in_order(&report, &[FindingCode::TreeDepthMismatch; 2]);
     assert_eq!(
         report.findings[0].location,
         block_at(store.leaves[0], 1, 0, Some(100), store.root, 0)
@@ -859,12 +834,7 @@ fn entries_outside_the_leaf_range() {
         l.base_chunk = u64::MAX - 20;
     });
     let report = store.check();
-    assert_eq!(
-        codes(&report),
-        vec![FindingCode::LeafEntryOutOfRange; 2],
-        "{:#?}",
-        report.findings
-    );
+    assert_codes_in_order(&report, &[FindingCode::LeafEntryOutOfRange; 2]);
     assert_eq!(
         report.findings[1].location,
         entry_of(leaf, 0, 0, Some(100), 1)
@@ -974,22 +944,14 @@ fn a_share_mask_outside_snapmask() {
         finding.location,
         record_at(&store, 1, 2, 50, 0b1000_0111, 102)
     );
-    assert!(
-        finding.message.contains("snapshot(s) 7 "),
-        "{}",
-        finding.message
-    );
+    assert_says(&finding, "snapshot(s) 7 ");
 }
 
 #[test]
 fn overlapping_share_masks_of_one_origin_chunk() {
     let (store, finding) = record_damage(1, exc(0b011, 100), FindingCode::ShareMasksOverlap);
     assert_eq!(finding.location, record_at(&store, 0, 1, 10, 0b011, 100));
-    assert!(
-        finding.message.contains("in snapshot(s) 1;"),
-        "{}",
-        finding.message
-    );
+    assert_says(&finding, "in snapshot(s) 1;");
     assert_eq!(codes(&store.check()), vec![FindingCode::ShareMasksOverlap]);
 }
 
@@ -1004,12 +966,12 @@ fn cow_chunks_outside_the_data_range() {
     ] {
         let (store, finding) = record_damage(0, exc(0b110, chunk), FindingCode::CowChunkOutOfRange);
         assert_eq!(finding.location, record_at(&store, 0, 0, 10, 0b110, chunk));
-        assert!(finding.message.contains(what), "{}", finding.message);
+        assert_says(&finding, what);
         // Chunk 101, no longer referenced, is a leak.
         let report = store.check();
-        assert_eq!(
-            codes(&report),
-            vec![FindingCode::CowChunkOutOfRange, FindingCode::ChunkLeaked]
+        assert_codes_in_order(
+            &report,
+            &[FindingCode::CowChunkOutOfRange, FindingCode::ChunkLeaked],
         );
         assert_eq!(report.findings[1].location, Location::run(101, 1));
     }
@@ -1021,9 +983,9 @@ fn a_cow_chunk_used_twice() {
     // Leaf 1's first record takes leaf 0's chunk 101.
     store.edit_leaf(store.leaves[1], |l| l.records[0].chunk = 101);
     let report = store.check();
-    assert_eq!(
-        codes(&report),
-        vec![FindingCode::CowChunkDuplicate, FindingCode::ChunkLeaked]
+    assert_codes_in_order(
+        &report,
+        &[FindingCode::CowChunkDuplicate, FindingCode::ChunkLeaked],
     );
     assert_eq!(
         report.findings[0].location,
@@ -1044,9 +1006,9 @@ fn a_cow_chunk_that_is_a_tree_block() {
     let store = sample(1);
     store.edit_leaf(store.leaves[1], |l| l.records[2].chunk = store.leaves[0]);
     let report = store.check();
-    assert_eq!(
-        codes(&report),
-        vec![FindingCode::CowChunkIsTree, FindingCode::ChunkLeaked]
+    assert_codes_in_order(
+        &report,
+        &[FindingCode::CowChunkIsTree, FindingCode::ChunkLeaked],
     );
     assert_eq!(report.findings[0].location.new_chunk, Some(store.leaves[0]));
     assert_eq!(report.findings[0].location.chunk, Some(store.leaves[1]));
@@ -1054,9 +1016,9 @@ fn a_cow_chunk_that_is_a_tree_block() {
     let store = sample(1);
     store.edit_leaf(store.leaves[0], |l| l.records[2].chunk = store.leaves[1]);
     let report = store.check();
-    assert_eq!(
-        codes(&report),
-        vec![FindingCode::CowChunkIsTree, FindingCode::ChunkLeaked]
+    assert_codes_in_order(
+        &report,
+        &[FindingCode::CowChunkIsTree, FindingCode::ChunkLeaked],
     );
     assert_eq!(
         report.findings[0].location,
@@ -1094,7 +1056,7 @@ fn leaks_are_warnings_one_per_run() {
         store.mark(c, true);
     }
     let report = store.check();
-    assert_eq!(codes(&report), vec![FindingCode::ChunkLeaked; 3]);
+    assert_codes_in_order(&report, &[FindingCode::ChunkLeaked; 3]);
     assert!(report
         .findings
         .iter()
@@ -1124,12 +1086,7 @@ fn long_leaked_runs_are_one_finding() {
     bitmap.set_range(3990, 4000);
     bitmap.write_dirty(&store.device).unwrap();
     let report = store.check();
-    assert_eq!(
-        codes(&report),
-        vec![FindingCode::ChunkLeaked; 2],
-        "{:#?}",
-        report.findings
-    );
+    assert_codes_in_order(&report, &[FindingCode::ChunkLeaked; 2]);
     assert_eq!(report.findings[0].location, Location::run(250, 750));
     assert_eq!(report.findings[1].location, Location::run(3990, 10));
     assert_eq!(report.summary.leaked_chunks, Some(760));
@@ -1146,7 +1103,7 @@ fn reserved_chunks_must_be_marked() {
     store.mark(3, false);
     store.mark(4, false);
     let report = store.check();
-    assert_eq!(codes(&report), vec![FindingCode::ReservedChunkNotMarked; 2]);
+    assert_codes_in_order(&report, &[FindingCode::ReservedChunkNotMarked; 2]);
     assert_eq!(report.findings[0].location, Location::run(0, 1));
     assert!(report.findings[0].message.contains("the header"));
     assert_eq!(report.findings[1].location, Location::run(3, 2));
@@ -1167,12 +1124,7 @@ fn bits_past_the_end_are_warnings() {
     store.poke(CHUNK + 4000 / 8, &[0b0000_0110]);
     store.poke(CHUNK + 511, &[0x80]);
     let report = store.check();
-    assert_eq!(
-        codes(&report),
-        vec![FindingCode::BitmapBitsPastEnd; 2],
-        "{:#?}",
-        report.findings
-    );
+    assert_codes_in_order(&report, &[FindingCode::BitmapBitsPastEnd; 2]);
     assert_eq!(report.findings[0].location, Location::run(4001, 2));
     assert_eq!(report.findings[1].location, Location::run(4095, 1));
     assert!(!report.has_errors());

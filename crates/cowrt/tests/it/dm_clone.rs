@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 
 use assert_cmd::Command;
+
+use crate::output::{stderr, stdout};
 use cowfmt::device::{Access, Device};
 use cowfmt::persistent::writer::StoreWriter;
 use cowfmt::probe::clone_superblock::{CloneSuperblock, METADATA_BLOCK_BYTES};
@@ -49,17 +51,6 @@ fn activate(images: &Images, extra: &[&str]) -> Command {
     command.arg("--source").arg(&images.source);
     command.args(extra).arg("vm1");
     command
-}
-
-fn stdout(command: &mut Command, code: i32) -> String {
-    let output = command.assert().code(code);
-    String::from_utf8(output.get_output().stdout.clone()).unwrap()
-}
-
-fn stderr(command: &mut Command, code: i32) -> String {
-    let output = command.assert().code(code);
-    assert!(output.get_output().stdout.is_empty());
-    String::from_utf8(output.get_output().stderr.clone()).unwrap()
 }
 
 #[test]

@@ -3,4 +3,5 @@
 
 mod cli;
 mod dm_clone;
+mod output;
 mod serve_cli;

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use assert_cmd::Command;
+
+use crate::output::{stderr, stdout};
 use cowengine::{CreateOptions, Engine};
 use cowfmt::device::Device;
 use cowrt::serve::{Daemon, DaemonConfig, DeviceHost, MemHost, RunPaths};
@@ -61,17 +63,6 @@ fn serve(snapshots: u32) -> Served {
     let host: Arc<dyn DeviceHost> = Arc::new(MemHost::new());
     let daemon = Daemon::start(engine, host, config, &mut Vec::new()).unwrap();
     Served { dir, daemon }
-}
-
-fn stdout(command: &mut Command, code: i32) -> String {
-    let output = command.assert().code(code);
-    String::from_utf8(output.get_output().stdout.clone()).unwrap()
-}
-
-fn stderr(command: &mut Command, code: i32) -> String {
-    let output = command.assert().code(code);
-    assert!(output.get_output().stdout.is_empty());
-    String::from_utf8(output.get_output().stderr.clone()).unwrap()
 }
 
 #[test]

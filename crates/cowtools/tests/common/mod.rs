@@ -251,3 +251,109 @@ pub fn engine_images(cow: &Path, origin: &Path) -> Vec<(u32, Vec<u8>)> {
         })
         .collect()
 }
+
+/// As [`assert_one_line_error`], and the line also says each of `says`.
+pub fn assert_error_says(output: &Output, code: i32, file: &str, says: &[&str]) -> String {
+    let text = assert_one_line_error(output, code, file);
+    for expected in says {
+        assert!(text.contains(expected), "{text}");
+    }
+    text
+}
+
+/// Runs `mkcow -q ARGS PATH`, which must succeed.
+pub fn mkcow_quiet(args: &[&str], path: &Path) {
+    tool("mkcow")
+        .arg("-q")
+        .args(args)
+        .arg(path)
+        .assert()
+        .success();
+}
+
+/// Runs `mkcow ARGS PATH` and returns what it printed, whatever the exit.
+pub fn mkcow(args: &[&str], path: impl AsRef<std::ffi::OsStr>) -> Output {
+    tool("mkcow").args(args).arg(path).output().unwrap()
+}
+
+/// The JSON document a tool printed on stdout; the tool must have exited 0.
+pub fn success_json(output: &Output) -> serde_json::Value {
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(output));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// A new shared store made by the engine: a COW image at `cow` of `cow_bytes`
+/// over `origin`, with chunks of `chunk_sectors` and `journal_chunks` journal
+/// chunks.
+pub fn engine_create(
+    cow: &Path,
+    cow_bytes: u64,
+    origin: Device,
+    chunk_sectors: u64,
+    journal_chunks: u64,
+) -> cowengine::SharedStore {
+    let cow = Device::create_or_extend(cow, cow_bytes).unwrap();
+    let options = cowengine::CreateOptions {
+        chunk_sectors,
+        journal_chunks,
+    };
+    cowengine::SharedStore::create(cow, origin, &options).unwrap()
+}
+
+/// A shared store of 512-byte chunks (4 journal chunks), `cow_chunks` long at
+/// `cow`, over a zeroed origin of `origin_chunks` at `origin`, written by the
+/// engine: snapshot 0, every origin chunk written, snapshot 1, every other
+/// origin chunk written again, committed.
+pub fn shared_copied_twice(cow: &Path, cow_chunks: u64, origin: &Path, origin_chunks: u64) {
+    let origin = Device::create_or_extend(origin, origin_chunks * 512).unwrap();
+    let mut store = engine_create(cow, cow_chunks * 512, origin, 1, 4);
+    store.create_snapshot(None).unwrap();
+    for chunk in 0..origin_chunks {
+        store.origin_write(chunk * 512, &[1; 512]).unwrap();
+    }
+    store.create_snapshot(None).unwrap();
+    for chunk in (0..origin_chunks).step_by(2) {
+        store.origin_write(chunk * 512, &[2; 512]).unwrap();
+    }
+    store.commit().unwrap();
+}
+
+/// Runs `NAME -i INPUT -o OUTPUT EXTRA`, which must not panic.
+pub fn run_in_out(name: &str, input: &Path, output: &Path, extra: &[&str]) -> Output {
+    let run = tool(name)
+        .arg("-i")
+        .arg(input)
+        .arg("-o")
+        .arg(output)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert_no_panic(&run);
+    run
+}
+
+/// `cowmigrate -i INPUT -o OUTPUT EXTRA`, which must not panic.
+pub fn migrate_into(input: &Path, output: &Path, extra: &[&str]) -> Output {
+    run_in_out("cowmigrate", input, output, extra)
+}
+
+/// `cowrepair -i INPUT -o OUTPUT EXTRA`, which must not panic.
+pub fn repair_into(input: &Path, output: &Path, extra: &[&str]) -> Output {
+    run_in_out("cowrepair", input, output, extra)
+}
+
+/// Asserts that a tool exited 0 and said each of `says` on stdout; returns
+/// its stdout.
+pub fn assert_success_says(output: &Output, says: &[&str]) -> String {
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(output));
+    let text = stdout(output);
+    for expected in says {
+        assert!(text.contains(expected), "{text}");
+    }
+    text
+}
+
+/// Runs `cowdump ARGS PATH` and returns what it printed, whatever the exit.
+pub fn cowdump(args: &[&str], path: impl AsRef<std::ffi::OsStr>) -> Output {
+    tool("cowdump").args(args).arg(path).output().unwrap()
+}

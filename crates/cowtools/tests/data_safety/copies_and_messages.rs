@@ -47,8 +47,7 @@ fn case15_cowmigrate_to_shared_refuses_an_overflowing_record() {
         .args(["-q", "-i", s(&cow), "-o", s(&out), "--to", "shared"])
         .output()
         .unwrap();
-    let text = assert_one_line_error(&output, 1, "cow.img");
-    assert!(text.contains("does not fit 64 bits"), "{text}");
+    assert_error_says(&output, 1, "cow.img", &["does not fit 64 bits"]);
     assert!(!out.exists(), "a refused migration left {}", out.display());
 }
 

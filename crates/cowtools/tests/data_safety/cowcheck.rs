@@ -204,8 +204,7 @@ fn wrong_magic_is_exit_2_unless_the_kind_is_forced() {
     let path = build_store(&dir, "snap.cow", 8, 64, 10);
     write_header(&path, 0xdead_beef, 1, 1, 8);
     let output = check(&[], &path);
-    let text = assert_one_line_error(&output, 2, "snap.cow");
-    assert!(text.contains("not a COW store"), "{text}");
+    assert_error_says(&output, 2, "snap.cow", &["not a COW store"]);
     let (code, json) = check_json(&["--kind", "persistent"], &path);
     assert_eq!(code, Some(1));
     assert_eq!(codes(&json), ["bad-magic"]);
@@ -258,17 +257,11 @@ fn a_truncated_store_is_a_finding() {
 /// origin, with snapshots 0 and 1 and five origin chunks written, committed by
 /// the engine: 5 records. Returns the COW path and the chunk of its only leaf.
 fn build_shared(dir: &tempfile::TempDir, name: &str) -> (std::path::PathBuf, u64) {
-    use cowengine::{CreateOptions, SharedStore};
     let path = dir.path().join(name);
-    let cow = cowfmt::Device::create_or_extend(&path, 1024 * 4096).unwrap();
     let origin =
         cowfmt::Device::create_or_extend(dir.path().join(format!("{name}.origin")), 256 * 4096)
             .unwrap();
-    let options = CreateOptions {
-        chunk_sectors: 8,
-        journal_chunks: 16,
-    };
-    let mut store = SharedStore::create(cow, origin, &options).unwrap();
+    let mut store = engine_create(&path, 1024 * 4096, origin, 8, 16);
     store.create_snapshot(None).unwrap();
     for chunk in [3u64, 7, 8] {
         store.origin_write(chunk * 4096, &[1; 4096]).unwrap();

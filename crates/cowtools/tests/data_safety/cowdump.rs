@@ -4,7 +4,6 @@
 use crate::common;
 
 use common::*;
-use cowengine::{CreateOptions, SharedStore};
 use cowfmt::persistent::dump::PersistentDump;
 use cowfmt::shared::dump::{
     BitmapDump, ChunkClass, SharedDump, SharedSource, SnapshotDump, TreeBody, TreeDump,
@@ -127,27 +126,39 @@ fn kind_legacy_labels_the_dump() {
     assert_eq!(json["kind"], "legacy");
 }
 
+/// The table dump of the store at `path`, which must show every one of
+/// `sections`.
+fn table_with_sections(path: &std::path::Path, sections: &[&str]) -> String {
+    let text = stdout(&dump_output(&["--format", "table"], path));
+    for section in sections {
+        assert!(text.contains(section), "{section}: {text}");
+    }
+    text
+}
+
+/// The lines of a table dump after its "Exceptions" heading.
+fn exception_rows(text: &str) -> impl Iterator<Item = &str> {
+    text.lines()
+        .skip_while(|l| !l.starts_with("Exceptions"))
+        .skip(1)
+}
+
 #[test]
 fn table_format_shows_sections_and_aligned_exceptions() {
     let dir = tempdir();
     let path = build_store(&dir, "cow.img", 8, 1024, 12);
-    let text = stdout(&dump_output(&["--format", "table"], &path));
-    for section in [
-        "Header",
-        "Geometry",
-        "Exceptions (on-disk order)",
-        "Areas",
-        "Usage",
-        "112/8192 16",
-    ] {
-        assert!(text.contains(section), "{section}: {text}");
-    }
-    let lines: Vec<&str> = text
-        .lines()
-        .skip_while(|l| !l.starts_with("Exceptions"))
-        .skip(1)
-        .take(13)
-        .collect();
+    let text = table_with_sections(
+        &path,
+        &[
+            "Header",
+            "Geometry",
+            "Exceptions (on-disk order)",
+            "Areas",
+            "Usage",
+            "112/8192 16",
+        ],
+    );
+    let lines: Vec<&str> = exception_rows(&text).take(13).collect();
     assert!(
         lines[0].contains("index") && lines[0].contains("old_chunk"),
         "{lines:?}"
@@ -203,15 +214,12 @@ fn hex_prints_one_chunk() {
 fn hex_past_the_end_is_an_error() {
     let dir = tempdir();
     let path = build_store(&dir, "cow.img", 8, 64, 2);
-    let output = tool("cowdump")
-        .args(["--hex", "64"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let text = assert_one_line_error(&output, 2, "cow.img");
-    assert!(
-        text.contains("chunk 64 is past the end of the device (64 chunks"),
-        "{text}"
+    let output = cowdump(&["--hex", "64"], &path);
+    assert_error_says(
+        &output,
+        2,
+        "cow.img",
+        &["chunk 64 is past the end of the device (64 chunks"],
     );
 }
 
@@ -268,11 +276,7 @@ fn an_area_past_the_end_is_a_warning_in_the_dump() {
         .unwrap()
         .set_len(258 * 4096)
         .unwrap();
-    let output = tool("cowdump")
-        .args(["--format", "json"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let output = cowdump(&["--format", "json"], &path);
     assert_eq!(output.status.code(), Some(0));
     let text = stderr(&output);
     assert!(
@@ -288,19 +292,11 @@ fn an_area_past_the_end_is_a_warning_in_the_dump() {
     );
     let expected = library_dump(&path, StoreKind::Persistent, true);
     for format in ["json", "yaml"] {
-        let output = tool("cowdump")
-            .args(["-q", "--runs", "--format", format])
-            .arg(&path)
-            .output()
-            .unwrap();
+        let output = cowdump(&["-q", "--runs", "--format", format], &path);
         let parsed: PersistentDump = serde_yaml::from_slice(&output.stdout).unwrap();
         assert_eq!(parsed, expected, "{format}");
     }
-    let quiet = tool("cowdump")
-        .args(["-q", "--format", "json"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let quiet = cowdump(&["-q", "--format", "json"], &path);
     assert!(quiet.stderr.is_empty());
 }
 
@@ -308,13 +304,8 @@ fn an_area_past_the_end_is_a_warning_in_the_dump() {
 fn kind_that_disagrees_with_the_header_is_an_error() {
     let dir = tempdir();
     let path = build_store(&dir, "cow.img", 8, 64, 1);
-    let output = tool("cowdump")
-        .args(["--kind", "shared"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let text = assert_one_line_error(&output, 2, "cow.img");
-    assert!(text.contains("--kind shared"), "{text}");
+    let output = cowdump(&["--kind", "shared"], &path);
+    assert_error_says(&output, 2, "cow.img", &["--kind shared"]);
 }
 
 fn assert_bad_input(path: &std::path::Path, expected: &str) {
@@ -355,8 +346,12 @@ fn bad_input_is_one_clear_line_and_exit_2() {
     assert_bad_input(&version, "version 2");
     assert_bad_input(&dir.path().join("missing.img"), "cannot open");
     let output = tool("cowdump").arg(dir.path()).output().unwrap();
-    let text = assert_one_line_error(&output, 2, &dir.path().display().to_string());
-    assert!(text.contains("is a directory"), "{text}");
+    assert_error_says(
+        &output,
+        2,
+        &dir.path().display().to_string(),
+        &["is a directory"],
+    );
 }
 
 // Shared stores.
@@ -371,13 +366,8 @@ fn build_shared(dir: &tempfile::TempDir, name: &str) -> std::path::PathBuf {
     let origin_path = dir.path().join(format!("{name}.origin"));
     let cow_path = dir.path().join(name);
     std::fs::write(&origin_path, vec![5u8; 1500 * SHARED_CHUNK as usize]).unwrap();
-    let cow = Device::create_or_extend(&cow_path, 8192 * SHARED_CHUNK).unwrap();
     let origin = Device::open(&origin_path, Access::ReadWrite).unwrap();
-    let options = CreateOptions {
-        chunk_sectors: 1,
-        journal_chunks: 4,
-    };
-    let mut store = SharedStore::create(cow, origin, &options).unwrap();
+    let mut store = engine_create(&cow_path, 8192 * SHARED_CHUNK, origin, 1, 4);
     let data = vec![9u8; SHARED_CHUNK as usize];
     let first = store.create_snapshot(None).unwrap();
     for c in (0..1500).step_by(3) {
@@ -511,17 +501,16 @@ fn shared_snapshot_that_does_not_exist_exits_2_naming_the_existing_ones() {
     let dir = tempdir();
     let path = build_shared(&dir, "shared.img");
     for id in ["2", "63", "64"] {
-        let output = tool("cowdump")
-            .args(["--snapshot", id, "--format", "json"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        let text = assert_one_line_error(&output, 2, "shared.img");
-        assert!(
-            text.contains(&format!("snapshot {id} does not exist")),
-            "{text}"
+        let output = cowdump(&["--snapshot", id, "--format", "json"], &path);
+        assert_error_says(
+            &output,
+            2,
+            "shared.img",
+            &[
+                &format!("snapshot {id} does not exist"),
+                "the snapshots are 0-1",
+            ],
         );
-        assert!(text.contains("the snapshots are 0-1"), "{text}");
         assert!(output.stdout.is_empty(), "no partial dump");
     }
 }
@@ -594,21 +583,18 @@ fn shared_bitmap_view_finds_a_leaked_chunk() {
 fn shared_tables_show_every_section() {
     let dir = tempdir();
     let path = build_shared(&dir, "shared.img");
-    let text = stdout(&dump_output(&["--format", "table"], &path));
-    for section in [
-        "Header",
-        "0x55378008",
-        "Geometry",
-        "Chunks (from the bitmap)",
-        "Exceptions (origin order)",
-        "Tree totals",
-    ] {
-        assert!(text.contains(section), "{section}: {text}");
-    }
-    let lines: Vec<&str> = text
-        .lines()
-        .skip_while(|l| !l.starts_with("Exceptions"))
-        .skip(1)
+    let text = table_with_sections(
+        &path,
+        &[
+            "Header",
+            "0x55378008",
+            "Geometry",
+            "Chunks (from the bitmap)",
+            "Exceptions (origin order)",
+            "Tree totals",
+        ],
+    );
+    let lines: Vec<&str> = exception_rows(&text)
         .take_while(|l| !l.starts_with('('))
         .collect();
     assert!(lines[0].contains("origin_chunk") && lines[0].contains("snapshots"));
@@ -645,11 +631,7 @@ fn shared_damage_is_dumped_with_a_warning() {
     poke(&path, 4, &0u32.to_le_bytes());
     for format in ["json", "yaml", "table"] {
         for view in ["--tree", "--bitmap", "--quiet"] {
-            let output = tool("cowdump")
-                .args(["--format", format, view])
-                .arg(&path)
-                .output()
-                .unwrap();
+            let output = cowdump(&["--format", format, view], &path);
             assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
             assert_no_panic(&output);
             if view == "--quiet" {
@@ -696,11 +678,7 @@ fn shared_hex_and_output_file() {
         "{text}"
     );
     assert_eq!(text.lines().last(), Some("000000000200"));
-    let output = tool("cowdump")
-        .args(["--hex", "8192"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let output = cowdump(&["--hex", "8192"], &path);
     let text = assert_one_line_error(&output, 2, "shared.img");
     assert!(text.contains("chunk 8192 is past the end of the device (8192 chunks of 512 bytes)"));
     let out = dir.path().join("dump.json");
@@ -721,10 +699,11 @@ fn flags_of_the_other_kind_are_refused() {
     let dir = tempdir();
     let shared = build_shared(&dir, "shared.img");
     let output = tool("cowdump").arg("--runs").arg(&shared).output().unwrap();
-    let text = assert_one_line_error(&output, 2, "shared.img");
-    assert!(
-        text.contains("--runs is for persistent and legacy stores"),
-        "{text}"
+    assert_error_says(
+        &output,
+        2,
+        "shared.img",
+        &["--runs is for persistent and legacy stores"],
     );
     let persistent = build_store(&dir, "cow.img", 8, 64, 1);
     for flag in [&["--tree"][..], &["--bitmap"], &["--snapshot", "0"]] {
@@ -742,11 +721,7 @@ fn flags_of_the_other_kind_are_refused() {
             "{text}"
         );
     }
-    let output = tool("cowdump")
-        .args(["--tree", "--bitmap"])
-        .arg(&shared)
-        .output()
-        .unwrap();
+    let output = cowdump(&["--tree", "--bitmap"], &shared);
     assert_eq!(output.status.code(), Some(2), "one view at a time");
 }
 
@@ -777,11 +752,7 @@ fn bad_shared_headers_and_truncated_images_are_one_line_errors() {
     assert_bad_input(&version, "version 7");
     let level = build_shared(&dir, "level.img");
     poke(&level, 32, &u32::MAX.to_le_bytes());
-    let output = tool("cowdump")
-        .args(["--tree"])
-        .arg(&level)
-        .output()
-        .unwrap();
+    let output = cowdump(&["--tree"], &level);
     assert_eq!(output.status.code(), Some(0));
     assert!(stderr(&output).contains("tree_level 4294967295 is deeper than any tree can be"));
 }
@@ -794,11 +765,7 @@ fn shared_dump_restores_with_mkcow_to_the_same_records() {
         let dump = dir.path().join(format!("dump.{format}"));
         dump_output(&["--format", format, "-o", s(&dump)], &path);
         let restored = blank_image(&dir, &format!("restored-{format}.img"), 8192 * SHARED_CHUNK);
-        let output = tool("mkcow")
-            .args(["-q", "--from-dump", s(&dump)])
-            .arg(&restored)
-            .output()
-            .unwrap();
+        let output = mkcow(&["-q", "--from-dump", s(&dump)], &restored);
         assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
         let before = SharedDump::of(&shared_source(&path)).unwrap();
         let after = SharedDump::of(&shared_source(&restored)).unwrap();

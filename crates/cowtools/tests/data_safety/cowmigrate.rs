@@ -80,20 +80,19 @@ fn json_report_has_both_shapes_and_the_table() {
     let cow = golden_cow(&dir, "a");
     let origin = golden_origin(&dir, "a");
     let out = dir.path().join("out.img");
-    let output = migrate(&[
-        "-i",
-        s(&cow),
-        "-o",
-        s(&out),
-        "--origin",
-        s(&origin),
-        "--chunk-size",
-        "2k",
-        "--format",
-        "json",
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let output = migrate_into(
+        &cow,
+        &out,
+        &[
+            "--origin",
+            s(&origin),
+            "--chunk-size",
+            "2k",
+            "--format",
+            "json",
+        ],
+    );
+    let json = success_json(&output);
     assert_eq!(json["format_version"], 1);
     assert_eq!(json["mode"], "split");
     assert_eq!(json["factor"], 2);
@@ -113,9 +112,8 @@ fn a_larger_chunk_size_without_the_origin_is_refused() {
     let dir = tempdir();
     let cow = golden_cow(&dir, "a");
     let out = dir.path().join("out.img");
-    let output = migrate(&["-i", s(&cow), "-o", s(&out), "--chunk-size", "16k"]);
-    let text = assert_one_line_error(&output, 2, "--origin");
-    assert!(text.contains("8 -> 32 sectors"), "{text}");
+    let output = migrate_into(&cow, &out, &["--chunk-size", "16k"]);
+    assert_error_says(&output, 2, "--origin", &["8 -> 32 sectors"]);
     assert!(!out.exists());
 }
 
@@ -133,32 +131,14 @@ fn an_output_too_small_suggests_size() {
     let olds: u64 = 32;
     let cow = build_store(&dir, "cow.img", 1, 35, olds);
     let out = dir.path().join("legacy.img");
-    let to_legacy = |size: &str| {
-        migrate(&[
-            "-i",
-            s(&cow),
-            "-o",
-            s(&out),
-            "--to",
-            "legacy",
-            "--size",
-            size,
-        ])
-    };
+    let to_legacy = |size: &str| migrate_into(&cow, &out, &["--to", "legacy", "--size", size]);
     // The input's size: one chunk short of the legacy store with room to move.
     let output = to_legacy("17920");
-    let text = assert_one_line_error(&output, 2, "legacy.img");
-    assert!(text.contains("--size"), "{text}");
-    assert!(text.contains("18432"), "{text}");
+    assert_error_says(&output, 2, "legacy.img", &["--size", "18432"]);
     assert!(!out.exists());
 
     let output = to_legacy("18432");
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert!(
-        stdout(&output).contains("moved data chunk 33 to 35"),
-        "{}",
-        stdout(&output)
-    );
+    assert_success_says(&output, &["moved data chunk 33 to 35"]);
     assert_eq!(errors(&out, StoreKind::Legacy), 0);
 }
 
@@ -167,15 +147,14 @@ fn existing_outputs_and_the_input_itself_are_refused() {
     let dir = tempdir();
     let cow = golden_cow(&dir, "a");
     let before = std::fs::read(&cow).unwrap();
-    let output = migrate(&["-i", s(&cow), "-o", s(&cow), "--to", "legacy", "--force"]);
+    let output = migrate_into(&cow, &cow, &["--to", "legacy", "--force"]);
     assert_one_line_error(&output, 2, s(&cow));
     assert_eq!(std::fs::read(&cow).unwrap(), before);
 
     let taken = dir.path().join("taken.img");
     std::fs::write(&taken, b"precious").unwrap();
-    let output = migrate(&["-i", s(&cow), "-o", s(&taken), "--to", "legacy"]);
-    let text = assert_one_line_error(&output, 2, "taken.img");
-    assert!(text.contains("--force"), "{text}");
+    let output = migrate_into(&cow, &taken, &["--to", "legacy"]);
+    assert_error_says(&output, 2, "taken.img", &["--force"]);
     assert_eq!(std::fs::read(&taken).unwrap(), b"precious");
 }
 
@@ -185,9 +164,8 @@ fn a_damaged_input_exits_1_and_points_at_cowrepair() {
     let cow = build_store(&dir, "cow.img", 8, 64, 10);
     write_area0_record(&cow, 3, 5, 9999);
     let out = dir.path().join("out.img");
-    let output = migrate(&["-i", s(&cow), "-o", s(&out), "--chunk-size", "2k"]);
-    let text = assert_one_line_error(&output, 1, "cow.img");
-    assert!(text.contains("cowrepair"), "{text}");
+    let output = migrate_into(&cow, &out, &["--chunk-size", "2k"]);
+    assert_error_says(&output, 1, "cow.img", &["cowrepair"]);
     assert!(!out.exists());
 }
 
@@ -197,13 +175,8 @@ fn an_invalidated_store_stays_invalid() {
     let cow = golden_cow(&dir, "c");
     let origin = golden_origin(&dir, "c");
     let out = dir.path().join("out.img");
-    let output = migrate(&["-i", s(&cow), "-o", s(&out), "--chunk-size", "2k"]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert!(
-        stdout(&output).contains("124 records, invalid"),
-        "{}",
-        stdout(&output)
-    );
+    let output = migrate_into(&cow, &out, &["--chunk-size", "2k"]);
+    assert_success_says(&output, &["124 records, invalid"]);
     let bytes = std::fs::read(&out).unwrap();
     assert_eq!(&bytes[4..8], &[0, 0, 0, 0]);
     assert!(snapshot_image(&origin, &cow) == snapshot_image(&origin, &out));
@@ -227,21 +200,11 @@ fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
 /// snapshots built through the engine, with origin writes between creations
 /// and a few snapshot writes.
 fn engine_shared_store(dir: &TempDir, snapshots: u32) -> (PathBuf, PathBuf) {
-    use cowengine::{CreateOptions, SharedStore};
     let origin = dir.path().join("shared-origin.img");
     std::fs::write(&origin, random_bytes(96 * 4096, 1)).unwrap();
     let cow = dir.path().join("shared.img");
-    Device::create_or_extend(&cow, 8 << 20).unwrap();
-    let options = CreateOptions {
-        chunk_sectors: 8,
-        journal_chunks: 2,
-    };
-    let mut store = SharedStore::create(
-        Device::open(&cow, Access::ReadWrite).unwrap(),
-        Device::open(&origin, Access::ReadWrite).unwrap(),
-        &options,
-    )
-    .unwrap();
+    let origin_dev = Device::open(&origin, Access::ReadWrite).unwrap();
+    let mut store = engine_create(&cow, 8 << 20, origin_dev, 8, 2);
     let mut seed = 7u64;
     for id in 0..snapshots {
         store.create_snapshot(Some(id)).unwrap();
@@ -310,18 +273,11 @@ fn classic_stores_import_into_a_shared_store_and_export_back() {
 
     for (id, to, table) in [("3", "persistent", "P 8"), ("7", "legacy", "P 8")] {
         let out = dir.path().join(format!("export{id}.img"));
-        let output = migrate(&[
-            "-i",
-            s(&shared),
-            "-o",
-            s(&out),
-            "--to",
-            to,
-            "--snapshot",
-            id,
-            "--origin",
-            s(&origin),
-        ]);
+        let output = migrate_into(
+            &shared,
+            &out,
+            &["--to", to, "--snapshot", id, "--origin", s(&origin)],
+        );
         assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
         let text = stdout(&output);
         assert!(
@@ -383,22 +339,21 @@ fn json_report_of_an_import() {
     let dir = tempdir();
     let cow = golden_cow(&dir, "a");
     let shared = dir.path().join("shared.img");
-    let output = migrate(&[
-        "-i",
-        s(&cow),
-        "-o",
-        s(&shared),
-        "--to",
-        "shared",
-        "--size",
-        "1M",
-        "--journal-size",
-        "0",
-        "--format",
-        "json",
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let output = migrate_into(
+        &cow,
+        &shared,
+        &[
+            "--to",
+            "shared",
+            "--size",
+            "1M",
+            "--journal-size",
+            "0",
+            "--format",
+            "json",
+        ],
+    );
+    let json = success_json(&output);
     assert_eq!(json["format_version"], 1);
     assert_eq!(json["job"], "import");
     assert_eq!(json["inputs"][0]["snapshot"], 0);
@@ -433,16 +388,7 @@ fn bad_shared_migrations_fail_in_one_line() {
     );
     assert!(text.contains("chunk size"), "{text}");
     let text = assert_one_line_error(
-        &migrate(&[
-            "-i",
-            s(&cow),
-            "-o",
-            s(&out),
-            "--to",
-            "shared",
-            "--ids",
-            "1,2",
-        ]),
+        &migrate_into(&cow, &out, &["--to", "shared", "--ids", "1,2"]),
         2,
         "cowmigrate",
     );
@@ -459,7 +405,7 @@ fn bad_shared_migrations_fail_in_one_line() {
 
     let invalid = golden_cow(&dir, "c");
     let text = assert_one_line_error(
-        &migrate(&["-i", s(&invalid), "-o", s(&out), "--to", "shared"]),
+        &migrate_into(&invalid, &out, &["--to", "shared"]),
         1,
         "c.img",
     );
@@ -467,27 +413,18 @@ fn bad_shared_migrations_fail_in_one_line() {
 
     let (shared, origin) = engine_shared_store(&dir, 3);
     let text = assert_one_line_error(
-        &migrate(&["-i", s(&shared), "-o", s(&out), "--to", "persistent"]),
+        &migrate_into(&shared, &out, &["--to", "persistent"]),
         2,
         "shared.img",
     );
     assert!(text.contains("--snapshot ID (snapshots: 0-2)"), "{text}");
     assert_one_line_error(
-        &migrate(&[
-            "-i",
-            s(&shared),
-            "-o",
-            s(&out),
-            "--to",
-            "legacy",
-            "--snapshot",
-            "9",
-        ]),
+        &migrate_into(&shared, &out, &["--to", "legacy", "--snapshot", "9"]),
         2,
         "snapshot 9 does not exist",
     );
     let text = assert_one_line_error(
-        &migrate(&["-i", s(&shared), "-o", s(&out), "--chunk-size", "64k"]),
+        &migrate_into(&shared, &out, &["--chunk-size", "64k"]),
         2,
         "--origin",
     );
@@ -498,18 +435,11 @@ fn bad_shared_migrations_fail_in_one_line() {
         "shared.img",
     );
     let text = assert_one_line_error(
-        &migrate(&[
-            "-i",
-            s(&shared),
-            "-o",
-            s(&out),
-            "--to",
-            "shared",
-            "--size",
-            "64k",
-            "--origin",
-            s(&origin),
-        ]),
+        &migrate_into(
+            &shared,
+            &out,
+            &["--to", "shared", "--size", "64k", "--origin", s(&origin)],
+        ),
         2,
         "out.img",
     );
@@ -523,7 +453,7 @@ fn bad_shared_migrations_fail_in_one_line() {
     let root = u64::from_le_bytes(header[16..24].try_into().unwrap());
     poke(&damaged, root * 4096 + 16, &0u64.to_le_bytes());
     let text = assert_one_line_error(
-        &migrate(&["-i", s(&damaged), "-o", s(&out), "--to", "shared"]),
+        &migrate_into(&damaged, &out, &["--to", "shared"]),
         1,
         "damaged.img",
     );
@@ -558,18 +488,12 @@ fn an_origin_shorter_than_the_records_is_blamed_not_the_store() {
     let cow = golden_cow(&dir, "a");
     let short = blank_image(&dir, "short-origin.img", 8192);
     let out = dir.path().join("shared.img");
-    let output = migrate(&[
-        "-i",
+    let output = migrate_into(&cow, &out, &["--to", "shared", "--origin", s(&short)]);
+    let text = assert_error_says(
+        &output,
+        1,
         s(&cow),
-        "-o",
-        s(&out),
-        "--to",
-        "shared",
-        "--origin",
-        s(&short),
-    ]);
-    let text = assert_one_line_error(&output, 1, s(&cow));
-    assert!(text.contains("past the end of the origin"), "{text}");
-    assert!(text.contains("is --origin the device"), "{text}");
+        &["past the end of the origin", "is --origin the device"],
+    );
     assert!(!text.contains("cowrepair"), "{text}");
 }

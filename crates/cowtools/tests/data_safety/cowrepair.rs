@@ -38,7 +38,7 @@ fn a_clean_golden_store_keeps_all_53_records() {
     let cow = golden_cow(&dir, "a");
     let origin = golden_origin(&dir, "a");
     let out = dir.path().join("fixed.img");
-    let output = repair(&["-i", s(&cow), "-o", s(&out), "--origin", s(&origin)]);
+    let output = repair_into(&cow, &out, &["--origin", s(&origin)]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(text.contains("kept 53 records, dropped 0"), "{text}");
@@ -66,7 +66,7 @@ fn dropped_records_are_reported_in_json_and_the_input_is_never_written() {
     write_area0_record(&cow, 4, 6, 2);
     let before = std::fs::read(&cow).unwrap();
     let out = dir.path().join("fixed.img");
-    let output = repair(&["-i", s(&cow), "-o", s(&out), "--format", "json"]);
+    let output = repair_into(&cow, &out, &["--format", "json"]);
     // Records were lost: the repair is done, and says so with exit 3.
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     assert_eq!(std::fs::read(&cow).unwrap(), before);
@@ -98,7 +98,7 @@ fn text_and_table_reports_name_each_dropped_record() {
     let cow = build_store(&dir, "cow.img", 8, 64, 10);
     write_area0_record(&cow, 3, 5, 9999);
     let out = dir.path().join("fixed.img");
-    let output = repair(&["-i", s(&cow), "-o", s(&out)]);
+    let output = repair_into(&cow, &out, &[]);
     let text = stdout(&output);
     assert!(
         text.contains(&format!(
@@ -109,7 +109,7 @@ fn text_and_table_reports_name_each_dropped_record() {
     );
     assert!(text.contains("kept 9 records, dropped 1"), "{text}");
     let out2 = dir.path().join("fixed2.img");
-    let output = repair(&["-i", s(&cow), "-o", s(&out2), "--format", "table"]);
+    let output = repair_into(&cow, &out2, &["--format", "table"]);
     let text = stdout(&output);
     assert!(
         text.contains("new-chunk-past-end") && text.contains("9999") && text.contains("old_chunk"),
@@ -123,12 +123,11 @@ fn an_existing_output_is_refused_without_force() {
     let cow = golden_cow(&dir, "a");
     let out = dir.path().join("taken.img");
     std::fs::write(&out, b"precious").unwrap();
-    let output = repair(&["-i", s(&cow), "-o", s(&out)]);
-    let text = assert_one_line_error(&output, 2, s(&out));
-    assert!(text.contains("--force"), "{text}");
+    let output = repair_into(&cow, &out, &[]);
+    assert_error_says(&output, 2, s(&out), &["--force"]);
     assert_eq!(std::fs::read(&out).unwrap(), b"precious");
 
-    let output = repair(&["-i", s(&cow), "-o", s(&out), "--force"]);
+    let output = repair_into(&cow, &out, &["--force"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_checks_clean(&out, StoreKind::Persistent);
     assert_eq!(std::fs::metadata(&out).unwrap().len(), 8 << 20);
@@ -139,9 +138,8 @@ fn the_input_is_never_the_output() {
     let dir = tempdir();
     let cow = golden_cow(&dir, "a");
     let before = std::fs::read(&cow).unwrap();
-    let output = repair(&["-i", s(&cow), "-o", s(&cow), "--force"]);
-    let text = assert_one_line_error(&output, 2, s(&cow));
-    assert!(text.contains("same file as"), "{text}");
+    let output = repair_into(&cow, &cow, &["--force"]);
+    assert_error_says(&output, 2, s(&cow), &["same file as"]);
     assert_eq!(std::fs::read(&cow).unwrap(), before);
 }
 
@@ -151,8 +149,7 @@ fn in_place_needs_a_backup() {
     let cow = golden_cow(&dir, "a");
     let before = std::fs::read(&cow).unwrap();
     let output = repair(&["-i", s(&cow), "--in-place"]);
-    let text = assert_one_line_error(&output, 2, "--backup");
-    assert!(text.contains("--in-place"), "{text}");
+    assert_error_says(&output, 2, "--backup", &["--in-place"]);
     assert_eq!(std::fs::read(&cow).unwrap(), before);
 }
 
@@ -191,18 +188,16 @@ fn nothing_to_salvage_exits_1_and_writes_nothing() {
     let dir = tempdir();
     let out = dir.path().join("out.img");
     let blank = blank_image(&dir, "blank.img", 1 << 20);
-    let output = repair(&["-i", s(&blank), "-o", s(&out)]);
-    let text = assert_one_line_error(&output, 1, "blank.img");
-    assert!(text.contains("nothing to salvage"), "{text}");
+    let output = repair_into(&blank, &out, &[]);
+    assert_error_says(&output, 1, "blank.img", &["nothing to salvage"]);
     assert!(!out.exists());
 
     let cow = build_store(&dir, "cow.img", 8, 64, 3);
     for index in 0..3 {
         write_area0_record(&cow, index, index, 7000 + index);
     }
-    let output = repair(&["-i", s(&cow), "-o", s(&out)]);
-    let text = assert_one_line_error(&output, 1, "cow.img");
-    assert!(text.contains("nothing could be salvaged"), "{text}");
+    let output = repair_into(&cow, &out, &[]);
+    assert_error_says(&output, 1, "cow.img", &["nothing could be salvaged"]);
     assert!(stdout(&output).contains("kept 0 records, dropped 3"));
     assert!(!out.exists());
 }
@@ -212,7 +207,7 @@ fn an_invalidated_store_stays_invalid_unless_marked_valid() {
     let dir = tempdir();
     let cow = golden_cow(&dir, "c");
     let out = dir.path().join("fixed.img");
-    let output = repair(&["-i", s(&cow), "-o", s(&out)]);
+    let output = repair_into(&cow, &out, &[]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(text.contains("known to be incomplete"), "{text}");
@@ -220,7 +215,7 @@ fn an_invalidated_store_stays_invalid_unless_marked_valid() {
     assert_eq!(valid_flag(&out), 0);
 
     let marked = dir.path().join("marked.img");
-    let output = repair(&["-i", s(&cow), "-o", s(&marked), "--mark-valid"]);
+    let output = repair_into(&cow, &marked, &["--mark-valid"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(valid_flag(&marked), 1);
     assert_checks_clean(&marked, StoreKind::Persistent);
@@ -234,7 +229,7 @@ fn a_wiped_header_is_inferred_and_said() {
     let clean = snapshot_image(&origin, &cow);
     write_header(&cow, 0, 0, 0, 0);
     let out = dir.path().join("fixed.img");
-    let output = repair(&["-i", s(&cow), "-o", s(&out)]);
+    let output = repair_into(&cow, &out, &[]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(text.contains("chunk size 8 sectors (inferred)"), "{text}");
@@ -243,16 +238,7 @@ fn a_wiped_header_is_inferred_and_said() {
     assert!(clean == snapshot_image(&origin, &out));
 
     let given = dir.path().join("given.img");
-    let output = repair(&[
-        "-i",
-        s(&cow),
-        "-o",
-        s(&given),
-        "--chunk-size",
-        "4k",
-        "--format",
-        "json",
-    ]);
+    let output = repair_into(&cow, &given, &["--chunk-size", "4k", "--format", "json"]);
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(json["chunk_size_source"], "option");
     assert_eq!(json["kept"], 53);
@@ -267,12 +253,11 @@ fn dry_run_writes_nothing_and_size_must_fit() {
     assert!(stdout(&output).contains("nothing written (dry run)"));
 
     let out = dir.path().join("small.img");
-    let output = repair(&["-i", s(&cow), "-o", s(&out), "-s", "16k"]);
-    let text = assert_one_line_error(&output, 2, "small.img");
-    assert!(text.contains("--size"), "{text}");
+    let output = repair_into(&cow, &out, &["-s", "16k"]);
+    assert_error_says(&output, 2, "small.img", &["--size"]);
     assert!(!out.exists());
 
-    let output = repair(&["-i", s(&cow), "-o", s(&out), "-s", "256k"]);
+    let output = repair_into(&cow, &out, &["-s", "256k"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(std::fs::metadata(&out).unwrap().len(), 256 << 10);
     assert_checks_clean(&out, StoreKind::Persistent);
@@ -283,13 +268,8 @@ fn legacy_output_moves_the_chunk_before_a_metadata_area() {
     let dir = tempdir();
     let cow = build_store(&dir, "cow.img", 8, 600, 256);
     let out = dir.path().join("legacy.img");
-    let output = repair(&["-i", s(&cow), "-o", s(&out), "--kind", "legacy"]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert!(
-        stdout(&output).contains("moved data chunk 257 to 259"),
-        "{}",
-        stdout(&output)
-    );
+    let output = repair_into(&cow, &out, &["--kind", "legacy"]);
+    assert_success_says(&output, &["moved data chunk 257 to 259"]);
     let device = Device::open(&out, Access::ReadOnly).unwrap();
     let options = CheckOptions {
         kind: StoreKind::Legacy,
@@ -316,26 +296,9 @@ fn legacy_output_moves_the_chunk_before_a_metadata_area() {
 fn build_shared(
     dir: &tempfile::TempDir,
 ) -> (std::path::PathBuf, std::path::PathBuf, Vec<(u64, u64)>) {
-    use cowengine::{CreateOptions, SharedStore};
     let path = dir.path().join("shared.img");
     let origin_path = dir.path().join("shared-origin.img");
-    let cow = Device::create_or_extend(&path, 4000 * 512).unwrap();
-    let origin = Device::create_or_extend(&origin_path, 600 * 512).unwrap();
-    let options = CreateOptions {
-        chunk_sectors: 1,
-        journal_chunks: 4,
-    };
-    let mut store = SharedStore::create(cow, origin, &options).unwrap();
-    store.create_snapshot(None).unwrap();
-    for chunk in 0..600u64 {
-        store.origin_write(chunk * 512, &[1; 512]).unwrap();
-    }
-    store.create_snapshot(None).unwrap();
-    for chunk in (0..600u64).step_by(2) {
-        store.origin_write(chunk * 512, &[2; 512]).unwrap();
-    }
-    store.commit().unwrap();
-    drop(store);
+    shared_copied_twice(&path, 4000, &origin_path, 600);
     let leaves = shared_leaves(&path);
     (path, origin_path, leaves)
 }
@@ -359,7 +322,7 @@ fn a_shared_store_with_a_zeroed_leaf_says_what_was_lost() {
     zero_shared_chunk(&cow, leaf);
     let before = std::fs::read(&cow).unwrap();
     let out = dir.path().join("fixed.img");
-    let output = repair(&["-i", s(&cow), "-o", s(&out), "--origin", s(&origin)]);
+    let output = repair_into(&cow, &out, &["--origin", s(&origin)]);
     // Records were lost: the repair is done, and says so with exit 3.
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     assert_eq!(
@@ -431,7 +394,7 @@ fn a_shared_report_in_json_counts_per_snapshot() {
     let (leaf, lost) = leaves[3];
     zero_shared_chunk(&cow, leaf);
     let out = dir.path().join("fixed.img");
-    let output = repair(&["-i", s(&cow), "-o", s(&out), "--format", "json"]);
+    let output = repair_into(&cow, &out, &["--format", "json"]);
     // Records were lost: the repair is done, and says so with exit 3.
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -464,9 +427,8 @@ fn a_shared_store_is_never_written_in_place_without_a_backup() {
     let (cow, _, leaves) = build_shared(&dir);
     zero_shared_chunk(&cow, leaves[1].0);
     let before = std::fs::read(&cow).unwrap();
-    let output = repair(&["-i", s(&cow), "-o", s(&cow), "--force"]);
-    let text = assert_one_line_error(&output, 2, s(&cow));
-    assert!(text.contains("same file as"), "{text}");
+    let output = repair_into(&cow, &cow, &["--force"]);
+    assert_error_says(&output, 2, s(&cow), &["same file as"]);
     let output = repair(&["-i", s(&cow), "--in-place"]);
     assert_one_line_error(&output, 2, "--backup");
     assert_eq!(std::fs::read(&cow).unwrap(), before);
@@ -491,7 +453,7 @@ fn a_shared_store_with_a_wiped_header_is_recognised_and_rebuilt() {
     let total: u64 = leaves.iter().map(|l| l.1).sum();
     zero_shared_chunk(&cow, 0);
     let out = dir.path().join("fixed.img");
-    let output = repair(&["-i", s(&cow), "-o", s(&out)]);
+    let output = repair_into(&cow, &out, &[]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(text.contains("repaired as one"), "{text}");
@@ -504,24 +466,23 @@ fn a_shared_store_with_a_wiped_header_is_recognised_and_rebuilt() {
     assert_shared_checks_clean(&out);
 
     let given = dir.path().join("given.img");
-    let output = repair(&[
-        "-i",
-        s(&cow),
-        "-o",
-        s(&given),
-        "--kind",
-        "shared",
-        "--snapshots",
-        "0-1,5",
-        "--chunk-size",
-        "512",
-        "--journal-chunks",
-        "4",
-        "--format",
-        "json",
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let output = repair_into(
+        &cow,
+        &given,
+        &[
+            "--kind",
+            "shared",
+            "--snapshots",
+            "0-1,5",
+            "--chunk-size",
+            "512",
+            "--journal-chunks",
+            "4",
+            "--format",
+            "json",
+        ],
+    );
+    let json = success_json(&output);
     assert_eq!(json["snapmask"], 0b100011);
     assert_eq!(json["snapmask_source"], "option");
     assert_eq!(json["chunk_size_source"], "option");
@@ -543,9 +504,8 @@ fn a_shared_dry_run_writes_nothing_and_sizes_must_fit() {
     assert!(text.contains("lost in unreadable ranges"), "{text}");
 
     let out = dir.path().join("small.img");
-    let output = repair(&["-i", s(&cow), "-o", s(&out), "-s", "64k"]);
-    let text = assert_one_line_error(&output, 2, "small.img");
-    assert!(text.contains("--size"), "{text}");
+    let output = repair_into(&cow, &out, &["-s", "64k"]);
+    assert_error_says(&output, 2, "small.img", &["--size"]);
     assert!(!out.exists());
 }
 
@@ -554,16 +514,14 @@ fn kind_and_shared_flags_must_match_the_store() {
     let dir = tempdir();
     let (cow, _, _) = build_shared(&dir);
     let out = dir.path().join("x.img");
-    let output = repair(&["-i", s(&cow), "-o", s(&out), "--kind", "persistent"]);
-    let text = assert_one_line_error(&output, 2, s(&cow));
-    assert!(text.contains("shared store"), "{text}");
-    let output = repair(&["-i", s(&cow), "-o", s(&out), "--kernel-areas-only"]);
+    let output = repair_into(&cow, &out, &["--kind", "persistent"]);
+    assert_error_says(&output, 2, s(&cow), &["shared store"]);
+    let output = repair_into(&cow, &out, &["--kernel-areas-only"]);
     assert_one_line_error(&output, 2, "--kernel-areas-only");
 
     let persistent = build_store(&dir, "cow.img", 8, 64, 10);
-    let output = repair(&["-i", s(&persistent), "-o", s(&out), "--snapshots", "0"]);
-    let text = assert_one_line_error(&output, 2, "--snapshots");
-    assert!(text.contains("shared stores only"), "{text}");
+    let output = repair_into(&persistent, &out, &["--snapshots", "0"]);
+    assert_error_says(&output, 2, "--snapshots", &["shared stores only"]);
     let output = repair(&["-i", s(&cow), "--dry-run", "--snapshots", "64"]);
     assert_eq!(output.status.code(), Some(2));
     for (flag, value, expected) in [
@@ -622,8 +580,7 @@ fn a_refusal_without_dry_run_does_not_claim_a_dry_run() {
         .args(["-i", s(&path), "-o", s(&out)])
         .output()
         .unwrap();
-    let text = assert_one_line_error(&output, 1, "lost.img");
-    assert!(text.contains("nothing could be salvaged"), "{text}");
+    assert_error_says(&output, 1, "lost.img", &["nothing could be salvaged"]);
     assert!(!stdout(&output).contains("dry run"), "{}", stdout(&output));
     assert!(!out.exists());
 }
@@ -639,7 +596,7 @@ fn an_overlapping_mask_is_reported_in_the_text_report() {
     let at = u32::from_le_bytes(bytes[leaf as usize + 24..][..4].try_into().unwrap());
     poke(&cow, leaf + u64::from(at), &3u64.to_le_bytes());
     let out = dir.path().join("fixed.img");
-    let output = repair(&["-i", s(&cow), "-o", s(&out)]);
+    let output = repair_into(&cow, &out, &[]);
     // Records were lost: the repair is done, and says so with exit 3.
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     let text = stdout(&output);

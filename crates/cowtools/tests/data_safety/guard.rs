@@ -624,24 +624,8 @@ fn in_place_rerun_refuses_another_backup() {
 /// A shared store of 512-byte chunks whose two snapshots hold 39,000 records
 /// (every origin chunk copied out once, every other one twice).
 fn shared_store(dir: &tempfile::TempDir) -> PathBuf {
-    use cowengine::{CreateOptions, SharedStore};
     let path = dir.path().join("shared.img");
-    let cow = Device::create_or_extend(&path, 80_000 * 512).unwrap();
-    let origin = Device::create_or_extend(dir.path().join("origin.img"), 26_000 * 512).unwrap();
-    let options = CreateOptions {
-        chunk_sectors: 1,
-        journal_chunks: 4,
-    };
-    let mut store = SharedStore::create(cow, origin, &options).unwrap();
-    store.create_snapshot(None).unwrap();
-    for chunk in 0..26_000u64 {
-        store.origin_write(chunk * 512, &[1; 512]).unwrap();
-    }
-    store.create_snapshot(None).unwrap();
-    for chunk in (0..26_000u64).step_by(2) {
-        store.origin_write(chunk * 512, &[2; 512]).unwrap();
-    }
-    store.commit().unwrap();
+    shared_copied_twice(&path, 80_000, &dir.path().join("origin.img"), 26_000);
     path
 }
 

@@ -283,15 +283,9 @@ fn a_crashed_store_with_a_torn_transaction_after_the_committed_one() {
         text.contains(&format!("info: journal log position {pos}")),
         "{text}"
     );
-    let json: serde_json::Value = serde_json::from_slice(
-        &tool("cowdump")
-            .args(["--journal", "--format", "json"])
-            .arg(&crashed)
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&cowdump(&["--journal", "--format", "json"], &crashed).stdout)
+            .unwrap();
     let txs = json["journal"]["transactions"].as_array().unwrap();
     assert_eq!(txs.len(), 2);
     assert_eq!(txs[1]["state"], "torn");
@@ -338,11 +332,7 @@ fn cowdump_lists_the_journal_in_every_format() {
     let states = TwoStates::new();
     let (crashed, homes) = states.crashed("crashed.img");
     let run = |format: &str| {
-        let out = tool("cowdump")
-            .args(["--journal", "--format", format])
-            .arg(&crashed)
-            .output()
-            .unwrap();
+        let out = cowdump(&["--journal", "--format", format], &crashed);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         out
     };
@@ -401,13 +391,8 @@ fn cowdump_lists_the_journal_in_every_format() {
 fn cowdump_journal_of_a_damaged_superblock_and_of_a_persistent_store() {
     let states = TwoStates::new();
     poke(&states.after, states.geometry.journal_start() * CHUNK, b"X");
-    let out = tool("cowdump")
-        .args(["--journal", "--format", "json"])
-        .arg(&states.after)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = cowdump(&["--journal", "--format", "json"], &states.after);
+    let json = success_json(&out);
     assert_eq!(json["journal"]["state"], "damaged");
     assert!(json["journal"]["problem"]
         .as_str()
@@ -422,8 +407,7 @@ fn cowdump_journal_of_a_damaged_superblock_and_of_a_persistent_store() {
         .arg(&persistent)
         .output()
         .unwrap();
-    let msg = assert_one_line_error(&out, 2, "p.img");
-    assert!(msg.contains("--journal is for shared stores"), "{msg}");
+    assert_error_says(&out, 2, "p.img", &["--journal is for shared stores"]);
 }
 
 #[test]
@@ -549,19 +533,10 @@ fn superblock(path: &Path, chunk_bytes: usize, bitmap: usize) -> Vec<u8> {
 fn mkcow_formats_the_journal_superblock() {
     let dir = tempdir();
     let path = dir.path().join("shared.img");
-    tool("mkcow")
-        .args([
-            "-q",
-            "--kind",
-            "shared",
-            "--size",
-            "64M",
-            "--journal-size",
-            "1M",
-        ])
-        .arg(&path)
-        .assert()
-        .success();
+    mkcow_quiet(
+        &["--kind", "shared", "--size", "64M", "--journal-size", "1M"],
+        &path,
+    );
     let sup = superblock(&path, 4096, 1);
     assert_eq!(&sup[0..8], b"CoWJsupr");
     assert_eq!(u32::from_le_bytes(sup[8..12].try_into().unwrap()), 1);
@@ -574,19 +549,10 @@ fn mkcow_formats_the_journal_superblock() {
     assert_eq!(json["summary"]["journal"]["state"], "empty");
 
     let none = dir.path().join("none.img");
-    tool("mkcow")
-        .args([
-            "-q",
-            "--kind",
-            "shared",
-            "--size",
-            "1M",
-            "--journal-size",
-            "0",
-        ])
-        .arg(&none)
-        .assert()
-        .success();
+    mkcow_quiet(
+        &["--kind", "shared", "--size", "1M", "--journal-size", "0"],
+        &none,
+    );
     let json: serde_json::Value =
         serde_json::from_slice(&check(&none, &["--format", "json"]).stdout).unwrap();
     assert_eq!(json["summary"]["journal"]["state"], "none");
@@ -747,9 +713,12 @@ fn cowmigrate_merge_refuses_a_damaged_journal_superblock() {
         .args(["--snapshot", "0"])
         .output()
         .unwrap();
-    let msg = assert_one_line_error(&out, 2, "crashed.img");
-    assert!(msg.contains("journal superblock (chunk 2)"), "{msg}");
-    assert!(msg.contains("run cowrepair first"), "{msg}");
+    assert_error_says(
+        &out,
+        2,
+        "crashed.img",
+        &["journal superblock (chunk 2)", "run cowrepair first"],
+    );
     assert!(std::fs::read(&crashed).unwrap() == store_before);
     assert!(std::fs::read(&origin).unwrap() == origin_before);
 }
@@ -874,11 +843,7 @@ fn a_store_that_commits_in_place_is_warned_about_by_every_tool() {
         );
         assert!(text.contains(": clean"), "{chunks}: {text}");
         let dump = |format: &str| {
-            let out = tool("cowdump")
-                .args(["--journal", "--format", format])
-                .arg(&path)
-                .output()
-                .unwrap();
+            let out = cowdump(&["--journal", "--format", format], &path);
             String::from_utf8(out.stdout).unwrap()
         };
         let json: serde_json::Value = serde_json::from_str(&dump("json")).unwrap();
@@ -905,14 +870,8 @@ fn engine_crashed(dir: &tempfile::TempDir) -> (PathBuf, PathBuf) {
     let origin_path = dir.path().join("origin");
     let path = dir.path().join("engine.img");
     std::fs::write(&origin_path, vec![5u8; 600 * CHUNK as usize]).unwrap();
-    Device::create_or_extend(&path, 4096 * CHUNK).unwrap();
-    let options = CreateOptions {
-        chunk_sectors: 1,
-        journal_chunks: 400,
-    };
-    let cow = Device::open(&path, Access::ReadWrite).unwrap();
     let origin = Device::open(&origin_path, Access::ReadWrite).unwrap();
-    let mut store = SharedStore::create(cow, origin, &options).unwrap();
+    let mut store = engine_create(&path, 4096 * CHUNK, origin, 1, 400);
     let data = vec![7u8; CHUNK as usize];
     let first = store.create_snapshot(None).unwrap();
     for c in (0..40).step_by(2) {
@@ -952,11 +911,7 @@ fn the_tools_read_a_journal_the_engine_wrote() {
     assert!(text.contains("journal-needs-replay"), "{text}");
     assert!(!text.contains("after replay"), "{text}");
 
-    let out = tool("cowdump")
-        .args(["--journal", "--format", "json"])
-        .arg(&crashed)
-        .output()
-        .unwrap();
+    let out = cowdump(&["--journal", "--format", "json"], &crashed);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let txs = json["journal"]["transactions"].as_array().unwrap();
     assert!(!txs.is_empty(), "{json}");

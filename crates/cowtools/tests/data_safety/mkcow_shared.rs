@@ -24,8 +24,8 @@ fn header_of(path: &std::path::Path) -> SharedHeader {
 fn formats_the_exact_layout() {
     let dir = tempdir();
     let path = dir.path().join("shared.img");
-    let output = tool("mkcow")
-        .args([
+    let output = mkcow(
+        &[
             "--kind",
             "shared",
             "--size",
@@ -34,10 +34,9 @@ fn formats_the_exact_layout() {
             "1M",
             "--snapshots",
             "3",
-        ])
-        .arg(&path)
-        .output()
-        .unwrap();
+        ],
+        &path,
+    );
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(text.contains("formatted a shared store"), "{text}");
@@ -76,26 +75,13 @@ fn formats_the_exact_layout() {
 fn default_journal_is_capped_to_an_eighth_of_a_small_device() {
     let dir = tempdir();
     let path = dir.path().join("small.img");
-    tool("mkcow")
-        .args([
-            "-q",
-            "--kind",
-            "shared",
-            "--size",
-            "8M",
-            "--chunk-size",
-            "512",
-        ])
-        .arg(&path)
-        .assert()
-        .success();
+    mkcow_quiet(
+        &["--kind", "shared", "--size", "8M", "--chunk-size", "512"],
+        &path,
+    );
     assert_eq!(header_of(&path).nr_journal_chunks, 16384 / 8);
     let path = dir.path().join("big.img");
-    tool("mkcow")
-        .args(["-q", "--kind", "shared", "--size", "4G"])
-        .arg(&path)
-        .assert()
-        .success();
+    mkcow_quiet(&["--kind", "shared", "--size", "4G"], &path);
     assert_eq!(header_of(&path).nr_journal_chunks, (128 << 20) / 4096);
 }
 
@@ -103,41 +89,27 @@ fn default_journal_is_capped_to_an_eighth_of_a_small_device() {
 fn refusals_are_one_line_errors() {
     let dir = tempdir();
     let path = dir.path().join("s.img");
-    tool("mkcow")
-        .args(["-q", "--kind", "shared", "--size", "1M"])
-        .arg(&path)
-        .assert()
-        .success();
-    let again = tool("mkcow")
-        .args(["--kind", "shared"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let msg = assert_one_line_error(&again, 2, "s.img");
-    assert!(msg.contains("already holds a shared store"), "{msg}");
+    mkcow_quiet(&["--kind", "shared", "--size", "1M"], &path);
+    let again = mkcow(&["--kind", "shared"], &path);
+    assert_error_says(&again, 2, "s.img", &["already holds a shared store"]);
 
     let tiny = dir.path().join("tiny.img");
-    let out = tool("mkcow")
-        .args(["--kind", "shared", "--size", "1M", "--journal-size", "1M"])
-        .arg(&tiny)
-        .output()
-        .unwrap();
-    let msg = assert_one_line_error(&out, 2, "tiny.img");
-    assert!(msg.contains("at least"), "{msg}");
+    let out = mkcow(
+        &["--kind", "shared", "--size", "1M", "--journal-size", "1M"],
+        &tiny,
+    );
+    assert_error_says(&out, 2, "tiny.img", &["at least"]);
 
-    let big_chunk = tool("mkcow")
-        .args(["--kind", "shared", "--size", "64M", "--chunk-size", "2M"])
-        .arg(dir.path().join("c.img"))
-        .output()
-        .unwrap();
-    let msg = assert_one_line_error(&big_chunk, 2, "c.img");
-    assert!(msg.contains("2048 sectors"), "{msg}");
+    let big_chunk = mkcow(
+        &["--kind", "shared", "--size", "64M", "--chunk-size", "2M"],
+        dir.path().join("c.img"),
+    );
+    assert_error_says(&big_chunk, 2, "c.img", &["2048 sectors"]);
 
-    let too_many = tool("mkcow")
-        .args(["--kind", "shared", "--size", "1M", "--snapshots", "65"])
-        .arg(dir.path().join("d.img"))
-        .output()
-        .unwrap();
+    let too_many = mkcow(
+        &["--kind", "shared", "--size", "1M", "--snapshots", "65"],
+        dir.path().join("d.img"),
+    );
     assert_eq!(too_many.status.code(), Some(2));
 
     let zero = dir.path().join("zero.json");
@@ -152,13 +124,14 @@ fn refusals_are_one_line_errors() {
         .arg(dir.path().join("z.img"))
         .output()
         .unwrap();
-    let msg = assert_one_line_error(&out, 2, "zero.json");
-    assert!(
-        msg.contains("chunk_size: chunk size 0 sectors is zero"),
-        "{msg}"
+    assert_error_says(
+        &out,
+        2,
+        "zero.json",
+        &["chunk_size: chunk size 0 sectors is zero"],
     );
-    let out = tool("mkcow")
-        .args([
+    let out = mkcow(
+        &[
             "--kind",
             "shared",
             "--size",
@@ -167,10 +140,9 @@ fn refusals_are_one_line_errors() {
             "0",
             "--snapshots",
             "2",
-        ])
-        .arg(dir.path().join("z.img"))
-        .output()
-        .unwrap();
+        ],
+        dir.path().join("z.img"),
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(
         !stderr(&out).contains("snapshots are more"),
@@ -188,23 +160,21 @@ fn refusals_are_one_line_errors() {
             .arg(&path)
             .output()
             .unwrap();
-        let msg = assert_one_line_error(&over, 2, &name);
-        assert!(msg.contains(&format!("serves ({max}")), "{msg}");
+        assert_error_says(&over, 2, &name, &[&format!("serves ({max}")]);
         assert!(!path.exists(), "nothing is written before the refusal");
-        tool("mkcow")
-            .args([
-                "-q",
+        mkcow_quiet(
+            &[
                 "--kind",
                 "shared",
                 "--size",
                 "1M",
                 "--chunk-size",
                 chunk,
-            ])
-            .args(["--snapshots", &max.to_string()])
-            .arg(&path)
-            .assert()
-            .success();
+                "--snapshots",
+                &max.to_string(),
+            ],
+            &path,
+        );
         assert_eq!(header_of(&path).snapmask.count_ones(), max);
     }
 }
@@ -230,12 +200,7 @@ fn restores_from_a_hand_written_dump_and_the_engine_reads_it() {
         .arg(&path)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("restored a shared store"),
-        "{}",
-        stdout(&out)
-    );
+    assert_success_says(&out, &["restored a shared store"]);
     let origin = blank_image(&dir, "origin.img", 16 * 512);
     let mut store = SharedStore::open(
         Device::open(&path, Access::ReadWrite).unwrap(),

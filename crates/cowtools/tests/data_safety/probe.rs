@@ -201,12 +201,12 @@ fn assert_refused_then_forced(target: &Path, args: &[&str], expected: &str) {
     let name = target.file_name().unwrap().to_str().unwrap();
     let before = pristine_copy(target);
     let output = tool("mkcow").args(args).arg(target).output().unwrap();
-    let text = assert_one_line_error(&output, 2, name);
-    assert!(
-        text.contains(&format!("already holds {expected}")),
-        "{text}"
+    assert_error_says(
+        &output,
+        2,
+        name,
+        &[&format!("already holds {expected}"), "use --force"],
     );
-    assert!(text.contains("use --force"), "{text}");
     assert!(
         same_bytes(target, &before),
         "{name}: the refusal changed the file"
@@ -343,11 +343,7 @@ fn force_over_stray_bytes_in_chunk_0_says_so() {
     let dir = tempdir();
     let path = blank_image(&dir, "disk.img", 1 << 20);
     poke(&path, 1000, b"\x01");
-    let output = tool("mkcow")
-        .args(["-q", "--force"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let output = mkcow(&["-q", "--force"], &path);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(
         stderr(&output).contains("overwriting chunk 0, which is not all zero (first non-zero byte at offset 1000), because --force was given"),
@@ -374,8 +370,7 @@ fn assert_repair_refused(
         .args(args)
         .output()
         .unwrap();
-    let text = assert_one_line_error(&output, 2, name);
-    assert!(text.contains(expected), "{text}");
+    let text = assert_error_says(&output, 2, name, &[expected]);
     assert!(
         same_bytes(input, &before),
         "{name}: the refusal changed the input"

@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use cowengine::{CreateOptions, SharedStore};
 use cowfmt::device::Device;
 use cowfmt::kind::PERSISTENT_MAGIC;
 use tempfile::TempDir;
@@ -58,13 +57,8 @@ fn leaf_chunks(path: &Path) -> Vec<u64> {
 /// origin is beside it (`shared.origin`).
 fn build_shared(dir: &TempDir, snapshots: u32) -> PathBuf {
     let path = dir.path().join("shared.img");
-    let cow = Device::create_or_extend(&path, 8000 * 512).unwrap();
     let origin = Device::create_or_extend(path.with_extension("origin"), 1000 * 512).unwrap();
-    let options = CreateOptions {
-        chunk_sectors: 1,
-        journal_chunks: 4,
-    };
-    let mut store = SharedStore::create(cow, origin, &options).unwrap();
+    let mut store = engine_create(&path, 8000 * 512, origin, 1, 4);
     for s in 0..u64::from(snapshots) {
         store.create_snapshot(None).unwrap();
         for chunk in (s * 23)..(s * 23 + 40) {
@@ -141,7 +135,7 @@ fn case_5_a_lost_shared_leaf_is_a_loud_loss() {
     assert_eq!(header_field(&out, 4), 1);
 
     let text_out = dir.path().join("fixed-text.img");
-    let output = repair(&["-i", s(&cow), "-o", s(&text_out)]);
+    let output = repair_into(&cow, &text_out, &[]);
     assert_eq!(output.status.code(), Some(LOSSY));
     let text = stdout(&output);
     assert!(
@@ -191,7 +185,7 @@ fn a_lossless_repair_still_exits_0() {
     let dir = tempdir();
     let cow = build_store(&dir, "cow.img", 8, 2048, 600);
     let out = dir.path().join("fixed.img");
-    let output = repair(&["-i", s(&cow), "-o", s(&out), "--invalidate-on-loss"]);
+    let output = repair_into(&cow, &out, &["--invalidate-on-loss"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(header_field(&out, 4), 1);
     let shared = build_shared(&dir, 2);
@@ -231,7 +225,7 @@ fn case_5_persistent_losses_exit_3_and_name_the_origin_ranges() {
     );
 
     let invalid = dir.path().join("invalid.img");
-    let output = repair(&["-i", s(&cow), "-o", s(&invalid), "--invalidate-on-loss"]);
+    let output = repair_into(&cow, &invalid, &["--invalidate-on-loss"]);
     assert_eq!(output.status.code(), Some(LOSSY), "{}", stderr(&output));
     assert_eq!(header_field(&invalid, 4), 0, "valid=0 in the header");
     assert!(
@@ -275,9 +269,8 @@ fn case_13_two_plausible_chunk_sizes_stop_the_repair() {
     let dir = tempdir();
     let cow = record_like_header_chunk(&dir);
     let out = dir.path().join("fixed.img");
-    let output = repair(&["-i", s(&cow), "-o", s(&out)]);
-    let text = assert_one_line_error(&output, 1, s(&cow));
-    assert!(text.contains("--chunk-size"), "{text}");
+    let output = repair_into(&cow, &out, &[]);
+    let text = assert_error_says(&output, 1, s(&cow), &["--chunk-size"]);
     assert!(
         text.contains("1 sectors (31 records in 1 of the first 4 areas"),
         "{text}"
@@ -354,9 +347,8 @@ fn case_14_a_header_chunk_size_that_reads_nothing_is_caught() {
         );
 
         let out = dir.path().join("fixed.img");
-        let output = repair(&["-i", s(&cow), "-o", s(&out)]);
-        let text = assert_one_line_error(&output, 1, s(&cow));
-        assert!(text.contains("--chunk-size 8s"), "{text}");
+        let output = repair_into(&cow, &out, &[]);
+        assert_error_says(&output, 1, s(&cow), &["--chunk-size 8s"]);
         assert!(!out.exists(), "no empty store is written");
 
         let report = repair_report(&cow, &out, &["--chunk-size", "8s"], 0);
@@ -371,7 +363,7 @@ fn a_sound_empty_store_checks_clean_and_repairs_to_an_empty_store() {
     let check = tool("cowcheck").arg(s(&cow)).output().unwrap();
     assert_eq!(check.status.code(), Some(0), "{}", stdout(&check));
     let out = dir.path().join("fixed.img");
-    let output = repair(&["-i", s(&cow), "-o", s(&out)]);
+    let output = repair_into(&cow, &out, &[]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 }
 

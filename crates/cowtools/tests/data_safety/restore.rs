@@ -9,7 +9,8 @@ use std::process::Output;
 use cowfmt::StoreKind;
 
 use crate::common::{
-    assert_one_line_error, build_store, library_dump, stderr, stdout, tempdir, tool,
+    assert_error_says, assert_one_line_error, assert_success_says, build_store, library_dump,
+    stderr, stdout, tempdir, tool,
 };
 
 fn cowdump(store: &Path, format: &str, out: &Path) {
@@ -118,12 +119,7 @@ fn a_large_restore_round_trips_exactly_in_both_formats() {
         cowdump(&source, format, &dump);
         let target = dir.path().join(format!("restored-{format}.img"));
         let output = restore(&dump, &target, &["--size", &(40_000u64 * 4096).to_string()]);
-        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-        assert!(
-            stdout(&output).contains("restored 30000 exceptions in 118 areas"),
-            "{}",
-            stdout(&output)
-        );
+        assert_success_says(&output, &["restored 30000 exceptions in 118 areas"]);
         let again = dir.path().join(format!("again.{format}"));
         cowdump(&target, format, &again);
         assert_eq!(
@@ -297,11 +293,7 @@ fn records_out_of_order_and_duplicates_are_handled_as_before() {
     .unwrap();
     let target = dir.path().join("twice.img");
     let output = restore(&dump, &target, &["--size", "4M"]);
-    let message = assert_one_line_error(&output, 2, "twice.json");
-    assert!(
-        message.contains("exception 1 (old_chunk 1, new_chunk 3): old_chunk is already mapped by an earlier exception (2 more exceptions are unusable)"),
-        "{message}"
-    );
+    assert_error_says(&output, 2, "twice.json", &["exception 1 (old_chunk 1, new_chunk 3): old_chunk is already mapped by an earlier exception (2 more exceptions are unusable)"]);
     assert!(!target.exists());
     // Shared: origin chunks must ascend; a COW chunk is used once.
     for (name, records, expected) in [
@@ -331,22 +323,18 @@ fn a_dump_whose_kind_comes_after_its_records_is_read_again() {
     .unwrap();
     let target = dir.path().join("late.img");
     let output = restore(&dump, &target, &["--size", "64K"]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert!(
-        stdout(&output).contains("1 records of 1 origin chunks"),
-        "{}",
-        stdout(&output)
-    );
+    assert_success_says(&output, &["1 records of 1 origin chunks"]);
     let output = tool("mkcow")
         .args(["--size", "64K", "--from-dump", "-"])
         .arg(dir.path().join("stdin.img"))
         .write_stdin(std::fs::read(&dump).unwrap())
         .output()
         .unwrap();
-    let message = assert_one_line_error(&output, 2, "stdin");
-    assert!(
-        message.contains("missing field `old_chunk`") && message.contains("give --kind"),
-        "{message}"
+    assert_error_says(
+        &output,
+        2,
+        "stdin",
+        &["missing field `old_chunk`", "give --kind"],
     );
     let output = tool("mkcow")
         .args([
