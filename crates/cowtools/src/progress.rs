@@ -133,3 +133,35 @@ impl MigrateObserver for MigrateBars {
         crate::output::say_overwritten(self.tool, path, Some(what));
     }
 }
+
+/// One progress bar per pass of a job that writes in passes (mkcow's
+/// restores).
+pub struct PassBars {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+}
+
+impl PassBars {
+    /// No bar yet; `quiet` hides them all.
+    pub fn new(quiet: bool) -> Self {
+        PassBars { bar: None, quiet }
+    }
+}
+
+impl cowfmt::store::create::PassProgress for PassBars {
+    fn start(&mut self, what: &'static str, total: u64) {
+        self.bar = Some(bar(total, what, self.quiet));
+    }
+
+    fn at(&self, done: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(done);
+        }
+    }
+
+    fn end(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}

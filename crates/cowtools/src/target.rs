@@ -5,9 +5,10 @@
 use std::path::Path;
 
 use anyhow::bail;
-use cowfmt::device::{Access, Backing, Device};
+use cowfmt::device::{Access, Device};
 use cowfmt::output::{self, Marker, OutputClaim, OutputRequest};
 use cowfmt::probe;
+pub use cowfmt::store::create::planned_size;
 
 use crate::signatures;
 
@@ -55,16 +56,6 @@ pub fn plan_target(
         force,
     )?;
     Ok(planned_size(&device, size))
-}
-
-/// The size of an existing target once --size is applied: an image file
-/// grows to it, a device keeps its size.
-pub fn planned_size(device: &Device, size: Option<u64>) -> u64 {
-    let current = device.size_bytes();
-    match (device.backing(), size) {
-        (Backing::File, Some(size)) => current.max(size),
-        _ => current,
-    }
 }
 
 /// Opens the target through the output guard, never the origin or the dump:

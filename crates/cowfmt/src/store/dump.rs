@@ -11,8 +11,11 @@ use crate::kind::StoreKind;
 use crate::persistent::dump::{self as persistent_dump, DumpHead, DumpTail};
 use crate::persistent::PersistentStore;
 use crate::shared::bitmap::ChunkBitmap;
-use crate::shared::dump::text::{self as shared_text, View};
+use crate::shared::dump::text::{self as shared_text};
 use crate::shared::dump::{SharedDumpHead, SharedDumpTail, SharedSource};
+
+pub use crate::shared::dump::journal::JournalDump;
+pub use crate::shared::dump::text::{write_journal, View};
 
 /// A store opened for a dump.
 pub enum Dumped {

@@ -7,10 +7,7 @@
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
-use crate::cross::migrate::{
-    self as cross, ExportOptions, JournalSize, RechunkOptions, SharedInput, SharedMigrateReport,
-    SharedPlan,
-};
+use crate::cross::migrate::{self as cross, ExportOptions, RechunkOptions, SharedMigrateReport};
 use crate::device::{Access, Device};
 use crate::error::Error;
 use crate::finding::{Finding, FindingCode, Severity};
@@ -19,11 +16,14 @@ use crate::kind::StoreKind;
 use crate::output::{open_output, OutputRequest, PreparedOutput};
 use crate::persistent::check as classic_check;
 use crate::persistent::migrate::{self as classic, MigratePlan, MigrateReport};
-use crate::persistent::PersistentStore;
 use crate::shared::check as shared_check;
 use crate::shared::mask;
 use crate::units::human_bytes;
 use crate::SECTOR_BYTES;
+
+pub use crate::cross::migrate::{plan_import, ImportOptions, JournalSize, SharedInput, SharedPlan};
+pub use crate::persistent::migrate::{plan as plan_classic, MigrateOptions};
+pub use crate::persistent::PersistentStore;
 
 /// A step of a migration the caller may show progress for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,8 @@
 //! - [`dump`]: the dump of every kind;
 //! - [`repair`]: the salvage of every kind behind one [`repair::RepairReport`];
 //! - [`migrate`]: migration and re-chunking of every kind;
-//! - [`restore`]: a dump read back for `mkcow --from-dump`.
+//! - [`restore`]: a dump read back for `mkcow --from-dump`;
+//! - [`create`]: a new store formatted, or restored from a dump (`mkcow`).
 //!
 //! Opening: [`open`] detects the kind of a store (honouring `--kind`); each
 //! kind then opens it with its policy: strict for jobs that refuse a damaged
@@ -17,6 +18,7 @@
 //! dumps, repair).
 
 pub mod check;
+pub mod create;
 pub mod dump;
 pub mod migrate;
 pub mod probe;

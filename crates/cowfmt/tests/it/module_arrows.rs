@@ -56,12 +56,12 @@ const RULES: [Rule; 6] = [
     },
     Rule {
         text: "M5 the tools' binaries reach the kinds only through the facade cowfmt::store",
-        enforced: false,
+        enforced: true,
         check: binaries_use_the_facade,
     },
     Rule {
         text: "M6 each tool's binary sources have at most 250 lines together",
-        enforced: false,
+        enforced: true,
         check: binaries_are_thin,
     },
 ];

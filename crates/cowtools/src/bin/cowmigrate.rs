@@ -11,14 +11,12 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::Parser;
-use cowfmt::cross::migrate::{
-    self as shared_migrate, ImportOptions, JournalSize, SharedInput, SharedPlan,
-};
 use cowfmt::device::{Access, Device};
-use cowfmt::persistent::migrate::{self, MigrateOptions};
-use cowfmt::persistent::PersistentStore;
 use cowfmt::store;
-use cowfmt::store::migrate::{OutputTarget, SharedTarget};
+use cowfmt::store::migrate::{
+    plan_classic, plan_import, ImportOptions, JournalSize, MigrateOptions, PersistentStore,
+    SharedInput, SharedPlan, SharedTarget,
+};
 use cowfmt::StoreKind;
 use cowtools::cli::cowmigrate::{Cli, ToKind, ToTarget};
 use cowtools::exit::{self, job_error};
@@ -65,8 +63,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
             inputs.len()
         );
     }
-    refuse_shared_options(
-        cli,
+    cli.refuse_shared_options(
         "it applies to shared stores (an import with --to shared, or a shared input)",
     )?;
     let (device, kind) = inputs.remove(0);
@@ -81,53 +78,19 @@ fn run_persistent(cli: &Cli, store: PersistentStore, kind: StoreKind) -> anyhow:
         to_kind: cli.to_kind().map(StoreKind::from),
         chunk_size: cli.chunk_size,
     };
-    let plan = migrate::plan(&store, &options, origin.as_ref().map(Device::size_bytes))
+    let plan = plan_classic(&store, &options, origin.as_ref().map(Device::size_bytes))
         .map_err(job_error)?;
     let report = store::migrate::classic(
         &cli.input[0],
         &store,
         &plan,
         origin.as_ref(),
-        &target(cli),
+        &cli.target(),
         &mut progress::MigrateBars::new(TOOL, cli.quiet),
     )
     .map_err(job_error)?;
     render::migrate::classic_report(cli, &report, origin.as_ref())?;
     Ok(exit::EXIT_OK)
-}
-
-/// Where the output goes, from the command line; every file the job reads
-/// (the inputs and the origin) is named so that none is the output.
-fn target(cli: &Cli) -> OutputTarget<'_> {
-    OutputTarget {
-        path: cli.output(),
-        size: cli.size,
-        force: cli.force,
-        reads: cli
-            .input
-            .iter()
-            .map(PathBuf::as_path)
-            .chain(cli.origin.as_deref())
-            .collect(),
-    }
-}
-
-/// Refuses the options that only shared migrations take, saying `why` not.
-fn refuse_shared_options(cli: &Cli, why: &str) -> anyhow::Result<()> {
-    let given = [
-        ("--snapshot", cli.snapshot.is_some()),
-        ("--ids", cli.ids.is_some()),
-        ("--journal-size", cli.journal_size.is_some()),
-    ];
-    refuse(&given, |flag| format!("{flag} does not apply here: {why}"))
-}
-
-/// Fails with `message(flag)` for the first of `flags` given.
-fn refuse(flags: &[(&str, bool)], message: impl Fn(&str) -> String) -> anyhow::Result<()> {
-    match flags.iter().find(|(_, given)| *given) {
-        Some((flag, _)) => bail!("{}", message(flag)),
-        None => Ok(()),
-    }
 }
 
 fn open_origin(cli: &Cli) -> anyhow::Result<Option<Device>> {
@@ -156,9 +119,8 @@ fn run_import(cli: &Cli, inputs: Vec<(Device, StoreKind)>) -> anyhow::Result<u8>
             .journal_size
             .map_or(JournalSize::Default, JournalSize::Bytes),
     };
-    let plan =
-        shared_migrate::plan_import(stores, &options, origin.as_ref().map(Device::size_bytes))
-            .map_err(job_error)?;
+    let plan = plan_import(stores, &options, origin.as_ref().map(Device::size_bytes))
+        .map_err(job_error)?;
     run_shared_plan(cli, plan, origin, None, 0)
 }
 
@@ -201,7 +163,7 @@ fn run_shared_plan(
         plan,
         origin.as_ref(),
         default_size,
-        &target(cli),
+        &cli.target(),
         &mut progress::MigrateBars::new(TOOL, cli.quiet),
     )
     .map_err(job_error)?;
@@ -211,7 +173,7 @@ fn run_shared_plan(
 
 /// `--to raw`: one snapshot's data as a raw image.
 fn run_raw(cli: &Cli) -> anyhow::Result<u8> {
-    refuse_raw_options(cli, "--to raw")?;
+    cli.refuse_raw_options("--to raw")?;
     let Some(origin) = cli.origin.as_deref() else {
         bail!("--to raw writes the snapshot's image, which reads the origin: give it with --origin DEV");
     };
@@ -231,7 +193,7 @@ fn run_raw(cli: &Cli) -> anyhow::Result<u8> {
 
 /// `--merge`: the snapshot written back over its origin.
 fn run_merge(cli: &Cli) -> anyhow::Result<u8> {
-    refuse_raw_options(cli, "--merge")?;
+    cli.refuse_raw_options("--merge")?;
     let Some(origin) = cli.origin.as_deref() else {
         bail!("--merge writes the snapshot over its origin: give the origin with --origin DEV");
     };
@@ -245,19 +207,4 @@ fn run_merge(cli: &Cli) -> anyhow::Result<u8> {
     )?;
     render::migrate::merge_report(cli, origin, &summary)?;
     Ok(exit::EXIT_OK)
-}
-
-/// Refuses the options of a migration that `job` does not take.
-fn refuse_raw_options(cli: &Cli, job: &str) -> anyhow::Result<()> {
-    let given = [
-        ("--chunk-size", cli.chunk_size.is_some()),
-        ("--ids", cli.ids.is_some()),
-        ("--journal-size", cli.journal_size.is_some()),
-        ("--size", cli.size.is_some()),
-    ];
-    refuse(&given, |flag| format!("{flag} does not apply to {job}"))?;
-    if cli.input.len() > 1 {
-        bail!("{job} takes one store (-i), not {}", cli.input.len());
-    }
-    Ok(())
 }

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::{ArgGroup, CommandFactory, Parser, ValueEnum};
+use cowfmt::store::migrate::OutputTarget;
 use cowfmt::StoreKind;
 
 use crate::args;
@@ -175,6 +176,53 @@ impl Cli {
     /// The store kind --to asks for (`None` for raw or no --to).
     pub fn to_kind(&self) -> Option<ToKind> {
         self.to.and_then(ToTarget::kind)
+    }
+
+    /// Where the output goes; every file the job reads (the inputs and the
+    /// origin) is named so that none is the output.
+    pub fn target(&self) -> OutputTarget<'_> {
+        OutputTarget {
+            path: self.output(),
+            size: self.size,
+            force: self.force,
+            reads: (self.input.iter().map(PathBuf::as_path))
+                .chain(self.origin.as_deref())
+                .collect(),
+        }
+    }
+
+    /// Refuses the options that only shared migrations take, saying `why` not.
+    pub fn refuse_shared_options(&self, why: &str) -> anyhow::Result<()> {
+        let given = [
+            ("--snapshot", self.snapshot.is_some()),
+            ("--ids", self.ids.is_some()),
+            ("--journal-size", self.journal_size.is_some()),
+        ];
+        refuse(&given, |flag| format!("{flag} does not apply here: {why}"))
+    }
+
+    /// Refuses the options of a migration that `job` (`--to raw`, `--merge`)
+    /// does not take.
+    pub fn refuse_raw_options(&self, job: &str) -> anyhow::Result<()> {
+        let given = [
+            ("--chunk-size", self.chunk_size.is_some()),
+            ("--ids", self.ids.is_some()),
+            ("--journal-size", self.journal_size.is_some()),
+            ("--size", self.size.is_some()),
+        ];
+        refuse(&given, |flag| format!("{flag} does not apply to {job}"))?;
+        if self.input.len() > 1 {
+            anyhow::bail!("{job} takes one store (-i), not {}", self.input.len());
+        }
+        Ok(())
+    }
+}
+
+/// Fails with `message(flag)` for the first of `flags` given.
+fn refuse(flags: &[(&str, bool)], message: impl Fn(&str) -> String) -> anyhow::Result<()> {
+    match flags.iter().find(|(_, given)| *given) {
+        Some((flag, _)) => anyhow::bail!("{}", message(flag)),
+        None => Ok(()),
     }
 }
 

@@ -7,13 +7,79 @@ use cowfmt::persistent::dump::RestoreHead;
 use cowfmt::persistent::table::{snapshot_table_line, TableDevices};
 use cowfmt::persistent::Geometry;
 use cowfmt::shared::mask;
+use cowfmt::store::create::{Created, Outcome};
+use cowfmt::units::human_bytes;
 use cowfmt::StoreKind;
 
 use crate::cli::mkcow::Cli;
 
+/// Prints what mkcow wrote (unless quiet), a warning about a shared store's
+/// journal, and the table lines that activate the store.
+pub fn report(cli: &Cli, outcome: &Outcome) {
+    let target = cli.store.target.display();
+    let quiet = cli.verbosity.quiet;
+    let origin = outcome.origin_sectors;
+    match &outcome.created {
+        Created::Classic {
+            kind,
+            geometry,
+            restored,
+        } => {
+            match restored {
+                Some((head, count)) if !quiet => {
+                    let dump_path = cli.from_dump.as_deref().unwrap_or(Path::new("-"));
+                    report_restore(cli, dump_path, head, *count, geometry, *kind);
+                }
+                None if !quiet => println!(
+                    "{target}: formatted a {kind} store: chunk size {} sectors ({}), {} chunks ({}), room for {} exceptions",
+                    geometry.chunk_sectors(),
+                    human_bytes(geometry.chunk_bytes() as u64),
+                    geometry.device_chunks(),
+                    human_bytes(geometry.device_bytes()),
+                    geometry.data_capacity()
+                ),
+                _ => {}
+            }
+            print_table(cli, *kind, geometry.chunk_sectors(), origin);
+        }
+        Created::Shared {
+            geometry,
+            snapmask,
+            restored,
+        } => {
+            let chunk_sectors = (geometry.chunk_bytes / cowfmt::SECTOR_BYTES) as u32;
+            match restored {
+                Some((built, origin_chunks)) if !quiet => println!(
+                    "{target}: restored a shared store from {}: {} records of {origin_chunks} origin chunks in {} leaves, tree_level {}, snapshots {}, chunk size {chunk_sectors} sectors, {} journal chunks; data chunks were not touched",
+                    cli.from_dump.as_deref().unwrap_or(Path::new("-")).display(),
+                    built.records,
+                    built.leaves,
+                    built.header.tree_level,
+                    mask::describe(*snapmask),
+                    geometry.nr_journal_chunks
+                ),
+                None if !quiet => println!(
+                    "{target}: formatted a shared store: chunk size {chunk_sectors} sectors ({}), {} chunks ({}): {} bitmap, {} journal ({}), {} for the tree and data; snapshots: {}",
+                    human_bytes(geometry.chunk_bytes),
+                    geometry.nr_chunks,
+                    human_bytes(geometry.nr_chunks * geometry.chunk_bytes),
+                    geometry.nr_bitmap_chunks,
+                    geometry.nr_journal_chunks,
+                    human_bytes(geometry.nr_journal_chunks * geometry.chunk_bytes),
+                    geometry.data_chunks(),
+                    mask::describe(*snapmask)
+                ),
+                _ => {}
+            }
+            warn_in_place(cli, geometry);
+            print_table_lines(cli, chunk_sectors, origin, *snapmask);
+        }
+    }
+}
+
 /// Prints the table line of a persistent or legacy store (after a sentence
 /// saying how to use it, unless quiet).
-pub fn print_table(cli: &Cli, kind: StoreKind, chunk_sectors: u32, origin_sectors: Option<u64>) {
+fn print_table(cli: &Cli, kind: StoreKind, chunk_sectors: u32, origin_sectors: Option<u64>) {
     let cow = cli.store.target.display().to_string();
     let origin = cli.origin.origin.as_ref().map(|p| p.display().to_string());
     let devices = TableDevices {
@@ -33,7 +99,7 @@ pub fn print_table(cli: &Cli, kind: StoreKind, chunk_sectors: u32, origin_sector
 
 /// Prints what a persistent restore wrote, and a note when the dump
 /// describes a device of another size.
-pub fn report_restore(
+fn report_restore(
     cli: &Cli,
     dump_path: &Path,
     head: &RestoreHead,
@@ -62,12 +128,7 @@ pub fn report_restore(
 
 /// Prints a shared store's table lines, one per snapshot (after a sentence,
 /// unless quiet); nothing without snapshots.
-pub fn print_table_lines(
-    cli: &Cli,
-    chunk_sectors: u32,
-    origin_sectors: Option<u64>,
-    snapmask: u64,
-) {
+fn print_table_lines(cli: &Cli, chunk_sectors: u32, origin_sectors: Option<u64>, snapmask: u64) {
     if snapmask == 0 {
         return;
     }
@@ -86,7 +147,7 @@ pub fn print_table_lines(
 
 /// Warns on stderr (refusing nothing) when the store's journal is too small
 /// for the engine to journal its commits.
-pub fn warn_in_place(cli: &Cli, geometry: &cowfmt::shared::Geometry) {
+fn warn_in_place(cli: &Cli, geometry: &cowfmt::shared::Geometry) {
     if let Some(note) = cowfmt::shared::journal::in_place_note(geometry) {
         eprintln!("mkcow: warning: {}: {note}", cli.store.target.display());
     }
