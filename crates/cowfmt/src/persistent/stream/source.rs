@@ -58,7 +58,8 @@ impl RecordSource {
     }
 }
 
-fn entry(old_chunk: u64, new_chunk: u64) -> InEntry {
+/// The entry of one classic record: snapshot bit 0, device 0.
+pub(super) fn entry(old_chunk: u64, new_chunk: u64) -> InEntry {
     InEntry {
         origin: old_chunk,
         records: vec![InRecord {
