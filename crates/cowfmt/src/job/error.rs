@@ -13,3 +13,14 @@ pub enum JobError {
     #[error(transparent)]
     Failed(#[from] Error),
 }
+
+impl JobError {
+    /// The library error of a job that stopped (damage reads as an invalid
+    /// input, in the same words).
+    pub(crate) fn into_error(self) -> Error {
+        match self {
+            JobError::Damage(message) => Error::Invalid(message),
+            JobError::Failed(error) => error,
+        }
+    }
+}

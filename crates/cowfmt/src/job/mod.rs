@@ -9,6 +9,8 @@
 //!   split or merge), each with one [`Signature`] per way snapshots see it.
 //! - [`window`]: the data a run of output chunks needs, read in large sorted
 //!   batches.
+//! - [`kept`]: the place-keeping form: entries whose data stays at its
+//!   chunk (a restore, a shared repair), handed to a kind's [`KeptSink`].
 //! - [`dedup`]: the contents of one output chunk grouped by their bytes.
 //! - [`pipeline`]: the loop from a source to a [`Sink`] (a kind's output
 //!   adapter: a counter, a store writer).
@@ -21,6 +23,7 @@
 mod assemble;
 mod dedup;
 mod error;
+mod kept;
 mod pipeline;
 mod stream;
 mod window;
@@ -29,7 +32,8 @@ pub use assemble::MigrateMode;
 pub(crate) use assemble::{Assembler, Rechunk};
 pub(crate) use dedup::ChunkGroups;
 pub use error::JobError;
-pub(crate) use pipeline::{run, Sink, Totals};
+pub(crate) use kept::{kept_entries, run_kept, KeptSink};
+pub(crate) use pipeline::{run, run_tolerant, Sink, Totals};
 pub(crate) use stream::{EntrySource, InEntry, InRecord};
 
 /// Output data is written in contiguous runs of at most this many bytes.

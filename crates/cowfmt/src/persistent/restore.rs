@@ -9,12 +9,14 @@ use std::path::Path;
 use super::dump::RestoreHead;
 use super::header::{validate_chunk_size, DISK_VERSION};
 use super::layout::HEADER_CHUNKS;
+use super::stream::{record_of, SpooledRecords};
 use super::writer::write_areas_streamed;
 use super::{ExceptionRecord, Geometry, Header, LEGACY_CHUNK_LIMIT};
 use crate::bitset::{DenseBitmap, SparseBitmap};
 use crate::device::Device;
 use crate::dump_read::spool::{read_back_error, RecordCheck, Spool};
 use crate::error::{Error, Result};
+use crate::job::{kept_entries, JobError};
 use crate::kind::StoreKind;
 
 /// Records checked together, their origin chunks' bits loaded ahead.
@@ -140,7 +142,8 @@ pub fn validate_records(
 }
 
 /// Writes the spooled `records` as the areas of a store with `header` on
-/// `device`; `show` gets the count written every so many records.
+/// `device`, through the place-keeping stream (the data chunks stay where the
+/// records say); `show` gets the count written every so many records.
 pub fn write_records(
     device: &Device,
     geometry: &Geometry,
@@ -150,23 +153,12 @@ pub fn write_records(
     show: &dyn Fn(u64),
 ) -> Result<()> {
     let count = records.len();
-    let mut reader = records.read().map_err(read_back_error)?;
-    let stream = std::iter::from_fn(|| {
-        let mut r = [0u64; 2];
-        match reader.next_into(&mut r) {
-            Ok(true) => Some(Ok(ExceptionRecord {
-                old_chunk: r[0],
-                new_chunk: r[1],
-            })),
-            Ok(false) => None,
-            Err(e) => Some(Err(read_back_error(e))),
-        }
-    });
-    let stream = stream.enumerate().map(|(index, record)| {
+    let mut source = SpooledRecords::new(records.read().map_err(read_back_error)?);
+    let stream = kept_entries(&mut source).enumerate().map(|(index, entry)| {
         if (index as u64).is_multiple_of(every) {
             show(index as u64);
         }
-        record
+        entry.map(|e| record_of(&e)).map_err(JobError::into_error)
     });
     write_areas_streamed(device, geometry, header, count, stream)
 }

@@ -11,11 +11,12 @@ use super::build::{Built, StoreBuilder};
 use super::dump::SharedRestoreHead;
 use super::geometry::validate_chunk_size;
 use super::header::SHARED_VERSION;
-use super::leaf::Exception;
 use super::mask::{self, MAX_SNAPSHOTS};
+use super::stream::{SpooledGroups, TreeSink};
 use crate::device::Device;
 use crate::dump_read::spool::{read_back_error, RecordCheck, Spool};
 use crate::error::{Error, Result};
+use crate::job::{run_kept, InEntry, JobError, KeptSink};
 use crate::SECTOR_BYTES;
 
 /// The head's version, snapshots and chunk size checked; returns the snapmask.
@@ -124,8 +125,9 @@ pub struct RestorePlan {
 }
 
 /// Writes the store of the checked, spooled records on `device`: claims
-/// their data chunks (one pass), then writes the tree, the bitmap, an empty
-/// journal and the header (a second pass).
+/// their data chunks where they are (one pass of the place-keeping stream),
+/// then writes the tree, the bitmap, an empty journal and the header (a
+/// second pass).
 pub fn write_store(
     device: &Device,
     spool: &mut Spool,
@@ -136,29 +138,16 @@ pub fn write_store(
     let chunk_sectors = u64::from(plan.chunk_sectors);
     let mut builder = StoreBuilder::new(device, chunk_sectors, plan.journal_chunks)?;
     progress.start("claiming", plan.origin_chunks);
-    for_each_origin(spool, |index, _, records| {
-        if index.is_multiple_of(plan.every) {
-            progress.at(index);
-        }
-        for r in records {
-            builder.claim(r.chunk).map_err(|e| {
-                Error::Invalid(format!(
-                    "{}: origin chunk entry {index}: {e}",
-                    dump_path.display()
-                ))
-            })?;
-        }
-        Ok(())
-    })?;
+    let mut claims = Claims {
+        builder: &mut builder,
+        dump_path,
+    };
+    pass(spool, &mut claims, plan.every, progress)?;
     progress.end();
-    let mut tree = builder.into_tree();
+    let mut tree = TreeSink::new(builder.into_tree());
     progress.start("writing", plan.origin_chunks);
-    for_each_origin(spool, |index, origin, records| {
-        if index.is_multiple_of(plan.every) {
-            progress.at(index);
-        }
-        tree.push(origin, records)
-    })?;
+    pass(spool, &mut tree, plan.every, progress)?;
+    let tree = tree.into_tree();
     let built = tree.finish(plan.snapmask)?;
     progress.end();
     if !plan.valid {
@@ -278,29 +267,41 @@ impl RecordCheck for SharedCheck {
     }
 }
 
-/// Hands the spooled records to `each` grouped by origin chunk, with the
-/// group's index, in the dump's order (checked by [`check_records`]).
-fn for_each_origin(
+/// Runs the spooled records, grouped by origin chunk (checked by
+/// [`check_records`]), through the place-keeping stream into `sink`.
+fn pass(
     spool: &mut Spool,
-    mut each: impl FnMut(u64, u64, &[Exception]) -> Result<()>,
+    sink: &mut dyn KeptSink,
+    every: u64,
+    progress: &mut dyn PassProgress,
 ) -> Result<()> {
-    let mut reader = spool.read().map_err(read_back_error)?;
-    let mut r = [0u64; 3];
-    let mut group: Vec<Exception> = Vec::new();
-    let mut origin = 0u64;
-    let mut index = 0u64;
-    while reader.next_into(&mut r).map_err(read_back_error)? {
-        let [origin_chunk, chunk, share] = r;
-        if !group.is_empty() && origin_chunk != origin {
-            each(index, origin, &group)?;
-            group.clear();
-            index += 1;
+    let mut source = SpooledGroups::new(spool.read().map_err(read_back_error)?);
+    run_kept(&mut source, sink, &mut |index| {
+        if index.is_multiple_of(every) {
+            progress.at(index);
         }
-        origin = origin_chunk;
-        group.push(Exception { share, chunk });
-    }
-    if !group.is_empty() {
-        each(index, origin, &group)?;
-    }
+    })
+    .map_err(JobError::into_error)?;
     Ok(())
+}
+
+/// Claims the data chunk of every record where it is, naming the dump's
+/// entry of a chunk that cannot be claimed.
+struct Claims<'b, 'a> {
+    builder: &'b mut StoreBuilder<'a>,
+    dump_path: &'b Path,
+}
+
+impl KeptSink for Claims<'_, '_> {
+    fn entry(&mut self, index: u64, entry: &InEntry) -> std::result::Result<(), JobError> {
+        for r in &entry.records {
+            self.builder.claim(r.chunk).map_err(|e| {
+                Error::Invalid(format!(
+                    "{}: origin chunk entry {index}: {e}",
+                    self.dump_path.display()
+                ))
+            })?;
+        }
+        Ok(())
+    }
 }

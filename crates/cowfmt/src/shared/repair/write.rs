@@ -1,12 +1,15 @@
 //! Writing the salvaged store: the kept data chunks claimed where they are and
-//! copied in large batches, the tree bulk-loaded from the leaves read again
-//! through the same rules, the header last.
+//! copied in large batches, the leaves read again through the same rules into
+//! the place-keeping stream, whose tree sink bulk-loads the tree, the header
+//! last.
 
 use crate::device::Device;
 use crate::error::Error;
-use crate::job::JobError;
+use crate::job::{InEntry, InRecord, JobError, KeptSink};
 use crate::shared::build::StoreBuilder;
 use crate::shared::header::SharedHeader;
+use crate::shared::leaf::Exception;
+use crate::shared::stream::TreeSink;
 
 use super::batch::{for_each_stretch, Stretch};
 use super::filter::RecordRules;
@@ -63,7 +66,7 @@ impl Salvage {
         } else {
             copy_data(input, &output, cb, &runs, options.output_zeroed, progress)?
         };
-        let mut tree = builder.into_tree();
+        let mut tree = TreeSink::new(builder.into_tree());
         let rules = RecordRules {
             geometry: &self.geometry,
             snapmask: self.snapmask,
@@ -72,6 +75,7 @@ impl Salvage {
         let losers = &self.chunk_losers;
         let leaves: Vec<_> = self.leaves.iter().collect();
         let mut kept = Vec::new();
+        let mut entries = 0u64;
         for_each_leaf(input, cb as usize, &leaves, &mut |found, leaf| {
             for i in 0..leaf.count() {
                 let range = leaf.record_range(i);
@@ -88,12 +92,14 @@ impl Salvage {
                     &mut |_| {},
                 );
                 if !kept.is_empty() {
-                    tree.push(leaf.origin_of(i), &kept)?;
+                    let entry = kept_entry(leaf.origin_of(i), &kept);
+                    tree.entry(entries, &entry).map_err(JobError::into_error)?;
+                    entries += 1;
                 }
             }
             Ok(())
         })?;
-        let built = tree.finish(self.snapmask)?;
+        let built = tree.into_tree().finish(self.snapmask)?;
         if built.records != self.report.kept {
             return Err(Error::Invalid(format!(
                 "{}: wrote {} records but the analysis kept {}; the output is not usable",
@@ -122,6 +128,22 @@ impl Salvage {
                 .push("the data chunks were already in place and were not copied".to_string());
         }
         Ok(self.report)
+    }
+}
+
+/// The kept records of one origin chunk as an entry of the place-keeping
+/// stream: each record's data stays at its chunk.
+fn kept_entry(origin: u64, kept: &[Exception]) -> InEntry {
+    InEntry {
+        origin,
+        records: kept
+            .iter()
+            .map(|r| InRecord {
+                mask: r.share,
+                dev: 0,
+                chunk: r.chunk,
+            })
+            .collect(),
     }
 }
 
