@@ -9,7 +9,8 @@ use crate::job::JobError;
 use crate::kind::{PERSISTENT_MAGIC, SHARED_MAGIC};
 use crate::shared::bitmap::ChunkBitmap;
 use crate::shared::geometry::{validate_chunk_size, Geometry};
-use crate::shared::header::{SharedHeader, HEADER_BYTES};
+use crate::shared::header::SharedHeader;
+use crate::shared::open;
 use crate::shared::mask;
 
 use super::chunk_size::count_votes;
@@ -73,9 +74,7 @@ pub fn analyze(
 
 /// The input's header, refused when it is a persistent store's.
 fn read_header(input: &Device) -> Result<SharedHeader, JobError> {
-    let mut raw = [0u8; HEADER_BYTES];
-    input.read_at(&mut raw, 0, || "the shared store header".to_string())?;
-    let header = SharedHeader::decode(&raw).map_err(|e| Error::format(input.path(), e))?;
+    let header = open::read_header(input)?;
     if header.magic == PERSISTENT_MAGIC {
         return Err(Error::format(
             input.path(),

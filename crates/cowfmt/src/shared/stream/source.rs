@@ -6,12 +6,13 @@
 
 use crate::bitset::DenseBitmap;
 use crate::device::Device;
-use crate::error::{Error, FormatError};
+use crate::error::FormatError;
 use crate::job::{EntrySource, InEntry, InRecord, JobError};
-use crate::shared::geometry::{validate_chunk_size, Geometry};
-use crate::shared::header::{SharedHeader, HEADER_BYTES};
+use crate::shared::geometry::Geometry;
+use crate::shared::header::SharedHeader;
 use crate::shared::leaf::Leaf;
 use crate::shared::node::Node;
+use crate::shared::open::{self, OpenError, OpenedHeader, Policy};
 
 /// An undamaged shared store opened read-only for a migration.
 #[derive(Debug)]
@@ -40,40 +41,26 @@ impl SharedInput {
     /// Opens the shared store on `device`: the header must name a valid store
     /// whose tree root lies in the data range.
     pub fn open(device: Device) -> Result<Self, JobError> {
-        let path = device.path().to_path_buf();
-        let mut first = [0u8; HEADER_BYTES];
-        device.read_at(&mut first, 0, || "the shared store header".to_string())?;
-        let header = SharedHeader::decode(&first).map_err(|e| Error::format(&path, e))?;
-        header
-            .validate_identity()
-            .map_err(|e| Error::format(&path, e))?;
-        validate_chunk_size(u64::from(header.chunk_size)).map_err(|e| damage_format(&path, e))?;
-        if header.valid == 0 {
-            return Err(JobError::Damage(format!(
-                "{}: the store is marked invalid (header valid=0), so its snapshots cannot be read",
-                path.display()
-            )));
-        }
-        let geometry = Geometry::new(
-            device.size_bytes(),
-            header.chunk_size,
-            u64::from(header.nr_journal_chunks),
-        );
-        if !geometry.reserved_fits() {
-            return Err(JobError::Damage(format!(
-                "{}: the header's {} bitmap and {} journal chunks do not fit the device's {} chunks",
-                path.display(),
-                geometry.nr_bitmap_chunks,
-                geometry.nr_journal_chunks,
-                geometry.nr_chunks
-            )));
-        }
-        if let Some(problem) = header.root_problem(&geometry) {
-            return Err(JobError::Damage(format!(
-                "{}: header {problem}",
-                path.display()
-            )));
-        }
+        let path = device.path();
+        let OpenedHeader { header, geometry } =
+            open::open(&device, Policy::Strict).map_err(|e| match e {
+                OpenError::Unreadable(e) => JobError::from(e),
+                OpenError::ChunkSize(e) => damage_format(path, e),
+                OpenError::Invalidated => JobError::Damage(format!(
+                    "{}: the store is marked invalid (header valid=0), so its snapshots cannot be read",
+                    path.display()
+                )),
+                OpenError::DoesNotFit(geometry) => JobError::Damage(format!(
+                    "{}: the header's {} bitmap and {} journal chunks do not fit the device's {} chunks",
+                    path.display(),
+                    geometry.nr_bitmap_chunks,
+                    geometry.nr_journal_chunks,
+                    geometry.nr_chunks
+                )),
+                OpenError::Root(problem) => {
+                    JobError::Damage(format!("{}: header {problem}", path.display()))
+                }
+            })?;
         Ok(SharedInput {
             device,
             header,
