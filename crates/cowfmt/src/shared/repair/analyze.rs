@@ -22,7 +22,7 @@ use super::options::RepairOptions;
 use super::reachable::{walk, FoundLeaf, Reached};
 use super::report::{
     DropReason, OriginRange, ReasonCount, RepairReport, ScanMode, ScanSummary, SnapshotTally,
-    Source, LISTED_MAX, REPAIR_FORMAT_VERSION,
+    ReportHead, Source, LISTED_MAX,
 };
 use super::salvage::Salvage;
 use super::scan::{scan, ScanContext, Scanned};
@@ -504,12 +504,12 @@ fn new_report(input: &Device, verdict: &HeaderVerdict, choice: &ChunkChoice) -> 
         ));
     }
     RepairReport {
-        format_version: REPAIR_FORMAT_VERSION,
-        kind: StoreKind::Shared,
-        input: input.path().display().to_string(),
-        output: None,
-        chunk_size: choice.sectors,
-        chunk_size_source: choice.source,
+        head: ReportHead::new(
+            StoreKind::Shared,
+            input.path().display().to_string(),
+            choice.sectors,
+            choice.source,
+        ),
         journal_chunks: 0,
         journal_source: Source::Header,
         snapmask: 0,
