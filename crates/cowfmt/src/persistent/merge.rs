@@ -13,8 +13,8 @@
 
 use super::area::area_records;
 use super::header::{validate_chunk_size, Header};
-use super::open;
 use super::layout::Geometry;
+use super::open;
 use super::scan::{AreaScanner, ScanItem, ScanMode};
 use crate::blockdev::BlockDev;
 use crate::error::{Error, Result};

@@ -160,7 +160,10 @@ mod tests {
     fn an_invalid_store_opens_only_tolerantly() {
         let dev = store();
         rewrite(&dev, |h| h.valid = 0);
-        assert!(matches!(open(&dev, Policy::Strict), Err(OpenError::Invalidated)));
+        assert!(matches!(
+            open(&dev, Policy::Strict),
+            Err(OpenError::Invalidated)
+        ));
         assert!(matches!(
             open(&dev, Policy::StrictBeforeReplay),
             Err(OpenError::Invalidated)
@@ -172,7 +175,10 @@ mod tests {
     fn a_bad_root_is_judged_only_by_the_strict_policy() {
         let dev = store();
         rewrite(&dev, |h| h.root_tree_chunk = 0);
-        assert!(matches!(open(&dev, Policy::Strict), Err(OpenError::Root(_))));
+        assert!(matches!(
+            open(&dev, Policy::Strict),
+            Err(OpenError::Root(_))
+        ));
         assert!(open(&dev, Policy::StrictBeforeReplay).is_ok());
         assert!(open(&dev, Policy::Tolerant).is_ok());
     }

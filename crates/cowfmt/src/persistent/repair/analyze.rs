@@ -9,8 +9,8 @@ use super::salvage::Salvage;
 use crate::device::Device;
 use crate::error::{Error, FormatError};
 use crate::kind::{PERSISTENT_MAGIC, SHARED_MAGIC};
-use crate::persistent::open;
 use crate::persistent::layout::Geometry;
+use crate::persistent::open;
 use crate::persistent::rebuild::JobError;
 
 /// Reads the damaged store on `input` (never writing to it) and decides what

@@ -10,8 +10,8 @@ use crate::kind::{PERSISTENT_MAGIC, SHARED_MAGIC};
 use crate::shared::bitmap::ChunkBitmap;
 use crate::shared::geometry::{validate_chunk_size, Geometry};
 use crate::shared::header::SharedHeader;
-use crate::shared::open;
 use crate::shared::mask;
+use crate::shared::open;
 
 use super::chunk_size::count_votes;
 use super::filter::RecordRules;
@@ -21,8 +21,8 @@ use super::lost;
 use super::options::RepairOptions;
 use super::reachable::{walk, FoundLeaf, Reached};
 use super::report::{
-    DropReason, OriginRange, ReasonCount, RepairReport, ScanMode, ScanSummary, SnapshotTally,
-    ReportHead, Source, LISTED_MAX,
+    DropReason, OriginRange, ReasonCount, RepairReport, ReportHead, ScanMode, ScanSummary,
+    SnapshotTally, Source, LISTED_MAX,
 };
 use super::salvage::Salvage;
 use super::scan::{scan, ScanContext, Scanned};

@@ -12,8 +12,8 @@ use crate::error::{Error, Result};
 use crate::kind::SHARED_MAGIC;
 use crate::shared::geometry::{validate_chunk_size, Geometry};
 use crate::shared::header::SHARED_VERSION;
-use crate::shared::open;
 use crate::shared::journal::{replay_overlay, ScanEnd};
+use crate::shared::open;
 
 /// What happened to the input's journal.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

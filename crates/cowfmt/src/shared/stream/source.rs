@@ -257,7 +257,9 @@ impl LeafCollector<'_, '_> {
     /// Stops the walk with `failure`.
     fn fail(&mut self, failure: JobError) -> crate::error::Result<()> {
         self.failure = Some(failure);
-        Err(Error::Invalid("the migration input's tree walk stopped".into()))
+        Err(Error::Invalid(
+            "the migration input's tree walk stopped".into(),
+        ))
     }
 
     /// Checks the key of the parent's entry that leads to `at`.
