@@ -12,11 +12,12 @@ use cowfmt::device::Device;
 use cowfmt::error::{Error, FormatError, Result};
 use cowfmt::shared::bitmap::ChunkBitmap;
 use cowfmt::shared::format::format_store;
-use cowfmt::shared::geometry::{validate_chunk_size, Geometry};
-use cowfmt::shared::header::{SharedHeader, HEADER_BYTES};
+use cowfmt::shared::geometry::Geometry;
+use cowfmt::shared::header::SharedHeader;
 use cowfmt::shared::journal::{replay, ReplayReport, Transaction, TxHeader};
 use cowfmt::shared::leaf::{max_snapshots, Exception};
 use cowfmt::shared::mask::{self, MAX_SNAPSHOTS};
+use cowfmt::shared::open::{self, OpenError, OpenedHeader, Policy};
 
 use crate::alloc::{Allocator, FreePolicy};
 use crate::batch::BatchScratch;
@@ -96,26 +97,22 @@ impl<D: BlockDev> SharedStore<D> {
     /// transactions its journal holds first (a damaged journal superblock is
     /// refused).
     pub fn open(cow: D, origin: D) -> Result<Self> {
-        let header = read_header(&cow)?;
-        let geometry = Geometry::new(
-            cow.size(),
-            header.chunk_size,
-            u64::from(header.nr_journal_chunks),
-        );
+        let OpenedHeader { header, geometry } = open::open(&cow, Policy::StrictBeforeReplay)
+            .map_err(|e| match e {
+                OpenError::DoesNotFit(geometry) => Error::format(
+                    cow.path(),
+                    FormatError::TooSmall {
+                        what: format!(
+                            "the header's {} bitmap and {} journal chunks",
+                            geometry.nr_bitmap_chunks, geometry.nr_journal_chunks
+                        ),
+                        device_bytes: cow.size(),
+                        needed_bytes: geometry.data_start() * geometry.chunk_bytes,
+                    },
+                ),
+                other => other.into_error(cow.path()),
+            })?;
         let mode = CommitMode::of(&geometry);
-        if !geometry.reserved_fits() {
-            return Err(Error::format(
-                cow.path(),
-                FormatError::TooSmall {
-                    what: format!(
-                        "the header's {} bitmap and {} journal chunks",
-                        geometry.nr_bitmap_chunks, geometry.nr_journal_chunks
-                    ),
-                    device_bytes: cow.size(),
-                    needed_bytes: geometry.data_start() * geometry.chunk_bytes,
-                },
-            ));
-        }
         let mut header = header;
         let replayed = if geometry.nr_journal_chunks > 0 {
             let report = replay(&cow, &geometry)?;
@@ -884,18 +881,9 @@ impl<D: BlockDev> Drop for SharedStore<D> {
 
 /// Reads and checks the store header of `cow`: identity, chunk size, valid.
 fn read_header<D: BlockDev>(cow: &D) -> Result<SharedHeader> {
-    let mut first = [0u8; HEADER_BYTES];
-    cow.read_at(&mut first, 0, &|| "the shared store header".to_string())?;
-    let header = SharedHeader::decode(&first).map_err(|e| Error::format(cow.path(), e))?;
-    header
-        .validate_identity()
-        .and_then(|()| validate_chunk_size(u64::from(header.chunk_size)))
-        .map_err(|e| Error::format(cow.path(), e))?;
-    if header.valid == 0 {
-        return Err(Error::Invalidated {
-            path: cow.path().to_path_buf(),
-        });
-    }
+    let header = open::read_header(cow)?;
+    open::check_identity(cow, &header, Policy::StrictBeforeReplay)
+        .map_err(|e| e.into_error(cow.path()))?;
     Ok(header)
 }
 

@@ -188,9 +188,7 @@ fn report_chunk_size_reads_nothing(device: &Device, sectors: u32, sink: &mut Fin
 }
 
 fn read_header_chunk_start(device: &Device) -> Result<Header> {
-    let mut bytes = [0u8; HEADER_BYTES];
-    device.read_at(&mut bytes, 0, || "the store header".to_string())?;
-    Header::decode(&bytes).map_err(|e| Error::format(device.path(), e))
+    super::open::read_header(device)
 }
 
 /// Checks the header fields; returns the geometry to read the areas with, or

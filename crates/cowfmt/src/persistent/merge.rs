@@ -12,8 +12,9 @@
 //! rerun has nothing to do.
 
 use super::area::area_records;
-use super::header::{validate_chunk_size, Header, HEADER_BYTES};
+use super::header::{validate_chunk_size, Header};
 use super::layout::Geometry;
+use super::open;
 use super::scan::{AreaScanner, ScanItem, ScanMode};
 use crate::blockdev::BlockDev;
 use crate::error::{Error, Result};
@@ -37,9 +38,7 @@ pub struct ClassicSnapshot {
 /// marked invalid is refused: the kernel gives I/O errors for its snapshot.
 pub fn read_snapshot(store: &dyn BlockDev) -> Result<ClassicSnapshot> {
     let path = store.path();
-    let mut first = [0u8; HEADER_BYTES];
-    store.read_at(&mut first, 0, &|| "the store header".to_string())?;
-    let header = Header::decode(&first).map_err(|e| Error::format(path, e))?;
+    let header = open::read_header(store)?;
     header
         .validate_identity()
         .map_err(|e| Error::format(path, e))?;

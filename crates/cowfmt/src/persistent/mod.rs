@@ -16,6 +16,7 @@ pub mod header;
 pub mod layout;
 pub mod merge;
 pub mod migrate;
+pub mod open;
 pub mod rebuild;
 pub mod record;
 pub mod repair;

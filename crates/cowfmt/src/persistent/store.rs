@@ -3,13 +3,14 @@
 use serde::{Deserialize, Serialize};
 
 use super::area::area_records;
-use super::header::{validate_chunk_size, Header, HEADER_BYTES};
+use super::header::Header;
 use super::layout::Geometry;
+use super::open::{self, Policy};
 use super::record::ExceptionRecord;
 use super::scan::{AreaScanner, ScanItem, ScanMode};
 use super::state::{LoadState, LoadStateBuilder, Usage};
 use crate::device::Device;
-use crate::error::{Error, FormatError, Result};
+use crate::error::{Error, Result};
 
 /// A record with the place it was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,55 +66,29 @@ pub struct PersistentStore {
     geometry: Geometry,
 }
 
-/// Reads and decodes the 16 header bytes of a device.
-pub fn read_header(device: &Device) -> Result<Header> {
-    let mut bytes = [0u8; HEADER_BYTES];
-    device.read_at(&mut bytes, 0, || "the store header".to_string())?;
-    Header::decode(&bytes).map_err(|e| Error::format(device.path(), e))
-}
+pub use super::open::read_header;
 
 impl PersistentStore {
     /// Opens a store: the magic must be SnAp and the version 1. The header's
     /// chunk size is used, as the kernel does; `chunk_size_override` replaces it
     /// only when the header's own value is unusable (for salvage).
     pub fn open(device: Device, chunk_size_override: Option<u32>) -> Result<Self> {
-        let header = read_header(&device)?;
-        header
-            .validate_identity()
-            .map_err(|e| Error::format(device.path(), e))?;
-        let chunk_sectors = match validate_chunk_size(u64::from(header.chunk_size)) {
-            Ok(()) => header.chunk_size,
-            Err(e) => match chunk_size_override {
-                Some(sectors) => sectors,
-                None => return Err(Error::format(device.path(), e)),
+        Self::open_with(
+            device,
+            Policy::Strict {
+                fallback: chunk_size_override,
             },
-        };
-        Self::with_chunk_size(device, header, chunk_sectors)
+        )
     }
 
     /// Opens a store whose header may be damaged, reading it with the given
     /// chunk size whatever the header says.
     pub fn open_with_chunk_size(device: Device, chunk_sectors: u32) -> Result<Self> {
-        let header = read_header(&device)?;
-        Self::with_chunk_size(device, header, chunk_sectors)
+        Self::open_with(device, Policy::Tolerant { chunk_sectors })
     }
 
-    fn with_chunk_size(device: Device, header: Header, chunk_sectors: u32) -> Result<Self> {
-        let geometry = Geometry::new(chunk_sectors, device.size_bytes())
-            .map_err(|e| Error::format(device.path(), e))?;
-        if !geometry.holds_first_area() {
-            return Err(Error::format(
-                device.path(),
-                FormatError::TooSmall {
-                    what: format!(
-                        "a persistent store with {}-byte chunks needs a header and an area",
-                        geometry.chunk_bytes()
-                    ),
-                    device_bytes: device.size_bytes(),
-                    needed_bytes: 2 * geometry.chunk_bytes() as u64,
-                },
-            ));
-        }
+    fn open_with(device: Device, policy: Policy) -> Result<Self> {
+        let (header, geometry) = open::open(&device, policy)?;
         Ok(PersistentStore {
             device,
             header,

@@ -25,6 +25,7 @@ pub mod leaf;
 pub mod mask;
 pub mod merge;
 pub mod node;
+pub mod open;
 pub mod repair;
 pub mod restore;
 pub mod rules;

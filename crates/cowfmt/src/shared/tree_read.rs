@@ -7,11 +7,12 @@ use crate::blockdev::BlockDev;
 use crate::error::{Error, Result};
 use crate::snapshot_image::ChunkMap;
 
-use super::geometry::{validate_chunk_size, Geometry};
-use super::header::{SharedHeader, HEADER_BYTES, MAX_TREE_LEVEL};
+use super::geometry::Geometry;
+use super::header::{SharedHeader, MAX_TREE_LEVEL};
 use super::leaf::{Exception, Leaf};
 use super::mask;
 use super::node::Node;
+use super::open::{self, Policy};
 use super::rules::record_unusable;
 use super::walk::{walk_strict, BlockAt, TreeVisitor, WalkProblem};
 
@@ -25,45 +26,19 @@ pub struct TreeContents {
 }
 
 /// Decodes and checks the header in `first` (at least its 40 bytes) of a
-/// store on `store`: a valid shared store whose root lies in the data range.
+/// store on `store`: a valid shared store whose root lies in the data range
+/// ([`Policy::Strict`]).
 pub fn check_header(store: &dyn BlockDev, first: &[u8]) -> Result<(SharedHeader, Geometry)> {
     let path = store.path();
     let header = SharedHeader::decode(first).map_err(|e| Error::format(path, e))?;
-    header
-        .validate_identity()
-        .map_err(|e| Error::format(path, e))?;
-    validate_chunk_size(u64::from(header.chunk_size)).map_err(|e| Error::format(path, e))?;
-    if header.valid == 0 {
-        return Err(Error::Invalidated {
-            path: path.to_path_buf(),
-        });
-    }
-    let geometry = Geometry::new(
-        store.size(),
-        header.chunk_size,
-        u64::from(header.nr_journal_chunks),
-    );
-    if !geometry.reserved_fits() {
-        return Err(Error::Invalid(format!(
-            "{}: the header's bitmap and journal do not fit the device's {} chunks",
-            path.display(),
-            geometry.nr_chunks
-        )));
-    }
-    if let Some(problem) = header.root_problem(&geometry) {
-        return Err(Error::Invalid(format!(
-            "{}: header {problem}",
-            path.display()
-        )));
-    }
-    Ok((header, geometry))
+    let opened = open::check(store, header, Policy::Strict).map_err(|e| e.into_error(path))?;
+    Ok((opened.header, opened.geometry))
 }
 
 /// Reads the header of the shared store on `store` ([`check_header`]).
 pub fn read_header(store: &dyn BlockDev) -> Result<(SharedHeader, Geometry)> {
-    let mut first = [0u8; HEADER_BYTES];
-    store.read_at(&mut first, 0, &|| "the shared store header".to_string())?;
-    check_header(store, &first)
+    let opened = open::open(store, Policy::Strict).map_err(|e| e.into_error(store.path()))?;
+    Ok((opened.header, opened.geometry))
 }
 
 /// Reads every block of the tree at `root` with `level` node levels, through

@@ -4,13 +4,13 @@ use super::chunk_size::choose_chunk_size;
 use super::credibility::Scan;
 use super::header::{check_header_tail, decide_validity, header_problems, invalidate_on_loss};
 use super::options::RepairOptions;
-use super::report::{ChunkSizeSource, RepairReport, REPAIR_FORMAT_VERSION};
+use super::report::{ChunkSizeSource, RepairReport, ReportHead};
 use super::salvage::Salvage;
 use crate::device::Device;
 use crate::error::{Error, FormatError};
 use crate::kind::{PERSISTENT_MAGIC, SHARED_MAGIC};
-use crate::persistent::header::{Header, HEADER_BYTES};
 use crate::persistent::layout::Geometry;
+use crate::persistent::open;
 use crate::persistent::rebuild::JobError;
 
 /// Reads the damaged store on `input` (never writing to it) and decides what
@@ -28,9 +28,7 @@ pub fn analyze(
         ))
         .into());
     }
-    let mut raw = [0u8; HEADER_BYTES];
-    input.read_at(&mut raw, 0, || "the store header".to_string())?;
-    let header = Header::decode(&raw).map_err(|e| Error::format(input.path(), e))?;
+    let header = open::read_header(input)?;
     if header.magic == SHARED_MAGIC {
         return Err(Error::format(
             input.path(),
@@ -43,12 +41,12 @@ pub fn analyze(
         .into());
     }
     let mut report = RepairReport {
-        format_version: REPAIR_FORMAT_VERSION,
-        kind: options.kind,
-        input: input.path().display().to_string(),
-        output: None,
-        chunk_size: 0,
-        chunk_size_source: ChunkSizeSource::Header,
+        head: ReportHead::new(
+            options.kind,
+            input.path().display().to_string(),
+            0,
+            ChunkSizeSource::Header,
+        ),
         inferred_chunk_size: None,
         chunk_size_evidence: Vec::new(),
         header_repaired: false,

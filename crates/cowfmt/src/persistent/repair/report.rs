@@ -3,14 +3,13 @@
 
 use serde::Serialize;
 
-use crate::kind::StoreKind;
 use crate::origin_range::{ranges_of, OriginRange};
 use crate::persistent::chunk_evidence::ChunkSizeEvidence;
 use crate::persistent::rebuild::Relocation;
 use crate::persistent::state::Usage;
 use crate::persistent::store::PlacedRecord;
 
-pub use crate::repair::report::{LISTED_MAX, REPAIR_FORMAT_VERSION};
+pub use crate::repair::report::{ReportHead, LISTED_MAX, REPAIR_FORMAT_VERSION};
 
 /// Where the chunk size used came from: the header, the caller (`option`),
 /// or inferred from the records of the first areas.
@@ -124,18 +123,9 @@ pub struct DamagedArea {
 /// What a repair found and did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RepairReport {
-    /// [`REPAIR_FORMAT_VERSION`].
-    pub format_version: u32,
-    /// `persistent` or `legacy`.
-    pub kind: StoreKind,
-    /// The damaged input.
-    pub input: String,
-    /// The output, once written.
-    pub output: Option<String>,
-    /// The chunk size used, in sectors.
-    pub chunk_size: u32,
-    /// Where it came from.
-    pub chunk_size_source: ChunkSizeSource,
+    /// Version, kind, input, output and chunk size ([`ReportHead`]).
+    #[serde(flatten)]
+    pub head: ReportHead,
     /// The chunk size inferred from the areas, when it was inferred.
     pub inferred_chunk_size: Option<u32>,
     /// When the chunk size was inferred: what the first areas read under each
@@ -208,6 +198,8 @@ pub struct RepairReport {
     #[serde(skip)]
     pub(super) lost_old_chunks_overflow: bool,
 }
+
+crate::repair::report::deref_to_head!(RepairReport);
 
 impl RepairReport {
     /// True when records were lost and none could be kept.

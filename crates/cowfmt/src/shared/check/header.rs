@@ -9,6 +9,7 @@ use crate::kind::SHARED_MAGIC;
 use crate::shared::geometry::{validate_chunk_size, Geometry};
 pub use crate::shared::header::MAX_TREE_LEVEL;
 use crate::shared::header::{SharedHeader, HEADER_BYTES, SHARED_VERSION};
+use crate::shared::open;
 
 /// Chunks a store needs besides the header and bitmap: a leaf and the root.
 const TREE_MIN_CHUNKS: u64 = 2;
@@ -23,9 +24,7 @@ pub(super) struct Layout {
 
 /// Reads the 40 header bytes.
 pub(super) fn read(device: &Device) -> Result<SharedHeader> {
-    let mut bytes = [0u8; HEADER_BYTES];
-    device.read_at(&mut bytes, 0, || "the shared store header".to_string())?;
-    SharedHeader::decode(&bytes).map_err(|e| Error::format(device.path(), e))
+    open::read_header(device)
 }
 
 fn field(offset: u64) -> Location {

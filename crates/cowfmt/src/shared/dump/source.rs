@@ -7,9 +7,10 @@ use crate::dump_format::DUMP_FORMAT_VERSION;
 use crate::error::{Error, FormatError, Result};
 use crate::kind::StoreKind;
 use crate::shared::bitmap::ChunkBitmap;
-use crate::shared::geometry::{validate_chunk_size, Geometry};
-use crate::shared::header::{SharedHeader, HEADER_BYTES};
+use crate::shared::geometry::Geometry;
+use crate::shared::header::SharedHeader;
 use crate::shared::mask;
+use crate::shared::open::{self, OpenError, OpenedHeader, Policy};
 
 use super::model::{ChunkRange, ShareMask, SharedDumpHead, SharedGeometry};
 
@@ -27,31 +28,21 @@ impl SharedSource {
     /// of two from 512 bytes to 1 MiB, or a device too small for the header,
     /// bitmap and journal the header describes.
     pub fn open(device: Device) -> Result<Self> {
-        let mut bytes = [0u8; HEADER_BYTES];
-        device.read_at(&mut bytes, 0, || "the shared store header".to_string())?;
-        let header = SharedHeader::decode(&bytes).map_err(|e| Error::format(device.path(), e))?;
-        header
-            .validate_identity()
-            .and_then(|()| validate_chunk_size(u64::from(header.chunk_size)))
-            .map_err(|e| Error::format(device.path(), e))?;
-        let geometry = Geometry::new(
-            device.size_bytes(),
-            header.chunk_size,
-            u64::from(header.nr_journal_chunks),
-        );
-        if !geometry.reserved_fits() {
-            return Err(Error::format(
-                device.path(),
-                FormatError::TooSmall {
-                    what: format!(
-                        "the header describes {}-byte chunks with {} bitmap and {} journal chunks",
-                        geometry.chunk_bytes, geometry.nr_bitmap_chunks, geometry.nr_journal_chunks
-                    ),
-                    device_bytes: device.size_bytes(),
-                    needed_bytes: geometry.data_start() * geometry.chunk_bytes,
-                },
-            ));
-        }
+        let OpenedHeader { header, geometry } =
+            open::open(&device, Policy::Tolerant).map_err(|e| match e {
+                OpenError::DoesNotFit(geometry) => Error::format(
+                    device.path(),
+                    FormatError::TooSmall {
+                        what: format!(
+                            "the header describes {}-byte chunks with {} bitmap and {} journal chunks",
+                            geometry.chunk_bytes, geometry.nr_bitmap_chunks, geometry.nr_journal_chunks
+                        ),
+                        device_bytes: device.size_bytes(),
+                        needed_bytes: geometry.data_start() * geometry.chunk_bytes,
+                    },
+                ),
+                other => other.into_error(device.path()),
+            })?;
         Ok(SharedSource {
             device,
             header,

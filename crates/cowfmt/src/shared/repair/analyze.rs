@@ -9,8 +9,9 @@ use crate::job::JobError;
 use crate::kind::{PERSISTENT_MAGIC, SHARED_MAGIC};
 use crate::shared::bitmap::ChunkBitmap;
 use crate::shared::geometry::{validate_chunk_size, Geometry};
-use crate::shared::header::{SharedHeader, HEADER_BYTES};
+use crate::shared::header::SharedHeader;
 use crate::shared::mask;
+use crate::shared::open;
 
 use super::chunk_size::count_votes;
 use super::filter::RecordRules;
@@ -20,8 +21,8 @@ use super::lost;
 use super::options::RepairOptions;
 use super::reachable::{walk, FoundLeaf, Reached};
 use super::report::{
-    DropReason, OriginRange, ReasonCount, RepairReport, ScanMode, ScanSummary, SnapshotTally,
-    Source, LISTED_MAX, REPAIR_FORMAT_VERSION,
+    DropReason, OriginRange, ReasonCount, RepairReport, ReportHead, ScanMode, ScanSummary,
+    SnapshotTally, Source, LISTED_MAX,
 };
 use super::salvage::Salvage;
 use super::scan::{scan, ScanContext, Scanned};
@@ -73,9 +74,7 @@ pub fn analyze(
 
 /// The input's header, refused when it is a persistent store's.
 fn read_header(input: &Device) -> Result<SharedHeader, JobError> {
-    let mut raw = [0u8; HEADER_BYTES];
-    input.read_at(&mut raw, 0, || "the shared store header".to_string())?;
-    let header = SharedHeader::decode(&raw).map_err(|e| Error::format(input.path(), e))?;
+    let header = open::read_header(input)?;
     if header.magic == PERSISTENT_MAGIC {
         return Err(Error::format(
             input.path(),
@@ -505,12 +504,12 @@ fn new_report(input: &Device, verdict: &HeaderVerdict, choice: &ChunkChoice) -> 
         ));
     }
     RepairReport {
-        format_version: REPAIR_FORMAT_VERSION,
-        kind: StoreKind::Shared,
-        input: input.path().display().to_string(),
-        output: None,
-        chunk_size: choice.sectors,
-        chunk_size_source: choice.source,
+        head: ReportHead::new(
+            StoreKind::Shared,
+            input.path().display().to_string(),
+            choice.sectors,
+            choice.source,
+        ),
         journal_chunks: 0,
         journal_source: Source::Header,
         snapmask: 0,

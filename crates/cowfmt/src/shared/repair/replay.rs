@@ -11,8 +11,9 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::kind::SHARED_MAGIC;
 use crate::shared::geometry::{validate_chunk_size, Geometry};
-use crate::shared::header::{SharedHeader, HEADER_BYTES, SHARED_VERSION};
+use crate::shared::header::SHARED_VERSION;
 use crate::shared::journal::{replay_overlay, ScanEnd};
+use crate::shared::open;
 
 /// What happened to the input's journal.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -73,9 +74,7 @@ fn plural(n: u64) -> &'static str {
 /// size given, else the header's; `None` when the header is not a shared
 /// store's or they do not fit the device (nothing is replayed then).
 fn journal_geometry(input: &Device, options: &RepairOptions) -> Result<Option<Geometry>> {
-    let mut bytes = [0u8; HEADER_BYTES];
-    input.read_at(&mut bytes, 0, || "the shared store header".to_string())?;
-    let header = SharedHeader::decode(&bytes).map_err(|e| Error::format(input.path(), e))?;
+    let header = open::read_header(input)?;
     if header.magic != SHARED_MAGIC || header.version != SHARED_VERSION {
         return Ok(None);
     }

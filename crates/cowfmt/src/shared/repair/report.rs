@@ -4,10 +4,9 @@
 
 use serde::Serialize;
 
-use crate::kind::StoreKind;
 pub use crate::origin_range::OriginRange;
 
-pub use crate::repair::report::{Source, LISTED_MAX, REPAIR_FORMAT_VERSION};
+pub use crate::repair::report::{ReportHead, Source, LISTED_MAX, REPAIR_FORMAT_VERSION};
 
 /// Why a record was dropped. Serialized in kebab-case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -185,18 +184,9 @@ pub struct ChunkAccounting {
 /// What a shared-store repair found and did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RepairReport {
-    /// [`REPAIR_FORMAT_VERSION`].
-    pub format_version: u32,
-    /// Always `shared`.
-    pub kind: StoreKind,
-    /// The damaged input.
-    pub input: String,
-    /// The output, once written.
-    pub output: Option<String>,
-    /// Chunk size used, in sectors.
-    pub chunk_size: u32,
-    /// Where it came from.
-    pub chunk_size_source: Source,
+    /// Version, kind, input, output and chunk size ([`ReportHead`]).
+    #[serde(flatten)]
+    pub head: ReportHead,
     /// Journal chunks of the output.
     pub journal_chunks: u64,
     /// Where that came from.
@@ -277,6 +267,8 @@ pub struct RepairReport {
     /// Things worth saying that are not drops.
     pub notes: Vec<String>,
 }
+
+crate::repair::report::deref_to_head!(RepairReport);
 
 impl RepairReport {
     /// True when nothing could be salvaged from a store that held something.

@@ -4,14 +4,18 @@
 //! masks non-zero, inside `snapmask` and disjoint, every chunk in the data range
 //! and used once), and a store that breaks one is refused as damaged.
 
+use std::collections::HashMap;
+
 use crate::bitset::DenseBitmap;
 use crate::device::Device;
 use crate::error::{Error, FormatError};
 use crate::job::{EntrySource, InEntry, InRecord, JobError};
-use crate::shared::geometry::{validate_chunk_size, Geometry};
-use crate::shared::header::{SharedHeader, HEADER_BYTES};
+use crate::shared::geometry::Geometry;
+use crate::shared::header::SharedHeader;
 use crate::shared::leaf::Leaf;
 use crate::shared::node::Node;
+use crate::shared::open::{self, OpenError, OpenedHeader, Policy};
+use crate::shared::walk::{walk_tree, BlockAt, TreeVisitor, WalkProblem};
 
 /// An undamaged shared store opened read-only for a migration.
 #[derive(Debug)]
@@ -40,40 +44,26 @@ impl SharedInput {
     /// Opens the shared store on `device`: the header must name a valid store
     /// whose tree root lies in the data range.
     pub fn open(device: Device) -> Result<Self, JobError> {
-        let path = device.path().to_path_buf();
-        let mut first = [0u8; HEADER_BYTES];
-        device.read_at(&mut first, 0, || "the shared store header".to_string())?;
-        let header = SharedHeader::decode(&first).map_err(|e| Error::format(&path, e))?;
-        header
-            .validate_identity()
-            .map_err(|e| Error::format(&path, e))?;
-        validate_chunk_size(u64::from(header.chunk_size)).map_err(|e| damage_format(&path, e))?;
-        if header.valid == 0 {
-            return Err(JobError::Damage(format!(
-                "{}: the store is marked invalid (header valid=0), so its snapshots cannot be read",
-                path.display()
-            )));
-        }
-        let geometry = Geometry::new(
-            device.size_bytes(),
-            header.chunk_size,
-            u64::from(header.nr_journal_chunks),
-        );
-        if !geometry.reserved_fits() {
-            return Err(JobError::Damage(format!(
-                "{}: the header's {} bitmap and {} journal chunks do not fit the device's {} chunks",
-                path.display(),
-                geometry.nr_bitmap_chunks,
-                geometry.nr_journal_chunks,
-                geometry.nr_chunks
-            )));
-        }
-        if let Some(problem) = header.root_problem(&geometry) {
-            return Err(JobError::Damage(format!(
-                "{}: header {problem}",
-                path.display()
-            )));
-        }
+        let path = device.path();
+        let OpenedHeader { header, geometry } =
+            open::open(&device, Policy::Strict).map_err(|e| match e {
+                OpenError::Unreadable(e) => JobError::from(e),
+                OpenError::ChunkSize(e) => damage_format(path, e),
+                OpenError::Invalidated => JobError::Damage(format!(
+                    "{}: the store is marked invalid (header valid=0), so its snapshots cannot be read",
+                    path.display()
+                )),
+                OpenError::DoesNotFit(geometry) => JobError::Damage(format!(
+                    "{}: the header's {} bitmap and {} journal chunks do not fit the device's {} chunks",
+                    path.display(),
+                    geometry.nr_bitmap_chunks,
+                    geometry.nr_journal_chunks,
+                    geometry.nr_chunks
+                )),
+                OpenError::Root(problem) => {
+                    JobError::Damage(format!("{}: header {problem}", path.display()))
+                }
+            })?;
         Ok(SharedInput {
             device,
             header,
@@ -118,12 +108,7 @@ impl SharedInput {
             buf: vec![0; self.geometry.chunk_bytes as usize],
             stats: TreeStats::default(),
         };
-        walk.collect_leaves(
-            self.header.root_tree_chunk,
-            self.header.tree_level,
-            0,
-            u64::MAX,
-        )?;
+        walk.collect_leaves()?;
         Ok(walk)
     }
 
@@ -174,31 +159,26 @@ impl SharedEntries<'_> {
         Ok(())
     }
 
-    fn collect_leaves(&mut self, chunk: u64, level: u32, lo: u64, hi: u64) -> Result<(), JobError> {
+    /// Finds the leaves through the tree walk, checking every node on the way;
+    /// the leaves themselves are claimed and read later, one at a time.
+    fn collect_leaves(&mut self) -> Result<(), JobError> {
         let input = self.input;
-        if level == 0 {
-            self.leaves.push(LeafAt { chunk, lo, hi });
-            return Ok(());
+        let mut collector = LeafCollector {
+            entries: self,
+            ranges: HashMap::new(),
+            failure: None,
+        };
+        let walked = walk_tree(
+            &input.device,
+            &input.geometry,
+            input.header.root_tree_chunk,
+            input.header.tree_level,
+            &mut collector,
+        );
+        match (collector.failure, walked) {
+            (Some(failure), _) => Err(failure),
+            (None, walked) => walked.map(drop).map_err(JobError::from),
         }
-        self.claim(chunk, "a tree node")?;
-        input.device.read_chunk(chunk, &mut self.buf)?;
-        let node = Node::decode(&self.buf).map_err(|e| input.damage(chunk, "a tree node", e))?;
-        self.stats.nodes += 1;
-        for (i, entry) in node.entries.iter().enumerate() {
-            let (child_lo, child_hi) = node.child_range(i, lo, hi);
-            if child_lo >= child_hi || (i > 0 && (entry.key < lo || entry.key >= hi)) {
-                return Err(input.damage(
-                    chunk,
-                    "a tree node",
-                    format!(
-                        "entry {i}: key {} is out of order or outside {lo}..{hi}",
-                        entry.key
-                    ),
-                ));
-            }
-            self.collect_leaves(entry.chunk, level - 1, child_lo, child_hi)?;
-        }
-        Ok(())
     }
 
     fn read_leaf(&mut self, at: LeafAt) -> Result<(), JobError> {
@@ -259,6 +239,110 @@ impl SharedEntries<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// The tree walk's visitor for [`SharedEntries::collect_leaves`]: claims and
+/// counts the nodes, checks each node entry's key just before the walk goes
+/// below it, and queues the leaves.
+struct LeafCollector<'e, 'a> {
+    entries: &'e mut SharedEntries<'a>,
+    /// The key range of every node read, by chunk.
+    ranges: HashMap<u64, (u64, u64)>,
+    /// The damage that ended the walk.
+    failure: Option<JobError>,
+}
+
+impl LeafCollector<'_, '_> {
+    /// Stops the walk with `failure`.
+    fn fail(&mut self, failure: JobError) -> crate::error::Result<()> {
+        self.failure = Some(failure);
+        Err(Error::Invalid(
+            "the migration input's tree walk stopped".into(),
+        ))
+    }
+
+    /// Checks the key of the parent's entry that leads to `at`.
+    fn check_entry(&mut self, at: &BlockAt) -> crate::error::Result<()> {
+        let Some((parent, i)) = at.parent else {
+            return Ok(());
+        };
+        let (lo, hi) = self.ranges.get(&parent).copied().unwrap_or((0, u64::MAX));
+        if at.lo >= at.hi || (i > 0 && (at.lo < lo || at.lo >= hi)) {
+            let input = self.entries.input;
+            return self.fail(input.damage(
+                parent,
+                "a tree node",
+                format!(
+                    "entry {i}: key {} is out of order or outside {lo}..{hi}",
+                    at.lo
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn queue_leaf(&mut self, at: &BlockAt) {
+        self.entries.leaves.push(LeafAt {
+            chunk: at.chunk,
+            lo: at.lo,
+            hi: at.hi,
+        });
+    }
+
+    /// A node chunk the walk reached before: a node (used twice), or a leaf
+    /// not claimed yet, which is read as the node its parent says it is.
+    fn node_reached_again(&mut self, at: &BlockAt) -> crate::error::Result<()> {
+        let input = self.entries.input;
+        if self.entries.seen.test_and_set(at.chunk) {
+            return self.fail(input.damage(at.chunk, "a tree node", "is used twice"));
+        }
+        input.device.read_chunk(at.chunk, &mut self.entries.buf)?;
+        let detail = match Node::decode(&self.entries.buf) {
+            Err(e) => e.to_string(),
+            Ok(_) => "is used twice".to_string(),
+        };
+        self.fail(input.damage(at.chunk, "a tree node", detail))
+    }
+}
+
+impl TreeVisitor for LeafCollector<'_, '_> {
+    fn node(&mut self, at: &BlockAt, _node: &Node) -> crate::error::Result<()> {
+        self.check_entry(at)?;
+        self.entries.seen.test_and_set(at.chunk);
+        self.entries.stats.nodes += 1;
+        self.ranges.insert(at.chunk, (at.lo, at.hi));
+        Ok(())
+    }
+
+    fn leaf(&mut self, _at: &BlockAt, _leaf: &Leaf) -> crate::error::Result<()> {
+        Ok(())
+    }
+
+    fn leaf_reached(&mut self, at: &BlockAt) -> crate::error::Result<bool> {
+        self.check_entry(at)?;
+        self.queue_leaf(at);
+        Ok(false)
+    }
+
+    fn problem(&mut self, at: &BlockAt, problem: &WalkProblem) -> crate::error::Result<()> {
+        self.check_entry(at)?;
+        if at.level == 0 {
+            // Claimed when it is read, in stream order, as every leaf is.
+            self.queue_leaf(at);
+            return Ok(());
+        }
+        let input = self.entries.input;
+        match problem {
+            WalkProblem::OutOfRange { role } => self.fail(input.damage(
+                at.chunk,
+                "a tree node",
+                format!("lies outside the data range ({role})"),
+            )),
+            WalkProblem::Revisited => self.node_reached_again(at),
+            WalkProblem::BadNode(e) => self.fail(input.damage(at.chunk, "a tree node", e)),
+            WalkProblem::BadLeaf(e) => self.fail(input.damage(at.chunk, "a leaf", e)),
+        }
     }
 }
 
