@@ -33,7 +33,7 @@ pub(crate) use assemble::{Assembler, Rechunk};
 pub(crate) use dedup::ChunkGroups;
 pub use error::JobError;
 pub(crate) use kept::{kept_entries, run_kept, KeptSink};
-pub(crate) use pipeline::{run, run_tolerant, Sink, Totals};
+pub(crate) use pipeline::{run, Sink, Totals};
 pub(crate) use stream::{EntrySource, InEntry, InRecord};
 
 /// Output data is written in contiguous runs of at most this many bytes.

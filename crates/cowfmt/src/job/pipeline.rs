@@ -9,8 +9,7 @@ use crate::device::Device;
 use super::assemble::{Assembler, OutChunk, Rechunk};
 use super::dedup::ChunkGroups;
 use super::stream::EntrySource;
-use super::window::{bytes_needed, ReadPolicy, Window, WINDOW_BYTES};
-use crate::error::Error;
+use super::window::{bytes_needed, Window, WINDOW_BYTES};
 
 /// Where the grouped contents of each output chunk go.
 pub(crate) trait Sink {
@@ -35,8 +34,7 @@ pub(crate) struct Totals {
 }
 
 /// Runs `source` through `rechunk` into `sink`, reading data from `devices`
-/// and `origin`; the first read error stops the run. `progress` gets (output
-/// chunks done, `total`).
+/// and `origin`. `progress` gets (output chunks done, `total`).
 pub(crate) fn run(
     source: &mut dyn EntrySource,
     rechunk: Rechunk,
@@ -46,57 +44,11 @@ pub(crate) fn run(
     total: u64,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Totals, JobError> {
-    let io = Io {
-        devices,
-        origin,
-        policy: ReadPolicy::Strict,
-    };
-    run_with(source, rechunk, io, sink, total, progress, &mut |_, _| {})
-}
-
-/// [`run`] over one input device and no origin, under
-/// [`ReadPolicy::Tolerant`]: an output chunk whose input data cannot be read
-/// is left out and handed to `unreadable` with the read error (it counts as
-/// done for `progress`, not in the [`Totals`]).
-pub(crate) fn run_tolerant(
-    source: &mut dyn EntrySource,
-    rechunk: Rechunk,
-    input: &Device,
-    sink: &mut dyn Sink,
-    total: u64,
-    progress: &mut dyn FnMut(u64, u64),
-    unreadable: &mut dyn FnMut(u64, &Error),
-) -> Result<Totals, JobError> {
-    let io = Io {
-        devices: &[input],
-        origin: None,
-        policy: ReadPolicy::Tolerant,
-    };
-    run_with(source, rechunk, io, sink, total, progress, unreadable)
-}
-
-/// Where a run reads its data, and how.
-struct Io<'d> {
-    devices: &'d [&'d Device],
-    origin: Option<&'d Device>,
-    policy: ReadPolicy,
-}
-
-fn run_with(
-    source: &mut dyn EntrySource,
-    rechunk: Rechunk,
-    io: Io<'_>,
-    sink: &mut dyn Sink,
-    total: u64,
-    progress: &mut dyn FnMut(u64, u64),
-    unreadable: &mut dyn FnMut(u64, &Error),
-) -> Result<Totals, JobError> {
     let mut assembler = Assembler::new(source, rechunk);
     let mut totals = Totals::default();
-    let mut skipped = 0u64;
     let out_bytes = rechunk.out_bytes as usize;
     let piece_bytes = rechunk.piece_bytes() as usize;
-    let mut window = Window::new(io.policy);
+    let mut window = Window::default();
     let mut groups = ChunkGroups::new(out_bytes);
     let mut scratch = vec![0u8; out_bytes];
     let mut batch: Vec<OutChunk> = Vec::new();
@@ -112,14 +64,8 @@ fn run_with(
             }
             next = assembler.next_chunk()?;
         }
-        window.load(&batch, &rechunk, io.devices, io.origin)?;
+        window.load(&batch, &rechunk, devices, origin)?;
         for chunk in &batch {
-            if let Some(error) = window.unreadable(chunk) {
-                unreadable(chunk.origin, error);
-                skipped += 1;
-                progress(totals.chunks + skipped, total);
-                continue;
-            }
             groups.clear();
             for signature in &chunk.signatures {
                 totals.pieces_from_origin += signature.origin_pieces();
@@ -139,7 +85,7 @@ fn run_with(
             totals.copies += groups.added();
             totals.stored += groups.len() as u64;
             sink.chunk(chunk.origin, &groups)?;
-            progress(totals.chunks + skipped, total);
+            progress(totals.chunks, total);
         }
         if next.is_none() {
             next = assembler.next_chunk()?;

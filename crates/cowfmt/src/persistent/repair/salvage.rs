@@ -1,18 +1,16 @@
-//! Writing the kept records of a damaged store into a fresh one: the kept
-//! records as a stream, through the job pipeline with a tolerant read policy
-//! (a record whose data chunk cannot be read is dropped, the rest go on) into
-//! the classic store writer.
+//! Writing the kept records of a damaged store into a fresh one.
 
 use super::header::invalidate_on_loss;
 use super::report::{DropReason, RepairReport};
 use crate::device::Device;
 use crate::error::Error;
-use crate::job::{run_tolerant, Rechunk};
 use crate::kind::StoreKind;
 use crate::persistent::layout::Geometry;
-use crate::persistent::rebuild::{bytes_needed, check_output, settle_output, JobError};
+use crate::persistent::rebuild::{
+    bytes_needed, check_output, settle_output, JobError, RebuildWriter,
+};
 use crate::persistent::store::PlacedRecord;
-use crate::persistent::stream::{ClassicWriter, PlacedSource};
+use crate::sparse::Extents;
 
 /// The result of [`analyze`](super::analyze): the records to keep, ready to be written.
 #[derive(Debug)]
@@ -76,42 +74,41 @@ impl Salvage {
             self.geometry.chunk_sectors(),
             report.kind,
         )?;
-        let mut writer = ClassicWriter::new(output, self.geometry.chunk_sectors(), output_zeroed)?;
+        let mut writer = RebuildWriter::format(output, self.geometry.chunk_sectors())?
+            .with_zeroed_output(output_zeroed);
         let chunk_bytes = self.geometry.chunk_bytes() as u64;
-        let rechunk = Rechunk {
-            in_bytes: chunk_bytes,
-            out_bytes: chunk_bytes,
-            origin_bytes: None,
-        };
+        let mut extents = Extents::new(input);
+        let mut buffer = vec![0u8; self.geometry.chunk_bytes()];
         let total = self.kept.len() as u64;
-        let mut placed = self.kept.iter();
-        let mut source = PlacedSource::new(&self.kept);
-        let totals = run_tolerant(
-            &mut source,
-            rechunk,
-            input,
-            &mut writer,
-            total,
-            progress,
-            &mut |origin, error| {
-                let Some(placed) = placed.find(|p| p.record.old_chunk == origin) else {
-                    return;
-                };
-                let source = match error {
-                    Error::Read { source, .. } => source.to_string(),
-                    other => other.to_string(),
-                };
-                report.drop_record(
+        let mut kept = 0u64;
+        for (done, placed) in self.kept.iter().enumerate() {
+            if done % HINT_RECORDS == 0 {
+                hint_ahead(input, &mut extents, &self.geometry, &self.kept[done..]);
+            }
+            let chunk = placed.record.new_chunk;
+            if extents.is_hole(chunk.saturating_mul(chunk_bytes), chunk_bytes) {
+                writer.push_zeros(placed.record.old_chunk)?;
+                kept += 1;
+                progress(done as u64 + 1, total);
+                continue;
+            }
+            match input.read_chunk(chunk, &mut buffer) {
+                Ok(()) => {
+                    writer.push(placed.record.old_chunk, &buffer)?;
+                    kept += 1;
+                }
+                Err(Error::Read { source, .. }) => report.drop_record(
                     *placed,
                     DropReason::DataUnreadable,
                     format!(
-                        "area {} record {}: data chunk {} cannot be read: {source}",
-                        placed.area, placed.index, placed.record.new_chunk
+                        "area {} record {}: data chunk {chunk} cannot be read: {source}",
+                        placed.area, placed.index
                     ),
-                );
-            },
-        )?;
-        let kept = totals.chunks;
+                ),
+                Err(other) => return Err(other.into()),
+            }
+            progress(done as u64 + 1, total);
+        }
         report.kept = kept;
         report.settle_losses();
         invalidate_on_loss(self.invalidate_on_loss, report);
@@ -124,5 +121,37 @@ impl Salvage {
         report.usage_after = Some(usage);
         report.output = Some(out_path.display().to_string());
         Ok(self.report)
+    }
+}
+
+/// Records whose data chunks are hinted to the kernel at a time.
+const HINT_RECORDS: usize = 256;
+
+/// Hints the data chunks of the next records to the kernel, holes left out
+/// (reading ahead a hole only fills the page cache with zeros).
+fn hint_ahead(
+    input: &Device,
+    extents: &mut Extents<'_>,
+    geometry: &Geometry,
+    upcoming: &[PlacedRecord],
+) {
+    let chunk_bytes = geometry.chunk_bytes() as u64;
+    let mut run: Option<(u64, u64)> = None;
+    for placed in upcoming.iter().take(HINT_RECORDS) {
+        let chunk = placed.record.new_chunk;
+        if extents.is_hole(chunk.saturating_mul(chunk_bytes), chunk_bytes) {
+            continue;
+        }
+        run = match run {
+            Some((start, count)) if start + count == chunk => Some((start, count + 1)),
+            Some((start, count)) => {
+                input.will_need(start * chunk_bytes, count * chunk_bytes);
+                Some((chunk, 1))
+            }
+            None => Some((chunk, 1)),
+        };
+    }
+    if let Some((start, count)) = run {
+        input.will_need(start * chunk_bytes, count * chunk_bytes);
     }
 }

@@ -9,4 +9,4 @@ mod source;
 
 pub(crate) use kept::{record_of, SpooledRecords};
 pub(crate) use sink::ClassicWriter;
-pub(crate) use source::{PlacedSource, RecordSource};
+pub(crate) use source::RecordSource;

@@ -58,31 +58,6 @@ impl RecordSource {
     }
 }
 
-/// Placed records as a stream, one entry each, in the order given, made as
-/// they are asked for (a repair's kept records).
-#[derive(Debug)]
-pub(crate) struct PlacedSource<'a> {
-    records: std::slice::Iter<'a, PlacedRecord>,
-}
-
-impl<'a> PlacedSource<'a> {
-    /// Every record of `records`, in order.
-    pub(crate) fn new(records: &'a [PlacedRecord]) -> Self {
-        PlacedSource {
-            records: records.iter(),
-        }
-    }
-}
-
-impl EntrySource for PlacedSource<'_> {
-    fn next_entry(&mut self) -> Result<Option<InEntry>, JobError> {
-        Ok(self
-            .records
-            .next()
-            .map(|placed| entry(placed.record.old_chunk, placed.record.new_chunk)))
-    }
-}
-
 /// The entry of one classic record: snapshot bit 0, device 0.
 pub(super) fn entry(old_chunk: u64, new_chunk: u64) -> InEntry {
     InEntry {
@@ -139,11 +114,5 @@ mod tests {
         let got = origins(RecordSource::in_record_order(&records));
         assert_eq!(got[3], (9, 5));
         assert_eq!(got.len(), 5);
-        let mut placed = PlacedSource::new(&records);
-        let mut lazy = Vec::new();
-        while let Some(e) = placed.next_entry().unwrap() {
-            lazy.push((e.origin, e.records[0].chunk));
-        }
-        assert_eq!(lazy, got);
     }
 }
