@@ -9,8 +9,8 @@ use std::path::Path;
 use super::dump::RestoreHead;
 use super::header::{validate_chunk_size, DISK_VERSION};
 use super::layout::HEADER_CHUNKS;
-use super::writer::write_areas_streamed;
 use super::stream::{record_of, SpooledRecords};
+use super::writer::write_areas_streamed;
 use super::{ExceptionRecord, Geometry, Header, LEGACY_CHUNK_LIMIT};
 use crate::bitset::{DenseBitmap, SparseBitmap};
 use crate::device::Device;
@@ -154,14 +154,12 @@ pub fn write_records(
 ) -> Result<()> {
     let count = records.len();
     let mut source = SpooledRecords::new(records.read().map_err(read_back_error)?);
-    let stream = kept_entries(&mut source)
-        .enumerate()
-        .map(|(index, entry)| {
-            if (index as u64).is_multiple_of(every) {
-                show(index as u64);
-            }
-            entry.map(|e| record_of(&e)).map_err(JobError::into_error)
-        });
+    let stream = kept_entries(&mut source).enumerate().map(|(index, entry)| {
+        if (index as u64).is_multiple_of(every) {
+            show(index as u64);
+        }
+        entry.map(|e| record_of(&e)).map_err(JobError::into_error)
+    });
     write_areas_streamed(device, geometry, header, count, stream)
 }
 
