@@ -34,7 +34,7 @@ pub fn write_document(
     open_list(out, syntax, "exceptions")?;
     let mut list = ListWriter::new(out, syntax, &RECORD_FIELDS);
     let tail = stream_records(store, with_runs, |record| {
-        list.numbers(&[record.old_chunk, record.new_chunk]);
+        write_record(&mut list, record);
         tick(list.batch.count);
         list.batch.end_record()
     })?;
@@ -51,6 +51,29 @@ pub fn write_document(
         writeln!(out, "\n}}")?;
     }
     Ok(parts.join())
+}
+
+/// One `exceptions` item, as [`ListWriter::numbers`] writes it with
+/// [`RECORD_FIELDS`], but with the keys as literals of a known length: the
+/// hot loop of a dump, where copying a key from the writer's table cost a
+/// fifth of the time.
+#[inline]
+fn write_record(list: &mut ListWriter<'_>, record: &ExceptionRecord) {
+    list.item();
+    match list.syntax {
+        TextSyntax::Json => {
+            list.batch.text(b"{\"old_chunk\":");
+            list.batch.number(record.old_chunk);
+            list.batch.text(b",\"new_chunk\":");
+        }
+        TextSyntax::Yaml => {
+            list.batch.text(b"{old_chunk: ");
+            list.batch.number(record.old_chunk);
+            list.batch.text(b", new_chunk: ");
+        }
+    }
+    list.batch.number(record.new_chunk);
+    list.batch.text(b"}");
 }
 
 fn write_runs(out: &mut dyn Write, syntax: TextSyntax, runs: &[Run]) -> Result<(), DumpWriteError> {

@@ -80,3 +80,39 @@ fn a_line_in_another_field_order_is_left_to_serde() {
         );
     }
 }
+
+#[test]
+fn the_literal_record_writer_writes_what_the_field_table_writes() {
+    for syntax in [TextSyntax::Json, TextSyntax::Yaml] {
+        let records = [(0, 2), (7, 123_456_789), (u64::MAX, 1)];
+        let mut literal = Vec::new();
+        let mut table = Vec::new();
+        {
+            let mut list = ListWriter::new(&mut literal, syntax, &RECORD_FIELDS);
+            for (old_chunk, new_chunk) in records {
+                write_record(
+                    &mut list,
+                    &ExceptionRecord {
+                        old_chunk,
+                        new_chunk,
+                    },
+                );
+                list.batch.end_record().unwrap();
+            }
+            list.close().unwrap();
+        }
+        {
+            let mut list = ListWriter::new(&mut table, syntax, &RECORD_FIELDS);
+            for (old_chunk, new_chunk) in records {
+                list.numbers(&[old_chunk, new_chunk]);
+                list.batch.end_record().unwrap();
+            }
+            list.close().unwrap();
+        }
+        assert_eq!(
+            String::from_utf8(literal).unwrap(),
+            String::from_utf8(table).unwrap(),
+            "{syntax:?}"
+        );
+    }
+}
