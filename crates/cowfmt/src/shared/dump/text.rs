@@ -126,14 +126,31 @@ fn flow_key(batch: &mut Batch<'_>, syntax: TextSyntax, name: &str, first: bool) 
 
 /// One record as a flow mapping: `{"origin_chunk":5,"cow_chunk":30,"snapshots":[0,1]}`
 /// in JSON, `{origin_chunk: 5, cow_chunk: 30, snapshots: [0, 1]}` in YAML.
+/// The keys are literals of a known length ([`RECORD_FIELDS`] as
+/// [`flow_key`] writes them; a test keeps the two equal): this is the hot
+/// loop of a dump, where copying each key in three pieces cost a fifth of
+/// the time.
 #[inline]
 fn record(batch: &mut Batch<'_>, syntax: TextSyntax, r: &SharedRecord, with_snapshots: bool) {
-    flow_key(batch, syntax, RECORD_FIELDS[0], true);
+    let json = syntax == TextSyntax::Json;
+    batch.text(if json {
+        b"{\"origin_chunk\":"
+    } else {
+        b"{origin_chunk: "
+    });
     batch.number(r.origin_chunk);
-    flow_key(batch, syntax, RECORD_FIELDS[1], false);
+    batch.text(if json {
+        b",\"cow_chunk\":"
+    } else {
+        b", cow_chunk: "
+    });
     batch.number(r.cow_chunk);
     if with_snapshots {
-        flow_key(batch, syntax, RECORD_FIELDS[2], false);
+        batch.text(if json {
+            b",\"snapshots\":"
+        } else {
+            b", snapshots: "
+        });
         batch.id_list(r.snapshots.0, syntax);
     }
     batch.text(b"}");

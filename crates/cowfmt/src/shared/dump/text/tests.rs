@@ -153,3 +153,41 @@ fn an_id_out_of_range_is_left_to_serde() {
         "{error}"
     );
 }
+
+#[test]
+fn the_literal_record_keys_are_the_field_table_keys() {
+    let r = SharedRecord {
+        origin_chunk: 5,
+        cow_chunk: 123_456_789,
+        snapshots: crate::shared::dump::ShareMask(0b1011),
+    };
+    for syntax in [TextSyntax::Json, TextSyntax::Yaml] {
+        for with_snapshots in [false, true] {
+            let mut literal = Vec::new();
+            let mut keyed = Vec::new();
+            {
+                let mut batch = Batch::new(&mut literal);
+                record(&mut batch, syntax, &r, with_snapshots);
+                batch.drain().unwrap();
+            }
+            {
+                let mut batch = Batch::new(&mut keyed);
+                flow_key(&mut batch, syntax, RECORD_FIELDS[0], true);
+                batch.number(r.origin_chunk);
+                flow_key(&mut batch, syntax, RECORD_FIELDS[1], false);
+                batch.number(r.cow_chunk);
+                if with_snapshots {
+                    flow_key(&mut batch, syntax, RECORD_FIELDS[2], false);
+                    batch.id_list(r.snapshots.0, syntax);
+                }
+                batch.text(b"}");
+                batch.drain().unwrap();
+            }
+            assert_eq!(
+                String::from_utf8(literal).unwrap(),
+                String::from_utf8(keyed).unwrap(),
+                "{syntax:?} {with_snapshots}"
+            );
+        }
+    }
+}
