@@ -57,8 +57,8 @@ fn unxz(from: &Path, to: &Path) -> Result<()> {
     let mut input = BufReader::new(
         File::open(from).with_context(|| format!("{}: cannot open", from.display()))?,
     );
-    let mut output =
-        File::create(to).with_context(|| format!("{}: cannot create", to.display()))?;
+    let mut output = File::create_new(to)
+        .with_context(|| format!("{}: cannot create (it must not exist yet)", to.display()))?;
     lzma_rs::xz_decompress(&mut input, &mut output)
         .map_err(|e| anyhow::anyhow!("{}: cannot decompress: {e:?}", from.display()))
 }

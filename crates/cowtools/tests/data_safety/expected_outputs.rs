@@ -170,7 +170,7 @@ fn expected_root() -> PathBuf {
 
 fn decompress(xz: &Path, to: &Path) {
     let mut input = std::io::BufReader::new(fs::File::open(xz).expect("golden xz image"));
-    let mut output = fs::File::create(to).expect("image created");
+    let mut output = fs::File::create_new(to).expect("image created in a fresh directory");
     lzma_rs::xz_decompress(&mut input, &mut output).expect("valid xz");
 }
 
