@@ -29,6 +29,8 @@
 //! - [`output`]: the output guard every writing job goes through;
 //! - [`overlay`]: chunks a device reads in place of its own (a journal
 //!   replayed without writing);
+//! - [`pdata`]: persistent-data, the kernel's metadata library dm-clone is
+//!   written in: checksummed blocks, B-trees, arrays, bitsets, space maps;
 //! - [`probe`]: every signature a device holds (libblkid and our own kinds);
 //! - [`store`]: the kind facade: detection from a whole first block, and
 //!   each job's dispatch on the kind, written once;
@@ -57,6 +59,7 @@ pub mod memdev;
 pub mod origin_range;
 pub mod output;
 pub mod overlay;
+pub mod pdata;
 pub mod persistent;
 pub mod probe;
 pub mod progress;

@@ -9,13 +9,12 @@ use byteorder::{ByteOrder, LittleEndian};
 use super::own_kinds::CLONE_MAGIC;
 use crate::device::Device;
 use crate::error::Result;
+use crate::pdata::block::{checksum, BlockKind};
 
 /// Size of a persistent-data metadata block, the superblock's size.
 pub const METADATA_BLOCK_BYTES: usize = 4096;
 /// The only metadata version 6.12 reads (`DM_CLONE_{MIN,MAX}_METADATA_VERSION`).
 pub const CLONE_METADATA_VERSION: u32 = 1;
-/// `SUPERBLOCK_CSUM_XOR`: the superblock's checksum salt.
-const CSUM_XOR: u32 = 257_649_492;
 
 /// Byte offsets in `struct superblock_disk`.
 const CSUM_AT: usize = 0;
@@ -114,7 +113,7 @@ impl CloneSuperblock {
         let u64_at = |at: usize| LittleEndian::read_u64(&block[at..at + 8]);
         CloneSuperblock {
             stored_csum: LittleEndian::read_u32(&block[CSUM_AT..]),
-            computed_csum: checksum(&block[CSUM_AT + 4..]),
+            computed_csum: checksum(BlockKind::CloneSuperblock, &block[..]),
             blocknr: u64_at(BLOCKNR_AT),
             magic: u64_at(MAGIC_AT),
             version: LittleEndian::read_u32(&block[VERSION_AT..]),
@@ -134,7 +133,7 @@ impl CloneSuperblock {
         LittleEndian::write_u64(&mut block[REGION_SIZE_AT..], self.region_sectors);
         LittleEndian::write_u64(&mut block[TARGET_SIZE_AT..], self.target_sectors);
         LittleEndian::write_u64(&mut block[BITSET_ROOT_AT..], self.bitset_root);
-        let csum = checksum(&block[CSUM_AT + 4..]);
+        let csum = checksum(BlockKind::CloneSuperblock, &block[..]);
         LittleEndian::write_u32(&mut block[CSUM_AT..], csum);
     }
 
@@ -166,12 +165,6 @@ impl CloneSuperblock {
         }
         None
     }
-}
-
-/// persistent-data's `dm_bm_checksum`: crc32c seeded with !0, without the
-/// final inversion, xor the salt.
-fn checksum(bytes: &[u8]) -> u32 {
-    !crc32c::crc32c(bytes) ^ CSUM_XOR
 }
 
 /// Reads block 0 of `device` as dm-clone metadata: blank, or a superblock;

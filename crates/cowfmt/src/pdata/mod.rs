@@ -1,0 +1,14 @@
+//! persistent-data: the kernel's metadata library (`drivers/md/persistent-data`)
+//! that dm-clone (and thin, cache, era) keep their metadata in. Kind-neutral:
+//! no store kind is imported here; a kind built on it (`clone/`) brings its
+//! own superblock.
+//!
+//! - [`block`]: 4 KiB blocks, their checksums (crc32c xor a per-type salt) and
+//!   the `blocknr` each block stores of itself;
+//! - [`io`]: where blocks are read from and written to (a device, memory),
+//!   in runs of consecutive blocks;
+//! - [`alloc`]: handing out blocks for new metadata and counting references.
+
+pub mod alloc;
+pub mod block;
+pub mod io;
