@@ -6,12 +6,12 @@
 //! committed and the tests read them.
 
 use std::path::PathBuf;
-use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use clap::Args;
 
 use crate::tools::{target_dir, workspace_root};
+use crate::vm_test::run_harness;
 
 /// Arguments of `cargo xtask vm-clone-fixtures`.
 #[derive(Debug, Clone, Args)]
@@ -37,21 +37,12 @@ pub fn run(args: &VmCloneFixturesArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| workspace_root().join("testdata/kernel-clone"));
-    let script = workspace_root().join("xtask/vm/clone-fixtures.sh");
-    let status = Command::new("bash")
-        .arg(&script)
-        .arg(&args.step)
-        .env("VM_DIR", &dir)
-        .env("FIXTURES", &out)
-        .status()
-        .with_context(|| format!("cannot run {}", script.display()))?;
-    if !status.success() {
-        bail!(
-            "{} {} failed ({status}); logs in {}",
-            script.display(),
-            args.step,
-            dir.join("logs-clone").display()
-        );
-    }
-    Ok(())
+    let out = out.display().to_string();
+    run_harness(
+        "xtask/vm/clone-fixtures.sh",
+        &args.step,
+        &dir,
+        "logs-clone",
+        &[("FIXTURES", &out)],
+    )
 }

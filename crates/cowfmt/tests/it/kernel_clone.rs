@@ -263,76 +263,77 @@ fn hydrated_runs_are_sorted_disjoint_inside_the_target_and_add_up() {
     }
 }
 
-#[test]
-fn every_image_has_the_manifest_size_and_hash() {
+/// Calls `check(fixture, name, file, status label, image)` for every image.
+fn each_image(mut check: impl FnMut(&Fixture, &str, &str, &str, &[u8])) {
     for name in FIXTURES {
         let fx = Fixture::load(name);
         for (file, label) in IMAGES_OF_A_FIXTURE {
-            let image = fixture_image(name, file);
-            assert_eq!(
-                image.len() as u64,
-                fx.geometry("metadata_bytes"),
-                "{name}/{file}"
-            );
-            let want = fx.manifest["metadata_sha256"][label]
-                .as_str()
-                .expect("sha256");
-            let got: String = Sha256::digest(image)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            assert_eq!(got, want, "{name}/{file}");
+            check(&fx, name, file, label, fixture_image(name, file));
         }
     }
 }
 
 #[test]
+fn every_image_has_the_manifest_size_and_hash() {
+    each_image(|fx, name, file, label, image| {
+        assert_eq!(
+            image.len() as u64,
+            fx.geometry("metadata_bytes"),
+            "{name}/{file}"
+        );
+        let want = fx.manifest["metadata_sha256"][label]
+            .as_str()
+            .expect("sha256");
+        let got: String = Sha256::digest(image)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(got, want, "{name}/{file}");
+    });
+}
+
+#[test]
 fn every_superblock_verifies_with_the_manifest_geometry_and_the_status_counts() {
-    for name in FIXTURES {
-        let fx = Fixture::load(name);
-        for (file, label) in IMAGES_OF_A_FIXTURE {
-            let image = fixture_image(name, file);
-            let block: &[u8; METADATA_BLOCK_BYTES] =
-                image[..METADATA_BLOCK_BYTES].try_into().unwrap();
-            let sb = CloneSuperblock::decode(block);
-            assert_eq!(sb.defect(), None, "{name}/{file}");
+    each_image(|fx, name, file, label, image| {
+        let block: &[u8; METADATA_BLOCK_BYTES] = image[..METADATA_BLOCK_BYTES].try_into().unwrap();
+        let sb = CloneSuperblock::decode(block);
+        assert_eq!(sb.defect(), None, "{name}/{file}");
+        assert_eq!(
+            verify(BlockKind::CloneSuperblock, 0, block),
+            Ok(()),
+            "{name}/{file}"
+        );
+        assert_eq!(
+            sb.region_sectors,
+            fx.geometry("region_sectors"),
+            "{name}/{file}"
+        );
+        assert_eq!(
+            sb.target_sectors,
+            fx.geometry("target_sectors"),
+            "{name}/{file}"
+        );
+        let sm = SmRoot::decode(block);
+        let st = fx.status(label);
+        assert_eq!(sm.nr_blocks, st.total_blocks, "{name}/{file}: sm nr_blocks");
+        assert_eq!(
+            sm.nr_allocated, st.used_blocks,
+            "{name}/{file}: sm nr_allocated"
+        );
+        let at = |b: u64| &image[b as usize * BLOCK_BYTES..(b as usize + 1) * BLOCK_BYTES];
+        for (what, location, kind) in [
+            ("bitset root", sb.bitset_root, BlockKind::BtreeNode),
+            ("space map index", sm.index, BlockKind::SmIndex),
+            ("ref-count root", sm.ref_count_root, BlockKind::BtreeNode),
+        ] {
+            assert!(location < sm.nr_blocks, "{name}/{file}: {what} {location}");
             assert_eq!(
-                verify(BlockKind::CloneSuperblock, 0, block),
+                verify(kind, location, at(location)),
                 Ok(()),
-                "{name}/{file}"
+                "{name}/{file}: {what}"
             );
-            assert_eq!(
-                sb.region_sectors,
-                fx.geometry("region_sectors"),
-                "{name}/{file}"
-            );
-            assert_eq!(
-                sb.target_sectors,
-                fx.geometry("target_sectors"),
-                "{name}/{file}"
-            );
-            let sm = SmRoot::decode(block);
-            let st = fx.status(label);
-            assert_eq!(sm.nr_blocks, st.total_blocks, "{name}/{file}: sm nr_blocks");
-            assert_eq!(
-                sm.nr_allocated, st.used_blocks,
-                "{name}/{file}: sm nr_allocated"
-            );
-            let at = |b: u64| &image[b as usize * BLOCK_BYTES..(b as usize + 1) * BLOCK_BYTES];
-            for (what, location, kind) in [
-                ("bitset root", sb.bitset_root, BlockKind::BtreeNode),
-                ("space map index", sm.index, BlockKind::SmIndex),
-                ("ref-count root", sm.ref_count_root, BlockKind::BtreeNode),
-            ] {
-                assert!(location < sm.nr_blocks, "{name}/{file}: {what} {location}");
-                assert_eq!(
-                    verify(kind, location, at(location)),
-                    Ok(()),
-                    "{name}/{file}: {what}"
-                );
-            }
         }
-    }
+    });
 }
 
 /// A fresh format writes exactly the blocks it allocates, each a valid
@@ -340,7 +341,6 @@ fn every_superblock_verifies_with_the_manifest_geometry_and_the_status_counts() 
 #[test]
 fn a_fresh_format_writes_exactly_its_allocated_blocks_in_the_kernel_order() {
     for name in FIXTURES {
-        let fx = Fixture::load(name);
         let image = fixture_image(name, "meta-formatted.img.xz");
         let sb = CloneSuperblock::decode(image[..METADATA_BLOCK_BYTES].try_into().unwrap());
         let sm = SmRoot::decode(&image[..METADATA_BLOCK_BYTES]);
