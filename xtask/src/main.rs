@@ -33,6 +33,7 @@ mod restore_bench;
 mod runtime;
 mod same_output;
 mod tools;
+mod vm_clone_fixtures;
 mod vm_runtime;
 mod vm_test;
 
@@ -64,6 +65,9 @@ enum Task {
     /// Round-trip kernel-written snapshot stores through a shared store and
     /// check the exports with a real Linux kernel under qemu.
     VmTest(vm_test::VmTestArgs),
+    /// Let the real kernel (qemu) format and hydrate dm-clone metadata for
+    /// several geometries and write them as testdata/kernel-clone/.
+    VmCloneFixtures(vm_clone_fixtures::VmCloneFixturesArgs),
     /// Build the live runtime cowrt with ublk (release) and say where it is.
     Runtime(runtime::RuntimeArgs),
     /// Run cowrt serve (shared store over ublk) and cowrt dm (classic
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
         Task::Dist(args) => dist::run(args),
         Task::Bench(args) => bench::run(args),
         Task::VmTest(args) => vm_test::run(args),
+        Task::VmCloneFixtures(args) => vm_clone_fixtures::run(args),
         Task::Runtime(args) => runtime::run(args),
         Task::VmRuntime(args) => vm_runtime::run(args),
         Task::BenchNway(args) => bench_nway::run(args),

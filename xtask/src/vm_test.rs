@@ -5,7 +5,7 @@
 //! showed the snapshot it came from. Never part of `cargo test`: it downloads
 //! Debian packages once and boots a VM twice (see docs/live-tests.md).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
@@ -30,20 +30,38 @@ pub struct VmTestArgs {
 pub fn run(args: &VmTestArgs) -> Result<()> {
     let tools = Tools::build_release(&["cowcheck", "cowdump", "cowmigrate"])?;
     let dir = args.dir.clone().unwrap_or_else(|| target_dir().join("vm"));
-    let script = workspace_root().join("xtask/vm/run.sh");
+    let tools_src = tools.dir().display().to_string();
+    run_harness(
+        "xtask/vm/run.sh",
+        &args.step,
+        &dir,
+        "logs",
+        &[("TOOLS_SRC", &tools_src)],
+    )
+}
+
+/// Runs the harness `script` (relative to the workspace) for `step` with
+/// `VM_DIR=dir` and `env`; fails, naming `dir/logs`, unless it exits 0.
+pub fn run_harness(
+    script: &str,
+    step: &str,
+    dir: &Path,
+    logs: &str,
+    env: &[(&str, &str)],
+) -> Result<()> {
+    let script = workspace_root().join(script);
     let status = Command::new("bash")
         .arg(&script)
-        .arg(&args.step)
-        .env("VM_DIR", &dir)
-        .env("TOOLS_SRC", tools.dir())
+        .arg(step)
+        .env("VM_DIR", dir)
+        .envs(env.iter().copied())
         .status()
         .with_context(|| format!("cannot run {}", script.display()))?;
     if !status.success() {
         bail!(
-            "{} {} failed ({status}); logs in {}",
+            "{} {step} failed ({status}); logs in {}",
             script.display(),
-            args.step,
-            dir.join("logs").display()
+            dir.join(logs).display()
         );
     }
     Ok(())

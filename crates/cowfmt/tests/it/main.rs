@@ -4,6 +4,7 @@
 mod corruption_persistent;
 mod corruption_support;
 mod golden;
+mod kernel_clone;
 mod module_arrows;
 mod persistent_check;
 mod persistent_roundtrip;
