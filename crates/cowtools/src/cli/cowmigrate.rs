@@ -7,7 +7,7 @@ use cowfmt::store::migrate::OutputTarget;
 use cowfmt::StoreKind;
 
 use crate::args;
-use crate::cli::common::{help, ChunkSize, Force, Origin, Quiet};
+use crate::cli::common::{helps, ChunkSize, Force, Origin, Quiet};
 
 /// The examples and notes printed after the options by `--help`.
 pub const EXAMPLES: &str = "\
@@ -102,19 +102,12 @@ pub enum ReportFormat {
 #[derive(Debug, Parser)]
 #[command(name = "cowmigrate", version, about = "Re-chunk or convert a dm-snapshot COW store", after_help = EXAMPLES)]
 #[command(group(ArgGroup::new("target").required(true).multiple(true).args(["chunk_size", "to", "merge"])))]
-#[command(mut_arg("chunk_size", help("The new chunk size (a power of two: 4k, 8s...)")))]
-#[command(mut_arg(
-    "origin",
-    help("The origin device: needed for a larger chunk size; fills the table line")
-))]
-#[command(mut_arg(
-    "force",
-    help("Overwrite an existing output file, or a device holding data")
-))]
-#[command(mut_arg(
-    "quiet",
-    help("No progress bar and no text report; JSON is still printed")
-))]
+#[command(mut_args(helps(&[
+    ("chunk_size", "The new chunk size (a power of two: 4k, 8s...)"),
+    ("origin", "The origin device: needed for a larger chunk size; fills the table line"),
+    ("force", "Overwrite an existing output file, or a device holding data"),
+    ("quiet", "No progress bar and no text report; JSON is still printed"),
+])))]
 pub struct Cli {
     /// The store to migrate (image file or block device); opened read-only.
     /// Several classic stores of one origin with --to shared.
