@@ -7,11 +7,11 @@
 use byteorder::{ByteOrder, LittleEndian};
 
 use crate::blockdev::BlockDev;
+use crate::clone::superblock::{CloneSuperblock, METADATA_BLOCK_BYTES};
 use crate::error::{FormatError, Result};
 use crate::kind::{StoreKind, PERSISTENT_MAGIC, SHARED_MAGIC};
 use crate::output::Marker;
 use crate::persistent::header::Header;
-use crate::probe::clone_superblock::{CloneSuperblock, METADATA_BLOCK_BYTES};
 use crate::probe::own_kinds::CLONE_MAGIC;
 use crate::shared::header::SharedHeader;
 

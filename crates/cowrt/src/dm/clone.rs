@@ -14,8 +14,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use cowfmt::clone::superblock::{read_clone_metadata, CloneMetadata, SuperblockDefect};
 use cowfmt::device::{Access, Device};
-use cowfmt::probe::clone_superblock::{read_clone_metadata, CloneMetadata, SuperblockDefect};
 use cowfmt::probe::own_kinds;
 use cowfmt::SECTOR_BYTES;
 use serde::Serialize;
