@@ -14,3 +14,17 @@ pub mod geometry;
 pub mod open;
 pub mod rules;
 pub mod superblock;
+
+/// The metadata the 6.12 kernel wrote in golden image d
+/// (`testdata/golden/d-clone-partial-hydration/meta.img.xz`), unpacked.
+#[cfg(test)]
+pub(crate) fn golden_metadata() -> Vec<u8> {
+    let xz = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/golden/d-clone-partial-hydration/meta.img.xz"
+    );
+    let mut input = std::io::BufReader::new(std::fs::File::open(xz).unwrap());
+    let mut bytes = Vec::new();
+    lzma_rs::xz_decompress(&mut input, &mut bytes).unwrap();
+    bytes
+}

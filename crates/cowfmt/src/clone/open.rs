@@ -78,30 +78,24 @@ pub fn open_strict(
     device: &dyn BlockDev,
     table: Option<TableSizes>,
 ) -> Result<std::result::Result<OpenedClone, Refusal>> {
-    let refuse = |violation: CloneViolation| Ok(Err(Refusal::Violation(violation)));
-    let superblock = match read_clone_metadata(device)? {
-        Err(defect) => return refuse(defect.into()),
-        Ok(CloneMetadata::Blank) => return Ok(Err(Refusal::Blank)),
-        Ok(CloneMetadata::Superblock(superblock)) => superblock,
-    };
-    let refused = superblock_violations(&superblock)
+    let opened = open_tolerant(device, table)?;
+    let refused = opened
+        .violations
         .into_iter()
         .find(|v| v.severity() == Severity::Error);
     if let Some(violation) = refused {
-        return refuse(violation);
+        return Ok(Err(Refusal::Violation(violation)));
     }
-    let geometry = match Geometry::new(superblock.region_sectors, superblock.target_sectors) {
-        Ok(geometry) => geometry,
-        Err(error) => return refuse(error.into()),
-    };
-    if let Some(mismatch) = table_mismatch(&superblock, table) {
-        return refuse(mismatch);
-    }
-    Ok(Ok(OpenedClone {
-        superblock,
-        geometry,
-        nr_blocks: metadata_blocks(device.size()),
-    }))
+    // Without an error, a superblock always has its geometry; no superblock
+    // and no error is an all-zero block 0.
+    Ok(match (opened.superblock, opened.geometry) {
+        (Some(superblock), Some(geometry)) => Ok(OpenedClone {
+            superblock,
+            geometry,
+            nr_blocks: opened.nr_blocks,
+        }),
+        _ => Err(Refusal::Blank),
+    })
 }
 
 /// Reads the superblock of `device` and collects every violation of it.
@@ -175,21 +169,13 @@ fn superblock_violations(superblock: &CloneSuperblock) -> Vec<CloneViolation> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::BufReader;
-
     use super::*;
     use crate::clone::superblock::METADATA_BLOCK_BYTES;
     use crate::finding::FindingCode;
     use crate::memdev::MemDev;
 
     fn golden_device() -> MemDev {
-        let xz = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../testdata/golden/d-clone-partial-hydration/meta.img.xz"
-        );
-        let mut input = BufReader::new(std::fs::File::open(xz).unwrap());
-        let mut bytes = Vec::new();
-        lzma_rs::xz_decompress(&mut input, &mut bytes).unwrap();
+        let bytes = crate::clone::golden_metadata();
         let device = MemDev::new("meta.img", bytes.len() as u64);
         device.write_at(&bytes, 0).unwrap();
         device

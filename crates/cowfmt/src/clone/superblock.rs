@@ -223,22 +223,9 @@ pub fn read_clone_metadata(
 
 #[cfg(test)]
 mod tests {
-    use std::io::BufReader;
-
     use super::*;
+    use crate::clone::golden_metadata;
     use crate::device::{Access, Device};
-
-    /// The metadata the 6.12 kernel wrote in golden image d.
-    fn golden_metadata() -> Vec<u8> {
-        let xz = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../testdata/golden/d-clone-partial-hydration/meta.img.xz"
-        );
-        let mut input = BufReader::new(std::fs::File::open(xz).unwrap());
-        let mut bytes = Vec::new();
-        lzma_rs::xz_decompress(&mut input, &mut bytes).unwrap();
-        bytes
-    }
 
     fn decode(bytes: &[u8]) -> CloneSuperblock {
         CloneSuperblock::decode(bytes[..METADATA_BLOCK_BYTES].try_into().unwrap())
