@@ -163,17 +163,23 @@ impl Geometry {
         self.nr_words() % WORDS_PER_ARRAY_BLOCK
     }
 
-    /// The distinct array blocks of a fresh format: the kernel's resize
-    /// shares ONE block of zero words among every full block index, and
-    /// adds a tail block when the last is partial.
+    /// The array blocks of a fresh format: one per index. Linux 6.12
+    /// allocates a new block for every full block (the 3.x kernels shared
+    /// one); the kernel-made fixtures in testdata/kernel-clone show it.
     pub fn fresh_array_blocks(&self) -> u64 {
-        u64::from(self.full_array_blocks() > 0) + u64::from(self.tail_block_words() > 0)
+        self.nr_array_blocks()
     }
 
-    /// The reference count of the shared full array block of a fresh
-    /// format (0 when there is none).
-    pub fn fresh_shared_block_refs(&self) -> u64 {
-        self.full_array_blocks()
+    /// The array B-tree nodes of a fresh format: exact while the kernel's
+    /// sequential inserts leave one leaf (up to 252 array blocks) or a root
+    /// split beneath into two leaves, the right one filling (up to 378);
+    /// past that, [`Geometry::array_btree_nodes_at_most`].
+    pub fn fresh_array_btree_nodes(&self) -> u64 {
+        match self.nr_array_blocks() {
+            0..=ARRAY_BTREE_MAX_ENTRIES => 1,
+            n if n <= ARRAY_BTREE_MAX_ENTRIES / 2 * 3 => 3,
+            _ => self.array_btree_nodes_at_most(),
+        }
     }
 
     /// The most nodes a valid array B-tree over the array blocks can have:
@@ -182,19 +188,20 @@ impl Geometry {
         btree_nodes_at_most(self.nr_array_blocks(), ARRAY_BTREE_MAX_ENTRIES)
     }
 
-    /// The metadata blocks a fresh format of this geometry uses at most on
-    /// a device of `nr_blocks` usable blocks: the superblock, the index
-    /// block, the ref-count root, the bitmaps, the array B-tree and the
-    /// fresh array blocks.
+    /// The metadata blocks a fresh format of this geometry uses on a device
+    /// of `nr_blocks` usable blocks (the kernel status's "used" figure): the
+    /// superblock, the index block, the ref-count root, the bitmaps, the
+    /// array B-tree ([`Geometry::fresh_array_btree_nodes`]: an upper bound
+    /// past 378 array blocks) and the array blocks.
     pub fn fresh_metadata_blocks(&self, nr_blocks: u64) -> u64 {
         FIXED_BLOCKS
             + nr_blocks.div_ceil(ENTRIES_PER_BITMAP)
-            + self.array_btree_nodes_at_most()
+            + self.fresh_array_btree_nodes()
             + self.fresh_array_blocks()
     }
 
-    /// The metadata blocks the bitset uses at most once every array block
-    /// has been shadowed (none shared): the B-tree and one block per index.
+    /// The metadata blocks the bitset uses at most: the B-tree at its most
+    /// nodes and one block per index.
     pub fn diverged_bitset_blocks(&self) -> u64 {
         self.array_btree_nodes_at_most() + self.nr_array_blocks()
     }
@@ -304,15 +311,15 @@ mod tests {
     }
 
     #[test]
-    fn full_array_blocks_share_one_block_and_a_partial_tail_adds_one() {
+    fn every_full_array_block_is_its_own_and_a_partial_tail_adds_one() {
         let exact = Geometry::new(8, 8 * 64 * 509 * 3).unwrap();
         assert_eq!(
-            (exact.full_array_blocks(), exact.tail_block_words()),
-            (3, 0)
-        );
-        assert_eq!(
-            (exact.fresh_array_blocks(), exact.fresh_shared_block_refs()),
-            (1, 3)
+            (
+                exact.full_array_blocks(),
+                exact.tail_block_words(),
+                exact.fresh_array_blocks()
+            ),
+            (3, 0, 3)
         );
         let partial = Geometry::new(8, 8 * (64 * 509 * 2 + 65)).unwrap();
         assert_eq!(
@@ -322,8 +329,49 @@ mod tests {
                 partial.tail_bits(),
                 partial.fresh_array_blocks()
             ),
-            (2, 2, 63, 2)
+            (2, 2, 63, 3)
         );
+    }
+
+    /// `key: value` of the first line of `text` holding `key:`.
+    fn manifest_value<'a>(text: &'a str, key: &str) -> &'a str {
+        text.lines()
+            .find_map(|line| line.trim().strip_prefix(&format!("{key}:")))
+            .unwrap_or_else(|| panic!("no {key} in the manifest"))
+            .trim()
+            .trim_matches('"')
+    }
+
+    #[test]
+    fn the_kernels_fresh_formats_use_the_blocks_we_compute() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/kernel-clone");
+        let mut seen = Vec::new();
+        for entry in std::fs::read_dir(root).unwrap() {
+            let dir = entry.unwrap().path();
+            let Ok(manifest) = std::fs::read_to_string(dir.join("manifest.yaml")) else {
+                continue;
+            };
+            let number = |key| manifest_value(&manifest, key).parse::<u64>().unwrap();
+            let geometry =
+                Geometry::new(number("region_sectors"), number("target_sectors")).unwrap();
+            assert_eq!(geometry.nr_regions(), number("nr_regions"));
+            assert_eq!(geometry.nr_words(), number("bitset_words"));
+            let status = manifest_value(&manifest, "formatted");
+            let (used, total) = status.split(' ').nth(4).unwrap().split_once('/').unwrap();
+            let nr_blocks = geometry
+                .check_metadata_device(number("metadata_bytes"))
+                .unwrap();
+            assert_eq!(nr_blocks.to_string(), total, "{}", dir.display());
+            assert_eq!(
+                geometry.fresh_metadata_blocks(nr_blocks).to_string(),
+                used,
+                "{}",
+                dir.display()
+            );
+            seen.push(used.parse::<u64>().unwrap());
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, vec![6, 6, 10, 265]);
     }
 
     #[test]
@@ -356,7 +404,10 @@ mod tests {
         assert_eq!(btree_nodes_at_most(253, 252), 5);
         let at_limit = Geometry::new(8, 8 << 31).unwrap();
         assert_eq!(at_limit.array_btree_nodes_at_most(), 785 + 10 + 1);
-        assert!(at_limit.fresh_metadata_blocks(MAX_METADATA_BLOCKS) < 1100);
+        assert_eq!(
+            at_limit.fresh_metadata_blocks(MAX_METADATA_BLOCKS),
+            3 + 255 + 796 + 65_923
+        );
         assert!(at_limit.diverged_bitset_blocks() < MAX_METADATA_BLOCKS);
     }
 }
