@@ -113,7 +113,7 @@ pub fn open_tolerant(device: &dyn BlockDev, table: Option<TableSizes>) -> Result
             return Ok(opened);
         }
         Ok(CloneMetadata::Blank) => return Ok(opened),
-        Ok(CloneMetadata::Superblock(superblock)) => superblock,
+        Ok(CloneMetadata::Superblock(superblock)) => *superblock,
     };
     opened.violations = superblock_violations(&superblock);
     match Geometry::new(superblock.region_sectors, superblock.target_sectors) {

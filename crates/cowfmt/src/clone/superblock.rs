@@ -39,7 +39,7 @@ pub enum CloneMetadata {
     /// All zero: the kernel formats the metadata when the table is loaded.
     Blank,
     /// A superblock (maybe not a valid one: see [`CloneSuperblock::defect`]).
-    Superblock(CloneSuperblock),
+    Superblock(Box<CloneSuperblock>),
 }
 
 /// The decoded fields of a dm-clone superblock.
@@ -216,8 +216,8 @@ pub fn read_clone_metadata(
     if block.iter().all(|&b| b == 0) {
         return Ok(Ok(CloneMetadata::Blank));
     }
-    Ok(Ok(CloneMetadata::Superblock(CloneSuperblock::decode(
-        &block,
+    Ok(Ok(CloneMetadata::Superblock(Box::new(
+        CloneSuperblock::decode(&block),
     ))))
 }
 

@@ -202,7 +202,7 @@ fn check_metadata(path: &Path, region_sectors: u32, sectors: u64) -> Result<bool
     let superblock = match read_clone_metadata(&device)? {
         Err(defect) => return Err(refuse(path, defect.to_string())),
         Ok(CloneMetadata::Blank) => return Ok(true),
-        Ok(CloneMetadata::Superblock(superblock)) => superblock,
+        Ok(CloneMetadata::Superblock(superblock)) => *superblock,
     };
     match superblock.defect() {
         None => {}
