@@ -11,10 +11,7 @@
 
 use super::geometry::{metadata_blocks, Geometry};
 use super::rules::CloneViolation;
-use super::superblock::{
-    read_clone_metadata, CloneMetadata, CloneSuperblock, SuperblockDefect, CLONE_MAGIC,
-    CLONE_METADATA_VERSION,
-};
+use super::superblock::{read_clone_metadata, CloneMetadata, CloneSuperblock};
 use crate::blockdev::BlockDev;
 use crate::error::Result;
 use crate::finding::Severity;
@@ -142,25 +139,8 @@ fn table_mismatch(
 /// Every check of the kernel's `sb_check` the superblock fails, in its
 /// order, and bytes past the fields that are not zero.
 fn superblock_violations(superblock: &CloneSuperblock) -> Vec<CloneViolation> {
-    let checks = [
-        (superblock.blocknr != 0).then_some(SuperblockDefect::Blocknr {
-            blocknr: superblock.blocknr,
-        }),
-        (superblock.magic != CLONE_MAGIC).then_some(SuperblockDefect::Magic {
-            found: superblock.magic,
-        }),
-        (superblock.stored_csum != superblock.computed_csum).then_some(
-            SuperblockDefect::Checksum {
-                stored: superblock.stored_csum,
-                computed: superblock.computed_csum,
-            },
-        ),
-        (superblock.version != CLONE_METADATA_VERSION).then_some(SuperblockDefect::Version {
-            version: superblock.version,
-        }),
-    ];
     let mut violations: Vec<CloneViolation> =
-        checks.into_iter().flatten().map(Into::into).collect();
+        superblock.defects().into_iter().map(Into::into).collect();
     if !superblock.tail_zero {
         violations.push(CloneViolation::SuperblockTrailingBytes);
     }

@@ -175,30 +175,34 @@ impl CloneSuperblock {
     /// The first check of the kernel's `sb_check` this superblock fails, in
     /// the kernel's order (block number, magic, checksum, version).
     pub fn defect(&self) -> Option<SuperblockDefect> {
-        if self.blocknr != 0 {
-            // A foreign block: name its magic first, it says more.
-            if self.magic != CLONE_MAGIC {
-                return Some(SuperblockDefect::Magic { found: self.magic });
-            }
-            return Some(SuperblockDefect::Blocknr {
+        let defects = self.defects();
+        // A foreign block names another location too: its magic says more.
+        defects
+            .iter()
+            .find(|d| matches!(d, SuperblockDefect::Magic { .. }))
+            .or(defects.first())
+            .copied()
+    }
+
+    /// Every check of the kernel's `sb_check` this superblock fails, in
+    /// the kernel's order (block number, magic, checksum, version).
+    pub fn defects(&self) -> Vec<SuperblockDefect> {
+        [
+            (self.blocknr != 0).then_some(SuperblockDefect::Blocknr {
                 blocknr: self.blocknr,
-            });
-        }
-        if self.magic != CLONE_MAGIC {
-            return Some(SuperblockDefect::Magic { found: self.magic });
-        }
-        if self.stored_csum != self.computed_csum {
-            return Some(SuperblockDefect::Checksum {
+            }),
+            (self.magic != CLONE_MAGIC).then_some(SuperblockDefect::Magic { found: self.magic }),
+            (self.stored_csum != self.computed_csum).then_some(SuperblockDefect::Checksum {
                 stored: self.stored_csum,
                 computed: self.computed_csum,
-            });
-        }
-        if self.version != CLONE_METADATA_VERSION {
-            return Some(SuperblockDefect::Version {
+            }),
+            (self.version != CLONE_METADATA_VERSION).then_some(SuperblockDefect::Version {
                 version: self.version,
-            });
-        }
-        None
+            }),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 }
 
@@ -307,6 +311,13 @@ mod tests {
             decode(&moved).defect(),
             Some(SuperblockDefect::Blocknr { blocknr: 5 })
         );
+        assert!(matches!(
+            decode(&moved).defects()[..],
+            [
+                SuperblockDefect::Blocknr { blocknr: 5 },
+                SuperblockDefect::Checksum { .. }
+            ]
+        ));
 
         let mut version: [u8; METADATA_BLOCK_BYTES] =
             golden[..METADATA_BLOCK_BYTES].try_into().unwrap();
