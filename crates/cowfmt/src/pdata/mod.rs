@@ -7,8 +7,10 @@
 //!   the `blocknr` each block stores of itself;
 //! - [`io`]: where blocks are read from and written to (a device, memory),
 //!   in runs of consecutive blocks;
-//! - [`alloc`]: handing out blocks for new metadata and counting references.
+//! - [`alloc`]: handing out blocks for new metadata and counting references;
+//! - [`btree`]: B-tree nodes, the walker and the builder.
 
 pub mod alloc;
 pub mod block;
+pub mod btree;
 pub mod io;
