@@ -183,7 +183,7 @@ impl Node {
             LEAF_NODE => NodeKind::Leaf,
             _ => return Err(NodeDefect::Flags { flags }),
         };
-        if max_entries % 3 != 0 {
+        if !max_entries.is_multiple_of(3) {
             return Err(NodeDefect::MaxEntriesNotMultipleOf3 { max_entries });
         }
         let expected = match kind {
