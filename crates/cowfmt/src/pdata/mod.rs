@@ -8,10 +8,12 @@
 //! - [`io`]: where blocks are read from and written to (a device, memory),
 //!   in runs of consecutive blocks;
 //! - [`alloc`]: handing out blocks for new metadata and counting references;
+//! - [`btree`]: B-tree nodes, the walker and the builder;
 //! - [`space_map`]: the metadata space map: its codecs, loading, checking
 //!   and writing it in a transaction.
 
 pub mod alloc;
 pub mod block;
+pub mod btree;
 pub mod io;
 pub mod space_map;
