@@ -2,8 +2,15 @@
 //! whose leaves hold fixed-size values.
 //!
 //! - [`node`]: one node on disk, decoded with every check the kernel makes
-//!   and encoded sealed.
+//!   and encoded sealed;
+//! - [`walk`]: the one read-only walker (levels read in sorted runs, key
+//!   ranges from the parents, strict or tolerant).
 
 pub mod node;
+pub mod walk;
 
 pub use node::{max_entries, Node, NodeDefect, NodeKind};
+pub use walk::{
+    walk, KeyRange, Mode, NodeAt, Revisit, TreeSpec, Visitor, WalkDefect, WalkDefectKind,
+    WalkSummary,
+};
