@@ -4,6 +4,7 @@
 use std::ops::Range;
 
 use crate::pdata::block::BlockDefect;
+use crate::pdata::btree::walk::WalkDefect;
 
 use super::index::IndexDefect;
 
@@ -109,11 +110,8 @@ pub enum SmFinding {
         count: u32,
     },
     /// The ref-count tree is damaged; the counts it held are not known.
-    #[error("space map ref-count tree: {detail}")]
-    RefCountTree {
-        /// What is wrong, with the node and its key range.
-        detail: String,
-    },
+    #[error(transparent)]
+    RefCountTree(WalkDefect),
     /// The root's `nr_allocated` disagrees with the bitmaps.
     #[error("space map root: nr_allocated is {stored}, the bitmaps count {counted} blocks in use")]
     NrAllocated {
