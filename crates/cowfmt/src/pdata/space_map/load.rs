@@ -30,7 +30,8 @@ pub struct CommittedSpaceMap {
     pub counts: Vec<u32>,
     /// Blocks whose counts could not be read (their entries in `counts` are 0).
     pub unknown: Vec<Range<u64>>,
-    /// The space map's own blocks as read: index, bitmaps, ref-count tree nodes.
+    /// The space map's own blocks, referenced whether or not they decode:
+    /// index, bitmaps, ref-count tree nodes.
     pub own_blocks: Vec<u64>,
     /// Everything found wrong while reading, in the order found.
     pub findings: Vec<SmFinding>,

@@ -3,7 +3,9 @@
 //! at each commit.
 
 use crate::error::Result;
-use crate::pdata::btree::walk::{self, Mode, NodeAt, TreeSpec, Visitor, WalkDefect};
+use crate::pdata::btree::walk::{
+    self, Mode, NodeAt, TreeSpec, Visitor, WalkDefect, WalkDefectKind,
+};
 use crate::pdata::btree::Node;
 use crate::pdata::io::BlockSource;
 
@@ -97,6 +99,9 @@ impl Visitor for Apply<'_> {
 
     fn defect(&mut self, defect: WalkDefect) {
         self.damaged = true;
+        if matches!(defect.kind, WalkDefectKind::Node(_)) {
+            self.loaded.own_blocks.push(defect.at.location);
+        }
         self.loaded.findings.push(SmFinding::RefCountTree(defect));
     }
 }

@@ -349,10 +349,11 @@ fn a_damaged_bitmap_leaves_its_counts_unknown_not_leaked() {
     ));
 }
 
-#[test]
-fn shared_blocks_are_counted_in_the_ref_count_tree_and_check_clean() {
-    let mut mem = MemBlocks::zeroed(64);
-    let mut writer = MetadataWriter::fresh(64, &mut mem).unwrap();
+/// A fresh image of `nr_blocks` blocks whose bitset root leaf names one full
+/// array block four times (count 4, in the ref-count tree); the shared block.
+fn shared_image(nr_blocks: u64) -> (MemBlocks, u64) {
+    let mut mem = MemBlocks::zeroed(nr_blocks);
+    let mut writer = MetadataWriter::fresh(nr_blocks, &mut mem).unwrap();
     let (space, out) = writer.parts();
     let leaf_at = space.alloc().unwrap();
     let shared = space.alloc().unwrap();
@@ -366,22 +367,160 @@ fn shared_blocks_are_counted_in_the_ref_count_tree_and_check_clean() {
     }
     out.write_blocks(leaf_at, &leaf.encode(leaf_at)[..])
         .unwrap();
-    let root = writer
+    writer
         .commit(|root| superblock(&[0u8; BLOCK_BYTES], root, leaf_at))
         .unwrap();
+    (mem, shared)
+}
+
+#[test]
+fn shared_blocks_are_counted_in_the_ref_count_tree_and_check_clean() {
+    let (mem, shared) = shared_image(64);
+    let root = sm_root(&mem);
     let loaded = load(&mem, root).unwrap();
     assert_eq!(loaded.counts[shared as usize], 4);
     assert_eq!(check(&loaded, reachable(&mem)), []);
-    let tree = Node::decode(
-        root.ref_count_root,
-        &mem.read_block(2, &|| "rc".into()).unwrap()[..],
-        4,
-    )
-    .unwrap();
+    let tree = Node::decode(2, &mem.read_block(2, &|| "rc".into()).unwrap()[..], 4).unwrap();
+    assert_eq!(root.ref_count_root, 2);
     assert_eq!(
         (tree.keys.as_slice(), tree.value_u32(0)),
         (&[shared][..], 4)
     );
+}
+
+/// Replaces the ref-count root leaf of `mem` by one holding `entries`.
+fn put_ref_counts(mem: &mut MemBlocks, entries: &[(u64, u32)]) {
+    let at = sm_root(mem).ref_count_root;
+    let mut leaf = Node::new(NodeKind::Leaf, 4);
+    for &(block, count) in entries {
+        leaf.push(block, &count.to_le_bytes());
+    }
+    mem.write_blocks(at, &leaf.encode(at)[..]).unwrap();
+}
+
+#[test]
+fn ref_count_tree_damage_is_found() {
+    let (clean, shared) = shared_image(64);
+    let mut mem = clean.clone();
+    put_ref_counts(&mut mem, &[(shared, 2)]);
+    assert_eq!(
+        findings(&mem),
+        [
+            SmFinding::RefCountTooSmall {
+                block: shared,
+                count: 2
+            },
+            SmFinding::UnderCounted {
+                blocks: shared..shared + 1,
+                counted: 3,
+                reachable: 4
+            }
+        ]
+    );
+    let mut mem = clean.clone();
+    put_ref_counts(&mut mem, &[(1, 5), (shared, 4)]);
+    assert_eq!(
+        findings(&mem),
+        [SmFinding::RefCountNotOverflow {
+            block: 1,
+            count: 5,
+            entry: 1
+        }]
+    );
+    let mut mem = clean.clone();
+    put_ref_counts(&mut mem, &[(shared, 4), (64, 3)]);
+    assert!(
+        matches!(
+            findings(&mem).as_slice(),
+            [SmFinding::PointerPastEnd { location: 64, .. }]
+        ),
+        "{:?}",
+        findings(&mem)
+    );
+    let mut mem = clean;
+    mem.bytes_mut()[2 * BLOCK_BYTES + 40] ^= 1;
+    let loaded = load(&mem, sm_root(&mem)).unwrap();
+    assert_eq!(loaded.unknown, vec![shared..shared + 1]);
+    let found = check(&loaded, reachable(&mem));
+    assert!(
+        matches!(found.as_slice(), [SmFinding::RefCountTree(_)]),
+        "{found:?}"
+    );
+    assert!(
+        found[0].to_string().contains("ref-count btree node 2"),
+        "{}",
+        found[0]
+    );
+}
+
+#[test]
+fn a_damaged_root_or_index_is_named() {
+    let clean = kernel("b-region128-1024regions", "formatted");
+    let mut root = sm_root(&clean);
+    root.nr_blocks = 2048;
+    let loaded = load(&clean, root).unwrap();
+    assert_eq!(
+        loaded.findings[0],
+        SmFinding::PastDevice {
+            nr_blocks: 2048,
+            device_blocks: 1024
+        }
+    );
+    let mut root = sm_root(&clean);
+    root.index_block = 5000;
+    let loaded = load(&clean, root).unwrap();
+    assert_eq!(loaded.unknown, vec![0..1024]);
+    assert_eq!(
+        loaded.findings[0].to_string(),
+        "space map index block: block 5000 is past the end of the space map (1024 blocks)"
+    );
+    let mut mem = clean.clone();
+    mem.bytes_mut()[BLOCK_BYTES + 9] ^= 1;
+    let loaded = load(&mem, sm_root(&mem)).unwrap();
+    assert!(
+        matches!(
+            loaded.findings.as_slice(),
+            [SmFinding::Index {
+                location: 1,
+                defect: IndexDefect::Block(_)
+            }]
+        ),
+        "{:?}",
+        loaded.findings
+    );
+}
+
+#[test]
+fn a_space_map_of_several_bitmaps_checks_clean_and_counts_past_the_end_as_free() {
+    let (mem, shared) = shared_image(40_000);
+    let loaded = load(&mem, sm_root(&mem)).unwrap();
+    assert_eq!(check(&loaded, reachable(&mem)), []);
+    let index = loaded.index.unwrap();
+    let bitmaps: Vec<u64> = index.entries.iter().map(|e| e.blocknr).collect();
+    assert_eq!(bitmaps, [3, 4, 5]);
+    assert_eq!(shared, 7);
+    assert_eq!(
+        index.entries.iter().map(|e| e.nr_free).collect::<Vec<_>>(),
+        [16_320 - 8, 16_320, 16_320]
+    );
+}
+
+#[test]
+fn a_transaction_keeps_shared_counts_and_frees_the_old_space_map() {
+    let (before, shared) = shared_image(64);
+    let loaded = load(&before, sm_root(&before)).unwrap();
+    let mut mem = before.clone();
+    let writer = MetadataWriter::open(&loaded, &mut mem).unwrap();
+    let root = writer
+        .commit(|root| superblock(before.bytes(), root, u64_at(before.bytes(), BITSET_ROOT_AT)))
+        .unwrap();
+    let after = load(&mem, root).unwrap();
+    assert_eq!(after.counts[shared as usize], 4);
+    for old in [1, 2, 3] {
+        assert_eq!(after.counts[old], 0, "old space map block {old}");
+    }
+    assert_eq!(findings(&mem), []);
+    assert_eq!(root.nr_allocated, loaded.root.nr_allocated);
 }
 
 #[test]
