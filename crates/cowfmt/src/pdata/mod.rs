@@ -8,9 +8,11 @@
 //! - [`io`]: where blocks are read from and written to (a device, memory),
 //!   in runs of consecutive blocks;
 //! - [`alloc`]: handing out blocks for new metadata and counting references;
-//! - [`btree`]: B-tree nodes, the walker and the builder.
+//! - [`btree`]: B-tree nodes, the walker and the builder;
+//! - [`array`]: dm-arrays of fixed-size values over a B-tree.
 
 pub mod alloc;
+pub mod array;
 pub mod block;
 pub mod btree;
 pub mod io;
