@@ -581,3 +581,58 @@ fn a_transaction_never_writes_a_block_the_committed_state_uses() {
     assert_eq!(findings(&mem), []);
     assert_ne!(root.index_block, loaded.root.index_block);
 }
+
+#[test]
+fn more_shared_blocks_than_a_leaf_holds_get_a_ref_count_tree_of_several_nodes() {
+    let mut mem = MemBlocks::zeroed(1024);
+    let mut writer = MetadataWriter::fresh(1024, &mut mem).unwrap();
+    let (space, out) = writer.parts();
+    let mut blocks = Vec::new();
+    for _ in 0..400 {
+        let location = space.alloc().unwrap();
+        out.write_blocks(location, &array_block(location, 509))
+            .unwrap();
+        space.inc(location);
+        space.inc(location);
+        blocks.push(location);
+    }
+    let entries = (0..1200u64).map(|key| (key, blocks[key as usize / 3].to_le_bytes()));
+    let root = crate::pdata::btree::build::build(space, out, 8, entries).unwrap();
+    let sm = writer
+        .commit(|sm| superblock(&[0u8; BLOCK_BYTES], sm, root))
+        .unwrap();
+    assert_ne!(sm.ref_count_root, 2, "400 counts do not fit the fresh leaf");
+    let tree = Node::decode(
+        sm.ref_count_root,
+        &mem.read_block(sm.ref_count_root, &|| "rc".into()).unwrap()[..],
+        4,
+    )
+    .unwrap();
+    assert_eq!(tree.kind, NodeKind::Internal);
+    let loaded = load(&mem, sm).unwrap();
+    assert!(blocks.iter().all(|&b| loaded.counts[b as usize] == 3));
+    assert_eq!(loaded.counts[2], 0);
+    assert_eq!(check(&loaded, reachable(&mem)), []);
+
+    let before = mem.clone();
+    let writer = MetadataWriter::open(&loaded, &mut mem).unwrap();
+    let again = writer
+        .commit(|sm| superblock(before.bytes(), sm, root))
+        .unwrap();
+    let after = load(&mem, again).unwrap();
+    assert_eq!(check(&after, reachable(&mem)), []);
+    assert!(after
+        .own_blocks
+        .iter()
+        .all(|b| !loaded.own_blocks.contains(b)));
+    assert_eq!(after.counts, {
+        let mut counts = loaded.counts.clone();
+        for &b in &loaded.own_blocks {
+            counts[b as usize] = 0;
+        }
+        for &b in &after.own_blocks {
+            counts[b as usize] = 1;
+        }
+        counts
+    });
+}

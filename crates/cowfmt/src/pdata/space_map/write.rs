@@ -9,7 +9,8 @@ use crate::bitset::DenseBitmap;
 use crate::error::Error;
 use crate::pdata::alloc::{AllocError, Allocator};
 use crate::pdata::block::{Block, BLOCK_BYTES};
-use crate::pdata::btree::{Node, NodeKind};
+use crate::pdata::btree::build::{build, BuildError};
+use crate::pdata::btree::{max_entries, Node, NodeKind};
 use crate::pdata::io::BlockTarget;
 
 use super::bitmap::{Bitmap, ENTRIES_PER_BITMAP, OVERFLOW};
@@ -48,14 +49,9 @@ pub enum WriteError {
         /// The limit it breaks.
         why: &'static str,
     },
-    /// More blocks hold three or more references than one ref-count leaf takes.
-    #[error("{entries} blocks have three or more references; the writer keeps at most {max} (one ref-count leaf)")]
-    TooManyShared {
-        /// Blocks with counts of 3 or more.
-        entries: usize,
-        /// What one leaf holds.
-        max: usize,
-    },
+    /// The ref-count tree could not be built.
+    #[error(transparent)]
+    Build(#[from] BuildError),
 }
 
 /// The reference counts of a transaction and the blocks it may hand out.
@@ -268,8 +264,8 @@ impl<'t, T: BlockTarget + ?Sized> MetadataWriter<'t, T> {
         mut self,
         superblock: impl FnOnce(&SmRoot) -> Box<Block>,
     ) -> Result<SmRoot, WriteError> {
-        let (index_block, ref_count_root, bitmaps) = self.place_own_blocks()?;
-        self.write_ref_counts(ref_count_root)?;
+        let (index_block, reserved_root, bitmaps) = self.place_own_blocks()?;
+        let ref_count_root = self.write_ref_counts(reserved_root)?;
         let index = self.write_bitmaps(&bitmaps)?;
         self.out
             .write_blocks(index_block, &index.encode(index_block)[..])?;
@@ -288,51 +284,48 @@ impl<'t, T: BlockTarget + ?Sized> MetadataWriter<'t, T> {
         Ok(root)
     }
 
-    /// The index, the ref-count root and the bitmaps, allocated now unless a
-    /// fresh format kept them.
-    fn place_own_blocks(&mut self) -> Result<(u64, u64, Vec<u64>), WriteError> {
+    /// The index, the ref-count root a fresh format kept (if any) and the
+    /// bitmaps, allocated now unless a fresh format kept them.
+    fn place_own_blocks(&mut self) -> Result<(u64, Option<u64>, Vec<u64>), WriteError> {
         match std::mem::replace(&mut self.layout, Layout::Shadow { old: Vec::new() }) {
             Layout::Fresh {
                 index,
                 ref_count_root,
                 bitmaps,
-            } => Ok((index, ref_count_root, bitmaps)),
+            } => Ok((index, Some(ref_count_root), bitmaps)),
             Layout::Shadow { old } => {
                 for location in old {
                     self.space.dec(location);
                 }
-                let ref_count_root = self.space.alloc()?;
                 let index = self.space.alloc()?;
                 let bitmaps = (0..bitmaps_for(self.space.nr_blocks()))
                     .map(|_| self.space.alloc())
                     .collect::<Result<_, _>>()?;
-                Ok((index, ref_count_root, bitmaps))
+                Ok((index, None, bitmaps))
             }
         }
     }
 
-    fn write_ref_counts(&mut self, location: u64) -> Result<(), WriteError> {
-        let mut leaf = Node::new(NodeKind::Leaf, VALUE_SIZE);
-        let shared = self
-            .space
-            .counts
-            .iter()
-            .filter(|&&c| c >= MIN_TREE_COUNT)
-            .count();
-        if shared > leaf.max_entries as usize {
-            return Err(WriteError::TooManyShared {
-                entries: shared,
-                max: leaf.max_entries as usize,
-            });
-        }
-        for (block, &count) in self.space.counts.iter().enumerate() {
-            if count >= MIN_TREE_COUNT {
-                leaf.push(block as u64, &count.to_le_bytes());
+    /// Writes the counts of 3 and more: into the leaf a fresh format kept
+    /// when they fit one, else as a tree built in new blocks; its root.
+    fn write_ref_counts(&mut self, reserved: Option<u64>) -> Result<u64, WriteError> {
+        let shared: Vec<(u64, [u8; 4])> = (self.space.counts.iter().enumerate())
+            .filter(|(_, &count)| count >= MIN_TREE_COUNT)
+            .map(|(block, &count)| (block as u64, count.to_le_bytes()))
+            .collect();
+        if let Some(location) = reserved {
+            if shared.len() <= max_entries(VALUE_SIZE) as usize {
+                let mut leaf = Node::new(NodeKind::Leaf, VALUE_SIZE);
+                for (block, count) in &shared {
+                    leaf.push(*block, count);
+                }
+                self.out
+                    .write_blocks(location, &leaf.encode(location)[..])?;
+                return Ok(location);
             }
+            self.space.dec(location);
         }
-        self.out
-            .write_blocks(location, &leaf.encode(location)[..])?;
-        Ok(())
+        Ok(build(&mut self.space, &mut self.out, VALUE_SIZE, shared)?)
     }
 
     fn write_bitmaps(&mut self, locations: &[u64]) -> Result<MetadataIndex, WriteError> {
