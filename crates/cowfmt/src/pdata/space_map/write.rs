@@ -215,7 +215,8 @@ impl<'t, T: BlockTarget + ?Sized> MetadataWriter<'t, T> {
 
     /// A transaction over the committed space map `loaded` (read whole and
     /// clean of unknown counts): every block it counts, and the superblock,
-    /// stays untouched until the commit.
+    /// stays untouched until the commit. Only counts protect blocks: check
+    /// the map against reachability ([`super::check`]) before writing.
     pub fn open(loaded: &CommittedSpaceMap, target: &'t mut T) -> Result<Self, WriteError> {
         if !loaded.unknown.is_empty() || loaded.index.is_none() {
             return Err(WriteError::Damaged {
