@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::FormatError;
+use crate::device::Device;
+use crate::error::{Error, FormatError};
+use crate::finding::{Finding, FindingCode, FindingSink, Location};
 
 /// Magic of the persistent ("SnAp") store, little-endian at offset 0.
 pub const PERSISTENT_MAGIC: u32 = 0x7041_6e53;
@@ -91,4 +93,59 @@ mod tests {
             Err(FormatError::ShortBuffer { .. })
         ));
     }
+}
+
+/// The magic a checker expects at the start of chunk 0.
+pub struct ExpectedMagic {
+    /// The kind's name in the error when the device holds something else.
+    pub kind: &'static str,
+    /// The magic.
+    pub magic: u32,
+    /// What the finding says after the expected value: why it matters.
+    pub consequence: &'static str,
+}
+
+/// Checks the header's magic `found` on `device`: when it is not the
+/// expected one, an error naming what the device holds unless the kind was
+/// insisted on (`kind_forced`), else a `BadMagic` finding in `sink`.
+pub fn check_magic(
+    device: &Device,
+    found: u32,
+    expected: &ExpectedMagic,
+    kind_forced: bool,
+    sink: &mut FindingSink,
+) -> crate::Result<()> {
+    if found == expected.magic {
+        return Ok(());
+    }
+    if !kind_forced {
+        return Err(Error::format(
+            device.path(),
+            detect(&found.to_le_bytes())
+                .err()
+                .unwrap_or(FormatError::WrongMagic {
+                    kind: expected.kind,
+                    found,
+                    expected: expected.magic,
+                }),
+        ));
+    }
+    let what = if found == 0 {
+        "0 (an unformatted device)".to_string()
+    } else {
+        format!("{found:#010x}")
+    };
+    sink.push(Finding::error(
+        FindingCode::BadMagic,
+        Location {
+            chunk: Some(0),
+            offset: Some(0),
+            ..Location::default()
+        },
+        format!(
+            "header (chunk 0): magic is {what}, expected {:#010x}{}",
+            expected.magic, expected.consequence
+        ),
+    ));
+    Ok(())
 }

@@ -17,7 +17,7 @@ use crate::bitset::{DenseBitmap, SparseBitmap};
 use crate::device::Device;
 use crate::error::{Error, FormatError, Result};
 use crate::finding::{Finding, FindingCode, FindingSink, Location};
-use crate::kind::{StoreKind, PERSISTENT_MAGIC};
+use crate::kind::{check_magic, ExpectedMagic, StoreKind, PERSISTENT_MAGIC};
 use crate::progress::{self, Progress};
 
 pub use crate::finding::FINDINGS_PER_CODE;
@@ -204,32 +204,17 @@ fn check_header(
         offset: Some(0),
         ..Location::default()
     };
-    if header.magic != PERSISTENT_MAGIC {
-        if !options.kind_forced {
-            return Err(Error::format(
-                device.path(),
-                crate::kind::detect(&header.magic.to_le_bytes())
-                    .err()
-                    .unwrap_or(FormatError::WrongMagic {
-                        kind: "persistent",
-                        found: header.magic,
-                        expected: PERSISTENT_MAGIC,
-                    }),
-            ));
-        }
-        let what = if header.magic == 0 {
-            "0 (an unformatted device)".to_string()
-        } else {
-            format!("{:#010x}", header.magic)
-        };
-        sink.push(Finding::error(
-            FindingCode::BadMagic,
-            at_header.clone(),
-            format!(
-                "header (chunk 0): magic is {what}, expected {PERSISTENT_MAGIC:#010x} (\"SnAp\"); the kernel refuses the store"
-            ),
-        ));
-    }
+    check_magic(
+        device,
+        header.magic,
+        &ExpectedMagic {
+            kind: "persistent",
+            magic: PERSISTENT_MAGIC,
+            consequence: " (\"SnAp\"); the kernel refuses the store",
+        },
+        options.kind_forced,
+        sink,
+    )?;
     if header.version != super::header::DISK_VERSION {
         sink.push(Finding::error(
             FindingCode::BadVersion,

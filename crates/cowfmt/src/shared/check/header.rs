@@ -5,7 +5,7 @@ use super::CheckOptions;
 use crate::device::Device;
 use crate::error::{Error, FormatError, Result};
 use crate::finding::{Finding, FindingCode, FindingSink, Location};
-use crate::kind::SHARED_MAGIC;
+use crate::kind::{check_magic, ExpectedMagic, SHARED_MAGIC};
 use crate::shared::geometry::{validate_chunk_size, Geometry};
 pub use crate::shared::header::MAX_TREE_LEVEL;
 use crate::shared::header::{SharedHeader, HEADER_BYTES, SHARED_VERSION};
@@ -69,30 +69,17 @@ fn check_identity(
     options: &CheckOptions,
     sink: &mut FindingSink,
 ) -> Result<()> {
-    if header.magic != SHARED_MAGIC {
-        if !options.kind_forced {
-            return Err(Error::format(
-                device.path(),
-                crate::kind::detect(&header.magic.to_le_bytes())
-                    .err()
-                    .unwrap_or(FormatError::WrongMagic {
-                        kind: "shared",
-                        found: header.magic,
-                        expected: SHARED_MAGIC,
-                    }),
-            ));
-        }
-        let what = if header.magic == 0 {
-            "0 (an unformatted device)".to_string()
-        } else {
-            format!("{:#010x}", header.magic)
-        };
-        sink.push(Finding::error(
-            FindingCode::BadMagic,
-            field(0),
-            format!("header (chunk 0): magic is {what}, expected {SHARED_MAGIC:#010x}; no reader accepts the store"),
-        ));
-    }
+    check_magic(
+        device,
+        header.magic,
+        &ExpectedMagic {
+            kind: "shared",
+            magic: SHARED_MAGIC,
+            consequence: "; no reader accepts the store",
+        },
+        options.kind_forced,
+        sink,
+    )?;
     if header.version != SHARED_VERSION {
         sink.push(Finding::error(
             FindingCode::BadVersion,

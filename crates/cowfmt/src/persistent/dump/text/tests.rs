@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::device::{Access, Device};
-use crate::dump_read::with_text;
-use crate::persistent::dump::{dump, head_of, PersistentDump};
+use crate::dump_read::{read_whole, with_text, DumpSyntax, ReadBack};
+use crate::persistent::dump::{dump, head_of, PersistentDump, RestoreHead};
 use crate::persistent::test_store::committed_store;
 use crate::StoreKind;
 
@@ -15,8 +15,16 @@ fn written(store: &PersistentStore, syntax: TextSyntax, with_runs: bool) -> Vec<
     out
 }
 
-fn read_back(text: &[u8], syntax: DumpSyntax, fast: bool) -> ReadBack {
-    with_text(text, fast, |source| read_document(source, syntax)).unwrap()
+/// The schema's reader: the head a restore uses and every record.
+fn read_back(
+    text: &[u8],
+    syntax: DumpSyntax,
+    fast: bool,
+) -> ReadBack<RestoreHead, ExceptionRecord> {
+    with_text(text, fast, |source| {
+        read_whole(source, syntax, "exceptions", flat_record)
+    })
+    .unwrap()
 }
 
 #[test]
