@@ -137,11 +137,7 @@ pub fn check_magic(
     };
     sink.push(Finding::error(
         FindingCode::BadMagic,
-        Location {
-            chunk: Some(0),
-            offset: Some(0),
-            ..Location::default()
-        },
+        Location::header_field(0),
         format!(
             "header (chunk 0): magic is {what}, expected {:#010x}{}",
             expected.magic, expected.consequence

@@ -173,11 +173,7 @@ fn report_chunk_size_reads_nothing(device: &Device, sectors: u32, sink: &mut Fin
     };
     sink.push(Finding::error(
         FindingCode::ChunkSizeReadsNothing,
-        Location {
-            chunk: Some(0),
-            offset: Some(12),
-            ..Location::default()
-        },
+        Location::header_field(12),
         format!(
             "header (chunk 0): chunk size {sectors} sectors leaves the areas empty, but under {} sectors {}; the chunk size field looks damaged and the kernel would load an empty store (cowrepair --chunk-size {}s)",
             best.chunk_size,
@@ -199,11 +195,6 @@ fn check_header(
     options: &CheckOptions,
     sink: &mut FindingSink,
 ) -> Result<Option<Geometry>> {
-    let at_header = Location {
-        chunk: Some(0),
-        offset: Some(0),
-        ..Location::default()
-    };
     check_magic(
         device,
         header.magic,
@@ -218,10 +209,7 @@ fn check_header(
     if header.version != super::header::DISK_VERSION {
         sink.push(Finding::error(
             FindingCode::BadVersion,
-            Location {
-                offset: Some(8),
-                ..at_header.clone()
-            },
+            Location::header_field(8),
             format!(
                 "header (chunk 0): version is {}, expected 1; the kernel refuses the store",
                 header.version
@@ -231,19 +219,13 @@ fn check_header(
     match header.valid {
         0 => sink.push(Finding::warning(
             FindingCode::Invalidated,
-            Location {
-                offset: Some(4),
-                ..at_header.clone()
-            },
+            Location::header_field(4),
             "header (chunk 0): the store is marked invalid (valid=0); the kernel loads it as Invalid and fails every I/O to the snapshot".to_string(),
         )),
         1 => {}
         other => sink.push(Finding::warning(
             FindingCode::ValidFlagUnusual,
-            Location {
-                offset: Some(4),
-                ..at_header.clone()
-            },
+            Location::header_field(4),
             format!("header (chunk 0): valid is {other}, expected 0 or 1; the kernel treats it as valid"),
         )),
     }
@@ -259,10 +241,7 @@ fn check_header(
             };
             sink.push(Finding::error(
                 FindingCode::BadChunkSize,
-                Location {
-                    offset: Some(12),
-                    ..at_header.clone()
-                },
+                Location::header_field(12),
                 format!(
                     "header (chunk 0): chunk size {} sectors {why}{then}",
                     header.chunk_size
@@ -280,7 +259,7 @@ fn check_header(
     if !geometry.holds_first_area() {
         sink.push(Finding::error(
             FindingCode::DeviceTooSmall,
-            at_header,
+            Location::header_field(0),
             format!(
                 "the device has {} bytes, too small for the header and area 0 with {}-byte chunks ({} bytes)",
                 device.size_bytes(),
@@ -314,11 +293,7 @@ fn check_header_chunk_tail(
         let offset = (HEADER_BYTES + pos) as u64;
         sink.push(Finding::warning(
             FindingCode::HeaderTrailingGarbage,
-            Location {
-                chunk: Some(0),
-                offset: Some(offset),
-                ..Location::default()
-            },
+            Location::header_field(offset),
             format!(
                 "header (chunk 0): byte {offset} is not zero; the kernel writes the header chunk as 16 bytes then zeros"
             ),

@@ -27,14 +27,6 @@ pub(super) fn read(device: &Device) -> Result<SharedHeader> {
     open::read_header(device)
 }
 
-fn field(offset: u64) -> Location {
-    Location {
-        chunk: Some(0),
-        offset: Some(offset),
-        ..Location::default()
-    }
-}
-
 /// Checks the header fields; returns the layout to read the rest with, or
 /// `None` when no usable geometry is known.
 pub(super) fn check(
@@ -83,7 +75,7 @@ fn check_identity(
     if header.version != SHARED_VERSION {
         sink.push(Finding::error(
             FindingCode::BadVersion,
-            field(8),
+            Location::header_field(8),
             format!(
                 "header (chunk 0): version is {}, expected {SHARED_VERSION}; readers refuse the store",
                 header.version
@@ -93,14 +85,14 @@ fn check_identity(
     match header.valid {
         0 => sink.push(Finding::warning(
             FindingCode::Invalidated,
-            field(4),
+            Location::header_field(4),
             "header (chunk 0): the store is marked invalid (valid=0); its snapshots cannot be used"
                 .to_string(),
         )),
         1 => {}
         other => sink.push(Finding::warning(
             FindingCode::ValidFlagUnusual,
-            field(4),
+            Location::header_field(4),
             format!(
                 "header (chunk 0): valid is {other}, expected 0 or 1; readers treat it as valid"
             ),
@@ -128,7 +120,7 @@ fn chunk_size(
     };
     sink.push(Finding::error(
         FindingCode::BadChunkSize,
-        field(12),
+        Location::header_field(12),
         format!(
             "header (chunk 0): chunk size {} sectors {why}{then}",
             header.chunk_size
@@ -163,7 +155,7 @@ fn fits(device: &Device, geometry: &Geometry, sink: &mut FindingSink) -> bool {
     if geometry.nr_chunks - bare < geometry.nr_journal_chunks {
         sink.push(Finding::error(
             FindingCode::JournalTooLarge,
-            field(36),
+            Location::header_field(36),
             format!(
                 "header (chunk 0): nr_journal_chunks {} does not fit: the header, {} bitmap chunk(s), the journal, a leaf and a root need {} chunks, the device has {}; nothing past the journal can be located",
                 geometry.nr_journal_chunks,
@@ -213,7 +205,7 @@ fn check_level(header: &SharedHeader, sink: &mut FindingSink) -> bool {
         FindingCode::BadTreeLevel,
         Location {
             level: Some(level),
-            ..field(32)
+            ..Location::header_field(32)
         },
         format!("header (chunk 0): tree_level is {level}: {why}; the tree cannot be read"),
     ));
@@ -232,7 +224,7 @@ pub(super) fn check_tail(
         let offset = (HEADER_BYTES + pos) as u64;
         sink.push(Finding::warning(
             FindingCode::HeaderTrailingGarbage,
-            field(offset),
+            Location::header_field(offset),
             format!(
                 "header (chunk 0): byte {offset} is not zero; the header chunk is 40 bytes then zeros"
             ),

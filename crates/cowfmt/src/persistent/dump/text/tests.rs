@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::device::{Access, Device};
-use crate::dump_read::{read_whole, with_text, DumpSyntax, ReadBack};
+use crate::dump_read::{read_text, DumpSyntax, ReadBack};
 use crate::persistent::dump::{dump, head_of, PersistentDump, RestoreHead};
 use crate::persistent::test_store::committed_store;
 use crate::StoreKind;
@@ -15,16 +15,11 @@ fn written(store: &PersistentStore, syntax: TextSyntax, with_runs: bool) -> Vec<
     out
 }
 
-/// The schema's reader: the head a restore uses and every record.
-fn read_back(
-    text: &[u8],
-    syntax: DumpSyntax,
-    fast: bool,
-) -> ReadBack<RestoreHead, ExceptionRecord> {
-    with_text(text, fast, |source| {
-        read_whole(source, syntax, "exceptions", flat_record)
-    })
-    .unwrap()
+/// What the schema's reader reads back: the head a restore uses and every record.
+type Back = ReadBack<RestoreHead, ExceptionRecord>;
+
+fn read_back(text: &[u8], syntax: DumpSyntax, fast: bool) -> Back {
+    read_text(text, syntax, fast, flat_record)
 }
 
 #[test]

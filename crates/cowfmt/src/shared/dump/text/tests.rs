@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::device::{Access, Device};
-use crate::dump_read::{read_whole, with_text, DumpSyntax, ReadBack};
+use crate::dump_read::{read_text, read_whole, with_text, DumpSyntax, ReadBack};
 use crate::memdev::MemDev;
 use crate::shared::build::StoreBuilder;
 use crate::shared::dump::{BitmapDump, SharedDump, SharedRestoreHead, SnapshotDump, TreeDump};
@@ -58,16 +58,11 @@ fn written(source: &SharedSource, view: View, syntax: TextSyntax) -> Vec<u8> {
     out
 }
 
-/// The schema's reader: the head a restore uses and every record.
-fn read_back(
-    text: &[u8],
-    syntax: DumpSyntax,
-    fast: bool,
-) -> ReadBack<SharedRestoreHead, SharedRecord> {
-    with_text(text, fast, |source| {
-        read_whole(source, syntax, "exceptions", flat_record)
-    })
-    .unwrap()
+/// What the schema's reader reads back: the head a restore uses and every record.
+type Back = ReadBack<SharedRestoreHead, SharedRecord>;
+
+fn read_back(text: &[u8], syntax: DumpSyntax, fast: bool) -> Back {
+    read_text(text, syntax, fast, flat_record)
 }
 
 #[test]
