@@ -17,7 +17,9 @@ use crate::bitset::{DenseBitmap, SparseBitmap};
 use crate::device::Device;
 use crate::error::{Error, FormatError, Result};
 use crate::finding::{Finding, FindingCode, FindingSink, Location};
-use crate::kind::{check_magic, ExpectedMagic, StoreKind, PERSISTENT_MAGIC};
+use crate::kind::{
+    check_header_tail, check_identity, ExpectedHeader, HeaderIdentity, StoreKind, PERSISTENT_MAGIC,
+};
 use crate::progress::{self, Progress};
 
 pub use crate::finding::FINDINGS_PER_CODE;
@@ -195,40 +197,25 @@ fn check_header(
     options: &CheckOptions,
     sink: &mut FindingSink,
 ) -> Result<Option<Geometry>> {
-    check_magic(
+    check_identity(
         device,
-        header.magic,
-        &ExpectedMagic {
+        &HeaderIdentity {
+            magic: header.magic,
+            valid: header.valid,
+            version: header.version,
+        },
+        &ExpectedHeader {
             kind: "persistent",
             magic: PERSISTENT_MAGIC,
-            consequence: " (\"SnAp\"); the kernel refuses the store",
+            magic_consequence: " (\"SnAp\"); the kernel refuses the store",
+            version: super::header::DISK_VERSION,
+            refuses: "the kernel refuses",
+            treats: "the kernel treats",
+            invalid_means: "the kernel loads it as Invalid and fails every I/O to the snapshot",
         },
         options.kind_forced,
         sink,
     )?;
-    if header.version != super::header::DISK_VERSION {
-        sink.push(Finding::error(
-            FindingCode::BadVersion,
-            Location::header_field(8),
-            format!(
-                "header (chunk 0): version is {}, expected 1; the kernel refuses the store",
-                header.version
-            ),
-        ));
-    }
-    match header.valid {
-        0 => sink.push(Finding::warning(
-            FindingCode::Invalidated,
-            Location::header_field(4),
-            "header (chunk 0): the store is marked invalid (valid=0); the kernel loads it as Invalid and fails every I/O to the snapshot".to_string(),
-        )),
-        1 => {}
-        other => sink.push(Finding::warning(
-            FindingCode::ValidFlagUnusual,
-            Location::header_field(4),
-            format!("header (chunk 0): valid is {other}, expected 0 or 1; the kernel treats it as valid"),
-        )),
-    }
     let chunk_sectors = match validate_chunk_size(u64::from(header.chunk_size)) {
         Ok(()) => header.chunk_size,
         Err(FormatError::BadChunkSize { why, .. }) => {
@@ -287,19 +274,13 @@ fn check_header_chunk_tail(
     geometry: &Geometry,
     sink: &mut FindingSink,
 ) -> Result<()> {
-    let mut chunk = vec![0u8; geometry.chunk_bytes()];
-    device.read_chunk(0, &mut chunk)?;
-    if let Some(pos) = chunk[HEADER_BYTES..].iter().position(|&b| b != 0) {
-        let offset = (HEADER_BYTES + pos) as u64;
-        sink.push(Finding::warning(
-            FindingCode::HeaderTrailingGarbage,
-            Location::header_field(offset),
-            format!(
-                "header (chunk 0): byte {offset} is not zero; the kernel writes the header chunk as 16 bytes then zeros"
-            ),
-        ));
-    }
-    Ok(())
+    check_header_tail(
+        device,
+        geometry.chunk_bytes(),
+        HEADER_BYTES,
+        "the kernel writes the header chunk as 16 bytes then zeros",
+        sink,
+    )
 }
 
 /// A record and where it lies: its area, the area's chunk, its index there.

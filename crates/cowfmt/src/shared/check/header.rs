@@ -5,7 +5,7 @@ use super::CheckOptions;
 use crate::device::Device;
 use crate::error::{Error, FormatError, Result};
 use crate::finding::{Finding, FindingCode, FindingSink, Location};
-use crate::kind::{check_magic, ExpectedMagic, SHARED_MAGIC};
+use crate::kind::{self, ExpectedHeader, HeaderIdentity, SHARED_MAGIC};
 use crate::shared::geometry::{validate_chunk_size, Geometry};
 pub use crate::shared::header::MAX_TREE_LEVEL;
 use crate::shared::header::{SharedHeader, HEADER_BYTES, SHARED_VERSION};
@@ -61,44 +61,25 @@ fn check_identity(
     options: &CheckOptions,
     sink: &mut FindingSink,
 ) -> Result<()> {
-    check_magic(
+    kind::check_identity(
         device,
-        header.magic,
-        &ExpectedMagic {
+        &HeaderIdentity {
+            magic: header.magic,
+            valid: header.valid,
+            version: header.version,
+        },
+        &ExpectedHeader {
             kind: "shared",
             magic: SHARED_MAGIC,
-            consequence: "; no reader accepts the store",
+            magic_consequence: "; no reader accepts the store",
+            version: SHARED_VERSION,
+            refuses: "readers refuse",
+            treats: "readers treat",
+            invalid_means: "its snapshots cannot be used",
         },
         options.kind_forced,
         sink,
-    )?;
-    if header.version != SHARED_VERSION {
-        sink.push(Finding::error(
-            FindingCode::BadVersion,
-            Location::header_field(8),
-            format!(
-                "header (chunk 0): version is {}, expected {SHARED_VERSION}; readers refuse the store",
-                header.version
-            ),
-        ));
-    }
-    match header.valid {
-        0 => sink.push(Finding::warning(
-            FindingCode::Invalidated,
-            Location::header_field(4),
-            "header (chunk 0): the store is marked invalid (valid=0); its snapshots cannot be used"
-                .to_string(),
-        )),
-        1 => {}
-        other => sink.push(Finding::warning(
-            FindingCode::ValidFlagUnusual,
-            Location::header_field(4),
-            format!(
-                "header (chunk 0): valid is {other}, expected 0 or 1; readers treat it as valid"
-            ),
-        )),
-    }
-    Ok(())
+    )
 }
 
 /// The chunk size to read with: the header's, else the fallback; `None` when
@@ -218,17 +199,11 @@ pub(super) fn check_tail(
     geometry: &Geometry,
     sink: &mut FindingSink,
 ) -> Result<()> {
-    let mut chunk = vec![0u8; geometry.chunk_bytes as usize];
-    device.read_chunk(0, &mut chunk)?;
-    if let Some(pos) = chunk[HEADER_BYTES..].iter().position(|&b| b != 0) {
-        let offset = (HEADER_BYTES + pos) as u64;
-        sink.push(Finding::warning(
-            FindingCode::HeaderTrailingGarbage,
-            Location::header_field(offset),
-            format!(
-                "header (chunk 0): byte {offset} is not zero; the header chunk is 40 bytes then zeros"
-            ),
-        ));
-    }
-    Ok(())
+    kind::check_header_tail(
+        device,
+        geometry.chunk_bytes as usize,
+        HEADER_BYTES,
+        "the header chunk is 40 bytes then zeros",
+        sink,
+    )
 }
