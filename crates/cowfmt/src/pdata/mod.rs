@@ -9,10 +9,12 @@
 //!   in runs of consecutive blocks;
 //! - [`alloc`]: handing out blocks for new metadata and counting references;
 //! - [`btree`]: B-tree nodes, the walker and the builder;
-//! - [`array`]: dm-arrays of fixed-size values over a B-tree.
+//! - [`array`]: dm-arrays of fixed-size values over a B-tree;
+//! - [`bitset`]: dm-bitsets (arrays of le64 words) and their set runs.
 
 pub mod alloc;
 pub mod array;
+pub mod bitset;
 pub mod block;
 pub mod btree;
 pub mod io;
