@@ -305,7 +305,7 @@ mod tests {
         let second = (root + 2) as usize;
         mem.bytes_mut()[second * BLOCK_BYTES + 64] ^= 0xff;
         let (read, refs) = read(&mem, root, nr_bits, Mode::Tolerant);
-        assert_eq!(read.lost, [509 * 64..2 * 509 * 64]);
+        assert_eq!(read.lost, vec![509 * 64..2 * 509 * 64]);
         assert!(matches!(
             read.defects[..],
             [BitsetDefect::Array(ArrayDefect::Block {
@@ -460,6 +460,30 @@ mod tests {
                 bits.count_ones(),
                 manifest["hydrated_regions"].as_u64().unwrap(),
                 "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_fresh_bitset_is_the_kernels_byte_for_byte_when_one_leaf_holds_it() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/kernel-clone");
+        for name in [
+            "a-region8-131072regions",
+            "b-region128-1024regions",
+            "d-region2097152-4regions",
+        ] {
+            let kernel = unxz(&format!("{dir}/{name}/meta-formatted.img.xz"));
+            let (region, target, root) = superblock(&kernel);
+            let nr_regions = target.div_ceil(region);
+            let mut mem = MemBlocks::zeroed(kernel.nr_blocks());
+            let mut alloc = BumpAllocator::new(root, kernel.nr_blocks());
+            let built = build_bitset(&mut alloc, &mut mem, &DenseBitmap::new(nr_regions)).unwrap();
+            assert_eq!(built, root, "{name}");
+            let blocks = root as usize * BLOCK_BYTES..alloc.next() as usize * BLOCK_BYTES;
+            assert!(
+                mem.bytes()[blocks.clone()] == kernel.bytes()[blocks],
+                "{name}: blocks {root}..{} differ from the kernel's",
+                alloc.next()
             );
         }
     }
