@@ -99,7 +99,8 @@ impl ArrayVisitor for Collect<'_> {
     }
 }
 
-/// Reads the bitset of `nr_bits` bits rooted at `root`. `references` is
+/// Reads the bitset of `nr_bits` bits rooted at `root` (a count the caller
+/// has checked: one bit of memory each). `references` is
 /// called with every block the bitset references, once per reference (B-tree
 /// nodes, array blocks), for a space map check. Fails only when the source
 /// cannot be read.

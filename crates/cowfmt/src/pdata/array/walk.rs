@@ -99,7 +99,9 @@ pub trait ArrayVisitor {
     /// A node of the array's B-tree reached again (not walked again).
     fn btree_revisit(&mut self, _location: u64) {}
 
-    /// The B-tree's reference to array block `index`, before it is read.
+    /// Every reference the B-tree's leaves make to an array block, in
+    /// index order, before any is read (also those past the array's end or
+    /// repeating an index).
     fn reference(&mut self, _index: u64, _location: u64) {}
 
     /// The values of array block `index` (array indices from
@@ -216,6 +218,9 @@ pub fn walk_array(
         buf: Vec::new(),
     };
     refs.sort_unstable_by_key(|&(index, _)| index);
+    for &(index, location) in &refs {
+        reader.visitor.reference(index, location);
+    }
     let present = reader.dense(&mut refs);
     if !reader.summary.stopped {
         for window in present.chunks(WINDOW_BLOCKS) {
@@ -284,8 +289,7 @@ impl Reader<'_> {
     fn window(&mut self, window: &[(u64, u64)]) -> Result<()> {
         let nr_blocks = self.source.nr_blocks();
         let mut locations = Vec::with_capacity(window.len());
-        for &(index, location) in window {
-            self.visitor.reference(index, location);
+        for &(_, location) in window {
             if location < nr_blocks {
                 locations.push(location);
             }
@@ -500,6 +504,11 @@ mod tests {
             )
         );
         let (seen, _) = read(&mem, spec(root, 509 + 1), Mode::Tolerant);
+        assert_eq!(
+            seen.references.len(),
+            3,
+            "the extra block is referenced too"
+        );
         assert!(matches!(
             seen.defects[..],
             [
