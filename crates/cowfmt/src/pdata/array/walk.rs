@@ -8,6 +8,7 @@
 
 use crate::error::Result;
 use crate::pdata::block::BLOCK_BYTES;
+use crate::pdata::btree::walk::read_sorted;
 use crate::pdata::btree::{self, Mode, Node, NodeAt, Revisit, TreeSpec, WalkDefect};
 use crate::pdata::io::BlockSource;
 
@@ -99,7 +100,9 @@ pub trait ArrayVisitor {
     /// A node of the array's B-tree reached again (not walked again).
     fn btree_revisit(&mut self, _location: u64) {}
 
-    /// The B-tree's reference to array block `index`, before it is read.
+    /// Every reference the B-tree's leaves make to an array block, in
+    /// index order, before any is read (also those past the array's end or
+    /// repeating an index).
     fn reference(&mut self, _index: u64, _location: u64) {}
 
     /// The values of array block `index` (array indices from
@@ -216,6 +219,9 @@ pub fn walk_array(
         buf: Vec::new(),
     };
     refs.sort_unstable_by_key(|&(index, _)| index);
+    for &(index, location) in &refs {
+        reader.visitor.reference(index, location);
+    }
     let present = reader.dense(&mut refs);
     if !reader.summary.stopped {
         for window in present.chunks(WINDOW_BLOCKS) {
@@ -284,15 +290,14 @@ impl Reader<'_> {
     fn window(&mut self, window: &[(u64, u64)]) -> Result<()> {
         let nr_blocks = self.source.nr_blocks();
         let mut locations = Vec::with_capacity(window.len());
-        for &(index, location) in window {
-            self.visitor.reference(index, location);
+        for &(_, location) in window {
             if location < nr_blocks {
                 locations.push(location);
             }
         }
         locations.sort_unstable();
         locations.dedup();
-        self.read_sorted(&locations)?;
+        read_sorted(self.source, &locations, &mut self.buf, "array blocks")?;
         for &(index, location) in window {
             let Ok(slot) = locations.binary_search(&location) else {
                 let defect = ArrayDefect::PastEnd {
@@ -327,26 +332,6 @@ impl Reader<'_> {
             if self.defect(defect) {
                 return Ok(());
             }
-        }
-        Ok(())
-    }
-
-    fn read_sorted(&mut self, locations: &[u64]) -> Result<()> {
-        self.buf.resize(locations.len() * BLOCK_BYTES, 0);
-        let mut i = 0;
-        while i < locations.len() {
-            let first = locations[i];
-            let mut end = i + 1;
-            while end < locations.len() && locations[end] == first + (end - i) as u64 {
-                end += 1;
-            }
-            let last = locations[end - 1];
-            self.source.read_blocks(
-                first,
-                &mut self.buf[i * BLOCK_BYTES..end * BLOCK_BYTES],
-                &|| format!("array blocks {first}..={last}"),
-            )?;
-            i = end;
         }
         Ok(())
     }
@@ -500,6 +485,11 @@ mod tests {
             )
         );
         let (seen, _) = read(&mem, spec(root, 509 + 1), Mode::Tolerant);
+        assert_eq!(
+            seen.references.len(),
+            3,
+            "the extra block is referenced too"
+        );
         assert!(matches!(
             seen.defects[..],
             [
