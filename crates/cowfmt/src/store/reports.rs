@@ -12,6 +12,15 @@ pub mod persistent {
     pub use crate::persistent::repair::{ChunkSizeSource, DroppedRecord, RepairReport};
     pub use crate::persistent::table::{snapshot_table_line, TableDevices};
     pub use crate::persistent::{Geometry, Header};
+
+    /// What cowdump's tables of a persistent store are written from: the
+    /// dump's head and tail, its streamed records and the kernel's runs.
+    pub mod dump {
+        pub use crate::persistent::dump::{stream_records, DumpHead, DumpTail};
+        pub use crate::persistent::runs::Run;
+        pub use crate::persistent::store::AreaSummary;
+        pub use crate::persistent::{ExceptionRecord, PersistentStore};
+    }
 }
 
 /// Shared stores: check and repair reports, the header and geometry they
@@ -24,6 +33,22 @@ pub mod shared {
         DroppedRecord, LostRange, RepairReport, ScanMode, ScanSummary, SnapshotTally,
     };
     pub use crate::shared::{table_line, Geometry, SharedHeader};
+
+    /// What cowdump's tables of a shared store are written from: the dump's
+    /// head and tail, its streamed lists (exceptions, tree, chunk runs) and
+    /// the journal listing.
+    pub mod dump {
+        pub use crate::shared::bitmap::ChunkBitmap;
+        pub use crate::shared::dump::chunks::stream_chunk_runs;
+        pub use crate::shared::dump::journal::{JournalDump, JournalListing, JournalTx, TxState};
+        pub use crate::shared::dump::records::stream_exceptions;
+        pub use crate::shared::dump::text::View;
+        pub use crate::shared::dump::tree::stream_tree;
+        pub use crate::shared::dump::{
+            BlockProblem, ChunkRange, ClassTotals, ShareMask, SharedDumpHead, SharedDumpTail,
+            SharedSource, TreeBlock, TreeBody,
+        };
+    }
 }
 
 /// Migrations between kinds (import, export, shared re-chunk): their report.

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use cowfmt::shared::dump::journal::{JournalDump, JournalListing, JournalTx};
+use cowfmt::store::reports::shared::dump::{JournalDump, JournalListing, JournalTx, TxState};
 
 use super::plural;
 use super::shared::{geometry_table, header_table, ids_text};
@@ -62,9 +62,9 @@ fn tx_line(seq: &str, pos: &str, chunk: &str, images: &str, state: &str, rest: &
 
 fn tx_row(tx: &JournalTx) -> String {
     let state = match tx.state {
-        cowfmt::shared::dump::journal::TxState::Committed => "committed",
-        cowfmt::shared::dump::journal::TxState::Torn => "torn",
-        cowfmt::shared::dump::journal::TxState::Damaged => "damaged",
+        TxState::Committed => "committed",
+        TxState::Torn => "torn",
+        TxState::Damaged => "damaged",
     };
     let mut rest = tx
         .homes

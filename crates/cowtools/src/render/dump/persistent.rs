@@ -6,10 +6,9 @@ use std::io::{self, Write};
 
 use comfy_table::Table;
 use cowfmt::dump_lines::Batch;
-use cowfmt::persistent::dump::{stream_records, DumpHead, DumpTail};
-use cowfmt::persistent::runs::Run;
-use cowfmt::persistent::store::AreaSummary;
-use cowfmt::persistent::{ExceptionRecord, PersistentStore};
+use cowfmt::store::reports::persistent::dump::{
+    stream_records, AreaSummary, DumpHead, DumpTail, ExceptionRecord, PersistentStore, Run,
+};
 
 use super::{
     batched_lines, count_line, digits, head_rows, new_table, plural, sectors_text, two_columns,

@@ -6,14 +6,10 @@ use std::io::Write;
 
 use comfy_table::Table;
 use cowfmt::dump_lines::Batch;
-use cowfmt::shared::bitmap::ChunkBitmap;
-use cowfmt::shared::dump::chunks::stream_chunk_runs;
-use cowfmt::shared::dump::records::stream_exceptions;
-use cowfmt::shared::dump::text::View;
-use cowfmt::shared::dump::tree::stream_tree;
-use cowfmt::shared::dump::{
-    BlockProblem, ChunkRange, ClassTotals, ShareMask, SharedDumpHead, SharedDumpTail, SharedSource,
-    TreeBlock, TreeBody,
+use cowfmt::store::reports::shared::dump::{
+    stream_chunk_runs, stream_exceptions, stream_tree, BlockProblem, ChunkBitmap, ChunkRange,
+    ClassTotals, ShareMask, SharedDumpHead, SharedDumpTail, SharedSource, TreeBlock, TreeBody,
+    View,
 };
 
 use super::{
@@ -318,5 +314,5 @@ pub fn range_text(lo: u64, hi: Option<u64>) -> String {
 
 /// Snapshot ids as people read them: `0,3-5`, or `none`.
 pub fn ids_text(mask: ShareMask) -> String {
-    cowfmt::shared::mask::describe(mask.0)
+    cowfmt::store::reports::shared::mask::describe(mask.0)
 }
