@@ -9,9 +9,11 @@
 //!   with finding codes;
 //! - [`open`]: the superblock opened strictly (what the kernel refuses, in
 //!   its order) or tolerantly (every violation collected);
+//! - [`migrate`]: a region-size change of the hydration bitset;
 //! - [`write`]: the one writer of fresh metadata holding a hydration bitset.
 
 pub mod geometry;
+pub mod migrate;
 pub mod open;
 pub mod rules;
 pub mod superblock;
