@@ -19,6 +19,7 @@ mod export_merge;
 mod guard;
 mod journal;
 mod mkcow;
+mod mkcow_clone;
 mod mkcow_shared;
 mod probe;
 mod repair_truth;
