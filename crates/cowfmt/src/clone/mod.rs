@@ -12,6 +12,7 @@
 //! - [`walk`]: the one read-only walk from the superblock through the space
 //!   map and the bitset, block by block, with a visitor.
 
+pub mod check;
 pub mod geometry;
 pub mod open;
 pub mod rules;

@@ -19,7 +19,7 @@ use crate::finding::Severity;
 use crate::pdata::array::{array_max_entries, ArrayBlockDefect, ArrayDefect};
 use crate::pdata::bitset::{read_bitset_with, BitsetDefect, BitsetReferences, BITS_PER_WORD};
 use crate::pdata::block::BLOCK_BYTES;
-use crate::pdata::btree::{KeyRange, NodeAt, WalkDefect};
+use crate::pdata::btree::{KeyRange, NodeAt, NodeDefect, WalkDefect, WalkDefectKind};
 use crate::pdata::io::BlockSource;
 use crate::pdata::space_map::root::SM_ROOT_FIELD_BYTES;
 use crate::pdata::space_map::{self, CommittedSpaceMap, SmFinding, SmRoot};
@@ -254,6 +254,14 @@ impl Walker<'_> {
         let mut references = References { walker: self, root };
         let read = read_bitset_with(device, root, nr_regions, policy, &mut references)?;
         for defect in read.defects {
+            if let BitsetDefect::Array(ArrayDefect::Btree(WalkDefect {
+                at,
+                kind: WalkDefectKind::Node(_),
+                ..
+            })) = defect
+            {
+                self.reference(at.location);
+            }
             self.violation(from_bitset(defect, root, nr_regions, nr_blocks));
         }
         self.stopped |= read.stopped;
@@ -349,6 +357,9 @@ pub(crate) fn from_space_map(finding: SmFinding) -> CloneViolation {
 /// A B-tree walk defect as a clone violation at its node and key range.
 fn from_walk_defect(defect: WalkDefect) -> CloneViolation {
     let at = defect.at;
+    if let WalkDefectKind::Node(NodeDefect::Block(block)) = defect.kind {
+        return CloneViolation::from_block_defect(at.location, block);
+    }
     CloneViolation::Btree {
         block: at.location,
         keys: at.range.start..at.range.end.unwrap_or(u64::MAX),
