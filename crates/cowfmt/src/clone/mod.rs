@@ -9,14 +9,19 @@
 //!   with finding codes;
 //! - [`open`]: the superblock opened strictly (what the kernel refuses, in
 //!   its order) or tolerantly (every violation collected);
+//! - [`walk`]: the one read-only walk from the superblock through the space
+//!   map and the bitset, block by block, with a visitor;
+//! - [`check`]: every invariant, reference counts recomputed from the walk;
 //! - [`migrate`]: a region-size change of the hydration bitset;
 //! - [`write`]: the one writer of fresh metadata holding a hydration bitset.
 
+pub mod check;
 pub mod geometry;
 pub mod migrate;
 pub mod open;
 pub mod rules;
 pub mod superblock;
+pub mod walk;
 pub mod write;
 
 #[cfg(test)]
@@ -34,4 +39,47 @@ pub(crate) fn golden_metadata() -> Vec<u8> {
     let mut bytes = Vec::new();
     lzma_rs::xz_decompress(&mut input, &mut bytes).unwrap();
     bytes
+}
+
+/// A kernel-made fixture of `testdata/kernel-clone` (`which`: `formatted`
+/// or `final`) on a memory device.
+#[cfg(test)]
+pub(crate) fn kernel_fixture(name: &str, which: &str) -> crate::memdev::MemDev {
+    let xz = format!(
+        "{}/../../testdata/kernel-clone/{name}/meta-{which}.img.xz",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut input = std::io::BufReader::new(std::fs::File::open(&xz).expect(&xz));
+    let mut bytes = Vec::new();
+    lzma_rs::xz_decompress(&mut input, &mut bytes).unwrap();
+    memory_device(&bytes)
+}
+
+/// `bytes` on a memory device.
+#[cfg(test)]
+pub(crate) fn memory_device(bytes: &[u8]) -> crate::memdev::MemDev {
+    use crate::blockdev::BlockDev as _;
+    let device = crate::memdev::MemDev::new("meta.img", bytes.len() as u64);
+    device.write_at(bytes, 0).unwrap();
+    device
+}
+
+/// The manifest of every kernel-made fixture, by name, sorted.
+#[cfg(test)]
+pub(crate) fn kernel_manifests() -> Vec<(String, serde_yaml::Value)> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/kernel-clone");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("kernel-clone fixtures")
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.path().is_dir())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let text = std::fs::read_to_string(format!("{dir}/{name}/manifest.yaml")).unwrap();
+            (name, serde_yaml::from_str(&text).unwrap())
+        })
+        .collect()
 }

@@ -13,6 +13,7 @@ use super::geometry::GeometryError;
 use super::superblock::{SuperblockDefect, CLONE_MAGIC, CLONE_METADATA_VERSION};
 use crate::finding::{Finding, FindingCode, Location, Severity};
 use crate::pdata::block::{BlockDefect, BlockKind};
+use crate::pdata::space_map::SmFinding;
 
 /// A field of a space-map index entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,6 +192,9 @@ pub enum CloneViolation {
         /// Its bitmap entry.
         bitmap_entry: u8,
     },
+    /// Any other problem of the metadata space map (structure read, or its
+    /// counts against what is reachable, as runs of blocks).
+    SpaceMap(SmFinding),
     /// A bitmap entry at or past the device's last block is not free.
     BitmapPastDevice {
         /// The first such entry.
@@ -227,6 +231,7 @@ impl CloneViolation {
             CloneViolation::IndexEntry { .. } => FindingCode::SpaceMapIndex,
             CloneViolation::RefCountTreeStray { .. } => FindingCode::RefCountTreeStray,
             CloneViolation::BitmapPastDevice { .. } => FindingCode::BitmapBitsPastEnd,
+            CloneViolation::SpaceMap(finding) => space_map_code(finding),
         }
     }
 
@@ -236,7 +241,10 @@ impl CloneViolation {
         match self {
             CloneViolation::SuperblockTrailingBytes
             | CloneViolation::Leaked { .. }
-            | CloneViolation::OverCounted { .. } => Severity::Warning,
+            | CloneViolation::OverCounted { .. }
+            | CloneViolation::SpaceMap(SmFinding::Leaked { .. } | SmFinding::OverCounted { .. }) => {
+                Severity::Warning
+            }
             _ => Severity::Error,
         }
     }
@@ -267,6 +275,7 @@ impl CloneViolation {
             | CloneViolation::TailBitsSet { .. }
             | CloneViolation::IndexEntry { .. }
             | CloneViolation::MetadataTooSmall { .. } => None,
+            CloneViolation::SpaceMap(finding) => space_map_block(finding),
         }
     }
 
@@ -379,6 +388,7 @@ impl CloneViolation {
                 "space map bitmap: entry {block} is past the metadata device ({nr_blocks} \
                  blocks) and not free"
             ),
+            CloneViolation::SpaceMap(finding) => finding.to_string(),
         }
     }
 
@@ -417,6 +427,51 @@ impl CloneViolation {
                 computed,
             },
         }
+    }
+}
+
+/// The finding code of a space map problem.
+fn space_map_code(finding: &SmFinding) -> FindingCode {
+    match finding {
+        SmFinding::PastDevice { .. } => FindingCode::DeviceTooSmall,
+        SmFinding::PointerPastEnd { .. } => FindingCode::BlockPastEnd,
+        SmFinding::Index { .. } | SmFinding::NrFree { .. } | SmFinding::NoneFreeBefore { .. } => {
+            FindingCode::SpaceMapIndex
+        }
+        SmFinding::Bitmap { defect, .. } => match defect {
+            BlockDefect::Blocknr { .. } => FindingCode::BlockLocation,
+            BlockDefect::Checksum { .. } => FindingCode::BlockChecksum,
+        },
+        SmFinding::EntryPastEnd { .. } => FindingCode::BitmapBitsPastEnd,
+        SmFinding::RefCountNotOverflow { .. }
+        | SmFinding::RefCountMissing { .. }
+        | SmFinding::RefCountTooSmall { .. } => FindingCode::RefCountTreeStray,
+        SmFinding::RefCountTree(_) => FindingCode::BtreeDamaged,
+        SmFinding::NrAllocated { .. } => FindingCode::SpaceMapAllocated,
+        SmFinding::Leaked { .. } => FindingCode::BlockLeaked,
+        SmFinding::UnderCounted { .. } => FindingCode::BlockUnderCounted,
+        SmFinding::OverCounted { .. } => FindingCode::BlockOverCounted,
+    }
+}
+
+/// The metadata block a space map problem is at (the first of a run).
+fn space_map_block(finding: &SmFinding) -> Option<u64> {
+    match finding {
+        SmFinding::PointerPastEnd { location, .. }
+        | SmFinding::Index { location, .. }
+        | SmFinding::Bitmap { location, .. } => Some(*location),
+        SmFinding::EntryPastEnd { block, .. }
+        | SmFinding::RefCountNotOverflow { block, .. }
+        | SmFinding::RefCountMissing { block }
+        | SmFinding::RefCountTooSmall { block, .. } => Some(*block),
+        SmFinding::RefCountTree(defect) => Some(defect.at.location),
+        SmFinding::Leaked { blocks, .. }
+        | SmFinding::UnderCounted { blocks, .. }
+        | SmFinding::OverCounted { blocks, .. } => Some(blocks.start),
+        SmFinding::PastDevice { .. }
+        | SmFinding::NrFree { .. }
+        | SmFinding::NoneFreeBefore { .. }
+        | SmFinding::NrAllocated { .. } => None,
     }
 }
 

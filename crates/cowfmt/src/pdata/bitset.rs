@@ -10,7 +10,7 @@ use crate::bitset::DenseBitmap;
 use crate::error::Result;
 use crate::pdata::alloc::Allocator;
 use crate::pdata::array::{self, ArrayBlock, ArrayDefect, ArraySpec, ArrayVisitor};
-use crate::pdata::btree::{BuildError, Mode};
+use crate::pdata::btree::{BuildError, Mode, NodeAt};
 use crate::pdata::io::{BlockSource, BlockTarget};
 
 /// Bits per array value.
@@ -29,6 +29,8 @@ pub enum BitsetDefect {
         nr_bits: u64,
         /// How many are set past it.
         count: u32,
+        /// The bits set past it, as a mask over the last word.
+        mask: u64,
     },
 }
 
@@ -60,24 +62,47 @@ pub fn array_spec(root: u64, nr_bits: u64) -> ArraySpec {
     }
 }
 
+/// Every block reference a bitset read meets, with its place, for walks
+/// that report each block (a closure taking the location is one).
+pub trait BitsetReferences {
+    /// A node of the array's B-tree, first reach.
+    fn btree_node(&mut self, at: &NodeAt);
+    /// A node of the array's B-tree reached again.
+    fn btree_revisit(&mut self, location: u64);
+    /// A leaf's reference to array block `index` at `location`.
+    fn array_block(&mut self, index: u64, location: u64);
+}
+
+impl<F: FnMut(u64)> BitsetReferences for F {
+    fn btree_node(&mut self, at: &NodeAt) {
+        self(at.location)
+    }
+    fn btree_revisit(&mut self, location: u64) {
+        self(location)
+    }
+    fn array_block(&mut self, _index: u64, location: u64) {
+        self(location)
+    }
+}
+
 struct Collect<'a> {
     words: Vec<u64>,
     per_block: u64,
     nr_bits: u64,
     lost: Vec<Range<u64>>,
     defects: Vec<BitsetDefect>,
-    references: &'a mut dyn FnMut(u64),
+    references: &'a mut dyn BitsetReferences,
 }
 
 impl ArrayVisitor for Collect<'_> {
-    fn btree_node(&mut self, location: u64) {
-        (self.references)(location);
+    fn btree_node_at(&mut self, at: &NodeAt) {
+        self.references.btree_node(at);
     }
     fn btree_revisit(&mut self, location: u64) {
-        (self.references)(location);
+        self.references.btree_revisit(location);
     }
-    fn reference(&mut self, _index: u64, location: u64) {
-        (self.references)(location);
+    fn reference(&mut self, index: u64, location: u64) {
+        self.references.array_block(index, location);
     }
     fn block(&mut self, index: u64, block: &ArrayBlock) {
         let first = (index * self.per_block) as usize;
@@ -111,6 +136,18 @@ pub fn read_bitset(
     mode: Mode,
     references: &mut dyn FnMut(u64),
 ) -> Result<BitsetRead> {
+    read_bitset_with(source, root, nr_bits, mode, &mut { references })
+}
+
+/// [`read_bitset`] telling `references` where each reference is (B-tree
+/// node places, array block indices).
+pub fn read_bitset_with(
+    source: &dyn BlockSource,
+    root: u64,
+    nr_bits: u64,
+    mode: Mode,
+    references: &mut dyn BitsetReferences,
+) -> Result<BitsetRead> {
     let spec = array_spec(root, nr_bits);
     let mut collect = Collect {
         words: vec![0; spec.len as usize],
@@ -136,6 +173,7 @@ pub fn read_bitset(
             defects.push(BitsetDefect::BitsPastEnd {
                 nr_bits,
                 count: past.count_ones(),
+                mask: past,
             });
             stopped = mode == Mode::Strict;
         }
@@ -284,7 +322,8 @@ mod tests {
             read.defects,
             [BitsetDefect::BitsPastEnd {
                 nr_bits: 124,
-                count: 4
+                count: 4,
+                mask: 0xf << 60
             }]
         );
         assert_eq!(

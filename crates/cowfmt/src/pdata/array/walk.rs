@@ -97,6 +97,12 @@ pub trait ArrayVisitor {
     /// counts for the space map check).
     fn btree_node(&mut self, _location: u64) {}
 
+    /// The same first reach with its place (key range, depth); by default
+    /// [`ArrayVisitor::btree_node`].
+    fn btree_node_at(&mut self, at: &NodeAt) {
+        self.btree_node(at.location);
+    }
+
     /// A node of the array's B-tree reached again (not walked again).
     fn btree_revisit(&mut self, _location: u64) {}
 
@@ -162,7 +168,7 @@ struct Refs<'a> {
 
 impl btree::Visitor for Refs<'_> {
     fn node(&mut self, at: &NodeAt, _node: &Node) {
-        self.visitor.btree_node(at.location);
+        self.visitor.btree_node_at(at);
     }
     fn leaf(&mut self, _at: &NodeAt, node: &Node) {
         for i in 0..node.len() {
