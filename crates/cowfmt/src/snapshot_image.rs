@@ -146,6 +146,22 @@ pub struct ImageReport {
     pub hole_bytes: u64,
 }
 
+/// What an offline merge did, whatever the store kind (a classic store
+/// copies nothing out, keeps no other snapshot and has no journal).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MergeReport {
+    /// Chunks written over the origin.
+    pub chunks: u64,
+    /// Origin chunks copied out first for the snapshots that still read them.
+    pub copied_out: u64,
+    /// Whether an interrupted merge was finished (from its marker).
+    pub resumed: bool,
+    /// The snapshots left.
+    pub snapmask: u64,
+    /// Committed journal transactions replayed into the store before the merge.
+    pub journal_replayed: u64,
+}
+
 /// Writes the whole image of the snapshot `map` describes to `sink`: mapped
 /// chunks from `store`, the others from `origin`. Origin holes are not read,
 /// and every all-zero chunk goes to the sink as a hole. `progress` gets the

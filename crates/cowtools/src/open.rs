@@ -5,7 +5,6 @@
 use std::path::Path;
 
 use cowfmt::device::Device;
-use cowfmt::persistent::PersistentStore;
 use cowfmt::StoreKind;
 
 /// Opens `path` and tells which kind of store it holds, through the kind
@@ -14,25 +13,6 @@ use cowfmt::StoreKind;
 /// naming both.
 pub fn detect_kind(path: &Path, wanted: Option<StoreKind>) -> anyhow::Result<(Device, StoreKind)> {
     Ok(cowfmt::store::open(path, wanted)?)
-}
-
-/// Opens a persistent (or legacy) store for reading.
-pub fn open_persistent(device: Device) -> anyhow::Result<PersistentStore> {
-    Ok(PersistentStore::open(device, None)?)
-}
-
-/// Opens `path` as a SnAp (persistent or legacy) store for `tool`, honouring
-/// `--kind`; other kinds are refused with [`unsupported`].
-pub fn open_snap_store(
-    path: &Path,
-    wanted: Option<StoreKind>,
-    tool: &str,
-) -> anyhow::Result<(PersistentStore, StoreKind)> {
-    let (device, kind) = detect_kind(path, wanted)?;
-    if !kind.is_snap_v1() {
-        return Err(unsupported(kind, path, tool));
-    }
-    Ok((open_persistent(device)?, kind))
 }
 
 /// Fails with a clear message for kinds this build cannot handle yet.
@@ -52,27 +32,22 @@ pub fn warn_if_in_use(tool: &str, path: &Path) {
     }
 }
 
-/// A shared store as its last commit left it: when its journal holds
-/// committed transactions not yet written home, the device read through the
-/// images replay would write (the store is not written), through
-/// cowrepair's [`read_through_journal`](cowfmt::shared::repair::read_through_journal);
-/// and how many transactions were read through. A damaged journal superblock
-/// hides nothing that can be read: it is warned about on stderr, as `tool:
-/// ...`, and the store is read as it is on disk.
-pub fn shared_through_journal(tool: &str, device: Device) -> anyhow::Result<(Device, u64)> {
+/// The store on `device` as its last commit left it, through the facade
+/// ([`cowfmt::store::read_committed`]: a shared store is read through its
+/// journal's committed transactions; the store is not written); and how many
+/// transactions were read through. A damaged journal superblock hides
+/// nothing that can be read: it is warned about on stderr, as `tool: ...`,
+/// and the store is read as it is on disk.
+pub fn as_committed(tool: &str, device: Device, kind: StoreKind) -> anyhow::Result<(Device, u64)> {
     let path = device.path().to_path_buf();
-    let options = cowfmt::shared::repair::RepairOptions::default();
-    let (device, journal) = cowfmt::shared::repair::read_through_journal(device, &options)?;
-    let Some(journal) = journal else {
-        return Ok((device, 0));
-    };
-    if let Some(why) = &journal.superblock_damage {
+    let committed = cowfmt::store::read_committed(device, kind)?;
+    if let Some(why) = &committed.journal_damage {
         eprintln!(
             "{tool}: warning: {}: the journal superblock is damaged ({why}): the store is read as it is on disk; cowrepair reformats the journal",
             path.display()
         );
     }
-    Ok((device, journal.transactions_replayed))
+    Ok((committed.device, committed.transactions_read))
 }
 
 /// The sentence saying that `n` committed journal transactions were read

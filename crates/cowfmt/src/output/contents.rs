@@ -3,9 +3,8 @@
 
 use crate::device::Device;
 use crate::error::Result;
-use crate::kind::{PERSISTENT_MAGIC, SHARED_MAGIC};
 use crate::output::marker::Marker;
-use crate::probe::probe;
+use crate::probe::{own_kinds, probe};
 
 /// What a target holds, said two ways.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,24 +67,12 @@ pub fn contents(device: &Device, span: u64) -> Result<Option<Contents>> {
     }))
 }
 
-/// The store the first bytes belong to, by magic.
+/// The store the first bytes belong to, in the words of its signature
+/// ([`own_kinds::recognise`], the one decoding of our headers).
 fn describe_store(bytes: &[u8]) -> Option<String> {
-    let field = |at: usize| Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
-    match field(0)? {
-        PERSISTENT_MAGIC => {
-            let state = if field(4)? == 0 {
-                ", marked invalid"
-            } else {
-                ""
-            };
-            Some(format!(
-                "a persistent store (SnAp, chunk size {}{state})",
-                field(12)?
-            ))
-        }
-        SHARED_MAGIC => Some("a shared store".to_string()),
-        _ => None,
-    }
+    own_kinds::recognise(bytes)
+        .filter(|signature| signature.is_cow_store())
+        .map(|signature| signature.what)
 }
 
 #[cfg(test)]

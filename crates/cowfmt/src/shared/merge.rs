@@ -34,6 +34,7 @@ use crate::error::{Error, Result};
 use crate::kind::SHARED_MAGIC;
 use crate::output::{Marker, Merging, MARKER_BYTES};
 use crate::snapshot_image::copy_into_origin;
+pub use crate::snapshot_image::MergeReport;
 
 use super::bitmap::ChunkBitmap;
 use super::build::StoreBuilder;
@@ -43,21 +44,6 @@ use super::journal::{replay, replay_overlay};
 use super::leaf::Exception;
 use super::mask;
 use super::tree_read::{check_header, map_of, read_tree, require_snapshot, TreeContents};
-
-/// What a merge did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MergeReport {
-    /// Chunks written over the origin.
-    pub chunks: u64,
-    /// Origin chunks copied out for the snapshots that still read them.
-    pub copied_out: u64,
-    /// Whether an interrupted merge was finished (from its marker).
-    pub resumed: bool,
-    /// The snapshots left.
-    pub snapmask: u64,
-    /// Committed journal transactions replayed before the merge.
-    pub journal_replayed: u64,
-}
 
 /// Merges snapshot `id` of the shared store on `store` into `origin`, or
 /// finishes the merge of `id` a cut interrupted. A journal holding committed

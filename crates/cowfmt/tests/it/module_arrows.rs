@@ -1,8 +1,10 @@
 //! The module rules of docs/architecture.md, read from the sources of cowfmt
 //! and cowtools: a store kind never imports another kind, only `cross/` and
 //! the facade `store/` import two kinds, `job/` imports no kind, cowfmt prints
-//! nothing, the tools' binaries reach the kinds only through the facade and
-//! stay thin. (Crate-level arrows are in cowengine's `layers` test.)
+//! nothing, the tools reach the kinds only through the facade (their `use`
+//! trees and paths parsed with `syn`, so grouped, nested and renamed imports
+//! count) and their binaries stay thin. (Crate-level arrows are in
+//! cowengine's `layers` test.)
 //!
 //! Each rule in [`RULES`] says whether it is enforced; a rule the tree does not
 //! keep yet is listed with `enforced: false` and reported by
@@ -12,12 +14,23 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use syn::visit::{self, Visit};
+use syn::UseTree;
+
 /// The store kinds: top-level modules of cowfmt that never import each other.
 const KINDS: [&str; 3] = ["persistent", "shared", "clone"];
 
 /// The modules of cowfmt that may import two kinds: the cross-kind jobs and
 /// the kind facade that dispatches on the kind.
 const TWO_KIND_MODULES: [&str; 2] = ["cross", "store"];
+
+/// The modules of cowfmt a tool may not name: the kinds and the cross-kind
+/// jobs, reached only through the facade `cowfmt::store`.
+const BEHIND_THE_FACADE: [&str; 4] = ["persistent", "shared", "clone", "cross"];
+
+/// cowtools' dump rendering, which still reaches the kinds (its own rule,
+/// not enforced yet).
+const DUMP_RENDERING: &str = "render/dump";
 
 /// The most lines a tool's binary sources may have together.
 const THIN_BINARY_LINES: usize = 250;
@@ -33,7 +46,7 @@ struct Rule {
 }
 
 /// The rules, in the order of docs/architecture.md ("Module arrows").
-const RULES: [Rule; 6] = [
+const RULES: [Rule; 7] = [
     Rule {
         text: "M1 a store kind module never imports another kind",
         enforced: true,
@@ -55,9 +68,14 @@ const RULES: [Rule; 6] = [
         check: cowfmt_never_prints,
     },
     Rule {
-        text: "M5 the tools' binaries reach the kinds only through the facade cowfmt::store",
+        text: "M5 cowtools (its binaries and every module but render/dump/) reaches the kinds only through the facade cowfmt::store",
         enforced: true,
-        check: binaries_use_the_facade,
+        check: tools_use_the_facade,
+    },
+    Rule {
+        text: "M5 cowtools' render/dump/ reaches the kinds only through the facade cowfmt::store",
+        enforced: false,
+        check: dump_rendering_uses_the_facade,
     },
     Rule {
         text: "M6 each tool's binary sources have at most 250 lines together",
@@ -67,9 +85,10 @@ const RULES: [Rule; 6] = [
 ];
 
 /// One Rust source file: its path relative to its crate's `src/`, its text
-/// without comments, and its number of lines.
+/// as written and without comments, and its number of lines.
 struct Source {
     path: PathBuf,
+    text: String,
     code: String,
     lines: usize,
 }
@@ -78,6 +97,7 @@ impl Source {
     fn new(path: PathBuf, text: &str) -> Self {
         Source {
             path,
+            text: text.to_string(),
             code: without_comments(text),
             lines: text.lines().count(),
         }
@@ -308,23 +328,175 @@ fn cowfmt_never_prints(sources: &Sources) -> Vec<String> {
         .collect()
 }
 
-fn binaries_use_the_facade(sources: &Sources) -> Vec<String> {
+fn tools_use_the_facade(sources: &Sources) -> Vec<String> {
+    facade_breaches(sources, |path| !path.starts_with(DUMP_RENDERING))
+}
+
+fn dump_rendering_uses_the_facade(sources: &Sources) -> Vec<String> {
+    facade_breaches(sources, |path| path.starts_with(DUMP_RENDERING))
+}
+
+/// Every place a cowtools file among those `chosen` names a module behind
+/// the facade, one sentence per file and path.
+fn facade_breaches(sources: &Sources, chosen: impl Fn(&Path) -> bool) -> Vec<String> {
     let mut broken = Vec::new();
-    for source in sources
-        .cowtools
-        .iter()
-        .filter(|s| s.path.starts_with("bin"))
-    {
-        for kind in KINDS.iter().chain(&["cross"]) {
-            if source.code.contains(&format!("cowfmt::{kind}")) {
-                broken.push(format!(
-                    "cowtools/src/{} uses cowfmt::{kind}",
-                    source.path.display()
-                ));
-            }
+    for source in sources.cowtools.iter().filter(|s| chosen(&s.path)) {
+        let file = format!("cowtools/src/{}", source.path.display());
+        match cowfmt_paths(&source.text) {
+            Ok(paths) => broken.extend(
+                paths
+                    .into_iter()
+                    .filter(|path| reaches_behind_the_facade(path))
+                    .map(|path| format!("{file} uses {}", path.join("::"))),
+            ),
+            Err(error) => broken.push(format!("{file} cannot be parsed: {error}")),
         }
     }
     broken
+}
+
+/// Whether a path from the crate root of cowfmt names a kind, the cross-kind
+/// jobs, or everything at once (a glob of the crate root).
+fn reaches_behind_the_facade(path: &[String]) -> bool {
+    match path.get(1).map(String::as_str) {
+        Some("*") => true,
+        Some(module) => BEHIND_THE_FACADE.contains(&module),
+        None => false,
+    }
+}
+
+/// The paths of cowfmt a Rust file names, each from the crate root
+/// (`cowfmt`, `persistent`, `check`), without repeats: every `use` tree
+/// flattened (groups, nested groups, `self`, renames and globs), every path
+/// in its items, types and expressions, and every `cowfmt::a::b` in the
+/// tokens of its macro calls; a name the file gives the crate itself (`use
+/// cowfmt as fmt`) counts as `cowfmt`.
+fn cowfmt_paths(text: &str) -> syn::Result<BTreeSet<Vec<String>>> {
+    let file = syn::parse_file(text)?;
+    let mut found = PathCollector::default();
+    found.visit_file(&file);
+    let mut crate_names = vec!["cowfmt".to_string()];
+    crate_names.extend(found.crate_aliases);
+    Ok(found
+        .paths
+        .into_iter()
+        .filter_map(|mut path| {
+            let first = path.first()?;
+            crate_names.contains(first).then(|| {
+                path[0] = "cowfmt".to_string();
+                path
+            })
+        })
+        .collect())
+}
+
+/// The paths a syntax tree names, gathered by [`cowfmt_paths`].
+#[derive(Default)]
+struct PathCollector {
+    paths: Vec<Vec<String>>,
+    crate_aliases: Vec<String>,
+}
+
+impl PathCollector {
+    /// Adds the paths of a `use` tree below `prefix`.
+    fn use_tree(&mut self, tree: &UseTree, prefix: &mut Vec<String>) {
+        match tree {
+            UseTree::Path(path) => {
+                prefix.push(path.ident.to_string());
+                self.use_tree(&path.tree, prefix);
+                prefix.pop();
+            }
+            UseTree::Name(name) => self.paths.push(joined(prefix, &name.ident)),
+            UseTree::Rename(rename) => {
+                let path = joined(prefix, &rename.ident);
+                if path == ["cowfmt"] {
+                    self.crate_aliases.push(rename.rename.to_string());
+                }
+                self.paths.push(path);
+            }
+            UseTree::Glob(_) => {
+                let mut path = prefix.clone();
+                path.push("*".to_string());
+                self.paths.push(path);
+            }
+            UseTree::Group(group) => {
+                for item in &group.items {
+                    self.use_tree(item, prefix);
+                }
+            }
+        }
+    }
+}
+
+/// `prefix::name`, where `name` may be `self` (the prefix itself).
+fn joined(prefix: &[String], name: &syn::Ident) -> Vec<String> {
+    let mut path = prefix.to_vec();
+    if name != "self" {
+        path.push(name.to_string());
+    }
+    path
+}
+
+impl<'ast> Visit<'ast> for PathCollector {
+    fn visit_item_use(&mut self, item: &'ast syn::ItemUse) {
+        self.use_tree(&item.tree, &mut Vec::new());
+    }
+
+    fn visit_item_extern_crate(&mut self, item: &'ast syn::ItemExternCrate) {
+        if let (true, Some((_, alias))) = (item.ident == "cowfmt", &item.rename) {
+            self.crate_aliases.push(alias.to_string());
+        }
+    }
+
+    fn visit_path(&mut self, path: &'ast syn::Path) {
+        let names = path.segments.iter().map(|s| s.ident.to_string()).collect();
+        self.paths.push(names);
+        visit::visit_path(self, path);
+    }
+
+    fn visit_macro(&mut self, mac: &'ast syn::Macro) {
+        self.paths.extend(token_paths(mac.tokens.clone()));
+        visit::visit_macro(self, mac);
+    }
+}
+
+/// The `a::b::c` runs of identifiers in a token stream (and in its groups).
+fn token_paths(tokens: proc_macro2::TokenStream) -> Vec<Vec<String>> {
+    use proc_macro2::TokenTree;
+    let mut paths = Vec::new();
+    let mut current: Vec<String> = Vec::new();
+    let mut colons = 0;
+    let finish = |current: &mut Vec<String>, paths: &mut Vec<Vec<String>>| {
+        if current.len() > 1 {
+            paths.push(std::mem::take(current));
+        }
+        current.clear();
+    };
+    for token in tokens {
+        match token {
+            TokenTree::Ident(ident) if current.is_empty() || colons == 2 => {
+                current.push(ident.to_string());
+                colons = 0;
+            }
+            TokenTree::Punct(p) if p.as_char() == ':' && !current.is_empty() && colons < 2 => {
+                colons += 1;
+            }
+            TokenTree::Group(group) => {
+                finish(&mut current, &mut paths);
+                colons = 0;
+                paths.extend(token_paths(group.stream()));
+            }
+            other => {
+                finish(&mut current, &mut paths);
+                colons = 0;
+                if let TokenTree::Ident(ident) = other {
+                    current.push(ident.to_string());
+                }
+            }
+        }
+    }
+    finish(&mut current, &mut paths);
+    paths
 }
 
 fn binaries_are_thin(sources: &Sources) -> Vec<String> {
@@ -474,7 +646,63 @@ fn printing_and_kind_paths_in_binaries_are_reported() {
         ["cowfmt/src/progress.rs uses eprintln!"]
     );
     assert_eq!(
-        binaries_use_the_facade(&tree),
-        ["cowtools/src/bin/cowcheck.rs uses cowfmt::shared"]
+        tools_use_the_facade(&tree),
+        [
+            "cowtools/src/bin/cowcheck.rs uses cowfmt::shared::mask",
+            "cowtools/src/render/check.rs uses cowfmt::shared::CheckReport",
+        ]
+    );
+}
+
+#[test]
+fn grouped_nested_renamed_and_spelled_out_kind_paths_are_reported() {
+    let tools = |path: &str, text: &str| Sources {
+        cowfmt: Vec::new(),
+        cowtools: vec![source(path, text)],
+    };
+    let grouped = tools(
+        "snapshot_data.rs",
+        "use cowfmt::{persistent, shared, StoreKind};\n\
+         use cowfmt::{store::{self, check}, cross::{migrate::{self as m}}};\n",
+    );
+    assert_eq!(
+        tools_use_the_facade(&grouped),
+        [
+            "cowtools/src/snapshot_data.rs uses cowfmt::cross::migrate",
+            "cowtools/src/snapshot_data.rs uses cowfmt::persistent",
+            "cowtools/src/snapshot_data.rs uses cowfmt::shared",
+        ]
+    );
+    let spelled_out = tools(
+        "open.rs",
+        "use cowfmt as fmt;\n\
+         pub use cowfmt::*;\n\
+         fn f(d: Device) -> fmt::persistent::PersistentStore {\n\
+             let o = cowfmt::shared::repair::RepairOptions::default();\n\
+             assert!(matches!(x, ::cowfmt::clone::Kind::A));\n\
+             cowfmt::store::open_classic(d).unwrap()\n\
+         }\n",
+    );
+    assert_eq!(
+        tools_use_the_facade(&spelled_out),
+        [
+            "cowtools/src/open.rs uses cowfmt::*",
+            "cowtools/src/open.rs uses cowfmt::clone::Kind::A",
+            "cowtools/src/open.rs uses cowfmt::persistent::PersistentStore",
+            "cowtools/src/open.rs uses cowfmt::shared::repair::RepairOptions::default",
+        ]
+    );
+    let facade_only = tools(
+        "render/check.rs",
+        "use cowfmt::store::reports::shared::{self as shared_check, mask};\n\
+         // use cowfmt::persistent::Header;\n\
+         const S: &str = \"cowfmt::shared::x\";\n",
+    );
+    assert!(tools_use_the_facade(&facade_only).is_empty());
+    let dump = tools("render/dump/shared.rs", "use cowfmt::shared::dump::View;");
+    assert!(tools_use_the_facade(&dump).is_empty());
+    assert_eq!(
+        dump_rendering_uses_the_facade(&dump),
+        ["cowtools/src/render/dump/shared.rs uses cowfmt::shared::dump::View"]
     );
 }

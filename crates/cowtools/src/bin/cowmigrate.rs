@@ -13,6 +13,7 @@ use anyhow::bail;
 use clap::Parser;
 use cowfmt::device::{Access, Device};
 use cowfmt::store;
+use cowfmt::store::inputs::{migration, Migration};
 use cowfmt::store::migrate::{
     plan_classic, plan_import, ImportOptions, JournalSize, MigrateOptions, PersistentStore,
     SharedInput, SharedPlan, SharedTarget,
@@ -38,36 +39,19 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         return run_raw(cli);
     }
     let wanted = cli.kind.map(StoreKind::from);
-    let mut inputs: Vec<(Device, StoreKind)> = (cli.input.iter())
+    let inputs: Vec<(Device, StoreKind)> = (cli.input.iter())
         .map(|path| open::detect_kind(path, wanted))
         .collect::<anyhow::Result<_>>()?;
-    let shared_input = inputs
-        .iter()
-        .position(|(_, kind)| *kind == StoreKind::Shared);
-    if let Some(i) = shared_input {
-        if inputs.len() > 1 {
-            bail!(
-                "{}: is a shared store, which is migrated on its own (an import with --to shared takes persistent or legacy stores)",
-                cli.input[i].display()
-            );
+    match migration(inputs, cli.to_kind() == Some(ToKind::Shared))? {
+        Migration::SharedInput(device) => run_shared_input(cli, device),
+        Migration::Import(inputs) => run_import(cli, inputs),
+        Migration::Classic(device, kind) => {
+            cli.refuse_shared_options(
+                "it applies to shared stores (an import with --to shared, or a shared input)",
+            )?;
+            run_persistent(cli, store::open_classic(device)?, kind)
         }
-        let (device, _) = inputs.remove(0);
-        return run_shared_input(cli, device);
     }
-    if cli.to_kind() == Some(ToKind::Shared) {
-        return run_import(cli, inputs);
-    }
-    if inputs.len() > 1 {
-        bail!(
-            "{} input stores were given: several inputs are only for an import into one shared store (--to shared)",
-            inputs.len()
-        );
-    }
-    cli.refuse_shared_options(
-        "it applies to shared stores (an import with --to shared, or a shared input)",
-    )?;
-    let (device, kind) = inputs.remove(0);
-    run_persistent(cli, open::open_persistent(device)?, kind)
 }
 
 /// The classic migration: one persistent or legacy store into another.
@@ -76,7 +60,7 @@ fn run_persistent(cli: &Cli, store: PersistentStore, kind: StoreKind) -> anyhow:
     let options = MigrateOptions {
         from_kind: kind,
         to_kind: cli.to_kind().map(StoreKind::from),
-        chunk_size: cli.chunk_size,
+        chunk_size: cli.chunk.chunk_size,
     };
     let plan = plan_classic(&store, &options, origin.as_ref().map(Device::size_bytes))
         .map_err(job_error)?;
@@ -86,7 +70,7 @@ fn run_persistent(cli: &Cli, store: PersistentStore, kind: StoreKind) -> anyhow:
         &plan,
         origin.as_ref(),
         &cli.target(),
-        &mut progress::MigrateBars::new(TOOL, cli.quiet),
+        &mut progress::MigrateBars::new(TOOL, cli.verbosity.quiet),
     )
     .map_err(job_error)?;
     render::migrate::classic_report(cli, &report, origin.as_ref())?;
@@ -95,7 +79,7 @@ fn run_persistent(cli: &Cli, store: PersistentStore, kind: StoreKind) -> anyhow:
 
 fn open_origin(cli: &Cli) -> anyhow::Result<Option<Device>> {
     let open = |path: &PathBuf| Device::open(path, Access::ReadOnly);
-    Ok(cli.origin.as_ref().map(open).transpose()?)
+    Ok(cli.origin.origin.as_ref().map(open).transpose()?)
 }
 
 /// Classic stores into one new shared store.
@@ -108,13 +92,13 @@ fn run_import(cli: &Cli, inputs: Vec<(Device, StoreKind)>) -> anyhow::Result<u8>
         .map_or(StoreKind::Persistent, |(_, kind)| *kind);
     let mut stores = Vec::with_capacity(inputs.len());
     for (device, _) in inputs {
-        stores.push(open::open_persistent(device)?);
+        stores.push(store::open_classic(device)?);
     }
     let origin = open_origin(cli)?;
     let options = ImportOptions {
         kind,
         ids: cli.ids.clone(),
-        chunk_size: cli.chunk_size,
+        chunk_size: cli.chunk.chunk_size,
         journal: cli
             .journal_size
             .map_or(JournalSize::Default, JournalSize::Bytes),
@@ -130,7 +114,7 @@ fn run_shared_input(cli: &Cli, device: Device) -> anyhow::Result<u8> {
         bail!("--ids does not apply here: the input is a shared store, whose snapshots keep their ids");
     }
     let input_size = device.size_bytes();
-    let (device, journal_read) = open::shared_through_journal(TOOL, device)?;
+    let (device, journal_read) = open::as_committed(TOOL, device, StoreKind::Shared)?;
     let input = SharedInput::open(device).map_err(job_error)?;
     let origin = open_origin(cli)?;
     let target = SharedTarget {
@@ -139,7 +123,7 @@ fn run_shared_input(cli: &Cli, device: Device) -> anyhow::Result<u8> {
             .filter(|to| *to != ToKind::Shared)
             .map(StoreKind::from),
         snapshot: cli.snapshot,
-        chunk_size: cli.chunk_size,
+        chunk_size: cli.chunk.chunk_size,
         journal_bytes: cli.journal_size,
     };
     let origin_bytes = origin.as_ref().map(Device::size_bytes);
@@ -164,7 +148,7 @@ fn run_shared_plan(
         origin.as_ref(),
         default_size,
         &cli.target(),
-        &mut progress::MigrateBars::new(TOOL, cli.quiet),
+        &mut progress::MigrateBars::new(TOOL, cli.verbosity.quiet),
     )
     .map_err(job_error)?;
     render::migrate::shared_report(cli, &report, origin.as_ref(), journal_read)?;
@@ -174,7 +158,7 @@ fn run_shared_plan(
 /// `--to raw`: one snapshot's data as a raw image.
 fn run_raw(cli: &Cli) -> anyhow::Result<u8> {
     cli.refuse_raw_options("--to raw")?;
-    let Some(origin) = cli.origin.as_deref() else {
+    let Some(origin) = cli.origin.origin.as_deref() else {
         bail!("--to raw writes the snapshot's image, which reads the origin: give it with --origin DEV");
     };
     let raw = snapshot_data::export_raw(&RawExport {
@@ -184,8 +168,8 @@ fn run_raw(cli: &Cli) -> anyhow::Result<u8> {
         snapshot: cli.snapshot,
         origin,
         output: cli.output(),
-        force: cli.force,
-        quiet: cli.quiet,
+        force: cli.overwrite.force,
+        quiet: cli.verbosity.quiet,
     })?;
     render::migrate::raw_report(cli, origin, &raw)?;
     Ok(exit::EXIT_OK)
@@ -194,7 +178,7 @@ fn run_raw(cli: &Cli) -> anyhow::Result<u8> {
 /// `--merge`: the snapshot written back over its origin.
 fn run_merge(cli: &Cli) -> anyhow::Result<u8> {
     cli.refuse_raw_options("--merge")?;
-    let Some(origin) = cli.origin.as_deref() else {
+    let Some(origin) = cli.origin.origin.as_deref() else {
         bail!("--merge writes the snapshot over its origin: give the origin with --origin DEV");
     };
     let store = &cli.input[0];
@@ -203,7 +187,7 @@ fn run_merge(cli: &Cli) -> anyhow::Result<u8> {
         cli.kind.map(StoreKind::from),
         cli.snapshot,
         origin,
-        cli.quiet,
+        cli.verbosity.quiet,
     )?;
     render::migrate::merge_report(cli, origin, &summary)?;
     Ok(exit::EXIT_OK)

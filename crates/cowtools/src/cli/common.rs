@@ -19,6 +19,17 @@ pub fn help(text: &'static str) -> impl FnOnce(Arg) -> Arg {
     move |arg| arg.help(text)
 }
 
+/// Replaces the help lines of several arguments in place, for
+/// `#[command(mut_args(helps(&[(ID, "..."), ...])))]`: unlike [`help`] through
+/// `mut_arg`, which moves the argument to the end, it keeps the order the
+/// arguments were declared in, which the shell completions follow.
+pub fn helps(lines: &'static [(&'static str, &'static str)]) -> impl FnMut(Arg) -> Arg {
+    move |arg| match lines.iter().find(|(id, _)| arg.get_id().as_str() == *id) {
+        Some((_, text)) => arg.help(*text),
+        None => arg,
+    }
+}
+
 /// The store a tool reads or writes: its one positional argument, `TARGET`.
 #[derive(Debug, Clone, Args)]
 #[group(skip)]
@@ -78,7 +89,7 @@ mod tests {
     use clap::{CommandFactory, Parser};
 
     use crate::args::KindArg;
-    use crate::cli::{cowdump, mkcow};
+    use crate::cli::{cowdump, cowmigrate, mkcow};
 
     #[test]
     fn the_groups_parse_where_the_tools_flatten_them() {
@@ -130,6 +141,47 @@ mod tests {
             mkcow::Cli::try_parse_from(["mkcow", "--chunk-size", "8k", "-i", "d.yaml", "t.img"])
                 .is_err(),
             "mkcow's --chunk-size still conflicts with --from-dump"
+        );
+    }
+
+    #[test]
+    fn helps_replaces_help_lines_and_keeps_the_declared_order() {
+        let command = cowmigrate::command();
+        let ids: Vec<&str> = command
+            .get_arguments()
+            .map(|arg| arg.get_id().as_str())
+            .filter(|id| !matches!(*id, "help" | "version"))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "input",
+                "output",
+                "chunk_size",
+                "to",
+                "merge",
+                "origin",
+                "kind",
+                "snapshot",
+                "ids",
+                "journal_size",
+                "size",
+                "force",
+                "format",
+                "quiet"
+            ]
+        );
+        let help = |id: &str| {
+            let arg = command.get_arguments().find(|a| a.get_id() == id);
+            arg.and_then(|a| a.get_help()).map(ToString::to_string)
+        };
+        assert_eq!(
+            help("force").as_deref(),
+            Some("Overwrite an existing output file, or a device holding data")
+        );
+        assert_eq!(
+            help("quiet").as_deref(),
+            Some("No progress bar and no text report; JSON is still printed")
         );
     }
 }

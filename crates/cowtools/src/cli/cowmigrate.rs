@@ -7,6 +7,7 @@ use cowfmt::store::migrate::OutputTarget;
 use cowfmt::StoreKind;
 
 use crate::args;
+use crate::cli::common::{helps, ChunkSize, Force, Origin, Quiet};
 
 /// The examples and notes printed after the options by `--help`.
 pub const EXAMPLES: &str = "\
@@ -101,6 +102,12 @@ pub enum ReportFormat {
 #[derive(Debug, Parser)]
 #[command(name = "cowmigrate", version, about = "Re-chunk or convert a dm-snapshot COW store", after_help = EXAMPLES)]
 #[command(group(ArgGroup::new("target").required(true).multiple(true).args(["chunk_size", "to", "merge"])))]
+#[command(mut_args(helps(&[
+    ("chunk_size", "The new chunk size (a power of two: 4k, 8s...)"),
+    ("origin", "The origin device: needed for a larger chunk size; fills the table line"),
+    ("force", "Overwrite an existing output file, or a device holding data"),
+    ("quiet", "No progress bar and no text report; JSON is still printed"),
+])))]
 pub struct Cli {
     /// The store to migrate (image file or block device); opened read-only.
     /// Several classic stores of one origin with --to shared.
@@ -112,9 +119,8 @@ pub struct Cli {
     #[arg(short, long, value_name = "OUT", required_unless_present = "merge")]
     pub output: Option<PathBuf>,
 
-    /// The new chunk size (a power of two: 4k, 8s...).
-    #[arg(long, value_name = "SIZE", value_parser = args::parse_chunk_size)]
-    pub chunk_size: Option<u32>,
+    #[command(flatten)]
+    pub chunk: ChunkSize,
 
     /// The kind to convert to, or raw: the snapshot's data as an image.
     #[arg(long, value_enum)]
@@ -126,9 +132,8 @@ pub struct Cli {
     #[arg(long, conflicts_with_all = ["to", "chunk_size", "output", "ids", "journal_size", "size"])]
     pub merge: bool,
 
-    /// The origin device: needed for a larger chunk size; fills the table line.
-    #[arg(long, value_name = "DEV")]
-    pub origin: Option<PathBuf>,
+    #[command(flatten)]
+    pub origin: Origin,
 
     /// The kind the input is (found from its magic; legacy only changes labels).
     #[arg(long, value_enum)]
@@ -154,17 +159,15 @@ pub struct Cli {
     #[arg(short, long, value_name = "SIZE", value_parser = args::parse_size)]
     pub size: Option<u64>,
 
-    /// Overwrite an existing output file, or a device holding data.
-    #[arg(short, long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub overwrite: Force,
 
     /// Report format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
 
-    /// No progress bar and no text report; JSON is still printed.
-    #[arg(short, long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub verbosity: Quiet,
 }
 
 impl Cli {
@@ -184,9 +187,9 @@ impl Cli {
         OutputTarget {
             path: self.output(),
             size: self.size,
-            force: self.force,
+            force: self.overwrite.force,
             reads: (self.input.iter().map(PathBuf::as_path))
-                .chain(self.origin.as_deref())
+                .chain(self.origin.origin.as_deref())
                 .collect(),
         }
     }
@@ -205,7 +208,7 @@ impl Cli {
     /// does not take.
     pub fn refuse_raw_options(&self, job: &str) -> anyhow::Result<()> {
         let given = [
-            ("--chunk-size", self.chunk_size.is_some()),
+            ("--chunk-size", self.chunk.chunk_size.is_some()),
             ("--ids", self.ids.is_some()),
             ("--journal-size", self.journal_size.is_some()),
             ("--size", self.size.is_some()),

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser, ValueEnum};
 use cowfmt::repair::RepairRequest;
-use cowfmt::shared::mask;
+use cowfmt::store::reports::shared::mask;
 use cowfmt::StoreKind;
 
 use crate::args;

@@ -4,11 +4,9 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use cowfmt::persistent::check::{CheckReport as SnapReport, CheckSummary};
-use cowfmt::persistent::Header;
-use cowfmt::shared::check as shared_check;
-use cowfmt::shared::SharedHeader;
 use cowfmt::store::check::CheckReport;
+use cowfmt::store::reports::persistent::{CheckReport as SnapReport, CheckSummary, Header};
+use cowfmt::store::reports::shared::{self as shared_check, SharedHeader};
 use cowfmt::{Finding, Severity, StoreKind};
 use serde::Serialize;
 

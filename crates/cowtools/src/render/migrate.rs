@@ -5,17 +5,19 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use cowfmt::cross::migrate::{SharedJob, SharedMigrateReport, SharedShape, Side};
 use cowfmt::device::Device;
-use cowfmt::persistent::migrate::{MigrateMode, MigrateReport, Relocation, StoreShape};
-use cowfmt::persistent::table::{snapshot_table_line, TableDevices};
-use cowfmt::shared::mask;
+use cowfmt::store::reports::cross::{SharedJob, SharedMigrateReport, SharedShape, Side};
+use cowfmt::store::reports::persistent::{
+    snapshot_table_line, MigrateMode, MigrateReport, Relocation, StoreShape, TableDevices,
+};
+use cowfmt::store::reports::shared::{self, mask};
 use cowfmt::units::human_bytes;
 use cowfmt::{StoreKind, SECTOR_BYTES};
 
 use crate::cli::cowmigrate::{Cli, ReportFormat};
 use crate::open;
-use crate::snapshot_data::{MergeSummary, RawReport};
+use crate::snapshot_data::RawReport;
+use cowfmt::store::snapshot::Merged;
 
 const TOOL: &str = "cowmigrate";
 
@@ -27,7 +29,7 @@ pub fn classic_report(
     origin: Option<&Device>,
 ) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();
-    let origin_path = cli.origin.as_ref().map(|p| p.display().to_string());
+    let origin_path = cli.origin.origin.as_ref().map(|p| p.display().to_string());
     let devices = TableDevices {
         origin: origin_path.as_deref(),
         origin_sectors: origin.map(|d| d.size_bytes() / SECTOR_BYTES),
@@ -39,7 +41,7 @@ pub fn classic_report(
             let json = JsonReport { report, table };
             writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
         }
-        ReportFormat::Text if cli.quiet => {}
+        ReportFormat::Text if cli.verbosity.quiet => {}
         ReportFormat::Text => write_text(&mut out, report, &table)?,
     }
     out.flush()?;
@@ -68,16 +70,7 @@ fn write_text(out: &mut dyn Write, report: &MigrateReport, table: &str) -> io::R
         shape(&report.from)
     )?;
     writeln!(out, "{name}: now {}", shape(&report.to))?;
-    write_classic_notes(
-        out,
-        name,
-        ClassicNotes {
-            pieces_from_origin: report.pieces_from_origin,
-            pieces_past_origin: report.pieces_past_origin,
-            relocation: report.relocation.as_ref(),
-            stale_areas_zeroed: report.stale_areas_zeroed,
-        },
-    )?;
+    write_classic_notes(out, name, report.into())?;
     writeln!(
         out,
         "{name}: space used: before {}, after {}",
@@ -96,6 +89,25 @@ struct ClassicNotes<'a> {
     stale_areas_zeroed: u64,
 }
 
+/// `ClassicNotes` from the report of a classic or a shared migration: both
+/// carry the same four fields.
+macro_rules! classic_notes_from {
+    ($($report:ty),*) => {$(
+        impl<'a> From<&'a $report> for ClassicNotes<'a> {
+            fn from(report: &'a $report) -> Self {
+                ClassicNotes {
+                    pieces_from_origin: report.pieces_from_origin,
+                    pieces_past_origin: report.pieces_past_origin,
+                    relocation: report.relocation.as_ref(),
+                    stale_areas_zeroed: report.stale_areas_zeroed,
+                }
+            }
+        }
+    )*};
+}
+
+classic_notes_from!(MigrateReport, SharedMigrateReport);
+
 fn write_classic_notes(out: &mut dyn Write, name: &str, notes: ClassicNotes<'_>) -> io::Result<()> {
     if notes.pieces_from_origin > 0 {
         writeln!(
@@ -112,15 +124,7 @@ fn write_classic_notes(out: &mut dyn Write, name: &str, notes: ClassicNotes<'_>)
         )?;
     }
     if let Some(relocation) = notes.relocation {
-        writeln!(
-            out,
-            "{name}: moved data chunk {} to {} (area {} record {}), so that a pre-2.6.29 kernel's next allocation does not land on metadata chunk {}",
-            relocation.from_chunk,
-            relocation.to_chunk,
-            relocation.area,
-            relocation.index,
-            relocation.metadata_chunk
-        )?;
+        writeln!(out, "{name}: {}", super::relocation_note(relocation))?;
     }
     if notes.stale_areas_zeroed > 0 {
         writeln!(
@@ -175,7 +179,7 @@ struct SharedJsonReport<'a> {
 }
 
 fn table_lines(cli: &Cli, report: &SharedMigrateReport, origin: Option<&Device>) -> Vec<TableLine> {
-    let origin_path = cli.origin.as_ref().map(|p| p.display().to_string());
+    let origin_path = cli.origin.origin.as_ref().map(|p| p.display().to_string());
     let origin_sectors = origin.map(|d| d.size_bytes() / SECTOR_BYTES);
     match &report.to {
         Side::Classic(shape) => {
@@ -194,7 +198,7 @@ fn table_lines(cli: &Cli, report: &SharedMigrateReport, origin: Option<&Device>)
             .iter()
             .map(|&id| TableLine {
                 snapshot: Some(id),
-                table: cowfmt::shared::table_line(
+                table: shared::table_line(
                     origin_path.as_deref(),
                     origin_sectors,
                     &report.output,
@@ -225,7 +229,7 @@ pub fn shared_report(
             };
             writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
         }
-        ReportFormat::Text if cli.quiet => {}
+        ReportFormat::Text if cli.verbosity.quiet => {}
         ReportFormat::Text => {
             if let Some(note) = open::journal_read_note(journal_read) {
                 writeln!(out, "{}: {note}", report.inputs[0].path)?;
@@ -291,16 +295,7 @@ fn write_shared_text(
             report.copies - report.stored
         )?;
     }
-    write_classic_notes(
-        out,
-        name,
-        ClassicNotes {
-            pieces_from_origin: report.pieces_from_origin,
-            pieces_past_origin: report.pieces_past_origin,
-            relocation: report.relocation.as_ref(),
-            stale_areas_zeroed: report.stale_areas_zeroed,
-        },
-    )?;
+    write_classic_notes(out, name, report.into())?;
     let before = match report.inputs.as_slice() {
         [one] => side_space(&one.shape),
         many => format!(
@@ -404,9 +399,9 @@ pub fn raw_report(cli: &Cli, origin: &Path, raw: &RawReport) -> anyhow::Result<(
 }
 
 /// Prints the report of `--merge`.
-pub fn merge_report(cli: &Cli, origin: &Path, summary: &MergeSummary) -> anyhow::Result<()> {
+pub fn merge_report(cli: &Cli, origin: &Path, merged: &Merged) -> anyhow::Result<()> {
     let store = &cli.input[0];
-    let replayed = match summary.journal_replayed {
+    let replayed = match merged.report.journal_replayed {
         0 => String::new(),
         n => format!(
             "{}: {n} committed journal transaction{} replayed into the store before the merge\n{TOOL}: ",
@@ -415,14 +410,14 @@ pub fn merge_report(cli: &Cli, origin: &Path, summary: &MergeSummary) -> anyhow:
         ),
     };
     let what = match cli.snapshot {
-        Some(id) if summary.kind == StoreKind::Shared => format!("snapshot {id}"),
+        Some(id) if merged.kind == StoreKind::Shared => format!("snapshot {id}"),
         _ => "the snapshot".to_string(),
     };
-    let after = if summary.kind == StoreKind::Shared {
+    let after = if merged.kind == StoreKind::Shared {
         format!(
             "{} chunks copied out first for the snapshots that still read them; snapshots left: {}",
-            summary.copied_out,
-            mask::describe(summary.snapmask)
+            merged.report.copied_out,
+            mask::describe(merged.report.snapmask)
         )
     } else {
         "the store is now empty (reuse it for a new snapshot, or remove it)".to_string()
@@ -433,25 +428,25 @@ pub fn merge_report(cli: &Cli, origin: &Path, summary: &MergeSummary) -> anyhow:
             "format_version": 1,
             "job": "merge",
             "input": store,
-            "kind": summary.kind.as_str(),
+            "kind": merged.kind.as_str(),
             "snapshot": cli.snapshot,
             "origin": origin,
-            "chunks_written": summary.chunks,
-            "chunks_copied_out": summary.copied_out,
-            "resumed": summary.resumed,
-            "snapshots_left": mask::id_list(summary.snapmask),
-            "journal_transactions_replayed": summary.journal_replayed,
+            "chunks_written": merged.report.chunks,
+            "chunks_copied_out": merged.report.copied_out,
+            "resumed": merged.report.resumed,
+            "snapshots_left": mask::id_list(merged.report.snapmask),
+            "journal_transactions_replayed": merged.report.journal_replayed,
         }),
         &format!(
             "{replayed}{}: {what} of {} merged{}: {} chunks written over the origin; {after}",
             origin.display(),
             store.display(),
-            if summary.resumed {
+            if merged.report.resumed {
                 " (an interrupted merge finished)"
             } else {
                 ""
             },
-            summary.chunks
+            merged.report.chunks
         ),
     )?;
     Ok(())
@@ -463,7 +458,7 @@ fn value(cli: &Cli, json: &serde_json::Value, text: &str) -> anyhow::Result<()> 
     let mut out = io::stdout().lock();
     match cli.format {
         ReportFormat::Json => writeln!(out, "{json:#}")?,
-        ReportFormat::Text if !cli.quiet => writeln!(out, "{TOOL}: {text}")?,
+        ReportFormat::Text if !cli.verbosity.quiet => writeln!(out, "{TOOL}: {text}")?,
         ReportFormat::Text => {}
     }
     Ok(out.flush()?)

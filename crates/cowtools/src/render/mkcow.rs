@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use cowfmt::persistent::dump::RestoreHead;
-use cowfmt::persistent::table::{snapshot_table_line, TableDevices};
-use cowfmt::persistent::Geometry;
-use cowfmt::shared::mask;
 use cowfmt::store::create::{Created, Outcome};
+use cowfmt::store::reports::persistent::{
+    snapshot_table_line, Geometry, RestoreHead, TableDevices,
+};
+use cowfmt::store::reports::shared::{self, mask};
 use cowfmt::units::human_bytes;
 use cowfmt::StoreKind;
 
@@ -140,15 +140,15 @@ fn print_table_lines(cli: &Cli, chunk_sectors: u32, origin_sectors: Option<u64>,
     for id in mask::ids(snapmask) {
         println!(
             "{}",
-            cowfmt::shared::table_line(origin.as_deref(), origin_sectors, &cow, chunk_sectors, id)
+            shared::table_line(origin.as_deref(), origin_sectors, &cow, chunk_sectors, id)
         );
     }
 }
 
 /// Warns on stderr (refusing nothing) when the store's journal is too small
 /// for the engine to journal its commits.
-fn warn_in_place(cli: &Cli, geometry: &cowfmt::shared::Geometry) {
-    if let Some(note) = cowfmt::shared::journal::in_place_note(geometry) {
+fn warn_in_place(cli: &Cli, geometry: &shared::Geometry) {
+    if let Some(note) = shared::in_place_note(geometry) {
         eprintln!("mkcow: warning: {}: {note}", cli.store.target.display());
     }
 }

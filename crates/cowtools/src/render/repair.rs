@@ -9,12 +9,10 @@ use std::path::Path;
 use comfy_table::{presets::UTF8_FULL, Table};
 use cowfmt::device::{Access, Device};
 use cowfmt::origin_range::OriginRange;
-use cowfmt::persistent::repair as persistent;
-use cowfmt::persistent::table::{snapshot_table_line, TableDevices};
 use cowfmt::repair::{Notice, Phase, RepairEvents, Verdict};
-use cowfmt::shared::mask;
-use cowfmt::shared::repair as shared;
 use cowfmt::store::repair::RepairReport;
+use cowfmt::store::reports::persistent::{self, snapshot_table_line, TableDevices};
+use cowfmt::store::reports::shared::{self, mask};
 use indicatif::ProgressBar;
 
 use crate::cli::cowrepair::{Cli, ReportFormat};
@@ -112,9 +110,13 @@ pub fn render(cli: &Cli, report: &RepairReport, output: Option<&Path>) -> anyhow
             let as_table = format == ReportFormat::Table;
             match report {
                 RepairReport::Persistent(r) => {
-                    write_persistent(&mut out, cli, r, output, as_table)?
+                    write_dropped(&mut out, &r.input, &r.dropped, r.dropped_unlisted, as_table)?;
+                    write_persistent(&mut out, cli, r, output)?
                 }
-                RepairReport::Shared(r) => write_shared(&mut out, cli, r, output, as_table)?,
+                RepairReport::Shared(r) => {
+                    write_dropped(&mut out, &r.input, &r.dropped, r.dropped_unlisted, as_table)?;
+                    write_shared(&mut out, cli, r, output, as_table)?
+                }
             }
         }
     }
@@ -228,21 +230,14 @@ fn nothing_written(out: &mut dyn Write, cli: &Cli, name: &str) -> io::Result<()>
     Ok(())
 }
 
+/// The text of a persistent report after its dropped records.
 fn write_persistent(
     out: &mut dyn Write,
     cli: &Cli,
     report: &persistent::RepairReport,
     output: Option<&Path>,
-    as_table: bool,
 ) -> io::Result<()> {
     let name = &report.input;
-    write_dropped(
-        out,
-        name,
-        &report.dropped,
-        report.dropped_unlisted,
-        as_table,
-    )?;
     for area in &report.damaged_areas {
         writeln!(out, "{name}: damaged area: {}", area.message)?;
     }
@@ -282,13 +277,9 @@ fn write_persistent(
     if let Some(relocation) = &report.relocation {
         writeln!(
             out,
-            "{}: moved data chunk {} to {} (area {} record {}), so that a pre-2.6.29 kernel's next allocation does not land on metadata chunk {}",
+            "{}: {}",
             output.display(),
-            relocation.from_chunk,
-            relocation.to_chunk,
-            relocation.area,
-            relocation.index,
-            relocation.metadata_chunk
+            super::relocation_note(relocation)
         )?;
     }
     if report.stale_areas_zeroed > 0 {
@@ -363,6 +354,8 @@ fn write_persistent_losses(
     Ok(())
 }
 
+/// The text of a shared report after its dropped records (`as_table`: the
+/// per-snapshot counts as a table).
 fn write_shared(
     out: &mut dyn Write,
     cli: &Cli,
@@ -371,13 +364,6 @@ fn write_shared(
     as_table: bool,
 ) -> io::Result<()> {
     let name = &report.input;
-    write_dropped(
-        out,
-        name,
-        &report.dropped,
-        report.dropped_unlisted,
-        as_table,
-    )?;
     for lost in &report.lost_ranges {
         writeln!(out, "{name}: lost: {}", lost_range_text(lost))?;
     }
@@ -447,7 +433,7 @@ fn write_shared(
         writeln!(
             out,
             "{cow}: table: {}",
-            cowfmt::shared::table_line(
+            shared::table_line(
                 origin.as_deref(),
                 origin_sectors(cli),
                 &cow,
