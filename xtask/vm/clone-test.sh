@@ -25,7 +25,9 @@
 # Normally run by `cargo xtask vm-test` after xtask/vm/run.sh. Environment:
 # VM_DIR (default target/vm; cache/ and build/root are shared with run.sh and
 # clone-fixtures.sh), TOOLS_SRC (the tools under test), VM_WAIT_CMD,
-# VM_TIMEOUT (default 1800).
+# VM_TIMEOUT (default 1800), CT_FORMAT (mkcow, the default; or kernel: blank
+# metadata that the kernel formats on activation, for a build whose mkcow
+# cannot make clone metadata yet: the mkcow checks then print SKIP lines).
 #
 # Every verdict is a `PASS ...` or `FAIL ...` line in
 # VM_DIR/logs-clonetest/summary.txt. Exit status: 0 when every verdict is
@@ -58,6 +60,8 @@ SAY_TAG=clone-test
 GUEST_DIR=$HERE/guest
 VM_BASE=$BUILD/initramfs-clonetest.cpio.gz
 VM_OUT_MIB=16
+MADE_BY="mkcow's"
+[[ ${CT_FORMAT:-mkcow} == kernel ]] && MADE_BY=blank
 # shellcheck source=common.sh
 . "$HERE/common.sh"
 
@@ -209,6 +213,11 @@ geometry() { # NAME -> "region target meta"
 # dump_field JSON FILTER: one value of a cowdump JSON document.
 dump_field() { jq -r "$2" "$1"; }
 
+# used_of JSON: "allocated/total" metadata blocks of a cowdump JSON document.
+used_of() {
+    jq -r '"\(.space_map.nr_allocated)/\(.space_map.nr_blocks)"' "$1" 2>/dev/null || true
+}
+
 # runs_of JSON: the hydrated runs of a cowdump JSON document, `start count` lines.
 runs_of() { jq -r '.hydrated[] | "\(.start) \(.count)"' "$1"; }
 
@@ -245,13 +254,20 @@ status_field() {
 
 make_metadata() {
     begin_step make
-    rm -rf "$WORK"
+    rm -rf "$WORK" "$LOGS"/dump-*.json
+    mkdir -p "$LOGS"
     mkdir -p "$WORK"
     local g name region target meta json
     for g in "${GEOMETRIES[@]}"; do
         read -r name region target meta <<< "$g"
         fill_source "$WORK/src_$name.img" "$target"
         truncate -s $((target * 512)) "$WORK/dest_$name.img"
+        if [[ ${CT_FORMAT:-mkcow} == kernel ]]; then
+            truncate -s "${meta}M" "$WORK/made_$name.img"
+            echo "SKIP $name: mkcow --kind clone (CT_FORMAT=kernel: the kernel formats blank metadata)" \
+                | tee -a "$VERDICTS" >&2
+            continue
+        fi
         run_ok "$name: mkcow --kind clone --region-size ${region}s --target-size ${target}s" \
             "$BIN/mkcow" --kind clone --region-size "${region}s" --target-size "${target}s" \
             --size "${meta}M" "$WORK/meta_$name.img"
@@ -267,6 +283,7 @@ make_metadata() {
         check "$name: cowdump of mkcow's metadata: nothing hydrated" "$(dump_field "$json" .hydrated_regions)" 0
     done
     sha256sum "$WORK"/made_*.img > "$LOGS/made.sha256"
+    [[ -s $VERDICTS ]] || verdict FAIL "make: no geometry was made"
     ((FAILS == 0))
 }
 
@@ -298,15 +315,16 @@ host() {
     for g in "${GEOMETRIES[@]}"; do
         read -r name region target meta <<< "$g"
         local dev=clone_$name nr=$(((target + region - 1) / region))
-        check "$name: the kernel activates mkcow's metadata" \
+        check "$name: the kernel activates $MADE_BY metadata" \
             "$(awk -v d="$dev" '$1 == "activate" && $2 == d {print $3}' "$res")" ok
         check "$name: kernel status right after activation: nothing hydrated" \
             "$(status_field "$res" "$dev" formatted 7)" "0/$nr"
         check "$name: kernel status: region size" "$(status_field "$res" "$dev" formatted 6)" "$region"
         json=$LOGS/dump-made-$name.json
-        check "$name: kernel's used/total metadata blocks = cowdump's of mkcow's metadata" \
-            "$(status_field "$res" "$dev" formatted 5)" \
-            "$(jq -r '"\(.space_map.nr_allocated)/\(.space_map.nr_blocks)"' "$json" 2>/dev/null || true)"
+        if [[ -f $json ]]; then
+            check "$name: kernel's used/total metadata blocks = cowdump's of $MADE_BY metadata" \
+                "$(status_field "$res" "$dev" formatted 5)" "$(used_of "$json")"
+        fi
 
         run_ok "$name: cowcheck on the kernel's metadata after hydration" \
             "$BIN/cowcheck" "$WORK/meta_$name.img"
@@ -322,8 +340,7 @@ host() {
         check "$name: cowdump's hydrated/regions = the kernel's status" \
             "$got" "$(status_field "$res" "$dev" final 7)"
         check "$name: cowdump's used/total metadata blocks = the kernel's status" \
-            "$(jq -r '"\(.space_map.nr_allocated)/\(.space_map.nr_blocks)"' "$json" 2>/dev/null || true)" \
-            "$(status_field "$res" "$dev" final 5)"
+            "$(used_of "$json")" "$(status_field "$res" "$dev" final 5)"
     done
 
     local r rname what args dmg rep blk
@@ -418,6 +435,7 @@ summary() {
     } > "$sum"
     cat "$sum"
     if grep -q '^FAIL' "$sum" || ! grep -q '^PASS' "$sum"; then say "RESULT: FAIL"; return 1; fi
+    if grep -q '^SKIP' "$sum"; then say "RESULT: PASS with SKIP lines (not covered)"; return 0; fi
     for f in make host compare; do
         [[ -s $LOGS/verdicts-$f.txt ]] || { say "RESULT: FAIL (step $f has no verdicts)"; return 1; }
     done
