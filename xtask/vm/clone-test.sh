@@ -250,6 +250,13 @@ status_field() {
     awk -v d="$2" -v l="$3" -v n="$4" '$1 == "status" && $2 == d && $3 == l {print $(n + 3)}' "$1"
 }
 
+# status_figures RESULTS DEVICE LABEL: fields 4..7 of a recorded status line
+# (block size, used/total metadata blocks, region size, hydrated/regions), as
+# cowdump's `status` prints them.
+status_figures() {
+    awk -v d="$2" -v l="$3" '$1 == "status" && $2 == d && $3 == l {print $7, $8, $9, $10}' "$1"
+}
+
 # --------------------------------------------------------------- steps ------
 
 make_metadata() {
@@ -341,6 +348,8 @@ host() {
             "$got" "$(status_field "$res" "$dev" final 7)"
         check "$name: cowdump's used/total metadata blocks = the kernel's status" \
             "$(used_of "$json")" "$(status_field "$res" "$dev" final 5)"
+        check "$name: cowdump's status figures = the kernel's status line" \
+            "$(jq -r .status "$json" 2>/dev/null || true)" "$(status_figures "$res" "$dev" final)"
     done
 
     local r rname what args dmg rep blk
