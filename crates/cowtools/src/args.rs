@@ -8,6 +8,16 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     cowfmt::units::parse_size(text)
 }
 
+/// Parses a size in bytes that must be whole 512-byte sectors into
+/// sectors, for clap.
+pub fn parse_sectors(text: &str) -> Result<u64, String> {
+    let bytes = parse_size(text)?;
+    if bytes % cowfmt::SECTOR_BYTES != 0 {
+        return Err(format!("{text} is not a whole number of 512-byte sectors"));
+    }
+    Ok(bytes / cowfmt::SECTOR_BYTES)
+}
+
 /// Parses a chunk size argument (a power of two, at least 512 bytes) into
 /// sectors, for clap.
 pub fn parse_chunk_size(text: &str) -> Result<u32, String> {
@@ -23,6 +33,8 @@ pub enum KindArg {
     Legacy,
     /// The multi-snapshot shared store.
     Shared,
+    /// dm-clone metadata (the hydration bitset of a dm-clone target).
+    Clone,
 }
 
 impl From<KindArg> for StoreKind {
@@ -31,6 +43,7 @@ impl From<KindArg> for StoreKind {
             KindArg::Persistent => StoreKind::Persistent,
             KindArg::Legacy => StoreKind::Legacy,
             KindArg::Shared => StoreKind::Shared,
+            KindArg::Clone => StoreKind::Clone,
         }
     }
 }

@@ -7,11 +7,14 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
+use crate::clone::write::{format_clone, CloneWriteError, CloneWritten};
 use crate::device::{Access, Backing, Device};
 use crate::dump_read::spool::RecordCheck;
 use crate::error::Error;
 use crate::kind::StoreKind;
 use crate::output::OutputClaim;
+use crate::pdata::block::BLOCK_SECTORS;
+use crate::pdata::space_map::WriteError;
 use crate::persistent::dump::RestoreHead;
 use crate::persistent::restore::{
     header_from_dump, plan_geometry, validate_records, write_records, PersistentCheck,
@@ -26,12 +29,17 @@ use crate::shared::restore::{self as shared_restore, RestorePlan};
 use crate::store::restore::{self as dump_input, check_dump_version, ReadProgress};
 use crate::SECTOR_BYTES;
 
+pub use crate::clone::geometry::Geometry as CloneGeometry;
 pub use crate::persistent::Geometry as PersistentGeometry;
 pub use crate::shared::restore::PassProgress;
 pub use crate::shared::Geometry as SharedGeometry;
 
 /// Records (or origin chunks) written between two progress updates.
 pub const RECORDS_PER_PROGRESS: u64 = 1 << 16;
+
+/// The sectors of one dm-clone metadata block: the first one must be blank
+/// unless `--force` is given.
+const CLONE_BLOCK_SECTORS: u32 = BLOCK_SECTORS as u32;
 
 /// The kernel's default chunk size for a new store here: 4 KiB.
 pub const DEFAULT_CHUNK_SECTORS: u32 = 8;
@@ -66,6 +74,10 @@ pub struct FormatOptions {
     pub journal_bytes: Option<u64>,
     /// `--snapshots`.
     pub snapshots: Option<u32>,
+    /// dm-clone: `--region-size` in sectors.
+    pub region_sectors: Option<u64>,
+    /// dm-clone: `--target-size` in sectors.
+    pub target_sectors: Option<u64>,
 }
 
 /// A store written, for the tool to report.
@@ -78,6 +90,13 @@ pub enum Created {
         geometry: PersistentGeometry,
         /// The restore's dump head and record count (`None` for a format).
         restored: Option<(RestoreHead, u64)>,
+    },
+    /// dm-clone metadata.
+    Clone {
+        /// The regions it tracks.
+        geometry: CloneGeometry,
+        /// What the writer committed.
+        written: CloneWritten,
     },
     /// A shared store.
     Shared {
@@ -102,6 +121,15 @@ pub struct Outcome {
 /// Formats a new store on the target as the kernel does on first activation
 /// (a shared store with its journal and `--snapshots` made at once).
 pub fn format<T: NewStore>(target: &T, options: &FormatOptions) -> Result<Outcome, T::Error> {
+    if options.kind == Some(StoreKind::Clone) {
+        return format_clone_metadata(target, options);
+    }
+    if options.region_sectors.is_some() || options.target_sectors.is_some() {
+        return Err(Error::Invalid(
+            "--region-size and --target-size apply to dm-clone metadata only (--kind clone)".into(),
+        )
+        .into());
+    }
     if options.kind == Some(StoreKind::Shared) {
         return format_shared(target, options);
     }
@@ -125,6 +153,49 @@ pub fn format<T: NewStore>(target: &T, options: &FormatOptions) -> Result<Outcom
             geometry,
             restored: None,
         },
+        origin_sectors,
+    })
+}
+
+/// Formats dm-clone metadata as the kernel's first activation does, after
+/// refusing what the kernel refuses and a device too small for the layout.
+fn format_clone_metadata<T: NewStore>(
+    target: &T,
+    options: &FormatOptions,
+) -> Result<Outcome, T::Error> {
+    let path = target.path().display();
+    if options.chunk_sectors.is_some()
+        || options.journal_bytes.is_some()
+        || options.snapshots.is_some()
+    {
+        return Err(Error::Invalid(format!(
+            "{path}: --chunk-size, --journal-size and --snapshots do not apply to dm-clone metadata (give --region-size and --target-size)"
+        ))
+        .into());
+    }
+    let (Some(region_sectors), Some(target_sectors)) =
+        (options.region_sectors, options.target_sectors)
+    else {
+        return Err(Error::Invalid(format!(
+            "{path}: dm-clone metadata needs --region-size and --target-size"
+        ))
+        .into());
+    };
+    let geometry = CloneGeometry::new(region_sectors, target_sectors)
+        .map_err(|e| Error::Invalid(format!("{path}: {e}")))?;
+    let size = target.plan(CLONE_BLOCK_SECTORS)?;
+    let nr_blocks = geometry
+        .check_metadata_device(size)
+        .map_err(|e| Error::Invalid(format!("{path}: a metadata device of {size} bytes: {e}")))?;
+    let origin_sectors = target.origin_sectors()?;
+    let (mut device, claim) = target.open()?;
+    let written = format_clone(&mut device, &geometry, nr_blocks).map_err(|e| match e {
+        CloneWriteError::Write(WriteError::Io(io)) => io,
+        other => Error::Invalid(format!("{path}: {other}")),
+    })?;
+    claim.keep();
+    Ok(Outcome {
+        created: Created::Clone { geometry, written },
         origin_sectors,
     })
 }
@@ -453,5 +524,73 @@ mod tests {
             "--journal-size and --snapshots apply to shared stores only (--kind shared)"
         );
         assert!(!classic.path.exists());
+    }
+
+    #[test]
+    fn clone_metadata_is_formatted_as_the_kernel_does_and_refusals_write_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = image(&dir, "meta.img");
+        let options = FormatOptions {
+            kind: Some(StoreKind::Clone),
+            region_sectors: Some(128),
+            target_sectors: Some(128 * 1024),
+            ..FormatOptions::default()
+        };
+        let outcome = format(&meta, &options).unwrap();
+        let Created::Clone { geometry, written } = outcome.created else {
+            panic!("dm-clone metadata was asked for");
+        };
+        assert_eq!(
+            (geometry.nr_regions(), written.sm_root.nr_allocated),
+            (1024, 6)
+        );
+        let xz = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../testdata/kernel-clone/b-region128-1024regions/meta-formatted.img.xz"
+        );
+        let mut kernel = Vec::new();
+        let mut input = std::io::BufReader::new(std::fs::File::open(xz).unwrap());
+        lzma_rs::xz_decompress(&mut input, &mut kernel).unwrap();
+        assert!(std::fs::read(&meta.path).unwrap() == kernel);
+
+        for (region_sectors, target_sectors, chunk_sectors, why) in [
+            (12, 1 << 20, None, "not a power of two"),
+            (8, 1 << 40, None, "2147483648"),
+            (8, 1 << 20, Some(8), "--chunk-size"),
+        ] {
+            let refused = image(&dir, "refused.img");
+            let options = FormatOptions {
+                kind: Some(StoreKind::Clone),
+                region_sectors: Some(region_sectors),
+                target_sectors: Some(target_sectors),
+                chunk_sectors,
+                ..FormatOptions::default()
+            };
+            let Err(error) = format(&refused, &options) else {
+                panic!("{region_sectors}/{target_sectors} was accepted");
+            };
+            assert!(error.to_string().contains(why), "{error}");
+            assert!(!refused.path.exists());
+        }
+        let small = NewImage {
+            path: dir.path().join("small.img"),
+            size: 8 << 12,
+        };
+        let options = FormatOptions {
+            kind: Some(StoreKind::Clone),
+            region_sectors: Some(8),
+            target_sectors: Some(1 << 20),
+            ..FormatOptions::default()
+        };
+        let Err(error) = format(&small, &options) else {
+            panic!("8 blocks held a 10-block format");
+        };
+        assert!(
+            error
+                .to_string()
+                .contains("small.img: a metadata device of 32768 bytes"),
+            "{error}"
+        );
+        assert!(!small.path.exists());
     }
 }

@@ -30,3 +30,9 @@ pub mod shared {
 pub mod cross {
     pub use crate::cross::migrate::{SharedJob, SharedMigrateReport, SharedShape, Side};
 }
+
+/// dm-clone metadata: the geometry and what the writer committed.
+pub mod clone {
+    pub use crate::clone::geometry::Geometry;
+    pub use crate::clone::write::CloneWritten;
+}

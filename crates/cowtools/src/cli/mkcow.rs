@@ -18,6 +18,8 @@ EXAMPLES:
     mkcow --kind legacy cow.img
   A shared store for up to 64 snapshots, with a 16 MiB journal and 4 snapshots:
     mkcow --kind shared --size 1G --journal-size 16M --snapshots 4 shared.img
+  Format dm-clone metadata for a 1 GiB target in 64 KiB regions, on a 4 MiB file:
+    mkcow --kind clone --region-size 64k --target-size 1G --size 4M clone-meta.img
   Restore the metadata of a store from a dump (data chunks are left alone):
     cowdump -o cow.yaml cow.img && mkcow --force --from-dump cow.yaml cow.img
     mkcow --force -i cow.yaml cow.img    (-i/--input: thin_restore's spelling)
@@ -78,6 +80,14 @@ pub struct Cli {
     /// Shared stores: create snapshots 0..N-1 right away (at most 64).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=64), conflicts_with = "from_dump")]
     pub snapshots: Option<u32>,
+
+    /// dm-clone: the region size, a power of two from 4k to 1G (the table's region_size).
+    #[arg(long, value_name = "SIZE", value_parser = args::parse_sectors, conflicts_with = "from_dump")]
+    pub region_size: Option<u64>,
+
+    /// dm-clone: the size of the target (source and destination), in bytes (512-byte multiple).
+    #[arg(long, value_name = "SIZE", value_parser = args::parse_sectors, conflicts_with = "from_dump")]
+    pub target_size: Option<u64>,
 
     /// Restore the metadata from a cowdump YAML or JSON dump ('-' for stdin); also
     /// spelt --input, as thin_restore has it.

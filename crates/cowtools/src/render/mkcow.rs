@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use cowfmt::store::create::{Created, Outcome};
+use cowfmt::store::reports::clone;
 use cowfmt::store::reports::persistent::{
     snapshot_table_line, Geometry, RestoreHead, TableDevices,
 };
@@ -42,6 +43,7 @@ pub fn report(cli: &Cli, outcome: &Outcome) {
             }
             print_table(cli, *kind, geometry.chunk_sectors(), origin);
         }
+        Created::Clone { geometry, written } => report_clone(cli, geometry, written),
         Created::Shared {
             geometry,
             snapmask,
@@ -75,6 +77,30 @@ pub fn report(cli: &Cli, outcome: &Outcome) {
             print_table_lines(cli, chunk_sectors, origin, *snapmask);
         }
     }
+}
+
+/// Prints what a dm-clone format wrote (unless quiet) and the table line
+/// that activates a clone over it, its devices named as placeholders.
+fn report_clone(cli: &Cli, geometry: &clone::Geometry, written: &clone::CloneWritten) {
+    let region_sectors = geometry.region_sectors();
+    if !cli.verbosity.quiet {
+        println!(
+            "{}: formatted dm-clone metadata: region size {region_sectors} sectors ({}), {} regions over a target of {} sectors ({}), none hydrated; {}/{} metadata blocks used",
+            cli.store.target.display(),
+            human_bytes(region_sectors * cowfmt::SECTOR_BYTES),
+            geometry.nr_regions(),
+            geometry.target_sectors(),
+            human_bytes(geometry.target_sectors() * cowfmt::SECTOR_BYTES),
+            written.sm_root.nr_allocated,
+            written.nr_blocks
+        );
+        println!("Activate it with this dmsetup table line (put the destination and source devices in place of <dest> and <source>):");
+    }
+    println!(
+        "0 {} clone {} <dest> <source> {region_sectors}",
+        geometry.target_sectors(),
+        cli.store.target.display()
+    );
 }
 
 /// Prints the table line of a persistent or legacy store (after a sentence

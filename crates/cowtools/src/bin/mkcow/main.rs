@@ -1,5 +1,5 @@
 //! mkcow: formats a persistent or legacy COW store exactly as the kernel does on
-//! first activation, or a shared store; or restores one from a cowdump dump
+//! first activation, a shared store, or dm-clone metadata; or restores one from a cowdump dump
 //! (metadata only).
 
 use std::path::{Path, PathBuf};
@@ -41,6 +41,8 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                 chunk_sectors: cli.chunk.chunk_size,
                 journal_bytes: cli.journal_size,
                 snapshots: cli.snapshots,
+                region_sectors: cli.region_size,
+                target_sectors: cli.target_size,
             };
             create::format(&Target(cli), &options)?
         }
