@@ -19,6 +19,16 @@ impl DenseBitmap {
         }
     }
 
+    /// The set of `len` bits stored in `words` (bit `i` in word `i / 64`,
+    /// least significant first); bits past `len` are dropped.
+    pub fn from_words(mut words: Vec<u64>, len: u64) -> Self {
+        words.resize(len.div_ceil(64) as usize, 0);
+        if let (Some(last), 1..) = (words.last_mut(), len % 64) {
+            *last &= !(u64::MAX << (len % 64));
+        }
+        DenseBitmap { words, len }
+    }
+
     /// Number of bits.
     pub fn len(&self) -> u64 {
         self.len

@@ -7,8 +7,14 @@
 //!   the `blocknr` each block stores of itself;
 //! - [`io`]: where blocks are read from and written to (a device, memory),
 //!   in runs of consecutive blocks;
-//! - [`alloc`]: handing out blocks for new metadata and counting references.
+//! - [`alloc`]: handing out blocks for new metadata and counting references;
+//! - [`btree`]: B-tree nodes, the walker and the builder;
+//! - [`array`]: dm-arrays of fixed-size values over a B-tree;
+//! - [`bitset`]: dm-bitsets (arrays of le64 words) and their set runs.
 
 pub mod alloc;
+pub mod array;
+pub mod bitset;
 pub mod block;
+pub mod btree;
 pub mod io;
