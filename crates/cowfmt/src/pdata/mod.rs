@@ -10,7 +10,9 @@
 //! - [`alloc`]: handing out blocks for new metadata and counting references;
 //! - [`btree`]: B-tree nodes, the walker and the builder;
 //! - [`array`]: dm-arrays of fixed-size values over a B-tree;
-//! - [`bitset`]: dm-bitsets (arrays of le64 words) and their set runs.
+//! - [`bitset`]: dm-bitsets (arrays of le64 words) and their set runs;
+//! - [`space_map`]: the metadata space map: its codecs, loading, checking
+//!   and writing it in a transaction.
 
 pub mod alloc;
 pub mod array;
@@ -18,3 +20,4 @@ pub mod bitset;
 pub mod block;
 pub mod btree;
 pub mod io;
+pub mod space_map;
