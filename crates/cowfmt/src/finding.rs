@@ -139,6 +139,40 @@ pub enum FindingCode {
     /// (sizes past the log, or a whole transaction with invalid home chunks
     /// or header fields).
     JournalTransactionDamaged,
+    /// Clone: a metadata block's checksum does not match its bytes.
+    BlockChecksum,
+    /// Clone: a metadata block names another location than where it was read.
+    BlockLocation,
+    /// Clone: the superblock's region size is one the kernel refuses.
+    BadRegionSize,
+    /// Clone: the superblock's target size is 0.
+    BadTargetSize,
+    /// Clone: the sizes give more regions than the kernel tracks (2^31).
+    TooManyRegions,
+    /// Clone: the superblock's region or target size differs from the table's.
+    SizeMismatch,
+    /// Clone: a reference to a block past the end of the metadata device.
+    BlockPastEnd,
+    /// Clone: the bitset's array holds another number of words than the regions need.
+    ArrayLength,
+    /// Clone: an array block's header does not fit its place in the array.
+    ArrayBlockDamaged,
+    /// Clone: bits past the last region are set in the bitset.
+    BitsPastLastRegion,
+    /// Clone: a B-tree node breaks the structure (header, keys, key range, depth).
+    BtreeDamaged,
+    /// Clone: a block the space map counts that nothing reaches.
+    BlockLeaked,
+    /// Clone: a block reached more often than the space map counts it (used twice).
+    BlockUnderCounted,
+    /// Clone: a reachable block the space map counts more often than it is reached.
+    BlockOverCounted,
+    /// Clone: the space map root's nr_allocated differs from the blocks counted.
+    SpaceMapAllocated,
+    /// Clone: a space map index entry's nr_free or none_free_before differs from its bitmap.
+    SpaceMapIndex,
+    /// Clone: a ref-count tree entry for a block whose bitmap entry is not 3.
+    RefCountTreeStray,
 }
 
 impl FindingCode {
@@ -201,6 +235,23 @@ impl FindingCode {
             FindingCode::JournalSuperblockDamaged => "journal-superblock-damaged",
             FindingCode::JournalNeedsReplay => "journal-needs-replay",
             FindingCode::JournalTransactionDamaged => "journal-transaction-damaged",
+            FindingCode::BlockChecksum => "block-checksum",
+            FindingCode::BlockLocation => "block-location",
+            FindingCode::BadRegionSize => "bad-region-size",
+            FindingCode::BadTargetSize => "bad-target-size",
+            FindingCode::TooManyRegions => "too-many-regions",
+            FindingCode::SizeMismatch => "size-mismatch",
+            FindingCode::BlockPastEnd => "block-past-end",
+            FindingCode::ArrayLength => "array-length",
+            FindingCode::ArrayBlockDamaged => "array-block-damaged",
+            FindingCode::BitsPastLastRegion => "bits-past-last-region",
+            FindingCode::BtreeDamaged => "btree-damaged",
+            FindingCode::BlockLeaked => "block-leaked",
+            FindingCode::BlockUnderCounted => "block-under-counted",
+            FindingCode::BlockOverCounted => "block-over-counted",
+            FindingCode::SpaceMapAllocated => "space-map-allocated",
+            FindingCode::SpaceMapIndex => "space-map-index",
+            FindingCode::RefCountTreeStray => "ref-count-tree-stray",
         }
     }
 }

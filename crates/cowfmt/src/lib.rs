@@ -44,6 +44,7 @@
 
 pub mod bitset;
 pub mod blockdev;
+pub mod clone;
 pub mod crashdev;
 pub mod cross;
 pub mod device;

@@ -9,7 +9,6 @@
 //! dm-thin, dm-cache, dm-era) are recognised by [`own_kinds`] on top.
 //! docs/decisions.md, "Signature probing", says why.
 
-pub mod clone_superblock;
 pub mod libblkid;
 pub mod own_kinds;
 pub mod wipe;

@@ -70,7 +70,7 @@ pub fn plan(device: &Device, options: &CheckOptions) -> Result<Result<CheckPlan,
             return Ok(Err(Refusal::Unsupported(kind)))
         }
         Some(kind) => kind,
-        None => match FirstBlock::read(device, &String::new).map(|first| first.kind()) {
+        None => match FirstBlock::read(device, &String::new).map(|f| f.kind_without_clone_jobs()) {
             Ok(Ok(StoreKind::Shared)) => StoreKind::Shared,
             Ok(Ok(kind)) if !kind.is_snap_v1() => return Ok(Err(Refusal::Unsupported(kind))),
             _ => StoreKind::Persistent,

@@ -1,17 +1,19 @@
 //! Store detection from a whole first block (4 KiB): the magic, and what else
 //! identifies a kind: a persistent header (valid flag, version, chunk size), a
 //! shared header, a dm-clone superblock, the output guard's marker on an
-//! unfinished output. The kind a tool serves ([`FirstBlock::kind`]) still
-//! follows the magic at offset 0 alone, with the errors it always had.
+//! unfinished output. [`FirstBlock::kind`] names a dm-clone superblock
+//! `Clone`; the jobs that have no clone arm yet go by
+//! [`FirstBlock::kind_without_clone_jobs`], the magic at offset 0 alone,
+//! with the errors it always had.
 
 use byteorder::{ByteOrder, LittleEndian};
 
 use crate::blockdev::BlockDev;
+use crate::clone::superblock::{CloneSuperblock, METADATA_BLOCK_BYTES};
 use crate::error::{FormatError, Result};
 use crate::kind::{StoreKind, PERSISTENT_MAGIC, SHARED_MAGIC};
 use crate::output::Marker;
 use crate::persistent::header::Header;
-use crate::probe::clone_superblock::{CloneSuperblock, METADATA_BLOCK_BYTES};
 use crate::probe::own_kinds::CLONE_MAGIC;
 use crate::shared::header::SharedHeader;
 
@@ -68,10 +70,32 @@ impl FirstBlock {
         }
     }
 
-    /// The kind the magic at offset 0 names, exactly as [`crate::kind::detect`]
-    /// answers: `Persistent` for a SnAp header, `Shared`, or why it is none.
+    /// The kind the block holds: `Clone` for a dm-clone superblock (its
+    /// magic at byte 32 in a whole block), else what the magic at offset 0
+    /// names ([`FirstBlock::magic_kind`]).
     pub fn kind(&self) -> std::result::Result<StoreKind, FormatError> {
+        match self.holds {
+            Holds::Clone(_) => Ok(StoreKind::Clone),
+            _ => self.magic_kind(),
+        }
+    }
+
+    /// The kind the magic at offset 0 alone names, exactly as
+    /// [`crate::kind::detect`] answers: `Persistent` for a SnAp header,
+    /// `Shared`, or why it is none. Jobs with no clone arm yet give a clone
+    /// superblock this answer, the one it always had.
+    pub fn magic_kind(&self) -> std::result::Result<StoreKind, FormatError> {
         crate::kind::detect(&self.magic.to_le_bytes())
+    }
+
+    /// [`FirstBlock::kind`], but for a clone superblock the answer of
+    /// [`FirstBlock::magic_kind`]: for the jobs no tool runs on clone
+    /// metadata yet (issue 12 round 2 gives each its clone arm).
+    pub fn kind_without_clone_jobs(&self) -> std::result::Result<StoreKind, FormatError> {
+        match self.kind() {
+            Ok(StoreKind::Clone) => self.magic_kind(),
+            other => other,
+        }
     }
 }
 
@@ -123,15 +147,32 @@ mod tests {
     }
 
     #[test]
-    fn a_clone_superblock_is_named_but_still_not_a_cow_store() {
+    fn a_clone_superblock_is_the_clone_kind_by_its_whole_block() {
         let mut block = [0u8; METADATA_BLOCK_BYTES];
         CloneSuperblock::new(8, 1 << 20).encode(&mut block);
         let first = FirstBlock::identify(&block);
         assert!(matches!(first.holds, Holds::Clone(sb) if sb.magic == CLONE_MAGIC));
+        assert_eq!(first.kind(), Ok(StoreKind::Clone));
         assert!(matches!(
-            first.kind(),
+            first.kind_without_clone_jobs(),
             Err(FormatError::UnknownMagic { .. })
         ));
+        let four_bytes = FirstBlock::identify(&block[..4]);
+        assert!(matches!(
+            four_bytes.kind(),
+            Err(FormatError::UnknownMagic { .. })
+        ));
+    }
+
+    #[test]
+    fn the_golden_clone_metadata_is_the_clone_kind() {
+        let bytes = crate::clone::golden_metadata();
+        let first = FirstBlock::identify(&bytes[..FIRST_BLOCK_BYTES]);
+        assert_eq!(first.kind(), Ok(StoreKind::Clone));
+        assert_eq!(
+            first.kind_without_clone_jobs(),
+            crate::kind::detect(&bytes[..4])
+        );
     }
 
     #[test]

@@ -14,8 +14,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use cowfmt::clone::superblock::{read_clone_metadata, CloneMetadata, SuperblockDefect};
 use cowfmt::device::{Access, Device};
-use cowfmt::probe::clone_superblock::{read_clone_metadata, CloneMetadata, SuperblockDefect};
 use cowfmt::probe::own_kinds;
 use cowfmt::SECTOR_BYTES;
 use serde::Serialize;
@@ -202,7 +202,7 @@ fn check_metadata(path: &Path, region_sectors: u32, sectors: u64) -> Result<bool
     let superblock = match read_clone_metadata(&device)? {
         Err(defect) => return Err(refuse(path, defect.to_string())),
         Ok(CloneMetadata::Blank) => return Ok(true),
-        Ok(CloneMetadata::Superblock(superblock)) => superblock,
+        Ok(CloneMetadata::Superblock(superblock)) => *superblock,
     };
     match superblock.defect() {
         None => {}

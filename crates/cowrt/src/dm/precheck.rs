@@ -70,7 +70,7 @@ pub fn precheck(
         chunk_sectors: chunk_sectors.unwrap_or(DEFAULT_CHUNK_SECTORS),
         empty: true,
     };
-    match (first.kind(), kind) {
+    match (first.kind_without_clone_jobs(), kind) {
         (Ok(StoreKind::Shared), _) => Err(refuse(
             "holds a shared store, which device-mapper cannot serve; cowrt's ublk half serves it \
              (docs/cowrt.md)"

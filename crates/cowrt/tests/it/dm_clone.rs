@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use assert_cmd::Command;
 
 use crate::output::{stderr, stdout};
+use cowfmt::clone::superblock::{CloneSuperblock, METADATA_BLOCK_BYTES};
 use cowfmt::device::{Access, Device};
 use cowfmt::persistent::writer::StoreWriter;
-use cowfmt::probe::clone_superblock::{CloneSuperblock, METADATA_BLOCK_BYTES};
 use tempfile::TempDir;
 
 struct Images {

@@ -1,4 +1,4 @@
-use cowfmt::probe::clone_superblock::{CloneSuperblock, METADATA_BLOCK_BYTES};
+use cowfmt::clone::superblock::{CloneSuperblock, METADATA_BLOCK_BYTES};
 use tempfile::TempDir;
 
 use super::*;

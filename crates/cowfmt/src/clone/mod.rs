@@ -1,0 +1,30 @@
+//! dm-clone metadata: the fourth store kind. The superblock is this
+//! module's; everything past it (space map, array B-tree, bitset) is
+//! persistent-data, read and written through the kind-neutral `pdata`.
+//!
+//! - [`superblock`]: the one codec of block 0 and the kernel's `sb_check`;
+//! - [`geometry`]: region size, region count, bitset words and array blocks,
+//!   the metadata blocks a format needs, each kernel limit as a typed refusal;
+//! - [`rules`]: every invariant of clone metadata as one enum of violations,
+//!   with finding codes;
+//! - [`open`]: the superblock opened strictly (what the kernel refuses, in
+//!   its order) or tolerantly (every violation collected).
+
+pub mod geometry;
+pub mod open;
+pub mod rules;
+pub mod superblock;
+
+/// The metadata the 6.12 kernel wrote in golden image d
+/// (`testdata/golden/d-clone-partial-hydration/meta.img.xz`), unpacked.
+#[cfg(test)]
+pub(crate) fn golden_metadata() -> Vec<u8> {
+    let xz = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/golden/d-clone-partial-hydration/meta.img.xz"
+    );
+    let mut input = std::io::BufReader::new(std::fs::File::open(xz).unwrap());
+    let mut bytes = Vec::new();
+    lzma_rs::xz_decompress(&mut input, &mut bytes).unwrap();
+    bytes
+}
