@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use cowfmt::pdata::block::{identify, verify, BlockKind, BLOCK_BYTES};
-use cowfmt::probe::clone_superblock::{CloneSuperblock, METADATA_BLOCK_BYTES};
+use cowfmt::clone::superblock::{CloneSuperblock, METADATA_BLOCK_BYTES};
 use serde_yaml::Value;
 use sha2::{Digest, Sha256};
 
