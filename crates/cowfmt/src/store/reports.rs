@@ -30,3 +30,10 @@ pub mod shared {
 pub mod cross {
     pub use crate::cross::migrate::{SharedJob, SharedMigrateReport, SharedShape, Side};
 }
+
+/// dm-clone metadata: its dump (head, hydrated runs, lost regions).
+pub mod clone {
+    pub use crate::clone::dump::{
+        CloneDump, CloneDumpHead, CloneDumpTail, RegionRun, SpaceMapSummary, SuperblockSummary,
+    };
+}
