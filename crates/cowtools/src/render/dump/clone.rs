@@ -30,7 +30,7 @@ pub fn write(
     writeln!(out, "Superblock\n{}\n", superblock_table(head))?;
     writeln!(out, "Space map\n{}\n", space_map_table(head))?;
     writeln!(out, "Hydrated regions (runs)")?;
-    let width = digits(head.nr_regions);
+    let width = digits(head.nr_regions).max("start".len());
     writeln!(out, "  {:>width$}  {:>width$}", "start", "count")?;
     let mut runs = 0;
     for run in dump.hydrated() {
