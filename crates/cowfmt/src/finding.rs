@@ -338,6 +338,15 @@ impl Location {
         }
     }
 
+    /// A location at byte `offset` of the header in chunk 0.
+    pub fn header_field(offset: u64) -> Self {
+        Location {
+            chunk: Some(0),
+            offset: Some(offset),
+            ..Location::default()
+        }
+    }
+
     /// A location at a run of `count` chunks starting at `start`.
     pub fn run(start: u64, count: u64) -> Self {
         Location {

@@ -1,4 +1,4 @@
-//! The read-ahead walk (`walk_tree_ahead`, the checker's) shows its visitor
+//! The read-ahead walk (`Tree::walk_ahead`, the checker's) shows its visitor
 //! exactly what the inline walk shows, in the same order, on intact and on
 //! damaged trees; a visitor's error stops both threads and is the one
 //! returned.
@@ -6,8 +6,8 @@
 use crate::shared_support;
 
 use cowfmt::shared::dump::SharedSource;
-use cowfmt::shared::walk::{walk_tree, walk_tree_ahead, BlockAt, TreeVisitor, WalkProblem};
-use cowfmt::shared::{Geometry, Leaf, Node};
+use cowfmt::shared::walk::{BlockAt, Tree, TreeVisitor, WalkProblem};
+use cowfmt::shared::{Leaf, Node};
 use cowfmt::{Access, Device, Error};
 use shared_support::Fixture;
 
@@ -59,31 +59,26 @@ impl TreeVisitor for Events {
     }
 }
 
-type Walk = fn(
-    &dyn cowfmt::BlockDev,
-    &Geometry,
-    u64,
-    u32,
-    &mut dyn TreeVisitor,
-) -> cowfmt::Result<cowfmt::bitset::DenseBitmap>;
+/// Which walk of the tree to run.
+#[derive(Clone, Copy)]
+enum Walk {
+    Inline,
+    Ahead,
+}
 
 fn run(fx: &Fixture, walk: Walk, stop_after: Option<usize>) -> (Events, cowfmt::Result<u64>) {
     let device = Device::open(fx.cow_path(), Access::ReadOnly).unwrap();
     let source = SharedSource::open(device).unwrap();
-    let header = source.header();
+    let tree = Tree::of(source.device(), source.geometry(), source.header());
     let mut events = Events {
         stop_after,
         ..Events::default()
     };
-    let result = walk(
-        source.device(),
-        source.geometry(),
-        header.root_tree_chunk,
-        header.tree_level,
-        &mut events,
-    )
-    .map(|visited| visited.count_ones());
-    (events, result)
+    let visited = match walk {
+        Walk::Inline => tree.walk(&mut events),
+        Walk::Ahead => tree.walk_ahead(&mut events),
+    };
+    (events, visited.map(|visited| visited.count_ones()))
 }
 
 fn poke(fx: &Fixture, offset: u64, bytes: &[u8]) {
@@ -92,8 +87,8 @@ fn poke(fx: &Fixture, offset: u64, bytes: &[u8]) {
 }
 
 fn assert_same_walks(fx: &Fixture) {
-    let (inline, inline_result) = run(fx, walk_tree, None);
-    let (ahead, ahead_result) = run(fx, walk_tree_ahead, None);
+    let (inline, inline_result) = run(fx, Walk::Inline, None);
+    let (ahead, ahead_result) = run(fx, Walk::Ahead, None);
     assert!(inline.seen.len() > 10);
     assert_eq!(inline.seen, ahead.seen);
     assert_eq!(inline_result.unwrap(), ahead_result.unwrap());
@@ -107,13 +102,13 @@ fn an_intact_tree_reads_the_same_ahead() {
 #[test]
 fn a_damaged_tree_reads_the_same_ahead() {
     let fx = store();
-    let leaves = run(&fx, walk_tree, None).0.leaves;
+    let leaves = run(&fx, Walk::Inline, None).0.leaves;
     // A zeroed leaf, a leaf with an impossible count, and a leaf whose magic
     // is gone: three problem events among the leaves.
     poke(&fx, leaves[1] * fx.chunk_bytes, &[0u8; 512]);
     poke(&fx, leaves[3] * fx.chunk_bytes + 4, &u32::MAX.to_le_bytes());
     poke(&fx, leaves[5] * fx.chunk_bytes, &[0xff; 2]);
-    let (events, _) = run(&fx, walk_tree, None);
+    let (events, _) = run(&fx, Walk::Inline, None);
     let problems = events.seen.iter().filter(|e| e.starts_with("problem"));
     assert_eq!(problems.count(), 3);
     assert_same_walks(&fx);
@@ -122,9 +117,9 @@ fn a_damaged_tree_reads_the_same_ahead() {
 #[test]
 fn a_visitor_error_stops_the_walk_ahead() {
     let fx = store();
-    let all = run(&fx, walk_tree, None).0.seen;
+    let all = run(&fx, Walk::Inline, None).0.seen;
     for stop in [1, 2, 7, all.len() / 2, all.len()] {
-        let (events, result) = run(&fx, walk_tree_ahead, Some(stop));
+        let (events, result) = run(&fx, Walk::Ahead, Some(stop));
         let seen = events.seen;
         assert_eq!(seen.len(), stop);
         assert_eq!(seen[..], all[..stop]);

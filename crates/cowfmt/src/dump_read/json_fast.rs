@@ -14,15 +14,6 @@ use super::json::read_into;
 use super::record_line::{LineStyle, RecordLine};
 use super::{DumpFields, DumpReadError, DumpRequest, RecordSink};
 
-/// `    {"old_chunk":7,"new_chunk":2}` (then `,` unless it is the last).
-const JSON_RECORD: LineStyle = LineStyle {
-    open: b"    {",
-    key_quote: b"\"",
-    colon: b":",
-    comma: b",",
-    close: b"}",
-};
-
 /// The JSON side of `yaml_fast::read`, with its contract: `Ok(false)` when
 /// the text leaves cowdump's layout.
 pub(super) fn read<S: RecordSink>(
@@ -106,7 +97,7 @@ fn read_records<S: RecordSink>(
             lines.take();
             return Ok((expect_more != Some(true)).then_some(comma));
         }
-        if expect_more == Some(false) || !record.parse(text, &JSON_RECORD) {
+        if expect_more == Some(false) || !record.parse(text, &LineStyle::JSON) {
             return Ok(None);
         }
         if !request.sink.flat_record(&out.fields, &record.flat(text))

@@ -254,6 +254,21 @@ pub(crate) fn with_text<T>(text: &[u8], fast: bool, read: impl FnOnce(DumpSource
     })
 }
 
+/// Reads the whole dump `text` of `syntax` with [`read_whole`] (`fast`: the
+/// fast paths are tried first), as a schema's round-trip test does.
+#[cfg(test)]
+pub(crate) fn read_text<H: DeserializeOwned, R: DeserializeOwned>(
+    text: &[u8],
+    syntax: DumpSyntax,
+    fast: bool,
+    flat: fn(&FlatRecord<'_>) -> Option<R>,
+) -> ReadBack<H, R> {
+    with_text(text, fast, |source| {
+        read_whole(source, syntax, "exceptions", flat)
+    })
+    .unwrap()
+}
+
 /// The field names of the struct `T` deserializes as (what `#[derive(Deserialize)]`
 /// declares), so that a head struct alone says which fields to keep.
 pub fn struct_fields<T: DeserializeOwned>() -> &'static [&'static str] {

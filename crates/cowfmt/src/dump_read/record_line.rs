@@ -26,6 +26,26 @@ pub(super) struct LineStyle {
     pub close: &'static [u8],
 }
 
+impl LineStyle {
+    /// `    {"old_chunk":7,"new_chunk":2}` (then `,` unless it is the last).
+    pub(super) const JSON: LineStyle = LineStyle {
+        open: b"    {",
+        key_quote: b"\"",
+        colon: b":",
+        comma: b",",
+        close: b"}",
+    };
+
+    /// `- {old_chunk: 7, new_chunk: 2}`, `snapshots: [0, 3]`.
+    pub(super) const YAML: LineStyle = LineStyle {
+        open: b"- {",
+        key_quote: b"",
+        colon: b": ",
+        comma: b", ",
+        close: b"}",
+    };
+}
+
 /// One record line, parsed: up to [`MAX_FIELDS`] fields of a number or one
 /// list of numbers.
 pub(super) struct RecordLine {

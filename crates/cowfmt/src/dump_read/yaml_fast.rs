@@ -14,15 +14,6 @@ use super::record_line::{LineStyle, RecordLine};
 use super::yaml::{read_document, starts_entry, Events, Utf8Chars};
 use super::{DumpFields, DumpReadError, DumpRequest, RecordSink};
 
-/// `- {old_chunk: 7, new_chunk: 2}`, `snapshots: [0, 3]`.
-const YAML_RECORD: LineStyle = LineStyle {
-    open: b"- {",
-    key_quote: b"",
-    colon: b": ",
-    comma: b", ",
-    close: b"}",
-};
-
 /// Reads `input` into `out` if it is in cowdump's layout: `Ok(true)` when
 /// done, `Ok(false)` when the text leaves the layout (the records handed to
 /// the sink so far are to be forgotten). Only a failure to read is an error.
@@ -111,7 +102,7 @@ fn take_record<S: RecordSink>(
     out: &DumpFields,
     record: &mut RecordLine,
 ) -> bool {
-    record.parse(text, &YAML_RECORD)
+    record.parse(text, &LineStyle::YAML)
         && (request.sink.flat_record(&out.fields, &record.flat(text))
             || request
                 .sink

@@ -7,8 +7,6 @@
 //! made of its own copies where it has them and the origin elsewhere, and
 //! snapshots that see the same pieces share a signature.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 
 use crate::error::Error;
@@ -211,7 +209,6 @@ impl<'a> Assembler<'a> {
             by_piece[(e.origin % k) as usize] = Some(e);
         }
         let mut signatures: Vec<Signature> = Vec::new();
-        let mut index: HashMap<Vec<Piece>, usize> = HashMap::new();
         for bit in bits(seen) {
             let pieces: Vec<Piece> = by_piece
                 .iter()
@@ -226,12 +223,9 @@ impl<'a> Assembler<'a> {
                         })
                 })
                 .collect();
-            match index.get(&pieces) {
-                Some(&i) => signatures[i].mask |= bit,
-                None => {
-                    index.insert(pieces.clone(), signatures.len());
-                    signatures.push(Signature { mask: bit, pieces });
-                }
+            match signatures.iter_mut().find(|s| s.pieces == pieces) {
+                Some(same) => same.mask |= bit,
+                None => signatures.push(Signature { mask: bit, pieces }),
             }
         }
         Ok(OutChunk {

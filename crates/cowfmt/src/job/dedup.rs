@@ -1,22 +1,25 @@
 //! Grouping the contents of one output chunk by their bytes: identical contents
 //! are stored once, with the snapshots of all of them in one share mask. A
 //! 64-bit hash picks the candidates and a byte comparison decides, so two
-//! contents are grouped exactly when they are equal.
+//! contents are grouped exactly when they are equal. Hashes are taken only
+//! once a second content arrives: a chunk seen one way costs no hashing.
 
 /// The distinct contents of one output chunk, with the snapshots seeing each.
 #[derive(Debug)]
 pub(crate) struct ChunkGroups {
     chunk_bytes: usize,
+    /// Group i's content at `i * chunk_bytes`, then the slot; it only grows,
+    /// so that a slot is never zeroed again.
     arena: Vec<u8>,
     groups: Vec<Group>,
     added: u64,
 }
 
-/// One distinct content.
+/// One distinct content; its hash once another content was compared with it.
 #[derive(Debug, Clone, Copy)]
 struct Group {
     mask: u64,
-    hash: u64,
+    hash: Option<u64>,
 }
 
 impl ChunkGroups {
@@ -32,7 +35,6 @@ impl ChunkGroups {
 
     /// Empties the groups for the next output chunk.
     pub(crate) fn clear(&mut self) {
-        self.arena.clear();
         self.groups.clear();
         self.added = 0;
     }
@@ -40,21 +42,44 @@ impl ChunkGroups {
     /// Adds `content` seen by the snapshots in `mask`.
     pub(crate) fn add(&mut self, mask: u64, content: &[u8]) {
         debug_assert_eq!(content.len(), self.chunk_bytes);
+        self.slot().copy_from_slice(content);
+        self.add_slot(mask);
+    }
+
+    /// Room for the next content, to be filled and then added with
+    /// [`ChunkGroups::add_slot`].
+    pub(crate) fn slot(&mut self) -> &mut [u8] {
+        let start = self.groups.len() * self.chunk_bytes;
+        let end = start + self.chunk_bytes;
+        if self.arena.len() < end {
+            self.arena.resize(end, 0);
+        }
+        &mut self.arena[start..end]
+    }
+
+    /// Adds the content filled into [`ChunkGroups::slot`], seen by the
+    /// snapshots in `mask`.
+    pub(crate) fn add_slot(&mut self, mask: u64) {
         self.added += 1;
-        let hash = content_hash(content);
         let cb = self.chunk_bytes;
-        let arena = &self.arena;
-        let found = self
-            .groups
-            .iter()
-            .enumerate()
-            .position(|(i, g)| g.hash == hash && arena[i * cb..(i + 1) * cb] == *content);
+        let n = self.groups.len();
+        if n == 0 {
+            self.groups.push(Group { mask, hash: None });
+            return;
+        }
+        let (kept, rest) = self.arena.split_at(n * cb);
+        let new = &rest[..cb];
+        let hash = content_hash(new);
+        let found = self.groups.iter_mut().enumerate().position(|(i, g)| {
+            let bytes = &kept[i * cb..(i + 1) * cb];
+            *g.hash.get_or_insert_with(|| content_hash(bytes)) == hash && bytes == new
+        });
         match found {
             Some(i) => self.groups[i].mask |= mask,
-            None => {
-                self.arena.extend_from_slice(content);
-                self.groups.push(Group { mask, hash });
-            }
+            None => self.groups.push(Group {
+                mask,
+                hash: Some(hash),
+            }),
         }
     }
 
@@ -108,6 +133,23 @@ mod tests {
         assert_eq!(got[2], (0b1000, last.to_vec()));
         groups.clear();
         assert_eq!(groups.len(), 0);
+    }
+
+    #[test]
+    fn contents_filled_in_place_are_grouped_like_added_ones() {
+        let mut groups = ChunkGroups::new(8);
+        groups.add(0b001, &[5; 8]);
+        groups.add(0b010, &[6; 8]);
+        groups.clear();
+        groups.slot().copy_from_slice(&[3; 8]);
+        groups.add_slot(0b001);
+        groups.slot().copy_from_slice(&[4; 8]);
+        groups.add_slot(0b010);
+        groups.slot().copy_from_slice(&[3; 8]);
+        groups.add_slot(0b100);
+        assert_eq!(groups.added(), 3);
+        let got: Vec<(u64, Vec<u8>)> = groups.iter().map(|(m, b)| (m, b.to_vec())).collect();
+        assert_eq!(got, vec![(0b101, vec![3; 8]), (0b010, vec![4; 8])]);
     }
 
     #[test]

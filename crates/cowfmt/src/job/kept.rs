@@ -21,7 +21,11 @@ pub(crate) fn run_kept(
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64, JobError> {
     let mut index = 0u64;
-    while let Some(entry) = source.next_entry()? {
+    let mut entry = InEntry {
+        origin: 0,
+        records: Vec::new(),
+    };
+    while source.next_into(&mut entry)? {
         progress(index);
         sink.entry(index, &entry)?;
         index += 1;

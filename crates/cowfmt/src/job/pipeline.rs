@@ -9,7 +9,7 @@ use crate::device::Device;
 use super::assemble::{Assembler, OutChunk, Rechunk};
 use super::dedup::ChunkGroups;
 use super::stream::EntrySource;
-use super::window::{bytes_needed, Window, WINDOW_BYTES};
+use super::window::{bytes_needed, window_bytes, Window};
 
 /// Where the grouped contents of each output chunk go.
 pub(crate) trait Sink {
@@ -50,7 +50,7 @@ pub(crate) fn run(
     let piece_bytes = rechunk.piece_bytes() as usize;
     let mut window = Window::default();
     let mut groups = ChunkGroups::new(out_bytes);
-    let mut scratch = vec![0u8; out_bytes];
+    let aim = window_bytes(rechunk.out_bytes);
     let mut batch: Vec<OutChunk> = Vec::new();
     let mut next = assembler.next_chunk()?;
     while next.is_some() {
@@ -59,7 +59,7 @@ pub(crate) fn run(
         while let Some(chunk) = next.take() {
             bytes += bytes_needed(&chunk, &rechunk);
             batch.push(chunk);
-            if bytes >= WINDOW_BYTES {
+            if bytes >= aim {
                 break;
             }
             next = assembler.next_chunk()?;
@@ -69,17 +69,16 @@ pub(crate) fn run(
             groups.clear();
             for signature in &chunk.signatures {
                 totals.pieces_from_origin += signature.origin_pieces();
-                let content = match signature.pieces.as_slice() {
-                    [one] => window.piece(one, out_bytes),
+                match signature.pieces.as_slice() {
+                    [one] => groups.add(signature.mask, window.piece(one, out_bytes)),
                     pieces => {
-                        for (piece, out) in pieces.iter().zip(scratch.chunks_exact_mut(piece_bytes))
-                        {
+                        let slot = groups.slot();
+                        for (piece, out) in pieces.iter().zip(slot.chunks_exact_mut(piece_bytes)) {
                             out.copy_from_slice(window.piece(piece, piece_bytes));
                         }
-                        &scratch
+                        groups.add_slot(signature.mask);
                     }
-                };
-                groups.add(signature.mask, content);
+                }
             }
             totals.chunks += 1;
             totals.copies += groups.added();

@@ -32,4 +32,16 @@ pub(crate) struct InEntry {
 pub(crate) trait EntrySource {
     /// The next entry, or `None` at the end.
     fn next_entry(&mut self) -> Result<Option<InEntry>, JobError>;
+
+    /// The next entry into `entry`, whose record list a source may reuse;
+    /// `false` at the end.
+    fn next_into(&mut self, entry: &mut InEntry) -> Result<bool, JobError> {
+        match self.next_entry()? {
+            Some(next) => {
+                *entry = next;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
 }

@@ -17,7 +17,9 @@ use crate::bitset::{DenseBitmap, SparseBitmap};
 use crate::device::Device;
 use crate::error::{Error, FormatError, Result};
 use crate::finding::{Finding, FindingCode, FindingSink, Location};
-use crate::kind::{StoreKind, PERSISTENT_MAGIC};
+use crate::kind::{
+    check_header_tail, check_identity, ExpectedHeader, HeaderIdentity, StoreKind, PERSISTENT_MAGIC,
+};
 use crate::progress::{self, Progress};
 
 pub use crate::finding::FINDINGS_PER_CODE;
@@ -173,11 +175,7 @@ fn report_chunk_size_reads_nothing(device: &Device, sectors: u32, sink: &mut Fin
     };
     sink.push(Finding::error(
         FindingCode::ChunkSizeReadsNothing,
-        Location {
-            chunk: Some(0),
-            offset: Some(12),
-            ..Location::default()
-        },
+        Location::header_field(12),
         format!(
             "header (chunk 0): chunk size {sectors} sectors leaves the areas empty, but under {} sectors {}; the chunk size field looks damaged and the kernel would load an empty store (cowrepair --chunk-size {}s)",
             best.chunk_size,
@@ -199,69 +197,25 @@ fn check_header(
     options: &CheckOptions,
     sink: &mut FindingSink,
 ) -> Result<Option<Geometry>> {
-    let at_header = Location {
-        chunk: Some(0),
-        offset: Some(0),
-        ..Location::default()
-    };
-    if header.magic != PERSISTENT_MAGIC {
-        if !options.kind_forced {
-            return Err(Error::format(
-                device.path(),
-                crate::kind::detect(&header.magic.to_le_bytes())
-                    .err()
-                    .unwrap_or(FormatError::WrongMagic {
-                        kind: "persistent",
-                        found: header.magic,
-                        expected: PERSISTENT_MAGIC,
-                    }),
-            ));
-        }
-        let what = if header.magic == 0 {
-            "0 (an unformatted device)".to_string()
-        } else {
-            format!("{:#010x}", header.magic)
-        };
-        sink.push(Finding::error(
-            FindingCode::BadMagic,
-            at_header.clone(),
-            format!(
-                "header (chunk 0): magic is {what}, expected {PERSISTENT_MAGIC:#010x} (\"SnAp\"); the kernel refuses the store"
-            ),
-        ));
-    }
-    if header.version != super::header::DISK_VERSION {
-        sink.push(Finding::error(
-            FindingCode::BadVersion,
-            Location {
-                offset: Some(8),
-                ..at_header.clone()
-            },
-            format!(
-                "header (chunk 0): version is {}, expected 1; the kernel refuses the store",
-                header.version
-            ),
-        ));
-    }
-    match header.valid {
-        0 => sink.push(Finding::warning(
-            FindingCode::Invalidated,
-            Location {
-                offset: Some(4),
-                ..at_header.clone()
-            },
-            "header (chunk 0): the store is marked invalid (valid=0); the kernel loads it as Invalid and fails every I/O to the snapshot".to_string(),
-        )),
-        1 => {}
-        other => sink.push(Finding::warning(
-            FindingCode::ValidFlagUnusual,
-            Location {
-                offset: Some(4),
-                ..at_header.clone()
-            },
-            format!("header (chunk 0): valid is {other}, expected 0 or 1; the kernel treats it as valid"),
-        )),
-    }
+    check_identity(
+        device,
+        &HeaderIdentity {
+            magic: header.magic,
+            valid: header.valid,
+            version: header.version,
+        },
+        &ExpectedHeader {
+            kind: "persistent",
+            magic: PERSISTENT_MAGIC,
+            magic_consequence: " (\"SnAp\"); the kernel refuses the store",
+            version: super::header::DISK_VERSION,
+            refuses: "the kernel refuses",
+            treats: "the kernel treats",
+            invalid_means: "the kernel loads it as Invalid and fails every I/O to the snapshot",
+        },
+        options.kind_forced,
+        sink,
+    )?;
     let chunk_sectors = match validate_chunk_size(u64::from(header.chunk_size)) {
         Ok(()) => header.chunk_size,
         Err(FormatError::BadChunkSize { why, .. }) => {
@@ -274,10 +228,7 @@ fn check_header(
             };
             sink.push(Finding::error(
                 FindingCode::BadChunkSize,
-                Location {
-                    offset: Some(12),
-                    ..at_header.clone()
-                },
+                Location::header_field(12),
                 format!(
                     "header (chunk 0): chunk size {} sectors {why}{then}",
                     header.chunk_size
@@ -295,7 +246,7 @@ fn check_header(
     if !geometry.holds_first_area() {
         sink.push(Finding::error(
             FindingCode::DeviceTooSmall,
-            at_header,
+            Location::header_field(0),
             format!(
                 "the device has {} bytes, too small for the header and area 0 with {}-byte chunks ({} bytes)",
                 device.size_bytes(),
@@ -323,23 +274,13 @@ fn check_header_chunk_tail(
     geometry: &Geometry,
     sink: &mut FindingSink,
 ) -> Result<()> {
-    let mut chunk = vec![0u8; geometry.chunk_bytes()];
-    device.read_chunk(0, &mut chunk)?;
-    if let Some(pos) = chunk[HEADER_BYTES..].iter().position(|&b| b != 0) {
-        let offset = (HEADER_BYTES + pos) as u64;
-        sink.push(Finding::warning(
-            FindingCode::HeaderTrailingGarbage,
-            Location {
-                chunk: Some(0),
-                offset: Some(offset),
-                ..Location::default()
-            },
-            format!(
-                "header (chunk 0): byte {offset} is not zero; the kernel writes the header chunk as 16 bytes then zeros"
-            ),
-        ));
-    }
-    Ok(())
+    check_header_tail(
+        device,
+        geometry.chunk_bytes(),
+        HEADER_BYTES,
+        "the kernel writes the header chunk as 16 bytes then zeros",
+        sink,
+    )
 }
 
 /// A record and where it lies: its area, the area's chunk, its index there.

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::finding::{Finding, Severity};
+use crate::job::JobError;
 
 /// A repair that ran to its end.
 #[derive(Debug)]
@@ -26,6 +27,15 @@ impl<R> Finished<R> {
             report,
             output: None,
             problems: None,
+        }
+    }
+
+    /// A store written to `output`, whose check found `findings`.
+    pub fn written(report: R, output: &Path, findings: &[Finding]) -> Self {
+        Finished {
+            problems: remaining_problems(findings, output),
+            report,
+            output: Some(output.to_path_buf()),
         }
     }
 }
@@ -76,6 +86,15 @@ pub enum RepairError<R> {
     /// An OS-level failure outside a device read or write.
     #[error(transparent)]
     Io(#[from] io::Error),
+}
+
+impl<R> From<JobError> for RepairError<R> {
+    fn from(error: JobError) -> Self {
+        match error {
+            JobError::Damage(message) => RepairError::Damage(message),
+            JobError::Failed(error) => RepairError::Failed(error),
+        }
+    }
 }
 
 impl<R> RepairError<R> {

@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use crate::blockdev::BlockDev;
+use crate::device::Device;
 use crate::error::{Error, FormatError, Result};
 
 use super::geometry::{validate_chunk_size, Geometry};
@@ -206,5 +207,40 @@ mod tests {
             open(&dev, Policy::Tolerant),
             Err(OpenError::Unreadable(_))
         ));
+    }
+}
+
+/// A shared store opened read-only: its device, the header and the geometry
+/// they give. The dump's and the migration's inputs dereference to it.
+#[derive(Debug)]
+pub struct OpenStore {
+    pub(crate) device: Device,
+    pub(crate) header: SharedHeader,
+    pub(crate) geometry: Geometry,
+}
+
+impl OpenStore {
+    /// `device` with the header opened from it.
+    pub fn new(device: Device, opened: OpenedHeader) -> Self {
+        OpenStore {
+            device,
+            header: opened.header,
+            geometry: opened.geometry,
+        }
+    }
+
+    /// The device.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The header as stored.
+    pub fn header(&self) -> &SharedHeader {
+        &self.header
+    }
+
+    /// The geometry the header and the device size give.
+    pub fn geometry(&self) -> &Geometry {
+        &self.geometry
     }
 }

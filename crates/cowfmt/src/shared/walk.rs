@@ -17,6 +17,7 @@ use crate::blockdev::BlockDev;
 use crate::error::{Error, Result};
 
 use super::geometry::Geometry;
+use super::header::SharedHeader;
 use super::leaf::{Leaf, LeafError};
 use super::node::{Node, NodeError};
 
@@ -184,83 +185,113 @@ pub fn walk_tree(
     levels: u32,
     visitor: &mut dyn TreeVisitor,
 ) -> Result<DenseBitmap> {
-    let mut inline = Inline {
-        visitor,
-        buf: vec![0u8; geometry.chunk_bytes as usize],
-    };
-    walk_into(device, geometry, root, levels, &mut inline)
+    Tree {
+        device,
+        geometry,
+        root,
+        levels,
+    }
+    .walk(visitor)
 }
 
-/// How many bytes of leaves [`walk_tree_ahead`] reads ahead of its visitor.
+/// How many bytes of leaves [`Tree::walk_ahead`] reads ahead of its visitor.
 const READ_AHEAD_BYTES: u64 = 1 << 20;
 /// The most leaves it reads ahead, whatever their size.
 const READ_AHEAD_LEAVES: u64 = 64;
 
-/// [`walk_tree`] with the leaves read on a second thread, ahead of `visitor`,
-/// which decodes and looks at them on this one: reading a leaf (a system call
-/// and a copy from the page cache) overlaps looking at the one before. The
-/// leaves travel in a fixed pool of buffers that go back and forth, so memory
-/// stays at [`READ_AHEAD_BYTES`] and nothing is allocated per leaf. The
-/// visitor sees the same blocks in the same order as with [`walk_tree`]; the
-/// first error of either side ends both. Without a second thread it walks
-/// inline. Every node is descended into ([`TreeVisitor::descend`] is not
-/// asked: the reader runs ahead of it); a leaf the visitor declines in
-/// [`TreeVisitor::leaf_reached`] has been read but is not decoded.
-pub fn walk_tree_ahead(
-    device: &dyn BlockDev,
-    geometry: &Geometry,
-    root: u64,
-    levels: u32,
-    visitor: &mut dyn TreeVisitor,
-) -> Result<DenseBitmap> {
-    let buffers = (READ_AHEAD_BYTES / geometry.chunk_bytes).clamp(2, READ_AHEAD_LEAVES) as usize;
-    std::thread::scope(|scope| {
-        let (sender, blocks) = mpsc::sync_channel(buffers);
-        let (give_back, free) = mpsc::sync_channel(buffers);
-        for _ in 0..buffers {
-            give_back
-                .send(vec![0u8; geometry.chunk_bytes as usize])
-                .map_err(|_| Error::Invalid("the tree walk's buffer pool is closed".into()))?;
+/// A tree to walk: the device it is on, the store's geometry, its root and
+/// how many node levels are above its leaves.
+#[derive(Clone, Copy)]
+pub struct Tree<'a> {
+    /// The device holding the store.
+    pub device: &'a dyn BlockDev,
+    /// The store's geometry.
+    pub geometry: &'a Geometry,
+    /// The root's chunk.
+    pub root: u64,
+    /// Node levels above the leaves.
+    pub levels: u32,
+}
+
+impl<'a> Tree<'a> {
+    /// The tree `header` names on `device`.
+    pub fn of(device: &'a dyn BlockDev, geometry: &'a Geometry, header: &SharedHeader) -> Self {
+        Tree {
+            device,
+            geometry,
+            root: header.root_tree_chunk,
+            levels: header.tree_level,
         }
-        let reader = std::thread::Builder::new()
-            .name("tree-walk".to_string())
-            .spawn_scoped(scope, move || {
-                walk_into(
-                    device,
-                    geometry,
-                    root,
-                    levels,
-                    &mut Forward { sender, free },
-                )
-            });
-        let Ok(reader) = reader else {
-            return walk_tree(device, geometry, root, levels, visitor);
+    }
+
+    /// Walks the tree depth first in key order, reading each block on this
+    /// thread. Returns the set of chunks visited as tree blocks.
+    pub fn walk(&self, visitor: &mut dyn TreeVisitor) -> Result<DenseBitmap> {
+        let mut inline = Inline {
+            visitor,
+            buf: vec![0u8; self.geometry.chunk_bytes as usize],
         };
-        let visited = blocks.iter().try_for_each(|event| match event {
-            Event::Node(at, node) => visitor.node(&at, &node),
-            Event::Problem(at, problem) => visitor.problem(&at, &problem),
-            Event::Leaf(at, buf) => {
-                let seen = match visitor.leaf_reached(&at) {
-                    Ok(false) => Ok(()),
-                    Err(e) => Err(e),
-                    Ok(true) => match Leaf::decode(&buf) {
-                        Ok(leaf) => visitor.leaf(&at, &leaf),
-                        Err(e) => visitor.problem(&at, &WalkProblem::BadLeaf(e)),
-                    },
-                };
-                // The reader may have stopped already; the buffer is not needed then.
-                let _ = give_back.send(buf);
-                seen
+        walk_into(self, &mut inline)
+    }
+
+    /// [`Tree::walk`] with the leaves read on a second thread, ahead of
+    /// `visitor`, which decodes and looks at them on this one: reading a leaf
+    /// (a system call and a copy from the page cache) overlaps looking at the
+    /// one before. The leaves travel in a fixed pool of buffers that go back
+    /// and forth, so memory stays at [`READ_AHEAD_BYTES`] and nothing is
+    /// allocated per leaf. The visitor sees the same blocks in the same order
+    /// as with [`Tree::walk`]; the first error of either side ends both.
+    /// Without a second thread it walks inline. Every node is descended into
+    /// ([`TreeVisitor::descend`] is not asked: the reader runs ahead of it); a
+    /// leaf the visitor declines in [`TreeVisitor::leaf_reached`] has been read
+    /// but is not decoded.
+    pub fn walk_ahead(&self, visitor: &mut dyn TreeVisitor) -> Result<DenseBitmap> {
+        let tree = *self;
+        let geometry = self.geometry;
+        let buffers =
+            (READ_AHEAD_BYTES / geometry.chunk_bytes).clamp(2, READ_AHEAD_LEAVES) as usize;
+        std::thread::scope(|scope| {
+            let (sender, blocks) = mpsc::sync_channel(buffers);
+            let (give_back, free) = mpsc::sync_channel(buffers);
+            for _ in 0..buffers {
+                give_back
+                    .send(vec![0u8; geometry.chunk_bytes as usize])
+                    .map_err(|_| Error::Invalid("the tree walk's buffer pool is closed".into()))?;
             }
-        });
-        drop(blocks);
-        drop(give_back);
-        let read = reader
-            .join()
-            .unwrap_or_else(|_| Err(Error::Invalid("the tree walk stopped unexpectedly".into())));
-        // A visitor error stops the reader (its sends fail): report the visitor's.
-        visited.and(read)
-    })
+            let reader = std::thread::Builder::new()
+                .name("tree-walk".to_string())
+                .spawn_scoped(scope, move || {
+                    walk_into(&tree, &mut Forward { sender, free })
+                });
+            let Ok(reader) = reader else {
+                return tree.walk(visitor);
+            };
+            let visited = blocks.iter().try_for_each(|event| match event {
+                Event::Node(at, node) => visitor.node(&at, &node),
+                Event::Problem(at, problem) => visitor.problem(&at, &problem),
+                Event::Leaf(at, buf) => {
+                    let seen = match visitor.leaf_reached(&at) {
+                        Ok(false) => Ok(()),
+                        Err(e) => Err(e),
+                        Ok(true) => match Leaf::decode(&buf) {
+                            Ok(leaf) => visitor.leaf(&at, &leaf),
+                            Err(e) => visitor.problem(&at, &WalkProblem::BadLeaf(e)),
+                        },
+                    };
+                    // The reader may have stopped already; the buffer is not needed then.
+                    let _ = give_back.send(buf);
+                    seen
+                }
+            });
+            drop(blocks);
+            drop(give_back);
+            let read = reader.join().unwrap_or_else(|_| {
+                Err(Error::Invalid("the tree walk stopped unexpectedly".into()))
+            });
+            // A visitor error stops the reader (its sends fail): report the visitor's.
+            visited.and(read)
+        })
+    }
 }
 
 /// Where the walk puts what it reads. A leaf is handed over unread: the sink
@@ -342,17 +373,11 @@ impl BlockSink for Forward {
     }
 }
 
-fn walk_into(
-    device: &dyn BlockDev,
-    geometry: &Geometry,
-    root: u64,
-    levels: u32,
-    sink: &mut dyn BlockSink,
-) -> Result<DenseBitmap> {
-    let mut visited = DenseBitmap::new(geometry.nr_chunks);
-    let mut buf = vec![0u8; geometry.chunk_bytes as usize];
-    let at = root_at(root, levels);
-    visit(device, geometry, at, &mut visited, &mut buf, sink)?;
+fn walk_into(tree: &Tree<'_>, sink: &mut dyn BlockSink) -> Result<DenseBitmap> {
+    let mut visited = DenseBitmap::new(tree.geometry.nr_chunks);
+    let mut buf = vec![0u8; tree.geometry.chunk_bytes as usize];
+    let at = root_at(tree.root, tree.levels);
+    visit(tree.device, tree.geometry, at, &mut visited, &mut buf, sink)?;
     Ok(visited)
 }
 

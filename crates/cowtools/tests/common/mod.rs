@@ -357,3 +357,49 @@ pub fn assert_success_says(output: &Output, says: &[&str]) -> String {
 pub fn cowdump(args: &[&str], path: impl AsRef<std::ffi::OsStr>) -> Output {
     tool("cowdump").args(args).arg(path).output().unwrap()
 }
+
+/// Runs the tool `name` with `args`, which must not panic.
+pub fn run_tool(name: &str, args: &[&str]) -> Output {
+    let output = tool(name).args(args).output().unwrap();
+    assert_no_panic(&output);
+    output
+}
+
+/// The library's check of the persistent (or legacy, by `kind`) store at
+/// `path`.
+pub fn classic_check(path: &Path, kind: StoreKind) -> cowfmt::persistent::check::CheckReport {
+    let device = Device::open(path, Access::ReadOnly).unwrap();
+    let options = cowfmt::persistent::check::CheckOptions {
+        kind,
+        ..Default::default()
+    };
+    cowfmt::persistent::check::check(&device, &options).unwrap()
+}
+
+/// Runs `NAME -i INPUT -o OUTPUT EXTRA --format json`, which must succeed, and
+/// returns the JSON report it printed.
+pub fn json_report(name: &str, input: &Path, output: &Path, extra: &[&str]) -> serde_json::Value {
+    let extra = [extra, &["--format", "json"]].concat();
+    success_json(&run_in_out(name, input, output, &extra))
+}
+
+/// Writes `text` to a new file `name` in `dir` and returns its path.
+pub fn text_file(dir: &TempDir, name: &str, text: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// [`assert_error_says`], and nothing was left at `output_path`; returns
+/// stderr.
+pub fn assert_refused_without_output(
+    output: &Output,
+    code: i32,
+    file: &str,
+    says: &[&str],
+    output_path: &Path,
+) -> String {
+    let text = assert_error_says(output, code, file, says);
+    assert!(!output_path.exists(), "{}", output_path.display());
+    text
+}

@@ -16,6 +16,16 @@ fn dump_output(args: &[&str], path: &std::path::Path) -> std::process::Output {
     output
 }
 
+/// Runs `cowdump --format json -o DIR/dump.json PATH`, which must succeed and
+/// print nothing; returns what it wrote to the file.
+fn json_dump_to_file(dir: &tempfile::TempDir, path: &std::path::Path) -> Vec<u8> {
+    let out = dir.path().join("dump.json");
+    let output = cowdump(&["--format", "json", "-o", s(&out)], path);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(output.stdout.is_empty());
+    std::fs::read(&out).unwrap()
+}
+
 #[test]
 fn json_is_one_document_equal_to_the_library_dump() {
     let dir = tempdir();
@@ -176,17 +186,7 @@ fn table_format_shows_sections_and_aligned_exceptions() {
 fn output_goes_to_a_file_with_o() {
     let dir = tempdir();
     let path = build_store(&dir, "cow.img", 8, 64, 5);
-    let out = dir.path().join("dump.json");
-    let output = tool("cowdump")
-        .args(["--format", "json", "-o"])
-        .arg(&out)
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0));
-    assert!(output.stdout.is_empty());
-    let parsed: PersistentDump =
-        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let parsed: PersistentDump = serde_json::from_slice(&json_dump_to_file(&dir, &path)).unwrap();
     assert_eq!(parsed.exceptions.len(), 5);
 }
 
@@ -681,16 +681,7 @@ fn shared_hex_and_output_file() {
     let output = cowdump(&["--hex", "8192"], &path);
     let text = assert_one_line_error(&output, 2, "shared.img");
     assert!(text.contains("chunk 8192 is past the end of the device (8192 chunks of 512 bytes)"));
-    let out = dir.path().join("dump.json");
-    let output = tool("cowdump")
-        .args(["--format", "json", "-o"])
-        .arg(&out)
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0));
-    assert!(output.stdout.is_empty());
-    let parsed: SharedDump = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let parsed: SharedDump = serde_json::from_slice(&json_dump_to_file(&dir, &path)).unwrap();
     assert_eq!(parsed, SharedDump::of(&shared_source(&path)).unwrap());
 }
 

@@ -10,24 +10,15 @@ use std::process::Output;
 
 use common::*;
 use cowfmt::device::{Access, Device};
-use cowfmt::persistent::check::{check, CheckOptions};
 use cowfmt::StoreKind;
 use tempfile::TempDir;
 
 fn migrate(args: &[&str]) -> Output {
-    let output = tool("cowmigrate").args(args).output().unwrap();
-    assert_no_panic(&output);
-    output
+    run_tool("cowmigrate", args)
 }
 
 fn errors(path: &Path, kind: StoreKind) -> usize {
-    let device = Device::open(path, Access::ReadOnly).unwrap();
-    let options = CheckOptions {
-        kind,
-        ..CheckOptions::default()
-    };
-    let report = check(&device, &options).unwrap();
-    report
+    classic_check(path, kind)
         .findings
         .iter()
         .filter(|f| f.severity == cowfmt::Severity::Error)
@@ -80,19 +71,12 @@ fn json_report_has_both_shapes_and_the_table() {
     let cow = golden_cow(&dir, "a");
     let origin = golden_origin(&dir, "a");
     let out = dir.path().join("out.img");
-    let output = migrate_into(
+    let json = json_report(
+        "cowmigrate",
         &cow,
         &out,
-        &[
-            "--origin",
-            s(&origin),
-            "--chunk-size",
-            "2k",
-            "--format",
-            "json",
-        ],
+        &["--origin", s(&origin), "--chunk-size", "2k"],
     );
-    let json = success_json(&output);
     assert_eq!(json["format_version"], 1);
     assert_eq!(json["mode"], "split");
     assert_eq!(json["factor"], 2);
@@ -113,8 +97,7 @@ fn a_larger_chunk_size_without_the_origin_is_refused() {
     let cow = golden_cow(&dir, "a");
     let out = dir.path().join("out.img");
     let output = migrate_into(&cow, &out, &["--chunk-size", "16k"]);
-    assert_error_says(&output, 2, "--origin", &["8 -> 32 sectors"]);
-    assert!(!out.exists());
+    assert_refused_without_output(&output, 2, "--origin", &["8 -> 32 sectors"], &out);
 }
 
 #[test]
@@ -134,8 +117,7 @@ fn an_output_too_small_suggests_size() {
     let to_legacy = |size: &str| migrate_into(&cow, &out, &["--to", "legacy", "--size", size]);
     // The input's size: one chunk short of the legacy store with room to move.
     let output = to_legacy("17920");
-    assert_error_says(&output, 2, "legacy.img", &["--size", "18432"]);
-    assert!(!out.exists());
+    assert_refused_without_output(&output, 2, "legacy.img", &["--size", "18432"], &out);
 
     let output = to_legacy("18432");
     assert_success_says(&output, &["moved data chunk 33 to 35"]);
@@ -165,8 +147,7 @@ fn a_damaged_input_exits_1_and_points_at_cowrepair() {
     write_area0_record(&cow, 3, 5, 9999);
     let out = dir.path().join("out.img");
     let output = migrate_into(&cow, &out, &["--chunk-size", "2k"]);
-    assert_error_says(&output, 1, "cow.img", &["cowrepair"]);
-    assert!(!out.exists());
+    assert_refused_without_output(&output, 1, "cow.img", &["cowrepair"], &out);
 }
 
 #[test]
@@ -339,21 +320,12 @@ fn json_report_of_an_import() {
     let dir = tempdir();
     let cow = golden_cow(&dir, "a");
     let shared = dir.path().join("shared.img");
-    let output = migrate_into(
+    let json = json_report(
+        "cowmigrate",
         &cow,
         &shared,
-        &[
-            "--to",
-            "shared",
-            "--size",
-            "1M",
-            "--journal-size",
-            "0",
-            "--format",
-            "json",
-        ],
+        &["--to", "shared", "--size", "1M", "--journal-size", "0"],
     );
-    let json = success_json(&output);
     assert_eq!(json["format_version"], 1);
     assert_eq!(json["job"], "import");
     assert_eq!(json["inputs"][0]["snapshot"], 0);

@@ -12,18 +12,11 @@ use cowfmt::persistent::check::{check, CheckOptions};
 use cowfmt::StoreKind;
 
 fn repair(args: &[&str]) -> Output {
-    let output = tool("cowrepair").args(args).output().unwrap();
-    assert_no_panic(&output);
-    output
+    run_tool("cowrepair", args)
 }
 
 fn assert_checks_clean(path: &Path, kind: StoreKind) {
-    let device = Device::open(path, Access::ReadOnly).unwrap();
-    let options = CheckOptions {
-        kind,
-        ..CheckOptions::default()
-    };
-    let report = check(&device, &options).unwrap();
+    let report = classic_check(path, kind);
     assert!(report.is_clean(), "{:#?}", report.findings);
 }
 
@@ -189,8 +182,7 @@ fn nothing_to_salvage_exits_1_and_writes_nothing() {
     let out = dir.path().join("out.img");
     let blank = blank_image(&dir, "blank.img", 1 << 20);
     let output = repair_into(&blank, &out, &[]);
-    assert_error_says(&output, 1, "blank.img", &["nothing to salvage"]);
-    assert!(!out.exists());
+    assert_refused_without_output(&output, 1, "blank.img", &["nothing to salvage"], &out);
 
     let cow = build_store(&dir, "cow.img", 8, 64, 3);
     for index in 0..3 {
@@ -254,8 +246,7 @@ fn dry_run_writes_nothing_and_size_must_fit() {
 
     let out = dir.path().join("small.img");
     let output = repair_into(&cow, &out, &["-s", "16k"]);
-    assert_error_says(&output, 2, "small.img", &["--size"]);
-    assert!(!out.exists());
+    assert_refused_without_output(&output, 2, "small.img", &["--size"], &out);
 
     let output = repair_into(&cow, &out, &["-s", "256k"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
@@ -466,7 +457,8 @@ fn a_shared_store_with_a_wiped_header_is_recognised_and_rebuilt() {
     assert_shared_checks_clean(&out);
 
     let given = dir.path().join("given.img");
-    let output = repair_into(
+    let json = json_report(
+        "cowrepair",
         &cow,
         &given,
         &[
@@ -478,11 +470,8 @@ fn a_shared_store_with_a_wiped_header_is_recognised_and_rebuilt() {
             "512",
             "--journal-chunks",
             "4",
-            "--format",
-            "json",
         ],
     );
-    let json = success_json(&output);
     assert_eq!(json["snapmask"], 0b100011);
     assert_eq!(json["snapmask_source"], "option");
     assert_eq!(json["chunk_size_source"], "option");
@@ -505,8 +494,7 @@ fn a_shared_dry_run_writes_nothing_and_sizes_must_fit() {
 
     let out = dir.path().join("small.img");
     let output = repair_into(&cow, &out, &["-s", "64k"]);
-    assert_error_says(&output, 2, "small.img", &["--size"]);
-    assert!(!out.exists());
+    assert_refused_without_output(&output, 2, "small.img", &["--size"], &out);
 }
 
 #[test]

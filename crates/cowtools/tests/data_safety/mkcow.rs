@@ -437,12 +437,7 @@ fn restore_refuses_a_target_too_small_for_the_areas() {
 #[test]
 fn restore_needs_only_chunk_size_valid_and_exceptions() {
     let dir = tempdir();
-    let dump_path = dir.path().join("hand.yaml");
-    std::fs::write(
-        &dump_path,
-        "chunk_size: 16\nvalid: true\nexceptions:\n- {old_chunk: 7, new_chunk: 2}\n- {old_chunk: 3, new_chunk: 3}\n",
-    )
-    .unwrap();
+    let dump_path = text_file(&dir, "hand.yaml", "chunk_size: 16\nvalid: true\nexceptions:\n- {old_chunk: 7, new_chunk: 2}\n- {old_chunk: 3, new_chunk: 3}\n");
     let target = dir.path().join("cow.img");
     tool("mkcow")
         .args(["-q", "--size", "1M", "--from-dump"])

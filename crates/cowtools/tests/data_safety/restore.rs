@@ -9,8 +9,8 @@ use std::process::Output;
 use cowfmt::StoreKind;
 
 use crate::common::{
-    assert_error_says, assert_one_line_error, assert_success_says, build_store, library_dump,
-    stderr, stdout, tempdir, tool,
+    assert_error_says, assert_one_line_error, assert_refused_without_output, assert_success_says,
+    build_store, library_dump, stderr, stdout, tempdir, text_file, tool,
 };
 
 fn cowdump(store: &Path, format: &str, out: &Path) {
@@ -269,12 +269,7 @@ fn yaml_and_json_errors_name_the_file_the_line_and_the_record() {
 fn records_out_of_order_and_duplicates_are_handled_as_before() {
     let dir = tempdir();
     // Persistent: the records keep the dump's order, whatever it is.
-    let dump = dir.path().join("order.yaml");
-    std::fs::write(
-        &dump,
-        "chunk_size: 8\nvalid: true\nexceptions:\n- {old_chunk: 90, new_chunk: 5}\n- {old_chunk: 3, new_chunk: 2}\n- {old_chunk: 40, new_chunk: 9}\n",
-    )
-    .unwrap();
+    let dump = text_file(&dir, "order.yaml", "chunk_size: 8\nvalid: true\nexceptions:\n- {old_chunk: 90, new_chunk: 5}\n- {old_chunk: 3, new_chunk: 2}\n- {old_chunk: 40, new_chunk: 9}\n");
     let target = dir.path().join("order.img");
     let output = restore(&dump, &target, &["-q", "--size", "4M"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
@@ -285,16 +280,10 @@ fn records_out_of_order_and_duplicates_are_handled_as_before() {
         .collect();
     assert_eq!(pairs, [(90, 5), (3, 2), (40, 9)]);
     // Duplicates: the first named, the others counted, nothing written.
-    let dump = dir.path().join("twice.json");
-    std::fs::write(
-        &dump,
-        "{\"chunk_size\":8,\"valid\":true,\"exceptions\":[{\"old_chunk\":1,\"new_chunk\":2},{\"old_chunk\":1,\"new_chunk\":3},{\"old_chunk\":4,\"new_chunk\":2},{\"old_chunk\":1,\"new_chunk\":6}]}",
-    )
-    .unwrap();
+    let dump = text_file(&dir, "twice.json", "{\"chunk_size\":8,\"valid\":true,\"exceptions\":[{\"old_chunk\":1,\"new_chunk\":2},{\"old_chunk\":1,\"new_chunk\":3},{\"old_chunk\":4,\"new_chunk\":2},{\"old_chunk\":1,\"new_chunk\":6}]}");
     let target = dir.path().join("twice.img");
     let output = restore(&dump, &target, &["--size", "4M"]);
-    assert_error_says(&output, 2, "twice.json", &["exception 1 (old_chunk 1, new_chunk 3): old_chunk is already mapped by an earlier exception (2 more exceptions are unusable)"]);
-    assert!(!target.exists());
+    assert_refused_without_output(&output, 2, "twice.json", &["exception 1 (old_chunk 1, new_chunk 3): old_chunk is already mapped by an earlier exception (2 more exceptions are unusable)"], &target);
     // Shared: origin chunks must ascend; a COW chunk is used once.
     for (name, records, expected) in [
         ("down.json", "{\"origin_chunk\":7,\"cow_chunk\":40,\"snapshots\":[0]},{\"origin_chunk\":3,\"cow_chunk\":41,\"snapshots\":[0]}", "exception 1 (origin_chunk 3, cow_chunk 41): origin chunks must ascend, but it follows origin chunk 7"),
@@ -315,12 +304,7 @@ fn records_out_of_order_and_duplicates_are_handled_as_before() {
 #[test]
 fn a_dump_whose_kind_comes_after_its_records_is_read_again() {
     let dir = tempdir();
-    let dump = dir.path().join("late-kind.yaml");
-    std::fs::write(
-        &dump,
-        "chunk_size: 1\nvalid: true\nsnapshots: [0, 1]\njournal_chunks: 0\nexceptions:\n- {origin_chunk: 3, cow_chunk: 40, snapshots: [0, 1]}\nkind: shared\n",
-    )
-    .unwrap();
+    let dump = text_file(&dir, "late-kind.yaml", "chunk_size: 1\nvalid: true\nsnapshots: [0, 1]\njournal_chunks: 0\nexceptions:\n- {origin_chunk: 3, cow_chunk: 40, snapshots: [0, 1]}\nkind: shared\n");
     let target = dir.path().join("late.img");
     let output = restore(&dump, &target, &["--size", "64K"]);
     assert_success_says(&output, &["1 records of 1 origin chunks"]);

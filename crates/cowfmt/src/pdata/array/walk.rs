@@ -8,6 +8,7 @@
 
 use crate::error::Result;
 use crate::pdata::block::BLOCK_BYTES;
+use crate::pdata::btree::walk::read_sorted;
 use crate::pdata::btree::{self, Mode, Node, NodeAt, Revisit, TreeSpec, WalkDefect};
 use crate::pdata::io::BlockSource;
 
@@ -296,7 +297,7 @@ impl Reader<'_> {
         }
         locations.sort_unstable();
         locations.dedup();
-        self.read_sorted(&locations)?;
+        read_sorted(self.source, &locations, &mut self.buf, "array blocks")?;
         for &(index, location) in window {
             let Ok(slot) = locations.binary_search(&location) else {
                 let defect = ArrayDefect::PastEnd {
@@ -331,26 +332,6 @@ impl Reader<'_> {
             if self.defect(defect) {
                 return Ok(());
             }
-        }
-        Ok(())
-    }
-
-    fn read_sorted(&mut self, locations: &[u64]) -> Result<()> {
-        self.buf.resize(locations.len() * BLOCK_BYTES, 0);
-        let mut i = 0;
-        while i < locations.len() {
-            let first = locations[i];
-            let mut end = i + 1;
-            while end < locations.len() && locations[end] == first + (end - i) as u64 {
-                end += 1;
-            }
-            let last = locations[end - 1];
-            self.source.read_blocks(
-                first,
-                &mut self.buf[i * BLOCK_BYTES..end * BLOCK_BYTES],
-                &|| format!("array blocks {first}..={last}"),
-            )?;
-            i = end;
         }
         Ok(())
     }

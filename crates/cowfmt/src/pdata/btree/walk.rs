@@ -251,7 +251,8 @@ impl Walker<'_> {
         let mut locations: Vec<u64> = wanted.iter().map(|at| at.location).collect();
         locations.sort_unstable();
         locations.dedup();
-        self.read_sorted(&locations)?;
+        let what = format!("{} nodes", self.spec.name);
+        read_sorted(self.source, &locations, &mut self.buf, &what)?;
         for at in wanted {
             let slot = locations.binary_search(&at.location).expect("read");
             let block = &self.buf[slot * BLOCK_BYTES..(slot + 1) * BLOCK_BYTES];
@@ -267,29 +268,6 @@ impl Walker<'_> {
                     }
                 }
             }
-        }
-        Ok(())
-    }
-
-    /// Reads the blocks at `locations` (sorted, distinct) into `buf`, one
-    /// read per run of consecutive locations.
-    fn read_sorted(&mut self, locations: &[u64]) -> Result<()> {
-        self.buf.resize(locations.len() * BLOCK_BYTES, 0);
-        let mut i = 0;
-        while i < locations.len() {
-            let first = locations[i];
-            let mut end = i + 1;
-            while end < locations.len() && locations[end] == first + (end - i) as u64 {
-                end += 1;
-            }
-            let last = locations[end - 1];
-            let name = self.spec.name;
-            self.source.read_blocks(
-                first,
-                &mut self.buf[i * BLOCK_BYTES..end * BLOCK_BYTES],
-                &|| format!("{name} nodes {first}..={last}"),
-            )?;
-            i = end;
         }
         Ok(())
     }
@@ -348,6 +326,31 @@ impl Walker<'_> {
         }
         false
     }
+}
+
+/// Reads the blocks at `locations` (sorted, distinct) into `buf`, one read
+/// per run of consecutive locations; `what` names them in a read error.
+pub(crate) fn read_sorted(
+    source: &dyn BlockSource,
+    locations: &[u64],
+    buf: &mut Vec<u8>,
+    what: &str,
+) -> Result<()> {
+    buf.resize(locations.len() * BLOCK_BYTES, 0);
+    let mut i = 0;
+    while i < locations.len() {
+        let first = locations[i];
+        let mut end = i + 1;
+        while end < locations.len() && locations[end] == first + (end - i) as u64 {
+            end += 1;
+        }
+        let last = locations[end - 1];
+        source.read_blocks(first, &mut buf[i * BLOCK_BYTES..end * BLOCK_BYTES], &|| {
+            format!("{what} {first}..={last}")
+        })?;
+        i = end;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

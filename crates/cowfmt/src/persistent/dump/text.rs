@@ -8,9 +8,9 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::{stream_records, DumpHead, DumpTail, RestoreHead};
+use super::{stream_records, DumpHead, DumpTail};
 use crate::dump_lines::{open_list, write_fields, DumpWriteError, ListWriter, TextSyntax};
-use crate::dump_read::{read_whole, DumpReadError, DumpSource, DumpSyntax, FlatRecord};
+use crate::dump_read::FlatRecord;
 use crate::persistent::runs::Run;
 use crate::persistent::{ExceptionRecord, PersistentStore};
 
@@ -134,18 +134,6 @@ pub fn flat_record(line: &FlatRecord<'_>) -> Option<ExceptionRecord> {
         old_chunk: line.number(0)?,
         new_chunk: line.number(1)?,
     })
-}
-
-/// A whole dump read back: the head fields a restore uses and every record.
-pub type ReadBack = crate::dump_read::ReadBack<RestoreHead, ExceptionRecord>;
-
-/// Reads a whole dump of `syntax` from `source` into memory (the streaming
-/// restore reads the same lines with [`flat_record`]).
-pub fn read_document(
-    source: DumpSource<'_>,
-    syntax: DumpSyntax,
-) -> Result<ReadBack, DumpReadError> {
-    read_whole(source, syntax, "exceptions", flat_record)
 }
 
 #[cfg(test)]

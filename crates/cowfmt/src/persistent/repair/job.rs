@@ -9,26 +9,16 @@ use super::{analyze, RepairOptions, RepairReport, Salvage};
 use crate::device::{Access, Device};
 use crate::kind::StoreKind;
 use crate::persistent::check::{check_with_progress, CheckOptions};
-use crate::persistent::rebuild::JobError;
 use crate::repair::in_place::InPlace;
 use crate::repair::target::open_for_writing;
 use crate::repair::{
-    in_phase, refused, remaining_problems, Finished, Phase, RepairError, RepairEvents,
-    RepairRequest, Verdict,
+    in_phase, refuse_if_nothing_salvaged, refused, write_salvage, Finished, Phase, RepairError,
+    RepairEvents, RepairRequest, Salvaged, Verdict,
 };
 use crate::units::human_bytes;
 
 /// How a persistent repair ended, or why it stopped.
 pub type JobResult = Result<Finished<RepairReport>, RepairError<RepairReport>>;
-
-impl<R> From<JobError> for RepairError<R> {
-    fn from(error: JobError) -> Self {
-        match error {
-            JobError::Damage(message) => RepairError::Damage(message),
-            JobError::Failed(error) => RepairError::Failed(error),
-        }
-    }
-}
 
 impl RepairReport {
     /// Whether records were kept, lost, or none could be salvaged.
@@ -49,7 +39,7 @@ pub fn run(request: &RepairRequest, input: Device, events: &mut dyn RepairEvents
     let Some(output_path) = request.output.as_deref() else {
         return Ok(Finished::dry_run(salvage.report));
     };
-    let salvage = refuse_if_nothing_salvaged(request, salvage)?;
+    let salvage = refuse_if_nothing_salvaged(&request.input, salvage)?;
     let size = request.size.unwrap_or(input.size_bytes());
     if size < salvage.needed_bytes() {
         return Err(refused(format!(
@@ -60,7 +50,9 @@ pub fn run(request: &RepairRequest, input: Device, events: &mut dyn RepairEvents
         )));
     }
     let prepared = open_for_writing(request, output_path, size, request.size.is_some(), events)?;
-    let report = write(salvage, &input, prepared.device, prepared.zeroed, events)?;
+    let report = write_salvage(events, copy_total(&salvage), |progress| {
+        salvage.write(&input, prepared.device, prepared.zeroed, progress)
+    })?;
     prepared.claim.keep();
     finish(report, output_path, events)
 }
@@ -106,36 +98,24 @@ fn scan(
     })?)
 }
 
-fn write(
-    salvage: Salvage,
-    input: &Device,
-    output: Device,
-    zeroed: bool,
-    events: &mut dyn RepairEvents,
-) -> Result<RepairReport, RepairError<RepairReport>> {
-    let total = salvage.kept_records().len() as u64;
-    Ok(in_phase(events, Phase::Copying(total), |progress| {
-        salvage.write(input, output, zeroed, progress)
-    })?)
+/// What the copying phase counts to: the records kept.
+fn copy_total(salvage: &Salvage) -> u64 {
+    salvage.kept_records().len() as u64
 }
 
-fn refuse_if_nothing_salvaged(
-    request: &RepairRequest,
-    salvage: Salvage,
-) -> Result<Salvage, RepairError<RepairReport>> {
-    if !salvage.report().nothing_salvaged() {
-        return Ok(salvage);
+impl Salvaged for Salvage {
+    type Report = RepairReport;
+
+    fn nothing_salvaged(&self) -> Option<(u64, bool)> {
+        let report = self.report();
+        report
+            .nothing_salvaged()
+            .then_some((report.dropped_total, false))
     }
-    let dropped = salvage.report().dropped_total;
-    Err(RepairError::NothingSalvaged {
-        message: format!(
-            "{}: nothing could be salvaged ({} record{} dropped); no output written",
-            request.input.display(),
-            dropped,
-            if dropped == 1 { "" } else { "s" }
-        ),
-        report: Box::new(salvage.report),
-    })
+
+    fn into_report(self) -> RepairReport {
+        self.report
+    }
 }
 
 /// Copies the input to the backup, verifies the copy, then rebuilds the input
@@ -148,7 +128,7 @@ fn in_place(
 ) -> JobResult {
     let job = InPlace::prepare(request, input, events)?;
     let salvage = scan(&job.backup, options, events)?;
-    let salvage = refuse_if_nothing_salvaged(request, salvage)?;
+    let salvage = refuse_if_nothing_salvaged(&request.input, salvage)?;
     if job.target.size_bytes() < salvage.needed_bytes() {
         return Err(refused(format!(
             "{}: the salvaged store needs at least {} bytes, more than the device holds",
@@ -157,7 +137,9 @@ fn in_place(
         )));
     }
     let (output, backup, _claim) = job.mark()?;
-    let mut report = write(salvage, &backup, output, false, events)?;
+    let mut report = write_salvage(events, copy_total(&salvage), |progress| {
+        salvage.write(&backup, output, false, progress)
+    })?;
     report.notes.push(format!(
         "the records and data were read from the verified backup {}",
         request.backup_path().display()
@@ -176,9 +158,5 @@ fn finish(report: RepairReport, output: &Path, events: &mut dyn RepairEvents) ->
     let checked = in_phase(events, Phase::VerifyingStore, |progress| {
         check_with_progress(&device, &options, progress)
     })?;
-    Ok(Finished {
-        problems: remaining_problems(&checked.findings, output),
-        report,
-        output: Some(output.to_path_buf()),
-    })
+    Ok(Finished::written(report, output, &checked.findings))
 }

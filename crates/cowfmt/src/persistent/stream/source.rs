@@ -3,57 +3,105 @@
 //! and for a merge the groups of `factor` origin chunks in the order each
 //! group first appears (the first record of an origin chunk wins).
 
-use std::collections::{HashMap, HashSet};
-
 use crate::job::{EntrySource, InEntry, InRecord, JobError};
 use crate::persistent::store::PlacedRecord;
 
-/// The entries of one store's records, snapshot bit 0, device 0.
+/// The entries of one store's records, snapshot bit 0, device 0, made one
+/// at a time from the records.
 #[derive(Debug)]
-pub(crate) struct RecordSource {
-    entries: std::vec::IntoIter<InEntry>,
+pub(crate) struct RecordSource<'a> {
+    records: &'a [PlacedRecord],
+    order: Order,
+    /// The next record (in record order) or key (grouped) to give.
+    next: usize,
 }
 
-impl RecordSource {
+/// The order entries come in.
+#[derive(Debug)]
+enum Order {
+    /// Record by record.
+    Records,
+    /// Group by group; `keys` holds `(old_chunk, record index)` sorted by
+    /// origin chunk, one per origin chunk, and each group is a run of it.
+    Grouped {
+        keys: Vec<(u64, usize)>,
+        groups: Vec<GroupRun>,
+        at: usize,
+    },
+}
+
+/// A group's keys: `keys[start..end]`.
+#[derive(Debug, Clone, Copy)]
+struct GroupRun {
+    start: usize,
+    end: usize,
+}
+
+impl<'a> RecordSource<'a> {
     /// Every record, in the order given.
-    pub(crate) fn in_record_order(records: &[PlacedRecord]) -> Self {
-        let entries: Vec<InEntry> = records
-            .iter()
-            .map(|placed| entry(placed.record.old_chunk, placed.record.new_chunk))
-            .collect();
+    pub(crate) fn in_record_order(records: &'a [PlacedRecord]) -> Self {
         RecordSource {
-            entries: entries.into_iter(),
+            records,
+            order: Order::Records,
+            next: 0,
         }
     }
 
     /// The records grouped by `old_chunk / factor`, groups in the order each
     /// first appears, ascending inside a group; of several records of one
     /// origin chunk the first is kept.
-    pub(crate) fn grouped(records: &[PlacedRecord], factor: u64) -> Self {
-        let mut groups: Vec<Vec<(u64, u64)>> = Vec::new();
-        let mut group_of: HashMap<u64, usize> = HashMap::new();
-        let mut seen: HashSet<u64> = HashSet::with_capacity(records.len());
-        for placed in records {
-            let old = placed.record.old_chunk;
-            if !seen.insert(old) {
-                continue;
-            }
-            let next = groups.len();
-            let index = *group_of.entry(old / factor).or_insert(next);
-            if index == next {
-                groups.push(Vec::new());
-            }
-            groups[index].push((old, placed.record.new_chunk));
-        }
-        let entries: Vec<InEntry> = groups
-            .into_iter()
-            .flat_map(|mut group| {
-                group.sort_unstable();
-                group.into_iter().map(|(old, new)| entry(old, new))
-            })
+    pub(crate) fn grouped(records: &'a [PlacedRecord], factor: u64) -> Self {
+        let mut keys: Vec<(u64, usize)> = records
+            .iter()
+            .enumerate()
+            .map(|(i, placed)| (placed.record.old_chunk, i))
             .collect();
+        keys.sort_unstable();
+        keys.dedup_by_key(|key| key.0);
+        let mut firsts: Vec<(usize, GroupRun)> = Vec::new();
+        let mut start = 0;
+        while start < keys.len() {
+            let group = keys[start].0 / factor;
+            let mut end = start;
+            let mut first = usize::MAX;
+            while end < keys.len() && keys[end].0 / factor == group {
+                first = first.min(keys[end].1);
+                end += 1;
+            }
+            firsts.push((first, GroupRun { start, end }));
+            start = end;
+        }
+        firsts.sort_unstable_by_key(|(first, _)| *first);
+        let groups: Vec<GroupRun> = firsts.into_iter().map(|(_, run)| run).collect();
         RecordSource {
-            entries: entries.into_iter(),
+            records,
+            next: groups.first().map_or(0, |run| run.start),
+            order: Order::Grouped {
+                keys,
+                groups,
+                at: 0,
+            },
+        }
+    }
+
+    /// The index of the next record to give, or `None` at the end.
+    fn next_index(&mut self) -> Option<usize> {
+        match &mut self.order {
+            Order::Records => {
+                let i = self.next;
+                self.next += 1;
+                (i < self.records.len()).then_some(i)
+            }
+            Order::Grouped { keys, groups, at } => {
+                let run = groups.get(*at)?;
+                let i = keys[self.next].1;
+                self.next += 1;
+                if self.next == run.end {
+                    *at += 1;
+                    self.next = groups.get(*at).map_or(0, |run| run.start);
+                }
+                Some(i)
+            }
         }
     }
 }
@@ -70,9 +118,12 @@ pub(super) fn entry(old_chunk: u64, new_chunk: u64) -> InEntry {
     }
 }
 
-impl EntrySource for RecordSource {
+impl EntrySource for RecordSource<'_> {
     fn next_entry(&mut self) -> Result<Option<InEntry>, JobError> {
-        Ok(self.entries.next())
+        Ok(self.next_index().map(|i| {
+            let record = self.records[i].record;
+            entry(record.old_chunk, record.new_chunk)
+        }))
     }
 }
 
@@ -92,7 +143,7 @@ mod tests {
         }
     }
 
-    fn origins(mut source: RecordSource) -> Vec<(u64, u64)> {
+    fn origins(mut source: RecordSource<'_>) -> Vec<(u64, u64)> {
         let mut out = Vec::new();
         while let Some(e) = source.next_entry().unwrap() {
             out.push((e.origin, e.records[0].chunk));

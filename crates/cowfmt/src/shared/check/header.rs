@@ -5,7 +5,7 @@ use super::CheckOptions;
 use crate::device::Device;
 use crate::error::{Error, FormatError, Result};
 use crate::finding::{Finding, FindingCode, FindingSink, Location};
-use crate::kind::SHARED_MAGIC;
+use crate::kind::{self, ExpectedHeader, HeaderIdentity, SHARED_MAGIC};
 use crate::shared::geometry::{validate_chunk_size, Geometry};
 pub use crate::shared::header::MAX_TREE_LEVEL;
 use crate::shared::header::{SharedHeader, HEADER_BYTES, SHARED_VERSION};
@@ -25,14 +25,6 @@ pub(super) struct Layout {
 /// Reads the 40 header bytes.
 pub(super) fn read(device: &Device) -> Result<SharedHeader> {
     open::read_header(device)
-}
-
-fn field(offset: u64) -> Location {
-    Location {
-        chunk: Some(0),
-        offset: Some(offset),
-        ..Location::default()
-    }
 }
 
 /// Checks the header fields; returns the layout to read the rest with, or
@@ -69,57 +61,25 @@ fn check_identity(
     options: &CheckOptions,
     sink: &mut FindingSink,
 ) -> Result<()> {
-    if header.magic != SHARED_MAGIC {
-        if !options.kind_forced {
-            return Err(Error::format(
-                device.path(),
-                crate::kind::detect(&header.magic.to_le_bytes())
-                    .err()
-                    .unwrap_or(FormatError::WrongMagic {
-                        kind: "shared",
-                        found: header.magic,
-                        expected: SHARED_MAGIC,
-                    }),
-            ));
-        }
-        let what = if header.magic == 0 {
-            "0 (an unformatted device)".to_string()
-        } else {
-            format!("{:#010x}", header.magic)
-        };
-        sink.push(Finding::error(
-            FindingCode::BadMagic,
-            field(0),
-            format!("header (chunk 0): magic is {what}, expected {SHARED_MAGIC:#010x}; no reader accepts the store"),
-        ));
-    }
-    if header.version != SHARED_VERSION {
-        sink.push(Finding::error(
-            FindingCode::BadVersion,
-            field(8),
-            format!(
-                "header (chunk 0): version is {}, expected {SHARED_VERSION}; readers refuse the store",
-                header.version
-            ),
-        ));
-    }
-    match header.valid {
-        0 => sink.push(Finding::warning(
-            FindingCode::Invalidated,
-            field(4),
-            "header (chunk 0): the store is marked invalid (valid=0); its snapshots cannot be used"
-                .to_string(),
-        )),
-        1 => {}
-        other => sink.push(Finding::warning(
-            FindingCode::ValidFlagUnusual,
-            field(4),
-            format!(
-                "header (chunk 0): valid is {other}, expected 0 or 1; readers treat it as valid"
-            ),
-        )),
-    }
-    Ok(())
+    kind::check_identity(
+        device,
+        &HeaderIdentity {
+            magic: header.magic,
+            valid: header.valid,
+            version: header.version,
+        },
+        &ExpectedHeader {
+            kind: "shared",
+            magic: SHARED_MAGIC,
+            magic_consequence: "; no reader accepts the store",
+            version: SHARED_VERSION,
+            refuses: "readers refuse",
+            treats: "readers treat",
+            invalid_means: "its snapshots cannot be used",
+        },
+        options.kind_forced,
+        sink,
+    )
 }
 
 /// The chunk size to read with: the header's, else the fallback; `None` when
@@ -141,7 +101,7 @@ fn chunk_size(
     };
     sink.push(Finding::error(
         FindingCode::BadChunkSize,
-        field(12),
+        Location::header_field(12),
         format!(
             "header (chunk 0): chunk size {} sectors {why}{then}",
             header.chunk_size
@@ -176,7 +136,7 @@ fn fits(device: &Device, geometry: &Geometry, sink: &mut FindingSink) -> bool {
     if geometry.nr_chunks - bare < geometry.nr_journal_chunks {
         sink.push(Finding::error(
             FindingCode::JournalTooLarge,
-            field(36),
+            Location::header_field(36),
             format!(
                 "header (chunk 0): nr_journal_chunks {} does not fit: the header, {} bitmap chunk(s), the journal, a leaf and a root need {} chunks, the device has {}; nothing past the journal can be located",
                 geometry.nr_journal_chunks,
@@ -226,7 +186,7 @@ fn check_level(header: &SharedHeader, sink: &mut FindingSink) -> bool {
         FindingCode::BadTreeLevel,
         Location {
             level: Some(level),
-            ..field(32)
+            ..Location::header_field(32)
         },
         format!("header (chunk 0): tree_level is {level}: {why}; the tree cannot be read"),
     ));
@@ -239,17 +199,11 @@ pub(super) fn check_tail(
     geometry: &Geometry,
     sink: &mut FindingSink,
 ) -> Result<()> {
-    let mut chunk = vec![0u8; geometry.chunk_bytes as usize];
-    device.read_chunk(0, &mut chunk)?;
-    if let Some(pos) = chunk[HEADER_BYTES..].iter().position(|&b| b != 0) {
-        let offset = (HEADER_BYTES + pos) as u64;
-        sink.push(Finding::warning(
-            FindingCode::HeaderTrailingGarbage,
-            field(offset),
-            format!(
-                "header (chunk 0): byte {offset} is not zero; the header chunk is 40 bytes then zeros"
-            ),
-        ));
-    }
-    Ok(())
+    kind::check_header_tail(
+        device,
+        geometry.chunk_bytes as usize,
+        HEADER_BYTES,
+        "the header chunk is 40 bytes then zeros",
+        sink,
+    )
 }

@@ -19,7 +19,7 @@ use crate::shared::node::{Node, NodeError};
 use crate::shared::rules::{
     node_key, EntryAt, EntryViolation, LeafRules, NodeViolation, RecordViolation,
 };
-use crate::shared::walk::{walk_tree_ahead, BlockAt, TreeVisitor, WalkProblem};
+use crate::shared::walk::{BlockAt, Tree, TreeVisitor, WalkProblem};
 
 /// How many records ahead the words of the referenced set are requested, so
 /// that the random memory accesses of a leaf's records overlap.
@@ -92,13 +92,7 @@ pub(super) fn check_tree(
             data_chunks: 0,
         },
     };
-    walk_tree_ahead(
-        cx.device,
-        &cx.geometry,
-        header.root_tree_chunk,
-        header.tree_level,
-        &mut checker,
-    )?;
+    Tree::of(cx.device, &cx.geometry, header).walk_ahead(&mut checker)?;
     Ok(checker.outcome)
 }
 

@@ -7,19 +7,23 @@ use crate::dump_format::DUMP_FORMAT_VERSION;
 use crate::error::{Error, FormatError, Result};
 use crate::kind::StoreKind;
 use crate::shared::bitmap::ChunkBitmap;
-use crate::shared::geometry::Geometry;
-use crate::shared::header::SharedHeader;
 use crate::shared::mask;
-use crate::shared::open::{self, OpenError, OpenedHeader, Policy};
+use crate::shared::open::{self, OpenError, OpenStore, Policy};
 
 use super::model::{ChunkRange, ShareMask, SharedDumpHead, SharedGeometry};
 
-/// A shared store opened read-only: its device, header and geometry.
+/// A shared store opened read-only for a dump (tolerantly: see
+/// [`SharedSource::open`]); its device, header and geometry are
+/// [`OpenStore`]'s.
 #[derive(Debug)]
-pub struct SharedSource {
-    device: Device,
-    header: SharedHeader,
-    geometry: Geometry,
+pub struct SharedSource(OpenStore);
+
+impl std::ops::Deref for SharedSource {
+    type Target = OpenStore;
+
+    fn deref(&self) -> &OpenStore {
+        &self.0
+    }
 }
 
 impl SharedSource {
@@ -28,41 +32,21 @@ impl SharedSource {
     /// of two from 512 bytes to 1 MiB, or a device too small for the header,
     /// bitmap and journal the header describes.
     pub fn open(device: Device) -> Result<Self> {
-        let OpenedHeader { header, geometry } =
-            open::open(&device, Policy::Tolerant).map_err(|e| match e {
-                OpenError::DoesNotFit(geometry) => Error::format(
-                    device.path(),
-                    FormatError::TooSmall {
-                        what: format!(
-                            "the header describes {}-byte chunks with {} bitmap and {} journal chunks",
-                            geometry.chunk_bytes, geometry.nr_bitmap_chunks, geometry.nr_journal_chunks
-                        ),
-                        device_bytes: device.size_bytes(),
-                        needed_bytes: geometry.data_start() * geometry.chunk_bytes,
-                    },
-                ),
-                other => other.into_error(device.path()),
-            })?;
-        Ok(SharedSource {
-            device,
-            header,
-            geometry,
-        })
-    }
-
-    /// The device.
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-
-    /// The header as stored.
-    pub fn header(&self) -> &SharedHeader {
-        &self.header
-    }
-
-    /// The geometry the header and the device size give.
-    pub fn geometry(&self) -> &Geometry {
-        &self.geometry
+        let opened = open::open(&device, Policy::Tolerant).map_err(|e| match e {
+            OpenError::DoesNotFit(geometry) => Error::format(
+                device.path(),
+                FormatError::TooSmall {
+                    what: format!(
+                        "the header describes {}-byte chunks with {} bitmap and {} journal chunks",
+                        geometry.chunk_bytes, geometry.nr_bitmap_chunks, geometry.nr_journal_chunks
+                    ),
+                    device_bytes: device.size_bytes(),
+                    needed_bytes: geometry.data_start() * geometry.chunk_bytes,
+                },
+            ),
+            other => other.into_error(device.path()),
+        })?;
+        Ok(SharedSource(OpenStore::new(device, opened)))
     }
 
     /// Reads the allocation bitmap.

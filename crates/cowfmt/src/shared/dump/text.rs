@@ -11,11 +11,10 @@ use super::journal::JournalDump;
 use super::records::stream_exceptions;
 use super::tree::stream_tree;
 use super::{
-    ChunkRun, SharedDumpHead, SharedDumpTail, SharedRecord, SharedRestoreHead, SharedSource,
-    TreeBlock, TreeBody,
+    ChunkRun, SharedDumpHead, SharedDumpTail, SharedRecord, SharedSource, TreeBlock, TreeBody,
 };
 use crate::dump_lines::{open_list, write_fields, Batch, DumpWriteError, ListWriter, TextSyntax};
-use crate::dump_read::{read_whole, DumpReadError, DumpSource, DumpSyntax, FlatRecord};
+use crate::dump_read::FlatRecord;
 use crate::shared::bitmap::ChunkBitmap;
 use crate::shared::mask;
 
@@ -354,18 +353,6 @@ pub fn flat_record(line: &FlatRecord<'_>) -> Option<SharedRecord> {
         cow_chunk: line.number(1)?,
         snapshots: super::ShareMask(share),
     })
-}
-
-/// A whole dump read back: the head fields a restore uses and every record.
-pub type ReadBack = crate::dump_read::ReadBack<SharedRestoreHead, SharedRecord>;
-
-/// Reads a whole dump of `syntax` from `source` into memory (the streaming
-/// restore reads the same lines with [`flat_record`]).
-pub fn read_document(
-    source: DumpSource<'_>,
-    syntax: DumpSyntax,
-) -> Result<ReadBack, DumpReadError> {
-    read_whole(source, syntax, "exceptions", flat_record)
 }
 
 #[cfg(test)]

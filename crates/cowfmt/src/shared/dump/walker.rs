@@ -6,7 +6,7 @@ use crate::shared::geometry::Geometry;
 use crate::shared::header::MAX_TREE_LEVEL;
 use crate::shared::leaf::Leaf;
 use crate::shared::node::Node;
-use crate::shared::walk::{root_at, walk_tree_ahead, BlockAt, TreeVisitor, WalkProblem};
+use crate::shared::walk::{root_at, BlockAt, Tree, TreeVisitor, WalkProblem};
 
 use super::model::{placement, BlockProblem, SharedDumpTail};
 use super::source::SharedSource;
@@ -25,7 +25,7 @@ pub(crate) trait DumpVisitor {
 /// [`MAX_TREE_LEVEL`] is reported as a damaged root and nothing is walked.
 ///
 /// The leaves are read on a second thread ahead of `visitor`
-/// ([`walk_tree_ahead`]): reading the tree and writing the dump overlap.
+/// ([`Tree`]): reading the tree and writing the dump overlap.
 pub(crate) fn walk(source: &SharedSource, visitor: &mut impl DumpVisitor) -> Result<()> {
     let header = source.header();
     let geometry = source.geometry();
@@ -38,14 +38,9 @@ pub(crate) fn walk(source: &SharedSource, visitor: &mut impl DumpVisitor) -> Res
         return visitor.damaged(&at, block_problem(&at, text));
     }
     let mut adapter = Adapter { geometry, visitor };
-    walk_tree_ahead(
-        source.device(),
-        geometry,
-        header.root_tree_chunk,
-        header.tree_level,
-        &mut adapter,
-    )
-    .map(drop)
+    Tree::of(source.device(), geometry, header)
+        .walk_ahead(&mut adapter)
+        .map(drop)
 }
 
 struct Adapter<'a, V> {

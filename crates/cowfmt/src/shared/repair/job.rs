@@ -12,8 +12,8 @@ use crate::device::{Access, Device};
 use crate::repair::in_place::InPlace;
 use crate::repair::target::open_for_writing;
 use crate::repair::{
-    in_phase, refused, remaining_problems, Finished, Phase, RepairError, RepairEvents,
-    RepairRequest, Verdict,
+    in_phase, refuse_if_nothing_salvaged, refused, write_salvage, Finished, Phase, RepairError,
+    RepairEvents, RepairRequest, Salvaged, Verdict,
 };
 use crate::shared::check::{check_with_progress, CheckOptions};
 
@@ -53,7 +53,7 @@ pub fn run(
     let Some(output_path) = request.output.as_deref() else {
         return Ok(Finished::dry_run(salvage.report));
     };
-    let salvage = refuse_if_nothing_salvaged(request, salvage)?;
+    let salvage = refuse_if_nothing_salvaged(&request.input, salvage)?;
     let size = request.size.unwrap_or(input.size_bytes());
     if let Some(problem) = salvage.output_problem(size) {
         return Err(refused(format!(
@@ -66,7 +66,9 @@ pub fn run(
         output_zeroed: prepared.zeroed,
         data_in_place: false,
     };
-    let report = write(salvage, &input, prepared.device, how, events)?;
+    let report = write_salvage(events, salvage.kept_data_chunks(), |progress| {
+        salvage.write(&input, prepared.device, how, progress)
+    })?;
     prepared.claim.keep();
     finish(request, report, output_path, events)
 }
@@ -102,42 +104,19 @@ fn scan(
     Ok(salvage)
 }
 
-fn write(
-    salvage: Salvage,
-    input: &Device,
-    output: Device,
-    how: WriteOptions,
-    events: &mut dyn RepairEvents,
-) -> Result<RepairReport, RepairError<RepairReport>> {
-    let total = salvage.kept_data_chunks();
-    Ok(in_phase(events, Phase::Copying(total), |progress| {
-        salvage.write(input, output, how, progress)
-    })?)
-}
+impl Salvaged for Salvage {
+    type Report = RepairReport;
 
-fn refuse_if_nothing_salvaged(
-    request: &RepairRequest,
-    salvage: Salvage,
-) -> Result<Salvage, RepairError<RepairReport>> {
-    let report = salvage.report();
-    if !report.nothing_salvaged() {
-        return Ok(salvage);
+    fn nothing_salvaged(&self) -> Option<(u64, bool)> {
+        let report = self.report();
+        report
+            .nothing_salvaged()
+            .then_some((report.dropped_total, report.records_unknown))
     }
-    let message = format!(
-        "{}: nothing could be salvaged ({} record{} dropped{}); no output written",
-        request.input.display(),
-        report.dropped_total,
-        if report.dropped_total == 1 { "" } else { "s" },
-        if report.records_unknown {
-            ", the rest unreadable"
-        } else {
-            ""
-        }
-    );
-    Err(RepairError::NothingSalvaged {
-        report: Box::new(salvage.report),
-        message,
-    })
+
+    fn into_report(self) -> RepairReport {
+        self.report
+    }
 }
 
 /// Copies the input to the backup, verifies the copy, then rebuilds the input
@@ -153,7 +132,7 @@ fn in_place(
     let (backup, journal) = read_through_journal(job.backup, options)?;
     job.backup = backup;
     let salvage = scan(&job.backup, options, probed, journal, events)?;
-    let salvage = refuse_if_nothing_salvaged(request, salvage)?;
+    let salvage = refuse_if_nothing_salvaged(&request.input, salvage)?;
     if let Some(problem) = salvage.output_problem(job.target.size_bytes()) {
         return Err(refused(format!("{}: {problem}", request.input.display())));
     }
@@ -162,7 +141,9 @@ fn in_place(
         output_zeroed: false,
         data_in_place: true,
     };
-    let mut report = write(salvage, &backup, output, how, events)?;
+    let mut report = write_salvage(events, salvage.kept_data_chunks(), |progress| {
+        salvage.write(&backup, output, how, progress)
+    })?;
     report.notes.push(format!(
         "the records were read from the verified backup {}",
         request.backup_path().display()
@@ -186,9 +167,5 @@ fn finish(
     let checked = in_phase(events, Phase::VerifyingTree, |progress| {
         check_with_progress(&device, &options, progress)
     })?;
-    Ok(Finished {
-        problems: remaining_problems(&checked.findings, output),
-        report,
-        output: Some(output.to_path_buf()),
-    })
+    Ok(Finished::written(report, output, &checked.findings))
 }

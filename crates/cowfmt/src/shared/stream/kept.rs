@@ -38,22 +38,29 @@ impl SpooledGroups {
 
 impl EntrySource for SpooledGroups {
     fn next_entry(&mut self) -> Result<Option<InEntry>, JobError> {
+        let mut entry = InEntry {
+            origin: 0,
+            records: Vec::new(),
+        };
+        Ok(self.next_into(&mut entry)?.then_some(entry))
+    }
+
+    fn next_into(&mut self, entry: &mut InEntry) -> Result<bool, JobError> {
         if !self.started {
             self.started = true;
             self.next = self.read()?;
         }
         let Some([origin, chunk, share]) = self.next else {
-            return Ok(None);
+            return Ok(false);
         };
-        let mut entry = InEntry {
-            origin,
-            records: vec![record(chunk, share)],
-        };
+        entry.origin = origin;
+        entry.records.clear();
+        entry.records.push(record(chunk, share));
         loop {
             self.next = self.read()?;
             match self.next {
                 Some([o, chunk, share]) if o == origin => entry.records.push(record(chunk, share)),
-                _ => return Ok(Some(entry)),
+                _ => return Ok(true),
             }
         }
     }
@@ -127,6 +134,25 @@ mod tests {
             ]
         );
         assert!(source.next_entry().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_reused_entry_holds_only_the_next_origin_chunk() {
+        let mut spool = Spool::new(3).unwrap();
+        for r in [[2, 10, 1], [2, 11, 2], [5, 12, 3]] {
+            spool.push(&r).unwrap();
+        }
+        let mut source = SpooledGroups::new(spool.read().unwrap());
+        let mut entry = InEntry {
+            origin: 0,
+            records: Vec::new(),
+        };
+        assert!(source.next_into(&mut entry).unwrap());
+        assert_eq!((entry.origin, entry.records.len()), (2, 2));
+        assert!(source.next_into(&mut entry).unwrap());
+        assert_eq!(entry.origin, 5);
+        assert_eq!(entry.records, vec![record(12, 3)]);
+        assert!(!source.next_into(&mut entry).unwrap());
     }
 
     #[test]

@@ -10,19 +10,23 @@ use crate::bitset::DenseBitmap;
 use crate::device::Device;
 use crate::error::{Error, FormatError};
 use crate::job::{EntrySource, InEntry, InRecord, JobError};
-use crate::shared::geometry::Geometry;
-use crate::shared::header::SharedHeader;
 use crate::shared::leaf::Leaf;
 use crate::shared::node::Node;
-use crate::shared::open::{self, OpenError, OpenedHeader, Policy};
-use crate::shared::walk::{walk_tree, BlockAt, TreeVisitor, WalkProblem};
+use crate::shared::open::{self, OpenError, OpenStore, Policy};
+use crate::shared::walk::{BlockAt, Tree, TreeVisitor, WalkProblem};
 
-/// An undamaged shared store opened read-only for a migration.
+/// An undamaged shared store opened read-only for a migration (strictly: see
+/// [`SharedInput::open`]); its device, header and geometry are
+/// [`OpenStore`]'s.
 #[derive(Debug)]
-pub struct SharedInput {
-    device: Device,
-    header: SharedHeader,
-    geometry: Geometry,
+pub struct SharedInput(OpenStore);
+
+impl std::ops::Deref for SharedInput {
+    type Target = OpenStore;
+
+    fn deref(&self) -> &OpenStore {
+        &self.0
+    }
 }
 
 /// Counts of one walk over the tree.
@@ -45,8 +49,7 @@ impl SharedInput {
     /// whose tree root lies in the data range.
     pub fn open(device: Device) -> Result<Self, JobError> {
         let path = device.path();
-        let OpenedHeader { header, geometry } =
-            open::open(&device, Policy::Strict).map_err(|e| match e {
+        let opened = open::open(&device, Policy::Strict).map_err(|e| match e {
                 OpenError::Unreadable(e) => JobError::from(e),
                 OpenError::ChunkSize(e) => damage_format(path, e),
                 OpenError::Invalidated => JobError::Damage(format!(
@@ -64,26 +67,7 @@ impl SharedInput {
                     JobError::Damage(format!("{}: header {problem}", path.display()))
                 }
             })?;
-        Ok(SharedInput {
-            device,
-            header,
-            geometry,
-        })
-    }
-
-    /// The device.
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-
-    /// The header.
-    pub fn header(&self) -> &SharedHeader {
-        &self.header
-    }
-
-    /// The layout.
-    pub fn geometry(&self) -> &Geometry {
-        &self.geometry
+        Ok(SharedInput(OpenStore::new(device, opened)))
     }
 
     /// Walks the whole tree, checking it, and returns its counts.
@@ -168,13 +152,7 @@ impl SharedEntries<'_> {
             ranges: HashMap::new(),
             failure: None,
         };
-        let walked = walk_tree(
-            &input.device,
-            &input.geometry,
-            input.header.root_tree_chunk,
-            input.header.tree_level,
-            &mut collector,
-        );
+        let walked = Tree::of(&input.device, &input.geometry, &input.header).walk(&mut collector);
         match (collector.failure, walked) {
             (Some(failure), _) => Err(failure),
             (None, walked) => walked.map(drop).map_err(JobError::from),

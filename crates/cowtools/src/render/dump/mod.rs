@@ -12,7 +12,7 @@ pub mod shared;
 use std::io::Write;
 
 use comfy_table::Table;
-use cowfmt::dump_lines::DumpWriteError;
+use cowfmt::dump_lines::{Batch, DumpWriteError};
 use cowfmt::store::dump::{DumpOptions, Prepared, Tail};
 use cowfmt::units::human_bytes;
 
@@ -76,6 +76,19 @@ pub fn write_error(error: DumpWriteError) -> anyhow::Error {
     }
 }
 
+/// Writes a streamed list as lines through one [`Batch`]: `stream` runs the
+/// kind's stream with the batch; returns the stream's tail and how many
+/// lines it wrote.
+pub(crate) fn batched_lines<T>(
+    out: &mut dyn Write,
+    stream: impl FnOnce(&mut Batch<'_>) -> cowfmt::Result<T>,
+) -> anyhow::Result<(T, u64)> {
+    let mut batch = Batch::new(out);
+    let tail = stream(&mut batch)?;
+    batch.drain()?;
+    Ok((tail, batch.count))
+}
+
 /// The rows a header table of every kind starts with.
 pub(crate) struct HeadRows<'h> {
     /// The store kind.
@@ -86,6 +99,22 @@ pub(crate) struct HeadRows<'h> {
     pub version: u32,
     pub chunk_size: u32,
 }
+
+/// The [`HeadRows`] of a dump head of any kind (its fields have the same names).
+macro_rules! head_rows {
+    ($head:expr) => {
+        $crate::render::dump::HeadRows {
+            kind: $head.kind,
+            magic: &$head.magic,
+            valid_raw: $head.valid_raw,
+            valid: $head.valid,
+            version: $head.version,
+            chunk_size: $head.chunk_size,
+        }
+        .rows()
+    };
+}
+pub(crate) use head_rows;
 
 impl HeadRows<'_> {
     /// kind, magic, valid, version and chunk_size as `field`, `value` rows.

@@ -12,7 +12,8 @@ use cowfmt::persistent::store::AreaSummary;
 use cowfmt::persistent::{ExceptionRecord, PersistentStore};
 
 use super::{
-    count_line, digits, new_table, plural, sectors_text, two_columns, write_problems, HeadRows,
+    batched_lines, count_line, digits, head_rows, new_table, plural, sectors_text, two_columns,
+    write_problems,
 };
 use crate::progress::RecordCounter;
 
@@ -38,14 +39,13 @@ pub fn write(
         ow = widths.old,
         nw = widths.new
     )?;
-    let mut batch = Batch::new(out);
-    let tail = stream_records(store, runs, |record| {
-        table_record(&mut batch, record, &widths);
-        progress.tick(batch.count);
-        batch.end_record()
+    let (tail, count) = batched_lines(out, |batch| {
+        stream_records(store, runs, |record| {
+            table_record(batch, record, &widths);
+            progress.tick(batch.count);
+            batch.end_record()
+        })
     })?;
-    batch.drain()?;
-    let count = batch.count;
     count_line(out, count, "exception")?;
     writeln!(out, "Areas\n{}\n", areas_table(&tail.areas))?;
     writeln!(out, "Usage\n{}", usage_table(&tail))?;
@@ -111,17 +111,7 @@ fn write_runs(out: &mut dyn Write, runs: &[Run], widths: &ColumnWidths) -> io::R
 }
 
 fn header_table(head: &DumpHead) -> Table {
-    two_columns(
-        HeadRows {
-            kind: head.kind,
-            magic: &head.magic,
-            valid_raw: head.valid_raw,
-            valid: head.valid,
-            version: head.version,
-            chunk_size: head.chunk_size,
-        }
-        .rows(),
-    )
+    two_columns(head_rows!(head))
 }
 
 fn geometry_table(head: &DumpHead) -> Table {

@@ -17,7 +17,8 @@ use cowfmt::shared::dump::{
 };
 
 use super::{
-    count_line, digits, new_table, plural, sectors_text, two_columns, write_problems, HeadRows,
+    batched_lines, count_line, digits, head_rows, new_table, plural, sectors_text, two_columns,
+    write_problems,
 };
 use crate::progress::RecordCounter;
 
@@ -46,13 +47,12 @@ pub fn write(
         View::Snapshot(id) => exception_lines(out, source, Some(id), &w, progress)?,
         View::Tree => {
             writeln!(out, "Tree (walk order)")?;
-            let mut batch = Batch::new(out);
-            let tail = stream_tree(source, |block| {
-                tree_lines(&mut batch, block, &w);
-                batch.end_record()
+            let (tail, count) = batched_lines(out, |batch| {
+                stream_tree(source, |block| {
+                    tree_lines(batch, block, &w);
+                    batch.end_record()
+                })
             })?;
-            batch.drain()?;
-            let count = batch.count;
             count_line(out, count, "block")?;
             tail
         }
@@ -67,22 +67,21 @@ pub fn write(
                 "class",
                 cw = w.chunk
             )?;
-            let mut batch = Batch::new(out);
-            let tail = stream_chunk_runs(source, bitmap, |run| {
-                batch.padded(run.start, w.chunk);
-                batch.text(b"  ");
-                batch.padded(run.end, w.chunk);
-                batch.text(b"  ");
-                batch.padded(run.end - run.start, w.chunk);
-                batch.text(b"  ");
-                let class = run.class.as_str().as_bytes();
-                batch.text(class);
-                batch.text(&b"         "[..9 - class.len()]);
-                batch.text(if run.used { b"yes\n" } else { b"no\n" });
-                batch.end_record()
+            let (tail, count) = batched_lines(out, |batch| {
+                stream_chunk_runs(source, bitmap, |run| {
+                    batch.padded(run.start, w.chunk);
+                    batch.text(b"  ");
+                    batch.padded(run.end, w.chunk);
+                    batch.text(b"  ");
+                    batch.padded(run.end - run.start, w.chunk);
+                    batch.text(b"  ");
+                    let class = run.class.as_str().as_bytes();
+                    batch.text(class);
+                    batch.text(&b"         "[..9 - class.len()]);
+                    batch.text(if run.used { b"yes\n" } else { b"no\n" });
+                    batch.end_record()
+                })
             })?;
-            batch.drain()?;
-            let count = batch.count;
             count_line(out, count, "run")?;
             if let Some(classes) = &tail.classes {
                 writeln!(out, "Classes (chunks)\n{}\n", classes_table(classes))?;
@@ -122,21 +121,20 @@ fn exception_lines(
         ow = w.origin,
         cw = w.chunk
     )?;
-    let mut batch = Batch::new(out);
-    let tail = stream_exceptions(source, snapshot, |r| {
-        batch.padded(r.origin_chunk, w.origin);
-        batch.text(b"  ");
-        batch.padded(r.cow_chunk, w.chunk);
-        if snapshot.is_none() {
+    let (tail, count) = batched_lines(out, |batch| {
+        stream_exceptions(source, snapshot, |r| {
+            batch.padded(r.origin_chunk, w.origin);
             batch.text(b"  ");
-            batch.id_ranges(r.snapshots.0);
-        }
-        batch.text(b"\n");
-        progress.tick(batch.count);
-        batch.end_record()
+            batch.padded(r.cow_chunk, w.chunk);
+            if snapshot.is_none() {
+                batch.text(b"  ");
+                batch.id_ranges(r.snapshots.0);
+            }
+            batch.text(b"\n");
+            progress.tick(batch.count);
+            batch.end_record()
+        })
     })?;
-    batch.drain()?;
-    let count = batch.count;
     match snapshot {
         None => count_line(out, count, "exception")?,
         Some(id) => writeln!(
@@ -231,15 +229,7 @@ fn tree_lines(batch: &mut Batch<'_>, block: &TreeBlock, w: &Widths) {
 
 /// The header table of a shared store.
 pub fn header_table(head: &SharedDumpHead) -> Table {
-    let mut rows = HeadRows {
-        kind: head.kind,
-        magic: &head.magic,
-        valid_raw: head.valid_raw,
-        valid: head.valid,
-        version: head.version,
-        chunk_size: head.chunk_size,
-    }
-    .rows();
+    let mut rows = head_rows!(head);
     rows.extend([
         (
             "snapshots",

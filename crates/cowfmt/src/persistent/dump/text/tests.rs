@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::device::{Access, Device};
-use crate::dump_read::with_text;
-use crate::persistent::dump::{dump, head_of, PersistentDump};
+use crate::dump_read::{read_text, DumpSyntax, ReadBack};
+use crate::persistent::dump::{dump, head_of, PersistentDump, RestoreHead};
 use crate::persistent::test_store::committed_store;
 use crate::StoreKind;
 
@@ -15,8 +15,11 @@ fn written(store: &PersistentStore, syntax: TextSyntax, with_runs: bool) -> Vec<
     out
 }
 
-fn read_back(text: &[u8], syntax: DumpSyntax, fast: bool) -> ReadBack {
-    with_text(text, fast, |source| read_document(source, syntax)).unwrap()
+/// What the schema's reader reads back: the head a restore uses and every record.
+type Back = ReadBack<RestoreHead, ExceptionRecord>;
+
+fn read_back(text: &[u8], syntax: DumpSyntax, fast: bool) -> Back {
+    read_text(text, syntax, fast, flat_record)
 }
 
 #[test]

@@ -4,10 +4,10 @@
 
 use super::*;
 use crate::device::{Access, Device};
-use crate::dump_read::with_text;
+use crate::dump_read::{read_text, read_whole, with_text, DumpSyntax, ReadBack};
 use crate::memdev::MemDev;
 use crate::shared::build::StoreBuilder;
-use crate::shared::dump::{BitmapDump, SharedDump, SnapshotDump, TreeDump};
+use crate::shared::dump::{BitmapDump, SharedDump, SharedRestoreHead, SnapshotDump, TreeDump};
 use crate::shared::leaf::Exception;
 
 /// A store of 1-sector chunks with snapshots 0, 1 and 5 whose records fill
@@ -58,8 +58,11 @@ fn written(source: &SharedSource, view: View, syntax: TextSyntax) -> Vec<u8> {
     out
 }
 
-fn read_back(text: &[u8], syntax: DumpSyntax, fast: bool) -> ReadBack {
-    with_text(text, fast, |source| read_document(source, syntax)).unwrap()
+/// What the schema's reader reads back: the head a restore uses and every record.
+type Back = ReadBack<SharedRestoreHead, SharedRecord>;
+
+fn read_back(text: &[u8], syntax: DumpSyntax, fast: bool) -> Back {
+    read_text(text, syntax, fast, flat_record)
 }
 
 #[test]
@@ -145,7 +148,7 @@ fn the_writer_writes_what_serde_writes() {
 fn an_id_out_of_range_is_left_to_serde() {
     let text = b"chunk_size: 8\nvalid: true\nsnapshots: [0]\nexceptions:\n- {origin_chunk: 1, cow_chunk: 9, snapshots: [64]}\n";
     let error = with_text(text, false, |source| {
-        read_document(source, DumpSyntax::Yaml)
+        read_whole::<SharedRestoreHead, _>(source, DumpSyntax::Yaml, "exceptions", flat_record)
     })
     .unwrap_err();
     assert!(
