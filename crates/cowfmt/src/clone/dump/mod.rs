@@ -125,9 +125,11 @@ impl CloneDump {
         let path = device.path().display().to_string();
         let opened = open_tolerant(device, None)?;
         let (Some(superblock), Some(geometry)) = (&opened.superblock, opened.geometry) else {
-            let why = match opened.violations.first() {
-                Some(violation) => violation.describe(),
-                None => "block 0 is all zero: no dm-clone metadata yet (the kernel formats it on activation)".to_string(),
+            let why = if opened.violations.is_empty() {
+                "block 0 is all zero: no dm-clone metadata yet (the kernel formats it on activation)".to_string()
+            } else {
+                let each: Vec<String> = opened.violations.iter().map(|v| v.describe()).collect();
+                each.join("; ")
             };
             return Err(Error::Invalid(format!(
                 "{path}: cannot dump dm-clone metadata: {why}"
