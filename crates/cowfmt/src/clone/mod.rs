@@ -9,13 +9,18 @@
 //!   with finding codes;
 //! - [`dump`]: what `cowdump` shows and `mkcow --from-dump` reads back;
 //! - [`open`]: the superblock opened strictly (what the kernel refuses, in
-//!   its order) or tolerantly (every violation collected).
+//!   its order) or tolerantly (every violation collected);
+//! - [`write`]: the one writer of fresh metadata holding a hydration bitset.
 
 pub mod dump;
 pub mod geometry;
 pub mod open;
 pub mod rules;
 pub mod superblock;
+pub mod write;
+
+#[cfg(test)]
+mod write_tests;
 
 /// The metadata the 6.12 kernel wrote in golden image d
 /// (`testdata/golden/d-clone-partial-hydration/meta.img.xz`), unpacked.
