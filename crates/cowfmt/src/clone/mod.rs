@@ -7,10 +7,12 @@
 //!   the metadata blocks a format needs, each kernel limit as a typed refusal;
 //! - [`rules`]: every invariant of clone metadata as one enum of violations,
 //!   with finding codes;
+//! - [`dump`]: what `cowdump` shows and `mkcow --from-dump` reads back;
 //! - [`open`]: the superblock opened strictly (what the kernel refuses, in
 //!   its order) or tolerantly (every violation collected);
 //! - [`write`]: the one writer of fresh metadata holding a hydration bitset.
 
+pub mod dump;
 pub mod geometry;
 pub mod open;
 pub mod rules;
