@@ -350,8 +350,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             let regions = args
                 .clone_regions
                 .unwrap_or(crate::bench_clone::CLONE_BENCH_REGIONS);
+            let jobs = crate::bench_clone::CloneJobs {
+                check: wanted(BenchPart::Check),
+                dump: wanted(BenchPart::Dump),
+            };
             results.extend(crate::bench_clone::run(
-                tools, &bench_dir, regions, runs, args.keep,
+                tools, &bench_dir, regions, runs, args.keep, jobs,
             )?);
         }
     }

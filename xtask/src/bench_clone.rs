@@ -232,14 +232,24 @@ impl CloneJob {
     }
 }
 
+/// Which tools the clone benchmark runs.
+#[derive(Debug, Clone, Copy)]
+pub struct CloneJobs {
+    /// cowcheck.
+    pub check: bool,
+    /// cowdump --format json to /dev/null.
+    pub dump: bool,
+}
+
 /// Generates the metadata of `regions` regions under `bench_dir`, measures
-/// cowcheck and cowdump on it `runs` times each, and removes it unless `keep`.
+/// the `jobs` on it `runs` times each, and removes it unless `keep`.
 pub fn run(
     tools: &Tools,
     bench_dir: &Path,
     regions: u64,
     runs: u32,
     keep: bool,
+    jobs: CloneJobs,
 ) -> Result<Vec<BenchResult>> {
     let dir = bench_dir.join(format!("clone-{regions}"));
     fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
@@ -267,7 +277,13 @@ pub fn run(
             .with_context(|| format!("{}: cannot read", summary_path.display()))?,
     )?;
     let mut results = Vec::new();
-    for job in [CloneJob::Check, CloneJob::DumpJson] {
+    for (job, wanted) in [
+        (CloneJob::Check, jobs.check),
+        (CloneJob::DumpJson, jobs.dump),
+    ] {
+        if !wanted {
+            continue;
+        }
         results.push(bench_clone_job(
             tools, &dir, &metadata, &summary, job, runs,
         )?);
