@@ -8,11 +8,17 @@
 //! - [`rules`]: every invariant of clone metadata as one enum of violations,
 //!   with finding codes;
 //! - [`open`]: the superblock opened strictly (what the kernel refuses, in
-//!   its order) or tolerantly (every violation collected).
+//!   its order) or tolerantly (every violation collected);
+//! - [`salvage`]: every readable bitset word of damaged metadata and the
+//!   region ranges that are lost;
+//! - [`lost`]: the state of lost regions, decided from the data or as the
+//!   caller chose, with the reason of each run.
 
 pub mod geometry;
+pub mod lost;
 pub mod open;
 pub mod rules;
+pub mod salvage;
 pub mod superblock;
 
 /// The metadata the 6.12 kernel wrote in golden image d

@@ -10,8 +10,8 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use cowfmt::pdata::block::{identify, verify, BlockKind, BLOCK_BYTES};
 use cowfmt::clone::superblock::{CloneSuperblock, METADATA_BLOCK_BYTES};
+use cowfmt::pdata::block::{identify, verify, BlockKind, BLOCK_BYTES};
 use serde_yaml::Value;
 use sha2::{Digest, Sha256};
 
