@@ -187,7 +187,8 @@ mod tests {
         let geometry = Geometry::new(8, 8 * 6).unwrap();
         let source = device(&[1, 1, 0, 2, 2, 5]);
         let dest = device(&[1, 0, 0, 3, 0, 5]);
-        let runs = decide_from_data(&geometry, &[0..6], &source, &dest).unwrap();
+        let runs =
+            decide_from_data(&geometry, std::slice::from_ref(&(0..6)), &source, &dest).unwrap();
         let hydrated = |start, count, reason| DecidedRun {
             start,
             count,
@@ -230,9 +231,14 @@ mod tests {
     #[test]
     fn a_short_destination_is_refused_by_name() {
         let geometry = Geometry::new(8, 8 * 6).unwrap();
-        let refused = decide_from_data(&geometry, &[0..1], &device(&[0; 6]), &device(&[0; 5]))
-            .unwrap_err()
-            .to_string();
+        let refused = decide_from_data(
+            &geometry,
+            std::slice::from_ref(&(0..1)),
+            &device(&[0; 6]),
+            &device(&[0; 5]),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             refused.contains("the destination holds 20480 bytes"),
             "{refused}"

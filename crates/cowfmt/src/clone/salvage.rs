@@ -66,7 +66,7 @@ pub fn salvage<D: BlockDev + BlockSource>(
         return Ok(Salvage {
             geometry,
             bits: DenseBitmap::new(nr_regions),
-            lost: vec![0..nr_regions],
+            lost: std::iter::once(0..nr_regions).collect(),
             problems,
         });
     };
