@@ -12,11 +12,13 @@
 //! - [`salvage`]: every readable bitset word of damaged metadata and the
 //!   region ranges that are lost;
 //! - [`lost`]: the state of lost regions, decided from the data or as the
-//!   caller chose, with the reason of each run.
+//!   caller chose, with the reason of each run;
+//! - [`repair`]: a repair planned: salvage, decisions, the states to write.
 
 pub mod geometry;
 pub mod lost;
 pub mod open;
+pub mod repair;
 pub mod rules;
 pub mod salvage;
 pub mod superblock;
