@@ -13,7 +13,8 @@
 //!   region ranges that are lost;
 //! - [`lost`]: the state of lost regions, decided from the data or as the
 //!   caller chose, with the reason of each run;
-//! - [`repair`]: a repair planned: salvage, decisions, the states to write.
+//! - [`repair`]: a repair planned: salvage, decisions, the states to write;
+//! - [`write`]: the one writer of fresh metadata holding a hydration bitset.
 
 pub mod geometry;
 pub mod lost;
@@ -22,6 +23,10 @@ pub mod repair;
 pub mod rules;
 pub mod salvage;
 pub mod superblock;
+pub mod write;
+
+#[cfg(test)]
+mod write_tests;
 
 /// The metadata the 6.12 kernel wrote in golden image d
 /// (`testdata/golden/d-clone-partial-hydration/meta.img.xz`), unpacked.
