@@ -14,9 +14,13 @@ use crate::device::{Access, Device};
 use crate::error::{Error, Result};
 use crate::pdata::io::BlockSource;
 
+use crate::repair::target::open_for_writing;
+use crate::repair::{refused, Finished, RepairError, RepairEvents, RepairRequest, Verdict};
+
 use super::lost::{apply, decide_by_choice, decide_from_data, DecidedRun, LostRegions, Reason};
 use super::open::TableSizes;
 use super::salvage::{salvage, Salvage};
+use super::write::write_clone;
 
 /// How lost regions are to be decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +120,72 @@ pub fn plan<D: BlockDev + BlockSource>(
         geometry,
         report,
     })
+}
+
+/// How a clone repair ended, or why it stopped.
+pub type JobResult = Result<Finished<CloneRepairReport>, RepairError<CloneRepairReport>>;
+
+impl CloneRepairReport {
+    /// Kept when every region state was read or decided from the data; lost
+    /// when some were set by the caller's choice.
+    pub fn verdict(&self) -> Verdict {
+        Verdict::of(false, self.states_chosen())
+    }
+}
+
+/// The lost-region policy `request` asks for.
+pub fn policy(request: &RepairRequest) -> Result<LostPolicy> {
+    match (&request.source, &request.dest, request.lost_regions) {
+        (Some(source), Some(dest), None) => Ok(LostPolicy::FromData {
+            source: source.clone(),
+            dest: dest.clone(),
+        }),
+        (None, None, Some(choice)) => Ok(LostPolicy::Chosen(choice)),
+        (None, None, None) => Ok(LostPolicy::Unsaid),
+        (Some(_), Some(_), Some(_)) => Err(Error::Invalid(
+            "give either --source and --dest or --lost-regions, not both".to_string(),
+        )),
+        _ => Err(Error::Invalid(
+            "--source and --dest go together: the data decides a lost region by comparing both"
+                .to_string(),
+        )),
+    }
+}
+
+/// Repairs the clone metadata `input` (opened read-only) as `request` asks:
+/// a new output of the input's size (or `request.size`), written through
+/// [`write_clone`] and read back.
+pub fn run(request: &RepairRequest, input: Device, events: &mut dyn RepairEvents) -> JobResult {
+    if request.in_place {
+        return Err(refused(format!(
+            "{}: clone metadata is repaired into a new output (-o NEW); --in-place is not supported for it",
+            request.input.display()
+        )));
+    }
+    let plan = plan(&input, None, &policy(request)?)?;
+    let Some(output) = request.output.as_deref() else {
+        return Ok(Finished::dry_run(plan.report));
+    };
+    let size = request.size.unwrap_or(input.size_bytes());
+    let nr_blocks = plan
+        .geometry
+        .check_metadata_device(size)
+        .map_err(|e| Error::Invalid(format!("{}: {e}", output.display())))?;
+    let prepared = open_for_writing(request, output, size, request.size.is_some(), events)?;
+    let mut device = prepared.device;
+    write_clone(&mut device, &plan.geometry, nr_blocks, &plan.bits)
+        .map_err(|e| Error::Invalid(format!("{}: {e}", output.display())))?;
+    let back = salvage(&device, None)?;
+    prepared.claim.keep();
+    let mut finished = Finished::written(plan.report, output, &[]);
+    let words = plan.geometry.nr_words();
+    if !back.lost.is_empty() || (0..words).any(|w| back.bits.word(w) != plan.bits.word(w)) {
+        finished.problems = Some(format!(
+            "{}: the repaired metadata does not read back the region states written",
+            output.display()
+        ));
+    }
+    Ok(finished)
 }
 
 fn unsaid(input: &dyn BlockDev, lost: &[Range<u64>]) -> String {
