@@ -58,7 +58,7 @@ fn hydrated_runs(path: &Path) -> Vec<(u64, u64)> {
 fn data_device(dir: &TempDir, name: &str, fill: impl Fn(u64) -> u8) -> PathBuf {
     let path = dir.path().join(name);
     let mut file = OpenOptions::new()
-        .create(true)
+        .create_new(true)
         .write(true)
         .open(&path)
         .unwrap();
