@@ -10,12 +10,20 @@
 //! - [`dump`]: what `cowdump` shows and `mkcow --from-dump` reads back;
 //! - [`open`]: the superblock opened strictly (what the kernel refuses, in
 //!   its order) or tolerantly (every violation collected);
+//! - [`salvage`]: every readable bitset word of damaged metadata and the
+//!   region ranges that are lost;
+//! - [`lost`]: the state of lost regions, decided from the data or as the
+//!   caller chose, with the reason of each run;
+//! - [`repair`]: a repair planned: salvage, decisions, the states to write;
 //! - [`write`]: the one writer of fresh metadata holding a hydration bitset.
 
 pub mod dump;
 pub mod geometry;
+pub mod lost;
 pub mod open;
+pub mod repair;
 pub mod rules;
+pub mod salvage;
 pub mod superblock;
 pub mod write;
 
