@@ -6,7 +6,8 @@ complete -c cowdump -l snapshot -d 'Shared store: only the records snapshot ID s
 complete -c cowdump -l hex -d 'Print chunk CHUNK of the device in hex, and nothing else' -r
 complete -c cowdump -l kind -d 'Insist on a store kind (legacy labels a SnAp store as legacy)' -r -f -a "persistent\t'The kernel\'s "SnAp" v1 store (dm-snapshot `P`)'
 legacy\t'The same bytes, held to the pre-2.6.29 limits'
-shared\t'The multi-snapshot shared store'"
+shared\t'The multi-snapshot shared store'
+clone\t'dm-clone metadata (the hydration bitset of a dm-clone target)'"
 complete -c cowdump -l runs -d 'Add the kernel\'s in-memory runs of consecutive chunks (persistent, legacy)'
 complete -c cowdump -l tree -d 'Shared store: every node and leaf of the B-tree in walk order'
 complete -c cowdump -l bitmap -d 'Shared store: every chunk of the device by class, as runs'
