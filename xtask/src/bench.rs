@@ -2,7 +2,8 @@
 //! and `cowdump --format json` on large generated persistent and shared stores
 //! (64 snapshots), against the project's targets, and the shared engine's
 //! origin-write throughput with 1, 8 and 64 snapshots; cowrepair of a sparse
-//! persistent store, whose output must stay sparse. A benchmark, never a
+//! persistent store, whose output must stay sparse; cowcheck and cowdump on
+//! dm-clone metadata at the kernel's region limit (bench_clone.rs). A benchmark, never a
 //! timed test: it reports figures and PASS/FAIL, and writes them to
 //! target/bench/results.json.
 //!
@@ -66,6 +67,10 @@ pub struct BenchArgs {
     /// [default: target/bench/engine].
     #[arg(long, value_name = "DIR")]
     pub engine_dir: Option<PathBuf>,
+    /// Regions of the dm-clone metadata (4 KiB each, half hydrated in runs);
+    /// k/M/G multiply by powers of 1024 [default: 2G, the kernel's limit].
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub clone_regions: Option<u64>,
     /// Only these measurements, comma-separated [default: all].
     #[arg(long, value_enum, value_delimiter = ',', value_name = "PART,...")]
     pub only: Vec<BenchPart>,
@@ -97,7 +102,9 @@ pub enum BenchKind {
     Persistent,
     /// Shared stores (64 snapshots) and the engine only.
     Shared,
-    /// Both.
+    /// dm-clone metadata only (2^31 regions unless --clone-regions).
+    Clone,
+    /// All of them.
     All,
 }
 
@@ -106,6 +113,7 @@ impl BenchKind {
         match self {
             BenchKind::Persistent => vec![GenKind::Persistent],
             BenchKind::Shared => vec![GenKind::Shared],
+            BenchKind::Clone => Vec::new(),
             BenchKind::All => vec![GenKind::Persistent, GenKind::Shared],
         }
     }
@@ -335,7 +343,23 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             }
         }
     }
-    if args.kind != BenchKind::Persistent && wanted(BenchPart::Engine) {
+    if matches!(args.kind, BenchKind::Clone | BenchKind::All)
+        && (wanted(BenchPart::Check) || wanted(BenchPart::Dump))
+    {
+        if let Some(tools) = &tools {
+            let regions = args
+                .clone_regions
+                .unwrap_or(crate::bench_clone::CLONE_BENCH_REGIONS);
+            let jobs = crate::bench_clone::CloneJobs {
+                check: wanted(BenchPart::Check),
+                dump: wanted(BenchPart::Dump),
+            };
+            results.extend(crate::bench_clone::run(
+                tools, &bench_dir, regions, runs, args.keep, jobs,
+            )?);
+        }
+    }
+    if matches!(args.kind, BenchKind::Shared | BenchKind::All) && wanted(BenchPart::Engine) {
         let writes = args
             .engine_writes
             .unwrap_or(if args.quick { 16 << 10 } else { 64 << 10 });
@@ -537,6 +561,7 @@ fn target_text(result: &BenchResult) -> String {
     }
     let rate = match result.unit {
         "chunks" => format!(">= {:.1}k chunks/s", result.target_records_per_second / 1e3),
+        "bytes" => format!(">= {:.0} MB/s", result.target_records_per_second / 1e6),
         _ => format!(">= {:.0}M rec/s", result.target_records_per_second / 1e6),
     };
     match result.memory_budget_bytes {
@@ -564,6 +589,7 @@ fn print_table(results: &[BenchResult]) {
                 format!("{s:.3}"),
                 match result.unit {
                     "chunks" => format!("{:.1}k {}", r / 1e3, result.unit),
+                    "bytes" => format!("{:.0} MB", r / 1e6),
                     unit => format!("{:.2}M {unit}", r / 1e6),
                 },
                 p.map_or("-".into(), |p| format!("{:.1}", mib(p))),

@@ -6,13 +6,15 @@
 //! - `bench`: throughput and peak memory of the tools on large stores, restores included;
 //! - `engine-seq`: the engine's cost per chunk of large sequential origin writes;
 //! - `crash-soak`: the engine's crash replay proof over many seeds and every crash point;
-//! - `vm-test`: classic stores through a shared store and back, checked by a real kernel in qemu;
+//! - `vm-test`: classic stores through a shared store and back, and dm-clone metadata our tools
+//!   write, checked by a real kernel in qemu;
 //! - `runtime`: the live runtime `cowrt` with ublk, in release;
 //! - `vm-runtime`: `cowrt serve` and `cowrt dm` in a real kernel in qemu;
 //! - `bench-nway`: a shared store vs n classic snapshots in that kernel;
 //! - `same-output`: every tool's output on many inputs, base revision vs the current tree.
 
 mod bench;
+mod bench_clone;
 mod bench_nway;
 mod crash_soak;
 mod damage;
@@ -62,8 +64,9 @@ enum Task {
     Dist(dist::DistArgs),
     /// Measure cowcheck, cowdump, cowrepair and mkcow --from-dump on large generated stores.
     Bench(bench::BenchArgs),
-    /// Round-trip kernel-written snapshot stores through a shared store and
-    /// check the exports with a real Linux kernel under qemu.
+    /// Round-trip kernel-written snapshot stores through a shared store, and
+    /// dm-clone metadata through mkcow, cowcheck, cowdump and cowrepair;
+    /// check both with a real Linux kernel under qemu.
     VmTest(vm_test::VmTestArgs),
     /// Let the real kernel (qemu) format and hydrate dm-clone metadata for
     /// several geometries and write them as testdata/kernel-clone/.
@@ -91,6 +94,9 @@ enum Task {
     /// One measurement of the engine bench, in a process of its own (run by `bench`).
     #[command(hide = true)]
     EngineCell(engine_cell::CellArgs),
+    /// Write dm-clone metadata with half the regions hydrated in runs (run by `bench`).
+    #[command(hide = true)]
+    GenClone(bench_clone::GenCloneArgs),
 }
 
 fn main() -> ExitCode {
@@ -100,6 +106,7 @@ fn main() -> ExitCode {
         Task::Demo(args) => demo::run(args),
         Task::Dist(args) => dist::run(args),
         Task::Bench(args) => bench::run(args),
+        Task::GenClone(args) => bench_clone::gen_clone(args),
         Task::VmTest(args) => vm_test::run(args),
         Task::VmCloneFixtures(args) => vm_clone_fixtures::run(args),
         Task::Runtime(args) => runtime::run(args),

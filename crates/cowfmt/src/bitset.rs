@@ -81,6 +81,27 @@ impl DenseBitmap {
         self.words.iter().map(|w| u64::from(w.count_ones())).sum()
     }
 
+    /// Number of set bits in `from..to` (bits past the end count as clear).
+    pub fn count_ones_in(&self, from: u64, to: u64) -> u64 {
+        let to = to.min(self.len);
+        if from >= to {
+            return 0;
+        }
+        let (first, last) = (from / 64, (to - 1) / 64);
+        let head = u64::MAX << (from % 64);
+        let tail = u64::MAX >> (63 - (to - 1) % 64);
+        if first == last {
+            return u64::from((self.word(first) & head & tail).count_ones());
+        }
+        let middle: u64 = self.words[(first + 1) as usize..last as usize]
+            .iter()
+            .map(|w| u64::from(w.count_ones()))
+            .sum();
+        u64::from((self.word(first) & head).count_ones())
+            + middle
+            + u64::from((self.word(last) & tail).count_ones())
+    }
+
     /// The maximal runs `[start, end)` of clear bits inside `from..to`.
     pub fn clear_runs(&self, from: u64, to: u64) -> Vec<(u64, u64)> {
         self.runs(from, to.min(self.len), false)
@@ -218,6 +239,28 @@ fn prefetch_word(word: &u64) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn count_ones_in_counts_the_set_bits_of_a_range_only() {
+        let set = [0u64, 5, 63, 64, 65, 127, 128, 190, 199];
+        let mut bits = DenseBitmap::new(200);
+        for i in set {
+            bits.test_and_set(i);
+        }
+        for (from, to) in [
+            (0, 200),
+            (1, 64),
+            (63, 65),
+            (64, 128),
+            (100, 300),
+            (5, 6),
+            (7, 7),
+            (150, 100),
+        ] {
+            let want = set.iter().filter(|&&i| i >= from && i < to).count() as u64;
+            assert_eq!(bits.count_ones_in(from, to), want, "{from}..{to}");
+        }
+    }
 
     #[test]
     fn dense_basics() {

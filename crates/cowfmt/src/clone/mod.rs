@@ -7,19 +7,29 @@
 //!   the metadata blocks a format needs, each kernel limit as a typed refusal;
 //! - [`rules`]: every invariant of clone metadata as one enum of violations,
 //!   with finding codes;
+//! - [`dump`]: what `cowdump` shows and `mkcow --from-dump` reads back;
 //! - [`open`]: the superblock opened strictly (what the kernel refuses, in
 //!   its order) or tolerantly (every violation collected);
 //! - [`walk`]: the one read-only walk from the superblock through the space
 //!   map and the bitset, block by block, with a visitor;
 //! - [`check`]: every invariant, reference counts recomputed from the walk;
+//! - [`salvage`]: every readable bitset word of damaged metadata and the
+//!   region ranges that are lost;
+//! - [`lost`]: the state of lost regions, decided from the data or as the
+//!   caller chose, with the reason of each run;
+//! - [`repair`]: a repair planned: salvage, decisions, the states to write;
 //! - [`migrate`]: a region-size change of the hydration bitset;
 //! - [`write`]: the one writer of fresh metadata holding a hydration bitset.
 
 pub mod check;
+pub mod dump;
 pub mod geometry;
+pub mod lost;
 pub mod migrate;
 pub mod open;
+pub mod repair;
 pub mod rules;
+pub mod salvage;
 pub mod superblock;
 pub mod walk;
 pub mod write;

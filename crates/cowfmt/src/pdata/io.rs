@@ -56,6 +56,17 @@ impl BlockSource for Device {
     }
 }
 
+impl BlockSource for crate::memdev::MemDev {
+    fn nr_blocks(&self) -> u64 {
+        crate::blockdev::BlockDev::size(self) / BLOCK_BYTES as u64
+    }
+
+    fn read_blocks(&self, first: u64, out: &mut [u8], what: &dyn Fn() -> String) -> Result<()> {
+        let offset = first.saturating_mul(BLOCK_BYTES as u64);
+        crate::blockdev::BlockDev::read_at(self, out, offset, what)
+    }
+}
+
 impl BlockTarget for Device {
     fn write_blocks(&mut self, first: u64, data: &[u8]) -> Result<()> {
         debug_assert_eq!(data.len() % BLOCK_BYTES, 0);

@@ -50,6 +50,12 @@ pub struct RepairRequest {
     pub invalidate_on_loss: bool,
     /// Persistent stores: salvage only the areas the kernel reads.
     pub kernel_areas_only: bool,
+    /// Clone metadata: the clone's source device, to decide lost regions from the data.
+    pub source: Option<PathBuf>,
+    /// Clone metadata: the clone's destination device, compared with `source`.
+    pub dest: Option<PathBuf>,
+    /// Clone metadata: the state every lost region gets, when not decided from the data.
+    pub lost_regions: Option<crate::clone::lost::LostRegions>,
     /// Overwrite an existing output or backup; with `kind`, also repair an
     /// input holding another kind's signature.
     pub force: bool,
@@ -85,6 +91,8 @@ impl RepairRequest {
     pub fn read_paths(&self) -> Vec<&Path> {
         std::iter::once(self.input.as_path())
             .chain(self.origin.as_deref())
+            .chain(self.source.as_deref())
+            .chain(self.dest.as_deref())
             .collect()
     }
 

@@ -1,9 +1,12 @@
 //! Dumping a store of any kind: opened once for the kind its header names,
 //! then written as the kind's JSON or YAML document (`persistent::dump::text`,
-//! `shared::dump::text`); the tools render tables from the same opened store.
+//! `shared::dump::text`, `clone::dump::text`); the tools render tables from
+//! the same opened store.
 
 use std::io::Write;
 
+use crate::clone::dump::text as clone_text;
+use crate::clone::dump::CloneDump;
 use crate::device::Device;
 use crate::dump_lines::{DumpWriteError, TextSyntax};
 use crate::error::Result;
@@ -28,6 +31,13 @@ pub enum Dumped {
     },
     /// A shared store.
     Shared(SharedSource),
+    /// dm-clone metadata, read whole (one bit per region).
+    Clone {
+        /// The metadata device.
+        device: Device,
+        /// What was read of it.
+        dump: Box<CloneDump>,
+    },
 }
 
 /// What a dump holds beyond the store's records.
@@ -58,6 +68,8 @@ pub enum Prepared<'a> {
         /// The bitmap the chunk counts come from.
         bitmap: ChunkBitmap,
     },
+    /// Of dm-clone metadata.
+    Clone(&'a CloneDump),
 }
 
 /// The tail of a dump: known once the records are read.
@@ -67,6 +79,8 @@ pub enum Tail {
     Persistent(DumpTail),
     /// Of a shared store.
     Shared(SharedDumpTail),
+    /// Of dm-clone metadata: the problems found reading it.
+    Clone(Vec<String>),
 }
 
 impl Dumped {
@@ -75,6 +89,10 @@ impl Dumped {
     pub fn open(device: Device, kind: StoreKind) -> Result<Option<Self>> {
         Ok(match kind {
             StoreKind::Shared => Some(Dumped::Shared(SharedSource::open(device)?)),
+            StoreKind::Clone => {
+                let dump = Box::new(CloneDump::read(&device)?);
+                Some(Dumped::Clone { device, dump })
+            }
             kind if kind.is_snap_v1() => Some(Dumped::Persistent {
                 store: PersistentStore::open(device, None)?,
                 kind,
@@ -88,10 +106,12 @@ impl Dumped {
         match self {
             Dumped::Persistent { store, .. } => store.device(),
             Dumped::Shared(source) => source.device(),
+            Dumped::Clone { device, .. } => device,
         }
     }
 
-    /// The chunk size in bytes and the whole chunks on the device.
+    /// The chunk size in bytes and the whole chunks on the device (for
+    /// dm-clone metadata: its 4 KiB blocks).
     pub fn chunks(&self) -> (u64, u64) {
         match self {
             Dumped::Persistent { store, .. } => {
@@ -101,6 +121,10 @@ impl Dumped {
             Dumped::Shared(source) => {
                 let geometry = source.geometry();
                 (geometry.chunk_bytes, geometry.nr_chunks)
+            }
+            Dumped::Clone { device, .. } => {
+                let block = crate::clone::superblock::METADATA_BLOCK_BYTES as u64;
+                (block, device.size_bytes() / block)
             }
         }
     }
@@ -125,6 +149,7 @@ impl Dumped {
                 store,
                 head: persistent_dump::head_of(store, *kind),
             },
+            Dumped::Clone { dump, .. } => Prepared::Clone(dump),
             Dumped::Shared(source) => {
                 let bitmap = source.load_bitmap()?;
                 let snapshot = match options.view {
@@ -175,6 +200,10 @@ impl Prepared<'_> {
                 syntax,
                 tick,
             )?),
+            Prepared::Clone(dump) => {
+                clone_text::write_document(out, dump, syntax, tick)?;
+                Tail::Clone(dump.tail.problems.clone())
+            }
         })
     }
 }

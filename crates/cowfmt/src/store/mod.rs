@@ -48,9 +48,7 @@ use self::probe::FirstBlock;
 pub fn open(path: &Path, wanted: Option<StoreKind>) -> Result<(Device, StoreKind)> {
     let device = Device::open(path, Access::ReadOnly)?;
     let first = FirstBlock::read(&device, &|| "the store magic".to_string())?;
-    let found = first
-        .kind_without_clone_jobs()
-        .map_err(|e| Error::format(path, e))?;
+    let found = first.kind().map_err(|e| Error::format(path, e))?;
     let kind = match (wanted, found) {
         (None, found) => found,
         (Some(StoreKind::Legacy), StoreKind::Persistent) => StoreKind::Legacy,

@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use crate::clone::repair as clone;
 use crate::device::{Access, Device};
 use crate::kind::{StoreKind, PERSISTENT_MAGIC, SHARED_MAGIC};
 use crate::persistent::repair as persistent;
@@ -22,6 +23,8 @@ pub enum RepairReport {
     Persistent(Box<persistent::RepairReport>),
     /// A shared store's.
     Shared(Box<shared::RepairReport>),
+    /// Clone metadata's.
+    Clone(Box<clone::CloneRepairReport>),
 }
 
 impl RepairReport {
@@ -30,6 +33,7 @@ impl RepairReport {
         match self {
             RepairReport::Persistent(report) => report.verdict(),
             RepairReport::Shared(report) => report.verdict(),
+            RepairReport::Clone(report) => report.verdict(),
         }
     }
 }
@@ -41,9 +45,15 @@ pub type RepairResult = Result<Finished<RepairReport>, RepairError<RepairReport>
 pub fn repair(request: &RepairRequest, events: &mut dyn RepairEvents) -> RepairResult {
     request.validate()?;
     let input = kind_source(request, Device::open(&request.input, Access::ReadOnly)?)?;
-    let magic = FirstBlock::read(&input, &|| "the store magic".to_string())
-        .ok()
-        .map(|first| first.magic);
+    let first = FirstBlock::read(&input, &|| "the store magic".to_string()).ok();
+    let magic = first.as_ref().map(|first| first.magic);
+    let is_clone = first.and_then(|first| first.kind().ok()) == Some(StoreKind::Clone);
+    if request.kind == Some(StoreKind::Clone) || (request.kind.is_none() && is_clone) {
+        let clone = |r| RepairReport::Clone(Box::new(r));
+        return clone::run(request, input, events)
+            .map(|done| finished(done, clone))
+            .map_err(|e| e.map_report(clone));
+    }
     refuse_foreign_input(request, &input, magic, events)?;
     if let Some(probed) = shared_kind(request, &input, magic)? {
         let shared = |r| RepairReport::Shared(Box::new(r));

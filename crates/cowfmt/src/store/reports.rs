@@ -56,8 +56,12 @@ pub mod cross {
     pub use crate::cross::migrate::{SharedJob, SharedMigrateReport, SharedShape, Side};
 }
 
-/// dm-clone metadata: the geometry and what the writer committed.
+/// dm-clone metadata: the geometry, what the writer committed, and its dump
+/// (head, hydrated runs, lost regions).
 pub mod clone {
+    pub use crate::clone::dump::{
+        CloneDump, CloneDumpHead, CloneDumpTail, RegionRun, SpaceMapSummary, SuperblockSummary,
+    };
     pub use crate::clone::geometry::Geometry;
     pub use crate::clone::write::CloneWritten;
 }

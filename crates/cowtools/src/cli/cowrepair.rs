@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser, ValueEnum};
+use cowfmt::clone::lost::LostRegions;
 use cowfmt::repair::RepairRequest;
 use cowfmt::store::reports::shared::mask;
 use cowfmt::StoreKind;
@@ -30,6 +31,10 @@ EXAMPLES:
     cowrepair -i cow.img -o fixed.img --invalidate-on-loss
   A shared store whose header was wiped, with snapshots 0-3 and 5:
     cowrepair -i shared.img -o fixed.img --kind shared --snapshots 0-3,5
+  dm-clone metadata whose lost regions are decided from the data:
+    cowrepair -i clone-meta.img -o fixed.img --source /dev/vg/origin --dest /dev/vg/clone
+  dm-clone metadata whose lost regions are copied again from the source:
+    cowrepair -i clone-meta.img -o fixed.img --lost-regions unhydrated
 
 Persistent stores: every area location on the device is scanned, so records
 after a zeroed or overwritten area, or after a premature terminator, are
@@ -55,6 +60,17 @@ pub enum RepairKind {
     Legacy,
     /// The multi-snapshot shared store.
     Shared,
+    /// dm-clone metadata.
+    Clone,
+}
+
+/// The state `--lost-regions` gives every region of clone metadata whose state is lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LostRegionsArg {
+    /// Hydrated: the kernel reads them from the destination.
+    Hydrated,
+    /// Not hydrated: the kernel copies them again from the source.
+    Unhydrated,
 }
 
 /// Report formats.
@@ -159,6 +175,26 @@ pub struct Cli {
     #[arg(long)]
     pub kernel_areas_only: bool,
 
+    /// Clone metadata: the clone's source device; with --dest, each region whose
+    /// state is lost is decided from the data (destination equal to the source or
+    /// holding other data: hydrated; all zero where the source is not: unhydrated).
+    #[arg(
+        long,
+        value_name = "DEV",
+        requires = "dest",
+        conflicts_with = "lost_regions"
+    )]
+    pub source: Option<PathBuf>,
+
+    /// Clone metadata: the clone's destination device (with --source).
+    #[arg(long, value_name = "DEV", requires = "source")]
+    pub dest: Option<PathBuf>,
+
+    /// Clone metadata: the state every region whose state is lost gets, when
+    /// not decided from the data (required when regions are lost).
+    #[arg(long, value_enum, value_name = "STATE")]
+    pub lost_regions: Option<LostRegionsArg>,
+
     #[command(flatten)]
     pub overwrite: Force,
 
@@ -177,6 +213,7 @@ impl RepairKind {
             RepairKind::Persistent => StoreKind::Persistent,
             RepairKind::Legacy => StoreKind::Legacy,
             RepairKind::Shared => StoreKind::Shared,
+            RepairKind::Clone => StoreKind::Clone,
         }
     }
 }
@@ -202,6 +239,12 @@ impl Cli {
             mark_valid: self.mark_valid,
             invalidate_on_loss: self.invalidate_on_loss,
             kernel_areas_only: self.kernel_areas_only,
+            source: self.source.clone(),
+            dest: self.dest.clone(),
+            lost_regions: self.lost_regions.map(|arg| match arg {
+                LostRegionsArg::Hydrated => LostRegions::Hydrated,
+                LostRegionsArg::Unhydrated => LostRegions::Unhydrated,
+            }),
             force: self.overwrite.force,
         }
     }

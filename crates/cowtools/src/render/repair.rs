@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use comfy_table::{presets::UTF8_FULL, Table};
+use cowfmt::clone::repair::CloneRepairReport;
 use cowfmt::device::{Access, Device};
 use cowfmt::origin_range::OriginRange;
 use cowfmt::repair::{Notice, Phase, RepairEvents, Verdict};
@@ -117,6 +118,7 @@ pub fn render(cli: &Cli, report: &RepairReport, output: Option<&Path>) -> anyhow
                     write_dropped(&mut out, &r.input, &r.dropped, r.dropped_unlisted, as_table)?;
                     write_shared(&mut out, cli, r, output, as_table)?
                 }
+                RepairReport::Clone(r) => write_clone(&mut out, cli, r, output)?,
             }
         }
     }
@@ -617,4 +619,46 @@ fn plural(count: u64) -> &'static str {
     } else {
         "s"
     }
+}
+
+/// A clone repair: each damage met, each run of lost regions with the state
+/// it got and why, then the summary.
+fn write_clone(
+    out: &mut dyn Write,
+    cli: &Cli,
+    report: &CloneRepairReport,
+    output: Option<&Path>,
+) -> io::Result<()> {
+    let input = cli.input.display();
+    for problem in &report.problems {
+        writeln!(out, "{TOOL}: {input}: {problem}")?;
+    }
+    for run in &report.decided {
+        let state = if run.hydrated {
+            "hydrated"
+        } else {
+            "unhydrated"
+        };
+        writeln!(
+            out,
+            "{TOOL}: {input}: regions {}..{} ({} lost): {state}: {}",
+            run.start,
+            run.start + run.count,
+            run.count,
+            run.reason
+        )?;
+    }
+    writeln!(
+        out,
+        "{TOOL}: {input}: clone metadata, {} regions of {} sectors: {} read, {} lost; {} hydrated{}",
+        report.nr_regions,
+        report.region_size,
+        report.salvaged_regions,
+        report.lost_regions,
+        report.hydrated_regions,
+        match output {
+            Some(path) => format!("; written to {}", path.display()),
+            None => "; nothing written (--dry-run)".to_string(),
+        }
+    )
 }

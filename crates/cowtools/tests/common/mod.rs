@@ -403,3 +403,40 @@ pub fn assert_refused_without_output(
     assert!(!output_path.exists(), "{}", output_path.display());
     text
 }
+
+/// The folder of the kernel-made dm-clone fixtures (`testdata/kernel-clone`).
+pub fn kernel_clone_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/kernel-clone")
+}
+
+/// The names of the kernel-made dm-clone fixtures, sorted.
+pub fn kernel_clone_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(kernel_clone_root())
+        .expect("testdata/kernel-clone")
+        .map(|entry| entry.expect("a folder entry").path())
+        .filter(|path| path.is_dir())
+        .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The manifest of kernel-made dm-clone fixture `name`.
+pub fn kernel_clone_manifest(name: &str) -> serde_yaml::Value {
+    let text = std::fs::read_to_string(kernel_clone_root().join(name).join("manifest.yaml"))
+        .expect("a fixture manifest");
+    serde_yaml::from_str(&text).expect("a YAML manifest")
+}
+
+/// Decompresses `image` (`meta-formatted`, `meta-final`) of kernel-made
+/// dm-clone fixture `name` into `dir` as `<name>-<image>.img`.
+pub fn kernel_clone_image(dir: &TempDir, name: &str, image: &str) -> PathBuf {
+    let xz = kernel_clone_root()
+        .join(name)
+        .join(format!("{image}.img.xz"));
+    let mut input = BufReader::new(File::open(&xz).expect("fixture xz image"));
+    let path = dir.path().join(format!("{name}-{image}.img"));
+    let mut output = File::create(&path).expect("image created");
+    lzma_rs::xz_decompress(&mut input, &mut output).expect("valid xz");
+    path
+}

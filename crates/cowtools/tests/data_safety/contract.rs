@@ -22,15 +22,20 @@ const TOOLS: [(&str, &[&str]); 5] = [
 ];
 
 /// What each tool (in the order of [`TOOLS`]) answers to one bad input: its
-/// exit code and a phrase of its message.
+/// exit code and a phrase of its message; `HANDLED` for a tool that reads
+/// the input as a kind of its own (its module tests what it says).
 type Answers = [(i32, &'static str); 5];
+
+/// The answer of a tool that handles the input.
+const HANDLED: (i32, &str) = (0, "");
 
 /// Runs every tool on `input` (a name in `dir`) and checks its answer: the
 /// exit code, one line naming the file (stderr; cowcheck's findings go to
 /// stdout), no panic, no output file, the input unchanged.
 fn assert_every_tool_refuses(dir: &Path, input: &str, answers: Answers) {
     let before = fs::read(dir.join(input)).ok();
-    for ((name, args), (code, phrase)) in TOOLS.into_iter().zip(answers) {
+    let refusing = TOOLS.into_iter().zip(answers);
+    for ((name, args), (code, phrase)) in refusing.filter(|(_, answer)| *answer != HANDLED) {
         let output = tool(name)
             .args(args)
             .arg(input)
@@ -170,7 +175,7 @@ fn another_kind_is_refused_by_every_tool() {
         "d-meta.img",
         [
             (2, "already holds dm-clone metadata"),
-            (2, "not a COW store"),
+            HANDLED,
             (2, "not a COW store"),
             (2, "holds dm-clone metadata"),
             (2, "not a COW store"),

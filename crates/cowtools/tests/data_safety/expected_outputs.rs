@@ -87,6 +87,8 @@ const CLONE_CASES: &[Case] = &[
         "cowmigrate -i meta.img -o out.img --to shared",
     ),
     ("mkcow", "mkcow meta.img"),
+    ("cowdump-json", "cowdump --format json meta.img"),
+    ("cowdump-table", "cowdump --format table meta.img"),
 ];
 
 #[test]

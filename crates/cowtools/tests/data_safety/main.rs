@@ -7,6 +7,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod clone_dump;
+mod clone_repair;
 mod contract;
 mod copies_and_messages;
 mod cowcheck;

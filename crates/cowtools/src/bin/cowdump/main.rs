@@ -99,6 +99,14 @@ fn refuse_other_kinds_options(cli: &Cli, kind: StoreKind) -> anyhow::Result<()> 
         }
     } else if kind == StoreKind::Shared && cli.runs {
         bail!("{target}: --runs is for persistent and legacy stores, and this is a shared store");
+    } else if kind == StoreKind::Clone {
+        let flag = shared_view(cli)
+            .map(|(_, flag)| flag)
+            .or(cli.journal.then_some("--journal"))
+            .or(cli.runs.then_some("--runs"));
+        if let Some(flag) = flag {
+            bail!("{target}: {flag} is not for dm-clone metadata");
+        }
     }
     Ok(())
 }

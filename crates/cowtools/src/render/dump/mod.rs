@@ -1,8 +1,10 @@
 //! cowdump's output for people: the tables and aligned lines of each kind's
 //! dump (`--format table`), the journal view, and the problems a dump found as
 //! lines for stderr. The JSON and YAML documents are the schema's own
-//! (`cowfmt::persistent::dump::text`, `cowfmt::shared::dump::text`).
+//! (`cowfmt::persistent::dump::text`, `cowfmt::shared::dump::text`,
+//! `cowfmt::clone::dump::text`).
 
+pub mod clone;
 pub mod journal;
 pub mod persistent;
 pub mod shared;
@@ -39,7 +41,19 @@ pub fn write_tables(
             options.view,
             progress,
         )?),
+        Prepared::Clone(dump) => Tail::Clone(clone::write(out, dump, picture_width(), progress)?),
     })
+}
+
+/// Cells of a clone dump's picture row: what the terminal on stdout has room
+/// for beside the row's first region, or
+/// [`clone::DEFAULT_PICTURE_WIDTH`] when stdout is not a terminal.
+fn picture_width() -> u64 {
+    console::Term::stdout()
+        .size_checked()
+        .map_or(clone::DEFAULT_PICTURE_WIDTH, |(_, columns)| {
+            u64::from(columns).saturating_sub(16).clamp(16, 256)
+        })
 }
 
 /// The problems of a dump's tail, one line each, for stderr.
@@ -47,6 +61,7 @@ pub fn problem_lines(tail: &Tail) -> Vec<String> {
     match tail {
         Tail::Persistent(tail) => tail.problems.clone(),
         Tail::Shared(tail) => tail.problems.iter().map(shared::problem_text).collect(),
+        Tail::Clone(problems) => problems.clone(),
     }
 }
 

@@ -1,0 +1,171 @@
+//! cowdump on dm-clone metadata: every kernel-made fixture dumps the runs and
+//! status figures its manifest records, in JSON, YAML and tables; refusals.
+
+use std::path::Path;
+
+use crate::common::{
+    assert_error_says, cowdump, kernel_clone_image, kernel_clone_manifest, kernel_clone_names,
+    stdout, tempdir,
+};
+
+/// The manifest's `hydrated` runs as (start, count).
+fn manifest_runs(runs: &serde_yaml::Value) -> Vec<(u64, u64)> {
+    runs.as_sequence()
+        .map(|runs| {
+            runs.iter()
+                .map(|r| (r["start"].as_u64().unwrap(), r["count"].as_u64().unwrap()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The figures of a `dmsetup status` line the metadata decides.
+fn status_figures(line: &str) -> String {
+    line.split_whitespace()
+        .skip(3)
+        .take(4)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn json_dump(path: &Path) -> serde_json::Value {
+    let output = cowdump(&["--format", "json"], path);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        crate::common::stderr(&output)
+    );
+    serde_json::from_slice(&output.stdout).expect("a JSON dump")
+}
+
+#[test]
+fn every_kernel_fixture_dumps_the_runs_and_status_its_manifest_records() {
+    let dir = tempdir();
+    let names = kernel_clone_names();
+    assert_eq!(names.len(), 4, "{names:?}");
+    for name in names {
+        let manifest = kernel_clone_manifest(&name);
+        for (image, status, runs) in [
+            ("meta-formatted", "formatted", Vec::new()),
+            ("meta-final", "final", manifest_runs(&manifest["hydrated"])),
+        ] {
+            let path = kernel_clone_image(&dir, &name, image);
+            let json = json_dump(&path);
+            let got: Vec<(u64, u64)> = json["hydrated"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| (r["start"].as_u64().unwrap(), r["count"].as_u64().unwrap()))
+                .collect();
+            assert_eq!(got, runs, "{name} {image}");
+            let geometry = &manifest["geometry"];
+            assert_eq!(json["kind"], "clone");
+            assert_eq!(json["format_version"], 1);
+            assert_eq!(
+                json["region_size"].as_u64(),
+                geometry["region_sectors"].as_u64()
+            );
+            assert_eq!(
+                json["target_size"].as_u64(),
+                geometry["target_sectors"].as_u64()
+            );
+            assert_eq!(json["nr_regions"].as_u64(), geometry["nr_regions"].as_u64());
+            let hydrated: u64 = runs.iter().map(|r| r.1).sum();
+            assert_eq!(json["hydrated_regions"].as_u64(), Some(hydrated), "{name}");
+            let line = manifest["status"][status].as_str().unwrap();
+            assert_eq!(json["status"], status_figures(line), "{name} {image}");
+
+            let yaml = cowdump(&["--format", "yaml"], &path);
+            let yaml: serde_json::Value = serde_yaml::from_slice(&yaml.stdout).unwrap();
+            assert_eq!(yaml, json, "{name} {image}: YAML and JSON say the same");
+        }
+    }
+}
+
+#[test]
+fn the_table_shows_every_run_and_a_picture_scaled_for_many_regions() {
+    let dir = tempdir();
+    for name in kernel_clone_names() {
+        let manifest = kernel_clone_manifest(&name);
+        let path = kernel_clone_image(&dir, &name, "meta-final");
+        let text = stdout(&cowdump(&["--format", "table"], &path));
+        let runs = manifest_runs(&manifest["hydrated"]);
+        assert!(
+            text.contains(&format!("({} run", runs.len())),
+            "{name}: {text}"
+        );
+        for (start, count) in &runs {
+            assert!(
+                text.lines().any(|line| {
+                    let words: Vec<&str> = line.split_whitespace().collect();
+                    words == [start.to_string(), count.to_string()]
+                }),
+                "{name}: run {start} {count}: {text}"
+            );
+        }
+        let nr_regions = manifest["geometry"]["nr_regions"].as_u64().unwrap();
+        let picture = text.split_once("\nRegions (").expect("a picture").1;
+        let rows = picture
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .count() as u64;
+        if nr_regions > 64 * 64 {
+            let scale = nr_regions.div_ceil(64 * 64);
+            assert!(
+                picture.starts_with(&format!("one character per {scale} regions")),
+                "{name}: {picture}"
+            );
+            assert_eq!(rows, 64, "{name}");
+        } else {
+            assert!(picture.starts_with("one character per region"), "{name}");
+            assert_eq!(rows, nr_regions.div_ceil(64), "{name}");
+        }
+    }
+}
+
+#[test]
+fn options_of_other_kinds_and_blank_metadata_are_refused() {
+    let dir = tempdir();
+    let name = &kernel_clone_names()[0];
+    let path = kernel_clone_image(&dir, name, "meta-final");
+    for flag in ["--runs", "--tree", "--bitmap", "--journal"] {
+        let output = cowdump(&[flag], &path);
+        assert_error_says(
+            &output,
+            2,
+            "meta-final.img",
+            &[flag, "is not for dm-clone metadata"],
+        );
+    }
+    let damaged = |name: &str, offset: usize, byte: u8| {
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[offset] = byte;
+        let damaged = dir.path().join(name);
+        std::fs::write(&damaged, &bytes).unwrap();
+        damaged
+    };
+    let bad_region_size = damaged("region.img", 172, 7);
+    let output = cowdump(&[], &bad_region_size);
+    assert_error_says(
+        &output,
+        2,
+        "region.img",
+        &["cannot dump dm-clone metadata", "region"],
+    );
+
+    let bad_checksum = damaged("csum.img", 4, 0xff);
+    let output = cowdump(&["--format", "json"], &bad_checksum);
+    assert_eq!(output.status.code(), Some(0));
+    let warning = crate::common::stderr(&output);
+    assert!(
+        warning.contains("warning: ") && warning.contains("checksum"),
+        "{warning}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["superblock"]["checksum_valid"], false);
+    assert_eq!(json["problems"].as_array().map(Vec::len), Some(1), "{json}");
+    let runs = manifest_runs(&kernel_clone_manifest(name)["hydrated"]);
+    assert_eq!(json["hydrated"].as_array().unwrap().len(), runs.len());
+}
