@@ -159,7 +159,7 @@ impl RunsSink {
                 .ok_or("nr_regions must come before the hydrated runs")?;
             self.words = vec![0; self.nr_regions.div_ceil(64) as usize];
         }
-        let end = run.start.checked_add(run.count).unwrap_or(u64::MAX);
+        let end = run.start.saturating_add(run.count);
         if run.count == 0 {
             return Err(format!("run at region {} is empty", run.start));
         }
