@@ -7,7 +7,8 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::clone::write::{format_clone, CloneWriteError, CloneWritten};
+use crate::clone::superblock::METADATA_BLOCK_BYTES;
+use crate::clone::write::{format_clone, write_clone, CloneWriteError, CloneWritten};
 use crate::device::{Access, Backing, Device};
 use crate::dump_read::spool::RecordCheck;
 use crate::error::Error;
@@ -107,6 +108,17 @@ pub enum Created {
         /// The tree a restore built and the origin chunks it covers (`None`
         /// for a format).
         restored: Option<(Built, u64)>,
+    },
+    /// dm-clone metadata.
+    Clone {
+        /// Its region size and target length.
+        geometry: CloneGeometry,
+        /// Metadata blocks the space map covers.
+        nr_blocks: u64,
+        /// Of them, blocks in use.
+        nr_allocated: u64,
+        /// The regions a restore marked hydrated (`None` for a format).
+        hydrated: Option<u64>,
     },
 }
 
@@ -252,8 +264,25 @@ pub fn restore<T: NewStore>(
     let plan = |shared: bool, fields: &Map<String, Value>| {
         plan_check(target, dump_path, kind, shared, fields)
     };
+    if kind == Some(StoreKind::Clone) {
+        return restore_clone(target, dump_path);
+    }
     let mut dump = dump_input::read(dump_path, kind, reading, &plan)?;
     let dumped_kind = dump.dumped_kind;
+    if dumped_kind == Some(StoreKind::Clone) {
+        return match (kind, dump_path == Path::new("-")) {
+            (Some(kind), _) => Err(Error::Invalid(format!(
+                "{}: the dump is of dm-clone metadata; --kind {kind} cannot restore it",
+                dump_path.display()
+            ))
+            .into()),
+            (None, true) => Err(Error::Invalid(
+                "stdin: the dump is of dm-clone metadata: give --kind clone to restore it from stdin".into(),
+            )
+            .into()),
+            (None, false) => restore_clone(target, dump_path),
+        };
+    }
     if kind.or(dumped_kind) == Some(StoreKind::Shared) {
         if dumped_kind.is_some_and(|k| k != StoreKind::Shared) {
             return Err(Error::Invalid(format!(
@@ -307,6 +336,34 @@ pub fn restore<T: NewStore>(
         origin_sectors,
     })
 }
+
+/// Restores dm-clone metadata: the hydrated regions of the dump in fresh
+/// metadata laid out as the kernel formats it (`clone::write`), the
+/// superblock last. The source and destination are not touched.
+fn restore_clone<T: NewStore>(target: &T, dump_path: &Path) -> Result<Outcome, T::Error> {
+    let back = dump_input::read_clone(dump_path)?;
+    let size = target.plan(CLONE_BLOCK_SECTORS)?;
+    let nr_blocks = back
+        .geometry
+        .check_metadata_device(size)
+        .map_err(|e| Error::Invalid(format!("{}: {e}", target.path().display())))?;
+    let (mut device, claim) = target.open()?;
+    let written = write_clone(&mut device, &back.geometry, nr_blocks, &back.bits)
+        .map_err(|e| Error::Invalid(format!("{}: {e}", target.path().display())))?;
+    claim.keep();
+    Ok(Outcome {
+        created: Created::Clone {
+            geometry: back.geometry,
+            nr_blocks: written.nr_blocks,
+            nr_allocated: written.sm_root.nr_allocated,
+            hydrated: Some(back.bits.count_ones()),
+        },
+        origin_sectors: None,
+    })
+}
+
+/// Sectors of a dm-clone metadata block: the unit a clone target is planned in.
+const CLONE_BLOCK_SECTORS: u32 = (METADATA_BLOCK_BYTES as u64 / SECTOR_BYTES) as u32;
 
 /// Restores a shared store: the data chunks stay where the dump says they
 /// are; a fresh tree and bitmap are written around them.

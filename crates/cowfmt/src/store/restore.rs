@@ -4,7 +4,8 @@
 //! read as the kind's schema has them (`persistent::dump::text`,
 //! `shared::dump::text`), and every record spooled as it is parsed
 //! ([`spool`](crate::dump_read::spool)), so that memory stays flat in the
-//! number of records.
+//! number of records. A clone dump's runs go straight into one bit per
+//! region ([`read_clone`]).
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
@@ -13,6 +14,7 @@ use std::path::Path;
 use serde::de::{Deserialize, Deserializer, Error as _, IgnoredAny};
 use serde_json::{Map, Value};
 
+use crate::clone::dump::text::{self as clone_text, ReadBack as CloneReadBack};
 use crate::dump_read::spool::{RecordCheck, Spool, SpoolWorker};
 use crate::dump_read::{
     self, peek_first_byte, struct_fields, DumpFields, DumpReadError, DumpRequest, DumpSource,
@@ -235,13 +237,36 @@ fn read_once<'p>(
         ),
         syntax => unusable(path, &syntax),
     })?;
-    if !fields.has_list {
+    if !fields.has_list && !names_clone(&fields) {
         return Err(RestoreInputError::Unusable(format!(
             "{}: not a usable cowdump dump: missing field `{LIST}`",
             shown(path)
         )));
     }
     Ok((fields, sink))
+}
+
+/// Whether the dump's `kind` field says clone (its list is `hydrated`, read by
+/// [`read_clone`]).
+fn names_clone(fields: &DumpFields) -> bool {
+    fields.fields.get("kind").and_then(Value::as_str) == Some(StoreKind::Clone.as_str())
+}
+
+/// Reads the clone dump at `path` (`-`: stdin): its sizes and one bit per
+/// region ([`clone_text::read_document`]).
+pub fn read_clone(path: &Path) -> InputResult<CloneReadBack> {
+    let mut input = open(path)?;
+    let first = peek_first_byte(&mut input).map_err(|e| cannot_read(path, e))?;
+    let syntax = DumpSyntax::of_extension(path).unwrap_or(DumpSyntax::of_first_byte(first));
+    let mut reopen = || reopen_file(path);
+    let source = DumpSource {
+        input,
+        reopen: (path != Path::new("-")).then_some(&mut reopen as _),
+    };
+    clone_text::read_document(source, syntax).map_err(|e| match e {
+        DumpReadError::Io(e) => cannot_read(path, e),
+        syntax => unusable(path, &syntax),
+    })
 }
 
 fn open(path: &Path) -> InputResult<Box<dyn BufRead>> {

@@ -76,6 +76,34 @@ pub fn report(cli: &Cli, outcome: &Outcome) {
             warn_in_place(cli, geometry);
             print_table_lines(cli, chunk_sectors, origin, *snapmask);
         }
+        Created::Clone {
+            geometry,
+            nr_blocks,
+            nr_allocated,
+            hydrated,
+        } => {
+            let sizes = format!(
+                "region size {} sectors, target {} sectors ({} regions), {nr_allocated} of {nr_blocks} metadata blocks used",
+                geometry.region_sectors(),
+                geometry.target_sectors(),
+                geometry.nr_regions()
+            );
+            if !quiet {
+                match hydrated {
+                    Some(hydrated) => println!(
+                        "{target}: restored dm-clone metadata from {}: {hydrated} regions hydrated, {sizes}; the source and destination were not touched",
+                        cli.from_dump.as_deref().unwrap_or(Path::new("-")).display()
+                    ),
+                    None => println!("{target}: formatted dm-clone metadata: {sizes}"),
+                }
+                println!("Activate it with this dmsetup table line (put the destination and source devices in place of DEST and SOURCE):");
+            }
+            println!(
+                "0 {} clone {target} DEST SOURCE {}",
+                geometry.target_sectors(),
+                geometry.region_sectors()
+            );
+        }
     }
 }
 

@@ -1,11 +1,19 @@
 //! cowdump on dm-clone metadata: every kernel-made fixture dumps the runs and
-//! status figures its manifest records, in JSON, YAML and tables; refusals.
+//! status figures its manifest records, in JSON, YAML and tables; refusals;
+//! `mkcow --from-dump` restores a dump into metadata that dumps the same and
+//! whose space map checks clean.
 
 use std::path::Path;
 
+use cowfmt::clone::open::open_strict;
+use cowfmt::device::{Access, Device};
+use cowfmt::pdata::bitset::read_bitset;
+use cowfmt::pdata::btree::walk::Mode;
+use cowfmt::pdata::space_map::{check, load, SmRoot};
+
 use crate::common::{
-    assert_error_says, cowdump, kernel_clone_image, kernel_clone_manifest, kernel_clone_names,
-    stdout, tempdir,
+    assert_error_says, cowdump, golden_clone_metadata, kernel_clone_image, kernel_clone_manifest,
+    kernel_clone_names, mkcow, stdout, tempdir,
 };
 
 /// The manifest's `hydrated` runs as (start, count).
@@ -168,4 +176,182 @@ fn options_of_other_kinds_and_blank_metadata_are_refused() {
     assert_eq!(json["problems"].as_array().map(Vec::len), Some(1), "{json}");
     let runs = manifest_runs(&kernel_clone_manifest(name)["hydrated"]);
     assert_eq!(json["hydrated"].as_array().unwrap().len(), runs.len());
+}
+
+/// Checks that the kernel would open the metadata at `path`, its bitset
+/// reads without a defect and its space map counts every block reached.
+fn assert_metadata_clean(path: &Path) {
+    let device = Device::open(path, Access::ReadOnly).unwrap();
+    let opened = open_strict(&device, None)
+        .unwrap()
+        .expect("the kernel opens it");
+    let superblock = &opened.superblock;
+    let root = SmRoot::decode(&superblock.sm_root);
+    let mut reached = vec![0u32; root.nr_blocks as usize];
+    reached[0] = 1;
+    let read = read_bitset(
+        &device,
+        superblock.bitset_root,
+        opened.geometry.nr_regions(),
+        Mode::Strict,
+        &mut |block| reached[block as usize] += 1,
+    )
+    .unwrap();
+    assert!(
+        read.defects.is_empty() && read.lost.is_empty(),
+        "{:?}",
+        read.defects
+    );
+    let loaded = load(&device, root).unwrap();
+    assert_eq!(check(&loaded, reached), [], "{}", path.display());
+}
+
+/// Dumps `path` to `to` as `format`.
+fn dump_to(path: &Path, to: &Path, format: &str) -> Vec<u8> {
+    let output = cowdump(
+        &["-q", "--format", format, "-o", to.to_str().unwrap()],
+        path,
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        crate::common::stderr(&output)
+    );
+    std::fs::read(to).unwrap()
+}
+
+/// Restores the dump `from` into a new file `to` of `bytes`.
+fn restore(from: &Path, to: &Path, bytes: u64) -> std::process::Output {
+    mkcow(
+        &[
+            "--size",
+            &bytes.to_string(),
+            "--from-dump",
+            from.to_str().unwrap(),
+        ],
+        to,
+    )
+}
+
+#[test]
+fn dump_restore_dump_keeps_every_region_and_the_restored_metadata_checks_clean() {
+    let dir = tempdir();
+    let mut images: Vec<(String, std::path::PathBuf, u64)> = kernel_clone_names()
+        .into_iter()
+        .map(|name| {
+            let bytes = kernel_clone_manifest(&name)["geometry"]["metadata_bytes"]
+                .as_u64()
+                .unwrap();
+            let path = kernel_clone_image(&dir, &name, "meta-final");
+            (name, path, bytes)
+        })
+        .collect();
+    images.push(("golden".into(), golden_clone_metadata(&dir), 4 << 20));
+    for (name, path, bytes) in images {
+        for format in ["json", "yaml"] {
+            let first = dir.path().join(format!("{name}.1.{format}"));
+            let original: serde_json::Value =
+                serde_yaml::from_slice(&dump_to(&path, &first, format)).unwrap();
+            let restored = dir.path().join(format!("{name}-{format}.restored.img"));
+            let output = restore(&first, &restored, bytes);
+            assert_eq!(
+                output.status.code(),
+                Some(0),
+                "{name}: {}",
+                crate::common::stderr(&output)
+            );
+            let said = stdout(&output);
+            let hydrated = original["hydrated_regions"].as_u64().unwrap();
+            assert!(
+                said.contains(&format!(
+                    "restored dm-clone metadata from {}: {hydrated} regions hydrated",
+                    first.display()
+                )),
+                "{said}"
+            );
+            assert_metadata_clean(&restored);
+
+            let second_path = dir.path().join(format!("{name}.2.{format}"));
+            let second_text = dump_to(&restored, &second_path, format);
+            let second: serde_json::Value = serde_yaml::from_slice(&second_text).unwrap();
+            for field in [
+                "kind",
+                "region_size",
+                "target_size",
+                "nr_regions",
+                "hydrated_regions",
+                "hydrated",
+                "lost_regions",
+            ] {
+                assert_eq!(second[field], original[field], "{name} {format}: {field}");
+            }
+            let again = dir.path().join(format!("{name}-{format}.again.img"));
+            assert_eq!(restore(&second_path, &again, bytes).status.code(), Some(0));
+            let third = dump_to(
+                &again,
+                &dir.path().join(format!("{name}.3.{format}")),
+                format,
+            );
+            assert_eq!(
+                third, second_text,
+                "{name} {format}: a restored dump restores identically"
+            );
+            assert_eq!(
+                std::fs::read(&again).unwrap(),
+                std::fs::read(&restored).unwrap(),
+                "{name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_restore_refuses_lost_regions_a_small_target_and_a_clone_dump_on_stdin() {
+    let dir = tempdir();
+    let name = "c-region8-8388608regions";
+    let path = kernel_clone_image(&dir, name, "meta-final");
+    let dump = dir.path().join("c.json");
+    dump_to(&path, &dump, "json");
+
+    let small = dir.path().join("small.img");
+    let output = restore(&dump, &small, 1 << 20);
+    assert_error_says(&output, 2, "small.img", &["265"]);
+    assert!(!small.exists(), "a refused restore leaves no file");
+
+    let text = std::fs::read_to_string(&dump).unwrap();
+    let lost = dir.path().join("lost.json");
+    std::fs::write(
+        &lost,
+        text.replace("\"lost_regions\": 0", "\"lost_regions\": 509"),
+    )
+    .unwrap();
+    let output = restore(&lost, &dir.path().join("lost.img"), 8 << 20);
+    assert_error_says(
+        &output,
+        2,
+        "lost.json",
+        &["lost the state of 509 regions", "cowrepair"],
+    );
+
+    let overlapping = dir.path().join("overlap.json");
+    std::fs::write(
+        &overlapping,
+        text.replacen(
+            "{\"start\":",
+            "{\"start\":0,\"count\":1000000},{\"start\":",
+            1,
+        ),
+    )
+    .unwrap();
+    let output = restore(&overlapping, &dir.path().join("overlap.img"), 8 << 20);
+    assert_error_says(&output, 2, "overlap.json", &["overlaps"]);
+
+    let output = crate::common::tool("mkcow")
+        .args(["--size", "8388608", "--from-dump", "-"])
+        .arg(dir.path().join("stdin.img"))
+        .write_stdin(text)
+        .output()
+        .unwrap();
+    assert_error_says(&output, 2, "stdin", &["give --kind clone"]);
 }

@@ -159,7 +159,7 @@ impl RunsSink {
                 .ok_or("nr_regions must come before the hydrated runs")?;
             self.words = vec![0; self.nr_regions.div_ceil(64) as usize];
         }
-        let end = run.start.checked_add(run.count).unwrap_or(u64::MAX);
+        let end = run.start.saturating_add(run.count);
         if run.count == 0 {
             return Err(format!("run at region {} is empty", run.start));
         }
@@ -265,20 +265,6 @@ mod tests {
         names
     }
 
-    fn manifest(name: &str) -> serde_yaml::Value {
-        let text = std::fs::read_to_string(format!("{FIXTURES}/{name}/manifest.yaml")).unwrap();
-        serde_yaml::from_str(&text).unwrap()
-    }
-
-    /// The figures of a `dmsetup status` line the metadata decides.
-    fn status_figures(line: &str) -> String {
-        line.split_whitespace()
-            .skip(3)
-            .take(4)
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-
     fn document(dump: &CloneDump, syntax: TextSyntax) -> Vec<u8> {
         let mut out = Vec::new();
         write_document(&mut out, dump, syntax, &|_| {}).unwrap();
@@ -287,63 +273,6 @@ mod tests {
 
     fn read_back(text: &[u8], syntax: DumpSyntax, fast: bool) -> Result<ReadBack, DumpReadError> {
         with_text(text, fast, |source| read_document(source, syntax))
-    }
-
-    #[test]
-    fn every_kernel_fixture_dumps_its_manifest_runs_and_status() {
-        for name in fixture_names() {
-            let manifest = manifest(&name);
-            for (image, status, runs) in [
-                (
-                    "meta-formatted",
-                    "formatted",
-                    serde_yaml::Value::Sequence(vec![]),
-                ),
-                ("meta-final", "final", manifest["hydrated"].clone()),
-            ] {
-                let dump =
-                    CloneDump::read(&unxz(&format!("{FIXTURES}/{name}/{image}.img.xz"))).unwrap();
-                let json: serde_json::Value =
-                    serde_json::from_slice(&document(&dump, TextSyntax::Json)).unwrap();
-                let want: Vec<(u64, u64)> = runs
-                    .as_sequence()
-                    .unwrap()
-                    .iter()
-                    .map(|r| (r["start"].as_u64().unwrap(), r["count"].as_u64().unwrap()))
-                    .collect();
-                let got: Vec<(u64, u64)> = json["hydrated"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|r| (r["start"].as_u64().unwrap(), r["count"].as_u64().unwrap()))
-                    .collect();
-                assert_eq!(got, want, "{name} {image}");
-                let geometry = &manifest["geometry"];
-                assert_eq!(json["format_version"], 1);
-                assert_eq!(json["kind"], "clone");
-                assert_eq!(
-                    json["region_size"].as_u64(),
-                    geometry["region_sectors"].as_u64()
-                );
-                assert_eq!(
-                    json["target_size"].as_u64(),
-                    geometry["target_sectors"].as_u64()
-                );
-                assert_eq!(json["nr_regions"].as_u64(), geometry["nr_regions"].as_u64());
-                assert_eq!(
-                    json["hydrated_regions"].as_u64().unwrap(),
-                    want.iter().map(|r| r.1).sum::<u64>(),
-                    "{name} {image}"
-                );
-                assert_eq!(
-                    json["status"].as_str().unwrap(),
-                    status_figures(manifest["status"][status].as_str().unwrap()),
-                    "{name} {image}"
-                );
-                assert_eq!(json["lost_regions"], 0);
-                assert!(json.get("problems").is_none(), "{name} {image}: {json}");
-            }
-        }
     }
 
     #[test]
