@@ -5,10 +5,15 @@ complete -c cowrepair -s s -l size -d 'Size of a new output image (4k, 64M, 1G, 
 complete -c cowrepair -l origin-size -d 'The origin\'s size (bytes, or 64M, 1G, 8s...), when the device is not at hand' -r
 complete -c cowrepair -l kind -d 'persistent, legacy (also hold the output to the pre-2.6.29 limits), or shared; by default the header\'s magic decides' -r -f -a "persistent\t'The kernel\'s "SnAp" v1 store (dm-snapshot `P`)'
 legacy\t'The same bytes, held to the pre-2.6.29 limits and made safe to reload there'
-shared\t'The multi-snapshot shared store'"
+shared\t'The multi-snapshot shared store'
+clone\t'dm-clone metadata'"
 complete -c cowrepair -l journal-chunks -d 'Shared stores: journal chunks, overriding the header\'s' -r
 complete -c cowrepair -l snapshots -d 'Shared stores: the snapshot ids that exist (0,3-5,63), overriding the header\'s' -r
 complete -c cowrepair -l snapmask -d 'Shared stores: the snapmask (bit s = snapshot s; 0x... or decimal), overriding the header\'s' -r
+complete -c cowrepair -l source -d 'Clone metadata: the clone\'s source device; with --dest, each region whose state is lost is decided from the data (destination equal to the source or holding other data: hydrated; all zero where the source is not: unhydrated)' -r -F
+complete -c cowrepair -l dest -d 'Clone metadata: the clone\'s destination device (with --source)' -r -F
+complete -c cowrepair -l lost-regions -d 'Clone metadata: the state every region whose state is lost gets, when not decided from the data (required when regions are lost)' -r -f -a "hydrated\t'Hydrated: the kernel reads them from the destination'
+unhydrated\t'Not hydrated: the kernel copies them again from the source'"
 complete -c cowrepair -l format -d 'Report format' -r -f -a "text\t'Plain lines: one per dropped record (and lost range), then a summary'
 table\t'The dropped records (and per-snapshot counts) as tables, then the summary'
 json\t'One JSON document (format_version 1)'"
