@@ -93,3 +93,17 @@ pub(crate) fn kernel_manifests() -> Vec<(String, serde_yaml::Value)> {
         })
         .collect()
 }
+
+/// The metadata image `which` (`formatted` or `final`) of kernel fixture
+/// `name` (`testdata/kernel-clone/<name>/meta-<which>.img.xz`), unpacked.
+#[cfg(test)]
+pub(crate) fn kernel_fixture_bytes(name: &str, which: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/../../testdata/kernel-clone/{name}/meta-{which}.img.xz",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let file = std::fs::File::open(&path).expect(&path);
+    let mut bytes = Vec::new();
+    lzma_rs::xz_decompress(&mut std::io::BufReader::new(file), &mut bytes).expect("xz");
+    bytes
+}

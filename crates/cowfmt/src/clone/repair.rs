@@ -205,24 +205,14 @@ fn unsaid(input: &dyn BlockDev, lost: &[Range<u64>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clone::kernel_fixture_bytes as fixture;
     use crate::memdev::MemDev;
     use crate::pdata::bitset::set_runs;
     use crate::pdata::block::BLOCK_BYTES;
 
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/../../testdata/kernel-clone/{name}/meta-final.img.xz",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let file = std::fs::File::open(&path).expect(&path);
-        let mut bytes = Vec::new();
-        lzma_rs::xz_decompress(&mut std::io::BufReader::new(file), &mut bytes).expect("xz");
-        bytes
-    }
-
     /// Fixture a with its first array block damaged: regions 0..32576 lost.
     fn damaged_a() -> (MemDev, Vec<(u64, u64)>) {
-        let mut bytes = fixture("a-region8-131072regions");
+        let mut bytes = fixture("a-region8-131072regions", "final");
         let root = u64::from_le_bytes(bytes[188..196].try_into().unwrap()) as usize;
         let value = root * BLOCK_BYTES + 32 + 252 * 8;
         let first = u64::from_le_bytes(bytes[value..value + 8].try_into().unwrap()) as usize;
@@ -265,7 +255,7 @@ mod tests {
 
     #[test]
     fn undamaged_metadata_needs_no_decision() {
-        let device = MemDev::from_bytes("b", fixture("b-region128-1024regions"));
+        let device = MemDev::from_bytes("b", fixture("b-region128-1024regions", "final"));
         let plan = plan(&device, None, &LostPolicy::Unsaid).unwrap();
         assert_eq!(
             (plan.report.lost_regions, plan.report.hydrated_regions),

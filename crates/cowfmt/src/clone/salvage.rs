@@ -83,20 +83,10 @@ pub fn salvage<D: BlockDev + BlockSource>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clone::kernel_fixture_bytes as fixture;
     use crate::memdev::MemDev;
     use crate::pdata::bitset::set_runs;
     use crate::pdata::block::BLOCK_BYTES;
-
-    fn fixture(name: &str, which: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/../../testdata/kernel-clone/{name}/meta-{which}.img.xz",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let file = std::fs::File::open(&path).expect(&path);
-        let mut bytes = Vec::new();
-        lzma_rs::xz_decompress(&mut std::io::BufReader::new(file), &mut bytes).expect("xz");
-        bytes
-    }
 
     fn bitset_root(bytes: &[u8]) -> usize {
         u64::from_le_bytes(bytes[188..196].try_into().unwrap()) as usize

@@ -45,10 +45,10 @@ pub type RepairResult = Result<Finished<RepairReport>, RepairError<RepairReport>
 pub fn repair(request: &RepairRequest, events: &mut dyn RepairEvents) -> RepairResult {
     request.validate()?;
     let input = kind_source(request, Device::open(&request.input, Access::ReadOnly)?)?;
-    let first = FirstBlock::read(&input, &|| "the store magic".to_string()).ok();
-    let magic = first.as_ref().map(|first| first.magic);
-    let is_clone = first.and_then(|first| first.kind().ok()) == Some(StoreKind::Clone);
-    if request.kind == Some(StoreKind::Clone) || (request.kind.is_none() && is_clone) {
+    let magic = FirstBlock::read(&input, &|| "the store magic".to_string())
+        .ok()
+        .map(|first| first.magic);
+    if request.kind == Some(StoreKind::Clone) {
         let clone = |r| RepairReport::Clone(Box::new(r));
         return clone::run(request, input, events)
             .map(|done| finished(done, clone))

@@ -79,7 +79,7 @@ fn undamaged_kernel_metadata_is_rewritten_with_every_region_state() {
     let dir = tempdir();
     let input = fixture(&dir);
     let output = dir.path().join("fixed.img");
-    let report = json_report("cowrepair", &input, &output, &[]);
+    let report = json_report("cowrepair", &input, &output, &["--kind", "clone"]);
     assert_eq!(report["hydrated_regions"], 9);
     assert_eq!(report["lost_regions"], 0);
     assert_eq!(hydrated_runs(&output), MANIFEST_RUNS);
@@ -90,7 +90,7 @@ fn lost_regions_are_refused_by_range_until_the_caller_decides() {
     let dir = tempdir();
     let input = damaged(&dir);
     let output = dir.path().join("fixed.img");
-    let refused = repair_into(&input, &output, &[]);
+    let refused = repair_into(&input, &output, &["--kind", "clone"]);
     assert_refused_without_output(
         &refused,
         2,
@@ -108,7 +108,11 @@ fn lost_regions_take_the_chosen_state_and_the_exit_says_states_were_chosen() {
     let dir = tempdir();
     let input = damaged(&dir);
     let output = dir.path().join("fixed.img");
-    let done = repair_into(&input, &output, &["--lost-regions", "hydrated"]);
+    let done = repair_into(
+        &input,
+        &output,
+        &["--kind", "clone", "--lost-regions", "hydrated"],
+    );
     assert_eq!(done.status.code(), Some(3), "{}", stderr(&done));
     assert!(
         stdout(&done).contains("regions 0..1024 (1024 lost): hydrated: as --lost-regions chose"),
@@ -137,7 +141,14 @@ fn lost_regions_are_decided_from_the_source_and_destination_data() {
     let done = repair_into(
         &input,
         &output,
-        &["--source", s(&source), "--dest", s(&dest)],
+        &[
+            "--kind",
+            "clone",
+            "--source",
+            s(&source),
+            "--dest",
+            s(&dest),
+        ],
     );
     let text = assert_success_says(
         &done,
@@ -158,7 +169,7 @@ fn source_without_dest_is_a_usage_error() {
     let dir = tempdir();
     let input = damaged(&dir);
     let output = dir.path().join("fixed.img");
-    let refused = repair_into(&input, &output, &["--source", s(&input)]);
+    let refused = repair_into(&input, &output, &["--kind", "clone", "--source", s(&input)]);
     assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
     assert!(!output.exists());
 }
