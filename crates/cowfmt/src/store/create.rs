@@ -7,7 +7,6 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::clone::superblock::METADATA_BLOCK_BYTES;
 use crate::clone::write::{format_clone, write_clone, CloneWriteError, CloneWritten};
 use crate::device::{Access, Backing, Device};
 use crate::dump_read::spool::RecordCheck;
@@ -98,6 +97,8 @@ pub enum Created {
         geometry: CloneGeometry,
         /// What the writer committed.
         written: CloneWritten,
+        /// The regions a restore marked hydrated (`None` for a format).
+        hydrated: Option<u64>,
     },
     /// A shared store.
     Shared {
@@ -108,17 +109,6 @@ pub enum Created {
         /// The tree a restore built and the origin chunks it covers (`None`
         /// for a format).
         restored: Option<(Built, u64)>,
-    },
-    /// dm-clone metadata.
-    Clone {
-        /// Its region size and target length.
-        geometry: CloneGeometry,
-        /// Metadata blocks the space map covers.
-        nr_blocks: u64,
-        /// Of them, blocks in use.
-        nr_allocated: u64,
-        /// The regions a restore marked hydrated (`None` for a format).
-        hydrated: Option<u64>,
     },
 }
 
@@ -207,7 +197,11 @@ fn format_clone_metadata<T: NewStore>(
     })?;
     claim.keep();
     Ok(Outcome {
-        created: Created::Clone { geometry, written },
+        created: Created::Clone {
+            geometry,
+            written,
+            hydrated: None,
+        },
         origin_sectors,
     })
 }
@@ -354,16 +348,12 @@ fn restore_clone<T: NewStore>(target: &T, dump_path: &Path) -> Result<Outcome, T
     Ok(Outcome {
         created: Created::Clone {
             geometry: back.geometry,
-            nr_blocks: written.nr_blocks,
-            nr_allocated: written.sm_root.nr_allocated,
+            written,
             hydrated: Some(back.bits.count_ones()),
         },
         origin_sectors: None,
     })
 }
-
-/// Sectors of a dm-clone metadata block: the unit a clone target is planned in.
-const CLONE_BLOCK_SECTORS: u32 = (METADATA_BLOCK_BYTES as u64 / SECTOR_BYTES) as u32;
 
 /// Restores a shared store: the data chunks stay where the dump says they
 /// are; a fresh tree and bitmap are written around them.
@@ -594,7 +584,10 @@ mod tests {
             ..FormatOptions::default()
         };
         let outcome = format(&meta, &options).unwrap();
-        let Created::Clone { geometry, written } = outcome.created else {
+        let Created::Clone {
+            geometry, written, ..
+        } = outcome.created
+        else {
             panic!("dm-clone metadata was asked for");
         };
         assert_eq!(

@@ -43,7 +43,11 @@ pub fn report(cli: &Cli, outcome: &Outcome) {
             }
             print_table(cli, *kind, geometry.chunk_sectors(), origin);
         }
-        Created::Clone { geometry, written } => report_clone(cli, geometry, written),
+        Created::Clone {
+            geometry,
+            written,
+            hydrated,
+        } => report_clone(cli, geometry, written, *hydrated),
         Created::Shared {
             geometry,
             snapmask,
@@ -76,42 +80,31 @@ pub fn report(cli: &Cli, outcome: &Outcome) {
             warn_in_place(cli, geometry);
             print_table_lines(cli, chunk_sectors, origin, *snapmask);
         }
-        Created::Clone {
-            geometry,
-            nr_blocks,
-            nr_allocated,
-            hydrated,
-        } => {
-            let sizes = format!(
-                "region size {} sectors, target {} sectors ({} regions), {nr_allocated} of {nr_blocks} metadata blocks used",
-                geometry.region_sectors(),
-                geometry.target_sectors(),
-                geometry.nr_regions()
-            );
-            if !quiet {
-                match hydrated {
-                    Some(hydrated) => println!(
-                        "{target}: restored dm-clone metadata from {}: {hydrated} regions hydrated, {sizes}; the source and destination were not touched",
-                        cli.from_dump.as_deref().unwrap_or(Path::new("-")).display()
-                    ),
-                    None => println!("{target}: formatted dm-clone metadata: {sizes}"),
-                }
-                println!("Activate it with this dmsetup table line (put the destination and source devices in place of DEST and SOURCE):");
-            }
-            println!(
-                "0 {} clone {target} DEST SOURCE {}",
-                geometry.target_sectors(),
-                geometry.region_sectors()
-            );
-        }
     }
 }
 
-/// Prints what a dm-clone format wrote (unless quiet) and the table line
-/// that activates a clone over it, its devices named as placeholders.
-fn report_clone(cli: &Cli, geometry: &clone::Geometry, written: &clone::CloneWritten) {
+/// Prints what a dm-clone format or restore wrote (unless quiet) and the
+/// table line that activates a clone over it, its devices named as
+/// placeholders.
+fn report_clone(
+    cli: &Cli,
+    geometry: &clone::Geometry,
+    written: &clone::CloneWritten,
+    hydrated: Option<u64>,
+) {
     let region_sectors = geometry.region_sectors();
-    if !cli.verbosity.quiet {
+    if let (Some(hydrated), false) = (hydrated, cli.verbosity.quiet) {
+        println!(
+            "{}: restored dm-clone metadata from {}: {hydrated} regions hydrated, region size {region_sectors} sectors, target {} sectors ({} regions), {}/{} metadata blocks used; the source and destination were not touched",
+            cli.store.target.display(),
+            cli.from_dump.as_deref().unwrap_or(Path::new("-")).display(),
+            geometry.target_sectors(),
+            geometry.nr_regions(),
+            written.sm_root.nr_allocated,
+            written.nr_blocks
+        );
+        println!("Activate it with this dmsetup table line (put the destination and source devices in place of <dest> and <source>):");
+    } else if !cli.verbosity.quiet {
         println!(
             "{}: formatted dm-clone metadata: region size {region_sectors} sectors ({}), {} regions over a target of {} sectors ({}), none hydrated; {}/{} metadata blocks used",
             cli.store.target.display(),
