@@ -63,5 +63,7 @@ pub mod clone {
         CloneDump, CloneDumpHead, CloneDumpTail, RegionRun, SpaceMapSummary, SuperblockSummary,
     };
     pub use crate::clone::geometry::Geometry;
+    pub use crate::clone::lost::LostRegions;
+    pub use crate::clone::repair::CloneRepairReport;
     pub use crate::clone::write::CloneWritten;
 }

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser, ValueEnum};
-use cowfmt::clone::lost::LostRegions;
 use cowfmt::repair::RepairRequest;
+use cowfmt::store::reports::clone::LostRegions;
 use cowfmt::store::reports::shared::mask;
 use cowfmt::StoreKind;
 

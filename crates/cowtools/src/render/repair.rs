@@ -7,11 +7,11 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use comfy_table::{presets::UTF8_FULL, Table};
-use cowfmt::clone::repair::CloneRepairReport;
 use cowfmt::device::{Access, Device};
 use cowfmt::origin_range::OriginRange;
 use cowfmt::repair::{Notice, Phase, RepairEvents, Verdict};
 use cowfmt::store::repair::RepairReport;
+use cowfmt::store::reports::clone::CloneRepairReport;
 use cowfmt::store::reports::persistent::{self, snapshot_table_line, TableDevices};
 use cowfmt::store::reports::shared::{self, mask};
 use indicatif::ProgressBar;
