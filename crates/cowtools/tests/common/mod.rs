@@ -436,7 +436,7 @@ pub fn kernel_clone_image(dir: &TempDir, name: &str, image: &str) -> PathBuf {
         .join(format!("{image}.img.xz"));
     let mut input = BufReader::new(File::open(&xz).expect("fixture xz image"));
     let path = dir.path().join(format!("{name}-{image}.img"));
-    let mut output = File::create(&path).expect("image created");
+    let mut output = File::create_new(&path).expect("image created in a fresh temporary directory");
     lzma_rs::xz_decompress(&mut input, &mut output).expect("valid xz");
     path
 }
