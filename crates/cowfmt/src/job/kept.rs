@@ -33,19 +33,31 @@ pub(crate) fn run_kept(
     Ok(index)
 }
 
-/// The entries of `source` as an iterator, for a kind's writer that pulls
-/// its records (the first error ends the iteration).
-pub(crate) fn kept_entries(
-    source: &mut dyn EntrySource,
-) -> impl Iterator<Item = Result<InEntry, JobError>> + '_ {
+/// The entries of `source` as an iterator of what `map` makes of each, for
+/// a kind's writer that pulls its records (the first error ends the
+/// iteration). One entry is reused for the whole stream: a source that
+/// fills it in place allocates nothing per entry.
+pub(crate) fn kept_entries<'a, T>(
+    source: &'a mut dyn EntrySource,
+    mut map: impl FnMut(&InEntry) -> T + 'a,
+) -> impl Iterator<Item = Result<T, JobError>> + 'a {
     let mut failed = false;
+    let mut entry = InEntry {
+        origin: 0,
+        records: Vec::new(),
+    };
     std::iter::from_fn(move || {
         if failed {
             return None;
         }
-        let next = source.next_entry().transpose();
-        failed = matches!(next, Some(Err(_)));
-        next
+        match source.next_into(&mut entry) {
+            Ok(true) => Some(Ok(map(&entry))),
+            Ok(false) => None,
+            Err(e) => {
+                failed = true;
+                Some(Err(e))
+            }
+        }
     })
 }
 
@@ -108,8 +120,8 @@ mod tests {
     #[test]
     fn pulled_entries_come_in_order() {
         let mut source = Listed(vec![entry(4, 10), entry(2, 11)].into_iter());
-        let got: Vec<u64> = kept_entries(&mut source)
-            .map(|e| e.unwrap().origin)
+        let got: Vec<u64> = kept_entries(&mut source, |e| e.origin)
+            .map(|origin| origin.unwrap())
             .collect();
         assert_eq!(got, vec![4, 2]);
     }

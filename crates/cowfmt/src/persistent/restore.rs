@@ -154,12 +154,14 @@ pub fn write_records(
 ) -> Result<()> {
     let count = records.len();
     let mut source = SpooledRecords::new(records.read().map_err(read_back_error)?);
-    let stream = kept_entries(&mut source).enumerate().map(|(index, entry)| {
-        if (index as u64).is_multiple_of(every) {
-            show(index as u64);
-        }
-        entry.map(|e| record_of(&e)).map_err(JobError::into_error)
-    });
+    let stream = kept_entries(&mut source, record_of)
+        .enumerate()
+        .map(|(index, record)| {
+            if (index as u64).is_multiple_of(every) {
+                show(index as u64);
+            }
+            record.map_err(JobError::into_error)
+        });
     write_areas_streamed(device, geometry, header, count, stream)
 }
 

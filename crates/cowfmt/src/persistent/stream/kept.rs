@@ -6,7 +6,7 @@ use crate::dump_read::spool::{read_back_error, SpoolReader};
 use crate::job::{EntrySource, InEntry, JobError};
 use crate::persistent::record::ExceptionRecord;
 
-use super::source::entry;
+use super::source::{entry, fill_entry};
 
 /// Spooled classic records, one entry each, in the spool's order.
 pub(crate) struct SpooledRecords {
@@ -26,6 +26,18 @@ impl EntrySource for SpooledRecords {
         match self.reader.next_into(&mut r) {
             Ok(true) => Ok(Some(entry(r[0], r[1]))),
             Ok(false) => Ok(None),
+            Err(e) => Err(read_back_error(e).into()),
+        }
+    }
+
+    fn next_into(&mut self, entry: &mut InEntry) -> Result<bool, JobError> {
+        let mut r = [0u64; 2];
+        match self.reader.next_into(&mut r) {
+            Ok(true) => {
+                fill_entry(entry, r[0], r[1]);
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
             Err(e) => Err(read_back_error(e).into()),
         }
     }

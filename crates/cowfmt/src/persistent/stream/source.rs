@@ -108,14 +108,23 @@ impl<'a> RecordSource<'a> {
 
 /// The entry of one classic record: snapshot bit 0, device 0.
 pub(super) fn entry(old_chunk: u64, new_chunk: u64) -> InEntry {
-    InEntry {
+    let mut made = InEntry {
         origin: old_chunk,
-        records: vec![InRecord {
-            mask: 1,
-            dev: 0,
-            chunk: new_chunk,
-        }],
-    }
+        records: Vec::with_capacity(1),
+    };
+    fill_entry(&mut made, old_chunk, new_chunk);
+    made
+}
+
+/// Makes `entry` the entry of one classic record, reusing its record list.
+pub(super) fn fill_entry(entry: &mut InEntry, old_chunk: u64, new_chunk: u64) {
+    entry.origin = old_chunk;
+    entry.records.clear();
+    entry.records.push(InRecord {
+        mask: 1,
+        dev: 0,
+        chunk: new_chunk,
+    });
 }
 
 impl EntrySource for RecordSource<'_> {
