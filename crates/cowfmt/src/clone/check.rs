@@ -81,10 +81,10 @@ pub fn check(device: &dyn BlockDev, table: Option<TableSizes>) -> Result<CloneCh
 /// The report of a tolerant walk: its violations, then the space map's
 /// counts against the references it found.
 pub fn report(walked: CloneWalk) -> CloneCheckReport {
+    let hydrated_regions = walked.hydrated_regions();
     let CloneWalk {
         opened,
         space_map,
-        bits,
         lost,
         reachable,
         mut violations,
@@ -101,7 +101,7 @@ pub fn report(walked: CloneWalk) -> CloneCheckReport {
             metadata_used: loaded.root.nr_allocated,
             metadata_total: loaded.root.nr_blocks,
             region_sectors: superblock.region_sectors,
-            hydrated_regions: bits.as_ref().map_or(0, |b| b.count_ones()),
+            hydrated_regions,
             nr_regions: geometry.nr_regions(),
         }),
         _ => None,
