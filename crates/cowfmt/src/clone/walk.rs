@@ -473,7 +473,11 @@ mod tests {
                     manifest["geometry"]["nr_regions"].as_u64().unwrap()
                 );
                 assert_eq!(set_runs(bits).collect::<Vec<_>>(), want, "{name} {which}");
-                assert_eq!(walked.hydrated_regions(), bits.count_ones(), "{name} {which}");
+                assert_eq!(
+                    walked.hydrated_regions(),
+                    bits.count_ones(),
+                    "{name} {which}"
+                );
             }
         }
     }

@@ -255,7 +255,10 @@ mod tests {
         assert_eq!(window.locations, [1, 2, 4, 5]);
         for location in [1u64, 2, 4, 5] {
             let block = window.get(location).unwrap();
-            assert!(block.iter().all(|&b| u64::from(b) == location), "{location}");
+            assert!(
+                block.iter().all(|&b| u64::from(b) == location),
+                "{location}"
+            );
         }
         assert_eq!(window.get(9), None, "past the end");
         assert_eq!(window.get(3), None, "not asked for");
