@@ -256,8 +256,13 @@ impl CloneLayout {
     }
 
     /// The regions of every array block at or past block `cut`, or below a
-    /// B-tree leaf there: what a device cut at `cut` loses.
+    /// B-tree leaf there, or all of them when the root is there: what a
+    /// device cut at `cut` loses (a tree of at most two levels, as the
+    /// fixtures have).
     fn regions_past(&self, cut: u64) -> Vec<Range<u64>> {
+        if self.bitset_root >= cut {
+            return vec![self.all_regions()];
+        }
         let mut index = 0;
         let mut lost: Vec<Range<u64>> = Vec::new();
         for &(leaf, entries) in &self.leaves {
