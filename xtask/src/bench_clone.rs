@@ -329,11 +329,11 @@ pub fn run(
     ] {
         if wanted {
             let mut result = clone_result(&summary, job);
-            let mut one = || {
+            let one = || {
                 let command = job.command(tools, &runner, &metadata);
                 run_checked(command, &dir, job.output_name(), "clean clone metadata")
             };
-            match measure_runs(&mut result, runs, &mut one) {
+            match measure_runs(&mut result, runs, one) {
                 Ok(()) => {}
                 Err(refused) if matches!(job, CloneJob::Check) => {
                     result.note = Some(format!("cowcheck refused the metadata: {refused:#}"));
