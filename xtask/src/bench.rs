@@ -457,19 +457,31 @@ fn bench_job(tools: &Tools, store: &Store, job: Job, runs: u32) -> Result<BenchR
         );
         return Ok(result);
     }
+    measure_runs(&mut result, runs, || run_once(tools, store, job))?;
+    Ok(result)
+}
+
+/// Measures `one` run `runs` times, printing each, and fills in `result`'s
+/// figures.
+pub fn measure_runs(
+    result: &mut BenchResult,
+    runs: u32,
+    mut one: impl FnMut() -> Result<Measured>,
+) -> Result<()> {
     let mut measured = Vec::new();
     for run in 1..=runs {
-        let one = run_once(tools, store, job)?;
+        let this = one()?;
         println!(
-            "{} run {run}/{runs}: {:.3} s, peak {:.1} MiB",
-            job.name(),
-            one.wall.as_secs_f64(),
-            mib(one.peak_rss_bytes)
+            "{} {} run {run}/{runs}: {:.3} s, peak {:.1} MiB",
+            result.kind,
+            result.tool,
+            this.wall.as_secs_f64(),
+            mib(this.peak_rss_bytes)
         );
-        measured.push(one);
+        measured.push(this);
     }
-    fill_figures(&mut result, &measured);
-    Ok(result)
+    fill_figures(result, &measured);
+    Ok(())
 }
 
 /// cowrepair of the generated (sparse: metadata only) persistent store into a
@@ -513,9 +525,20 @@ fn run_once(tools: &Tools, store: &Store, job: Job) -> Result<Measured> {
     if matches!(job, Job::Repair | Job::RepairDamaged) {
         let _ = fs::remove_file(store.dir.join("repaired.img"));
     }
-    let stdout = store.dir.join(format!("{}.stdout", job.binary()));
-    let stderr = store.dir.join(format!("{}.stderr", job.binary()));
-    let mut command = job.command(tools, store);
+    run_checked(
+        job.command(tools, store),
+        &store.dir,
+        job.binary(),
+        "a clean store",
+    )
+}
+
+/// Runs `command` once with its output in `dir` (`<name>.stdout`,
+/// `<name>.stderr`) and fails unless it exits 0 (`on`: what it ran on, for
+/// the message).
+pub fn run_checked(mut command: Command, dir: &Path, name: &str, on: &str) -> Result<Measured> {
+    let stdout = dir.join(format!("{name}.stdout"));
+    let stderr = dir.join(format!("{name}.stderr"));
     command
         .stdin(Stdio::null())
         .stdout(File::create(&stdout)?)
@@ -524,7 +547,7 @@ fn run_once(tools: &Tools, store: &Store, job: Job) -> Result<Measured> {
     if measured.exit_code != Some(0) {
         let text = fs::read_to_string(&stderr).unwrap_or_default();
         bail!(
-            "{} ended with {:?} on a clean store: {}",
+            "{} ended with {:?} on {on}: {}",
             crate::tools::shown(&command),
             measured.exit_code,
             text.trim()

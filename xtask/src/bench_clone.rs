@@ -7,23 +7,23 @@
 //! [`CLONE_BYTES_PER_SECOND`] of metadata read, in less than
 //! [`CLONE_BASE_MEMORY`] plus one bit per region.
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
 use cowfmt::bitset::DenseBitmap;
+use cowfmt::clone::check::check;
 use cowfmt::clone::geometry::Geometry;
 use cowfmt::clone::write::write_clone;
-use cowfmt::device::Device;
+use cowfmt::device::{Access, Device};
 
-use crate::bench::{fill_figures, BenchResult};
-use crate::measure::{self, Measured};
+use crate::bench::{measure_runs, run_checked, BenchResult};
 use crate::prng::SplitMix64;
-use crate::tools::Tools;
+use crate::tools::{build_release_package, target_dir, Tools};
 
 /// Metadata bytes per second cowcheck and cowdump must read at 2^31 regions.
 pub const CLONE_BYTES_PER_SECOND: f64 = 1e9;
@@ -54,6 +54,13 @@ pub struct GenCloneArgs {
     /// Where to write the figures of what was generated, as JSON.
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
+}
+
+/// Arguments of `cargo xtask check-clone`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckCloneArgs {
+    /// The metadata image to check.
+    pub metadata: PathBuf,
 }
 
 /// What `gen-clone` wrote.
@@ -200,10 +207,31 @@ fn write_metadata(path: &Path, regions: u64, seed: u64) -> Result<CloneSummary> 
     })
 }
 
+/// `cargo xtask check-clone`: checks the metadata with cowfmt's
+/// `clone::check` (the library checker cowcheck's clone arm renders), prints
+/// its status line, and fails on any error found.
+pub fn check_clone(args: &CheckCloneArgs) -> Result<()> {
+    let path = &args.metadata;
+    let device = Device::open(path, Access::ReadOnly)
+        .with_context(|| format!("{}: cannot open", path.display()))?;
+    let report = check(&device, None)?;
+    for finding in &report.violations {
+        eprintln!("{}: {}", path.display(), finding.describe());
+    }
+    if let Some(status) = &report.status {
+        println!("{}", status.line());
+    }
+    if report.has_errors() {
+        bail!("{}: the clone metadata has errors", path.display());
+    }
+    Ok(())
+}
+
 /// A tool run on the benchmark metadata.
 #[derive(Debug, Clone, Copy)]
 enum CloneJob {
     Check,
+    LibraryCheck,
     DumpJson,
 }
 
@@ -211,22 +239,34 @@ impl CloneJob {
     fn name(self) -> &'static str {
         match self {
             CloneJob::Check => "cowcheck",
+            CloneJob::LibraryCheck => "clone::check (library)",
             CloneJob::DumpJson => "cowdump --format json",
         }
     }
 
-    fn binary(self) -> &'static str {
+    /// The file names of its output.
+    fn output_name(self) -> &'static str {
         match self {
             CloneJob::Check => "cowcheck",
+            CloneJob::LibraryCheck => "check-clone",
             CloneJob::DumpJson => "cowdump",
         }
     }
 
-    fn command(self, tools: &Tools, metadata: &Path) -> Command {
-        let mut command = tools.command(self.binary());
-        if let CloneJob::DumpJson = self {
-            command.args(["--format", "json", "-o", "/dev/null"]);
-        }
+    fn command(self, tools: &Tools, runner: &Path, metadata: &Path) -> Command {
+        let mut command = match self {
+            CloneJob::Check => tools.command("cowcheck"),
+            CloneJob::LibraryCheck => {
+                let mut command = Command::new(runner);
+                command.arg("check-clone");
+                command
+            }
+            CloneJob::DumpJson => {
+                let mut command = tools.command("cowdump");
+                command.args(["--format", "json", "-o", "/dev/null"]);
+                command
+            }
+        };
         command.arg(metadata);
         command
     }
@@ -235,7 +275,9 @@ impl CloneJob {
 /// Which tools the clone benchmark runs.
 #[derive(Debug, Clone, Copy)]
 pub struct CloneJobs {
-    /// cowcheck.
+    /// cowcheck, and cowfmt's clone::check in a release child of its own
+    /// (the checker cowcheck renders; measured also where cowcheck has no
+    /// clone arm).
     pub check: bool,
     /// cowdump --format json to /dev/null.
     pub dump: bool,
@@ -251,6 +293,9 @@ pub fn run(
     keep: bool,
     jobs: CloneJobs,
 ) -> Result<Vec<BenchResult>> {
+    let runner = build_release_package("xtask")
+        .map(|()| target_dir().join("release").join("xtask"))
+        .context("the release xtask runs gen-clone and check-clone")?;
     let dir = bench_dir.join(format!("clone-{regions}"));
     fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     let metadata = dir.join("meta.img");
@@ -259,7 +304,7 @@ pub fn run(
         "\n=== clone metadata, {regions} regions: generating it in {}",
         dir.display()
     );
-    let status = Command::new(std::env::current_exe()?)
+    let status = Command::new(&runner)
         .arg("gen-clone")
         .arg("--out")
         .arg(&metadata)
@@ -279,14 +324,25 @@ pub fn run(
     let mut results = Vec::new();
     for (job, wanted) in [
         (CloneJob::Check, jobs.check),
+        (CloneJob::LibraryCheck, jobs.check),
         (CloneJob::DumpJson, jobs.dump),
     ] {
-        if !wanted {
-            continue;
+        if wanted {
+            let mut result = clone_result(&summary, job);
+            let one = || {
+                let command = job.command(tools, &runner, &metadata);
+                run_checked(command, &dir, job.output_name(), "clean clone metadata")
+            };
+            match measure_runs(&mut result, runs, one) {
+                Ok(()) => {}
+                Err(refused) if matches!(job, CloneJob::Check) => {
+                    result.note = Some(format!("cowcheck refused the metadata: {refused:#}"));
+                    println!("cowcheck: skipped: {refused:#}");
+                }
+                Err(error) => return Err(error),
+            }
+            results.push(result);
         }
-        results.push(bench_clone_job(
-            tools, &dir, &metadata, &summary, job, runs,
-        )?);
     }
     if !keep {
         fs::remove_dir_all(&dir).with_context(|| format!("{}: cannot remove", dir.display()))?;
@@ -294,15 +350,10 @@ pub fn run(
     Ok(results)
 }
 
-fn bench_clone_job(
-    tools: &Tools,
-    dir: &Path,
-    metadata: &Path,
-    summary: &CloneSummary,
-    job: CloneJob,
-    runs: u32,
-) -> Result<BenchResult> {
-    let mut result = BenchResult {
+/// The result line of `job` on the metadata `summary` describes, before
+/// any run: a rate in metadata bytes per second.
+fn clone_result(summary: &CloneSummary, job: CloneJob) -> BenchResult {
+    BenchResult {
         kind: "clone",
         tool: job.name().to_string(),
         unit: "bytes",
@@ -320,41 +371,7 @@ fn bench_clone_job(
         note: None,
         cpu_seconds: None,
         load_average: None,
-    };
-    let mut measured = Vec::new();
-    for run in 1..=runs {
-        let one = run_once(tools, dir, metadata, job)?;
-        println!(
-            "clone {} run {run}/{runs}: {:.3} s, peak {:.1} MiB",
-            job.name(),
-            one.wall.as_secs_f64(),
-            one.peak_rss_bytes as f64 / f64::from(1u32 << 20)
-        );
-        measured.push(one);
     }
-    fill_figures(&mut result, &measured);
-    Ok(result)
-}
-
-fn run_once(tools: &Tools, dir: &Path, metadata: &Path, job: CloneJob) -> Result<Measured> {
-    let stdout = dir.join(format!("{}.stdout", job.binary()));
-    let stderr = dir.join(format!("{}.stderr", job.binary()));
-    let mut command = job.command(tools, metadata);
-    command
-        .stdin(Stdio::null())
-        .stdout(File::create(&stdout)?)
-        .stderr(File::create(&stderr)?);
-    let measured = measure::run(&mut command)?;
-    if measured.exit_code != Some(0) {
-        let text = fs::read_to_string(&stderr).unwrap_or_default();
-        bail!(
-            "{} ended with {:?} on clean clone metadata: {}",
-            crate::tools::shown(&command),
-            measured.exit_code,
-            text.trim()
-        );
-    }
-    Ok(measured)
 }
 
 #[cfg(test)]

@@ -97,6 +97,9 @@ enum Task {
     /// Write dm-clone metadata with half the regions hydrated in runs (run by `bench`).
     #[command(hide = true)]
     GenClone(bench_clone::GenCloneArgs),
+    /// Check dm-clone metadata through cowfmt's library checker (run by `bench`).
+    #[command(hide = true)]
+    CheckClone(bench_clone::CheckCloneArgs),
 }
 
 fn main() -> ExitCode {
@@ -107,6 +110,7 @@ fn main() -> ExitCode {
         Task::Dist(args) => dist::run(args),
         Task::Bench(args) => bench::run(args),
         Task::GenClone(args) => bench_clone::gen_clone(args),
+        Task::CheckClone(args) => bench_clone::check_clone(args),
         Task::VmTest(args) => vm_test::run(args),
         Task::VmCloneFixtures(args) => vm_clone_fixtures::run(args),
         Task::Runtime(args) => runtime::run(args),

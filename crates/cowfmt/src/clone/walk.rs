@@ -17,7 +17,9 @@ use crate::blockdev::BlockDev;
 use crate::error::Result;
 use crate::finding::Severity;
 use crate::pdata::array::{array_max_entries, ArrayBlockDefect, ArrayDefect};
-use crate::pdata::bitset::{read_bitset_with, BitsetDefect, BitsetReferences, BITS_PER_WORD};
+use crate::pdata::bitset::{
+    read_bitset_with, BitsetDefect, BitsetRead, BitsetReferences, BITS_PER_WORD,
+};
 use crate::pdata::block::BLOCK_BYTES;
 use crate::pdata::btree::{KeyRange, NodeAt, NodeDefect, WalkDefect, WalkDefectKind};
 use crate::pdata::io::BlockSource;
@@ -100,12 +102,14 @@ pub struct CloneWalk {
     pub violations: Vec<CloneViolation>,
     /// Whether a strict walk stopped at an error.
     pub stopped: bool,
+    /// The set bits of `bits`, counted as they were read.
+    hydrated: u64,
 }
 
 impl CloneWalk {
     /// Regions marked hydrated.
     pub fn hydrated_regions(&self) -> u64 {
-        self.bits.as_ref().map_or(0, DenseBitmap::count_ones)
+        self.hydrated
     }
 
     /// Regions whose state was lost.
@@ -146,7 +150,8 @@ pub fn walk(
             bitset = Some(walker.bitset(device, superblock.bitset_root, geometry.nr_regions())?);
         }
     }
-    let (bits, lost) = bitset.unzip();
+    let hydrated = bitset.as_ref().map_or(0, |read| read.ones);
+    let (bits, lost) = bitset.map(|read| (read.bits, read.lost)).unzip();
     Ok(CloneWalk {
         opened,
         space_map,
@@ -155,6 +160,7 @@ pub fn walk(
         reachable: walker.reachable,
         violations: walker.violations,
         stopped: walker.stopped,
+        hydrated,
     })
 }
 
@@ -241,19 +247,20 @@ impl Walker<'_> {
         Ok(loaded)
     }
 
-    /// Reads the bitset of `nr_regions` bits at `root`: its bits and the
-    /// region ranges lost.
+    /// Reads the bitset of `nr_regions` bits at `root`: its bits, how many
+    /// are set and the region ranges lost (its defects are the walk's
+    /// violations).
     fn bitset(
         &mut self,
         device: &dyn BlockSource,
         root: u64,
         nr_regions: u64,
-    ) -> Result<(DenseBitmap, Vec<Range<u64>>)> {
+    ) -> Result<BitsetRead> {
         let nr_blocks = self.reachable.len() as u64;
         let policy = self.policy;
         let mut references = References { walker: self, root };
-        let read = read_bitset_with(device, root, nr_regions, policy, &mut references)?;
-        for defect in read.defects {
+        let mut read = read_bitset_with(device, root, nr_regions, policy, &mut references)?;
+        for defect in std::mem::take(&mut read.defects) {
             if let BitsetDefect::Array(ArrayDefect::Btree(WalkDefect {
                 at,
                 kind: WalkDefectKind::Node(_),
@@ -265,7 +272,7 @@ impl Walker<'_> {
             self.violation(from_bitset(defect, root, nr_regions, nr_blocks));
         }
         self.stopped |= read.stopped;
-        Ok((read.bits, read.lost))
+        Ok(read)
     }
 }
 
@@ -382,7 +389,7 @@ fn from_bitset(defect: BitsetDefect, root: u64, nr_regions: u64, nr_blocks: u64)
             ArrayDefect::Missing { start, end } => CloneViolation::Btree {
                 block: root,
                 keys: start..end,
-                detail: defect.to_string(),
+                detail: format!("array btree node {root} (keys {start}..{end}): {defect}"),
             },
             ArrayDefect::Extra { index, .. } => CloneViolation::ArrayLength {
                 words: (index + 1) * per_block,
@@ -466,6 +473,11 @@ mod tests {
                     manifest["geometry"]["nr_regions"].as_u64().unwrap()
                 );
                 assert_eq!(set_runs(bits).collect::<Vec<_>>(), want, "{name} {which}");
+                assert_eq!(
+                    walked.hydrated_regions(),
+                    bits.count_ones(),
+                    "{name} {which}"
+                );
             }
         }
     }

@@ -6,7 +6,7 @@
 
 use std::ops::Range;
 
-use crate::bitset::DenseBitmap;
+use crate::bitset::{count_ones_of, DenseBitmap};
 use crate::error::Result;
 use crate::pdata::alloc::Allocator;
 use crate::pdata::array::{self, ArrayBlock, ArrayDefect, ArraySpec, ArrayVisitor};
@@ -40,6 +40,9 @@ pub enum BitsetDefect {
 pub struct BitsetRead {
     /// The bits read; bits past the end are not kept.
     pub bits: DenseBitmap,
+    /// How many of them are set (counted while they were read, where the
+    /// words were in cache).
+    pub ones: u64,
     /// Bit ranges whose words could not be read, ascending, merged.
     pub lost: Vec<Range<u64>>,
     /// Every defect, in the order found.
@@ -87,6 +90,7 @@ impl<F: FnMut(u64)> BitsetReferences for F {
 
 struct Collect<'a> {
     words: Vec<u64>,
+    ones: u64,
     per_block: u64,
     nr_bits: u64,
     lost: Vec<Range<u64>>,
@@ -106,9 +110,12 @@ impl ArrayVisitor for Collect<'_> {
     }
     fn block(&mut self, index: u64, block: &ArrayBlock) {
         let first = (index * self.per_block) as usize;
-        for (slot, word) in self.words[first..].iter_mut().zip(block.words()) {
+        let end = (first + block.nr_entries() as usize).min(self.words.len());
+        let filled = &mut self.words[first..end];
+        for (slot, word) in filled.iter_mut().zip(block.words()) {
             *slot = word;
         }
+        self.ones += count_ones_of(filled);
     }
     fn defect(&mut self, defect: ArrayDefect) {
         let blocks = defect.lost_blocks();
@@ -151,6 +158,7 @@ pub fn read_bitset_with(
     let spec = array_spec(root, nr_bits);
     let mut collect = Collect {
         words: vec![0; spec.len as usize],
+        ones: 0,
         per_block: u64::from(spec.max_entries()),
         nr_bits,
         lost: Vec::new(),
@@ -160,6 +168,7 @@ pub fn read_bitset_with(
     let summary = array::walk_array(source, spec, mode, &mut collect)?;
     let Collect {
         mut words,
+        mut ones,
         mut lost,
         mut defects,
         ..
@@ -177,10 +186,12 @@ pub fn read_bitset_with(
             });
             stopped = mode == Mode::Strict;
         }
+        ones -= u64::from(past.count_ones());
         *last &= !(u64::MAX << tail);
     }
     Ok(BitsetRead {
         bits: DenseBitmap::from_words(words, nr_bits),
+        ones,
         lost,
         defects,
         stopped,
@@ -200,20 +211,28 @@ pub struct SetRuns<'a> {
 }
 
 impl SetRuns<'_> {
-    /// The first bit at or after `from` whose value is `value` (or the end).
+    /// The first bit at or after `from` whose value is `value` (or the end),
+    /// a word at a time.
     fn seek(&self, from: u64, value: bool) -> u64 {
         let len = self.bits.len();
-        let mut index = from / BITS_PER_WORD;
+        let words = self.bits.words();
         let flip = if value { 0 } else { u64::MAX };
-        let mut word = (self.bits.word(index) ^ flip) & (u64::MAX << (from % BITS_PER_WORD));
-        while word == 0 {
-            index += 1;
-            if index * BITS_PER_WORD >= len {
-                return len;
-            }
-            word = self.bits.word(index) ^ flip;
-        }
-        (index * BITS_PER_WORD + u64::from(word.trailing_zeros())).min(len)
+        let index = (from / BITS_PER_WORD) as usize;
+        let Some(&word) = words.get(index) else {
+            return len;
+        };
+        let word = (word ^ flip) & (u64::MAX << (from % BITS_PER_WORD));
+        let found = if word != 0 {
+            Some((index, word))
+        } else {
+            let rest = &words[index + 1..];
+            rest.iter()
+                .position(|&w| w ^ flip != 0)
+                .map(|offset| (index + 1 + offset, rest[offset] ^ flip))
+        };
+        found.map_or(len, |(index, word)| {
+            (index as u64 * BITS_PER_WORD + u64::from(word.trailing_zeros())).min(len)
+        })
     }
 }
 
@@ -307,6 +326,7 @@ mod tests {
         let (read, refs) = read(&mem, root, 130_001, Mode::Strict);
         assert!(read.defects.is_empty() && read.lost.is_empty());
         assert_eq!(set_runs(&read.bits).collect::<Vec<_>>(), runs);
+        assert_eq!(read.ones, 71);
         let mut refs = refs;
         refs.sort_unstable();
         let used: Vec<u64> = (1..alloc.next()).collect();
@@ -331,6 +351,7 @@ mod tests {
             [(60, 10), (120, 4)]
         );
         assert_eq!(read.bits.count_ones(), 14);
+        assert_eq!(read.ones, 14, "the bits past the end are not counted");
     }
 
     #[test]
@@ -359,6 +380,7 @@ mod tests {
             [(10, 1), (2 * 509 * 64 + 9, 1)]
         );
         assert_eq!(refs.len(), 5, "the damaged block is still referenced");
+        assert_eq!(read.ones, 2, "the lost block's bit is not counted");
     }
 
     /// The regions a dm-clone write or discard hydrates: a write hydrates

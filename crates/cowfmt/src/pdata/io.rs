@@ -26,6 +26,71 @@ pub trait BlockSource {
     }
 }
 
+/// A window of blocks read together: the distinct locations asked for that
+/// lie on the source, sorted, each run of consecutive ones fetched in one
+/// read, looked up by location afterwards. Its buffers are kept from one
+/// window to the next.
+#[derive(Debug, Default)]
+pub(crate) struct BlockWindow {
+    locations: Vec<u64>,
+    buf: Vec<u8>,
+}
+
+impl BlockWindow {
+    /// Reads the blocks at `locations` (any order, repeats allowed) that lie
+    /// on `source`; `what` names them in a read error (`array blocks`).
+    pub(crate) fn read(
+        &mut self,
+        source: &dyn BlockSource,
+        locations: impl Iterator<Item = u64>,
+        what: &str,
+    ) -> Result<()> {
+        let nr_blocks = source.nr_blocks();
+        self.locations.clear();
+        self.locations.extend(locations.filter(|&l| l < nr_blocks));
+        self.locations.sort_unstable();
+        self.locations.dedup();
+        self.buf.resize(self.locations.len() * BLOCK_BYTES, 0);
+        let mut i = 0;
+        while i < self.locations.len() {
+            let first = self.locations[i];
+            let mut end = i + 1;
+            while end < self.locations.len() && self.locations[end] == first + (end - i) as u64 {
+                end += 1;
+            }
+            let last = self.locations[end - 1];
+            source.read_blocks(
+                first,
+                &mut self.buf[i * BLOCK_BYTES..end * BLOCK_BYTES],
+                &|| format!("{what} {first}..={last}"),
+            )?;
+            i = end;
+        }
+        Ok(())
+    }
+
+    /// The block read at `location`, `None` when it is not on the source.
+    pub(crate) fn get(&self, location: u64) -> Option<&[u8]> {
+        let slot = self.locations.binary_search(&location).ok()?;
+        Some(&self.buf[slot * BLOCK_BYTES..(slot + 1) * BLOCK_BYTES])
+    }
+}
+
+/// Hands `items` to `each` `size` at a time, in order, until `each` says
+/// the walk stopped (`true`); returns whether it did.
+pub(crate) fn in_windows<T>(
+    items: &[T],
+    size: usize,
+    mut each: impl FnMut(&[T]) -> Result<bool>,
+) -> Result<bool> {
+    for window in items.chunks(size) {
+        if each(window)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Metadata blocks to write to.
 pub trait BlockTarget {
     /// Writes the consecutive blocks of `data` (a multiple of [`BLOCK_BYTES`])
@@ -174,5 +239,40 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("blocks 3-4"), "{err}");
         assert_eq!(mem.nr_blocks(), 4);
+    }
+
+    #[test]
+    fn a_window_reads_each_block_once_and_has_none_past_the_end() {
+        let mut mem = MemBlocks::zeroed(6);
+        for location in 0..6u8 {
+            let block = vec![location; BLOCK_BYTES];
+            mem.write_blocks(u64::from(location), &block).unwrap();
+        }
+        let mut window = BlockWindow::default();
+        window
+            .read(&mem, [4, 1, 2, 4, 9, 5].into_iter(), "test blocks")
+            .unwrap();
+        assert_eq!(window.locations, [1, 2, 4, 5]);
+        for location in [1u64, 2, 4, 5] {
+            let block = window.get(location).unwrap();
+            assert!(
+                block.iter().all(|&b| u64::from(b) == location),
+                "{location}"
+            );
+        }
+        assert_eq!(window.get(9), None, "past the end");
+        assert_eq!(window.get(3), None, "not asked for");
+    }
+
+    #[test]
+    fn windows_stop_where_the_walk_stops() {
+        let mut seen = Vec::new();
+        let stopped = in_windows(&[1, 2, 3, 4, 5], 2, |window| {
+            seen.push(window.to_vec());
+            Ok(window.contains(&3))
+        })
+        .unwrap();
+        assert!(stopped);
+        assert_eq!(seen, [vec![1, 2], vec![3, 4]]);
     }
 }

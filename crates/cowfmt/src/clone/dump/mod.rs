@@ -10,16 +10,14 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use super::geometry::Geometry;
-use super::open::open_tolerant;
 use super::superblock::{CloneSuperblock, METADATA_BLOCK_BYTES};
+use super::walk::{walk, Policy};
 use crate::bitset::DenseBitmap;
 use crate::blockdev::BlockDev;
 use crate::dump_format::DUMP_FORMAT_VERSION;
 use crate::error::{Error, Result};
 use crate::kind::StoreKind;
-use crate::pdata::bitset::{read_bitset, set_runs};
-use crate::pdata::btree::walk::Mode;
-use crate::pdata::io::BlockSource;
+use crate::pdata::bitset::set_runs;
 use crate::pdata::space_map::SmRoot;
 
 /// The fields of a clone dump before its `hydrated` runs.
@@ -121,40 +119,32 @@ impl CloneDump {
     /// readable and its sizes ones the kernel accepts (else the error names
     /// what is wrong); the bitset is read tolerantly, words that cannot be
     /// read are reported as lost regions.
-    pub fn read<D: BlockDev + BlockSource>(device: &D) -> Result<Self> {
+    pub fn read(device: &dyn BlockDev) -> Result<Self> {
         let path = device.path().display().to_string();
-        let opened = open_tolerant(device, None)?;
-        let (Some(superblock), Some(geometry)) = (&opened.superblock, opened.geometry) else {
-            let why = if opened.violations.is_empty() {
+        let walked = walk(device, None, Policy::Tolerant, &mut ())?;
+        let opened = &walked.opened;
+        let (Some(superblock), Some(geometry), true) =
+            (&opened.superblock, opened.geometry, walked.bits.is_some())
+        else {
+            let why = if walked.violations.is_empty() {
                 "block 0 is all zero: no dm-clone metadata yet (the kernel formats it on activation)".to_string()
             } else {
-                let each: Vec<String> = opened.violations.iter().map(|v| v.describe()).collect();
+                let each: Vec<String> = walked.violations.iter().map(|v| v.describe()).collect();
                 each.join("; ")
             };
             return Err(Error::Invalid(format!(
                 "{path}: cannot dump dm-clone metadata: {why}"
             )));
         };
-        let mut problems: Vec<String> = opened.violations.iter().map(|v| v.describe()).collect();
-        let read = read_bitset(
-            device,
-            superblock.bitset_root,
-            geometry.nr_regions(),
-            Mode::Tolerant,
-            &mut |_| {},
-        )?;
-        problems.extend(read.defects.iter().map(|d| d.to_string()));
+        let problems = walked.violations.iter().map(|v| v.describe()).collect();
         let tail = CloneDumpTail {
-            lost_regions: read.lost.iter().map(|r| r.end - r.start).sum(),
-            lost: read.lost.iter().map(run_of).collect(),
+            lost_regions: walked.lost_regions(),
+            lost: walked.lost.iter().map(run_of).collect(),
             problems,
         };
-        let head = head_of(superblock, &geometry, read.bits.count_ones());
-        Ok(CloneDump {
-            head,
-            bits: read.bits,
-            tail,
-        })
+        let head = head_of(superblock, &geometry, walked.hydrated_regions());
+        let bits = walked.bits.expect("matched above");
+        Ok(CloneDump { head, bits, tail })
     }
 
     /// The hydrated regions as runs, ascending.

@@ -7,10 +7,8 @@
 //! many): it is read once per window and delivered for each.
 
 use crate::error::Result;
-use crate::pdata::block::BLOCK_BYTES;
-use crate::pdata::btree::walk::read_sorted;
 use crate::pdata::btree::{self, Mode, Node, NodeAt, Revisit, TreeSpec, WalkDefect};
-use crate::pdata::io::BlockSource;
+use crate::pdata::io::{in_windows, BlockSource, BlockWindow};
 
 use super::block::{array_max_entries, ArrayBlock, ArrayBlockDefect};
 
@@ -222,7 +220,7 @@ pub fn walk_array(
         mode,
         visitor,
         summary,
-        buf: Vec::new(),
+        blocks: BlockWindow::default(),
     };
     refs.sort_unstable_by_key(|&(index, _)| index);
     for &(index, location) in &refs {
@@ -230,12 +228,10 @@ pub fn walk_array(
     }
     let present = reader.dense(&mut refs);
     if !reader.summary.stopped {
-        for window in present.chunks(WINDOW_BLOCKS) {
+        in_windows(&present, WINDOW_BLOCKS, |window| {
             reader.window(window)?;
-            if reader.summary.stopped {
-                break;
-            }
-        }
+            Ok(reader.summary.stopped)
+        })?;
     }
     Ok(reader.summary)
 }
@@ -246,7 +242,7 @@ struct Reader<'a> {
     mode: Mode,
     visitor: &'a mut dyn ArrayVisitor,
     summary: ArraySummary,
-    buf: Vec<u8>,
+    blocks: BlockWindow,
 }
 
 impl Reader<'_> {
@@ -295,17 +291,10 @@ impl Reader<'_> {
     /// delivers them in index order.
     fn window(&mut self, window: &[(u64, u64)]) -> Result<()> {
         let nr_blocks = self.source.nr_blocks();
-        let mut locations = Vec::with_capacity(window.len());
-        for &(_, location) in window {
-            if location < nr_blocks {
-                locations.push(location);
-            }
-        }
-        locations.sort_unstable();
-        locations.dedup();
-        read_sorted(self.source, &locations, &mut self.buf, "array blocks")?;
+        let locations = window.iter().map(|&(_, location)| location);
+        self.blocks.read(self.source, locations, "array blocks")?;
         for &(index, location) in window {
-            let Ok(slot) = locations.binary_search(&location) else {
+            let Some(bytes) = self.blocks.get(location) else {
                 let defect = ArrayDefect::PastEnd {
                     index,
                     location,
@@ -316,7 +305,6 @@ impl Reader<'_> {
                 }
                 continue;
             };
-            let bytes = &self.buf[slot * BLOCK_BYTES..(slot + 1) * BLOCK_BYTES];
             let defect = match ArrayBlock::decode(location, bytes, self.spec.value_size) {
                 Ok(block) if block.nr_entries() == self.spec.entries_of(index) => {
                     self.summary.blocks += 1;

@@ -8,8 +8,7 @@
 
 use crate::bitset::DenseBitmap;
 use crate::error::Result;
-use crate::pdata::block::BLOCK_BYTES;
-use crate::pdata::io::BlockSource;
+use crate::pdata::io::{in_windows, BlockSource, BlockWindow};
 
 use super::node::{Node, NodeDefect, NodeKind};
 
@@ -186,7 +185,7 @@ pub fn walk(
         reached: DenseBitmap::new(source.nr_blocks()),
         leaf_depth: None,
         summary: WalkSummary::default(),
-        buf: Vec::new(),
+        blocks: BlockWindow::default(),
     };
     let mut level = vec![NodeAt {
         location: root,
@@ -195,12 +194,10 @@ pub fn walk(
     }];
     while !level.is_empty() && !walker.summary.stopped {
         let mut next = Vec::new();
-        for window in level.chunks(WINDOW_NODES) {
+        in_windows(&level, WINDOW_NODES, |window| {
             walker.window(window, &mut next)?;
-            if walker.summary.stopped {
-                break;
-            }
-        }
+            Ok(walker.summary.stopped)
+        })?;
         level = next;
     }
     Ok(walker.summary)
@@ -214,7 +211,7 @@ struct Walker<'a> {
     reached: DenseBitmap,
     leaf_depth: Option<u32>,
     summary: WalkSummary,
-    buf: Vec<u8>,
+    blocks: BlockWindow,
 }
 
 impl Walker<'_> {
@@ -248,14 +245,11 @@ impl Walker<'_> {
                 wanted.push(*at);
             }
         }
-        let mut locations: Vec<u64> = wanted.iter().map(|at| at.location).collect();
-        locations.sort_unstable();
-        locations.dedup();
         let what = format!("{} nodes", self.spec.name);
-        read_sorted(self.source, &locations, &mut self.buf, &what)?;
+        let locations = wanted.iter().map(|at| at.location);
+        self.blocks.read(self.source, locations, &what)?;
         for at in wanted {
-            let slot = locations.binary_search(&at.location).expect("read");
-            let block = &self.buf[slot * BLOCK_BYTES..(slot + 1) * BLOCK_BYTES];
+            let block = self.blocks.get(at.location).expect("below the end, read");
             match Node::decode(at.location, block, self.spec.leaf_value_size) {
                 Ok(node) => {
                     if self.node(at, &node, next) {
@@ -328,35 +322,11 @@ impl Walker<'_> {
     }
 }
 
-/// Reads the blocks at `locations` (sorted, distinct) into `buf`, one read
-/// per run of consecutive locations; `what` names them in a read error.
-pub(crate) fn read_sorted(
-    source: &dyn BlockSource,
-    locations: &[u64],
-    buf: &mut Vec<u8>,
-    what: &str,
-) -> Result<()> {
-    buf.resize(locations.len() * BLOCK_BYTES, 0);
-    let mut i = 0;
-    while i < locations.len() {
-        let first = locations[i];
-        let mut end = i + 1;
-        while end < locations.len() && locations[end] == first + (end - i) as u64 {
-            end += 1;
-        }
-        let last = locations[end - 1];
-        source.read_blocks(first, &mut buf[i * BLOCK_BYTES..end * BLOCK_BYTES], &|| {
-            format!("{what} {first}..={last}")
-        })?;
-        i = end;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::pdata::block::BlockDefect;
+    use crate::pdata::block::BLOCK_BYTES;
     use crate::pdata::btree::node::NodeKind;
     use crate::pdata::io::MemBlocks;
 
