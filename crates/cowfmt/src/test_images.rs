@@ -35,10 +35,18 @@ pub(crate) fn kernel_clone_manifest(name: &str) -> String {
 /// unless `got` holds `want`'s blocks byte for byte.
 pub(crate) fn assert_same_blocks(what: &str, got: &[u8], want: &[u8]) {
     use crate::pdata::block::BLOCK_BYTES;
-    assert!(got.len() >= want.len(), "{what}: {} bytes, want {}", got.len(), want.len());
+    assert!(
+        got.len() >= want.len(),
+        "{what}: {} bytes, want {}",
+        got.len(),
+        want.len()
+    );
     let differs = got
         .chunks(BLOCK_BYTES)
         .zip(want.chunks(BLOCK_BYTES))
         .position(|(a, b)| a != b);
-    assert_eq!(differs, None, "{what}: this block differs from the kernel's");
+    assert_eq!(
+        differs, None,
+        "{what}: this block differs from the kernel's"
+    );
 }

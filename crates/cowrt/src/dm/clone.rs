@@ -271,7 +271,10 @@ pub fn activate(
         ));
     }
     let geometry = Geometry::new(u64::from(request.region_sectors), sectors).map_err(|error| {
-        DmError::BadOptions(format!("--region-size {} sectors: {error}", request.region_sectors))
+        DmError::BadOptions(format!(
+            "--region-size {} sectors: {error}",
+            request.region_sectors
+        ))
     })?;
     let regions = geometry.nr_regions();
     let new_metadata = check_metadata(&request.metadata, &geometry)?;
