@@ -8,12 +8,13 @@
 
 use super::open::TableSizes;
 use super::rules::CloneViolation;
-use super::walk::{from_space_map, walk, CloneWalk, Policy};
+use super::walk::{from_space_map, walk, BlockReached, BlockRole, CloneVisitor, CloneWalk, Policy};
 use crate::blockdev::BlockDev;
 use crate::error::Result;
 use crate::finding::{Finding, Severity};
 use crate::pdata::block::BLOCK_SECTORS;
 use crate::pdata::space_map;
+use crate::progress::Progress;
 
 /// The check of clone metadata: findings and the status figures.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +77,59 @@ impl CloneCheckReport {
 pub fn check(device: &dyn BlockDev, table: Option<TableSizes>) -> Result<CloneCheckReport> {
     let walked = walk(device, table, Policy::Tolerant, &mut ())?;
     Ok(report(walked))
+}
+
+/// The superblock alone (the kernel's `sb_check` and the geometry it
+/// accepts): no status figures, nothing past block 0.
+pub fn check_superblock(
+    device: &dyn BlockDev,
+    table: Option<TableSizes>,
+) -> Result<CloneCheckReport> {
+    let opened = super::open::open_tolerant(device, table)?;
+    Ok(CloneCheckReport {
+        findings: opened
+            .violations
+            .iter()
+            .map(CloneViolation::finding)
+            .collect(),
+        violations: opened.violations,
+        status: None,
+        lost_regions: 0,
+    })
+}
+
+/// [`check`], telling `progress` (array blocks read, array blocks of the
+/// bitset) as the walk reaches each array block.
+pub fn check_with_progress(
+    device: &dyn BlockDev,
+    table: Option<TableSizes>,
+    progress: &mut Progress,
+) -> Result<CloneCheckReport> {
+    let opened = super::open::open_tolerant(device, table)?;
+    let total = opened.geometry.map_or(0, |g| g.nr_array_blocks());
+    let mut counter = ArrayBlocksRead {
+        done: 0,
+        total,
+        progress,
+    };
+    let walked = walk(device, table, Policy::Tolerant, &mut counter)?;
+    Ok(report(walked))
+}
+
+/// A visitor telling a progress callback each array block reached.
+struct ArrayBlocksRead<'p, 'a> {
+    done: u64,
+    total: u64,
+    progress: &'p mut Progress<'a>,
+}
+
+impl CloneVisitor for ArrayBlocksRead<'_, '_> {
+    fn block(&mut self, reached: &BlockReached) {
+        if let BlockRole::ArrayBlock { .. } = reached.role {
+            self.done += 1;
+            (self.progress)(self.done, self.total.max(self.done));
+        }
+    }
 }
 
 /// The report of a tolerant walk: its violations, then the space map's

@@ -101,7 +101,8 @@ pub enum CloneViolation {
     },
     /// A reference to a block past the metadata device.
     PastDevice {
-        /// The block referencing it (None for the superblock's roots).
+        /// The block referencing it (0 for the superblock's roots; None for
+        /// an array block, whose leaf the array walk does not name).
         from: Option<u64>,
         /// The block referenced.
         block: u64,
@@ -138,7 +139,8 @@ pub enum CloneViolation {
         block: u64,
         /// The key range the parent gives it.
         keys: Range<u64>,
-        /// What is wrong, as the node decoder or the walker says it.
+        /// What is wrong, starting with the tree, the node and its key
+        /// range, as the walker says it.
         detail: String,
     },
     /// A block is counted by the space map but reached from nothing.
@@ -325,7 +327,11 @@ impl CloneViolation {
                 nr_blocks,
             } => format!(
                 "{}: block {block} is past the end of the metadata device ({nr_blocks} blocks)",
-                from.map_or("superblock (block 0)".to_string(), |f| format!("block {f}"))
+                match from {
+                    None => "bitset: an array btree leaf".to_string(),
+                    Some(0) => "superblock (block 0)".to_string(),
+                    Some(f) => format!("block {f}"),
+                }
             ),
             CloneViolation::ArrayLength { words, expected } => {
                 format!("bitset: the array holds {words} words, the region count needs {expected}")
@@ -338,14 +344,7 @@ impl CloneViolation {
             CloneViolation::TailBitsSet { word, bits } => {
                 format!("bitset word {word}: bits past the last region are set ({bits:#018x})")
             }
-            CloneViolation::Btree {
-                block,
-                keys,
-                detail,
-            } => format!(
-                "array btree node {block} (keys {}..{}): {detail}",
-                keys.start, keys.end
-            ),
+            CloneViolation::Btree { detail, .. } => detail.clone(),
             CloneViolation::Leaked { block, counted } => format!(
                 "block {block}: the space map counts it {counted} times, but nothing reaches it"
             ),
@@ -583,7 +582,8 @@ mod tests {
         let violation = CloneViolation::Btree {
             block: 37,
             keys: 0..251,
-            detail: "keys are not ascending at entry 4".to_string(),
+            detail: "array btree node 37 (keys 0..251): keys are not ascending at entry 4"
+                .to_string(),
         };
         assert_eq!(
             violation.describe(),

@@ -382,7 +382,7 @@ fn from_bitset(defect: BitsetDefect, root: u64, nr_regions: u64, nr_blocks: u64)
             ArrayDefect::Missing { start, end } => CloneViolation::Btree {
                 block: root,
                 keys: start..end,
-                detail: defect.to_string(),
+                detail: format!("array btree node {root} (keys {start}..{end}): {defect}"),
             },
             ArrayDefect::Extra { index, .. } => CloneViolation::ArrayLength {
                 words: (index + 1) * per_block,

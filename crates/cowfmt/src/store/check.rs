@@ -2,6 +2,8 @@
 //! checker from the first block (or `--kind`), [`CheckPlan::run`] runs it, and
 //! [`CheckReport`] answers the same questions whatever the kind.
 
+use crate::clone::check::{self as clone, CloneCheckReport};
+use crate::clone::open::TableSizes;
 use crate::device::{Access, Device};
 use crate::error::Result;
 use crate::finding::{Finding, Severity};
@@ -44,6 +46,18 @@ pub enum CheckPlan {
     Snap(snap::CheckOptions),
     /// The shared checker.
     Shared(shared::CheckOptions),
+    /// The dm-clone checker.
+    Clone(CloneCheckOptions),
+}
+
+/// What the dm-clone checker is told.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CloneCheckOptions {
+    /// The source device's size in bytes (`--origin`): the table's target
+    /// size, which the superblock's must equal.
+    pub source_bytes: Option<u64>,
+    /// Only the superblock.
+    pub superblock_only: bool,
 }
 
 /// How far a check has got, as its progress callback counts.
@@ -53,29 +67,36 @@ pub enum ProgressUnit {
     DeviceChunks,
     /// Tree blocks read, the total unknown: a counter.
     TreeBlocks,
+    /// (array blocks read, array blocks of the bitset): a bar.
+    ArrayBlocks,
 }
 
 /// Picks the checker for the store on `device`. Without `--kind`, the kind
-/// comes from the magic: `Shared` for a shared store, unsupported for the
-/// kinds this version cannot check, `Persistent` otherwise (every other
-/// header problem is left to the checker). An unfinished output and the
-/// kinds this version cannot check are refused.
+/// comes from the first block: `Shared` for a shared store, `Clone` for a
+/// dm-clone superblock, unsupported for the kinds this version cannot
+/// check, `Persistent` otherwise (every other header problem is left to the
+/// checker). An unfinished output and the kinds this version cannot check
+/// are refused.
 pub fn plan(device: &Device, options: &CheckOptions) -> Result<Result<CheckPlan, Refusal>> {
     if let Some(marker) = Marker::read(device)? {
         let text = format!("{}: {}", device.path().display(), marker.describe());
         return Ok(Err(Refusal::Unfinished(text)));
     }
     let kind = match options.kind {
-        Some(kind) if !kind.is_snap_v1() && kind != StoreKind::Shared => {
-            return Ok(Err(Refusal::Unsupported(kind)))
-        }
+        Some(kind) if !checked(kind) => return Ok(Err(Refusal::Unsupported(kind))),
         Some(kind) => kind,
-        None => match FirstBlock::read(device, &String::new).map(|f| f.kind_without_clone_jobs()) {
-            Ok(Ok(StoreKind::Shared)) => StoreKind::Shared,
-            Ok(Ok(kind)) if !kind.is_snap_v1() => return Ok(Err(Refusal::Unsupported(kind))),
+        None => match FirstBlock::read(device, &String::new).map(|f| f.kind()) {
+            Ok(Ok(kind)) if !checked(kind) => return Ok(Err(Refusal::Unsupported(kind))),
+            Ok(Ok(kind @ (StoreKind::Shared | StoreKind::Clone))) => kind,
             _ => StoreKind::Persistent,
         },
     };
+    if kind == StoreKind::Clone {
+        return Ok(Ok(CheckPlan::Clone(CloneCheckOptions {
+            source_bytes: options.origin_bytes,
+            superblock_only: options.header_only,
+        })));
+    }
     let kind_forced = options.kind.is_some();
     if kind == StoreKind::Shared {
         return Ok(Ok(CheckPlan::Shared(shared::CheckOptions {
@@ -94,14 +115,21 @@ pub fn plan(device: &Device, options: &CheckOptions) -> Result<Result<CheckPlan,
     })))
 }
 
+/// Whether this version has a checker for `kind`.
+fn checked(kind: StoreKind) -> bool {
+    kind.is_snap_v1() || matches!(kind, StoreKind::Shared | StoreKind::Clone)
+}
+
 impl CheckPlan {
-    /// Sets the origin size (bytes) the records are checked against: tools
-    /// learn it after the plan, so that a refusal comes before an origin that
-    /// cannot be opened.
+    /// Sets the origin size (bytes) the records are checked against (for
+    /// clone metadata, the source's size: the target size a table would
+    /// give): tools learn it after the plan, so that a refusal comes before
+    /// an origin that cannot be opened.
     pub fn set_origin_bytes(&mut self, origin_bytes: Option<u64>) {
         match self {
             CheckPlan::Snap(options) => options.origin_bytes = origin_bytes,
             CheckPlan::Shared(options) => options.origin_bytes = origin_bytes,
+            CheckPlan::Clone(options) => options.source_bytes = origin_bytes,
         }
     }
 
@@ -110,6 +138,7 @@ impl CheckPlan {
         match self {
             CheckPlan::Shared(_) => ProgressUnit::TreeBlocks,
             CheckPlan::Snap(_) => ProgressUnit::DeviceChunks,
+            CheckPlan::Clone(_) => ProgressUnit::ArrayBlocks,
         }
     }
 
@@ -129,7 +158,31 @@ impl CheckPlan {
                     after_replay,
                 }
             }
+            CheckPlan::Clone(options) => {
+                let table = options.table_sizes(device)?;
+                CheckReport::Clone(if options.superblock_only {
+                    clone::check_superblock(device, table)?
+                } else {
+                    clone::check_with_progress(device, table, progress)?
+                })
+            }
         })
+    }
+}
+
+impl CloneCheckOptions {
+    /// The sizes a table over the source would give: the superblock's region
+    /// size (a table names it, and the kernel refuses another), the source's
+    /// size in sectors. None without a source or a readable superblock.
+    fn table_sizes(&self, device: &Device) -> Result<Option<TableSizes>> {
+        let Some(bytes) = self.source_bytes else {
+            return Ok(None);
+        };
+        let opened = crate::clone::open::open_tolerant(device, None)?;
+        Ok(opened.superblock.map(|superblock| TableSizes {
+            region_sectors: superblock.region_sectors,
+            target_sectors: bytes / 512,
+        }))
     }
 }
 
@@ -167,6 +220,8 @@ pub enum CheckReport {
         /// The findings after a replay (empty when nothing waits for one).
         after_replay: Vec<Finding>,
     },
+    /// dm-clone metadata.
+    Clone(CloneCheckReport),
 }
 
 impl CheckReport {
@@ -175,6 +230,7 @@ impl CheckReport {
         match self {
             CheckReport::Snap(report) => report.kind,
             CheckReport::Shared { report, .. } => report.kind,
+            CheckReport::Clone(_) => StoreKind::Clone,
         }
     }
 
@@ -183,13 +239,14 @@ impl CheckReport {
         match self {
             CheckReport::Snap(report) => &report.findings,
             CheckReport::Shared { report, .. } => &report.findings,
+            CheckReport::Clone(report) => &report.findings,
         }
     }
 
     /// Information that is not a finding (a torn last journal transaction).
     pub fn notes(&self) -> &[String] {
         match self {
-            CheckReport::Snap(_) => &[],
+            CheckReport::Snap(_) | CheckReport::Clone(_) => &[],
             CheckReport::Shared { report, .. } => &report.notes,
         }
     }
@@ -197,7 +254,7 @@ impl CheckReport {
     /// The findings of the state a replay of the journal would leave.
     pub fn after_replay(&self) -> &[Finding] {
         match self {
-            CheckReport::Snap(_) => &[],
+            CheckReport::Snap(_) | CheckReport::Clone(_) => &[],
             CheckReport::Shared { after_replay, .. } => after_replay,
         }
     }
@@ -287,11 +344,59 @@ mod tests {
         let zeros = dir.path().join("zeros.img");
         drop(Device::create_or_extend(&zeros, 1 << 20).unwrap());
         let options = CheckOptions {
-            kind: Some(StoreKind::Clone),
+            kind: Some(StoreKind::Transient),
             ..CheckOptions::default()
         };
         let refused = plan(&read_only(&zeros), &options).unwrap().unwrap_err();
-        assert_eq!(refused, Refusal::Unsupported(StoreKind::Clone));
+        assert_eq!(refused, Refusal::Unsupported(StoreKind::Transient));
+    }
+
+    /// Kernel fixture `name`'s final metadata in `dir`.
+    fn clone_image(dir: &tempfile::TempDir, name: &str) -> std::path::PathBuf {
+        let path = dir.path().join("meta.img");
+        std::fs::write(&path, crate::clone::kernel_fixture_bytes(name, "final")).unwrap();
+        path
+    }
+
+    #[test]
+    fn clone_metadata_is_found_by_its_superblock_and_checked_with_its_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = read_only(&clone_image(&dir, "b-region128-1024regions"));
+        let plan = plan(&device, &CheckOptions::default()).unwrap().unwrap();
+        assert!(matches!(
+            plan,
+            CheckPlan::Clone(CloneCheckOptions {
+                source_bytes: None,
+                superblock_only: false
+            })
+        ));
+        assert_eq!(plan.progress_unit(), ProgressUnit::ArrayBlocks);
+        let mut steps = Vec::new();
+        let report = plan
+            .run(&device, &mut |done, total| steps.push((done, total)))
+            .unwrap();
+        assert_eq!(steps, [(1, 1)]);
+        assert_eq!(report.kind(), StoreKind::Clone);
+        assert!(report.is_clean(), "{:?}", report.findings());
+        let CheckReport::Clone(clone) = &report else {
+            panic!("not a clone report: {report:?}");
+        };
+        assert_eq!(clone.status.unwrap().line(), "8 6/1024 128 9/1024");
+    }
+
+    #[test]
+    fn a_source_of_another_size_is_the_kernels_size_mismatch() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = read_only(&clone_image(&dir, "b-region128-1024regions"));
+        let mut plan = plan(&device, &CheckOptions::default()).unwrap().unwrap();
+        let target_bytes = 1024 * 128 * 512;
+        plan.set_origin_bytes(Some(target_bytes));
+        let report = plan.run(&device, &mut crate::progress::silent).unwrap();
+        assert!(report.is_clean(), "{:?}", report.findings());
+        plan.set_origin_bytes(Some(target_bytes / 2));
+        let report = plan.run(&device, &mut crate::progress::silent).unwrap();
+        let codes: Vec<_> = report.findings().iter().map(|f| f.code).collect();
+        assert_eq!(codes, [crate::FindingCode::SizeMismatch]);
     }
 
     #[test]

@@ -56,9 +56,10 @@ pub mod cross {
     pub use crate::cross::migrate::{SharedJob, SharedMigrateReport, SharedShape, Side};
 }
 
-/// dm-clone metadata: the geometry, what the writer committed, and its dump
-/// (head, hydrated runs, lost regions).
+/// dm-clone metadata: the geometry, what the writer committed, its dump
+/// (head, hydrated runs, lost regions) and its check report.
 pub mod clone {
+    pub use crate::clone::check::{CloneCheckReport, CloneStatus};
     pub use crate::clone::dump::{
         CloneDump, CloneDumpHead, CloneDumpTail, RegionRun, SpaceMapSummary, SuperblockSummary,
     };

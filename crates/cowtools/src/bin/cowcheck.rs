@@ -1,6 +1,6 @@
 //! cowcheck: verifies every invariant of a persistent, legacy or shared COW
-//! store and reports each problem with its location; the exit code says whether
-//! any was found.
+//! store or of dm-clone metadata and reports each problem with its location;
+//! the exit code says whether any was found.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -39,7 +39,9 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     };
     plan.set_origin_bytes(origin_bytes(cli)?);
     let bar = match plan.progress_unit() {
-        ProgressUnit::DeviceChunks => progress::bar(0, "checking", cli.verbosity.quiet),
+        ProgressUnit::DeviceChunks | ProgressUnit::ArrayBlocks => {
+            progress::bar(0, "checking", cli.verbosity.quiet)
+        }
         ProgressUnit::TreeBlocks => {
             progress::counter("checking", "tree blocks", cli.verbosity.quiet)
         }

@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use cowfmt::store::check::CheckReport;
+use cowfmt::store::reports::clone::CloneCheckReport;
 use cowfmt::store::reports::persistent::{CheckReport as SnapReport, CheckSummary, Header};
 use cowfmt::store::reports::shared::{self as shared_check, SharedHeader};
 use cowfmt::{Finding, Severity, StoreKind};
@@ -53,7 +54,30 @@ fn describe(report: &CheckReport, header_only: bool) -> String {
     match report {
         CheckReport::Snap(report) => describe_snap(report, header_only),
         CheckReport::Shared { report, .. } => describe_shared(report, header_only),
+        CheckReport::Clone(_) if header_only => {
+            format!("{} store, superblock only", StoreKind::Clone)
+        }
+        CheckReport::Clone(report) => describe_clone(report),
     }
+}
+
+/// Region size, hydrated and lost regions, the figures of the kernel's
+/// status line.
+fn describe_clone(report: &CloneCheckReport) -> String {
+    let mut parts = vec![format!("{} store", StoreKind::Clone)];
+    match &report.status {
+        Some(status) => {
+            parts.push(format!("region {} sectors", status.region_sectors));
+            parts.push(format!(
+                "{}/{} regions hydrated",
+                status.hydrated_regions, status.nr_regions
+            ));
+            parts.push(format!("{} lost", report.lost_regions));
+            parts.push(format!("status {}", status.line()));
+        }
+        None => parts.push("superblock or space map unreadable".to_string()),
+    }
+    parts.join(", ")
 }
 
 /// Kind, chunk size, records and areas, status.
@@ -226,6 +250,36 @@ impl From<&SharedHeader> for JsonHeader {
 enum Figures<'a> {
     Snap(&'a CheckSummary),
     Shared(&'a shared_check::CheckSummary),
+    Clone(JsonCloneFigures),
+}
+
+/// The figures of a clone check: the regions, and the kernel's status line
+/// with its metadata figures (absent when the superblock or the space map
+/// could not be read).
+#[derive(Serialize)]
+struct JsonCloneFigures {
+    region_sectors: Option<u64>,
+    nr_regions: Option<u64>,
+    hydrated_regions: Option<u64>,
+    lost_regions: u64,
+    metadata_used: Option<u64>,
+    metadata_total: Option<u64>,
+    status: Option<String>,
+}
+
+impl From<&CloneCheckReport> for JsonCloneFigures {
+    fn from(report: &CloneCheckReport) -> Self {
+        let status = report.status.as_ref();
+        JsonCloneFigures {
+            region_sectors: status.map(|s| s.region_sectors),
+            nr_regions: status.map(|s| s.nr_regions),
+            hydrated_regions: status.map(|s| s.hydrated_regions),
+            lost_regions: report.lost_regions,
+            metadata_used: status.map(|s| s.metadata_used),
+            metadata_total: status.map(|s| s.metadata_total),
+            status: status.map(|s| s.line()),
+        }
+    }
 }
 
 /// The checker's figures with the finding counts.
@@ -249,6 +303,7 @@ pub fn write_json(out: &mut dyn Write, file: &Path, report: &CheckReport) -> any
             Some(JsonHeader::from(&r.header)),
             Figures::Shared(&r.summary),
         ),
+        CheckReport::Clone(r) => (None, Figures::Clone(JsonCloneFigures::from(r))),
     };
     let json = JsonReport {
         format_version: REPORT_FORMAT_VERSION,
