@@ -161,30 +161,22 @@ fn refused(request: &CloneRequest) -> String {
 #[test]
 fn region_sizes_the_kernel_refuses_are_refused_before_any_command() {
     let images = images();
-    for sectors in [0, 4, 4_194_304] {
+    let outside = "is outside the kernel's range of 8 to 2097152 sectors (4 KiB to 1 GiB)";
+    let not_power = "is not a power of two, as the kernel requires";
+    for (sectors, why) in [
+        (0, outside),
+        (4, outside),
+        (4_194_304, outside),
+        (48, not_power),
+        (96, not_power),
+    ] {
         let bad = CloneRequest {
             region_sectors: sectors,
             ..request(&images)
         };
         assert_eq!(
             refused(&bad),
-            format!(
-                "--region-size {sectors} sectors: region size {sectors} sectors is outside the \
-                 kernel's range of 8 to 2097152 sectors (4 KiB to 1 GiB)"
-            )
-        );
-    }
-    for sectors in [48, 96] {
-        let bad = CloneRequest {
-            region_sectors: sectors,
-            ..request(&images)
-        };
-        assert_eq!(
-            refused(&bad),
-            format!(
-                "--region-size {sectors} sectors: region size {sectors} sectors is not a power \
-                 of two, as the kernel requires"
-            )
+            format!("--region-size {sectors} sectors: region size {sectors} sectors {why}")
         );
     }
     for sectors in [8, 2_097_152] {
