@@ -2,8 +2,9 @@
 //! under qemu. Classic (xtask/vm/run.sh): the kernel writes three classic
 //! snapshot stores, the tools import them into one shared store and export
 //! every snapshot back, and the kernel must then show each export exactly as
-//! it showed the snapshot it came from. Clone (xtask/vm/clone-test.sh): the
-//! kernel's dm-clone activates metadata made by mkcow, our tools read what it
+//! it showed the snapshot it came from. Clone (xtask/vm/clone-test.sh):
+//! `cowrt dm activate --kind clone` loads metadata made by mkcow into the
+//! kernel's dm-clone, our tools read what it
 //! hydrated exactly as its status says, and metadata cowrepair rebuilt from
 //! damaged copies activates and shows the user's data. Never part of
 //! `cargo test`: it downloads Debian packages once and boots a VM four times
@@ -15,7 +16,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use crate::tools::{target_dir, workspace_root, Tools};
+use crate::tools::{build_release_package, target_dir, workspace_root, Tools};
 
 /// Arguments of `cargo xtask vm-test`.
 #[derive(Debug, Clone, Args)]
@@ -73,6 +74,9 @@ pub fn run(args: &VmTestArgs) -> Result<()> {
         bail!("the {} scenario has no step '{}'", args.scenario, args.step);
     }
     let tools = Tools::build_release(&["mkcow", "cowcheck", "cowdump", "cowrepair", "cowmigrate"])?;
+    if chosen.iter().any(|s| s.name == "clone") {
+        build_release_package("cowrt").context("the clone scenario activates through cowrt")?;
+    }
     let dir = args.dir.clone().unwrap_or_else(|| target_dir().join("vm"));
     let tools_src = tools.dir().display().to_string();
     let mut failed = Vec::new();

@@ -42,14 +42,10 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-WORKSPACE=$(cd "$HERE/../.." && pwd)
-TOP=${VM_DIR:-$WORKSPACE/target/vm}
-mkdir -p "$TOP"
-TOP=$(cd "$TOP" && pwd)
+# shellcheck source=../vm/common.sh
+. "$HERE/../vm/common.sh"
+vm_layout
 BIN=$TOP/bin-rt
-CACHE=$TOP/cache/debs
-BUILD=$TOP/build
-ROOT=$BUILD/root
 WORK=$TOP/work-rt
 LOGS=$TOP/logs-rt
 TOOLS_SRC=${TOOLS_SRC:-$WORKSPACE/target/release}
@@ -58,12 +54,6 @@ DM_CLONE_KO=${DM_CLONE_KO:-}
 VM_TIMEOUT=${VM_TIMEOUT:-900}
 TOOLS=(mkcow cowcheck cowmigrate cowdump)
 
-KERNEL_META=linux-image-6.12-amd64
-PKGS=(busybox-static dmsetup libdevmapper1.02.1
-      qemu-system-x86 qemu-system-common qemu-system-data seabios
-      libcapstone4 libfdt1 libibverbs1 libpmem1 librdmacm1 libslirp0 libvdeplug2
-      libnl-3-200 libnl-route-3-200 libdaxctl1 libndctl6 libexecs0)
-
 SAY_TAG=vm-runtime
 GUEST_DIR=$WORKSPACE/xtask/vm/guest
 VM_BASE=$BUILD/initramfs-runtime.cpio.gz
@@ -71,8 +61,6 @@ VM_SMP=2
 VM_MEM=1536
 VM_CPU=max
 VM_OUT_MIB=16
-# shellcheck source=../vm/common.sh
-. "$WORKSPACE/xtask/vm/common.sh"
 
 # Scenario disks (sparse images): origins 64 MiB, shared store 128 MiB,
 # classic COWs 72 MiB each.

@@ -34,13 +34,10 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-WORKSPACE=$(cd "$HERE/../.." && pwd)
-TOP=${VM_DIR:-$WORKSPACE/target/vm}
-mkdir -p "$TOP"
-TOP=$(cd "$TOP" && pwd)
-
-say() { printf '[build-dm-clone %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { say "ERROR: $*"; exit 2; }
+# shellcheck source=common.sh
+. "$HERE/common.sh"
+vm_layout
+SAY_TAG=build-dm-clone
 
 # The kernel release: KVER, else the cached linux-image package's, else the default.
 kernel_release() {
@@ -49,7 +46,7 @@ kernel_release() {
         return
     fi
     local f
-    f=$(ls "$TOP"/cache/debs/linux-image-6.12.*-amd64_*.deb 2>/dev/null | head -n1 || true)
+    f=$(ls "$CACHE"/linux-image-6.12.*-amd64_*.deb 2>/dev/null | head -n1 || true)
     if [[ -n $f ]]; then
         basename "$f" | cut -d_ -f1 | sed 's/^linux-image-//'
     else
@@ -62,7 +59,7 @@ KREL=$(kernel_release)
     || die "kernel release '$KREL' is not a Debian 6.12 amd64 release (6.12.N+debM-amd64)"
 UPSTREAM=${BASH_REMATCH[1]}
 ABI=${BASH_REMATCH[1]}+${BASH_REMATCH[2]}
-CACHE=$TOP/cache/dm-clone-debs
+DEBS_DIR=$TOP/cache/dm-clone-debs
 OUT=$TOP/dm-clone/$KREL
 KO=$OUT/dm-clone.ko
 
@@ -72,13 +69,13 @@ if [[ -f $KO && ${FORCE:-0} != 1 ]]; then
     exit 0
 fi
 
-PKGS=("linux-headers-$KREL" "linux-headers-$ABI-common" "linux-kbuild-$ABI" linux-source-6.12)
+DEBS=("linux-headers-$KREL" "linux-headers-$ABI-common" "linux-kbuild-$ABI" linux-source-6.12)
 
 # The Debian package version of the kernel (e.g. 6.12.118-1~deb12u1): every
 # package must have exactly that one.
 package_version() {
     local f v
-    f=$(ls "$CACHE/linux-headers-${KREL}_"*.deb 2>/dev/null | head -n1 || true)
+    f=$(ls "$DEBS_DIR/linux-headers-${KREL}_"*.deb 2>/dev/null | head -n1 || true)
     if [[ -n $f ]]; then
         dpkg-deb -f "$f" Version
         return
@@ -93,20 +90,12 @@ package_version() {
     echo "$v"
 }
 
-fetch() {
-    mkdir -p "$CACHE"
-    local version p missing=()
+fetch_build_debs() {
+    local version p f
     version=$(package_version)
-    for p in "${PKGS[@]}"; do
-        compgen -G "$CACHE/${p}_*.deb" >/dev/null || missing+=("$p=$version")
-    done
-    if ((${#missing[@]})); then
-        say "downloading into $CACHE: ${missing[*]}"
-        (cd "$CACHE" && apt-get download "${missing[@]}" >&2) || die "apt-get download failed"
-    fi
-    local f
-    for p in "${PKGS[@]}"; do
-        f=$(ls "$CACHE/${p}_"*.deb | head -n1)
+    download_missing "$DEBS_DIR" "${DEBS[@]/%/=$version}"
+    for p in "${DEBS[@]}"; do
+        f=$(ls "$DEBS_DIR/${p}_"*.deb | head -n1)
         [[ $(dpkg-deb -f "$f" Version) == "$version" ]] \
             || die "$f is version $(dpkg-deb -f "$f" Version), the kernel's is $version"
     done
@@ -123,9 +112,9 @@ build() {
     root=$work/root
     src=$work/src
     mkdir -p "$root" "$src"
-    for p in "${PKGS[@]}"; do
+    for p in "${DEBS[@]}"; do
         [[ $p == linux-source-* ]] && continue
-        dpkg -x "$(ls "$CACHE/${p}_"*.deb | head -n1)" "$root"
+        dpkg -x "$(ls "$DEBS_DIR/${p}_"*.deb | head -n1)" "$root"
     done
     # The headers' Makefile includes its -common part by absolute path
     # (/usr/src/...): point it into root (the scripts/tools links are relative).
@@ -133,7 +122,7 @@ build() {
     [[ -f $hdr/Makefile ]] || die "no $hdr/Makefile after extraction"
     sed -i "s|^include /usr/src/|include $root/usr/src/|" "$hdr/Makefile"
     say "extracting drivers/md/dm-clone-* from linux-source-6.12"
-    dpkg -x "$(ls "$CACHE/linux-source-6.12_"*.deb | head -n1)" "$work/source-deb"
+    dpkg -x "$(ls "$DEBS_DIR/linux-source-6.12_"*.deb | head -n1)" "$work/source-deb"
     tarball=$(ls "$work"/source-deb/usr/src/linux-source-6.12.tar.* | head -n1)
     # dm-clone-*.c and the private headers they include (dm.h, dm-core.h...,
     # persistent-data/*.h), none of which the headers package has.
@@ -163,6 +152,6 @@ EOF
     say "built: vermagic $magic; depends: $(modinfo_field depends "$KO")"
 }
 
-fetch
+fetch_build_debs
 build
 echo "$KO"

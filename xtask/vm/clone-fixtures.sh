@@ -23,30 +23,18 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-WORKSPACE=$(cd "$HERE/../.." && pwd)
-TOP=${VM_DIR:-$WORKSPACE/target/vm}
-mkdir -p "$TOP"
-TOP=$(cd "$TOP" && pwd)
-CACHE=$TOP/cache/debs
-BUILD=$TOP/build
-ROOT=$BUILD/root
+# shellcheck source=common.sh
+. "$HERE/common.sh"
+vm_layout
 WORK=$TOP/work-clone
 LOGS=$TOP/logs-clone
 FIXTURES=${FIXTURES:-$WORKSPACE/testdata/kernel-clone}
 VM_TIMEOUT=${VM_TIMEOUT:-1800}
 
-KERNEL_META=linux-image-6.12-amd64
-PKGS=(busybox-static dmsetup libdevmapper1.02.1
-      qemu-system-x86 qemu-system-common qemu-system-data seabios
-      libcapstone4 libfdt1 libibverbs1 libpmem1 librdmacm1 libslirp0 libvdeplug2
-      libnl-3-200 libnl-route-3-200 libdaxctl1 libndctl6 libexecs0)
-
 SAY_TAG=clone-fixtures
 GUEST_DIR=$HERE/guest
 VM_BASE=$BUILD/initramfs-clone.cpio.gz
 VM_OUT_MIB=16
-# shellcheck source=common.sh
-. "$HERE/common.sh"
 
 # Geometries: name, metadata MiB, target bytes (source and destination are
 # sparse files of that size). The region sizes are in the guest scenario.
@@ -56,15 +44,9 @@ prepare() {
     fetch
     extract
     qemu_env
-    local ko
-    ko=$(VM_DIR=$TOP KVER=$KVER bash "$HERE/build-dm-clone.sh" | tail -n1)
-    [[ -f $ko ]] || die "no dm-clone.ko (xtask/vm/build-dm-clone.sh)"
-    local ir=$BUILD/initramfs-clone-root
-    ir_base "$ir"
-    ir_modules "$ir" drivers/block/virtio_blk crypto/crc32c_generic lib/libcrc32c \
-        drivers/md/dm-mod drivers/md/dm-bufio drivers/md/persistent-data/dm-persistent-data
-    ir_module_file "$ir" "$ko"
-    ir_binary "$ir" "$ROOT/sbin/dmsetup" sbin/dmsetup
+    local ko ir=$BUILD/initramfs-clone-root
+    ko=$(dm_clone_ko)
+    ir_clone "$ir" "$ko"
     ir_pack "$ir" "$VM_BASE"
     say "initramfs: $(du -h "$VM_BASE" | cut -f1) (kernel $KVER, $ko)"
 }
@@ -82,35 +64,6 @@ boot() {
                 src_$name="$WORK/src_$name.img")
     done
     run_vm clone "$GUEST_DIR/clone-fixtures.sh" "${disks[@]}"
-}
-
-# hydrated_runs REGION_SECTORS: reads `write|discard OFFSET
-# LENGTH` lines; prints the hydrated regions as `start count` runs. A write
-# hydrates every region it touches, a discard every region it covers whole.
-hydrated_runs() {
-    awk -v rs="$1" '
-        function mark(a, b,   r) { for (r = a; r <= b; r++) h[r] = 1 }
-        {
-            s = $2 / 512; e = ($2 + $3) / 512
-            if ($1 == "write") mark(int(s / rs), int((e - 1) / rs))
-            else {
-                a = int((s + rs - 1) / rs); b = int(e / rs) - 1
-                mark(a, b)
-            }
-        }
-        END {
-            n = 0
-            for (r in h) keys[n++] = r + 0
-            # insertion sort: a few dozen regions at most
-            for (i = 1; i < n; i++) { k = keys[i]; for (j = i - 1; j >= 0 && keys[j] > k; j--) keys[j + 1] = keys[j]; keys[j + 1] = k }
-            for (i = 0; i < n; i++) {
-                if (i > 0 && keys[i] == keys[i - 1] + 1) { cnt++ } else {
-                    if (i > 0) print start, cnt
-                    start = keys[i]; cnt = 1
-                }
-            }
-            if (n > 0) print start, cnt
-        }'
 }
 
 FAILS=0

@@ -7,16 +7,19 @@
 #            regions with a partial last region); cowcheck and cowdump read
 #            each fresh image; the sources are filled with a pattern that
 #            differs in every 4 KiB block, the destinations are blank.
-#   boot1    the kernel activates each (no_hydration), records the status,
-#            hydrates part of it by writes and discards (geometry c: by the
-#            kernel's own hydration, to the end), records the status and the
-#            sha256 of the clone device (the user's data), removes it.
+#   boot1    `cowrt dm activate --kind clone --no-hydration` loads each into
+#            the kernel, which records the status, hydrates part of it by
+#            writes and discards (geometry c: by the kernel's own hydration
+#            to the end, `cowrt dm hydrate start --wait`), records the status
+#            and the sha256 of the clone device (the user's data); `cowrt dm
+#            deactivate` removes it.
 #   host     cowcheck (clean) and cowdump (hydrated runs, region and metadata
 #            figures) on the kernel's metadata against the pattern and the
 #            status; copies damaged on purpose (superblock checksum, array
 #            blocks) are repaired by cowrepair, with --source/--dest or
 #            --lost-regions; cowrepair refuses to guess lost regions.
-#   boot2    the kernel refuses every damaged copy and activates every
+#   boot2    cowrt (its own check or the kernel's) and the kernel alone (the
+#            raw table) refuse every damaged copy; cowrt activates every
 #            repaired one; status and sha256 of the clone device recorded.
 #   compare  every repaired metadata shows the user's data exactly as the
 #            kernel showed it in boot 1, with the same hydrated count.
@@ -36,25 +39,15 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-WORKSPACE=$(cd "$HERE/../.." && pwd)
-TOP=${VM_DIR:-$WORKSPACE/target/vm}
-mkdir -p "$TOP"
-TOP=$(cd "$TOP" && pwd)
+# shellcheck source=common.sh
+. "$HERE/common.sh"
+vm_layout
 BIN=$TOP/bin-clonetest
-CACHE=$TOP/cache/debs
-BUILD=$TOP/build
-ROOT=$BUILD/root
 WORK=$TOP/work-clonetest
 LOGS=$TOP/logs-clonetest
 TOOLS_SRC=${TOOLS_SRC:-$WORKSPACE/target/release}
 VM_TIMEOUT=${VM_TIMEOUT:-1800}
-TOOLS=(mkcow cowdump cowcheck cowrepair)
-
-KERNEL_META=linux-image-6.12-amd64
-PKGS=(busybox-static dmsetup libdevmapper1.02.1
-      qemu-system-x86 qemu-system-common qemu-system-data seabios
-      libcapstone4 libfdt1 libibverbs1 libpmem1 librdmacm1 libslirp0 libvdeplug2
-      libnl-3-200 libnl-route-3-200 libdaxctl1 libndctl6 libexecs0)
+TOOLS=(mkcow cowdump cowcheck cowrepair cowrt)
 
 SAY_TAG=clone-test
 GUEST_DIR=$HERE/guest
@@ -62,8 +55,6 @@ VM_BASE=$BUILD/initramfs-clonetest.cpio.gz
 VM_OUT_MIB=16
 MADE_BY="mkcow's"
 [[ ${CT_FORMAT:-mkcow} == kernel ]] && MADE_BY=blank
-# shellcheck source=common.sh
-. "$HERE/common.sh"
 
 # Geometries: name, region sectors, target sectors, metadata MiB. a: 4 KiB
 # regions, 67,584 of them = 1,056 bitset words = array blocks of 509, 509
@@ -85,15 +76,10 @@ prepare() {
     fetch
     extract
     qemu_env
-    local ko
-    ko=$(VM_DIR=$TOP KVER=$KVER bash "$HERE/build-dm-clone.sh" | tail -n1)
-    [[ -f $ko ]] || die "no dm-clone.ko (xtask/vm/build-dm-clone.sh)"
-    local ir=$BUILD/initramfs-clonetest-root
-    ir_base "$ir"
-    ir_modules "$ir" drivers/block/virtio_blk crypto/crc32c_generic lib/libcrc32c \
-        drivers/md/dm-mod drivers/md/dm-bufio drivers/md/persistent-data/dm-persistent-data
-    ir_module_file "$ir" "$ko"
-    ir_binary "$ir" "$ROOT/sbin/dmsetup" sbin/dmsetup
+    local ko ir=$BUILD/initramfs-clonetest-root
+    ko=$(dm_clone_ko)
+    ir_clone "$ir" "$ko"
+    ir_binary "$ir" "$BIN/cowrt" bin/cowrt
     ir_pack "$ir" "$VM_BASE"
     say "initramfs: $(du -h "$VM_BASE" | cut -f1) (kernel $KVER, $ko)"
 }
@@ -160,15 +146,6 @@ begin_step() { # STEP
 
 # ----------------------------------------------------------------- data -----
 
-# fill_source FILE SECTORS: every 4 KiB block holds "CLONE-SRC blk=N ".
-fill_source() {
-    perl -e 'my $n = $ARGV[0] * 512 / 4096;
-             for my $b (0 .. $n - 1) {
-                 my $l = sprintf("CLONE-SRC blk=%d ", $b);
-                 print substr($l x (4096 / length($l) + 1), 0, 4096);
-             }' "$2" > "$1"
-}
-
 # u32 FILE OFFSET / u64 FILE OFFSET: little-endian integers.
 u32() { od -An -tu4 -j "$2" -N4 "$1" | tr -d ' '; }
 u64() { od -An -tu8 -j "$2" -N8 "$1" | tr -d ' '; }
@@ -221,29 +198,6 @@ used_of() {
 # runs_of JSON: the hydrated runs of a cowdump JSON document, `start count` lines.
 runs_of() { jq -r '.hydrated[] | "\(.start) \(.count)"' "$1"; }
 
-# hydrated_runs REGION_SECTORS: reads `write|discard OFFSET LENGTH` lines;
-# prints the hydrated regions as `start count` runs (a write hydrates every
-# region it touches, a discard every region it covers whole).
-hydrated_runs() {
-    awk -v rs="$1" '
-        function mark(a, b,   r) { for (r = a; r <= b; r++) h[r] = 1 }
-        $1 == "write" { mark(int($2 / 512 / rs), int(($2 + $3) / 512 / rs - 1e-9)) }
-        $1 == "discard" { mark(int(($2 / 512 + rs - 1) / rs), int(($2 + $3) / 512 / rs) - 1) }
-        $1 == "all" { mark(0, $2 - 1) }
-        END {
-            n = 0
-            for (r in h) keys[n++] = r + 0
-            for (i = 1; i < n; i++) { k = keys[i]; for (j = i - 1; j >= 0 && keys[j] > k; j--) keys[j + 1] = keys[j]; keys[j + 1] = k }
-            for (i = 0; i < n; i++) {
-                if (i > 0 && keys[i] == keys[i - 1] + 1) { cnt++ } else {
-                    if (i > 0) print start, cnt
-                    start = keys[i]; cnt = 1
-                }
-            }
-            if (n > 0) print start, cnt
-        }'
-}
-
 # status_field RESULTS DEVICE LABEL N: field N of a recorded status line
 # (`0 LEN clone 8 USED/TOTAL REGION HYDRATED/REGIONS ...` is fields 1..7).
 status_field() {
@@ -267,7 +221,7 @@ make_metadata() {
     local g name region target meta json
     for g in "${GEOMETRIES[@]}"; do
         read -r name region target meta <<< "$g"
-        fill_source "$WORK/src_$name.img" "$target"
+        pattern_file "$WORK/src_$name.img" CLONE-SRC $((target / 8))
         truncate -s $((target * 512)) "$WORK/dest_$name.img"
         if [[ ${CT_FORMAT:-mkcow} == kernel ]]; then
             truncate -s "${meta}M" "$WORK/made_$name.img"
@@ -322,8 +276,10 @@ host() {
     for g in "${GEOMETRIES[@]}"; do
         read -r name region target meta <<< "$g"
         local dev=clone_$name nr=$(((target + region - 1) / region))
-        check "$name: the kernel activates $MADE_BY metadata" \
+        check "$name: cowrt dm activate --kind clone loads $MADE_BY metadata into the kernel" \
             "$(awk -v d="$dev" '$1 == "activate" && $2 == d {print $3}' "$res")" ok
+        check "$name: cowrt's table is the target's length (the source's size)" \
+            "$(awk -v d="$dev" '$1 == "table" && $2 == d {print $4}' "$res")" "$target"
         check "$name: kernel status right after activation: nothing hydrated" \
             "$(status_field "$res" "$dev" formatted 7)" "0/$nr"
         check "$name: kernel status: region size" "$(status_field "$res" "$dev" formatted 6)" "$region"
@@ -423,9 +379,11 @@ compare() {
     [[ -f $r1 && -f $r2 ]] || die "missing guest results ($r1, $r2)"
     for r in "${REPAIRS[@]}"; do
         read -r rname name what args <<< "$r"
-        check "$rname: the kernel refuses the damaged copy ($what)" \
+        check "$rname: cowrt dm activate refuses the damaged copy ($what)" \
             "$(awk -v d="dmg_$rname" '$1 == "activate" && $2 == d {print $3}' "$r2")" refused
-        check "$rname: the kernel activates the repaired metadata" \
+        check "$rname: the kernel refuses the damaged copy ($what) as a raw table" \
+            "$(awk -v d="raw_$rname" '$1 == "kernel" && $2 == d {print $3}' "$r2")" refused
+        check "$rname: cowrt dm activate loads the repaired metadata into the kernel" \
             "$(awk -v d="rep_$rname" '$1 == "activate" && $2 == d {print $3}' "$r2")" ok
         check "$rname: the kernel's hydrated/regions = boot 1's" \
             "$(status_field "$r2" "rep_$rname" active 7)" "$(status_field "$r1" "clone_$name" final 7)"

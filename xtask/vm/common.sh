@@ -1,16 +1,43 @@
-# Shared pieces of the VM harnesses (sourced, never run): downloading and
-# extracting Debian's packages, building an initramfs, booting qemu.
-# Used by xtask/vm/run.sh (`cargo xtask vm-test`) and xtask/vm-runtime/run.sh
-# (`cargo xtask vm-runtime`, `cargo xtask bench-nway`).
+# Shared pieces of the VM harnesses (sourced, never run): the folder layout,
+# the Debian packages, downloading and extracting them, dm-clone's module,
+# building an initramfs, booting qemu, the data patterns and hydrated runs.
+# Used by xtask/vm/run.sh and xtask/vm/clone-test.sh (`cargo xtask vm-test`),
+# xtask/vm/clone-fixtures.sh (`cargo xtask vm-clone-fixtures`),
+# xtask/vm/build-dm-clone.sh and xtask/vm-runtime/run.sh (`cargo xtask
+# vm-runtime`, `cargo xtask bench-nway`).
 #
-# The sourcing script sets, before calling anything here:
-#   CACHE (downloaded .deb files), BUILD (extracted packages, initramfs images),
-#   ROOT (= BUILD/root), WORK (disk images), LOGS (logs and results),
-#   PKGS (packages besides the kernel), KERNEL_META, VM_TIMEOUT,
+# Sourcing defines functions and these variables: VM_SCRIPTS (this folder),
+# WORKSPACE, KERNEL_META and PKGS (the packages every harness extracts; a
+# harness may add to PKGS). `vm_layout` then sets TOP, CACHE, BUILD and ROOT.
+# The sourcing script sets, before calling the rest:
+#   WORK (disk images), LOGS (logs and results), VM_TIMEOUT,
 #   and optionally SAY_TAG (prefix of progress lines), VM_SMP (default 1),
 #   VM_MEM (MiB, default 1024), VM_CPU (qemu -cpu), VM_BASE (the base
 #   initramfs of run_vm), VM_APPEND (more kernel arguments), VM_OUT_MIB
 #   (size of the out disk, default 8), GUEST_DIR (/init and /lib.sh).
+
+VM_SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+WORKSPACE=$(cd "$VM_SCRIPTS/../.." && pwd)
+
+# Debian bookworm packages (docs/live-tests.md). The qemu libraries listed
+# are those a stock bookworm host of this kind lacks.
+KERNEL_META=linux-image-6.12-amd64
+PKGS=(busybox-static dmsetup libdevmapper1.02.1
+      qemu-system-x86 qemu-system-common qemu-system-data seabios
+      libcapstone4 libfdt1 libibverbs1 libpmem1 librdmacm1 libslirp0 libvdeplug2
+      libnl-3-200 libnl-route-3-200 libdaxctl1 libndctl6 libexecs0)
+
+# vm_layout: TOP = VM_DIR (default target/vm of the workspace, made and
+# made absolute); CACHE (downloaded .deb files, kept between runs), BUILD
+# (extracted packages, initramfs images) and ROOT (= BUILD/root) in it.
+vm_layout() {
+    TOP=${VM_DIR:-$WORKSPACE/target/vm}
+    mkdir -p "$TOP"
+    TOP=$(cd "$TOP" && pwd)
+    CACHE=$TOP/cache/debs
+    BUILD=$TOP/build
+    ROOT=$BUILD/root
+}
 
 say() { printf '[%s %(%H:%M:%S)T] %s\n' "${SAY_TAG:-run.sh}" -1 "$*" >&2; }
 die() { say "ERROR: $*"; exit 2; }
@@ -26,9 +53,25 @@ kernel_pkg() {
     fi
 }
 
+# download_missing DIR PACKAGE[=VERSION]...: apt-get download, into DIR,
+# each package that has no .deb there yet.
+download_missing() {
+    local dir=$1 missing=() p
+    shift
+    mkdir -p "$dir"
+    for p in "$@"; do
+        compgen -G "$dir/${p%%=*}_*.deb" >/dev/null || missing+=("$p")
+    done
+    if ((${#missing[@]})); then
+        say "downloading into $dir: ${missing[*]}"
+        (cd "$dir" && apt-get download "${missing[@]}" >&2) || die "apt-get download failed"
+    else
+        say "all packages cached in $dir"
+    fi
+}
+
 fetch() {
-    mkdir -p "$CACHE"
-    local kpkg missing=() p
+    local kpkg
     kpkg=$(kernel_pkg)
     if [[ -z $kpkg ]]; then
         say "apt-cache does not know $KERNEL_META: running apt-get update"
@@ -36,15 +79,7 @@ fetch() {
         kpkg=$(kernel_pkg)
         [[ -n $kpkg ]] || die "cannot resolve $KERNEL_META"
     fi
-    for p in "$kpkg" "${PKGS[@]}"; do
-        compgen -G "$CACHE/${p}_*.deb" >/dev/null || missing+=("$p")
-    done
-    if ((${#missing[@]})); then
-        say "downloading: ${missing[*]}"
-        (cd "$CACHE" && apt-get download "${missing[@]}")
-    else
-        say "all packages cached in $CACHE"
-    fi
+    download_missing "$CACHE" "$kpkg" "${PKGS[@]}"
 }
 
 # Extract every cached package into ROOT (redone when the set changes).
@@ -61,7 +96,7 @@ extract() {
     printf '%s\n' "$want" > "$stamp"
 }
 
-KVER=
+KVER=${KVER:-}
 QEMU=
 qemu_env() {
     KVER=$(basename "$(ls -d "$ROOT"/lib/modules/*/ | head -n1)")
@@ -139,6 +174,62 @@ ir_binary() {
 ir_pack() {
     (cd "$1" && find . | LC_ALL=C sort | "$ROOT/bin/busybox" cpio -o -H newc 2>/dev/null) \
         | gzip -6 > "$2"
+}
+
+# dm_clone_ko: the path of dm-clone.ko for KVER (qemu_env first), built once
+# by xtask/vm/build-dm-clone.sh; dies when the build fails.
+dm_clone_ko() {
+    local ko
+    ko=$(VM_DIR=$TOP KVER=$KVER bash "$VM_SCRIPTS/build-dm-clone.sh" | tail -n1)
+    [[ -f $ko ]] || die "no dm-clone.ko (xtask/vm/build-dm-clone.sh)"
+    echo "$ko"
+}
+
+# ir_clone DIR KO: ir_base with virtio disks, device-mapper, dm-clone (KO)
+# and dmsetup: the guest of the dm-clone scenarios.
+ir_clone() {
+    ir_base "$1"
+    ir_modules "$1" drivers/block/virtio_blk crypto/crc32c_generic lib/libcrc32c \
+        drivers/md/dm-mod drivers/md/dm-bufio drivers/md/persistent-data/dm-persistent-data
+    ir_module_file "$1" "$2"
+    ir_binary "$1" "$ROOT/sbin/dmsetup" sbin/dmsetup
+}
+
+# ----------------------------------------------------------------- data -----
+
+# pattern_file FILE TAG BLOCKS: BLOCKS blocks of 4 KiB, block N filled with
+# "TAG blk=N " repeated: every block differs from every other.
+pattern_file() {
+    perl -e 'my ($tag, $n) = @ARGV;
+             for my $b (0 .. $n - 1) {
+                 my $l = sprintf("%s blk=%d ", $tag, $b);
+                 print substr($l x (4096 / length($l) + 1), 0, 4096);
+             }' "$2" "$3" > "$1"
+}
+
+# hydrated_runs REGION_SECTORS: reads `write|discard OFFSET LENGTH` (bytes)
+# and `all NR_REGIONS` lines; prints the hydrated regions as `start count`
+# runs. A write hydrates every region it touches, a discard every region it
+# covers whole, `all` every region.
+hydrated_runs() {
+    awk -v rs="$1" '
+        function mark(a, b,   r) { for (r = a; r <= b; r++) h[r] = 1 }
+        $1 == "write" { mark(int($2 / 512 / rs), int(($2 + $3) / 512 / rs - 1e-9)) }
+        $1 == "discard" { mark(int(($2 / 512 + rs - 1) / rs), int(($2 + $3) / 512 / rs) - 1) }
+        $1 == "all" { mark(0, $2 - 1) }
+        END {
+            n = 0
+            for (r in h) keys[n++] = r + 0
+            # insertion sort: a few dozen regions at most
+            for (i = 1; i < n; i++) { k = keys[i]; for (j = i - 1; j >= 0 && keys[j] > k; j--) keys[j + 1] = keys[j]; keys[j + 1] = k }
+            for (i = 0; i < n; i++) {
+                if (i > 0 && keys[i] == keys[i - 1] + 1) { cnt++ } else {
+                    if (i > 0) print start, cnt
+                    start = keys[i]; cnt = 1
+                }
+            }
+            if (n > 0) print start, cnt
+        }'
 }
 
 # ------------------------------------------------------------------ VM ------

@@ -45,14 +45,10 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-WORKSPACE=$(cd "$HERE/../.." && pwd)
-TOP=${VM_DIR:-$WORKSPACE/target/vm}
-mkdir -p "$TOP"
-TOP=$(cd "$TOP" && pwd)
+# shellcheck source=common.sh
+. "$HERE/common.sh"
+vm_layout
 BIN=$TOP/bin
-CACHE=$TOP/cache/debs
-BUILD=$TOP/build
-ROOT=$BUILD/root
 GUEST=$HERE/guest
 WORK=$TOP/work
 LOGS=$TOP/logs
@@ -64,17 +60,7 @@ ORIGIN_MIB=32
 COW_MIB=16
 TOOLS=(mkcow cowdump cowcheck cowrepair cowmigrate)
 
-# Debian bookworm packages (docs/live-tests.md). The qemu
-# libraries listed are those a stock bookworm host of this kind lacks.
-KERNEL_META=linux-image-6.12-amd64
-PKGS=(busybox-static dmsetup libdevmapper1.02.1
-      qemu-system-x86 qemu-system-common qemu-system-data seabios
-      libcapstone4 libfdt1 libibverbs1 libpmem1 librdmacm1 libslirp0 libvdeplug2
-      libnl-3-200 libnl-route-3-200 libdaxctl1 libndctl6 libexecs0)
-
 GUEST_DIR=$GUEST
-# shellcheck source=common.sh
-. "$HERE/common.sh"
 
 # ---------------------------------------------------------------- setup -----
 
@@ -105,19 +91,11 @@ prepare() {
 
 # ------------------------------------------------------------------ VM ------
 
-# Origin pattern: each 4 KiB block holds "ORIGIN blk=N " repeated.
-make_origin() {
-    perl -e 'for my $b (0 .. $ARGV[0] * 256 - 1) {
-                 my $l = sprintf("ORIGIN blk=%d ", $b);
-                 print substr($l x (4096 / length($l) + 1), 0, 4096);
-             }' "$ORIGIN_MIB" > "$1"
-}
-
 boot1() {
     qemu_env
     rm -rf "$WORK"
     mkdir -p "$WORK" "$LOGS"
-    make_origin "$WORK/origin.img"
+    pattern_file "$WORK/origin.img" ORIGIN $((ORIGIN_MIB * 256))
     sha256sum "$WORK/origin.img" > "$LOGS/origin-initial.sha256"
     local n
     for n in 1 2 3; do truncate -s "${COW_MIB}M" "$WORK/cow$n.img"; done

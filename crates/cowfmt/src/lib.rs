@@ -69,6 +69,8 @@ pub mod shared;
 pub mod snapshot_image;
 pub mod sparse;
 pub mod store;
+#[cfg(test)]
+mod test_images;
 pub mod units;
 
 pub use blockdev::BlockDev;

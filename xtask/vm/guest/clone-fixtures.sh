@@ -43,21 +43,9 @@ cf_begin() {
     cf_save "$1" formatted
 }
 
-# cf_write OFFSET LENGTH: one O_DIRECT bio of LENGTH bytes at byte OFFSET.
-cf_write() {
-    fill CLNW "$(($1 / 4096))" "$2"
-    dd if=/tmp/buf of="/dev/mapper/clone_$CF_G" bs="$2" count=1 seek="$1" \
-        oflag=direct,seek_bytes conv=notrunc status=none
-    res "op $CF_G write $1 $2"
-    log "write clone_$CF_G at $1, $2 bytes"
-}
-
-# cf_discard OFFSET LENGTH: discard LENGTH bytes at byte OFFSET.
-cf_discard() {
-    blkdiscard -o "$1" -l "$2" "/dev/mapper/clone_$CF_G"
-    res "op $CF_G discard $1 $2"
-    log "discard clone_$CF_G at $1, $2 bytes"
-}
+# cf_write OFFSET LENGTH / cf_discard OFFSET LENGTH: on clone_$CF_G.
+cf_write() { clone_write "$CF_G" CLNW "$@"; }
+cf_discard() { clone_discard "$CF_G" "$@"; }
 
 # cf_end: status, remove, save; reactivate, status, remove.
 cf_end() {

@@ -1,5 +1,6 @@
-# Boot 1 of xtask/vm/clone-test.sh: the kernel activates metadata made by
-# `mkcow --kind clone` and hydrates part of it (sourced by /init after
+# Boot 1 of xtask/vm/clone-test.sh: `cowrt dm activate --kind clone` loads
+# metadata made by `mkcow --kind clone` into the kernel, which hydrates part
+# of it (sourced by /init after
 # /lib.sh, under set -eu -o pipefail; CT_GEOMETRIES comes from the host:
 # `name region_sectors target_sectors metadata_MiB;...`).
 #
@@ -10,33 +11,16 @@
 # ran to the end), status `final`, the sha256 of the clone device (`sha256
 # clone_G final HASH`: the user's data), remove (the kernel commits).
 
-# ct_write OFFSET LENGTH: one O_DIRECT bio of LENGTH bytes at byte OFFSET.
-ct_write() {
-    fill CLONE-W "$(($1 / 4096))" "$2"
-    dd if=/tmp/buf of="/dev/mapper/clone_$CT_G" bs="$2" count=1 seek="$1" \
-        oflag=direct,seek_bytes conv=notrunc status=none
-    res "op $CT_G write $1 $2"
-    log "write clone_$CT_G at $1, $2 bytes"
-}
+# ct_write OFFSET LENGTH / ct_discard OFFSET LENGTH: on clone_$CT_G.
+ct_write() { clone_write "$CT_G" CLONE-W "$@"; }
+ct_discard() { clone_discard "$CT_G" "$@"; }
 
-# ct_discard OFFSET LENGTH: discard LENGTH bytes at byte OFFSET.
-ct_discard() {
-    blkdiscard -o "$1" -l "$2" "/dev/mapper/clone_$CT_G"
-    res "op $CT_G discard $1 $2"
-    log "discard clone_$CT_G at $1, $2 bytes"
-}
-
-# ct_hydrate_all NR_REGIONS: the kernel's background hydration, until every
-# region is hydrated (at most 10 minutes).
+# ct_hydrate_all NR_REGIONS: the kernel's background hydration through
+# `cowrt dm hydrate start --wait`, until every region is hydrated (at most
+# 10 minutes), then `stop`.
 ct_hydrate_all() {
-    dmsetup message "clone_$CT_G" 0 enable_hydration
-    i=0
-    while [ "$(dmsetup status "clone_$CT_G" | cut -d' ' -f7)" != "$1/$1" ]; do
-        i=$((i + 1))
-        [ "$i" -lt 1200 ] || { log "clone_$CT_G: hydration did not finish"; return 1; }
-        sleep 0.5
-    done
-    dmsetup message "clone_$CT_G" 0 disable_hydration
+    cowrt dm hydrate --wait --timeout 600 "clone_$CT_G" start
+    cowrt dm hydrate "clone_$CT_G" stop
     res "op $CT_G all $1"
     log "clone_$CT_G: every region hydrated by the kernel"
 }
@@ -74,15 +58,15 @@ ct_ops_c() {
 }
 
 ct_list "$CT_GEOMETRIES"
-while read -r CT_G region target meta <&3; do
+while read -r CT_G region _ _ <&3; do
     eval "meta=\$D_meta_$CT_G dest=\$D_dest_$CT_G src=\$D_src_$CT_G"
-    note "geometry $CT_G: region $region sectors, target $target sectors"
-    if ct_activate "clone_$CT_G" "$meta" "$dest" "$src" "$region" "$target"; then
+    note "geometry $CT_G: region $region sectors"
+    if ct_activate "clone_$CT_G" "$meta" "$dest" "$src" "$region"; then
         st "clone_$CT_G" formatted
         "ct_ops_$CT_G"
         st "clone_$CT_G" final
         hs "clone_$CT_G" final
-        rm_dm "clone_$CT_G"
+        ct_remove "clone_$CT_G"
     fi
 done 3< /tmp/ct.list
 

@@ -93,3 +93,22 @@ rnd() {
     SEED=$(((SEED * 1103515245 + 12345) % 2147483648))
     R=$(((SEED >> 8) % $1))
 }
+
+# clone_write G TAG OFFSET LENGTH: one O_DIRECT bio of LENGTH bytes, filled
+# as `fill TAG` does, at byte OFFSET of /dev/mapper/clone_G; recorded as
+# `op G write OFFSET LENGTH` (the dm-clone scenarios).
+clone_write() {
+    fill "$2" "$(($3 / 4096))" "$4"
+    dd if=/tmp/buf of="/dev/mapper/clone_$1" bs="$4" count=1 seek="$3" \
+        oflag=direct,seek_bytes conv=notrunc status=none
+    res "op $1 write $3 $4"
+    log "write clone_$1 at $3, $4 bytes"
+}
+
+# clone_discard G OFFSET LENGTH: discard LENGTH bytes at byte OFFSET of
+# /dev/mapper/clone_G; recorded as `op G discard OFFSET LENGTH`.
+clone_discard() {
+    blkdiscard -o "$2" -l "$3" "/dev/mapper/clone_$1"
+    res "op $1 discard $2 $3"
+    log "discard clone_$1 at $2, $3 bytes"
+}

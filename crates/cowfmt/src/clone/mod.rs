@@ -41,28 +41,14 @@ mod write_tests;
 /// (`testdata/golden/d-clone-partial-hydration/meta.img.xz`), unpacked.
 #[cfg(test)]
 pub(crate) fn golden_metadata() -> Vec<u8> {
-    let xz = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../testdata/golden/d-clone-partial-hydration/meta.img.xz"
-    );
-    let mut input = std::io::BufReader::new(std::fs::File::open(xz).unwrap());
-    let mut bytes = Vec::new();
-    lzma_rs::xz_decompress(&mut input, &mut bytes).unwrap();
-    bytes
+    crate::test_images::golden_clone()
 }
 
 /// A kernel-made fixture of `testdata/kernel-clone` (`which`: `formatted`
 /// or `final`) on a memory device.
 #[cfg(test)]
 pub(crate) fn kernel_fixture(name: &str, which: &str) -> crate::memdev::MemDev {
-    let xz = format!(
-        "{}/../../testdata/kernel-clone/{name}/meta-{which}.img.xz",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let mut input = std::io::BufReader::new(std::fs::File::open(&xz).expect(&xz));
-    let mut bytes = Vec::new();
-    lzma_rs::xz_decompress(&mut input, &mut bytes).unwrap();
-    memory_device(&bytes)
+    memory_device(&kernel_fixture_bytes(name, which))
 }
 
 /// `bytes` on a memory device.
@@ -98,12 +84,5 @@ pub(crate) fn kernel_manifests() -> Vec<(String, serde_yaml::Value)> {
 /// `name` (`testdata/kernel-clone/<name>/meta-<which>.img.xz`), unpacked.
 #[cfg(test)]
 pub(crate) fn kernel_fixture_bytes(name: &str, which: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../../testdata/kernel-clone/{name}/meta-{which}.img.xz",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let file = std::fs::File::open(&path).expect(&path);
-    let mut bytes = Vec::new();
-    lzma_rs::xz_decompress(&mut std::io::BufReader::new(file), &mut bytes).expect("xz");
-    bytes
+    crate::test_images::kernel_clone(name, which)
 }

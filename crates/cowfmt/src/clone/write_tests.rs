@@ -4,7 +4,6 @@
 
 use crate::bitset::DenseBitmap;
 use crate::pdata::bitset::{read_bitset, set_runs};
-use crate::pdata::block::BLOCK_BYTES;
 use crate::pdata::btree::walk::Mode;
 use crate::pdata::io::{BlockSource, MemBlocks};
 use crate::pdata::space_map::{check, load, SmRoot};
@@ -20,25 +19,14 @@ const FIXTURES: [&str; 4] = [
     "d-region2097152-4regions",
 ];
 
-fn fixture_path(name: &str, file: &str) -> String {
-    format!(
-        "{}/../../testdata/kernel-clone/{name}/{file}",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
-
 fn kernel_formatted(name: &str) -> MemBlocks {
-    let path = fixture_path(name, "meta-formatted.img.xz");
-    let file = std::fs::File::open(&path).expect(&path);
-    let mut bytes = Vec::new();
-    lzma_rs::xz_decompress(&mut std::io::BufReader::new(file), &mut bytes).expect("xz");
-    MemBlocks::from_bytes(bytes)
+    MemBlocks::from_bytes(crate::test_images::kernel_clone(name, "formatted"))
 }
 
 /// A `key: number` of the fixture's manifest.
 fn manifest_number(name: &str, key: &str) -> u64 {
-    let text = std::fs::read_to_string(fixture_path(name, "manifest.yaml")).unwrap();
-    text.lines()
+    crate::test_images::kernel_clone_manifest(name)
+        .lines()
         .find_map(|line| line.trim().strip_prefix(&format!("{key}: ")))
         .unwrap_or_else(|| panic!("{name}: no {key} in the manifest"))
         .parse()
@@ -87,13 +75,7 @@ fn a_fresh_format_is_the_kernels_byte_for_byte() {
             .unwrap();
         let mut mem = MemBlocks::zeroed(want.nr_blocks());
         format_clone(&mut mem, &geometry, nr_blocks).unwrap();
-        for block in 0..want.nr_blocks() as usize {
-            let range = block * BLOCK_BYTES..(block + 1) * BLOCK_BYTES;
-            assert!(
-                mem.bytes()[range.clone()] == want.bytes()[range],
-                "{name}: block {block} differs from the kernel's"
-            );
-        }
+        crate::test_images::assert_same_blocks(name, mem.bytes(), want.bytes());
     }
 }
 

@@ -14,6 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use cowfmt::clone::geometry::{check_region_sectors, Geometry};
 use cowfmt::clone::superblock::{read_clone_metadata, CloneMetadata, SuperblockDefect};
 use cowfmt::device::{Access, Device};
 use cowfmt::probe::own_kinds;
@@ -28,12 +29,6 @@ use super::runner::{dmsetup, Runner};
 use super::status::{CloneState, CloneUsage, TargetStatus};
 use super::table::Table;
 
-/// Smallest region dm-clone takes (`MIN_REGION_SIZE`, 4 KiB).
-pub const MIN_REGION_SECTORS: u32 = 8;
-/// Largest region dm-clone takes (`MAX_REGION_SIZE`, 1 GiB).
-pub const MAX_REGION_SECTORS: u32 = 2_097_152;
-/// Most regions a clone may have (`validate_nr_regions`).
-pub const MAX_REGIONS: u64 = 1 << 31;
 /// The feature word that keeps hydration off.
 const NO_HYDRATION: &str = "no_hydration";
 
@@ -155,16 +150,11 @@ pub fn parse_region_size(text: &str) -> Result<u32, String> {
     u32::try_from(sectors).map_err(|_| format!("region size '{text}' is too large"))
 }
 
-/// Refuses a region size dm-clone refuses: a power of two from 8 to 2097152
-/// sectors (4 KiB to 1 GiB).
+/// Refuses a region size dm-clone refuses (cowfmt's `clone::geometry`: a
+/// power of two from 8 to 2097152 sectors, 4 KiB to 1 GiB).
 pub fn check_region_size(sectors: u32) -> Result<(), DmError> {
-    if !(MIN_REGION_SECTORS..=MAX_REGION_SECTORS).contains(&sectors) || !sectors.is_power_of_two() {
-        return Err(DmError::BadOptions(format!(
-            "--region-size {sectors} sectors: dm-clone takes a power of two from \
-             {MIN_REGION_SECTORS} to {MAX_REGION_SECTORS} sectors (4 KiB to 1 GiB)"
-        )));
-    }
-    Ok(())
+    check_region_sectors(u64::from(sectors))
+        .map_err(|error| DmError::BadOptions(format!("--region-size {sectors} sectors: {error}")))
 }
 
 fn refuse(path: &Path, reason: String) -> DmError {
@@ -195,13 +185,22 @@ fn check_distinct(request: &CloneRequest) -> Result<(), DmError> {
     Ok(())
 }
 
-/// Checks the metadata device: blank (the kernel formats it), or dm-clone
-/// metadata the kernel would open for this table. Returns true when blank.
-fn check_metadata(path: &Path, region_sectors: u32, sectors: u64) -> Result<bool, DmError> {
+/// Checks the metadata device: blank and large enough for the kernel's
+/// format, or dm-clone metadata the kernel would open for this table.
+/// Returns true when blank.
+fn check_metadata(path: &Path, geometry: &Geometry) -> Result<bool, DmError> {
     let device = Device::open(path, Access::ReadOnly)?;
     let superblock = match read_clone_metadata(&device)? {
         Err(defect) => return Err(refuse(path, defect.to_string())),
-        Ok(CloneMetadata::Blank) => return Ok(true),
+        Ok(CloneMetadata::Blank) => {
+            return match geometry.check_metadata_device(device.size_bytes()) {
+                Ok(_) => Ok(true),
+                Err(error) => Err(refuse(
+                    path,
+                    format!("is blank and too small: {error}; the kernel could not format it"),
+                )),
+            }
+        }
         Ok(CloneMetadata::Superblock(superblock)) => *superblock,
     };
     match superblock.defect() {
@@ -227,7 +226,8 @@ fn check_metadata(path: &Path, region_sectors: u32, sectors: u64) -> Result<bool
             ))
         }
     }
-    let region_differs = superblock.region_sectors != u64::from(region_sectors);
+    let (region_sectors, sectors) = (geometry.region_sectors(), geometry.target_sectors());
+    let region_differs = superblock.region_sectors != region_sectors;
     let length_differs = superblock.target_sectors != sectors;
     if region_differs || length_differs {
         return Err(refuse(
@@ -270,15 +270,14 @@ pub fn activate(
             ),
         ));
     }
-    let regions = sectors.div_ceil(u64::from(request.region_sectors));
-    if regions > MAX_REGIONS {
-        return Err(DmError::BadOptions(format!(
-            "--region-size {} sectors gives {regions} regions for {sectors} sectors, more than \
-             dm-clone's {MAX_REGIONS}: use a larger region size",
+    let geometry = Geometry::new(u64::from(request.region_sectors), sectors).map_err(|error| {
+        DmError::BadOptions(format!(
+            "--region-size {} sectors: {error}",
             request.region_sectors
-        )));
-    }
-    let new_metadata = check_metadata(&request.metadata, request.region_sectors, sectors)?;
+        ))
+    })?;
+    let regions = geometry.nr_regions();
+    let new_metadata = check_metadata(&request.metadata, &geometry)?;
     let mut steps = Undo::new(runner);
     match activate_steps(&mut steps, request, sectors) {
         Ok((table, loops)) => Ok(CloneActivation {

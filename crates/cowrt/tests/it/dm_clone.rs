@@ -100,8 +100,8 @@ fn sizes_the_kernel_refuses_are_refused_before_any_command() {
     );
     assert_eq!(
         error,
-        "cowrt: --region-size 48 sectors: dm-clone takes a power of two from 8 to 2097152 \
-         sectors (4 KiB to 1 GiB)\n"
+        "cowrt: --region-size 48 sectors: region size 48 sectors is not a power of two, as the \
+         kernel requires\n"
     );
     Device::create_or_extend(&images.source, 8 << 20).unwrap();
     let error = stderr(

@@ -19,20 +19,12 @@ const ARRAY_TREE: TreeSpec = TreeSpec {
 };
 const WORDS_PER_ARRAY_BLOCK: usize = 509;
 
-fn unxz(path: &str) -> MemBlocks {
-    let path = format!("{}/../../{path}", env!("CARGO_MANIFEST_DIR"));
-    let file = std::fs::File::open(&path).expect(&path);
-    let mut bytes = Vec::new();
-    lzma_rs::xz_decompress(&mut std::io::BufReader::new(file), &mut bytes).expect("xz");
-    MemBlocks::from_bytes(bytes)
-}
-
 fn kernel(name: &str, which: &str) -> MemBlocks {
-    unxz(&format!("testdata/kernel-clone/{name}/meta-{which}.img.xz"))
+    MemBlocks::from_bytes(crate::test_images::kernel_clone(name, which))
 }
 
 fn golden() -> MemBlocks {
-    unxz("testdata/golden/d-clone-partial-hydration/meta.img.xz")
+    MemBlocks::from_bytes(crate::test_images::golden_clone())
 }
 
 fn u64_at(bytes: &[u8], at: usize) -> u64 {
@@ -138,13 +130,7 @@ fn a_fresh_format_is_the_kernels_byte_for_byte() {
         let want = kernel(name, "formatted");
         let (mem, root) = fresh_format(want.nr_blocks(), words, want.bytes());
         assert_eq!(root, sm_root(&want), "{name}");
-        for block in 0..want.nr_blocks() as usize {
-            let range = block * BLOCK_BYTES..(block + 1) * BLOCK_BYTES;
-            assert!(
-                mem.bytes()[range.clone()] == want.bytes()[range],
-                "{name}: block {block} differs from the kernel's"
-            );
-        }
+        crate::test_images::assert_same_blocks(name, mem.bytes(), want.bytes());
     }
 }
 

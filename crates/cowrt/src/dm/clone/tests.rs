@@ -161,17 +161,22 @@ fn refused(request: &CloneRequest) -> String {
 #[test]
 fn region_sizes_the_kernel_refuses_are_refused_before_any_command() {
     let images = images();
-    for sectors in [0, 4, 48, 96, 4_194_304] {
+    let outside = "is outside the kernel's range of 8 to 2097152 sectors (4 KiB to 1 GiB)";
+    let not_power = "is not a power of two, as the kernel requires";
+    for (sectors, why) in [
+        (0, outside),
+        (4, outside),
+        (4_194_304, outside),
+        (48, not_power),
+        (96, not_power),
+    ] {
         let bad = CloneRequest {
             region_sectors: sectors,
             ..request(&images)
         };
         assert_eq!(
             refused(&bad),
-            format!(
-                "--region-size {sectors} sectors: dm-clone takes a power of two from 8 to \
-                 2097152 sectors (4 KiB to 1 GiB)"
-            )
+            format!("--region-size {sectors} sectors: region size {sectors} sectors {why}")
         );
     }
     for sectors in [8, 2_097_152] {
@@ -487,4 +492,36 @@ fn region_sizes_parse_as_sectors_or_with_a_unit() {
         Err("region size '1000b' is not a whole number of 512-byte sectors".to_string())
     );
     assert!(parse_region_size("x").is_err());
+}
+
+#[test]
+fn more_regions_than_the_kernel_tracks_are_refused_before_any_command() {
+    let images = images();
+    Device::create_or_extend(&images.source, (1 << 31) * 4096 + 512).unwrap();
+    Device::create_or_extend(&images.dest, (1 << 31) * 4096 + 512).unwrap();
+    let many = CloneRequest {
+        region_sectors: 8,
+        ..request(&images)
+    };
+    assert_eq!(
+        refused(&many),
+        "--region-size 8 sectors: a target of 17179869185 sectors in regions of 8 sectors has \
+         2147483649 regions, more than the kernel's limit of 2^31 (2147483648); use a larger \
+         region size"
+    );
+}
+
+#[test]
+fn blank_metadata_too_small_for_the_kernels_format_is_refused_before_any_command() {
+    let images = images();
+    std::fs::remove_file(&images.metadata).unwrap();
+    Device::create_or_extend(&images.metadata, 2 * 4096).unwrap();
+    assert_eq!(
+        refused(&request(&images)),
+        format!(
+            "refused: {}: is blank and too small: the metadata device holds 2 blocks of 4 KiB; \
+             formatting 32 regions needs at least 6; the kernel could not format it",
+            images.metadata.display()
+        )
+    );
 }
