@@ -59,11 +59,13 @@ pub mod cross {
 /// dm-clone metadata: the geometry, what the writer committed, and its dump
 /// (head, hydrated runs, lost regions).
 pub mod clone {
+    pub use crate::clone::dump::blocks::{BlockRow, BlocksHead, BlocksTail, Span, Verdict};
     pub use crate::clone::dump::{
         CloneDump, CloneDumpHead, CloneDumpTail, RegionRun, SpaceMapSummary, SuperblockSummary,
     };
     pub use crate::clone::geometry::Geometry;
     pub use crate::clone::lost::LostRegions;
+    pub use crate::clone::migrate::CloneShape;
     pub use crate::clone::repair::CloneRepairReport;
     pub use crate::clone::write::CloneWritten;
 }
