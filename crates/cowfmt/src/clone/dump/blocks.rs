@@ -65,7 +65,8 @@ pub struct BlockRow {
     pub block: u64,
     /// What it is: `superblock`, `sm_index`, `sm_bitmap`, `ref_count_node`,
     /// `array_btree_node`, `array_block`, or for a block not reached the
-    /// type it failed as (`btree_node`...) or `unreached`.
+    /// type it failed as (`btree_node`...), `superblock` for block 0, or
+    /// `unreached`.
     #[serde(rename = "type")]
     pub role: &'static str,
     /// The checksum verdict.
@@ -131,6 +132,7 @@ pub fn list_blocks(
         let sm = sm.map_or(Vec::new(), |root| vec![root.index_block, root.ref_count_root]);
         (sm, superblock.bitset_root)
     });
+    let nr_regions = first.opened.geometry.map_or(u64::MAX, |g| g.nr_regions());
     let checked = report(first);
     let mut lister = Lister {
         row,
@@ -138,6 +140,7 @@ pub fn list_blocks(
         listed: HashSet::new(),
         nodes: NodeLevels::default(),
         references,
+        nr_regions,
         tail: BlocksTail::default(),
         error: None,
     };
@@ -253,6 +256,8 @@ struct Lister<'a, 'v> {
     nodes: NodeLevels,
     /// The superblock's: space map index and ref-count root, bitset root.
     references: Option<(Vec<u64>, u64)>,
+    /// Regions of the target (the last array block holds fewer bits).
+    nr_regions: u64,
     tail: BlocksTail,
     error: Option<io::Error>,
 }
@@ -287,8 +292,13 @@ impl Lister<'_, '_> {
                 }
                 _ => None,
             });
+            let role = match failed_as {
+                Some(kind) => kind_name(kind),
+                None if block == 0 => "superblock",
+                None => "unreached",
+            };
             let row = BlockRow {
-                role: failed_as.map_or("unreached", kind_name),
+                role,
                 checksum: if failed_as.is_some() {
                     Verdict::Bad
                 } else {
@@ -368,7 +378,7 @@ impl CloneVisitor for Lister<'_, '_> {
                 let bits = WORDS_PER_ARRAY_BLOCK * BITS_PER_WORD;
                 row.regions = Some(Span {
                     start: index * bits,
-                    end: Some((index + 1) * bits),
+                    end: Some(((index + 1) * bits).min(self.nr_regions)),
                 });
             }
         }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::Parser;
 use cowfmt::dump_lines::TextSyntax;
-use cowfmt::device::Device;
+use cowfmt::device::{Access, Device};
 use cowfmt::store::dump::{
     write_clone_blocks, write_journal, DumpOptions, Dumped, JournalDump, View,
 };
@@ -28,7 +28,11 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> anyhow::Result<u8> {
     let target = &cli.store.target;
-    let (device, kind) = open::detect_kind(target, cli.store_kind.kind.map(Into::into))?;
+    let wanted: Option<StoreKind> = cli.store_kind.kind.map(Into::into);
+    if cli.blocks && wanted == Some(StoreKind::Clone) {
+        return clone_blocks(cli, &Device::open(target, Access::ReadOnly)?);
+    }
+    let (device, kind) = open::detect_kind(target, wanted)?;
     refuse_other_kinds_options(cli, kind)?;
     if cli.blocks {
         return clone_blocks(cli, &device);
@@ -75,7 +79,8 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     Ok(exit::EXIT_OK)
 }
 
-/// `--blocks`: every metadata block of dm-clone metadata, streamed.
+/// `--blocks`: every metadata block of dm-clone metadata, streamed; with
+/// `--kind clone` also when block 0 is too damaged to say it is clone.
 fn clone_blocks(cli: &Cli, device: &Device) -> anyhow::Result<u8> {
     let mut out = open_output(cli)?;
     let progress = RecordCounter::new("listing blocks", cli.verbosity.quiet, cli.output.is_some());
