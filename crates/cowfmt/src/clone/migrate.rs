@@ -205,6 +205,30 @@ mod tests {
     }
 
     #[test]
+    fn a_plan_counts_the_merged_regions_that_lose_hydration() {
+        let device = crate::clone::kernel_fixture("a-region8-131072regions", "final");
+        let change = plan(&device, 64).unwrap();
+        assert_eq!((change.from.hydrated_regions, change.to.hydrated_regions), (74, 8));
+        let (_, bits) = kernel_final("a-region8-131072regions");
+        let touched = (0..16_384u64)
+            .filter(|group| (group * 8..group * 8 + 8).any(|r| bits.get(r)))
+            .count() as u64;
+        assert_eq!(change.partly_hydrated, touched - 8);
+        assert_eq!(plan(&device, 8).unwrap().partly_hydrated, 0);
+    }
+
+    #[test]
+    fn a_plan_refuses_metadata_that_does_not_read_clean() {
+        let mut bytes = crate::clone::kernel_fixture_bytes("b-region128-1024regions", "final");
+        let root = u64::from_le_bytes(bytes[188..196].try_into().unwrap()) as usize;
+        bytes[root * crate::pdata::block::BLOCK_BYTES + 64] ^= 1;
+        let device = crate::clone::memory_device(&bytes);
+        let error = plan(&device, 8).unwrap_err().to_string();
+        assert!(error.starts_with("meta.img: the metadata does not read clean (block-checksum: "), "{error}");
+        assert!(error.ends_with("repair it with cowrepair first"), "{error}");
+    }
+
+    #[test]
     fn the_kernels_refusals_hold_for_the_new_size() {
         let geometry = Geometry::new(8, 1 << 20).unwrap();
         let bits = DenseBitmap::new(geometry.nr_regions());
