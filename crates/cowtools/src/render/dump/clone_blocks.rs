@@ -30,15 +30,15 @@ pub fn write_blocks(
     let mut lines = 0;
     let tail = list_clone_blocks(device, &mut |row| {
         let from = row.referenced_from.map_or("-".to_string(), |b| b.to_string());
-        writeln!(
-            out,
+        let line = format!(
             "  {:>width$}  {:<16}  {:<8}  {:>width$}  {}",
             row.block,
             row.role,
             row.checksum.as_str(),
             from,
             covers(row)
-        )?;
+        );
+        writeln!(out, "{}", line.trim_end())?;
         for problem in &row.problems {
             writeln!(out, "  {:>width$}  ! {problem}", "")?;
         }
