@@ -79,8 +79,11 @@ pub fn plan(input: &dyn BlockDev, region_sectors: u64) -> Result<RegionChange, J
             "{path}: holds no dm-clone superblock (block 0 is blank)"
         )));
     };
-    let (new, out, partly_hydrated) = resize(&geometry, &bits, region_sectors)
-        .map_err(|e| Error::Invalid(format!("{path}: a region size of {region_sectors} sectors: {e}")))?;
+    let (new, out, partly_hydrated) = resize(&geometry, &bits, region_sectors).map_err(|e| {
+        Error::Invalid(format!(
+            "{path}: a region size of {region_sectors} sectors: {e}"
+        ))
+    })?;
     Ok(RegionChange {
         from: CloneShape::of(&geometry, &bits),
         to: CloneShape::of(&new, &out),
@@ -208,7 +211,10 @@ mod tests {
     fn a_plan_counts_the_merged_regions_that_lose_hydration() {
         let device = crate::clone::kernel_fixture("a-region8-131072regions", "final");
         let change = plan(&device, 64).unwrap();
-        assert_eq!((change.from.hydrated_regions, change.to.hydrated_regions), (74, 8));
+        assert_eq!(
+            (change.from.hydrated_regions, change.to.hydrated_regions),
+            (74, 8)
+        );
         let (_, bits) = kernel_final("a-region8-131072regions");
         let touched = (0..16_384u64)
             .filter(|group| (group * 8..group * 8 + 8).any(|r| bits.get(r)))
@@ -224,7 +230,10 @@ mod tests {
         bytes[root * crate::pdata::block::BLOCK_BYTES + 64] ^= 1;
         let device = crate::clone::memory_device(&bytes);
         let error = plan(&device, 8).unwrap_err().to_string();
-        assert!(error.starts_with("meta.img: the metadata does not read clean (block-checksum: "), "{error}");
+        assert!(
+            error.starts_with("meta.img: the metadata does not read clean (block-checksum: "),
+            "{error}"
+        );
         assert!(error.ends_with("repair it with cowrepair first"), "{error}");
     }
 

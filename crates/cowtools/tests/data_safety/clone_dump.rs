@@ -386,8 +386,18 @@ fn blocks_lists_every_block_the_kernel_allocated_each_referenced_from_a_listed_o
             listed.sort_unstable();
             listed.dedup();
             let used = status_figures(manifest["status"][status].as_str().unwrap());
-            let used = used.split_whitespace().nth(1).unwrap().split('/').next().unwrap();
-            assert_eq!(listed.len().to_string(), used, "{name} {image}: every block in use");
+            let used = used
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .split('/')
+                .next()
+                .unwrap();
+            assert_eq!(
+                listed.len().to_string(),
+                used,
+                "{name} {image}: every block in use"
+            );
             let metadata_bytes = manifest["geometry"]["metadata_bytes"].as_u64().unwrap();
             assert_eq!(json["nr_blocks"].as_u64(), Some(metadata_bytes / 4096));
             for row in rows {
@@ -445,7 +455,12 @@ fn blocks_of_another_kind_are_refused() {
     let dir = tempdir();
     let cow = crate::common::build_store(&dir, "cow.img", 8, 64, 3);
     let output = cowdump(&["--blocks"], &cow);
-    assert_error_says(&output, 2, "cow.img", &["--blocks is for dm-clone metadata"]);
+    assert_error_says(
+        &output,
+        2,
+        "cow.img",
+        &["--blocks is for dm-clone metadata"],
+    );
 }
 
 #[test]
@@ -481,7 +496,9 @@ fn blocks_name_each_damage_at_its_block() {
             assert_eq!(bad["checksum"], "bad", "{damage:?}: {bad}");
             let problems = bad["problems"].as_array().unwrap();
             assert!(
-                problems.iter().any(|p| p.as_str().unwrap().starts_with("block-checksum: ")),
+                problems
+                    .iter()
+                    .any(|p| p.as_str().unwrap().starts_with("block-checksum: ")),
                 "{damage:?}: {bad}"
             );
             assert_eq!(json["bad_blocks"], 1, "{damage:?}");

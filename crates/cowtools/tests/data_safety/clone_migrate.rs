@@ -11,14 +11,17 @@ use cowfmt::device::{Access, Device};
 
 use crate::common::{
     assert_error_says, assert_refused_without_output, assert_success_says, build_store,
-    json_report, kernel_clone_image, kernel_clone_manifest, kernel_clone_names, migrate_into,
-    poke, tempdir,
+    json_report, kernel_clone_image, kernel_clone_manifest, kernel_clone_names, migrate_into, poke,
+    tempdir,
 };
 
 /// The hydrated runs `(start, count)` of the manifest of fixture `name`.
 fn manifest_runs(name: &str) -> Vec<(u64, u64)> {
     let manifest = kernel_clone_manifest(name);
-    let runs = manifest["hydrated"].as_sequence().cloned().unwrap_or_default();
+    let runs = manifest["hydrated"]
+        .as_sequence()
+        .cloned()
+        .unwrap_or_default();
     runs.iter()
         .map(|r| (r["start"].as_u64().unwrap(), r["count"].as_u64().unwrap()))
         .collect()
@@ -35,7 +38,11 @@ fn region_sectors(name: &str) -> u64 {
 fn checked_runs(path: &Path) -> (u64, Vec<(u64, u64)>) {
     let device = Device::open(path, Access::ReadOnly).unwrap();
     let report = check(&device, None).unwrap();
-    assert!(report.violations.is_empty(), "{path:?}: {:?}", report.violations);
+    assert!(
+        report.violations.is_empty(),
+        "{path:?}: {:?}",
+        report.violations
+    );
     let walked = walk(&device, None, Policy::Strict, &mut ()).unwrap();
     let bits = walked.bits.expect("a geometry");
     let runs = bits
@@ -87,7 +94,12 @@ fn each_kernel_fixture_split_then_merged_gives_its_bits_back() {
         let input = kernel_clone_image(&dir, &name, "meta-final");
         let split = dir.path().join(format!("{name}-split.img"));
         let smaller = region / 4;
-        let report = json_report("cowmigrate", &input, &split, &["--region-size", &size_arg(smaller)]);
+        let report = json_report(
+            "cowmigrate",
+            &input,
+            &split,
+            &["--region-size", &size_arg(smaller)],
+        );
         let runs = manifest_runs(&name);
         let hydrated: u64 = runs.iter().map(|r| r.1).sum();
         assert_eq!(report["from"]["hydrated_regions"], hydrated, "{name}");
@@ -103,7 +115,12 @@ fn each_kernel_fixture_split_then_merged_gives_its_bits_back() {
         assert_eq!(split_runs, expected_split, "{name}: each part inherits");
 
         let back = dir.path().join(format!("{name}-back.img"));
-        let report = json_report("cowmigrate", &split, &back, &["--region-size", &size_arg(region)]);
+        let report = json_report(
+            "cowmigrate",
+            &split,
+            &back,
+            &["--region-size", &size_arg(region)],
+        );
         assert_eq!(report["to"]["hydrated_regions"], hydrated, "{name}");
         assert_eq!(checked_runs(&back), (region, runs), "{name}");
     }
@@ -185,20 +202,38 @@ fn options_of_cow_stores_and_a_missing_region_size_are_refused() {
     let input = kernel_clone_image(&dir, "b-region128-1024regions", "meta-final");
     let output = dir.path().join("out.img");
     for (extra, says) in [
-        (&["--to", "legacy"][..], "give its new region size with --region-size SIZE"),
-        (&["--region-size", "32k", "--origin", "/dev/null"], "--origin does not apply to dm-clone metadata"),
-        (&["--region-size", "32k", "--snapshot", "1"], "--snapshot does not apply to dm-clone metadata"),
+        (
+            &["--to", "legacy"][..],
+            "give its new region size with --region-size SIZE",
+        ),
+        (
+            &["--region-size", "32k", "--origin", "/dev/null"],
+            "--origin does not apply to dm-clone metadata",
+        ),
+        (
+            &["--region-size", "32k", "--snapshot", "1"],
+            "--snapshot does not apply to dm-clone metadata",
+        ),
     ] {
         let run = migrate_into(&input, &output, extra);
         assert_refused_without_output(&run, 2, "meta-final.img", &[says], &output);
     }
-    let run = migrate_into(&input, &output, &["--region-size", "32k", "--chunk-size", "4k"]);
+    let run = migrate_into(
+        &input,
+        &output,
+        &["--region-size", "32k", "--chunk-size", "4k"],
+    );
     assert_eq!(run.status.code(), Some(2));
     assert!(!output.exists());
 
     let cow = build_store(&dir, "cow.img", 8, 64, 3);
     let run = migrate_into(&cow, &output, &["--region-size", "32k"]);
-    assert_error_says(&run, 2, "cow.img", &["--region-size is for dm-clone metadata"]);
+    assert_error_says(
+        &run,
+        2,
+        "cow.img",
+        &["--region-size is for dm-clone metadata"],
+    );
     assert!(!output.exists());
 }
 

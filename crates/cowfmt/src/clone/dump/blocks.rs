@@ -129,7 +129,9 @@ pub fn list_blocks(
     let first = walk(device, None, Policy::Tolerant, &mut ())?;
     let references = first.opened.superblock.as_ref().map(|superblock| {
         let sm = first.space_map.as_ref().map(|loaded| loaded.root);
-        let sm = sm.map_or(Vec::new(), |root| vec![root.index_block, root.ref_count_root]);
+        let sm = sm.map_or(Vec::new(), |root| {
+            vec![root.index_block, root.ref_count_root]
+        });
         (sm, superblock.bitset_root)
     });
     let nr_regions = first.opened.geometry.map_or(u64::MAX, |g| g.nr_regions());
@@ -357,8 +359,8 @@ impl CloneVisitor for Lister<'_, '_> {
             }
             BlockRole::RefCountNode => {
                 row.role = "ref_count_node";
-                let is_root = (self.references.as_ref())
-                    .is_some_and(|(sm, _)| sm.get(1) == Some(&location));
+                let is_root =
+                    (self.references.as_ref()).is_some_and(|(sm, _)| sm.get(1) == Some(&location));
                 row.referenced_from = reached.parent.or(is_root.then_some(0));
             }
             BlockRole::ArrayBtreeNode { keys, depth } => {
@@ -410,13 +412,18 @@ mod tests {
         blocks.dedup();
         assert_eq!(blocks.len() as u64, tail.blocks_listed);
         assert_eq!(blocks.len(), 6, "{rows:?}");
-        assert!(rows.iter().all(|r| r.checksum == Verdict::Ok && r.problems.is_empty()));
+        assert!(rows
+            .iter()
+            .all(|r| r.checksum == Verdict::Ok && r.problems.is_empty()));
         assert_eq!((tail.bad_blocks, tail.problems.len()), (0, 0));
         let superblock = &rows[0];
         assert_eq!((superblock.block, superblock.role), (0, "superblock"));
         assert!(superblock.references.contains(&12), "{superblock:?}");
         let root = rows.iter().find(|r| r.block == 12).unwrap();
-        assert_eq!((root.role, root.referenced_from), ("array_btree_node", Some(0)));
+        assert_eq!(
+            (root.role, root.referenced_from),
+            ("array_btree_node", Some(0))
+        );
         let array = rows.iter().find(|r| r.role == "array_block").unwrap();
         assert_eq!((array.referenced_from, array.index), (Some(12), Some(0)));
     }
@@ -435,7 +442,11 @@ mod tests {
         let bad: Vec<&BlockRow> = rows.iter().filter(|r| r.block == array as u64).collect();
         assert_eq!(bad.len(), 1, "{rows:?}");
         assert_eq!(bad[0].checksum, Verdict::Bad);
-        assert!(bad[0].problems[0].starts_with("block-checksum: "), "{:?}", bad[0].problems);
+        assert!(
+            bad[0].problems[0].starts_with("block-checksum: "),
+            "{:?}",
+            bad[0].problems
+        );
         assert_eq!(tail.bad_blocks, 1);
     }
 }

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::Parser;
-use cowfmt::dump_lines::TextSyntax;
 use cowfmt::device::{Access, Device};
+use cowfmt::dump_lines::TextSyntax;
 use cowfmt::store::dump::{
     write_clone_blocks, write_journal, DumpOptions, Dumped, JournalDump, View,
 };

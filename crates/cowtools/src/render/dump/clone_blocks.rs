@@ -29,7 +29,9 @@ pub fn write_blocks(
     )?;
     let mut lines = 0;
     let tail = list_clone_blocks(device, &mut |row| {
-        let from = row.referenced_from.map_or("-".to_string(), |b| b.to_string());
+        let from = row
+            .referenced_from
+            .map_or("-".to_string(), |b| b.to_string());
         let line = format!(
             "  {:>width$}  {:<16}  {:<8}  {:>width$}  {}",
             row.block,
