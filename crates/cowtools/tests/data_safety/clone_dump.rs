@@ -37,7 +37,12 @@ fn status_figures(line: &str) -> String {
 }
 
 fn json_dump(path: &Path) -> serde_json::Value {
-    let output = cowdump(&["--format", "json"], path);
+    cowdump_json(&["--format", "json"], path)
+}
+
+/// `cowdump ARGS PATH`, which must succeed, as JSON.
+fn cowdump_json(args: &[&str], path: &Path) -> serde_json::Value {
+    let output = cowdump(args, path);
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -363,14 +368,7 @@ fn blocks_json(path: &Path, insist: bool) -> serde_json::Value {
     if insist {
         args.extend(["--kind", "clone"]);
     }
-    let output = cowdump(&args, path);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        crate::common::stderr(&output)
-    );
-    serde_json::from_slice(&output.stdout).expect("a JSON block list")
+    cowdump_json(&args, path)
 }
 
 #[test]
