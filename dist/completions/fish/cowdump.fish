@@ -12,6 +12,7 @@ complete -c cowdump -l runs -d 'Add the kernel\'s in-memory runs of consecutive 
 complete -c cowdump -l tree -d 'Shared store: every node and leaf of the B-tree in walk order'
 complete -c cowdump -l bitmap -d 'Shared store: every chunk of the device by class, as runs'
 complete -c cowdump -l journal -d 'Shared store: the journal\'s superblock and every transaction in its log'
+complete -c cowdump -l blocks -d 'dm-clone metadata: every metadata block reached (number, type, checksum verdict, the block referencing it, what it covers) and the bad ones'
 complete -c cowdump -s f -l force -d 'Overwrite an existing, non-empty output file'
 complete -c cowdump -s q -l quiet -d 'No warnings and no progress on stderr'
 complete -c cowdump -s h -l help -d 'Print help (see more with \'--help\')'

@@ -1,6 +1,7 @@
 complete -c cowmigrate -s i -l input -d 'The store to migrate (image file or block device); opened read-only. Several classic stores of one origin with --to shared' -r -F
 complete -c cowmigrate -s o -l output -d 'The new store: an image file (created sparse) or an empty block device; with --to raw the image file, or - for stdout' -r -F
 complete -c cowmigrate -l chunk-size -d 'The new chunk size (a power of two: 4k, 8s...)' -r
+complete -c cowmigrate -l region-size -d 'dm-clone metadata: the new region size, a power of two from 4k to 1G (the kernel\'s limits); the target size stays' -r
 complete -c cowmigrate -l to -d 'The kind to convert to, or raw: the snapshot\'s data as an image' -r -f -a "persistent\t'The kernel\'s "SnAp" v1 store as current kernels use it'
 legacy\t'The same bytes, held to the pre-2.6.29 limits and made safe to reload there'
 shared\t'One store for up to 64 snapshots, each copied chunk stored once'

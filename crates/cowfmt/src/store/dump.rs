@@ -17,6 +17,10 @@ use crate::shared::bitmap::ChunkBitmap;
 use crate::shared::dump::text::{self as shared_text};
 use crate::shared::dump::{SharedDumpHead, SharedDumpTail, SharedSource};
 
+pub use crate::clone::dump::blocks::{
+    blocks_head as clone_blocks_head, list_blocks as list_clone_blocks,
+    write_blocks_document as write_clone_blocks,
+};
 pub use crate::shared::dump::journal::JournalDump;
 pub use crate::shared::dump::text::{write_journal, View};
 

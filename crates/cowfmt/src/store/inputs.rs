@@ -1,6 +1,6 @@
 //! Which migration `cowmigrate`'s inputs ask for, chosen once by their
 //! kinds: a shared store alone, classic stores imported into one shared
-//! store, or one classic store into another.
+//! store, one classic store into another, or dm-clone metadata alone.
 
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -16,14 +16,24 @@ pub enum Migration {
     Import(Vec<(Device, StoreKind)>),
     /// One classic store into another (re-chunk, or persistent <-> legacy).
     Classic(Device, StoreKind),
+    /// dm-clone metadata, alone: its region size changed.
+    Clone(Device),
 }
 
 /// The migration for `inputs` (opened, with their kinds, in the order
-/// given), `to_shared` when `--to shared` was given. A shared input must
-/// come alone; several classic inputs are only for an import.
+/// given), `to_shared` when `--to shared` was given. A shared input and
+/// clone metadata must come alone; several classic inputs are only for an
+/// import.
 pub fn migration(mut inputs: Vec<(Device, StoreKind)>, to_shared: bool) -> Result<Migration> {
     if let Some((device, _)) = inputs.iter().find(|(_, kind)| *kind == StoreKind::Clone) {
-        return Err(not_migrated_yet(device));
+        if inputs.len() > 1 || to_shared {
+            return Err(Error::Invalid(format!(
+                "{}: is dm-clone metadata, which is migrated on its own (its region size changed with --region-size)",
+                device.path().display()
+            )));
+        }
+        let (device, _) = inputs.remove(0);
+        return Ok(Migration::Clone(device));
     }
     if let Some((device, _)) = inputs.iter().find(|(_, kind)| *kind == StoreKind::Shared) {
         if inputs.len() > 1 {
@@ -46,20 +56,6 @@ pub fn migration(mut inputs: Vec<(Device, StoreKind)>, to_shared: bool) -> Resul
     }
     let (device, kind) = inputs.remove(0);
     Ok(Migration::Classic(device, kind))
-}
-
-/// The refusal of dm-clone metadata, which cowmigrate does not migrate
-/// yet: what its magic at offset 0 says, as before clone was a kind.
-fn not_migrated_yet(device: &Device) -> Error {
-    let first = super::probe::FirstBlock::read(device, &|| "the store magic".to_string());
-    match first.map(|first| first.magic_kind()) {
-        Ok(Err(e)) => Error::format(device.path(), e),
-        Err(e) => e,
-        Ok(Ok(kind)) => Error::Invalid(format!(
-            "{}: cowmigrate does not migrate {kind} stores in this version",
-            device.path().display()
-        )),
-    }
 }
 
 #[cfg(test)]
@@ -85,5 +81,10 @@ mod tests {
         let mixed = vec![open(StoreKind::Persistent), open(StoreKind::Shared)];
         let error = migration(mixed, true).unwrap_err().to_string();
         assert!(error.ends_with("is a shared store, which is migrated on its own (an import with --to shared takes persistent or legacy stores)"), "{error}");
+        let clone = migration(vec![open(StoreKind::Clone)], false).unwrap();
+        assert!(matches!(clone, Migration::Clone(_)));
+        let with_another = vec![open(StoreKind::Persistent), open(StoreKind::Clone)];
+        let error = migration(with_another, true).unwrap_err().to_string();
+        assert!(error.ends_with("is dm-clone metadata, which is migrated on its own (its region size changed with --region-size)"), "{error}");
     }
 }

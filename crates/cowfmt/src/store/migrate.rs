@@ -1,12 +1,16 @@
-//! The migrate facade: a planned migration of either kind written into its
+//! The migrate facade: a planned migration of any kind written into its
 //! output, sized, and checked clean afterwards. Classic plans come from
 //! [`crate::persistent::migrate::plan`], shared ones (import, export,
-//! re-chunk) from [`crate::cross::migrate`]; the caller opens the inputs,
+//! re-chunk) from [`crate::cross::migrate`], a clone's region-size change
+//! from [`crate::clone::migrate::plan`]; the caller opens the inputs,
 //! plans, and renders the report.
 
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
+use crate::clone::check as clone_check;
+use crate::clone::migrate::{self as clone_migrate, CloneShape};
+use crate::clone::write::write_clone;
 use crate::cross::migrate::{self as cross, ExportOptions, RechunkOptions, SharedMigrateReport};
 use crate::device::{Access, Device};
 use crate::error::Error;
@@ -219,6 +223,95 @@ pub fn shared(
     verify(output.path, plan.to_kind(), observer)?;
     prepared.claim.keep();
     Ok(report)
+}
+
+/// What a clone's region-size change did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CloneMigrateReport {
+    /// The input metadata, as named.
+    pub input: String,
+    /// The output metadata, as named.
+    pub output: String,
+    /// The input's sizes and hydration.
+    pub from: CloneShape,
+    /// The output's.
+    pub to: CloneShape,
+    /// Merged regions left unhydrated because some, not all, of their
+    /// parts were hydrated (the kernel copies them again).
+    pub partly_hydrated: u64,
+    /// Metadata blocks of the output (what the kernel uses of the device).
+    pub metadata_blocks: u64,
+}
+
+/// Writes the clone metadata `input` (named `path` by the user) with
+/// regions of `region_sectors` into `output` (the input's size unless one is
+/// given), through the one clone writer, and checks the result clean.
+pub fn clone(
+    path: &Path,
+    input: &Device,
+    region_sectors: u64,
+    output: &OutputTarget,
+    observer: &mut dyn MigrateObserver,
+) -> Result<CloneMigrateReport, JobError> {
+    let change = clone_migrate::plan(input, region_sectors)?;
+    let size = output.size.unwrap_or(input.size_bytes());
+    let fits = |bytes| {
+        change.geometry.check_metadata_device(bytes).map_err(|e| {
+            invalid(format!(
+                "{}: {e}; give a larger --size, or a larger device",
+                output.path.display()
+            ))
+        })
+    };
+    fits(size)?;
+    let prepared = prepare(output, size, observer)?;
+    let mut device = prepared.device;
+    let nr_blocks = fits(device.size_bytes())?;
+    in_phase(observer, Phase::Copying, 0, |_| {
+        write_clone(&mut device, &change.geometry, nr_blocks, &change.bits)
+            .map_err(|e| invalid(format!("{}: {e}", output.path.display())))
+    })?;
+    drop(device);
+    verify_clone(output.path, change.to.hydrated_regions, observer)?;
+    prepared.claim.keep();
+    Ok(CloneMigrateReport {
+        input: path.display().to_string(),
+        output: output.path.display().to_string(),
+        from: change.from,
+        to: change.to,
+        partly_hydrated: change.partly_hydrated,
+        metadata_blocks: nr_blocks,
+    })
+}
+
+/// Checks the clone metadata written at `path`: no violation at all, and
+/// `hydrated` regions marked.
+fn verify_clone(
+    path: &Path,
+    hydrated: u64,
+    observer: &mut dyn MigrateObserver,
+) -> Result<(), JobError> {
+    let device = Device::open(path, Access::ReadOnly)?;
+    observer.start(Phase::Verifying { shared: false }, 0);
+    let report = clone_check::check(&device, None);
+    observer.finish();
+    let report = report?;
+    if let Some(first) = report.violations.first() {
+        return Err(JobError::Damage(format!(
+            "{}: the migrated metadata does not check clean: {}: {}",
+            path.display(),
+            first.code(),
+            first.describe()
+        )));
+    }
+    let marked = report.status.map_or(0, |status| status.hydrated_regions);
+    if marked != hydrated {
+        return Err(JobError::Damage(format!(
+            "{}: the migrated metadata marks {marked} regions hydrated, {hydrated} were written",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 fn prepare(

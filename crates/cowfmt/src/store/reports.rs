@@ -60,11 +60,13 @@ pub mod cross {
 /// (head, hydrated runs, lost regions) and its check report.
 pub mod clone {
     pub use crate::clone::check::{CloneCheckReport, CloneStatus};
+    pub use crate::clone::dump::blocks::{BlockRow, BlocksHead, BlocksTail, Span, Verdict};
     pub use crate::clone::dump::{
         CloneDump, CloneDumpHead, CloneDumpTail, RegionRun, SpaceMapSummary, SuperblockSummary,
     };
     pub use crate::clone::geometry::Geometry;
     pub use crate::clone::lost::LostRegions;
+    pub use crate::clone::migrate::CloneShape;
     pub use crate::clone::repair::CloneRepairReport;
     pub use crate::clone::write::CloneWritten;
 }

@@ -4,7 +4,8 @@
 //! re-chunks or compacts shared stores. Every snapshot reads back
 //! byte-identical. It also writes one snapshot's data out as a raw image
 //! (`--to raw`) and merges a snapshot back into its origin offline
-//! (`--merge`), both through `cowtools::snapshot_data`.
+//! (`--merge`), both through `cowtools::snapshot_data`. dm-clone metadata
+//! gets a new region size (`--region-size`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,7 +43,15 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     let inputs: Vec<(Device, StoreKind)> = (cli.input.iter())
         .map(|path| open::detect_kind(path, wanted))
         .collect::<anyhow::Result<_>>()?;
-    match migration(inputs, cli.to_kind() == Some(ToKind::Shared))? {
+    let migration = migration(inputs, cli.to_kind() == Some(ToKind::Shared))?;
+    if let (Some(_), false) = (cli.region_size, matches!(migration, Migration::Clone(_))) {
+        bail!(
+            "{}: --region-size is for dm-clone metadata; a COW store is re-chunked with --chunk-size",
+            cli.input[0].display()
+        );
+    }
+    match migration {
+        Migration::Clone(device) => run_clone(cli, device),
         Migration::SharedInput(device) => run_shared_input(cli, device),
         Migration::Import(inputs) => run_import(cli, inputs),
         Migration::Classic(device, kind) => {
@@ -74,6 +83,27 @@ fn run_persistent(cli: &Cli, store: PersistentStore, kind: StoreKind) -> anyhow:
     )
     .map_err(job_error)?;
     render::migrate::classic_report(cli, &report, origin.as_ref())?;
+    Ok(exit::EXIT_OK)
+}
+
+/// dm-clone metadata with a new region size.
+fn run_clone(cli: &Cli, device: Device) -> anyhow::Result<u8> {
+    let Some(region_size) = cli.region_size else {
+        bail!(
+            "{}: is dm-clone metadata: give its new region size with --region-size SIZE (--chunk-size and --to are for COW stores)",
+            cli.input[0].display()
+        );
+    };
+    cli.refuse_clone_options()?;
+    let report = store::migrate::clone(
+        &cli.input[0],
+        &device,
+        region_size,
+        &cli.target(),
+        &mut progress::MigrateBars::new(TOOL, cli.verbosity.quiet),
+    )
+    .map_err(job_error)?;
+    render::migrate::clone_report(cli, &report)?;
     Ok(exit::EXIT_OK)
 }
 

@@ -158,6 +158,7 @@ mod tests {
                 "input",
                 "output",
                 "chunk_size",
+                "region_size",
                 "to",
                 "merge",
                 "origin",

@@ -22,6 +22,8 @@ EXAMPLES:
     cowdump --tree --format table shared.img
     cowdump --bitmap --format json shared.img
     cowdump --journal --format table shared.img
+  dm-clone metadata: every metadata block, its checksum verdict and references:
+    cowdump --blocks --format table clone-meta.img
 
 The YAML and JSON dumps of a persistent store are one document (format_version 1)
 that mkcow --from-dump restores. -o never writes over the store it dumps (under
@@ -87,6 +89,11 @@ pub struct Cli {
     /// Shared store: the journal's superblock and every transaction in its log.
     #[arg(long, group = "view")]
     pub journal: bool,
+
+    /// dm-clone metadata: every metadata block reached (number, type, checksum
+    /// verdict, the block referencing it, what it covers) and the bad ones.
+    #[arg(long, group = "view")]
+    pub blocks: bool,
 
     /// Print chunk CHUNK of the device in hex, and nothing else.
     #[arg(long, value_name = "CHUNK", conflicts_with_all = ["format", "runs", "view"])]

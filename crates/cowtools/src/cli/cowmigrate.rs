@@ -32,6 +32,9 @@ EXAMPLES:
   The data of a snapshot as a raw image (sparse), or streamed to a pipe:
     cowmigrate -i cow.img --to raw --origin /dev/vg/data -o snap.raw
     cowmigrate -i shared.img --to raw --snapshot 6 --origin /dev/vg/data -o - | sha256sum
+  dm-clone metadata with 64 KiB regions instead of 4 KiB (each 16 regions
+  merge; one is hydrated only when all 16 were):
+    cowmigrate -i clone-meta.img -o clone-meta-64k.img --region-size 64k
   Roll the origin back to a snapshot offline (the store is emptied, or the
   snapshot deleted from a shared store; rerun the same command after a crash):
     cowmigrate -i cow.img --merge --origin /dev/vg/data
@@ -101,7 +104,7 @@ pub enum ReportFormat {
 /// Command line of cowmigrate.
 #[derive(Debug, Parser)]
 #[command(name = "cowmigrate", version, about = "Re-chunk or convert a dm-snapshot COW store", after_help = EXAMPLES)]
-#[command(group(ArgGroup::new("target").required(true).multiple(true).args(["chunk_size", "to", "merge"])))]
+#[command(group(ArgGroup::new("target").required(true).multiple(true).args(["chunk_size", "region_size", "to", "merge"])))]
 #[command(mut_args(helps(&[
     ("chunk_size", "The new chunk size (a power of two: 4k, 8s...)"),
     ("origin", "The origin device: needed for a larger chunk size; fills the table line"),
@@ -121,6 +124,11 @@ pub struct Cli {
 
     #[command(flatten)]
     pub chunk: ChunkSize,
+
+    /// dm-clone metadata: the new region size, a power of two from 4k to 1G
+    /// (the kernel's limits); the target size stays.
+    #[arg(long, value_name = "SIZE", value_parser = args::parse_sectors, conflicts_with_all = ["chunk_size", "to", "merge"])]
+    pub region_size: Option<u64>,
 
     /// The kind to convert to, or raw: the snapshot's data as an image.
     #[arg(long, value_enum)]
@@ -202,6 +210,22 @@ impl Cli {
             ("--journal-size", self.journal_size.is_some()),
         ];
         refuse(&given, |flag| format!("{flag} does not apply here: {why}"))
+    }
+
+    /// Refuses the options a clone region-size change does not take.
+    pub fn refuse_clone_options(&self) -> anyhow::Result<()> {
+        let given = [
+            ("--origin", self.origin.origin.is_some()),
+            ("--snapshot", self.snapshot.is_some()),
+            ("--ids", self.ids.is_some()),
+            ("--journal-size", self.journal_size.is_some()),
+        ];
+        refuse(&given, |flag| {
+            format!(
+                "{}: {flag} does not apply to dm-clone metadata (its region size is changed with --region-size)",
+                self.input[0].display()
+            )
+        })
     }
 
     /// Refuses the options of a migration that `job` (`--to raw`, `--merge`)

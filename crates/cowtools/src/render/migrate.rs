@@ -1,11 +1,13 @@
 //! Rendering of cowmigrate's reports: the text lines and JSON documents of a
-//! classic migration, of a shared migration (import, export, re-chunk), and
-//! of the raw export and the merge.
+//! classic migration, of a shared migration (import, export, re-chunk), of a
+//! clone's region-size change, and of the raw export and the merge.
 
 use std::io::{self, Write};
 use std::path::Path;
 
 use cowfmt::device::Device;
+use cowfmt::store::migrate::CloneMigrateReport;
+use cowfmt::store::reports::clone::CloneShape;
 use cowfmt::store::reports::cross::{SharedJob, SharedMigrateReport, SharedShape, Side};
 use cowfmt::store::reports::persistent::{
     snapshot_table_line, MigrateMode, MigrateReport, Relocation, StoreShape, TableDevices,
@@ -156,6 +158,58 @@ fn space(shape: &StoreShape) -> String {
             .sectors_allocated
             .map_or("unknown".to_string(), |s| human_bytes(s * SECTOR_BYTES)),
         human_bytes(shape.usage.total_sectors * SECTOR_BYTES)
+    )
+}
+
+/// Prints the report of a clone's region-size change: text, or JSON;
+/// nothing as text when quiet.
+pub fn clone_report(cli: &Cli, report: &CloneMigrateReport) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    match cli.format {
+        ReportFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(report)?)?,
+        ReportFormat::Text if cli.verbosity.quiet => {}
+        ReportFormat::Text => write_clone_text(&mut out, report)?,
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn write_clone_text(out: &mut dyn Write, report: &CloneMigrateReport) -> io::Result<()> {
+    let name = &report.output;
+    let (from, to) = (report.from.region_size, report.to.region_size);
+    let how = match from.cmp(&to) {
+        std::cmp::Ordering::Equal => "same region size, metadata written afresh".to_string(),
+        std::cmp::Ordering::Greater => format!("each region split into {}", from / to),
+        std::cmp::Ordering::Less => format!("every {} regions merged into one", to / from),
+    };
+    writeln!(
+        out,
+        "{name}: migrated from {} (dm-clone metadata, {}): {how}",
+        report.input,
+        clone_shape(&report.from)
+    )?;
+    writeln!(out, "{name}: now {}", clone_shape(&report.to))?;
+    if report.partly_hydrated > 0 {
+        writeln!(
+            out,
+            "{name}: {} merged region{} left unhydrated: some of {} parts were not hydrated (the kernel copies {} again)",
+            report.partly_hydrated,
+            if report.partly_hydrated == 1 { "" } else { "s" },
+            if report.partly_hydrated == 1 { "its" } else { "their" },
+            if report.partly_hydrated == 1 { "it" } else { "them" },
+        )?;
+    }
+    writeln!(
+        out,
+        "{name}: {} metadata blocks; activate it with region size {to} in the clone table (the kernel refuses another)",
+        report.metadata_blocks
+    )
+}
+
+fn clone_shape(shape: &CloneShape) -> String {
+    format!(
+        "region size {} sectors, {} regions, {} hydrated",
+        shape.region_size, shape.nr_regions, shape.hydrated_regions
     )
 }
 

@@ -37,7 +37,12 @@ fn status_figures(line: &str) -> String {
 }
 
 fn json_dump(path: &Path) -> serde_json::Value {
-    let output = cowdump(&["--format", "json"], path);
+    cowdump_json(&["--format", "json"], path)
+}
+
+/// `cowdump ARGS PATH`, which must succeed, as JSON.
+fn cowdump_json(args: &[&str], path: &Path) -> serde_json::Value {
+    let output = cowdump(args, path);
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -354,4 +359,148 @@ fn a_restore_refuses_lost_regions_a_small_target_and_a_clone_dump_on_stdin() {
         .output()
         .unwrap();
     assert_error_says(&output, 2, "stdin", &["give --kind clone"]);
+}
+
+/// `cowdump --blocks --format json [--kind clone]` of `path`, which must
+/// succeed.
+fn blocks_json(path: &Path, insist: bool) -> serde_json::Value {
+    let mut args = vec!["--blocks", "--format", "json"];
+    if insist {
+        args.extend(["--kind", "clone"]);
+    }
+    cowdump_json(&args, path)
+}
+
+#[test]
+fn blocks_lists_every_block_the_kernel_allocated_each_referenced_from_a_listed_one() {
+    let dir = tempdir();
+    for name in kernel_clone_names() {
+        let manifest = kernel_clone_manifest(&name);
+        for (image, status) in [("meta-formatted", "formatted"), ("meta-final", "final")] {
+            let path = kernel_clone_image(&dir, &name, image);
+            let json = blocks_json(&path, false);
+            let rows = json["blocks"].as_array().unwrap();
+            let mut listed: Vec<u64> = rows.iter().map(|r| r["block"].as_u64().unwrap()).collect();
+            listed.sort_unstable();
+            listed.dedup();
+            let used = status_figures(manifest["status"][status].as_str().unwrap());
+            let used = used
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .split('/')
+                .next()
+                .unwrap();
+            assert_eq!(
+                listed.len().to_string(),
+                used,
+                "{name} {image}: every block in use"
+            );
+            let metadata_bytes = manifest["geometry"]["metadata_bytes"].as_u64().unwrap();
+            assert_eq!(json["nr_blocks"].as_u64(), Some(metadata_bytes / 4096));
+            for row in rows {
+                assert_eq!(row["checksum"], "ok", "{name} {image}: {row}");
+                assert!(row.get("problems").is_none(), "{name} {image}: {row}");
+                let from = &row["referenced_from"];
+                if row["type"] == "superblock" {
+                    assert!(from.is_null());
+                    continue;
+                }
+                let parent = from.as_u64().unwrap_or_else(|| panic!("{name}: {row}"));
+                assert!(listed.binary_search(&parent).is_ok(), "{name}: {row}");
+            }
+            let arrays = rows.iter().filter(|r| r["type"] == "array_block").count() as u64;
+            let words = manifest["geometry"]["bitset_words"].as_u64().unwrap();
+            assert_eq!(arrays, words.div_ceil(509), "{name} {image}");
+            assert_eq!(json["bad_blocks"], 0);
+            let yaml = cowdump(&["--blocks", "--format", "yaml"], &path);
+            let yaml: serde_json::Value = serde_yaml::from_slice(&yaml.stdout).unwrap();
+            assert_eq!(yaml, json, "{name} {image}: YAML and JSON say the same");
+        }
+    }
+}
+
+#[test]
+fn blocks_as_a_table_streams_one_line_per_block_and_the_counts() {
+    let dir = tempdir();
+    let path = kernel_clone_image(&dir, "c-region8-8388608regions", "meta-final");
+    let text = stdout(&cowdump(&["--blocks", "--format", "table"], &path));
+    let json = blocks_json(&path, false);
+    let listed = json["blocks_listed"].as_u64().unwrap();
+    assert!(
+        text.contains(&format!("({listed} blocks listed, 0 bad, 0 with problems)")),
+        "{text}"
+    );
+    let root = json["blocks"][4]["block"].as_u64().unwrap();
+    let leaves: Vec<&serde_json::Value> = json["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["type"] == "array_btree_node" && r["depth"] == 1)
+        .collect();
+    assert_eq!(leaves.len(), 2, "fixture c has two leaves");
+    for leaf in leaves {
+        assert_eq!(leaf["referenced_from"].as_u64(), Some(root));
+        let line = format!("{}  array_btree_node  ok", leaf["block"]);
+        assert!(text.contains(&line), "{line}: {text}");
+    }
+    let last = "array block 257: regions 8372032..8388608";
+    assert!(text.contains(last), "{text}");
+}
+
+#[test]
+fn blocks_of_another_kind_are_refused() {
+    let dir = tempdir();
+    let cow = crate::common::build_store(&dir, "cow.img", 8, 64, 3);
+    let output = cowdump(&["--blocks"], &cow);
+    assert_error_says(
+        &output,
+        2,
+        "cow.img",
+        &["--blocks is for dm-clone metadata"],
+    );
+}
+
+#[test]
+fn blocks_name_each_damage_at_its_block() {
+    use crate::common::clone_damage::{damage_clone, CloneDamage};
+    let dir = tempdir();
+    for damage in CloneDamage::ALL {
+        let fixture = match damage {
+            CloneDamage::TailBits => "d-region2097152-4regions",
+            _ => "a-region8-131072regions",
+        };
+        let case = tempdir();
+        let path = kernel_clone_image(&case, fixture, "meta-final");
+        let damaged = damage_clone(&path, damage);
+        let json = blocks_json(&path, true);
+        let rows = json["blocks"].as_array().unwrap();
+        let with_problems = json["blocks_with_problems"].as_u64().unwrap();
+        let elsewhere = json["problems"].as_array().unwrap().len();
+        assert!(
+            with_problems > 0 || elsewhere > 0,
+            "{damage:?} {damaged:?}: {json}"
+        );
+        let checksum = matches!(
+            damage,
+            CloneDamage::SuperblockChecksum
+                | CloneDamage::BitmapChecksum
+                | CloneDamage::RefCountNodeChecksum
+                | CloneDamage::BtreeNodeChecksum
+                | CloneDamage::ArrayBlockChecksum
+        );
+        if checksum {
+            let bad = rows.iter().find(|r| r["block"] == damaged.block).unwrap();
+            assert_eq!(bad["checksum"], "bad", "{damage:?}: {bad}");
+            let problems = bad["problems"].as_array().unwrap();
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.as_str().unwrap().starts_with("block-checksum: ")),
+                "{damage:?}: {bad}"
+            );
+            assert_eq!(json["bad_blocks"], 1, "{damage:?}");
+        }
+    }
+    drop(dir);
 }

@@ -178,7 +178,10 @@ fn another_kind_is_refused_by_every_tool() {
             HANDLED,
             HANDLED,
             (2, "holds dm-clone metadata"),
-            (2, "not a COW store"),
+            (
+                2,
+                "is dm-clone metadata: give its new region size with --region-size SIZE",
+            ),
         ],
     );
 }

@@ -84,11 +84,12 @@ const CLONE_CASES: &[Case] = &[
     ("cowrepair", "cowrepair -i meta.img -o out.img"),
     (
         "cowmigrate",
-        "cowmigrate -i meta.img -o out.img --to shared",
+        "cowmigrate -i meta.img -o out.img --region-size 64k",
     ),
     ("mkcow", "mkcow meta.img"),
     ("cowdump-json", "cowdump --format json meta.img"),
     ("cowdump-table", "cowdump --format table meta.img"),
+    ("cowdump-blocks", "cowdump --blocks --format table meta.img"),
 ];
 
 #[test]

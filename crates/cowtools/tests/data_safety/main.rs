@@ -9,6 +9,7 @@ mod common;
 
 mod clone_dump;
 mod clone_matrix;
+mod clone_migrate;
 mod clone_repair;
 mod contract;
 mod copies_and_messages;

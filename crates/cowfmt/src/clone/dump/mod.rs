@@ -1,8 +1,9 @@
 //! The dump of dm-clone metadata: what `cowdump` shows of it (the superblock,
 //! the space map's root, the hydrated regions as runs) read from a device,
 //! and the head a restore takes back. The schema's text, both ways, is
-//! [`text`].
+//! [`text`]; every metadata block reached (`--blocks`) is [`blocks`].
 
+pub mod blocks;
 pub mod text;
 
 use std::ops::Range;

@@ -8,8 +8,11 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::Parser;
+use cowfmt::device::{Access, Device};
 use cowfmt::dump_lines::TextSyntax;
-use cowfmt::store::dump::{write_journal, DumpOptions, Dumped, JournalDump, View};
+use cowfmt::store::dump::{
+    write_clone_blocks, write_journal, DumpOptions, Dumped, JournalDump, View,
+};
 use cowfmt::StoreKind;
 use cowtools::cli::cowdump::{Cli, DumpFormat};
 use cowtools::progress::RecordCounter;
@@ -25,19 +28,22 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> anyhow::Result<u8> {
     let target = &cli.store.target;
-    let (device, kind) = open::detect_kind(target, cli.store_kind.kind.map(Into::into))?;
+    let wanted: Option<StoreKind> = cli.store_kind.kind.map(Into::into);
+    if cli.blocks && wanted == Some(StoreKind::Clone) {
+        return clone_blocks(cli, &Device::open(target, Access::ReadOnly)?);
+    }
+    let (device, kind) = open::detect_kind(target, wanted)?;
     refuse_other_kinds_options(cli, kind)?;
+    if cli.blocks {
+        return clone_blocks(cli, &device);
+    }
     let Some(dumped) = Dumped::open(device, kind)? else {
         return Err(open::unsupported(kind, target, TOOL));
     };
     if let Some(chunk) = cli.hex {
         return hex_chunk(cli, &dumped, chunk);
     }
-    let syntax = match cli.format {
-        DumpFormat::Json => Some(TextSyntax::Json),
-        DumpFormat::Yaml => Some(TextSyntax::Yaml),
-        DumpFormat::Table => None,
-    };
+    let syntax = syntax(cli);
     if let (true, Dumped::Shared(source)) = (cli.journal, &dumped) {
         let dump = JournalDump::of(source)?;
         let mut out = open_output(cli)?;
@@ -73,6 +79,36 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     Ok(exit::EXIT_OK)
 }
 
+/// `--blocks`: every metadata block of dm-clone metadata, streamed; with
+/// `--kind clone` also when block 0 is too damaged to say it is clone.
+fn clone_blocks(cli: &Cli, device: &Device) -> anyhow::Result<u8> {
+    let mut out = open_output(cli)?;
+    let progress = RecordCounter::new("listing blocks", cli.verbosity.quiet, cli.output.is_some());
+    let problems = match syntax(cli) {
+        Some(syntax) => {
+            write_clone_blocks(&mut out, device, syntax, &|count| progress.tick(count))
+                .map_err(write_error)?;
+            Vec::new()
+        }
+        None => render::clone_blocks::write_blocks(&mut out, device, &progress)?,
+    };
+    out.finish()?;
+    progress.finish();
+    for problem in problems {
+        warn(cli, &problem);
+    }
+    Ok(exit::EXIT_OK)
+}
+
+/// The document syntax `--format` asks for (`None`: tables).
+fn syntax(cli: &Cli) -> Option<TextSyntax> {
+    match cli.format {
+        DumpFormat::Json => Some(TextSyntax::Json),
+        DumpFormat::Yaml => Some(TextSyntax::Yaml),
+        DumpFormat::Table => None,
+    }
+}
+
 /// The shared view the command line asks for, and its flag.
 fn shared_view(cli: &Cli) -> Option<(View, &'static str)> {
     if let Some(id) = cli.snapshot {
@@ -90,6 +126,9 @@ fn shared_view(cli: &Cli) -> Option<(View, &'static str)> {
 /// is opened.
 fn refuse_other_kinds_options(cli: &Cli, kind: StoreKind) -> anyhow::Result<()> {
     let target = cli.store.target.display();
+    if cli.blocks && kind != StoreKind::Clone {
+        bail!("{target}: --blocks is for dm-clone metadata, and this is a {kind} store");
+    }
     if kind.is_snap_v1() {
         let shared_flag = shared_view(cli)
             .map(|(_, flag)| flag)

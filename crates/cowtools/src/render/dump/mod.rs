@@ -5,6 +5,7 @@
 //! `cowfmt::clone::dump::text`).
 
 pub mod clone;
+pub mod clone_blocks;
 pub mod journal;
 pub mod persistent;
 pub mod shared;
