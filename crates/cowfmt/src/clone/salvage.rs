@@ -1,24 +1,25 @@
 //! What a repair keeps of damaged clone metadata: the sizes (from the
 //! superblock, else from the caller), every bitset word that can be read,
-//! and the region ranges whose words are lost.
+//! and the region ranges whose words are lost. It reads through
+//! [`super::walk`], the one walk of clone metadata, tolerantly.
 
 use std::ops::Range;
 
 use crate::bitset::DenseBitmap;
 use crate::blockdev::BlockDev;
 use crate::error::{Error, Result};
-use crate::pdata::bitset::read_bitset;
-use crate::pdata::btree::Mode;
-use crate::pdata::io::BlockSource;
 
 use super::geometry::Geometry;
-use super::open::{open_tolerant, TableSizes};
+use super::open::TableSizes;
+use super::walk::{walk_with_sizes, Policy};
 
 /// The region states read from damaged metadata.
 #[derive(Debug, Clone)]
 pub struct Salvage {
     /// The sizes the salvage was read with.
     pub geometry: Geometry,
+    /// Whether those sizes are the superblock's (else the caller's).
+    pub sizes_from_superblock: bool,
     /// One bit per region: hydrated as read; the regions of `lost` are clear.
     pub bits: DenseBitmap,
     /// Region ranges whose state could not be read, ascending, merged.
@@ -34,48 +35,77 @@ impl Salvage {
     }
 }
 
+/// The sizes a caller gives for metadata whose superblock's are unusable,
+/// in sectors: each may be missing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GivenSizes {
+    /// The region size (`--region-size`).
+    pub region_sectors: Option<u64>,
+    /// The target size (`--target-size`, or the size of `--source`).
+    pub target_sectors: Option<u64>,
+}
+
+impl GivenSizes {
+    /// Both sizes, when both are given.
+    pub fn table(&self) -> Option<TableSizes> {
+        Some(TableSizes {
+            region_sectors: self.region_sectors?,
+            target_sectors: self.target_sectors?,
+        })
+    }
+
+    /// The options still to give, as a caller would write them.
+    pub fn missing(&self) -> String {
+        let region = "--region-size SIZE";
+        let target = "--target-size SIZE (or --source SRC, whose size is the target size)";
+        match (self.region_sectors, self.target_sectors) {
+            (None, None) => format!("{region} and {target}"),
+            (None, Some(_)) => region.to_string(),
+            _ => target.to_string(),
+        }
+    }
+}
+
 /// Reads every readable bitset word of the clone metadata on `device`.
-/// The sizes are the superblock's; `sizes` stands in when the superblock's
-/// cannot be read (then no bitset root is known and every region is lost).
-/// Fails when neither gives sizes, or on an I/O error.
-pub fn salvage<D: BlockDev + BlockSource>(
-    device: &D,
-    sizes: Option<TableSizes>,
-) -> Result<Salvage> {
-    let opened = open_tolerant(device, None)?;
-    let mut problems: Vec<String> = opened.violations.iter().map(|v| v.describe()).collect();
-    let root = opened.superblock.as_ref().map(|sb| sb.bitset_root);
-    let (geometry, root) = match (opened.geometry, sizes) {
-        (Some(geometry), _) => (geometry, root),
-        (None, Some(sizes)) => {
-            let geometry = Geometry::new(sizes.region_sectors, sizes.target_sectors)
-                .map_err(|e| Error::Invalid(format!("the sizes given: {e}")))?;
-            (geometry, None)
-        }
-        (None, None) => {
-            return Err(Error::Invalid(format!(
-                "{}: the superblock gives no usable region and target sizes ({}); give them with --region-size and --target-size",
-                device.path().display(),
-                problems.join("; ")
-            )))
-        }
+/// The sizes are the superblock's; `given` stands in when the superblock's
+/// are unusable (the bitset root is still the superblock's, when it has
+/// one). Fails when neither gives both sizes, or on an I/O error.
+pub fn salvage(device: &dyn BlockDev, given: &GivenSizes) -> Result<Salvage> {
+    let fallback = match given.table() {
+        Some(sizes) => Some(
+            Geometry::new(sizes.region_sectors, sizes.target_sectors)
+                .map_err(|e| Error::Invalid(format!("the sizes given: {e}")))?,
+        ),
+        None => None,
+    };
+    let walked = walk_with_sizes(device, None, fallback, Policy::Tolerant, &mut ())?;
+    let mut problems: Vec<String> = walked.violations.iter().map(|v| v.describe()).collect();
+    let sizes_from_superblock = walked.opened.geometry.is_some();
+    let Some(geometry) = walked.opened.geometry.or(fallback) else {
+        let found = if problems.is_empty() {
+            "block 0 holds no superblock".to_string()
+        } else {
+            problems.join("; ")
+        };
+        return Err(Error::Invalid(format!(
+            "{}: the superblock gives no usable region and target sizes ({found}); give {}",
+            device.path().display(),
+            given.missing()
+        )));
     };
     let nr_regions = geometry.nr_regions();
-    let Some(root) = root else {
-        problems.push("no bitset root: every region state is lost".to_string());
-        return Ok(Salvage {
-            geometry,
-            bits: DenseBitmap::new(nr_regions),
-            lost: std::iter::once(0..nr_regions).collect(),
-            problems,
-        });
+    let (bits, lost) = match walked.bits {
+        Some(bits) => (bits, walked.lost),
+        None => {
+            problems.push("no bitset root: every region state is lost".to_string());
+            (DenseBitmap::new(nr_regions), vec![0..nr_regions])
+        }
     };
-    let read = read_bitset(device, root, nr_regions, Mode::Tolerant, &mut |_| {})?;
-    problems.extend(read.defects.iter().map(|d| d.to_string()));
     Ok(Salvage {
         geometry,
-        bits: read.bits,
-        lost: read.lost,
+        sizes_from_superblock,
+        bits,
+        lost,
         problems,
     })
 }
@@ -95,7 +125,7 @@ mod tests {
     #[test]
     fn undamaged_metadata_salvages_every_region_and_loses_none() {
         let bytes = fixture("a-region8-131072regions", "final");
-        let salvage = salvage(&MemDev::from_bytes("a", bytes), None).unwrap();
+        let salvage = salvage(&MemDev::from_bytes("a", bytes), &GivenSizes::default()).unwrap();
         assert_eq!(salvage.lost, Vec::<Range<u64>>::new());
         assert_eq!(salvage.bits.count_ones(), 74);
         assert!(salvage.problems.is_empty(), "{:?}", salvage.problems);
@@ -104,7 +134,11 @@ mod tests {
     #[test]
     fn a_damaged_array_block_loses_only_its_regions() {
         let mut bytes = fixture("c-region8-8388608regions", "final");
-        let whole = salvage(&MemDev::from_bytes("c", bytes.clone()), None).unwrap();
+        let whole = salvage(
+            &MemDev::from_bytes("c", bytes.clone()),
+            &GivenSizes::default(),
+        )
+        .unwrap();
         let leaf = bitset_root(&bytes);
         let root_node = &bytes[leaf * BLOCK_BYTES..];
         assert_eq!(
@@ -120,7 +154,7 @@ mod tests {
                 .unwrap(),
         ) as usize;
         bytes[first_array * BLOCK_BYTES + 100] ^= 0xff;
-        let damaged = salvage(&MemDev::from_bytes("c", bytes), None).unwrap();
+        let damaged = salvage(&MemDev::from_bytes("c", bytes), &GivenSizes::default()).unwrap();
         let per_block = 509 * 64;
         assert_eq!(damaged.lost, vec![0..per_block]);
         assert_eq!(damaged.lost_regions(), per_block);
@@ -137,16 +171,30 @@ mod tests {
         let mut bytes = fixture("b-region128-1024regions", "final");
         bytes[..BLOCK_BYTES].fill(0xaa);
         let device = MemDev::from_bytes("b", bytes);
-        let refused = salvage(&device, None).unwrap_err().to_string();
+        let refused = salvage(&device, &GivenSizes::default())
+            .unwrap_err()
+            .to_string();
         assert!(
-            refused.contains("--region-size and --target-size"),
+            refused.contains("give --region-size SIZE and --target-size SIZE"),
             "{refused}"
         );
-        let sizes = TableSizes {
-            region_sectors: 128,
-            target_sectors: 128 * 1024,
+        let region_only = GivenSizes {
+            region_sectors: Some(128),
+            target_sectors: None,
         };
-        let salvage = salvage(&device, Some(sizes)).unwrap();
+        let refused = salvage(&device, &region_only).unwrap_err().to_string();
+        assert!(
+            refused.ends_with(
+                "give --target-size SIZE (or --source SRC, whose size is the target size)"
+            ),
+            "{refused}"
+        );
+        let sizes = GivenSizes {
+            region_sectors: Some(128),
+            target_sectors: Some(128 * 1024),
+        };
+        let salvage = salvage(&device, &sizes).unwrap();
+        assert!(!salvage.sizes_from_superblock);
         assert_eq!(salvage.lost, vec![0..1024]);
         assert_eq!(salvage.bits.count_ones(), 0);
     }

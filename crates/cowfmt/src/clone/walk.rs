@@ -9,6 +9,7 @@
 
 use std::ops::Range;
 
+use super::geometry::Geometry;
 use super::open::{open_tolerant, TableSizes, TolerantOpen};
 use super::rules::{CloneViolation, IndexField};
 use super::superblock::CloneSuperblock;
@@ -122,6 +123,19 @@ pub fn walk(
     policy: Policy,
     visitor: &mut dyn CloneVisitor,
 ) -> Result<CloneWalk> {
+    walk_with_sizes(device, table, None, policy, visitor)
+}
+
+/// [`walk`], reading the bitset with `fallback`'s sizes when the
+/// superblock's are unusable (a repair given the sizes by its caller);
+/// `opened.geometry` stays the superblock's.
+pub fn walk_with_sizes(
+    device: &dyn BlockDev,
+    table: Option<TableSizes>,
+    fallback: Option<Geometry>,
+    policy: Policy,
+    visitor: &mut dyn CloneVisitor,
+) -> Result<CloneWalk> {
     let opened = open_tolerant(device, table)?;
     let device = &DevBlocks(device);
     let mut walker = Walker {
@@ -142,7 +156,10 @@ pub fn walk(
         if !walker.stopped {
             space_map = Some(walker.space_map(device, superblock)?);
         }
-        if let (Some(geometry), false) = (&opened.geometry, walker.stopped) {
+        if let (Some(geometry), false) = (
+            opened.geometry.as_ref().or(fallback.as_ref()),
+            walker.stopped,
+        ) {
             bitset = Some(walker.bitset(device, superblock.bitset_root, geometry.nr_regions())?);
         }
     }

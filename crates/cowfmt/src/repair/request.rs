@@ -56,6 +56,12 @@ pub struct RepairRequest {
     pub dest: Option<PathBuf>,
     /// Clone metadata: the state every lost region gets, when not decided from the data.
     pub lost_regions: Option<crate::clone::lost::LostRegions>,
+    /// Clone metadata whose superblock's sizes are unusable: the region size
+    /// in sectors.
+    pub region_size: Option<u64>,
+    /// Clone metadata whose superblock's sizes are unusable: the target size
+    /// in sectors (by default the size of `source`).
+    pub target_size: Option<u64>,
     /// Overwrite an existing output or backup; with `kind`, also repair an
     /// input holding another kind's signature.
     pub force: bool,

@@ -9,7 +9,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use common::*;
-use cowfmt::clone::salvage::salvage;
+use cowfmt::clone::salvage::{salvage, GivenSizes};
 use cowfmt::device::{Access, Device};
 use tempfile::TempDir;
 
@@ -45,7 +45,7 @@ fn damaged(dir: &TempDir) -> PathBuf {
 
 fn hydrated_runs(path: &Path) -> Vec<(u64, u64)> {
     let device = Device::open(path, Access::ReadOnly).unwrap();
-    let read = salvage(&device, None).unwrap();
+    let read = salvage(&device, &GivenSizes::default()).unwrap();
     assert!(read.lost.is_empty(), "{:?}", read.problems);
     let runs = read.bits.set_runs(0, read.bits.len());
     runs.into_iter()
