@@ -235,8 +235,10 @@ pub fn run(request: &RepairRequest, input: Device, events: &mut dyn RepairEvents
 }
 
 /// Copies the input to the backup and verifies the copy, then rebuilds the
-/// input from the backup (or finishes an interrupted rebuild from it). The
-/// lost regions are decided before the input is touched.
+/// input from the backup (or finishes an interrupted rebuild from it). A
+/// repair the input refuses (lost regions undecided, sizes missing) is
+/// refused before the backup is made; what is written is planned from the
+/// verified backup.
 fn in_place(
     request: &RepairRequest,
     input: Device,
@@ -244,6 +246,7 @@ fn in_place(
     policy: &LostPolicy,
     events: &mut dyn RepairEvents,
 ) -> JobResult {
+    plan(&input, given, policy)?;
     let job = InPlace::prepare(request, input, events)?;
     let mut plan = plan(&job.backup, given, policy)?;
     let nr_blocks = metadata_blocks(&plan, &request.input, job.target.size_bytes())?;

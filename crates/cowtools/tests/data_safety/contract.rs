@@ -177,7 +177,7 @@ fn another_kind_is_refused_by_every_tool() {
             (2, "already holds dm-clone metadata"),
             HANDLED,
             (2, "not a COW store"),
-            (2, "holds dm-clone metadata"),
+            HANDLED,
             (2, "not a COW store"),
         ],
     );
