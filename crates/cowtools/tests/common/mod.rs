@@ -440,3 +440,6 @@ pub fn kernel_clone_image(dir: &TempDir, name: &str, image: &str) -> PathBuf {
     lzma_rs::xz_decompress(&mut input, &mut output).expect("valid xz");
     path
 }
+
+/// Damage on purpose to dm-clone metadata images (the corruption matrices).
+pub mod clone_damage;
