@@ -85,25 +85,22 @@ pub struct ClonePlan {
 }
 
 /// Salvages the metadata on `input` and decides its lost regions by
-/// `policy`; `given` stands in for a superblock whose sizes are unusable
-/// (its target size defaults to the size of `policy`'s source). Refuses
-/// (an `Error::Invalid`) sizes given that differ from a usable
-/// superblock's, and lost regions when `policy` is `Unsaid`, naming them.
+/// `policy`; each size `given` replaces the superblock's (the target size
+/// defaults to the size of `policy`'s source when the superblock's are
+/// unusable). Refuses (an `Error::Invalid`) sizes missing, and lost
+/// regions when `policy` is `Unsaid`, naming them.
 pub fn plan(input: &dyn BlockDev, given: &GivenSizes, policy: &LostPolicy) -> Result<ClonePlan> {
-    let fallback = GivenSizes {
-        target_sectors: given.target_sectors.or(source_sectors(policy)?),
+    let given = GivenSizes {
+        source_sectors: source_sectors(policy)?,
         ..*given
     };
     let Salvage {
         geometry,
-        sizes_from_superblock,
+        stored,
         mut bits,
         lost,
         problems,
-    } = salvage(input, &fallback)?;
-    if sizes_from_superblock {
-        refuse_other_sizes(input, &geometry, given)?;
-    }
+    } = salvage(input, &given)?;
     let decided = match policy {
         _ if lost.is_empty() => Vec::new(),
         LostPolicy::Unsaid => return Err(Error::Invalid(unsaid(input, &lost))),
@@ -116,16 +113,6 @@ pub fn plan(input: &dyn BlockDev, given: &GivenSizes, policy: &LostPolicy) -> Re
     };
     apply(&mut bits, &decided);
     let lost_regions: u64 = lost.iter().map(|r| r.end - r.start).sum();
-    let notes = (!sizes_from_superblock)
-        .then(|| {
-            format!(
-                "the superblock's sizes are unusable: written with a region size of {} sectors and a target size of {} sectors, as given",
-                geometry.region_sectors(),
-                geometry.target_sectors()
-            )
-        })
-        .into_iter()
-        .collect();
     let report = CloneRepairReport {
         region_size: geometry.region_sectors(),
         target_size: geometry.target_sectors(),
@@ -135,13 +122,31 @@ pub fn plan(input: &dyn BlockDev, given: &GivenSizes, policy: &LostPolicy) -> Re
         hydrated_regions: bits.count_ones(),
         decided,
         problems,
-        notes,
+        notes: sizes_note(&geometry, stored).into_iter().collect(),
     };
     Ok(ClonePlan {
         bits,
         geometry,
         report,
     })
+}
+
+/// The note saying the sizes written are not the superblock's `stored`.
+fn sizes_note(geometry: &Geometry, stored: Option<(u64, u64)>) -> Option<String> {
+    let written = (geometry.region_sectors(), geometry.target_sectors());
+    if stored == Some(written) {
+        return None;
+    }
+    let said = match stored {
+        Some((region, target)) => {
+            format!("the superblock says a region size of {region} and a target size of {target}")
+        }
+        None => "the superblock gives no sizes".to_string(),
+    };
+    Some(format!(
+        "written with a region size of {} sectors and a target size of {} sectors, as given ({said})",
+        written.0, written.1
+    ))
 }
 
 /// The target size the source device gives, in sectors, when the data
@@ -153,23 +158,6 @@ fn source_sectors(policy: &LostPolicy) -> Result<Option<u64>> {
     Ok(Some(
         Device::open(source, Access::ReadOnly)?.size_bytes() / crate::SECTOR_BYTES,
     ))
-}
-
-/// Refuses sizes given on the command line that differ from the usable
-/// ones of the superblock: the repair never picks one of two answers.
-fn refuse_other_sizes(input: &dyn BlockDev, stored: &Geometry, given: &GivenSizes) -> Result<()> {
-    let differs = |given: Option<u64>, stored: u64| given.is_some_and(|g| g != stored);
-    if differs(given.region_sectors, stored.region_sectors())
-        || differs(given.target_sectors, stored.target_sectors())
-    {
-        return Err(Error::Invalid(format!(
-            "{}: the superblock's sizes (region {} sectors, target {} sectors) are usable and differ from those given; the repair keeps the superblock's: leave out --region-size and --target-size; nothing was written",
-            input.path().display(),
-            stored.region_sectors(),
-            stored.target_sectors()
-        )));
-    }
-    Ok(())
 }
 
 /// How a clone repair ended, or why it stopped.
@@ -202,11 +190,12 @@ pub fn policy(request: &RepairRequest) -> Result<LostPolicy> {
     }
 }
 
-/// The sizes `request` gives for a superblock whose own are unusable.
+/// The sizes `request` gives, replacing the superblock's.
 pub fn given_sizes(request: &RepairRequest) -> GivenSizes {
     GivenSizes {
         region_sectors: request.region_size,
         target_sectors: request.target_size,
+        source_sectors: None,
     }
 }
 

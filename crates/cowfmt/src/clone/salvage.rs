@@ -10,7 +10,7 @@ use crate::blockdev::BlockDev;
 use crate::error::{Error, Result};
 
 use super::geometry::Geometry;
-use super::open::TableSizes;
+use super::open::{open_tolerant, TableSizes};
 use super::walk::{walk_with_sizes, Policy};
 
 /// The region states read from damaged metadata.
@@ -18,8 +18,9 @@ use super::walk::{walk_with_sizes, Policy};
 pub struct Salvage {
     /// The sizes the salvage was read with.
     pub geometry: Geometry,
-    /// Whether those sizes are the superblock's (else the caller's).
-    pub sizes_from_superblock: bool,
+    /// The region and target sizes the superblock holds, when it could be
+    /// read (usable or not).
+    pub stored: Option<(u64, u64)>,
     /// One bit per region: hydrated as read; the regions of `lost` are clear.
     pub bits: DenseBitmap,
     /// Region ranges whose state could not be read, ascending, merged.
@@ -35,64 +36,72 @@ impl Salvage {
     }
 }
 
-/// The sizes a caller gives for metadata whose superblock's are unusable,
-/// in sectors: each may be missing.
+/// The sizes a caller gives, in sectors: each replaces the superblock's;
+/// the source's size stands in for a target size when neither it nor
+/// usable superblock sizes are there.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GivenSizes {
     /// The region size (`--region-size`).
     pub region_sectors: Option<u64>,
-    /// The target size (`--target-size`, or the size of `--source`).
+    /// The target size (`--target-size`).
     pub target_sectors: Option<u64>,
+    /// The size of the clone's source device (`--source`).
+    pub source_sectors: Option<u64>,
 }
 
 impl GivenSizes {
-    /// Both sizes, when both are given.
-    pub fn table(&self) -> Option<TableSizes> {
-        Some(TableSizes {
-            region_sectors: self.region_sectors?,
-            target_sectors: self.target_sectors?,
-        })
-    }
-
-    /// The options still to give, as a caller would write them.
-    pub fn missing(&self) -> String {
-        let region = "--region-size SIZE";
-        let target = "--target-size SIZE (or --source SRC, whose size is the target size)";
-        match (self.region_sectors, self.target_sectors) {
-            (None, None) => format!("{region} and {target}"),
-            (None, Some(_)) => region.to_string(),
-            _ => target.to_string(),
+    /// The sizes to read and write with: each given one, else the usable
+    /// superblock's `stored`, else (the target) the source's; `Err` names
+    /// the options still to give.
+    fn resolve(&self, stored: Option<Geometry>) -> std::result::Result<TableSizes, String> {
+        let region = self.region_sectors.or(stored.map(|g| g.region_sectors()));
+        let target = self
+            .target_sectors
+            .or(stored.map(|g| g.target_sectors()))
+            .or(self.source_sectors);
+        let region_option = "--region-size SIZE";
+        let target_option = "--target-size SIZE (or --source SRC, whose size is the target size)";
+        match (region, target) {
+            (Some(region_sectors), Some(target_sectors)) => Ok(TableSizes {
+                region_sectors,
+                target_sectors,
+            }),
+            (None, None) => Err(format!("{region_option} and {target_option}")),
+            (None, Some(_)) => Err(region_option.to_string()),
+            (Some(_), None) => Err(target_option.to_string()),
         }
     }
 }
 
 /// Reads every readable bitset word of the clone metadata on `device`.
-/// The sizes are the superblock's; `given` stands in when the superblock's
-/// are unusable (the bitset root is still the superblock's, when it has
-/// one). Fails when neither gives both sizes, or on an I/O error.
+/// The sizes are the superblock's, each replaced by the one `given` holds
+/// (the bitset root is still the superblock's). Fails when a size is
+/// neither usable in the superblock nor given, when the sizes given are
+/// ones the kernel refuses, or on an I/O error.
 pub fn salvage(device: &dyn BlockDev, given: &GivenSizes) -> Result<Salvage> {
-    let fallback = match given.table() {
-        Some(sizes) => Some(
-            Geometry::new(sizes.region_sectors, sizes.target_sectors)
-                .map_err(|e| Error::Invalid(format!("the sizes given: {e}")))?,
-        ),
-        None => None,
-    };
-    let walked = walk_with_sizes(device, None, fallback, Policy::Tolerant, &mut ())?;
-    let mut problems: Vec<String> = walked.violations.iter().map(|v| v.describe()).collect();
-    let sizes_from_superblock = walked.opened.geometry.is_some();
-    let Some(geometry) = walked.opened.geometry.or(fallback) else {
-        let found = if problems.is_empty() {
+    let stored = open_tolerant(device, None)?;
+    let sizes = given.resolve(stored.geometry).map_err(|missing| {
+        let found: Vec<String> = stored.violations.iter().map(|v| v.describe()).collect();
+        let found = if found.is_empty() {
             "block 0 holds no superblock".to_string()
         } else {
-            problems.join("; ")
+            found.join("; ")
         };
-        return Err(Error::Invalid(format!(
-            "{}: the superblock gives no usable region and target sizes ({found}); give {}",
+        Error::Invalid(format!(
+            "{}: the superblock gives no usable region and target sizes ({found}); give {missing}",
+            device.path().display()
+        ))
+    })?;
+    let geometry = Geometry::new(sizes.region_sectors, sizes.target_sectors).map_err(|e| {
+        Error::Invalid(format!(
+            "{}: the sizes given (region {} sectors, target {} sectors): {e}",
             device.path().display(),
-            given.missing()
-        )));
-    };
+            sizes.region_sectors,
+            sizes.target_sectors
+        ))
+    })?;
+    let walked = walk_with_sizes(device, None, Some(geometry), Policy::Tolerant, &mut ())?;
+    let mut problems: Vec<String> = walked.violations.iter().map(|v| v.describe()).collect();
     let nr_regions = geometry.nr_regions();
     let (bits, lost) = match walked.bits {
         Some(bits) => (bits, walked.lost),
@@ -103,7 +112,9 @@ pub fn salvage(device: &dyn BlockDev, given: &GivenSizes) -> Result<Salvage> {
     };
     Ok(Salvage {
         geometry,
-        sizes_from_superblock,
+        stored: stored
+            .superblock
+            .map(|sb| (sb.region_sectors, sb.target_sectors)),
         bits,
         lost,
         problems,
@@ -180,7 +191,7 @@ mod tests {
         );
         let region_only = GivenSizes {
             region_sectors: Some(128),
-            target_sectors: None,
+            ..GivenSizes::default()
         };
         let refused = salvage(&device, &region_only).unwrap_err().to_string();
         assert!(
@@ -192,9 +203,9 @@ mod tests {
         let sizes = GivenSizes {
             region_sectors: Some(128),
             target_sectors: Some(128 * 1024),
+            source_sectors: None,
         };
         let salvage = salvage(&device, &sizes).unwrap();
-        assert!(!salvage.sizes_from_superblock);
         assert_eq!(salvage.lost, vec![0..1024]);
         assert_eq!(salvage.bits.count_ones(), 0);
     }

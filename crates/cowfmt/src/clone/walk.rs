@@ -126,13 +126,13 @@ pub fn walk(
     walk_with_sizes(device, table, None, policy, visitor)
 }
 
-/// [`walk`], reading the bitset with `fallback`'s sizes when the
-/// superblock's are unusable (a repair given the sizes by its caller);
-/// `opened.geometry` stays the superblock's.
+/// [`walk`], reading the bitset with `sizes` instead of the superblock's
+/// when given (a repair told the sizes by its caller); `opened.geometry`
+/// stays the superblock's.
 pub fn walk_with_sizes(
     device: &dyn BlockDev,
     table: Option<TableSizes>,
-    fallback: Option<Geometry>,
+    sizes: Option<Geometry>,
     policy: Policy,
     visitor: &mut dyn CloneVisitor,
 ) -> Result<CloneWalk> {
@@ -156,10 +156,9 @@ pub fn walk_with_sizes(
         if !walker.stopped {
             space_map = Some(walker.space_map(device, superblock)?);
         }
-        if let (Some(geometry), false) = (
-            opened.geometry.as_ref().or(fallback.as_ref()),
-            walker.stopped,
-        ) {
+        if let (Some(geometry), false) =
+            (sizes.as_ref().or(opened.geometry.as_ref()), walker.stopped)
+        {
             bitset = Some(walker.bitset(device, superblock.bitset_root, geometry.nr_regions())?);
         }
     }

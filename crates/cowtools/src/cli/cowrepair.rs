@@ -201,13 +201,14 @@ pub struct Cli {
     #[arg(long, value_enum, value_name = "STATE")]
     pub lost_regions: Option<LostRegionsArg>,
 
-    /// Clone metadata whose superblock's sizes are unusable: the region size
-    /// (4k ... 1G, a power of two; the table's region_size).
+    /// Clone metadata: the region size (4k ... 1G, a power of two; the
+    /// table's region_size), replacing the superblock's (needed when those
+    /// are unusable).
     #[arg(long, value_name = "SIZE", value_parser = args::parse_sectors)]
     pub region_size: Option<u64>,
 
-    /// Clone metadata whose superblock's sizes are unusable: the target size
-    /// (512-byte multiple); by default the size of --source.
+    /// Clone metadata: the target size (512-byte multiple), replacing the
+    /// superblock's; when those are unusable, the size of --source by default.
     #[arg(long, value_name = "SIZE", value_parser = args::parse_sectors)]
     pub target_size: Option<u64>,
 

@@ -9,6 +9,7 @@ mod common;
 
 mod clone_dump;
 mod clone_repair;
+mod clone_repair_matrix;
 mod contract;
 mod copies_and_messages;
 mod cowcheck;
