@@ -3,15 +3,17 @@
 //! and the region ranges whose words are lost. It reads through
 //! [`super::walk`], the one walk of clone metadata, tolerantly.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use crate::bitset::DenseBitmap;
 use crate::blockdev::BlockDev;
 use crate::error::{Error, Result};
+use crate::pdata::bitset::BITS_PER_WORD;
 
 use super::geometry::Geometry;
 use super::open::{open_tolerant, TableSizes};
-use super::walk::{walk_with_sizes, Policy};
+use super::walk::{walk_with_sizes, BlockReached, BlockRole, CloneVisitor, Policy};
 
 /// The region states read from damaged metadata.
 #[derive(Debug, Clone)]
@@ -100,16 +102,30 @@ pub fn salvage(device: &dyn BlockDev, given: &GivenSizes) -> Result<Salvage> {
             sizes.target_sectors
         ))
     })?;
-    let walked = walk_with_sizes(device, None, Some(geometry), Policy::Tolerant, &mut ())?;
+    let mut places = ArrayPlaces::default();
+    let walked = walk_with_sizes(device, None, Some(geometry), Policy::Tolerant, &mut places)?;
     let mut problems: Vec<String> = walked.violations.iter().map(|v| v.describe()).collect();
     let nr_regions = geometry.nr_regions();
-    let (bits, lost) = match walked.bits {
+    let (mut bits, mut lost) = match walked.bits {
         Some(bits) => (bits, walked.lost),
         None => {
             problems.push("no bitset root: every region state is lost".to_string());
             (DenseBitmap::new(nr_regions), vec![0..nr_regions])
         }
     };
+    for (location, indices) in places.shared() {
+        problems.push(format!(
+            "array block {location} is reached as array blocks {}: the states of their regions cannot be told apart and are lost",
+            indices.iter().map(u64::to_string).collect::<Vec<_>>().join(" and ")
+        ));
+        for index in indices {
+            let start = index * REGIONS_PER_ARRAY_BLOCK;
+            let regions = start.min(nr_regions)..(start + REGIONS_PER_ARRAY_BLOCK).min(nr_regions);
+            regions.clone().for_each(|region| bits.clear(region));
+            lost.push(regions);
+        }
+    }
+    let lost = merged(lost);
     Ok(Salvage {
         geometry,
         stored: stored
@@ -119,6 +135,42 @@ pub fn salvage(device: &dyn BlockDev, given: &GivenSizes) -> Result<Salvage> {
         lost,
         problems,
     })
+}
+
+/// Regions whose bits one array block holds (509 words).
+const REGIONS_PER_ARRAY_BLOCK: u64 = 509 * BITS_PER_WORD;
+
+/// The array indices each array block was reached under.
+#[derive(Default)]
+struct ArrayPlaces(BTreeMap<u64, Vec<u64>>);
+
+impl ArrayPlaces {
+    /// The array blocks reached under more than one index, with those.
+    fn shared(self) -> impl Iterator<Item = (u64, Vec<u64>)> {
+        self.0.into_iter().filter(|(_, indices)| indices.len() > 1)
+    }
+}
+
+impl CloneVisitor for ArrayPlaces {
+    fn block(&mut self, reached: &BlockReached) {
+        if let BlockRole::ArrayBlock { index } = reached.role {
+            self.0.entry(reached.location).or_default().push(index);
+        }
+    }
+}
+
+/// `ranges` sorted, empty ones dropped, overlapping and touching ones merged.
+fn merged(mut ranges: Vec<Range<u64>>) -> Vec<Range<u64>> {
+    ranges.retain(|range| !range.is_empty());
+    ranges.sort_by_key(|range| range.start);
+    let mut out: Vec<Range<u64>> = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        match out.last_mut() {
+            Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
+            _ => out.push(range),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
