@@ -110,7 +110,10 @@ pub fn salvage(device: &dyn BlockDev, given: &GivenSizes) -> Result<Salvage> {
         Some(bits) => (bits, walked.lost),
         None => {
             problems.push("no bitset root: every region state is lost".to_string());
-            (DenseBitmap::new(nr_regions), vec![0..nr_regions])
+            (
+                DenseBitmap::new(nr_regions),
+                std::iter::once(0..nr_regions).collect(),
+            )
         }
     };
     for (location, indices) in places.shared() {
