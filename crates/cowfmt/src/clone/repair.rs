@@ -204,6 +204,7 @@ pub fn given_sizes(request: &RepairRequest) -> GivenSizes {
 /// itself rebuilt from a verified backup (`in_place`), written through
 /// [`write_clone`] and checked.
 pub fn run(request: &RepairRequest, input: Device, events: &mut dyn RepairEvents) -> JobResult {
+    refuse_store_options(request)?;
     let policy = policy(request)?;
     let given = given_sizes(request);
     if request.in_place {
@@ -221,6 +222,30 @@ pub fn run(request: &RepairRequest, input: Device, events: &mut dyn RepairEvents
     drop(device);
     prepared.claim.keep();
     finish(plan, output)
+}
+
+/// Refuses the options of the COW store kinds, which mean nothing for clone
+/// metadata (never ignored silently).
+fn refuse_store_options(request: &RepairRequest) -> Result<()> {
+    let store_only = [
+        (request.chunk_size.is_some(), "--chunk-size"),
+        (request.origin.is_some(), "--origin"),
+        (request.origin_size.is_some(), "--origin-size"),
+        (request.journal_chunks.is_some(), "--journal-chunks"),
+        (request.snapshots.is_some(), "--snapshots"),
+        (request.snapmask.is_some(), "--snapmask"),
+        (request.full_scan, "--full-scan"),
+        (request.mark_valid, "--mark-valid"),
+        (request.invalidate_on_loss, "--invalidate-on-loss"),
+        (request.kernel_areas_only, "--kernel-areas-only"),
+    ];
+    match store_only.iter().find(|(given, _)| *given) {
+        Some((_, flag)) => Err(Error::Invalid(format!(
+            "{}: {flag} applies to COW stores, and this is dm-clone metadata (its lost regions take --source/--dest or --lost-regions)",
+            request.input.display()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Copies the input to the backup and verifies the copy, then rebuilds the

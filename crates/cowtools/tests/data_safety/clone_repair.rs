@@ -366,3 +366,27 @@ fn a_cut_short_in_place_repair_is_refused_then_finished_from_its_backup() {
     assert_eq!(hydrated_runs(&input), MANIFEST_RUNS);
     assert_eq!(std::fs::read(&backup).unwrap(), original);
 }
+
+#[test]
+fn options_of_the_cow_stores_are_refused_for_clone_metadata() {
+    let dir = tempdir();
+    let input = fixture(&dir);
+    let output = dir.path().join("fixed.img");
+    for option in [
+        &["--chunk-size", "8k"][..],
+        &["--invalidate-on-loss"],
+        &["--origin-size", "1M"],
+    ] {
+        let refused = repair_into(&input, &output, option);
+        assert_refused_without_output(
+            &refused,
+            2,
+            "meta.img",
+            &[&format!(
+                "{} applies to COW stores, and this is dm-clone metadata",
+                option[0]
+            )],
+            &output,
+        );
+    }
+}
