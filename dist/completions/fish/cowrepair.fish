@@ -3,7 +3,7 @@ complete -c cowrepair -s o -l output -d 'The new store: an image file (created s
 complete -c cowrepair -l backup -d 'Where --in-place copies the input first (must be new or empty); to finish an interrupted --in-place repair, the backup it made' -r -F
 complete -c cowrepair -s s -l size -d 'Size of a new output image (4k, 64M, 1G, 8s...); the input\'s size by default' -r
 complete -c cowrepair -l origin-size -d 'The origin\'s size (bytes, or 64M, 1G, 8s...), when the device is not at hand' -r
-complete -c cowrepair -l kind -d 'persistent, legacy (also hold the output to the pre-2.6.29 limits), or shared; by default the header\'s magic decides' -r -f -a "persistent\t'The kernel\'s "SnAp" v1 store (dm-snapshot `P`)'
+complete -c cowrepair -l kind -d 'persistent, legacy (also hold the output to the pre-2.6.29 limits), shared, or clone; by default the header\'s magic (or a dm-clone superblock) decides' -r -f -a "persistent\t'The kernel\'s "SnAp" v1 store (dm-snapshot `P`)'
 legacy\t'The same bytes, held to the pre-2.6.29 limits and made safe to reload there'
 shared\t'The multi-snapshot shared store'
 clone\t'dm-clone metadata'"
@@ -14,6 +14,8 @@ complete -c cowrepair -l source -d 'Clone metadata: the clone\'s source device; 
 complete -c cowrepair -l dest -d 'Clone metadata: the clone\'s destination device (with --source)' -r -F
 complete -c cowrepair -l lost-regions -d 'Clone metadata: the state every region whose state is lost gets, when not decided from the data (required when regions are lost)' -r -f -a "hydrated\t'Hydrated: the kernel reads them from the destination'
 unhydrated\t'Not hydrated: the kernel copies them again from the source'"
+complete -c cowrepair -l region-size -d 'Clone metadata: the region size (4k ... 1G, a power of two; the table\'s region_size), replacing the superblock\'s (needed when those are unusable)' -r
+complete -c cowrepair -l target-size -d 'Clone metadata: the target size (512-byte multiple), replacing the superblock\'s; when those are unusable, the size of --source by default' -r
 complete -c cowrepair -l format -d 'Report format' -r -f -a "text\t'Plain lines: one per dropped record (and lost range), then a summary'
 table\t'The dropped records (and per-snapshot counts) as tables, then the summary'
 json\t'One JSON document (format_version 1)'"

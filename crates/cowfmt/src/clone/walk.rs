@@ -9,6 +9,7 @@
 
 use std::ops::Range;
 
+use super::geometry::Geometry;
 use super::open::{open_tolerant, TableSizes, TolerantOpen};
 use super::rules::{CloneViolation, IndexField};
 use super::superblock::CloneSuperblock;
@@ -126,6 +127,19 @@ pub fn walk(
     policy: Policy,
     visitor: &mut dyn CloneVisitor,
 ) -> Result<CloneWalk> {
+    walk_with_sizes(device, table, None, policy, visitor)
+}
+
+/// [`walk`], reading the bitset with `sizes` instead of the superblock's
+/// when given (a repair told the sizes by its caller); `opened.geometry`
+/// stays the superblock's.
+pub fn walk_with_sizes(
+    device: &dyn BlockDev,
+    table: Option<TableSizes>,
+    sizes: Option<Geometry>,
+    policy: Policy,
+    visitor: &mut dyn CloneVisitor,
+) -> Result<CloneWalk> {
     let opened = open_tolerant(device, table)?;
     let device = &DevBlocks(device);
     let mut walker = Walker {
@@ -146,7 +160,9 @@ pub fn walk(
         if !walker.stopped {
             space_map = Some(walker.space_map(device, superblock)?);
         }
-        if let (Some(geometry), false) = (&opened.geometry, walker.stopped) {
+        if let (Some(geometry), false) =
+            (sizes.as_ref().or(opened.geometry.as_ref()), walker.stopped)
+        {
             bitset = Some(walker.bitset(device, superblock.bitset_root, geometry.nr_regions())?);
         }
     }

@@ -56,6 +56,12 @@ pub struct RepairRequest {
     pub dest: Option<PathBuf>,
     /// Clone metadata: the state every lost region gets, when not decided from the data.
     pub lost_regions: Option<crate::clone::lost::LostRegions>,
+    /// Clone metadata: the region size in sectors, replacing the
+    /// superblock's.
+    pub region_size: Option<u64>,
+    /// Clone metadata: the target size in sectors, replacing the
+    /// superblock's (when those are unusable: the size of `source` by default).
+    pub target_size: Option<u64>,
     /// Overwrite an existing output or backup; with `kind`, also repair an
     /// input holding another kind's signature.
     pub force: bool,

@@ -1,6 +1,6 @@
 //! Repair of a store of any kind: the kind is chosen once here (from
-//! `--kind`, the header's magic, or the leaves of a shared store whose header
-//! is wiped), an input holding another kind's signature is refused unless the
+//! `--kind`, the header's magic, a dm-clone superblock, or the leaves of a
+//! shared store whose header is wiped), an input holding another kind's signature is refused unless the
 //! caller insists, and the kind's own job runs.
 
 use serde::Serialize;
@@ -45,10 +45,10 @@ pub type RepairResult = Result<Finished<RepairReport>, RepairError<RepairReport>
 pub fn repair(request: &RepairRequest, events: &mut dyn RepairEvents) -> RepairResult {
     request.validate()?;
     let input = kind_source(request, Device::open(&request.input, Access::ReadOnly)?)?;
-    let magic = FirstBlock::read(&input, &|| "the store magic".to_string())
-        .ok()
-        .map(|first| first.magic);
-    if request.kind == Some(StoreKind::Clone) {
+    let first = FirstBlock::read(&input, &|| "the store magic".to_string()).ok();
+    let magic = first.as_ref().map(|first| first.magic);
+    let named_clone = first.is_some_and(|first| first.kind() == Ok(StoreKind::Clone));
+    if request.kind == Some(StoreKind::Clone) || (request.kind.is_none() && named_clone) {
         let clone = |r| RepairReport::Clone(Box::new(r));
         return clone::run(request, input, events)
             .map(|done| finished(done, clone))

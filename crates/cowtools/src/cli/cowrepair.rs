@@ -35,13 +35,18 @@ EXAMPLES:
     cowrepair -i clone-meta.img -o fixed.img --source /dev/vg/origin --dest /dev/vg/clone
   dm-clone metadata whose lost regions are copied again from the source:
     cowrepair -i clone-meta.img -o fixed.img --lost-regions unhydrated
+  dm-clone metadata whose superblock is unreadable, rebuilt in place:
+    cowrepair -i clone-meta.img --in-place --backup meta.bak --region-size 64k --target-size 10G --lost-regions unhydrated
 
 Persistent stores: every area location on the device is scanned, so records
 after a zeroed or overwritten area, or after a premature terminator, are
 recovered when credible. Shared stores: the tree is walked from the root; when
 a block is damaged, the chunks nothing reachable accounts for are scanned for
 leaves, and the report names every lost origin range and what each snapshot
-kept and lost. The kind comes from the header's magic (or --kind). An input
+kept and lost. dm-clone metadata: every readable bitset word is kept; each
+lost region is decided from --source/--dest data or set by --lost-regions
+(required when regions are lost). The kind comes from the header's magic or
+the dm-clone superblock (or --kind). An input
 without a store's magic that holds another kind (dm-clone or dm-thin metadata,
 a file system...) is refused unless --kind and --force are both given.
 Exit codes: 0 the output was written and no record was lost, 3 the output was
@@ -138,8 +143,9 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", value_parser = args::parse_size)]
     pub origin_size: Option<u64>,
 
-    /// persistent, legacy (also hold the output to the pre-2.6.29 limits), or
-    /// shared; by default the header's magic decides.
+    /// persistent, legacy (also hold the output to the pre-2.6.29 limits),
+    /// shared, or clone; by default the header's magic (or a dm-clone
+    /// superblock) decides.
     #[arg(long, value_enum)]
     pub kind: Option<RepairKind>,
 
@@ -195,6 +201,17 @@ pub struct Cli {
     #[arg(long, value_enum, value_name = "STATE")]
     pub lost_regions: Option<LostRegionsArg>,
 
+    /// Clone metadata: the region size (4k ... 1G, a power of two; the
+    /// table's region_size), replacing the superblock's (needed when those
+    /// are unusable).
+    #[arg(long, value_name = "SIZE", value_parser = args::parse_sectors)]
+    pub region_size: Option<u64>,
+
+    /// Clone metadata: the target size (512-byte multiple), replacing the
+    /// superblock's; when those are unusable, the size of --source by default.
+    #[arg(long, value_name = "SIZE", value_parser = args::parse_sectors)]
+    pub target_size: Option<u64>,
+
     #[command(flatten)]
     pub overwrite: Force,
 
@@ -245,6 +262,8 @@ impl Cli {
                 LostRegionsArg::Hydrated => LostRegions::Hydrated,
                 LostRegionsArg::Unhydrated => LostRegions::Unhydrated,
             }),
+            region_size: self.region_size,
+            target_size: self.target_size,
             force: self.overwrite.force,
         }
     }

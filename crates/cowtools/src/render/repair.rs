@@ -648,6 +648,7 @@ fn write_clone(
             run.reason
         )?;
     }
+    write_notes(out, &format!("{TOOL}: {input}"), &report.notes)?;
     writeln!(
         out,
         "{TOOL}: {input}: clone metadata, {} regions of {} sectors: {} read, {} lost; {} hydrated{}",

@@ -177,7 +177,7 @@ fn another_kind_is_refused_by_every_tool() {
             (2, "already holds dm-clone metadata"),
             HANDLED,
             HANDLED,
-            (2, "holds dm-clone metadata"),
+            HANDLED,
             (
                 2,
                 "is dm-clone metadata: give its new region size with --region-size SIZE",

@@ -11,6 +11,7 @@ mod clone_dump;
 mod clone_matrix;
 mod clone_migrate;
 mod clone_repair;
+mod clone_repair_matrix;
 mod contract;
 mod copies_and_messages;
 mod cowcheck;

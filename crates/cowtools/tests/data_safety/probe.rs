@@ -384,17 +384,25 @@ fn assert_repair_refused(
 }
 
 #[test]
-fn case3_in_place_repair_of_dm_clone_metadata_is_refused() {
+fn case3_in_place_repair_of_dm_clone_metadata_repairs_it_as_clone() {
     let dir = tempdir();
     let meta = golden_clone_metadata(&dir);
-    let text = assert_repair_refused(
-        &dir,
-        &meta,
-        &["--in-place", "--backup", "meta.bak"],
-        "holds dm-clone metadata (superblock at byte 32), not a COW store",
+    let before = std::fs::read(&meta).unwrap();
+    let output = tool("cowrepair")
+        .current_dir(dir.path())
+        .arg("-i")
+        .arg(&meta)
+        .args(["--in-place", "--backup", "meta.bak"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stdout(&output)
+            .contains("clone metadata, 512 regions of 64 sectors: 512 read, 0 lost; 12 hydrated"),
+        "{}",
+        stdout(&output)
     );
-    assert!(text.contains("--kind"), "{text}");
-    assert!(!dir.path().join("meta.bak").exists());
+    assert_eq!(std::fs::read(dir.path().join("meta.bak")).unwrap(), before);
 }
 
 #[test]
