@@ -1,7 +1,7 @@
 complete -c cowcheck -l format -d 'Report format' -r -f -a "text\t'One line per finding, then a summary line'
 json\t'One JSON document (format_version 1)'"
 complete -c cowcheck -l origin-size -d 'The origin\'s size (bytes, or with a suffix: 64M, 1G, 8s), to check old chunks' -r
-complete -c cowcheck -l origin -d 'The origin device, to take its size from' -r -F
+complete -c cowcheck -l origin -d 'The origin device, to take its size from (clone: the source device)' -r -F
 complete -c cowcheck -l kind -d 'Insist on a store kind; legacy also checks the pre-2.6.29 limits' -r -f -a "persistent\t'The kernel\'s "SnAp" v1 store (dm-snapshot `P`)'
 legacy\t'The same bytes, held to the pre-2.6.29 limits'
 shared\t'The multi-snapshot shared store'

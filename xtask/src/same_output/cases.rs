@@ -124,6 +124,7 @@ pub fn all() -> Vec<Case> {
     let mut cases = Cases::default();
     common(&mut cases);
     cowcheck(&mut cases);
+    cowcheck_clone(&mut cases);
     cowdump(&mut cases);
     cowrepair(&mut cases);
     cowmigrate(&mut cases);
@@ -216,6 +217,35 @@ fn cowcheck(cases: &mut Cases) {
         ]);
     }
     cases.add("cowcheck --chunk-size 3k gen-p.cow");
+}
+
+/// cowcheck on dm-clone metadata: the golden image, damaged copies of it,
+/// its destination as the source size, and other inputs held to `--kind clone`.
+fn cowcheck_clone(cases: &mut Cases) {
+    for input in ["dmg-clone-sb.img", "dmg-clone-array.img"] {
+        cases.add_all([
+            format!("cowcheck {input}"),
+            format!("cowcheck --format json {input}"),
+        ]);
+    }
+    for input in ["clone-meta.img", "dmg-clone-sb.img", "dmg-clone-array.img"] {
+        cases.add_all([
+            format!("cowcheck --kind clone {input}"),
+            format!("cowcheck --kind clone --format json {input}"),
+            format!("cowcheck -q {input}"),
+            format!("cowcheck --super-block-only {input}"),
+            format!("cowcheck --ignore-non-fatal {input}"),
+        ]);
+    }
+    cases.add_all([
+        "cowcheck --origin clone-dest.img clone-meta.img",
+        "cowcheck --format json --origin clone-dest.img clone-meta.img",
+        "cowcheck --origin-size 1M clone-meta.img",
+        "cowcheck --kind clone junk.img",
+        "cowcheck --kind clone zero.img",
+        "cowcheck --kind clone gen-p.cow",
+        "cowcheck --kind clone --format json gen-s.cow",
+    ]);
 }
 
 fn cowdump(cases: &mut Cases) {

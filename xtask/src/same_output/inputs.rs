@@ -32,6 +32,7 @@ pub fn prepare(pool: &Path, base: &ToolDir) -> Result<()> {
     made_by_mkcow(pool, base)?;
     dumps(pool, base)?;
     damaged(pool)?;
+    damaged_clone(pool)?;
     bad(pool)?;
     Ok(())
 }
@@ -254,4 +255,27 @@ fn bad(pool: &Path) -> Result<()> {
     File::create(pool.join("zero.img"))?.set_len(1 << 20)?;
     fs::write(pool.join("existing.txt"), "an existing file\n")?;
     Ok(())
+}
+
+/// Damaged copies of the golden clone metadata: its superblock's checksum
+/// (`dmg-clone-sb.img`) and its one array block's (`dmg-clone-array.img`).
+fn damaged_clone(pool: &Path) -> Result<()> {
+    const BLOCK: u64 = 4096;
+    let le64 = |bytes: Vec<u8>| u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+    // The superblock's bitset root (a leaf), whose first value (after the
+    // 32-byte header and 252 keys) is the array block.
+    let root = le64(read_at(pool, "clone-meta.img", 188, 8)?);
+    let array_block = le64(read_at(
+        pool,
+        "clone-meta.img",
+        root * BLOCK + 32 + 252 * 8,
+        8,
+    )?);
+    damaged_copy(pool, "clone-meta.img", "dmg-clone-sb.img", &[(0, &[0; 4])])?;
+    damaged_copy(
+        pool,
+        "clone-meta.img",
+        "dmg-clone-array.img",
+        &[(array_block * BLOCK + 40, &[0x5a])],
+    )
 }

@@ -3,9 +3,9 @@
 //! [`CheckReport`] answers the same questions whatever the kind.
 
 use crate::clone::check::{self as clone, CloneCheckReport};
-use crate::clone::open::TableSizes;
+use crate::clone::open::{open_tolerant, TableSizes};
 use crate::device::{Access, Device};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::finding::{Finding, Severity};
 use crate::kind::StoreKind;
 use crate::output::Marker;
@@ -158,31 +158,36 @@ impl CheckPlan {
                     after_replay,
                 }
             }
-            CheckPlan::Clone(options) => {
-                let table = options.table_sizes(device)?;
-                CheckReport::Clone(if options.superblock_only {
-                    clone::check_superblock(device, table)?
-                } else {
-                    clone::check_with_progress(device, table, progress)?
-                })
-            }
+            CheckPlan::Clone(options) => CheckReport::Clone(options.run(device, progress)?),
         })
     }
 }
 
 impl CloneCheckOptions {
-    /// The sizes a table over the source would give: the superblock's region
-    /// size (a table names it, and the kernel refuses another), the source's
-    /// size in sectors. None without a source or a readable superblock.
-    fn table_sizes(&self, device: &Device) -> Result<Option<TableSizes>> {
-        let Some(bytes) = self.source_bytes else {
-            return Ok(None);
-        };
-        let opened = crate::clone::open::open_tolerant(device, None)?;
-        Ok(opened.superblock.map(|superblock| TableSizes {
-            region_sectors: superblock.region_sectors,
-            target_sectors: bytes / 512,
-        }))
+    /// Checks the clone metadata on `device`; an all-zero block 0 (metadata
+    /// the kernel formats on its first load) is not checked.
+    fn run(&self, device: &Device, progress: &mut Progress) -> Result<CloneCheckReport> {
+        let opened = open_tolerant(device, None)?;
+        if opened.is_blank() {
+            return Err(Error::Invalid(format!(
+                "{}: holds no dm-clone metadata: block 0 is all zero (the kernel formats it \
+                 when a clone table is first loaded); nothing to check",
+                device.path().display()
+            )));
+        }
+        // A table over the source: the source's size in sectors, and the
+        // superblock's region size (the table names one; cowcheck cannot).
+        let table = self.source_bytes.and_then(|bytes| {
+            opened.superblock.map(|superblock| TableSizes {
+                region_sectors: superblock.region_sectors,
+                target_sectors: bytes / 512,
+            })
+        });
+        if self.superblock_only {
+            clone::check_superblock(device, table)
+        } else {
+            clone::check_with_progress(device, table, progress)
+        }
     }
 }
 

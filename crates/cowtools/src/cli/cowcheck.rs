@@ -21,6 +21,9 @@ EXAMPLES:
     cowcheck --kind legacy cow.img
   A shared store (found by its magic; --kind shared insists on it):
     cowcheck --origin /dev/vg/data shared.img
+  dm-clone metadata (found by its superblock); --origin is the clone's source,
+  whose size the superblock's target size must equal:
+    cowcheck --origin /dev/vg/source clone-meta.img
 
 Findings are printed one per line as 'FILE: error|warning: CODE: message', then a
 one-line summary. With --kind, a header whose magic is wrong is reported as a
@@ -37,9 +40,12 @@ pub enum ReportFormat {
 
 /// Command line of cowcheck.
 #[derive(Debug, Parser)]
-#[command(name = "cowcheck", version, about = "Check a dm-snapshot COW store", after_help = EXAMPLES)]
+#[command(name = "cowcheck", version, about = "Check a dm-snapshot COW store or dm-clone metadata", after_help = EXAMPLES)]
 #[command(mut_arg("target", help("The image file or block device to check")))]
-#[command(mut_arg("origin", help("The origin device, to take its size from")))]
+#[command(mut_arg(
+    "origin",
+    help("The origin device, to take its size from (clone: the source device)")
+))]
 #[command(mut_arg("quiet", help("Print nothing; only the exit code tells")))]
 #[command(mut_arg(
     "kind",

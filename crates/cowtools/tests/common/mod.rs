@@ -443,3 +443,13 @@ pub fn kernel_clone_image(dir: &TempDir, name: &str, image: &str) -> PathBuf {
 
 /// Damage on purpose to dm-clone metadata images (the corruption matrices).
 pub mod clone_damage;
+
+/// The figures of a clone's `dmsetup status` line that its metadata decides
+/// (fields 4..8: `8 10/1024 8 74/131072`).
+pub fn status_figures(line: &str) -> String {
+    line.split_whitespace()
+        .skip(3)
+        .take(4)
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -13,7 +13,7 @@ use cowfmt::pdata::space_map::{check, load, SmRoot};
 
 use crate::common::{
     assert_error_says, cowdump, golden_clone_metadata, kernel_clone_image, kernel_clone_manifest,
-    kernel_clone_names, mkcow, stdout, tempdir,
+    kernel_clone_names, mkcow, status_figures, stdout, tempdir,
 };
 
 /// The manifest's `hydrated` runs as (start, count).
@@ -25,15 +25,6 @@ fn manifest_runs(runs: &serde_yaml::Value) -> Vec<(u64, u64)> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// The figures of a `dmsetup status` line the metadata decides.
-fn status_figures(line: &str) -> String {
-    line.split_whitespace()
-        .skip(3)
-        .take(4)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn json_dump(path: &Path) -> serde_json::Value {

@@ -25,16 +25,6 @@ fn cowcheck(args: &[&str], path: &Path) -> std::process::Output {
     output
 }
 
-/// The status figures of a `dmsetup status` line of a manifest (fields 4..8:
-/// `8 10/1024 8 74/131072`).
-fn status_figures(line: &str) -> String {
-    line.split_whitespace()
-        .skip(3)
-        .take(4)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 #[test]
 fn every_kernel_image_checks_clean_with_the_kernels_status() {
     let dir = tempdir();
@@ -113,6 +103,18 @@ fn a_lone_leak_is_a_warning_that_ignore_non_fatal_lets_pass() {
     assert_eq!(
         cowcheck(&["--ignore-non-fatal"], &path).status.code(),
         Some(0)
+    );
+}
+
+#[test]
+fn all_zero_metadata_is_not_checked_but_named_as_unformatted() {
+    let dir = tempdir();
+    let zero = blank_image(&dir, "zero.img", 1 << 20);
+    assert_error_says(
+        &cowcheck(&["--kind", "clone"], &zero),
+        2,
+        "zero.img",
+        &["holds no dm-clone metadata: block 0 is all zero"],
     );
 }
 
