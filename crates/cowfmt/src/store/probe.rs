@@ -2,9 +2,7 @@
 //! identifies a kind: a persistent header (valid flag, version, chunk size), a
 //! shared header, a dm-clone superblock, the output guard's marker on an
 //! unfinished output. [`FirstBlock::kind`] names a dm-clone superblock
-//! `Clone`; the jobs that have no clone arm yet go by
-//! [`FirstBlock::kind_without_clone_jobs`], the magic at offset 0 alone,
-//! with the errors it always had.
+//! `Clone`, never from the four bytes at offset 0 alone.
 
 use byteorder::{ByteOrder, LittleEndian};
 
@@ -82,20 +80,9 @@ impl FirstBlock {
 
     /// The kind the magic at offset 0 alone names, exactly as
     /// [`crate::kind::detect`] answers: `Persistent` for a SnAp header,
-    /// `Shared`, or why it is none. Jobs with no clone arm yet give a clone
-    /// superblock this answer, the one it always had.
+    /// `Shared`, or why it is none.
     pub fn magic_kind(&self) -> std::result::Result<StoreKind, FormatError> {
         crate::kind::detect(&self.magic.to_le_bytes())
-    }
-
-    /// [`FirstBlock::kind`], but for a clone superblock the answer of
-    /// [`FirstBlock::magic_kind`]: for the jobs no tool runs on clone
-    /// metadata yet (issue 12 round 2 gives each its clone arm).
-    pub fn kind_without_clone_jobs(&self) -> std::result::Result<StoreKind, FormatError> {
-        match self.kind() {
-            Ok(StoreKind::Clone) => self.magic_kind(),
-            other => other,
-        }
     }
 }
 
@@ -154,7 +141,7 @@ mod tests {
         assert!(matches!(first.holds, Holds::Clone(sb) if sb.magic == CLONE_MAGIC));
         assert_eq!(first.kind(), Ok(StoreKind::Clone));
         assert!(matches!(
-            first.kind_without_clone_jobs(),
+            first.magic_kind(),
             Err(FormatError::UnknownMagic { .. })
         ));
         let four_bytes = FirstBlock::identify(&block[..4]);
@@ -169,10 +156,7 @@ mod tests {
         let bytes = crate::clone::golden_metadata();
         let first = FirstBlock::identify(&bytes[..FIRST_BLOCK_BYTES]);
         assert_eq!(first.kind(), Ok(StoreKind::Clone));
-        assert_eq!(
-            first.kind_without_clone_jobs(),
-            crate::kind::detect(&bytes[..4])
-        );
+        assert_eq!(first.magic_kind(), crate::kind::detect(&bytes[..4]));
     }
 
     #[test]

@@ -70,10 +70,15 @@ pub fn precheck(
         chunk_sectors: chunk_sectors.unwrap_or(DEFAULT_CHUNK_SECTORS),
         empty: true,
     };
-    match (first.kind_without_clone_jobs(), kind) {
+    match (first.kind(), kind) {
         (Ok(StoreKind::Shared), _) => Err(refuse(
             "holds a shared store, which device-mapper cannot serve; cowrt's ublk half serves it \
              (docs/cowrt.md)"
+                .to_string(),
+        )),
+        (Ok(StoreKind::Clone), _) => Err(refuse(
+            "holds dm-clone metadata, not a snapshot store; `cowrt dm activate --kind clone` \
+             serves it"
                 .to_string(),
         )),
         (Err(FormatError::Unformatted), _) => Ok(empty),

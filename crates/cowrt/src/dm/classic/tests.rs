@@ -178,6 +178,22 @@ fn wrong_kind_damaged_or_mismatched_stores_are_refused_before_any_command() {
     assert!(refused(&request(ClassicKind::Persistent, &origin, &shared))
         .ends_with("holds a shared store, which device-mapper cannot serve; cowrt's ublk half serves it (docs/cowrt.md)"));
 
+    let clone = dir.path().join("clone.img");
+    let device = Device::create_or_extend(&clone, 1 << 20).unwrap();
+    let mut superblock = [0u8; 4096];
+    cowfmt::clone::superblock::CloneSuperblock::new(8, 1 << 20).encode(&mut superblock);
+    device.write_at(&superblock, 0).unwrap();
+    drop(device);
+    for kind in [
+        ClassicKind::Persistent,
+        ClassicKind::Legacy,
+        ClassicKind::Transient,
+    ] {
+        assert!(refused(&request(kind, &origin, &clone)).ends_with(
+            "holds dm-clone metadata, not a snapshot store; `cowrt dm activate --kind clone` serves it"
+        ));
+    }
+
     let junk = dir.path().join("junk.img");
     let device = Device::create_or_extend(&junk, 1 << 20).unwrap();
     device.write_at(b"XFSB", 0).unwrap();
