@@ -298,8 +298,8 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn runs_are_the_maximal_runs_of_set_bits(
-            len in 0u64..400,
-            set in proptest::collection::vec((0u64..400, 1u64..80), 0..8),
+            len in 0u64..4000,
+            set in proptest::collection::vec((0u64..4000, 1u64..1500), 0..8),
         ) {
             let set: Vec<(u64, u64)> = set
                 .into_iter()
