@@ -152,6 +152,41 @@ impl CloneDump {
     pub fn hydrated(&self) -> impl Iterator<Item = RegionRun> + '_ {
         set_runs(&self.bits).map(|(start, count)| RegionRun { start, count })
     }
+
+    /// Hands every hydrated run to `take`, ascending, until it fails. A
+    /// second thread finds the runs (a scan of one bit per region, bound by
+    /// memory bandwidth) a few batches ahead of `take`, which writes them.
+    pub fn for_each_hydrated<E>(
+        &self,
+        mut take: impl FnMut(RegionRun) -> Result<(), E>,
+    ) -> Result<(), E> {
+        const BATCH: usize = 4096;
+        const BATCHES_AHEAD: usize = 4;
+        std::thread::scope(|scope| {
+            let (send, receive) = std::sync::mpsc::sync_channel(BATCHES_AHEAD);
+            scope.spawn(move || {
+                let mut batch = Vec::with_capacity(BATCH);
+                for run in self.hydrated() {
+                    batch.push(run);
+                    if batch.len() == BATCH {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                        if send.send(full).is_err() {
+                            return;
+                        }
+                    }
+                }
+                if !batch.is_empty() {
+                    let _ = send.send(batch);
+                }
+            });
+            for batch in receive {
+                for run in batch {
+                    take(run)?;
+                }
+            }
+            Ok(())
+        })
+    }
 }
 
 fn run_of(range: &Range<u64>) -> RegionRun {

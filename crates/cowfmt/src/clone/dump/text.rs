@@ -36,11 +36,11 @@ pub fn write_document(
     write_fields(out, syntax, &dump.head, true)?;
     open_list(out, syntax, LIST)?;
     let mut list = ListWriter::new(out, syntax, &RUN_FIELDS);
-    for run in dump.hydrated() {
+    dump.for_each_hydrated(|run| {
         list.numbers(&[run.start, run.count]);
         tick(list.batch.count);
-        list.batch.end_record()?;
-    }
+        list.batch.end_record()
+    })?;
     list.close()?;
     write_fields(out, syntax, &dump.tail, false)?;
     if syntax == TextSyntax::Json {
