@@ -7,6 +7,10 @@
 //! timed test: it reports figures and PASS/FAIL, and writes them to
 //! target/bench/results.json.
 //!
+//! With `--cold`, cowcheck, cowdump and cowrepair run again with the page
+//! cache of the files they read emptied before each run (cold.rs), beside the
+//! warm figures.
+//!
 //! The dump goes to /dev/null, so the figure is the tool's and not the disk's
 //! write-back of a file of several hundred MiB.
 
@@ -18,6 +22,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Serialize;
 
+use crate::cold::{self, ColdMethod};
 use crate::engine_bench;
 use crate::gen_store::{parse_count, GenKind, GenStoreArgs, GenSummary, Pattern};
 use crate::measure::{self, Measured};
@@ -74,6 +79,15 @@ pub struct BenchArgs {
     /// Only these measurements, comma-separated [default: all].
     #[arg(long, value_enum, value_delimiter = ',', value_name = "PART,...")]
     pub only: Vec<BenchPart>,
+    /// Also run cowcheck, cowdump and cowrepair with a cold page cache (the
+    /// files they read dropped from it before each run), beside the warm runs.
+    #[arg(long)]
+    pub cold: bool,
+    /// How --cold empties the cache: fadvise drops only the bench's files;
+    /// drop-caches empties every cache of the machine (root only; falls back to
+    /// fadvise otherwise).
+    #[arg(long, value_enum, default_value_t = ColdMethod::Fadvise, value_name = "METHOD")]
+    pub cold_method: ColdMethod,
 }
 
 /// The measurements a bench run can be limited to.
@@ -185,6 +199,36 @@ impl Job {
             Job::DumpJson | Job::Repair | Job::RepairDamaged => None,
         }
     }
+
+    /// The files the job reads, whose cache a cold run drops.
+    fn inputs(self, store: &Store) -> Vec<&Path> {
+        match self {
+            Job::Check => vec![&store.cow, &store.origin],
+            Job::DumpJson | Job::Repair | Job::RepairDamaged => vec![&store.cow],
+        }
+    }
+
+    /// How many times its warm time a cold run may take (issue 14's targets),
+    /// if the job has such a target.
+    fn cold_ratio(self) -> Option<f64> {
+        match self {
+            Job::Check => Some(COLD_CHECK_RATIO),
+            Job::DumpJson => Some(COLD_DUMP_RATIO),
+            Job::Repair | Job::RepairDamaged => None,
+        }
+    }
+}
+
+/// A cold cowcheck may take at most this many times its warm time.
+const COLD_CHECK_RATIO: f64 = 4.0;
+/// A cold cowdump may take at most this many times its warm time.
+const COLD_DUMP_RATIO: f64 = 2.5;
+
+/// The cold runs of a bench: the method used and why it is not the one asked for.
+#[derive(Debug, Clone)]
+struct ColdSetup {
+    method: ColdMethod,
+    fallback: Option<String>,
 }
 
 /// A generated store in its own directory.
@@ -234,6 +278,30 @@ pub struct BenchResult {
     /// The 1-minute load average when the measurement started (engine cells).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load_average: Option<f64>,
+    /// Cold rows only: how the cache was emptied and what the runs read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheFigures>,
+}
+
+/// The page cache of a cold row.
+#[derive(Debug, Clone, Serialize)]
+pub struct CacheFigures {
+    /// "fadvise" or "drop-caches".
+    pub method: &'static str,
+    /// Why the method is not the one asked for, if it is not.
+    pub fallback: Option<String>,
+    /// Whether every run started with (nearly) none of its files resident.
+    pub cold: bool,
+    /// Why a run was not cold, if one was not.
+    pub not_cold: Option<String>,
+    /// The most bytes of the files left resident after a drop (`mincore`).
+    pub resident_after_bytes: u64,
+    /// The median bytes a run read from the disk (`ru_inblock`).
+    pub disk_read_bytes: u64,
+    /// The warm row's median wall time.
+    pub warm_seconds: f64,
+    /// The cold time's allowed multiple of the warm time, if there is a target.
+    pub max_cold_over_warm: Option<f64>,
 }
 
 impl BenchResult {
@@ -257,6 +325,7 @@ impl BenchResult {
             note: None,
             cpu_seconds: None,
             load_average: None,
+            cache: None,
         }
     }
 }
@@ -283,6 +352,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         vec![4 << 20, 16 << 20]
     };
     let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
+    let cold = args.cold.then(|| {
+        let (method, fallback) = cold::choose_method(args.cold_method, cold::is_root());
+        if let Some(why) = &fallback {
+            println!("cold runs: {why}");
+        }
+        ColdSetup { method, fallback }
+    });
     let bench_dir = target_dir().join("bench");
     let mut results = Vec::new();
     let wanted = |part| args.only.is_empty() || args.only.contains(&part);
@@ -316,7 +392,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 (Job::DumpJson, BenchPart::Dump),
             ] {
                 if wanted(part) {
-                    results.push(bench_job(tools, &store, job, runs)?);
+                    let warm = bench_job(tools, &store, job, runs)?;
+                    push_with_cold(&mut results, warm, tools, &store, job, runs, &cold)?;
                 }
             }
             if restore {
@@ -329,10 +406,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 )?);
             }
             if kind == GenKind::Persistent && wanted(BenchPart::Repair) {
-                results.push(bench_sparse_repair(tools, &store, runs)?);
+                let warm = bench_sparse_repair(tools, &store, runs)?;
+                push_with_cold(&mut results, warm, tools, &store, Job::Repair, runs, &cold)?;
             }
             if kind == GenKind::Shared && wanted(BenchPart::Repair) {
-                results.push(bench_job(tools, &store, Job::Repair, runs)?);
+                let warm = bench_job(tools, &store, Job::Repair, runs)?;
+                push_with_cold(&mut results, warm, tools, &store, Job::Repair, runs, &cold)?;
                 let zeroed = crate::damage::zero_leaves(&store.cow, ZEROED_LEAF_EVERY)?;
                 println!("zeroed {zeroed} leaves (one in {ZEROED_LEAF_EVERY})");
                 results.push(bench_job(tools, &store, Job::RepairDamaged, runs)?);
@@ -369,8 +448,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             .unwrap_or_else(|| bench_dir.join("engine"));
         results.extend(engine_bench::run(&dir, writes, runs)?);
     }
-    print_table(&results);
-    let path = write_results(&bench_dir, &results)?;
+    print_table(&results, cold.is_some());
+    let path = write_results(&bench_dir, &results, cold.is_some())?;
     println!("\nresults: {}", path.display());
     let failed = results.iter().filter(|r| !r.pass).count();
     if failed > 0 {
@@ -459,6 +538,86 @@ fn bench_job(tools: &Tools, store: &Store, job: Job, runs: u32) -> Result<BenchR
     }
     measure_runs(&mut result, runs, || run_once(tools, store, job))?;
     Ok(result)
+}
+
+/// Pushes the `warm` row of `job` and, with `cold` runs asked for and the warm
+/// run measured, the cold row beside it.
+fn push_with_cold(
+    results: &mut Vec<BenchResult>,
+    warm: BenchResult,
+    tools: &Tools,
+    store: &Store,
+    job: Job,
+    runs: u32,
+    cold: &Option<ColdSetup>,
+) -> Result<()> {
+    let cold_row = match (cold, warm.wall_seconds) {
+        (Some(setup), Some(_)) => Some(bench_cold(tools, store, job, runs, &warm, setup)?),
+        _ => None,
+    };
+    results.push(warm);
+    results.extend(cold_row);
+    Ok(())
+}
+
+/// `job` run `runs` times, each after the page cache of its inputs was emptied;
+/// its target is a multiple of the `warm` row's time, where the job has one.
+fn bench_cold(
+    tools: &Tools,
+    store: &Store,
+    job: Job,
+    runs: u32,
+    warm: &BenchResult,
+    setup: &ColdSetup,
+) -> Result<BenchResult> {
+    let warm_seconds = warm.wall_seconds.unwrap_or_default();
+    let ratio = job.cold_ratio();
+    let mut result = warm.clone();
+    result.tool = cold_tool_name(&warm.tool, setup.method);
+    result.target_records_per_second =
+        ratio.map_or(0.0, |ratio| warm.records as f64 / (ratio * warm_seconds));
+    result.note = None;
+    let inputs = job.inputs(store);
+    let mut reports = Vec::new();
+    let mut measured = Vec::new();
+    for run in 1..=runs {
+        let report = cold::make_cold(&inputs, setup.method)?;
+        let this = run_once(tools, store, job)?;
+        println!(
+            "{} {} run {run}/{runs}: {:.3} s, peak {:.1} MiB, read {:.1} MiB from disk; {}",
+            result.kind,
+            result.tool,
+            this.wall.as_secs_f64(),
+            mib(this.peak_rss_bytes),
+            mib(this.disk_read_bytes),
+            report.line()
+        );
+        reports.push(report);
+        measured.push(this);
+    }
+    fill_figures(&mut result, &measured);
+    if ratio.is_none() {
+        result.pass = true;
+    }
+    let mut read: Vec<u64> = measured.iter().map(|m| m.disk_read_bytes).collect();
+    read.sort_unstable();
+    let not_cold = reports.iter().find(|r| !r.is_cold()).map(|r| r.line());
+    result.cache = Some(CacheFigures {
+        method: setup.method.as_str(),
+        fallback: setup.fallback.clone(),
+        cold: not_cold.is_none(),
+        not_cold,
+        resident_after_bytes: reports.iter().map(|r| r.resident_after).max().unwrap_or(0),
+        disk_read_bytes: read[read.len() / 2],
+        warm_seconds,
+        max_cold_over_warm: ratio,
+    });
+    Ok(result)
+}
+
+/// The name of the cold row of the warm row `tool`.
+fn cold_tool_name(tool: &str, method: ColdMethod) -> String {
+    format!("{tool} [cold, {}]", method.as_str())
 }
 
 /// Measures `one` run `runs` times, printing each, and fills in `result`'s
@@ -579,6 +738,9 @@ fn mib(bytes: u64) -> f64 {
 }
 
 fn target_text(result: &BenchResult) -> String {
+    if let Some(ratio) = result.cache.as_ref().and_then(|c| c.max_cold_over_warm) {
+        return format!("<= {ratio}x warm");
+    }
     if result.target_records_per_second == 0.0 {
         return "(figure only)".to_string();
     }
@@ -593,10 +755,13 @@ fn target_text(result: &BenchResult) -> String {
     }
 }
 
-fn print_table(results: &[BenchResult]) {
+fn print_table(results: &[BenchResult], cold: bool) {
     println!(
         "\nwarm page cache (the images were just written); wall time is the median of the runs"
     );
+    if cold {
+        println!("[cold, METHOD] rows: the page cache of the files the tool reads was emptied before each run");
+    }
     println!("the dump is written to /dev/null: the figure is the tool's, not the disk's");
     println!(
         "{:<10} {:>9}  {:<40} {:>9} {:>14} {:>10}  {:<28} result",
@@ -631,18 +796,47 @@ fn print_table(results: &[BenchResult]) {
             result.tool,
             target_text(result)
         );
+        if let Some(cache) = &result.cache {
+            println!("{:<22}{}", "", cache_line(cache, result.wall_seconds));
+        }
     }
     println!("(targets are set at 16M records; smaller sizes are shown against the same figures)");
 }
 
-fn write_results(bench_dir: &Path, results: &[BenchResult]) -> Result<PathBuf> {
+/// The line under a cold row: the ratio to the warm time, the disk reads and
+/// whether the runs really started cold.
+fn cache_line(cache: &CacheFigures, cold_seconds: Option<f64>) -> String {
+    let ratio = cold_seconds.map_or("-".to_string(), |cold| {
+        format!("{:.1}x", cold / cache.warm_seconds)
+    });
+    let mut line = format!(
+        "{ratio} the warm {:.3} s; {:.1} MiB read from disk; {:.1} MiB resident after the drop",
+        cache.warm_seconds,
+        mib(cache.disk_read_bytes),
+        mib(cache.resident_after_bytes)
+    );
+    if let Some(why) = &cache.fallback {
+        line.push_str(&format!("; {why}"));
+    }
+    if let Some(why) = &cache.not_cold {
+        line.push_str(&format!("; NOT cold: {why}"));
+    }
+    line
+}
+
+fn write_results(bench_dir: &Path, results: &[BenchResult], cold: bool) -> Result<PathBuf> {
     fs::create_dir_all(bench_dir)?;
     let path = bench_dir.join("results.json");
     let document = Results {
         format_version: RESULTS_FORMAT_VERSION,
         generated_by: "cargo xtask bench",
         cpus: std::thread::available_parallelism().map_or(1, usize::from),
-        page_cache: "warm: the images were written just before the runs",
+        page_cache: if cold {
+            "warm: the images were written just before the runs; rows with `cache`: the \
+             page cache of the tool's input files was emptied before each run"
+        } else {
+            "warm: the images were written just before the runs"
+        },
         wall_time: "median of the runs, spawn to exit",
         dump_output: "/dev/null",
         results,
@@ -655,6 +849,71 @@ fn write_results(bench_dir: &Path, results: &[BenchResult]) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cold_options_parse() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            bench: BenchArgs,
+        }
+        use clap::Parser;
+        let plain = Cli::try_parse_from(["bench"]).unwrap().bench;
+        assert!(!plain.cold);
+        assert_eq!(plain.cold_method, ColdMethod::Fadvise);
+        let cold = Cli::try_parse_from(["bench", "--cold", "--cold-method", "drop-caches"])
+            .unwrap()
+            .bench;
+        assert!(cold.cold);
+        assert_eq!(cold.cold_method, ColdMethod::DropCaches);
+        assert!(Cli::try_parse_from(["bench", "--cold-method", "sometimes"]).is_err());
+    }
+
+    #[test]
+    fn a_cold_row_shows_its_ratio_and_method() {
+        assert_eq!(
+            cold_tool_name("cowcheck", ColdMethod::Fadvise),
+            "cowcheck [cold, fadvise]"
+        );
+        let cache = CacheFigures {
+            method: "fadvise",
+            fallback: Some("drop-caches needs root: used fadvise".to_string()),
+            cold: true,
+            not_cold: None,
+            resident_after_bytes: 0,
+            disk_read_bytes: 3 << 20,
+            warm_seconds: 0.5,
+            max_cold_over_warm: Some(COLD_CHECK_RATIO),
+        };
+        assert_eq!(
+            cache_line(&cache, Some(2.0)),
+            "4.0x the warm 0.500 s; 3.0 MiB read from disk; 0.0 MiB resident after the drop; \
+             drop-caches needs root: used fadvise"
+        );
+        let mut row = BenchResult {
+            cache: Some(cache),
+            ..BenchResult::of_tool(&summary(), "cowcheck".into(), 1.0, None)
+        };
+        assert_eq!(target_text(&row), "<= 4x warm");
+        row.cache = None;
+        assert_eq!(target_text(&row), ">= 0M rec/s");
+    }
+
+    fn summary() -> GenSummary {
+        GenSummary {
+            kind: cowfmt::StoreKind::Shared,
+            records: 1024,
+            chunk_sectors: 8,
+            cow_bytes: 16 << 20,
+            cow_chunks: 4096,
+            areas: 4,
+            origin_bytes: 16 << 20,
+            origin_chunks: 4096,
+            status: String::new(),
+            table: String::new(),
+            elapsed: std::time::Duration::ZERO,
+        }
+    }
 
     #[test]
     fn labels() {

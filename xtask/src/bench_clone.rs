@@ -371,6 +371,7 @@ fn clone_result(summary: &CloneSummary, job: CloneJob) -> BenchResult {
         note: None,
         cpu_seconds: None,
         load_average: None,
+        cache: None,
     }
 }
 

@@ -354,6 +354,7 @@ fn judge(measured: &[Measured]) -> Vec<BenchResult> {
                 note: None,
                 cpu_seconds: Some(m.figures.cpu_seconds),
                 load_average: Some(m.load),
+                cache: None,
             };
             if !m.cell.journal || m.cell.variant != Variant::Plain {
                 return result;

@@ -128,6 +128,7 @@ pub fn bench(runner: &Path, dir: &Path, runs: u32) -> Result<Vec<BenchResult>> {
         note: None,
         cpu_seconds: Some(p.cpu_seconds),
         load_average: None,
+        cache: None,
     };
     Ok(vec![
         row("first write", figures.first_write),

@@ -16,6 +16,7 @@
 mod bench;
 mod bench_clone;
 mod bench_nway;
+mod cold;
 mod crash_soak;
 mod damage;
 mod demo;

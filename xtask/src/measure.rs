@@ -1,4 +1,4 @@
-//! Wall time and peak memory of one child process.
+//! Wall time, peak memory and disk reads of one child process.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -14,6 +14,9 @@ pub struct Measured {
     pub peak_rss_bytes: u64,
     /// The exit code (`None` when a signal ended it).
     pub exit_code: Option<i32>,
+    /// Bytes the child read from the disk (`ru_inblock`, 512-byte blocks):
+    /// what the page cache did not hold.
+    pub disk_read_bytes: u64,
 }
 
 /// Spawns `command` and waits for it with `wait4`, which returns the rusage of
@@ -49,6 +52,7 @@ pub fn run(command: &mut Command) -> Result<Measured> {
         wall,
         peak_rss_bytes: u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024,
         exit_code,
+        disk_read_bytes: u64::try_from(usage.ru_inblock).unwrap_or(0) * 512,
     })
 }
 
