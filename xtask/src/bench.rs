@@ -154,6 +154,24 @@ impl Job {
         }
     }
 
+    /// The exit codes of a run that did its job: a repair of the damaged
+    /// store loses the records of the zeroed leaves, which cowrepair says
+    /// with exit 3 (docs/cowrepair.md).
+    fn good_exits(self) -> &'static [i32] {
+        match self {
+            Job::RepairDamaged => &[0, 3],
+            Job::Check | Job::DumpJson | Job::Repair => &[0],
+        }
+    }
+
+    /// What the job runs on, for a failure's message.
+    fn input(self) -> &'static str {
+        match self {
+            Job::RepairDamaged => "a damaged store",
+            Job::Check | Job::DumpJson | Job::Repair => "a clean store",
+        }
+    }
+
     fn binary(self) -> &'static str {
         match self {
             Job::Check => "cowcheck",
@@ -684,18 +702,31 @@ fn run_once(tools: &Tools, store: &Store, job: Job) -> Result<Measured> {
     if matches!(job, Job::Repair | Job::RepairDamaged) {
         let _ = fs::remove_file(store.dir.join("repaired.img"));
     }
-    run_checked(
+    run_with_exits(
         job.command(tools, store),
         &store.dir,
         job.binary(),
-        "a clean store",
+        job.input(),
+        job.good_exits(),
     )
 }
 
 /// Runs `command` once with its output in `dir` (`<name>.stdout`,
 /// `<name>.stderr`) and fails unless it exits 0 (`on`: what it ran on, for
 /// the message).
-pub fn run_checked(mut command: Command, dir: &Path, name: &str, on: &str) -> Result<Measured> {
+pub fn run_checked(command: Command, dir: &Path, name: &str, on: &str) -> Result<Measured> {
+    run_with_exits(command, dir, name, on, &[0])
+}
+
+/// [`run_checked`], where any of `good` is an exit code of a run that did
+/// its job.
+fn run_with_exits(
+    mut command: Command,
+    dir: &Path,
+    name: &str,
+    on: &str,
+    good: &[i32],
+) -> Result<Measured> {
     let stdout = dir.join(format!("{name}.stdout"));
     let stderr = dir.join(format!("{name}.stderr"));
     command
@@ -703,7 +734,7 @@ pub fn run_checked(mut command: Command, dir: &Path, name: &str, on: &str) -> Re
         .stdout(File::create(&stdout)?)
         .stderr(File::create(&stderr)?);
     let measured = measure::run(&mut command)?;
-    if measured.exit_code != Some(0) {
+    if !measured.exit_code.is_some_and(|code| good.contains(&code)) {
         let text = fs::read_to_string(&stderr).unwrap_or_default();
         bail!(
             "{} ended with {:?} on {on}: {}",
@@ -849,6 +880,24 @@ fn write_results(bench_dir: &Path, results: &[BenchResult], cold: bool) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_damaged_repair_that_loses_records_is_a_good_run_and_other_exits_are_not() {
+        assert_eq!(Job::RepairDamaged.good_exits(), &[0, 3]);
+        assert_eq!(Job::Repair.good_exits(), &[0]);
+        let dir = tempfile::tempdir().unwrap();
+        let exit = |code: i32| {
+            let mut command = Command::new("sh");
+            command.args(["-c", &format!("exit {code}")]);
+            command
+        };
+        run_with_exits(exit(3), dir.path(), "lossy", "a damaged store", &[0, 3]).unwrap();
+        let refused = run_checked(exit(3), dir.path(), "lossy", "a clean store").unwrap_err();
+        assert!(
+            refused.to_string().contains("Some(3) on a clean store"),
+            "{refused}"
+        );
+    }
 
     #[test]
     fn cold_options_parse() {
